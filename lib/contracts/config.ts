@@ -1,0 +1,248 @@
+/**
+ * The one configuration schema (`lifecycle.config.json`), shared by the CDK app, the Lambdas and the CLI.
+ *
+ * Everything a run needs travels in the execution input (see `payloads.ts`), so handlers never read the
+ * config file: the schedule and the CLI build the same input from the same validated policy.
+ */
+import { z } from 'zod';
+import { parseIsoDuration } from './iso-duration.ts';
+import { parseQualifiedName } from './identifiers.ts';
+
+/** Policy names become S3 prefixes, CloudFormation ids and schedule names: keep them boring. */
+const PolicyNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes, starting with a letter (max 63)');
+
+const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
+  try {
+    const parts = parseQualifiedName(value);
+    if (parts.length > 2) ctx.addIssue({ code: 'custom', message: 'must be "table" or "schema.table"' });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const ColumnNameSchema = z.string().superRefine((value, ctx) => {
+  try {
+    const parts = parseQualifiedName(value);
+    if (parts.length !== 1) ctx.addIssue({ code: 'custom', message: 'must be a single column name' });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const RetentionSchema = z.string().superRefine((value, ctx) => {
+  try {
+    const duration = parseIsoDuration(value);
+    if (duration.totalSecondsApprox <= 0) ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/**
+ * EventBridge Scheduler expressions: `cron(min hour dom month dow year)` or `rate(n unit)`.
+ * Deeper validation happens at deploy time; here we catch the common slips (five-field Unix cron).
+ */
+const ScheduleSchema = z.string().superRefine((value, ctx) => {
+  const cron = /^cron\((.+)\)$/.exec(value);
+  const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(value);
+  if (cron) {
+    const fields = (cron[1] ?? '').trim().split(/\s+/);
+    if (fields.length !== 6) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `cron needs 6 fields (minutes hours day-of-month month day-of-week year), got ${fields.length}`,
+      });
+    } else if (fields[2] !== '?' && fields[4] !== '?') {
+      ctx.addIssue({ code: 'custom', message: 'cron: one of day-of-month or day-of-week must be "?"' });
+    }
+  } else if (!rate) {
+    ctx.addIssue({ code: 'custom', message: 'must be "cron(...)" or "rate(N minutes|hours|days)"' });
+  }
+});
+
+/**
+ * A SQL boolean expression spliced into the chunk query. It is the one piece of config that is not an
+ * identifier, so it is screened here (no statement separators, comments or transaction control) and
+ * checked again with EXPLAIN against the real table when a run starts.
+ */
+export const FilterSchema = z
+  .string()
+  .min(1)
+  .max(2000)
+  .superRefine((value, ctx) => {
+    const problem = screenFilterExpression(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Returns why a filter expression is refused, or undefined when it passes the static screen. */
+export function screenFilterExpression(expression: string): string | undefined {
+  // Strip string literals and quoted identifiers first so that `note <> 'a;b'` is fine.
+  const stripped = expression.replace(/'(?:[^']|'')*'/g, "''").replace(/"(?:[^"]|"")*"/g, '""');
+  if (/'|"/.test(stripped)) return 'has an unterminated quote';
+  if (stripped.includes(';')) return 'must not contain ";" (a single boolean expression only)';
+  if (stripped.includes('--') || stripped.includes('/*')) return 'must not contain SQL comments';
+  if (stripped.includes('$')) return 'must not contain "$" (parameters and dollar quoting are not allowed)';
+  if (/\b(insert|update|delete|drop|alter|create|truncate|grant|revoke|copy|commit|rollback|vacuum|call|do)\b/i.test(stripped)) {
+    return 'must be a boolean expression, not a statement';
+  }
+  let depth = 0;
+  for (const char of stripped) {
+    if (char === '(') depth++;
+    if (char === ')') depth--;
+    if (depth < 0) return 'has unbalanced parentheses';
+  }
+  if (depth !== 0) return 'has unbalanced parentheses';
+  return undefined;
+}
+
+/** Chunking and transaction bounds; any field may be set per policy or under `defaults`. */
+export const ChunkingSchema = z
+  .object({
+    /** Rows in the first chunk; later chunks adapt towards `targetTransactionMs`. */
+    initialRows: z.int().min(1).max(1_000_000).default(10_000),
+    minRows: z.int().min(1).max(1_000_000).default(500),
+    maxRows: z.int().min(1).max(1_000_000).default(50_000),
+    /** Target duration of one chunk transaction (lock held from DELETE to COMMIT). */
+    targetTransactionMs: z.int().min(50).max(60_000).default(2_000),
+    lockTimeoutMs: z.int().min(10).max(60_000).default(2_000),
+    statementTimeoutMs: z.int().min(100).max(600_000).default(60_000),
+    /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
+    pauseSeconds: z.int().min(0).max(3600).default(0),
+  })
+  .strict();
+
+export const StorageClassDaysSchema = z
+  .object({
+    infrequentAccessAfterDays: z.int().min(30).default(30),
+    glacierInstantRetrievalAfterDays: z.int().min(1).default(90),
+    deepArchiveAfterDays: z.int().min(1).default(180),
+    /** Delete archived objects after this many days; omit to keep them forever. */
+    expireAfterDays: z.int().min(1).optional(),
+  })
+  .strict()
+  .superRefine((days, ctx) => {
+    if (days.glacierInstantRetrievalAfterDays < days.infrequentAccessAfterDays + 30) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['glacierInstantRetrievalAfterDays'],
+        message: 'must be at least 30 days after infrequentAccessAfterDays (S3 minimum)',
+      });
+    }
+    if (days.deepArchiveAfterDays < days.glacierInstantRetrievalAfterDays + 90) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deepArchiveAfterDays'],
+        message: 'must be at least 90 days after glacierInstantRetrievalAfterDays (Glacier IR minimum)',
+      });
+    }
+    if (days.expireAfterDays !== undefined && days.expireAfterDays < days.deepArchiveAfterDays + 180) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['expireAfterDays'],
+        message: 'must be at least 180 days after deepArchiveAfterDays (Deep Archive minimum)',
+      });
+    }
+  });
+
+export const ArchiveOptionsSchema = z
+  .object({
+    /** Hive partition granularity of object keys, by the row's time column (UTC). */
+    partitionBy: z.enum(['year', 'month', 'day']).default('month'),
+    compression: z.enum(['snappy', 'zstd', 'gzip', 'uncompressed']).default('snappy'),
+    /** How an uploaded object is checked before the chunk commits. */
+    verify: z.enum(['head', 'read-back']).default('head'),
+    storage: StorageClassDaysSchema.prefault({}),
+  })
+  .strict();
+
+const PolicyBaseSchema = z.object({
+  name: PolicyNameSchema,
+  description: z.string().max(500).optional(),
+  /** `table` or `schema.table`; quote parts with double quotes to keep case ("Sales"."Orders"). */
+  table: QualifiedTableSchema,
+  timeColumn: ColumnNameSchema,
+  /** ISO-8601 duration: rows with `timeColumn < now - retention` are eligible. */
+  retention: RetentionSchema,
+  filter: FilterSchema.optional(),
+  schedule: ScheduleSchema.optional(),
+  /** IANA time zone the cron expression is read in. */
+  timezone: z.string().default('UTC'),
+  enabled: z.boolean().default(true),
+  chunking: ChunkingSchema.partial().optional(),
+});
+
+export const ArchivePolicySchema = PolicyBaseSchema.extend({
+  action: z.literal('archive'),
+  archive: ArchiveOptionsSchema.prefault({}),
+}).strict();
+
+export const PurgePolicySchema = PolicyBaseSchema.extend({
+  action: z.literal('purge'),
+}).strict();
+
+export const PolicySchema = z.discriminatedUnion('action', [ArchivePolicySchema, PurgePolicySchema]);
+
+const DatabaseSchema = z
+  .object({
+    /** Secrets Manager secret with the RDS JSON shape: host, port, username, password, dbname. */
+    secretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN'),
+    vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must look like vpc-0123abcd'),
+    subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must look like subnet-0123abcd')).min(1),
+    availabilityZones: z.array(z.string().min(1)).min(1),
+    securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, 'must look like sg-0123abcd'),
+  })
+  .strict()
+  .refine((db) => db.subnetIds.length === db.availabilityZones.length, {
+    message: 'subnetIds and availabilityZones must have the same length (one subnet per zone, in order)',
+    path: ['availabilityZones'],
+  });
+
+export const LifecycleConfigSchema = z
+  .object({
+    $schema: z.string().optional(),
+    /** An existing database to manage. Omit and set `sandbox: true` to let the stack create a small RDS. */
+    database: DatabaseSchema.optional(),
+    sandbox: z.boolean().default(false),
+    /** Existing bucket name for archives; omit to let the stack create one. */
+    bucketName: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
+      .optional(),
+    /** Email subscribed to the failure alarm topic. */
+    alarmEmail: z.email().optional(),
+    defaults: z
+      .object({ chunking: ChunkingSchema.partial().optional() })
+      .strict()
+      .prefault({}),
+    policies: z.array(PolicySchema).min(1, 'needs at least one policy'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.policies.forEach((policy, index) => {
+      if (seen.has(policy.name)) {
+        ctx.addIssue({ code: 'custom', path: ['policies', index, 'name'], message: `duplicate policy name "${policy.name}"` });
+      }
+      seen.add(policy.name);
+    });
+    if (config.database && config.sandbox) {
+      ctx.addIssue({ code: 'custom', path: ['sandbox'], message: 'choose either "database" or "sandbox", not both' });
+    }
+  });
+
+export type LifecycleConfigInput = z.input<typeof LifecycleConfigSchema>;
+export type LifecycleConfig = z.output<typeof LifecycleConfigSchema>;
+export type Policy = z.output<typeof PolicySchema>;
+export type ArchivePolicy = z.output<typeof ArchivePolicySchema>;
+export type PurgePolicy = z.output<typeof PurgePolicySchema>;
+export type Chunking = z.output<typeof ChunkingSchema>;
+export type ArchiveOptions = z.output<typeof ArchiveOptionsSchema>;
+
+/** The chunking a policy runs with: built-in defaults, then `defaults.chunking`, then the policy's own. */
+export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
+  const merged = ChunkingSchema.parse({ ...config.defaults.chunking, ...policy.chunking });
+  if (merged.minRows > merged.maxRows) throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
+  return { ...merged, initialRows: Math.min(Math.max(merged.initialRows, merged.minRows), merged.maxRows) };
+}

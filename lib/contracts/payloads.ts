@@ -1,0 +1,125 @@
+/**
+ * State-machine payloads: one zod schema per payload. The CDK definition uses the field names
+ * (JSONPath), the Lambdas parse what comes in and what goes out, so a drift fails loudly.
+ *
+ * Lambda tasks are invoked with `payloadResponseOnly`, so no `Payload` wrapper ever appears here.
+ */
+import { z } from 'zod';
+import { ChunkingSchema, PolicySchema } from './config.ts';
+
+export const TriggerSchema = z.enum(['schedule', 'manual', 'local']);
+
+/** What a schedule, `pg-lifecycle start` and `pg-lifecycle run` send to StartExecution. */
+export const ExecutionInputSchema = z
+  .object({
+    policy: PolicySchema,
+    chunking: ChunkingSchema,
+    trigger: TriggerSchema,
+    dryRun: z.boolean().default(false),
+    /** Set when a run continues in a new execution (history bound); the lease is already held. */
+    continuation: z
+      .object({
+        runId: z.uuid(),
+        cutoff: z.string(),
+        cursor: z.array(z.string().nullable()).nullable(),
+        batchRows: z.int().positive(),
+        generation: z.int().min(1),
+      })
+      .optional(),
+  })
+  .strict();
+
+export const TotalsSchema = z.object({
+  rows: z.int().min(0),
+  objects: z.int().min(0),
+  bytes: z.int().min(0),
+  chunks: z.int().min(0),
+});
+
+/** Passed from step to step; small by design (no rows, no per-object lists). */
+export const RunStateSchema = z
+  .object({
+    runId: z.uuid(),
+    policy: PolicySchema,
+    chunking: ChunkingSchema,
+    dryRun: z.boolean(),
+    /** Fixed at the start of the run: ISO-8601 UTC with microseconds. */
+    cutoff: z.string(),
+    /** Keyset position after the last chunk: text values of (timeColumn, key columns...). */
+    cursor: z.array(z.string().nullable()).nullable(),
+    /** Next chunk size; adapts towards `chunking.targetTransactionMs`. */
+    batchRows: z.int().positive(),
+    done: z.boolean(),
+    /** Chunk-step invocations in this execution; past a bound the run continues as a new execution. */
+    iterations: z.int().min(0),
+    /** How many executions this run has spanned. */
+    generation: z.int().min(1),
+    /** Counts done by this execution's invocations so far (the ledger holds the authoritative run totals). */
+    totals: TotalsSchema,
+  })
+  .strict();
+
+/**
+ * The Catch of any step adds the error under `$.error` to that step's input: a RunState after Start,
+ * the ExecutionInput when Start itself failed (then there is no runId yet).
+ */
+export const FailureInputSchema = z.looseObject({
+  runId: z.uuid().optional(),
+  policy: z.looseObject({ name: z.string(), action: z.string() }),
+  dryRun: z.boolean().optional(),
+  error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+});
+
+export const RunSummarySchema = z.object({
+  runId: z.uuid(),
+  policy: z.string(),
+  action: z.string(),
+  status: z.enum(['succeeded', 'failed', 'dry_run']),
+  cutoff: z.string(),
+  rows: z.int().min(0),
+  objects: z.int().min(0),
+  bytes: z.int().min(0),
+  chunks: z.int().min(0),
+  orphansRemoved: z.int().min(0),
+  durationMs: z.int().min(0),
+  /** Dry runs only: rows that would be affected. */
+  eligibleRows: z.int().min(0).optional(),
+});
+
+export type ExecutionInput = z.output<typeof ExecutionInputSchema>;
+export type RunState = z.output<typeof RunStateSchema>;
+export type Totals = z.output<typeof TotalsSchema>;
+export type FailureInput = z.output<typeof FailureInputSchema>;
+export type RunSummary = z.output<typeof RunSummarySchema>;
+
+/** Chunk-step invocations per execution before continuing as new (each costs ~6 history events). */
+export const MAX_ITERATIONS_PER_EXECUTION = 1000;
+
+/**
+ * State names of the chunk-loop machine. The local runner binds handlers by these names, so the CDK
+ * definition and the runner cannot drift apart silently.
+ */
+export const StateNames = {
+  start: 'Start',
+  chunk: 'Chunk',
+  more: 'MoreWork',
+  pause: 'Pause',
+  continueAsNew: 'ContinueAsNew',
+  continued: 'Continued',
+  finish: 'Finish',
+  recordFailure: 'RecordFailure',
+  failed: 'RunFailed',
+} as const;
+
+/**
+ * Error names the state machine retries (with backoff and jitter). Anything else is terminal:
+ * caught into RecordFailure, then Fail.
+ */
+export const RetryableErrorNames = [
+  'TransientDatabaseError',
+  'TransientStorageError',
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+] as const;
