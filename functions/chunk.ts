@@ -1,2 +1,7 @@
-// Placeholder until the handler lands; the CDK construct needs the entry file to exist.
-export const handler = async (event: unknown): Promise<unknown> => event;
+/** Lambda: Chunk step (chunk transactions until done or out of time). Input and output: RunState. */
+import { type DependencyFactory, lifecycleHandler } from './commons/middleware.ts';
+import { runChunks } from './run/run-chunks.ts';
+
+export const createHandler = (makeDependencies?: DependencyFactory) => lifecycleHandler(runChunks, makeDependencies);
+
+export const handler = createHandler();

@@ -1,2 +1,7 @@
-// Placeholder until the handler lands; the CDK construct needs the entry file to exist.
-export const handler = async (event: unknown): Promise<unknown> => event;
+/** Lambda: Finish step (orphans, totals, lease). Input: RunState; output: RunSummary. */
+import { type DependencyFactory, lifecycleHandler } from './commons/middleware.ts';
+import { finishRun } from './run/finish-run.ts';
+
+export const createHandler = (makeDependencies?: DependencyFactory) => lifecycleHandler(finishRun, makeDependencies);
+
+export const handler = createHandler();

@@ -79,7 +79,7 @@ export const FilterSchema = z
 /** Returns why a filter expression is refused, or undefined when it passes the static screen. */
 export function screenFilterExpression(expression: string): string | undefined {
   // Strip string literals and quoted identifiers first so that `note <> 'a;b'` is fine.
-  const stripped = expression.replace(/'(?:[^']|'')*'/g, "''").replace(/"(?:[^"]|"")*"/g, '""');
+  const stripped = expression.replace(/'(?:[^']|'')*'/g, ' L ').replace(/"(?:[^"]|"")*"/g, ' I ');
   if (/'|"/.test(stripped)) return 'has an unterminated quote';
   if (stripped.includes(';')) return 'must not contain ";" (a single boolean expression only)';
   if (stripped.includes('--') || stripped.includes('/*')) return 'must not contain SQL comments';
@@ -97,19 +97,32 @@ export function screenFilterExpression(expression: string): string | undefined {
   return undefined;
 }
 
-/** Chunking and transaction bounds; any field may be set per policy or under `defaults`. */
+const chunkingFields = {
+  /** Rows in the first chunk; later chunks adapt towards `targetTransactionMs`. */
+  initialRows: z.int().min(1).max(1_000_000),
+  minRows: z.int().min(1).max(1_000_000),
+  maxRows: z.int().min(1).max(1_000_000),
+  /** Target duration of one chunk transaction (lock held from DELETE to COMMIT). */
+  targetTransactionMs: z.int().min(50).max(60_000),
+  lockTimeoutMs: z.int().min(10).max(60_000),
+  statementTimeoutMs: z.int().min(100).max(600_000),
+  /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
+  pauseSeconds: z.int().min(0).max(3600),
+};
+
+/** Per-policy or `defaults` overrides: every field optional, no defaults (they are merged in resolveChunking). */
+export const ChunkingOverridesSchema = z.object(chunkingFields).partial().strict();
+
+/** Resolved chunking and transaction bounds, with the built-in defaults. */
 export const ChunkingSchema = z
   .object({
-    /** Rows in the first chunk; later chunks adapt towards `targetTransactionMs`. */
-    initialRows: z.int().min(1).max(1_000_000).default(10_000),
-    minRows: z.int().min(1).max(1_000_000).default(500),
-    maxRows: z.int().min(1).max(1_000_000).default(50_000),
-    /** Target duration of one chunk transaction (lock held from DELETE to COMMIT). */
-    targetTransactionMs: z.int().min(50).max(60_000).default(2_000),
-    lockTimeoutMs: z.int().min(10).max(60_000).default(2_000),
-    statementTimeoutMs: z.int().min(100).max(600_000).default(60_000),
-    /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
-    pauseSeconds: z.int().min(0).max(3600).default(0),
+    initialRows: chunkingFields.initialRows.default(10_000),
+    minRows: chunkingFields.minRows.default(500),
+    maxRows: chunkingFields.maxRows.default(50_000),
+    targetTransactionMs: chunkingFields.targetTransactionMs.default(2_000),
+    lockTimeoutMs: chunkingFields.lockTimeoutMs.default(2_000),
+    statementTimeoutMs: chunkingFields.statementTimeoutMs.default(60_000),
+    pauseSeconds: chunkingFields.pauseSeconds.default(0),
   })
   .strict();
 
@@ -170,7 +183,7 @@ const PolicyBaseSchema = z.object({
   /** IANA time zone the cron expression is read in. */
   timezone: z.string().default('UTC'),
   enabled: z.boolean().default(true),
-  chunking: ChunkingSchema.partial().optional(),
+  chunking: ChunkingOverridesSchema.optional(),
 });
 
 export const ArchivePolicySchema = PolicyBaseSchema.extend({
@@ -213,7 +226,7 @@ export const LifecycleConfigSchema = z
     /** Email subscribed to the failure alarm topic. */
     alarmEmail: z.email().optional(),
     defaults: z
-      .object({ chunking: ChunkingSchema.partial().optional() })
+      .object({ chunking: ChunkingOverridesSchema.optional() })
       .strict()
       .prefault({}),
     policies: z.array(PolicySchema).min(1, 'needs at least one policy'),

@@ -56,6 +56,8 @@ export const RunStateSchema = z
     generation: z.int().min(1),
     /** Counts done by this execution's invocations so far (the ledger holds the authoritative run totals). */
     totals: TotalsSchema,
+    /** Dry runs only: rows eligible now. */
+    eligibleRows: z.int().min(0).optional(),
   })
   .strict();
 

@@ -1,0 +1,115 @@
+/**
+ * Archive chunk: DELETE … RETURNING a bounded, ordered, SKIP LOCKED slice → Parquet per Hive partition
+ * → announce key (committed separately) → PutObject → verify → objects listed in the ledger by the
+ * chunk loop in the same transaction. Any failure before COMMIT rolls the DELETE back: no row is lost;
+ * an object uploaded for a rolled-back chunk stays announced-but-unlisted and is removed as an orphan.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ArchivePolicy } from '../../lib/contracts/config.ts';
+import type { Queryable } from '../adapters/catalog.ts';
+import type { ArchivedObject } from '../adapters/ledger.ts';
+import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
+import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
+import { objectKey, partitionOf } from '../core/object-keys.ts';
+import { encodeParquet } from '../core/parquet/encode.ts';
+import { planParquetColumns } from '../core/parquet/column-plan.ts';
+import type { ChunkAction, ChunkInput, ChunkOutcome } from './action.ts';
+import { EMPTY_OUTCOME } from './action.ts';
+
+/** Announces a key before upload on a connection outside the chunk transaction. */
+export interface PendingRegistry {
+  announcePending(bucket: string, key: string, runId: string): Promise<void>;
+}
+
+/** Test seams: each is awaited at its point in the chunk and may throw to inject a fault. */
+export interface ArchiveFaultHooks {
+  afterUpload?(key: string): Promise<void> | void;
+}
+
+export class ArchiveAction implements ChunkAction {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly pending: PendingRegistry,
+    private readonly hooks: ArchiveFaultHooks = {},
+  ) {}
+
+  async runChunk(tx: Queryable, input: ChunkInput): Promise<ChunkOutcome> {
+    const policy = input.policy as ArchivePolicy;
+    const statement = buildDeleteChunkStatement(input.target, input.cursor !== null);
+    const params: Array<string | number | null> = [input.cutoff, input.limit, ...(input.cursor ?? [])];
+    const result = await tx.query<Array<string | null>>({ text: statement.text, values: params, rowMode: 'array' });
+    const rows = result.rows;
+    if (rows.length === 0) return EMPTY_OUTCOME;
+
+    // The first order term is the time column itself.
+    const timeIndex = 0;
+    const keyOf = (row: ReadonlyArray<string | null>) => statement.orderPositions.slice(1).map((i) => row[i] ?? null);
+    const plan = planParquetColumns(input.table.columns);
+
+    const objects: ArchivedObject[] = [];
+    let bytes = 0;
+    // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows.
+    for (const group of groupByPartition(rows, timeIndex, policy.archive.partitionBy)) {
+      const columnsOnly = group.rows.map((row) => row.slice(statement.firstColumnPosition));
+      const body = encodeParquet(plan, columnsOnly, { compression: policy.archive.compression });
+      const sha256 = sha256Hex(body);
+      const key = objectKey({
+        policyName: policy.name,
+        schema: input.table.schema,
+        table: input.table.table,
+        partition: group.partition,
+        runId: input.runId,
+        unique: randomUUID(),
+      });
+      await this.pending.announcePending(this.store.bucket, key, input.runId);
+      await this.store.put(key, body, sha256, { rows: String(group.rows.length), run: input.runId });
+      await this.hooks.afterUpload?.(key);
+      await this.store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
+      const first = group.rows[0] as Array<string | null>;
+      const last = group.rows[group.rows.length - 1] as Array<string | null>;
+      objects.push({
+        bucket: this.store.bucket,
+        key,
+        rows: group.rows.length,
+        bytes: body.byteLength,
+        sha256,
+        partition: group.partition,
+        minTime: first[timeIndex] ?? '',
+        maxTime: last[timeIndex] ?? '',
+        minKey: keyOf(first),
+        maxKey: keyOf(last),
+      });
+      bytes += body.byteLength;
+    }
+
+    const first = rows[0] as Array<string | null>;
+    const last = rows[rows.length - 1] as Array<string | null>;
+    return {
+      rows: rows.length,
+      bytes,
+      objects,
+      cursor: statement.orderPositions.map((i) => last[i] ?? null),
+      minTime: first[timeIndex] ?? null,
+      maxTime: last[timeIndex] ?? null,
+      minKey: keyOf(first),
+      maxKey: keyOf(last),
+    };
+  }
+}
+
+function* groupByPartition(
+  rows: ReadonlyArray<Array<string | null>>,
+  timeIndex: number,
+  granularity: ArchivePolicy['archive']['partitionBy'],
+): Generator<{ partition: string; rows: Array<Array<string | null>> }> {
+  let current: { partition: string; rows: Array<Array<string | null>> } | undefined;
+  for (const row of rows) {
+    const partition = partitionOf(row[timeIndex] ?? '', granularity);
+    if (!current || current.partition !== partition) {
+      if (current) yield current;
+      current = { partition, rows: [] };
+    }
+    current.rows.push(row);
+  }
+  if (current) yield current;
+}

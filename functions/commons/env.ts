@@ -1,0 +1,22 @@
+/**
+ * The handlers' environment, validated once. In AWS the stack sets DB_SECRET_ARN, DB_SSL and
+ * ARCHIVE_BUCKET; locally DATABASE_URL (or libpq's PG* variables) and the bucket from the CLI.
+ */
+import { z } from 'zod';
+
+const EnvSchema = z.object({
+  DB_SECRET_ARN: z.string().min(1).optional(),
+  DATABASE_URL: z.string().min(1).optional(),
+  /** TLS to the database: verify-full in AWS (RDS CA bundle via NODE_EXTRA_CA_CERTS). */
+  DB_SSL: z.enum(['disable', 'require', 'verify-full']).optional(),
+  ARCHIVE_BUCKET: z.string().min(3).optional(),
+  GLUE_DATABASE: z.string().min(1).optional(),
+  /** Milliseconds kept free before the Lambda timeout: the chunk step returns its cursor before that. */
+  LIFECYCLE_SAFETY_MARGIN_MS: z.coerce.number().int().min(0).default(30_000),
+});
+
+export type HandlerEnv = z.output<typeof EnvSchema>;
+
+export function readEnv(source: NodeJS.ProcessEnv = process.env): HandlerEnv {
+  return EnvSchema.parse(source);
+}

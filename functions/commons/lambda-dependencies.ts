@@ -1,0 +1,24 @@
+/**
+ * Wires the run steps to the real world inside a Lambda (or the local runner, which calls the same
+ * handlers with a Lambda-shaped context): pg from the environment, S3, Powertools.
+ */
+import type { Context } from 'aws-lambda';
+import { S3ObjectStore } from '../adapters/archive-store.ts';
+import type { StepDependencies } from '../run/dependencies.ts';
+import { connect, resolveClientConfig } from './database.ts';
+import { readEnv } from './env.ts';
+import { chunkMetrics, stepLogger } from './observability.ts';
+import { createS3Client } from './s3.ts';
+
+export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMillis'>): StepDependencies {
+  const env = readEnv();
+  const s3 = env.ARCHIVE_BUCKET ? createS3Client() : undefined;
+  return {
+    connect: async () => connect(await resolveClientConfig(env)),
+    store: s3 && env.ARCHIVE_BUCKET ? new S3ObjectStore(s3, env.ARCHIVE_BUCKET) : undefined,
+    now: () => new Date(),
+    remainingMs: () => context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
+    log: stepLogger,
+    metrics: chunkMetrics,
+  };
+}

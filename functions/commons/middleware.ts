@@ -1,0 +1,25 @@
+/**
+ * The middy stack every handler shares: Powertools context in logs, EMF metrics flushed per
+ * invocation, X-Ray segments. Handlers stay thin: parse, wire, call the core, return the contract.
+ */
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type { Context } from 'aws-lambda';
+import type { StepDependencies } from '../run/dependencies.ts';
+import { lambdaDependencies } from './lambda-dependencies.ts';
+import { logger, metrics, tracer } from './observability.ts';
+
+export type DependencyFactory = (context: Context) => StepDependencies;
+
+/** Wraps a step as a Lambda handler; `makeDependencies` is replaceable for the local runner and tests. */
+export function lifecycleHandler<TResult>(
+  step: (deps: StepDependencies, event: unknown) => Promise<TResult>,
+  makeDependencies: DependencyFactory = lambdaDependencies,
+) {
+  return middy(async (event: unknown, context: Context) => step(makeDependencies(context), event))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics));
+}

@@ -1,0 +1,18 @@
+import type { Chunking } from '../../lib/contracts/config.ts';
+
+/**
+ * Next chunk size, steering the chunk transaction towards `targetTransactionMs`.
+ * Growth and shrink per step are bounded (x2, /2) so one slow chunk (a checkpoint, a cold cache)
+ * does not collapse the batch, and one fast chunk does not overshoot the lock-time budget.
+ */
+export function nextBatchRows(current: number, elapsedMs: number, rows: number, chunking: Chunking): number {
+  // A short final chunk says nothing about the rate; keep the size.
+  if (rows < current || elapsedMs <= 0) return current;
+  const factor = Math.min(2, Math.max(0.5, chunking.targetTransactionMs / elapsedMs));
+  return Math.min(chunking.maxRows, Math.max(chunking.minRows, Math.round(current * factor)));
+}
+
+/** After a statement timeout the chunk was too big for the server right now: halve it. */
+export function shrinkAfterTimeout(current: number, chunking: Chunking): number {
+  return Math.max(chunking.minRows, Math.floor(current / 2));
+}

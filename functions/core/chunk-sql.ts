@@ -1,0 +1,143 @@
+/**
+ * SQL text for the chunk loop. Pure: identifiers arrive already resolved from the catalog and are
+ * quoted here; the only non-identifier text spliced in is the policy filter, which was screened
+ * (config schema) and planned with EXPLAIN when the run started.
+ *
+ * Keyset order is (timeColumn, primary key...) or, without a primary key, (timeColumn, [tableoid,] ctid).
+ * The cursor is the last processed row's order values as text, cast back with the column's own type,
+ * so no value ever passes through a lossy JS type (timestamptz microseconds, numeric, int8).
+ */
+import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+
+export type TimeColumnKind = 'timestamptz' | 'timestamp' | 'date';
+
+export interface ChunkTarget {
+  readonly schema: string;
+  readonly table: string;
+  /** Range/list/hash partitioned parent: ctid alone is not unique, tableoid joins it. */
+  readonly partitioned: boolean;
+  readonly timeColumn: { readonly name: string; readonly kind: TimeColumnKind };
+  /** Primary key columns with their `format_type` (a catalog-produced, safe SQL type name); empty: use ctid. */
+  readonly keyColumns: ReadonlyArray<{ readonly name: string; readonly typeName: string }>;
+  /** All columns in attnum order (what the Parquet object holds). */
+  readonly columnNames: readonly string[];
+  readonly filter?: string | undefined;
+}
+
+/** One element of the keyset order: how to select it and how to cast a cursor value back. */
+interface OrderTerm {
+  readonly expression: string;
+  readonly cast: string;
+}
+
+export function orderTerms(target: ChunkTarget): OrderTerm[] {
+  const terms: OrderTerm[] = [{ expression: quoteIdent(target.timeColumn.name), cast: target.timeColumn.kind }];
+  if (target.keyColumns.length > 0) {
+    for (const key of target.keyColumns) terms.push({ expression: quoteIdent(key.name), cast: key.typeName });
+  } else {
+    if (target.partitioned) terms.push({ expression: 'tableoid', cast: 'oid' });
+    terms.push({ expression: 'ctid', cast: 'tid' });
+  }
+  return terms;
+}
+
+/** `timeColumn < cutoff` with the cutoff ($1, ISO UTC text) cast to the column's kind. */
+export function cutoffPredicate(target: ChunkTarget, placeholder = '$1'): string {
+  const column = quoteIdent(target.timeColumn.name);
+  switch (target.timeColumn.kind) {
+    case 'timestamptz':
+      return `${column} < ${placeholder}::timestamptz`;
+    case 'timestamp':
+      return `${column} < (${placeholder}::timestamptz AT TIME ZONE 'UTC')`;
+    case 'date':
+      // Conservative: the cutoff's own day is kept whole.
+      return `${column} < (${placeholder}::timestamptz AT TIME ZONE 'UTC')::date`;
+  }
+}
+
+/** WHERE clause of eligible rows after the cursor. Params: $1 cutoff, then cursor values from $firstCursorParam. */
+export function eligibleWhere(target: ChunkTarget, withCursor: boolean, firstCursorParam = 3): string {
+  const parts = [cutoffPredicate(target)];
+  if (target.filter) parts.push(`(${target.filter})`);
+  if (withCursor) {
+    const terms = orderTerms(target);
+    const left = terms.map((t) => t.expression).join(', ');
+    const right = terms.map((t, i) => `$${firstCursorParam + i}::${t.cast}`).join(', ');
+    parts.push(`(${left}) > (${right})`);
+  }
+  return parts.join('\n    AND ');
+}
+
+export interface ChunkStatement {
+  readonly text: string;
+  /** 0-based index in each result row of the order terms (for the cursor), then of the table's columns. */
+  readonly orderPositions: readonly number[];
+  readonly firstColumnPosition: number;
+}
+
+/**
+ * One statement that locks, deletes and returns a bounded, ordered slice of eligible rows.
+ * Params: $1 cutoff, $2 row limit, $3.. cursor. Rows come back ordered by the keyset, as arrays:
+ * [order terms..., columns...].
+ *
+ * FOR UPDATE SKIP LOCKED: rows another session holds are passed over (the cursor moves past them; the
+ * next run picks them up) so the run never waits on hot rows. The rows returned are exactly the versions
+ * deleted: a row updated concurrently is either locked by us first (then the update waits and finds it
+ * gone) or its new version is not visible to the DELETE's snapshot and is left alone.
+ */
+export function buildDeleteChunkStatement(target: ChunkTarget, withCursor: boolean): ChunkStatement {
+  const table = quoteQualified(target.schema, target.table);
+  const terms = orderTerms(target);
+  const orderBy = terms.map((t) => t.expression).join(', ');
+  const where = eligibleWhere(target, withCursor);
+  const returningTerms = terms.map((t) => `${table}.${t.expression}`).join(', ');
+  const columns = target.columnNames.map((c) => `${table}.${quoteIdent(c)}`).join(', ');
+  const returning = `RETURNING ${returningTerms}, ${columns}`;
+  const resultOrder = terms.map((_, i) => String(i + 1)).join(', ');
+
+  const deleteStatement = target.partitioned
+    ? // ctid is unique only within one partition: join on (tableoid, ctid).
+      `DELETE FROM ${table}
+  USING (
+    SELECT tableoid AS lock_oid, ctid AS lock_tid FROM ${table}
+    WHERE ${where}
+    ORDER BY ${orderBy}
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+  ) AS locked
+  WHERE ${table}.tableoid = locked.lock_oid AND ${table}.ctid = locked.lock_tid
+  ${returning}`
+    : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
+      `DELETE FROM ${table}
+  WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM ${table}
+    WHERE ${where}
+    ORDER BY ${orderBy}
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+  ))
+  ${returning}`;
+
+  return {
+    text: `WITH deleted AS (\n  ${deleteStatement}\n)\nSELECT * FROM deleted ORDER BY ${resultOrder}`,
+    orderPositions: terms.map((_, i) => i),
+    firstColumnPosition: terms.length,
+  };
+}
+
+/** The read-only twin of the chunk selection, for EXPLAIN in plans and the run-start check. */
+export function buildSelectChunkStatement(target: ChunkTarget, withCursor: boolean): string {
+  const table = quoteQualified(target.schema, target.table);
+  const orderBy = orderTerms(target)
+    .map((t) => t.expression)
+    .join(', ');
+  return `SELECT ${orderBy} FROM ${table}\nWHERE ${eligibleWhere(target, withCursor)}\nORDER BY ${orderBy}\nLIMIT $2`;
+}
+
+/** Rows a run would process now (dry run / plan). Param: $1 cutoff. */
+export function buildCountEligibleStatement(target: ChunkTarget): string {
+  return `SELECT count(*) AS rows, min(${quoteIdent(target.timeColumn.name)})::text AS oldest FROM ${quoteQualified(
+    target.schema,
+    target.table,
+  )}\nWHERE ${eligibleWhere(target, false)}`;
+}

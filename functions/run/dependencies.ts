@@ -1,0 +1,48 @@
+/**
+ * What the run steps need from the outside world. Handlers wire the real things (pg, S3, Powertools);
+ * tests and the local runner may wrap them (fault injection, time budgets).
+ */
+import type pg from 'pg';
+import type { ObjectStore } from '../adapters/archive-store.ts';
+
+/** Structured log sink: one line per event, never row contents. */
+export interface StepLogger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface ChunkMetrics {
+  recordChunk(sample: { rows: number; bytes: number; objects: number; durationMs: number }): void;
+}
+
+/** Fault-injection points of the chunk loop (each may throw). */
+export interface ChunkFaultHooks {
+  /** After the action's work (uploads verified), before the ledger rows are written. */
+  beforeLedger?(): Promise<void> | void;
+  /** After the ledger rows, immediately before COMMIT. */
+  beforeCommit?(): Promise<void> | void;
+  /** After COMMIT, before the step returns (a crash here loses only the step's return value). */
+  afterCommit?(): Promise<void> | void;
+  /** After an object upload, before its verification. */
+  afterUpload?(key: string): Promise<void> | void;
+}
+
+export interface StepDependencies {
+  /** Opens a new database client; the step ends every client it opens. */
+  connect(): Promise<pg.Client>;
+  /** Archive destination (required by archive policies; checked before anything is deleted). */
+  store?: ObjectStore | undefined;
+  now(): Date;
+  /** Milliseconds left before the step must return (Lambda timeout minus a safety margin). */
+  remainingMs(): number;
+  log: StepLogger;
+  metrics?: ChunkMetrics | undefined;
+  hooks?: ChunkFaultHooks | undefined;
+}
+
+export const silentLogger: StepLogger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};

@@ -1,0 +1,80 @@
+/**
+ * Finish step: remove orphans (objects announced for chunks that rolled back), close the run with the
+ * ledger's totals, release the lease.
+ */
+import type { RunSummary } from '../../lib/contracts/payloads.ts';
+import type { ObjectStore } from '../adapters/archive-store.ts';
+import { Ledger } from '../adapters/ledger.ts';
+import type { Queryable } from '../adapters/catalog.ts';
+import type { StepDependencies, StepLogger } from './dependencies.ts';
+import { parseRunState } from './run-chunks.ts';
+
+export async function finishRun(deps: StepDependencies, input: unknown): Promise<RunSummary> {
+  const state = parseRunState(input);
+  if (state.dryRun) {
+    return {
+      runId: state.runId,
+      policy: state.policy.name,
+      action: state.policy.action,
+      status: 'dry_run',
+      cutoff: state.cutoff,
+      rows: 0,
+      objects: 0,
+      bytes: 0,
+      chunks: 0,
+      orphansRemoved: 0,
+      durationMs: 0,
+      eligibleRows: state.eligibleRows ?? 0,
+    };
+  }
+  const db = await deps.connect();
+  try {
+    const ledger = new Ledger(db);
+    const orphansRemoved = deps.store ? await removeOrphans(db, deps.store, state.policy.name, state.runId, deps.log) : 0;
+    const run = await ledger.finishRun(state.runId, 'succeeded', orphansRemoved);
+    await ledger.releaseLease(state.policy.name, state.runId);
+    deps.log.info('run finished', { runId: run.runId, policy: run.policy, rows: run.rows, objects: run.objects, bytes: run.bytes, orphansRemoved });
+    return {
+      runId: run.runId,
+      policy: run.policy,
+      action: run.action,
+      status: 'succeeded',
+      cutoff: run.cutoff,
+      rows: run.rows,
+      objects: run.objects,
+      bytes: run.bytes,
+      chunks: run.chunks,
+      orphansRemoved: run.orphansRemoved,
+      durationMs: run.durationMs,
+    };
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Deletes announced-but-unlisted objects of this policy (this run's, and those of runs that ended).
+ * A key listed in archived_objects is never deleted, whatever the pending table says.
+ */
+export async function removeOrphans(
+  db: Queryable,
+  store: ObjectStore,
+  policy: string,
+  runId: string,
+  log: StepLogger,
+): Promise<number> {
+  const ledger = new Ledger(db);
+  let removed = 0;
+  for (const orphan of await ledger.listOrphans(policy, runId)) {
+    if (orphan.bucket !== store.bucket) continue;
+    if (await ledger.isArchived(orphan.bucket, orphan.key)) {
+      await ledger.forgetPending(orphan.bucket, orphan.key);
+      continue;
+    }
+    await store.delete(orphan.key);
+    await ledger.forgetPending(orphan.bucket, orphan.key);
+    removed++;
+  }
+  if (removed > 0) log.warn('orphans removed', { runId, policy, removed });
+  return removed;
+}

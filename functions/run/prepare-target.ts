@@ -1,0 +1,45 @@
+import type { Policy } from '../../lib/contracts/config.ts';
+import { quoteQualified } from '../../lib/contracts/identifiers.ts';
+import { type Queryable, type ResolvedTable, resolveTable, resolveTimeColumn, toChunkTarget } from '../adapters/catalog.ts';
+import { buildSelectChunkStatement, type ChunkTarget } from '../core/chunk-sql.ts';
+import { InvalidFilterError } from '../core/errors.ts';
+
+export interface PreparedTarget {
+  readonly table: ResolvedTable;
+  readonly target: ChunkTarget;
+  readonly qualifiedName: string;
+}
+
+/** Resolves the policy's table and time column from the catalog. */
+export async function prepareTarget(db: Queryable, policy: Policy): Promise<PreparedTarget> {
+  const table = await resolveTable(db, policy.table);
+  const timeColumn = resolveTimeColumn(table, policy.timeColumn);
+  const target = toChunkTarget(table, timeColumn, policy.filter);
+  return { table, target, qualifiedName: quoteQualified(table.schema, table.table) };
+}
+
+/**
+ * Plans the chunk query (with the filter) in a READ ONLY transaction: unknown columns, type errors and
+ * non-boolean filters fail here, before any lease or row is touched. Returns the plan text.
+ */
+export async function explainChunkQuery(db: Queryable, prepared: PreparedTarget, cutoff: string): Promise<string[]> {
+  const select = buildSelectChunkStatement(prepared.target, false);
+  await db.query('BEGIN READ ONLY');
+  try {
+    await db.query(`SET LOCAL statement_timeout = '10s'`);
+    const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${select}`, [cutoff, 1000]);
+    return rows.map((r) => r['QUERY PLAN']);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const code = (error as { code?: string }).code;
+    // 42xxx: syntax / undefined column / datatype mismatch: the filter is at fault.
+    if (prepared.target.filter && code?.startsWith('42')) {
+      throw new InvalidFilterError(`filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    await db.query('ROLLBACK');
+  }
+}

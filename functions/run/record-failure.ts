@@ -1,0 +1,57 @@
+/**
+ * RecordFailure step: any terminal error lands here (Catch → `$.error`). The run is marked failed with
+ * the error, its orphans are removed and its lease released, so the next scheduled run can start.
+ * Rows are safe whatever failed: every chunk either committed with its objects listed, or rolled back.
+ */
+import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
+import { Ledger } from '../adapters/ledger.ts';
+import type { StepDependencies } from './dependencies.ts';
+import { removeOrphans } from './finish-run.ts';
+
+export interface FailureRecord {
+  readonly runId: string | undefined;
+  readonly policy: string;
+  readonly error: string;
+  readonly cause: string;
+}
+
+/** Step Functions' Cause for a Lambda error is JSON ({errorType, errorMessage, ...}); keep the message. */
+function readableCause(cause: string | undefined): string {
+  if (!cause) return '';
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: string };
+    return parsed.errorMessage ?? cause;
+  } catch {
+    return cause;
+  }
+}
+
+export async function recordFailure(deps: StepDependencies, input: unknown): Promise<FailureRecord> {
+  const failure = FailureInputSchema.parse(input);
+  const record: FailureRecord = {
+    runId: failure.runId,
+    policy: failure.policy.name,
+    error: failure.error.Error,
+    cause: readableCause(failure.error.Cause),
+  };
+  deps.log.error('run failed', { ...record });
+  // Without a runId the start step failed before opening the run: there is nothing to close.
+  if (!failure.runId || failure.dryRun) return record;
+  const db = await deps.connect();
+  try {
+    const ledger = new Ledger(db);
+    await ledger.failRun(failure.runId, record.error, record.cause);
+    if (deps.store) {
+      try {
+        await removeOrphans(db, deps.store, record.policy, failure.runId, deps.log);
+      } catch (error) {
+        // The next run's finish step retries orphan removal; the failure record matters more.
+        deps.log.warn('orphan removal failed', { runId: failure.runId, error: (error as Error).message });
+      }
+    }
+    await ledger.releaseLease(record.policy, failure.runId);
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+  return record;
+}

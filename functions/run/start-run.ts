@@ -1,0 +1,117 @@
+/**
+ * Start step: validate, fix the cutoff, take the lease, open the run in the ledger. Everything that can
+ * be refused is checked before anything is written.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Chunking } from '../../lib/contracts/config.ts';
+import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../lib/contracts/payloads.ts';
+import { Ledger } from '../adapters/ledger.ts';
+import { applyMigrations } from '../adapters/migrations.ts';
+import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
+import { computeCutoff } from '../core/cutoff.ts';
+import { InvalidPayloadError, StorageConfigurationError } from '../core/errors.ts';
+import type { StepDependencies } from './dependencies.ts';
+import { explainChunkQuery, prepareTarget } from './prepare-target.ts';
+
+export interface StartRequest {
+  readonly input: unknown;
+  readonly executionId?: string | undefined;
+}
+
+/** Long enough to cover a Lambda timeout, Step Functions retries and the pause between chunks. */
+export function leaseTtlSeconds(chunking: Chunking): number {
+  return 20 * 60 + chunking.pauseSeconds;
+}
+
+export function parseExecutionInput(input: unknown): ExecutionInput {
+  const parsed = ExecutionInputSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new InvalidPayloadError(`invalid execution input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export async function startRun(deps: StepDependencies, request: StartRequest): Promise<RunState> {
+  const input = parseExecutionInput(request.input);
+  const { policy, chunking } = input;
+  const db = await deps.connect();
+  try {
+    const prepared = await prepareTarget(db, policy);
+    const ledger = new Ledger(db);
+
+    if (input.continuation) {
+      // A continuation keeps the run, its cutoff and its lease; it only needs a new execution id.
+      const { runId, cutoff, cursor, batchRows, generation } = input.continuation;
+      await ledger.renewLease(policy.name, runId, leaseTtlSeconds(chunking));
+      if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
+      deps.log.info('run continued', { runId, policy: policy.name, generation });
+      return baseState({ runId, input, cutoff, cursor, batchRows, generation, done: false });
+    }
+
+    const cutoff = computeCutoff(deps.now(), policy.retention);
+    const plan = await explainChunkQuery(db, prepared, cutoff);
+    if (policy.action === 'archive') {
+      if (!deps.store) throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
+      await deps.store.checkBucket();
+    }
+    const runId = randomUUID();
+
+    if (input.dryRun) {
+      // A dry run writes nothing: no migration, no lease, no run row, no object.
+      const { rows } = await db.query<{ rows: string; oldest: string | null }>(buildCountEligibleStatement(prepared.target), [cutoff]);
+      const eligibleRows = Number(rows[0]?.rows ?? 0);
+      deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
+      return { ...baseState({ runId, input, cutoff, cursor: null, batchRows: chunking.initialRows, generation: 1, done: true }), eligibleRows };
+    }
+
+    await applyMigrations(db);
+    await db.query('BEGIN');
+    try {
+      await ledger.acquireLease(policy.name, runId, leaseTtlSeconds(chunking));
+      await ledger.insertRun({
+        runId,
+        policy: policy.name,
+        action: policy.action,
+        tableName: prepared.qualifiedName,
+        timeColumn: prepared.target.timeColumn.name,
+        cutoff,
+        filter: policy.filter,
+        dryRun: false,
+        trigger: input.trigger,
+        executionId: request.executionId,
+      });
+      await db.query('COMMIT');
+    } catch (error) {
+      await db.query('ROLLBACK');
+      throw error;
+    }
+    deps.log.info('run started', { runId, policy: policy.name, action: policy.action, table: prepared.qualifiedName, cutoff });
+    return baseState({ runId, input, cutoff, cursor: null, batchRows: chunking.initialRows, generation: 1, done: false });
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+function baseState(parts: {
+  runId: string;
+  input: ExecutionInput;
+  cutoff: string;
+  cursor: Array<string | null> | null;
+  batchRows: number;
+  generation: number;
+  done: boolean;
+}): RunState {
+  return {
+    runId: parts.runId,
+    policy: parts.input.policy,
+    chunking: parts.input.chunking,
+    dryRun: parts.input.dryRun,
+    cutoff: parts.cutoff,
+    cursor: parts.cursor,
+    batchRows: parts.batchRows,
+    done: parts.done,
+    iterations: 0,
+    generation: parts.generation,
+    totals: { rows: 0, objects: 0, bytes: 0, chunks: 0 },
+  };
+}

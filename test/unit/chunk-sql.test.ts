@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import {
+  buildCountEligibleStatement,
+  buildDeleteChunkStatement,
+  type ChunkTarget,
+  eligibleWhere,
+} from '../../functions/core/chunk-sql.ts';
+
+const base: ChunkTarget = {
+  schema: 'public',
+  table: 'Camera"Events',
+  partitioned: false,
+  timeColumn: { name: 'CreatedAt', kind: 'timestamptz' },
+  keyColumns: [{ name: 'id', typeName: 'bigint' }],
+  columnNames: ['id', 'CreatedAt', 'payload'],
+};
+
+describe('chunk SQL', () => {
+  it('quotes every identifier and casts cursor values back with the column types', () => {
+    const { text, orderPositions, firstColumnPosition } = buildDeleteChunkStatement(base, true);
+    expect(text).toContain('DELETE FROM "public"."Camera""Events"');
+    expect(text).toContain('"CreatedAt" < $1::timestamptz');
+    expect(text).toContain('("CreatedAt", "id") > ($3::timestamptz, $4::bigint)');
+    expect(text).toContain('ORDER BY "CreatedAt", "id"');
+    expect(text).toContain('LIMIT $2');
+    expect(text).toContain('FOR UPDATE SKIP LOCKED');
+    expect(text).toMatch(/ORDER BY 1, 2$/);
+    expect(orderPositions).toEqual([0, 1]);
+    expect(firstColumnPosition).toBe(2);
+  });
+
+  it('orders by ctid without a primary key, and joins on tableoid for partitioned tables', () => {
+    const noKey = { ...base, keyColumns: [] };
+    expect(eligibleWhere(noKey, true)).toContain('("CreatedAt", ctid) > ($3::timestamptz, $4::tid)');
+    const partitioned = buildDeleteChunkStatement({ ...noKey, partitioned: true }, true).text;
+    expect(partitioned).toContain('("CreatedAt", tableoid, ctid) > ($3::timestamptz, $4::oid, $5::tid)');
+    expect(partitioned).toContain('.tableoid = locked.lock_oid');
+  });
+
+  it('wraps the filter in parentheses so OR cannot escape the cutoff', () => {
+    const where = eligibleWhere({ ...base, filter: "a = 1 OR b = 'x'" }, false);
+    expect(where).toBe(`"CreatedAt" < $1::timestamptz\n    AND (a = 1 OR b = 'x')`);
+  });
+
+  it('compares timestamp and date columns with the UTC cutoff', () => {
+    expect(eligibleWhere({ ...base, timeColumn: { name: 't', kind: 'timestamp' } }, false)).toBe(
+      `"t" < ($1::timestamptz AT TIME ZONE 'UTC')`,
+    );
+    expect(buildCountEligibleStatement({ ...base, timeColumn: { name: 'd', kind: 'date' } })).toContain(
+      `"d" < ($1::timestamptz AT TIME ZONE 'UTC')::date`,
+    );
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { parseIsoDuration, subtractDuration } from '../../lib/contracts/iso-duration.ts';
+import { nextBatchRows } from '../../functions/core/batch-size.ts';
+import { ChunkingSchema } from '../../lib/contracts/config.ts';
+import { computeCutoff } from '../../functions/core/cutoff.ts';
+
+describe('ISO-8601 retention and cutoff', () => {
+  it('parses the usual retention forms', () => {
+    expect(parseIsoDuration('P2Y')).toMatchObject({ years: 2, months: 0, days: 0 });
+    expect(parseIsoDuration('P6M')).toMatchObject({ months: 6 });
+    expect(parseIsoDuration('P2W')).toMatchObject({ days: 14 });
+    expect(parseIsoDuration('P1Y2M3DT4H5M6S')).toMatchObject({ years: 1, months: 2, days: 3, hours: 4, minutes: 5, seconds: 6 });
+    expect(() => parseIsoDuration('2Y')).toThrow(/not an ISO-8601 duration/);
+    expect(() => parseIsoDuration('P')).toThrow();
+    expect(() => parseIsoDuration('P1.5Y')).toThrow();
+  });
+
+  it('subtracts calendar months like PostgreSQL (month ends clamp)', () => {
+    const now = new Date('2024-03-31T10:00:00.000Z');
+    expect(subtractDuration(now, parseIsoDuration('P1M')).toISOString()).toBe('2024-02-29T10:00:00.000Z');
+    expect(subtractDuration(new Date('2024-02-29T00:00:00Z'), parseIsoDuration('P1Y')).toISOString()).toBe(
+      '2023-02-28T00:00:00.000Z',
+    );
+    expect(subtractDuration(now, parseIsoDuration('P90D')).toISOString()).toBe('2024-01-01T10:00:00.000Z');
+    expect(subtractDuration(now, parseIsoDuration('PT36H')).toISOString()).toBe('2024-03-29T22:00:00.000Z');
+  });
+
+  it('renders the cutoff with microseconds in UTC', () => {
+    expect(computeCutoff(new Date('2026-11-23T14:18:38.123Z'), 'P2Y')).toBe('2024-11-23T14:18:38.123000Z');
+  });
+});
+
+describe('adaptive batch size', () => {
+  const chunking = ChunkingSchema.parse({ targetTransactionMs: 1000, minRows: 100, maxRows: 40_000 });
+
+  it('grows at most 2x when chunks are fast and shrinks at most 2x when slow', () => {
+    expect(nextBatchRows(10_000, 100, 10_000, chunking)).toBe(20_000);
+    expect(nextBatchRows(10_000, 10_000, 10_000, chunking)).toBe(5_000);
+    expect(nextBatchRows(10_000, 800, 10_000, chunking)).toBe(12_500);
+  });
+
+  it('stays within bounds and ignores a short final chunk', () => {
+    expect(nextBatchRows(30_000, 10, 30_000, chunking)).toBe(40_000);
+    expect(nextBatchRows(150, 60_000, 150, chunking)).toBe(100);
+    expect(nextBatchRows(10_000, 5, 12, chunking)).toBe(10_000);
+  });
+});
