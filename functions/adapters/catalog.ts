@@ -85,10 +85,11 @@ interface ColumnRow {
   name: string;
   type_name: string;
   base_type: string;
-  is_array: boolean;
+  /** 't' / 'f': the connection returns every value as text. */
+  is_array: string;
   ndims: string;
   typmod: string;
-  not_null: boolean;
+  not_null: string;
 }
 
 /** Columns in attnum order; domains resolved to their base type (one level, which covers real schemas). */
@@ -117,9 +118,9 @@ export async function listColumns(db: Queryable, tableOid: string): Promise<Cata
       name: r.name,
       typeName: r.type_name,
       baseType: r.base_type,
-      isArray: r.is_array,
+      isArray: r.is_array === 't',
       arrayDims: Number(r.ndims),
-      notNull: r.not_null,
+      notNull: r.not_null === 't',
       ...numericPrecision(r.base_type, typmod),
     };
     return column;

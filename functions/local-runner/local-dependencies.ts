@@ -1,0 +1,44 @@
+/**
+ * Step dependencies for local runs (CLI, demo, tests): DATABASE_URL or PG* variables, a bucket on
+ * whatever S3 the standard AWS environment points at (AWS_ENDPOINT_URL_S3 for a local server).
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { type ObjectStore, S3ObjectStore } from '../adapters/archive-store.ts';
+import { connect, resolveClientConfig } from '../commons/database.ts';
+import { createS3Client } from '../commons/s3.ts';
+import type { ChunkFaultHooks, StepDependencies, StepLogger } from '../run/dependencies.ts';
+import { silentLogger } from '../run/dependencies.ts';
+
+export interface LocalDependencyOptions {
+  /** Connection string; libpq PG* variables are used when absent. */
+  readonly databaseUrl?: string | undefined;
+  readonly ssl?: 'disable' | 'require' | 'verify-full' | undefined;
+  readonly bucket?: string | undefined;
+  readonly s3?: S3Client | undefined;
+  /** Replaces the S3 store (fault injection). */
+  readonly store?: ObjectStore | undefined;
+  readonly log?: StepLogger | undefined;
+  readonly hooks?: ChunkFaultHooks | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+export function localDependencies(options: LocalDependencyOptions): (context: Context) => StepDependencies {
+  const s3 = options.bucket && !options.store ? (options.s3 ?? createS3Client()) : undefined;
+  const store = options.store ?? (s3 && options.bucket ? new S3ObjectStore(s3, options.bucket) : undefined);
+  return (context) => ({
+    connect: async () => connect(await resolveClientConfig({ DATABASE_URL: options.databaseUrl, DB_SSL: options.ssl })),
+    store,
+    now: options.now ?? (() => new Date()),
+    remainingMs: () => context.getRemainingTimeInMillis(),
+    log: options.log ?? silentLogger,
+    hooks: options.hooks,
+  });
+}
+
+/** One JSON line per event on stderr, so stdout stays clean for `--json` output. */
+export const stderrLogger: StepLogger = {
+  info: (message, fields) => process.stderr.write(`${JSON.stringify({ level: 'INFO', message, ...fields })}\n`),
+  warn: (message, fields) => process.stderr.write(`${JSON.stringify({ level: 'WARN', message, ...fields })}\n`),
+  error: (message, fields) => process.stderr.write(`${JSON.stringify({ level: 'ERROR', message, ...fields })}\n`),
+};

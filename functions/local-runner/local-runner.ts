@@ -1,0 +1,151 @@
+/**
+ * Runs a policy locally through the synthesized state machine (aws-local-stepfunctions), with each
+ * Lambda task bound to the real handler (`createHandler` of functions/*.ts, the same middy stack the
+ * Lambda runs) and a Lambda-shaped context whose clock gives each Chunk step a time budget.
+ * ContinueAsNew is bound to a new local execution, like StartExecution in AWS.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Context } from 'aws-lambda';
+import { StateMachine } from 'aws-local-stepfunctions';
+import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { type ExecutionInput, type RunSummary, StateNames } from '../../lib/contracts/payloads.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { createHandler as createChunkHandler } from '../chunk.ts';
+import { createHandler as createFinishHandler } from '../finish.ts';
+import { createHandler as createRecordFailureHandler } from '../record-failure.ts';
+import { createHandler as createStartHandler } from '../start.ts';
+import type { StepDependencies } from '../run/dependencies.ts';
+import type { FailureRecord } from '../run/record-failure.ts';
+import { type AslDefinition, synthesizeDefinition } from './synthesize.ts';
+
+export interface LocalRunOptions {
+  readonly config: LifecycleConfig;
+  readonly policyName: string;
+  readonly dryRun?: boolean;
+  /** Builds the step dependencies (database, bucket, clock, logger); called once per task invocation. */
+  readonly dependencies: (context: Context) => StepDependencies;
+  /** Time budget of one Chunk invocation (a Lambda's timeout minus its margin). @default 60_000 */
+  readonly chunkBudgetMs?: number;
+  /** Overrides the Pause state's wait (ms). @default the policy's pauseSeconds */
+  readonly pauseMs?: number;
+  /** Overrides every retry interval (ms), so tests and demos do not sleep. @default 100 */
+  readonly retryIntervalMs?: number;
+  /**
+   * Test-only: lowers the MoreWork choice's iteration bound so continuation is exercised on small tables.
+   * @default the synthesized bound
+   */
+  readonly maxIterationsOverride?: number;
+  /** A definition synthesized earlier (skips the synth). */
+  readonly definition?: AslDefinition;
+}
+
+export interface LocalRunResult {
+  readonly status: 'succeeded' | 'failed' | 'dry_run';
+  readonly summary: RunSummary | undefined;
+  readonly failure: FailureRecord | undefined;
+  /** Executions the run spanned (1 + continuations). */
+  readonly executions: number;
+  /** Chunk-step invocations across all executions. */
+  readonly chunkInvocations: number;
+  readonly input: ExecutionInput;
+}
+
+const FAKE_ACCOUNT = '123456789012';
+
+function lambdaContext(budgetMs: number): Context {
+  const deadline = Date.now() + budgetMs;
+  const requestId = randomUUID();
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: 'pg-lifecycle-local',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:${FAKE_ACCOUNT}:function:pg-lifecycle-local`,
+    memoryLimitInMB: '1024',
+    awsRequestId: requestId,
+    logGroupName: '/local/pg-lifecycle',
+    logStreamName: requestId,
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+function withIterationBound(definition: AslDefinition, bound: number): AslDefinition {
+  const copy = structuredClone(definition);
+  const choice = copy.States[StateNames.more] as { Choices?: Array<Record<string, unknown>> } | undefined;
+  for (const rule of choice?.Choices ?? []) {
+    if (rule.Variable === '$.iterations' && 'NumericGreaterThanEquals' in rule) rule.NumericGreaterThanEquals = bound;
+  }
+  return copy;
+}
+
+export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalRunResult> {
+  const input = buildExecutionInput(options.config, options.policyName, 'local', options.dryRun ?? false);
+  let definition = options.definition ?? (await synthesizeDefinition(options.config));
+  if (options.maxIterationsOverride !== undefined) definition = withIterationBound(definition, options.maxIterationsOverride);
+
+  const budget = options.chunkBudgetMs ?? 60_000;
+  const shortBudget = 60_000;
+  const start = createStartHandler(options.dependencies);
+  const chunk = createChunkHandler(options.dependencies);
+  const finish = createFinishHandler(options.dependencies);
+  const recordFailure = createRecordFailureHandler(options.dependencies);
+
+  let failure: FailureRecord | undefined;
+  let executions = 0;
+  let chunkInvocations = 0;
+  const stateMachineArn = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:stateMachine:pg-lifecycle-local`;
+  // StateMachine validates JSONPaths and ARNs like the service does.
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true, checkPaths: true } });
+  const retryMs = options.retryIntervalMs ?? 100;
+  const retryableStates = [StateNames.start, StateNames.chunk, StateNames.finish, StateNames.recordFailure];
+
+  const execute = async (executionInput: unknown): Promise<RunSummary | undefined> => {
+    executions++;
+    const executionId = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:execution:pg-lifecycle-local:${randomUUID()}`;
+    let continued: Promise<RunSummary | undefined> | undefined;
+    const execution = machine.run(executionInput as never, {
+      overrides: {
+        taskResourceLocalHandlers: {
+          [StateNames.start]: (event: unknown) => start(event, lambdaContext(shortBudget)),
+          [StateNames.chunk]: (event: unknown) => {
+            chunkInvocations++;
+            return chunk(event, lambdaContext(budget));
+          },
+          [StateNames.finish]: (event: unknown) => finish(event, lambdaContext(shortBudget)),
+          [StateNames.recordFailure]: async (event: unknown) => {
+            failure = await recordFailure(event, lambdaContext(shortBudget));
+            return failure;
+          },
+          // StartExecution of this same machine: a new local execution, awaited after this one ends.
+          [StateNames.continueAsNew]: (event: unknown) => {
+            const request = event as { Input?: unknown };
+            const next = typeof request.Input === 'string' ? JSON.parse(request.Input) : request.Input;
+            continued = execute(next);
+            return { ExecutionArn: `${executionId}-continued`, StartDate: new Date().toISOString() };
+          },
+        } as never,
+        waitTimeOverrides: options.pauseMs === undefined ? {} : { [StateNames.pause]: options.pauseMs },
+        retryIntervalOverrides: Object.fromEntries(retryableStates.map((name) => [name, retryMs])),
+      },
+      context: {
+        Execution: { Id: executionId, Input: executionInput, StartTime: new Date().toISOString(), Name: executionId },
+        StateMachine: { Id: stateMachineArn, Name: 'pg-lifecycle-local' },
+      } as never,
+    });
+    let output: unknown;
+    try {
+      output = await execution.result;
+    } catch (error) {
+      if (failure) return undefined;
+      throw error;
+    }
+    if (continued) return continued;
+    return output as RunSummary;
+  };
+
+  const summary = await execute(input);
+  const status = failure ? 'failed' : summary?.status === 'dry_run' ? 'dry_run' : 'succeeded';
+  return { status, summary, failure, executions, chunkInvocations, input };
+}

@@ -1,0 +1,104 @@
+/**
+ * Archive end to end: the synthesized state machine, run locally with the real handlers, against a real
+ * PostgreSQL and a real S3 API server.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ledgerObjects, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+
+async function seedCountingResults(rows: number): Promise<void> {
+  await db.pool.query(`DROP TABLE IF EXISTS public.counting_results`);
+  await db.pool.query(`
+    CREATE TABLE public.counting_results (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      camera_id integer NOT NULL,
+      count_type text NOT NULL,
+      value numeric(12,4),
+      created_at timestamptz NOT NULL)`);
+  await db.pool.query(`CREATE INDEX ON public.counting_results (created_at)`);
+  // Four years back from NOW, microsecond timestamps, every 7th row critical.
+  await db.pool.query(
+    `INSERT INTO public.counting_results (camera_id, count_type, value, created_at)
+     SELECT g % 17, CASE WHEN g % 7 = 0 THEN 'critical' ELSE 'people' END, (g * 1.2345)::numeric(12,4),
+            $2::timestamptz - (g * (interval '4 years' / $1)) - (g % 1000) * interval '1 microsecond'
+       FROM generate_series(1, $1) AS g`,
+    [rows, NOW.toISOString()],
+  );
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('archive_run');
+  s3 = testS3Client();
+  bucket = await createTestBucket('archive-run');
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('archive run', () => {
+  it('archives exactly the eligible rows, each once, with nothing left over', async () => {
+    // Prepare
+    await seedCountingResults(6000);
+    const before = await db.pool.query(
+      `SELECT id::text, value::text, created_at FROM public.counting_results ORDER BY id`,
+    );
+    const eligible = await db.pool.query<{ id: string }>(
+      `SELECT id::text FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y' AND count_type <> 'critical'`,
+      [NOW.toISOString()],
+    );
+    const config = testConfig([
+      {
+        name: 'counting-results',
+        table: 'public.counting_results',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P2Y',
+        filter: "count_type <> 'critical'",
+        chunking: { initialRows: 500, minRows: 100, maxRows: 1000 },
+      },
+    ]);
+
+    // Act
+    const result = await runLocally({
+      config,
+      policyName: 'counting-results',
+      chunkBudgetMs: 2_000,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.summary?.rows).toBe(eligible.rowCount);
+    const after = await db.pool.query<{ id: string }>(`SELECT id::text FROM public.counting_results`);
+    const objects = await ledgerObjects(db.pool, result.summary?.runId);
+    const archived = await readArchivedRows(s3, bucket, objects);
+    // Conservation: before = after + archived, and the archived ids are exactly the eligible ones.
+    expect(after.rowCount! + archived.length).toBe(before.rowCount);
+    const archivedIds = archived.map((r) => String(r.id)).sort();
+    expect(new Set(archivedIds).size).toBe(archivedIds.length);
+    expect(archivedIds).toEqual(eligible.rows.map((r) => r.id).sort());
+    // No orphans: S3 holds exactly the ledger-listed objects.
+    const keys = await listAllKeys(s3, bucket, 'archive/counting-results/');
+    expect(keys.sort()).toEqual(objects.map((o) => o.key).sort());
+    // Every object's rows lie in its Hive partition.
+    for (const object of objects) {
+      expect(object.key).toContain(`/public.counting_results/${object.partition}/`);
+    }
+    const run = await db.pool.query(`SELECT status, rows FROM lifecycle.runs WHERE run_id = $1`, [result.summary?.runId]);
+    expect(run.rows[0]).toMatchObject({ status: 'succeeded', rows: String(eligible.rowCount) });
+    const leases = await db.pool.query(`SELECT * FROM lifecycle.leases`);
+    expect(leases.rowCount).toBe(0);
+    expect(result.executions).toBe(1);
+  });
+});
