@@ -1,0 +1,156 @@
+/** Command dispatch for `pg-lifecycle`. Returns the exit code; writes results to stdout, problems to stderr. */
+import { parseArgs } from 'node:util';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { ConfigError, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
+import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { UnknownPolicyError } from '../../lib/execution-input.ts';
+import { Ledger } from '../../functions/adapters/ledger.ts';
+import { applyMigrations } from '../../functions/adapters/migrations.ts';
+import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
+import { listExecutions, requireStateMachineArn, startCommand } from './aws-commands.ts';
+import { UsageError } from './errors.ts';
+import { formatReport, type RunReport, runCommand } from './run-command.ts';
+import { USAGE } from './usage.ts';
+
+const OPTIONS = {
+  config: { type: 'string', default: 'lifecycle.config.json' },
+  policy: { type: 'string' },
+  bucket: { type: 'string' },
+  'dry-run': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+  out: { type: 'string', default: 'lifecycle.schema.json' },
+  'state-machine-arn': { type: 'string' },
+  limit: { type: 'string', default: '10' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+const printError = (text: string) => process.stderr.write(`${text}\n`);
+
+export async function main(argv: string[]): Promise<number> {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (error) {
+    printError(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const command = positionals[0];
+  if (values.help || !command) {
+    print(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  try {
+    return await dispatch(command, values);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError || error instanceof UnknownPolicyError) {
+      printError(error.message);
+      return 2;
+    }
+    const name = (error as Error).name ?? 'Error';
+    printError(`${name}: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+function requirePolicy(values: Values): string {
+  if (!values.policy) throw new UsageError('--policy NAME is required');
+  return values.policy;
+}
+
+async function dispatch(command: string, values: Values): Promise<number> {
+  switch (command) {
+    case 'validate': {
+      const config = loadConfigFile(values.config);
+      print(`${values.config}: OK (${config.policies.length} ${config.policies.length === 1 ? 'policy' : 'policies'})`);
+      return 0;
+    }
+    case 'schema':
+      writeConfigJsonSchema(values.out);
+      print(`wrote ${values.out}`);
+      return 0;
+    case 'run': {
+      const config = loadConfigFile(values.config);
+      const report = await runCommand({
+        config,
+        policy: requirePolicy(values),
+        bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
+        dryRun: values['dry-run'],
+        verbose: values.verbose,
+      });
+      print(values.json ? JSON.stringify(report) : formatReport(report));
+      return report.status === 'failed' ? 1 : 0;
+    }
+    case 'plan':
+      return planCommand(loadConfigFile(values.config), values);
+    case 'start': {
+      const config = loadConfigFile(values.config);
+      const stateMachineArn = requireStateMachineArn(values['state-machine-arn']);
+      const started = await startCommand(new SFNClient({}), {
+        config,
+        policy: requirePolicy(values),
+        stateMachineArn,
+        dryRun: values['dry-run'],
+        now: new Date(),
+      });
+      print(values.json ? JSON.stringify(started) : `started ${started.name}: ${started.executionArn}`);
+      return 0;
+    }
+    case 'status':
+      return statusCommand(values);
+    case 'migrate': {
+      const applied = await withClient(await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }), applyMigrations);
+      print(applied.length > 0 ? `applied ${applied.join(', ')}` : 'ledger is up to date');
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+async function planCommand(config: LifecycleConfig, values: Values): Promise<number> {
+  const names = values.policy ? [values.policy] : config.policies.map((p) => p.name);
+  const reports: RunReport[] = [];
+  for (const policy of names) {
+    reports.push(await runCommand({ config, policy, bucket: undefined, dryRun: true, verbose: values.verbose }));
+  }
+  if (values.json) print(JSON.stringify(reports));
+  else for (const report of reports) print(formatReport(report));
+  return reports.some((r) => r.status === 'failed') ? 1 : 0;
+}
+
+async function statusCommand(values: Values): Promise<number> {
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new UsageError('--limit must be a whole number from 1 to 100');
+  const arn = values['state-machine-arn'] ?? process.env.PG_LIFECYCLE_STATE_MACHINE_ARN;
+  const executions = arn
+    ? await listExecutions(new SFNClient({}), { stateMachineArn: requireStateMachineArn(arn), policy: values.policy, limit })
+    : undefined;
+  const hasDatabase = Boolean(process.env.DATABASE_URL || process.env.PGHOST || process.env.PGDATABASE);
+  const runs = hasDatabase
+    ? await withClient(await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }), (client) =>
+        new Ledger(client).listRuns({ policy: values.policy, limit }),
+      )
+    : undefined;
+  if (!executions && !runs) throw new UsageError('nothing to show: set --state-machine-arn (AWS) and/or DATABASE_URL (ledger)');
+  if (values.json) {
+    print(JSON.stringify({ executions, runs }));
+    return 0;
+  }
+  if (executions) {
+    print('Executions');
+    for (const e of executions) print(`  ${e.startDate ?? ''}  ${e.status.padEnd(10)} ${e.policy ?? '?'}  ${e.name}`);
+  }
+  if (runs) {
+    print('Runs (ledger)');
+    for (const r of runs) {
+      const error = r.errorName ? `  ${r.errorName}: ${r.errorCause ?? ''}` : '';
+      print(`  ${r.startedAt}  ${r.status.padEnd(10)} ${r.policy}  ${r.rows} rows, ${r.objects} objects, ${r.bytes} bytes${error}`);
+    }
+  }
+  return 0;
+}

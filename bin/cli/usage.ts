@@ -1,0 +1,29 @@
+export const USAGE = `pg-lifecycle — data-lifecycle management for PostgreSQL
+
+Usage: pg-lifecycle <command> [options]
+
+Commands
+  validate                 Check the config file; print every problem with its location
+  schema [--out FILE]      Write the config JSON Schema (default lifecycle.schema.json)
+  run --policy NAME        Run a policy locally through the synthesized state machine
+      [--bucket B] [--dry-run] [--json] [--verbose]
+  plan [--policy NAME]     Dry run: cutoff, eligible rows, oldest row, chunk query plan (changes nothing)
+      [--json]
+  start --policy NAME      Start a run in AWS (Step Functions StartExecution; same input as the schedule)
+      [--state-machine-arn ARN] [--dry-run] [--json]
+  status                   Recent executions (AWS) and runs (ledger, when a database is configured)
+      [--policy NAME] [--state-machine-arn ARN] [--limit N] [--json]
+  migrate                  Create or update the ledger schema (lifecycle.*)
+
+Common options
+  --config FILE            Config file (default lifecycle.config.json)
+  --help                   This text
+
+Environment
+  DATABASE_URL or PG*      Database for run/plan/status/migrate (sslmode in the URL is honoured)
+  AWS_*                    S3 and Step Functions (AWS_ENDPOINT_URL_S3 for a local S3 server)
+  PG_LIFECYCLE_BUCKET      Bucket for local runs when --bucket is not given
+  PG_LIFECYCLE_STATE_MACHINE_ARN   State machine for start/status (or --state-machine-arn)
+
+Exit codes: 0 success, 1 a run failed, 2 invalid usage, config or input.
+`;

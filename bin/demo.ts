@@ -1,0 +1,12 @@
+/**
+ * `npm start`: the whole product on one machine. Starts an embedded PostgreSQL and a local S3 server,
+ * seeds the AI-camera schema, runs every archive policy of lifecycle.config.json through the
+ * synthesized state machine (real handlers), verifies each run independently and prints a report.
+ * `npm start -- --json` prints the report as JSON. Exit 1 when any verification fails.
+ */
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+process.env.POWERTOOLS_TRACE_ENABLED ??= 'false';
+
+const { runDemo } = await import('./local/demo-run.ts');
+process.exitCode = await runDemo(process.argv.slice(2));

@@ -1,0 +1,108 @@
+/**
+ * CLI behaviour without AWS: config errors exit 2 naming the field; `start` sends the schedule's input
+ * to Step Functions (only the SFN HTTP endpoint is faked: the SDK serializes for real).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { describe, expect, it } from 'vitest';
+import { listExecutions, manualExecutionName, startCommand } from '../../bin/cli/aws-commands.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
+
+const config = LifecycleConfigSchema.parse({
+  sandbox: true,
+  policies: [
+    { name: 'counting-results', table: 'public.counting_results', action: 'archive', timeColumn: 'created_at', retention: 'P2Y' },
+  ],
+});
+
+/** An SFN client whose HTTP layer answers from `respond` and records each request's target and body. */
+function recordingSfn(respond: (target: string, body: Record<string, unknown>) => unknown) {
+  const requests: Array<{ target: string; body: Record<string, unknown> }> = [];
+  const client = new SFNClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+    requestHandler: {
+      handle: async (request: { headers: Record<string, string>; body: string }) => {
+        const target = (request.headers['x-amz-target'] ?? '').replace('AWSStepFunctions.', '');
+        const body = JSON.parse(request.body) as Record<string, unknown>;
+        requests.push({ target, body });
+        const { Readable } = await import('node:stream');
+        const payload = JSON.stringify(respond(target, body));
+        return {
+          response: {
+            statusCode: 200,
+            headers: { 'content-type': 'application/x-amz-json-1.0' },
+            body: Readable.from([Buffer.from(payload)]),
+          },
+        };
+      },
+    } as never,
+  });
+  return { client, requests };
+}
+
+describe('pg-lifecycle start', () => {
+  it('starts an execution with exactly the input the schedule sends (trigger manual)', async () => {
+    // Prepare
+    const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:pg-lifecycle';
+    const { client, requests } = recordingSfn(() => ({ executionArn: `${arn}:x`, startDate: 1_700_000_000 }));
+    // Act
+    const started = await startCommand(client, {
+      config,
+      policy: 'counting-results',
+      stateMachineArn: arn,
+      dryRun: false,
+      now: new Date('2026-11-23T10:11:12.345Z'),
+    });
+    // Assess
+    expect(requests).toHaveLength(1);
+    expect(requests[0]?.target).toBe('StartExecution');
+    expect(requests[0]?.body.stateMachineArn).toBe(arn);
+    expect(JSON.parse(requests[0]?.body.input as string)).toEqual({
+      ...buildExecutionInput(config, 'counting-results', 'schedule', false),
+      trigger: 'manual',
+    });
+    expect(started.name).toBe(manualExecutionName('counting-results', new Date('2026-11-23T10:11:12.345Z')));
+    expect(started.name).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
+  });
+
+  it('lists recent executions with the policy read from each input', async () => {
+    const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:pg-lifecycle';
+    const { client } = recordingSfn((target, body) =>
+      target === 'ListExecutions'
+        ? { executions: [{ executionArn: `${arn}:a`, name: 'a', status: 'SUCCEEDED', startDate: 1, stateMachineArn: arn }] }
+        : { executionArn: body.executionArn, input: JSON.stringify({ policy: { name: 'counting-results' } }), status: 'SUCCEEDED', startDate: 1, stateMachineArn: arn },
+    );
+    const executions = await listExecutions(client, { stateMachineArn: arn, limit: 5 });
+    expect(executions).toEqual([expect.objectContaining({ name: 'a', status: 'SUCCEEDED', policy: 'counting-results' })]);
+  });
+});
+
+describe('pg-lifecycle validate', () => {
+  it('exits 2 and names the field and problem for an invalid config', async () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), 'pgl-cli-'));
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ sandbox: true, policies: [{ name: 'x', table: 't', action: 'archive', timeColumn: 'c', retention: '2 years' }] }));
+    const errors: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      errors.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    // Act
+    const { main } = await import('../../bin/cli/main.ts');
+    let code: number;
+    try {
+      code = await main(['validate', '--config', file]);
+    } finally {
+      process.stderr.write = write;
+    }
+    // Assess
+    expect(code).toBe(2);
+    expect(errors.join('')).toContain(`${file}: policies[0].retention: "2 years" is not an ISO-8601 duration`);
+  });
+});
