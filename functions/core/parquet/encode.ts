@@ -1,0 +1,151 @@
+/**
+ * Encodes a batch of PostgreSQL text rows as one Parquet file in memory, following a column plan.
+ */
+import * as zlib from 'node:zlib';
+import type { CompressionCodec, SchemaElement } from 'hyparquet';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import type { ParquetColumnPlan, ParquetValue } from './column-plan.ts';
+import { CompressionUnavailableError, locateValueError, ParquetInputError } from './errors.ts';
+
+export type ParquetCompression = 'snappy' | 'zstd' | 'gzip' | 'uncompressed';
+
+export interface EncodeParquetOptions {
+  readonly compression: ParquetCompression;
+  /** Rows per row group; default {@link DEFAULT_ROW_GROUP_SIZE}. */
+  readonly rowGroupSize?: number;
+  /** Extra footer key/value metadata (e.g. run id). */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+/**
+ * One row group for any ordinary chunk: readers split work by row group, and hyparquet-writer's own
+ * default would start every file with a 1,000-row group meant for previews.
+ */
+export const DEFAULT_ROW_GROUP_SIZE = 100_000;
+
+/** Footer key holding each column's PostgreSQL type, so text-stored columns can be cast back. */
+export const COLUMNS_METADATA_KEY = 'pg_lifecycle.columns';
+
+/**
+ * Encodes `rows` (PostgreSQL text, `null` for NULL, in plan order) as a Parquet file.
+ *
+ * Converts one column at a time, so each pass runs a single converter. Throws
+ * `UnrepresentableValueError` / `PgTextParseError` naming the column and row of a bad value,
+ * `CompressionUnavailableError` for ZSTD before Node 22.15, `ParquetInputError` for rows that do not
+ * fit the plan.
+ */
+export function encodeParquet(
+  plan: readonly ParquetColumnPlan[],
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+  options: EncodeParquetOptions,
+): Uint8Array {
+  checkShape(plan, rows);
+  const rowGroupSize = options.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE;
+  // hyparquet-writer would loop forever on a zero step.
+  if (!Number.isSafeInteger(rowGroupSize) || rowGroupSize < 1) {
+    throw new ParquetInputError(`rowGroupSize must be a positive integer, got ${rowGroupSize}`);
+  }
+  const { codec, compressors } = resolveCompression(options.compression);
+  const schema: SchemaElement[] = [{ name: 'root', num_children: plan.length }];
+  for (const column of plan) schema.push(...column.schema);
+  const columnData = plan.map((column, index) => ({
+    name: column.name,
+    data: convertColumn(column, index, rows),
+  }));
+  // Ours last: a caller's key cannot replace the column types.
+  const metadata = { ...options.metadata, [COLUMNS_METADATA_KEY]: describeColumns(plan) };
+  const buffer = parquetWriteBuffer({
+    columnData,
+    schema,
+    codec,
+    compressors,
+    rowGroupSize,
+    kvMetadata: Object.entries(metadata).map(([key, value]) => ({ key, value })),
+    createdBy: 'pg-lifecycle',
+  });
+  return new Uint8Array(buffer);
+}
+
+/** Name and Glue/Athena type of each column, in file order, for a Glue table definition. */
+export function describeParquetSchema(
+  plan: readonly ParquetColumnPlan[],
+): Array<{ name: string; athenaType: string }> {
+  return plan.map(({ name, athenaType }) => ({ name, athenaType }));
+}
+
+function checkShape(
+  plan: readonly ParquetColumnPlan[],
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+): void {
+  if (plan.length === 0) throw new ParquetInputError('a Parquet file needs at least one column');
+  const names = new Set(plan.map((column) => column.name));
+  if (names.size !== plan.length) throw new ParquetInputError('column names must be unique');
+  for (let r = 0; r < rows.length; r++) {
+    const width = rows[r]?.length;
+    if (width !== plan.length) {
+      throw new ParquetInputError(`row ${r} has ${width} values; the plan has ${plan.length} columns`);
+    }
+  }
+}
+
+function convertColumn(
+  column: ParquetColumnPlan,
+  index: number,
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+): Array<ParquetValue | null> {
+  const { fromText } = column;
+  const data: Array<ParquetValue | null> = new Array(rows.length);
+  let r = 0;
+  try {
+    for (; r < rows.length; r++) {
+      const text = (rows[r] as ReadonlyArray<string | null>)[index];
+      data[r] = text === null || text === undefined ? null : fromText(text);
+    }
+  } catch (error) {
+    throw locateValueError(error, column.name, r);
+  }
+  return data;
+}
+
+function describeColumns(plan: readonly ParquetColumnPlan[]): string {
+  return JSON.stringify(plan.map(({ name, pgType, parquetType }) => ({ name, pgType, parquetType })));
+}
+
+type Compressor = (input: Uint8Array) => Uint8Array;
+type Compressors = Partial<Record<CompressionCodec, Compressor>>;
+type ZstdCompressSync = Compressor;
+
+/** node:zlib gained zstd in Node 22.15 (the Lambda runtime has it; Node 20 does not). */
+function zstdCompressor(): ZstdCompressSync | undefined {
+  const candidate = (zlib as unknown as { zstdCompressSync?: ZstdCompressSync }).zstdCompressSync;
+  return typeof candidate === 'function' ? candidate : undefined;
+}
+
+function resolveCompression(compression: ParquetCompression): {
+  codec: CompressionCodec;
+  compressors: Compressors;
+} {
+  switch (compression) {
+    case 'snappy':
+      // Built into hyparquet-writer.
+      return { codec: 'SNAPPY', compressors: {} };
+    case 'uncompressed':
+      return { codec: 'UNCOMPRESSED', compressors: {} };
+    case 'gzip':
+      // Parquet's GZIP codec is the gzip (RFC 1952) format, which gzipSync produces.
+      return { codec: 'GZIP', compressors: { GZIP: (input) => zlib.gzipSync(input) } };
+    case 'zstd': {
+      const zstd = zstdCompressor();
+      if (!zstd) {
+        throw new CompressionUnavailableError(
+          `ZSTD needs node:zlib zstdCompressSync (Node >= 22.15; this is ${process.version}); use snappy or gzip here`,
+        );
+      }
+      return { codec: 'ZSTD', compressors: { ZSTD: (input) => zstd(input) } };
+    }
+    default: {
+      const unknown: never = compression;
+      throw new ParquetInputError(`unknown compression ${String(unknown)}`);
+    }
+  }
+}
