@@ -3,7 +3,9 @@
  * handlers with a Lambda-shaped context): pg from the environment, S3, Powertools.
  */
 import type { Context } from 'aws-lambda';
+import { GlueClient } from '@aws-sdk/client-glue';
 import { S3ObjectStore } from '../adapters/archive-store.ts';
+import { GlueTableCatalog } from '../adapters/glue-catalog.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import { connect, resolveClientConfig } from './database.ts';
 import { readEnv } from './env.ts';
@@ -16,6 +18,7 @@ export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMil
   return {
     connect: async () => connect(await resolveClientConfig(env)),
     store: s3 && env.ARCHIVE_BUCKET ? new S3ObjectStore(s3, env.ARCHIVE_BUCKET) : undefined,
+    tableCatalog: env.GLUE_DATABASE ? new GlueTableCatalog(new GlueClient({}), env.GLUE_DATABASE) : undefined,
     now: () => new Date(),
     remainingMs: () => context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
     log: stepLogger,

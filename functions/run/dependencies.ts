@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import type { ObjectStore } from '../adapters/archive-store.ts';
+import type { TableCatalog } from '../adapters/glue-catalog.ts';
 
 /** Structured log sink: one line per event, never row contents. */
 export interface StepLogger {
@@ -33,6 +34,8 @@ export interface StepDependencies {
   connect(): Promise<pg.Client>;
   /** Archive destination (required by archive policies; checked before anything is deleted). */
   store?: ObjectStore | undefined;
+  /** Glue catalog for Athena tables over archive prefixes (AWS only; absent locally). */
+  tableCatalog?: TableCatalog | undefined;
   now(): Date;
   /** Milliseconds left before the step must return (Lambda timeout minus a safety margin). */
   remainingMs(): number;

@@ -9,6 +9,10 @@ import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
 import { computeCutoff } from '../core/cutoff.ts';
+import { buildGlueTableInput } from '../core/glue-table.ts';
+import { tablePrefix } from '../core/object-keys.ts';
+import { planParquetColumns } from '../core/parquet/column-plan.ts';
+import { describeParquetSchema } from '../core/parquet/encode.ts';
 import { InvalidPayloadError, StorageConfigurationError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { explainChunkQuery, prepareTarget } from './prepare-target.ts';
@@ -84,6 +88,18 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     } catch (error) {
       await db.query('ROLLBACK');
       throw error;
+    }
+    if (policy.action === 'archive' && deps.tableCatalog && deps.store) {
+      // After the lease: only the run that will write objects refreshes the table definition.
+      await deps.tableCatalog.upsertTable(
+        buildGlueTableInput({
+          policyName: policy.name,
+          bucket: deps.store.bucket,
+          tablePrefix: tablePrefix(policy.name, prepared.table.schema, prepared.table.table),
+          granularity: policy.archive.partitionBy,
+          columns: describeParquetSchema(planParquetColumns(prepared.table.columns)),
+        }),
+      );
     }
     deps.log.info('run started', { runId, policy: policy.name, action: policy.action, table: prepared.qualifiedName, cutoff });
     return baseState({ runId, input, cutoff, cursor: null, batchRows: chunking.initialRows, generation: 1, done: false });
