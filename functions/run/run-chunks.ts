@@ -62,8 +62,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let localRetries = 0;
     const totals = { ...state.totals };
 
+    let chunksThisStep = 0;
     while (!done) {
-      if (deps.remainingMs() < 2 * lastChunkMs + 1000) break;
+      // At least one chunk per step, so a run always progresses; then stop while two more would still fit.
+      if (chunksThisStep > 0 && deps.remainingMs() < 2 * lastChunkMs + 1000) break;
+      chunksThisStep++;
       await ledger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
       const started = performance.now();
       let outcome: ChunkOutcome;

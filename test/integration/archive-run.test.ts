@@ -101,4 +101,73 @@ describe('archive run', () => {
     expect(leases.rowCount).toBe(0);
     expect(result.executions).toBe(1);
   });
+
+  it('continues as a new execution past the iteration bound, keeping one run, one lease and one cutoff', async () => {
+    // Prepare
+    await seedCountingResults(3000);
+    const eligible = await db.pool.query(
+      `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y'`,
+      [NOW.toISOString()],
+    );
+    const config = testConfig([
+      {
+        name: 'continued',
+        table: 'public.counting_results',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P2Y',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    // Act: a tiny Chunk budget (one chunk per step) and a bound of 3 steps per execution.
+    const result = await runLocally({
+      config,
+      policyName: 'continued',
+      chunkBudgetMs: 300,
+      maxIterationsOverride: 3,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.executions).toBeGreaterThan(2);
+    expect(result.summary?.rows).toBe(eligible.rows[0].n);
+    const runs = await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.runs WHERE policy = 'continued'`);
+    expect(runs.rows[0].n).toBe(1);
+    const objects = await ledgerObjects(db.pool, result.summary?.runId);
+    const archived = await readArchivedRows(s3, bucket, objects);
+    expect(new Set(archived.map((r) => String(r.id))).size).toBe(eligible.rows[0].n);
+  });
+
+  it('dry run reports the eligible rows and changes nothing: rows, ledger, objects', async () => {
+    // Prepare
+    await seedCountingResults(2000);
+    const count = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM public.counting_results`)).rows[0].n;
+    const ledgerRuns = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.runs`)).rows[0].n;
+    const rowsBefore = await count();
+    const runsBefore = await ledgerRuns();
+    const keysBefore = await listAllKeys(s3, bucket);
+    const expected = await db.pool.query(
+      `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y' AND count_type <> 'critical'`,
+      [NOW.toISOString()],
+    );
+    const config = testConfig([
+      {
+        name: 'dry',
+        table: 'public.counting_results',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P2Y',
+        filter: "count_type <> 'critical'",
+      },
+    ]);
+    // Act
+    const result = await runLocally({ config, policyName: 'dry', dryRun: true, deps: { databaseUrl: db.url, bucket, s3, now: () => NOW } });
+    // Assess
+    expect(result.status).toBe('dry_run');
+    expect(result.summary?.eligibleRows).toBe(expected.rows[0].n);
+    expect(await count()).toBe(rowsBefore);
+    expect(await ledgerRuns()).toBe(runsBefore);
+    expect(await listAllKeys(s3, bucket)).toEqual(keysBefore);
+  });
 });
