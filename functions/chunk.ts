@@ -2,6 +2,7 @@
 import { type DependencyFactory, lifecycleHandler } from './commons/middleware.ts';
 import { runChunks } from './run/run-chunks.ts';
 
-export const createHandler = (makeDependencies?: DependencyFactory) => lifecycleHandler(runChunks, makeDependencies);
+export const createHandler = (makeDependencies?: DependencyFactory) =>
+  lifecycleHandler(runChunks, makeDependencies);
 
 export const handler = createHandler();

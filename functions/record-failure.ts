@@ -2,6 +2,7 @@
 import { type DependencyFactory, lifecycleHandler } from './commons/middleware.ts';
 import { recordFailure } from './run/record-failure.ts';
 
-export const createHandler = (makeDependencies?: DependencyFactory) => lifecycleHandler(recordFailure, makeDependencies);
+export const createHandler = (makeDependencies?: DependencyFactory) =>
+  lifecycleHandler(recordFailure, makeDependencies);
 
 export const handler = createHandler();

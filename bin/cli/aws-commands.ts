@@ -14,7 +14,10 @@ import { UsageError } from './errors.ts';
 
 export function requireStateMachineArn(arn: string | undefined): string {
   const value = arn ?? process.env.PG_LIFECYCLE_STATE_MACHINE_ARN;
-  if (!value) throw new UsageError('the state machine ARN is needed: --state-machine-arn ARN or PG_LIFECYCLE_STATE_MACHINE_ARN (stack output StateMachineArn)');
+  if (!value)
+    throw new UsageError(
+      'the state machine ARN is needed: --state-machine-arn ARN or PG_LIFECYCLE_STATE_MACHINE_ARN (stack output StateMachineArn)',
+    );
   if (!/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]+$/.test(value)) {
     throw new UsageError(`${value} is not a Step Functions state machine ARN`);
   }
@@ -23,7 +26,10 @@ export function requireStateMachineArn(arn: string | undefined): string {
 
 /** Execution names: 80 chars of [A-Za-z0-9_-]; unique per start. */
 export function manualExecutionName(policy: string, now: Date): string {
-  const stamp = now.toISOString().replace(/[-:.TZ]/g, '').slice(0, 17);
+  const stamp = now
+    .toISOString()
+    .replace(/[-:.TZ]/g, '')
+    .slice(0, 17);
   return `manual-${policy}-${stamp}`.slice(0, 80);
 }
 
@@ -34,7 +40,11 @@ export async function startCommand(
   const input = buildExecutionInput(options.config, options.policy, 'manual', options.dryRun);
   const name = manualExecutionName(options.policy, options.now);
   const result = await sfn.send(
-    new StartExecutionCommand({ stateMachineArn: options.stateMachineArn, name, input: JSON.stringify(input) }),
+    new StartExecutionCommand({
+      stateMachineArn: options.stateMachineArn,
+      name,
+      input: JSON.stringify(input),
+    }),
   );
   return { executionArn: result.executionArn ?? '', startDate: result.startDate?.toISOString() ?? '', name };
 }
@@ -53,7 +63,12 @@ export async function listExecutions(
   sfn: SFNClient,
   options: { stateMachineArn: string; policy?: string | undefined; limit: number },
 ): Promise<ExecutionStatus[]> {
-  const listed = await sfn.send(new ListExecutionsCommand({ stateMachineArn: options.stateMachineArn, maxResults: Math.min(100, options.limit * 3) }));
+  const listed = await sfn.send(
+    new ListExecutionsCommand({
+      stateMachineArn: options.stateMachineArn,
+      maxResults: Math.min(100, options.limit * 3),
+    }),
+  );
   const statuses: ExecutionStatus[] = [];
   for (const execution of listed.executions ?? []) {
     if (statuses.length >= options.limit) break;

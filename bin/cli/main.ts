@@ -1,12 +1,12 @@
 /** Command dispatch for `pg-lifecycle`. Returns the exit code; writes results to stdout, problems to stderr. */
 import { parseArgs } from 'node:util';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { ConfigError, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
-import type { LifecycleConfig } from '../../lib/contracts/config.ts';
-import { UnknownPolicyError } from '../../lib/execution-input.ts';
 import { Ledger } from '../../functions/adapters/ledger.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
+import { ConfigError, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
+import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { UnknownPolicyError } from '../../lib/execution-input.ts';
 import { listExecutions, requireStateMachineArn, startCommand } from './aws-commands.ts';
 import { UsageError } from './errors.ts';
 import { formatReport, type RunReport, runCommand } from './run-command.ts';
@@ -34,7 +34,12 @@ export async function main(argv: string[]): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    }));
   } catch (error) {
     printError(`${(error as Error).message}\n\n${USAGE}`);
     return 2;
@@ -66,7 +71,9 @@ async function dispatch(command: string, values: Values): Promise<number> {
   switch (command) {
     case 'validate': {
       const config = loadConfigFile(values.config);
-      print(`${values.config}: OK (${config.policies.length} ${config.policies.length === 1 ? 'policy' : 'policies'})`);
+      print(
+        `${values.config}: OK (${config.policies.length} ${config.policies.length === 1 ? 'policy' : 'policies'})`,
+      );
       return 0;
     }
     case 'schema':
@@ -103,7 +110,10 @@ async function dispatch(command: string, values: Values): Promise<number> {
     case 'status':
       return statusCommand(values);
     case 'migrate': {
-      const applied = await withClient(await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }), applyMigrations);
+      const applied = await withClient(
+        await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
+        applyMigrations,
+      );
       print(applied.length > 0 ? `applied ${applied.join(', ')}` : 'ledger is up to date');
       return 0;
     }
@@ -116,7 +126,9 @@ async function planCommand(config: LifecycleConfig, values: Values): Promise<num
   const names = values.policy ? [values.policy] : config.policies.map((p) => p.name);
   const reports: RunReport[] = [];
   for (const policy of names) {
-    reports.push(await runCommand({ config, policy, bucket: undefined, dryRun: true, verbose: values.verbose }));
+    reports.push(
+      await runCommand({ config, policy, bucket: undefined, dryRun: true, verbose: values.verbose }),
+    );
   }
   if (values.json) print(JSON.stringify(reports));
   else for (const report of reports) print(formatReport(report));
@@ -125,10 +137,15 @@ async function planCommand(config: LifecycleConfig, values: Values): Promise<num
 
 async function statusCommand(values: Values): Promise<number> {
   const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new UsageError('--limit must be a whole number from 1 to 100');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    throw new UsageError('--limit must be a whole number from 1 to 100');
   const arn = values['state-machine-arn'] ?? process.env.PG_LIFECYCLE_STATE_MACHINE_ARN;
   const executions = arn
-    ? await listExecutions(new SFNClient({}), { stateMachineArn: requireStateMachineArn(arn), policy: values.policy, limit })
+    ? await listExecutions(new SFNClient({}), {
+        stateMachineArn: requireStateMachineArn(arn),
+        policy: values.policy,
+        limit,
+      })
     : undefined;
   const hasDatabase = Boolean(process.env.DATABASE_URL || process.env.PGHOST || process.env.PGDATABASE);
   const runs = hasDatabase
@@ -136,20 +153,24 @@ async function statusCommand(values: Values): Promise<number> {
         new Ledger(client).listRuns({ policy: values.policy, limit }),
       )
     : undefined;
-  if (!executions && !runs) throw new UsageError('nothing to show: set --state-machine-arn (AWS) and/or DATABASE_URL (ledger)');
+  if (!executions && !runs)
+    throw new UsageError('nothing to show: set --state-machine-arn (AWS) and/or DATABASE_URL (ledger)');
   if (values.json) {
     print(JSON.stringify({ executions, runs }));
     return 0;
   }
   if (executions) {
     print('Executions');
-    for (const e of executions) print(`  ${e.startDate ?? ''}  ${e.status.padEnd(10)} ${e.policy ?? '?'}  ${e.name}`);
+    for (const e of executions)
+      print(`  ${e.startDate ?? ''}  ${e.status.padEnd(10)} ${e.policy ?? '?'}  ${e.name}`);
   }
   if (runs) {
     print('Runs (ledger)');
     for (const r of runs) {
       const error = r.errorName ? `  ${r.errorName}: ${r.errorCause ?? ''}` : '';
-      print(`  ${r.startedAt}  ${r.status.padEnd(10)} ${r.policy}  ${r.rows} rows, ${r.objects} objects, ${r.bytes} bytes${error}`);
+      print(
+        `  ${r.startedAt}  ${r.status.padEnd(10)} ${r.policy}  ${r.rows} rows, ${r.objects} objects, ${r.bytes} bytes${error}`,
+      );
     }
   }
   return 0;

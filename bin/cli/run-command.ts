@@ -2,10 +2,11 @@
  * `run` and `plan`: execute policies locally through the synthesized state machine against DATABASE_URL
  * (or PG*) and S3 from the standard AWS environment.
  */
-import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
+import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { UsageError } from './errors.ts';
 
 export interface RunCommandOptions {
@@ -38,7 +39,9 @@ export interface RunReport {
 export async function runCommand(options: RunCommandOptions): Promise<RunReport> {
   const policy = options.config.policies.find((p) => p.name === options.policy);
   if (!policy) {
-    throw new UsageError(`no policy named "${options.policy}" (known: ${options.config.policies.map((p) => p.name).join(', ')})`);
+    throw new UsageError(
+      `no policy named "${options.policy}" (known: ${options.config.policies.map((p) => p.name).join(', ')})`,
+    );
   }
   if (policy.action === 'archive' && !options.bucket && !options.dryRun) {
     throw new UsageError('archive policies need a bucket: --bucket B or PG_LIFECYCLE_BUCKET');

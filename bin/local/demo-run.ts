@@ -1,9 +1,6 @@
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { loadConfigFile } from '../../lib/config-file.ts';
-import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
-import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
@@ -11,6 +8,9 @@ import { localDependencies, stderrLogger } from '../../functions/local-runner/lo
 import { runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
+import { loadConfigFile } from '../../lib/config-file.ts';
+import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
+import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
@@ -37,7 +37,9 @@ interface PolicyReport {
 
 async function countRows(client: pg.Client, policy: Policy): Promise<number> {
   const table = await resolveTable(client, policy.table);
-  const { rows } = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteQualified(table.schema, table.table)}`);
+  const { rows } = await client.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM ${quoteQualified(table.schema, table.table)}`,
+  );
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -107,8 +109,18 @@ export async function runDemo(argv: string[]): Promise<number> {
       const rowsAfter = await countRows(client, policy);
       const verification =
         result.summary && result.status === 'succeeded'
-          ? await verifyArchiveRun(client, s3, BUCKET, { runId: result.summary.runId, policy: policy.name, rowsBefore, rowsAfter })
-          : { ok: false, problems: [`run failed: ${result.failure?.error}: ${result.failure?.cause}`], rowsInObjects: 0, objectsChecked: 0 };
+          ? await verifyArchiveRun(client, s3, BUCKET, {
+              runId: result.summary.runId,
+              policy: policy.name,
+              rowsBefore,
+              rowsAfter,
+            })
+          : {
+              ok: false,
+              problems: [`run failed: ${result.failure?.error}: ${result.failure?.cause}`],
+              rowsInObjects: 0,
+              objectsChecked: 0,
+            };
       reports.push({
         policy: policy.name,
         action: policy.action,
@@ -135,15 +147,21 @@ export async function runDemo(argv: string[]): Promise<number> {
   const ok = reports.every((r) => r.verified);
   const totalMs = Math.round(performance.now() - started);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports }, null, 2)}\n`,
+    );
   } else {
     say('');
     for (const r of reports) {
       say(`${r.policy}  (${r.action} ${r.table})  ${r.status.toUpperCase()}`);
       say(`  rows before ${r.rowsBefore}  after ${r.rowsAfter}  archived ${r.rowsArchived}`);
-      say(`  ${r.objects} Parquet objects, ${(r.bytes / 1024).toFixed(0)} KiB, ${r.chunks} chunks, ${r.durationMs} ms`);
+      say(
+        `  ${r.objects} Parquet objects, ${(r.bytes / 1024).toFixed(0)} KiB, ${r.chunks} chunks, ${r.durationMs} ms`,
+      );
       say(`  prefix ${r.tierPrefix}  tiers ${r.tiers}`);
-      say(`  verification ${r.verified ? 'OK (lengths, SHA-256, Parquet row counts, no orphans, rows conserved)' : 'FAILED'}`);
+      say(
+        `  verification ${r.verified ? 'OK (lengths, SHA-256, Parquet row counts, no orphans, rows conserved)' : 'FAILED'}`,
+      );
       for (const problem of r.problems.slice(0, 10)) say(`    - ${problem}`);
     }
     say('');

@@ -35,14 +35,21 @@ export async function verifyArchiveRun(
       problems.push(`${object.key}: missing`);
       continue;
     }
-    if (body.byteLength !== Number(object.bytes)) problems.push(`${object.key}: ${body.byteLength} bytes, ledger says ${object.bytes}`);
+    if (body.byteLength !== Number(object.bytes))
+      problems.push(`${object.key}: ${body.byteLength} bytes, ledger says ${object.bytes}`);
     if (sha256Hex(body) !== object.sha256) problems.push(`${object.key}: SHA-256 differs from the ledger`);
-    const metadata = parquetMetadata(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer);
-    if (Number(metadata.num_rows) !== Number(object.rows)) problems.push(`${object.key}: ${metadata.num_rows} rows, ledger says ${object.rows}`);
+    const metadata = parquetMetadata(
+      body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer,
+    );
+    if (Number(metadata.num_rows) !== Number(object.rows))
+      problems.push(`${object.key}: ${metadata.num_rows} rows, ledger says ${object.rows}`);
     rowsInObjects += Number(metadata.num_rows);
   }
   const listed = new Set<string>();
-  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: policyPrefix(run.policy) })) {
+  for await (const page of paginateListObjectsV2(
+    { client: s3 },
+    { Bucket: bucket, Prefix: policyPrefix(run.policy) },
+  )) {
     for (const item of page.Contents ?? []) if (item.Key) listed.add(item.Key);
   }
   const { rows: allKeys } = await db.query<{ key: string }>(
@@ -50,10 +57,13 @@ export async function verifyArchiveRun(
     [run.policy],
   );
   const ledgerKeys = new Set(allKeys.map((r) => r.key));
-  for (const key of listed) if (!ledgerKeys.has(key)) problems.push(`${key}: in S3 but not in the ledger (orphan)`);
+  for (const key of listed)
+    if (!ledgerKeys.has(key)) problems.push(`${key}: in S3 but not in the ledger (orphan)`);
   for (const key of ledgerKeys) if (!listed.has(key)) problems.push(`${key}: in the ledger but not in S3`);
   if (run.rowsBefore !== run.rowsAfter + rowsInObjects) {
-    problems.push(`row conservation: before ${run.rowsBefore} != after ${run.rowsAfter} + archived ${rowsInObjects}`);
+    problems.push(
+      `row conservation: before ${run.rowsBefore} != after ${run.rowsAfter} + archived ${rowsInObjects}`,
+    );
   }
   return { ok: problems.length === 0, problems, objectsChecked: objects.length, rowsInObjects };
 }

@@ -6,13 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ArchivePolicy } from '../../lib/contracts/config.ts';
+import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
-import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
 import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
 import { objectKey, partitionOf } from '../core/object-keys.ts';
-import { encodeParquet } from '../core/parquet/encode.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
+import { encodeParquet } from '../core/parquet/encode.ts';
 import type { ChunkAction, ChunkInput, ChunkOutcome } from './action.ts';
 import { EMPTY_OUTCOME } from './action.ts';
 
@@ -37,13 +37,18 @@ export class ArchiveAction implements ChunkAction {
     const policy = input.policy as ArchivePolicy;
     const statement = buildDeleteChunkStatement(input.target, input.cursor !== null);
     const params: Array<string | number | null> = [input.cutoff, input.limit, ...(input.cursor ?? [])];
-    const result = await tx.query<Array<string | null>>({ text: statement.text, values: params, rowMode: 'array' });
+    const result = await tx.query<Array<string | null>>({
+      text: statement.text,
+      values: params,
+      rowMode: 'array',
+    });
     const rows = result.rows;
     if (rows.length === 0) return EMPTY_OUTCOME;
 
     // The first order term is the time column itself.
     const timeIndex = 0;
-    const keyOf = (row: ReadonlyArray<string | null>) => statement.orderPositions.slice(1).map((i) => row[i] ?? null);
+    const keyOf = (row: ReadonlyArray<string | null>) =>
+      statement.orderPositions.slice(1).map((i) => row[i] ?? null);
     const plan = planParquetColumns(input.table.columns);
 
     const objects: ArchivedObject[] = [];

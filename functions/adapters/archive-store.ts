@@ -79,7 +79,9 @@ export class S3ObjectStore implements ObjectStore {
   private async verifyByHead(object: StoredObject): Promise<string | undefined> {
     let head: HeadObjectCommandOutput;
     try {
-      head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: object.key, ChecksumMode: 'ENABLED' }));
+      head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: object.key, ChecksumMode: 'ENABLED' }),
+      );
     } catch (error) {
       throw mapS3Error(error, `verification of ${object.key}`);
     }
@@ -119,7 +121,12 @@ export class S3ObjectStore implements ObjectStore {
 export function mapS3Error(error: unknown, what: string): Error {
   if (error instanceof S3ServiceException) {
     const status = error.$metadata.httpStatusCode ?? 0;
-    if (error.name === 'NoSuchBucket' || error.name === 'AccessDenied' || status === 403 || (status === 404 && what.startsWith('bucket'))) {
+    if (
+      error.name === 'NoSuchBucket' ||
+      error.name === 'AccessDenied' ||
+      status === 403 ||
+      (status === 404 && what.startsWith('bucket'))
+    ) {
       return new StorageConfigurationError(`${what}: ${error.name} (${status})`, { cause: error });
     }
     return new TransientStorageError(`${what}: ${error.name} (${status})`, { cause: error });

@@ -64,7 +64,10 @@ export async function resolveTable(db: Queryable, qualifiedName: string): Promis
   };
   const matches = pick(visible);
   if (matches.length === 0) {
-    const hint = rows.length > 0 ? ` (did you mean ${rows.map((r) => quoteQualified(r.nspname, r.relname)).join(' or ')}?)` : '';
+    const hint =
+      rows.length > 0
+        ? ` (did you mean ${rows.map((r) => quoteQualified(r.nspname, r.relname)).join(' or ')}?)`
+        : '';
     throw new CatalogError(`table ${qualifiedName} does not exist${hint}`);
   }
   if (matches.length > 1) {
@@ -74,11 +77,20 @@ export async function resolveTable(db: Queryable, qualifiedName: string): Promis
   }
   const match = matches[0] as NameMatch;
   if (match.relkind !== 'r' && match.relkind !== 'p') {
-    throw new CatalogError(`${quoteQualified(match.nspname, match.relname)} is not a table (relkind ${match.relkind})`);
+    throw new CatalogError(
+      `${quoteQualified(match.nspname, match.relname)} is not a table (relkind ${match.relkind})`,
+    );
   }
   const columns = await listColumns(db, match.oid);
   const primaryKey = await listPrimaryKey(db, match.oid);
-  return { oid: match.oid, schema: match.nspname, table: match.relname, kind: match.relkind, columns, primaryKey };
+  return {
+    oid: match.oid,
+    schema: match.nspname,
+    table: match.relname,
+    kind: match.relkind,
+    columns,
+    primaryKey,
+  };
 }
 
 interface ColumnRow {
@@ -128,7 +140,10 @@ export async function listColumns(db: Queryable, tableOid: string): Promise<Cata
 }
 
 /** numeric(p,s) typmod: ((p << 16) | s) + 4; scale is a signed 16-bit value since PostgreSQL 15. */
-function numericPrecision(baseType: string, typmod: number): { numericPrecision?: number; numericScale?: number } {
+function numericPrecision(
+  baseType: string,
+  typmod: number,
+): { numericPrecision?: number; numericScale?: number } {
   if (baseType !== 'numeric' || typmod < 4) return {};
   const packed = typmod - 4;
   const precision = (packed >> 16) & 0xffff;
@@ -137,7 +152,10 @@ function numericPrecision(baseType: string, typmod: number): { numericPrecision?
   return { numericPrecision: precision, numericScale: scale };
 }
 
-async function listPrimaryKey(db: Queryable, tableOid: string): Promise<Array<{ name: string; typeName: string }>> {
+async function listPrimaryKey(
+  db: Queryable,
+  tableOid: string,
+): Promise<Array<{ name: string; typeName: string }>> {
   const { rows } = await db.query<{ name: string; type_name: string }>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type_name
        FROM pg_index i
@@ -150,14 +168,25 @@ async function listPrimaryKey(db: Queryable, tableOid: string): Promise<Array<{ 
   return rows.map((r) => ({ name: r.name, typeName: r.type_name }));
 }
 
-const TIME_KINDS: Record<string, TimeColumnKind> = { timestamptz: 'timestamptz', timestamp: 'timestamp', date: 'date' };
+const TIME_KINDS: Record<string, TimeColumnKind> = {
+  timestamptz: 'timestamptz',
+  timestamp: 'timestamp',
+  date: 'date',
+};
 
 /** Finds the policy's time column (same matching rules as tables) and checks it is a time type. */
-export function resolveTimeColumn(table: ResolvedTable, columnName: string): { name: string; kind: TimeColumnKind } {
+export function resolveTimeColumn(
+  table: ResolvedTable,
+  columnName: string,
+): { name: string; kind: TimeColumnKind } {
   const [part] = parseQualifiedName(columnName);
   if (!part) throw new CatalogError(`timeColumn is empty`);
-  const exact = table.columns.filter((c) => c.name === part.name || (!part.quoted && c.name === part.name.toLowerCase()));
-  const loose = part.quoted ? [] : table.columns.filter((c) => c.name.toLowerCase() === part.name.toLowerCase());
+  const exact = table.columns.filter(
+    (c) => c.name === part.name || (!part.quoted && c.name === part.name.toLowerCase()),
+  );
+  const loose = part.quoted
+    ? []
+    : table.columns.filter((c) => c.name.toLowerCase() === part.name.toLowerCase());
   const matches = exact.length > 0 ? exact : loose;
   const qualified = quoteQualified(table.schema, table.table);
   if (matches.length !== 1) {

@@ -1,5 +1,10 @@
 /** Creates or updates an archive policy's Glue table (the start step calls it when GLUE_DATABASE is set). */
-import { CreateTableCommand, EntityNotFoundException, type GlueClient, UpdateTableCommand } from '@aws-sdk/client-glue';
+import {
+  CreateTableCommand,
+  EntityNotFoundException,
+  type GlueClient,
+  UpdateTableCommand,
+} from '@aws-sdk/client-glue';
 import type { GlueTableInput } from '../core/glue-table.ts';
 
 export interface TableCatalog {

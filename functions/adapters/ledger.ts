@@ -143,7 +143,8 @@ export class Ledger {
         WHERE policy = $1 AND run_id = $2`,
       [policy, runId, ttlSeconds],
     );
-    if (rowCount !== 1) throw new LeaseLostError(`run ${runId} no longer holds the lease of policy ${policy}`);
+    if (rowCount !== 1)
+      throw new LeaseLostError(`run ${runId} no longer holds the lease of policy ${policy}`);
   }
 
   async releaseLease(policy: string, runId: string): Promise<void> {
@@ -170,11 +171,16 @@ export class Ledger {
   }
 
   async setExecutionId(runId: string, executionId: string): Promise<void> {
-    await this.db.query('UPDATE lifecycle.runs SET execution_id = $2 WHERE run_id = $1', [runId, executionId]);
+    await this.db.query('UPDATE lifecycle.runs SET execution_id = $2 WHERE run_id = $1', [
+      runId,
+      executionId,
+    ]);
   }
 
   async getRun(runId: string): Promise<RunRow | undefined> {
-    const { rows } = await this.db.query(`SELECT ${RUN_COLUMNS} FROM lifecycle.runs WHERE run_id = $1`, [runId]);
+    const { rows } = await this.db.query(`SELECT ${RUN_COLUMNS} FROM lifecycle.runs WHERE run_id = $1`, [
+      runId,
+    ]);
     return rows[0] ? toRunRow(rows[0]) : undefined;
   }
 
@@ -221,11 +227,18 @@ export class Ledger {
 
   /** Moves the cursor past rows that were scanned but not taken (filtered out), without a chunk row. */
   async advanceCursor(runId: string, cursor: ReadonlyArray<string | null>): Promise<void> {
-    await this.db.query('UPDATE lifecycle.runs SET cursor = $2::jsonb WHERE run_id = $1', [runId, JSON.stringify(cursor)]);
+    await this.db.query('UPDATE lifecycle.runs SET cursor = $2::jsonb WHERE run_id = $1', [
+      runId,
+      JSON.stringify(cursor),
+    ]);
   }
 
   /** Inside the chunk transaction: lists the objects and clears their pending marks. */
-  async insertArchivedObjects(runId: string, chunkSeq: number, objects: readonly ArchivedObject[]): Promise<void> {
+  async insertArchivedObjects(
+    runId: string,
+    chunkSeq: number,
+    objects: readonly ArchivedObject[],
+  ): Promise<void> {
     if (objects.length === 0) return;
     await this.db.query(
       `INSERT INTO lifecycle.archived_objects
@@ -252,10 +265,10 @@ export class Ledger {
         ),
       ],
     );
-    await this.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = ANY ($2::text[])', [
-      objects[0]?.bucket,
-      objects.map((o) => o.key),
-    ]);
+    await this.db.query(
+      'DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = ANY ($2::text[])',
+      [objects[0]?.bucket, objects.map((o) => o.key)],
+    );
   }
 
   /** Outside the chunk transaction (autocommit): announces a key before its upload starts. */
@@ -285,14 +298,17 @@ export class Ledger {
 
   /** Forgets a pending key once its object is gone; refuses (no-op) for a ledger-listed key. */
   async forgetPending(bucket: string, key: string): Promise<void> {
-    await this.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [bucket, key]);
-  }
-
-  async isArchived(bucket: string, key: string): Promise<boolean> {
-    const { rows } = await this.db.query('SELECT 1 FROM lifecycle.archived_objects WHERE bucket = $1 AND key = $2', [
+    await this.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [
       bucket,
       key,
     ]);
+  }
+
+  async isArchived(bucket: string, key: string): Promise<boolean> {
+    const { rows } = await this.db.query(
+      'SELECT 1 FROM lifecycle.archived_objects WHERE bucket = $1 AND key = $2',
+      [bucket, key],
+    );
     return rows.length > 0;
   }
 
@@ -307,7 +323,10 @@ export class Ledger {
   }
 
   async setEligibleRows(runId: string, eligibleRows: number): Promise<void> {
-    await this.db.query('UPDATE lifecycle.runs SET eligible_rows = $2 WHERE run_id = $1', [runId, eligibleRows]);
+    await this.db.query('UPDATE lifecycle.runs SET eligible_rows = $2 WHERE run_id = $1', [
+      runId,
+      eligibleRows,
+    ]);
   }
 
   async failRun(runId: string, errorName: string, cause: string): Promise<void> {

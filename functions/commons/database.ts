@@ -45,7 +45,9 @@ async function readSecret(arn: string): Promise<RdsSecret> {
 }
 
 /** Client settings from the environment: a Secrets Manager secret (AWS) or DATABASE_URL / PG* (local). */
-export async function resolveClientConfig(env: Pick<HandlerEnv, 'DB_SECRET_ARN' | 'DATABASE_URL' | 'DB_SSL'>): Promise<pg.ClientConfig> {
+export async function resolveClientConfig(
+  env: Pick<HandlerEnv, 'DB_SECRET_ARN' | 'DATABASE_URL' | 'DB_SSL'>,
+): Promise<pg.ClientConfig> {
   const common: pg.ClientConfig = {
     types: RAW_TEXT_TYPES,
     options: SESSION_OPTIONS,
@@ -88,7 +90,10 @@ export async function connect(config: pg.ClientConfig): Promise<pg.Client> {
 }
 
 /** Runs `work` with a fresh client and always ends it (success or error). */
-export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  config: pg.ClientConfig,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = await connect(config);
   try {
     return await work(client);

@@ -2,8 +2,9 @@
  * Wires the run steps to the real world inside a Lambda (or the local runner, which calls the same
  * handlers with a Lambda-shaped context): pg from the environment, S3, Powertools.
  */
-import type { Context } from 'aws-lambda';
+
 import { GlueClient } from '@aws-sdk/client-glue';
+import type { Context } from 'aws-lambda';
 import { S3ObjectStore } from '../adapters/archive-store.ts';
 import { GlueTableCatalog } from '../adapters/glue-catalog.ts';
 import type { StepDependencies } from '../run/dependencies.ts';

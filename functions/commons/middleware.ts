@@ -2,10 +2,11 @@
  * The middy stack every handler shares: Powertools context in logs, EMF metrics flushed per
  * invocation, X-Ray segments. Handlers stay thin: parse, wire, call the core, return the contract.
  */
-import middy from '@middy/core';
+
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { StepDependencies } from '../run/dependencies.ts';
 import { lambdaDependencies } from './lambda-dependencies.ts';

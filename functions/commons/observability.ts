@@ -3,7 +3,7 @@
  * Logs carry counts, timings and key ranges; never row contents.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ChunkMetrics, StepLogger } from '../run/dependencies.ts';
 

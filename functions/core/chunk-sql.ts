@@ -31,7 +31,9 @@ interface OrderTerm {
 }
 
 export function orderTerms(target: ChunkTarget): OrderTerm[] {
-  const terms: OrderTerm[] = [{ expression: quoteIdent(target.timeColumn.name), cast: target.timeColumn.kind }];
+  const terms: OrderTerm[] = [
+    { expression: quoteIdent(target.timeColumn.name), cast: target.timeColumn.kind },
+  ];
   if (target.keyColumns.length > 0) {
     for (const key of target.keyColumns) terms.push({ expression: quoteIdent(key.name), cast: key.typeName });
   } else {

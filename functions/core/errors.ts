@@ -63,7 +63,10 @@ export function classifyDatabaseError(error: unknown): unknown {
       return new TransientDatabaseError(`${code}: ${(error as Error).message}`, { cause: error });
     }
   }
-  if (error instanceof Error && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(error.message)) {
+  if (
+    error instanceof Error &&
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(error.message)
+  ) {
     return new TransientDatabaseError(error.message, { cause: error });
   }
   return error;

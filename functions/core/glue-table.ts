@@ -21,7 +21,10 @@ export interface GlueTableInput {
     readonly Location: string;
     readonly InputFormat: string;
     readonly OutputFormat: string;
-    readonly SerdeInfo: { readonly SerializationLibrary: string; readonly Parameters: Record<string, string> };
+    readonly SerdeInfo: {
+      readonly SerializationLibrary: string;
+      readonly Parameters: Record<string, string>;
+    };
   };
 }
 
@@ -58,9 +61,14 @@ export function buildGlueTableInput(options: {
   const columns = options.columns.map((column) => {
     const lower = column.name.toLowerCase();
     const clash = seen.get(lower);
-    if (clash !== undefined) throw new Error(`columns "${clash}" and "${column.name}" collide in Glue (names are case-insensitive)`);
+    if (clash !== undefined)
+      throw new Error(`columns "${clash}" and "${column.name}" collide in Glue (names are case-insensitive)`);
     seen.set(lower, column.name);
-    return { Name: lower, Type: column.athenaType, Comment: column.name === lower ? undefined : `source column "${column.name}"` };
+    return {
+      Name: lower,
+      Type: column.athenaType,
+      Comment: column.name === lower ? undefined : `source column "${column.name}"`,
+    };
   });
   const keys = PARTITION_KEYS[options.granularity];
   const location = `s3://${options.bucket}/${options.tablePrefix}`;

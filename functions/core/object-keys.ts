@@ -33,7 +33,9 @@ const LEADING_DATE = /^(\d{4,})-(\d{2})-(\d{2})/;
 export function partitionOf(timeText: string, granularity: PartitionGranularity): string {
   const match = LEADING_DATE.exec(timeText);
   const [year, month, day] =
-    !match || timeText.endsWith(' BC') ? ['0000', '01', '01'] : [match[1] ?? '', match[2] ?? '', match[3] ?? ''];
+    !match || timeText.endsWith(' BC')
+      ? ['0000', '01', '01']
+      : [match[1] ?? '', match[2] ?? '', match[3] ?? ''];
   if (granularity === 'year') return `year=${year}`;
   if (granularity === 'month') return `year=${year}/month=${month}`;
   return `year=${year}/month=${month}/day=${day}`;

@@ -27,7 +27,8 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
   const s3 = options.bucket && !options.store ? (options.s3 ?? createS3Client()) : undefined;
   const store = options.store ?? (s3 && options.bucket ? new S3ObjectStore(s3, options.bucket) : undefined);
   return (context) => ({
-    connect: async () => connect(await resolveClientConfig({ DATABASE_URL: options.databaseUrl, DB_SSL: options.ssl })),
+    connect: async () =>
+      connect(await resolveClientConfig({ DATABASE_URL: options.databaseUrl, DB_SSL: options.ssl })),
     store,
     now: options.now ?? (() => new Date()),
     remainingMs: () => context.getRemainingTimeInMillis(),
@@ -38,7 +39,10 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
 
 /** One JSON line per event on stderr, so stdout stays clean for `--json` output. */
 export const stderrLogger: StepLogger = {
-  info: (message, fields) => process.stderr.write(`${JSON.stringify({ level: 'INFO', message, ...fields })}\n`),
-  warn: (message, fields) => process.stderr.write(`${JSON.stringify({ level: 'WARN', message, ...fields })}\n`),
-  error: (message, fields) => process.stderr.write(`${JSON.stringify({ level: 'ERROR', message, ...fields })}\n`),
+  info: (message, fields) =>
+    process.stderr.write(`${JSON.stringify({ level: 'INFO', message, ...fields })}\n`),
+  warn: (message, fields) =>
+    process.stderr.write(`${JSON.stringify({ level: 'WARN', message, ...fields })}\n`),
+  error: (message, fields) =>
+    process.stderr.write(`${JSON.stringify({ level: 'ERROR', message, ...fields })}\n`),
 };

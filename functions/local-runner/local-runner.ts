@@ -13,9 +13,9 @@ import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { createHandler as createChunkHandler } from '../chunk.ts';
 import { createHandler as createFinishHandler } from '../finish.ts';
 import { createHandler as createRecordFailureHandler } from '../record-failure.ts';
-import { createHandler as createStartHandler } from '../start.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import type { FailureRecord } from '../run/record-failure.ts';
+import { createHandler as createStartHandler } from '../start.ts';
 import { type AslDefinition, synthesizeDefinition } from './synthesize.ts';
 
 export interface LocalRunOptions {
@@ -75,7 +75,8 @@ function withIterationBound(definition: AslDefinition, bound: number): AslDefini
   const copy = structuredClone(definition);
   const choice = copy.States[StateNames.more] as { Choices?: Array<Record<string, unknown>> } | undefined;
   for (const rule of choice?.Choices ?? []) {
-    if (rule.Variable === '$.iterations' && 'NumericGreaterThanEquals' in rule) rule.NumericGreaterThanEquals = bound;
+    if (rule.Variable === '$.iterations' && 'NumericGreaterThanEquals' in rule)
+      rule.NumericGreaterThanEquals = bound;
   }
   return copy;
 }
@@ -83,7 +84,8 @@ function withIterationBound(definition: AslDefinition, bound: number): AslDefini
 export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalRunResult> {
   const input = buildExecutionInput(options.config, options.policyName, 'local', options.dryRun ?? false);
   let definition = options.definition ?? (await synthesizeDefinition(options.config));
-  if (options.maxIterationsOverride !== undefined) definition = withIterationBound(definition, options.maxIterationsOverride);
+  if (options.maxIterationsOverride !== undefined)
+    definition = withIterationBound(definition, options.maxIterationsOverride);
 
   const budget = options.chunkBudgetMs ?? 60_000;
   const shortBudget = 60_000;
@@ -97,7 +99,9 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   let chunkInvocations = 0;
   const stateMachineArn = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:stateMachine:pg-lifecycle-local`;
   // StateMachine validates JSONPaths and ARNs like the service does.
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: true, checkPaths: true } });
+  const machine = new StateMachine(definition as never, {
+    validationOptions: { checkArn: true, checkPaths: true },
+  });
   const retryMs = options.retryIntervalMs ?? 100;
   const retryableStates = [StateNames.start, StateNames.chunk, StateNames.finish, StateNames.recordFailure];
 
@@ -130,7 +134,12 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
         retryIntervalOverrides: Object.fromEntries(retryableStates.map((name) => [name, retryMs])),
       },
       context: {
-        Execution: { Id: executionId, Input: executionInput, StartTime: new Date().toISOString(), Name: executionId },
+        Execution: {
+          Id: executionId,
+          Input: executionInput,
+          StartTime: new Date().toISOString(),
+          Name: executionId,
+        },
         StateMachine: { Id: stateMachineArn, Name: 'pg-lifecycle-local' },
       } as never,
     });

@@ -35,7 +35,8 @@ export async function synthesizeDefinition(config: LifecycleConfig): Promise<Asl
     const { app, stack } = buildApp(forSynth, { bundling: false, nag: false, validation: false, outdir });
     const template = app.synth().getStackByName(stack.stackName).template as object;
     const definitions = extractStateMachineDefinitions(template);
-    if (definitions.length !== 1) throw new Error(`expected one state machine in the stack, found ${definitions.length}`);
+    if (definitions.length !== 1)
+      throw new Error(`expected one state machine in the stack, found ${definitions.length}`);
     const definition = definitions[0]?.definition as unknown as AslDefinition;
     cache.set(cacheKey, definition);
     return definition;

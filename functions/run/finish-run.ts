@@ -4,8 +4,8 @@
  */
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
-import { Ledger } from '../adapters/ledger.ts';
 import type { Queryable } from '../adapters/catalog.ts';
+import { Ledger } from '../adapters/ledger.ts';
 import type { StepDependencies, StepLogger } from './dependencies.ts';
 import { parseRunState } from './run-chunks.ts';
 
@@ -30,10 +30,19 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
   const db = await deps.connect();
   try {
     const ledger = new Ledger(db);
-    const orphansRemoved = deps.store ? await removeOrphans(db, deps.store, state.policy.name, state.runId, deps.log) : 0;
+    const orphansRemoved = deps.store
+      ? await removeOrphans(db, deps.store, state.policy.name, state.runId, deps.log)
+      : 0;
     const run = await ledger.finishRun(state.runId, 'succeeded', orphansRemoved);
     await ledger.releaseLease(state.policy.name, state.runId);
-    deps.log.info('run finished', { runId: run.runId, policy: run.policy, rows: run.rows, objects: run.objects, bytes: run.bytes, orphansRemoved });
+    deps.log.info('run finished', {
+      runId: run.runId,
+      policy: run.policy,
+      rows: run.rows,
+      objects: run.objects,
+      bytes: run.bytes,
+      orphansRemoved,
+    });
     return {
       runId: run.runId,
       policy: run.policy,

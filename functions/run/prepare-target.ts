@@ -1,6 +1,12 @@
 import type { Policy } from '../../lib/contracts/config.ts';
 import { quoteQualified } from '../../lib/contracts/identifiers.ts';
-import { type Queryable, type ResolvedTable, resolveTable, resolveTimeColumn, toChunkTarget } from '../adapters/catalog.ts';
+import {
+  type Queryable,
+  type ResolvedTable,
+  resolveTable,
+  resolveTimeColumn,
+  toChunkTarget,
+} from '../adapters/catalog.ts';
 import { buildSelectChunkStatement, type ChunkTarget } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 
@@ -22,7 +28,11 @@ export async function prepareTarget(db: Queryable, policy: Policy): Promise<Prep
  * Plans the chunk query (with the filter) in a READ ONLY transaction: unknown columns, type errors and
  * non-boolean filters fail here, before any lease or row is touched. Returns the plan text.
  */
-export async function explainChunkQuery(db: Queryable, prepared: PreparedTarget, cutoff: string): Promise<string[]> {
+export async function explainChunkQuery(
+  db: Queryable,
+  prepared: PreparedTarget,
+  cutoff: string,
+): Promise<string[]> {
   const select = buildSelectChunkStatement(prepared.target, false);
   await db.query('BEGIN READ ONLY');
   try {
@@ -34,9 +44,12 @@ export async function explainChunkQuery(db: Queryable, prepared: PreparedTarget,
     const code = (error as { code?: string }).code;
     // 42xxx: syntax / undefined column / datatype mismatch: the filter is at fault.
     if (prepared.target.filter && code?.startsWith('42')) {
-      throw new InvalidFilterError(`filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`, {
-        cause: error,
-      });
+      throw new InvalidFilterError(
+        `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`,
+        {
+          cause: error,
+        },
+      );
     }
     throw error;
   } finally {

@@ -17,8 +17,8 @@ import {
   StorageConfigurationError,
 } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { leaseTtlSeconds } from './start-run.ts';
 import { prepareTarget } from './prepare-target.ts';
+import { leaseTtlSeconds } from './start-run.ts';
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (and Step Functions retries). */
 const MAX_LOCAL_RETRIES = 3;
@@ -26,7 +26,9 @@ const MAX_LOCAL_RETRIES = 3;
 export function parseRunState(input: unknown): RunState {
   const parsed = RunStateSchema.safeParse(input);
   if (!parsed.success) {
-    throw new InvalidPayloadError(`invalid run state: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new InvalidPayloadError(
+      `invalid run state: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }
@@ -40,13 +42,15 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   try {
     const ledger = new Ledger(db);
     const run = await ledger.getRun(state.runId);
-    if (!run || run.status !== 'running') throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
+    if (run?.status !== 'running')
+      throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
     const prepared = await prepareTarget(db, policy);
 
     let action: ChunkAction;
     if (policy.action === 'archive') {
       const store = deps.store;
-      if (!store) throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
+      if (!store)
+        throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
       // Pending announcements must commit even when the chunk rolls back: a second connection.
       side = await deps.connect();
       action = new ArchiveAction(store, new Ledger(side), { afterUpload: deps.hooks?.afterUpload });
@@ -72,10 +76,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       let outcome: ChunkOutcome;
       try {
         await db.query('BEGIN');
-        await db.query(`SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`, [
-          `${chunking.lockTimeoutMs}ms`,
-          `${chunking.statementTimeoutMs}ms`,
-        ]);
+        await db.query(
+          `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+          [`${chunking.lockTimeoutMs}ms`, `${chunking.statementTimeoutMs}ms`],
+        );
         outcome = await action.runChunk(db, {
           runId: state.runId,
           policy,
@@ -110,7 +114,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           // Statement timeout: the chunk was too big for the server right now. Lock timeout: a DDL lock; wait a bit.
           localRetries++;
           if (code === '57014') batchRows = shrinkAfterTimeout(batchRows, chunking);
-          deps.log.warn('chunk rolled back, retrying', { runId: state.runId, sqlstate: code, batchRows, localRetries });
+          deps.log.warn('chunk rolled back, retrying', {
+            runId: state.runId,
+            sqlstate: code,
+            batchRows,
+            localRetries,
+          });
           await new Promise((resolve) => setTimeout(resolve, 250 * localRetries));
           continue;
         }
@@ -127,7 +136,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         totals.bytes += outcome.bytes;
         totals.objects += outcome.objects.length;
         totals.chunks += 1;
-        deps.metrics?.recordChunk({ rows: outcome.rows, bytes: outcome.bytes, objects: outcome.objects.length, durationMs });
+        deps.metrics?.recordChunk({
+          rows: outcome.rows,
+          bytes: outcome.bytes,
+          objects: outcome.objects.length,
+          durationMs,
+        });
         deps.log.info('chunk committed', {
           runId: state.runId,
           policy: policy.name,

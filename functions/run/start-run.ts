@@ -9,11 +9,11 @@ import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
 import { computeCutoff } from '../core/cutoff.ts';
+import { InvalidPayloadError, StorageConfigurationError } from '../core/errors.ts';
 import { buildGlueTableInput } from '../core/glue-table.ts';
 import { tablePrefix } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../core/parquet/encode.ts';
-import { InvalidPayloadError, StorageConfigurationError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { explainChunkQuery, prepareTarget } from './prepare-target.ts';
 
@@ -30,7 +30,9 @@ export function leaseTtlSeconds(chunking: Chunking): number {
 export function parseExecutionInput(input: unknown): ExecutionInput {
   const parsed = ExecutionInputSchema.safeParse(input);
   if (!parsed.success) {
-    throw new InvalidPayloadError(`invalid execution input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new InvalidPayloadError(
+      `invalid execution input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }
@@ -55,17 +57,32 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     const cutoff = computeCutoff(deps.now(), policy.retention);
     const plan = await explainChunkQuery(db, prepared, cutoff);
     if (policy.action === 'archive') {
-      if (!deps.store) throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
+      if (!deps.store)
+        throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
       await deps.store.checkBucket();
     }
     const runId = randomUUID();
 
     if (input.dryRun) {
       // A dry run writes nothing: no migration, no lease, no run row, no object.
-      const { rows } = await db.query<{ rows: string; oldest: string | null }>(buildCountEligibleStatement(prepared.target), [cutoff]);
+      const { rows } = await db.query<{ rows: string; oldest: string | null }>(
+        buildCountEligibleStatement(prepared.target),
+        [cutoff],
+      );
       const eligibleRows = Number(rows[0]?.rows ?? 0);
       deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
-      return { ...baseState({ runId, input, cutoff, cursor: null, batchRows: chunking.initialRows, generation: 1, done: true }), eligibleRows };
+      return {
+        ...baseState({
+          runId,
+          input,
+          cutoff,
+          cursor: null,
+          batchRows: chunking.initialRows,
+          generation: 1,
+          done: true,
+        }),
+        eligibleRows,
+      };
     }
 
     await applyMigrations(db);
@@ -101,8 +118,22 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         }),
       );
     }
-    deps.log.info('run started', { runId, policy: policy.name, action: policy.action, table: prepared.qualifiedName, cutoff });
-    return baseState({ runId, input, cutoff, cursor: null, batchRows: chunking.initialRows, generation: 1, done: false });
+    deps.log.info('run started', {
+      runId,
+      policy: policy.name,
+      action: policy.action,
+      table: prepared.qualifiedName,
+      cutoff,
+    });
+    return baseState({
+      runId,
+      input,
+      cutoff,
+      cursor: null,
+      batchRows: chunking.initialRows,
+      generation: 1,
+      done: false,
+    });
   } finally {
     await db.end().catch(() => undefined);
   }

@@ -5,13 +5,16 @@
  * config file: the schedule and the CLI build the same input from the same validated policy.
  */
 import { z } from 'zod';
-import { parseIsoDuration } from './iso-duration.ts';
 import { parseQualifiedName } from './identifiers.ts';
+import { parseIsoDuration } from './iso-duration.ts';
 
 /** Policy names become S3 prefixes, CloudFormation ids and schedule names: keep them boring. */
 const PolicyNameSchema = z
   .string()
-  .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes, starting with a letter (max 63)');
+  .regex(
+    /^[a-z][a-z0-9-]{0,62}$/,
+    'must be lowercase letters, digits and dashes, starting with a letter (max 63)',
+  );
 
 const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
   try {
@@ -34,7 +37,8 @@ const ColumnNameSchema = z.string().superRefine((value, ctx) => {
 const RetentionSchema = z.string().superRefine((value, ctx) => {
   try {
     const duration = parseIsoDuration(value);
-    if (duration.totalSecondsApprox <= 0) ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+    if (duration.totalSecondsApprox <= 0)
+      ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: (error as Error).message });
   }
@@ -84,7 +88,11 @@ export function screenFilterExpression(expression: string): string | undefined {
   if (stripped.includes(';')) return 'must not contain ";" (a single boolean expression only)';
   if (stripped.includes('--') || stripped.includes('/*')) return 'must not contain SQL comments';
   if (stripped.includes('$')) return 'must not contain "$" (parameters and dollar quoting are not allowed)';
-  if (/\b(insert|update|delete|drop|alter|create|truncate|grant|revoke|copy|commit|rollback|vacuum|call|do)\b/i.test(stripped)) {
+  if (
+    /\b(insert|update|delete|drop|alter|create|truncate|grant|revoke|copy|commit|rollback|vacuum|call|do)\b/i.test(
+      stripped,
+    )
+  ) {
     return 'must be a boolean expression, not a statement';
   }
   let depth = 0;
@@ -200,7 +208,12 @@ export const PolicySchema = z.discriminatedUnion('action', [ArchivePolicySchema,
 const DatabaseSchema = z
   .object({
     /** Secrets Manager secret with the RDS JSON shape: host, port, username, password, dbname. */
-    secretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN'),
+    secretArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
+        'must be a Secrets Manager secret ARN',
+      ),
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must look like vpc-0123abcd'),
     subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must look like subnet-0123abcd')).min(1),
     availabilityZones: z.array(z.string().min(1)).min(1),
@@ -225,10 +238,7 @@ export const LifecycleConfigSchema = z
       .optional(),
     /** Email subscribed to the failure alarm topic. */
     alarmEmail: z.email().optional(),
-    defaults: z
-      .object({ chunking: ChunkingOverridesSchema.optional() })
-      .strict()
-      .prefault({}),
+    defaults: z.object({ chunking: ChunkingOverridesSchema.optional() }).strict().prefault({}),
     policies: z.array(PolicySchema).min(1, 'needs at least one policy'),
   })
   .strict()
@@ -236,12 +246,20 @@ export const LifecycleConfigSchema = z
     const seen = new Set<string>();
     config.policies.forEach((policy, index) => {
       if (seen.has(policy.name)) {
-        ctx.addIssue({ code: 'custom', path: ['policies', index, 'name'], message: `duplicate policy name "${policy.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policies', index, 'name'],
+          message: `duplicate policy name "${policy.name}"`,
+        });
       }
       seen.add(policy.name);
     });
     if (config.database && config.sandbox) {
-      ctx.addIssue({ code: 'custom', path: ['sandbox'], message: 'choose either "database" or "sandbox", not both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sandbox'],
+        message: 'choose either "database" or "sandbox", not both',
+      });
     }
   });
 
@@ -256,6 +274,7 @@ export type ArchiveOptions = z.output<typeof ArchiveOptionsSchema>;
 /** The chunking a policy runs with: built-in defaults, then `defaults.chunking`, then the policy's own. */
 export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
   const merged = ChunkingSchema.parse({ ...config.defaults.chunking, ...policy.chunking });
-  if (merged.minRows > merged.maxRows) throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
+  if (merged.minRows > merged.maxRows)
+    throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
   return { ...merged, initialRows: Math.min(Math.max(merged.initialRows, merged.minRows), merged.maxRows) };
 }

@@ -48,6 +48,7 @@ export function subtractDuration(now: Date, duration: IsoDuration): Date {
     now.getUTCSeconds(),
     now.getUTCMilliseconds(),
   );
-  const ms = ((duration.days * 24 + duration.hours) * 60 + duration.minutes) * 60_000 + duration.seconds * 1000;
+  const ms =
+    ((duration.days * 24 + duration.hours) * 60 + duration.minutes) * 60_000 + duration.seconds * 1000;
   return new Date(shifted - ms);
 }

@@ -84,7 +84,7 @@ describe('archive run', () => {
     const objects = await ledgerObjects(db.pool, result.summary?.runId);
     const archived = await readArchivedRows(s3, bucket, objects);
     // Conservation: before = after + archived, and the archived ids are exactly the eligible ones.
-    expect(after.rowCount! + archived.length).toBe(before.rowCount);
+    expect((after.rowCount ?? 0) + archived.length).toBe(before.rowCount);
     const archivedIds = archived.map((r) => String(r.id)).sort();
     expect(new Set(archivedIds).size).toBe(archivedIds.length);
     expect(archivedIds).toEqual(eligible.rows.map((r) => r.id).sort());
@@ -95,7 +95,9 @@ describe('archive run', () => {
     for (const object of objects) {
       expect(object.key).toContain(`/public.counting_results/${object.partition}/`);
     }
-    const run = await db.pool.query(`SELECT status, rows FROM lifecycle.runs WHERE run_id = $1`, [result.summary?.runId]);
+    const run = await db.pool.query(`SELECT status, rows FROM lifecycle.runs WHERE run_id = $1`, [
+      result.summary?.runId,
+    ]);
     expect(run.rows[0]).toMatchObject({ status: 'succeeded', rows: String(eligible.rowCount) });
     const leases = await db.pool.query(`SELECT * FROM lifecycle.leases`);
     expect(leases.rowCount).toBe(0);
@@ -132,7 +134,9 @@ describe('archive run', () => {
     expect(result.status).toBe('succeeded');
     expect(result.executions).toBeGreaterThan(2);
     expect(result.summary?.rows).toBe(eligible.rows[0].n);
-    const runs = await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.runs WHERE policy = 'continued'`);
+    const runs = await db.pool.query(
+      `SELECT count(*)::int AS n FROM lifecycle.runs WHERE policy = 'continued'`,
+    );
     expect(runs.rows[0].n).toBe(1);
     const objects = await ledgerObjects(db.pool, result.summary?.runId);
     const archived = await readArchivedRows(s3, bucket, objects);
@@ -142,8 +146,10 @@ describe('archive run', () => {
   it('dry run reports the eligible rows and changes nothing: rows, ledger, objects', async () => {
     // Prepare
     await seedCountingResults(2000);
-    const count = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM public.counting_results`)).rows[0].n;
-    const ledgerRuns = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.runs`)).rows[0].n;
+    const count = async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM public.counting_results`)).rows[0].n;
+    const ledgerRuns = async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.runs`)).rows[0].n;
     const rowsBefore = await count();
     const runsBefore = await ledgerRuns();
     const keysBefore = await listAllKeys(s3, bucket);
@@ -162,7 +168,12 @@ describe('archive run', () => {
       },
     ]);
     // Act
-    const result = await runLocally({ config, policyName: 'dry', dryRun: true, deps: { databaseUrl: db.url, bucket, s3, now: () => NOW } });
+    const result = await runLocally({
+      config,
+      policyName: 'dry',
+      dryRun: true,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
     // Assess
     expect(result.status).toBe('dry_run');
     expect(result.summary?.eligibleRows).toBe(expected.rows[0].n);

@@ -2,10 +2,17 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parquetReadObjects } from 'hyparquet';
 import type pg from 'pg';
-import { LifecycleConfigSchema, type LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { sha256Hex } from '../../functions/adapters/archive-store.ts';
-import { localDependencies, type LocalDependencyOptions } from '../../functions/local-runner/local-dependencies.ts';
-import { type LocalRunOptions, type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import {
+  type LocalDependencyOptions,
+  localDependencies,
+} from '../../functions/local-runner/local-dependencies.ts';
+import {
+  type LocalRunOptions,
+  type LocalRunResult,
+  runPolicyLocally,
+} from '../../functions/local-runner/local-runner.ts';
+import { type LifecycleConfigInput, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 
 export interface LedgerObject {
   key: string;
@@ -44,13 +51,17 @@ export async function readArchivedRows(
     if (sha256Hex(body) !== object.sha256) throw new Error(`sha256 mismatch for ${object.key}`);
     const buffer = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
     const objectRows = (await parquetReadObjects({ file: buffer })) as Array<Record<string, unknown>>;
-    if (objectRows.length !== object.rows) throw new Error(`${object.key}: ${objectRows.length} rows, ledger says ${object.rows}`);
+    if (objectRows.length !== object.rows)
+      throw new Error(`${object.key}: ${objectRows.length} rows, ledger says ${object.rows}`);
     rows.push(...objectRows);
   }
   return rows;
 }
 
-export function testConfig(policies: LifecycleConfigInput['policies'], extra: Partial<LifecycleConfigInput> = {}) {
+export function testConfig(
+  policies: LifecycleConfigInput['policies'],
+  extra: Partial<LifecycleConfigInput> = {},
+) {
   return LifecycleConfigSchema.parse({ sandbox: true, ...extra, policies });
 }
 

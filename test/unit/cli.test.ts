@@ -8,13 +8,19 @@ import { join } from 'node:path';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import { listExecutions, manualExecutionName, startCommand } from '../../bin/cli/aws-commands.ts';
-import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
 
 const config = LifecycleConfigSchema.parse({
   sandbox: true,
   policies: [
-    { name: 'counting-results', table: 'public.counting_results', action: 'archive', timeColumn: 'created_at', retention: 'P2Y' },
+    {
+      name: 'counting-results',
+      table: 'public.counting_results',
+      action: 'archive',
+      timeColumn: 'created_at',
+      retention: 'P2Y',
+    },
   ],
 });
 
@@ -73,11 +79,29 @@ describe('pg-lifecycle start', () => {
     const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:pg-lifecycle';
     const { client } = recordingSfn((target, body) =>
       target === 'ListExecutions'
-        ? { executions: [{ executionArn: `${arn}:a`, name: 'a', status: 'SUCCEEDED', startDate: 1, stateMachineArn: arn }] }
-        : { executionArn: body.executionArn, input: JSON.stringify({ policy: { name: 'counting-results' } }), status: 'SUCCEEDED', startDate: 1, stateMachineArn: arn },
+        ? {
+            executions: [
+              {
+                executionArn: `${arn}:a`,
+                name: 'a',
+                status: 'SUCCEEDED',
+                startDate: 1,
+                stateMachineArn: arn,
+              },
+            ],
+          }
+        : {
+            executionArn: body.executionArn,
+            input: JSON.stringify({ policy: { name: 'counting-results' } }),
+            status: 'SUCCEEDED',
+            startDate: 1,
+            stateMachineArn: arn,
+          },
     );
     const executions = await listExecutions(client, { stateMachineArn: arn, limit: 5 });
-    expect(executions).toEqual([expect.objectContaining({ name: 'a', status: 'SUCCEEDED', policy: 'counting-results' })]);
+    expect(executions).toEqual([
+      expect.objectContaining({ name: 'a', status: 'SUCCEEDED', policy: 'counting-results' }),
+    ]);
   });
 });
 
@@ -86,7 +110,13 @@ describe('pg-lifecycle validate', () => {
     // Prepare
     const dir = mkdtempSync(join(tmpdir(), 'pgl-cli-'));
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ sandbox: true, policies: [{ name: 'x', table: 't', action: 'archive', timeColumn: 'c', retention: '2 years' }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        sandbox: true,
+        policies: [{ name: 'x', table: 't', action: 'archive', timeColumn: 'c', retention: '2 years' }],
+      }),
+    );
     const errors: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((chunk: string) => {
@@ -103,6 +133,8 @@ describe('pg-lifecycle validate', () => {
     }
     // Assess
     expect(code).toBe(2);
-    expect(errors.join('')).toContain(`${file}: policies[0].retention: "2 years" is not an ISO-8601 duration`);
+    expect(errors.join('')).toContain(
+      `${file}: policies[0].retention: "2 years" is not an ISO-8601 duration`,
+    );
   });
 });

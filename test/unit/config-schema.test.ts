@@ -31,7 +31,10 @@ describe('config schema', () => {
     expect(policy?.action).toBe('archive');
     if (policy?.action !== 'archive') throw new Error('unreachable');
     expect(policy.archive).toMatchObject({ partitionBy: 'month', compression: 'snappy', verify: 'head' });
-    expect(policy.archive.storage).toMatchObject({ infrequentAccessAfterDays: 30, glacierInstantRetrievalAfterDays: 90 });
+    expect(policy.archive.storage).toMatchObject({
+      infrequentAccessAfterDays: 30,
+      glacierInstantRetrievalAfterDays: 90,
+    });
     expect(policy.timezone).toBe('UTC');
   });
 
@@ -51,7 +54,13 @@ describe('config schema', () => {
       sandbox: true,
       policies: [
         { ...validPolicy, table: '"Sales"."Order Lines"', timeColumn: '"CreatedAt"' },
-        { name: 'sessions', action: 'purge', table: 'user_sessions', timeColumn: 'ended_at', retention: 'P90D' },
+        {
+          name: 'sessions',
+          action: 'purge',
+          table: 'user_sessions',
+          timeColumn: 'ended_at',
+          retention: 'P90D',
+        },
       ],
     };
     expect(issuesOf(config)).toEqual([]);
@@ -61,40 +70,180 @@ describe('config schema', () => {
     ['no policies', { sandbox: true, policies: [] }, /policies: needs at least one policy/],
     ['policies missing', { sandbox: true }, /policies: .*(array|expected)/i],
     ['not an object', 42, /expected object/i],
-    ['unknown top-level key', { sandbox: true, policy: [], policies: [validPolicy] }, /Unrecognized key.*"policy"/],
+    [
+      'unknown top-level key',
+      { sandbox: true, policy: [], policies: [validPolicy] },
+      /Unrecognized key.*"policy"/,
+    ],
     ['bad policy name', withPolicy({ name: 'Counting Results' }), /policies\.0\.name: must be lowercase/],
     ['policy name too long', withPolicy({ name: `a${'b'.repeat(63)}` }), /policies\.0\.name/],
-    ['duplicate names', { sandbox: true, policies: [validPolicy, validPolicy] }, /policies\.1\.name: duplicate policy name "counting-results"/],
+    [
+      'duplicate names',
+      { sandbox: true, policies: [validPolicy, validPolicy] },
+      /policies\.1\.name: duplicate policy name "counting-results"/,
+    ],
     ['unknown action', withPolicy({ action: 'shred' }), /policies\.0\.action: .*(archive|purge)/],
-    ['retention in words', withPolicy({ retention: '2 years' }), /policies\.0\.retention: "2 years" is not an ISO-8601 duration/],
+    [
+      'retention in words',
+      withPolicy({ retention: '2 years' }),
+      /policies\.0\.retention: "2 years" is not an ISO-8601 duration/,
+    ],
     ['zero retention', withPolicy({ retention: 'P0D' }), /policies\.0\.retention: must be longer than zero/],
-    ['retention with T and nothing', withPolicy({ retention: 'P1YT' }), /policies\.0\.retention: "P1YT" is not/],
-    ['table with semicolon', withPolicy({ table: 'public.t; drop table x' }), /policies\.0\.table: .*not a valid identifier/],
-    ['three-part table', withPolicy({ table: 'db.public.t' }), /policies\.0\.table: must be "table" or "schema.table"/],
-    ['unterminated quote', withPolicy({ table: '"Sales.orders' }), /policies\.0\.table: unterminated quoted identifier/],
+    [
+      'retention with T and nothing',
+      withPolicy({ retention: 'P1YT' }),
+      /policies\.0\.retention: "P1YT" is not/,
+    ],
+    [
+      'table with semicolon',
+      withPolicy({ table: 'public.t; drop table x' }),
+      /policies\.0\.table: .*not a valid identifier/,
+    ],
+    [
+      'three-part table',
+      withPolicy({ table: 'db.public.t' }),
+      /policies\.0\.table: must be "table" or "schema.table"/,
+    ],
+    [
+      'unterminated quote',
+      withPolicy({ table: '"Sales.orders' }),
+      /policies\.0\.table: unterminated quoted identifier/,
+    ],
     ['empty table', withPolicy({ table: '' }), /policies\.0\.table: must not be empty/],
-    ['qualified time column', withPolicy({ timeColumn: 't.created_at' }), /policies\.0\.timeColumn: must be a single column name/],
-    ['time column injection', withPolicy({ timeColumn: 'created_at) OR (1=1' }), /policies\.0\.timeColumn: .*not a valid identifier/],
-    ['filter with semicolon', withPolicy({ filter: "a = 1; DELETE FROM t" }), /policies\.0\.filter: must not contain ";"/],
-    ['filter with comment', withPolicy({ filter: 'a = 1 -- x' }), /policies\.0\.filter: must not contain SQL comments/],
-    ['filter with block comment', withPolicy({ filter: 'a = 1 /* x */' }), /policies\.0\.filter: must not contain SQL comments/],
-    ['filter that is a statement', withPolicy({ filter: 'delete from t' }), /policies\.0\.filter: must be a boolean expression/],
-    ['filter with unbalanced parens', withPolicy({ filter: '(a = 1' }), /policies\.0\.filter: has unbalanced parentheses/],
-    ['filter with dollar quoting', withPolicy({ filter: '$$x$$ = a' }), /policies\.0\.filter: must not contain "\$"/],
-    ['filter with open quote', withPolicy({ filter: "a = 'x" }), /policies\.0\.filter: has an unterminated quote/],
-    ['five-field cron', withPolicy({ schedule: 'cron(0 2 * * *)' }), /policies\.0\.schedule: cron needs 6 fields/],
-    ['unix cron without cron()', withPolicy({ schedule: '0 2 * * *' }), /policies\.0\.schedule: must be "cron\(\.\.\.\)"/],
-    ['cron with both day fields', withPolicy({ schedule: 'cron(0 2 * * * *)' }), /policies\.0\.schedule: cron: one of day-of-month/],
+    [
+      'qualified time column',
+      withPolicy({ timeColumn: 't.created_at' }),
+      /policies\.0\.timeColumn: must be a single column name/,
+    ],
+    [
+      'time column injection',
+      withPolicy({ timeColumn: 'created_at) OR (1=1' }),
+      /policies\.0\.timeColumn: .*not a valid identifier/,
+    ],
+    [
+      'filter with semicolon',
+      withPolicy({ filter: 'a = 1; DELETE FROM t' }),
+      /policies\.0\.filter: must not contain ";"/,
+    ],
+    [
+      'filter with comment',
+      withPolicy({ filter: 'a = 1 -- x' }),
+      /policies\.0\.filter: must not contain SQL comments/,
+    ],
+    [
+      'filter with block comment',
+      withPolicy({ filter: 'a = 1 /* x */' }),
+      /policies\.0\.filter: must not contain SQL comments/,
+    ],
+    [
+      'filter that is a statement',
+      withPolicy({ filter: 'delete from t' }),
+      /policies\.0\.filter: must be a boolean expression/,
+    ],
+    [
+      'filter with unbalanced parens',
+      withPolicy({ filter: '(a = 1' }),
+      /policies\.0\.filter: has unbalanced parentheses/,
+    ],
+    [
+      'filter with dollar quoting',
+      withPolicy({ filter: '$$x$$ = a' }),
+      /policies\.0\.filter: must not contain "\$"/,
+    ],
+    [
+      'filter with open quote',
+      withPolicy({ filter: "a = 'x" }),
+      /policies\.0\.filter: has an unterminated quote/,
+    ],
+    [
+      'five-field cron',
+      withPolicy({ schedule: 'cron(0 2 * * *)' }),
+      /policies\.0\.schedule: cron needs 6 fields/,
+    ],
+    [
+      'unix cron without cron()',
+      withPolicy({ schedule: '0 2 * * *' }),
+      /policies\.0\.schedule: must be "cron\(\.\.\.\)"/,
+    ],
+    [
+      'cron with both day fields',
+      withPolicy({ schedule: 'cron(0 2 * * * *)' }),
+      /policies\.0\.schedule: cron: one of day-of-month/,
+    ],
     ['negative chunk size', withPolicy({ chunking: { maxRows: -5 } }), /policies\.0\.chunking\.maxRows/],
-    ['unknown chunking key', withPolicy({ chunking: { rows: 5 } }), /policies\.0\.chunking: Unrecognized key.*"rows"/],
-    ['storage tiers too close', withPolicy({ archive: { storage: { glacierInstantRetrievalAfterDays: 40 } } }), /policies\.0\.archive\.storage\.glacierInstantRetrievalAfterDays: must be at least 30 days after/],
-    ['IA before 30 days', withPolicy({ archive: { storage: { infrequentAccessAfterDays: 7 } } }), /policies\.0\.archive\.storage\.infrequentAccessAfterDays/],
-    ['bad partition granularity', withPolicy({ archive: { partitionBy: 'week' } }), /policies\.0\.archive\.partitionBy/],
-    ['archive options on purge', withPolicy({ action: 'purge', archive: {} }), /policies\.0: Unrecognized key.*"archive"/],
-    ['bad secret ARN', { database: { secretArn: 'my-secret', vpcId: 'vpc-1', subnetIds: ['subnet-1'], availabilityZones: ['a'], securityGroupId: 'sg-1' }, policies: [validPolicy] }, /database\.secretArn: must be a Secrets Manager secret ARN/],
-    ['subnets and zones differ', { database: { secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf', vpcId: 'vpc-1', subnetIds: ['subnet-1', 'subnet-2'], availabilityZones: ['eu-west-1a'], securityGroupId: 'sg-1' }, policies: [validPolicy] }, /database\.availabilityZones: subnetIds and availabilityZones must have the same length/],
-    ['database and sandbox', { sandbox: true, database: { secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf', vpcId: 'vpc-1', subnetIds: ['subnet-1'], availabilityZones: ['eu-west-1a'], securityGroupId: 'sg-1' }, policies: [validPolicy] }, /sandbox: choose either "database" or "sandbox"/],
-    ['bad bucket name', { sandbox: true, bucketName: 'My_Bucket', policies: [validPolicy] }, /bucketName: must be a valid S3 bucket name/],
+    [
+      'unknown chunking key',
+      withPolicy({ chunking: { rows: 5 } }),
+      /policies\.0\.chunking: Unrecognized key.*"rows"/,
+    ],
+    [
+      'storage tiers too close',
+      withPolicy({ archive: { storage: { glacierInstantRetrievalAfterDays: 40 } } }),
+      /policies\.0\.archive\.storage\.glacierInstantRetrievalAfterDays: must be at least 30 days after/,
+    ],
+    [
+      'IA before 30 days',
+      withPolicy({ archive: { storage: { infrequentAccessAfterDays: 7 } } }),
+      /policies\.0\.archive\.storage\.infrequentAccessAfterDays/,
+    ],
+    [
+      'bad partition granularity',
+      withPolicy({ archive: { partitionBy: 'week' } }),
+      /policies\.0\.archive\.partitionBy/,
+    ],
+    [
+      'archive options on purge',
+      withPolicy({ action: 'purge', archive: {} }),
+      /policies\.0: Unrecognized key.*"archive"/,
+    ],
+    [
+      'bad secret ARN',
+      {
+        database: {
+          secretArn: 'my-secret',
+          vpcId: 'vpc-1',
+          subnetIds: ['subnet-1'],
+          availabilityZones: ['a'],
+          securityGroupId: 'sg-1',
+        },
+        policies: [validPolicy],
+      },
+      /database\.secretArn: must be a Secrets Manager secret ARN/,
+    ],
+    [
+      'subnets and zones differ',
+      {
+        database: {
+          secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf',
+          vpcId: 'vpc-1',
+          subnetIds: ['subnet-1', 'subnet-2'],
+          availabilityZones: ['eu-west-1a'],
+          securityGroupId: 'sg-1',
+        },
+        policies: [validPolicy],
+      },
+      /database\.availabilityZones: subnetIds and availabilityZones must have the same length/,
+    ],
+    [
+      'database and sandbox',
+      {
+        sandbox: true,
+        database: {
+          secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf',
+          vpcId: 'vpc-1',
+          subnetIds: ['subnet-1'],
+          availabilityZones: ['eu-west-1a'],
+          securityGroupId: 'sg-1',
+        },
+        policies: [validPolicy],
+      },
+      /sandbox: choose either "database" or "sandbox"/,
+    ],
+    [
+      'bad bucket name',
+      { sandbox: true, bucketName: 'My_Bucket', policies: [validPolicy] },
+      /bucketName: must be a valid S3 bucket name/,
+    ],
     ['bad alarm email', { sandbox: true, alarmEmail: 'ops', policies: [validPolicy] }, /alarmEmail/],
   ];
 

@@ -9,8 +9,22 @@ describe('Glue table over an archive prefix', () => {
     const columns = describeParquetSchema(
       planParquetColumns([
         { name: 'id', typeName: 'bigint', baseType: 'int8', isArray: false, notNull: true },
-        { name: 'Amount', typeName: 'numeric(12,2)', baseType: 'numeric', isArray: false, notNull: false, numericPrecision: 12, numericScale: 2 },
-        { name: 'created_at', typeName: 'timestamp with time zone', baseType: 'timestamptz', isArray: false, notNull: true },
+        {
+          name: 'Amount',
+          typeName: 'numeric(12,2)',
+          baseType: 'numeric',
+          isArray: false,
+          notNull: false,
+          numericPrecision: 12,
+          numericScale: 2,
+        },
+        {
+          name: 'created_at',
+          typeName: 'timestamp with time zone',
+          baseType: 'timestamptz',
+          isArray: false,
+          notNull: true,
+        },
         { name: 'tags', typeName: 'text[]', baseType: 'text', isArray: true, notNull: false },
       ]),
     );

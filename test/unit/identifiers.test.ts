@@ -34,7 +34,9 @@ describe('identifiers', () => {
   it('always quotes and doubles embedded quotes', () => {
     expect(quoteIdent('CameraEvents')).toBe('"CameraEvents"');
     expect(quoteIdent('a"b')).toBe('"a""b"');
-    expect(quoteQualified('public', 'Robert"); DROP TABLE x; --')).toBe('"public"."Robert""); DROP TABLE x; --"');
+    expect(quoteQualified('public', 'Robert"); DROP TABLE x; --')).toBe(
+      '"public"."Robert""); DROP TABLE x; --"',
+    );
     expect(() => quoteIdent('a\0b')).toThrow(/NUL/);
   });
 });

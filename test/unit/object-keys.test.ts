@@ -19,7 +19,9 @@ describe('object keys', () => {
       runId: '0b5d9c1e-0000-4000-8000-000000000000',
       unique: 'u1',
     });
-    expect(key).toBe('archive/events/Sales.Order%20Lines%2Ev2/year=2023/month=04/0b5d9c1e-0000-4000-8000-000000000000-u1.parquet');
+    expect(key).toBe(
+      'archive/events/Sales.Order%20Lines%2Ev2/year=2023/month=04/0b5d9c1e-0000-4000-8000-000000000000-u1.parquet',
+    );
     expect(tablePrefix('p', 'a.b', 'c')).not.toBe(tablePrefix('p', 'a', 'b.c'));
     expect(encodeKeySegment('Ünï/x')).toBe('%C3%9Cn%C3%AF%2Fx');
   });

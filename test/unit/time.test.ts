@@ -1,15 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { parseIsoDuration, subtractDuration } from '../../lib/contracts/iso-duration.ts';
 import { nextBatchRows } from '../../functions/core/batch-size.ts';
-import { ChunkingSchema } from '../../lib/contracts/config.ts';
 import { computeCutoff } from '../../functions/core/cutoff.ts';
+import { ChunkingSchema } from '../../lib/contracts/config.ts';
+import { parseIsoDuration, subtractDuration } from '../../lib/contracts/iso-duration.ts';
 
 describe('ISO-8601 retention and cutoff', () => {
   it('parses the usual retention forms', () => {
     expect(parseIsoDuration('P2Y')).toMatchObject({ years: 2, months: 0, days: 0 });
     expect(parseIsoDuration('P6M')).toMatchObject({ months: 6 });
     expect(parseIsoDuration('P2W')).toMatchObject({ days: 14 });
-    expect(parseIsoDuration('P1Y2M3DT4H5M6S')).toMatchObject({ years: 1, months: 2, days: 3, hours: 4, minutes: 5, seconds: 6 });
+    expect(parseIsoDuration('P1Y2M3DT4H5M6S')).toMatchObject({
+      years: 1,
+      months: 2,
+      days: 3,
+      hours: 4,
+      minutes: 5,
+      seconds: 6,
+    });
     expect(() => parseIsoDuration('2Y')).toThrow(/not an ISO-8601 duration/);
     expect(() => parseIsoDuration('P')).toThrow();
     expect(() => parseIsoDuration('P1.5Y')).toThrow();
