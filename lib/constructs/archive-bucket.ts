@@ -1,0 +1,132 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type IBucket,
+  type LifecycleRule,
+  ObjectOwnership,
+  StorageClass,
+} from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { ArchivePolicy } from '../contracts/config.ts';
+
+/** Key prefix under which one policy's Parquet objects live: `archive/<policy-name>/`. */
+export function archivePrefix(policyName: string): string {
+  return `archive/${policyName}/`;
+}
+
+/** Key pattern covering every policy's archives, for IAM resources: `archive/*`. */
+export const ARCHIVE_KEY_PATTERN = 'archive/*';
+
+/** Properties of an {@link ArchiveBucket}. */
+export interface ArchiveBucketProps {
+  /** Archive policies; each gets a lifecycle rule on its own prefix (storage-class transitions, expiry). */
+  readonly policies: readonly ArchivePolicy[];
+
+  /**
+   * Use this existing bucket instead of creating one. Nothing is changed on it: its lifecycle rules,
+   * versioning, encryption and logging stay the owner's business.
+   * @default - a new bucket (and its access-log bucket) is created
+   */
+  readonly existingBucketName?: string;
+
+  /**
+   * Days before server access logs are deleted from the log bucket.
+   * @default Duration.days(365)
+   */
+  readonly accessLogExpiration?: Duration;
+}
+
+/**
+ * The S3 bucket that receives archived rows as Parquet. When created here it is versioned, SSE-S3
+ * encrypted, blocks all public access, refuses non-TLS requests, enforces bucket-owner object ownership,
+ * writes server access logs to a separate log bucket, and is retained when the stack is deleted
+ * (archives are often the only copy of the deleted rows). Lifecycle rules:
+ *
+ * - abort incomplete multipart uploads after 7 days;
+ * - expire noncurrent versions after 30 days (and remove expired delete markers);
+ * - per archive policy, on `archive/<policy-name>/`: STANDARD_IA, GLACIER_IR and DEEP_ARCHIVE transitions
+ *   and optional expiry from `policy.archive.storage`.
+ */
+export class ArchiveBucket extends Construct {
+  /** The archive bucket (imported when `existingBucketName` is set). */
+  public readonly bucket: IBucket;
+
+  /** The server access log bucket; undefined for an existing bucket. */
+  public readonly accessLogBucket?: Bucket;
+
+  public constructor(scope: Construct, id: string, props: ArchiveBucketProps) {
+    super(scope, id);
+
+    if (props.existingBucketName !== undefined) {
+      this.bucket = Bucket.fromBucketName(this, 'Bucket', props.existingBucketName);
+      return;
+    }
+
+    const accessLogBucket = new Bucket(this, 'AccessLogs', {
+      // Server access log delivery only supports SSE-S3 on the target bucket.
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: false,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        { id: 'expire-access-logs', expiration: props.accessLogExpiration ?? Duration.days(365) },
+        { id: 'abort-incomplete-multipart', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+    });
+    Validations.of(accessLogBucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason:
+        'This is the server access log bucket of the archive bucket; logging its own access would need a ' +
+        'third bucket (or log into itself, which loops). Only the S3 log delivery service writes here.',
+    });
+
+    this.accessLogBucket = accessLogBucket;
+    this.bucket = new Bucket(this, 'Bucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      serverAccessLogsBucket: accessLogBucket,
+      serverAccessLogsPrefix: 'archive-bucket/',
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        { id: 'abort-incomplete-multipart', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+        {
+          id: 'expire-noncurrent-versions',
+          noncurrentVersionExpiration: Duration.days(30),
+          expiredObjectDeleteMarker: true,
+        },
+        ...props.policies.map(policyLifecycleRule),
+      ],
+    });
+  }
+}
+
+/** The storage-class schedule of one archive policy's prefix. */
+function policyLifecycleRule(policy: ArchivePolicy): LifecycleRule {
+  const storage = policy.archive.storage;
+  return {
+    id: `archive-${policy.name}`,
+    prefix: archivePrefix(policy.name),
+    transitions: [
+      {
+        storageClass: StorageClass.INFREQUENT_ACCESS,
+        transitionAfter: Duration.days(storage.infrequentAccessAfterDays),
+      },
+      {
+        storageClass: StorageClass.GLACIER_INSTANT_RETRIEVAL,
+        transitionAfter: Duration.days(storage.glacierInstantRetrievalAfterDays),
+      },
+      {
+        storageClass: StorageClass.DEEP_ARCHIVE,
+        transitionAfter: Duration.days(storage.deepArchiveAfterDays),
+      },
+    ],
+    expiration: storage.expireAfterDays === undefined ? undefined : Duration.days(storage.expireAfterDays),
+  };
+}

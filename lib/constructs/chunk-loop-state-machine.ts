@@ -1,0 +1,239 @@
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import {
+  Choice,
+  Condition,
+  DefinitionBody,
+  Fail,
+  JitterType,
+  JsonPath,
+  LogLevel,
+  type RetryProps,
+  StateMachine,
+  StateMachineType,
+  Succeed,
+  TaskInput,
+  Wait,
+  WaitTime,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { MAX_ITERATIONS_PER_EXECUTION, RetryableErrorNames, StateNames } from '../contracts/payloads.ts';
+import { acknowledgeWildcardResource } from '../nag.ts';
+
+/** Retry of every Lambda task: transient errors only, by name, with capped exponential backoff and jitter. */
+export const LAMBDA_RETRY: RetryProps = {
+  errors: [...RetryableErrorNames],
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxAttempts: 6,
+  maxDelay: Duration.seconds(60),
+  jitterStrategy: JitterType.FULL,
+};
+
+/**
+ * Errors of the StartExecution integration worth retrying (throttling, service and client-side faults).
+ * Retrying is safe: the continuation's execution name is deterministic, so a repeated call with the same
+ * name and input returns the execution already started instead of starting a second one.
+ */
+export const CONTINUE_AS_NEW_RETRYABLE_ERRORS = [
+  'StepFunctions.ExecutionLimitExceededException',
+  'StepFunctions.AWSStepFunctionsException',
+  'StepFunctions.SdkClientException',
+] as const;
+
+/** Cause of the terminal `RunFailed` state. */
+export const RUN_FAILED_CAUSE = 'see the run row in lifecycle.runs and the execution history';
+
+/** The four step handlers of a run. */
+export interface ChunkLoopFunctions {
+  /** Takes the lease, resolves the table, fixes the cutoff; returns the first RunState. */
+  readonly start: IFunction;
+  /** Works chunks until done or out of time budget; returns the next RunState. */
+  readonly chunk: IFunction;
+  /** Removes orphans, writes totals, releases the lease; returns the RunSummary. */
+  readonly finish: IFunction;
+  /** Marks the run failed and releases the lease. */
+  readonly recordFailure: IFunction;
+}
+
+/** Properties of a {@link ChunkLoopStateMachine}. */
+export interface ChunkLoopStateMachineProps {
+  /** The step handlers. */
+  readonly functions: ChunkLoopFunctions;
+
+  /**
+   * Physical name of the state machine. It is fixed (not generated) because `ContinueAsNew` starts this
+   * same machine: its ARN must be known without referencing the machine itself (a circular dependency
+   * through the machine's own role policy).
+   * @default `${stackName}-chunk-loop`
+   */
+  readonly stateMachineName?: string;
+
+  /**
+   * Timeout of one execution (a run spans several executions past `MAX_ITERATIONS_PER_EXECUTION` chunks).
+   * Keep it above `MAX_ITERATIONS_PER_EXECUTION × (chunk duration + pauseSeconds)`.
+   * @default Duration.hours(24)
+   */
+  readonly executionTimeout?: Duration;
+
+  /** Retention of the execution log group. @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+
+  /** Removal policy of the execution log group (it has a fixed name). @default RemovalPolicy.DESTROY */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The one generic chunk loop every action runs (STANDARD workflow):
+ *
+ * `Start` → `Chunk` → `MoreWork` → (`Pause` → `Chunk` …) | `Finish` | `ContinueAsNew` → `Continued`;
+ * any terminal error of a task → `RecordFailure` → `RunFailed`.
+ *
+ * State names come from `StateNames` (the local runner binds handlers by name). Lambda tasks use
+ * `payloadResponseOnly`, so RunState flows from task to task without a `Payload` wrapper; they retry only
+ * `RetryableErrorNames`, then catch everything into `RecordFailure` with the error under `$.error`.
+ * Executions log at level ALL (with execution data) and are traced with X-Ray.
+ */
+export class ChunkLoopStateMachine extends Construct {
+  /** The state machine. */
+  public readonly stateMachine: StateMachine;
+
+  /** Its execution log group. */
+  public readonly logGroup: LogGroup;
+
+  public constructor(scope: Construct, id: string, props: ChunkLoopStateMachineProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const stateMachineName = props.stateMachineName ?? `${stack.stackName}-chunk-loop`;
+    if (Token.isUnresolved(stateMachineName)) {
+      throw new Error('ChunkLoopStateMachine needs a concrete stateMachineName (the stack name is a token)');
+    }
+    if (!/^[A-Za-z0-9_-]{1,80}$/.test(stateMachineName)) {
+      throw new Error(
+        `state machine name "${stateMachineName}" must be 1-80 letters, digits, - or _ (set stateMachineName)`,
+      );
+    }
+    const { functions } = props;
+
+    const recordFailure = new LambdaInvoke(this, StateNames.recordFailure, {
+      lambdaFunction: functions.recordFailure,
+      payloadResponseOnly: true,
+      retryOnServiceExceptions: false,
+      comment: 'Marks the run failed in the ledger and releases the policy lease.',
+    });
+    recordFailure.addRetry(LAMBDA_RETRY);
+    recordFailure.next(new Fail(this, StateNames.failed, { error: 'RunFailed', cause: RUN_FAILED_CAUSE }));
+
+    const lambdaStep = (
+      stateName: string,
+      lambdaFunction: IFunction,
+      comment: string,
+      payload?: TaskInput,
+    ) => {
+      const task = new LambdaInvoke(this, stateName, {
+        lambdaFunction,
+        payload,
+        payloadResponseOnly: true,
+        // The built-in retry matches more than our names; LAMBDA_RETRY covers the Lambda service errors.
+        retryOnServiceExceptions: false,
+        comment,
+      });
+      task.addRetry(LAMBDA_RETRY);
+      task.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+      return task;
+    };
+
+    const start = lambdaStep(
+      StateNames.start,
+      functions.start,
+      'ExecutionInput → RunState: lease, catalog, cutoff, run row.',
+      TaskInput.fromObject({
+        input: JsonPath.entirePayload,
+        executionId: JsonPath.executionId,
+        stateMachineArn: JsonPath.stateMachineId,
+      }),
+    );
+    const chunk = lambdaStep(
+      StateNames.chunk,
+      functions.chunk,
+      'RunState → RunState: chunks until done or time budget.',
+    );
+    const finish = lambdaStep(
+      StateNames.finish,
+      functions.finish,
+      'RunState → RunSummary: orphans, totals, lease.',
+    );
+
+    // Same machine, same run: the fixed name makes the ARN known without a self-reference.
+    const self = StateMachine.fromStateMachineName(this, 'Self', stateMachineName);
+    const nextGeneration = JsonPath.mathAdd(JsonPath.numberAt('$.generation'), 1);
+    const continueAsNew = new StepFunctionsStartExecution(this, StateNames.continueAsNew, {
+      stateMachine: self,
+      comment: 'Bounds execution history: the run goes on in a new execution (same runId, lease kept).',
+      name: JsonPath.format('{}-g{}', JsonPath.stringAt('$.runId'), nextGeneration),
+      input: TaskInput.fromObject({
+        policy: JsonPath.objectAt('$.policy'),
+        chunking: JsonPath.objectAt('$.chunking'),
+        trigger: 'schedule',
+        dryRun: JsonPath.stringAt('$.dryRun'),
+        continuation: {
+          runId: JsonPath.stringAt('$.runId'),
+          cutoff: JsonPath.stringAt('$.cutoff'),
+          cursor: JsonPath.objectAt('$.cursor'),
+          batchRows: JsonPath.numberAt('$.batchRows'),
+          generation: nextGeneration,
+        },
+      }),
+    });
+    continueAsNew.addRetry({ ...LAMBDA_RETRY, errors: [...CONTINUE_AS_NEW_RETRYABLE_ERRORS] });
+    continueAsNew.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    continueAsNew.next(new Succeed(this, StateNames.continued));
+
+    const pause = new Wait(this, StateNames.pause, {
+      time: WaitTime.secondsPath('$.chunking.pauseSeconds'),
+      comment: 'No transaction or connection is held while waiting.',
+    });
+    const moreWork = new Choice(this, StateNames.more)
+      .when(Condition.booleanEquals('$.done', true), finish)
+      .when(Condition.numberGreaterThanEquals('$.iterations', MAX_ITERATIONS_PER_EXECUTION), continueAsNew)
+      .otherwise(pause);
+
+    start.next(chunk);
+    chunk.next(moreWork);
+    pause.next(chunk);
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      // The vendedlogs prefix keeps CloudWatch Logs resource policies from growing per log group.
+      logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
+      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
+    });
+
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      stateMachineName,
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: DefinitionBody.fromChainable(start),
+      timeout: props.executionTimeout ?? Duration.hours(24),
+      tracingEnabled: true,
+      logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: true },
+      comment: 'pg-lifecycle chunk loop: Start → Chunk → MoreWork → Pause/Finish/ContinueAsNew',
+    });
+
+    const role = this.stateMachine.role;
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'CloudWatch Logs vended-log delivery actions (logs:CreateLogDelivery, logs:DescribeResourcePolicies, ' +
+        '...) and X-Ray PutTraceSegments/GetSamplingRules do not support resource-level permissions.',
+    });
+    for (const [name, fn] of Object.entries(functions) as [string, IFunction][]) {
+      acknowledgeWildcardResource(
+        role,
+        `${fn.functionArn}:*`,
+        `lambda:InvokeFunction on the ${name} function's qualified ARNs (versions/aliases), added by LambdaInvoke.`,
+      );
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import { Duration, TimeZone, Validations } from 'aws-cdk-lib';
+import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { LifecycleConfig, Policy } from '../contracts/config.ts';
+import { buildExecutionInput } from '../execution-input.ts';
+
+/** Properties of {@link PolicySchedules}. */
+export interface PolicySchedulesProps {
+  /** The validated config; every enabled policy with a `schedule` gets one schedule. */
+  readonly config: LifecycleConfig;
+
+  /** The chunk-loop state machine the schedules start. */
+  readonly stateMachine: IStateMachine;
+
+  /**
+   * How long Scheduler keeps trying to start an execution before the event goes to the dead-letter
+   * queue. A run that starts an hour late is still useful; one that starts the next day overlaps the next.
+   * @default Duration.hours(1)
+   */
+  readonly maxEventAge?: Duration;
+
+  /**
+   * Retries of a failed StartExecution (throttling, service errors). Scheduler's own default is 185.
+   * @default 3
+   */
+  readonly retryAttempts?: number;
+}
+
+/**
+ * One EventBridge Scheduler schedule per enabled, scheduled policy. Each starts the chunk-loop state
+ * machine with the policy's `ExecutionInput` (trigger `schedule`, built by `buildExecutionInput`, the
+ * same function the CLI uses), in the policy's time zone, with a bounded retry policy and a shared
+ * encrypted dead-letter queue for events that could not be delivered.
+ */
+export class PolicySchedules extends Construct {
+  /** Schedules by policy name. */
+  public readonly schedules: ReadonlyMap<string, Schedule>;
+
+  /** Where Scheduler puts start requests it gave up on. */
+  public readonly deadLetterQueue: Queue;
+
+  public constructor(scope: Construct, id: string, props: PolicySchedulesProps) {
+    super(scope, id);
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself the dead-letter queue of the EventBridge Scheduler schedules (target ' +
+        'DeadLetterConfig); nothing consumes it automatically, an alarm on its depth notifies operators.',
+    });
+
+    const schedules = new Map<string, Schedule>();
+    for (const policy of props.config.policies) {
+      if (!policy.enabled || policy.schedule === undefined) continue;
+      const target = new StepFunctionsStartExecution(props.stateMachine, {
+        input: ScheduleTargetInput.fromObject(
+          buildExecutionInput(props.config, policy.name, 'schedule', false),
+        ),
+        deadLetterQueue: this.deadLetterQueue,
+        maxEventAge: props.maxEventAge ?? Duration.hours(1),
+        retryAttempts: props.retryAttempts ?? 3,
+      });
+      schedules.set(
+        policy.name,
+        new Schedule(this, `Schedule-${policy.name}`, {
+          schedule: scheduleExpression(policy),
+          target,
+          description: `pg-lifecycle ${policy.action} of ${policy.table} (policy ${policy.name})`,
+        }),
+      );
+    }
+    this.schedules = schedules;
+  }
+}
+
+/** `cron(...)` is read in the policy's time zone; `rate(...)` ignores it. */
+function scheduleExpression(policy: Policy): ScheduleExpression {
+  if (policy.schedule === undefined) throw new Error(`policy ${policy.name} has no schedule`);
+  return ScheduleExpression.expression(policy.schedule, TimeZone.of(policy.timezone));
+}

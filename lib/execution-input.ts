@@ -1,0 +1,33 @@
+/**
+ * The execution input of a run, built from the validated config. The schedule target (CDK), the CLI
+ * `start` command and the local runner all call this, so every path starts a run with the same payload.
+ */
+
+import type { z } from 'zod';
+import { type LifecycleConfig, resolveChunking } from './contracts/config.ts';
+import { type ExecutionInput, ExecutionInputSchema, type TriggerSchema } from './contracts/payloads.ts';
+
+/** The policy name is not in the config. */
+export class UnknownPolicyError extends Error {
+  public override readonly name = 'UnknownPolicyError';
+}
+
+/**
+ * The `ExecutionInput` for one policy: the policy itself (defaults applied) and its resolved chunking.
+ *
+ * @throws UnknownPolicyError when no policy has that name
+ */
+export function buildExecutionInput(
+  config: LifecycleConfig,
+  policyName: string,
+  trigger: z.output<typeof TriggerSchema>,
+  dryRun: boolean,
+): ExecutionInput {
+  const policy = config.policies.find((candidate) => candidate.name === policyName);
+  if (!policy) {
+    const known = config.policies.map((candidate) => candidate.name).join(', ');
+    throw new UnknownPolicyError(`no policy named "${policyName}" (known: ${known})`);
+  }
+  // Parsing again guarantees the schedule never carries a payload the start step would reject.
+  return ExecutionInputSchema.parse({ policy, chunking: resolveChunking(config, policy), trigger, dryRun });
+}
