@@ -7,6 +7,8 @@
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 process.env.POWERTOOLS_TRACE_ENABLED ??= 'false';
+// The demo runs on the Node 20 of a fresh machine; the SDK's Node-22 notice is not news there.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const { runDemo } = await import('./local/demo-run.ts');
 process.exitCode = await runDemo(process.argv.slice(2));

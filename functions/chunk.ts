@@ -3,6 +3,6 @@ import { type DependencyFactory, lifecycleHandler } from './commons/middleware.t
 import { runChunks } from './run/run-chunks.ts';
 
 export const createHandler = (makeDependencies?: DependencyFactory) =>
-  lifecycleHandler(runChunks, makeDependencies);
+  lifecycleHandler(runChunks, makeDependencies, { withMetrics: true });
 
 export const handler = createHandler();

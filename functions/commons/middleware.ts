@@ -14,13 +14,17 @@ import { logger, metrics, tracer } from './observability.ts';
 
 export type DependencyFactory = (context: Context) => StepDependencies;
 
-/** Wraps a step as a Lambda handler; `makeDependencies` is replaceable for the local runner and tests. */
+/**
+ * Wraps a step as a Lambda handler; `makeDependencies` is replaceable for the local runner and tests.
+ * `withMetrics` flushes EMF metrics after each invocation (only the chunk step records any).
+ */
 export function lifecycleHandler<TResult>(
   step: (deps: StepDependencies, event: unknown) => Promise<TResult>,
   makeDependencies: DependencyFactory = lambdaDependencies,
+  options: { withMetrics?: boolean } = {},
 ) {
-  return middy(async (event: unknown, context: Context) => step(makeDependencies(context), event))
+  const handler = middy(async (event: unknown, context: Context) => step(makeDependencies(context), event))
     .use(captureLambdaHandler(tracer, { captureResponse: false }))
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+    .use(injectLambdaContext(logger));
+  return options.withMetrics ? handler.use(logMetrics(metrics)) : handler;
 }

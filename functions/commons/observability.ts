@@ -8,7 +8,8 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ChunkMetrics, StepLogger } from '../run/dependencies.ts';
 
 export const logger = new Logger({ serviceName: 'pg-lifecycle' });
-export const metrics = new Metrics({ namespace: 'PgLifecycle', serviceName: 'pg-lifecycle' });
+// Metrics' own warnings go through the Logger, so they respect its level (SILENT in local runs).
+export const metrics = new Metrics({ namespace: 'PgLifecycle', serviceName: 'pg-lifecycle', logger });
 export const tracer = new Tracer({ serviceName: 'pg-lifecycle' });
 
 export const stepLogger: StepLogger = {

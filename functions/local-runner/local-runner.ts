@@ -4,6 +4,7 @@
  * Lambda runs) and a Lambda-shaped context whose clock gives each Chunk step a time budget.
  * ContinueAsNew is bound to a new local execution, like StartExecution in AWS.
  */
+import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -147,8 +148,14 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     try {
       output = await execution.result;
     } catch (error) {
-      if (failure) return undefined;
-      throw error;
+      // Normally RecordFailure has run; if even it failed (e.g. the database is gone), report the execution error.
+      failure ??= {
+        runId: undefined,
+        policy: options.policyName,
+        error: (error as { cause?: Error }).cause?.name ?? (error as Error).name,
+        cause: (error as { cause?: Error }).cause?.message ?? (error as Error).message,
+      };
+      return undefined;
     }
     if (continued) return continued;
     return output as RunSummary;
