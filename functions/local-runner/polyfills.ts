@@ -2,7 +2,9 @@
  * aws-local-stepfunctions 3 calls Promise.withResolvers (Node 22+); the CLI, demo and tests run on Node 20.
  * Imported first by the local runner; a no-op where the method exists.
  */
-if (typeof Promise.withResolvers !== 'function') {
+const PromiseConstructor = Promise as PromiseConstructor & { withResolvers?: unknown };
+
+if (typeof PromiseConstructor.withResolvers !== 'function') {
   Object.defineProperty(Promise, 'withResolvers', {
     configurable: true,
     writable: true,
