@@ -14,7 +14,11 @@ import {
   type S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { StorageConfigurationError, TransientStorageError } from '../core/errors.ts';
+
+/** Bodies above this go up in parts (S3 allows 5 GB in one PUT, but local servers and proxies often far less). */
+export const MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024;
 
 export type VerifyMode = 'head' | 'read-back';
 
@@ -55,6 +59,24 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array, sha256: string, metadata: Record<string, string>): Promise<void> {
     try {
+      if (body.byteLength > MULTIPART_THRESHOLD_BYTES) {
+        // Each part is checksummed by S3; the whole-object SHA-256 stays ours (metadata + verify).
+        await new Upload({
+          client: this.client,
+          partSize: MULTIPART_THRESHOLD_BYTES,
+          queueSize: 2,
+          leavePartsOnError: false,
+          params: {
+            Bucket: this.bucket,
+            Key: key,
+            Body: body,
+            ContentType: 'application/vnd.apache.parquet',
+            ChecksumAlgorithm: 'SHA256',
+            Metadata: { ...metadata, sha256 },
+          },
+        }).done();
+        return;
+      }
       await this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
