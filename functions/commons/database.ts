@@ -19,6 +19,8 @@ export const SESSION_OPTIONS = [
   '-c IntervalStyle=iso_8601',
   '-c extra_float_digits=3',
   '-c bytea_output=hex',
+  // A Lambda frozen or killed mid-chunk must not hold row locks: the server rolls such a transaction back.
+  '-c idle_in_transaction_session_timeout=120000',
 ].join(' ');
 
 interface RdsSecret {

@@ -120,6 +120,8 @@ export const StateNames = {
 export const RetryableErrorNames = [
   'TransientDatabaseError',
   'TransientStorageError',
+  // middy aborts a handler just before the Lambda timeout; the chunk's transaction never committed.
+  'TimeoutError',
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',

@@ -121,11 +121,11 @@ describe('archive run', () => {
         chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
       },
     ]);
-    // Act: a tiny Chunk budget (one chunk per step) and a bound of 3 steps per execution.
+    // Act: a small Chunk budget (a few chunks per step) and a bound of 3 steps per execution.
     const result = await runLocally({
       config,
       policyName: 'continued',
-      chunkBudgetMs: 300,
+      chunkBudgetMs: 1200,
       maxIterationsOverride: 3,
       deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
     });
