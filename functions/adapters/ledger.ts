@@ -184,6 +184,15 @@ export class Ledger {
     return rows[0] ? toRunRow(rows[0]) : undefined;
   }
 
+  /** The run a given execution opened and that is still running (a retried Start resumes it). */
+  async findRunningRunOfExecution(executionId: string): Promise<RunRow | undefined> {
+    const { rows } = await this.db.query(
+      `SELECT ${RUN_COLUMNS} FROM lifecycle.runs WHERE execution_id = $1 AND status = 'running'`,
+      [executionId],
+    );
+    return rows[0] ? toRunRow(rows[0]) : undefined;
+  }
+
   async listRuns(options: { policy?: string; limit: number }): Promise<RunRow[]> {
     const { rows } = await this.db.query(
       `SELECT ${RUN_COLUMNS} FROM lifecycle.runs WHERE ($1::text IS NULL OR policy = $1)

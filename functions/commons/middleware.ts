@@ -8,6 +8,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { classifyDatabaseError } from '../core/errors.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import { lambdaDependencies } from './lambda-dependencies.ts';
 import { logger, metrics, tracer } from './observability.ts';
@@ -23,7 +24,14 @@ export function lifecycleHandler<TResult>(
   makeDependencies: DependencyFactory = lambdaDependencies,
   options: { withMetrics?: boolean } = {},
 ) {
-  const handler = middy(async (event: unknown, context: Context) => step(makeDependencies(context), event))
+  const handler = middy(async (event: unknown, context: Context) => {
+    try {
+      return await step(makeDependencies(context), event);
+    } catch (error) {
+      // Step Functions retries by name: a dropped connection must surface as TransientDatabaseError.
+      throw classifyDatabaseError(error);
+    }
+  })
     .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger));
   return options.withMetrics ? handler.use(logMetrics(metrics)) : handler;

@@ -18,6 +18,11 @@ export class TransientStorageError extends LifecycleError {
   override readonly name = 'TransientStorageError';
 }
 
+/** Another AWS service (Glue) throttled or failed on its side: try again. */
+export class TransientServiceError extends LifecycleError {
+  override readonly name = 'TransientServiceError';
+}
+
 /** Table, column or key missing or unusable: fix the config. */
 export class CatalogError extends LifecycleError {
   override readonly name = 'CatalogError';

@@ -53,6 +53,7 @@ export async function explainChunkQuery(
     }
     throw error;
   } finally {
-    await db.query('ROLLBACK');
+    // Never let a failed ROLLBACK (connection gone) hide the error that matters.
+    await db.query('ROLLBACK').catch(() => undefined);
   }
 }

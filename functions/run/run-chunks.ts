@@ -154,7 +154,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           maxTime: outcome.maxTime,
         });
       }
-      done = outcome.rows < batchRows;
+      // Only an empty chunk proves the end: a chunk can delete fewer rows than it locked (a row updated by
+      // another session after the statement's snapshot is locked but not visible to the DELETE).
+      done = outcome.rows === 0;
       batchRows = nextBatchRows(batchRows, durationMs, outcome.rows, chunking);
     }
     return { ...state, cursor, batchRows, done, iterations: state.iterations + 1, totals };

@@ -86,6 +86,35 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
 
     await applyMigrations(db);
+    if (request.executionId) {
+      // A retried Start (same execution) after its COMMIT: resume the run it opened instead of
+      // colliding with its own lease.
+      const opened = await ledger.findRunningRunOfExecution(request.executionId);
+      if (opened) {
+        deps.log.info('run resumed by a retried start', { runId: opened.runId, policy: policy.name });
+        return baseState({
+          runId: opened.runId,
+          input,
+          cutoff: opened.cutoff,
+          cursor: opened.cursor,
+          batchRows: chunking.initialRows,
+          generation: 1,
+          done: false,
+        });
+      }
+    }
+    if (policy.action === 'archive' && deps.tableCatalog && deps.store) {
+      // Idempotent, and before the lease: a failure here leaves nothing behind to clean up.
+      await deps.tableCatalog.upsertTable(
+        buildGlueTableInput({
+          policyName: policy.name,
+          bucket: deps.store.bucket,
+          tablePrefix: tablePrefix(policy.name, prepared.table.schema, prepared.table.table),
+          granularity: policy.archive.partitionBy,
+          columns: describeParquetSchema(planParquetColumns(prepared.table.columns)),
+        }),
+      );
+    }
     await db.query('BEGIN');
     try {
       await ledger.acquireLease(policy.name, runId, leaseTtlSeconds(chunking));
@@ -103,20 +132,8 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       });
       await db.query('COMMIT');
     } catch (error) {
-      await db.query('ROLLBACK');
+      await db.query('ROLLBACK').catch(() => undefined);
       throw error;
-    }
-    if (policy.action === 'archive' && deps.tableCatalog && deps.store) {
-      // After the lease: only the run that will write objects refreshes the table definition.
-      await deps.tableCatalog.upsertTable(
-        buildGlueTableInput({
-          policyName: policy.name,
-          bucket: deps.store.bucket,
-          tablePrefix: tablePrefix(policy.name, prepared.table.schema, prepared.table.table),
-          granularity: policy.archive.partitionBy,
-          columns: describeParquetSchema(planParquetColumns(prepared.table.columns)),
-        }),
-      );
     }
     deps.log.info('run started', {
       runId,

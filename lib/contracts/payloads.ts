@@ -120,6 +120,7 @@ export const StateNames = {
 export const RetryableErrorNames = [
   'TransientDatabaseError',
   'TransientStorageError',
+  'TransientServiceError',
   // middy aborts a handler just before the Lambda timeout; the chunk's transaction never committed.
   'TimeoutError',
   'Lambda.ServiceException',

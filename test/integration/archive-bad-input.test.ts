@@ -1,0 +1,199 @@
+/**
+ * Bad input, through the synthesized state machine (run locally with the real handlers) against a real
+ * PostgreSQL and a real S3 API server: each mistake ends the run as failed with an error that names it,
+ * and changes nothing: not the table, not the ledger (runs, chunks, objects, pending keys, leases), not S3.
+ */
+import { createServer } from 'node:net';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalDependencyOptions } from '../../functions/local-runner/local-dependencies.ts';
+import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import { seedEvents } from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+let definition: AslDefinition;
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+const TABLE = 'bad_input_events';
+
+/** A valid policy on a table with eligible rows; each case breaks one thing. */
+const validPolicy = {
+  name: 'bad-input',
+  table: `public.${TABLE}`,
+  action: 'archive' as const,
+  timeColumn: 'created_at',
+  retention: 'P90D',
+  chunking: { initialRows: 200, minRows: 200, maxRows: 200 },
+};
+
+/** Everything a run could change, in a comparable form. */
+async function everything() {
+  const table = await db.pool.query<{ rows: string; digest: string }>(
+    `SELECT count(*)::text AS rows, md5(string_agg(t::text, '|' ORDER BY id)) AS digest FROM public.${TABLE} t`,
+  );
+  const ledger = await db.pool.query(
+    `SELECT (SELECT json_agg(r ORDER BY run_id) FROM lifecycle.runs r) AS runs,
+            (SELECT count(*) FROM lifecycle.chunks)::int AS chunks,
+            (SELECT count(*) FROM lifecycle.archived_objects)::int AS objects,
+            (SELECT count(*) FROM lifecycle.pending_objects)::int AS pending,
+            (SELECT json_agg(l ORDER BY policy) FROM lifecycle.leases l) AS leases,
+            (SELECT count(*) FROM lifecycle.schema_migrations)::int AS migrations`,
+  );
+  return { table: table.rows[0], ledger: ledger.rows[0], s3: (await listAllKeys(s3, bucket)).sort() };
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (taken from the OS, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('archive_bad_input');
+  s3 = testS3Client();
+  bucket = await createTestBucket('archive-bad-input');
+  definition = await synthesizeDefinition(testConfig([validPolicy]));
+  await seedEvents(db.pool, TABLE, 1000, NOW);
+  // A ledger with history (one earlier run of another policy, its objects in the bucket) to stay unchanged.
+  await seedEvents(db.pool, 'earlier_events', 300, NOW);
+  const earlier = await runLocally({
+    config: testConfig([{ ...validPolicy, name: 'earlier', table: 'public.earlier_events' }]),
+    policyName: 'earlier',
+    definition,
+    deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+  });
+  if (earlier.status !== 'succeeded') throw new Error(`baseline run ${earlier.status}`);
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+interface BadInputCase {
+  readonly title: string;
+  readonly policy?: Partial<typeof validPolicy> & { filter?: string };
+  readonly deps?: () => Promise<Partial<LocalDependencyOptions>>;
+  readonly error: string;
+  readonly cause: RegExp;
+}
+
+const cases: BadInputCase[] = [
+  {
+    title: 'an unknown table',
+    policy: { table: 'public.no_such_table' },
+    error: 'CatalogError',
+    cause: /no_such_table.* does not exist/,
+  },
+  {
+    title: 'an unknown timeColumn',
+    policy: { timeColumn: 'no_such_column' },
+    error: 'CatalogError',
+    cause: /column no_such_column does not exist in "public"."bad_input_events"/,
+  },
+  {
+    title: 'a timeColumn that is not a time type',
+    policy: { timeColumn: 'payload' },
+    error: 'CatalogError',
+    cause: /payload is text; timeColumn must be timestamptz, timestamp or date/,
+  },
+  {
+    title: 'a filter naming an unknown column',
+    policy: { filter: 'no_such_column = 1' },
+    error: 'InvalidFilterError',
+    cause: /no_such_column = 1.*column "no_such_column" does not exist/,
+  },
+  {
+    title: 'a filter that is not boolean',
+    policy: { filter: '1 + 1' },
+    error: 'InvalidFilterError',
+    cause: /1 \+ 1.*must be type boolean/,
+  },
+  {
+    title: 'a bucket that does not exist',
+    deps: async () => ({ bucket: `${bucket}-missing` }),
+    error: 'StorageConfigurationError',
+    cause: /bucket archive-bad-input-.*-missing: NotFound/,
+  },
+  {
+    title: 'an unreachable database (after the retries)',
+    deps: async () => ({
+      databaseUrl: `postgres://postgres:postgres@127.0.0.1:${await closedPort()}/postgres`,
+    }),
+    error: 'TransientDatabaseError',
+    cause: /ECONNREFUSED/,
+  },
+];
+
+describe('archive with bad input', () => {
+  it.each(cases)('refuses $title with $error and changes nothing', async ({ policy, deps, error, cause }) => {
+    // Prepare
+    const before = await everything();
+    const config = testConfig([{ ...validPolicy, ...policy }]);
+
+    // Act
+    const result = await runLocally({
+      config,
+      policyName: validPolicy.name,
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, ...(await deps?.()) },
+    });
+
+    // Assess
+    expect(result.status).toBe('failed');
+    expect(result.summary).toBeUndefined();
+    expect(result.failure?.error).toBe(error);
+    expect(result.failure?.cause).toMatch(cause);
+    // Refused before a run was opened: nothing to close, no run id.
+    expect(result.failure?.runId).toBeUndefined();
+    expect(result.chunkInvocations).toBe(0);
+    expect(await everything()).toEqual(before);
+  });
+
+  it('retries a database that drops every connection, then fails with TransientDatabaseError', async () => {
+    // Prepare: a server that accepts and immediately closes each connection, counting them.
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (!address || typeof address === 'string') throw new Error('no port');
+    const before = await everything();
+
+    // Act
+    let result: Awaited<ReturnType<typeof runLocally>>;
+    try {
+      result = await runLocally({
+        config: testConfig([validPolicy]),
+        policyName: validPolicy.name,
+        definition,
+        deps: {
+          databaseUrl: `postgres://postgres:postgres@127.0.0.1:${address.port}/postgres`,
+          bucket,
+          s3,
+          now: () => NOW,
+        },
+      });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+
+    // Assess: Start was tried 1 + 6 times (the Retry's MaxAttempts), then the failure was recorded.
+    expect(result.status).toBe('failed');
+    expect(result.failure?.error).toBe('TransientDatabaseError');
+    expect(result.failure?.cause).toMatch(/Connection terminated/);
+    expect(connections).toBe(7);
+    expect(await everything()).toEqual(before);
+  });
+});

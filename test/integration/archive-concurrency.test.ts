@@ -1,0 +1,347 @@
+/**
+ * Archive runs alongside other sessions, through the synthesized state machine (run locally with the
+ * real handlers) against a real PostgreSQL and a real S3 API server: concurrent updates of the rows being
+ * archived, a second run of the same policy, and rows locked by another transaction.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import {
+  type ArchiveScope,
+  eligibleEventIds,
+  expectArchiveGuarantees,
+  runsOfPolicy,
+  seedEvents,
+  tableKeys,
+} from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+let definition: AslDefinition;
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+const RETENTION = 'P90D';
+const ROWS = 2000;
+const CHUNKING = { initialRows: 200, minRows: 200, maxRows: 200 };
+
+interface Prepared {
+  readonly table: string;
+  readonly scope: ArchiveScope;
+  readonly before: string[];
+  readonly eligible: string[];
+  readonly config: ReturnType<typeof testConfig>;
+}
+
+interface PolicyOptions {
+  readonly chunking?: Record<string, number>;
+  readonly filter?: string;
+}
+
+function configFor(policy: string, table: string, options: PolicyOptions = {}) {
+  return testConfig([
+    {
+      name: policy,
+      table: `public.${table}`,
+      action: 'archive',
+      timeColumn: 'created_at',
+      retention: RETENTION,
+      chunking: options.chunking ?? CHUNKING,
+      ...(options.filter === undefined ? {} : { filter: options.filter }),
+    },
+  ]);
+}
+
+async function prepare(policy: string, options: PolicyOptions = {}): Promise<Prepared> {
+  const table = policy.replaceAll('-', '_');
+  await seedEvents(db.pool, table, ROWS, NOW);
+  const tableKeysSql = `SELECT id::text AS k FROM public.${table}`;
+  return {
+    table,
+    scope: { pool: db.pool, s3, bucket, policy, tableKeysSql, keyOf: (row) => String(row.id) },
+    before: await tableKeys(db.pool, tableKeysSql),
+    eligible: await eligibleEventIds(db.pool, table, NOW, RETENTION),
+    config: configFor(policy, table, options),
+  };
+}
+
+function archive(prepared: Prepared, hooks?: ChunkFaultHooks) {
+  return runLocally({
+    config: prepared.config,
+    policyName: prepared.scope.policy,
+    definition,
+    chunkBudgetMs: 1_100,
+    deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
+  });
+}
+
+/** Holds each chunk's locks a little longer, so other sessions really overlap with open chunks. */
+const slowCommit = (ms: number): ChunkFaultHooks => ({ beforeCommit: () => sleep(ms) });
+
+const sorted = (keys: readonly string[]) => [...keys].sort();
+
+async function openClient(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: db.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('archive_concurrency');
+  s3 = testS3Client();
+  bucket = await createTestBucket('archive-concurrency');
+  // The definition does not depend on the policies (they travel in the input): synthesize it once.
+  definition = await synthesizeDefinition(
+    testConfig([
+      {
+        name: 'synth-only',
+        table: 'synth_only',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P1D',
+      },
+    ]),
+  );
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('archive alongside other sessions', () => {
+  it('archives exactly the version of each row it deleted while other sessions update them', async () => {
+    // Prepare
+    const prepared = await prepare('concurrent-updates');
+    const eligibleIds = prepared.eligible;
+    /** Highest counter each id was committed with (autocommit: a returned row is a committed update). */
+    const lastCommitted = new Map<string, number>();
+    /** Ids with an update committed while the run was in progress. */
+    const updatedDuringRun = new Set<string>();
+    let running = false;
+    let updates = 0;
+    let stop = false;
+    const updaters = await Promise.all([openClient(), openClient()]);
+    const loops = updaters.map(async (client) => {
+      while (!stop) {
+        // Half the updates go to the oldest rows (highest ids), which the first chunks take.
+        const span = Math.random() < 0.5 ? 300 : eligibleIds.length;
+        const id = eligibleIds[eligibleIds.length - 1 - Math.floor(Math.random() * span)] as string;
+        const { rows } = await client.query<{ counter: number }>(
+          `UPDATE public.${prepared.table} SET counter = counter + 1 WHERE id = $1 RETURNING counter`,
+          [id],
+        );
+        const counter = rows[0]?.counter;
+        if (counter !== undefined) {
+          lastCommitted.set(id, Math.max(counter, lastCommitted.get(id) ?? 0));
+          if (running) updatedDuringRun.add(id);
+          updates++;
+        }
+      }
+    });
+    while (updates < 50) await sleep(5);
+
+    // Act
+    let result: Awaited<ReturnType<typeof archive>>;
+    try {
+      running = true;
+      result = await archive(prepared, slowCommit(15));
+      running = false;
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+      await Promise.all(updaters.map((client) => client.end()));
+    }
+
+    // Assess
+    expect(result.status).toBe('succeeded');
+    expect(updatedDuringRun.size).toBeGreaterThan(0);
+    const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
+    const mismatches = state.archived
+      .map((row) => ({
+        id: String(row.id),
+        archived: Number(row.counter),
+        committed: lastCommitted.get(String(row.id)) ?? 0,
+      }))
+      .filter((row) => row.archived !== row.committed);
+    expect(mismatches, 'archived counter = last committed counter').toEqual([]);
+    // The overlap was real: rows updated while the run was in progress were archived by it, with their updates.
+    const updatedThenArchived = state.archived.filter((row) => updatedDuringRun.has(String(row.id)));
+    expect(updatedThenArchived.length).toBeGreaterThan(10);
+    expect(updatedThenArchived.every((row) => Number(row.counter) > 0)).toBe(true);
+    // Rows still in the table kept their last committed version too.
+    const remaining = await db.pool.query<{ id: string; counter: number }>(
+      `SELECT id::text, counter FROM public.${prepared.table}`,
+    );
+    expect(remaining.rows.filter((row) => row.counter !== (lastCommitted.get(row.id) ?? 0))).toEqual([]);
+
+    // Act: a second run picks up any row the first one skipped while an update held it
+    const second = await archive(prepared);
+
+    // Assess
+    expect(second.status).toBe('succeeded');
+    const final = await expectArchiveGuarantees(prepared.scope, prepared.before);
+    expect(sorted(final.archivedKeys)).toEqual(sorted(prepared.eligible));
+    expect(
+      final.archived.filter((row) => Number(row.counter) !== (lastCommitted.get(String(row.id)) ?? 0)),
+    ).toEqual([]);
+  });
+
+  it('goes on to the end of the eligible rows when an update commits while a chunk statement runs', async () => {
+    // Prepare: the filter sleeps on one row of the first chunk, holding that chunk's DELETE statement open
+    // (its snapshot taken, its rows not yet locked) long enough for another session to commit an update.
+    const prepared = await prepare('update-inside-chunk');
+    const eligible = prepared.eligible;
+    // Ids grow towards the past: the first chunk takes the 200 highest eligible ids.
+    const sleeper = eligible[eligible.length - 1] as string;
+    const updatedMidStatement = eligible[eligible.length - 100] as string;
+    const config = configFor(prepared.scope.policy, prepared.table, {
+      filter: `id <> ${sleeper} OR pg_sleep(0.5) IS NOT NULL`,
+    });
+
+    // Act
+    const run = runLocally({
+      config,
+      policyName: prepared.scope.policy,
+      definition,
+      chunkBudgetMs: 1_100,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+    const deadline = Date.now() + 10_000;
+    let sleeping = false;
+    while (!sleeping && Date.now() < deadline) {
+      const { rowCount } = await db.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`,
+      );
+      sleeping = rowCount === 1;
+      if (!sleeping) await sleep(5);
+    }
+    const update = await db.pool.query(
+      `UPDATE public.${prepared.table} SET counter = counter + 1 WHERE id = $1`,
+      [updatedMidStatement],
+    );
+    const result = await run;
+
+    // Assess
+    expect(sleeping).toBe(true);
+    expect(update.rowCount).toBe(1);
+    expect(result.status).toBe('succeeded');
+    const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
+    // Only the row updated under the statement may be passed over (the next run takes it); every other
+    // eligible row must be archived: a chunk that deleted fewer rows than it locked is not the last one.
+    const remainingSet = new Set(state.remainingKeys);
+    const eligibleLeftBehind = eligible.filter((id) => remainingSet.has(id));
+    const wronglyLeft = eligibleLeftBehind.filter((id) => id !== updatedMidStatement);
+    const chunks = await db.pool.query<{ rows: string }>(
+      'SELECT rows::text FROM lifecycle.chunks WHERE run_id = $1 ORDER BY seq',
+      [result.summary?.runId],
+    );
+    const chunkRows = chunks.rows.map((c) => c.rows).join(', ');
+    expect(
+      wronglyLeft.length,
+      `eligible rows left behind by a 'succeeded' run (chunk rows: ${chunkRows})`,
+    ).toBe(0);
+    const archivedUpdated = state.archived.find((row) => String(row.id) === updatedMidStatement);
+    if (archivedUpdated) expect(Number(archivedUpdated.counter)).toBe(1);
+  });
+
+  it('lets exactly one of two simultaneous runs of a policy work, and refuses the other with LeaseHeldError', async () => {
+    // Prepare
+    const prepared = await prepare('two-runs');
+
+    // Act
+    const runs = [archive(prepared, slowCommit(10)), archive(prepared, slowCommit(10))];
+    const first = await Promise.race(runs);
+    // The refused run ends while the other still works: its failure must not have touched the lease.
+    const leaseWhileRunning = await db.pool.query<{ status: string }>(
+      `SELECT r.status FROM lifecycle.leases l JOIN lifecycle.runs r USING (run_id) WHERE l.policy = $1`,
+      [prepared.scope.policy],
+    );
+    const results = await Promise.all(runs);
+
+    // Assess
+    expect(results.map((r) => r.status).sort()).toEqual(['failed', 'succeeded']);
+    const refused = results.find((r) => r.status === 'failed');
+    const winner = results.find((r) => r.status === 'succeeded');
+    expect(refused?.failure).toMatchObject({
+      error: 'LeaseHeldError',
+      cause: expect.stringContaining('already running'),
+    });
+    expect(first).toBe(refused);
+    expect(leaseWhileRunning.rows).toEqual([{ status: 'running' }]);
+    expect(winner?.summary?.rows).toBe(prepared.eligible.length);
+    const ledgerRuns = await runsOfPolicy(db.pool, prepared.scope.policy);
+    expect(ledgerRuns).toHaveLength(1);
+    expect(ledgerRuns[0]).toMatchObject({ run_id: winner?.summary?.runId, status: 'succeeded' });
+    const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
+    expect(sorted(state.archivedKeys)).toEqual(sorted(prepared.eligible));
+  });
+
+  it('skips rows another transaction holds instead of waiting, and archives them in a later run', async () => {
+    // Prepare: a lock timeout far above the run's duration, so any wait would show.
+    const prepared = await prepare('locked-rows', { chunking: { ...CHUNKING, lockTimeoutMs: 20_000 } });
+    const eligible = prepared.eligible;
+    const selectedForUpdate = [eligible[5], eligible[700], eligible[1400]] as string[];
+    const updatedUncommitted = [eligible[6], eligible[701], eligible[eligible.length - 1]] as string[];
+    const held = [...selectedForUpdate, ...updatedUncommitted];
+    const locker = await openClient();
+    let result: Awaited<ReturnType<typeof archive>> | 'timed out';
+    let lockerState: string | undefined;
+    try {
+      await locker.query('BEGIN');
+      const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      await locker.query(`SELECT id FROM public.${prepared.table} WHERE id = ANY ($1::bigint[]) FOR UPDATE`, [
+        selectedForUpdate,
+      ]);
+      await locker.query(
+        `UPDATE public.${prepared.table} SET counter = counter + 100 WHERE id = ANY ($1::bigint[])`,
+        [updatedUncommitted],
+      );
+
+      // Act
+      const run = archive(prepared);
+      result = await Promise.race([run, sleep(10_000).then(() => 'timed out' as const)]);
+      const activity = await db.pool.query<{ state: string }>(
+        'SELECT state FROM pg_stat_activity WHERE pid = $1',
+        [lockerPid],
+      );
+      lockerState = activity.rows[0]?.state;
+      if (result === 'timed out') {
+        await locker.query('ROLLBACK');
+        await run;
+      }
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+    }
+
+    // Assess: finished while the other transaction still held its locks
+    expect(result).not.toBe('timed out');
+    expect(lockerState).toBe('idle in transaction');
+    if (result === 'timed out') return;
+    expect(result.status).toBe('succeeded');
+    const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
+    const heldSet = new Set(held);
+    expect(sorted(state.archivedKeys)).toEqual(sorted(eligible.filter((id) => !heldSet.has(id))));
+    expect(state.remainingKeys).toEqual(expect.arrayContaining(held));
+
+    // Act: the locks are gone; the next run takes the rows it skipped
+    const second = await archive(prepared);
+
+    // Assess
+    expect(second.status).toBe('succeeded');
+    expect(second.summary?.rows).toBe(held.length);
+    const final = await expectArchiveGuarantees(prepared.scope, prepared.before);
+    expect(sorted(final.archivedKeys)).toEqual(sorted(eligible));
+    // The rolled-back update never happened: the archived rows carry the committed version.
+    const heldRows = final.archived.filter((row) => heldSet.has(String(row.id)));
+    expect(heldRows.map((row) => Number(row.counter))).toEqual(held.map(() => 0));
+  });
+});
