@@ -9,8 +9,8 @@ import type { ArchivePolicy } from '../../lib/contracts/config.ts';
 import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
-import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
-import { objectKey, partitionOf } from '../core/object-keys.ts';
+import { buildDeleteChunkStatement, buildNextEligibleTimeStatement } from '../core/chunk-sql.ts';
+import { objectKey, partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { encodeParquet } from '../core/parquet/encode.ts';
 import type { ChunkAction, ChunkInput, ChunkOutcome } from './action.ts';
@@ -35,13 +35,32 @@ export class ArchiveAction implements ChunkAction {
 
   async runChunk(tx: Queryable, input: ChunkInput): Promise<ChunkOutcome> {
     const policy = input.policy as ArchivePolicy;
-    const statement = buildDeleteChunkStatement(input.target, input.cursor !== null);
+    const withCursor = input.cursor !== null;
     const params: Array<string | number | null> = [input.cutoff, input.limit, ...(input.cursor ?? [])];
-    const result = await tx.query<Array<string | null>>({
+
+    // Keep the chunk inside the Hive partition of the next eligible row, so the chunk is one object as
+    // large as the chunk (S3 does not tier objects under 128 KB) rather than two pieces at every boundary.
+    const next = await tx.query<{ next_time: string }>(
+      buildNextEligibleTimeStatement(input.target, withCursor),
+      params,
+    );
+    const nextTime = next.rows[0]?.next_time;
+    if (nextTime === undefined) return EMPTY_OUTCOME;
+    let statement = buildDeleteChunkStatement(input.target, withCursor, { upperBound: true });
+    let result = await tx.query<Array<string | null>>({
       text: statement.text,
-      values: params,
+      values: [...params, partitionEndOf(nextTime, policy.archive.partitionBy)],
       rowMode: 'array',
     });
+    if (result.rows.length === 0) {
+      // Every eligible row of that partition is locked by other sessions: go on past the boundary.
+      statement = buildDeleteChunkStatement(input.target, withCursor);
+      result = await tx.query<Array<string | null>>({
+        text: statement.text,
+        values: params,
+        rowMode: 'array',
+      });
+    }
     const rows = result.rows;
     if (rows.length === 0) return EMPTY_OUTCOME;
 

@@ -57,9 +57,18 @@ export function cutoffPredicate(target: ChunkTarget, placeholder = '$1'): string
   }
 }
 
-/** WHERE clause of eligible rows after the cursor. Params: $1 cutoff, then cursor values from $firstCursorParam. */
-export function eligibleWhere(target: ChunkTarget, withCursor: boolean, firstCursorParam = 3): string {
+/**
+ * WHERE clause of eligible rows after the cursor. Params: $1 cutoff, then cursor values from
+ * $firstCursorParam, then (with `upperBoundParam`) an extra exclusive upper time bound.
+ */
+export function eligibleWhere(
+  target: ChunkTarget,
+  withCursor: boolean,
+  firstCursorParam = 3,
+  upperBoundParam?: number,
+): string {
   const parts = [cutoffPredicate(target)];
+  if (upperBoundParam !== undefined) parts.push(cutoffPredicate(target, `$${upperBoundParam}`));
   if (target.filter) parts.push(`(${target.filter})`);
   if (withCursor) {
     const terms = orderTerms(target);
@@ -79,7 +88,8 @@ export interface ChunkStatement {
 
 /**
  * One statement that locks, deletes and returns a bounded, ordered slice of eligible rows.
- * Params: $1 cutoff, $2 row limit, $3.. cursor. Rows come back ordered by the keyset, as arrays:
+ * Params: $1 cutoff, $2 row limit, $3.. cursor, then the optional upper time bound (archive keeps each
+ * chunk inside one Hive partition with it). Rows come back ordered by the keyset, as arrays:
  * [order terms..., columns...].
  *
  * FOR UPDATE SKIP LOCKED: rows another session holds are passed over (the cursor moves past them; the
@@ -87,11 +97,16 @@ export interface ChunkStatement {
  * deleted: a row updated concurrently is either locked by us first (then the update waits and finds it
  * gone) or its new version is not visible to the DELETE's snapshot and is left alone.
  */
-export function buildDeleteChunkStatement(target: ChunkTarget, withCursor: boolean): ChunkStatement {
+export function buildDeleteChunkStatement(
+  target: ChunkTarget,
+  withCursor: boolean,
+  options: { upperBound?: boolean } = {},
+): ChunkStatement {
   const table = quoteQualified(target.schema, target.table);
   const terms = orderTerms(target);
   const orderBy = terms.map((t) => t.expression).join(', ');
-  const where = eligibleWhere(target, withCursor);
+  const upperBoundParam = options.upperBound ? 3 + (withCursor ? terms.length : 0) : undefined;
+  const where = eligibleWhere(target, withCursor, 3, upperBoundParam);
   const returningTerms = terms.map((t) => `${table}.${t.expression}`).join(', ');
   const columns = target.columnNames.map((c) => `${table}.${quoteIdent(c)}`).join(', ');
   const returning = `RETURNING ${returningTerms}, ${columns}`;
@@ -134,6 +149,18 @@ export function buildSelectChunkStatement(target: ChunkTarget, withCursor: boole
     .map((t) => t.expression)
     .join(', ');
   return `SELECT ${orderBy} FROM ${table}\nWHERE ${eligibleWhere(target, withCursor)}\nORDER BY ${orderBy}\nLIMIT $2`;
+}
+
+/**
+ * The time value (as text) of the next eligible row after the cursor, or no row. Params: $1 cutoff,
+ * $3.. cursor ($2 unused, so the parameter numbering matches the chunk statement).
+ */
+export function buildNextEligibleTimeStatement(target: ChunkTarget, withCursor: boolean): string {
+  const table = quoteQualified(target.schema, target.table);
+  const orderBy = orderTerms(target)
+    .map((t) => t.expression)
+    .join(', ');
+  return `SELECT ${quoteIdent(target.timeColumn.name)}::text AS next_time, $2::int AS unused FROM ${table}\nWHERE ${eligibleWhere(target, withCursor)}\nORDER BY ${orderBy}\nLIMIT 1`;
 }
 
 /** Rows a run would process now (dry run / plan). Param: $1 cutoff. */

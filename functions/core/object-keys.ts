@@ -52,3 +52,22 @@ export function objectKey(parts: {
 }): string {
   return `${tablePrefix(parts.policyName, parts.schema, parts.table)}${parts.partition}/${parts.runId}-${parts.unique}.parquet`;
 }
+
+/**
+ * Exclusive upper bound of a partition, as ISO UTC text for the chunk query: the next year, month or
+ * day after the partition that holds `timeText`. Keeps a chunk (and so its one object) inside one partition.
+ */
+export function partitionEndOf(timeText: string, granularity: PartitionGranularity): string {
+  const match = LEADING_DATE.exec(timeText);
+  if (!match || timeText.endsWith(' BC')) return '0001-01-01T00:00:00Z';
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0-99 to 1900-1999.
+  const end = new Date(0);
+  if (granularity === 'year') end.setUTCFullYear(year + 1, 0, 1);
+  else if (granularity === 'month') end.setUTCFullYear(year, month, 1);
+  else end.setUTCFullYear(year, month - 1, day + 1);
+  const pad = (n: number, width: number) => String(n).padStart(width, '0');
+  return `${pad(end.getUTCFullYear(), 4)}-${pad(end.getUTCMonth() + 1, 2)}-${pad(end.getUTCDate(), 2)}T00:00:00Z`;
+}

@@ -91,10 +91,16 @@ describe('archive run', () => {
     // No orphans: S3 holds exactly the ledger-listed objects.
     const keys = await listAllKeys(s3, bucket, 'archive/counting-results/');
     expect(keys.sort()).toEqual(objects.map((o) => o.key).sort());
-    // Every object's rows lie in its Hive partition.
+    // Every object's rows lie in its Hive partition, and each chunk stays inside one partition: one object per chunk.
     for (const object of objects) {
       expect(object.key).toContain(`/public.counting_results/${object.partition}/`);
     }
+    const chunks = await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.chunks WHERE run_id = $1`, [
+      result.summary?.runId,
+    ]);
+    expect(objects).toHaveLength(chunks.rows[0].n);
+    const partitions = new Set(objects.map((o) => o.partition));
+    expect(partitions.size).toBeGreaterThan(12);
     const run = await db.pool.query(`SELECT status, rows FROM lifecycle.runs WHERE run_id = $1`, [
       result.summary?.runId,
     ]);
@@ -121,11 +127,11 @@ describe('archive run', () => {
         chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
       },
     ]);
-    // Act: a small Chunk budget (a few chunks per step) and a bound of 3 steps per execution.
+    // Act: a budget that fits one chunk per step (the step keeps 1 s + 2 chunks in reserve) and 3 steps per execution.
     const result = await runLocally({
       config,
       policyName: 'continued',
-      chunkBudgetMs: 1200,
+      chunkBudgetMs: 1050,
       maxIterationsOverride: 3,
       deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
     });

@@ -50,4 +50,13 @@ describe('chunk SQL', () => {
       `"d" < ($1::timestamptz AT TIME ZONE 'UTC')::date`,
     );
   });
+
+  it('puts the partition bound after the cursor parameters, cast like the cutoff', () => {
+    const { text } = buildDeleteChunkStatement(base, true, { upperBound: true });
+    expect(text).toContain('("CreatedAt", "id") > ($3::timestamptz, $4::bigint)');
+    expect(text).toContain('"CreatedAt" < $5::timestamptz');
+    expect(buildDeleteChunkStatement(base, false, { upperBound: true }).text).toContain(
+      '"CreatedAt" < $3::timestamptz',
+    );
+  });
 });

@@ -260,7 +260,9 @@ describe('lifecycle.schema.json', () => {
   it('is the current JSON Schema of the config (run `npm run schema` after changing the schema)', async () => {
     const { readFileSync } = await import('node:fs');
     const { buildConfigJsonSchema } = await import('../../lib/config-file.ts');
-    const committed = JSON.parse(readFileSync(new URL('../../lifecycle.schema.json', import.meta.url), 'utf8'));
+    const committed = JSON.parse(
+      readFileSync(new URL('../../lifecycle.schema.json', import.meta.url), 'utf8'),
+    );
     expect(committed).toEqual(buildConfigJsonSchema());
   });
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { encodeKeySegment, objectKey, partitionOf, tablePrefix } from '../../functions/core/object-keys.ts';
+import {
+  encodeKeySegment,
+  objectKey,
+  partitionEndOf,
+  partitionOf,
+  tablePrefix,
+} from '../../functions/core/object-keys.ts';
 
 describe('object keys', () => {
   it('derives Hive partitions from the time column text in UTC', () => {
@@ -24,5 +30,14 @@ describe('object keys', () => {
     );
     expect(tablePrefix('p', 'a.b', 'c')).not.toBe(tablePrefix('p', 'a', 'b.c'));
     expect(encodeKeySegment('Ünï/x')).toBe('%C3%9Cn%C3%AF%2Fx');
+  });
+
+  it('bounds a chunk at the end of its partition, for any year', () => {
+    expect(partitionEndOf('2023-12-15 10:00:00.5+00', 'month')).toBe('2024-01-01T00:00:00Z');
+    expect(partitionEndOf('2023-12-15', 'year')).toBe('2024-01-01T00:00:00Z');
+    expect(partitionEndOf('2024-02-29 23:59:59.999999', 'day')).toBe('2024-03-01T00:00:00Z');
+    expect(partitionEndOf('0050-03-01', 'month')).toBe('0050-04-01T00:00:00Z');
+    expect(partitionEndOf('12345-12-31', 'day')).toBe('12346-01-01T00:00:00Z');
+    expect(partitionEndOf('-infinity', 'month')).toBe('0001-01-01T00:00:00Z');
   });
 });
