@@ -56,11 +56,11 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
     const plan = await explainChunkQuery(db, prepared, cutoff);
-    if (policy.action === 'archive') {
-      if (!deps.store)
-        throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
-      await deps.store.checkBucket();
+    if (policy.action === 'archive' && !input.dryRun && !deps.store) {
+      throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
     }
+    // Checked before anything is written; a dry run with a bucket checks it too, as a preflight.
+    if (policy.action === 'archive') await deps.store?.checkBucket();
     const runId = randomUUID();
 
     if (input.dryRun) {

@@ -178,7 +178,8 @@ describe('archive run', () => {
       config,
       policyName: 'dry',
       dryRun: true,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+      // No bucket: planning an archive needs none.
+      deps: { databaseUrl: db.url, now: () => NOW },
     });
     // Assess
     expect(result.status).toBe('dry_run');
