@@ -1,0 +1,41 @@
+/**
+ * Throughput benchmarks against local servers: `npm run bench -- <benchmark> [options]`.
+ *
+ *   archive   COPY baseline vs the real archive path (local state machine, real handlers); see archive.ts.
+ *
+ * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
+ * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
+ */
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+process.env.POWERTOOLS_TRACE_ENABLED ??= 'false';
+
+await import('../support/polyfills.ts');
+
+type BenchmarkMain = (argv: string[]) => Promise<number>;
+
+/** One entry per benchmark; each module exports `main(argv)` returning the exit code. */
+const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
+  archive: async () => (await import('./archive.ts')).main,
+  // purge: async () => (await import('./purge.ts')).main,
+};
+
+const USAGE = `usage: npm run bench -- <benchmark> [options]
+
+benchmarks:
+  archive   COPY TO STDOUT baseline vs archive through the local state machine
+            --rows N (1000000)  --repeat K (1)  --json  --max-rows N (50000)  --initial-rows N
+            --compression snappy|zstd|gzip|uncompressed (snappy)  --s3 child|inproc (child)
+            --cpu-profile FILE (profile the first archive run only)
+            --probe (also time the chunk loop rebuilt outside the product, sequential vs pipelined)
+`;
+
+const [name, ...rest] = process.argv.slice(2);
+const load = name ? benchmarks[name] : undefined;
+if (!load) {
+  process.stderr.write(name && name !== '--help' ? `unknown benchmark "${name}"\n\n${USAGE}` : USAGE);
+  process.exitCode = name === '--help' ? 0 : 2;
+} else {
+  const main = await load();
+  process.exitCode = await main(rest);
+}
