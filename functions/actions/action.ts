@@ -1,7 +1,9 @@
 /**
  * What differs between archive, purge, backup and anonymize: the work of one chunk inside its
- * transaction. The chunk loop (functions/run/run-chunks.ts) owns everything else: the transaction and
- * its timeouts, the lease, the ledger's chunk row and run totals, batch sizing and the time budget.
+ * transaction, in two phases. The chunk loop (functions/run/run-chunks.ts) owns everything else: the
+ * transaction and its timeouts, the lease, the ledger's chunk row and run totals, batch sizing, the time
+ * budget, and pipelining (the next chunk's `take` runs in PostgreSQL while this chunk's `complete` runs
+ * in Node).
  */
 import type { Policy } from '../../lib/contracts/config.ts';
 import type { Queryable, ResolvedTable } from '../adapters/catalog.ts';
@@ -18,32 +20,28 @@ export interface ChunkInput {
   readonly limit: number;
 }
 
-export interface ChunkOutcome {
-  /** Rows the chunk took (deleted, archived, exported...). 0 means the run has nothing left. */
+/** What `take` locked and changed, still uncommitted. */
+export interface TakenChunk {
+  /** Rows taken (deleted, updated, read...). Always > 0: no rows is `undefined` from `take`. */
   readonly rows: number;
-  readonly bytes: number;
-  /** Objects to list in the ledger in the same transaction. */
-  readonly objects: readonly ArchivedObject[];
-  /** Keyset position after the chunk (order values of its last row), null when rows = 0. */
-  readonly cursor: ReadonlyArray<string | null> | null;
+  /** Keyset position after the chunk: order values of its last row. */
+  readonly cursor: ReadonlyArray<string | null>;
   readonly minTime: string | null;
   readonly maxTime: string | null;
   readonly minKey: ReadonlyArray<string | null> | null;
   readonly maxKey: ReadonlyArray<string | null> | null;
 }
 
-export interface ChunkAction {
-  /** Runs inside an open transaction on `tx`; throwing rolls the whole chunk back. */
-  runChunk(tx: Queryable, input: ChunkInput): Promise<ChunkOutcome>;
+/** The non-database work's result, recorded in the ledger in the chunk's transaction. */
+export interface CompletedChunk {
+  readonly bytes: number;
+  /** Objects to list in the ledger in the same transaction. */
+  readonly objects: readonly ArchivedObject[];
 }
 
-export const EMPTY_OUTCOME: ChunkOutcome = {
-  rows: 0,
-  bytes: 0,
-  objects: [],
-  cursor: null,
-  minTime: null,
-  maxTime: null,
-  minKey: null,
-  maxKey: null,
-};
+export interface ChunkAction<T extends TakenChunk = TakenChunk> {
+  /** Database phase, inside the open transaction on `tx`: lock and change the chunk's rows. */
+  take(tx: Queryable, input: ChunkInput): Promise<T | undefined>;
+  /** Outside the database (encode, upload, verify), before COMMIT; throwing rolls the chunk back. */
+  complete(taken: T, input: ChunkInput): Promise<CompletedChunk>;
+}

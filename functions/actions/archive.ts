@@ -13,8 +13,7 @@ import { buildDeleteChunkStatement, buildNextEligibleTimeStatement } from '../co
 import { objectKey, partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { encodeParquet } from '../core/parquet/encode.ts';
-import type { ChunkAction, ChunkInput, ChunkOutcome } from './action.ts';
-import { EMPTY_OUTCOME } from './action.ts';
+import type { ChunkAction, ChunkInput, CompletedChunk, TakenChunk } from './action.ts';
 
 /** Announces a key before upload on a connection outside the chunk transaction. */
 export interface PendingRegistry {
@@ -26,14 +25,14 @@ export interface ArchiveFaultHooks {
   afterUpload?(key: string): Promise<void> | void;
 }
 
-export class ArchiveAction implements ChunkAction {
+export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   constructor(
     private readonly store: ObjectStore,
     private readonly pending: PendingRegistry,
     private readonly hooks: ArchiveFaultHooks = {},
   ) {}
 
-  async runChunk(tx: Queryable, input: ChunkInput): Promise<ChunkOutcome> {
+  async take(tx: Queryable, input: ChunkInput): Promise<TakenArchiveChunk | undefined> {
     const policy = input.policy as ArchivePolicy;
     const withCursor = input.cursor !== null;
     const params: Array<string | number | null> = [input.cutoff, input.limit, ...(input.cursor ?? [])];
@@ -45,7 +44,7 @@ export class ArchiveAction implements ChunkAction {
       params,
     );
     const nextTime = next.rows[0]?.next_time;
-    if (nextTime === undefined) return EMPTY_OUTCOME;
+    if (nextTime === undefined) return undefined;
     let statement = buildDeleteChunkStatement(input.target, withCursor, { upperBound: true });
     let result = await tx.query<Array<string | null>>({
       text: statement.text,
@@ -62,20 +61,37 @@ export class ArchiveAction implements ChunkAction {
       });
     }
     const rows = result.rows;
-    if (rows.length === 0) return EMPTY_OUTCOME;
+    if (rows.length === 0) return undefined;
+    const [timeAt = 0, ...keyAt] = statement.orderPositions;
+    const keyOf = (row: ReadonlyArray<string | null>) => keyAt.map((i) => row[i] ?? null);
+    const first = rows[0] as Array<string | null>;
+    const last = rows[rows.length - 1] as Array<string | null>;
+    return {
+      rows: rows.length,
+      cursor: statement.orderPositions.map((i) => last[i] ?? null),
+      minTime: first[timeAt] ?? null,
+      maxTime: last[timeAt] ?? null,
+      minKey: keyOf(first),
+      maxKey: keyOf(last),
+      values: rows,
+      timeAt,
+      keyAt,
+      firstColumnAt: statement.firstColumnPosition,
+    };
+  }
 
-    // The first order term is the time column itself.
-    const timeIndex = 0;
-    const keyOf = (row: ReadonlyArray<string | null>) =>
-      statement.orderPositions.slice(1).map((i) => row[i] ?? null);
+  async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {
+    const policy = input.policy as ArchivePolicy;
     const plan = planParquetColumns(input.table.columns);
-
+    const keyOf = (row: ReadonlyArray<string | null>) => taken.keyAt.map((i) => row[i] ?? null);
     const objects: ArchivedObject[] = [];
     let bytes = 0;
-    // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows.
-    for (const group of groupByPartition(rows, timeIndex, policy.archive.partitionBy)) {
-      const columnsOnly = group.rows.map((row) => row.slice(statement.firstColumnPosition));
-      const body = encodeParquet(plan, columnsOnly, { compression: policy.archive.compression });
+    // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
+    for (const group of groupByPartition(taken.values, taken.timeAt, policy.archive.partitionBy)) {
+      const body = encodeParquet(plan, group.rows, {
+        compression: policy.archive.compression,
+        columnOffset: taken.firstColumnAt,
+      });
       const sha256 = sha256Hex(body);
       const key = objectKey({
         policyName: policy.name,
@@ -98,27 +114,23 @@ export class ArchiveAction implements ChunkAction {
         bytes: body.byteLength,
         sha256,
         partition: group.partition,
-        minTime: first[timeIndex] ?? '',
-        maxTime: last[timeIndex] ?? '',
+        minTime: first[taken.timeAt] ?? '',
+        maxTime: last[taken.timeAt] ?? '',
         minKey: keyOf(first),
         maxKey: keyOf(last),
       });
       bytes += body.byteLength;
     }
-
-    const first = rows[0] as Array<string | null>;
-    const last = rows[rows.length - 1] as Array<string | null>;
-    return {
-      rows: rows.length,
-      bytes,
-      objects,
-      cursor: statement.orderPositions.map((i) => last[i] ?? null),
-      minTime: first[timeIndex] ?? null,
-      maxTime: last[timeIndex] ?? null,
-      minKey: keyOf(first),
-      maxKey: keyOf(last),
-    };
+    return { bytes, objects };
   }
+}
+
+/** The deleted rows, as returned, until they are encoded. */
+export interface TakenArchiveChunk extends TakenChunk {
+  readonly values: ReadonlyArray<Array<string | null>>;
+  readonly timeAt: number;
+  readonly keyAt: readonly number[];
+  readonly firstColumnAt: number;
 }
 
 function* groupByPartition(

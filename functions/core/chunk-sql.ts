@@ -81,8 +81,9 @@ export function eligibleWhere(
 
 export interface ChunkStatement {
   readonly text: string;
-  /** 0-based index in each result row of the order terms (for the cursor), then of the table's columns. */
+  /** 0-based index in each result row of each order term's value (for the cursor and key ranges). */
   readonly orderPositions: readonly number[];
+  /** Index of the table's first column in each result row (system columns come first, if any). */
   readonly firstColumnPosition: number;
 }
 
@@ -90,7 +91,7 @@ export interface ChunkStatement {
  * One statement that locks, deletes and returns a bounded, ordered slice of eligible rows.
  * Params: $1 cutoff, $2 row limit, $3.. cursor, then the optional upper time bound (archive keeps each
  * chunk inside one Hive partition with it). Rows come back ordered by the keyset, as arrays:
- * [order terms..., columns...].
+ * [tableoid, ctid (only without a primary key)..., columns...].
  *
  * FOR UPDATE SKIP LOCKED: rows another session holds are passed over (the cursor moves past them; the
  * next run picks them up) so the run never waits on hot rows. The rows returned are exactly the versions
@@ -107,10 +108,17 @@ export function buildDeleteChunkStatement(
   const orderBy = terms.map((t) => t.expression).join(', ');
   const upperBoundParam = options.upperBound ? 3 + (withCursor ? terms.length : 0) : undefined;
   const where = eligibleWhere(target, withCursor, 3, upperBoundParam);
-  const returningTerms = terms.map((t) => `${table}.${t.expression}`).join(', ');
-  const columns = target.columnNames.map((c) => `${table}.${quoteIdent(c)}`).join(', ');
-  const returning = `RETURNING ${returningTerms}, ${columns}`;
-  const resultOrder = terms.map((_, i) => String(i + 1)).join(', ');
+  // Order terms that are columns are read from the returned columns; only system columns (tableoid,
+  // ctid) are returned ahead of them.
+  const leading = target.keyColumns.length > 0 ? [] : terms.slice(1).map((t) => t.expression);
+  const orderPositions = terms.map((term, i) => {
+    if (i > 0 && target.keyColumns.length === 0) return i - 1;
+    const column = i === 0 ? target.timeColumn.name : (target.keyColumns[i - 1]?.name as string);
+    return leading.length + target.columnNames.indexOf(column);
+  });
+  const returned = [...leading, ...target.columnNames.map(quoteIdent)].map((c) => `${table}.${c}`).join(', ');
+  const returning = `RETURNING ${returned}`;
+  const resultOrder = orderPositions.map((p) => String(p + 1)).join(', ');
 
   const deleteStatement = target.partitioned
     ? // ctid is unique only within one partition: join on (tableoid, ctid).
@@ -137,8 +145,8 @@ export function buildDeleteChunkStatement(
 
   return {
     text: `WITH deleted AS (\n  ${deleteStatement}\n)\nSELECT * FROM deleted ORDER BY ${resultOrder}`,
-    orderPositions: terms.map((_, i) => i),
-    firstColumnPosition: terms.length,
+    orderPositions,
+    firstColumnPosition: leading.length,
   };
 }
 

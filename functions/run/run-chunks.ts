@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
-import type { ChunkAction, ChunkOutcome } from '../actions/action.ts';
+import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
 import { ArchiveAction } from '../actions/archive.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
@@ -20,7 +20,7 @@ import type { StepDependencies } from './dependencies.ts';
 import { prepareTarget } from './prepare-target.ts';
 import { leaseTtlSeconds } from './start-run.ts';
 
-/** Local retries of a chunk that hit a lock or statement timeout before the step gives up (and Step Functions retries). */
+/** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
 
 export function parseRunState(input: unknown): RunState {
@@ -33,137 +33,180 @@ export function parseRunState(input: unknown): RunState {
   return parsed.data;
 }
 
+/** A chunk whose `take` ran (or failed) inside an open transaction on `client`. */
+interface InFlight {
+  readonly client: pg.Client;
+  readonly startedAt: number;
+  readonly limit: number;
+  readonly input: ChunkInput;
+  readonly taken: TakenChunk | undefined;
+}
+
 export async function runChunks(deps: StepDependencies, input: unknown): Promise<RunState> {
   const state = parseRunState(input);
   if (state.done) return state;
   const { policy, chunking } = state;
-  const db = await deps.connect();
-  let side: pg.Client | undefined;
+  // Three connections: two alternate chunk transactions (one takes the next chunk while the other
+  // completes), the third autocommits what must survive a rollback (lease renewals, pending keys).
+  const clients: pg.Client[] = [];
+  const open = async () => {
+    const client = await deps.connect();
+    clients.push(client);
+    return client;
+  };
   try {
-    const ledger = new Ledger(db);
-    const run = await ledger.getRun(state.runId);
-    if (run?.status !== 'running')
+    const side = await open();
+    const sideLedger = new Ledger(side);
+    const run = await sideLedger.getRun(state.runId);
+    if (run?.status !== 'running') {
       throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
-    const prepared = await prepareTarget(db, policy);
+    }
+    const prepared = await prepareTarget(side, policy);
 
     let action: ChunkAction;
     if (policy.action === 'archive') {
       const store = deps.store;
       if (!store)
         throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
-      // Pending announcements must commit even when the chunk rolls back: a second connection.
-      side = await deps.connect();
-      action = new ArchiveAction(store, new Ledger(side), { afterUpload: deps.hooks?.afterUpload });
+      action = new ArchiveAction(store, sideLedger, { afterUpload: deps.hooks?.afterUpload }) as ChunkAction;
     } else {
       throw new InvalidPayloadError(`action ${policy.action} is not implemented yet`);
     }
+    const chunkClients = [await open(), await open()] as const;
+
+    const inputFor = (cursor: ReadonlyArray<string | null> | null, limit: number): ChunkInput => ({
+      runId: state.runId,
+      policy,
+      table: prepared.table,
+      target: prepared.target,
+      cutoff: state.cutoff,
+      cursor,
+      limit,
+    });
+
+    /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */
+    const begin = async (client: pg.Client, cursor: ReadonlyArray<string | null> | null, limit: number) => {
+      for (let attempt = 0; ; attempt++) {
+        await sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
+        const startedAt = performance.now();
+        const chunkInput = inputFor(cursor, limit);
+        try {
+          await client.query('BEGIN');
+          await client.query(
+            `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+            [`${chunking.lockTimeoutMs}ms`, `${chunking.statementTimeoutMs}ms`],
+          );
+          const taken = await action.take(client, chunkInput);
+          return { client, startedAt, limit, input: chunkInput, taken } satisfies InFlight;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          const code = (error as { code?: string }).code;
+          if ((code === '57014' || code === '55P03') && attempt < MAX_LOCAL_RETRIES) {
+            // Statement timeout: too big for the server right now. Lock timeout: a DDL lock; wait a bit.
+            if (code === '57014') limit = shrinkAfterTimeout(limit, chunking);
+            deps.log.warn('chunk rolled back, retrying', {
+              runId: state.runId,
+              sqlstate: code,
+              limit,
+              attempt,
+            });
+            await new Promise((resolve) => setTimeout(resolve, 250 * (attempt + 1)));
+            continue;
+          }
+          throw error;
+        }
+      }
+    };
+    const abandon = async (flight: Promise<InFlight> | undefined) => {
+      const settled = await flight?.catch(() => undefined);
+      await settled?.client.query('ROLLBACK').catch(() => undefined);
+    };
 
     // The ledger's cursor is authoritative: a retried step (crash after COMMIT) resumes after the last commit.
     let cursor = run.cursor;
     let batchRows = state.batchRows;
     let lastChunkMs = 0;
     let done = false;
-    let localRetries = 0;
     const totals = { ...state.totals };
+    let turn = 0;
+    let current: InFlight = await begin(chunkClients[0], cursor, batchRows);
 
-    let chunksThisStep = 0;
-    while (!done) {
-      // At least one chunk per step, so a run always progresses; then stop while two more would still fit.
-      if (chunksThisStep > 0 && deps.remainingMs() < 2 * lastChunkMs + 1000) break;
-      chunksThisStep++;
-      await ledger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
-      const started = performance.now();
-      let outcome: ChunkOutcome;
-      try {
-        await db.query('BEGIN');
-        await db.query(
-          `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
-          [`${chunking.lockTimeoutMs}ms`, `${chunking.statementTimeoutMs}ms`],
-        );
-        outcome = await action.runChunk(db, {
-          runId: state.runId,
-          policy,
-          table: prepared.table,
-          target: prepared.target,
-          cutoff: state.cutoff,
-          cursor,
-          limit: batchRows,
-        });
-        if (outcome.rows > 0) {
-          await deps.hooks?.beforeLedger?.();
-          const seq = await ledger.recordChunk({
-            runId: state.runId,
-            rows: outcome.rows,
-            bytes: outcome.bytes,
-            objects: outcome.objects.length,
-            minTime: outcome.minTime,
-            maxTime: outcome.maxTime,
-            minKey: outcome.minKey,
-            maxKey: outcome.maxKey,
-            durationMs: Math.round(performance.now() - started),
-            cursor: outcome.cursor ?? [],
-          });
-          await ledger.insertArchivedObjects(state.runId, seq, outcome.objects);
-        }
+    for (;;) {
+      const { taken } = current;
+      if (!taken) {
+        // Only an empty chunk proves the end: a chunk can delete fewer rows than it locked (a row updated by
+        // another session after the statement's snapshot is locked but not visible to the DELETE).
         await deps.hooks?.beforeCommit?.();
-        await db.query('COMMIT');
-      } catch (error) {
-        await db.query('ROLLBACK').catch(() => undefined);
-        const code = (error as { code?: string }).code;
-        if ((code === '57014' || code === '55P03') && localRetries < MAX_LOCAL_RETRIES) {
-          // Statement timeout: the chunk was too big for the server right now. Lock timeout: a DDL lock; wait a bit.
-          localRetries++;
-          if (code === '57014') batchRows = shrinkAfterTimeout(batchRows, chunking);
-          deps.log.warn('chunk rolled back, retrying', {
-            runId: state.runId,
-            sqlstate: code,
-            batchRows,
-            localRetries,
-          });
-          await new Promise((resolve) => setTimeout(resolve, 250 * localRetries));
-          continue;
-        }
-        throw classifyDatabaseError(error);
+        await current.client.query('COMMIT');
+        await deps.hooks?.afterCommit?.();
+        done = true;
+        break;
       }
-      await deps.hooks?.afterCommit?.();
-      localRetries = 0;
-
-      const durationMs = Math.round(performance.now() - started);
-      lastChunkMs = durationMs;
-      if (outcome.rows > 0) {
-        cursor = outcome.cursor ? [...outcome.cursor] : cursor;
-        totals.rows += outcome.rows;
-        totals.bytes += outcome.bytes;
-        totals.objects += outcome.objects.length;
-        totals.chunks += 1;
-        deps.metrics?.recordChunk({
-          rows: outcome.rows,
-          bytes: outcome.bytes,
-          objects: outcome.objects.length,
-          durationMs,
-        });
-        deps.log.info('chunk committed', {
+      // While this chunk is encoded and uploaded (Node), PostgreSQL already takes the next one on the other
+      // connection. It commits only after this one: its ledger update waits for this chunk's run-row lock.
+      const timeLeft = deps.remainingMs() >= 2 * lastChunkMs + 1000;
+      turn = 1 - turn;
+      const next = timeLeft ? begin(chunkClients[turn] as pg.Client, taken.cursor, batchRows) : undefined;
+      next?.catch(() => undefined);
+      let completedAt: number;
+      let bytes = 0;
+      let objects = 0;
+      try {
+        const completed = await action.complete(taken, current.input);
+        await deps.hooks?.beforeLedger?.();
+        const ledger = new Ledger(current.client);
+        const seq = await ledger.recordChunk({
           runId: state.runId,
-          policy: policy.name,
-          rows: outcome.rows,
-          bytes: outcome.bytes,
-          objects: outcome.objects.length,
-          durationMs,
-          batchRows,
-          minTime: outcome.minTime,
-          maxTime: outcome.maxTime,
+          rows: taken.rows,
+          bytes: completed.bytes,
+          objects: completed.objects.length,
+          minTime: taken.minTime,
+          maxTime: taken.maxTime,
+          minKey: taken.minKey,
+          maxKey: taken.maxKey,
+          durationMs: Math.round(performance.now() - current.startedAt),
+          cursor: taken.cursor,
         });
+        await ledger.insertArchivedObjects(state.runId, seq, completed.objects);
+        await deps.hooks?.beforeCommit?.();
+        await current.client.query('COMMIT');
+        completedAt = performance.now();
+        bytes = completed.bytes;
+        objects = completed.objects.length;
+        await deps.hooks?.afterCommit?.();
+      } catch (error) {
+        await current.client.query('ROLLBACK').catch(() => undefined);
+        await abandon(next);
+        throw error;
       }
-      // Only an empty chunk proves the end: a chunk can delete fewer rows than it locked (a row updated by
-      // another session after the statement's snapshot is locked but not visible to the DELETE).
-      done = outcome.rows === 0;
-      batchRows = nextBatchRows(batchRows, durationMs, outcome.rows, chunking);
+
+      const durationMs = Math.round(completedAt - current.startedAt);
+      lastChunkMs = durationMs;
+      cursor = [...taken.cursor];
+      totals.rows += taken.rows;
+      totals.bytes += bytes;
+      totals.objects += objects;
+      totals.chunks += 1;
+      deps.metrics?.recordChunk({ rows: taken.rows, bytes, objects, durationMs });
+      deps.log.info('chunk committed', {
+        runId: state.runId,
+        policy: policy.name,
+        rows: taken.rows,
+        bytes,
+        objects,
+        durationMs,
+        batchRows: current.limit,
+        minTime: taken.minTime,
+        maxTime: taken.maxTime,
+      });
+      batchRows = nextBatchRows(current.limit, durationMs, taken.rows, chunking);
+      if (!next) break;
+      current = await next;
     }
     return { ...state, cursor, batchRows, done, iterations: state.iterations + 1, totals };
   } catch (error) {
     throw classifyDatabaseError(error);
   } finally {
-    await db.end().catch(() => undefined);
-    await side?.end().catch(() => undefined);
+    await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
   }
 }

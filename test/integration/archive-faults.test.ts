@@ -297,19 +297,24 @@ describe('archive under injected faults', () => {
   });
 
   it('retries a Chunk step whose database connection was killed mid-statement', async () => {
-    // Prepare: after the second commit another session takes an exclusive lock on the table, so the next
-    // chunk's DELETE waits; its backend is then terminated (what a failover or an admin does).
+    // Prepare: after the second commit another session asks for an exclusive lock on the table. It queues
+    // behind the chunk already in flight (the loop takes the next chunk while one completes), and a later
+    // chunk's DELETE then waits behind it; that backend is terminated (what a failover or an admin does).
     const prepared = await prepare('chunk-connection-killed');
     const locker = await openClient();
     let commits = 0;
     let killed: Promise<number> | undefined;
     const hooks: ChunkFaultHooks = {
-      afterCommit: async () => {
+      afterCommit: () => {
         commits++;
         if (commits !== 2) return;
-        await locker.query('BEGIN');
-        await locker.query(`LOCK TABLE public.${prepared.table} IN ACCESS EXCLUSIVE MODE`);
-        killed = terminateBackendWaitingOnLock().finally(() => locker.query('COMMIT'));
+        const locking = locker
+          .query('BEGIN')
+          .then(() => locker.query(`LOCK TABLE public.${prepared.table} IN ACCESS EXCLUSIVE MODE`));
+        killed = terminateBackendWaitingOnLock().finally(async () => {
+          await locking;
+          await locker.query('COMMIT');
+        });
       },
     };
 

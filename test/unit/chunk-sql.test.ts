@@ -24,14 +24,20 @@ describe('chunk SQL', () => {
     expect(text).toContain('ORDER BY "CreatedAt", "id"');
     expect(text).toContain('LIMIT $2');
     expect(text).toContain('FOR UPDATE SKIP LOCKED');
-    expect(text).toMatch(/ORDER BY 1, 2$/);
-    expect(orderPositions).toEqual([0, 1]);
-    expect(firstColumnPosition).toBe(2);
+    // The time and key values are read from the returned columns (id is column 1, CreatedAt column 2).
+    expect(text).toMatch(/ORDER BY 2, 1$/);
+    expect(text).toContain('RETURNING "public"."Camera""Events"."id", "public"."Camera""Events"."CreatedAt"');
+    expect(orderPositions).toEqual([1, 0]);
+    expect(firstColumnPosition).toBe(0);
   });
 
   it('orders by ctid without a primary key, and joins on tableoid for partitioned tables', () => {
     const noKey = { ...base, keyColumns: [] };
     expect(eligibleWhere(noKey, true)).toContain('("CreatedAt", ctid) > ($3::timestamptz, $4::tid)');
+    const plain = buildDeleteChunkStatement(noKey, true);
+    expect(plain.text).toContain('RETURNING "public"."Camera""Events".ctid, "public"."Camera""Events"."id"');
+    expect(plain.orderPositions).toEqual([2, 0]);
+    expect(plain.firstColumnPosition).toBe(1);
     const partitioned = buildDeleteChunkStatement({ ...noKey, partitioned: true }, true).text;
     expect(partitioned).toContain('("CreatedAt", tableoid, ctid) > ($3::timestamptz, $4::oid, $5::tid)');
     expect(partitioned).toContain('.tableoid = locked.lock_oid');

@@ -15,6 +15,11 @@ export interface EncodeParquetOptions {
   readonly rowGroupSize?: number;
   /** Extra footer key/value metadata (e.g. run id). */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * Values to skip at the start of each row (e.g. ctid returned ahead of the columns), so callers need
+   * not copy every row to drop them. Default 0.
+   */
+  readonly columnOffset?: number;
 }
 
 /**
@@ -39,7 +44,8 @@ export function encodeParquet(
   rows: ReadonlyArray<ReadonlyArray<string | null>>,
   options: EncodeParquetOptions,
 ): Uint8Array {
-  checkShape(plan, rows);
+  const offset = options.columnOffset ?? 0;
+  checkShape(plan, rows, offset);
   const rowGroupSize = options.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE;
   // hyparquet-writer would loop forever on a zero step.
   if (!Number.isSafeInteger(rowGroupSize) || rowGroupSize < 1) {
@@ -50,7 +56,7 @@ export function encodeParquet(
   for (const column of plan) schema.push(...column.schema);
   const columnData = plan.map((column, index) => ({
     name: column.name,
-    data: convertColumn(column, index, rows),
+    data: convertColumn(column, index + offset, rows),
   }));
   // Ours last: a caller's key cannot replace the column types.
   const metadata = { ...options.metadata, [COLUMNS_METADATA_KEY]: describeColumns(plan) };
@@ -76,14 +82,17 @@ export function describeParquetSchema(
 function checkShape(
   plan: readonly ParquetColumnPlan[],
   rows: ReadonlyArray<ReadonlyArray<string | null>>,
+  offset: number,
 ): void {
   if (plan.length === 0) throw new ParquetInputError('a Parquet file needs at least one column');
   const names = new Set(plan.map((column) => column.name));
   if (names.size !== plan.length) throw new ParquetInputError('column names must be unique');
   for (let r = 0; r < rows.length; r++) {
     const width = rows[r]?.length;
-    if (width !== plan.length) {
-      throw new ParquetInputError(`row ${r} has ${width} values; the plan has ${plan.length} columns`);
+    if (width !== plan.length + offset) {
+      throw new ParquetInputError(
+        `row ${r} has ${width} values; the plan has ${plan.length} columns after ${offset} skipped`,
+      );
     }
   }
 }
