@@ -82,15 +82,29 @@ async function dispatch(command: string, values: Values): Promise<number> {
       return 0;
     case 'run': {
       const config = loadConfigFile(values.config);
-      const report = await runCommand({
-        config,
-        policy: requirePolicy(values),
-        bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
-        dryRun: values['dry-run'],
-        verbose: values.verbose,
-      });
-      print(values.json ? JSON.stringify(report) : formatReport(report));
-      return report.status === 'failed' ? 1 : 0;
+      // Ctrl-C: stop the run cleanly (the open chunk rolls back, the run is recorded, the lease released).
+      const interrupt = new AbortController();
+      const onSigint = () => {
+        if (interrupt.signal.aborted) process.exit(130);
+        printError('interrupted: stopping the run (Ctrl-C again to quit at once)…');
+        interrupt.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const report = await runCommand({
+          config,
+          policy: requirePolicy(values),
+          bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
+          dryRun: values['dry-run'],
+          verbose: values.verbose,
+          signal: interrupt.signal,
+        });
+        print(values.json ? JSON.stringify(report) : formatReport(report));
+        if (interrupt.signal.aborted) return 130;
+        return report.status === 'failed' ? 1 : 0;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
     }
     case 'plan':
       return planCommand(loadConfigFile(values.config), values);

@@ -15,6 +15,7 @@ export interface RunCommandOptions {
   readonly bucket: string | undefined;
   readonly dryRun: boolean;
   readonly verbose: boolean;
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** One JSON object per run: the contract of `run --json`. */
@@ -50,6 +51,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunReport>
     config: options.config,
     policyName: options.policy,
     dryRun: options.dryRun,
+    signal: options.signal,
     dependencies: localDependencies({
       databaseUrl: process.env.DATABASE_URL,
       bucket: options.bucket,

@@ -38,6 +38,11 @@ export interface LocalRunOptions {
   readonly maxIterationsOverride?: number;
   /** A definition synthesized earlier (skips the synth). */
   readonly definition?: AslDefinition;
+  /**
+   * Aborts the run (Ctrl-C): the execution stops, the open chunk transaction rolls back, and the run is
+   * recorded as failed (`Interrupted`) with its lease released, so the next run can start at once.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface LocalRunResult {
@@ -53,7 +58,8 @@ export interface LocalRunResult {
 
 const FAKE_ACCOUNT = '123456789012';
 
-function lambdaContext(budgetMs: number): Context {
+/** An interrupted run's context reports no time left, so the chunk loop starts no further chunk. */
+function lambdaContext(budgetMs: number, signal?: AbortSignal): Context {
   const deadline = Date.now() + budgetMs;
   const requestId = randomUUID();
   return {
@@ -65,7 +71,7 @@ function lambdaContext(budgetMs: number): Context {
     awsRequestId: requestId,
     logGroupName: '/local/pg-lifecycle',
     logStreamName: requestId,
-    getRemainingTimeInMillis: () => deadline - Date.now(),
+    getRemainingTimeInMillis: () => (signal?.aborted ? 0 : deadline - Date.now()),
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,
@@ -96,6 +102,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   const recordFailure = createRecordFailureHandler(options.dependencies);
 
   let failure: FailureRecord | undefined;
+  let runId: string | undefined;
   let executions = 0;
   let chunkInvocations = 0;
   const stateMachineArn = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:stateMachine:pg-lifecycle-local`;
@@ -113,10 +120,14 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     const execution = machine.run(executionInput as never, {
       overrides: {
         taskResourceLocalHandlers: {
-          [StateNames.start]: (event: unknown) => start(event, lambdaContext(shortBudget)),
+          [StateNames.start]: async (event: unknown) => {
+            const state = (await start(event, lambdaContext(shortBudget))) as { runId?: string };
+            runId = state.runId;
+            return state;
+          },
           [StateNames.chunk]: (event: unknown) => {
             chunkInvocations++;
-            return chunk(event, lambdaContext(budget));
+            return chunk(event, lambdaContext(budget, options.signal));
           },
           [StateNames.finish]: (event: unknown) => finish(event, lambdaContext(shortBudget)),
           [StateNames.recordFailure]: async (event: unknown) => {
@@ -144,10 +155,29 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
         StateMachine: { Id: stateMachineArn, Name: 'pg-lifecycle-local' },
       } as never,
     });
+    const onAbort = () => execution.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     let output: unknown;
     try {
       output = await execution.result;
     } catch (error) {
+      if (options.signal?.aborted) {
+        failure ??= await recordFailure(
+          {
+            ...(executionInput as object),
+            runId,
+            error: { Error: 'Interrupted', Cause: 'the local run was interrupted' },
+          },
+          lambdaContext(shortBudget),
+        ).catch(() => undefined);
+        failure ??= {
+          runId,
+          policy: options.policyName,
+          error: 'Interrupted',
+          cause: 'the local run was interrupted',
+        };
+        return undefined;
+      }
       // Normally RecordFailure has run; if even it failed (e.g. the database is gone), report the execution error.
       failure ??= {
         runId: undefined,
@@ -157,6 +187,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
       };
       return undefined;
     }
+    options.signal?.removeEventListener('abort', onAbort);
     if (continued) return continued;
     return output as RunSummary;
   };

@@ -1,0 +1,91 @@
+/**
+ * Ctrl-C during a local run (`pg-lifecycle run`): the open chunk rolls back, committed chunks stay
+ * archived, the run is recorded as interrupted and its lease released, so the next run starts at once
+ * and finishes the work.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runLocally, testConfig } from '../support/archive.ts';
+import {
+  eligibleEventIds,
+  expectArchiveGuarantees,
+  runRecord,
+  seedEvents,
+  tableKeys,
+} from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+
+beforeAll(async () => {
+  db = await createTestDatabase('archive_interrupt');
+  s3 = testS3Client();
+  bucket = await createTestBucket('archive-interrupt');
+});
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('interrupted local run', () => {
+  it('records the interruption, releases the lease, keeps every row, and the next run finishes', async () => {
+    // Prepare
+    await seedEvents(db.pool, 'events', 2000, NOW);
+    const tableKeysSql = 'SELECT id::text AS k FROM public.events';
+    const before = await tableKeys(db.pool, tableKeysSql);
+    const eligible = await eligibleEventIds(db.pool, 'events', NOW, 'P1Y');
+    const config = testConfig([
+      {
+        name: 'interrupted',
+        table: 'public.events',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P1Y',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    const interrupt = new AbortController();
+    let commits = 0;
+    const deps = {
+      databaseUrl: db.url,
+      bucket,
+      s3,
+      now: () => NOW,
+      // Ctrl-C arrives while the third chunk is being uploaded.
+      hooks: { afterUpload: () => (++commits === 3 ? interrupt.abort() : undefined) },
+    };
+
+    // Act
+    const interrupted = await runLocally({
+      config,
+      policyName: 'interrupted',
+      signal: interrupt.signal,
+      deps,
+    });
+
+    // Assess
+    expect(interrupted.status).toBe('failed');
+    expect(interrupted.failure?.error).toBe('Interrupted');
+    expect((await runRecord(db.pool, interrupted.failure?.runId))?.status).toBe('failed');
+    const scope = {
+      pool: db.pool,
+      s3,
+      bucket,
+      policy: 'interrupted',
+      tableKeysSql,
+      keyOf: (r: Record<string, unknown>) => String(r.id),
+    };
+    const partial = await expectArchiveGuarantees(scope, before);
+    expect(partial.archivedKeys.length).toBeLessThan(eligible.length);
+
+    // Act: the next run is not locked out and completes the work.
+    const next = await runLocally({ config, policyName: 'interrupted', deps: { ...deps, hooks: undefined } });
+    expect(next.status).toBe('succeeded');
+    const state = await expectArchiveGuarantees(scope, before);
+    expect(state.archivedKeys.sort()).toEqual([...eligible].sort());
+  });
+});
