@@ -22,6 +22,7 @@ const OPTIONS = {
   out: { type: 'string', default: 'lifecycle.schema.json' },
   'state-machine-arn': { type: 'string' },
   limit: { type: 'string', default: '10' },
+  run: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -123,6 +124,30 @@ async function dispatch(command: string, values: Values): Promise<number> {
     }
     case 'status':
       return statusCommand(values);
+    case 'verify': {
+      const bucket = values.bucket ?? process.env.PG_LIFECYCLE_BUCKET;
+      if (!bucket) throw new UsageError('verify needs the archive bucket: --bucket B or PG_LIFECYCLE_BUCKET');
+      const policy = requirePolicy(values);
+      const { verifyArchiveRun } = await import('../local/verify-archive.ts');
+      const { createS3Client } = await import('../../functions/commons/s3.ts');
+      const s3 = createS3Client();
+      try {
+        const result = await withClient(
+          await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
+          (client) => verifyArchiveRun(client, s3, bucket, { policy, runId: values.run }),
+        );
+        if (values.json) print(JSON.stringify({ policy, ...result }));
+        else {
+          print(
+            `${policy}: ${result.objectsChecked} objects, ${result.rowsInObjects} rows: ${result.ok ? 'OK' : 'PROBLEMS'}`,
+          );
+          for (const problem of result.problems) print(`  - ${problem}`);
+        }
+        return result.ok ? 0 : 1;
+      } finally {
+        s3.destroy();
+      }
+    }
     case 'migrate': {
       const applied = await withClient(
         await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),

@@ -13,6 +13,8 @@ Commands
       [--state-machine-arn ARN] [--dry-run] [--json]
   status                   Recent executions (AWS) and runs (ledger, when a database is configured)
       [--policy NAME] [--state-machine-arn ARN] [--limit N] [--json]
+  verify --policy NAME     Check every ledger-listed object of the policy (or of --run ID) in S3: length,
+      [--bucket B] [--run ID]  SHA-256 and Parquet row count; and that no unlisted object lies under its prefix
   migrate                  Create or update the ledger schema (lifecycle.*)
 
 Common options
