@@ -201,7 +201,18 @@ export class PgLifecycleStack extends Stack {
   private grantArchiveAccess(): void {
     const bucket = this.archiveBucket.bucket;
     const objects = bucket.arnForObjects(ARCHIVE_KEY_PATTERN);
-    const { chunk, finish } = this.functions;
+    const { start, chunk, finish, recordFailure } = this.functions;
+
+    // Start checks the bucket (HeadBucket) before any row is touched. HeadBucket is authorized by
+    // s3:ListBucket and carries no prefix, so this grant cannot have a prefix condition.
+    start.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'CheckArchiveBucket',
+        effect: Effect.ALLOW,
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+      }),
+    );
 
     chunk.addToRolePolicy(
       new PolicyStatement({
@@ -228,9 +239,19 @@ export class PgLifecycleStack extends Stack {
         conditions: { StringLike: { 's3:prefix': [ARCHIVE_KEY_PATTERN] } },
       }),
     );
+    // RecordFailure removes the orphans of a failed run (objects announced for chunks that rolled back).
+    recordFailure.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'RemoveOrphanArchives',
+        effect: Effect.ALLOW,
+        actions: ['s3:DeleteObject'],
+        resources: [objects],
+      }),
+    );
     for (const [fn, what] of [
       [chunk, 'writes one Parquet object per chunk and verifies it'],
       [finish, 'reads and deletes orphaned objects'],
+      [recordFailure, 'deletes the orphaned objects of a failed run'],
     ] as const) {
       acknowledgeWildcardResource(
         fn.role ?? fn,
