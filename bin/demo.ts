@@ -1,6 +1,6 @@
 /**
  * `npm start`: the whole product on one machine. Starts an embedded PostgreSQL and a local S3 server,
- * seeds the AI-camera schema, runs every archive policy of lifecycle.config.json through the
+ * seeds the AI-camera schema, runs every archive and purge policy of lifecycle.config.json through the
  * synthesized state machine (real handlers), verifies each run independently and prints a report.
  * `npm start -- --json` prints the report as JSON. Exit 1 when any verification fails.
  */

@@ -28,6 +28,21 @@ export function buildExecutionInput(
     const known = config.policies.map((candidate) => candidate.name).join(', ');
     throw new UnknownPolicyError(`no policy named "${policyName}" (known: ${known})`);
   }
+  // Purge children are resolved here because the start step sees only its own policy.
+  const children =
+    policy.action === 'purge' ? policy.children?.map((name) => childOf(config, name)) : undefined;
   // Parsing again guarantees the schedule never carries a payload the start step would reject.
-  return ExecutionInputSchema.parse({ policy, chunking: resolveChunking(config, policy), trigger, dryRun });
+  return ExecutionInputSchema.parse({
+    policy,
+    chunking: resolveChunking(config, policy),
+    trigger,
+    dryRun,
+    ...(children ? { children } : {}),
+  });
+}
+
+function childOf(config: LifecycleConfig, name: string): { name: string; table: string } {
+  const child = config.policies.find((candidate) => candidate.name === name);
+  if (!child) throw new UnknownPolicyError(`no policy named "${name}" (a purge child)`);
+  return { name: child.name, table: child.table };
 }

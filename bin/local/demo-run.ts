@@ -5,15 +5,16 @@ import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
-import { runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
 import { loadConfigFile } from '../../lib/config-file.ts';
-import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
+import type { ArchivePolicy, Policy, PurgePolicy } from '../../lib/contracts/config.ts';
 import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
+import { verifyPurgeRun } from './verify-purge.ts';
 
 const BUCKET = 'pg-lifecycle-demo';
 
@@ -33,6 +34,8 @@ interface PolicyReport {
   tiers: string;
   verified: boolean;
   problems: string[];
+  /** Purge only: the post-purge VACUUM, in words. */
+  maintenance?: string;
 }
 
 async function countRows(client: pg.Client, policy: Policy): Promise<number> {
@@ -52,6 +55,48 @@ function describeTiers(policy: ArchivePolicy): string {
   ];
   if (s.expireAfterDays) tiers.push(`expire@${s.expireAfterDays}d`);
   return tiers.join(' → ');
+}
+
+async function reportPurge(
+  client: pg.Client,
+  policy: PurgePolicy,
+  result: LocalRunResult,
+  rowsBefore: number,
+  rowsAfter: number,
+): Promise<PolicyReport> {
+  const summary = result.status === 'succeeded' ? result.summary : undefined;
+  const verification = summary
+    ? await verifyPurgeRun(client, policy, {
+        cutoff: summary.cutoff,
+        rowsBefore,
+        rowsAfter,
+        rowsPurged: summary.rows,
+      })
+    : { ok: false, problems: [`run failed: ${result.failure?.error}: ${result.failure?.cause}`] };
+  const m = summary?.maintenance;
+  const maintenance = !m
+    ? 'none'
+    : m.vacuumed
+      ? `VACUUM (ANALYZE) in ${m.durationMs} ms, dead tuples ${m.deadTuplesBefore} → ${m.deadTuplesAfter}`
+      : `no VACUUM (${m.reason}${m.error ? `: ${m.error}` : ''}; ${m.rowsDeleted} of ~${m.rowsBefore} rows, threshold ${m.afterFraction})`;
+  return {
+    policy: policy.name,
+    action: policy.action,
+    table: policy.table,
+    status: result.status,
+    rowsBefore,
+    rowsAfter,
+    rowsArchived: summary?.rows ?? 0,
+    objects: 0,
+    bytes: 0,
+    chunks: summary?.chunks ?? 0,
+    durationMs: summary?.durationMs ?? 0,
+    tierPrefix: '',
+    tiers: '',
+    verified: verification.ok,
+    problems: verification.problems,
+    maintenance,
+  };
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
@@ -92,7 +137,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
     const definition = await synthesizeDefinition(config);
     for (const policy of config.policies) {
-      if (policy.action !== 'archive' || !policy.enabled) continue;
+      if (!policy.enabled) continue;
       say(`Running ${policy.name} (${policy.action} ${policy.table}, retention ${policy.retention})…`);
       const rowsBefore = await countRows(client, policy);
       const result = await runPolicyLocally({
@@ -107,6 +152,10 @@ export async function runDemo(argv: string[]): Promise<number> {
         }),
       });
       const rowsAfter = await countRows(client, policy);
+      if (policy.action === 'purge') {
+        reports.push(await reportPurge(client, policy, result, rowsBefore, rowsAfter));
+        continue;
+      }
       const verification =
         result.summary && result.status === 'succeeded'
           ? await verifyArchiveRun(client, s3, BUCKET, {
@@ -154,6 +203,15 @@ export async function runDemo(argv: string[]): Promise<number> {
     say('');
     for (const r of reports) {
       say(`${r.policy}  (${r.action} ${r.table})  ${r.status.toUpperCase()}`);
+      if (r.action === 'purge') {
+        say(
+          `  rows before ${r.rowsBefore}  after ${r.rowsAfter}  purged ${r.rowsArchived}  (${r.chunks} chunks, ${r.durationMs} ms)`,
+        );
+        say(`  maintenance ${r.maintenance}`);
+        say(`  verification ${r.verified ? 'OK (before = after + purged, no eligible row left)' : 'FAILED'}`);
+        for (const problem of r.problems.slice(0, 10)) say(`    - ${problem}`);
+        continue;
+      }
       say(`  rows before ${r.rowsBefore}  after ${r.rowsAfter}  archived ${r.rowsArchived}`);
       say(
         `  ${r.objects} Parquet objects, ${(r.bytes / 1024).toFixed(0)} KiB, ${r.chunks} chunks, ${r.durationMs} ms`,

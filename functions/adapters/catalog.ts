@@ -7,6 +7,7 @@ import { parseQualifiedName, quoteQualified } from '../../lib/contracts/identifi
 import type { CatalogColumn } from '../core/catalog-column.ts';
 import type { ChunkTarget, TimeColumnKind } from '../core/chunk-sql.ts';
 import { CatalogError } from '../core/errors.ts';
+import { type ForeignKeyReference, onDeleteOf } from '../core/foreign-keys.ts';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -222,4 +223,35 @@ export function toChunkTarget(
     columnNames: table.columns.map((c) => c.name),
     filter,
   };
+}
+
+/**
+ * Foreign keys that reference the table (the constraint on a partitioned referencing table once, not its
+ * per-partition clones), ordered by referencing table and constraint name.
+ */
+export async function listReferencingForeignKeys(
+  db: Queryable,
+  tableOid: string,
+): Promise<ForeignKeyReference[]> {
+  const { rows } = await db.query<{
+    conname: string;
+    nspname: string;
+    relname: string;
+    oid: string;
+    deltype: string;
+  }>(
+    `SELECT con.conname, n.nspname, c.relname, c.oid::text AS oid, con.confdeltype::text AS deltype
+       FROM pg_constraint con
+       JOIN pg_class c ON c.oid = con.conrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE con.contype = 'f' AND con.confrelid = $1::oid AND con.conparentid = 0
+      ORDER BY n.nspname, c.relname, con.conname`,
+    [tableOid],
+  );
+  return rows.map((r) => ({
+    constraint: r.conname,
+    referencingTable: quoteQualified(r.nspname, r.relname),
+    referencingOid: r.oid,
+    onDelete: onDeleteOf(r.deltype),
+  }));
 }

@@ -338,6 +338,34 @@ export class Ledger {
     ]);
   }
 
+  /** Purge: the table's estimated live rows at the start of the run (the VACUUM threshold's base). */
+  async recordTableRowsBefore(runId: string, rows: number): Promise<void> {
+    await this.db.query('UPDATE lifecycle.runs SET table_rows_before = $2 WHERE run_id = $1', [runId, rows]);
+  }
+
+  /** What the finish step needs to decide on maintenance; `maintenance` is set once it was done. */
+  async getMaintenance(
+    runId: string,
+  ): Promise<{ tableRowsBefore: number | undefined; maintenance: unknown } | undefined> {
+    const { rows } = await this.db.query<{ table_rows_before: string | null; maintenance: string | null }>(
+      'SELECT table_rows_before, maintenance FROM lifecycle.runs WHERE run_id = $1',
+      [runId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      tableRowsBefore: row.table_rows_before === null ? undefined : Number(row.table_rows_before),
+      maintenance: row.maintenance === null ? undefined : JSON.parse(row.maintenance),
+    };
+  }
+
+  async recordMaintenance(runId: string, maintenance: object): Promise<void> {
+    await this.db.query('UPDATE lifecycle.runs SET maintenance = $2::jsonb WHERE run_id = $1', [
+      runId,
+      JSON.stringify(maintenance),
+    ]);
+  }
+
   async failRun(runId: string, errorName: string, cause: string): Promise<void> {
     await this.db.query(
       `UPDATE lifecycle.runs SET status = 'failed', finished_at = clock_timestamp(), error_name = $2, error_cause = $3

@@ -101,22 +101,34 @@ export interface ChunkStatement {
 export function buildDeleteChunkStatement(
   target: ChunkTarget,
   withCursor: boolean,
-  options: { upperBound?: boolean } = {},
+  options: { upperBound?: boolean; returning?: 'all' | 'order' } = {},
 ): ChunkStatement {
   const table = quoteQualified(target.schema, target.table);
   const terms = orderTerms(target);
   const orderBy = terms.map((t) => t.expression).join(', ');
   const upperBoundParam = options.upperBound ? 3 + (withCursor ? terms.length : 0) : undefined;
   const where = eligibleWhere(target, withCursor, 3, upperBoundParam);
-  // Order terms that are columns are read from the returned columns; only system columns (tableoid,
-  // ctid) are returned ahead of them.
-  const leading = target.keyColumns.length > 0 ? [] : terms.slice(1).map((t) => t.expression);
-  const orderPositions = terms.map((term, i) => {
-    if (i > 0 && target.keyColumns.length === 0) return i - 1;
-    const column = i === 0 ? target.timeColumn.name : (target.keyColumns[i - 1]?.name as string);
-    return leading.length + target.columnNames.indexOf(column);
-  });
-  const returned = [...leading, ...target.columnNames.map(quoteIdent)].map((c) => `${table}.${c}`).join(', ');
+  let returnedColumns: string[];
+  let orderPositions: number[];
+  let leading: string[];
+  if (options.returning === 'order') {
+    // Only what the cursor and the ledger's ranges need: the order terms, in order.
+    leading = [];
+    returnedColumns = terms.map((t) => t.expression);
+    orderPositions = terms.map((_, i) => i);
+  } else {
+    // Order terms that are columns are read from the returned columns; only system columns (tableoid,
+    // ctid) are returned ahead of them.
+    leading = target.keyColumns.length > 0 ? [] : terms.slice(1).map((t) => t.expression);
+    const leadingCount = leading.length;
+    orderPositions = terms.map((_, i) => {
+      if (i > 0 && target.keyColumns.length === 0) return i - 1;
+      const column = i === 0 ? target.timeColumn.name : (target.keyColumns[i - 1]?.name as string);
+      return leadingCount + target.columnNames.indexOf(column);
+    });
+    returnedColumns = [...leading, ...target.columnNames.map(quoteIdent)];
+  }
+  const returned = returnedColumns.map((c) => `${table}.${c}`).join(', ');
   const returning = `RETURNING ${returned}`;
   const resultOrder = orderPositions.map((p) => String(p + 1)).join(', ');
 
@@ -148,6 +160,15 @@ export function buildDeleteChunkStatement(
     orderPositions,
     firstColumnPosition: leading.length,
   };
+}
+
+/**
+ * The purge chunk: the same locked, ordered, bounded DELETE, returning only the order terms (time, then
+ * key columns or [tableoid,] ctid), so no row contents cross the wire. Params as for
+ * {@link buildDeleteChunkStatement}; each result row is the order values, in order.
+ */
+export function buildPurgeChunkStatement(target: ChunkTarget, withCursor: boolean): ChunkStatement {
+  return buildDeleteChunkStatement(target, withCursor, { returning: 'order' });
 }
 
 /** The read-only twin of the chunk selection, for EXPLAIN in plans and the run-start check. */

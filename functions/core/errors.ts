@@ -48,6 +48,14 @@ export class StorageConfigurationError extends LifecycleError {
   override readonly name = 'StorageConfigurationError';
 }
 
+/**
+ * Other tables reference the purged table with ON DELETE NO ACTION / RESTRICT and no child policy covers
+ * them, or a referencing row still exists when its parent is deleted. Nothing of that chunk was deleted.
+ */
+export class ForeignKeyError extends LifecycleError {
+  override readonly name = 'ForeignKeyError';
+}
+
 /** Input that does not match a payload schema: a bug or a hand-made execution input. */
 export class InvalidPayloadError extends LifecycleError {
   override readonly name = 'InvalidPayloadError';
@@ -60,6 +68,13 @@ const TRANSIENT_SQLSTATES = new Set(['55P03', '57014', '55006']);
 export function classifyDatabaseError(error: unknown): unknown {
   if (error instanceof LifecycleError) return error;
   const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === '23503') {
+    // A row still referenced by a NO ACTION / RESTRICT foreign key: the chunk rolled back, nothing was lost.
+    return new ForeignKeyError(
+      `${(error as Error).message}; rows of this table are still referenced (archive or purge the referencing rows first)`,
+      { cause: error },
+    );
+  }
   if (typeof code === 'string') {
     if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_SQLSTATE_PREFIXES.some((p) => code.startsWith(p))) {
       return new TransientDatabaseError(`${code}: ${(error as Error).message}`, { cause: error });

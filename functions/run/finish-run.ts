@@ -7,6 +7,7 @@ import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import type { StepDependencies, StepLogger } from './dependencies.ts';
+import { maintainAfterPurge } from './maintain-table.ts';
 import { parseRunState } from './run-chunks.ts';
 
 export async function finishRun(deps: StepDependencies, input: unknown): Promise<RunSummary> {
@@ -33,6 +34,8 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
     const orphansRemoved = deps.store
       ? await removeOrphans(db, deps.store, state.policy.name, state.runId, deps.log)
       : 0;
+    // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
+    const maintenance = await maintainAfterPurge(deps, db, state);
     const run = await ledger.finishRun(state.runId, 'succeeded', orphansRemoved);
     await ledger.releaseLease(state.policy.name, state.runId);
     deps.log.info('run finished', {
@@ -55,6 +58,7 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
       chunks: run.chunks,
       orphansRemoved: run.orphansRemoved,
       durationMs: run.durationMs,
+      ...(maintenance ? { maintenance } : {}),
     };
   } finally {
     await db.end().catch(() => undefined);

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
 import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
 import { ArchiveAction } from '../actions/archive.ts';
+import { PurgeAction } from '../actions/purge.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
 import {
@@ -69,8 +70,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (!store)
         throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
       action = new ArchiveAction(store, sideLedger, { afterUpload: deps.hooks?.afterUpload }) as ChunkAction;
+    } else if (policy.action === 'purge') {
+      action = new PurgeAction();
     } else {
-      throw new InvalidPayloadError(`action ${policy.action} is not implemented yet`);
+      throw new InvalidPayloadError(`action ${(policy as { action: string }).action} is not implemented yet`);
     }
     const chunkClients = [await open(), await open()] as const;
 

@@ -7,6 +7,7 @@ import type { Chunking } from '../../lib/contracts/config.ts';
 import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../lib/contracts/payloads.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
+import { readTableStats } from '../adapters/table-stats.ts';
 import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
 import { computeCutoff } from '../core/cutoff.ts';
 import { InvalidPayloadError, StorageConfigurationError } from '../core/errors.ts';
@@ -14,6 +15,7 @@ import { buildGlueTableInput } from '../core/glue-table.ts';
 import { tablePrefix } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../core/parquet/encode.ts';
+import { checkPurgeForeignKeys } from './check-foreign-keys.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { explainChunkQuery, prepareTarget } from './prepare-target.ts';
 
@@ -56,6 +58,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
     const plan = await explainChunkQuery(db, prepared, cutoff);
+    if (policy.action === 'purge') await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
     if (policy.action === 'archive' && !input.dryRun && !deps.store) {
       throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
     }
@@ -115,6 +118,9 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         }),
       );
     }
+    // Purge: the VACUUM threshold compares the run's deleted rows with the table's rows now.
+    const tableRowsBefore =
+      policy.action === 'purge' ? (await readTableStats(db, prepared.table.oid)).liveRows : undefined;
     await db.query('BEGIN');
     try {
       await ledger.acquireLease(policy.name, runId, leaseTtlSeconds(chunking));
@@ -130,6 +136,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         trigger: input.trigger,
         executionId: request.executionId,
       });
+      if (tableRowsBefore !== undefined) await ledger.recordTableRowsBefore(runId, tableRowsBefore);
       await db.query('COMMIT');
     } catch (error) {
       await db.query('ROLLBACK').catch(() => undefined);

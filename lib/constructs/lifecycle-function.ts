@@ -71,7 +71,7 @@ export interface LifecycleFunctionProps {
  * - esbuild bundling to minified ESM (`index.mjs`) with a `createRequire` banner (so CJS dependencies
  *   such as `pg` work), `keepNames` (error names drive Step Functions retries), external source maps
  *   without sources content, AWS SDK bundled (the versions tested are the versions deployed), `pg-native`
- *   left out (optional native addon, never used);
+ *   left out (optional native addon, never used); the ledger migrations `sql/NNN_*.sql` copied to `sql/`;
  * - environment `NODE_OPTIONS=--enable-source-maps`, `NODE_EXTRA_CA_CERTS=/var/runtime/ca-cert.pem`
  *   (the runtime's bundle with the RDS CAs, for `verify-full` TLS), `POWERTOOLS_SERVICE_NAME`,
  *   `POWERTOOLS_METRICS_NAMESPACE=PgLifecycle`;
@@ -145,6 +145,15 @@ export class LifecycleFunction extends NodejsFunction {
         sourcesContent: false,
         bundleAwsSDK: true,
         externalModules: ['pg-native'],
+        // The start step applies the ledger migrations (sql/NNN_*.sql); they ship beside the bundle.
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) => [
+            `mkdir -p "${outputDir}/sql"`,
+            `cp "${inputDir}"/sql/[0-9][0-9][0-9]_*.sql "${outputDir}/sql/"`,
+          ],
+        },
       },
     });
   }

@@ -199,8 +199,25 @@ export const ArchivePolicySchema = PolicyBaseSchema.extend({
   archive: ArchiveOptionsSchema.prefault({}),
 }).strict();
 
+/** VACUUM (ANALYZE) after a purge that removed a large part of the table. */
+export const VacuumOptionsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Vacuum when the run deleted at least this fraction of the table's rows (estimated at start). */
+    afterFraction: z.number().gt(0, 'must be greater than 0').max(1, 'must be at most 1').default(0.2),
+    /** statement_timeout of the VACUUM; also capped by the Finish step's remaining time. A timeout is recorded, not fatal. */
+    timeoutMs: z.int().min(1_000).max(3_600_000).default(600_000),
+  })
+  .strict();
+
 export const PurgePolicySchema = PolicyBaseSchema.extend({
   action: z.literal('purge'),
+  vacuum: VacuumOptionsSchema.prefault({}),
+  /**
+   * Purge policies on tables that reference this one (ON DELETE NO ACTION / RESTRICT) and run first.
+   * Without them the run refuses before deleting anything.
+   */
+  children: z.array(PolicyNameSchema).min(1, 'omit children or name at least one policy').optional(),
 }).strict();
 
 export const PolicySchema = z.discriminatedUnion('action', [ArchivePolicySchema, PurgePolicySchema]);
@@ -254,6 +271,26 @@ export const LifecycleConfigSchema = z
       }
       seen.add(policy.name);
     });
+    config.policies.forEach((policy, index) => {
+      if (policy.action !== 'purge') return;
+      policy.children?.forEach((child, childIndex) => {
+        const target = config.policies.find((candidate) => candidate.name === child);
+        const problem =
+          child === policy.name
+            ? 'a policy cannot be its own child'
+            : !target
+              ? `no policy named "${child}"`
+              : target.action !== 'purge'
+                ? `"${child}" is not a purge policy`
+                : undefined;
+        if (problem)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['policies', index, 'children', childIndex],
+            message: problem,
+          });
+      });
+    });
     if (config.database && config.sandbox) {
       ctx.addIssue({
         code: 'custom',
@@ -270,6 +307,7 @@ export type ArchivePolicy = z.output<typeof ArchivePolicySchema>;
 export type PurgePolicy = z.output<typeof PurgePolicySchema>;
 export type Chunking = z.output<typeof ChunkingSchema>;
 export type ArchiveOptions = z.output<typeof ArchiveOptionsSchema>;
+export type VacuumOptions = z.output<typeof VacuumOptionsSchema>;
 
 /** The chunking a policy runs with: built-in defaults, then `defaults.chunking`, then the policy's own. */
 export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {

@@ -16,6 +16,11 @@ export const ExecutionInputSchema = z
     chunking: ChunkingSchema,
     trigger: TriggerSchema,
     dryRun: z.boolean().default(false),
+    /**
+     * Purge only: the policy's `children` resolved from the config to their tables, so the start step can
+     * check that every referencing table is covered by a child policy (it never sees other policies).
+     */
+    children: z.array(z.object({ name: z.string(), table: z.string() }).strict()).optional(),
     /** Set when a run continues in a new execution (history bound); the lease is already held. */
     continuation: z
       .object({
@@ -72,6 +77,22 @@ export const FailureInputSchema = z.looseObject({
   error: z.object({ Error: z.string(), Cause: z.string().optional() }),
 });
 
+/** Post-purge VACUUM (ANALYZE), as recorded in `lifecycle.runs.maintenance`. */
+export const MaintenanceSchema = z.object({
+  vacuumed: z.boolean(),
+  /** Why it ran or not: below-threshold, disabled, no-rows, done, timed-out, failed. */
+  reason: z.enum(['below-threshold', 'disabled', 'no-rows', 'done', 'timed-out', 'failed']),
+  rowsDeleted: z.int().min(0),
+  /** Estimated live rows when the run started (n_live_tup, else reltuples). */
+  rowsBefore: z.int().min(0),
+  afterFraction: z.number(),
+  timeoutMs: z.int().min(0),
+  durationMs: z.int().min(0),
+  deadTuplesBefore: z.int().min(0),
+  deadTuplesAfter: z.int().min(0),
+  error: z.string().optional(),
+});
+
 export const RunSummarySchema = z.object({
   runId: z.uuid(),
   policy: z.string(),
@@ -86,6 +107,8 @@ export const RunSummarySchema = z.object({
   durationMs: z.int().min(0),
   /** Dry runs only: rows that would be affected. */
   eligibleRows: z.int().min(0).optional(),
+  /** Purge only: the VACUUM decision and its outcome. */
+  maintenance: MaintenanceSchema.optional(),
 });
 
 export type ExecutionInput = z.output<typeof ExecutionInputSchema>;
@@ -93,6 +116,7 @@ export type RunState = z.output<typeof RunStateSchema>;
 export type Totals = z.output<typeof TotalsSchema>;
 export type FailureInput = z.output<typeof FailureInputSchema>;
 export type RunSummary = z.output<typeof RunSummarySchema>;
+export type Maintenance = z.output<typeof MaintenanceSchema>;
 
 /** Chunk-step invocations per execution before continuing as new (each costs ~6 history events). */
 export const MAX_ITERATIONS_PER_EXECUTION = 1000;

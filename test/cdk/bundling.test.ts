@@ -3,12 +3,13 @@
  * (CJS dependencies such as pg need the createRequire banner; a broken bundle fails at import time).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { listMigrations } from '../../functions/adapters/migrations.ts';
 import { buildApp } from '../../lib/app.ts';
 import { fixtureConfig } from './synth.ts';
 
@@ -43,6 +44,10 @@ describe('handler bundles', () => {
     for (const dir of assetDirs) {
       const bundle = join(dir, 'index.mjs');
       expect(existsSync(join(dir, 'index.mjs.map')), dir).toBe(true);
+      // The start step applies the ledger migrations from sql/ beside the bundle.
+      expect(readdirSync(join(dir, 'sql')).sort(), dir).toEqual(
+        listMigrations().map((m) => `${m.version}.sql`),
+      );
       expect(
         readFileSync(bundle, 'utf8').startsWith('import { createRequire as __pgLifecycleCreateRequire }'),
       ).toBe(true);

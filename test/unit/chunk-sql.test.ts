@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildCountEligibleStatement,
   buildDeleteChunkStatement,
+  buildPurgeChunkStatement,
   type ChunkTarget,
   eligibleWhere,
 } from '../../functions/core/chunk-sql.ts';
@@ -29,6 +30,22 @@ describe('chunk SQL', () => {
     expect(text).toContain('RETURNING "public"."Camera""Events"."id", "public"."Camera""Events"."CreatedAt"');
     expect(orderPositions).toEqual([1, 0]);
     expect(firstColumnPosition).toBe(0);
+  });
+
+  it('purge returns only the order terms, never the row contents', () => {
+    const keyed = buildPurgeChunkStatement(base, true);
+    expect(keyed.text).toContain('FOR UPDATE SKIP LOCKED');
+    expect(keyed.text).toContain(
+      'RETURNING "public"."Camera""Events"."CreatedAt", "public"."Camera""Events"."id"',
+    );
+    expect(keyed.text).not.toContain('"payload"');
+    expect(keyed.text).toMatch(/ORDER BY 1, 2$/);
+    expect(keyed.orderPositions).toEqual([0, 1]);
+    const partitionedNoKey = buildPurgeChunkStatement({ ...base, keyColumns: [], partitioned: true }, false);
+    expect(partitionedNoKey.text).toContain(
+      'RETURNING "public"."Camera""Events"."CreatedAt", "public"."Camera""Events".tableoid, "public"."Camera""Events".ctid',
+    );
+    expect(partitionedNoKey.orderPositions).toEqual([0, 1, 2]);
   });
 
   it('orders by ctid without a primary key, and joins on tableoid for partitioned tables', () => {

@@ -66,7 +66,85 @@ describe('config schema', () => {
     expect(issuesOf(config)).toEqual([]);
   });
 
+  it('applies purge defaults (vacuum after 20 %, 10 min timeout) and accepts child purge policies', () => {
+    const config = LifecycleConfigSchema.parse({
+      sandbox: true,
+      policies: [
+        {
+          name: 'cameras',
+          action: 'purge',
+          table: 'cameras',
+          timeColumn: 'retired_at',
+          retention: 'P1Y',
+          children: ['events'],
+        },
+        { name: 'events', action: 'purge', table: 'events', timeColumn: 'created_at', retention: 'P90D' },
+      ],
+    });
+    const [parent, child] = config.policies;
+    if (parent?.action !== 'purge' || child?.action !== 'purge') throw new Error('unreachable');
+    expect(parent.vacuum).toEqual({ enabled: true, afterFraction: 0.2, timeoutMs: 600_000 });
+    expect(parent.children).toEqual(['events']);
+    expect(child.children).toBeUndefined();
+  });
+
+  const purge = (overrides: Record<string, unknown>) => ({
+    sandbox: true,
+    policies: [
+      {
+        name: 'sessions',
+        action: 'purge',
+        table: 'user_sessions',
+        timeColumn: 'ended_at',
+        retention: 'P90D',
+        ...overrides,
+      },
+      { ...validPolicy, name: 'archived' },
+    ],
+  });
+
   const malformed: Array<[string, unknown, RegExp]> = [
+    [
+      'vacuum fraction zero',
+      purge({ vacuum: { afterFraction: 0 } }),
+      /policies\.0\.vacuum\.afterFraction: must be greater than 0/,
+    ],
+    [
+      'vacuum fraction above one',
+      purge({ vacuum: { afterFraction: 1.5 } }),
+      /policies\.0\.vacuum\.afterFraction: must be at most 1/,
+    ],
+    ['vacuum timeout too short', purge({ vacuum: { timeoutMs: 10 } }), /policies\.0\.vacuum\.timeoutMs/],
+    [
+      'vacuum timeout not an integer',
+      purge({ vacuum: { timeoutMs: 1500.5 } }),
+      /policies\.0\.vacuum\.timeoutMs/,
+    ],
+    ['vacuum enabled as text', purge({ vacuum: { enabled: 'yes' } }), /policies\.0\.vacuum\.enabled/],
+    [
+      'unknown vacuum key',
+      purge({ vacuum: { full: true } }),
+      /policies\.0\.vacuum: Unrecognized key.*"full"/,
+    ],
+    ['vacuum on archive', withPolicy({ vacuum: {} }), /policies\.0: Unrecognized key.*"vacuum"/],
+    ['children not an array', purge({ children: 'events' }), /policies\.0\.children/],
+    [
+      'empty children',
+      purge({ children: [] }),
+      /policies\.0\.children: omit children or name at least one policy/,
+    ],
+    ['unknown child', purge({ children: ['nope'] }), /policies\.0\.children\.0: no policy named "nope"/],
+    [
+      'own child',
+      purge({ children: ['sessions'] }),
+      /policies\.0\.children\.0: a policy cannot be its own child/,
+    ],
+    [
+      'archive child',
+      purge({ children: ['archived'] }),
+      /policies\.0\.children\.0: "archived" is not a purge policy/,
+    ],
+    ['bad child name', purge({ children: ['Not A Name'] }), /policies\.0\.children\.0: must be lowercase/],
     ['no policies', { sandbox: true, policies: [] }, /policies: needs at least one policy/],
     ['policies missing', { sandbox: true }, /policies: .*(array|expected)/i],
     ['not an object', 42, /expected object/i],

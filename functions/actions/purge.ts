@@ -1,0 +1,54 @@
+/**
+ * Purge chunk: DELETE a bounded, ordered, SKIP LOCKED slice of eligible rows, returning only the order
+ * terms (for the cursor and the ledger's key/time ranges). Nothing happens outside the database, so
+ * `complete` has nothing to do: the chunk loop records the chunk and commits.
+ */
+import type { Queryable } from '../adapters/catalog.ts';
+import { buildPurgeChunkStatement } from '../core/chunk-sql.ts';
+import { ForeignKeyError } from '../core/errors.ts';
+import type { ChunkAction, ChunkInput, CompletedChunk, TakenChunk } from './action.ts';
+
+/** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+export class PurgeAction implements ChunkAction {
+  async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
+    const statement = buildPurgeChunkStatement(input.target, input.cursor !== null);
+    let rows: Array<Array<string | null>>;
+    try {
+      const result = await tx.query<Array<string | null>>({
+        text: statement.text,
+        values: [input.cutoff, input.limit, ...(input.cursor ?? [])],
+        rowMode: 'array',
+      });
+      rows = result.rows;
+    } catch (error) {
+      if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
+        // The start step checked that child policies exist; their rows still reference this chunk's rows.
+        throw new ForeignKeyError(
+          `purge of ${input.policy.table} stopped: ${(error as Error).message}; ` +
+            'run the child policies first (their retention must cover the referencing rows)',
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    if (rows.length === 0) return undefined;
+    const [timeAt = 0, ...keyAt] = statement.orderPositions;
+    const keyOf = (row: ReadonlyArray<string | null>) => keyAt.map((i) => row[i] ?? null);
+    const first = rows[0] as Array<string | null>;
+    const last = rows[rows.length - 1] as Array<string | null>;
+    return {
+      rows: rows.length,
+      cursor: statement.orderPositions.map((i) => last[i] ?? null),
+      minTime: first[timeAt] ?? null,
+      maxTime: last[timeAt] ?? null,
+      minKey: keyOf(first),
+      maxKey: keyOf(last),
+    };
+  }
+
+  async complete(): Promise<CompletedChunk> {
+    return { bytes: 0, objects: [] };
+  }
+}

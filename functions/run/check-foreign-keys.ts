@@ -1,0 +1,48 @@
+/**
+ * Start step, purge only: refuse before anything is written when another table references the purged one
+ * with ON DELETE NO ACTION / RESTRICT and no child policy (run first) purges that table.
+ */
+import type { ExecutionInput } from '../../lib/contracts/payloads.ts';
+import { listReferencingForeignKeys, type Queryable, resolveTable } from '../adapters/catalog.ts';
+import { ForeignKeyError } from '../core/errors.ts';
+import {
+  decideForeignKeys,
+  describeBlockingReferences,
+  type ForeignKeyDecision,
+  type ResolvedChildPolicy,
+} from '../core/foreign-keys.ts';
+import type { StepLogger } from './dependencies.ts';
+import type { PreparedTarget } from './prepare-target.ts';
+
+/**
+ * @throws ForeignKeyError naming every uncovered referencing table and constraint
+ * @throws CatalogError when a child policy's table does not exist
+ */
+export async function checkPurgeForeignKeys(
+  db: Queryable,
+  prepared: PreparedTarget,
+  children: NonNullable<ExecutionInput['children']>,
+  log: StepLogger,
+): Promise<ForeignKeyDecision> {
+  const references = await listReferencingForeignKeys(db, prepared.table.oid);
+  const resolved: ResolvedChildPolicy[] = [];
+  for (const child of children) {
+    resolved.push({ name: child.name, tableOid: (await resolveTable(db, child.table)).oid });
+  }
+  const decision = decideForeignKeys(prepared.table.oid, references, resolved);
+  if (decision.blocking.length > 0) {
+    throw new ForeignKeyError(
+      describeBlockingReferences(prepared.qualifiedName, prepared.table.oid, decision.blocking),
+    );
+  }
+  if (references.length > 0) {
+    log.info('foreign keys checked', {
+      table: prepared.qualifiedName,
+      coveredByChildPolicies: decision.covered.map((r) => `${r.referencingTable} (${r.childPolicy})`),
+      changedByDatabase: decision.changedByDatabase.map(
+        (r) => `${r.referencingTable} (${r.constraint}, ON DELETE ${r.onDelete.toUpperCase()})`,
+      ),
+    });
+  }
+  return decision;
+}

@@ -1,0 +1,78 @@
+/**
+ * Finish step, purge only: VACUUM (ANALYZE) the table when the run deleted at least `vacuum.afterFraction`
+ * of the rows it had at the start, on the finish step's connection, outside any transaction, bounded by a
+ * statement timeout. The outcome is recorded in the ledger (`lifecycle.runs.maintenance`) and never fails
+ * the run: a timed-out or failed VACUUM is recorded as such (autovacuum will get to the table anyway).
+ */
+import type { Maintenance, RunState } from '../../lib/contracts/payloads.ts';
+import { MaintenanceSchema } from '../../lib/contracts/payloads.ts';
+import type { Queryable } from '../adapters/catalog.ts';
+import { Ledger } from '../adapters/ledger.ts';
+import { readTableStats, vacuumAnalyze } from '../adapters/table-stats.ts';
+import { decideVacuum, vacuumTimeoutMs } from '../core/maintenance.ts';
+import type { StepDependencies } from './dependencies.ts';
+import { prepareTarget } from './prepare-target.ts';
+
+/** Below this the VACUUM would only be cancelled; PostgreSQL reads statement_timeout 0 as "no limit". */
+const MIN_VACUUM_TIMEOUT_MS = 1_000;
+
+export async function maintainAfterPurge(
+  deps: StepDependencies,
+  db: Queryable,
+  state: RunState,
+): Promise<Maintenance | undefined> {
+  const { policy } = state;
+  if (policy.action !== 'purge') return undefined;
+  const ledger = new Ledger(db);
+  const recorded = await ledger.getMaintenance(state.runId);
+  // A retried Finish after the VACUUM: report what was done, do not vacuum again.
+  if (recorded?.maintenance !== undefined) return MaintenanceSchema.parse(recorded.maintenance);
+
+  const run = await ledger.getRun(state.runId);
+  const rowsDeleted = run?.rows ?? 0;
+  const rowsBefore = recorded?.tableRowsBefore ?? 0;
+  const prepared = await prepareTarget(db, policy);
+  const before = await readTableStats(db, prepared.table.oid);
+  const decision = decideVacuum(policy.vacuum, rowsDeleted, rowsBefore);
+  const timeoutMs = vacuumTimeoutMs(policy.vacuum, deps.remainingMs());
+  let reason: Maintenance['reason'] = decision.vacuum ? 'done' : decision.reason;
+  let error: string | undefined;
+  let durationMs = 0;
+  if (decision.vacuum) {
+    if (timeoutMs < MIN_VACUUM_TIMEOUT_MS) {
+      reason = 'timed-out';
+      error = 'no time left in the finish step';
+    } else {
+      const started = performance.now();
+      try {
+        const { timedOut } = await vacuumAnalyze(db, prepared.qualifiedName, timeoutMs);
+        if (timedOut) {
+          reason = 'timed-out';
+          error = `VACUUM exceeded ${timeoutMs} ms`;
+        }
+      } catch (caught) {
+        reason = 'failed';
+        error = caught instanceof Error ? caught.message : String(caught);
+      }
+      durationMs = Math.round(performance.now() - started);
+    }
+  }
+  const after = decision.vacuum ? await readTableStats(db, prepared.table.oid) : before;
+  const maintenance: Maintenance = {
+    vacuumed: reason === 'done',
+    reason,
+    rowsDeleted,
+    rowsBefore,
+    afterFraction: policy.vacuum.afterFraction,
+    timeoutMs: decision.vacuum ? timeoutMs : 0,
+    durationMs,
+    deadTuplesBefore: before.deadTuples,
+    deadTuplesAfter: after.deadTuples,
+    ...(error ? { error } : {}),
+  };
+  await ledger.recordMaintenance(state.runId, maintenance);
+  const fields = { runId: state.runId, policy: policy.name, table: prepared.qualifiedName, ...maintenance };
+  if (reason === 'timed-out' || reason === 'failed') deps.log.warn('table maintenance incomplete', fields);
+  else deps.log.info('table maintenance', fields);
+  return maintenance;
+}
