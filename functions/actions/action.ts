@@ -45,3 +45,25 @@ export interface ChunkAction<T extends TakenChunk = TakenChunk> {
   /** Outside the database (encode, upload, verify), before COMMIT; throwing rolls the chunk back. */
   complete(taken: T, input: ChunkInput): Promise<CompletedChunk>;
 }
+
+/**
+ * The keyset summary of rows a chunk statement returned, ordered by the keyset: `orderPositions` gives
+ * each order term's index in a row (time first, then the key or ctid).
+ */
+export function summarizeTakenRows(
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+  orderPositions: readonly number[],
+): TakenChunk {
+  const [timeAt = 0, ...keyAt] = orderPositions;
+  const keyOf = (row: ReadonlyArray<string | null>) => keyAt.map((i) => row[i] ?? null);
+  const first = rows[0] ?? [];
+  const last = rows[rows.length - 1] ?? [];
+  return {
+    rows: rows.length,
+    cursor: orderPositions.map((i) => last[i] ?? null),
+    minTime: first[timeAt] ?? null,
+    maxTime: last[timeAt] ?? null,
+    minKey: keyOf(first),
+    maxKey: keyOf(last),
+  };
+}

@@ -13,7 +13,13 @@ import { buildDeleteChunkStatement, buildNextEligibleTimeStatement } from '../co
 import { objectKey, partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { encodeParquet } from '../core/parquet/encode.ts';
-import type { ChunkAction, ChunkInput, CompletedChunk, TakenChunk } from './action.ts';
+import {
+  type ChunkAction,
+  type ChunkInput,
+  type CompletedChunk,
+  summarizeTakenRows,
+  type TakenChunk,
+} from './action.ts';
 
 /** Announces a key before upload on a connection outside the chunk transaction. */
 export interface PendingRegistry {
@@ -63,16 +69,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     const rows = result.rows;
     if (rows.length === 0) return undefined;
     const [timeAt = 0, ...keyAt] = statement.orderPositions;
-    const keyOf = (row: ReadonlyArray<string | null>) => keyAt.map((i) => row[i] ?? null);
-    const first = rows[0] as Array<string | null>;
-    const last = rows[rows.length - 1] as Array<string | null>;
     return {
-      rows: rows.length,
-      cursor: statement.orderPositions.map((i) => last[i] ?? null),
-      minTime: first[timeAt] ?? null,
-      maxTime: last[timeAt] ?? null,
-      minKey: keyOf(first),
-      maxKey: keyOf(last),
+      ...summarizeTakenRows(rows, statement.orderPositions),
       values: rows,
       timeAt,
       keyAt,

@@ -6,7 +6,13 @@
 import type { Queryable } from '../adapters/catalog.ts';
 import { buildPurgeChunkStatement } from '../core/chunk-sql.ts';
 import { ForeignKeyError } from '../core/errors.ts';
-import type { ChunkAction, ChunkInput, CompletedChunk, TakenChunk } from './action.ts';
+import {
+  type ChunkAction,
+  type ChunkInput,
+  type CompletedChunk,
+  summarizeTakenRows,
+  type TakenChunk,
+} from './action.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -34,18 +40,7 @@ export class PurgeAction implements ChunkAction {
       throw error;
     }
     if (rows.length === 0) return undefined;
-    const [timeAt = 0, ...keyAt] = statement.orderPositions;
-    const keyOf = (row: ReadonlyArray<string | null>) => keyAt.map((i) => row[i] ?? null);
-    const first = rows[0] as Array<string | null>;
-    const last = rows[rows.length - 1] as Array<string | null>;
-    return {
-      rows: rows.length,
-      cursor: statement.orderPositions.map((i) => last[i] ?? null),
-      minTime: first[timeAt] ?? null,
-      maxTime: last[timeAt] ?? null,
-      minKey: keyOf(first),
-      maxKey: keyOf(last),
-    };
+    return summarizeTakenRows(rows, statement.orderPositions);
   }
 
   async complete(): Promise<CompletedChunk> {
