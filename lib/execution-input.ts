@@ -14,6 +14,7 @@ export class UnknownPolicyError extends Error {
 
 /**
  * The `ExecutionInput` for one policy: the policy itself (defaults applied) and its resolved chunking.
+ * `options.force` lets a run go ahead although its chunk query scans the whole table (CLI `--force`).
  *
  * @throws UnknownPolicyError when no policy has that name
  */
@@ -22,6 +23,7 @@ export function buildExecutionInput(
   policyName: string,
   trigger: z.output<typeof TriggerSchema>,
   dryRun: boolean,
+  options: { readonly force?: boolean } = {},
 ): ExecutionInput {
   const policy = config.policies.find((candidate) => candidate.name === policyName);
   if (!policy) {
@@ -37,6 +39,8 @@ export function buildExecutionInput(
     chunking: resolveChunking(config, policy),
     trigger,
     dryRun,
+    // Only a person sets force (CLI --force); schedules never do.
+    ...(options.force ? { force: true } : {}),
     ...(children ? { children } : {}),
   });
 }

@@ -35,9 +35,18 @@ export function manualExecutionName(policy: string, now: Date): string {
 
 export async function startCommand(
   sfn: SFNClient,
-  options: { config: LifecycleConfig; policy: string; stateMachineArn: string; dryRun: boolean; now: Date },
+  options: {
+    config: LifecycleConfig;
+    policy: string;
+    stateMachineArn: string;
+    dryRun: boolean;
+    force?: boolean;
+    now: Date;
+  },
 ): Promise<{ executionArn: string; startDate: string; name: string }> {
-  const input = buildExecutionInput(options.config, options.policy, 'manual', options.dryRun);
+  const input = buildExecutionInput(options.config, options.policy, 'manual', options.dryRun, {
+    force: options.force ?? false,
+  });
   const name = manualExecutionName(options.policy, options.now);
   const result = await sfn.send(
     new StartExecutionCommand({

@@ -9,7 +9,7 @@ import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { UnknownPolicyError } from '../../lib/execution-input.ts';
 import { listExecutions, requireStateMachineArn, startCommand } from './aws-commands.ts';
 import { UsageError } from './errors.ts';
-import { formatReport, type RunReport, runCommand } from './run-command.ts';
+import { formatReport, type RunReport, runCommand, wouldRefuse } from './run-command.ts';
 import { USAGE } from './usage.ts';
 
 const OPTIONS = {
@@ -17,6 +17,7 @@ const OPTIONS = {
   policy: { type: 'string' },
   bucket: { type: 'string' },
   'dry-run': { type: 'boolean', default: false },
+  force: { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   verbose: { type: 'boolean', default: false },
   out: { type: 'string', default: 'lifecycle.schema.json' },
@@ -97,12 +98,13 @@ async function dispatch(command: string, values: Values): Promise<number> {
           policy: requirePolicy(values),
           bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
           dryRun: values['dry-run'],
+          force: values.force,
           verbose: values.verbose,
           signal: interrupt.signal,
         });
         print(values.json ? JSON.stringify(report) : formatReport(report));
         if (interrupt.signal.aborted) return 130;
-        return report.status === 'failed' ? 1 : 0;
+        return report.status === 'failed' || wouldRefuse(report) ? 1 : 0;
       } finally {
         process.off('SIGINT', onSigint);
       }
@@ -117,6 +119,7 @@ async function dispatch(command: string, values: Values): Promise<number> {
         policy: requirePolicy(values),
         stateMachineArn,
         dryRun: values['dry-run'],
+        force: values.force,
         now: new Date(),
       });
       print(values.json ? JSON.stringify(started) : `started ${started.name}: ${started.executionArn}`);
@@ -166,12 +169,20 @@ async function planCommand(config: LifecycleConfig, values: Values): Promise<num
   const reports: RunReport[] = [];
   for (const policy of names) {
     reports.push(
-      await runCommand({ config, policy, bucket: undefined, dryRun: true, verbose: values.verbose }),
+      await runCommand({
+        config,
+        policy,
+        bucket: undefined,
+        dryRun: true,
+        force: values.force,
+        verbose: values.verbose,
+      }),
     );
   }
   if (values.json) print(JSON.stringify(reports));
   else for (const report of reports) print(formatReport(report));
-  return reports.some((r) => r.status === 'failed') ? 1 : 0;
+  // 1 when a real run would fail or refuse: usable as a gate before enabling a schedule.
+  return reports.some((r) => r.status === 'failed' || wouldRefuse(r)) ? 1 : 0;
 }
 
 async function statusCommand(values: Values): Promise<number> {

@@ -7,6 +7,7 @@ import { localDependencies, stderrLogger } from '../../functions/local-runner/lo
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { UsageError } from './errors.ts';
 
 export interface RunCommandOptions {
@@ -14,6 +15,8 @@ export interface RunCommandOptions {
   readonly policy: string;
   readonly bucket: string | undefined;
   readonly dryRun: boolean;
+  /** Run although the chunk query scans the whole table. @default false */
+  readonly force?: boolean | undefined;
   readonly verbose: boolean;
   readonly signal?: AbortSignal | undefined;
 }
@@ -32,6 +35,8 @@ export interface RunReport {
   readonly orphansRemoved: number;
   readonly durationMs: number;
   readonly eligibleRows?: number | undefined;
+  /** Dry runs: what a real run would do. */
+  readonly plan?: RunPlan | undefined;
   readonly executions: number;
   readonly error?: string | undefined;
   readonly cause?: string | undefined;
@@ -51,6 +56,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunReport>
     config: options.config,
     policyName: options.policy,
     dryRun: options.dryRun,
+    force: options.force ?? false,
     signal: options.signal,
     dependencies: localDependencies({
       databaseUrl: process.env.DATABASE_URL,
@@ -76,6 +82,7 @@ export function toReport(result: LocalRunResult, action: string): RunReport {
     orphansRemoved: summary?.orphansRemoved ?? 0,
     durationMs: summary?.durationMs ?? 0,
     eligibleRows: summary?.eligibleRows,
+    plan: summary?.plan,
     executions: result.executions,
     error: result.failure?.error,
     cause: result.failure?.cause,
@@ -87,10 +94,49 @@ export function formatReport(report: RunReport): string {
     return `${report.policy}: FAILED ${report.error}: ${report.cause}${report.runId ? ` (run ${report.runId})` : ''}`;
   }
   if (report.status === 'dry_run') {
-    return `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
+    const headline = `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
+    return report.plan ? `${headline}\n${formatPlan(report.plan)}` : headline;
   }
   return (
     `${report.policy}: ${report.action} ${report.status}, ${report.rows} rows in ${report.objects} objects ` +
     `(${report.bytes} bytes, ${report.chunks} chunks, ${report.durationMs} ms), cutoff ${report.cutoff}, run ${report.runId}`
   );
+}
+
+/** A dry run whose plan lists a refusal: the real run would stop before changing anything. */
+export function wouldRefuse(report: RunReport): boolean {
+  return (report.plan?.refusals.length ?? 0) > 0;
+}
+
+/** The plan under a dry run's headline, indented, one fact per line. */
+export function formatPlan(plan: RunPlan): string {
+  const lines = [
+    `  eligible      ${plan.eligibleRows} rows, about ${formatBytes(plan.estimatedBytes)}, oldest ${plan.oldest ?? '-'}`,
+  ];
+  if (plan.foreignKeys.length === 0) lines.push('  referenced by none');
+  for (const fk of plan.foreignKeys) {
+    const rows =
+      fk.referencingRows === undefined ? 'rows not counted (timeout)' : `${fk.referencingRows} rows`;
+    const child = fk.childPolicy ? `, purged first by ${fk.childPolicy}` : '';
+    lines.push(
+      `  referenced by ${fk.table} (${fk.constraint}, ON DELETE ${fk.onDelete.toUpperCase()}): ${rows}${child}`,
+    );
+  }
+  lines.push(`  chunk query plan${plan.fullTableScan ? ' (scans the whole table)' : ''}`);
+  for (const line of plan.explain) lines.push(`    ${line}`);
+  for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
+  for (const refusal of plan.refusals)
+    lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
+  return lines.join('\n');
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

@@ -6,11 +6,11 @@ Commands
   validate                 Check the config file; print every problem with its location
   schema [--out FILE]      Write the config JSON Schema (default lifecycle.schema.json)
   run --policy NAME        Run a policy locally through the synthesized state machine
-      [--bucket B] [--dry-run] [--json] [--verbose]
-  plan [--policy NAME]     Dry run: cutoff, eligible rows, oldest row, chunk query plan (changes nothing)
-      [--json]
+      [--bucket B] [--dry-run] [--force] [--json] [--verbose]
+  plan [--policy NAME]     Dry run: cutoff, eligible rows, estimated bytes, oldest row, referencing tables,
+      [--force] [--json]   chunk query plan and warnings (read only: changes nothing, creates nothing)
   start --policy NAME      Start a run in AWS (Step Functions StartExecution; same input as the schedule)
-      [--state-machine-arn ARN] [--dry-run] [--json]
+      [--state-machine-arn ARN] [--dry-run] [--force] [--json]
   status                   Recent executions (AWS) and runs (ledger, when a database is configured)
       [--policy NAME] [--state-machine-arn ARN] [--limit N] [--json]
   verify --policy NAME     Check every ledger-listed object of the policy (or of --run ID) in S3: length,
@@ -19,6 +19,9 @@ Commands
 
 Common options
   --config FILE            Config file (default lifecycle.config.json)
+  --force                  Run although the chunk query scans the whole table (no index leads with
+                           timeColumn); without it such a run refuses (MissingIndexError), like
+                           a policy without "allowSeqScan": true
   --help                   This text
 
 Environment
@@ -27,5 +30,5 @@ Environment
   PG_LIFECYCLE_BUCKET      Bucket for local runs when --bucket is not given
   PG_LIFECYCLE_STATE_MACHINE_ARN   State machine for start/status (or --state-machine-arn)
 
-Exit codes: 0 success, 1 a run failed, 2 invalid usage, config or input.
+Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse), 2 invalid usage, config or input.
 `;

@@ -3,6 +3,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
+import { PartitionLedger, type RetiredPartition } from '../../functions/adapters/partitions.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
@@ -36,6 +37,17 @@ interface PolicyReport {
   problems: string[];
   /** Purge only: the post-purge VACUUM, in words. */
   maintenance?: string;
+  /** Partitions the run retired as whole units (archived, then detached and dropped or kept). */
+  partitions?: RetiredPartition[];
+}
+
+function describePartitions(retired: readonly RetiredPartition[]): string {
+  const first = retired[0];
+  const last = retired[retired.length - 1];
+  if (!first || !last) return 'none';
+  const rows = retired.reduce((sum, p) => sum + p.rows, 0);
+  const verb = retired.every((p) => p.state === 'dropped') ? 'dropped' : 'retired';
+  return `${retired.length} ${verb} (${first.partition} … ${last.partition}, ${first.boundFrom} → ${last.boundTo}, ${rows} rows)`;
 }
 
 async function countRows(client: pg.Client, policy: Policy): Promise<number> {
@@ -186,6 +198,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         tiers: describeTiers(policy),
         verified: verification.ok,
         problems: verification.problems,
+        partitions: result.summary ? await new PartitionLedger(client).retiredBy(result.summary.runId) : [],
       });
     }
   } finally {
@@ -217,6 +230,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         `  ${r.objects} Parquet objects, ${(r.bytes / 1024).toFixed(0)} KiB, ${r.chunks} chunks, ${r.durationMs} ms`,
       );
       say(`  prefix ${r.tierPrefix}  tiers ${r.tiers}`);
+      if (r.partitions?.length) say(`  partitions ${describePartitions(r.partitions)}`);
       say(
         `  verification ${r.verified ? 'OK (lengths, SHA-256, Parquet row counts, no orphans, rows conserved)' : 'FAILED'}`,
       );

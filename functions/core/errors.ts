@@ -56,6 +56,14 @@ export class ForeignKeyError extends LifecycleError {
   override readonly name = 'ForeignKeyError';
 }
 
+/**
+ * The chunk query would read the whole table on every chunk (no index leads with the time column). Set the
+ * policy's `allowSeqScan: true` or start the run with `--force` to go ahead anyway. Nothing was written.
+ */
+export class MissingIndexError extends LifecycleError {
+  override readonly name = 'MissingIndexError';
+}
+
 /** Input that does not match a payload schema: a bug or a hand-made execution input. */
 export class InvalidPayloadError extends LifecycleError {
   override readonly name = 'InvalidPayloadError';

@@ -21,6 +21,8 @@ export interface LocalDependencyOptions {
   readonly log?: StepLogger | undefined;
   readonly hooks?: ChunkFaultHooks | undefined;
   readonly now?: (() => Date) | undefined;
+  /** Replaces the replica-lag reading of the throttle (tests). */
+  readonly replicaLagSeconds?: (() => Promise<number>) | undefined;
 }
 
 export function localDependencies(options: LocalDependencyOptions): (context: Context) => StepDependencies {
@@ -34,6 +36,7 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
     remainingMs: () => context.getRemainingTimeInMillis(),
     log: options.log ?? silentLogger,
     hooks: options.hooks,
+    replicaLagSeconds: options.replicaLagSeconds,
   });
 }
 

@@ -23,11 +23,16 @@ export interface LocalRunOptions {
   readonly config: LifecycleConfig;
   readonly policyName: string;
   readonly dryRun?: boolean;
+  /** Run although the chunk query scans the whole table (`--force`; see MissingIndexError). @default false */
+  readonly force?: boolean;
   /** Builds the step dependencies (database, bucket, clock, logger); called once per task invocation. */
   readonly dependencies: (context: Context) => StepDependencies;
   /** Time budget of one Chunk invocation (a Lambda's timeout minus its margin). @default 60_000 */
   readonly chunkBudgetMs?: number;
-  /** Overrides the Pause state's wait (ms). @default the policy's pauseSeconds */
+  /**
+   * Overrides the Pause state's wait (ms), the pause and the replica-lag check interval alike.
+   * @default the Chunk step's waitSeconds
+   */
   readonly pauseMs?: number;
   /** Overrides every retry interval (ms), so tests and demos do not sleep. @default 100 */
   readonly retryIntervalMs?: number;
@@ -89,7 +94,9 @@ function withIterationBound(definition: AslDefinition, bound: number): AslDefini
 }
 
 export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalRunResult> {
-  const input = buildExecutionInput(options.config, options.policyName, 'local', options.dryRun ?? false);
+  const input = buildExecutionInput(options.config, options.policyName, 'local', options.dryRun ?? false, {
+    force: options.force ?? false,
+  });
   let definition = options.definition ?? (await synthesizeDefinition(options.config));
   if (options.maxIterationsOverride !== undefined)
     definition = withIterationBound(definition, options.maxIterationsOverride);

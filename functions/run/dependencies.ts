@@ -42,6 +42,11 @@ export interface StepDependencies {
   log: StepLogger;
   metrics?: ChunkMetrics | undefined;
   hooks?: ChunkFaultHooks | undefined;
+  /**
+   * Reads the replica lag the throttle compares with `maxReplicaLagSeconds` (seconds).
+   * @default the largest replay lag in pg_stat_replication, on the step's own connection
+   */
+  replicaLagSeconds?: (() => Promise<number>) | undefined;
 }
 
 export const silentLogger: StepLogger = {

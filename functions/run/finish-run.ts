@@ -26,6 +26,7 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
       orphansRemoved: 0,
       durationMs: 0,
       eligibleRows: state.eligibleRows ?? 0,
+      ...(state.plan ? { plan: state.plan } : {}),
     };
   }
   const db = await deps.connect();

@@ -1,5 +1,5 @@
 import type { Policy } from '../../lib/contracts/config.ts';
-import { quoteQualified } from '../../lib/contracts/identifiers.ts';
+import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import {
   type Queryable,
   type ResolvedTable,
@@ -7,8 +7,10 @@ import {
   resolveTimeColumn,
   toChunkTarget,
 } from '../adapters/catalog.ts';
+import { readScanFacts } from '../adapters/plan-queries.ts';
 import { buildSelectChunkStatement, type ChunkTarget } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
+import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
 
 export interface PreparedTarget {
   readonly table: ResolvedTable;
@@ -56,4 +58,25 @@ export async function explainChunkQuery(
     // Never let a failed ROLLBACK (connection gone) hide the error that matters.
     await db.query('ROLLBACK').catch(() => undefined);
   }
+}
+
+/**
+ * Whether the chunk query (its EXPLAIN) reads the whole table for want of an index leading with the time
+ * column, and whether a real run must refuse for it (`refusal`: MissingIndexError).
+ */
+export async function checkFullTableScan(
+  db: Queryable,
+  prepared: PreparedTarget,
+  explain: readonly string[],
+  overrides: { allowSeqScan: boolean; force: boolean },
+): Promise<FullScanDecision> {
+  const facts = await readScanFacts(db, prepared.table.oid, prepared.target.timeColumn.name);
+  return decideFullScan({
+    qualifiedName: prepared.qualifiedName,
+    timeColumn: quoteIdent(prepared.target.timeColumn.name),
+    seqScan: planHasSeqScan(explain, facts.relations),
+    timeIndexed: facts.timeIndexed,
+    tableBytes: facts.tableBytes,
+    ...overrides,
+  });
 }

@@ -10,6 +10,7 @@ import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
 import { ArchiveAction } from '../actions/archive.ts';
 import { PurgeAction } from '../actions/purge.ts';
 import { Ledger } from '../adapters/ledger.ts';
+import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
 import {
   classifyDatabaseError,
@@ -18,6 +19,7 @@ import {
   StorageConfigurationError,
 } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
+import { addPartitionTotals, retirePartitions } from './partition-retention.ts';
 import { prepareTarget } from './prepare-target.ts';
 import { leaseTtlSeconds } from './start-run.ts';
 
@@ -75,6 +77,34 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     } else {
       throw new InvalidPayloadError(`action ${(policy as { action: string }).action} is not implemented yet`);
     }
+    // Throttle: before each chunk, a replica behind by more than the limit stops the step; the state machine
+    // waits `checkEverySeconds` (no transaction or connection held) and the next step checks again.
+    const throttle = chunking.throttle;
+    const readLag = deps.replicaLagSeconds ?? (() => readReplicaLagSeconds(side));
+    const replicaLagging = async (): Promise<number | undefined> => {
+      if (!throttle) return undefined;
+      const lag = await readLag();
+      return lag > throttle.maxReplicaLagSeconds ? lag : undefined;
+    };
+    const { replicaLagSeconds: _previousLag, ...continuing } = state;
+    const lagAtStart = await replicaLagging();
+    if (throttle && lagAtStart !== undefined) {
+      await sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
+      deps.log.info('replica lag above limit, waiting', {
+        runId: state.runId,
+        policy: policy.name,
+        replicaLagSeconds: lagAtStart,
+        maxReplicaLagSeconds: throttle.maxReplicaLagSeconds,
+        waitSeconds: throttle.checkEverySeconds,
+      });
+      return {
+        ...continuing,
+        cursor: run.cursor,
+        iterations: state.iterations + 1,
+        waitSeconds: throttle.checkEverySeconds,
+        replicaLagSeconds: lagAtStart,
+      };
+    }
     const chunkClients = [await open(), await open()] as const;
 
     const inputFor = (cursor: ReadonlyArray<string | null> | null, limit: number): ChunkInput => ({
@@ -131,7 +161,23 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let lastChunkMs = 0;
     let done = false;
     const totals = { ...state.totals };
+    // Partitions wholly before the cutoff go first, each as one unit (see partition-retention.ts).
+    const retired = await retirePartitions({ deps, state, prepared, side, tx: chunkClients[0] });
+    addPartitionTotals(totals, retired);
+    if (!retired.complete) {
+      const pause = chunking.pauseSeconds;
+      return {
+        ...continuing,
+        cursor,
+        batchRows,
+        done,
+        iterations: state.iterations + 1,
+        totals,
+        waitSeconds: pause,
+      };
+    }
     let turn = 0;
+    let lagged: number | undefined;
     let current: InFlight = await begin(chunkClients[0], cursor, batchRows);
 
     for (;;) {
@@ -148,8 +194,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       // While this chunk is encoded and uploaded (Node), PostgreSQL already takes the next one on the other
       // connection. It commits only after this one: its ledger update waits for this chunk's run-row lock.
       const timeLeft = deps.remainingMs() >= 2 * lastChunkMs + 1000;
+      lagged = timeLeft ? await replicaLagging() : undefined;
       turn = 1 - turn;
-      const next = timeLeft ? begin(chunkClients[turn] as pg.Client, taken.cursor, batchRows) : undefined;
+      const next =
+        timeLeft && lagged === undefined
+          ? begin(chunkClients[turn] as pg.Client, taken.cursor, batchRows)
+          : undefined;
       next?.catch(() => undefined);
       let completedAt: number;
       let bytes = 0;
@@ -206,7 +256,34 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (!next) break;
       current = await next;
     }
-    return { ...state, cursor, batchRows, done, iterations: state.iterations + 1, totals };
+    if (throttle && lagged !== undefined) {
+      deps.log.info('replica lag above limit, waiting', {
+        runId: state.runId,
+        policy: policy.name,
+        replicaLagSeconds: lagged,
+        maxReplicaLagSeconds: throttle.maxReplicaLagSeconds,
+        waitSeconds: throttle.checkEverySeconds,
+      });
+      return {
+        ...continuing,
+        cursor,
+        batchRows,
+        done,
+        iterations: state.iterations + 1,
+        totals,
+        waitSeconds: throttle.checkEverySeconds,
+        replicaLagSeconds: lagged,
+      };
+    }
+    return {
+      ...continuing,
+      cursor,
+      batchRows,
+      done,
+      iterations: state.iterations + 1,
+      totals,
+      waitSeconds: chunking.pauseSeconds,
+    };
   } catch (error) {
     throw classifyDatabaseError(error);
   } finally {

@@ -8,25 +8,25 @@ import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { readTableStats } from '../adapters/table-stats.ts';
-import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
 import { computeCutoff } from '../core/cutoff.ts';
-import { InvalidPayloadError, StorageConfigurationError } from '../core/errors.ts';
+import { InvalidPayloadError, MissingIndexError, StorageConfigurationError } from '../core/errors.ts';
 import { buildGlueTableInput } from '../core/glue-table.ts';
 import { tablePrefix } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../core/parquet/encode.ts';
 import { checkPurgeForeignKeys } from './check-foreign-keys.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { explainChunkQuery, prepareTarget } from './prepare-target.ts';
+import { buildRunPlan } from './plan-run.ts';
+import { checkFullTableScan, explainChunkQuery, prepareTarget } from './prepare-target.ts';
 
 export interface StartRequest {
   readonly input: unknown;
   readonly executionId?: string | undefined;
 }
 
-/** Long enough to cover a Lambda timeout, Step Functions retries and the pause between chunks. */
+/** Long enough to cover a Lambda timeout, Step Functions retries and the wait between chunks (pause or lag check). */
 export function leaseTtlSeconds(chunking: Chunking): number {
-  return 20 * 60 + chunking.pauseSeconds;
+  return 20 * 60 + Math.max(chunking.pauseSeconds, chunking.throttle?.checkEverySeconds ?? 0);
 }
 
 export function parseExecutionInput(input: unknown): ExecutionInput {
@@ -57,8 +57,17 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
-    const plan = await explainChunkQuery(db, prepared, cutoff);
-    if (policy.action === 'purge') await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
+    const explain = await explainChunkQuery(db, prepared, cutoff);
+    const scan = await checkFullTableScan(db, prepared, explain, {
+      allowSeqScan: policy.allowSeqScan ?? false,
+      force: input.force ?? false,
+    });
+    // A dry run reports refusals in its plan instead of failing on the first one.
+    if (!input.dryRun && scan.refusal) throw new MissingIndexError(scan.refusal);
+    if (!input.dryRun && scan.warning)
+      deps.log.warn('chunk query scans the whole table', { warning: scan.warning });
+    if (policy.action === 'purge' && !input.dryRun)
+      await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
     if (policy.action === 'archive' && !input.dryRun && !deps.store) {
       throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
     }
@@ -67,12 +76,9 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     const runId = randomUUID();
 
     if (input.dryRun) {
-      // A dry run writes nothing: no migration, no lease, no run row, no object.
-      const { rows } = await db.query<{ rows: string; oldest: string | null }>(
-        buildCountEligibleStatement(prepared.target),
-        [cutoff],
-      );
-      const eligibleRows = Number(rows[0]?.rows ?? 0);
+      // A dry run writes nothing: no migration, no lease, no run row, no object (plan queries are READ ONLY).
+      const plan = await buildRunPlan(db, { input, prepared, cutoff, explain, scan });
+      const eligibleRows = plan.eligibleRows;
       deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
       return {
         ...baseState({
@@ -85,6 +91,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
           done: true,
         }),
         eligibleRows,
+        plan,
       };
     }
 

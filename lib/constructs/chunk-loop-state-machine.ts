@@ -191,9 +191,11 @@ export class ChunkLoopStateMachine extends Construct {
     continueAsNew.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
     continueAsNew.next(new Succeed(this, StateNames.continued));
 
+    // Every Chunk step sets waitSeconds: pauseSeconds, or the throttle's check interval while a replica lags.
     const pause = new Wait(this, StateNames.pause, {
-      time: WaitTime.secondsPath('$.chunking.pauseSeconds'),
-      comment: 'No transaction or connection is held while waiting.',
+      time: WaitTime.secondsPath('$.waitSeconds'),
+      comment:
+        'pauseSeconds, or the replica-lag check interval. No transaction or connection is held while waiting.',
     });
     const moreWork = new Choice(this, StateNames.more)
       .when(Condition.booleanEquals('$.done', true), finish)

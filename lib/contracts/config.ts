@@ -118,6 +118,28 @@ const chunkingFields = {
   pauseSeconds: z.int().min(0).max(3600),
 };
 
+/**
+ * Replica-lag guard: before each chunk the chunk step reads the largest replay lag in `pg_stat_replication`;
+ * above the limit it starts no chunk and the state machine waits `checkEverySeconds` before checking again.
+ * Reading other sessions' lag needs `pg_monitor` (or `pg_read_all_stats`); without it the lag reads as 0.
+ */
+export const ThrottleSchema = z
+  .object({
+    /** Largest replica replay lag (seconds) at which chunks still run; omit to turn the guard off. */
+    maxReplicaLagSeconds: z.number().positive().max(86_400).optional(),
+    /** Wait between lag checks while a replica is behind. */
+    checkEverySeconds: z.int().min(1).max(3600).optional(),
+  })
+  .strict();
+
+/** The guard a run applies: present only when `maxReplicaLagSeconds` is set. */
+export const ResolvedThrottleSchema = z
+  .object({
+    maxReplicaLagSeconds: z.number().positive(),
+    checkEverySeconds: z.int().min(1).max(3600),
+  })
+  .strict();
+
 /** Per-policy or `defaults` overrides: every field optional, no defaults (they are merged in resolveChunking). */
 export const ChunkingOverridesSchema = z.object(chunkingFields).partial().strict();
 
@@ -131,6 +153,8 @@ export const ChunkingSchema = z
     lockTimeoutMs: chunkingFields.lockTimeoutMs.default(2_000),
     statementTimeoutMs: chunkingFields.statementTimeoutMs.default(60_000),
     pauseSeconds: chunkingFields.pauseSeconds.default(0),
+    /** Resolved from `throttle` (policy over defaults); absent when no replica-lag limit is set. */
+    throttle: ResolvedThrottleSchema.optional(),
   })
   .strict();
 
@@ -178,6 +202,40 @@ export const ArchiveOptionsSchema = z
   })
   .strict();
 
+/** One plain or double-quoted identifier (a schema name). */
+const IdentifierSchema = z.string().superRefine((value, ctx) => {
+  try {
+    if (parseQualifiedName(value).length !== 1)
+      ctx.addIssue({ code: 'custom', message: 'must be a single name' });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/**
+ * Partition-aware retention, for tables RANGE-partitioned on `timeColumn`: partitions lying wholly before
+ * the cutoff are archived (archive policies) and detached and dropped as units instead of row by row.
+ */
+export const PartitionOptionsSchema = z
+  .object({
+    /** Retire whole partitions when the table allows it; false: every row goes through chunks. */
+    enabled: z.boolean().default(true),
+    /** Detach retired partitions but keep them as tables instead of dropping them (pg_partman retention_keep_table). */
+    keepDetached: z.boolean().default(false),
+    /** With keepDetached: move detached partitions to this existing schema (pg_partman retention_schema). */
+    detachedSchema: IdentifierSchema.optional(),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.detachedSchema !== undefined && !options.keepDetached) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['detachedSchema'],
+        message: 'only applies with keepDetached: true (dropped partitions are not moved)',
+      });
+    }
+  });
+
 const PolicyBaseSchema = z.object({
   name: PolicyNameSchema,
   description: z.string().max(500).optional(),
@@ -192,6 +250,14 @@ const PolicyBaseSchema = z.object({
   timezone: z.string().default('UTC'),
   enabled: z.boolean().default(true),
   chunking: ChunkingOverridesSchema.optional(),
+  /** Partition-aware retention (tables RANGE-partitioned on timeColumn). */
+  partitions: PartitionOptionsSchema.prefault({}),
+  throttle: ThrottleSchema.optional(),
+  /**
+   * Let a real run go ahead although its chunk query scans the whole table (no index leads with
+   * `timeColumn`). Without it such a run refuses (`MissingIndexError`) unless started with `--force`.
+   */
+  allowSeqScan: z.boolean().optional(),
 });
 
 export const ArchivePolicySchema = PolicyBaseSchema.extend({
@@ -255,7 +321,10 @@ export const LifecycleConfigSchema = z
       .optional(),
     /** Email subscribed to the failure alarm topic. */
     alarmEmail: z.email().optional(),
-    defaults: z.object({ chunking: ChunkingOverridesSchema.optional() }).strict().prefault({}),
+    defaults: z
+      .object({ chunking: ChunkingOverridesSchema.optional(), throttle: ThrottleSchema.optional() })
+      .strict()
+      .prefault({}),
     policies: z.array(PolicySchema).min(1, 'needs at least one policy'),
   })
   .strict()
@@ -308,11 +377,35 @@ export type PurgePolicy = z.output<typeof PurgePolicySchema>;
 export type Chunking = z.output<typeof ChunkingSchema>;
 export type ArchiveOptions = z.output<typeof ArchiveOptionsSchema>;
 export type VacuumOptions = z.output<typeof VacuumOptionsSchema>;
+export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;
+export type Throttle = z.output<typeof ResolvedThrottleSchema>;
 
 /** The chunking a policy runs with: built-in defaults, then `defaults.chunking`, then the policy's own. */
 export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
   const merged = ChunkingSchema.parse({ ...config.defaults.chunking, ...policy.chunking });
   if (merged.minRows > merged.maxRows)
     throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
-  return { ...merged, initialRows: Math.min(Math.max(merged.initialRows, merged.minRows), merged.maxRows) };
+  const throttle = resolveThrottle(config.defaults.throttle, policy.throttle);
+  return {
+    ...merged,
+    initialRows: Math.min(Math.max(merged.initialRows, merged.minRows), merged.maxRows),
+    ...(throttle ? { throttle } : {}),
+  };
+}
+
+/** Default seconds between replica-lag checks while a replica is behind. */
+export const DEFAULT_THROTTLE_CHECK_EVERY_SECONDS = 30;
+
+/** The policy's `throttle` over `defaults.throttle`, field by field; undefined when no lag limit is set. */
+export function resolveThrottle(
+  defaults: z.output<typeof ThrottleSchema> | undefined,
+  policy: z.output<typeof ThrottleSchema> | undefined,
+): Throttle | undefined {
+  const maxReplicaLagSeconds = policy?.maxReplicaLagSeconds ?? defaults?.maxReplicaLagSeconds;
+  if (maxReplicaLagSeconds === undefined) return undefined;
+  return {
+    maxReplicaLagSeconds,
+    checkEverySeconds:
+      policy?.checkEverySeconds ?? defaults?.checkEverySeconds ?? DEFAULT_THROTTLE_CHECK_EVERY_SECONDS,
+  };
 }

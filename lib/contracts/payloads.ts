@@ -17,6 +17,11 @@ export const ExecutionInputSchema = z
     trigger: TriggerSchema,
     dryRun: z.boolean().default(false),
     /**
+     * Run although the chunk query would scan the whole table (`pg-lifecycle run --force`). Schedules never
+     * set it; a continuation does not need it (the check happens once, when the run starts).
+     */
+    force: z.boolean().optional(),
+    /**
      * Purge only: the policy's `children` resolved from the config to their tables, so the start step can
      * check that every referencing table is covered by a child policy (it never sees other policies).
      */
@@ -33,6 +38,37 @@ export const ExecutionInputSchema = z
       .optional(),
   })
   .strict();
+
+/** A table that references the planned one, and what deleting the eligible rows does to it. */
+export const PlanForeignKeySchema = z.object({
+  /** Quoted "schema"."table". */
+  table: z.string(),
+  constraint: z.string(),
+  onDelete: z.enum(['no action', 'restrict', 'cascade', 'set null', 'set default']),
+  /** Referencing rows whose parent is eligible now (absent when counting timed out). */
+  referencingRows: z.int().min(0).optional(),
+  /** NO ACTION / RESTRICT references: the child policy that purges that table first, if any. */
+  childPolicy: z.string().optional(),
+});
+
+/** What a run would do now, read-only: `pg-lifecycle plan` and `run --dry-run`. */
+export const RunPlanSchema = z.object({
+  cutoff: z.string(),
+  eligibleRows: z.int().min(0),
+  /** eligibleRows × the average stored size of a sample of eligible rows (pg_column_size), heap only. */
+  estimatedBytes: z.int().min(0),
+  /** Time of the oldest eligible row (text, as the server prints it), null when none is eligible. */
+  oldest: z.string().nullable(),
+  foreignKeys: z.array(PlanForeignKeySchema),
+  /** EXPLAIN of the chunk query, one line per element. */
+  explain: z.array(z.string()),
+  /** The chunk query reads the whole table: a Seq Scan and no index leading with the time column. */
+  fullTableScan: z.boolean(),
+  /** Things to look at before running; each one line. */
+  warnings: z.array(z.string()),
+  /** Named errors a real run started the same way would stop with, before changing anything. */
+  refusals: z.array(z.object({ error: z.string(), message: z.string() })),
+});
 
 export const TotalsSchema = z.object({
   rows: z.int().min(0),
@@ -63,6 +99,15 @@ export const RunStateSchema = z
     totals: TotalsSchema,
     /** Dry runs only: rows eligible now. */
     eligibleRows: z.int().min(0).optional(),
+    /** Dry runs only: the plan. */
+    plan: RunPlanSchema.optional(),
+    /**
+     * Seconds the Pause state waits before the next Chunk step (set by every Chunk step): `pauseSeconds`,
+     * or the throttle's `checkEverySeconds` while a replica lags.
+     */
+    waitSeconds: z.int().min(0).optional(),
+    /** Set by a Chunk step that ran no chunk because a replica lagged (seconds, at the last check). */
+    replicaLagSeconds: z.number().min(0).optional(),
   })
   .strict();
 
@@ -107,6 +152,8 @@ export const RunSummarySchema = z.object({
   durationMs: z.int().min(0),
   /** Dry runs only: rows that would be affected. */
   eligibleRows: z.int().min(0).optional(),
+  /** Dry runs only: the plan. */
+  plan: RunPlanSchema.optional(),
   /** Purge only: the VACUUM decision and its outcome. */
   maintenance: MaintenanceSchema.optional(),
 });
@@ -117,6 +164,8 @@ export type Totals = z.output<typeof TotalsSchema>;
 export type FailureInput = z.output<typeof FailureInputSchema>;
 export type RunSummary = z.output<typeof RunSummarySchema>;
 export type Maintenance = z.output<typeof MaintenanceSchema>;
+export type RunPlan = z.output<typeof RunPlanSchema>;
+export type PlanForeignKey = z.output<typeof PlanForeignKeySchema>;
 
 /** Chunk-step invocations per execution before continuing as new (each costs ~6 history events). */
 export const MAX_ITERATIONS_PER_EXECUTION = 1000;

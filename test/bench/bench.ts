@@ -2,6 +2,7 @@
  * Throughput benchmarks against local servers: `npm run bench -- <benchmark> [options]`.
  *
  *   archive   COPY baseline vs the real archive path (local state machine, real handlers); see archive.ts.
+ *   purge     single DELETE vs the real chunked purge path on identical data; see purge.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -17,7 +18,7 @@ type BenchmarkMain = (argv: string[]) => Promise<number>;
 /** One entry per benchmark; each module exports `main(argv)` returning the exit code. */
 const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   archive: async () => (await import('./archive.ts')).main,
-  // purge: async () => (await import('./purge.ts')).main,
+  purge: async () => (await import('./purge.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -28,6 +29,8 @@ benchmarks:
             --compression snappy|zstd|gzip|uncompressed (snappy)  --s3 child|inproc (child)
             --cpu-profile FILE (profile the first archive run only)
             --probe (also time the chunk loop rebuilt outside the product, sequential vs pipelined)
+  purge     single DELETE … WHERE created_at < cutoff vs chunked purge through the local state machine
+            --rows N (1000000)  --repeat K (1)  --json  --target-ms N (250)  --max-rows N (50000)
 `;
 
 const [name, ...rest] = process.argv.slice(2);

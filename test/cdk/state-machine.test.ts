@@ -150,7 +150,7 @@ describe('chunk-loop definition', () => {
     });
     expect(state(StateNames.pause)).toMatchObject({
       Type: 'Wait',
-      SecondsPath: '$.chunking.pauseSeconds',
+      SecondsPath: '$.waitSeconds',
       Next: StateNames.chunk,
     });
   });

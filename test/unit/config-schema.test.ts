@@ -344,3 +344,41 @@ describe('lifecycle.schema.json', () => {
     expect(committed).toEqual(buildConfigJsonSchema());
   });
 });
+
+describe('config schema: partitions', () => {
+  const issues = (partitions: unknown) => {
+    const result = LifecycleConfigSchema.safeParse(withPolicy({ partitions }));
+    return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('defaults to enabled, dropping retired partitions', () => {
+    const policy = LifecycleConfigSchema.parse(withPolicy({})).policies[0];
+    expect(policy?.partitions).toEqual({ enabled: true, keepDetached: false });
+  });
+
+  it('accepts keepDetached with a detachedSchema, on purge policies too', () => {
+    const config = LifecycleConfigSchema.parse(
+      withPolicy({ action: 'purge', partitions: { keepDetached: true, detachedSchema: '"Old Data"' } }),
+    );
+    expect(config.policies[0]?.partitions).toMatchObject({
+      keepDetached: true,
+      detachedSchema: '"Old Data"',
+    });
+  });
+
+  it('refuses malformed partition options', () => {
+    expect(issues({ enabled: 'yes' })).toEqual([
+      expect.stringMatching(/^policies\.0\.partitions\.enabled: /),
+    ]);
+    expect(issues({ detachedSchema: 'archive' })).toEqual([
+      'policies.0.partitions.detachedSchema: only applies with keepDetached: true (dropped partitions are not moved)',
+    ]);
+    expect(issues({ keepDetached: true, detachedSchema: 'a.b' })).toEqual([
+      'policies.0.partitions.detachedSchema: must be a single name',
+    ]);
+    expect(issues({ keepDetached: true, detachedSchema: 'bad name' })).toEqual([
+      expect.stringMatching(/^policies\.0\.partitions\.detachedSchema: .*not a valid identifier/),
+    ]);
+    expect(issues({ dropAfter: 'P1Y' })).toEqual([expect.stringMatching(/^policies\.0\.partitions: /)]);
+  });
+});

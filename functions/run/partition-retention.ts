@@ -1,0 +1,567 @@
+/**
+ * Partition-aware retention, run by the Chunk step before its chunk loop: when the policy's table is
+ * RANGE-partitioned on exactly its time column, every partition lying wholly before the cutoff (see
+ * `decidePartitions`) is retired as one unit instead of row by row, then the chunk loop takes the eligible
+ * rows that are left (partitions straddling the cutoff, the DEFAULT partition, the partition kept last).
+ *
+ * Purge unit: check the partition holds no row the policy would keep, record the unit, DETACH
+ * (CONCURRENTLY without a DEFAULT partition, else a plain DETACH under lock_timeout inside the drop
+ * transaction), then in one transaction lock the detached table, check again, count, record, DROP (or move
+ * it to `detachedSchema` with `keepDetached`).
+ *
+ * Archive unit: in ONE transaction: `LOCK partition IN SHARE MODE` (no write can reach it), read it in
+ * ordered batches, encode + announce + upload + verify objects exactly like archive chunks, check that the
+ * objects' rows add up to `count(*)` taken under the same lock, list the objects and the unit in the
+ * ledger, and fence the partition against writes (`CHECK (false) NOT VALID`) — COMMIT. Only then is it
+ * detached and dropped as for purge, after checking (ACCESS EXCLUSIVE on the detached table) that it holds
+ * no more rows than were archived: the fence allows no INSERT/UPDATE, so every row still in it is one
+ * of the archived rows. A failure before that COMMIT leaves the partition and its rows as they were
+ * (the uploaded objects are announced but unlisted: orphans the Finish step deletes); a failure after
+ * it leaves a unit in state `archived`/`detaching` that the next step (or the next run) finishes.
+ *
+ * Not handled as units (left to the chunk loop): policies with a `filter` (a partition may hold rows the
+ * filter keeps), tables referenced by foreign keys (DROP would bypass ON DELETE actions and checks).
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
+import { parseQualifiedName, quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+import type { RunState } from '../../lib/contracts/payloads.ts';
+import { sha256Hex } from '../adapters/archive-store.ts';
+import { listReferencingForeignKeys } from '../adapters/catalog.ts';
+import { type ArchivedObject, Ledger } from '../adapters/ledger.ts';
+import {
+  listPartitions,
+  PartitionLedger,
+  PartitionOperations,
+  type PartitionUnit,
+  readPartitioning,
+  relationStatus,
+  resolveSchemaName,
+} from '../adapters/partitions.ts';
+import { cutoffPredicate, orderTerms } from '../core/chunk-sql.ts';
+import { CatalogError, StorageConfigurationError } from '../core/errors.ts';
+import { objectKey, partitionOf } from '../core/object-keys.ts';
+import { planParquetColumns } from '../core/parquet/column-plan.ts';
+import { DEFAULT_ROW_GROUP_SIZE, encodeParquet } from '../core/parquet/encode.ts';
+import { decidePartitions, describeBoundValue, type PartitionInfo } from '../core/partitions.ts';
+import type { StepDependencies } from './dependencies.ts';
+import type { PreparedTarget } from './prepare-target.ts';
+import { leaseTtlSeconds } from './start-run.ts';
+
+/** Rows per archive object at most (one row group); objects also end at each Hive partition boundary. */
+const OBJECT_MAX_ROWS = DEFAULT_ROW_GROUP_SIZE;
+/** An archive unit still reading with less time than this left rolls back and leaves the partition to the chunk loop. */
+const ABORT_BELOW_MS = 1_000;
+
+export class PartitionRetentionError extends Error {
+  override readonly name = 'PartitionRetentionError';
+}
+
+/** The unit ran out of the step's time: rolled back, the partition goes to the chunk loop. */
+class OutOfTimeSignal extends Error {}
+
+export interface PartitionRetentionResult {
+  /** False when the step ran out of time with partitions left to retire (the step returns, not done). */
+  readonly complete: boolean;
+  /** What this step added to the run (for the step's totals). */
+  readonly rows: number;
+  readonly objects: number;
+  readonly bytes: number;
+  readonly chunks: number;
+}
+
+export interface PartitionRetentionContext {
+  readonly deps: StepDependencies;
+  readonly state: RunState;
+  readonly prepared: PreparedTarget;
+  /** Autocommit connection: pending announcements and unit records that must survive a rollback. */
+  readonly side: pg.Client;
+  /** The unit transactions (and DETACH CONCURRENTLY, outside any transaction). */
+  readonly tx: pg.Client;
+}
+
+/** Retires the partitions that lie wholly before the cutoff; a no-op for any other table or policy. */
+export async function retirePartitions(ctx: PartitionRetentionContext): Promise<PartitionRetentionResult> {
+  const { deps, state, prepared } = ctx;
+  const { policy } = state;
+  const totals = { complete: true, rows: 0, objects: 0, bytes: 0, chunks: 0 };
+  if (!policy.partitions.enabled || prepared.table.kind !== 'p') return totals;
+  const partitioning = await readPartitioning(ctx.side, prepared.table.oid);
+  if (
+    partitioning?.strategy !== 'r' ||
+    partitioning.keyColumnCount !== 1 ||
+    partitioning.keyColumn !== prepared.target.timeColumn.name
+  ) {
+    return totals;
+  }
+  const fields = { runId: state.runId, policy: policy.name };
+  if (policy.filter) {
+    deps.log.info('partitions not retired as units: the policy has a filter', fields);
+    return totals;
+  }
+  if ((await listReferencingForeignKeys(ctx.side, prepared.table.oid)).length > 0) {
+    deps.log.info('partitions not retired as units: the table is referenced by foreign keys', fields);
+    return totals;
+  }
+  if (policy.action === 'archive' && !deps.store) {
+    throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
+  }
+  const retention = new PartitionRetention(ctx, await resolveDetachedSchema(ctx.side, policy));
+  const units = new PartitionLedger(ctx.side);
+
+  // Units an interrupted step (or run) started: finish them first.
+  for (const unit of await units.openUnits(policy.name)) {
+    const added = await retention.finishOpenUnit(unit);
+    totals.rows += added.rows;
+    totals.chunks += added.chunks;
+  }
+
+  const partitions = await listPartitions(ctx.side, prepared.table.oid);
+  const hasDefault = partitions.some((p) => p.boundText.trim() === 'DEFAULT');
+  const leftToChunks = await units.chunkedPartitions(state.runId);
+  const decisions = decidePartitions(partitions, state.cutoff, prepared.target.timeColumn.kind);
+  let lastUnitMs = 0;
+  let started = 0;
+  for (const decision of decisions) {
+    if (decision.action !== 'retire' || leftToChunks.has(decision.partition.oid)) continue;
+    if (started > 0 && deps.remainingMs() < 2 * lastUnitMs + 1_000) return { ...totals, complete: false };
+    started++;
+    const unitStarted = performance.now();
+    await new Ledger(ctx.side).renewLease(policy.name, state.runId, leaseTtlSeconds(state.chunking));
+    const bound = decision.bound.kind === 'range' ? decision.bound : undefined;
+    const bounds = {
+      from: bound ? describeBoundValue(bound.from) : '',
+      to: bound ? describeBoundValue(bound.to) : '',
+    };
+    const outcome =
+      policy.action === 'archive'
+        ? await retention.archiveUnit(decision.partition, bounds, hasDefault)
+        : await retention.purgeUnit(decision.partition, bounds, hasDefault);
+    lastUnitMs = performance.now() - unitStarted;
+    totals.rows += outcome.rows;
+    totals.objects += outcome.objects;
+    totals.bytes += outcome.bytes;
+    totals.chunks += outcome.chunks;
+    if (outcome.outOfTime) return { ...totals, complete: false };
+  }
+  return totals;
+}
+
+/** Adds what the partition units of this step did to the step's totals. */
+export function addPartitionTotals(
+  totals: { rows: number; objects: number; bytes: number; chunks: number },
+  retired: PartitionRetentionResult,
+): void {
+  totals.rows += retired.rows;
+  totals.objects += retired.objects;
+  totals.bytes += retired.bytes;
+  totals.chunks += retired.chunks;
+}
+
+async function resolveDetachedSchema(db: pg.Client, policy: Policy): Promise<string | undefined> {
+  const configured = policy.partitions.detachedSchema;
+  if (!policy.partitions.keepDetached || configured === undefined) return undefined;
+  const [part] = parseQualifiedName(configured);
+  const schema = part ? await resolveSchemaName(db, part.name, part.quoted) : undefined;
+  if (!schema) {
+    throw new CatalogError(`partitions.detachedSchema ${configured} does not exist; create it first`);
+  }
+  return schema;
+}
+
+interface UnitOutcome {
+  readonly rows: number;
+  readonly objects: number;
+  readonly bytes: number;
+  readonly chunks: number;
+  readonly outOfTime?: boolean;
+}
+
+const NOTHING: UnitOutcome = { rows: 0, objects: 0, bytes: 0, chunks: 0 };
+
+class PartitionRetention {
+  private readonly policy: Policy;
+  private readonly parentName: string;
+  private readonly units: PartitionLedger;
+
+  constructor(
+    private readonly ctx: PartitionRetentionContext,
+    private readonly detachedSchema: string | undefined,
+  ) {
+    this.policy = ctx.state.policy;
+    this.parentName = ctx.prepared.qualifiedName;
+    this.units = new PartitionLedger(ctx.side);
+  }
+
+  private get log() {
+    return this.ctx.deps.log;
+  }
+
+  private async begin(): Promise<void> {
+    const { chunking } = this.ctx.state;
+    await this.ctx.tx.query('BEGIN');
+    await this.ctx.tx.query(
+      `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+      [`${chunking.lockTimeoutMs}ms`, `${chunking.statementTimeoutMs}ms`],
+    );
+  }
+
+  private async inTransaction<T>(work: () => Promise<T>): Promise<T> {
+    await this.begin();
+    try {
+      const result = await work();
+      await this.ctx.deps.hooks?.beforeCommit?.();
+      await this.ctx.tx.query('COMMIT');
+      return result;
+    } catch (error) {
+      await this.ctx.tx.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async purgeUnit(
+    p: PartitionInfo,
+    bounds: { from: string; to: string },
+    hasDefault: boolean,
+  ): Promise<UnitOutcome> {
+    const { state, prepared } = this.ctx;
+    const ops = new PartitionOperations(this.ctx.tx, prepared.table);
+    // Cheap (index) check on the attached partition; its bound already rules such rows out.
+    if (
+      await ops.holdsIneligibleRows(
+        p,
+        prepared.target.timeColumn.name,
+        cutoffPredicate(prepared.target),
+        state.cutoff,
+      )
+    ) {
+      this.log.warn('partition holds rows newer than the cutoff; left to the chunk loop', {
+        runId: state.runId,
+        partition: quoteQualified(p.schema, p.name),
+      });
+      return NOTHING;
+    }
+    const unit = await this.startUnit(p, bounds, 'purge', 'detaching');
+    return this.detachAndDrop(
+      unit,
+      { schema: p.schema, name: p.name },
+      hasDefault ? 'locked' : 'concurrently',
+    );
+  }
+
+  async archiveUnit(
+    p: PartitionInfo,
+    bounds: { from: string; to: string },
+    hasDefault: boolean,
+  ): Promise<UnitOutcome> {
+    const { state, prepared, deps } = this.ctx;
+    const policy = this.policy as ArchivePolicy;
+    const store = deps.store;
+    if (!store) throw new StorageConfigurationError('archive policies need a bucket');
+    const sideLedger = new Ledger(this.ctx.side);
+    const ops = new PartitionOperations(this.ctx.tx, prepared.table);
+    const partitionName = quoteQualified(p.schema, p.name);
+    const startedAt = performance.now();
+    const columns = prepared.target.columnNames;
+    const timeAt = columns.indexOf(prepared.target.timeColumn.name);
+    const keyAt = prepared.target.keyColumns.map((k) => columns.indexOf(k.name));
+    const keyOf = (row: ReadonlyArray<string | null>) =>
+      keyAt.length > 0 ? keyAt.map((i) => row[i] ?? null) : null;
+    const plan = planParquetColumns(prepared.table.columns);
+    const objects: ArchivedObject[] = [];
+    const order = orderTerms({ ...prepared.target, schema: p.schema, table: p.name, partitioned: false })
+      .map((t) => t.expression)
+      .join(', ');
+
+    const upload = async (hive: string, rows: Array<Array<string | null>>) => {
+      const body = encodeParquet(plan, rows, { compression: policy.archive.compression });
+      const sha256 = sha256Hex(body);
+      const key = objectKey({
+        policyName: policy.name,
+        schema: prepared.table.schema,
+        table: prepared.table.table,
+        partition: hive,
+        runId: state.runId,
+        unique: randomUUID(),
+      });
+      await sideLedger.announcePending(store.bucket, key, state.runId);
+      await store.put(key, body, sha256, { rows: String(rows.length), run: state.runId });
+      await deps.hooks?.afterUpload?.(key);
+      await store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
+      const first = rows[0] as Array<string | null>;
+      const last = rows[rows.length - 1] as Array<string | null>;
+      objects.push({
+        bucket: store.bucket,
+        key,
+        rows: rows.length,
+        bytes: body.byteLength,
+        sha256,
+        partition: hive,
+        minTime: first[timeAt] ?? '',
+        maxTime: last[timeAt] ?? '',
+        minKey: keyOf(first),
+        maxKey: keyOf(last),
+      });
+    };
+
+    let archived: { rows: number; bytes: number; seq: number | undefined };
+    try {
+      archived = await this.inTransaction(async () => {
+        // SHARE: reads go on, no INSERT/UPDATE/DELETE reaches the partition until COMMIT.
+        await ops.lock(p, 'SHARE');
+        await this.ctx.tx.query(
+          `DECLARE pg_lifecycle_partition NO SCROLL CURSOR FOR SELECT ${columns.map(quoteIdent).join(', ')} FROM ${partitionName} ORDER BY ${order}`,
+        );
+        let buffer: { hive: string; rows: Array<Array<string | null>> } | undefined;
+        for (;;) {
+          if (deps.remainingMs() < ABORT_BELOW_MS) throw new OutOfTimeSignal();
+          const batch = await this.ctx.tx.query<Array<string | null>>({
+            text: `FETCH FORWARD ${Math.max(1, state.chunking.maxRows)} FROM pg_lifecycle_partition`,
+            rowMode: 'array',
+          });
+          for (const row of batch.rows) {
+            const hive = partitionOf(row[timeAt] ?? '', policy.archive.partitionBy);
+            if (buffer && (buffer.hive !== hive || buffer.rows.length >= OBJECT_MAX_ROWS)) {
+              await upload(buffer.hive, buffer.rows);
+              buffer = undefined;
+            }
+            buffer ??= { hive, rows: [] };
+            buffer.rows.push(row);
+          }
+          if (batch.rows.length === 0) break;
+        }
+        if (buffer) await upload(buffer.hive, buffer.rows);
+        await this.ctx.tx.query('CLOSE pg_lifecycle_partition');
+        const rows = objects.reduce((sum, o) => sum + o.rows, 0);
+        const bytes = objects.reduce((sum, o) => sum + o.bytes, 0);
+        const counted = await ops.countRows(p);
+        if (counted !== rows) {
+          throw new PartitionRetentionError(
+            `${partitionName}: count(*) is ${counted} under SHARE lock but the objects hold ${rows} rows; nothing was dropped`,
+          );
+        }
+        await deps.hooks?.beforeLedger?.();
+        const units = new PartitionLedger(this.ctx.tx);
+        let seq: number | undefined;
+        if (rows > 0) {
+          seq = await units.countIntoRun({
+            runId: state.runId,
+            rows,
+            bytes,
+            objects: objects.length,
+            minTime: objects[0]?.minTime ?? null,
+            maxTime: objects[objects.length - 1]?.maxTime ?? null,
+            durationMs: Math.round(performance.now() - startedAt),
+          });
+          await new Ledger(this.ctx.tx).insertArchivedObjects(state.runId, seq, objects);
+        }
+        await units.insertUnit({
+          runId: state.runId,
+          policy: this.policy.name,
+          partitionOid: p.oid,
+          partitionName,
+          parentName: this.parentName,
+          boundFrom: bounds.from,
+          boundTo: bounds.to,
+          action: 'archive',
+          state: 'archived',
+          rows,
+          objects: objects.length,
+          bytes,
+          chunkSeq: seq,
+        });
+        // Until it is dropped, no INSERT or UPDATE may add a row the archive does not hold.
+        await ops.fenceWrites(p);
+        return { rows, bytes, seq };
+      });
+    } catch (error) {
+      if (!(error instanceof OutOfTimeSignal)) throw error;
+      await this.units.insertUnit({
+        runId: state.runId,
+        policy: this.policy.name,
+        partitionOid: p.oid,
+        partitionName,
+        parentName: this.parentName,
+        boundFrom: bounds.from,
+        boundTo: bounds.to,
+        action: 'archive',
+        state: 'chunked',
+      });
+      this.log.warn('partition too large for one step; its rows go to the chunk loop', {
+        runId: state.runId,
+        partition: partitionName,
+      });
+      return { ...NOTHING, outOfTime: true };
+    }
+    this.log.info('partition archived', {
+      runId: state.runId,
+      partition: partitionName,
+      rows: archived.rows,
+      objects: objects.length,
+      bytes: archived.bytes,
+    });
+    const unit: PartitionUnit = {
+      runId: state.runId,
+      partitionOid: p.oid,
+      partitionName,
+      boundFrom: bounds.from,
+      boundTo: bounds.to,
+      action: 'archive',
+      state: 'archived',
+      rows: archived.rows,
+    };
+    await this.detachAndDrop(
+      unit,
+      { schema: p.schema, name: p.name },
+      hasDefault ? 'locked' : 'concurrently',
+    );
+    return {
+      rows: archived.rows,
+      objects: objects.length,
+      bytes: archived.bytes,
+      chunks: archived.seq ? 1 : 0,
+    };
+  }
+
+  /** Finishes a unit an earlier step started (its partition may be attached, mid-detach, detached or gone). */
+  async finishOpenUnit(unit: PartitionUnit): Promise<UnitOutcome> {
+    const status = await relationStatus(this.ctx.side, unit.partitionOid, this.ctx.prepared.table.oid);
+    if (status.state === 'gone') {
+      // Dropped by someone else: an archive unit's rows are in its listed objects, a purge unit's were to go.
+      await this.units.finishUnit(unit, {
+        state: 'dropped',
+        finishedBy: this.ctx.state.runId,
+        detachMode: undefined,
+        keptAs: undefined,
+      });
+      return NOTHING;
+    }
+    this.log.info('finishing a partition unit started earlier', {
+      runId: this.ctx.state.runId,
+      partition: unit.partitionName,
+      state: unit.state,
+    });
+    const partitions = await listPartitions(this.ctx.side, this.ctx.prepared.table.oid);
+    const hasDefault = partitions.some((p) => p.boundText.trim() === 'DEFAULT');
+    const mode =
+      status.state === 'attached' && hasDefault && !status.detachPending ? 'locked' : 'concurrently';
+    return this.detachAndDrop(unit, { schema: status.schema, name: status.name }, mode);
+  }
+
+  /** DETACH (if still attached), then lock, check, count, record and DROP / move in one transaction. */
+  private async detachAndDrop(
+    unit: PartitionUnit,
+    table: { schema: string; name: string },
+    mode: 'concurrently' | 'locked',
+  ): Promise<UnitOutcome> {
+    const { state, prepared, tx } = this.ctx;
+    const ops = new PartitionOperations(tx, prepared.table);
+    const status = await relationStatus(this.ctx.side, unit.partitionOid, prepared.table.oid);
+    if (status.state === 'attached' && mode === 'concurrently') {
+      await this.units.setDetachMode(unit, 'concurrently');
+      // Outside any transaction; lock_timeout bounds its wait for the parent's lock.
+      await tx.query(`SELECT set_config('lock_timeout', $1, false)`, [`${state.chunking.lockTimeoutMs}ms`]);
+      try {
+        await ops.detachConcurrently(table, status.detachPending);
+      } finally {
+        await tx.query(`RESET lock_timeout`).catch(() => undefined);
+      }
+    }
+    const startedAt = performance.now();
+    return this.inTransaction(async () => {
+      const detachedNow = status.state === 'attached' && mode === 'locked';
+      if (detachedNow) await ops.detachLocked(table);
+      await ops.lock(table, 'ACCESS EXCLUSIVE');
+      const rows = await ops.countRows(table);
+      let seq: number | undefined;
+      if (unit.action === 'purge') {
+        // Detached, it no longer has its bound: check again, under the lock, before dropping anything.
+        if (
+          await ops.holdsIneligibleRows(
+            table,
+            prepared.target.timeColumn.name,
+            cutoffPredicate(prepared.target),
+            state.cutoff,
+          )
+        ) {
+          throw new PartitionRetentionError(
+            `${unit.partitionName} holds rows at or after the cutoff ${state.cutoff}; it was not dropped`,
+          );
+        }
+        if (rows > 0) {
+          seq = await new PartitionLedger(tx).countIntoRun({
+            runId: state.runId,
+            rows,
+            bytes: 0,
+            objects: 0,
+            minTime: null,
+            maxTime: null,
+            durationMs: Math.round(performance.now() - startedAt),
+          });
+        }
+      } else if (rows > (unit.rows ?? 0)) {
+        // Impossible while the fence holds; never drop a row that is not in the archive.
+        throw new PartitionRetentionError(
+          `${unit.partitionName} holds ${rows} rows but ${unit.rows ?? 0} were archived; it was not dropped`,
+        );
+      }
+      let keptAs: string | undefined;
+      if (this.policy.partitions.keepDetached) {
+        if (unit.action === 'archive') await ops.removeFence(table);
+        if (this.detachedSchema && this.detachedSchema !== table.schema) {
+          await ops.moveToSchema(table, this.detachedSchema);
+        }
+        keptAs = quoteQualified(this.detachedSchema ?? table.schema, table.name);
+      } else {
+        await ops.drop(table);
+      }
+      await new PartitionLedger(tx).finishUnit(unit, {
+        state: keptAs ? 'kept' : 'dropped',
+        finishedBy: state.runId,
+        detachMode: detachedNow ? 'locked' : undefined,
+        keptAs,
+        ...(unit.action === 'purge' ? { rows, chunkSeq: seq } : {}),
+      });
+      this.log.info(keptAs ? 'partition detached and kept' : 'partition dropped', {
+        runId: state.runId,
+        partition: unit.partitionName,
+        rows,
+        from: unit.boundFrom,
+        to: unit.boundTo,
+        ...(keptAs ? { keptAs } : {}),
+      });
+      return unit.action === 'purge' ? { rows, objects: 0, bytes: 0, chunks: seq ? 1 : 0 } : NOTHING;
+    });
+  }
+
+  private async startUnit(
+    p: PartitionInfo,
+    bounds: { from: string; to: string },
+    action: 'archive' | 'purge',
+    stateName: 'detaching',
+  ): Promise<PartitionUnit> {
+    const partitionName = quoteQualified(p.schema, p.name);
+    await this.units.insertUnit({
+      runId: this.ctx.state.runId,
+      policy: this.policy.name,
+      partitionOid: p.oid,
+      partitionName,
+      parentName: this.parentName,
+      boundFrom: bounds.from,
+      boundTo: bounds.to,
+      action,
+      state: stateName,
+    });
+    return {
+      runId: this.ctx.state.runId,
+      partitionOid: p.oid,
+      partitionName,
+      boundFrom: bounds.from,
+      boundTo: bounds.to,
+      action,
+      state: stateName,
+      rows: undefined,
+    };
+  }
+}

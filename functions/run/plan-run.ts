@@ -1,0 +1,93 @@
+/**
+ * The plan of a dry run (`pg-lifecycle plan`, `run --dry-run`): what a real run started now would do, read
+ * only. Every query runs in a READ ONLY transaction; nothing is created (not even the ledger schema).
+ */
+import type { ExecutionInput, PlanForeignKey, RunPlan } from '../../lib/contracts/payloads.ts';
+import { listReferencingForeignKeys, type Queryable, resolveTable } from '../adapters/catalog.ts';
+import { countReferencingRows, summarizeEligible } from '../adapters/plan-queries.ts';
+import {
+  decideForeignKeys,
+  describeBlockingReferences,
+  type ResolvedChildPolicy,
+} from '../core/foreign-keys.ts';
+import type { FullScanDecision } from '../core/full-scan.ts';
+import type { PreparedTarget } from './prepare-target.ts';
+
+/** Bound of each count of referencing rows; a slower count is reported as unknown, not as a failure. */
+const REFERENCING_COUNT_TIMEOUT_MS = 10_000;
+
+export interface PlanRequest {
+  readonly input: ExecutionInput;
+  readonly prepared: PreparedTarget;
+  readonly cutoff: string;
+  readonly explain: string[];
+  readonly scan: FullScanDecision;
+}
+
+export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise<RunPlan> {
+  const { input, prepared, cutoff, scan } = request;
+  const { policy, chunking } = input;
+  const eligible = await summarizeEligible(db, prepared.target, cutoff, chunking.statementTimeoutMs * 10);
+
+  const references = await listReferencingForeignKeys(db, prepared.table.oid);
+  const children: ResolvedChildPolicy[] = [];
+  for (const child of input.children ?? []) {
+    children.push({ name: child.name, tableOid: (await resolveTable(db, child.table)).oid });
+  }
+  const decision = decideForeignKeys(prepared.table.oid, references, children);
+  const foreignKeys: PlanForeignKey[] = [];
+  for (const reference of references) {
+    const referencingRows = await countReferencingRows(
+      db,
+      prepared.target,
+      reference,
+      prepared.table.oid,
+      cutoff,
+      REFERENCING_COUNT_TIMEOUT_MS,
+    );
+    const childPolicy = decision.covered.find((c) => c.constraint === reference.constraint)?.childPolicy;
+    foreignKeys.push({
+      table: reference.referencingTable,
+      constraint: reference.constraint,
+      onDelete: reference.onDelete,
+      ...(referencingRows === undefined ? {} : { referencingRows }),
+      ...(childPolicy ? { childPolicy } : {}),
+    });
+  }
+
+  const warnings: string[] = [];
+  const refusals: RunPlan['refusals'] = [];
+  if (scan.warning) warnings.push(scan.warning);
+  if (scan.refusal) refusals.push({ error: 'MissingIndexError', message: scan.refusal });
+  if (policy.action === 'purge' && decision.blocking.length > 0) {
+    refusals.push({
+      error: 'ForeignKeyError',
+      message: describeBlockingReferences(prepared.qualifiedName, prepared.table.oid, decision.blocking),
+    });
+  }
+  for (const fk of foreignKeys) {
+    if (fk.onDelete === 'cascade' && fk.referencingRows !== 0) {
+      warnings.push(
+        `ON DELETE CASCADE: ${fk.referencingRows ?? 'an unknown number of'} rows of ${fk.table} go with the eligible rows (${fk.constraint})`,
+      );
+    }
+    const restricting = fk.onDelete === 'no action' || fk.onDelete === 'restrict';
+    if (restricting && (fk.referencingRows ?? 1) > 0 && (policy.action === 'archive' || fk.childPolicy)) {
+      warnings.push(
+        `${fk.referencingRows ?? 'an unknown number of'} rows of ${fk.table} still reference eligible rows (${fk.constraint}); ` +
+          `chunks that reach them fail with ForeignKeyError until ${fk.childPolicy ? `${fk.childPolicy} has run` : 'they are gone'}`,
+      );
+    }
+  }
+  return {
+    cutoff,
+    eligibleRows: eligible.rows,
+    estimatedBytes: Math.round(eligible.rows * eligible.averageRowBytes),
+    oldest: eligible.oldest,
+    foreignKeys,
+    explain: request.explain,
+    fullTableScan: scan.fullTableScan,
+    warnings,
+    refusals,
+  };
+}

@@ -1,0 +1,329 @@
+/**
+ * Partition-aware retention end to end: the synthesized state machine, run locally with the real handlers,
+ * against a real PostgreSQL and S3 API server. Monthly partitions lying wholly before the cutoff are
+ * archived (archive) and detached and dropped (or kept) as units; the partition straddling the cutoff, the
+ * DEFAULT partition and the last partition stay, and the chunk loop takes their eligible rows.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
+import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import {
+  type ArchiveScope,
+  expectArchiveGuarantees,
+  FaultInjectingStore,
+  failOnce,
+  runRecord,
+  tableKeys,
+} from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+let definition: AslDefinition;
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+/** Cutoff 2026-08-25T12:00Z: partitions up to July 2026 lie wholly before it, August straddles it. */
+const RETENTION = 'P90D';
+const CUTOFF = '2026-08-25T12:00:00.000Z';
+type PolicyInput = LifecycleConfigInput['policies'][number];
+
+/**
+ * `public.<table>`: monthly partitions from `first` to `last` (inclusive, 'YYYY-MM-01'), optionally a
+ * DEFAULT partition, and one row every 6 hours from `from` to NOW (rows outside the months go to DEFAULT).
+ */
+async function seedPartitioned(
+  table: string,
+  options: { first: string; last: string; from: string; withDefault?: boolean },
+): Promise<void> {
+  await db.pool.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
+  await db.pool.query(`
+    CREATE TABLE public.${table} (
+      id bigint NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL,
+      PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
+  await db.pool.query(`CREATE INDEX ON public.${table} (created_at)`);
+  await db.pool.query(
+    `DO $$ DECLARE m date; BEGIN
+       FOR m IN SELECT generate_series(date '${options.first}', date '${options.last}', interval '1 month')::date LOOP
+         EXECUTE format('CREATE TABLE public.%I PARTITION OF public.${table} FOR VALUES FROM (%L) TO (%L)',
+                        '${table}_' || to_char(m, 'YYYY_MM'), m::text || ' 00:00:00+00',
+                        (m + interval '1 month')::date::text || ' 00:00:00+00');
+       END LOOP; END $$`,
+  );
+  if (options.withDefault) {
+    await db.pool.query(`CREATE TABLE public.${table}_default PARTITION OF public.${table} DEFAULT`);
+  }
+  await db.pool.query(
+    `INSERT INTO public.${table} (id, created_at, payload)
+     SELECT g, $1::timestamptz + g * interval '6 hours', md5(g::text)
+       FROM generate_series(0, (extract(epoch FROM $2::timestamptz - $1::timestamptz) / 21600)::int) AS g`,
+    [options.from, NOW.toISOString()],
+  );
+}
+
+async function partitionsOf(table: string): Promise<string[]> {
+  const { rows } = await db.pool.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
+    [`public.${table}`],
+  );
+  return rows.map((r) => r.name);
+}
+
+async function ids(table: string, where = 'true'): Promise<string[]> {
+  return tableKeys(db.pool, `SELECT id::text AS k FROM public.${table} WHERE ${where} ORDER BY id`);
+}
+
+async function units(runId: string | undefined) {
+  const { rows } = await db.pool.query<{
+    partition_name: string;
+    state: string;
+    detach_mode: string | null;
+    rows: string;
+    objects: number;
+    kept_as: string | null;
+    bound_to: string;
+  }>(
+    `SELECT partition_name, state, detach_mode, rows::text, objects, kept_as, bound_to
+       FROM lifecycle.dropped_partitions WHERE finished_by = $1 ORDER BY bound_to`,
+    [runId ?? '00000000-0000-0000-0000-000000000000'],
+  );
+  return rows;
+}
+
+function policy(name: string, table: string, overrides: Record<string, unknown> = {}): PolicyInput {
+  return {
+    name,
+    action: 'purge',
+    table: `public.${table}`,
+    timeColumn: 'created_at',
+    retention: RETENTION,
+    chunking: { initialRows: 500, minRows: 100, maxRows: 500 },
+    ...overrides,
+  } as PolicyInput;
+}
+
+const monthsBetween = (table: string, first: string, last: string) => {
+  const names: string[] = [];
+  for (let d = new Date(`${first}T00:00:00Z`); d <= new Date(`${last}T00:00:00Z`); ) {
+    names.push(`${table}_${d.toISOString().slice(0, 7).replace('-', '_')}`);
+    d = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
+  }
+  return names;
+};
+
+beforeAll(async () => {
+  db = await createTestDatabase('partition_retention');
+  s3 = testS3Client();
+  bucket = await createTestBucket('partition-retention');
+  definition = await synthesizeDefinition(testConfig([policy('any', 'any')]));
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('partition retention: purge', () => {
+  it('drops the partitions wholly before the cutoff (DETACH CONCURRENTLY) and purges the straddling one by rows', async () => {
+    // Prepare
+    const table = 'purge_events';
+    await seedPartitioned(table, { first: '2025-10-01', last: '2027-01-01', from: '2025-10-01' });
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy('events-purge', table)]),
+      policyName: 'events-purge',
+      definition,
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(eligible.length);
+    expect(await ids(table)).toEqual(kept);
+    const dropped = monthsBetween(table, '2025-10-01', '2026-07-01');
+    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2027-01-01'));
+    const recorded = await units(result.summary?.runId);
+    expect(recorded.map((u) => u.partition_name)).toEqual(dropped.map((n) => `"public"."${n}"`));
+    expect(recorded.every((u) => u.state === 'dropped' && u.detach_mode === 'concurrently')).toBe(true);
+    // The partitions' rows plus the straddling partition's chunked rows are the run's rows.
+    const inDropped = recorded.reduce((sum, u) => sum + Number(u.rows), 0);
+    expect(inDropped).toBe((await idsBefore('2026-08-01', eligible)).length);
+    const chunks = await db.pool.query<{ rows: string }>(
+      'SELECT sum(rows)::text AS rows FROM lifecycle.chunks WHERE run_id = $1',
+      [result.summary?.runId],
+    );
+    expect(Number(chunks.rows[0]?.rows)).toBe(eligible.length);
+    const tables = await db.pool.query(`SELECT 1 FROM pg_class WHERE relname = ANY ($1)`, [dropped]);
+    expect(tables.rowCount).toBe(0);
+  });
+
+  it('never drops the DEFAULT partition nor the last partition; with a DEFAULT it detaches under a lock', async () => {
+    // Prepare: every range partition lies before the cutoff; old rows also sit in the DEFAULT partition.
+    const table = 'purge_default';
+    await seedPartitioned(table, {
+      first: '2026-01-01',
+      last: '2026-04-01',
+      from: '2025-12-01',
+      withDefault: true,
+    });
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy('default-purge', table)]),
+      policyName: 'default-purge',
+      definition,
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(eligible.length);
+    expect(await ids(table)).toEqual(kept);
+    expect(await partitionsOf(table)).toEqual([`${table}_2026_04`, `${table}_default`]);
+    const recorded = await units(result.summary?.runId);
+    expect(recorded.map((u) => u.partition_name)).toEqual(
+      monthsBetween(table, '2026-01-01', '2026-03-01').map((n) => `"public"."${n}"`),
+    );
+    expect(recorded.every((u) => u.detach_mode === 'locked')).toBe(true);
+  });
+
+  it('keepDetached moves the retired partitions, with their rows, to detachedSchema', async () => {
+    // Prepare
+    const table = 'purge_keep';
+    await seedPartitioned(table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
+    await db.pool.query('CREATE SCHEMA IF NOT EXISTS retired');
+    const inMay = await ids(table, `created_at < '2026-06-01'`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([
+        policy('keep-purge', table, { partitions: { keepDetached: true, detachedSchema: 'retired' } }),
+      ]),
+      policyName: 'keep-purge',
+      definition,
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2026-12-01'));
+    const recorded = await units(result.summary?.runId);
+    expect(recorded.map((u) => [u.state, u.kept_as])).toEqual(
+      monthsBetween(table, '2026-05-01', '2026-07-01').map((n) => ['kept', `"retired"."${n}"`]),
+    );
+    const moved = await tableKeys(db.pool, `SELECT id::text AS k FROM retired.${table}_2026_05 ORDER BY id`);
+    expect(moved).toEqual(inMay);
+  });
+});
+
+/** Of `eligible`, those older than `bound` (ids grow with time in these tables). */
+async function idsBefore(bound: string, eligible: readonly string[]): Promise<string[]> {
+  const first = new Date('2025-10-01T00:00:00Z').getTime();
+  const end = new Date(`${bound}T00:00:00Z`).getTime();
+  const count = Math.ceil((end - first) / (6 * 3600 * 1000));
+  return eligible.filter((id) => Number(id) < count);
+}
+
+describe('partition retention: archive', () => {
+  const scopeOf = (name: string, table: string): ArchiveScope => ({
+    pool: db.pool,
+    s3,
+    bucket,
+    policy: name,
+    tableKeysSql: `SELECT id::text AS k FROM public.${table}`,
+    keyOf: (row) => String(row.id),
+  });
+
+  it('archives each old partition into its Hive partition, then drops it; the straddling one is chunked', async () => {
+    // Prepare
+    const table = 'archive_events';
+    await seedPartitioned(table, { first: '2025-10-01', last: '2027-01-01', from: '2025-10-01' });
+    const scope = scopeOf('events-archive', table);
+    const before = await tableKeys(db.pool, scope.tableKeysSql);
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy('events-archive', table, { action: 'archive' })]),
+      policyName: 'events-archive',
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(eligible.length);
+    const state = await expectArchiveGuarantees(scope, before);
+    expect([...state.archivedKeys].sort()).toEqual([...eligible].sort());
+    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2027-01-01'));
+    const recorded = await units(result.summary?.runId);
+    expect(recorded).toHaveLength(10);
+    expect(recorded.every((u) => u.state === 'dropped' && u.objects === 1)).toBe(true);
+    // One object per dropped month, in that month's Hive partition, holding exactly that partition's rows.
+    const byMonth = new Map(state.objects.map((o) => [o.partition, o]));
+    for (const unit of recorded) {
+      const month = unit.partition_name.match(/_(\d{4})_(\d{2})"$/);
+      const object = byMonth.get(`year=${month?.[1]}/month=${month?.[2]}`);
+      expect(object?.rows).toBe(Number(unit.rows));
+    }
+    expect(await runRecord(db.pool, result.summary?.runId)).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('a failed upload during a partition drops nothing and loses nothing; a retry completes', async () => {
+    // Prepare
+    const table = 'archive_fault';
+    await seedPartitioned(table, { first: '2026-03-01', last: '2026-12-01', from: '2026-03-01' });
+    const scope = scopeOf('fault-archive', table);
+    const before = await tableKeys(db.pool, scope.tableKeysSql);
+    const partitionsBefore = await partitionsOf(table);
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const config = testConfig([policy('fault-archive', table, { action: 'archive' })]);
+    // The second object (April's partition) fails with a terminal error: March is already archived and dropped.
+    const store = new FaultInjectingStore(new S3ObjectStore(s3, bucket), {
+      put: failOnce(2, () => new Error('injected upload failure')),
+    });
+
+    // Act 1
+    const failed = await runLocally({
+      config,
+      policyName: 'fault-archive',
+      definition,
+      deps: { databaseUrl: db.url, store, now: () => NOW },
+    });
+
+    // Assess 1: the run failed, April is still attached with all its rows, nothing is lost or orphaned.
+    expect(failed.status).toBe('failed');
+    expect(store.faultedKeys).toHaveLength(1);
+    expect(await partitionsOf(table)).toEqual(partitionsBefore.slice(1));
+    await expectArchiveGuarantees(scope, before);
+    expect(await ids(table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`)).toHaveLength(120);
+
+    // Act 2
+    const retried = await runLocally({
+      config,
+      policyName: 'fault-archive',
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess 2
+    expect(retried.failure).toBeUndefined();
+    const state = await expectArchiveGuarantees(scope, before);
+    expect([...state.archivedKeys].sort()).toEqual([...eligible].sort());
+    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2026-12-01'));
+    // Writes to a dropped partition's range now fail loudly (no partition), never land unarchived.
+    await expect(
+      db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-04-15', 'late')`),
+    ).rejects.toThrow(/no partition/);
+  });
+});
