@@ -39,8 +39,14 @@ export class PurgeAction implements ChunkAction {
       }
       throw error;
     }
-    if (rows.length === 0) return undefined;
-    return summarizeTakenRows(rows, statement.orderPositions);
+    const summary = rows[0];
+    if (!summary || Number(summary[0]) === 0) return undefined;
+    const first = summary.slice(1, 1 + statement.terms);
+    const last = summary.slice(1 + statement.terms);
+    // The summary rows hold only order values: time first, then the key (or ctid).
+    const positions = first.map((_, i) => i);
+    const ends = summarizeTakenRows([first, last], positions);
+    return { ...ends, rows: Number(summary[0]) };
   }
 
   async complete(): Promise<CompletedChunk> {

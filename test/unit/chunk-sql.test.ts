@@ -36,16 +36,18 @@ describe('chunk SQL', () => {
     const keyed = buildPurgeChunkStatement(base, true);
     expect(keyed.text).toContain('FOR UPDATE SKIP LOCKED');
     expect(keyed.text).toContain(
-      'RETURNING "public"."Camera""Events"."CreatedAt", "public"."Camera""Events"."id"',
+      'RETURNING "public"."Camera""Events"."CreatedAt" AS o1, "public"."Camera""Events"."id" AS o2',
     );
     expect(keyed.text).not.toContain('"payload"');
-    expect(keyed.text).toMatch(/ORDER BY 1, 2$/);
-    expect(keyed.orderPositions).toEqual([0, 1]);
+    // One summary row: the count, then the first and the last rows' order values.
+    expect(keyed.text).toContain('SELECT (SELECT count(*) FROM deleted)::text AS n, first_row.*, last_row.*');
+    expect(keyed.text).toContain('ORDER BY o1 DESC, o2 DESC LIMIT 1');
+    expect(keyed.terms).toBe(2);
     const partitionedNoKey = buildPurgeChunkStatement({ ...base, keyColumns: [], partitioned: true }, false);
     expect(partitionedNoKey.text).toContain(
-      'RETURNING "public"."Camera""Events"."CreatedAt", "public"."Camera""Events".tableoid, "public"."Camera""Events".ctid',
+      'RETURNING "public"."Camera""Events"."CreatedAt" AS o1, "public"."Camera""Events".tableoid AS o2, "public"."Camera""Events".ctid AS o3',
     );
-    expect(partitionedNoKey.orderPositions).toEqual([0, 1, 2]);
+    expect(partitionedNoKey.terms).toBe(3);
   });
 
   it('orders by ctid without a primary key, and joins on tableoid for partitioned tables', () => {
