@@ -122,6 +122,13 @@ export function formatPlan(plan: RunPlan): string {
       `  referenced by ${fk.table} (${fk.constraint}, ON DELETE ${fk.onDelete.toUpperCase()}): ${rows}${child}`,
     );
   }
+  if (plan.partitions.length > 0) {
+    const first = plan.partitions[0];
+    const last = plan.partitions[plan.partitions.length - 1];
+    lines.push(
+      `  partitions    ${plan.partitions.length} retired as units (${first?.name} … ${last?.name}, ${first?.from} → ${last?.to})`,
+    );
+  }
   lines.push(`  chunk query plan${plan.fullTableScan ? ' (scans the whole table)' : ''}`);
   for (const line of plan.explain) lines.push(`    ${line}`);
   for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);

@@ -28,7 +28,7 @@ import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
 import { parseQualifiedName, quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { RunState } from '../../lib/contracts/payloads.ts';
 import { sha256Hex } from '../adapters/archive-store.ts';
-import { listReferencingForeignKeys } from '../adapters/catalog.ts';
+import { listReferencingForeignKeys, type Queryable } from '../adapters/catalog.ts';
 import { type ArchivedObject, Ledger } from '../adapters/ledger.ts';
 import {
   listPartitions,
@@ -81,27 +81,73 @@ export interface PartitionRetentionContext {
   readonly tx: pg.Client;
 }
 
-/** Retires the partitions that lie wholly before the cutoff; a no-op for any other table or policy. */
-export async function retirePartitions(ctx: PartitionRetentionContext): Promise<PartitionRetentionResult> {
-  const { deps, state, prepared } = ctx;
-  const { policy } = state;
-  const totals = { complete: true, rows: 0, objects: 0, bytes: 0, chunks: 0 };
-  if (!policy.partitions.enabled || prepared.table.kind !== 'p') return totals;
-  const partitioning = await readPartitioning(ctx.side, prepared.table.oid);
+/**
+ * Whether the policy's table qualifies for whole-partition retention: RANGE-partitioned on exactly the
+ * time column, partitions enabled, no filter (a partition may hold rows the filter keeps) and no foreign
+ * key pointing at it (DROP would skip ON DELETE actions). Returns why not, or undefined when it does.
+ */
+export async function partitionRetentionBlocker(
+  db: Queryable,
+  policy: Policy,
+  prepared: PreparedTarget,
+): Promise<string | undefined> {
+  if (!policy.partitions.enabled) return 'partition retention is disabled for this policy';
+  if (prepared.table.kind !== 'p') return 'the table is not partitioned';
+  const partitioning = await readPartitioning(db, prepared.table.oid);
   if (
     partitioning?.strategy !== 'r' ||
     partitioning.keyColumnCount !== 1 ||
     partitioning.keyColumn !== prepared.target.timeColumn.name
   ) {
-    return totals;
+    return 'the table is not RANGE-partitioned on the time column alone';
   }
-  const fields = { runId: state.runId, policy: policy.name };
-  if (policy.filter) {
-    deps.log.info('partitions not retired as units: the policy has a filter', fields);
-    return totals;
+  if (policy.filter) return 'the policy has a filter';
+  if ((await listReferencingForeignKeys(db, prepared.table.oid)).length > 0) {
+    return 'the table is referenced by foreign keys';
   }
-  if ((await listReferencingForeignKeys(ctx.side, prepared.table.oid)).length > 0) {
-    deps.log.info('partitions not retired as units: the table is referenced by foreign keys', fields);
+  return undefined;
+}
+
+/** The partitions a run started now would retire as units (for the plan); empty when none qualify. */
+export async function partitionsToRetire(
+  db: Queryable,
+  policy: Policy,
+  prepared: PreparedTarget,
+  cutoff: string,
+): Promise<Array<{ name: string; from: string; to: string }>> {
+  if (await partitionRetentionBlocker(db, policy, prepared)) return [];
+  const decisions = decidePartitions(
+    await listPartitions(db, prepared.table.oid),
+    cutoff,
+    prepared.target.timeColumn.kind,
+  );
+  return decisions.flatMap((d) =>
+    d.action === 'retire' && d.bound.kind === 'range'
+      ? [
+          {
+            name: quoteQualified(d.partition.schema, d.partition.name),
+            from: describeBoundValue(d.bound.from),
+            to: describeBoundValue(d.bound.to),
+          },
+        ]
+      : [],
+  );
+}
+
+/** Retires the partitions that lie wholly before the cutoff; a no-op for any other table or policy. */
+export async function retirePartitions(ctx: PartitionRetentionContext): Promise<PartitionRetentionResult> {
+  const { deps, state, prepared } = ctx;
+  const { policy } = state;
+  const totals = { complete: true, rows: 0, objects: 0, bytes: 0, chunks: 0 };
+  const blocker = await partitionRetentionBlocker(ctx.side, policy, prepared);
+  if (blocker) {
+    if (prepared.table.kind === 'p') {
+      deps.log.info('partitions not retired as units', {
+        runId: state.runId,
+        policy: policy.name,
+        reason: blocker,
+      });
+    }
     return totals;
   }
   if (policy.action === 'archive' && !deps.store) {

@@ -11,6 +11,7 @@ import {
   type ResolvedChildPolicy,
 } from '../core/foreign-keys.ts';
 import type { FullScanDecision } from '../core/full-scan.ts';
+import { partitionsToRetire } from './partition-retention.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
 /** Bound of each count of referencing rows; a slower count is reported as unknown, not as a failure. */
@@ -87,6 +88,7 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
     foreignKeys,
     explain: request.explain,
     fullTableScan: scan.fullTableScan,
+    partitions: await partitionsToRetire(db, policy, prepared, cutoff),
     warnings,
     refusals,
   };

@@ -64,6 +64,8 @@ export const RunPlanSchema = z.object({
   explain: z.array(z.string()),
   /** The chunk query reads the whole table: a Seq Scan and no index leading with the time column. */
   fullTableScan: z.boolean(),
+  /** Partitions wholly before the cutoff that a run would retire as units (archive, then detach + drop). */
+  partitions: z.array(z.object({ name: z.string(), from: z.string(), to: z.string() })).default([]),
   /** Things to look at before running; each one line. */
   warnings: z.array(z.string()),
   /** Named errors a real run started the same way would stop with, before changing anything. */
