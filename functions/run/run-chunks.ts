@@ -87,23 +87,35 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       return lag > throttle.maxReplicaLagSeconds ? lag : undefined;
     };
     const { replicaLagSeconds: _previousLag, ...continuing } = state;
-    const lagAtStart = await replicaLagging();
-    if (throttle && lagAtStart !== undefined) {
-      await sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
-      deps.log.info('replica lag above limit, waiting', {
-        runId: state.runId,
-        policy: policy.name,
-        replicaLagSeconds: lagAtStart,
-        maxReplicaLagSeconds: throttle.maxReplicaLagSeconds,
-        waitSeconds: throttle.checkEverySeconds,
-      });
+    /** The step's result: where the run stands, and how long the Pause state waits before the next step. */
+    const stepResult = (
+      progress: Pick<RunState, 'cursor' | 'batchRows' | 'done' | 'totals'>,
+      lag?: number,
+    ): RunState => {
+      if (throttle && lag !== undefined) {
+        deps.log.info('replica lag above limit, waiting', {
+          runId: state.runId,
+          policy: policy.name,
+          replicaLagSeconds: lag,
+          maxReplicaLagSeconds: throttle.maxReplicaLagSeconds,
+          waitSeconds: throttle.checkEverySeconds,
+        });
+      }
       return {
         ...continuing,
-        cursor: run.cursor,
+        ...progress,
         iterations: state.iterations + 1,
-        waitSeconds: throttle.checkEverySeconds,
-        replicaLagSeconds: lagAtStart,
+        waitSeconds: throttle && lag !== undefined ? throttle.checkEverySeconds : chunking.pauseSeconds,
+        ...(lag !== undefined ? { replicaLagSeconds: lag } : {}),
       };
+    };
+    const lagAtStart = await replicaLagging();
+    if (lagAtStart !== undefined) {
+      await sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
+      return stepResult(
+        { cursor: run.cursor, batchRows: state.batchRows, done: false, totals: state.totals },
+        lagAtStart,
+      );
     }
     const chunkClients = [await open(), await open()] as const;
 
@@ -164,18 +176,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     // Partitions wholly before the cutoff go first, each as one unit (see partition-retention.ts).
     const retired = await retirePartitions({ deps, state, prepared, side, tx: chunkClients[0] });
     addPartitionTotals(totals, retired);
-    if (!retired.complete) {
-      const pause = chunking.pauseSeconds;
-      return {
-        ...continuing,
-        cursor,
-        batchRows,
-        done,
-        iterations: state.iterations + 1,
-        totals,
-        waitSeconds: pause,
-      };
-    }
+    if (!retired.complete) return stepResult({ cursor, batchRows, done, totals });
     let turn = 0;
     let lagged: number | undefined;
     let current: InFlight = await begin(chunkClients[0], cursor, batchRows);
@@ -256,34 +257,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (!next) break;
       current = await next;
     }
-    if (throttle && lagged !== undefined) {
-      deps.log.info('replica lag above limit, waiting', {
-        runId: state.runId,
-        policy: policy.name,
-        replicaLagSeconds: lagged,
-        maxReplicaLagSeconds: throttle.maxReplicaLagSeconds,
-        waitSeconds: throttle.checkEverySeconds,
-      });
-      return {
-        ...continuing,
-        cursor,
-        batchRows,
-        done,
-        iterations: state.iterations + 1,
-        totals,
-        waitSeconds: throttle.checkEverySeconds,
-        replicaLagSeconds: lagged,
-      };
-    }
-    return {
-      ...continuing,
-      cursor,
-      batchRows,
-      done,
-      iterations: state.iterations + 1,
-      totals,
-      waitSeconds: chunking.pauseSeconds,
-    };
+    return stepResult({ cursor, batchRows, done, totals }, lagged);
   } catch (error) {
     throw classifyDatabaseError(error);
   } finally {
