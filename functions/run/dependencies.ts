@@ -27,6 +27,8 @@ export interface ChunkFaultHooks {
   afterCommit?(): Promise<void> | void;
   /** After an object upload, before its verification. */
   afterUpload?(key: string): Promise<void> | void;
+  /** Partition retention: after an archive unit's COMMIT, before its DETACH / DROP (quoted partition name). */
+  afterPartitionArchived?(partition: string): Promise<void> | void;
 }
 
 export interface StepDependencies {

@@ -440,6 +440,7 @@ class PartitionRetention {
       });
       return { ...NOTHING, outOfTime: true };
     }
+    await deps.hooks?.afterPartitionArchived?.(partitionName);
     this.log.info('partition archived', {
       runId: state.runId,
       partition: partitionName,

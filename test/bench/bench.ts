@@ -29,7 +29,8 @@ benchmarks:
             --compression snappy|zstd|gzip|uncompressed (snappy)  --s3 child|inproc (child)
             --cpu-profile FILE (profile the first archive run only)
             --probe (also time the chunk loop rebuilt outside the product, sequential vs pipelined)
-  purge     single DELETE … WHERE created_at < cutoff vs chunked purge through the local state machine
+  purge     single DELETE … WHERE created_at < cutoff vs chunked purge through the local state machine,
+            and partition retention vs chunked purge of the same rows (monthly partitions)
             --rows N (1000000)  --repeat K (1)  --json  --target-ms N (250)  --max-rows N (50000)
 `;
 

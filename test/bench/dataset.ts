@@ -41,8 +41,8 @@ export async function fillEvents(db: pg.Client, rows: number): Promise<void> {
   await db.query('CHECKPOINT').catch(() => undefined);
 }
 
-export async function countEvents(db: pg.Client): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${EVENTS_TABLE}`);
+export async function countEvents(db: pg.Client, table = EVENTS_TABLE): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}`);
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -52,4 +52,64 @@ export async function tableBytes(db: pg.Client): Promise<number> {
     `SELECT pg_total_relation_size('${EVENTS_TABLE}')::text AS bytes`,
   );
   return Number(rows[0]?.bytes ?? 0);
+}
+
+/** The same events, RANGE-partitioned by month on `created_at` (see `fillMonthlyEvents`). */
+export const MONTHLY_EVENTS_TABLE = 'bench.events_by_month';
+
+/**
+ * Drops and recreates `bench.events_by_month`, RANGE-partitioned by calendar month (UTC) on `created_at`:
+ * `months` partitions, the newest one holding `cutoff` (and no row), the others wholly before it, and
+ * `rows` rows (same columns and values as `fillEvents`) spread evenly over those older months, so a purge
+ * at `cutoff` takes every row. Returns the partition count.
+ */
+export async function fillMonthlyEvents(
+  db: pg.Client,
+  rows: number,
+  cutoff: string,
+  months: number,
+): Promise<number> {
+  await db.query('CREATE SCHEMA IF NOT EXISTS bench');
+  await db.query(`DROP TABLE IF EXISTS ${MONTHLY_EVENTS_TABLE}`);
+  await db.query(`
+    CREATE TABLE ${MONTHLY_EVENTS_TABLE} (
+      id         bigint        NOT NULL,
+      created_at timestamptz   NOT NULL,
+      camera_id  integer       NOT NULL,
+      kind       text          NOT NULL,
+      value      numeric(12,4),
+      payload    jsonb,
+      flag       boolean       NOT NULL,
+      PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
+  // Month m = 0 … months-1 starts (months-1-m) months before the cutoff's month.
+  await db.query(
+    `DO $$ DECLARE last date := date_trunc('month', $c$${cutoff}$c$::timestamptz AT TIME ZONE 'UTC')::date; m date;
+     BEGIN
+       FOR m IN SELECT generate_series(last - interval '${months - 1} months', last, interval '1 month')::date LOOP
+         EXECUTE format('CREATE TABLE bench.%I PARTITION OF ${MONTHLY_EVENTS_TABLE} FOR VALUES FROM (%L) TO (%L)',
+                        'events_' || to_char(m, 'YYYY_MM'), m::text || ' 00:00:00+00',
+                        (m + interval '1 month')::date::text || ' 00:00:00+00');
+       END LOOP;
+     END $$`,
+  );
+  await db.query(
+    `INSERT INTO ${MONTHLY_EVENTS_TABLE} (id, created_at, camera_id, kind, value, payload, flag)
+     SELECT g,
+            p.first + (g - 1) * ((p.last - p.first) / p.n) + ((g::bigint * 7919) % 1000) * interval '1 microsecond',
+            g % 500,
+            (ARRAY['person', 'vehicle', 'bicycle', 'animal', 'unknown'])[1 + g % 5],
+            CASE WHEN g % 50 = 0 THEN NULL ELSE round(((g::bigint * 7919) % 10000000) / 1234.5678, 4) END,
+            jsonb_build_object('zone', g % 16, 'confidence', round(((g * 13) % 100) / 100.0, 2),
+                               'box', jsonb_build_array(g % 640, g % 480, 32 + g % 64, 64 + g % 32)),
+            g % 10 = 0
+       FROM (SELECT $1::int AS n,
+                    (date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') - $3::int * interval '1 month' AS first,
+                    date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS last) AS p,
+            generate_series(1, p.n) AS g`,
+    [rows, cutoff, months - 1],
+  );
+  await db.query(`CREATE INDEX ON ${MONTHLY_EVENTS_TABLE} (created_at)`);
+  await db.query(`VACUUM ANALYZE ${MONTHLY_EVENTS_TABLE}`);
+  await db.query('CHECKPOINT').catch(() => undefined);
+  return months;
 }

@@ -7,6 +7,12 @@
  * conservation checks. Every chunk transaction is timed from BEGIN to the end of COMMIT by wrapping the
  * step dependencies' connections from outside (nothing in functions/ changes); the ledger's
  * `chunks.duration_ms` (BEGIN to just before COMMIT) is reported too.
+ *
+ * Then partition retention vs chunked purge of the same rows: fill `bench.events_by_month` (the same rows,
+ * RANGE-partitioned by month; every partition but the newest lies wholly before the cutoff and the newest
+ * holds no row) → purge it through the state machine with partition retention on (timed: the old
+ * partitions are detached and dropped as units) → refill → purge it again with `partitions.enabled: false`
+ * (timed: every row through chunks) → conservation checks after each.
  */
 
 import { availableParallelism, loadavg } from 'node:os';
@@ -20,12 +26,24 @@ import { type LocalRunResult, runPolicyLocally } from '../../functions/local-run
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { StepDependencies } from '../../functions/run/dependencies.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
-import { countEvents, EVENTS_TABLE, fillEvents, tableBytes } from './dataset.ts';
+import {
+  countEvents,
+  EVENTS_TABLE,
+  fillEvents,
+  fillMonthlyEvents,
+  MONTHLY_EVENTS_TABLE,
+  tableBytes,
+} from './dataset.ts';
 import { startBenchServices } from './services.ts';
 import { median, medianIndex, round } from './stats.ts';
 
 const POLICY = 'bench-purge';
+/** Partition retention on `bench.events_by_month`, and the same policy with every row through chunks. */
+const PARTITION_POLICY = 'bench-purge-partitions';
+const CHUNKED_POLICY = 'bench-purge-partitions-chunked';
 const RETENTION = 'P1D';
+/** Monthly partitions of `bench.events_by_month`: all but the newest wholly before the cutoff. */
+const MONTHS = 12;
 
 interface Options {
   rows: number;
@@ -80,6 +98,25 @@ interface RunMeasurement {
   /** lifecycle.chunks.duration_ms: BEGIN to just before COMMIT, as the loop records it. */
   readonly ledger_chunk_ms: { readonly max: number; readonly p95: number };
   readonly chunk_rows: { readonly min: number; readonly max: number };
+  readonly partitions: PartitionMeasurement;
+}
+
+/** Partition retention vs chunked purge of the same rows of `bench.events_by_month`. */
+interface PartitionMeasurement {
+  readonly partitions: number;
+  readonly partitions_dropped: number;
+  /** Wall time of the run with partition retention (Start, Chunk steps, Finish, state machine). */
+  readonly partition_seconds: number;
+  /** From the first unit's start to the last unit's end (lifecycle.dropped_partitions): the units alone. */
+  readonly partition_units_seconds: number;
+  /** Longest transaction of the partition run (BEGIN to the end of COMMIT; DETACH CONCURRENTLY is outside any). */
+  readonly partition_max_transaction_ms: number;
+  /** Wall time of the run of the same policy with `partitions.enabled: false` on the same rows. */
+  readonly chunked_seconds: number;
+  readonly chunked_vacuum_seconds: number;
+  readonly chunked_chunks: number;
+  /** partition_seconds ÷ chunked_seconds (goal ≤ 0.01). */
+  readonly partition_time_share: number;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -98,17 +135,21 @@ export async function main(argv: string[]): Promise<number> {
   try {
     admin = await connect(await resolveClientConfig({ DATABASE_URL: services.databaseUrl }));
     await applyMigrations(admin);
+    const purgePolicy = (name: string, table: string, partitions: boolean) => ({
+      name,
+      action: 'purge',
+      table,
+      timeColumn: 'created_at',
+      retention: RETENTION,
+      chunking: { targetTransactionMs: options.targetMs, maxRows: options.maxRows },
+      partitions: { enabled: partitions },
+    });
     const config = LifecycleConfigSchema.parse({
       sandbox: true,
       policies: [
-        {
-          name: POLICY,
-          action: 'purge',
-          table: EVENTS_TABLE,
-          timeColumn: 'created_at',
-          retention: RETENTION,
-          chunking: { targetTransactionMs: options.targetMs, maxRows: options.maxRows },
-        },
+        purgePolicy(POLICY, EVENTS_TABLE, true),
+        purgePolicy(PARTITION_POLICY, MONTHLY_EVENTS_TABLE, true),
+        purgePolicy(CHUNKED_POLICY, MONTHLY_EVENTS_TABLE, false),
       ],
     });
     progress('synthesizing the state machine (not timed)…');
@@ -173,7 +214,9 @@ async function measureOnce(
     dependencies: (context) => timeTransactions(base(context), transactions),
   });
   const purgeSeconds = (performance.now() - started) / 1000;
-  await checkConservation(admin, result, n);
+  await checkConservation(admin, result, n, EVENTS_TABLE);
+  await admin.query(`DROP TABLE ${EVENTS_TABLE}`);
+  const partitions = await measurePartitions(admin, databaseUrl, config, definition, n, label, progress);
 
   const runId = result.summary?.runId as string;
   const { rows } = await admin.query<{ max: string; p95: string; min_rows: string; max_rows: string }>(
@@ -200,6 +243,75 @@ async function measureOnce(
     },
     ledger_chunk_ms: { max: Number(ledger?.max ?? 0), p95: round(Number(ledger?.p95 ?? 0), 1) },
     chunk_rows: { min: Number(ledger?.min_rows ?? 0), max: Number(ledger?.max_rows ?? 0) },
+    partitions,
+  };
+}
+
+/**
+ * The same `n` rows in `bench.events_by_month`: purged once with partition retention (every partition but
+ * the newest is dropped as a unit), then, refilled identically, with `partitions.enabled: false`.
+ */
+async function measurePartitions(
+  admin: pg.Client,
+  databaseUrl: string,
+  config: LifecycleConfig,
+  definition: AslDefinition,
+  n: number,
+  label: string,
+  progress: (text: string) => void,
+): Promise<PartitionMeasurement> {
+  const cutoff = computeCutoff(new Date(), RETENTION);
+  const base = localDependencies({ databaseUrl });
+  const run = (policyName: string, transactions: number[]) =>
+    runPolicyLocally({
+      config,
+      policyName,
+      definition,
+      pauseMs: 0,
+      retryIntervalMs: 100,
+      dependencies: (context) => timeTransactions(base(context), transactions),
+    });
+
+  progress(
+    `filling ${MONTHLY_EVENTS_TABLE} with ${n} rows over ${MONTHS - 1} of ${MONTHS} monthly partitions${label}…`,
+  );
+  const partitionCount = await fillMonthlyEvents(admin, n, cutoff, MONTHS);
+  progress('purge with partition retention through the local state machine…');
+  const transactions: number[] = [];
+  let started = performance.now();
+  const retained = await run(PARTITION_POLICY, transactions);
+  const partitionSeconds = (performance.now() - started) / 1000;
+  await checkConservation(admin, retained, n, MONTHLY_EVENTS_TABLE);
+  const { rows } = await admin.query<{ dropped: string; rows: string; seconds: string | null }>(
+    `SELECT count(*)::text AS dropped, coalesce(sum(rows), 0)::text AS rows,
+            extract(epoch FROM max(finished_at) - min(started_at))::text AS seconds
+       FROM lifecycle.dropped_partitions WHERE finished_by = $1 AND state = 'dropped'`,
+    [retained.summary?.runId],
+  );
+  const units = rows[0];
+  const dropped = Number(units?.dropped ?? 0);
+  if (dropped !== MONTHS - 1) throw new Error(`${dropped} partitions dropped, expected ${MONTHS - 1}`);
+  if (Number(units?.rows) !== n)
+    throw new Error(`dropped partitions held ${units?.rows} rows, expected ${n}`);
+
+  progress(`refilling ${MONTHLY_EVENTS_TABLE}${label}…`);
+  await fillMonthlyEvents(admin, n, cutoff, MONTHS);
+  progress('chunked purge of the same rows (partitions.enabled: false)…');
+  started = performance.now();
+  const chunked = await run(CHUNKED_POLICY, []);
+  const chunkedSeconds = (performance.now() - started) / 1000;
+  await checkConservation(admin, chunked, n, MONTHLY_EVENTS_TABLE);
+  await admin.query(`DROP TABLE ${MONTHLY_EVENTS_TABLE}`);
+  return {
+    partitions: partitionCount,
+    partitions_dropped: dropped,
+    partition_seconds: round(partitionSeconds),
+    partition_units_seconds: round(Number(units?.seconds ?? 0)),
+    partition_max_transaction_ms: round(Math.max(0, ...transactions), 1),
+    chunked_seconds: round(chunkedSeconds),
+    chunked_vacuum_seconds: round((chunked.summary?.maintenance?.durationMs ?? 0) / 1000),
+    chunked_chunks: chunked.summary?.chunks ?? 0,
+    partition_time_share: round(partitionSeconds / chunkedSeconds, 4),
   };
 }
 
@@ -230,11 +342,16 @@ function timeTransactions(deps: StepDependencies, transactions: number[]): StepD
   };
 }
 
-async function checkConservation(admin: pg.Client, result: LocalRunResult, n: number): Promise<void> {
+async function checkConservation(
+  admin: pg.Client,
+  result: LocalRunResult,
+  n: number,
+  table: string,
+): Promise<void> {
   if (result.status !== 'succeeded' || !result.summary)
     throw new Error(`purge run ${result.status}: ${result.failure?.error}: ${result.failure?.cause}`);
   if (result.summary.rows !== n) throw new Error(`purge reported ${result.summary.rows} rows, expected ${n}`);
-  const left = await countEvents(admin);
+  const left = await countEvents(admin, table);
   if (left !== 0) throw new Error(`${left} rows left after the purge`);
   const { rows } = await admin.query<{ rows: string }>(
     `SELECT coalesce(sum(rows), 0)::text AS rows FROM lifecycle.chunks WHERE run_id = $1`,
@@ -261,7 +378,23 @@ interface Report {
   readonly max_transaction_ms: number;
   readonly max_ledger_chunk_ms: number;
   readonly within_target: boolean;
-  readonly partition_drop: string;
+  /** Partitions of `bench.events_by_month` and how many the partition run dropped (median run). */
+  readonly partitions: number;
+  readonly partitions_dropped: number;
+  /** Medians over the runs: partition retention vs chunked purge of the same rows. */
+  readonly partition_seconds: number;
+  readonly partition_units_seconds: number;
+  readonly chunked_seconds: number;
+  /** partition_seconds ÷ chunked_seconds (goal ≤ 0.01); median over the runs. */
+  readonly partition_time_share: number;
+  /** partition_units_seconds ÷ chunked_seconds: the units alone, without the run's fixed cost. */
+  readonly partition_units_time_share: number;
+  /**
+   * partition_seconds ÷ the chunked purge (with its VACUUM) of as many rows of the unpartitioned
+   * `bench.events` (`purge_seconds`): the chunked path on a partitioned parent is much slower per row.
+   */
+  readonly partition_time_share_vs_unpartitioned: number;
+  readonly partition_within_goal: boolean;
   readonly runs: RunMeasurement[];
 }
 
@@ -272,6 +405,7 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
   const purgeWithVacuumRate = median(runs.map((r) => n / r.purge_seconds));
   const maxTransaction = Math.max(...runs.map((r) => r.transaction_ms.max));
   const medianRun = runs[medianIndex(runs, (r) => r.purge_seconds)] as RunMeasurement;
+  const share = round(median(runs.map((r) => r.partitions.partition_time_share)), 4);
   return {
     rows: n,
     repeat: options.repeat,
@@ -287,7 +421,21 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
     max_transaction_ms: maxTransaction,
     max_ledger_chunk_ms: Math.max(...runs.map((r) => r.ledger_chunk_ms.max)),
     within_target: maxTransaction <= options.targetMs,
-    partition_drop: 'TODO: not measured yet (partition retention is not in the product yet; see README)',
+    partitions: medianRun.partitions.partitions,
+    partitions_dropped: medianRun.partitions.partitions_dropped,
+    partition_seconds: round(median(runs.map((r) => r.partitions.partition_seconds))),
+    partition_units_seconds: round(median(runs.map((r) => r.partitions.partition_units_seconds))),
+    chunked_seconds: round(median(runs.map((r) => r.partitions.chunked_seconds))),
+    partition_time_share: share,
+    partition_units_time_share: round(
+      median(runs.map((r) => r.partitions.partition_units_seconds / r.partitions.chunked_seconds)),
+      4,
+    ),
+    partition_time_share_vs_unpartitioned: round(
+      median(runs.map((r) => r.partitions.partition_seconds / r.purge_seconds)),
+      4,
+    ),
+    partition_within_goal: share <= 0.01,
     runs,
   };
 }
@@ -299,7 +447,8 @@ function formatReport(report: Report): string {
     `  chunked purge   ${report.purge_rows_per_s} rows/s without VACUUM (${report.purge_with_vacuum_rows_per_s} with it)`,
     `  ratio           ${report.ratio} (goal >= 0.6; with VACUUM ${report.ratio_with_vacuum})`,
     `  transactions    max ${report.max_transaction_ms} ms (target ${report.target_transaction_ms} ms), ledger max ${report.max_ledger_chunk_ms} ms`,
-    `  partition drop  ${report.partition_drop}`,
+    `  partitions      ${report.partitions_dropped} of ${report.partitions} dropped in ${report.partition_seconds} s (units ${report.partition_units_seconds} s) vs chunked purge of the same rows ${report.chunked_seconds} s`,
+    `  time share      ${report.partition_time_share} (goal <= 0.01; units alone ${report.partition_units_time_share})`,
     '',
   ].join('\n');
 }

@@ -1,0 +1,375 @@
+/**
+ * Recovery paths of partition retention (archive), end to end through the local state machine with the real
+ * handlers, a real PostgreSQL and S3 API server:
+ * - a crash after an archive unit's COMMIT and before its DETACH / DROP: the retried step (or the next run)
+ *   finishes the unit from the ledger — the partition is dropped, its rows are in the listed objects once;
+ * - the out-of-time fallback: a unit that cannot finish within the step's budget rolls back (its uploads
+ *   become orphans the Finish step deletes), is marked `chunked`, and the chunk loop archives its rows.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TransientDatabaseError } from '../../functions/core/errors.ts';
+import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
+import { runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { type LedgerObject, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
+import {
+  type ArchiveScope,
+  duplicatesOf,
+  expectArchiveGuarantees,
+  runRecord,
+  tableKeys,
+} from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+let definition: AslDefinition;
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+/** Cutoff 2026-08-25T12:00Z: March to July 2026 lie wholly before it (units), August straddles it. */
+const RETENTION = 'P90D';
+const CUTOFF = '2026-08-25T12:00:00.000Z';
+type PolicyInput = LifecycleConfigInput['policies'][number];
+
+/** `public.<table>`: monthly partitions March to December 2026, one row every 6 hours from March 1st to NOW. */
+async function seedMonthly(table: string): Promise<void> {
+  await db.pool.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
+  await db.pool.query(`
+    CREATE TABLE public.${table} (
+      id bigint NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL,
+      PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
+  await db.pool.query(`CREATE INDEX ON public.${table} (created_at)`);
+  await db.pool.query(
+    `DO $$ DECLARE m date; BEGIN
+       FOR m IN SELECT generate_series(date '2026-03-01', date '2026-12-01', interval '1 month')::date LOOP
+         EXECUTE format('CREATE TABLE public.%I PARTITION OF public.${table} FOR VALUES FROM (%L) TO (%L)',
+                        '${table}_' || to_char(m, 'YYYY_MM'), m::text || ' 00:00:00+00',
+                        (m + interval '1 month')::date::text || ' 00:00:00+00');
+       END LOOP; END $$`,
+  );
+  await db.pool.query(
+    `INSERT INTO public.${table} (id, created_at, payload)
+     SELECT g, timestamptz '2026-03-01 00:00:00+00' + g * interval '6 hours', md5(g::text)
+       FROM generate_series(0, (extract(epoch FROM $1::timestamptz - timestamptz '2026-03-01 00:00:00+00') / 21600)::int) AS g`,
+    [NOW.toISOString()],
+  );
+}
+
+function archivePolicy(name: string, table: string, overrides: Record<string, unknown> = {}): PolicyInput {
+  return {
+    name,
+    action: 'archive',
+    table: `public.${table}`,
+    timeColumn: 'created_at',
+    retention: RETENTION,
+    chunking: { initialRows: 500, minRows: 100, maxRows: 500 },
+    ...overrides,
+  } as PolicyInput;
+}
+
+function scopeOf(policy: string, table: string): ArchiveScope {
+  return {
+    pool: db.pool,
+    s3,
+    bucket,
+    policy,
+    tableKeysSql: `SELECT id::text AS k FROM public.${table}`,
+    keyOf: (row) => String(row.id),
+  };
+}
+
+const ids = (table: string, where: string) =>
+  tableKeys(db.pool, `SELECT id::text AS k FROM public.${table} WHERE ${where} ORDER BY id`);
+
+async function relationExists(name: string): Promise<boolean> {
+  const { rowCount } = await db.pool.query('SELECT 1 FROM pg_class WHERE relname = $1', [name]);
+  return (rowCount ?? 0) > 0;
+}
+
+interface UnitRow {
+  run_id: string;
+  finished_by: string | null;
+  state: string;
+  rows: string | null;
+  objects: number;
+  chunk_seq: number | null;
+}
+
+async function unitOf(partition: string): Promise<UnitRow[]> {
+  const { rows } = await db.pool.query<UnitRow>(
+    `SELECT run_id::text, finished_by::text, state, rows::text, objects, chunk_seq
+       FROM lifecycle.dropped_partitions WHERE partition_name = $1 ORDER BY started_at`,
+    [`"public"."${partition}"`],
+  );
+  return rows;
+}
+
+/** The ledger-listed objects of one chunk of a run (a unit records its objects under its `chunk_seq`). */
+async function objectsOfChunk(runId: string, seq: number): Promise<LedgerObject[]> {
+  const { rows } = await db.pool.query<LedgerObject>(
+    `SELECT key, rows, bytes::int AS bytes, sha256, partition, run_id::text FROM lifecycle.archived_objects
+      WHERE run_id = $1 AND chunk_seq = $2 ORDER BY object_id`,
+    [runId, seq],
+  );
+  return rows;
+}
+
+const sorted = (keys: readonly string[]) => [...keys].sort();
+
+beforeAll(async () => {
+  db = await createTestDatabase('partition_recovery');
+  s3 = testS3Client();
+  bucket = await createTestBucket('partition-recovery');
+  definition = await synthesizeDefinition(testConfig([archivePolicy('any', 'any')]));
+});
+
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('partition retention: crash after an archive unit committed, before DETACH / DROP', () => {
+  it('the retried step finishes the unit: the partition is dropped, its rows archived exactly once', async () => {
+    // Prepare
+    const table = 'crash_retry';
+    await seedMonthly(table);
+    const scope = scopeOf('crash-retry', table);
+    const before = await tableKeys(db.pool, scope.tableKeysSql);
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const inMarch = await ids(table, `created_at < '2026-04-01'`);
+    const archivedUnits: string[] = [];
+    const hooks: ChunkFaultHooks = {
+      afterPartitionArchived: (partition) => {
+        archivedUnits.push(partition);
+        if (archivedUnits.length === 1) {
+          throw new TransientDatabaseError('injected: connection lost after the unit COMMIT');
+        }
+      },
+    };
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([archivePolicy('crash-retry', table)]),
+      policyName: 'crash-retry',
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.chunkInvocations).toBeGreaterThanOrEqual(2);
+    // March was archived once (the retried step finished it from the ledger; it did not archive it again).
+    const months = ['03', '04', '05', '06', '07'].map((m) => `"public"."${table}_2026_${m}"`);
+    expect(archivedUnits).toEqual(months);
+    const state = await expectArchiveGuarantees(scope, before);
+    expect(sorted(state.archivedKeys)).toEqual(sorted(eligible));
+    expect(result.summary?.rows).toBe(eligible.length);
+    expect(await runRecord(db.pool, result.summary?.runId)).toMatchObject({
+      status: 'succeeded',
+      rows: String(eligible.length),
+    });
+    expect(await relationExists(`${table}_2026_03`)).toBe(false);
+    const [unit] = await unitOf(`${table}_2026_03`);
+    expect(unit).toMatchObject({
+      run_id: result.summary?.runId,
+      finished_by: result.summary?.runId,
+      state: 'dropped',
+      rows: String(inMarch.length),
+      objects: 1,
+    });
+    // Every March row is in the unit's listed object(s), read back from S3, once.
+    const unitRows = await readArchivedRows(
+      s3,
+      bucket,
+      await objectsOfChunk(result.summary?.runId as string, unit?.chunk_seq as number),
+    );
+    const unitKeys = unitRows.map(scope.keyOf);
+    expect(duplicatesOf(unitKeys)).toEqual([]);
+    expect(sorted(unitKeys)).toEqual(sorted(inMarch));
+  });
+
+  it('after a terminal crash, the next run finishes the unit the failed run started', async () => {
+    // Prepare
+    const table = 'crash_next_run';
+    await seedMonthly(table);
+    const scope = scopeOf('crash-next-run', table);
+    const before = await tableKeys(db.pool, scope.tableKeysSql);
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const inMarch = await ids(table, `created_at < '2026-04-01'`);
+    const config = testConfig([archivePolicy('crash-next-run', table)]);
+    const hooks: ChunkFaultHooks = {
+      afterPartitionArchived: () => {
+        throw new Error('injected: terminal failure after the unit COMMIT');
+      },
+    };
+
+    // Act 1
+    const failed = await runLocally({
+      config,
+      policyName: 'crash-next-run',
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
+    });
+
+    // Assess 1: March is archived (listed, counted into the failed run) and fenced, still attached.
+    expect(failed.status).toBe('failed');
+    const [open] = await unitOf(`${table}_2026_03`);
+    expect(open).toMatchObject({ state: 'archived', finished_by: null, rows: String(inMarch.length) });
+    expect(await ids(table, `created_at < '2026-04-01'`)).toEqual(inMarch);
+    await expect(
+      db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-03-15', 'late')`),
+    ).rejects.toThrow(/pg_lifecycle_archived_fence/);
+
+    // Act 2
+    const next = await runLocally({
+      config,
+      policyName: 'crash-next-run',
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess 2
+    expect(next.failure).toBeUndefined();
+    const state = await expectArchiveGuarantees(scope, before);
+    expect(sorted(state.archivedKeys)).toEqual(sorted(eligible));
+    expect(await relationExists(`${table}_2026_03`)).toBe(false);
+    const [unit] = await unitOf(`${table}_2026_03`);
+    expect(unit).toMatchObject({
+      run_id: open?.run_id,
+      finished_by: next.summary?.runId,
+      state: 'dropped',
+      rows: String(inMarch.length),
+    });
+    const unitKeys = (
+      await readArchivedRows(
+        s3,
+        bucket,
+        await objectsOfChunk(open?.run_id as string, open?.chunk_seq as number),
+      )
+    ).map(scope.keyOf);
+    expect(sorted(unitKeys)).toEqual(sorted(inMarch));
+    // Each run counts what it archived: March in the failed run, the rest in the next one.
+    expect(await runRecord(db.pool, open?.run_id)).toMatchObject({ rows: String(inMarch.length) });
+    expect(next.summary?.rows).toBe(eligible.length - inMarch.length);
+  });
+});
+
+describe('partition retention: a unit that cannot finish within the step falls back to chunks', () => {
+  it('rolls the unit back, marks it chunked, and the chunk loop archives its rows exactly once', async () => {
+    // Prepare: day-sized objects and 50-row FETCHes, so April's unit has uploaded objects when time runs out.
+    const table = 'out_of_time';
+    await seedMonthly(table);
+    const policyName = 'out-of-time';
+    const scope = scopeOf(policyName, table);
+    const before = await tableKeys(db.pool, scope.tableKeysSql);
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const inApril = await ids(table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`);
+    const config = testConfig([
+      archivePolicy(policyName, table, {
+        chunking: { initialRows: 50, minRows: 50, maxRows: 50 },
+        archive: { partitionBy: 'day' },
+      }),
+    ]);
+    // The step's clock says "no time left" at the second time check after April's cursor is declared
+    // (after one FETCH of 50 rows, i.e. 12 whole days uploaded as objects), once.
+    const april = `"public"."${table}_2026_04"`;
+    let armed = false;
+    let fired = false;
+    let checks = 0;
+    const uploaded: string[] = [];
+    const base = localDependencies({
+      databaseUrl: db.url,
+      bucket,
+      s3,
+      now: () => NOW,
+      hooks: {
+        afterUpload: (key) => {
+          uploaded.push(key);
+        },
+      },
+    });
+    const uploadedBeforeAbort: string[] = [];
+
+    // Act
+    const result = await runPolicyLocally({
+      config,
+      policyName,
+      definition,
+      pauseMs: 0,
+      retryIntervalMs: 0,
+      dependencies: (context) => {
+        const deps = base(context);
+        return {
+          ...deps,
+          connect: async () => {
+            const client = await deps.connect();
+            const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+            (client as { query: unknown }).query = (...args: unknown[]) => {
+              const text = typeof args[0] === 'string' ? args[0] : '';
+              if (!fired && text.startsWith('DECLARE pg_lifecycle_partition') && text.includes(april)) {
+                armed = true;
+              }
+              return query(...args);
+            };
+            return client as pg.Client;
+          },
+          remainingMs: () => {
+            if (armed && ++checks === 2) {
+              armed = false;
+              fired = true;
+              uploadedBeforeAbort.push(...uploaded);
+              return 0;
+            }
+            return deps.remainingMs();
+          },
+        };
+      },
+    });
+
+    // Assess
+    expect(fired).toBe(true);
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    const state = await expectArchiveGuarantees(scope, before);
+    expect(sorted(state.archivedKeys)).toEqual(sorted(eligible));
+    expect(result.summary?.rows).toBe(eligible.length);
+    const runId = result.summary?.runId as string;
+    // April: rolled back and left to the chunk loop (still attached, now empty); the other old months dropped.
+    const [aprilUnit] = await unitOf(`${table}_2026_04`);
+    expect(aprilUnit).toMatchObject({ run_id: runId, state: 'chunked', rows: null, chunk_seq: null });
+    expect(await relationExists(`${table}_2026_04`)).toBe(true);
+    expect(await ids(table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`)).toEqual([]);
+    for (const month of ['03', '05', '06', '07']) {
+      expect((await unitOf(`${table}_2026_${month}`))[0]?.state, month).toBe('dropped');
+      expect(await relationExists(`${table}_2026_${month}`), month).toBe(false);
+    }
+    // The aborted unit's uploads (March's objects excluded) were orphans: deleted, never listed.
+    const listed = new Set(state.objects.map((o) => o.key));
+    const aborted = uploadedBeforeAbort.filter((key) => key.includes('/month=04/'));
+    expect(aborted.length).toBeGreaterThanOrEqual(12);
+    expect(aborted.filter((key) => listed.has(key))).toEqual([]);
+    for (const key of aborted) expect(await listAllKeys(s3, bucket, key)).toEqual([]);
+    expect(result.summary?.orphansRemoved).toBeGreaterThanOrEqual(aborted.length);
+    // April's rows are in objects of the chunk loop (not of any unit), each exactly once.
+    const { rows: unitSeqs } = await db.pool.query<{ seq: number }>(
+      `SELECT chunk_seq AS seq FROM lifecycle.dropped_partitions WHERE run_id = $1 AND chunk_seq IS NOT NULL`,
+      [runId],
+    );
+    const { rows: chunkObjects } = await db.pool.query<LedgerObject>(
+      `SELECT key, rows, bytes::int AS bytes, sha256, partition, run_id::text FROM lifecycle.archived_objects
+        WHERE run_id = $1 AND NOT (chunk_seq = ANY ($2::int[])) ORDER BY object_id`,
+      [runId, unitSeqs.map((r) => r.seq)],
+    );
+    const chunkKeys = (await readArchivedRows(s3, bucket, chunkObjects)).map(scope.keyOf);
+    expect(duplicatesOf(chunkKeys)).toEqual([]);
+    const chunked = new Set(chunkKeys);
+    expect(inApril.filter((id) => !chunked.has(id))).toEqual([]);
+  });
+});
