@@ -9,7 +9,7 @@ import type { ArchivePolicy } from '../../lib/contracts/config.ts';
 import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
-import { buildDeleteChunkStatement, buildNextEligibleTimeStatement } from '../core/chunk-sql.ts';
+import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
 import { objectKey, partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { encodeParquet } from '../core/parquet/encode.ts';
@@ -20,6 +20,7 @@ import {
   summarizeTakenRows,
   type TakenChunk,
 } from './action.ts';
+import { NextEligibleLocator } from './next-eligible.ts';
 
 /** Announces a key before upload on a connection outside the chunk transaction. */
 export interface PendingRegistry {
@@ -32,6 +33,8 @@ export interface ArchiveFaultHooks {
 }
 
 export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
+  private readonly locator = new NextEligibleLocator();
+
   constructor(
     private readonly store: ObjectStore,
     private readonly pending: PendingRegistry,
@@ -45,16 +48,12 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
 
     // Keep the chunk inside the Hive partition of the next eligible row, so the chunk is one object as
     // large as the chunk (S3 does not tier objects under 128 KB) rather than two pieces at every boundary.
-    const next = await tx.query<{ next_time: string }>(
-      buildNextEligibleTimeStatement(input.target, withCursor),
-      params,
-    );
-    const nextTime = next.rows[0]?.next_time;
-    if (nextTime === undefined) return undefined;
-    let statement = buildDeleteChunkStatement(input.target, withCursor, { upperBound: true });
+    const next = await this.locator.find(tx, input.target, params, withCursor);
+    if (next === undefined) return undefined;
+    let statement = buildDeleteChunkStatement(next.target, withCursor, { upperBound: true });
     let result = await tx.query<Array<string | null>>({
       text: statement.text,
-      values: [...params, partitionEndOf(nextTime, policy.archive.partitionBy)],
+      values: [...params, partitionEndOf(next.time, policy.archive.partitionBy)],
       rowMode: 'array',
     });
     if (result.rows.length === 0) {

@@ -13,21 +13,40 @@ import {
   summarizeTakenRows,
   type TakenChunk,
 } from './action.ts';
+import { NextEligibleLocator } from './next-eligible.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
 
 export class PurgeAction implements ChunkAction {
+  private readonly locator = new NextEligibleLocator();
+
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
-    const statement = buildPurgeChunkStatement(input.target, input.cursor !== null);
+    const withCursor = input.cursor !== null;
+    const params = [input.cutoff, input.limit, ...(input.cursor ?? [])];
+    // A partitioned table is purged leaf by leaf (by ctid inside the leaf of the next eligible row).
+    let target = input.target;
+    if (target.partitioned) {
+      const next = await this.locator.find(tx, target, params, withCursor);
+      if (next === undefined) return undefined;
+      target = next.target;
+    }
+    let statement = buildPurgeChunkStatement(target, withCursor);
     let rows: Array<Array<string | null>>;
     try {
       const result = await tx.query<Array<string | null>>({
         text: statement.text,
-        values: [input.cutoff, input.limit, ...(input.cursor ?? [])],
+        values: params,
         rowMode: 'array',
       });
       rows = result.rows;
+      if (target !== input.target && Number(rows[0]?.[0] ?? 0) === 0) {
+        // Every eligible row of that leaf is locked by other sessions: go on across all partitions.
+        statement = buildPurgeChunkStatement(input.target, withCursor);
+        rows = (
+          await tx.query<Array<string | null>>({ text: statement.text, values: params, rowMode: 'array' })
+        ).rows;
+      }
     } catch (error) {
       if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
         // The start step checked that child policies exist; their rows still reference this chunk's rows.

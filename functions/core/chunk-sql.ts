@@ -22,6 +22,12 @@ export interface ChunkTarget {
   /** All columns in attnum order (what the Parquet object holds). */
   readonly columnNames: readonly string[];
   readonly filter?: string | undefined;
+  /**
+   * Partitioned parents only: the leaf partition that holds the next eligible row. The chunk statement
+   * then reads and deletes in that leaf alone, by ctid (a TID scan), instead of joining every partition on
+   * (tableoid, ctid). The keyset order keeps its terms, so cursors stay valid across leaves.
+   */
+  readonly leaf?: { readonly schema: string; readonly table: string } | undefined;
 }
 
 /** One element of the keyset order: how to select it and how to cast a cursor value back. */
@@ -103,7 +109,9 @@ export function buildDeleteChunkStatement(
   withCursor: boolean,
   options: { upperBound?: boolean; returning?: 'all' | 'order' } = {},
 ): ChunkStatement {
-  const table = quoteQualified(target.schema, target.table);
+  const table = target.leaf
+    ? quoteQualified(target.leaf.schema, target.leaf.table)
+    : quoteQualified(target.schema, target.table);
   const terms = orderTerms(target);
   const orderBy = terms.map((t) => t.expression).join(', ');
   const upperBoundParam = options.upperBound ? 3 + (withCursor ? terms.length : 0) : undefined;
@@ -135,9 +143,10 @@ export function buildDeleteChunkStatement(
   const returning = `RETURNING ${returned}`;
   const resultOrder = orderPositions.map((p) => String(p + 1)).join(', ');
 
-  const deleteStatement = target.partitioned
-    ? // ctid is unique only within one partition: join on (tableoid, ctid).
-      `DELETE FROM ${table}
+  const deleteStatement =
+    target.partitioned && !target.leaf
+      ? // ctid is unique only within one partition: join on (tableoid, ctid).
+        `DELETE FROM ${table}
   USING (
     SELECT tableoid AS lock_oid, ctid AS lock_tid FROM ${table}
     WHERE ${where}
@@ -147,8 +156,8 @@ export function buildDeleteChunkStatement(
   ) AS locked
   WHERE ${table}.tableoid = locked.lock_oid AND ${table}.ctid = locked.lock_tid
   ${returning}`
-    : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
-      `DELETE FROM ${table}
+      : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
+        `DELETE FROM ${table}
   WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM ${table}
     WHERE ${where}
@@ -211,7 +220,7 @@ export function buildNextEligibleTimeStatement(target: ChunkTarget, withCursor: 
   const orderBy = orderTerms(target)
     .map((t) => t.expression)
     .join(', ');
-  return `SELECT ${quoteIdent(target.timeColumn.name)}::text AS next_time, $2::int AS unused FROM ${table}\nWHERE ${eligibleWhere(target, withCursor)}\nORDER BY ${orderBy}\nLIMIT 1`;
+  return `SELECT ${quoteIdent(target.timeColumn.name)}::text AS next_time, tableoid::oid::text AS leaf_oid, $2::int AS unused FROM ${table}\nWHERE ${eligibleWhere(target, withCursor)}\nORDER BY ${orderBy}\nLIMIT 1`;
 }
 
 /** Rows a run would process now (dry run / plan). Param: $1 cutoff. */

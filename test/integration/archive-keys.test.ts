@@ -178,6 +178,27 @@ const cases: KeyCase[] = [
     check: 'reading',
     prefix: 'archive/partitioned-no-pk/public.readings/',
   },
+  {
+    // Hash leaves interleave in time: chunks must stay parent-wide (a leaf-local chunk would step over rows).
+    title: 'a hash-partitioned table (leaves interleave in time)',
+    policy: 'hash-partitioned',
+    table: 'public.hashed',
+    timeColumn: 'created_at',
+    setup: [
+      `CREATE TABLE public.hashed (n integer PRIMARY KEY, created_at timestamptz NOT NULL, note text) PARTITION BY HASH (n)`,
+      'CREATE TABLE public.hashed_0 PARTITION OF public.hashed FOR VALUES WITH (MODULUS 3, REMAINDER 0)',
+      'CREATE TABLE public.hashed_1 PARTITION OF public.hashed FOR VALUES WITH (MODULUS 3, REMAINDER 1)',
+      'CREATE TABLE public.hashed_2 PARTITION OF public.hashed FOR VALUES WITH (MODULUS 3, REMAINDER 2)',
+      'CREATE INDEX ON public.hashed (created_at)',
+      `INSERT INTO public.hashed SELECT g, $1::timestamptz - (g / 30) * interval '10 days', 'h' || (g % 7) FROM generate_series(1, 1400) AS g`,
+    ],
+    from: 'public.hashed',
+    time: 'created_at',
+    key: 'n::text',
+    keyOf: (row) => String(row.n),
+    check: 'note',
+    prefix: 'archive/hash-partitioned/public.hashed/',
+  },
 ];
 
 beforeAll(async () => {

@@ -84,4 +84,20 @@ describe('chunk SQL', () => {
       '"CreatedAt" < $3::timestamptz',
     );
   });
+
+  it('works inside one leaf partition by ctid, keeping the parent keyset (tableoid stays a term)', () => {
+    const leafTarget = {
+      ...base,
+      keyColumns: [],
+      partitioned: true,
+      leaf: { schema: 'public', table: 'events_2024_01' },
+    };
+    const { text } = buildDeleteChunkStatement(leafTarget, true);
+    expect(text).toContain('DELETE FROM "public"."events_2024_01"\n  WHERE ctid = ANY (ARRAY(');
+    expect(text).not.toContain('lock_oid');
+    expect(text).toContain('("CreatedAt", tableoid, ctid) > ($3::timestamptz, $4::oid, $5::tid)');
+    expect(buildPurgeChunkStatement(leafTarget, false).text).toContain(
+      'SELECT ctid FROM "public"."events_2024_01"',
+    );
+  });
 });
