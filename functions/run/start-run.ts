@@ -181,6 +181,7 @@ function baseState(parts: {
 }): RunState {
   return {
     runId: parts.runId,
+    trigger: parts.input.trigger,
     policy: parts.input.policy,
     chunking: parts.input.chunking,
     dryRun: parts.input.dryRun,

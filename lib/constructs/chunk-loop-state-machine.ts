@@ -176,7 +176,7 @@ export class ChunkLoopStateMachine extends Construct {
       input: TaskInput.fromObject({
         policy: JsonPath.objectAt('$.policy'),
         chunking: JsonPath.objectAt('$.chunking'),
-        trigger: 'schedule',
+        trigger: JsonPath.stringAt('$.trigger'),
         dryRun: JsonPath.stringAt('$.dryRun'),
         continuation: {
           runId: JsonPath.stringAt('$.runId'),

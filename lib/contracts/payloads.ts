@@ -83,6 +83,8 @@ export const TotalsSchema = z.object({
 export const RunStateSchema = z
   .object({
     runId: z.uuid(),
+    /** What started the run; a continuation keeps it. */
+    trigger: TriggerSchema.default('schedule'),
     policy: PolicySchema,
     chunking: ChunkingSchema,
     dryRun: z.boolean(),

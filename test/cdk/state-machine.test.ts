@@ -166,7 +166,7 @@ describe('chunk-loop definition', () => {
         Input: {
           'policy.$': '$.policy',
           'chunking.$': '$.chunking',
-          trigger: 'schedule',
+          'trigger.$': '$.trigger',
           'dryRun.$': '$.dryRun',
           continuation: {
             'runId.$': '$.runId',
