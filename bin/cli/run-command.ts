@@ -108,6 +108,8 @@ export function wouldRefuse(report: RunReport): boolean {
   return (report.plan?.refusals.length ?? 0) > 0;
 }
 
+const EXPLAIN_LINES_SHOWN = 12;
+
 /** The plan under a dry run's headline, indented, one fact per line. */
 export function formatPlan(plan: RunPlan): string {
   const lines = [
@@ -130,7 +132,13 @@ export function formatPlan(plan: RunPlan): string {
     );
   }
   lines.push(`  chunk query plan${plan.fullTableScan ? ' (scans the whole table)' : ''}`);
-  for (const line of plan.explain) lines.push(`    ${line}`);
+  // A partitioned table's plan lists every partition: show the top of it; --json has all of it.
+  const shown =
+    plan.explain.length > EXPLAIN_LINES_SHOWN ? plan.explain.slice(0, EXPLAIN_LINES_SHOWN) : plan.explain;
+  for (const line of shown) lines.push(`    ${line}`);
+  if (shown.length < plan.explain.length) {
+    lines.push(`    … ${plan.explain.length - shown.length} more lines (--json prints the whole plan)`);
+  }
   for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
   for (const refusal of plan.refusals)
     lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
