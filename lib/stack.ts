@@ -113,7 +113,7 @@ export class PgLifecycleStack extends Stack {
       finish: 'pg-lifecycle Finish: orphan cleanup, totals, lease release',
       recordFailure: 'pg-lifecycle RecordFailure: marks the run failed, releases the lease',
     };
-    const makeFunction = (name: keyof ChunkLoopFunctions, id: string) =>
+    const makeFunction = (name: keyof ChunkLoopFunctions, id: string, memorySize?: number) =>
       new LifecycleFunction(this, id, {
         entry: fileURLToPath(new URL(HANDLER_ENTRIES[name], REPO_ROOT)),
         description: descriptions[name],
@@ -121,10 +121,12 @@ export class PgLifecycleStack extends Stack {
         vpcSubnets: connectivity.subnets,
         securityGroups: [connectivity.securityGroup],
         environment,
+        memorySize,
       });
     this.functions = {
       start: makeFunction('start', 'StartFunction'),
-      chunk: makeFunction('chunk', 'ChunkFunction'),
+      // Parquet encoding is CPU-bound and Lambda's CPU scales with memory: 1769 MB is one full vCPU.
+      chunk: makeFunction('chunk', 'ChunkFunction', 1769),
       finish: makeFunction('finish', 'FinishFunction'),
       recordFailure: makeFunction('recordFailure', 'RecordFailureFunction'),
     };

@@ -15,7 +15,6 @@ describe('lifecycle functions', () => {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
-      MemorySize: 1024,
       Timeout: 300,
       TracingConfig: { Mode: 'Active' },
       Environment: {
@@ -31,6 +30,19 @@ describe('lifecycle functions', () => {
         },
       },
     });
+  });
+
+  it('give the chunk function a full vCPU (1769 MB, Parquet encoding is CPU-bound) and the others 1024 MB', () => {
+    // Assess
+    const memory = Object.values(template.findResources('AWS::Lambda::Function')).map(
+      (fn) => [String(fn.Properties.Description).split(':')[0], fn.Properties.MemorySize] as const,
+    );
+    expect(memory.sort()).toEqual([
+      ['pg-lifecycle Chunk', 1769],
+      ['pg-lifecycle Finish', 1024],
+      ['pg-lifecycle RecordFailure', 1024],
+      ['pg-lifecycle Start', 1024],
+    ]);
   });
 
   it('attach to the configured subnets with the configured security group', () => {
