@@ -8,6 +8,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { classifyDatabaseError } from '../core/errors.ts';
+import { AWS_CLIENT_TIMEOUTS } from './aws-clients.ts';
 import type { HandlerEnv } from './env.ts';
 
 const RAW_TEXT_TYPES = { getTypeParser: () => (value: string) => value };
@@ -38,7 +39,7 @@ async function readSecret(arn: string): Promise<RdsSecret> {
   if (cachedSecret && cachedSecret.arn === arn && Date.now() - cachedSecret.fetchedAt < SECRET_TTL_MS) {
     return cachedSecret.value;
   }
-  const client = new SecretsManagerClient({});
+  const client = new SecretsManagerClient({ ...AWS_CLIENT_TIMEOUTS });
   const result = await client.send(new GetSecretValueCommand({ SecretId: arn }));
   if (!result.SecretString) throw new Error(`secret ${arn} has no SecretString`);
   const value = JSON.parse(result.SecretString) as RdsSecret;

@@ -8,6 +8,7 @@ import type { Context } from 'aws-lambda';
 import { S3ObjectStore } from '../adapters/archive-store.ts';
 import { GlueTableCatalog } from '../adapters/glue-catalog.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
+import { AWS_CLIENT_TIMEOUTS } from './aws-clients.ts';
 import { connect, resolveClientConfig } from './database.ts';
 import { readEnv } from './env.ts';
 import { chunkMetrics, stepLogger } from './observability.ts';
@@ -19,7 +20,9 @@ export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMil
   return {
     connect: async () => connect(await resolveClientConfig(env)),
     store: s3 && env.ARCHIVE_BUCKET ? new S3ObjectStore(s3, env.ARCHIVE_BUCKET) : undefined,
-    tableCatalog: env.GLUE_DATABASE ? new GlueTableCatalog(new GlueClient({}), env.GLUE_DATABASE) : undefined,
+    tableCatalog: env.GLUE_DATABASE
+      ? new GlueTableCatalog(new GlueClient({ ...AWS_CLIENT_TIMEOUTS }), env.GLUE_DATABASE)
+      : undefined,
     now: () => new Date(),
     remainingMs: () => context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
     log: stepLogger,
