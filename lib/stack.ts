@@ -131,6 +131,7 @@ export class PgLifecycleStack extends Stack {
       recordFailure: makeFunction('recordFailure', 'RecordFailureFunction'),
     };
     for (const fn of Object.values(this.functions)) connectivity.secret.grantRead(fn);
+    this.grantSecretKey(config.database?.secretKmsKeyArn);
     this.grantArchiveAccess();
     this.grantGlueTables();
 
@@ -197,6 +198,25 @@ export class PgLifecycleStack extends Stack {
       };
     }
     throw new Error('config needs `database` (an existing PostgreSQL) or `sandbox: true` (a throw-away RDS)');
+  }
+
+  /**
+   * A secret encrypted with a customer-managed key: the functions may decrypt with that key, and only
+   * through Secrets Manager (kms:ViaService). An imported key cannot take a grant on its own policy.
+   */
+  private grantSecretKey(keyArn: string | undefined): void {
+    if (!keyArn) return;
+    for (const fn of Object.values(this.functions)) {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          sid: 'DecryptDatabaseSecret',
+          effect: Effect.ALLOW,
+          actions: ['kms:Decrypt'],
+          resources: [keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.amazonaws.com` } },
+        }),
+      );
+    }
   }
 
   /** Chunk writes and verifies objects; finish lists and deletes orphans. Both only under `archive/`. */

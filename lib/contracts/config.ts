@@ -297,6 +297,14 @@ const DatabaseSchema = z
         /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
         'must be a Secrets Manager secret ARN',
       ),
+    /** The customer-managed KMS key the secret is encrypted with, if not the AWS-managed one. */
+    secretKmsKeyArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]+$/,
+        'must be a KMS key ARN (arn:aws:kms:…:key/…)',
+      )
+      .optional(),
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must look like vpc-0123abcd'),
     subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must look like subnet-0123abcd')).min(1),
     availabilityZones: z.array(z.string().min(1)).min(1),

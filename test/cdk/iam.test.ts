@@ -78,6 +78,33 @@ describe('least-privilege IAM', () => {
     }
   });
 
+  it('lets the functions decrypt a secret under a customer-managed key only through Secrets Manager', () => {
+    // Prepare
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/0b5d9c1e-0000-4000-8000-000000000000';
+    const withKey = {
+      ...config,
+      database: { ...(config.database as NonNullable<typeof config.database>), secretKmsKeyArn: keyArn },
+    };
+    // Act
+    const { template: keyed } = synthesize(withKey);
+    // Assess
+    const decrypts = Object.values(keyed.findResources('AWS::IAM::Policy')).flatMap((policy) =>
+      (policy.Properties.PolicyDocument.Statement as Statement[]).filter((st) =>
+        actionsOf(st).includes('kms:Decrypt'),
+      ),
+    );
+    expect(decrypts).toHaveLength(4);
+    for (const statement of decrypts) {
+      expect(statement.Resource).toBe(keyArn);
+      expect(JSON.stringify(statement.Condition)).toContain('secretsmanager.');
+    }
+    // Without a key, no KMS permission at all.
+    const unkeyed = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+    );
+    expect(unkeyed.flatMap(actionsOf).filter((action) => action.startsWith('kms:'))).toEqual([]);
+  });
+
   it('lets the chunk function write and verify objects under archive/ only', () => {
     // Assess
     const s3 = statementsOf('ChunkFunction').filter((statement) =>
