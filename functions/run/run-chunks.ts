@@ -5,7 +5,7 @@
  * cursor; between steps no transaction or connection is held (the state machine waits).
  */
 import type pg from 'pg';
-import { type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
+import { MAX_EXECUTION_AGE_MS, type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
 import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
 import { ArchiveAction } from '../actions/archive.ts';
 import { PurgeAction } from '../actions/purge.ts';
@@ -101,10 +101,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           waitSeconds: throttle.checkEverySeconds,
         });
       }
+      const startedAt = state.executionStartedAt ? Date.parse(state.executionStartedAt) : Number.NaN;
       return {
         ...continuing,
         ...progress,
         iterations: state.iterations + 1,
+        continueNow: !progress.done && deps.now().getTime() - startedAt > MAX_EXECUTION_AGE_MS,
         waitSeconds: throttle && lag !== undefined ? throttle.checkEverySeconds : chunking.pauseSeconds,
         ...(lag !== undefined ? { replicaLagSeconds: lag } : {}),
       };

@@ -53,7 +53,16 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds(chunking));
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });
-      return baseState({ runId, input, cutoff, cursor, batchRows, generation, done: false });
+      return baseState({
+        now: deps.now(),
+        runId,
+        input,
+        cutoff,
+        cursor,
+        batchRows,
+        generation,
+        done: false,
+      });
     }
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
@@ -82,6 +91,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
       return {
         ...baseState({
+          now: deps.now(),
           runId,
           input,
           cutoff,
@@ -103,6 +113,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       if (opened) {
         deps.log.info('run resumed by a retried start', { runId: opened.runId, policy: policy.name });
         return baseState({
+          now: deps.now(),
           runId: opened.runId,
           input,
           cutoff: opened.cutoff,
@@ -157,6 +168,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       cutoff,
     });
     return baseState({
+      now: deps.now(),
       runId,
       input,
       cutoff,
@@ -171,6 +183,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
 }
 
 function baseState(parts: {
+  now: Date;
   runId: string;
   input: ExecutionInput;
   cutoff: string;
@@ -182,6 +195,8 @@ function baseState(parts: {
   return {
     runId: parts.runId,
     trigger: parts.input.trigger,
+    executionStartedAt: parts.now.toISOString(),
+    continueNow: false,
     policy: parts.input.policy,
     chunking: parts.input.chunking,
     dryRun: parts.input.dryRun,

@@ -200,6 +200,8 @@ export class ChunkLoopStateMachine extends Construct {
     const moreWork = new Choice(this, StateNames.more)
       .when(Condition.booleanEquals('$.done', true), finish)
       .when(Condition.numberGreaterThanEquals('$.iterations', MAX_ITERATIONS_PER_EXECUTION), continueAsNew)
+      // Set by the chunk step once the execution is old (MAX_EXECUTION_AGE_MS), before its timeout.
+      .when(Condition.booleanEquals('$.continueNow', true), continueAsNew)
       .otherwise(pause);
 
     start.next(chunk);

@@ -101,6 +101,10 @@ export const RunStateSchema = z
     generation: z.int().min(1),
     /** Counts done by this execution's invocations so far (the ledger holds the authoritative run totals). */
     totals: TotalsSchema,
+    /** When this execution's Start ran (ISO); the chunk step continues as new once it is old. */
+    executionStartedAt: z.string().optional(),
+    /** Set by the chunk step when this execution nears its time limit: MoreWork continues as new. */
+    continueNow: z.boolean().default(false),
     /** Dry runs only: rows eligible now. */
     eligibleRows: z.int().min(0).optional(),
     /** Dry runs only: the plan. */
@@ -173,6 +177,12 @@ export type PlanForeignKey = z.output<typeof PlanForeignKeySchema>;
 
 /** Chunk-step invocations per execution before continuing as new (each costs ~6 history events). */
 export const MAX_ITERATIONS_PER_EXECUTION = 1000;
+
+/**
+ * Age at which an execution continues as new whatever its step count: long pauses or replica-lag waits
+ * must not run into the execution timeout (24 h by default).
+ */
+export const MAX_EXECUTION_AGE_MS = 12 * 60 * 60 * 1000;
 
 /**
  * State names of the chunk-loop machine. The local runner binds handlers by these names, so the CDK

@@ -134,7 +134,7 @@ describe('chunk-loop definition', () => {
     expect(allRetried).not.toContain('States.TaskFailed');
   });
 
-  it('loops Chunk → MoreWork → Pause → Chunk until done, continuing as new past the iteration bound', () => {
+  it('loops Chunk → MoreWork → Pause → Chunk until done, continuing as new past the iteration bound or when the execution is old', () => {
     // Assess
     expect(state(StateNames.more)).toEqual({
       Type: 'Choice',
@@ -145,6 +145,7 @@ describe('chunk-loop definition', () => {
           NumericGreaterThanEquals: MAX_ITERATIONS_PER_EXECUTION,
           Next: StateNames.continueAsNew,
         },
+        { Variable: '$.continueNow', BooleanEquals: true, Next: StateNames.continueAsNew },
       ],
       Default: StateNames.pause,
     });

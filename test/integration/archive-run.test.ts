@@ -188,4 +188,41 @@ describe('archive run', () => {
     expect(await ledgerRuns()).toBe(runsBefore);
     expect(await listAllKeys(s3, bucket)).toEqual(keysBefore);
   });
+
+  it('continues as a new execution when the execution grows old, before its timeout', async () => {
+    // Prepare: a clock that moves 5 hours per reading, so the execution is "old" after a few steps.
+    await seedCountingResults(3000);
+    const config = testConfig([
+      {
+        name: 'aging',
+        table: 'public.counting_results',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P2Y',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    let readings = 0;
+    const clock = () => new Date(NOW.getTime() + readings++ * 5 * 3600_000);
+    // Act: one chunk per step (see above); the cutoff is computed from the first reading only.
+    const result = await runLocally({
+      config,
+      policyName: 'aging',
+      chunkBudgetMs: 1050,
+      deps: { databaseUrl: db.url, bucket, s3, now: clock },
+    });
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.executions).toBeGreaterThan(1);
+    const runs = await db.pool.query(
+      `SELECT count(*)::int AS n, max(rows)::int AS rows FROM lifecycle.runs WHERE policy = 'aging'`,
+    );
+    expect(runs.rows[0].n).toBe(1);
+    const eligible = await db.pool.query(
+      `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y'`,
+      [NOW.toISOString()],
+    );
+    expect(eligible.rows[0].n).toBe(0);
+  });
 });
