@@ -24,6 +24,8 @@ export interface ChunkInput {
 export interface TakenChunk {
   /** Rows taken (deleted, updated, read...). Always > 0: no rows is `undefined` from `take`. */
   readonly rows: number;
+  /** Size of the rows' data held in memory (characters of their text), when the action holds rows. */
+  readonly rowBytes?: number;
   /** Keyset position after the chunk: order values of its last row. */
   readonly cursor: ReadonlyArray<string | null>;
   readonly minTime: string | null;

@@ -70,6 +70,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     const [timeAt = 0, ...keyAt] = statement.orderPositions;
     return {
       ...summarizeTakenRows(rows, statement.orderPositions),
+      rowBytes: textSize(rows),
       values: rows,
       timeAt,
       keyAt,
@@ -128,6 +129,13 @@ export interface TakenArchiveChunk extends TakenChunk {
   readonly timeAt: number;
   readonly keyAt: readonly number[];
   readonly firstColumnAt: number;
+}
+
+/** Characters of text the rows hold: what bounds a chunk's memory (see chunking.maxChunkBytes). */
+function textSize(rows: ReadonlyArray<ReadonlyArray<string | null>>): number {
+  let size = 0;
+  for (const row of rows) for (const value of row) if (value !== null) size += value.length;
+  return size;
 }
 
 function* groupByPartition(

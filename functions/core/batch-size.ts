@@ -16,3 +16,12 @@ export function nextBatchRows(current: number, elapsedMs: number, rows: number, 
 export function shrinkAfterTimeout(current: number, chunking: Chunking): number {
   return Math.max(chunking.minRows, Math.floor(current / 2));
 }
+
+/**
+ * Caps a row count so that a chunk's row data stays under `chunking.maxChunkBytes`, given the bytes per row
+ * seen so far (never below one row: a single huge row still has to move).
+ */
+export function capByBytes(rows: number, bytesPerRow: number | undefined, chunking: Chunking): number {
+  if (!bytesPerRow || bytesPerRow <= 0) return rows;
+  return Math.max(1, Math.min(rows, Math.floor(chunking.maxChunkBytes / bytesPerRow)));
+}

@@ -8,7 +8,7 @@ import {
   toChunkTarget,
 } from '../adapters/catalog.ts';
 import { readScanFacts } from '../adapters/plan-queries.ts';
-import { buildSelectChunkStatement, type ChunkTarget } from '../core/chunk-sql.ts';
+import { buildSelectChunkStatement, type ChunkTarget, eligibleWhere, orderTerms } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
 
@@ -79,4 +79,25 @@ export async function checkFullTableScan(
     tableBytes: facts.tableBytes,
     ...overrides,
   });
+}
+
+/**
+ * Average size of an eligible row as text (what a chunk holds in memory), from the first 100 eligible rows;
+ * undefined when none is eligible. Bounds the first chunk by chunking.maxChunkBytes before any row is read.
+ */
+export async function sampleRowTextBytes(
+  db: Queryable,
+  prepared: PreparedTarget,
+  cutoff: string,
+): Promise<number | undefined> {
+  const orderBy = orderTerms(prepared.target)
+    .map((t) => t.expression)
+    .join(', ');
+  const { rows } = await db.query<{ avg: string | null }>(
+    `SELECT avg(octet_length(sample::text))::float8::text AS avg
+       FROM (SELECT * FROM ${prepared.qualifiedName} WHERE ${eligibleWhere(prepared.target, false)} ORDER BY ${orderBy} LIMIT 100) AS sample`,
+    [cutoff],
+  );
+  const avg = rows[0]?.avg;
+  return avg === null || avg === undefined ? undefined : Number(avg);
 }

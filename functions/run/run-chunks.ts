@@ -11,7 +11,7 @@ import { ArchiveAction } from '../actions/archive.ts';
 import { PurgeAction } from '../actions/purge.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';
-import { nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
+import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
 import {
   classifyDatabaseError,
   InvalidPayloadError,
@@ -173,6 +173,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let cursor = run.cursor;
     let batchRows = state.batchRows;
     let lastChunkMs = 0;
+    /** Text bytes per row of the last chunk that held rows (archive), for chunking.maxChunkBytes. */
+    let bytesPerRow: number | undefined;
     let done = false;
     const totals = { ...state.totals };
     // Partitions wholly before the cutoff go first, each as one unit (see partition-retention.ts).
@@ -255,7 +257,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         minTime: taken.minTime,
         maxTime: taken.maxTime,
       });
-      batchRows = nextBatchRows(current.limit, durationMs, taken.rows, chunking);
+      if (taken.rowBytes !== undefined) bytesPerRow = taken.rowBytes / taken.rows;
+      batchRows = capByBytes(
+        nextBatchRows(current.limit, durationMs, taken.rows, chunking),
+        bytesPerRow,
+        chunking,
+      );
       if (!next) break;
       current = await next;
     }

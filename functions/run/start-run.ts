@@ -8,6 +8,7 @@ import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { readTableStats } from '../adapters/table-stats.ts';
+import { capByBytes } from '../core/batch-size.ts';
 import { computeCutoff } from '../core/cutoff.ts';
 import { InvalidPayloadError, MissingIndexError, StorageConfigurationError } from '../core/errors.ts';
 import { buildGlueTableInput } from '../core/glue-table.ts';
@@ -17,7 +18,12 @@ import { describeParquetSchema } from '../core/parquet/encode.ts';
 import { checkPurgeForeignKeys } from './check-foreign-keys.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { buildRunPlan } from './plan-run.ts';
-import { checkFullTableScan, explainChunkQuery, prepareTarget } from './prepare-target.ts';
+import {
+  checkFullTableScan,
+  explainChunkQuery,
+  prepareTarget,
+  sampleRowTextBytes,
+} from './prepare-target.ts';
 
 export interface StartRequest {
   readonly input: unknown;
@@ -160,12 +166,18 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       await db.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
+    // Archive chunks hold their rows in memory: rows with large values start with fewer per chunk.
+    const batchRows =
+      policy.action === 'archive'
+        ? capByBytes(chunking.initialRows, await sampleRowTextBytes(db, prepared, cutoff), chunking)
+        : chunking.initialRows;
     deps.log.info('run started', {
       runId,
       policy: policy.name,
       action: policy.action,
       table: prepared.qualifiedName,
       cutoff,
+      batchRows,
     });
     return baseState({
       now: deps.now(),
@@ -173,7 +185,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       input,
       cutoff,
       cursor: null,
-      batchRows: chunking.initialRows,
+      batchRows,
       generation: 1,
       done: false,
     });

@@ -116,6 +116,14 @@ const chunkingFields = {
   statementTimeoutMs: z.int().min(100).max(600_000),
   /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
   pauseSeconds: z.int().min(0).max(3600),
+  /**
+   * Upper bound of one chunk's row data (as PostgreSQL text) held in memory: rows with large values
+   * (jsonb, bytea, long text) get fewer rows per chunk, whatever the row counts say.
+   */
+  maxChunkBytes: z
+    .int()
+    .min(1024)
+    .max(1024 * 1024 * 1024),
 };
 
 /**
@@ -153,6 +161,7 @@ export const ChunkingSchema = z
     lockTimeoutMs: chunkingFields.lockTimeoutMs.default(2_000),
     statementTimeoutMs: chunkingFields.statementTimeoutMs.default(60_000),
     pauseSeconds: chunkingFields.pauseSeconds.default(0),
+    maxChunkBytes: chunkingFields.maxChunkBytes.default(64 * 1024 * 1024),
     /** Resolved from `throttle` (policy over defaults); absent when no replica-lag limit is set. */
     throttle: ResolvedThrottleSchema.optional(),
   })

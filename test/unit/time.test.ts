@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextBatchRows } from '../../functions/core/batch-size.ts';
+import { capByBytes, nextBatchRows } from '../../functions/core/batch-size.ts';
 import { computeCutoff } from '../../functions/core/cutoff.ts';
 import { ChunkingSchema } from '../../lib/contracts/config.ts';
 import { parseIsoDuration, subtractDuration } from '../../lib/contracts/iso-duration.ts';
@@ -50,5 +50,16 @@ describe('adaptive batch size', () => {
     expect(nextBatchRows(30_000, 10, 30_000, chunking)).toBe(40_000);
     expect(nextBatchRows(150, 60_000, 150, chunking)).toBe(100);
     expect(nextBatchRows(10_000, 5, 12, chunking)).toBe(10_000);
+  });
+});
+
+describe('chunk memory bound', () => {
+  const chunking = ChunkingSchema.parse({ maxChunkBytes: 1_000_000 });
+
+  it('caps rows so a chunk holds at most maxChunkBytes of row text, never fewer than one row', () => {
+    expect(capByBytes(10_000, 100, chunking)).toBe(10_000);
+    expect(capByBytes(10_000, 1_000, chunking)).toBe(1_000);
+    expect(capByBytes(10_000, 5_000_000, chunking)).toBe(1);
+    expect(capByBytes(10_000, undefined, chunking)).toBe(10_000);
   });
 });

@@ -1,0 +1,74 @@
+/**
+ * Rows with large values (a 64 KB document each): chunks are bounded by bytes as well as rows, so a run
+ * never holds more than chunking.maxChunkBytes of row text per chunk, and still archives every row once.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ledgerObjects, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+
+beforeAll(async () => {
+  db = await createTestDatabase('archive_wide');
+  s3 = testS3Client();
+  bucket = await createTestBucket('archive-wide');
+});
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('archive of wide rows', () => {
+  it('keeps each chunk under maxChunkBytes of row text and archives every row once', async () => {
+    // Prepare: 300 rows of ~64 KB each (incompressible text, so TOAST keeps it large).
+    await db.pool.query(
+      `CREATE TABLE public.documents (id int PRIMARY KEY, created_at timestamptz NOT NULL, body text)`,
+    );
+    await db.pool.query('CREATE INDEX ON public.documents (created_at)');
+    await db.pool.query(
+      `INSERT INTO public.documents
+       SELECT g, $1::timestamptz - interval '3 years' + g * interval '1 hour',
+              (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2048) AS i)
+         FROM generate_series(1, 300) AS g`,
+      [NOW.toISOString()],
+    );
+    const maxChunkBytes = 1024 * 1024;
+    const config = testConfig([
+      {
+        name: 'documents',
+        table: 'public.documents',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P2Y',
+        archive: { partitionBy: 'year' },
+        chunking: { initialRows: 10_000, minRows: 500, maxChunkBytes },
+      },
+    ]);
+
+    // Act
+    const result = await runLocally({
+      config,
+      policyName: 'documents',
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(300);
+    const chunks = await db.pool.query<{ rows: number }>(
+      'SELECT rows FROM lifecycle.chunks WHERE run_id = $1',
+      [result.summary?.runId],
+    );
+    // 64 KB rows, 1 MiB per chunk: at most 16 rows per chunk, whatever initialRows/minRows say.
+    expect(Math.max(...chunks.rows.map((c) => c.rows))).toBeLessThanOrEqual(16);
+    expect(chunks.rows.length).toBeGreaterThanOrEqual(300 / 16);
+    const archived = await readArchivedRows(s3, bucket, await ledgerObjects(db.pool, result.summary?.runId));
+    expect(new Set(archived.map((r) => r.id)).size).toBe(300);
+    expect(archived.every((r) => typeof r.body === 'string' && r.body.length === 64 * 1024)).toBe(true);
+  });
+});
