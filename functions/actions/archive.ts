@@ -9,6 +9,7 @@ import type { ArchivePolicy } from '../../lib/contracts/config.ts';
 import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
+import { rowTextSize } from '../core/batch-size.ts';
 import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
 import { objectKey, partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
@@ -134,7 +135,7 @@ export interface TakenArchiveChunk extends TakenChunk {
 /** Characters of text the rows hold: what bounds a chunk's memory (see chunking.maxChunkBytes). */
 function textSize(rows: ReadonlyArray<ReadonlyArray<string | null>>): number {
   let size = 0;
-  for (const row of rows) for (const value of row) if (value !== null) size += value.length;
+  for (const row of rows) size += rowTextSize(row);
   return size;
 }
 

@@ -25,3 +25,10 @@ export function capByBytes(rows: number, bytesPerRow: number | undefined, chunki
   if (!bytesPerRow || bytesPerRow <= 0) return rows;
   return Math.max(1, Math.min(rows, Math.floor(chunking.maxChunkBytes / bytesPerRow)));
 }
+
+/** Characters of text one row holds (NULLs hold none): what bounds a chunk's memory. */
+export function rowTextSize(row: ReadonlyArray<string | null>): number {
+  let size = 0;
+  for (const value of row) if (value !== null) size += value.length;
+  return size;
+}

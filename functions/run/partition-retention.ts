@@ -39,6 +39,7 @@ import {
   relationStatus,
   resolveSchemaName,
 } from '../adapters/partitions.ts';
+import { capByBytes, rowTextSize } from '../core/batch-size.ts';
 import { cutoffPredicate, orderTerms } from '../core/chunk-sql.ts';
 import { CatalogError, StorageConfigurationError } from '../core/errors.ts';
 import { objectKey, partitionOf } from '../core/object-keys.ts';
@@ -359,23 +360,37 @@ class PartitionRetention {
         await this.ctx.tx.query(
           `DECLARE pg_lifecycle_partition NO SCROLL CURSOR FOR SELECT ${columns.map(quoteIdent).join(', ')} FROM ${partitionName} ORDER BY ${order}`,
         );
-        let buffer: { hive: string; rows: Array<Array<string | null>> } | undefined;
+        let buffer: { hive: string; rows: Array<Array<string | null>>; bytes: number } | undefined;
+        // Memory stays bounded by chunking.maxChunkBytes for wide rows: in each fetch and in each object.
+        let bytesPerRow: number | undefined;
+        const { maxChunkBytes } = state.chunking;
         for (;;) {
           if (deps.remainingMs() < ABORT_BELOW_MS) throw new OutOfTimeSignal();
+          const fetchRows = capByBytes(Math.max(1, state.chunking.maxRows), bytesPerRow, state.chunking);
           const batch = await this.ctx.tx.query<Array<string | null>>({
-            text: `FETCH FORWARD ${Math.max(1, state.chunking.maxRows)} FROM pg_lifecycle_partition`,
+            text: `FETCH FORWARD ${fetchRows} FROM pg_lifecycle_partition`,
             rowMode: 'array',
           });
+          let batchBytes = 0;
           for (const row of batch.rows) {
+            const size = rowTextSize(row);
+            batchBytes += size;
             const hive = partitionOf(row[timeAt] ?? '', policy.archive.partitionBy);
-            if (buffer && (buffer.hive !== hive || buffer.rows.length >= OBJECT_MAX_ROWS)) {
+            if (
+              buffer &&
+              (buffer.hive !== hive ||
+                buffer.rows.length >= OBJECT_MAX_ROWS ||
+                buffer.bytes + size > maxChunkBytes)
+            ) {
               await upload(buffer.hive, buffer.rows);
               buffer = undefined;
             }
-            buffer ??= { hive, rows: [] };
+            buffer ??= { hive, rows: [], bytes: 0 };
             buffer.rows.push(row);
+            buffer.bytes += size;
           }
           if (batch.rows.length === 0) break;
+          bytesPerRow = batchBytes / batch.rows.length;
         }
         if (buffer) await upload(buffer.hive, buffer.rows);
         await this.ctx.tx.query('CLOSE pg_lifecycle_partition');

@@ -71,4 +71,51 @@ describe('archive of wide rows', () => {
     expect(new Set(archived.map((r) => r.id)).size).toBe(300);
     expect(archived.every((r) => typeof r.body === 'string' && r.body.length === 64 * 1024)).toBe(true);
   });
+
+  it('bounds each object of a whole-partition archive by maxChunkBytes too', async () => {
+    // Prepare: a monthly partition wholly before the cutoff, holding 120 rows of ~64 KB.
+    await db.pool.query(`CREATE TABLE public.reports (id int NOT NULL, created_at timestamptz NOT NULL, body text,
+                           PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
+    await db.pool.query(
+      `CREATE TABLE public.reports_old PARTITION OF public.reports FOR VALUES FROM ('2023-01-01') TO ('2023-02-01')`,
+    );
+    await db.pool.query(
+      `CREATE TABLE public.reports_new PARTITION OF public.reports FOR VALUES FROM ('2026-11-01') TO ('2026-12-01')`,
+    );
+    await db.pool.query('CREATE INDEX ON public.reports (created_at)');
+    await db.pool.query(
+      `INSERT INTO public.reports
+       SELECT g, timestamptz '2023-01-01' + g * interval '1 hour',
+              (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2048) AS i)
+         FROM generate_series(1, 120) AS g`,
+    );
+    const config = testConfig([
+      {
+        name: 'reports',
+        table: 'public.reports',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P2Y',
+        chunking: { maxChunkBytes: 1024 * 1024 },
+      },
+    ]);
+
+    // Act
+    const result = await runLocally({
+      config,
+      policyName: 'reports',
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess: the partition was retired as a unit, in objects of at most 16 rows, every row once.
+    expect(result.failure).toBeUndefined();
+    const partitions = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.reports'::regclass`,
+    );
+    expect(partitions.rows[0].n).toBe(1);
+    const objects = await ledgerObjects(db.pool, result.summary?.runId);
+    expect(Math.max(...objects.map((o) => o.rows))).toBeLessThanOrEqual(16);
+    const archived = await readArchivedRows(s3, bucket, objects);
+    expect(new Set(archived.map((r) => r.id)).size).toBe(120);
+  });
 });
