@@ -377,6 +377,21 @@ export const LifecycleConfigSchema = z
           });
       });
     });
+    // A purge that reaches rows before an archive of the same table has taken them would lose them
+    // from the archive: the purge must keep rows at least as long as the archive does.
+    config.policies.forEach((purge, index) => {
+      if (purge.action !== 'purge' || !purge.enabled) return;
+      for (const archive of config.policies) {
+        if (archive.action !== 'archive' || !archive.enabled) continue;
+        if (sameTable(purge.table, archive.table) && retentionSeconds(purge) <= retentionSeconds(archive)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['policies', index, 'retention'],
+            message: `${purge.retention} would purge rows of ${purge.table} before archive policy "${archive.name}" (${archive.retention}) archives them; make it longer`,
+          });
+        }
+      }
+    });
     if (config.database && config.sandbox) {
       ctx.addIssue({
         code: 'custom',
@@ -425,4 +440,25 @@ export function resolveThrottle(
     checkEverySeconds:
       policy?.checkEverySeconds ?? defaults?.checkEverySeconds ?? DEFAULT_THROTTLE_CHECK_EVERY_SECONDS,
   };
+}
+
+/** Same table as PostgreSQL would resolve it (unquoted parts fold to lower case; no schema means public). */
+function sameTable(a: string, b: string): boolean {
+  const normalize = (name: string) => {
+    try {
+      const parts = parseQualifiedName(name).map((p) => (p.quoted ? p.name : p.name.toLowerCase()));
+      return (parts.length === 1 ? ['public', ...parts] : parts).join('\u0000');
+    } catch {
+      return name;
+    }
+  };
+  return normalize(a) === normalize(b);
+}
+
+function retentionSeconds(policy: { retention: string }): number {
+  try {
+    return parseIsoDuration(policy.retention).totalSecondsApprox;
+  } catch {
+    return Number.NaN;
+  }
 }

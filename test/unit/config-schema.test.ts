@@ -49,6 +49,23 @@ describe('config schema', () => {
     expect(chunking.initialRows).toBe(10_000);
   });
 
+  it('accepts a purge of an archived table that keeps rows longer than the archive does', () => {
+    const config = {
+      sandbox: true,
+      policies: [
+        validPolicy,
+        {
+          name: 'leftovers',
+          action: 'purge',
+          table: 'public.COUNTING_RESULTS',
+          timeColumn: 'created_at',
+          retention: 'P3Y',
+        },
+      ],
+    };
+    expect(issuesOf(config)).toEqual([]);
+  });
+
   it('accepts quoted mixed-case identifiers and purge policies', () => {
     const config = {
       sandbox: true,
@@ -104,6 +121,23 @@ describe('config schema', () => {
   });
 
   const malformed: Array<[string, unknown, RegExp]> = [
+    [
+      'purge overtaking an archive of the same table',
+      {
+        sandbox: true,
+        policies: [
+          validPolicy,
+          {
+            name: 'counting-purge',
+            action: 'purge',
+            table: 'counting_results',
+            timeColumn: 'created_at',
+            retention: 'P1Y',
+          },
+        ],
+      },
+      /policies\.1\.retention: P1Y would purge rows of counting_results before archive policy "counting-results" \(P2Y\) archives them/,
+    ],
     [
       'vacuum fraction zero',
       purge({ vacuum: { afterFraction: 0 } }),
