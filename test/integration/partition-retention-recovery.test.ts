@@ -24,6 +24,7 @@ import {
   tableKeys,
 } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { seedPartitioned } from '../support/partitioned.ts';
 import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
 
 let db: TestDatabase;
@@ -38,27 +39,13 @@ const CUTOFF = '2026-08-25T12:00:00.000Z';
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
 /** `public.<table>`: monthly partitions March to December 2026, one row every 6 hours from March 1st to NOW. */
-async function seedMonthly(table: string): Promise<void> {
-  await db.pool.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
-  await db.pool.query(`
-    CREATE TABLE public.${table} (
-      id bigint NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL,
-      PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
-  await db.pool.query(`CREATE INDEX ON public.${table} (created_at)`);
-  await db.pool.query(
-    `DO $$ DECLARE m date; BEGIN
-       FOR m IN SELECT generate_series(date '2026-03-01', date '2026-12-01', interval '1 month')::date LOOP
-         EXECUTE format('CREATE TABLE public.%I PARTITION OF public.${table} FOR VALUES FROM (%L) TO (%L)',
-                        '${table}_' || to_char(m, 'YYYY_MM'), m::text || ' 00:00:00+00',
-                        (m + interval '1 month')::date::text || ' 00:00:00+00');
-       END LOOP; END $$`,
-  );
-  await db.pool.query(
-    `INSERT INTO public.${table} (id, created_at, payload)
-     SELECT g, timestamptz '2026-03-01 00:00:00+00' + g * interval '6 hours', md5(g::text)
-       FROM generate_series(0, (extract(epoch FROM $1::timestamptz - timestamptz '2026-03-01 00:00:00+00') / 21600)::int) AS g`,
-    [NOW.toISOString()],
-  );
+function seedMonthly(table: string): Promise<void> {
+  return seedPartitioned(db.pool, table, {
+    first: '2026-03-01',
+    last: '2026-12-01',
+    from: '2026-03-01T00:00:00Z',
+    now: NOW,
+  });
 }
 
 function archivePolicy(name: string, table: string, overrides: Record<string, unknown> = {}): PolicyInput {

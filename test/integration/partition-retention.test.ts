@@ -19,6 +19,7 @@ import {
   tableKeys,
 } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { seedPartitioned as seedPartitionedFixture } from '../support/partitioned.ts';
 import { createTestBucket, testS3Client } from '../support/s3.ts';
 
 let db: TestDatabase;
@@ -32,37 +33,12 @@ const RETENTION = 'P90D';
 const CUTOFF = '2026-08-25T12:00:00.000Z';
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
-/**
- * `public.<table>`: monthly partitions from `first` to `last` (inclusive, 'YYYY-MM-01'), optionally a
- * DEFAULT partition, and one row every 6 hours from `from` to NOW (rows outside the months go to DEFAULT).
- */
-async function seedPartitioned(
+/** The shared fixture, at this file's NOW. */
+function seedPartitioned(
   table: string,
   options: { first: string; last: string; from: string; withDefault?: boolean },
 ): Promise<void> {
-  await db.pool.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
-  await db.pool.query(`
-    CREATE TABLE public.${table} (
-      id bigint NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL,
-      PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
-  await db.pool.query(`CREATE INDEX ON public.${table} (created_at)`);
-  await db.pool.query(
-    `DO $$ DECLARE m date; BEGIN
-       FOR m IN SELECT generate_series(date '${options.first}', date '${options.last}', interval '1 month')::date LOOP
-         EXECUTE format('CREATE TABLE public.%I PARTITION OF public.${table} FOR VALUES FROM (%L) TO (%L)',
-                        '${table}_' || to_char(m, 'YYYY_MM'), m::text || ' 00:00:00+00',
-                        (m + interval '1 month')::date::text || ' 00:00:00+00');
-       END LOOP; END $$`,
-  );
-  if (options.withDefault) {
-    await db.pool.query(`CREATE TABLE public.${table}_default PARTITION OF public.${table} DEFAULT`);
-  }
-  await db.pool.query(
-    `INSERT INTO public.${table} (id, created_at, payload)
-     SELECT g, $1::timestamptz + g * interval '6 hours', md5(g::text)
-       FROM generate_series(0, (extract(epoch FROM $2::timestamptz - $1::timestamptz) / 21600)::int) AS g`,
-    [options.from, NOW.toISOString()],
-  );
+  return seedPartitionedFixture(db.pool, table, { ...options, now: NOW });
 }
 
 async function partitionsOf(table: string): Promise<string[]> {
