@@ -124,12 +124,24 @@ describe('plan (dry run)', () => {
       timeColumn: 'retired_at',
       retention: 'P1Y',
     };
-    const config = testConfig([devicesPolicy(), archive]);
+    // Two configs: one config may not purge a table as soon as it archives it (the purge would outrun it).
+    const purgeConfig = testConfig([devicesPolicy()]);
+    const archiveConfig = testConfig([archive]);
     const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
 
     // Act
-    const purgePlan = await runLocally({ config, policyName: 'devices-purge', dryRun: true, deps });
-    const archivePlan = await runLocally({ config, policyName: 'devices-archive', dryRun: true, deps });
+    const purgePlan = await runLocally({
+      config: purgeConfig,
+      policyName: 'devices-purge',
+      dryRun: true,
+      deps,
+    });
+    const archivePlan = await runLocally({
+      config: archiveConfig,
+      policyName: 'devices-archive',
+      dryRun: true,
+      deps,
+    });
 
     // Assess: the plan.
     expect(purgePlan.status).toBe('dry_run');
