@@ -4,16 +4,14 @@
  * chunk loop in the same transaction. Any failure before COMMIT rolls the DELETE back: no row is lost;
  * an object uploaded for a rolled-back chunk stays announced-but-unlisted and is removed as an orphan.
  */
-import { randomUUID } from 'node:crypto';
 import type { ArchivePolicy } from '../../lib/contracts/config.ts';
-import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
+import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
 import { rowTextSize } from '../core/batch-size.ts';
 import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
-import { objectKey, partitionEndOf, partitionOf } from '../core/object-keys.ts';
+import { partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
-import { encodeParquet } from '../core/parquet/encode.ts';
 import {
   type ChunkAction,
   type ChunkInput,
@@ -21,26 +19,20 @@ import {
   summarizeTakenRows,
   type TakenChunk,
 } from './action.ts';
+import {
+  type ArchiveFaultHooks,
+  ArchiveObjectWriter,
+  type PendingRegistry,
+} from './archive-object-writer.ts';
 import { NextEligibleLocator } from './next-eligible.ts';
-
-/** Announces a key before upload on a connection outside the chunk transaction. */
-export interface PendingRegistry {
-  announcePending(bucket: string, key: string, runId: string): Promise<void>;
-}
-
-/** Test seams: each is awaited at its point in the chunk and may throw to inject a fault. */
-export interface ArchiveFaultHooks {
-  afterUpload?(key: string): Promise<void> | void;
-}
 
 export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private readonly locator = new NextEligibleLocator();
+  private readonly writer: ArchiveObjectWriter;
 
-  constructor(
-    private readonly store: ObjectStore,
-    private readonly pending: PendingRegistry,
-    private readonly hooks: ArchiveFaultHooks = {},
-  ) {}
+  constructor(store: ObjectStore, pending: PendingRegistry, hooks: ArchiveFaultHooks = {}) {
+    this.writer = new ArchiveObjectWriter(store, pending, hooks);
+  }
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenArchiveChunk | undefined> {
     const policy = input.policy as ArchivePolicy;
@@ -82,45 +74,24 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {
     const policy = input.policy as ArchivePolicy;
     const plan = planParquetColumns(input.table.columns);
-    const keyOf = (row: ReadonlyArray<string | null>) => taken.keyAt.map((i) => row[i] ?? null);
     const objects: ArchivedObject[] = [];
-    let bytes = 0;
     // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
     for (const group of groupByPartition(taken.values, taken.timeAt, policy.archive.partitionBy)) {
-      const body = encodeParquet(plan, group.rows, {
-        compression: policy.archive.compression,
-        columnOffset: taken.firstColumnAt,
-      });
-      const sha256 = sha256Hex(body);
-      const key = objectKey({
-        policyName: policy.name,
-        schema: input.table.schema,
-        table: input.table.table,
-        partition: group.partition,
-        runId: input.runId,
-        unique: randomUUID(),
-      });
-      await this.pending.announcePending(this.store.bucket, key, input.runId);
-      await this.store.put(key, body, sha256, { rows: String(group.rows.length), run: input.runId });
-      await this.hooks.afterUpload?.(key);
-      await this.store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
-      const first = group.rows[0] as Array<string | null>;
-      const last = group.rows[group.rows.length - 1] as Array<string | null>;
-      objects.push({
-        bucket: this.store.bucket,
-        key,
-        rows: group.rows.length,
-        bytes: body.byteLength,
-        sha256,
-        partition: group.partition,
-        minTime: first[taken.timeAt] ?? '',
-        maxTime: last[taken.timeAt] ?? '',
-        minKey: keyOf(first),
-        maxKey: keyOf(last),
-      });
-      bytes += body.byteLength;
+      objects.push(
+        await this.writer.write({
+          policy,
+          table: input.table,
+          runId: input.runId,
+          partition: group.partition,
+          plan,
+          rows: group.rows,
+          columnOffset: taken.firstColumnAt,
+          timeAt: taken.timeAt,
+          keyAt: taken.keyAt,
+        }),
+      );
     }
-    return { bytes, objects };
+    return { bytes: objects.reduce((sum, o) => sum + o.bytes, 0), objects };
   }
 }
 

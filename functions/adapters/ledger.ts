@@ -65,7 +65,8 @@ export interface ChunkRecord {
   readonly minKey: ReadonlyArray<string | null> | null;
   readonly maxKey: ReadonlyArray<string | null> | null;
   readonly durationMs: number;
-  readonly cursor: ReadonlyArray<string | null>;
+  /** Keyset position after the chunk; undefined keeps the run's cursor (whole-partition units). */
+  readonly cursor: ReadonlyArray<string | null> | undefined;
 }
 
 const RUN_COLUMNS = `run_id, policy, action, status, to_char(cutoff AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cutoff,
@@ -209,10 +210,17 @@ export class Ledger {
   async recordChunk(chunk: ChunkRecord): Promise<number> {
     const { rows } = await this.db.query<{ chunks: string }>(
       `UPDATE lifecycle.runs
-          SET rows = rows + $2, bytes = bytes + $3, objects = objects + $4, chunks = chunks + 1, cursor = $5::jsonb
+          SET rows = rows + $2, bytes = bytes + $3, objects = objects + $4, chunks = chunks + 1,
+              cursor = COALESCE($5::jsonb, cursor)
         WHERE run_id = $1 AND status = 'running'
         RETURNING chunks`,
-      [chunk.runId, chunk.rows, chunk.bytes, chunk.objects, JSON.stringify(chunk.cursor)],
+      [
+        chunk.runId,
+        chunk.rows,
+        chunk.bytes,
+        chunk.objects,
+        chunk.cursor ? JSON.stringify(chunk.cursor) : null,
+      ],
     );
     const seq = rows[0] ? Number(rows[0].chunks) : undefined;
     if (seq === undefined) throw new LeaseLostError(`run ${chunk.runId} is no longer running`);

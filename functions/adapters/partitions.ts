@@ -323,34 +323,6 @@ export class PartitionLedger {
     );
   }
 
-  /**
-   * Counts a unit's rows into the run (totals and a `lifecycle.chunks` row, so chunk rows still add up to
-   * the run's rows) without touching the chunk loop's cursor. Returns the chunk sequence number.
-   */
-  async countIntoRun(record: {
-    runId: string;
-    rows: number;
-    bytes: number;
-    objects: number;
-    minTime: string | null;
-    maxTime: string | null;
-    durationMs: number;
-  }): Promise<number> {
-    const { rows } = await this.db.query<{ chunks: string }>(
-      `UPDATE lifecycle.runs SET rows = rows + $2, bytes = bytes + $3, objects = objects + $4, chunks = chunks + 1
-        WHERE run_id = $1 AND status = 'running' RETURNING chunks`,
-      [record.runId, record.rows, record.bytes, record.objects],
-    );
-    const seq = rows[0] ? Number(rows[0].chunks) : undefined;
-    if (seq === undefined) throw new Error(`run ${record.runId} is no longer running`);
-    await this.db.query(
-      `INSERT INTO lifecycle.chunks (run_id, seq, rows, bytes, min_time, max_time, duration_ms)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [record.runId, seq, record.rows, record.bytes, record.minTime, record.maxTime, record.durationMs],
-    );
-    return seq;
-  }
-
   /** Partitions a run finished (dropped or kept), oldest bound first. */
   async retiredBy(runId: string): Promise<RetiredPartition[]> {
     const { rows } = await this.db.query<Record<string, string | null>>(

@@ -1,33 +1,8 @@
-/**
- * Partition-aware retention, run by the Chunk step before its chunk loop: when the policy's table is
- * RANGE-partitioned on exactly its time column, every partition lying wholly before the cutoff (see
- * `decidePartitions`) is retired as one unit instead of row by row, then the chunk loop takes the eligible
- * rows that are left (partitions straddling the cutoff, the DEFAULT partition, the partition kept last).
- *
- * Purge unit: check the partition holds no row the policy would keep, record the unit, DETACH
- * (CONCURRENTLY without a DEFAULT partition, else a plain DETACH under lock_timeout inside the drop
- * transaction), then in one transaction lock the detached table, check again, count, record, DROP (or move
- * it to `detachedSchema` with `keepDetached`).
- *
- * Archive unit: in ONE transaction: `LOCK partition IN SHARE MODE` (no write can reach it), read it in
- * ordered batches, encode + announce + upload + verify objects exactly like archive chunks, check that the
- * objects' rows add up to `count(*)` taken under the same lock, list the objects and the unit in the
- * ledger, and fence the partition against writes (`CHECK (false) NOT VALID`) — COMMIT. Only then is it
- * detached and dropped as for purge, after checking (ACCESS EXCLUSIVE on the detached table) that it holds
- * no more rows than were archived: the fence allows no INSERT/UPDATE, so every row still in it is one
- * of the archived rows. A failure before that COMMIT leaves the partition and its rows as they were
- * (the uploaded objects are announced but unlisted: orphans the Finish step deletes); a failure after
- * it leaves a unit in state `archived`/`detaching` that the next step (or the next run) finishes.
- *
- * Not handled as units (left to the chunk loop): policies with a `filter` (a partition may hold rows the
- * filter keeps), tables referenced by foreign keys (DROP would bypass ON DELETE actions and checks).
- */
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
 import { parseQualifiedName, quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { RunState } from '../../lib/contracts/payloads.ts';
-import { sha256Hex } from '../adapters/archive-store.ts';
+import { ArchiveObjectWriter } from '../actions/archive-object-writer.ts';
 import { listReferencingForeignKeys, type Queryable } from '../adapters/catalog.ts';
 import { type ArchivedObject, Ledger } from '../adapters/ledger.ts';
 import {
@@ -42,9 +17,9 @@ import {
 import { capByBytes, rowTextSize } from '../core/batch-size.ts';
 import { cutoffPredicate, orderTerms } from '../core/chunk-sql.ts';
 import { CatalogError, StorageConfigurationError } from '../core/errors.ts';
-import { objectKey, partitionOf } from '../core/object-keys.ts';
+import { partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
-import { DEFAULT_ROW_GROUP_SIZE, encodeParquet } from '../core/parquet/encode.ts';
+import { DEFAULT_ROW_GROUP_SIZE } from '../core/parquet/encode.ts';
 import { decidePartitions, describeBoundValue, type PartitionInfo } from '../core/partitions.ts';
 import type { StepDependencies } from './dependencies.ts';
 import type { PreparedTarget } from './prepare-target.ts';
@@ -313,43 +288,27 @@ class PartitionRetention {
     const columns = prepared.target.columnNames;
     const timeAt = columns.indexOf(prepared.target.timeColumn.name);
     const keyAt = prepared.target.keyColumns.map((k) => columns.indexOf(k.name));
-    const keyOf = (row: ReadonlyArray<string | null>) =>
-      keyAt.length > 0 ? keyAt.map((i) => row[i] ?? null) : null;
     const plan = planParquetColumns(prepared.table.columns);
     const objects: ArchivedObject[] = [];
     const order = orderTerms({ ...prepared.target, schema: p.schema, table: p.name, partitioned: false })
       .map((t) => t.expression)
       .join(', ');
 
+    const writer = new ArchiveObjectWriter(store, sideLedger, { afterUpload: deps.hooks?.afterUpload });
     const upload = async (hive: string, rows: Array<Array<string | null>>) => {
-      const body = encodeParquet(plan, rows, { compression: policy.archive.compression });
-      const sha256 = sha256Hex(body);
-      const key = objectKey({
-        policyName: policy.name,
-        schema: prepared.table.schema,
-        table: prepared.table.table,
-        partition: hive,
-        runId: state.runId,
-        unique: randomUUID(),
-      });
-      await sideLedger.announcePending(store.bucket, key, state.runId);
-      await store.put(key, body, sha256, { rows: String(rows.length), run: state.runId });
-      await deps.hooks?.afterUpload?.(key);
-      await store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
-      const first = rows[0] as Array<string | null>;
-      const last = rows[rows.length - 1] as Array<string | null>;
-      objects.push({
-        bucket: store.bucket,
-        key,
-        rows: rows.length,
-        bytes: body.byteLength,
-        sha256,
-        partition: hive,
-        minTime: first[timeAt] ?? '',
-        maxTime: last[timeAt] ?? '',
-        minKey: keyOf(first),
-        maxKey: keyOf(last),
-      });
+      objects.push(
+        await writer.write({
+          policy,
+          table: prepared.table,
+          runId: state.runId,
+          partition: hive,
+          plan,
+          rows,
+          columnOffset: 0,
+          timeAt,
+          keyAt,
+        }),
+      );
     };
 
     let archived: { rows: number; bytes: number; seq: number | undefined };
@@ -406,8 +365,11 @@ class PartitionRetention {
         const units = new PartitionLedger(this.ctx.tx);
         let seq: number | undefined;
         if (rows > 0) {
-          seq = await units.countIntoRun({
+          seq = await new Ledger(this.ctx.tx).recordChunk({
             runId: state.runId,
+            minKey: null,
+            maxKey: null,
+            cursor: undefined,
             rows,
             bytes,
             objects: objects.length,
@@ -552,8 +514,11 @@ class PartitionRetention {
           );
         }
         if (rows > 0) {
-          seq = await new PartitionLedger(tx).countIntoRun({
+          seq = await new Ledger(tx).recordChunk({
             runId: state.runId,
+            minKey: null,
+            maxKey: null,
+            cursor: undefined,
             rows,
             bytes: 0,
             objects: 0,
