@@ -329,14 +329,34 @@ export class Ledger {
     return rows.length > 0;
   }
 
-  async finishRun(runId: string, status: 'succeeded' | 'dry_run', orphansRemoved: number): Promise<RunRow> {
+  /**
+   * Closes a running run (idempotent for a retried Finish). A run that was failed meanwhile (lease taken
+   * over, RecordFailure) is not turned into a success: LeaseLostError.
+   */
+  async finishRun(runId: string, status: 'succeeded' | 'dry_run'): Promise<RunRow> {
     const { rows } = await this.db.query(
-      `UPDATE lifecycle.runs SET status = $2, finished_at = clock_timestamp(), orphans_removed = orphans_removed + $3
-        WHERE run_id = $1 RETURNING ${RUN_COLUMNS}`,
-      [runId, status, orphansRemoved],
+      `UPDATE lifecycle.runs SET status = $2, finished_at = coalesce(finished_at, clock_timestamp())
+        WHERE run_id = $1 AND status IN ('running', $2)
+        RETURNING ${RUN_COLUMNS}`,
+      [runId, status],
+    );
+    if (!rows[0]) throw new LeaseLostError(`run ${runId} is not running any more (or not in the ledger)`);
+    return toRunRow(rows[0]);
+  }
+
+  async addOrphansRemoved(runId: string, orphansRemoved: number): Promise<RunRow> {
+    const { rows } = await this.db.query(
+      `UPDATE lifecycle.runs SET orphans_removed = orphans_removed + $2 WHERE run_id = $1 RETURNING ${RUN_COLUMNS}`,
+      [runId, orphansRemoved],
     );
     if (!rows[0]) throw new LeaseLostError(`run ${runId} not found in the ledger`);
     return toRunRow(rows[0]);
+  }
+
+  async getRunOrThrow(runId: string): Promise<RunRow> {
+    const run = await this.getRun(runId);
+    if (!run) throw new LeaseLostError(`run ${runId} not found in the ledger`);
+    return run;
   }
 
   async setEligibleRows(runId: string, eligibleRows: number): Promise<void> {

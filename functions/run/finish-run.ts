@@ -32,12 +32,19 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
   const db = await deps.connect();
   try {
     const ledger = new Ledger(db);
+    // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
+    const maintenance = await maintainAfterPurge(deps, db, state);
+    // Close the run before removing orphans: from here no chunk of it can commit (recordChunk requires
+    // status 'running'), so an announced-but-unlisted key can no longer become a listed one, and deleting
+    // it can never remove the only copy of rows (a stale invocation still uploading is locked out too).
+    await ledger.finishRun(state.runId, 'succeeded');
     const orphansRemoved = deps.store
       ? await removeOrphans(db, deps.store, state.policy.name, state.runId, deps.log)
       : 0;
-    // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
-    const maintenance = await maintainAfterPurge(deps, db, state);
-    const run = await ledger.finishRun(state.runId, 'succeeded', orphansRemoved);
+    const run =
+      orphansRemoved > 0
+        ? await ledger.addOrphansRemoved(state.runId, orphansRemoved)
+        : await ledger.getRunOrThrow(state.runId);
     await ledger.releaseLease(state.policy.name, state.runId);
     deps.log.info('run finished', {
       runId: run.runId,

@@ -1,0 +1,109 @@
+/**
+ * A stale Chunk invocation (a Lambda container frozen mid-chunk and thawed later) may still be uploading
+ * when Finish removes the run's orphans. Finish closes the run first, so that chunk can no longer commit:
+ * the object Finish deletes is never the only copy of rows deleted from the table.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
+import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
+import { finishRun } from '../../functions/run/finish-run.ts';
+import { runChunks } from '../../functions/run/run-chunks.ts';
+import { startRun } from '../../functions/run/start-run.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { testConfig } from '../support/archive.ts';
+import { expectArchiveGuarantees, seedEvents, tableKeys } from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+const context = { getRemainingTimeInMillis: () => 60_000 } as Context;
+
+beforeAll(async () => {
+  db = await createTestDatabase('archive_finish_race');
+  s3 = testS3Client();
+  bucket = await createTestBucket('archive-finish-race');
+});
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('Finish racing a stale chunk', () => {
+  it('never deletes an object whose chunk can still commit', async () => {
+    // Prepare
+    await seedEvents(db.pool, 'events', 600, NOW);
+    const tableKeysSql = 'SELECT id::text AS k FROM public.events';
+    const before = await tableKeys(db.pool, tableKeysSql);
+    const config = testConfig([
+      {
+        name: 'race',
+        table: 'public.events',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P30D',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    const common = { databaseUrl: db.url, bucket, s3, now: () => NOW };
+    const state = await startRun(localDependencies(common)(context), {
+      input: buildExecutionInput(config, 'race', 'local', false),
+    });
+
+    // The stale chunk stops after uploading and verifying its first object, until Finish has deleted it.
+    let uploaded!: () => void;
+    const chunkUploaded = new Promise<void>((resolve) => {
+      uploaded = resolve;
+    });
+    let mayCommit!: () => void;
+    const commitGate = new Promise<void>((resolve) => {
+      mayCommit = resolve;
+    });
+    let held = false;
+    const chunk = runChunks(
+      localDependencies({
+        ...common,
+        hooks: {
+          beforeLedger: async () => {
+            if (held) return;
+            held = true;
+            uploaded();
+            await commitGate;
+          },
+        },
+      })(context),
+      state,
+    );
+    const chunkSettled = chunk.then(
+      () => 'committed',
+      (error: Error) => error.name,
+    );
+    await chunkUploaded;
+
+    // Finish deletes orphans; right after the deletion the stale chunk tries to commit, and Finish goes on
+    // only once that attempt is over.
+    const realStore = new S3ObjectStore(s3, bucket);
+    const racingStore = Object.assign(Object.create(realStore) as S3ObjectStore, {
+      delete: async (key: string) => {
+        await realStore.delete(key);
+        mayCommit();
+        await chunkSettled;
+      },
+    });
+
+    // Act
+    const summary = await finishRun(localDependencies({ ...common, store: racingStore })(context), state);
+
+    // Assess: the stale chunk was locked out, its object removed, its rows back in the table.
+    expect(await chunkSettled).toBe('LeaseLostError');
+    expect(summary.orphansRemoved).toBe(1);
+    await expectArchiveGuarantees(
+      { pool: db.pool, s3, bucket, policy: 'race', tableKeysSql, keyOf: (row) => String(row.id) },
+      before,
+    );
+  });
+});
