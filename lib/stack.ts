@@ -18,6 +18,8 @@ import { LifecycleFunction } from './constructs/lifecycle-function.ts';
 import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
 import type { ArchivePolicy, LifecycleConfig } from './contracts/config.ts';
+import { DEPLOYED_POLICIES_ENV, policyDigest } from './contracts/policy-digest.ts';
+import { buildExecutionInput } from './execution-input.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
 
 /** Properties of a {@link PgLifecycleStack}. */
@@ -113,6 +115,18 @@ export class PgLifecycleStack extends Stack {
       finish: 'pg-lifecycle Finish: orphan cleanup, totals, lease release',
       recordFailure: 'pg-lifecycle RecordFailure: marks the run failed, releases the lease',
     };
+    // Start refuses a policy that is not deployed as it is: StartExecution rights alone cannot point a run
+    // at another table, filter or retention.
+    const deployedPolicies = JSON.stringify(
+      Object.fromEntries(
+        config.policies
+          .filter((policy) => policy.enabled)
+          .map((policy) => {
+            const input = buildExecutionInput(config, policy.name, 'schedule', false);
+            return [policy.name, policyDigest(input.policy, input.chunking)];
+          }),
+      ),
+    );
     const makeFunction = (name: keyof ChunkLoopFunctions, id: string, memorySize?: number) =>
       new LifecycleFunction(this, id, {
         entry: fileURLToPath(new URL(HANDLER_ENTRIES[name], REPO_ROOT)),
@@ -130,6 +144,12 @@ export class PgLifecycleStack extends Stack {
       finish: makeFunction('finish', 'FinishFunction'),
       recordFailure: makeFunction('recordFailure', 'RecordFailureFunction'),
     };
+    if (deployedPolicies.length > 3_000) {
+      throw new Error(
+        `${config.policies.length} policies: too many for one stack (Lambda environment limit); split the config`,
+      );
+    }
+    this.functions.start.addEnvironment(DEPLOYED_POLICIES_ENV, deployedPolicies);
     for (const fn of Object.values(this.functions)) connectivity.secret.grantRead(fn);
     this.grantSecretKey(config.database?.secretKmsKeyArn);
     this.grantArchiveAccess();

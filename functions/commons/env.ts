@@ -11,6 +11,11 @@ const EnvSchema = z.object({
   DB_SSL: z.enum(['disable', 'require', 'verify-full']).optional(),
   ARCHIVE_BUCKET: z.string().min(3).optional(),
   GLUE_DATABASE: z.string().min(1).optional(),
+  /** `{ "<policy>": "<digest>" }` of the deployed policies (Start refuses any other). */
+  LIFECYCLE_DEPLOYED_POLICIES: z
+    .string()
+    .transform((text) => z.record(z.string(), z.string()).parse(JSON.parse(text)))
+    .optional(),
   /** Milliseconds kept free before the Lambda timeout: the chunk step returns its cursor before that. */
   LIFECYCLE_SAFETY_MARGIN_MS: z.coerce.number().int().min(0).default(30_000),
 });

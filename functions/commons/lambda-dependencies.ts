@@ -23,6 +23,7 @@ export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMil
     tableCatalog: env.GLUE_DATABASE
       ? new GlueTableCatalog(new GlueClient({ ...AWS_CLIENT_TIMEOUTS }), env.GLUE_DATABASE)
       : undefined,
+    deployedPolicies: env.LIFECYCLE_DEPLOYED_POLICIES,
     now: () => new Date(),
     remainingMs: () => context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
     log: stepLogger,

@@ -23,6 +23,8 @@ export interface LocalDependencyOptions {
   readonly now?: (() => Date) | undefined;
   /** Replaces the replica-lag reading of the throttle (tests). */
   readonly replicaLagSeconds?: (() => Promise<number>) | undefined;
+  /** Digests of "deployed" policies, as the stack sets them for the Start function. */
+  readonly deployedPolicies?: Readonly<Record<string, string>> | undefined;
 }
 
 export function localDependencies(options: LocalDependencyOptions): (context: Context) => StepDependencies {
@@ -32,6 +34,7 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
     connect: async () =>
       connect(await resolveClientConfig({ DATABASE_URL: options.databaseUrl, DB_SSL: options.ssl })),
     store,
+    deployedPolicies: options.deployedPolicies,
     now: options.now ?? (() => new Date()),
     remainingMs: () => context.getRemainingTimeInMillis(),
     log: options.log ?? silentLogger,

@@ -38,6 +38,11 @@ export interface StepDependencies {
   store?: ObjectStore | undefined;
   /** Glue catalog for Athena tables over archive prefixes (AWS only; absent locally). */
   tableCatalog?: TableCatalog | undefined;
+  /**
+   * Digests of the deployed policies (see lib/contracts/policy-digest.ts). When set, Start refuses any
+   * other policy. Unset for local runs, which execute the operator's own config.
+   */
+  deployedPolicies?: Readonly<Record<string, string>> | undefined;
   now(): Date;
   /** Milliseconds left before the step must return (Lambda timeout minus a safety margin). */
   remainingMs(): number;

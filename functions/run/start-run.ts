@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Chunking } from '../../lib/contracts/config.ts';
 import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../lib/contracts/payloads.ts';
+import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { readTableStats } from '../adapters/table-stats.ts';
@@ -45,8 +46,28 @@ export function parseExecutionInput(input: unknown): ExecutionInput {
   return parsed.data;
 }
 
+/** Refuses a policy that is not deployed as it is (a hand-made or tampered execution input). */
+export function checkDeployedPolicy(
+  input: ExecutionInput,
+  deployed: Readonly<Record<string, string>> | undefined,
+): void {
+  if (!deployed) return;
+  const expected = deployed[input.policy.name];
+  if (expected === undefined) {
+    throw new InvalidPayloadError(
+      `policy "${input.policy.name}" is not deployed (known: ${Object.keys(deployed).join(', ')})`,
+    );
+  }
+  if (policyDigest(input.policy, input.chunking) !== expected) {
+    throw new InvalidPayloadError(
+      `policy "${input.policy.name}" differs from the deployed configuration; deploy the config first (cdk deploy)`,
+    );
+  }
+}
+
 export async function startRun(deps: StepDependencies, request: StartRequest): Promise<RunState> {
   const input = parseExecutionInput(request.input);
+  checkDeployedPolicy(input, deps.deployedPolicies);
   const { policy, chunking } = input;
   const db = await deps.connect();
   try {

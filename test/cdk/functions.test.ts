@@ -1,6 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config-file.ts';
+import { DEPLOYED_POLICIES_ENV, policyDigest } from '../../lib/contracts/policy-digest.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { fixtureConfig, logicalIdOf, sandboxConfig, synthesize } from './synth.ts';
 
 const config = fixtureConfig();
@@ -43,6 +45,26 @@ describe('lifecycle functions', () => {
       ['pg-lifecycle RecordFailure', 1024],
       ['pg-lifecycle Start', 1024],
     ]);
+  });
+
+  it('give the start function the digest of every enabled policy, and only the start function', () => {
+    // Assess
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    const withDigests = functions.filter((fn) => fn.Properties.Environment.Variables[DEPLOYED_POLICIES_ENV]);
+    expect(withDigests.map((fn) => String(fn.Properties.Description).split(':')[0])).toEqual([
+      'pg-lifecycle Start',
+    ]);
+    const deployed = JSON.parse(withDigests[0]?.Properties.Environment.Variables[DEPLOYED_POLICIES_ENV]);
+    const enabled = config.policies.filter((p) => p.enabled);
+    expect(enabled.length).toBeLessThan(config.policies.length);
+    expect(deployed).toEqual(
+      Object.fromEntries(
+        enabled.map((p) => {
+          const input = buildExecutionInput(config, p.name, 'schedule', false);
+          return [p.name, policyDigest(input.policy, input.chunking)];
+        }),
+      ),
+    );
   });
 
   it('attach to the configured subnets with the configured security group', () => {

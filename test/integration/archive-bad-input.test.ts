@@ -8,6 +8,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalDependencyOptions } from '../../functions/local-runner/local-dependencies.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import { policyDigest } from '../../lib/contracts/policy-digest.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { runLocally, testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -30,6 +32,12 @@ const validPolicy = {
   retention: 'P90D',
   chunking: { initialRows: 200, minRows: 200, maxRows: 200 },
 };
+
+/** What the stack gives the Start function for a config holding only `validPolicy`. */
+function deployedDigests(): Record<string, string> {
+  const input = buildExecutionInput(testConfig([validPolicy]), validPolicy.name, 'schedule', false);
+  return { [validPolicy.name]: policyDigest(input.policy, input.chunking) };
+}
 
 /** Everything a run could change, in a comparable form. */
 async function everything() {
@@ -119,6 +127,21 @@ const cases: BadInputCase[] = [
     cause: /1 \+ 1.*must be type boolean/,
   },
   {
+    // StartExecution rights alone must not point a deployed stack at another filter, table or retention.
+    title: 'an execution input whose policy differs from the deployed one',
+    policy: { filter: 'true' },
+    deps: async () => ({ deployedPolicies: deployedDigests() }),
+    error: 'InvalidPayloadError',
+    cause: /policy "bad-input" differs from the deployed configuration/,
+  },
+  {
+    title: 'an execution input naming a policy that is not deployed',
+    policy: { name: 'not-deployed' } as Partial<typeof validPolicy>,
+    deps: async () => ({ deployedPolicies: deployedDigests() }),
+    error: 'InvalidPayloadError',
+    cause: /policy "not-deployed" is not deployed \(known: bad-input\)/,
+  },
+  {
     title: 'a bucket that does not exist',
     deps: async () => ({ bucket: `${bucket}-missing` }),
     error: 'StorageConfigurationError',
@@ -143,7 +166,7 @@ describe('archive with bad input', () => {
     // Act
     const result = await runLocally({
       config,
-      policyName: validPolicy.name,
+      policyName: policy?.name ?? validPolicy.name,
       definition,
       deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, ...(await deps?.()) },
     });

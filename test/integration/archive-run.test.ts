@@ -4,6 +4,8 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { policyDigest } from '../../lib/contracts/policy-digest.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { ledgerObjects, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
@@ -127,13 +129,16 @@ describe('archive run', () => {
         chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
       },
     ]);
+    // Each continuation's Start checks the policy it carries against the deployed one, as in AWS.
+    const { policy, chunking } = buildExecutionInput(config, 'continued', 'schedule', false);
+    const deployedPolicies = { continued: policyDigest(policy, chunking) };
     // Act: a budget that fits one chunk per step (the step keeps 1 s + 2 chunks in reserve) and 3 steps per execution.
     const result = await runLocally({
       config,
       policyName: 'continued',
       chunkBudgetMs: 1050,
       maxIterationsOverride: 3,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, deployedPolicies },
     });
     // Assess
     expect(result.failure).toBeUndefined();
