@@ -5,7 +5,7 @@ import { Ledger } from '../../functions/adapters/ledger.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { ConfigError, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
-import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { BucketNameSchema, type LifecycleConfig } from '../../lib/contracts/config.ts';
 import { UnknownPolicyError } from '../../lib/execution-input.ts';
 import { listExecutions, requireStateMachineArn, startCommand } from './aws-commands.ts';
 import { UsageError } from './errors.ts';
@@ -64,6 +64,17 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** --bucket or PG_LIFECYCLE_BUCKET, checked like the config's bucketName before any S3 call. */
+function bucketOption(values: Values): string | undefined {
+  const bucket = values.bucket ?? process.env.PG_LIFECYCLE_BUCKET;
+  if (bucket !== undefined && !BucketNameSchema.safeParse(bucket).success) {
+    throw new UsageError(`bucket ${JSON.stringify(bucket)} is not a valid S3 bucket name`);
+  }
+  return bucket;
+}
+
 function requirePolicy(values: Values): string {
   if (!values.policy) throw new UsageError('--policy NAME is required');
   return values.policy;
@@ -96,7 +107,7 @@ async function dispatch(command: string, values: Values): Promise<number> {
         const report = await runCommand({
           config,
           policy: requirePolicy(values),
-          bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
+          bucket: bucketOption(values),
           dryRun: values['dry-run'],
           force: values.force,
           verbose: values.verbose,
@@ -128,8 +139,10 @@ async function dispatch(command: string, values: Values): Promise<number> {
     case 'status':
       return statusCommand(values);
     case 'verify': {
-      const bucket = values.bucket ?? process.env.PG_LIFECYCLE_BUCKET;
+      const bucket = bucketOption(values);
       if (!bucket) throw new UsageError('verify needs the archive bucket: --bucket B or PG_LIFECYCLE_BUCKET');
+      if (values.run !== undefined && !UUID.test(values.run))
+        throw new UsageError(`--run ${values.run} is not a run id (a UUID)`);
       const policy = requirePolicy(values);
       const { verifyArchiveRun } = await import('../local/verify-archive.ts');
       const { createS3Client } = await import('../../functions/commons/s3.ts');

@@ -297,6 +297,11 @@ export const PurgePolicySchema = PolicyBaseSchema.extend({
 
 export const PolicySchema = z.discriminatedUnion('action', [ArchivePolicySchema, PurgePolicySchema]);
 
+/** S3 bucket names (the config's bucketName, the CLI's --bucket). */
+export const BucketNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name');
+
 const DatabaseSchema = z
   .object({
     /** Secrets Manager secret with the RDS JSON shape: host, port, username, password, dbname. */
@@ -332,10 +337,7 @@ export const LifecycleConfigSchema = z
     database: DatabaseSchema.optional(),
     sandbox: z.boolean().default(false),
     /** Existing bucket name for archives; omit to let the stack create one. */
-    bucketName: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
-      .optional(),
+    bucketName: BucketNameSchema.optional(),
     /** Email subscribed to the failure alarm topic. */
     alarmEmail: z.email().optional(),
     defaults: z

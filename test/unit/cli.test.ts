@@ -138,3 +138,50 @@ describe('pg-lifecycle validate', () => {
     );
   });
 });
+
+describe('pg-lifecycle option checks', () => {
+  /** Runs the CLI, returning its exit code and what it wrote to stderr. */
+  async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+    const errors: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      errors.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      const { main } = await import('../../bin/cli/main.ts');
+      return { code: await main(args), stderr: errors.join('') };
+    } finally {
+      process.stderr.write = write;
+    }
+  }
+
+  const dir = mkdtempSync(join(tmpdir(), 'pgl-cli-'));
+  const file = join(dir, 'ok.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      sandbox: true,
+      policies: [{ name: 'p', table: 't', action: 'archive', timeColumn: 'c', retention: 'P1Y' }],
+    }),
+  );
+
+  it.each([
+    [
+      ['run', '--config', file, '--policy', 'p', '--bucket', 'My Bucket'],
+      /bucket "My Bucket" is not a valid S3 bucket name/,
+    ],
+    [
+      ['verify', '--config', file, '--policy', 'p', '--bucket', 'ok-bucket', '--run', "1' OR '1"],
+      /--run 1' OR '1 is not a run id/,
+    ],
+    [['run', '--config', file, '--policy', 'nope', '--bucket', 'ok-bucket'], /no policy named "nope"/],
+    [['status', '--limit', '1000'], /--limit must be a whole number from 1 to 100/],
+  ])('exits 2 before touching anything: %j', async (args, message) => {
+    // Act
+    const { code, stderr } = await cli(args);
+    // Assess
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+});
