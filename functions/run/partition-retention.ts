@@ -115,6 +115,17 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
   const { deps, state, prepared } = ctx;
   const { policy } = state;
   const totals = { complete: true, rows: 0, objects: 0, bytes: 0, chunks: 0 };
+  const retention = new PartitionRetention(ctx, await resolveDetachedSchema(ctx.side, policy));
+  const units = new PartitionLedger(ctx.side);
+
+  // Units an interrupted step (or run) started: finish them first, whatever the policy says now. An
+  // archived unit's rows are already in the archive; left in place, the chunk loop would archive them twice.
+  for (const unit of await units.openUnits(policy.name)) {
+    const added = await retention.finishOpenUnit(unit);
+    totals.rows += added.rows;
+    totals.chunks += added.chunks;
+  }
+
   const blocker = await partitionRetentionBlocker(ctx.side, policy, prepared);
   if (blocker) {
     if (prepared.table.kind === 'p') {
@@ -128,15 +139,6 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
   }
   if (policy.action === 'archive' && !deps.store) {
     throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
-  }
-  const retention = new PartitionRetention(ctx, await resolveDetachedSchema(ctx.side, policy));
-  const units = new PartitionLedger(ctx.side);
-
-  // Units an interrupted step (or run) started: finish them first.
-  for (const unit of await units.openUnits(policy.name)) {
-    const added = await retention.finishOpenUnit(unit);
-    totals.rows += added.rows;
-    totals.chunks += added.chunks;
   }
 
   const partitions = await listPartitions(ctx.side, prepared.table.oid);

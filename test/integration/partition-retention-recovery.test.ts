@@ -182,70 +182,81 @@ describe('partition retention: crash after an archive unit committed, before DET
     expect(sorted(unitKeys)).toEqual(sorted(inMarch));
   });
 
-  it('after a terminal crash, the next run finishes the unit the failed run started', async () => {
-    // Prepare
-    const table = 'crash_next_run';
-    await seedMonthly(table);
-    const scope = scopeOf('crash-next-run', table);
-    const before = await tableKeys(db.pool, scope.tableKeysSql);
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const inMarch = await ids(table, `created_at < '2026-04-01'`);
-    const config = testConfig([archivePolicy('crash-next-run', table)]);
-    const hooks: ChunkFaultHooks = {
-      afterPartitionArchived: () => {
-        throw new Error('injected: terminal failure after the unit COMMIT');
-      },
-    };
+  it.each([
+    ['with the same policy', 'crash_next_run', {}],
+    // Left open, the fenced partition's rows would be archived a second time by the chunk loop.
+    [
+      'with partition retention turned off meanwhile',
+      'crash_next_run_off',
+      { partitions: { enabled: false } },
+    ],
+  ])(
+    'after a terminal crash, the next run finishes the unit the failed run started (%s)',
+    async (_label, table, nextOverrides) => {
+      // Prepare
+      const policyName = table.replaceAll('_', '-');
+      await seedMonthly(table);
+      const scope = scopeOf(policyName, table);
+      const before = await tableKeys(db.pool, scope.tableKeysSql);
+      const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+      const inMarch = await ids(table, `created_at < '2026-04-01'`);
+      const config = testConfig([archivePolicy(policyName, table)]);
+      const hooks: ChunkFaultHooks = {
+        afterPartitionArchived: () => {
+          throw new Error('injected: terminal failure after the unit COMMIT');
+        },
+      };
 
-    // Act 1
-    const failed = await runLocally({
-      config,
-      policyName: 'crash-next-run',
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
-    });
+      // Act 1
+      const failed = await runLocally({
+        config,
+        policyName: policyName,
+        definition,
+        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
+      });
 
-    // Assess 1: March is archived (listed, counted into the failed run) and fenced, still attached.
-    expect(failed.status).toBe('failed');
-    const [open] = await unitOf(`${table}_2026_03`);
-    expect(open).toMatchObject({ state: 'archived', finished_by: null, rows: String(inMarch.length) });
-    expect(await ids(table, `created_at < '2026-04-01'`)).toEqual(inMarch);
-    await expect(
-      db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-03-15', 'late')`),
-    ).rejects.toThrow(/pg_lifecycle_archived_fence/);
+      // Assess 1: March is archived (listed, counted into the failed run) and fenced, still attached.
+      expect(failed.status).toBe('failed');
+      const [open] = await unitOf(`${table}_2026_03`);
+      expect(open).toMatchObject({ state: 'archived', finished_by: null, rows: String(inMarch.length) });
+      expect(await ids(table, `created_at < '2026-04-01'`)).toEqual(inMarch);
+      await expect(
+        db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-03-15', 'late')`),
+      ).rejects.toThrow(/pg_lifecycle_archived_fence/);
 
-    // Act 2
-    const next = await runLocally({
-      config,
-      policyName: 'crash-next-run',
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+      // Act 2
+      const next = await runLocally({
+        config: testConfig([archivePolicy(policyName, table, nextOverrides)]),
+        policyName: policyName,
+        definition,
+        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+      });
 
-    // Assess 2
-    expect(next.failure).toBeUndefined();
-    const state = await expectArchiveGuarantees(scope, before);
-    expect(sorted(state.archivedKeys)).toEqual(sorted(eligible));
-    expect(await relationExists(`${table}_2026_03`)).toBe(false);
-    const [unit] = await unitOf(`${table}_2026_03`);
-    expect(unit).toMatchObject({
-      run_id: open?.run_id,
-      finished_by: next.summary?.runId,
-      state: 'dropped',
-      rows: String(inMarch.length),
-    });
-    const unitKeys = (
-      await readArchivedRows(
-        s3,
-        bucket,
-        await objectsOfChunk(open?.run_id as string, open?.chunk_seq as number),
-      )
-    ).map(scope.keyOf);
-    expect(sorted(unitKeys)).toEqual(sorted(inMarch));
-    // Each run counts what it archived: March in the failed run, the rest in the next one.
-    expect(await runRecord(db.pool, open?.run_id)).toMatchObject({ rows: String(inMarch.length) });
-    expect(next.summary?.rows).toBe(eligible.length - inMarch.length);
-  });
+      // Assess 2
+      expect(next.failure).toBeUndefined();
+      const state = await expectArchiveGuarantees(scope, before);
+      expect(sorted(state.archivedKeys)).toEqual(sorted(eligible));
+      expect(await relationExists(`${table}_2026_03`)).toBe(false);
+      const [unit] = await unitOf(`${table}_2026_03`);
+      expect(unit).toMatchObject({
+        run_id: open?.run_id,
+        finished_by: next.summary?.runId,
+        state: 'dropped',
+        rows: String(inMarch.length),
+      });
+      const unitKeys = (
+        await readArchivedRows(
+          s3,
+          bucket,
+          await objectsOfChunk(open?.run_id as string, open?.chunk_seq as number),
+        )
+      ).map(scope.keyOf);
+      expect(sorted(unitKeys)).toEqual(sorted(inMarch));
+      // Each run counts what it archived: March in the failed run, the rest in the next one.
+      expect(await runRecord(db.pool, open?.run_id)).toMatchObject({ rows: String(inMarch.length) });
+      expect(next.summary?.rows).toBe(eligible.length - inMarch.length);
+    },
+  );
 });
 
 describe('partition retention: a unit that cannot finish within the step falls back to chunks', () => {
