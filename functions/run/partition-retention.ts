@@ -21,6 +21,7 @@ import { partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { DEFAULT_ROW_GROUP_SIZE } from '../core/parquet/encode.ts';
 import { decidePartitions, describeBoundValue, type PartitionInfo } from '../core/partitions.ts';
+import { beginBoundedTransaction } from './bounded-transaction.ts';
 import type { StepDependencies } from './dependencies.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 import { leaseTtlSeconds } from './start-run.ts';
@@ -223,12 +224,7 @@ class PartitionRetention {
   }
 
   private async begin(): Promise<void> {
-    const { chunking } = this.ctx.state;
-    await this.ctx.tx.query('BEGIN');
-    await this.ctx.tx.query(
-      `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
-      [`${chunking.lockTimeoutMs}ms`, `${chunking.statementTimeoutMs}ms`],
-    );
+    await beginBoundedTransaction(this.ctx.tx, this.ctx.state.chunking);
   }
 
   private async inTransaction<T>(work: () => Promise<T>): Promise<T> {

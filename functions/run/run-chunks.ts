@@ -18,6 +18,7 @@ import {
   LeaseLostError,
   StorageConfigurationError,
 } from '../core/errors.ts';
+import { beginBoundedTransaction } from './bounded-transaction.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { addPartitionTotals, retirePartitions } from './partition-retention.ts';
 import { prepareTarget } from './prepare-target.ts';
@@ -138,11 +139,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         const startedAt = performance.now();
         const chunkInput = inputFor(cursor, limit);
         try {
-          await client.query('BEGIN');
-          await client.query(
-            `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
-            [`${chunking.lockTimeoutMs}ms`, `${chunking.statementTimeoutMs}ms`],
-          );
+          await beginBoundedTransaction(client, chunking);
           const taken = await action.take(client, chunkInput);
           return { client, startedAt, limit, input: chunkInput, taken } satisfies InFlight;
         } catch (error) {
