@@ -414,9 +414,26 @@ export type VacuumOptions = z.output<typeof VacuumOptionsSchema>;
 export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;
 export type Throttle = z.output<typeof ResolvedThrottleSchema>;
 
-/** The chunking a policy runs with: built-in defaults, then `defaults.chunking`, then the policy's own. */
+/**
+ * Built-in chunking that differs by action. A purge transaction holds only row locks on old rows and ends
+ * at COMMIT (nothing waits on S3), so it is kept short (≤ 250 ms) and its row count is bounded by that
+ * target rather than by memory; an archive chunk holds its rows in memory while it uploads them.
+ */
+export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial<Chunking>>> = {
+  archive: {},
+  purge: { targetTransactionMs: 250, maxRows: 500_000 },
+};
+
+/**
+ * The chunking a policy runs with: built-in defaults (per action, then common), then `defaults.chunking`,
+ * then the policy's own.
+ */
 export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
-  const merged = ChunkingSchema.parse({ ...config.defaults.chunking, ...policy.chunking });
+  const merged = ChunkingSchema.parse({
+    ...ACTION_CHUNKING_DEFAULTS[policy.action],
+    ...config.defaults.chunking,
+    ...policy.chunking,
+  });
   if (merged.minRows > merged.maxRows)
     throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
   const throttle = resolveThrottle(config.defaults.throttle, policy.throttle);

@@ -49,6 +49,25 @@ describe('config schema', () => {
     expect(chunking.initialRows).toBe(10_000);
   });
 
+  it('keeps purge transactions short by default (250 ms), unless the config says otherwise', () => {
+    const purge = { ...validPolicy, action: 'purge', filter: undefined, name: 'p', table: 'public.sessions' };
+    const plain = LifecycleConfigSchema.parse({ sandbox: true, policies: [validPolicy, purge] });
+    expect(resolveChunking(plain, plain.policies[0] as never)).toMatchObject({
+      targetTransactionMs: 2_000,
+      maxRows: 50_000,
+    });
+    expect(resolveChunking(plain, plain.policies[1] as never)).toMatchObject({
+      targetTransactionMs: 250,
+      maxRows: 500_000,
+    });
+    const overridden = LifecycleConfigSchema.parse({
+      sandbox: true,
+      defaults: { chunking: { targetTransactionMs: 400 } },
+      policies: [purge],
+    });
+    expect(resolveChunking(overridden, overridden.policies[0] as never).targetTransactionMs).toBe(400);
+  });
+
   it('accepts a purge of an archived table that keeps rows longer than the archive does', () => {
     const config = {
       sandbox: true,

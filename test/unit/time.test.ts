@@ -43,7 +43,9 @@ describe('adaptive batch size', () => {
   it('grows at most 2x when chunks are fast and shrinks at most 2x when slow', () => {
     expect(nextBatchRows(10_000, 100, 10_000, chunking)).toBe(20_000);
     expect(nextBatchRows(10_000, 10_000, 10_000, chunking)).toBe(5_000);
-    expect(nextBatchRows(10_000, 800, 10_000, chunking)).toBe(12_500);
+    // Aims at 80 % of the target (800 ms of 1000): a chunk at 640 ms grows by 1.25.
+    expect(nextBatchRows(10_000, 640, 10_000, chunking)).toBe(12_500);
+    expect(nextBatchRows(10_000, 1_000, 10_000, chunking)).toBe(8_000);
   });
 
   it('stays within bounds and ignores a short final chunk', () => {
