@@ -93,6 +93,23 @@ function withIterationBound(definition: AslDefinition, bound: number): AslDefini
   return copy;
 }
 
+/**
+ * One interpreter per definition: StateMachine validates the whole definition (JSONPaths and ARNs, like the
+ * service does) when it is built, which costs ~100 ms, more than a small run's database work.
+ */
+const machines = new WeakMap<AslDefinition, StateMachine>();
+
+function stateMachineFor(definition: AslDefinition): StateMachine {
+  let machine = machines.get(definition);
+  if (!machine) {
+    machine = new StateMachine(definition as never, {
+      validationOptions: { checkArn: true, checkPaths: true },
+    });
+    machines.set(definition, machine);
+  }
+  return machine;
+}
+
 export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalRunResult> {
   const input = buildExecutionInput(options.config, options.policyName, 'local', options.dryRun ?? false, {
     force: options.force ?? false,
@@ -113,10 +130,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   let executions = 0;
   let chunkInvocations = 0;
   const stateMachineArn = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:stateMachine:pg-lifecycle-local`;
-  // StateMachine validates JSONPaths and ARNs like the service does.
-  const machine = new StateMachine(definition as never, {
-    validationOptions: { checkArn: true, checkPaths: true },
-  });
+  const machine = stateMachineFor(definition);
   const retryMs = options.retryIntervalMs ?? 100;
   const retryableStates = [StateNames.start, StateNames.chunk, StateNames.finish, StateNames.recordFailure];
 
