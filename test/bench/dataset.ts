@@ -36,9 +36,21 @@ export async function fillEvents(db: pg.Client, rows: number): Promise<void> {
     [rows],
   );
   await db.query(`CREATE INDEX ON ${EVENTS_TABLE} (created_at)`);
-  await db.query(`VACUUM ANALYZE ${EVENTS_TABLE}`);
+  await settle(db, EVENTS_TABLE);
   // Needs superuser (or pg_checkpoint); without it the run just starts with dirty buffers.
   await db.query('CHECKPOINT').catch(() => undefined);
+}
+
+/**
+ * CHECKPOINT, then VACUUM ANALYZE. The throwaway cluster commits asynchronously (synchronous_commit off),
+ * and VACUUM does not mark a page all-visible while its inserter's commit may be unflushed, so without
+ * the checkpoint the visibility map stays empty (pg_class.relallvisible 0), unlike the old rows of a
+ * production table, which autovacuum marked long ago. Both the single DELETE and the purge start from
+ * that settled state. CHECKPOINT needs superuser (or pg_checkpoint); without it the map stays as it is.
+ */
+async function settle(db: pg.Client, table: string): Promise<void> {
+  await db.query('CHECKPOINT').catch(() => undefined);
+  await db.query(`VACUUM ANALYZE ${table}`);
 }
 
 export async function countEvents(db: pg.Client, table = EVENTS_TABLE): Promise<number> {
@@ -109,7 +121,7 @@ export async function fillMonthlyEvents(
     [rows, cutoff, months - 1],
   );
   await db.query(`CREATE INDEX ON ${MONTHLY_EVENTS_TABLE} (created_at)`);
-  await db.query(`VACUUM ANALYZE ${MONTHLY_EVENTS_TABLE}`);
+  await settle(db, MONTHLY_EVENTS_TABLE);
   await db.query('CHECKPOINT').catch(() => undefined);
   return months;
 }

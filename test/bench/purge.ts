@@ -50,7 +50,8 @@ interface Options {
   repeat: number;
   json: boolean;
   targetMs: number;
-  maxRows: number;
+  /** Chunk row cap; the policy's built-in default unless given. */
+  maxRows: number | undefined;
 }
 
 class UsageError extends Error {}
@@ -80,7 +81,7 @@ function parseOptions(argv: string[]): Options {
     repeat: positiveInt('repeat', values.repeat, 1),
     json: values.json,
     targetMs: positiveInt('target-ms', values['target-ms'], 250),
-    maxRows: positiveInt('max-rows', values['max-rows'], 50_000),
+    maxRows: values['max-rows'] === undefined ? undefined : positiveInt('max-rows', values['max-rows'], 1),
   };
 }
 
@@ -141,7 +142,10 @@ export async function main(argv: string[]): Promise<number> {
       table,
       timeColumn: 'created_at',
       retention: RETENTION,
-      chunking: { targetTransactionMs: options.targetMs, maxRows: options.maxRows },
+      chunking: {
+        targetTransactionMs: options.targetMs,
+        ...(options.maxRows === undefined ? {} : { maxRows: options.maxRows }),
+      },
       partitions: { enabled: partitions },
     });
     const config = LifecycleConfigSchema.parse({
