@@ -5,7 +5,7 @@
  * budget, and pipelining (the next chunk's `take` runs in PostgreSQL while this chunk's `complete` runs
  * in Node).
  */
-import type { Policy } from '../../lib/contracts/config.ts';
+import type { Chunking, Policy } from '../../lib/contracts/config.ts';
 import type { Queryable, ResolvedTable } from '../adapters/catalog.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
 import type { ChunkTarget } from '../core/chunk-sql.ts';
@@ -18,6 +18,8 @@ export interface ChunkInput {
   readonly cutoff: string;
   readonly cursor: ReadonlyArray<string | null> | null;
   readonly limit: number;
+  /** The policy's resolved chunking (the transaction's lock and statement timeouts come from it). */
+  readonly chunking: Chunking;
 }
 
 /** What `take` locked and changed, still uncommitted. */

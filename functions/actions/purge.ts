@@ -1,10 +1,20 @@
 /**
- * Purge chunk: DELETE a bounded, ordered, SKIP LOCKED slice of eligible rows, returning only the order
- * terms (for the cursor and the ledger's key/time ranges). Nothing happens outside the database, so
+ * Purge chunk: delete one time window of eligible rows. Nothing happens outside the database, so
  * `complete` has nothing to do: the chunk loop records the chunk and commits.
+ *
+ * A window is `start ≤ time < end` where `end` is the time of the (limit+1)-th eligible row: a plain range
+ * DELETE (index range scan, no sort, no row-lock records, nothing returned) runs as fast per row as one big
+ * `DELETE … WHERE time < cutoff`. Hot rows must never hold the run up, so that DELETE may wait for a row
+ * lock only briefly (OPTIMISTIC_LOCK_WAIT_MS, inside a savepoint): when it meets a row another session
+ * holds, the window is deleted again with FOR UPDATE SKIP LOCKED (the held rows stay for the next run), and
+ * the next windows go straight to SKIP LOCKED for a while.
+ *
+ * Cursors: `[end]` after a window (every row before `end` is done), or the keyset `[time, key…]` inside a
+ * run of rows that share one time value and outnumber a chunk (then keyset chunks, ordered and locked,
+ * take them; see buildPurgeChunkStatement).
  */
 import type { Queryable } from '../adapters/catalog.ts';
-import { buildPurgeChunkStatement } from '../core/chunk-sql.ts';
+import { buildPurgeChunkStatement, buildPurgeWindowStatements, type WindowStart } from '../core/chunk-sql.ts';
 import { ForeignKeyError } from '../core/errors.ts';
 import {
   type ChunkAction,
@@ -13,40 +23,29 @@ import {
   summarizeTakenRows,
   type TakenChunk,
 } from './action.ts';
-import { NextEligibleLocator } from './next-eligible.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
+/** SQLSTATE lock_not_available: lock_timeout expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+/** How long the plain window DELETE may wait for a row another session holds before SKIP LOCKED takes over. */
+export const OPTIMISTIC_LOCK_WAIT_MS = 20;
+/** After meeting a held row, this many windows are deleted with SKIP LOCKED before trying plainly again. */
+const SKIP_LOCKED_WINDOWS_AFTER_CONFLICT = 8;
+
+interface Start {
+  readonly kind: WindowStart;
+  readonly time?: string | undefined;
+}
+
+type Row = Array<string | null>;
 
 export class PurgeAction implements ChunkAction {
-  private readonly locator = new NextEligibleLocator();
+  private skipLockedWindowsLeft = 0;
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
-    const withCursor = input.cursor !== null;
-    const params = [input.cutoff, input.limit, ...(input.cursor ?? [])];
-    // A partitioned table is purged leaf by leaf (by ctid inside the leaf of the next eligible row).
-    let target = input.target;
-    if (target.partitioned) {
-      const next = await this.locator.find(tx, target, params, withCursor);
-      if (next === undefined) return undefined;
-      target = next.target;
-    }
-    let statement = buildPurgeChunkStatement(target, withCursor);
-    let rows: Array<Array<string | null>>;
     try {
-      const result = await tx.query<Array<string | null>>({
-        text: statement.text,
-        values: params,
-        rowMode: 'array',
-      });
-      rows = result.rows;
-      if (target !== input.target && Number(rows[0]?.[0] ?? 0) === 0) {
-        // Every eligible row of that leaf is locked by other sessions: go on across all partitions.
-        statement = buildPurgeChunkStatement(input.target, withCursor);
-        rows = (
-          await tx.query<Array<string | null>>({ text: statement.text, values: params, rowMode: 'array' })
-        ).rows;
-      }
+      return await this.takeChunk(tx, input);
     } catch (error) {
       if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
         // The start step checked that child policies exist; their rows still reference this chunk's rows.
@@ -58,17 +57,115 @@ export class PurgeAction implements ChunkAction {
       }
       throw error;
     }
-    const summary = rows[0];
-    if (!summary || Number(summary[0]) === 0) return undefined;
-    const first = summary.slice(1, 1 + statement.terms);
-    const last = summary.slice(1 + statement.terms);
-    // The summary rows hold only order values: time first, then the key (or ctid).
-    const positions = first.map((_, i) => i);
-    const ends = summarizeTakenRows([first, last], positions);
-    return { ...ends, rows: Number(summary[0]) };
   }
 
   async complete(): Promise<CompletedChunk> {
     return { bytes: 0, objects: [] };
+  }
+
+  private async takeChunk(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
+    let start: Start = { kind: 'first' };
+    const cursor = input.cursor;
+    if (cursor !== null && cursor.length === 1) {
+      start = { kind: 'at', time: cursor[0] ?? undefined };
+    } else if (cursor !== null) {
+      // Inside a run of rows sharing one time value: go on after the cursor's key, then past that time.
+      const time = cursor[0] as string;
+      const taken = await this.takeSameTime(tx, input, time, cursor);
+      if (taken) return taken;
+      start = { kind: 'after', time };
+    }
+    // Each pass moves `start` strictly forward, so this ends; it loops only past windows whose every row
+    // another session holds (or that vanished since the probe).
+    for (;;) {
+      const statements = buildPurgeWindowStatements(input.target, start.kind);
+      const startParams = start.kind === 'first' ? [] : [start.time];
+      const probe = (
+        await tx.query<Row>({
+          text: statements.probe,
+          values: [input.cutoff, input.limit, ...startParams],
+          rowMode: 'array',
+        })
+      ).rows[0] as Row;
+      const [bound = null, end = null] = probe;
+      const first = probe.slice(2, 2 + statements.terms);
+      const last = probe.slice(2 + statements.terms);
+      const firstTime = first[0] ?? null;
+      if (firstTime === null || end === null) return undefined;
+      if (bound === firstTime) {
+        // More eligible rows share this time value than one chunk takes: keyset chunks through them.
+        const taken = await this.takeSameTime(tx, input, firstTime, null);
+        if (taken) return taken;
+        start = { kind: 'after', time: firstTime };
+        continue;
+      }
+      const rows = await this.removeWindow(tx, input, statements, [input.cutoff, end, ...startParams]);
+      if (rows > 0) {
+        // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
+        const lastRow = last[0] === null || last[0] === undefined ? first : last;
+        const ends = summarizeTakenRows([first, lastRow], [...first.keys()]);
+        return { ...ends, rows, cursor: [end] };
+      }
+      start = { kind: 'at', time: end };
+    }
+  }
+
+  /** Plain DELETE of the window, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a held row; else SKIP LOCKED. */
+  private async removeWindow(
+    tx: Queryable,
+    input: ChunkInput,
+    statements: ReturnType<typeof buildPurgeWindowStatements>,
+    params: Array<string | undefined>,
+  ): Promise<number> {
+    const skippingLocked = async () => {
+      const { rows } = await tx.query<Row>({
+        text: statements.removeSkippingLocked,
+        values: params,
+        rowMode: 'array',
+      });
+      return Number(rows[0]?.[0] ?? 0);
+    };
+    if (this.skipLockedWindowsLeft > 0) {
+      this.skipLockedWindowsLeft--;
+      return skippingLocked();
+    }
+    // The lock_timeout set after the savepoint is undone by ROLLBACK TO it, but kept by RELEASE: restore it.
+    await tx.query(`SAVEPOINT purge_window; SET LOCAL lock_timeout = '${OPTIMISTIC_LOCK_WAIT_MS}ms'`);
+    try {
+      const result = await tx.query({ text: statements.remove, values: params });
+      await tx.query(
+        `RELEASE SAVEPOINT purge_window; SET LOCAL lock_timeout = '${Math.trunc(input.chunking.lockTimeoutMs)}ms'`,
+      );
+      return result.rowCount ?? 0;
+    } catch (error) {
+      if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
+      await tx.query('ROLLBACK TO SAVEPOINT purge_window; RELEASE SAVEPOINT purge_window');
+      this.skipLockedWindowsLeft = SKIP_LOCKED_WINDOWS_AFTER_CONFLICT;
+      return skippingLocked();
+    }
+  }
+
+  /**
+   * Keyset chunk (ordered, FOR UPDATE SKIP LOCKED, `limit` rows) among the eligible rows at exactly `time`,
+   * after `cursor` when given. Undefined when none is left there that no other session holds.
+   */
+  private async takeSameTime(
+    tx: Queryable,
+    input: ChunkInput,
+    time: string,
+    cursor: ReadonlyArray<string | null> | null,
+  ): Promise<TakenChunk | undefined> {
+    const statement = buildPurgeChunkStatement(input.target, cursor !== null, { atTime: true });
+    const { rows } = await tx.query<Row>({
+      text: statement.text,
+      values: [input.cutoff, input.limit, ...(cursor ?? []), time],
+      rowMode: 'array',
+    });
+    const summary = rows[0];
+    if (!summary || Number(summary[0]) === 0) return undefined;
+    const first = summary.slice(1, 1 + statement.terms);
+    const last = summary.slice(1 + statement.terms);
+    const ends = summarizeTakenRows([first, last], [...first.keys()]);
+    return { ...ends, rows: Number(summary[0]) };
   }
 }

@@ -130,6 +130,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       cutoff: state.cutoff,
       cursor,
       limit,
+      chunking,
     });
 
     /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */

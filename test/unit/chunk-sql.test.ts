@@ -39,9 +39,14 @@ describe('chunk SQL', () => {
       'RETURNING "public"."Camera""Events"."CreatedAt" AS o1, "public"."Camera""Events"."id" AS o2',
     );
     expect(keyed.text).not.toContain('"payload"');
-    // One summary row: the count, then the first and the last rows' order values.
-    expect(keyed.text).toContain('SELECT (SELECT count(*) FROM deleted)::text AS n, first_row.*, last_row.*');
-    expect(keyed.text).toContain('ORDER BY o1 DESC, o2 DESC LIMIT 1');
+    // One summary row: the count, then the first and the last rows' order values, sorted on their own
+    // types and only then cast to text (text order would put id 9 after id 10).
+    expect(keyed.text).toContain(
+      'SELECT (SELECT count(*) FROM deleted)::text AS n, first_row.o1::text, first_row.o2::text, last_row.o1::text, last_row.o2::text',
+    );
+    expect(keyed.text).toContain(
+      '(SELECT o1, o2 FROM deleted ORDER BY o1 DESC, o2 DESC LIMIT 1) AS last_row',
+    );
     expect(keyed.terms).toBe(2);
     const partitionedNoKey = buildPurgeChunkStatement({ ...base, keyColumns: [], partitioned: true }, false);
     expect(partitionedNoKey.text).toContain(

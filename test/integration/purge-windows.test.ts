@@ -1,0 +1,192 @@
+/**
+ * Purge by time windows (functions/actions/purge.ts) on shapes the windows must not get wrong: more rows
+ * sharing one time value than a chunk takes (keyset chunks inside it), `date` time columns without a
+ * primary key (ctid order), and rows other sessions hold for the whole run (skipped, never waited on).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+let db: TestDatabase;
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+type PolicyInput = LifecycleConfigInput['policies'][number];
+
+beforeAll(async () => {
+  db = await createTestDatabase('purge_windows');
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+const count = async (sql: string, params: unknown[] = []) =>
+  Number((await db.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${sql}`, params)).rows[0]?.n);
+
+interface ChunkRow {
+  rows: number;
+  min_time: string | null;
+  max_time: string | null;
+  min_key: string[] | null;
+  max_key: string[] | null;
+}
+
+async function chunksOf(runId: string | undefined): Promise<ChunkRow[]> {
+  const { rows } = await db.pool.query<ChunkRow>(
+    `SELECT rows, min_time, max_time, min_key, max_key FROM lifecycle.chunks WHERE run_id = $1 ORDER BY seq`,
+    [runId],
+  );
+  return rows;
+}
+
+describe('purge windows', () => {
+  it('purges more rows sharing one time value than a chunk takes, with exact key ranges per chunk', async () => {
+    // Prepare: 1 000 rows at one instant, 400 rows one per minute before it, 300 recent rows (kept).
+    await db.pool.query(`DROP TABLE IF EXISTS public.bulk_import`);
+    await db.pool.query(`
+      CREATE TABLE public.bulk_import (id bigint PRIMARY KEY, imported_at timestamptz NOT NULL, body text);
+      CREATE INDEX ON public.bulk_import (imported_at);`);
+    await db.pool.query(
+      `INSERT INTO public.bulk_import
+       SELECT g, $1::timestamptz - interval '200 days', md5(g::text) FROM generate_series(1, 1000) g
+       UNION ALL
+       SELECT 1000 + g, $1::timestamptz - interval '300 days' + g * interval '1 minute', 'older'
+         FROM generate_series(1, 400) g
+       UNION ALL
+       SELECT 2000 + g, $1::timestamptz - g * interval '1 hour', 'recent' FROM generate_series(1, 300) g`,
+      [NOW.toISOString()],
+    );
+    const policy = {
+      name: 'bulk-purge',
+      action: 'purge',
+      table: 'public.bulk_import',
+      timeColumn: 'imported_at',
+      retention: 'P90D',
+      chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+    } as PolicyInput;
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy]),
+      policyName: 'bulk-purge',
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(1400);
+    expect(await count('public.bulk_import')).toBe(300);
+    expect(await count(`public.bulk_import WHERE body <> 'recent'`)).toBe(0);
+    const chunks = await chunksOf(result.summary?.runId);
+    expect(chunks.reduce((sum, c) => sum + c.rows, 0)).toBe(1400);
+    expect(chunks.every((c) => c.rows <= 100)).toBe(true);
+    // The 1 000 rows of one instant went in keyset chunks of 100, in key order: 1-100, 101-200, … (sorted
+    // as numbers: as text, the first chunk's last key would read 99).
+    const sameInstant = chunks.filter((c) => c.min_time === c.max_time && c.rows === 100);
+    expect(sameInstant.map((c) => [c.min_key?.[0], c.max_key?.[0]])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [String(i * 100 + 1), String(i * 100 + 100)]),
+    );
+    // Chunks follow each other in time: no overlap, nothing taken twice.
+    for (let i = 1; i < chunks.length; i++) {
+      const previous = chunks[i - 1] as ChunkRow;
+      const current = chunks[i] as ChunkRow;
+      const before = await db.pool.query<{ ok: boolean }>(
+        `SELECT ($1::timestamptz < $2::timestamptz OR ($1::timestamptz = $2::timestamptz AND $3::bigint < $4::bigint)) AS ok`,
+        [previous.max_time, current.min_time, previous.max_key?.[0], current.min_key?.[0]],
+      );
+      expect(before.rows[0]?.ok).toBe(true);
+    }
+  });
+
+  it('purges a date-keyed table without a primary key, many rows per day, honouring the filter', async () => {
+    // Prepare: 20 days × 150 rows per day; every third row is pinned (kept by the filter).
+    await db.pool.query(`DROP TABLE IF EXISTS public."Daily Totals"`);
+    await db.pool.query(`
+      CREATE TABLE public."Daily Totals" ("Day" date NOT NULL, amount numeric(12,2), pinned boolean NOT NULL);
+      CREATE INDEX ON public."Daily Totals" ("Day");`);
+    await db.pool.query(
+      `INSERT INTO public."Daily Totals"
+       SELECT ($1::timestamptz AT TIME ZONE 'UTC')::date - 95 - d, g * 1.25, g % 3 = 0
+         FROM generate_series(0, 19) d, generate_series(1, 150) g`,
+      [NOW.toISOString()],
+    );
+    // One recent day stays whole.
+    await db.pool.query(
+      `INSERT INTO public."Daily Totals" SELECT ($1::timestamptz AT TIME ZONE 'UTC')::date - 1, 1, false FROM generate_series(1, 50)`,
+      [NOW.toISOString()],
+    );
+    const policy = {
+      name: 'daily-purge',
+      action: 'purge',
+      table: 'public."Daily Totals"',
+      timeColumn: 'Day',
+      retention: 'P90D',
+      filter: 'NOT pinned',
+      chunking: { initialRows: 64, minRows: 64, maxRows: 64 },
+    } as PolicyInput;
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy]),
+      policyName: 'daily-purge',
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess: 20 × 100 unpinned old rows gone; 20 × 50 pinned and the 50 recent rows stay.
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(2000);
+    expect(await count(`public."Daily Totals" WHERE NOT pinned AND amount <> 1`)).toBe(0);
+    expect(await count(`public."Daily Totals" WHERE pinned`)).toBe(1000);
+    expect(await count(`public."Daily Totals" WHERE amount = 1`)).toBe(50);
+    const chunks = await chunksOf(result.summary?.runId);
+    expect(chunks.reduce((sum, c) => sum + c.rows, 0)).toBe(2000);
+    expect(chunks.every((c) => c.rows <= 64)).toBe(true);
+  });
+
+  it('skips rows other sessions hold for the whole run and never waits on them', async () => {
+    // Prepare: 3 000 eligible rows; another session holds two of them (one among rows that share one
+    // instant, one among distinct instants) from before the run until after it.
+    await db.pool.query(`DROP TABLE IF EXISTS public.sessions`);
+    await db.pool.query(`
+      CREATE TABLE public.sessions (id integer PRIMARY KEY, last_seen timestamptz NOT NULL);
+      CREATE INDEX ON public.sessions (last_seen);`);
+    await db.pool.query(
+      `INSERT INTO public.sessions
+       SELECT g, $1::timestamptz - interval '100 days' - CASE WHEN g <= 500 THEN interval '0' ELSE g * interval '1 minute' END
+         FROM generate_series(1, 3000) g`,
+      [NOW.toISOString()],
+    );
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT id FROM public.sessions WHERE id IN (250, 1700) FOR UPDATE`);
+    // A lock_timeout longer than the test's own timeout: waiting for the held rows would fail the test.
+    const policy = {
+      name: 'sessions-purge',
+      action: 'purge',
+      table: 'public.sessions',
+      timeColumn: 'last_seen',
+      retention: 'P30D',
+      chunking: { initialRows: 200, minRows: 100, maxRows: 200, lockTimeoutMs: 60_000 },
+    } as PolicyInput;
+
+    // Act
+    let result: Awaited<ReturnType<typeof runLocally>>;
+    try {
+      result = await runLocally({
+        config: testConfig([policy]),
+        policyName: 'sessions-purge',
+        deps: { databaseUrl: db.url, now: () => NOW },
+      });
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(2998);
+    const left = await db.pool.query<{ id: number }>(`SELECT id FROM public.sessions ORDER BY id`);
+    expect(left.rows.map((r) => r.id)).toEqual([250, 1700]);
+  }, 20_000);
+});
