@@ -8,7 +8,13 @@ import {
   toChunkTarget,
 } from '../adapters/catalog.ts';
 import { readScanFacts } from '../adapters/plan-queries.ts';
-import { buildSelectChunkStatement, type ChunkTarget, eligibleWhere, orderTerms } from '../core/chunk-sql.ts';
+import {
+  buildPurgeWindowStatements,
+  buildSelectChunkStatement,
+  type ChunkTarget,
+  eligibleWhere,
+  orderTerms,
+} from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
 
@@ -28,18 +34,24 @@ export async function prepareTarget(db: Queryable, policy: Policy): Promise<Prep
 
 /**
  * Plans the chunk query (with the filter) in a READ ONLY transaction: unknown columns, type errors and
- * non-boolean filters fail here, before any lease or row is touched. Returns the plan text.
+ * non-boolean filters fail here, before any lease or row is touched. Returns the plan text: for a purge,
+ * of the window probe (what finds each window's end; the window DELETE follows the same index), for an
+ * archive, of the ordered selection its chunk DELETE locks.
  */
 export async function explainChunkQuery(
   db: Queryable,
   prepared: PreparedTarget,
   cutoff: string,
+  action: Policy['action'],
 ): Promise<string[]> {
-  const select = buildSelectChunkStatement(prepared.target, false);
+  const statement =
+    action === 'purge'
+      ? buildPurgeWindowStatements(prepared.target, 'first').probe
+      : buildSelectChunkStatement(prepared.target, false);
   await db.query('BEGIN READ ONLY');
   try {
     await db.query(`SET LOCAL statement_timeout = '10s'`);
-    const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${select}`, [cutoff, 1000]);
+    const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`, [cutoff, 1000]);
     return rows.map((r) => r['QUERY PLAN']);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

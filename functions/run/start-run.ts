@@ -93,7 +93,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
-    const explain = await explainChunkQuery(db, prepared, cutoff);
+    const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
     const scan = await checkFullTableScan(db, prepared, explain, {
       allowSeqScan: policy.allowSeqScan ?? false,
       force: input.force ?? false,
