@@ -17,7 +17,7 @@ import { FailureAlarm } from './constructs/failure-alarm.ts';
 import { LifecycleFunction } from './constructs/lifecycle-function.ts';
 import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
-import type { ArchivePolicy, LifecycleConfig } from './contracts/config.ts';
+import { type ArchivePolicy, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
 import { DEPLOYED_POLICIES_ENV, policyDigest } from './contracts/policy-digest.ts';
 import { buildExecutionInput } from './execution-input.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
@@ -154,6 +154,7 @@ export class PgLifecycleStack extends Stack {
     this.grantSecretKey(config.database?.secretKmsKeyArn);
     this.grantArchiveAccess();
     this.grantGlueTables();
+    this.grantCloudWatchLag(config);
 
     this.chunkLoop = new ChunkLoopStateMachine(this, 'ChunkLoop', { functions: this.functions });
     const schedules = new PolicySchedules(this, 'Schedules', {
@@ -302,6 +303,33 @@ export class PgLifecycleStack extends Stack {
           `function ${what} only under archive/ in the one archive bucket.`,
       );
     }
+  }
+
+  /**
+   * A throttle with `cloudWatch` reads the replicas' lag metric before each chunk: the Chunk function gets
+   * GetMetricData, and only when some enabled policy needs it.
+   */
+  private grantCloudWatchLag(config: LifecycleConfig): void {
+    const needed = config.policies.some(
+      (policy) => policy.enabled && resolveChunking(config, policy).throttle?.cloudWatch !== undefined,
+    );
+    if (!needed) return;
+    const { chunk } = this.functions;
+    chunk.addEnvironment('LIFECYCLE_CLOUDWATCH_LAG', '1');
+    chunk.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadReplicaLagMetrics',
+        effect: Effect.ALLOW,
+        actions: ['cloudwatch:GetMetricData'],
+        resources: ['*'],
+      }),
+    );
+    acknowledgeWildcardResource(
+      chunk.role ?? chunk,
+      '*',
+      'cloudwatch:GetMetricData supports no resource-level permissions (AWS service authorization ' +
+        'reference); the grant is read-only and given only when a throttle reads replica lag from CloudWatch.',
+    );
   }
 
   /** The start step creates/updates the Glue table of an archive policy (columns from the live catalog). */

@@ -5,25 +5,8 @@ import {
   type GlueClient,
   UpdateTableCommand,
 } from '@aws-sdk/client-glue';
-import { TransientServiceError } from '../core/errors.ts';
+import { mapServiceError } from '../commons/aws-service-errors.ts';
 import type { GlueTableInput } from '../core/glue-table.ts';
-
-/** Throttling, 5xx and network errors are worth a retry; anything else (access denied, bad input) is not. */
-function mapServiceError(error: unknown, what: string): unknown {
-  const meta =
-    (error as { $metadata?: { httpStatusCode?: number }; $retryable?: unknown; name?: string }) ?? {};
-  const status = meta.$metadata?.httpStatusCode ?? 0;
-  if (
-    meta.$retryable ||
-    status >= 500 ||
-    status === 429 ||
-    meta.name === 'ThrottlingException' ||
-    status === 0
-  ) {
-    return new TransientServiceError(`${what}: ${(error as Error).message}`, { cause: error });
-  }
-  return error;
-}
 
 export interface TableCatalog {
   upsertTable(table: GlueTableInput): Promise<void>;

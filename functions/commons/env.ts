@@ -16,6 +16,8 @@ const EnvSchema = z.object({
     .string()
     .transform((text) => z.record(z.string(), z.string()).parse(JSON.parse(text)))
     .optional(),
+  /** '1' when some policy's throttle reads replica lag from CloudWatch (the Chunk function may call it). */
+  LIFECYCLE_CLOUDWATCH_LAG: z.enum(['1']).optional(),
   /** Milliseconds kept free before the Lambda timeout: the chunk step returns its cursor before that. */
   LIFECYCLE_SAFETY_MARGIN_MS: z.coerce.number().int().min(0).default(30_000),
 });

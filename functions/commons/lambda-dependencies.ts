@@ -3,6 +3,7 @@
  * handlers with a Lambda-shaped context): pg from the environment, S3, Powertools.
  */
 
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { GlueClient } from '@aws-sdk/client-glue';
 import type { Context } from 'aws-lambda';
 import { S3ObjectStore } from '../adapters/archive-store.ts';
@@ -28,5 +29,7 @@ export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMil
     remainingMs: () => context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
     log: stepLogger,
     metrics: chunkMetrics,
+    // Built only when a throttle reads lag from CloudWatch (the stack then grants GetMetricData).
+    cloudWatch: env.LIFECYCLE_CLOUDWATCH_LAG ? new CloudWatchClient({ ...AWS_CLIENT_TIMEOUTS }) : undefined,
   };
 }

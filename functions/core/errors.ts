@@ -64,6 +64,14 @@ export class MissingIndexError extends LifecycleError {
   override readonly name = 'MissingIndexError';
 }
 
+/**
+ * The throttle reads replica lag from CloudWatch and a listed replica has no recent datapoint (wrong
+ * identifier, a primary, or a replica that stopped reporting). No chunk ran after the reading.
+ */
+export class ReplicaLagUnavailableError extends LifecycleError {
+  override readonly name = 'ReplicaLagUnavailableError';
+}
+
 /** Input that does not match a payload schema: a bug or a hand-made execution input. */
 export class InvalidPayloadError extends LifecycleError {
   override readonly name = 'InvalidPayloadError';

@@ -2,9 +2,12 @@
  * Step dependencies for local runs (CLI, demo, tests): DATABASE_URL or PG* variables, a bucket on
  * whatever S3 the standard AWS environment points at (AWS_ENDPOINT_URL_S3 for a local server).
  */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { type ObjectStore, S3ObjectStore } from '../adapters/archive-store.ts';
+import type { MetricDataClient } from '../adapters/cloudwatch-replica-lag.ts';
+import { AWS_CLIENT_TIMEOUTS } from '../commons/aws-clients.ts';
 import { connect, resolveClientConfig } from '../commons/database.ts';
 import { createS3Client } from '../commons/s3.ts';
 import type { ChunkFaultHooks, StepDependencies, StepLogger } from '../run/dependencies.ts';
@@ -23,6 +26,11 @@ export interface LocalDependencyOptions {
   readonly now?: (() => Date) | undefined;
   /** Replaces the replica-lag reading of the throttle (tests). */
   readonly replicaLagSeconds?: (() => Promise<number>) | undefined;
+  /**
+   * CloudWatch for `throttle.cloudWatch` (tests hand in their own).
+   * @default a CloudWatchClient from the standard AWS environment (region, credentials)
+   */
+  readonly cloudWatch?: MetricDataClient | undefined;
   /** Digests of "deployed" policies, as the stack sets them for the Start function. */
   readonly deployedPolicies?: Readonly<Record<string, string>> | undefined;
 }
@@ -40,7 +48,20 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
     log: options.log ?? silentLogger,
     hooks: options.hooks,
     replicaLagSeconds: options.replicaLagSeconds,
+    cloudWatch: options.cloudWatch ?? defaultCloudWatch(),
   });
+}
+
+let sharedCloudWatch: CloudWatchClient | undefined;
+
+/** One client for every step of the process, made on first use (a local run against AWS replicas). */
+function defaultCloudWatch(): MetricDataClient {
+  return {
+    send: (command) => {
+      sharedCloudWatch ??= new CloudWatchClient({ ...AWS_CLIENT_TIMEOUTS });
+      return sharedCloudWatch.send(command);
+    },
+  };
 }
 
 /** One JSON line per event on stderr, so stdout stays clean for `--json` output. */

@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import type { ObjectStore } from '../adapters/archive-store.ts';
+import type { MetricDataClient } from '../adapters/cloudwatch-replica-lag.ts';
 import type { TableCatalog } from '../adapters/glue-catalog.ts';
 
 /** Structured log sink: one line per event, never row contents. */
@@ -54,6 +55,8 @@ export interface StepDependencies {
    * @default the largest replay lag in pg_stat_replication, on the step's own connection
    */
   replicaLagSeconds?: (() => Promise<number>) | undefined;
+  /** CloudWatch, for a throttle that reads replica lag there (`throttle.cloudWatch`). */
+  cloudWatch?: MetricDataClient | undefined;
 }
 
 export const silentLogger: StepLogger = {

@@ -9,6 +9,7 @@ import { MAX_EXECUTION_AGE_MS, type RunState, RunStateSchema } from '../../lib/c
 import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
 import { ArchiveAction } from '../actions/archive.ts';
 import { PurgeAction } from '../actions/purge.ts';
+import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
@@ -81,7 +82,18 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     // Throttle: before each chunk, a replica behind by more than the limit stops the step; the state machine
     // waits `checkEverySeconds` (no transaction or connection held) and the next step checks again.
     const throttle = chunking.throttle;
-    const readLag = deps.replicaLagSeconds ?? (() => readReplicaLagSeconds(side));
+    const cloudWatchLag = throttle?.cloudWatch;
+    const readLag =
+      deps.replicaLagSeconds ??
+      (cloudWatchLag
+        ? () => {
+            if (!deps.cloudWatch)
+              throw new InvalidPayloadError(
+                'throttle.cloudWatch is set but this step has no CloudWatch client',
+              );
+            return readCloudWatchReplicaLagSeconds(deps.cloudWatch, cloudWatchLag, deps.now());
+          }
+        : () => readReplicaLagSeconds(side));
     const replicaLagging = async (): Promise<number | undefined> => {
       if (!throttle) return undefined;
       const lag = await readLag();

@@ -126,10 +126,31 @@ const chunkingFields = {
     .max(1024 * 1024 * 1024),
 };
 
+/** An RDS DB instance identifier: 1-63 letters, digits and hyphens, starting with a letter. */
+const DbInstanceIdentifierSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/,
+    'must be an RDS DB instance identifier (letters, digits, single hyphens; starts with a letter)',
+  );
+
 /**
- * Replica-lag guard: before each chunk the chunk step reads the largest replay lag in `pg_stat_replication`;
- * above the limit it starts no chunk and the state machine waits `checkEverySeconds` before checking again.
- * Reading other sessions' lag needs `pg_monitor` (or `pg_read_all_stats`); without it the lag reads as 0.
+ * Where the lag comes from instead of `pg_stat_replication`: the CloudWatch metric of each listed replica
+ * (the largest of their latest one-minute maxima). `ReplicaLag` (seconds) for RDS read replicas,
+ * `AuroraReplicaLag` (milliseconds, converted) for Aurora replicas, which pg_stat_replication does not list.
+ */
+export const CloudWatchLagSchema = z
+  .object({
+    metric: z.enum(['ReplicaLag', 'AuroraReplicaLag']).default('ReplicaLag'),
+    dbInstanceIdentifiers: z.array(DbInstanceIdentifierSchema).min(1).max(20),
+  })
+  .strict();
+
+/**
+ * Replica-lag guard: before each chunk the chunk step reads the largest replay lag in `pg_stat_replication`
+ * (or, with `cloudWatch`, the replicas' CloudWatch lag metric); above the limit it starts no chunk and the
+ * state machine waits `checkEverySeconds` before checking again. Reading other sessions' lag in
+ * pg_stat_replication needs `pg_monitor` (or `pg_read_all_stats`); without it the lag reads as 0.
  */
 export const ThrottleSchema = z
   .object({
@@ -137,6 +158,8 @@ export const ThrottleSchema = z
     maxReplicaLagSeconds: z.number().positive().max(86_400).optional(),
     /** Wait between lag checks while a replica is behind. */
     checkEverySeconds: z.int().min(1).max(3600).optional(),
+    /** Read the lag from CloudWatch (RDS ReplicaLag / AuroraReplicaLag) instead of pg_stat_replication. */
+    cloudWatch: CloudWatchLagSchema.optional(),
   })
   .strict();
 
@@ -145,6 +168,7 @@ export const ResolvedThrottleSchema = z
   .object({
     maxReplicaLagSeconds: z.number().positive(),
     checkEverySeconds: z.int().min(1).max(3600),
+    cloudWatch: CloudWatchLagSchema.optional(),
   })
   .strict();
 
@@ -413,6 +437,7 @@ export type ArchiveOptions = z.output<typeof ArchiveOptionsSchema>;
 export type VacuumOptions = z.output<typeof VacuumOptionsSchema>;
 export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;
 export type Throttle = z.output<typeof ResolvedThrottleSchema>;
+export type CloudWatchLag = z.output<typeof CloudWatchLagSchema>;
 
 /**
  * Built-in chunking that differs by action. A purge transaction holds only row locks on old rows and ends
@@ -454,10 +479,12 @@ export function resolveThrottle(
 ): Throttle | undefined {
   const maxReplicaLagSeconds = policy?.maxReplicaLagSeconds ?? defaults?.maxReplicaLagSeconds;
   if (maxReplicaLagSeconds === undefined) return undefined;
+  const cloudWatch = policy?.cloudWatch ?? defaults?.cloudWatch;
   return {
     maxReplicaLagSeconds,
     checkEverySeconds:
       policy?.checkEverySeconds ?? defaults?.checkEverySeconds ?? DEFAULT_THROTTLE_CHECK_EVERY_SECONDS,
+    ...(cloudWatch ? { cloudWatch } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
+import { cloudWatchThrottleConfig, fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
 
 const config = fixtureConfig();
 const { template } = synthesize(config);
@@ -200,5 +200,35 @@ describe('least-privilege IAM', () => {
       Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] },
     });
     template.resourcePropertiesCountIs('AWS::IAM::Role', { ManagedPolicyArns: Match.anyValue() }, 0);
+  });
+
+  it('grants CloudWatch GetMetricData to the chunk function only, and only when a throttle reads lag there', () => {
+    // Prepare
+    const withThrottle = synthesize(cloudWatchThrottleConfig()).template;
+    const policyOf = (tmpl: typeof template, rolePrefix: string) => {
+      const entry = Object.entries(tmpl.findResources('AWS::IAM::Policy')).find(([id]) =>
+        id.startsWith(`${rolePrefix}RoleDefaultPolicy`),
+      );
+      return (entry?.[1].Properties.PolicyDocument.Statement ?? []) as Statement[];
+    };
+    const cloudWatchActions = (tmpl: typeof template, fn: string) =>
+      policyOf(tmpl, fn)
+        .flatMap(actionsOf)
+        .filter((action) => action.startsWith('cloudwatch:'));
+
+    // Assess
+    expect(policyOf(withThrottle, 'ChunkFunction')).toContainEqual({
+      Sid: 'ReadReplicaLagMetrics',
+      Effect: 'Allow',
+      Action: 'cloudwatch:GetMetricData',
+      Resource: '*',
+    });
+    for (const fn of ['StartFunction', 'FinishFunction', 'RecordFailureFunction'])
+      expect(cloudWatchActions(withThrottle, fn)).toEqual([]);
+    expect(cloudWatchActions(template, 'ChunkFunction')).toEqual([]);
+    withThrottle.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^pg-lifecycle Chunk'),
+      Environment: { Variables: Match.objectLike({ LIFECYCLE_CLOUDWATCH_LAG: '1' }) },
+    });
   });
 });

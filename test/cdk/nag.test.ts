@@ -8,7 +8,7 @@ import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../lib/app.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
-import { fixtureConfig, sandboxConfig } from './synth.ts';
+import { cloudWatchThrottleConfig, fixtureConfig, sandboxConfig } from './synth.ts';
 
 const outdirs: string[] = [];
 afterAll(() => {
@@ -54,6 +54,7 @@ describe('cdk-nag AWS Solutions checks', () => {
     ['an existing database', fixtureConfig()],
     ['an existing bucket', { ...fixtureConfig(), bucketName: 'acme-archives' }],
     ['the sandbox database', sandboxConfig()],
+    ['a throttle reading replica lag from CloudWatch', cloudWatchThrottleConfig()],
   ])('leave no unacknowledged finding (errors or warnings) with %s', (_name, config) => {
     // Prepare
     const { app, outdir } = synthWithNag(config);

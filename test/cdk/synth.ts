@@ -41,6 +41,32 @@ export function sandboxConfig(overrides: Partial<LifecycleConfigInput> = {}): Li
   );
 }
 
+/** The sandbox config plus a purge policy whose throttle reads Aurora replica lag from CloudWatch. */
+export function cloudWatchThrottleConfig(): LifecycleConfig {
+  const base = sandboxConfig();
+  return parseConfig(
+    {
+      sandbox: true,
+      policies: [
+        ...base.policies,
+        {
+          name: 'sessions-purge',
+          action: 'purge',
+          table: 'sessions',
+          timeColumn: 'last_seen',
+          retention: 'P30D',
+          schedule: 'rate(1 hour)',
+          throttle: {
+            maxReplicaLagSeconds: 30,
+            cloudWatch: { metric: 'AuroraReplicaLag', dbInstanceIdentifiers: ['orders-reader-1'] },
+          },
+        },
+      ],
+    },
+    'cloudWatch throttle config',
+  );
+}
+
 export interface Synthesized {
   readonly app: App;
   readonly stack: PgLifecycleStack;

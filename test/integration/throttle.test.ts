@@ -3,7 +3,9 @@
  * lag is above the limit no chunk runs and the Pause state waits the check interval; then the run goes on
  * and completes.
  */
+import type { GetMetricDataCommand, GetMetricDataCommandOutput } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { runLocally, testConfig } from '../support/archive.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -93,5 +95,79 @@ describe('replica-lag throttle', () => {
     expect(elapsedMs).toBeGreaterThanOrEqual(3000);
     // One step per lagging check, besides those that ran chunks.
     expect(result.chunkInvocations).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reads the lag from CloudWatch when configured: waits while an Aurora replica lags, fails clearly without data', async () => {
+    // Prepare: a CloudWatch stand-in (the service cannot run here) answering AuroraReplicaLag in ms.
+    await db.pool.query(`DELETE FROM public.samples`);
+    await db.pool.query(
+      `INSERT INTO public.samples SELECT g, $1::timestamptz - g * interval '1 day' FROM generate_series(1, 1000) g`,
+      [NOW.toISOString()],
+    );
+    const answers: Array<number | undefined> = [45_000, 2_000];
+    const asked: string[][] = [];
+    const cloudWatch = {
+      send: async (command: GetMetricDataCommand) => {
+        asked.push(
+          (command.input.MetricDataQueries ?? []).map(
+            (q) => `${q.MetricStat?.Metric?.MetricName}:${q.MetricStat?.Metric?.Dimensions?.[0]?.Value}`,
+          ),
+        );
+        const value = answers.length > 0 ? answers.shift() : 0;
+        return {
+          $metadata: {},
+          MetricDataResults: [{ Id: 'lag0', Values: value === undefined ? [] : [value] }],
+        } as GetMetricDataCommandOutput;
+      },
+    };
+    const policy: LifecycleConfigInput['policies'][number] = {
+      name: 'samples-purge',
+      action: 'purge',
+      table: 'public.samples',
+      timeColumn: 'created_at',
+      retention: 'P100D',
+      chunking: { initialRows: 300, minRows: 100, maxRows: 300 },
+      throttle: {
+        maxReplicaLagSeconds: 10,
+        checkEverySeconds: 1,
+        cloudWatch: { metric: 'AuroraReplicaLag', dbInstanceIdentifiers: ['orders-reader-1'] },
+      },
+      vacuum: { enabled: false },
+    };
+    const config = testConfig([policy]);
+
+    // Act 1: 45 s behind, then 2 s: one wait, then the run completes.
+    const result = await runLocally({
+      config,
+      policyName: 'samples-purge',
+      deps: { databaseUrl: db.url, now: () => NOW, cloudWatch },
+    });
+
+    // Assess 1
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(900);
+    expect(asked[0]).toEqual(['AuroraReplicaLag:orders-reader-1']);
+    expect(asked.length).toBeGreaterThanOrEqual(3);
+    expect(result.chunkInvocations).toBeGreaterThanOrEqual(2);
+
+    // Act 2: the replica reports nothing (a wrong identifier): the run fails before deleting anything.
+    await db.pool.query(
+      `INSERT INTO public.samples SELECT g, $1::timestamptz - g * interval '1 day' FROM generate_series(101, 1000) g`,
+      [NOW.toISOString()],
+    );
+    answers.push(undefined);
+    const failed = await runLocally({
+      config,
+      policyName: 'samples-purge',
+      deps: { databaseUrl: db.url, now: () => NOW, cloudWatch },
+    });
+
+    // Assess 2
+    expect(failed.status).toBe('failed');
+    expect(failed.failure?.error).toBe('ReplicaLagUnavailableError');
+    expect(failed.failure?.cause).toContain('orders-reader-1');
+    expect(await db.pool.query(`SELECT count(*)::int AS n FROM public.samples`)).toMatchObject({
+      rows: [{ n: 1000 }],
+    });
   });
 });
