@@ -129,6 +129,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   let runId: string | undefined;
   let executions = 0;
   let chunkInvocations = 0;
+  const chunksInFlight = new Set<Promise<unknown>>();
   const stateMachineArn = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:stateMachine:pg-lifecycle-local`;
   const machine = stateMachineFor(definition);
   const retryMs = options.retryIntervalMs ?? 100;
@@ -148,7 +149,13 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
           },
           [StateNames.chunk]: (event: unknown) => {
             chunkInvocations++;
-            return chunk(event, lambdaContext(budget, options.signal));
+            const invocation = chunk(event, lambdaContext(budget, options.signal));
+            chunksInFlight.add(invocation);
+            void invocation.then(
+              () => chunksInFlight.delete(invocation),
+              () => chunksInFlight.delete(invocation),
+            );
+            return invocation;
           },
           [StateNames.finish]: (event: unknown) => finish(event, lambdaContext(shortBudget)),
           [StateNames.recordFailure]: async (event: unknown) => {
@@ -183,6 +190,10 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
       output = await execution.result;
     } catch (error) {
       if (options.signal?.aborted) {
+        // The aborted execution does not wait for its Chunk invocation, which stops at its next chunk
+        // boundary (no time left). Let it end first: an upload it finishes after RecordFailure removed the
+        // run's pending objects would be left behind until the next run.
+        await Promise.allSettled([...chunksInFlight]);
         failure ??= await recordFailure(
           {
             ...(executionInput as object),

@@ -55,8 +55,15 @@ describe('interrupted local run', () => {
       bucket,
       s3,
       now: () => NOW,
-      // Ctrl-C arrives while the third chunk is being uploaded.
-      hooks: { afterUpload: () => (++commits === 3 ? interrupt.abort() : undefined) },
+      // Ctrl-C arrives while the third chunk is being uploaded, and that upload takes a while longer: the
+      // run must not record its failure (and clean up) before the in-flight chunk has stopped.
+      hooks: {
+        afterUpload: async () => {
+          if (++commits !== 3) return;
+          interrupt.abort();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        },
+      },
     };
 
     // Act
