@@ -59,8 +59,17 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     clients.push(client);
     return client;
   };
+  // The chunk connections are opened while the side connection prepares the step (each costs a TCP, TLS and
+  // SCRAM round trip); with a throttle, only once the lag allows a chunk.
+  let chunkConnecting: Array<Promise<pg.Client>> | undefined;
+  const openChunkConnections = async () => {
+    chunkConnecting ??= [open(), open()];
+    const [first, second] = (await Promise.all(chunkConnecting)) as [pg.Client, pg.Client];
+    return [first, second] as const;
+  };
   try {
     const side = await open();
+    if (!chunking.throttle) void openChunkConnections().catch(() => undefined);
     const sideLedger = new Ledger(side);
     const run = await sideLedger.getRun(state.runId);
     if (run?.status !== 'running') {
@@ -132,7 +141,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         lagAtStart,
       );
     }
-    const chunkClients = [await open(), await open()] as const;
+    const chunkClients = await openChunkConnections();
 
     const inputFor = (cursor: ReadonlyArray<string | null> | null, limit: number): ChunkInput => ({
       runId: state.runId,
@@ -280,6 +289,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   } catch (error) {
     throw classifyDatabaseError(error);
   } finally {
+    // A connection still being opened would otherwise escape the clean-up below.
+    await Promise.allSettled(chunkConnecting ?? []);
     await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
   }
 }
