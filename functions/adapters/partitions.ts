@@ -134,6 +134,35 @@ export class PartitionOperations {
   }
 
   /**
+   * count(*) within `timeoutMs` (in a savepoint, inside the open transaction); past it, the planner's
+   * estimate (pg_class.reltuples, 0 when never analyzed), flagged. The transaction's statement_timeout is
+   * `restoreTimeoutMs` again afterwards.
+   */
+  async countRowsWithin(
+    p: { schema: string; name: string },
+    timeoutMs: number,
+    restoreTimeoutMs: number,
+  ): Promise<{ rows: number; estimated: boolean }> {
+    await this.db.query(`SAVEPOINT count_rows; SET LOCAL statement_timeout = '${Math.trunc(timeoutMs)}ms'`);
+    try {
+      const rows = await this.countRows(p);
+      await this.db.query(
+        `RELEASE SAVEPOINT count_rows; SET LOCAL statement_timeout = '${Math.trunc(restoreTimeoutMs)}ms'`,
+      );
+      return { rows, estimated: false };
+    } catch (error) {
+      if ((error as { code?: string }).code !== '57014') throw error;
+      // ROLLBACK TO undoes the SET LOCAL made after the savepoint as well.
+      await this.db.query('ROLLBACK TO SAVEPOINT count_rows; RELEASE SAVEPOINT count_rows');
+      const { rows } = await this.db.query<{ n: string }>(
+        `SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`,
+        [this.name(p)],
+      );
+      return { rows: Number(rows[0]?.n ?? 0), estimated: true };
+    }
+  }
+
+  /**
    * Whether the table holds a row the policy would not take. `eligible` is the cutoff predicate over the
    * table's time column `column` ($1 = cutoff); written so that an index on the column answers it.
    */
@@ -292,13 +321,16 @@ export class PartitionLedger {
       detachMode: 'concurrently' | 'locked' | undefined;
       keptAs: string | undefined;
       rows?: number;
+      /** The rows are the planner's estimate (the partition was too large to count in time). */
+      rowsEstimated?: boolean;
       chunkSeq?: number | undefined;
     },
   ): Promise<void> {
     await this.db.query(
       `UPDATE lifecycle.dropped_partitions
           SET state = $3, finished_by = $4, finished_at = clock_timestamp(), detach_mode = coalesce($5, detach_mode),
-              kept_as = $6, rows = coalesce($7, rows), chunk_seq = coalesce($8, chunk_seq)
+              kept_as = $6, rows = coalesce($7, rows), chunk_seq = coalesce($8, chunk_seq),
+              rows_estimated = $9
         WHERE run_id = $1 AND partition_oid = $2::oid`,
       [
         unit.runId,
@@ -309,6 +341,7 @@ export class PartitionLedger {
         outcome.keptAs ?? null,
         outcome.rows ?? null,
         outcome.chunkSeq ?? null,
+        outcome.rowsEstimated ?? false,
       ],
     );
   }

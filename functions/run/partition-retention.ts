@@ -495,7 +495,16 @@ class PartitionRetention {
       const detachedNow = status.state === 'attached' && mode === 'locked';
       if (detachedNow) await ops.detachLocked(table);
       await ops.lock(table, 'ACCESS EXCLUSIVE');
-      const rows = await ops.countRows(table);
+      // Archive: the exact count is the check against the archived objects. Purge: the count is for the
+      // ledger only, so a partition too large to count in time records the planner's estimate instead.
+      const { rows, estimated } =
+        unit.action === 'purge'
+          ? await ops.countRowsWithin(
+              table,
+              this.policy.partitions.countTimeoutMs,
+              state.chunking.statementTimeoutMs,
+            )
+          : { rows: await ops.countRows(table), estimated: false };
       let seq: number | undefined;
       if (unit.action === 'purge') {
         // Detached, it no longer has its bound: check again, under the lock, before dropping anything.
@@ -546,12 +555,13 @@ class PartitionRetention {
         finishedBy: state.runId,
         detachMode: detachedNow ? 'locked' : undefined,
         keptAs,
-        ...(unit.action === 'purge' ? { rows, chunkSeq: seq } : {}),
+        ...(unit.action === 'purge' ? { rows, rowsEstimated: estimated, chunkSeq: seq } : {}),
       });
       this.log.info(keptAs ? 'partition detached and kept' : 'partition dropped', {
         runId: state.runId,
         partition: unit.partitionName,
         rows,
+        ...(estimated ? { rowsEstimated: true } : {}),
         from: unit.boundFrom,
         to: unit.boundTo,
         ...(keptAs ? { keptAs } : {}),

@@ -257,6 +257,12 @@ export const PartitionOptionsSchema = z
     keepDetached: z.boolean().default(false),
     /** With keepDetached: move detached partitions to this existing schema (pg_partman retention_schema). */
     detachedSchema: IdentifierSchema.optional(),
+    /**
+     * Purge: how long counting a detached partition's rows (for the ledger) may take. A partition too large
+     * to count in that time records the planner's estimate (flagged `rows_estimated`) instead of holding
+     * the run (or failing it on statement_timeout).
+     */
+    countTimeoutMs: z.int().min(1).max(600_000).default(10_000),
   })
   .strict()
   .superRefine((options, ctx) => {

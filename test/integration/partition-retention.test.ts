@@ -63,8 +63,9 @@ async function units(runId: string | undefined) {
     objects: number;
     kept_as: string | null;
     bound_to: string;
+    rows_estimated: boolean;
   }>(
-    `SELECT partition_name, state, detach_mode, rows::text, objects, kept_as, bound_to
+    `SELECT partition_name, state, detach_mode, rows::text, objects, kept_as, bound_to, rows_estimated
        FROM lifecycle.dropped_partitions WHERE finished_by = $1 ORDER BY bound_to`,
     [runId ?? '00000000-0000-0000-0000-000000000000'],
   );
@@ -129,6 +130,7 @@ describe('partition retention: purge', () => {
     const recorded = await units(result.summary?.runId);
     expect(recorded.map((u) => u.partition_name)).toEqual(dropped.map((n) => `"public"."${n}"`));
     expect(recorded.every((u) => u.state === 'dropped' && u.detach_mode === 'concurrently')).toBe(true);
+    expect(recorded.some((u) => u.rows_estimated)).toBe(false);
     // The partitions' rows plus the straddling partition's chunked rows are the run's rows.
     const inDropped = recorded.reduce((sum, u) => sum + Number(u.rows), 0);
     expect(inDropped).toBe((await idsBefore('2026-08-01', eligible)).length);
@@ -139,6 +141,44 @@ describe('partition retention: purge', () => {
     expect(Number(chunks.rows[0]?.rows)).toBe(eligible.length);
     const tables = await db.pool.query(`SELECT 1 FROM pg_class WHERE relname = ANY ($1)`, [dropped]);
     expect(tables.rowCount).toBe(0);
+  });
+
+  it('drops a partition too large to count in countTimeoutMs with the planner estimate, flagged', async () => {
+    // Prepare: one old partition of 400 000 rows (counting takes far more than 1 ms) and the current one.
+    const table = 'big_events';
+    await db.pool.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
+    await db.pool.query(`
+      CREATE TABLE public.${table} (id bigint NOT NULL, created_at timestamptz NOT NULL)
+        PARTITION BY RANGE (created_at);
+      CREATE INDEX ON public.${table} (created_at);
+      CREATE TABLE public.${table}_2026_01 PARTITION OF public.${table}
+        FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00');
+      CREATE TABLE public.${table}_2026_11 PARTITION OF public.${table}
+        FOR VALUES FROM ('2026-11-01 00:00:00+00') TO ('2026-12-01 00:00:00+00');`);
+    await db.pool.query(
+      `INSERT INTO public.${table}
+       SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '5 seconds' FROM generate_series(1, 400000) g
+       UNION ALL SELECT 500000 + g, timestamptz '2026-11-20 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 10) g`,
+    );
+    await db.pool.query(`ANALYZE public.${table}`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy('big-purge', table, { partitions: { countTimeoutMs: 1 } })]),
+      policyName: 'big-purge',
+      definition,
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess: dropped, its rows recorded as the (flagged) estimate; the current partition untouched.
+    expect(result.failure).toBeUndefined();
+    expect(await partitionsOf(table)).toEqual([`${table}_2026_11`]);
+    expect(await ids(table)).toHaveLength(10);
+    const [unit] = await units(result.summary?.runId);
+    expect(unit?.state).toBe('dropped');
+    expect(unit?.rows_estimated).toBe(true);
+    expect(Math.abs(Number(unit?.rows) - 400_000)).toBeLessThan(20_000);
+    expect(result.summary?.rows).toBe(Number(unit?.rows));
   });
 
   it('never drops the DEFAULT partition nor the last partition; with a DEFAULT it detaches under a lock', async () => {

@@ -406,7 +406,7 @@ describe('config schema: partitions', () => {
 
   it('defaults to enabled, dropping retired partitions', () => {
     const policy = LifecycleConfigSchema.parse(withPolicy({})).policies[0];
-    expect(policy?.partitions).toEqual({ enabled: true, keepDetached: false });
+    expect(policy?.partitions).toEqual({ enabled: true, keepDetached: false, countTimeoutMs: 10_000 });
   });
 
   it('accepts keepDetached with a detachedSchema, on purge policies too', () => {
