@@ -9,6 +9,7 @@ import { silentLogger } from '../../functions/run/dependencies.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { UsageError } from './errors.ts';
+import { formatBytes } from './format.ts';
 
 export interface RunCommandOptions {
   readonly config: LifecycleConfig;
@@ -143,15 +144,4 @@ export function formatPlan(plan: RunPlan): string {
   for (const refusal of plan.refusals)
     lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
   return lines.join('\n');
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

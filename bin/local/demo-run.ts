@@ -12,6 +12,8 @@ import { silentLogger } from '../../functions/run/dependencies.ts';
 import { loadConfigFile } from '../../lib/config-file.ts';
 import type { ArchivePolicy, Policy, PurgePolicy } from '../../lib/contracts/config.ts';
 import { quoteQualified } from '../../lib/contracts/identifiers.ts';
+import type { Maintenance } from '../../lib/contracts/payloads.ts';
+import { formatBytes } from '../cli/format.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
@@ -89,7 +91,7 @@ async function reportPurge(
   const maintenance = !m
     ? 'none'
     : m.vacuumed
-      ? `VACUUM (ANALYZE) in ${m.durationMs} ms, dead tuples ${m.deadTuplesBefore} → ${m.deadTuplesAfter}`
+      ? `VACUUM (ANALYZE) in ${m.durationMs} ms, dead tuples ${m.deadTuplesBefore} → ${m.deadTuplesAfter}${bloat(m)}`
       : `no VACUUM (${m.reason}${m.error ? `: ${m.error}` : ''}; ${m.rowsDeleted} of ~${m.rowsBefore} rows, threshold ${m.afterFraction})`;
   return {
     policy: policy.name,
@@ -240,4 +242,12 @@ export async function runDemo(argv: string[]): Promise<number> {
     say(`${ok ? 'All verifications passed' : 'VERIFICATION FAILED'} in ${(totalMs / 1000).toFixed(1)} s.`);
   }
   return ok ? 0 : 1;
+}
+
+/** Heap size and estimated bloat around the VACUUM (which makes space reusable, not smaller). */
+function bloat(m: Maintenance): string {
+  if (m.heapBytesBefore === undefined || m.heapBytesAfter === undefined) return '';
+  const heap = `, heap ${formatBytes(m.heapBytesBefore)} → ${formatBytes(m.heapBytesAfter)}`;
+  if (m.estimatedBloatBytesBefore === undefined || m.estimatedBloatBytesAfter === undefined) return heap;
+  return `${heap}, est. bloat ${formatBytes(m.estimatedBloatBytesBefore)} → ${formatBytes(m.estimatedBloatBytesAfter)}`;
 }

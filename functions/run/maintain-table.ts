@@ -68,6 +68,14 @@ export async function maintainAfterPurge(
     durationMs,
     deadTuplesBefore: before.deadTuples,
     deadTuplesAfter: after.deadTuples,
+    heapBytesBefore: before.heapBytes,
+    heapBytesAfter: after.heapBytes,
+    ...(before.estimatedBloatBytes !== undefined
+      ? { estimatedBloatBytesBefore: before.estimatedBloatBytes }
+      : {}),
+    ...(after.estimatedBloatBytes !== undefined
+      ? { estimatedBloatBytesAfter: after.estimatedBloatBytes }
+      : {}),
     ...(error ? { error } : {}),
   };
   await ledger.recordMaintenance(state.runId, maintenance);

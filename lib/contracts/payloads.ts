@@ -143,6 +143,16 @@ export const MaintenanceSchema = z.object({
   durationMs: z.int().min(0),
   deadTuplesBefore: z.int().min(0),
   deadTuplesAfter: z.int().min(0),
+  /** Heap bytes on disk before and after (VACUUM returns only trailing empty pages to the OS). */
+  heapBytesBefore: z.int().min(0).optional(),
+  heapBytesAfter: z.int().min(0).optional(),
+  /**
+   * Estimated heap bytes not holding live rows (dead tuples and free space), from pg_stats row widths;
+   * absent without statistics. After a VACUUM this space is reusable, not returned: pg_repack or
+   * VACUUM FULL would shrink the table.
+   */
+  estimatedBloatBytesBefore: z.int().min(0).optional(),
+  estimatedBloatBytesAfter: z.int().min(0).optional(),
   error: z.string().optional(),
 });
 
