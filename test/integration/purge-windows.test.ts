@@ -144,6 +144,58 @@ describe('purge windows', () => {
     expect(chunks.every((c) => c.rows <= 64)).toBe(true);
   });
 
+  it('purges a hash-partitioned table without a key on a timestamp column, runs of equal times included', async () => {
+    // Prepare: 4 hash partitions; 600 rows share one old instant (more than a chunk), 900 older rows one per
+    // minute, 200 recent rows; `kind = 'audit'` rows are kept by the filter.
+    await db.pool.query(`DROP TABLE IF EXISTS public."Readings" CASCADE`);
+    await db.pool.query(`
+      CREATE TABLE public."Readings" ("Sensor" integer NOT NULL, "TakenAt" timestamp NOT NULL, kind text NOT NULL)
+        PARTITION BY HASH ("Sensor");
+      CREATE INDEX ON public."Readings" ("TakenAt");`);
+    for (let i = 0; i < 4; i++) {
+      await db.pool.query(
+        `CREATE TABLE public."Readings_${i}" PARTITION OF public."Readings" FOR VALUES WITH (MODULUS 4, REMAINDER ${i})`,
+      );
+    }
+    const local = `($1::timestamptz AT TIME ZONE 'UTC')`;
+    await db.pool.query(
+      `INSERT INTO public."Readings"
+       SELECT g, ${local} - interval '120 days', CASE WHEN g % 10 = 0 THEN 'audit' ELSE 'sample' END
+         FROM generate_series(1, 600) g
+       UNION ALL
+       SELECT g, ${local} - interval '200 days' + g * interval '1 minute', 'sample' FROM generate_series(1, 900) g
+       UNION ALL
+       SELECT g, ${local} - g * interval '1 hour', 'sample' FROM generate_series(1, 200) g`,
+      [NOW.toISOString()],
+    );
+    const policy = {
+      name: 'readings-purge',
+      action: 'purge',
+      table: 'public."Readings"',
+      timeColumn: 'TakenAt',
+      retention: 'P90D',
+      filter: "kind <> 'audit'",
+      partitions: { enabled: false },
+      chunking: { initialRows: 150, minRows: 150, maxRows: 150 },
+    } as PolicyInput;
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy]),
+      policyName: 'readings-purge',
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess: 540 + 900 purged; the 60 audit rows and the 200 recent rows stay.
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(1440);
+    expect(await count(`public."Readings"`)).toBe(260);
+    expect(await count(`public."Readings" WHERE kind = 'audit'`)).toBe(60);
+    const chunks = await chunksOf(result.summary?.runId);
+    expect(chunks.reduce((sum, c) => sum + c.rows, 0)).toBe(1440);
+    expect(chunks.every((c) => c.rows <= 150)).toBe(true);
+  });
+
   it('skips rows other sessions hold for the whole run and never waits on them', async () => {
     // Prepare: 3 000 eligible rows; another session holds two of them (one among rows that share one
     // instant, one among distinct instants) from before the run until after it.
