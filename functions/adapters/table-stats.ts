@@ -19,6 +19,20 @@ export interface TableStats {
   readonly estimatedBloatBytes: number | undefined;
 }
 
+/** Estimated live rows alone (the run's start records them; the VACUUM threshold compares with them). */
+export async function readLiveRows(db: Queryable, tableOid: string): Promise<number> {
+  const { rows } = await db.query<{ live: string | null }>(
+    `SELECT sum(CASE WHEN coalesce(s.n_live_tup, 0) > 0 THEN s.n_live_tup
+                     ELSE greatest(c.reltuples, 0) END)::bigint::text AS live
+       FROM (SELECT relid FROM pg_partition_tree($1::oid::regclass) UNION SELECT $1::oid) t
+       JOIN pg_class c ON c.oid = t.relid
+       LEFT JOIN pg_stat_user_tables s ON s.relid = t.relid
+      WHERE c.relkind = 'r'`,
+    [tableOid],
+  );
+  return Number(rows[0]?.live ?? 0);
+}
+
 /** Tuple header (23, aligned to 24) plus its 4-byte line pointer. */
 const TUPLE_OVERHEAD_BYTES = 28;
 

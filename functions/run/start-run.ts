@@ -8,7 +8,7 @@ import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
-import { readTableStats } from '../adapters/table-stats.ts';
+import { readLiveRows } from '../adapters/table-stats.ts';
 import { capByBytes } from '../core/batch-size.ts';
 import { computeCutoff } from '../core/cutoff.ts';
 import { InvalidPayloadError, MissingIndexError, StorageConfigurationError } from '../core/errors.ts';
@@ -165,7 +165,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
     // Purge: the VACUUM threshold compares the run's deleted rows with the table's rows now.
     const tableRowsBefore =
-      policy.action === 'purge' ? (await readTableStats(db, prepared.table.oid)).liveRows : undefined;
+      policy.action === 'purge' ? await readLiveRows(db, prepared.table.oid) : undefined;
     await db.query('BEGIN');
     try {
       await ledger.acquireLease(policy.name, runId, leaseTtlSeconds(chunking));
