@@ -86,12 +86,12 @@ export async function summarizeEligible(
       [cutoff],
     );
     const table = quoteQualified(target.schema, target.table);
-    // The alias keeps unqualified column names in the filter resolving to the table's own columns.
+    // No alias on the table: a filter may qualify its columns with the table's name.
     const sampled = await db.query<{ average: string | null }>(
       `SELECT avg(size)::float8::text AS average FROM (
-         SELECT pg_column_size(lifecycle_row.*) AS size FROM ${table} AS lifecycle_row
+         SELECT pg_column_size(${table}.*) AS size FROM ${table}
           WHERE ${eligibleWhere(target, false)}
-          LIMIT $2) AS sample`,
+          LIMIT $2) AS pg_lifecycle_sample`,
       [cutoff, sampleRows],
     );
     return {

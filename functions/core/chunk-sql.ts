@@ -9,6 +9,14 @@
  */
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 
+/**
+ * Aliases the statements give their own derived tables. A name that qualifies a column (`x.t`) resolves to
+ * the innermost FROM item of that name first, and a user table named `locked` or `bound` would capture it
+ * (or clash: "table name specified more than once"); these names are unlikely to be a table's.
+ */
+const LOCKED_ALIAS = 'pg_lifecycle_locked';
+const BOUND_ALIAS = 'pg_lifecycle_bound';
+
 export type TimeColumnKind = 'timestamptz' | 'timestamp' | 'date';
 
 export interface ChunkTarget {
@@ -162,8 +170,8 @@ export function buildDeleteChunkStatement(
     ORDER BY ${orderBy}
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-  ) AS locked
-  WHERE ${table}.tableoid = locked.lock_oid AND ${table}.ctid = locked.lock_tid
+  ) AS ${LOCKED_ALIAS}
+  WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid
   ${returning}`
       : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
         `DELETE FROM ${table}
@@ -245,15 +253,15 @@ export function buildPurgeWindowStatements(target: ChunkTarget, start: WindowSta
   const lower = start === 'first' ? '' : `\n    AND ${time} ${start === 'at' ? '>=' : '>'} $3::${kind}`;
   const selectTerms = (prefix: string) =>
     qualified.map((q, i) => `${q}::text AS ${prefix}${i + 1}`).join(', ');
-  // MATERIALIZED: `bound` is read three times; inlined, its OFFSET scan would run three times.
-  const probe = `WITH bound AS MATERIALIZED (
+  // MATERIALIZED: the bound is read three times; inlined, its OFFSET scan would run three times.
+  const probe = `WITH ${BOUND_ALIAS} AS MATERIALIZED (
   SELECT (SELECT ${time} FROM ${table}
            WHERE ${eligible}${lower}
            ORDER BY ${table}.${time} OFFSET $2 LIMIT 1) AS t
 )
-SELECT bound.t::text AS bound, coalesce(bound.t, ${cutoffValue(target)})::text AS window_end,
+SELECT ${BOUND_ALIAS}.t::text AS bound, coalesce(${BOUND_ALIAS}.t, ${cutoffValue(target)})::text AS window_end,
        first_row.*, last_row.*
-  FROM bound
+  FROM ${BOUND_ALIAS}
   LEFT JOIN LATERAL (
     SELECT ${selectTerms('f')} FROM ${table}
      WHERE ${eligible}${lower}
@@ -261,7 +269,7 @@ SELECT bound.t::text AS bound, coalesce(bound.t, ${cutoffValue(target)})::text A
   LEFT JOIN LATERAL (
     SELECT ${selectTerms('l')} FROM ${table}
      WHERE ${eligible}${lower}
-       AND ${time} < coalesce(bound.t, ${cutoffValue(target)})
+       AND ${time} < coalesce(${BOUND_ALIAS}.t, ${cutoffValue(target)})
      ORDER BY ${qualified.map((q) => `${q} DESC`).join(', ')} LIMIT 1) AS last_row ON true`;
   const window = `${eligible}\n    AND ${time} < $2::${kind}${lower}`;
   const remove = `DELETE FROM ${table}\n  WHERE ${window}`;
@@ -273,8 +281,8 @@ SELECT bound.t::text AS bound, coalesce(bound.t, ${cutoffValue(target)})::text A
 ${
   target.partitioned
     ? // ctid is unique only within one partition: join on (tableoid, ctid).
-      `  USING (${locked}) AS locked
-  WHERE ${table}.tableoid = locked.lock_oid AND ${table}.ctid = locked.lock_tid`
+      `  USING (${locked}) AS ${LOCKED_ALIAS}
+  WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid`
     : `  WHERE ctid = ANY (ARRAY(${locked}))`
 }
   RETURNING 1

@@ -106,8 +106,10 @@ export async function sampleRowTextBytes(
     .map((t) => t.expression)
     .join(', ');
   const { rows } = await db.query<{ avg: string | null }>(
-    `SELECT avg(octet_length(sample::text))::float8::text AS avg
-       FROM (SELECT * FROM ${prepared.qualifiedName} WHERE ${eligibleWhere(prepared.target, false)} ORDER BY ${orderBy} LIMIT 100) AS sample`,
+    // The whole row as text: a bare alias is a whole-row reference unless the table has a column of that
+    // name, hence one no table is likely to have.
+    `SELECT avg(octet_length(pg_lifecycle_sample::text))::float8::text AS avg
+       FROM (SELECT * FROM ${prepared.qualifiedName} WHERE ${eligibleWhere(prepared.target, false)} ORDER BY ${orderBy} LIMIT 100) AS pg_lifecycle_sample`,
     [cutoff],
   );
   const avg = rows[0]?.avg;

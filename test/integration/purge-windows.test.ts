@@ -196,6 +196,75 @@ describe('purge windows', () => {
     expect(chunks.every((c) => c.rows <= 150)).toBe(true);
   });
 
+  it('purges tables named like the statements’ own aliases (bound, locked, deleted, first_row)', async () => {
+    // Prepare: each table has 300 rows at one old instant (keyset chunks) and 300 distinct old times.
+    const names = ['bound', 'locked', 'deleted', 'first_row'];
+    for (const name of names) {
+      await db.pool.query(`DROP TABLE IF EXISTS public.${name} CASCADE`);
+      // "locked" is partitioned: its keyset chunks join the parent on (tableoid, ctid).
+      await db.pool.query(
+        name === 'locked'
+          ? `CREATE TABLE public.locked (id integer NOT NULL, t timestamptz NOT NULL, PRIMARY KEY (id, t))
+               PARTITION BY HASH (id);
+             CREATE TABLE public.locked_0 PARTITION OF public.locked FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+             CREATE TABLE public.locked_1 PARTITION OF public.locked FOR VALUES WITH (MODULUS 2, REMAINDER 1);`
+          : `CREATE TABLE public.${name} (id integer PRIMARY KEY, t timestamptz NOT NULL)`,
+      );
+      await db.pool.query(`CREATE INDEX ON public.${name} (t)`);
+      await db.pool.query(
+        `INSERT INTO public.${name}
+         SELECT g, $1::timestamptz - interval '100 days' FROM generate_series(1, 300) g
+         UNION ALL SELECT 300 + g, $1::timestamptz - interval '200 days' + g * interval '1 hour' FROM generate_series(1, 300) g
+         UNION ALL SELECT 1000, $1::timestamptz`,
+        [NOW.toISOString()],
+      );
+    }
+    const policies = names.map(
+      (name) =>
+        ({
+          name: `${name.replace('_', '-')}-purge`,
+          action: 'purge',
+          table: `public.${name}`,
+          timeColumn: 't',
+          retention: 'P30D',
+          partitions: { enabled: false },
+          // A filter that names its table (a dry run's plan and the run must both accept it).
+          ...(name === 'deleted' ? { filter: 'deleted.id <> 7' } : {}),
+          chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+        }) as PolicyInput,
+    );
+    const config = testConfig(policies);
+
+    for (const policy of policies) {
+      const purged = policy.filter ? 599 : 600;
+      // Act
+      const plan = await runLocally({
+        config,
+        policyName: policy.name,
+        dryRun: true,
+        deps: { databaseUrl: db.url, now: () => NOW },
+      });
+      const result = await runLocally({
+        config,
+        policyName: policy.name,
+        deps: { databaseUrl: db.url, now: () => NOW },
+      });
+
+      // Assess
+      expect(plan.failure, policy.name).toBeUndefined();
+      expect(plan.summary?.eligibleRows, policy.name).toBe(purged);
+      expect(result.failure, policy.name).toBeUndefined();
+      expect(result.summary?.rows, policy.name).toBe(purged);
+      expect(await count(policy.table), policy.name).toBe(601 - purged);
+      // Window chunks of 100 hourly rows span time: their ranges come from the window's first and last rows.
+      const chunks = await chunksOf(result.summary?.runId);
+      expect(
+        chunks.some((c) => c.min_time !== c.max_time),
+        policy.name,
+      ).toBe(true);
+    }
+  });
+
   it('skips rows other sessions hold for the whole run and never waits on them', async () => {
     // Prepare: 3 000 eligible rows; another session holds two of them (one among rows that share one
     // instant, one among distinct instants) from before the run until after it.

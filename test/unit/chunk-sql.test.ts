@@ -64,7 +64,7 @@ describe('chunk SQL', () => {
     expect(plain.firstColumnPosition).toBe(1);
     const partitioned = buildDeleteChunkStatement({ ...noKey, partitioned: true }, true).text;
     expect(partitioned).toContain('("CreatedAt", tableoid, ctid) > ($3::timestamptz, $4::oid, $5::tid)');
-    expect(partitioned).toContain('.tableoid = locked.lock_oid');
+    expect(partitioned).toContain('.tableoid = pg_lifecycle_locked.lock_oid');
   });
 
   it('wraps the filter in parentheses so OR cannot escape the cutoff', () => {
