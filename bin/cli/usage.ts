@@ -19,7 +19,7 @@ Commands
 
 Common options
   --config FILE            Config file (default lifecycle.config.json)
-  --force                  Run although the chunk query scans the whole table (no index leads with
+  --force                  Run although the chunk query scans the whole table (no btree index leads with
                            timeColumn); without it such a run refuses (MissingIndexError), like
                            a policy without "allowSeqScan": true
   --help                   This text

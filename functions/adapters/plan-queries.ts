@@ -39,7 +39,7 @@ async function readOnlyOrTimeout<T>(
 export interface ScanFacts {
   /** Unquoted names of the table and every partition in its tree (to find them in EXPLAIN text). */
   readonly relations: string[];
-  /** Every leaf (the table itself when not partitioned) has a valid index whose first column is the time column. */
+  /** Every leaf (the table itself when not partitioned) has a valid btree index whose first column is the time column. */
   readonly timeIndexed: boolean;
   /** Heap bytes over the leaves. */
   readonly tableBytes: number;
@@ -49,9 +49,14 @@ export interface ScanFacts {
 export async function readScanFacts(db: Queryable, tableOid: string, timeColumn: string): Promise<ScanFacts> {
   const { rows } = await db.query<{ relname: string; leaf: string; indexed: string; bytes: string }>(
     `SELECT c.relname, (c.relkind = 'r') AS leaf,
+            -- A btree: only an ordered index finds a chunk's first rows in time order without reading
+            -- every eligible row (a BRIN or hash index on the column cannot).
             EXISTS (SELECT 1 FROM pg_index i
                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                     WHERE i.indrelid = c.oid AND i.indisvalid AND i.indisready AND a.attname = $2) AS indexed,
+                      JOIN pg_class ic ON ic.oid = i.indexrelid
+                      JOIN pg_am am ON am.oid = ic.relam
+                     WHERE i.indrelid = c.oid AND i.indisvalid AND i.indisready AND a.attname = $2
+                       AND am.amname = 'btree') AS indexed,
             CASE WHEN c.relkind = 'r' THEN pg_relation_size(c.oid) ELSE 0 END::text AS bytes
        FROM (SELECT relid FROM pg_partition_tree($1::oid::regclass) UNION SELECT $1::oid) t
        JOIN pg_class c ON c.oid = t.relid`,

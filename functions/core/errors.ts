@@ -57,7 +57,7 @@ export class ForeignKeyError extends LifecycleError {
 }
 
 /**
- * The chunk query would read the whole table on every chunk (no index leads with the time column). Set the
+ * The chunk query would read the whole table on every chunk (no btree index leads with the time column). Set the
  * policy's `allowSeqScan: true` or start the run with `--force` to go ahead anyway. Nothing was written.
  */
 export class MissingIndexError extends LifecycleError {

@@ -10,11 +10,15 @@
 /** Heap size from which a whole-table chunk query refuses a real run (8 MiB: a few ms per scan below it). */
 export const FULL_SCAN_REFUSAL_MIN_BYTES = 8 * 1024 * 1024;
 
-/** True when an EXPLAIN (text format) line is a Seq Scan (parallel or not) on one of `relations` (unquoted names). */
+/**
+ * True when an EXPLAIN (text format) line reads one of `relations` (unquoted names) without an order: a
+ * Seq Scan (parallel or not), or a Bitmap Heap Scan (every matching row is fetched, then sorted; what a
+ * BRIN index gives), which each chunk would repeat over all remaining eligible rows.
+ */
 export function planHasSeqScan(explain: readonly string[], relations: readonly string[]): boolean {
   const names = new Set(relations);
   return explain.some((line) => {
-    const match = /Seq Scan on (?:"((?:[^"]|"")+)"|([^\s"]+))/.exec(line);
+    const match = /(?:Seq Scan|Bitmap Heap Scan) on (?:"((?:[^"]|"")+)"|([^\s"]+))/.exec(line);
     if (!match) return false;
     const name = match[1]?.replace(/""/g, '"') ?? match[2] ?? '';
     // EXPLAIN may qualify the name ("public.t" with VERBOSE) or not.
@@ -27,7 +31,7 @@ export interface FullScanFacts {
   readonly timeColumn: string;
   /** The plan shows a Seq Scan on the table or one of its partitions. */
   readonly seqScan: boolean;
-  /** Every leaf of the table has a valid index whose first column is the time column. */
+  /** Every leaf of the table has a valid btree index whose first column is the time column. */
   readonly timeIndexed: boolean;
   /** Heap bytes of the table (all leaf partitions). */
   readonly tableBytes: number;
@@ -51,7 +55,7 @@ export function decideFullScan(facts: FullScanFacts): FullScanDecision {
   const mib = (facts.tableBytes / (1024 * 1024)).toFixed(1);
   const problem =
     `the chunk query scans all of ${facts.qualifiedName} (${mib} MiB) on every chunk: ` +
-    `no index leads with ${facts.timeColumn}`;
+    `no btree index leads with ${facts.timeColumn}`;
   const fix = `create one (CREATE INDEX CONCURRENTLY ON ${facts.qualifiedName} (${facts.timeColumn}))`;
   const small = facts.tableBytes < FULL_SCAN_REFUSAL_MIN_BYTES;
   const overridden = facts.allowSeqScan

@@ -252,7 +252,7 @@ describe('whole-table chunk queries', () => {
     expect(plan.summary?.plan?.explain.join('\n')).toMatch(/Seq Scan on readings/);
     expect(plan.summary?.plan?.warnings).toEqual([
       expect.stringMatching(
-        /scans all of "public"."readings" .* no index leads with "created_at"; a run refuses/,
+        /scans all of "public"."readings" .* no btree index leads with "created_at"; a run refuses/,
       ),
     ]);
     expect(plan.summary?.plan?.refusals.map((r) => r.error)).toEqual(['MissingIndexError']);
@@ -260,6 +260,25 @@ describe('whole-table chunk queries', () => {
     expect(run.failure?.error).toBe('MissingIndexError');
     expect(run.failure?.cause).toContain('allowSeqScan');
     expect(run.failure?.runId).toBeUndefined();
+    expect(await count('public.readings')).toBe(110_000);
+  });
+
+  it('refuses when the only index on timeColumn is BRIN (each chunk would read every eligible row)', async () => {
+    // Prepare: the same large table, with a BRIN index on created_at (and nearly every row eligible).
+    await seedUnindexedReadings(110_000, 100_000);
+    await db.pool.query(`CREATE INDEX readings_created_at_brin ON public.readings USING brin (created_at)`);
+    await db.pool.query(`ANALYZE public.readings`);
+    const config = testConfig([readingsPolicy()]);
+    const deps = { databaseUrl: db.url, now: () => NOW };
+
+    // Act
+    const plan = await runLocally({ config, policyName: 'readings-purge', dryRun: true, deps });
+    const run = await runLocally({ config, policyName: 'readings-purge', deps });
+
+    // Assess
+    expect(plan.summary?.plan).toMatchObject({ fullTableScan: true });
+    expect(plan.summary?.plan?.refusals.map((r) => r.error)).toEqual(['MissingIndexError']);
+    expect(run.failure?.error).toBe('MissingIndexError');
     expect(await count('public.readings')).toBe(110_000);
   });
 

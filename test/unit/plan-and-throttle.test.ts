@@ -43,7 +43,7 @@ describe('decideFullScan', () => {
 
     // Assess
     expect(decision.fullTableScan).toBe(true);
-    expect(decision.refusal).toMatch(/no index leads with "created_at"/);
+    expect(decision.refusal).toMatch(/no btree index leads with "created_at"/);
     expect(decision.refusal).toMatch(/CREATE INDEX CONCURRENTLY ON "public"."events" \("created_at"\)/);
     expect(decision.refusal).toMatch(/"allowSeqScan": true.*--force/);
     expect(decision.warning).toMatch(/a run refuses \(MissingIndexError\)/);
