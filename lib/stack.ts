@@ -210,7 +210,9 @@ export class PgLifecycleStack extends Stack {
       };
     }
     if (config.sandbox) {
-      const sandbox = new SandboxDatabase(this, 'Sandbox');
+      const sandbox = new SandboxDatabase(this, 'Sandbox', {
+        cloudWatchEndpoint: readsLagFromCloudWatch(config),
+      });
       return {
         vpc: sandbox.vpc,
         subnets: sandbox.functionSubnets,
@@ -310,10 +312,7 @@ export class PgLifecycleStack extends Stack {
    * GetMetricData, and only when some enabled policy needs it.
    */
   private grantCloudWatchLag(config: LifecycleConfig): void {
-    const needed = config.policies.some(
-      (policy) => policy.enabled && resolveChunking(config, policy).throttle?.cloudWatch !== undefined,
-    );
-    if (!needed) return;
+    if (!readsLagFromCloudWatch(config)) return;
     const { chunk } = this.functions;
     chunk.addEnvironment('LIFECYCLE_CLOUDWATCH_LAG', '1');
     chunk.addToRolePolicy(
@@ -354,4 +353,11 @@ export class PgLifecycleStack extends Stack {
         'tables of the one pg-lifecycle Glue database.',
     );
   }
+}
+
+/** Some enabled policy's throttle reads replica lag from CloudWatch. */
+function readsLagFromCloudWatch(config: LifecycleConfig): boolean {
+  return config.policies.some(
+    (policy) => policy.enabled && resolveChunking(config, policy).throttle?.cloudWatch !== undefined,
+  );
 }

@@ -31,13 +31,16 @@ export interface SandboxDatabaseProps {
 
   /** Retention of the VPC flow logs. @default RetentionDays.ONE_MONTH */
   readonly flowLogRetention?: RetentionDays;
+
+  /** Add a CloudWatch (monitoring) interface endpoint, for a throttle reading replica lag there. @default false */
+  readonly cloudWatchEndpoint?: boolean;
 }
 
 /**
  * A throw-away PostgreSQL to try pg-lifecycle against, with the fewest moving parts that still pass
  * cdk-nag: a two-zone VPC with isolated subnets only (no NAT, no internet gateway; flow logs on), a free S3
  * gateway endpoint and interface endpoints for Secrets Manager and Glue (the only services the handlers
- * call), and an RDS PostgreSQL 16 `db.t4g.micro` (encrypted storage, `rds.force_ssl=1`, generated secret,
+ * call; CloudWatch too when a throttle reads replica lag there), and an RDS PostgreSQL 16 `db.t4g.micro` (encrypted storage, `rds.force_ssl=1`, generated secret,
  * single-AZ, one day of backups, no deletion protection, destroyed with the stack) that accepts 5432 only
  * from the functions' security group.
  */
@@ -96,10 +99,13 @@ export class SandboxDatabase extends Construct {
       Port.tcp(443),
       'HTTPS from the functions',
     );
-    for (const [id, service] of [
+    const endpoints: Array<readonly [string, InterfaceVpcEndpointAwsService]> = [
       ['SecretsManager', InterfaceVpcEndpointAwsService.SECRETS_MANAGER],
       ['Glue', InterfaceVpcEndpointAwsService.GLUE],
-    ] as const) {
+    ];
+    if (props.cloudWatchEndpoint)
+      endpoints.push(['CloudWatch', InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING]);
+    for (const [id, service] of endpoints) {
       this.vpc.addInterfaceEndpoint(id, { service, securityGroups: [endpointSecurityGroup], open: false });
     }
     const databaseSecurityGroup = new SecurityGroup(this, 'DatabaseSecurityGroup', {

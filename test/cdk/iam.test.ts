@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { cloudWatchThrottleConfig, fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
+import { cloudWatchThrottleConfig, fixtureConfig, logicalIdOf, sandboxConfig, synthesize } from './synth.ts';
 
 const config = fixtureConfig();
 const { template } = synthesize(config);
@@ -226,6 +226,13 @@ describe('least-privilege IAM', () => {
     for (const fn of ['StartFunction', 'FinishFunction', 'RecordFailureFunction'])
       expect(cloudWatchActions(withThrottle, fn)).toEqual([]);
     expect(cloudWatchActions(template, 'ChunkFunction')).toEqual([]);
+    // The sandbox's isolated subnets reach CloudWatch through an interface endpoint, only when needed.
+    const monitoringEndpoints = (tmpl: typeof template) =>
+      Object.values(tmpl.findResources('AWS::EC2::VPCEndpoint')).filter((endpoint) =>
+        JSON.stringify(endpoint.Properties.ServiceName).includes('.monitoring'),
+      );
+    expect(monitoringEndpoints(withThrottle)).toHaveLength(1);
+    expect(monitoringEndpoints(synthesize(sandboxConfig()).template)).toHaveLength(0);
     withThrottle.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('^pg-lifecycle Chunk'),
       Environment: { Variables: Match.objectLike({ LIFECYCLE_CLOUDWATCH_LAG: '1' }) },
