@@ -44,6 +44,11 @@ export interface CompletedChunk {
 }
 
 export interface ChunkAction<T extends TakenChunk = TakenChunk> {
+  /**
+   * True when `take` is nearly all of the chunk's transaction (nothing slow happens in `complete`): the
+   * loop may then size the next chunk from this one's `take` time, before this one commits.
+   */
+  readonly takeIsTransaction?: boolean;
   /** Database phase, inside the open transaction on `tx`: lock and change the chunk's rows. */
   take(tx: Queryable, input: ChunkInput): Promise<T | undefined>;
   /** Outside the database (encode, upload, verify), before COMMIT; throwing rolls the chunk back. */

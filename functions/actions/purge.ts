@@ -41,6 +41,7 @@ interface Start {
 type Row = Array<string | null>;
 
 export class PurgeAction implements ChunkAction {
+  readonly takeIsTransaction = true;
   private skipLockedWindowsLeft = 0;
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {

@@ -220,9 +220,18 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       const timeLeft = deps.remainingMs() >= 2 * lastChunkMs + 1000;
       lagged = timeLeft ? await replicaLagging() : undefined;
       turn = 1 - turn;
+      // The next chunk starts before this one commits; when this one's take was its transaction, its
+      // take time already says how big the next may be (otherwise sizes would only change every other chunk).
+      const nextRows = action.takeIsTransaction
+        ? capByBytes(
+            nextBatchRows(current.limit, performance.now() - current.startedAt, taken.rows, chunking),
+            bytesPerRow,
+            chunking,
+          )
+        : batchRows;
       const next =
         timeLeft && lagged === undefined
-          ? begin(chunkClients[turn] as pg.Client, taken.cursor, batchRows)
+          ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows)
           : undefined;
       next?.catch(() => undefined);
       let completedAt: number;

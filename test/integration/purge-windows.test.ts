@@ -265,6 +265,39 @@ describe('purge windows', () => {
     }
   });
 
+  it('grows chunks from the first one on: the pipelined next chunk is sized from this one’s DELETE', async () => {
+    // Prepare
+    await db.pool.query(`DROP TABLE IF EXISTS public.ticks`);
+    await db.pool.query(`
+      CREATE TABLE public.ticks (id integer PRIMARY KEY, at timestamptz NOT NULL);
+      CREATE INDEX ON public.ticks (at);`);
+    await db.pool.query(
+      `INSERT INTO public.ticks SELECT g, $1::timestamptz - interval '100 days' - g * interval '1 second'
+         FROM generate_series(1, 5000) g`,
+      [NOW.toISOString()],
+    );
+    const policy = {
+      name: 'ticks-purge',
+      action: 'purge',
+      table: 'public.ticks',
+      timeColumn: 'at',
+      retention: 'P30D',
+      chunking: { initialRows: 100, minRows: 100 },
+    } as PolicyInput;
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy]),
+      policyName: 'ticks-purge',
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess: 100 rows take a few ms of a 250 ms target, so every next chunk doubles (not every other one).
+    expect(result.summary?.rows).toBe(5000);
+    const sizes = (await chunksOf(result.summary?.runId)).map((c) => c.rows);
+    expect(sizes.slice(0, 4)).toEqual([100, 200, 400, 800]);
+  });
+
   it('skips rows other sessions hold for the whole run and never waits on them', async () => {
     // Prepare: 3 000 eligible rows; another session holds two of them (one among rows that share one
     // instant, one among distinct instants) from before the run until after it.
