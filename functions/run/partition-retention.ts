@@ -378,13 +378,7 @@ class PartitionRetention {
           await new Ledger(this.ctx.tx).insertArchivedObjects(state.runId, seq, objects);
         }
         await units.insertUnit({
-          runId: state.runId,
-          policy: this.policy.name,
-          partitionOid: p.oid,
-          partitionName,
-          parentName: this.parentName,
-          boundFrom: bounds.from,
-          boundTo: bounds.to,
+          ...this.unitIdentity(p, bounds),
           action: 'archive',
           state: 'archived',
           rows,
@@ -398,17 +392,7 @@ class PartitionRetention {
       });
     } catch (error) {
       if (!(error instanceof OutOfTimeSignal)) throw error;
-      await this.units.insertUnit({
-        runId: state.runId,
-        policy: this.policy.name,
-        partitionOid: p.oid,
-        partitionName,
-        parentName: this.parentName,
-        boundFrom: bounds.from,
-        boundTo: bounds.to,
-        action: 'archive',
-        state: 'chunked',
-      });
+      await this.units.insertUnit({ ...this.unitIdentity(p, bounds), action: 'archive', state: 'chunked' });
       this.log.warn('partition too large for one step; its rows go to the chunk loop', {
         runId: state.runId,
         partition: partitionName,
@@ -576,27 +560,21 @@ class PartitionRetention {
     action: 'archive' | 'purge',
     stateName: 'detaching',
   ): Promise<PartitionUnit> {
-    const partitionName = quoteQualified(p.schema, p.name);
-    await this.units.insertUnit({
+    const identity = this.unitIdentity(p, bounds);
+    await this.units.insertUnit({ ...identity, action, state: stateName });
+    return { ...identity, action, state: stateName, rows: undefined };
+  }
+
+  /** What names a unit in lifecycle.dropped_partitions: this run, the policy, the partition and its bounds. */
+  private unitIdentity(p: PartitionInfo, bounds: { from: string; to: string }) {
+    return {
       runId: this.ctx.state.runId,
       policy: this.policy.name,
       partitionOid: p.oid,
-      partitionName,
+      partitionName: quoteQualified(p.schema, p.name),
       parentName: this.parentName,
       boundFrom: bounds.from,
       boundTo: bounds.to,
-      action,
-      state: stateName,
-    });
-    return {
-      runId: this.ctx.state.runId,
-      partitionOid: p.oid,
-      partitionName,
-      boundFrom: bounds.from,
-      boundTo: bounds.to,
-      action,
-      state: stateName,
-      rows: undefined,
     };
   }
 }
