@@ -14,6 +14,7 @@
  * take them; see buildPurgeChunkStatement).
  */
 import type { Queryable } from '../adapters/catalog.ts';
+import { withLocalTimeout } from '../adapters/savepoint.ts';
 import { buildPurgeChunkStatement, buildPurgeWindowStatements, type WindowStart } from '../core/chunk-sql.ts';
 import { ForeignKeyError } from '../core/errors.ts';
 import {
@@ -26,8 +27,6 @@ import {
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
-/** SQLSTATE lock_not_available: lock_timeout expired. */
-const LOCK_NOT_AVAILABLE = '55P03';
 /** How long the plain window DELETE may wait for a row another session holds before SKIP LOCKED takes over. */
 export const OPTIMISTIC_LOCK_WAIT_MS = 20;
 /** After meeting a held row, this many windows are deleted with SKIP LOCKED before trying plainly again. */
@@ -130,20 +129,15 @@ export class PurgeAction implements ChunkAction {
       this.skipLockedWindowsLeft--;
       return skippingLocked();
     }
-    // The lock_timeout set after the savepoint is undone by ROLLBACK TO it, but kept by RELEASE: restore it.
-    await tx.query(`SAVEPOINT purge_window; SET LOCAL lock_timeout = '${OPTIMISTIC_LOCK_WAIT_MS}ms'`);
-    try {
-      const result = await tx.query({ text: statements.remove, values: params });
-      await tx.query(
-        `RELEASE SAVEPOINT purge_window; SET LOCAL lock_timeout = '${Math.trunc(input.chunking.lockTimeoutMs)}ms'`,
-      );
-      return result.rowCount ?? 0;
-    } catch (error) {
-      if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
-      await tx.query('ROLLBACK TO SAVEPOINT purge_window; RELEASE SAVEPOINT purge_window');
-      this.skipLockedWindowsLeft = SKIP_LOCKED_WINDOWS_AFTER_CONFLICT;
-      return skippingLocked();
-    }
+    const plain = await withLocalTimeout(
+      tx,
+      'purge_window',
+      { setting: 'lock_timeout', ms: OPTIMISTIC_LOCK_WAIT_MS, restoreMs: input.chunking.lockTimeoutMs },
+      () => tx.query({ text: statements.remove, values: params }),
+    );
+    if (plain.done) return plain.value.rowCount ?? 0;
+    this.skipLockedWindowsLeft = SKIP_LOCKED_WINDOWS_AFTER_CONFLICT;
+    return skippingLocked();
   }
 
   /**

@@ -6,6 +6,7 @@
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { PartitionInfo } from '../core/partitions.ts';
 import type { Queryable } from './catalog.ts';
+import { withLocalTimeout } from './savepoint.ts';
 
 /** How the parent is partitioned: the strategy and its single key column (undefined for expressions). */
 export interface Partitioning {
@@ -143,23 +144,18 @@ export class PartitionOperations {
     timeoutMs: number,
     restoreTimeoutMs: number,
   ): Promise<{ rows: number; estimated: boolean }> {
-    await this.db.query(`SAVEPOINT count_rows; SET LOCAL statement_timeout = '${Math.trunc(timeoutMs)}ms'`);
-    try {
-      const rows = await this.countRows(p);
-      await this.db.query(
-        `RELEASE SAVEPOINT count_rows; SET LOCAL statement_timeout = '${Math.trunc(restoreTimeoutMs)}ms'`,
-      );
-      return { rows, estimated: false };
-    } catch (error) {
-      if ((error as { code?: string }).code !== '57014') throw error;
-      // ROLLBACK TO undoes the SET LOCAL made after the savepoint as well.
-      await this.db.query('ROLLBACK TO SAVEPOINT count_rows; RELEASE SAVEPOINT count_rows');
-      const { rows } = await this.db.query<{ n: string }>(
-        `SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`,
-        [this.name(p)],
-      );
-      return { rows: Number(rows[0]?.n ?? 0), estimated: true };
-    }
+    const counted = await withLocalTimeout(
+      this.db,
+      'count_rows',
+      { setting: 'statement_timeout', ms: timeoutMs, restoreMs: restoreTimeoutMs },
+      () => this.countRows(p),
+    );
+    if (counted.done) return { rows: counted.value, estimated: false };
+    const { rows } = await this.db.query<{ n: string }>(
+      `SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`,
+      [this.name(p)],
+    );
+    return { rows: Number(rows[0]?.n ?? 0), estimated: true };
   }
 
   /**
