@@ -93,3 +93,23 @@ export function describeBlockingReferences(
     'or change the constraints to ON DELETE CASCADE / SET NULL. Nothing was deleted.'
   );
 }
+
+/**
+ * An archive refuses references that make PostgreSQL delete or change other rows as the archived rows go
+ * (ON DELETE CASCADE / SET NULL / SET DEFAULT, self-references included): those rows would change in the
+ * chunk's transaction without being in any archive. NO ACTION / RESTRICT are safe: a chunk reaching a
+ * still-referenced row fails and rolls back.
+ */
+export function describeArchiveChangedChildren(
+  table: string,
+  changed: readonly ForeignKeyReference[],
+): string {
+  const list = changed
+    .map((r) => `${r.referencingTable} (constraint ${r.constraint}, ON DELETE ${r.onDelete.toUpperCase()})`)
+    .join(', ');
+  return (
+    `refusing to archive ${table}: deleting its rows would make PostgreSQL delete or change rows of ${list}, ` +
+    'which no archive would hold. Archive those tables first with their own policies and make the constraints ' +
+    'ON DELETE NO ACTION (a chunk then stops at a still-referenced row), or purge instead. Nothing was changed.'
+  );
+}

@@ -1,12 +1,14 @@
 /**
- * Start step, purge only: refuse before anything is written when another table references the purged one
- * with ON DELETE NO ACTION / RESTRICT and no child policy (run first) purges that table.
+ * Start step: refuse before anything is written when foreign keys referencing the table would make the run
+ * unsafe. Purge: a NO ACTION / RESTRICT reference no child policy (run first) covers. Archive: a reference
+ * that makes PostgreSQL delete or change rows no archive holds (CASCADE / SET NULL / SET DEFAULT).
  */
 import type { ExecutionInput } from '../../lib/contracts/payloads.ts';
 import { listReferencingForeignKeys, type Queryable, resolveTable } from '../adapters/catalog.ts';
 import { ForeignKeyError } from '../core/errors.ts';
 import {
   decideForeignKeys,
+  describeArchiveChangedChildren,
   describeBlockingReferences,
   type ForeignKeyDecision,
   type ResolvedChildPolicy,
@@ -45,4 +47,13 @@ export async function checkPurgeForeignKeys(
     });
   }
   return decision;
+}
+
+/** @throws ForeignKeyError naming every CASCADE / SET NULL / SET DEFAULT reference to the archived table */
+export async function checkArchiveForeignKeys(db: Queryable, prepared: PreparedTarget): Promise<void> {
+  const references = await listReferencingForeignKeys(db, prepared.table.oid);
+  const { changedByDatabase } = decideForeignKeys(prepared.table.oid, references, []);
+  if (changedByDatabase.length > 0) {
+    throw new ForeignKeyError(describeArchiveChangedChildren(prepared.qualifiedName, changedByDatabase));
+  }
 }

@@ -7,6 +7,7 @@ import { listReferencingForeignKeys, type Queryable, resolveTable } from '../ada
 import { countReferencingRows, summarizeEligible } from '../adapters/plan-queries.ts';
 import {
   decideForeignKeys,
+  describeArchiveChangedChildren,
   describeBlockingReferences,
   type ResolvedChildPolicy,
 } from '../core/foreign-keys.ts';
@@ -60,6 +61,12 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
   const refusals: RunPlan['refusals'] = [];
   if (scan.warning) warnings.push(scan.warning);
   if (scan.refusal) refusals.push({ error: 'MissingIndexError', message: scan.refusal });
+  if (policy.action === 'archive' && decision.changedByDatabase.length > 0) {
+    refusals.push({
+      error: 'ForeignKeyError',
+      message: describeArchiveChangedChildren(prepared.qualifiedName, decision.changedByDatabase),
+    });
+  }
   if (policy.action === 'purge' && decision.blocking.length > 0) {
     refusals.push({
       error: 'ForeignKeyError',

@@ -16,7 +16,7 @@ import { buildGlueTableInput } from '../core/glue-table.ts';
 import { tablePrefix } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../core/parquet/encode.ts';
-import { checkPurgeForeignKeys } from './check-foreign-keys.ts';
+import { checkArchiveForeignKeys, checkPurgeForeignKeys } from './check-foreign-keys.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { buildRunPlan } from './plan-run.ts';
 import {
@@ -104,6 +104,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       deps.log.warn('chunk query scans the whole table', { warning: scan.warning });
     if (policy.action === 'purge' && !input.dryRun)
       await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
+    if (policy.action === 'archive' && !input.dryRun) await checkArchiveForeignKeys(db, prepared);
     if (policy.action === 'archive' && !input.dryRun && !deps.store) {
       throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
     }

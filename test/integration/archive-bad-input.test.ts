@@ -219,4 +219,48 @@ describe('archive with bad input', () => {
     expect(connections).toBe(7);
     expect(await everything()).toEqual(before);
   });
+
+  it.each(['CASCADE', 'SET NULL'])(
+    'refuses a table referenced ON DELETE %s (those rows would change unarchived) and changes nothing',
+    async (onDelete) => {
+      // Prepare: a child row for every event, nullable so SET NULL applies.
+      await db.pool.query(`
+        CREATE TABLE public.event_tags (
+          id integer PRIMARY KEY,
+          event_id bigint CONSTRAINT tags_event_fk REFERENCES public.${TABLE} (id) ON DELETE ${onDelete})`);
+      await db.pool.query(`INSERT INTO public.event_tags SELECT id, id FROM public.${TABLE}`);
+      const tags = async () =>
+        (
+          await db.pool.query(
+            `SELECT md5(string_agg(t::text, '|' ORDER BY id)) AS d FROM public.event_tags t`,
+          )
+        ).rows[0].d;
+      const before = await everything();
+      const tagsBefore = await tags();
+      const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
+
+      // Act
+      let plan: Awaited<ReturnType<typeof runLocally>>;
+      let result: Awaited<ReturnType<typeof runLocally>>;
+      try {
+        const config = testConfig([validPolicy]);
+        plan = await runLocally({ config, policyName: validPolicy.name, definition, dryRun: true, deps });
+        result = await runLocally({ config, policyName: validPolicy.name, definition, deps });
+        // Assess (the child table still there)
+        expect(await tags()).toBe(tagsBefore);
+      } finally {
+        await db.pool.query(`DROP TABLE public.event_tags`);
+      }
+
+      // Assess
+      expect(plan.summary?.plan?.refusals.map((r) => r.error)).toEqual(['ForeignKeyError']);
+      expect(result.status).toBe('failed');
+      expect(result.failure?.error).toBe('ForeignKeyError');
+      expect(result.failure?.cause).toContain(
+        `"public"."event_tags" (constraint tags_event_fk, ON DELETE ${onDelete})`,
+      );
+      expect(result.failure?.runId).toBeUndefined();
+      expect(await everything()).toEqual(before);
+    },
+  );
 });
