@@ -180,7 +180,15 @@ describe('plan (dry run)', () => {
       },
     ]);
     expect(archivePlan.status).toBe('dry_run');
-    expect(archivePlan.summary?.plan?.refusals).toEqual([]);
+    // An archive would refuse the CASCADE child: its rows would go with the archived ones, unarchived.
+    expect(archivePlan.summary?.plan?.refusals).toEqual([
+      {
+        error: 'ForeignKeyError',
+        message: expect.stringContaining(
+          'refusing to archive "public"."devices": deleting its rows would make PostgreSQL delete or change rows of "public"."device_notes" (constraint notes_device_fk, ON DELETE CASCADE)',
+        ),
+      },
+    ]);
     expect(archivePlan.summary?.plan?.warnings).toContainEqual(
       expect.stringContaining('40 rows of "public"."device_alerts" still reference eligible rows'),
     );
