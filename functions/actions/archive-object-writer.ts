@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { ArchivePolicy } from '../../lib/contracts/config.ts';
 import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
 import type { ArchivedObject } from '../adapters/ledger.ts';
+import { LeaseLostError } from '../core/errors.ts';
 import { objectKey } from '../core/object-keys.ts';
 import type { ParquetColumnPlan } from '../core/parquet/column-plan.ts';
 import { encodeParquet } from '../core/parquet/encode.ts';
@@ -15,6 +16,8 @@ import { encodeParquet } from '../core/parquet/encode.ts';
 /** Announces a key before upload on a connection outside the chunk transaction. */
 export interface PendingRegistry {
   announcePending(bucket: string, key: string, runId: string): Promise<void>;
+  /** False once orphan removal has started on the key (its run ended while this upload ran). */
+  isStillPending(bucket: string, key: string): Promise<boolean>;
 }
 
 /** Test seam: awaited after an upload, before its verification; may throw to inject a fault. */
@@ -64,6 +67,14 @@ export class ArchiveObjectWriter {
     await this.store.put(key, body, sha256, { rows: String(rows.length), run: object.runId });
     await this.hooks.afterUpload?.(key);
     await this.store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
+    if (!(await this.pending.isStillPending(this.store.bucket, key))) {
+      // A stale invocation: the run ended and removed its orphans while this upload ran. The orphan removal
+      // may have deleted the key before this PUT landed; delete it here, or nothing ever would.
+      await this.store.delete(key);
+      throw new LeaseLostError(
+        `run ${object.runId} ended while ${key} was uploading; the object was removed`,
+      );
+    }
     const first = rows[0] ?? [];
     const last = rows[rows.length - 1] ?? [];
     const keyOf = (row: ReadonlyArray<string | null>) =>

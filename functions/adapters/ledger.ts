@@ -313,6 +313,23 @@ export class Ledger {
     return rows;
   }
 
+  /** Before an orphan's object is deleted: from now on its uploader may not keep it (see isStillPending). */
+  async markRemoving(bucket: string, key: string): Promise<void> {
+    await this.db.query(
+      'UPDATE lifecycle.pending_objects SET removing = true WHERE bucket = $1 AND key = $2',
+      [bucket, key],
+    );
+  }
+
+  /** After an upload: the key is announced and no orphan removal has started on it. */
+  async isStillPending(bucket: string, key: string): Promise<boolean> {
+    const { rows } = await this.db.query(
+      'SELECT 1 FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2 AND NOT removing',
+      [bucket, key],
+    );
+    return rows.length > 0;
+  }
+
   /** Forgets a pending key once its object is gone; refuses (no-op) for a ledger-listed key. */
   async forgetPending(bucket: string, key: string): Promise<void> {
     await this.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [

@@ -92,6 +92,9 @@ export async function removeOrphans(
       await ledger.forgetPending(orphan.bucket, orphan.key);
       continue;
     }
+    // Marked first (committed: this connection autocommits): an uploader still running checks the mark
+    // after its upload and deletes its own object, so an upload landing after this delete is not left over.
+    await ledger.markRemoving(orphan.bucket, orphan.key);
     await store.delete(orphan.key);
     await ledger.forgetPending(orphan.bucket, orphan.key);
     removed++;

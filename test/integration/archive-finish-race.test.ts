@@ -106,4 +106,59 @@ describe('Finish racing a stale chunk', () => {
       before,
     );
   });
+
+  it('leaves no object behind when a stale chunk uploads after Finish removed its orphans', async () => {
+    // Prepare
+    await seedEvents(db.pool, 'late_events', 300, NOW);
+    const tableKeysSql = 'SELECT id::text AS k FROM public.late_events';
+    const before = await tableKeys(db.pool, tableKeysSql);
+    const config = testConfig([
+      {
+        name: 'late',
+        table: 'public.late_events',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P30D',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    const common = { databaseUrl: db.url, bucket, s3, now: () => NOW };
+    const state = await startRun(localDependencies(common)(context), {
+      input: buildExecutionInput(config, 'late', 'local', false),
+    });
+    // The stale chunk is frozen between announcing its key and its PUT, until Finish has run.
+    const realStore = new S3ObjectStore(s3, bucket);
+    let announced!: () => void;
+    const keyAnnounced = new Promise<void>((resolve) => {
+      announced = resolve;
+    });
+    let thaw!: () => void;
+    const frozen = new Promise<void>((resolve) => {
+      thaw = resolve;
+    });
+    const frozenStore = Object.assign(Object.create(realStore) as S3ObjectStore, {
+      put: async (...args: Parameters<S3ObjectStore['put']>) => {
+        announced();
+        await frozen;
+        await realStore.put(...args);
+      },
+    });
+    const chunk = runChunks(localDependencies({ ...common, store: frozenStore })(context), state).then(
+      () => 'committed',
+      (error: Error) => error.name,
+    );
+    await keyAnnounced;
+
+    // Act: Finish removes the orphan (nothing in S3 yet), then the chunk thaws and its PUT lands.
+    const summary = await finishRun(localDependencies(common)(context), state);
+    thaw();
+
+    // Assess: the chunk saw its key removed and deleted its own object; nothing unlisted is left in S3.
+    expect(await chunk).toBe('LeaseLostError');
+    expect(summary.orphansRemoved).toBe(1);
+    await expectArchiveGuarantees(
+      { pool: db.pool, s3, bucket, policy: 'late', tableKeysSql, keyOf: (row) => String(row.id) },
+      before,
+    );
+  });
 });
