@@ -179,12 +179,16 @@ export class PartitionOperations {
    * Makes every INSERT or UPDATE into the partition fail from now on (a NOT VALID constraint is not checked
    * against existing rows, and the planner ignores it). Idempotent.
    */
-  async fenceWrites(p: { schema: string; name: string }): Promise<void> {
+  async hasFence(p: { schema: string; name: string }): Promise<boolean> {
     const { rows } = await this.db.query(
       'SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2',
       [this.name(p), FENCE_CONSTRAINT],
     );
-    if (rows.length > 0) return;
+    return rows.length > 0;
+  }
+
+  async fenceWrites(p: { schema: string; name: string }): Promise<void> {
+    if (await this.hasFence(p)) return;
     await this.db.query(
       `ALTER TABLE ${this.name(p)} ADD CONSTRAINT ${quoteIdent(FENCE_CONSTRAINT)} CHECK (false) NOT VALID`,
     );

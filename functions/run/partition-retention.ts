@@ -6,6 +6,7 @@ import { ArchiveObjectWriter } from '../actions/archive-object-writer.ts';
 import { listReferencingForeignKeys, type Queryable } from '../adapters/catalog.ts';
 import { type ArchivedObject, Ledger } from '../adapters/ledger.ts';
 import {
+  FENCE_CONSTRAINT,
   listPartitions,
   PartitionLedger,
   PartitionOperations,
@@ -464,6 +465,8 @@ class PartitionRetention {
     const { state, prepared, tx } = this.ctx;
     const ops = new PartitionOperations(tx, prepared.table);
     const status = await relationStatus(this.ctx.side, unit.partitionOid, prepared.table.oid);
+    // Checked before the DETACH too, so such a partition stays attached (checked again under the lock).
+    if (await this.lostFence(ops, unit, table)) throw this.lostFenceError(unit);
     if (status.state === 'attached' && mode === 'concurrently') {
       await this.units.setDetachMode(unit, 'concurrently');
       // Outside any transaction; lock_timeout bounds its wait for the parent's lock.
@@ -518,6 +521,8 @@ class PartitionRetention {
             durationMs: Math.round(performance.now() - startedAt),
           });
         }
+      } else if (await this.lostFence(ops, unit, table)) {
+        throw this.lostFenceError(unit);
       } else if (rows > (unit.rows ?? 0)) {
         // Impossible while the fence holds; never drop a row that is not in the archive.
         throw new PartitionRetentionError(
@@ -563,6 +568,26 @@ class PartitionRetention {
     const identity = this.unitIdentity(p, bounds);
     await this.units.insertUnit({ ...identity, action, state: stateName });
     return { ...identity, action, state: stateName, rows: undefined };
+  }
+
+  /**
+   * An archived partition must still carry its write fence when it is dropped: without it, rows may have
+   * come and gone since the archive, and a count no longer proves that every row is archived.
+   */
+  private async lostFence(
+    ops: PartitionOperations,
+    unit: PartitionUnit,
+    table: { schema: string; name: string },
+  ): Promise<boolean> {
+    return unit.action === 'archive' && !(await ops.hasFence(table));
+  }
+
+  private lostFenceError(unit: PartitionUnit): PartitionRetentionError {
+    return new PartitionRetentionError(
+      `${unit.partitionName} lost its write fence (${FENCE_CONSTRAINT}) after it was archived; rows may have ` +
+        'been written that the archive does not hold, so it was not dropped. Archive or move those rows, then ' +
+        'drop it yourself or add the fence back',
+    );
   }
 
   /** What names a unit in lifecycle.dropped_partitions: this run, the policy, the partition and its bounds. */

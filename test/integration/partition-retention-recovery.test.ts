@@ -259,6 +259,54 @@ describe('partition retention: crash after an archive unit committed, before DET
   );
 });
 
+describe('partition retention: an archived partition whose write fence was removed', () => {
+  it('is not dropped: a late row written meanwhile is not in the archive', async () => {
+    // Prepare: March archived and fenced by a run that then failed.
+    const table = 'unfenced';
+    const policyName = 'unfenced';
+    await seedMonthly(table);
+    const config = testConfig([archivePolicy(policyName, table)]);
+    const failed = await runLocally({
+      config,
+      policyName,
+      definition,
+      deps: {
+        databaseUrl: db.url,
+        bucket,
+        s3,
+        now: () => NOW,
+        hooks: {
+          afterPartitionArchived: () => {
+            throw new Error('injected: terminal failure after the unit COMMIT');
+          },
+        },
+      },
+    });
+    expect(failed.status).toBe('failed');
+    // An operator lifts the fence to let a late row in, and deletes an archived row (the count stays lower).
+    await db.pool.query(`ALTER TABLE public.${table}_2026_03 DROP CONSTRAINT pg_lifecycle_archived_fence`);
+    await db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-03-15', 'late')`);
+    await db.pool.query(
+      `DELETE FROM public.${table} WHERE id = (SELECT min(id) FROM public.${table}_2026_03 WHERE id > 0)`,
+    );
+
+    // Act
+    const next = await runLocally({
+      config,
+      policyName,
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess: the run stops on the unit; the partition and its late row are still there.
+    expect(next.status).toBe('failed');
+    expect(next.failure?.error).toBe('PartitionRetentionError');
+    expect(next.failure?.cause).toContain('lost its write fence');
+    expect(await relationExists(`${table}_2026_03`)).toBe(true);
+    expect(await ids(table, 'id = -1')).toEqual(['-1']);
+  });
+});
+
 describe('partition retention: a unit that cannot finish within the step falls back to chunks', () => {
   it('rolls the unit back, marks it chunked, and the chunk loop archives its rows exactly once', async () => {
     // Prepare: day-sized objects and 50-row FETCHes, so April's unit has uploaded objects when time runs out.
