@@ -87,7 +87,12 @@ describe('interrupted local run', () => {
       keyOf: (r: Record<string, unknown>) => String(r.id),
     };
     const partial = await expectArchiveGuarantees(scope, before);
+    // The chunks committed before Ctrl-C stay archived, and the failed run counts exactly those.
+    expect(partial.archivedKeys.length).toBeGreaterThan(0);
     expect(partial.archivedKeys.length).toBeLessThan(eligible.length);
+    expect(Number((await runRecord(db.pool, interrupted.failure?.runId))?.rows)).toBe(
+      partial.archivedKeys.length,
+    );
 
     // Act: the next run is not locked out and completes the work.
     const next = await runLocally({ config, policyName: 'interrupted', deps: { ...deps, hooks: undefined } });

@@ -151,6 +151,8 @@ describe('archive run', () => {
     expect(runs.rows[0].n).toBe(1);
     const objects = await ledgerObjects(db.pool, result.summary?.runId);
     const archived = await readArchivedRows(s3, bucket, objects);
+    // Each eligible row exactly once: as many rows as ids, as many ids as eligible rows.
+    expect(archived).toHaveLength(eligible.rows[0].n);
     expect(new Set(archived.map((r) => String(r.id))).size).toBe(eligible.rows[0].n);
   });
 
@@ -207,6 +209,10 @@ describe('archive run', () => {
         chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
       },
     ]);
+    const eligibleAtStart = await db.pool.query(
+      `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y'`,
+      [NOW.toISOString()],
+    );
     let readings = 0;
     const clock = () => new Date(NOW.getTime() + readings++ * 5 * 3600_000);
     // Act: one chunk per step (see above); the cutoff is computed from the first reading only.
@@ -224,6 +230,8 @@ describe('archive run', () => {
       `SELECT count(*)::int AS n, max(rows)::int AS rows FROM lifecycle.runs WHERE policy = 'aging'`,
     );
     expect(runs.rows[0].n).toBe(1);
+    // Exactly the rows eligible at the first reading: a cutoff taken again later would archive more.
+    expect(runs.rows[0].rows).toBe(eligibleAtStart.rows[0].n);
     const eligible = await db.pool.query(
       `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y'`,
       [NOW.toISOString()],

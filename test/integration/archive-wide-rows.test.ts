@@ -68,6 +68,7 @@ describe('archive of wide rows', () => {
     expect(Math.max(...chunks.rows.map((c) => c.rows))).toBeLessThanOrEqual(16);
     expect(chunks.rows.length).toBeGreaterThanOrEqual(300 / 16);
     const archived = await readArchivedRows(s3, bucket, await ledgerObjects(db.pool, result.summary?.runId));
+    expect(archived).toHaveLength(300);
     expect(new Set(archived.map((r) => r.id)).size).toBe(300);
     expect(archived.every((r) => typeof r.body === 'string' && r.body.length === 64 * 1024)).toBe(true);
   });
@@ -116,6 +117,7 @@ describe('archive of wide rows', () => {
     const objects = await ledgerObjects(db.pool, result.summary?.runId);
     expect(Math.max(...objects.map((o) => o.rows))).toBeLessThanOrEqual(16);
     const archived = await readArchivedRows(s3, bucket, objects);
+    expect(archived).toHaveLength(120);
     expect(new Set(archived.map((r) => r.id)).size).toBe(120);
   });
 });

@@ -35,9 +35,11 @@ describe('replica-lag throttle', () => {
     const events: string[] = [];
     const openTransactions: number[] = [];
     let reads = 0;
+    const readAt: Array<{ lagging: boolean; at: number }> = [];
     const replicaLagSeconds = async () => {
       const lag = lagScript[reads++] ?? 0;
       events.push(lag > 10 ? 'lagging' : 'ok');
+      readAt.push({ lagging: lag > 10, at: performance.now() });
       if (reads === 1) {
         // At the first check of a step no chunk transaction is open.
         const { rows } = await db.pool.query(
@@ -88,10 +90,18 @@ describe('replica-lag throttle', () => {
     expect(openTransactions).toEqual([0]);
     // The mid-run lagging check: only the chunk already in flight commits before the next check.
     const sixth = events.indexOf('lagging', 2);
+    expect(sixth).toBeGreaterThan(2);
     const afterSixth = events.slice(sixth + 1);
     const nextCheck = afterSixth.findIndex((e) => e !== 'commit');
     expect(afterSixth.slice(0, nextCheck).length).toBeLessThanOrEqual(1);
-    // Three lagging checks, each followed by a 1 s wait.
+    // Three lagging checks, each followed by the 1 s wait before the next check (a run that ignored the
+    // lag would check again at once).
+    expect(readAt.filter((r) => r.lagging)).toHaveLength(3);
+    readAt.forEach((read, i) => {
+      const next = readAt[i + 1];
+      if (read.lagging && next) expect(next.at - read.at).toBeGreaterThanOrEqual(1000);
+    });
+    expect(readAt[readAt.length - 1]?.lagging).toBe(false);
     expect(elapsedMs).toBeGreaterThanOrEqual(3000);
     // One step per lagging check, besides those that ran chunks.
     expect(result.chunkInvocations).toBeGreaterThanOrEqual(4);
