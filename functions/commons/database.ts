@@ -20,6 +20,9 @@ export const SESSION_OPTIONS = [
   '-c IntervalStyle=iso_8601',
   '-c extra_float_digits=3',
   '-c bytea_output=hex',
+  // The filter screen (lib/contracts/config.ts) reads a backslash in a plain '…' literal as an ordinary
+  // character, as PostgreSQL does with this on (its default): make sure no server setting says otherwise.
+  '-c standard_conforming_strings=on',
   // A Lambda frozen or killed mid-chunk must not hold row locks: the server rolls such a transaction back.
   '-c idle_in_transaction_session_timeout=120000',
 ].join(' ');

@@ -80,11 +80,50 @@ export const FilterSchema = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+/**
+ * The expression with every string literal and quoted identifier replaced by a placeholder, read left to
+ * right as PostgreSQL reads it ('…' with '' for a quote, E'…' where a backslash also escapes, "…" with "").
+ * What remains is what the screen may look at: `note <> 'a;b'` is fine, `E'\'' ) OR (true` is not.
+ * Plain '…' literals take a backslash literally because every session sets standard_conforming_strings.
+ */
+function maskQuoted(expression: string): { masked: string } | { problem: string } {
+  let masked = '';
+  let i = 0;
+  while (i < expression.length) {
+    const char = expression[i] as string;
+    if (char !== "'" && char !== '"') {
+      masked += char;
+      i++;
+      continue;
+    }
+    // E'…' (or e'…'): the E must start a token, not end an identifier.
+    const before = masked.at(-1) ?? '';
+    const escapes = char === "'" && /[eE]/.test(before) && !/[A-Za-z0-9_$]/.test(masked.at(-2) ?? '');
+    let j = i + 1;
+    for (;;) {
+      if (j >= expression.length) return { problem: 'has an unterminated quote' };
+      const c = expression[j];
+      if (escapes && c === '\\') {
+        j += 2;
+      } else if (c === char && expression[j + 1] === char) {
+        j += 2;
+      } else if (c === char) {
+        break;
+      } else {
+        j++;
+      }
+    }
+    masked += char === "'" ? ' L ' : ' I ';
+    i = j + 1;
+  }
+  return { masked };
+}
+
 /** Returns why a filter expression is refused, or undefined when it passes the static screen. */
 export function screenFilterExpression(expression: string): string | undefined {
-  // Strip string literals and quoted identifiers first so that `note <> 'a;b'` is fine.
-  const stripped = expression.replace(/'(?:[^']|'')*'/g, ' L ').replace(/"(?:[^"]|"")*"/g, ' I ');
-  if (/'|"/.test(stripped)) return 'has an unterminated quote';
+  const scanned = maskQuoted(expression);
+  if ('problem' in scanned) return scanned.problem;
+  const stripped = scanned.masked;
   if (stripped.includes(';')) return 'must not contain ";" (a single boolean expression only)';
   if (stripped.includes('--') || stripped.includes('/*')) return 'must not contain SQL comments';
   if (stripped.includes('$')) return 'must not contain "$" (parameters and dollar quoting are not allowed)';

@@ -85,6 +85,17 @@ describe('config schema', () => {
     expect(issuesOf(config)).toEqual([]);
   });
 
+  it('accepts filters whose quoted parts hold what the screen refuses outside them', () => {
+    for (const filter of [
+      "note ~ '^\\d+;$' AND note <> 'a -- b'",
+      "name = E'it\\'s (odd' OR name = 'it''s'",
+      `"Odd""Name;" <> '/* x */' AND "a'b" IS NULL`,
+    ]) {
+      const parsed = LifecycleConfigSchema.safeParse(withPolicy({ filter }));
+      expect(parsed.success, filter).toBe(true);
+    }
+  });
+
   it('accepts quoted mixed-case identifiers and purge policies', () => {
     const config = {
       sandbox: true,
@@ -284,6 +295,18 @@ describe('config schema', () => {
     [
       'filter with open quote',
       withPolicy({ filter: "a = 'x" }),
+      /policies\.0\.filter: has an unterminated quote/,
+    ],
+    [
+      // PostgreSQL ends E'\'' after its second quote, so the rest escaped the AND ( … ) around the filter;
+      // read as PostgreSQL reads it, the last quote (after the comment) is left open.
+      'filter escaping its parentheses through an E-string',
+      withPolicy({ filter: "'x' = E'\\'' ) OR (true --'\n" }),
+      /policies\.0\.filter: has an unterminated quote/,
+    ],
+    [
+      'filter escaping its parentheses through a quote inside a quoted identifier',
+      withPolicy({ filter: `"a'b" IS NULL ) OR (true --'"\n` }),
       /policies\.0\.filter: has an unterminated quote/,
     ],
     [
