@@ -75,6 +75,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     if (run?.status !== 'running') {
       throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
     }
+    if (run.cutoff !== state.cutoff || run.policy !== policy.name) {
+      throw new InvalidPayloadError(
+        `run ${state.runId} has cutoff ${run.cutoff}, the step was given ${state.cutoff}`,
+      );
+    }
     const prepared = await prepareTarget(side, policy);
 
     let action: ChunkAction;

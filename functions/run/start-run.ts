@@ -77,6 +77,14 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     if (input.continuation) {
       // A continuation keeps the run, its cutoff and its lease; it only needs a new execution id.
       const { runId, cutoff, cursor, batchRows, generation } = input.continuation;
+      // The continuation arrives in an execution input anyone with StartExecution can write: it must name a
+      // running run of this policy, with that run's own cutoff (the ledger's, not a later one).
+      const run = await ledger.getRun(runId);
+      if (run?.status !== 'running' || run.policy !== policy.name || run.cutoff !== cutoff) {
+        throw new InvalidPayloadError(
+          `continuation of run ${runId} does not match a running run of policy "${policy.name}" with cutoff ${cutoff}`,
+        );
+      }
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds(chunking));
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });

@@ -3,8 +3,13 @@
  * PostgreSQL. Conservation, concurrent writers, foreign keys (refusal and child policies run first),
  * post-purge VACUUM and dry run.
  */
+import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
+import { runChunks } from '../../functions/run/run-chunks.ts';
+import { startRun } from '../../functions/run/start-run.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { runLocally, testConfig } from '../support/archive.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -246,6 +251,43 @@ describe('purge run', () => {
     expect(await ids()).toEqual(before);
     expect(await runs()).toBe(runsBefore);
     expect(await lastVacuum('public.app_logs')).toBeNull();
+  });
+});
+
+describe('purge with a hand-made execution input', () => {
+  it('refuses a continuation that moves the cutoff of a running run, and a step given another cutoff', async () => {
+    // Prepare: a run opened as the state machine opens it.
+    await seedLogs(2000);
+    const before = await ids();
+    const config = testConfig([logsPolicy()]);
+    const deps = localDependencies({ databaseUrl: db.url, now: () => NOW })({
+      getRemainingTimeInMillis: () => 60_000,
+    } as Context);
+    const input = buildExecutionInput(config, 'logs-purge', 'local', false);
+    const state = await startRun(deps, { input });
+    const forgedCutoff = '9999-01-01T00:00:00.000000Z';
+
+    // Act
+    const continued = startRun(deps, {
+      input: {
+        ...input,
+        continuation: {
+          runId: state.runId,
+          cutoff: forgedCutoff,
+          cursor: null,
+          batchRows: 500,
+          generation: 1,
+        },
+      },
+    });
+    const stepped = runChunks(deps, { ...state, cutoff: forgedCutoff });
+
+    // Assess: both refused; not a row deleted.
+    await expect(continued).rejects.toMatchObject({ name: 'InvalidPayloadError' });
+    await expect(stepped).rejects.toMatchObject({ name: 'InvalidPayloadError' });
+    expect(await ids()).toEqual(before);
+    await db.pool.query(`UPDATE lifecycle.runs SET status = 'failed' WHERE run_id = $1`, [state.runId]);
+    await db.pool.query(`DELETE FROM lifecycle.leases`);
   });
 });
 
