@@ -82,7 +82,7 @@ export const FilterSchema = z
 
 /**
  * The expression with every string literal and quoted identifier replaced by a placeholder, read left to
- * right as PostgreSQL reads it ('…' with '' for a quote, E'…' where a backslash also escapes, "…" with "").
+ * right as PostgreSQL reads it ('…' with '' for a quote, "…" with ""; E'…' is refused).
  * What remains is what the screen may look at: `note <> 'a;b'` is fine, `E'\'' ) OR (true` is not.
  * Plain '…' literals take a backslash literally because every session sets standard_conforming_strings.
  */
@@ -96,16 +96,17 @@ function maskQuoted(expression: string): { masked: string } | { problem: string 
       i++;
       continue;
     }
-    // E'…' (or e'…'): the E must start a token, not end an identifier.
-    const before = masked.at(-1) ?? '';
-    const escapes = char === "'" && /[eE]/.test(before) && !/[A-Za-z0-9_$]/.test(masked.at(-2) ?? '');
+    // E'…' escape strings are refused: a backslash there escapes a quote, and a literal continued on the
+    // next line ('…' after a newline) stays in escape mode. Only an E right before the quote says so; a
+    // word ending in e must leave a space (time 'x', not time'x').
+    if (char === "'" && /[eE]/.test(masked.at(-1) ?? '')) {
+      return { problem: "must not contain E'…' escape strings (write the characters themselves)" };
+    }
     let j = i + 1;
     for (;;) {
       if (j >= expression.length) return { problem: 'has an unterminated quote' };
       const c = expression[j];
-      if (escapes && c === '\\') {
-        j += 2;
-      } else if (c === char && expression[j + 1] === char) {
+      if (c === char && expression[j + 1] === char) {
         j += 2;
       } else if (c === char) {
         break;

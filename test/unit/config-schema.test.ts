@@ -88,7 +88,7 @@ describe('config schema', () => {
   it('accepts filters whose quoted parts hold what the screen refuses outside them', () => {
     for (const filter of [
       "note ~ '^\\d+;$' AND note <> 'a -- b'",
-      "name = E'it\\'s (odd' OR name = 'it''s'",
+      "name = 'it''s (odd' OR name = 'c:\\dir\\'",
       `"Odd""Name;" <> '/* x */' AND "a'b" IS NULL`,
     ]) {
       const parsed = LifecycleConfigSchema.safeParse(withPolicy({ filter }));
@@ -298,11 +298,16 @@ describe('config schema', () => {
       /policies\.0\.filter: has an unterminated quote/,
     ],
     [
-      // PostgreSQL ends E'\'' after its second quote, so the rest escaped the AND ( … ) around the filter;
-      // read as PostgreSQL reads it, the last quote (after the comment) is left open.
+      // PostgreSQL ends E'\'' after its second quote, so the rest escaped the AND ( … ) around the filter.
       'filter escaping its parentheses through an E-string',
       withPolicy({ filter: "'x' = E'\\'' ) OR (true --'\n" }),
-      /policies\.0\.filter: has an unterminated quote/,
+      /policies\.0\.filter: must not contain E'…' escape strings/,
+    ],
+    [
+      // A literal continued on the next line keeps E'…' escape mode in PostgreSQL.
+      'filter escaping through an E-string continued on the next line',
+      withPolicy({ filter: "note = E'x'\n'\\'') OR (true OR note = E'\\''" }),
+      /policies\.0\.filter: must not contain E'…' escape strings/,
     ],
     [
       'filter escaping its parentheses through a quote inside a quoted identifier',
