@@ -1,4 +1,4 @@
-import type { Policy } from '../../lib/contracts/config.ts';
+import { functionCallNames, type Policy } from '../../lib/contracts/config.ts';
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import {
   type Queryable,
@@ -38,6 +38,30 @@ export async function prepareTarget(db: Queryable, policy: Policy): Promise<Prep
  * of the window probe (what finds each window's end; the window DELETE follows the same index), for an
  * archive, of the ordered selection its chunk DELETE locks.
  */
+/**
+ * EXPLAIN runs no function, but the plan's row counts and every chunk do, once per row: a filter may call
+ * only functions that cannot change anything (immutable or stable), or a dry run could write through
+ * dblink, end sessions or change settings. Names are looked up in every schema (overloads included).
+ * @throws InvalidFilterError naming the volatile functions
+ */
+export async function checkFilterFunctions(db: Queryable, prepared: PreparedTarget): Promise<void> {
+  const filter = prepared.target.filter;
+  if (!filter) return;
+  const names = functionCallNames(filter);
+  if (names.length === 0) return;
+  const { rows } = await db.query<{ name: string }>(
+    `SELECT DISTINCT proname AS name FROM pg_proc WHERE proname = ANY ($1::text[]) AND provolatile = 'v' ORDER BY 1`,
+    [names],
+  );
+  if (rows.length > 0) {
+    throw new InvalidFilterError(
+      `filter ${JSON.stringify(filter)} on ${prepared.qualifiedName} calls ${rows.map((r) => r.name).join(', ')}: ` +
+        'a volatile function (it may change data or settings, or answer differently each time); ' +
+        'use immutable or stable functions only. Nothing was changed.',
+    );
+  }
+}
+
 export async function explainChunkQuery(
   db: Queryable,
   prepared: PreparedTarget,

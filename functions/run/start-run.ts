@@ -20,6 +20,7 @@ import { checkArchiveForeignKeys, checkPurgeForeignKeys } from './check-foreign-
 import type { StepDependencies } from './dependencies.ts';
 import { buildRunPlan } from './plan-run.ts';
 import {
+  checkFilterFunctions,
   checkFullTableScan,
   explainChunkQuery,
   prepareTarget,
@@ -101,6 +102,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
+    await checkFilterFunctions(db, prepared);
     const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
     const scan = await checkFullTableScan(db, prepared, explain, {
       allowSeqScan: policy.allowSeqScan ?? false,

@@ -121,6 +121,13 @@ const cases: BadInputCase[] = [
     cause: /no_such_column = 1.*column "no_such_column" does not exist/,
   },
   {
+    // EXPLAIN would not run it; the plan's counts and every chunk would, once per row.
+    title: 'a filter calling a volatile function (it could write, end sessions or change settings)',
+    policy: { filter: `payload IS NOT NULL AND "set_config"('statement_timeout', '0', false) IS NOT NULL` },
+    error: 'InvalidFilterError',
+    cause: /calls set_config: a volatile function/,
+  },
+  {
     title: 'a filter that is not boolean',
     policy: { filter: '1 + 1' },
     error: 'InvalidFilterError',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LifecycleConfigSchema, resolveChunking } from '../../lib/contracts/config.ts';
+import { functionCallNames, LifecycleConfigSchema, resolveChunking } from '../../lib/contracts/config.ts';
 
 const validPolicy = {
   name: 'counting-results',
@@ -83,6 +83,14 @@ describe('config schema', () => {
       ],
     };
     expect(issuesOf(config)).toEqual([]);
+  });
+
+  it('finds the functions a filter calls, quoted or qualified, but not in its string literals', () => {
+    expect(
+      functionCallNames(
+        `lower(name) = 'nextval(x)' AND pg_catalog.SET_CONFIG ('a', 'b', false) IS NULL AND "Odd ""F"" n"(1) AND id IN (1)`,
+      ).sort(),
+    ).toEqual(['Odd "F" n', 'in', 'lower', 'set_config']);
   });
 
   it('accepts filters whose quoted parts hold what the screen refuses outside them', () => {
