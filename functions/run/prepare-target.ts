@@ -129,13 +129,26 @@ export async function sampleRowTextBytes(
   const orderBy = orderTerms(prepared.target)
     .map((t) => t.expression)
     .join(', ');
-  const { rows } = await db.query<{ avg: string | null }>(
-    // The whole row as text: a bare alias is a whole-row reference unless the table has a column of that
-    // name, hence one no table is likely to have.
-    `SELECT avg(octet_length(pg_lifecycle_sample::text))::float8::text AS avg
-       FROM (SELECT * FROM ${prepared.qualifiedName} WHERE ${eligibleWhere(prepared.target, false)} ORDER BY ${orderBy} LIMIT 100) AS pg_lifecycle_sample`,
-    [cutoff],
-  );
+  let rows: Array<{ avg: string | null }>;
+  try {
+    ({ rows } = await db.query<{ avg: string | null }>(
+      // The whole row as text: a bare alias is a whole-row reference unless the table has a column of that
+      // name, hence one no table is likely to have.
+      `SELECT avg(octet_length(pg_lifecycle_sample::text))::float8::text AS avg
+         FROM (SELECT * FROM ${prepared.qualifiedName} WHERE ${eligibleWhere(prepared.target, false)} ORDER BY ${orderBy} LIMIT 100) AS pg_lifecycle_sample`,
+      [cutoff],
+    ));
+  } catch (error) {
+    // 22xxx (data exception): the filter plans but fails on real rows, e.g. a cast of a text column.
+    const code = (error as { code?: string }).code;
+    if (prepared.target.filter && code?.startsWith('22')) {
+      throw new InvalidFilterError(
+        `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName} fails on its rows: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
   const avg = rows[0]?.avg;
   return avg === null || avg === undefined ? undefined : Number(avg);
 }

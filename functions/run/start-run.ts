@@ -143,6 +143,12 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       };
     }
 
+    // Archive chunks hold their rows in memory: rows with large values start with fewer per chunk. Read
+    // before anything is written: it is the first statement that evaluates the filter on real rows.
+    const batchRows =
+      policy.action === 'archive'
+        ? capByBytes(chunking.initialRows, await sampleRowTextBytes(db, prepared, cutoff), chunking)
+        : chunking.initialRows;
     await applyMigrations(db);
     if (request.executionId) {
       // A retried Start (same execution) after its COMMIT: resume the run it opened instead of
@@ -198,11 +204,6 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       await db.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
-    // Archive chunks hold their rows in memory: rows with large values start with fewer per chunk.
-    const batchRows =
-      policy.action === 'archive'
-        ? capByBytes(chunking.initialRows, await sampleRowTextBytes(db, prepared, cutoff), chunking)
-        : chunking.initialRows;
     deps.log.info('run started', {
       runId,
       policy: policy.name,

@@ -128,6 +128,13 @@ const cases: BadInputCase[] = [
     cause: /calls set_config: a volatile function/,
   },
   {
+    // It plans (EXPLAIN casts nothing); the first rows read make it fail, before any lease or run row.
+    title: 'a filter that fails on the rows themselves',
+    policy: { filter: `(payload::jsonb ->> 'x') IS NULL` },
+    error: 'InvalidFilterError',
+    cause: /fails on its rows: invalid input syntax for type json/,
+  },
+  {
     title: 'a filter that is not boolean',
     policy: { filter: '1 + 1' },
     error: 'InvalidFilterError',
