@@ -172,6 +172,8 @@ export function buildDeleteChunkStatement(
     FOR UPDATE SKIP LOCKED
   ) AS ${LOCKED_ALIAS}
   WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid
+    -- Repeated so that the DELETE prunes partitions; without it each row probes every partition.
+    AND ${where}
   ${returning}`
       : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
         `DELETE FROM ${table}
@@ -282,7 +284,8 @@ ${
   target.partitioned
     ? // ctid is unique only within one partition: join on (tableoid, ctid).
       `  USING (${locked}) AS ${LOCKED_ALIAS}
-  WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid`
+  WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid
+    AND ${window}`
     : `  WHERE ctid = ANY (ARRAY(${locked}))`
 }
   RETURNING 1
