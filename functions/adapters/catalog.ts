@@ -244,7 +244,11 @@ export async function listReferencingForeignKeys(
        FROM pg_constraint con
        JOIN pg_class c ON c.oid = con.conrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE con.contype = 'f' AND con.confrelid = $1::oid AND con.conparentid = 0
+      -- References to the table or to any of its partitions (a foreign key may name a leaf directly);
+      -- conparentid = 0 keeps the declared constraints, not the per-partition clones PostgreSQL adds.
+      WHERE con.contype = 'f' AND con.conparentid = 0
+        -- pg_partition_tree lists nothing for a table that is not partitioned: the table itself comes too.
+        AND con.confrelid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass) UNION SELECT $1::oid)
       ORDER BY n.nspname, c.relname, con.conname`,
     [tableOid],
   );

@@ -143,6 +143,34 @@ describe('partition retention: purge', () => {
     expect(tables.rowCount).toBe(0);
   });
 
+  it('keeps partitions a foreign key references directly and purges their rows by chunks instead', async () => {
+    // Prepare: a table referencing one old leaf partition itself (not the parent).
+    const table = 'leaf_ref_events';
+    await seedPartitioned(table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
+    await db.pool.query(`DROP TABLE IF EXISTS public.leaf_ref_notes`);
+    await db.pool.query(`
+      CREATE TABLE public.leaf_ref_notes (
+        id integer PRIMARY KEY, event_id bigint NOT NULL, event_at timestamptz NOT NULL,
+        FOREIGN KEY (event_id, event_at) REFERENCES public.${table}_2026_05 (id, created_at) ON DELETE CASCADE)`);
+    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy('leaf-ref-purge', table)]),
+      policyName: 'leaf-ref-purge',
+      definition,
+      deps: { databaseUrl: db.url, now: () => NOW },
+    });
+
+    // Assess: every eligible row purged through chunks, no partition detached or dropped.
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(eligible.length);
+    expect(await ids(table)).toEqual(kept);
+    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-05-01', '2026-12-01'));
+    expect(await units(result.summary?.runId)).toEqual([]);
+  });
+
   it('drops a partition too large to count in countTimeoutMs with the planner estimate, flagged', async () => {
     // Prepare: one old partition of 400 000 rows (counting takes far more than 1 ms) and the current one.
     const table = 'big_events';
