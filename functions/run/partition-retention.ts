@@ -477,10 +477,21 @@ class PartitionRetention {
         await tx.query(`RESET lock_timeout`).catch(() => undefined);
       }
     }
+    if (status.state === 'attached' && mode === 'locked') {
+      // A DEFAULT partition rules out CONCURRENTLY. Its own short transaction: the parent's ACCESS EXCLUSIVE
+      // lock ends with the DETACH, not after the count, the checks and the DROP below.
+      await this.units.setDetachMode(unit, 'locked');
+      await this.begin();
+      try {
+        await ops.detachLocked(table);
+        await tx.query('COMMIT');
+      } catch (error) {
+        await tx.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    }
     const startedAt = performance.now();
     return this.inTransaction(async () => {
-      const detachedNow = status.state === 'attached' && mode === 'locked';
-      if (detachedNow) await ops.detachLocked(table);
       await ops.lock(table, 'ACCESS EXCLUSIVE');
       // Archive: the exact count is the check against the archived objects. Purge: the count is for the
       // ledger only, so a partition too large to count in time records the planner's estimate instead.
@@ -542,7 +553,7 @@ class PartitionRetention {
       await new PartitionLedger(tx).finishUnit(unit, {
         state: keptAs ? 'kept' : 'dropped',
         finishedBy: state.runId,
-        detachMode: detachedNow ? 'locked' : undefined,
+        detachMode: undefined,
         keptAs,
         ...(unit.action === 'purge' ? { rows, rowsEstimated: estimated, chunkSeq: seq } : {}),
       });

@@ -220,13 +220,28 @@ describe('partition retention: purge', () => {
     });
     const eligible = await ids(table, `created_at < '${CUTOFF}'`);
     const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+    // Right before each commit (units and chunks alike), can the application still read the table?
+    const readable: boolean[] = [];
+    const beforeCommit = async () => {
+      const reader = await db.pool.connect();
+      try {
+        await reader.query(`SET lock_timeout = '200ms'`);
+        await reader.query(`SELECT count(*) FROM public.${table}`);
+        readable.push(true);
+      } catch {
+        readable.push(false);
+      } finally {
+        await reader.query('RESET lock_timeout').catch(() => undefined);
+        reader.release();
+      }
+    };
 
     // Act
     const result = await runLocally({
       config: testConfig([policy('default-purge', table)]),
       policyName: 'default-purge',
       definition,
-      deps: { databaseUrl: db.url, now: () => NOW },
+      deps: { databaseUrl: db.url, now: () => NOW, hooks: { beforeCommit } },
     });
 
     // Assess
@@ -239,6 +254,9 @@ describe('partition retention: purge', () => {
       monthsBetween(table, '2026-01-01', '2026-03-01').map((n) => `"public"."${n}"`),
     );
     expect(recorded.every((u) => u.detach_mode === 'locked')).toBe(true);
+    // The parent's lock ends with each DETACH: counting, checking and dropping the partition block no reader.
+    expect(readable.length).toBeGreaterThanOrEqual(3);
+    expect(readable.every(Boolean)).toBe(true);
   });
 
   it('keepDetached moves the retired partitions, with their rows, to detachedSchema', async () => {
