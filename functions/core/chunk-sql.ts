@@ -124,9 +124,12 @@ export function buildDeleteChunkStatement(
   withCursor: boolean,
   options: { upperBound?: boolean; atTime?: boolean; returning?: 'all' | 'order' } = {},
 ): ChunkStatement {
-  const table = target.leaf
-    ? quoteQualified(target.leaf.schema, target.leaf.table)
+  // A leaf is read under its parent's name, so a filter that qualifies columns with the table's name (the
+  // name EXPLAIN and the plan checked it with) means the same there.
+  const from = target.leaf
+    ? `${quoteQualified(target.leaf.schema, target.leaf.table)} AS ${quoteIdent(target.table)}`
     : quoteQualified(target.schema, target.table);
+  const table = target.leaf ? quoteIdent(target.table) : from;
   const terms = orderTerms(target);
   const orderBy = terms.map((t) => t.expression).join(', ');
   const afterCursor = 3 + (withCursor ? terms.length : 0);
@@ -176,9 +179,9 @@ export function buildDeleteChunkStatement(
     AND ${where}
   ${returning}`
       : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
-        `DELETE FROM ${table}
+        `DELETE FROM ${from}
   WHERE ctid = ANY (ARRAY(
-    SELECT ctid FROM ${table}
+    SELECT ctid FROM ${from}
     WHERE ${where}
     ORDER BY ${orderBy}
     LIMIT $2

@@ -341,6 +341,30 @@ describe('partition retention: archive', () => {
     expect(await runRecord(db.pool, result.summary?.runId)).toMatchObject({ status: 'succeeded' });
   });
 
+  it('archives by leaf chunks with a filter that names the table (the leaf is read under its name)', async () => {
+    // Prepare: a filter keeps partition retention off, so chunks work leaf by leaf.
+    const table = 'archive_named';
+    await seedPartitioned(table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
+    const scope = scopeOf('named-archive', table);
+    const before = await tableKeys(db.pool, scope.tableKeysSql);
+    const eligible = await ids(table, `created_at < '${CUTOFF}' AND id % 3 <> 0`);
+
+    // Act
+    const result = await runLocally({
+      config: testConfig([
+        policy('named-archive', table, { action: 'archive', filter: `${table}.id % 3 <> 0` }),
+      ]),
+      policyName: 'named-archive',
+      definition,
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    const state = await expectArchiveGuarantees(scope, before);
+    expect([...state.archivedKeys].sort()).toEqual([...eligible].sort());
+  });
+
   it('a failed upload during a partition drops nothing and loses nothing; a retry completes', async () => {
     // Prepare
     const table = 'archive_fault';

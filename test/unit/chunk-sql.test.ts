@@ -98,11 +98,15 @@ describe('chunk SQL', () => {
       leaf: { schema: 'public', table: 'events_2024_01' },
     };
     const { text } = buildDeleteChunkStatement(leafTarget, true);
-    expect(text).toContain('DELETE FROM "public"."events_2024_01"\n  WHERE ctid = ANY (ARRAY(');
+    // Read under the parent's name, so a filter qualified with it still resolves.
+    expect(text).toContain(
+      'DELETE FROM "public"."events_2024_01" AS "Camera""Events"\n  WHERE ctid = ANY (ARRAY(',
+    );
+    expect(text).toContain('RETURNING "Camera""Events".tableoid, "Camera""Events".ctid');
     expect(text).not.toContain('lock_oid');
     expect(text).toContain('("CreatedAt", tableoid, ctid) > ($3::timestamptz, $4::oid, $5::tid)');
     expect(buildPurgeChunkStatement(leafTarget, false).text).toContain(
-      'SELECT ctid FROM "public"."events_2024_01"',
+      'SELECT ctid FROM "public"."events_2024_01" AS "Camera""Events"',
     );
   });
 });
