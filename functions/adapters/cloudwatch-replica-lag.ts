@@ -71,9 +71,10 @@ export async function readCloudWatchReplicaLagSeconds(
   let lagSeconds = 0;
   source.dbInstanceIdentifiers.forEach((id, i) => {
     const value = latest.get(`lag${i}`);
-    if (value === undefined) {
+    // A negative value (RDS reports -1 when replication is not running) is no reading of the lag either.
+    if (value === undefined || value < 0) {
       throw new ReplicaLagUnavailableError(
-        `no ${source.metric} datapoint for DB instance ${id} in the last ${LAG_LOOKBACK_MS / 60_000} minutes: ` +
+        `no ${source.metric} reading for DB instance ${id} (${value === undefined ? 'no datapoint' : `value ${value}: replication not running`}) in the last ${LAG_LOOKBACK_MS / 60_000} minutes: ` +
           `check throttle.cloudWatch (${source.metric === 'ReplicaLag' ? 'RDS read replicas report ReplicaLag' : 'Aurora replicas report AuroraReplicaLag'}; list the replicas, not the primary)`,
       );
     }

@@ -34,11 +34,17 @@ const ColumnNameSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** Longest retention: any longer keeps everything anyway, and the cutoff stays a valid date. */
+const MAX_RETENTION_YEARS = 1000;
+
 const RetentionSchema = z.string().superRefine((value, ctx) => {
   try {
     const duration = parseIsoDuration(value);
     if (duration.totalSecondsApprox <= 0)
       ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+    // The cutoff must be a date PostgreSQL and JavaScript both take (P3000Y ran past year 0 at run start).
+    if (duration.totalSecondsApprox > MAX_RETENTION_YEARS * 365 * 86_400)
+      ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_RETENTION_YEARS} years` });
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: (error as Error).message });
   }

@@ -99,6 +99,16 @@ describe('replica lag from CloudWatch', () => {
     });
   });
 
+  it('reads -1 (replication not running) as no reading, not as no lag', async () => {
+    const { client } = fakeCloudWatch([{ MetricDataResults: [{ Id: 'lag0', Values: [-1] }] }]);
+    const source = CloudWatchLagSchema.parse({ dbInstanceIdentifiers: ['replica-a'] });
+
+    await expect(readCloudWatchReplicaLagSeconds(client, source, NOW)).rejects.toMatchObject({
+      name: 'ReplicaLagUnavailableError',
+      message: expect.stringContaining('value -1: replication not running'),
+    });
+  });
+
   it('retries throttling (TransientServiceError) but not access denied', async () => {
     const throttled = Object.assign(new Error('Rate exceeded'), {
       name: 'Throttling',

@@ -301,6 +301,11 @@ describe('config schema', () => {
       /policies\.0\.filter: must not contain "\$"/,
     ],
     [
+      'retention past any valid cutoff date',
+      withPolicy({ retention: 'P3000Y' }),
+      /policies\.0\.retention: must be at most 1000 years/,
+    ],
+    [
       'filter with open quote',
       withPolicy({ filter: "a = 'x" }),
       /policies\.0\.filter: has an unterminated quote/,
