@@ -7,7 +7,7 @@ import {
   resolveTimeColumn,
   toChunkTarget,
 } from '../adapters/catalog.ts';
-import { readScanFacts } from '../adapters/plan-queries.ts';
+import { readOnly, readScanFacts } from '../adapters/plan-queries.ts';
 import {
   buildPurgeWindowStatements,
   buildSelectChunkStatement,
@@ -72,11 +72,11 @@ export async function explainChunkQuery(
     action === 'purge'
       ? buildPurgeWindowStatements(prepared.target, 'first').probe
       : buildSelectChunkStatement(prepared.target, false);
-  await db.query('BEGIN READ ONLY');
   try {
-    await db.query(`SET LOCAL statement_timeout = '10s'`);
-    const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`, [cutoff, 1000]);
-    return rows.map((r) => r['QUERY PLAN']);
+    return await readOnly(db, 10_000, async () => {
+      const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`, [cutoff, 1000]);
+      return rows.map((r) => r['QUERY PLAN']);
+    });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const code = (error as { code?: string }).code;
@@ -84,15 +84,10 @@ export async function explainChunkQuery(
     if (prepared.target.filter && code?.startsWith('42')) {
       throw new InvalidFilterError(
         `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`,
-        {
-          cause: error,
-        },
+        { cause: error },
       );
     }
     throw error;
-  } finally {
-    // Never let a failed ROLLBACK (connection gone) hide the error that matters.
-    await db.query('ROLLBACK').catch(() => undefined);
   }
 }
 

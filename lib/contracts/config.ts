@@ -148,7 +148,7 @@ export function functionCallNames(expression: string): string[] {
       i++;
     }
   }
-  const part = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
+  const part = `(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
   const call = new RegExp(String.raw`(?:${part}\s*\.\s*)?(${part})\s*\(`, 'g');
   const names = new Set<string>();
   for (const match of text.matchAll(call)) {
