@@ -33,26 +33,32 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** `public.<table>` with `rows` events and an archive run of `policy` opened on it, as Start opens one. */
+async function openRun(table: string, policy: string, rows: number) {
+  await seedEvents(db.pool, table, rows, NOW);
+  const tableKeysSql = `SELECT id::text AS k FROM public.${table}`;
+  const before = await tableKeys(db.pool, tableKeysSql);
+  const config = testConfig([
+    {
+      name: policy,
+      table: `public.${table}`,
+      action: 'archive',
+      timeColumn: 'created_at',
+      retention: 'P30D',
+      chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+    },
+  ]);
+  const common = { databaseUrl: db.url, bucket, s3, now: () => NOW };
+  const state = await startRun(localDependencies(common)(context), {
+    input: buildExecutionInput(config, policy, 'local', false),
+  });
+  return { tableKeysSql, before, common, state };
+}
+
 describe('Finish racing a stale chunk', () => {
   it('never deletes an object whose chunk can still commit', async () => {
     // Prepare
-    await seedEvents(db.pool, 'events', 600, NOW);
-    const tableKeysSql = 'SELECT id::text AS k FROM public.events';
-    const before = await tableKeys(db.pool, tableKeysSql);
-    const config = testConfig([
-      {
-        name: 'race',
-        table: 'public.events',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P30D',
-        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-      },
-    ]);
-    const common = { databaseUrl: db.url, bucket, s3, now: () => NOW };
-    const state = await startRun(localDependencies(common)(context), {
-      input: buildExecutionInput(config, 'race', 'local', false),
-    });
+    const { tableKeysSql, before, common, state } = await openRun('events', 'race', 600);
 
     // The stale chunk stops after uploading and verifying its first object, until Finish has deleted it.
     let uploaded!: () => void;
@@ -109,23 +115,7 @@ describe('Finish racing a stale chunk', () => {
 
   it('leaves no object behind when a stale chunk uploads after Finish removed its orphans', async () => {
     // Prepare
-    await seedEvents(db.pool, 'late_events', 300, NOW);
-    const tableKeysSql = 'SELECT id::text AS k FROM public.late_events';
-    const before = await tableKeys(db.pool, tableKeysSql);
-    const config = testConfig([
-      {
-        name: 'late',
-        table: 'public.late_events',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P30D',
-        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-      },
-    ]);
-    const common = { databaseUrl: db.url, bucket, s3, now: () => NOW };
-    const state = await startRun(localDependencies(common)(context), {
-      input: buildExecutionInput(config, 'late', 'local', false),
-    });
+    const { tableKeysSql, before, common, state } = await openRun('late_events', 'late', 300);
     // The stale chunk is frozen between announcing its key and its PUT, until Finish has run.
     const realStore = new S3ObjectStore(s3, bucket);
     let announced!: () => void;
