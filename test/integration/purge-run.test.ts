@@ -267,24 +267,25 @@ describe('purge with a hand-made execution input', () => {
     const state = await startRun(deps, { input });
     const forgedCutoff = '9999-01-01T00:00:00.000000Z';
 
-    // Act
-    const continued = startRun(deps, {
-      input: {
-        ...input,
-        continuation: {
-          runId: state.runId,
-          cutoff: forgedCutoff,
-          cursor: null,
-          batchRows: 500,
-          generation: 1,
+    // Act + Assess: both refused (one after the other: each owns the run while it works).
+    await expect(
+      startRun(deps, {
+        input: {
+          ...input,
+          continuation: {
+            runId: state.runId,
+            cutoff: forgedCutoff,
+            cursor: null,
+            batchRows: 500,
+            generation: 1,
+          },
         },
-      },
+      }),
+    ).rejects.toMatchObject({ name: 'InvalidPayloadError' });
+    await expect(runChunks(deps, { ...state, cutoff: forgedCutoff })).rejects.toMatchObject({
+      name: 'InvalidPayloadError',
     });
-    const stepped = runChunks(deps, { ...state, cutoff: forgedCutoff });
-
-    // Assess: both refused; not a row deleted.
-    await expect(continued).rejects.toMatchObject({ name: 'InvalidPayloadError' });
-    await expect(stepped).rejects.toMatchObject({ name: 'InvalidPayloadError' });
+    // Not a row deleted.
     expect(await ids()).toEqual(before);
     await db.pool.query(`UPDATE lifecycle.runs SET status = 'failed' WHERE run_id = $1`, [state.runId]);
     await db.pool.query(`DELETE FROM lifecycle.leases`);
