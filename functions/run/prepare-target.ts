@@ -1,4 +1,5 @@
-import { functionCallNames, type Policy } from '../../lib/contracts/config.ts';
+import type pg from 'pg';
+import type { Policy } from '../../lib/contracts/config.ts';
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import {
   type Queryable,
@@ -7,6 +8,11 @@ import {
   resolveTimeColumn,
   toChunkTarget,
 } from '../adapters/catalog.ts';
+import {
+  FilterCheckUnavailable,
+  type FilterHazard,
+  findFilterHazards,
+} from '../adapters/filter-references.ts';
 import { readOnly, readScanFacts } from '../adapters/plan-queries.ts';
 import {
   buildPurgeWindowStatements,
@@ -41,25 +47,62 @@ export async function prepareTarget(db: Queryable, policy: Policy): Promise<Prep
 /**
  * EXPLAIN runs no function, but the plan's row counts and every chunk do, once per row: a filter may call
  * only functions that cannot change anything (immutable or stable), or a dry run could write through
- * dblink, end sessions or change settings. Names are looked up in every schema (overloads included).
- * @throws InvalidFilterError naming the volatile functions
+ * dblink, end sessions or change settings. What is checked is what PostgreSQL resolved from the filter
+ * (functions and operators by OID, views, policies and domain checks it reaches), not the filter's text:
+ * see adapters/filter-references.ts. Runs before any statement evaluates the filter on a row.
+ * @throws InvalidFilterError naming each volatile function or operator, foreign table or row lock
  */
-export async function checkFilterFunctions(db: Queryable, prepared: PreparedTarget): Promise<void> {
+export async function checkFilterCalls(db: pg.ClientBase, prepared: PreparedTarget): Promise<void> {
   const filter = prepared.target.filter;
   if (!filter) return;
-  const names = functionCallNames(filter);
-  if (names.length === 0) return;
-  const { rows } = await db.query<{ name: string }>(
-    `SELECT DISTINCT proname AS name FROM pg_proc WHERE proname = ANY ($1::text[]) AND provolatile = 'v' ORDER BY 1`,
-    [names],
-  );
-  if (rows.length > 0) {
-    throw new InvalidFilterError(
-      `filter ${JSON.stringify(filter)} on ${prepared.qualifiedName} calls ${rows.map((r) => r.name).join(', ')}: ` +
-        'a volatile function (it may change data or settings, or answer differently each time); ' +
-        'use immutable or stable functions only. Nothing was changed.',
+  const describe = `filter ${JSON.stringify(filter)} on ${prepared.qualifiedName}`;
+  let hazards: FilterHazard[];
+  try {
+    hazards = await readOnly(db, 10_000, () =>
+      findFilterHazards(db, prepared.qualifiedName, prepared.table.oid, filter),
+    );
+  } catch (error) {
+    if (error instanceof FilterCheckUnavailable) {
+      throw new InvalidFilterError(
+        `${describe} could not be checked: ${error.message}. Nothing was changed.`,
+      );
+    }
+    throw filterError(prepared, error);
+  }
+  if (hazards.length === 0) return;
+  const parts: string[] = [];
+  const volatile = hazards.filter((h) => h.kind === 'volatile').map((h) => h.what);
+  if (volatile.length > 0) {
+    parts.push(
+      `calls ${volatile.join(', ')}: ${volatile.length > 1 ? 'volatile functions' : 'a volatile function'} ` +
+        '(it may change data or settings, or answer differently each time); use immutable or stable functions only',
     );
   }
+  const foreign = hazards.filter((h) => h.kind === 'foreign-table').map((h) => h.what);
+  if (foreign.length > 0) {
+    parts.push(
+      `reads foreign table ${foreign.join(', ')} (its server runs queries beyond this run's timeouts)`,
+    );
+  }
+  if (hazards.some((h) => h.kind === 'row-lock')) {
+    parts.push('locks rows (FOR UPDATE / FOR SHARE): a filter must only read');
+  }
+  const deep = hazards.find((h) => h.kind === 'too-deep');
+  if (deep) parts.push(`reaches ${deep.what}`);
+  throw new InvalidFilterError(`${describe} ${parts.join('; ')}. Nothing was changed.`);
+}
+
+/** A server error caused by the filter (42xxx: syntax, unknown column, type mismatch) as InvalidFilterError. */
+function filterError(prepared: PreparedTarget, error: unknown): unknown {
+  const code = (error as { code?: string }).code;
+  if (prepared.target.filter && code?.startsWith('42')) {
+    const message = error instanceof Error ? error.message : String(error);
+    return new InvalidFilterError(
+      `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`,
+      { cause: error },
+    );
+  }
+  return error;
 }
 
 export async function explainChunkQuery(
@@ -78,16 +121,7 @@ export async function explainChunkQuery(
       return rows.map((r) => r['QUERY PLAN']);
     });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const code = (error as { code?: string }).code;
-    // 42xxx: syntax / undefined column / datatype mismatch: the filter is at fault.
-    if (prepared.target.filter && code?.startsWith('42')) {
-      throw new InvalidFilterError(
-        `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`,
-        { cause: error },
-      );
-    }
-    throw error;
+    throw filterError(prepared, error);
   }
 }
 

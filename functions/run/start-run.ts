@@ -20,7 +20,7 @@ import { checkArchiveForeignKeys, checkPurgeForeignKeys } from './check-foreign-
 import type { StepDependencies } from './dependencies.ts';
 import { buildRunPlan } from './plan-run.ts';
 import {
-  checkFilterFunctions,
+  checkFilterCalls,
   checkFullTableScan,
   explainChunkQuery,
   prepareTarget,
@@ -86,6 +86,8 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
           `continuation of run ${runId} does not match a running run of policy "${policy.name}" with cutoff ${cutoff}`,
         );
       }
+      // The catalog may have changed since the run started (a function replaced by a volatile one).
+      await checkFilterCalls(db, prepared);
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds(chunking));
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });
@@ -102,7 +104,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
-    await checkFilterFunctions(db, prepared);
+    await checkFilterCalls(db, prepared);
     const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
     const scan = await checkFullTableScan(db, prepared, explain, {
       allowSeqScan: policy.allowSeqScan ?? false,

@@ -108,6 +108,13 @@ function maskQuoted(expression: string): { masked: string } | { problem: string 
     if (char === "'" && /[eE]/.test(masked.at(-1) ?? '')) {
       return { problem: "must not contain E'…' escape strings (write the characters themselves)" };
     }
+    // U&'…' and U&"…" spell characters as code points: a function name written U&"dblink_exe\0063" is
+    // dblink_exec to PostgreSQL and something else to any text check. Write the characters themselves.
+    if (/[uU]&$/.test(masked)) {
+      return {
+        problem: 'must not contain U&\'…\' or U&"…" Unicode escapes (write the characters themselves)',
+      };
+    }
     let j = i + 1;
     for (;;) {
       if (j >= expression.length) return { problem: 'has an unterminated quote' };
@@ -126,38 +133,6 @@ function maskQuoted(expression: string): { masked: string } | { problem: string 
   return { masked };
 }
 
-/**
- * Names of the functions a (screened) filter calls: each name or "quoted name", optionally schema-qualified,
- * right before a `(`, outside string literals; unquoted names folded to lower case as PostgreSQL folds them.
- * Keywords before a parenthesis (IN, ANY, EXISTS, AND…) come along; they match no function.
- */
-export function functionCallNames(expression: string): string[] {
-  // String literals out (the screen already refused E'…' and unterminated quotes), identifiers kept.
-  let text = '';
-  for (let i = 0; i < expression.length; ) {
-    const char = expression[i] as string;
-    if (char === "'" || char === '"') {
-      let j = i + 1;
-      while (j < expression.length && !(expression[j] === char && expression[j + 1] !== char)) {
-        j += expression[j] === char ? 2 : 1;
-      }
-      text += char === "'" ? ' L ' : expression.slice(i, j + 1);
-      i = j + 1;
-    } else {
-      text += char;
-      i++;
-    }
-  }
-  const part = `(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
-  const call = new RegExp(String.raw`(?:${part}\s*\.\s*)?(${part})\s*\(`, 'g');
-  const names = new Set<string>();
-  for (const match of text.matchAll(call)) {
-    const name = match[1] as string;
-    names.add(name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name.toLowerCase());
-  }
-  return [...names];
-}
-
 /** Returns why a filter expression is refused, or undefined when it passes the static screen. */
 export function screenFilterExpression(expression: string): string | undefined {
   const scanned = maskQuoted(expression);
@@ -166,6 +141,7 @@ export function screenFilterExpression(expression: string): string | undefined {
   if (stripped.includes(';')) return 'must not contain ";" (a single boolean expression only)';
   if (stripped.includes('--') || stripped.includes('/*')) return 'must not contain SQL comments';
   if (stripped.includes('$')) return 'must not contain "$" (parameters and dollar quoting are not allowed)';
+  if (/\buescape\b/i.test(stripped)) return 'must not contain UESCAPE (Unicode escapes are not allowed)';
   if (
     /\b(insert|update|delete|drop|alter|create|truncate|grant|revoke|copy|commit|rollback|vacuum|call|do)\b/i.test(
       stripped,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { functionCallNames, LifecycleConfigSchema, resolveChunking } from '../../lib/contracts/config.ts';
+import { LifecycleConfigSchema, resolveChunking } from '../../lib/contracts/config.ts';
 
 const validPolicy = {
   name: 'counting-results',
@@ -85,12 +85,22 @@ describe('config schema', () => {
     expect(issuesOf(config)).toEqual([]);
   });
 
-  it('finds the functions a filter calls, quoted or qualified, but not in its string literals', () => {
-    expect(
-      functionCallNames(
-        `lower(name) = 'nextval(x)' AND pg_catalog.SET_CONFIG ('a', 'b', false) IS NULL AND "Odd ""F"" n"(1) AND id IN (1)`,
-      ).sort(),
-    ).toEqual(['Odd "F" n', 'in', 'lower', 'set_config']);
+  it('refuses Unicode escapes in filters: a name spelled U&"…" is another name to any text check', () => {
+    for (const filter of [
+      `U&"dblink_exe\\0063"('dbname=x', 'DROP TABLE victim') IS NOT NULL`,
+      `u&"pg_terminate_backen\\0064"(42)`,
+      `note = U&'\\0027'`,
+      `U&"d!0061ta" UESCAPE '!' = 1`,
+      `note = 'x' uescape '!'`,
+    ]) {
+      const parsed = LifecycleConfigSchema.safeParse(withPolicy({ filter }));
+      expect(parsed.success, filter).toBe(false);
+      expect(parsed.error?.issues[0]?.message, filter).toMatch(/U&|UESCAPE/);
+    }
+    // The same letters inside a literal or a quoted identifier are data, not escapes.
+    for (const filter of [`note = 'U&"x"' AND note <> 'uescape'`, `"U&x" IS NULL`]) {
+      expect(LifecycleConfigSchema.safeParse(withPolicy({ filter })).success, filter).toBe(true);
+    }
   });
 
   it('accepts filters whose quoted parts hold what the screen refuses outside them', () => {

@@ -1,0 +1,253 @@
+/**
+ * A filter may only read: whatever spelling it uses, a function or operator PostgreSQL resolves to a
+ * volatile one (dblink_exec, pg_terminate_backend, nextval, set_config, a custom operator or cast, a view
+ * or domain CHECK calling one) is refused before any statement evaluates the filter on a row — in plan
+ * (dry run) and real runs alike — and its side effect never happens. Through the synthesized state
+ * machine with the real handlers, on real PostgreSQL with dblink.
+ *
+ * Unicode escapes (U&"…", UESCAPE) never reach a run: the config screen refuses them, in the config file
+ * and in any hand-made execution input. The server-side check resolves them all the same, shown here on
+ * its own, below that screen.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkFilterCalls, prepareTarget } from '../../functions/run/prepare-target.ts';
+import { parseExecutionInput } from '../../functions/run/start-run.ts';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+
+type PolicyInput = LifecycleConfigInput['policies'][number];
+
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+/** A session the filters try to end; it must still answer afterwards. */
+let bystander: pg.Client;
+let bystanderPid: number;
+
+const policy = (filter: string, overrides: Partial<PolicyInput> = {}): PolicyInput =>
+  ({
+    name: 'guarded',
+    action: 'archive',
+    table: 'public.events',
+    timeColumn: 'created_at',
+    retention: 'P90D',
+    filter,
+    ...overrides,
+  }) as PolicyInput;
+
+async function state() {
+  const { rows } = await db.pool.query<Record<string, unknown>>(
+    `SELECT (SELECT count(*)::int FROM public.events) AS events,
+            to_regclass('public.victim') IS NOT NULL AS victim,
+            (SELECT last_value::int FROM public.counter) AS counter,
+            to_regnamespace('lifecycle') IS NOT NULL AS ledger`,
+  );
+  return { ...rows[0], keys: await listAllKeys(s3, bucket) };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('filter_guard');
+  s3 = testS3Client();
+  bucket = await createTestBucket('filter-guard');
+  await db.pool.query(`
+    CREATE EXTENSION dblink;
+    CREATE TABLE public.events (id integer PRIMARY KEY, created_at timestamptz NOT NULL, note text NOT NULL);
+    CREATE INDEX ON public.events (created_at);
+    CREATE TABLE public.victim (id integer);
+    CREATE SEQUENCE public.counter;
+    SELECT nextval('public.counter');
+    CREATE FUNCTION public.bump(integer) RETURNS integer LANGUAGE sql VOLATILE AS 'SELECT nextval(''public.counter'')::integer';
+    CREATE FUNCTION public.same(integer, integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+    CREATE FUNCTION public.same_and_bump(integer, integer) RETURNS boolean LANGUAGE sql VOLATILE
+      AS 'SELECT $1 = $2 AND nextval(''public.counter'') > 0';
+    CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.same_and_bump);
+    CREATE OPERATOR public.==== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.same);
+    CREATE TYPE public.bumped AS (n integer);
+    CREATE FUNCTION public.to_bumped(integer) RETURNS public.bumped LANGUAGE sql VOLATILE
+      AS 'SELECT ROW(nextval(''public.counter'')::integer)::public.bumped';
+    CREATE CAST (integer AS public.bumped) WITH FUNCTION public.to_bumped(integer);
+    CREATE VIEW public.bumping AS SELECT public.bump(1) AS n;
+    CREATE VIEW public.calm AS SELECT id FROM public.events WHERE note LIKE 'n%';
+    CREATE DOMAIN public.checked AS integer CHECK (public.bump(VALUE) > 0);
+    CREATE TABLE public.guarded_ref (id integer);
+    ALTER TABLE public.guarded_ref ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY bumps ON public.guarded_ref USING (public.bump(id) > 0);`);
+  await db.pool.query(
+    `INSERT INTO public.events
+       SELECT g, $1::timestamptz - interval '200 days' + g * interval '1 minute', 'n' || g
+         FROM generate_series(1, 50) g`,
+    [NOW.toISOString()],
+  );
+  // Row security does not apply to the table's owner: make it apply, as it would to another role.
+  await db.pool.query('ALTER TABLE public.guarded_ref FORCE ROW LEVEL SECURITY');
+  bystander = new pg.Client({ connectionString: db.url });
+  bystander.on('error', () => undefined);
+  await bystander.connect();
+  bystanderPid = (await bystander.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+});
+
+afterAll(async () => {
+  await bystander?.end().catch(() => undefined);
+  s3?.destroy();
+  await db?.drop();
+});
+
+const deps = () => ({ databaseUrl: db.url, bucket, s3, now: () => NOW });
+/** dblink_exec on its own connection, outside any READ ONLY transaction of the run. */
+function dropVictim(): string {
+  const url = new URL(db.url);
+  const conninfo = `host=${url.hostname} port=${url.port} dbname=${url.pathname.slice(1)} user=${url.username} password=${url.password}`;
+  return `dblink_exec('${conninfo}', 'DROP TABLE public.victim')`;
+}
+
+/** Each case: a filter spelling and what the refusal must name (the function as PostgreSQL resolved it). */
+const refused: Array<{ title: string; filter: () => string; names: RegExp }> = [
+  {
+    title: 'a schema-qualified, quoted volatile function',
+    filter: () => `"pg_catalog"."nextval"('public.counter') > 0`,
+    names: /nextval\(regclass\)/,
+  },
+  {
+    title: 'a volatile function in a subquery',
+    filter: () => `EXISTS (SELECT 1 FROM public.victim WHERE public.bump(id) > 0) OR id > 0`,
+    names: /bump\(integer\)/,
+  },
+  {
+    title: 'a custom operator whose function is volatile, written OPERATOR(schema.op)',
+    filter: () => `id OPERATOR(public.===) id`,
+    names: /calls operator ===\(integer,integer\) \(function same_and_bump\(integer,integer\)\): a volatile/,
+  },
+  {
+    title: 'the same operator written bare',
+    filter: () => `id === id`,
+    names: /===/,
+  },
+  {
+    title: 'a cast through a volatile cast function',
+    filter: () => `(id::public.bumped).n > 0`,
+    names: /to_bumped\(integer\)/,
+  },
+  {
+    title: 'a view whose definition calls a volatile function',
+    filter: () => `id IN (SELECT n FROM public.bumping)`,
+    names: /bump\(integer\)/,
+  },
+  {
+    title: 'a domain whose CHECK calls a volatile function',
+    filter: () => `id::public.checked > 0`,
+    names: /bump\(integer\)/,
+  },
+  {
+    title: 'a table whose row-level security policy calls a volatile function',
+    filter: () => `NOT EXISTS (SELECT 1 FROM public.guarded_ref r WHERE r.id = events.id)`,
+    names: /bump\(integer\)/,
+  },
+  {
+    title: 'set_config spelled as a quoted name',
+    filter: () => `"set_config"('statement_timeout', '0', false) IS NOT NULL`,
+    names: /set_config\(text,text,boolean\)/,
+  },
+  {
+    title: 'a row lock in a subquery',
+    filter: () => `id IN (SELECT id FROM public.events FOR SHARE)`,
+    names: /locks rows/,
+  },
+];
+
+describe('filter guard: what PostgreSQL resolved, not the text', () => {
+  for (const dryRun of [true, false]) {
+    for (const testCase of refused) {
+      it(`${dryRun ? 'plan' : 'run'}: refuses ${testCase.title}, and nothing happens`, async () => {
+        // Prepare
+        const filter = testCase.filter().replace('BYSTANDER', String(bystanderPid));
+        const before = await state();
+        // Act
+        const result = await runLocally({
+          config: testConfig([policy(filter)]),
+          policyName: 'guarded',
+          dryRun,
+          deps: deps(),
+        });
+        // Assess
+        expect(result.status).toBe('failed');
+        expect(result.failure?.error).toBe('InvalidFilterError');
+        expect(result.failure?.cause).toMatch(testCase.names);
+        expect(result.failure?.cause).toMatch(/Nothing was changed/);
+        expect(await state()).toEqual(before);
+        expect((await bystander.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+      });
+    }
+  }
+
+  it('lets stable and immutable calls, views, casts and custom operators through, and archives', async () => {
+    // Prepare: functions, operators and views that cannot change anything.
+    const filter =
+      `lower(note) LIKE 'n%' AND id OPERATOR(public.====) id AND created_at < now() ` +
+      `AND id::text::integer > 0 AND id IN (SELECT id FROM public.calm) AND date_trunc('day', created_at) IS NOT NULL`;
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy(filter)]),
+      policyName: 'guarded',
+      deps: deps(),
+    });
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.summary?.rows).toBe(50);
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM public.events')).rows[0].n).toBe(0);
+  });
+});
+
+describe('filter guard: Unicode escapes', () => {
+  const escaped = [
+    {
+      title: 'dblink_exec spelled with a Unicode escape',
+      filter: () => `${dropVictim().replace('dblink_exec', 'U&"dblink_exe\\0063"')} IS NOT NULL`,
+      names: /calls dblink_exec\(text,text\): a volatile function/,
+    },
+    {
+      title: 'pg_terminate_backend spelled with UESCAPE',
+      filter: () => `U&"pg_terminate_backen!0064" UESCAPE '!'(${bystanderPid}) OR true`,
+      names: /calls pg_terminate_backend\(integer,bigint\): a volatile function/,
+    },
+  ];
+
+  it.each(escaped)(
+    'a hand-made execution input with $title is refused before any connection',
+    ({ filter }) => {
+      // Prepare: a valid input, then its filter replaced as someone with StartExecution rights could.
+      const input = buildExecutionInput(testConfig([policy('true')]), 'guarded', 'manual', true);
+      const tampered = { ...input, policy: { ...input.policy, filter: filter() } };
+      // Act / Assess
+      expect(() => parseExecutionInput(tampered)).toThrow(/InvalidPayload|U&|UESCAPE/);
+    },
+  );
+
+  it.each(escaped)('the server-side check resolves $title all the same', async ({ filter, names }) => {
+    // Prepare: the policy as the config would give it, its filter set below the screen.
+    const config = testConfig([policy('true')]);
+    const parsed = { ...config.policies[0], filter: filter() } as (typeof config.policies)[number];
+    const client = new pg.Client({
+      connectionString: db.url,
+      types: { getTypeParser: () => (v: string) => v },
+    });
+    await client.connect();
+    try {
+      const before = await state();
+      const prepared = await prepareTarget(client, parsed);
+      // Act / Assess
+      await expect(checkFilterCalls(client, prepared)).rejects.toThrow(names);
+      expect(await state()).toEqual(before);
+      expect((await bystander.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+});
