@@ -17,6 +17,7 @@ import type { Queryable } from '../adapters/catalog.ts';
 import { withLocalTimeout } from '../adapters/savepoint.ts';
 import { buildPurgeChunkStatement, buildPurgeWindowStatements, type WindowStart } from '../core/chunk-sql.ts';
 import { ForeignKeyError } from '../core/errors.ts';
+import { describeError } from '../core/redact-database-error.ts';
 import {
   type ChunkAction,
   type ChunkInput,
@@ -49,10 +50,10 @@ export class PurgeAction implements ChunkAction {
     } catch (error) {
       if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
         // The start step checked that child policies exist; their rows still reference this chunk's rows.
+        // Redacted, and not kept as the cause: the error's DETAIL holds the referenced key's values.
         throw new ForeignKeyError(
-          `purge of ${input.policy.table} stopped: ${(error as Error).message}; ` +
+          `purge of ${input.policy.table} stopped: ${describeError(error)}; ` +
             'run the child policies first (their retention must cover the referencing rows)',
-          { cause: error },
         );
       }
       throw error;

@@ -1,6 +1,8 @@
 /**
  * Applies the ledger migrations in `sql/NNN_*.sql`, in order, once each, under an advisory lock so that
- * concurrent run starts do not race. Called by the start step and by the CLI.
+ * concurrent run starts do not race. Called by the start step and by the CLI. Bounded by the connection's
+ * lock_timeout (functions/commons/database.ts): a migration's ACCESS EXCLUSIVE lock queued behind a running
+ * chunk would otherwise hold up every later statement on that ledger table; it gives up and is retried.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -33,11 +35,20 @@ export async function applyMigrations(db: Queryable, dir?: string): Promise<stri
   await db.query('BEGIN');
   try {
     await db.query(`SELECT pg_advisory_xact_lock(hashtext('pg-lifecycle:migrations'))`);
-    await db.query('CREATE SCHEMA IF NOT EXISTS lifecycle');
-    await db.query(
-      `CREATE TABLE IF NOT EXISTS lifecycle.schema_migrations (
-         version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    // CREATE … IF NOT EXISTS checks CREATE on the database (schema) even when the object exists: skip it
+    // then, so a role given only its ledger privileges (functions/run/check-privileges.ts) can run.
+    const { rows: present } = await db.query<{ schema: string | boolean; tracked: string | boolean }>(
+      `SELECT to_regnamespace('lifecycle') IS NOT NULL AS schema,
+              to_regclass('lifecycle.schema_migrations') IS NOT NULL AS tracked`,
     );
+    const exists = (value: string | boolean | undefined) => value === true || value === 't';
+    if (!exists(present[0]?.schema)) await db.query('CREATE SCHEMA IF NOT EXISTS lifecycle');
+    if (!exists(present[0]?.tracked)) {
+      await db.query(
+        `CREATE TABLE IF NOT EXISTS lifecycle.schema_migrations (
+           version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+      );
+    }
     const { rows } = await db.query<{ version: string }>('SELECT version FROM lifecycle.schema_migrations');
     const done = new Set(rows.map((r) => r.version));
     for (const migration of migrations) {

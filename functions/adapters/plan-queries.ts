@@ -1,15 +1,16 @@
 /**
  * Read-only queries behind a plan (dry run) and the start step's whole-table-scan check. Each function
  * that reads table rows runs in its own `BEGIN READ ONLY` transaction with a statement_timeout, so a plan
- * cannot change anything even by mistake.
+ * cannot change anything even by mistake; every lock wait is bounded by the connection's lock_timeout (the
+ * policy's chunking.lockTimeoutMs).
  */
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import { buildCountEligibleStatement, type ChunkTarget, eligibleWhere } from '../core/chunk-sql.ts';
 import type { ForeignKeyReference } from '../core/foreign-keys.ts';
 import type { Queryable } from './catalog.ts';
 
-/** SQLSTATE query_canceled: the statement_timeout of a bounded plan query. */
-const QUERY_CANCELED = '57014';
+/** SQLSTATEs of a bounded plan query running out of time: statement_timeout, or lock_timeout (the connection's). */
+const TIMED_OUT = new Set(['57014', '55P03']);
 
 /** Runs `work` in a READ ONLY transaction bounded by `timeoutMs`, always rolled back. */
 export async function readOnly<T>(db: Queryable, timeoutMs: number, work: () => Promise<T>): Promise<T> {
@@ -22,7 +23,10 @@ export async function readOnly<T>(db: Queryable, timeoutMs: number, work: () => 
   }
 }
 
-/** Like {@link readOnly}, but a statement timeout resolves `undefined` instead of failing the plan. */
+/**
+ * Like {@link readOnly}, but a statement or lock timeout resolves `undefined` instead of failing the plan: a
+ * count another session's lock holds up is reported as unknown, like one too slow to finish.
+ */
 async function readOnlyOrTimeout<T>(
   db: Queryable,
   timeoutMs: number,
@@ -31,7 +35,7 @@ async function readOnlyOrTimeout<T>(
   try {
     return await readOnly(db, timeoutMs, work);
   } catch (error) {
-    if ((error as { code?: string }).code === QUERY_CANCELED) return undefined;
+    if (TIMED_OUT.has((error as { code?: string }).code ?? '')) return undefined;
     throw error;
   }
 }

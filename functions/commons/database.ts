@@ -7,9 +7,12 @@
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
-import { classifyDatabaseError } from '../core/errors.ts';
+import { z } from 'zod';
+import { classifyDatabaseError, DatabaseSecretError } from '../core/errors.ts';
+import { DEFAULT_SESSION_TIMEOUTS, type SessionTimeouts, timeoutOptions } from '../core/session-timeouts.ts';
 import { AWS_CLIENT_TIMEOUTS } from './aws-clients.ts';
 import type { HandlerEnv } from './env.ts';
+import { explainTimeout, isTimeout, noteTimeout } from './lock-wait.ts';
 
 const RAW_TEXT_TYPES = { getTypeParser: () => (value: string) => value };
 
@@ -27,12 +30,42 @@ export const SESSION_OPTIONS = [
   '-c idle_in_transaction_session_timeout=120000',
 ].join(' ');
 
-interface RdsSecret {
-  host: string;
-  port?: number | string;
-  username: string;
-  password: string;
-  dbname?: string;
+/**
+ * An RDS secret as Secrets Manager stores it. Parsed without echoing: neither JSON.parse's message (which
+ * quotes the text it choked on) nor a value ever reaches an error, which Step Functions and CloudWatch keep.
+ */
+const RdsSecretSchema = z.looseObject({
+  host: z.string().min(1),
+  port: z.union([z.int().min(1).max(65_535), z.string().regex(/^\d{1,5}$/)]).optional(),
+  username: z.string().min(1),
+  password: z.string().min(1),
+  dbname: z.string().min(1).optional(),
+});
+
+type RdsSecret = z.output<typeof RdsSecretSchema>;
+
+const SECRET_SHAPE = 'a JSON object with host/username/password (and optionally port, dbname)';
+
+/**
+ * Reads an RDS secret's SecretString.
+ * @throws DatabaseSecretError naming the secret and, at most, which fields are missing or of the wrong type
+ */
+export function parseRdsSecret(arn: string, secretString: string): RdsSecret {
+  let value: unknown;
+  try {
+    value = JSON.parse(secretString);
+  } catch {
+    // No cause: JSON.parse's message quotes the secret's first characters.
+    throw new DatabaseSecretError(`secret ${arn} is not ${SECRET_SHAPE}: it is not valid JSON`);
+  }
+  const parsed = RdsSecretSchema.safeParse(value);
+  if (!parsed.success) {
+    const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || '(the secret)'))];
+    throw new DatabaseSecretError(
+      `secret ${arn} is not ${SECRET_SHAPE}: missing or invalid ${fields.join(', ')}`,
+    );
+  }
+  return parsed.data;
 }
 
 const SECRET_TTL_MS = 5 * 60_000;
@@ -43,20 +76,35 @@ async function readSecret(arn: string): Promise<RdsSecret> {
     return cachedSecret.value;
   }
   const client = new SecretsManagerClient({ ...AWS_CLIENT_TIMEOUTS });
-  const result = await client.send(new GetSecretValueCommand({ SecretId: arn }));
-  if (!result.SecretString) throw new Error(`secret ${arn} has no SecretString`);
-  const value = JSON.parse(result.SecretString) as RdsSecret;
-  cachedSecret = { arn, value, fetchedAt: Date.now() };
-  return value;
+  try {
+    const result = await client.send(new GetSecretValueCommand({ SecretId: arn }));
+    if (!result.SecretString) throw new DatabaseSecretError(`secret ${arn} has no SecretString`);
+    const value = parseRdsSecret(arn, result.SecretString);
+    cachedSecret = { arn, value, fetchedAt: Date.now() };
+    return value;
+  } finally {
+    client.destroy();
+  }
 }
 
-/** Client settings from the environment: a Secrets Manager secret (AWS) or DATABASE_URL / PG* (local). */
+/**
+ * A backend whose client is gone (a killed CLI, a Lambda that timed out) notices it within this while it
+ * waits or runs, instead of holding its place in a lock queue until its own timeout (PostgreSQL 14+).
+ */
+export const CONNECTION_CHECK_OPTION = '-c client_connection_check_interval=2000';
+
+/**
+ * Client settings from the environment: a Secrets Manager secret (AWS) or DATABASE_URL / PG* (local).
+ * Every statement of the connection runs under `timeouts` (lock_timeout, statement_timeout); a statement
+ * that needs another bound sets it locally.
+ */
 export async function resolveClientConfig(
   env: Pick<HandlerEnv, 'DB_SECRET_ARN' | 'DATABASE_URL' | 'DB_SSL'>,
+  timeouts: SessionTimeouts = DEFAULT_SESSION_TIMEOUTS,
 ): Promise<pg.ClientConfig> {
   const common: pg.ClientConfig = {
     types: RAW_TEXT_TYPES,
-    options: SESSION_OPTIONS,
+    options: `${SESSION_OPTIONS} ${timeoutOptions(timeouts)} ${CONNECTION_CHECK_OPTION}`,
     application_name: 'pg-lifecycle',
     connectionTimeoutMillis: 10_000,
   };
@@ -75,14 +123,53 @@ export async function resolveClientConfig(
   }
   // pg reads PG* variables itself when no connection string is given.
   const config: pg.ClientConfig = { ...common };
-  if (env.DATABASE_URL) config.connectionString = env.DATABASE_URL;
+  if (env.DATABASE_URL) {
+    // pg lets a URL's `options` replace the config's: keep the user's (search_path…) and put ours last, so the
+    // canonical text settings and the timeouts hold whatever the URL says.
+    const { url, options } = splitOptions(env.DATABASE_URL);
+    config.connectionString = url;
+    if (options) config.options = `${options} ${config.options}`;
+  }
   if (env.DB_SSL === 'require') config.ssl = { rejectUnauthorized: false };
   if (env.DB_SSL === 'verify-full') config.ssl = { rejectUnauthorized: true };
   return config;
 }
 
-/** Opens a client; connection failures surface as TransientDatabaseError (Step Functions retries them). */
+/** A connection URL without its `options` parameter, and that parameter. */
+function splitOptions(databaseUrl: string): { url: string; options?: string } {
+  if (!/[?&]options=/.test(databaseUrl)) return { url: databaseUrl };
+  try {
+    const url = new URL(databaseUrl);
+    const options = url.searchParams.get('options') ?? undefined;
+    url.searchParams.delete('options');
+    return { url: url.toString(), ...(options ? { options } : {}) };
+  } catch {
+    return { url: databaseUrl };
+  }
+}
+
+/**
+ * Opens a client; connection failures surface as TransientDatabaseError (Step Functions retries them).
+ * A server that does not know client_connection_check_interval (before 14) or cannot honour it (no
+ * socket close events on its platform) gets the connection without it.
+ */
 export async function connect(config: pg.ClientConfig): Promise<pg.Client> {
+  try {
+    return await open(config);
+  } catch (error) {
+    const refusedCheck = /client_connection_check_interval/.test((error as Error).message ?? '');
+    if (!refusedCheck || !config.options?.includes(CONNECTION_CHECK_OPTION))
+      throw classifyDatabaseError(error);
+    const options = config.options.replace(CONNECTION_CHECK_OPTION, '').replace(/\s+/g, ' ').trim();
+    try {
+      return await open({ ...config, options });
+    } catch (retryError) {
+      throw classifyDatabaseError(retryError);
+    }
+  }
+}
+
+async function open(config: pg.ClientConfig): Promise<pg.Client> {
   const client = new pg.Client(config);
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
   client.on('error', () => undefined);
@@ -90,9 +177,37 @@ export async function connect(config: pg.ClientConfig): Promise<pg.Client> {
     await client.connect();
   } catch (error) {
     await client.end().catch(() => undefined);
-    throw classifyDatabaseError(error);
+    throw error;
   }
+  noteTimeouts(client, config);
   return client;
+}
+
+/**
+ * Notes on each lock/statement timeout error what timed out, for how long, on which backend (see
+ * lock-wait.ts): the step that fails with it can then name who held the lock. Only promise queries are
+ * watched (the project uses no other form).
+ */
+function noteTimeouts(client: pg.Client, config: pg.ClientConfig): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const backendPid = (client as unknown as { processID?: number | null }).processID ?? undefined;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const startedAt = performance.now();
+    const result = query(...args);
+    if (!(result instanceof Promise)) return result;
+    return result.catch((error: unknown) => {
+      if (isTimeout(error)) {
+        const first = args[0] as string | { text?: unknown } | undefined;
+        noteTimeout(error, {
+          statement: typeof first === 'string' ? first : String(first?.text ?? ''),
+          elapsedMs: performance.now() - startedAt,
+          backendPid,
+          config,
+        });
+      }
+      throw error;
+    });
+  };
 }
 
 /** Runs `work` with a fresh client and always ends it (success or error). */
@@ -104,7 +219,7 @@ export async function withClient<T>(
   try {
     return await work(client);
   } catch (error) {
-    throw classifyDatabaseError(error);
+    throw classifyDatabaseError(await explainTimeout(error));
   } finally {
     await client.end().catch(() => undefined);
   }

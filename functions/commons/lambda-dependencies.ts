@@ -6,8 +6,9 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { GlueClient } from '@aws-sdk/client-glue';
 import type { Context } from 'aws-lambda';
-import { S3ObjectStore } from '../adapters/archive-store.ts';
+import { S3_SINGLE_PUT_MAX_BYTES, S3ObjectStore } from '../adapters/archive-store.ts';
 import { GlueTableCatalog } from '../adapters/glue-catalog.ts';
+import { capToDeadline, DEFAULT_SESSION_TIMEOUTS } from '../core/session-timeouts.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import { AWS_CLIENT_TIMEOUTS } from './aws-clients.ts';
 import { connect, resolveClientConfig } from './database.ts';
@@ -19,8 +20,21 @@ export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMil
   const env = readEnv();
   const s3 = env.ARCHIVE_BUCKET ? createS3Client() : undefined;
   return {
-    connect: async () => connect(await resolveClientConfig(env)),
-    store: s3 && env.ARCHIVE_BUCKET ? new S3ObjectStore(s3, env.ARCHIVE_BUCKET) : undefined,
+    // No statement may outlive the invocation: its backend would still wait after the Lambda ended, beside
+    // the one a Step Functions retry of the step opens.
+    connect: async (timeouts = DEFAULT_SESSION_TIMEOUTS) =>
+      connect(
+        await resolveClientConfig(
+          env,
+          capToDeadline(timeouts, context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS),
+        ),
+      ),
+    // One PUT per object up to S3's limit: S3 then checks and keeps the full-object SHA-256 (multipart keeps
+    // only a checksum of the parts' checksums, which `verify` cannot compare for objects in cold storage).
+    store:
+      s3 && env.ARCHIVE_BUCKET
+        ? new S3ObjectStore(s3, env.ARCHIVE_BUCKET, { singlePutMaxBytes: S3_SINGLE_PUT_MAX_BYTES })
+        : undefined,
     tableCatalog: env.GLUE_DATABASE
       ? new GlueTableCatalog(new GlueClient({ ...AWS_CLIENT_TIMEOUTS }), env.GLUE_DATABASE)
       : undefined,

@@ -11,6 +11,7 @@ import type { Context } from 'aws-lambda';
 import { classifyDatabaseError } from '../core/errors.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import { lambdaDependencies } from './lambda-dependencies.ts';
+import { explainTimeout } from './lock-wait.ts';
 import { logger, metrics, tracer } from './observability.ts';
 
 export type DependencyFactory = (context: Context) => StepDependencies;
@@ -28,8 +29,9 @@ export function lifecycleHandler<TResult>(
     try {
       return await step(makeDependencies(context), event);
     } catch (error) {
-      // Step Functions retries by name: a dropped connection must surface as TransientDatabaseError.
-      throw classifyDatabaseError(error);
+      // Step Functions retries by name: a dropped connection must surface as TransientDatabaseError. A lock
+      // timeout names who held the lock; no error text quotes a row value (core/redact-database-error.ts).
+      throw classifyDatabaseError(await explainTimeout(error));
     }
   })
     .use(captureLambdaHandler(tracer, { captureResponse: false }))

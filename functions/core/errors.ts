@@ -3,12 +3,19 @@
  * names are the contract: retryable ones are listed in `RetryableErrorNames` (lib/contracts/payloads.ts),
  * everything else is terminal and recorded as the run's failure.
  */
+import { describeDatabaseError, isPostgresError, mayCarryRowValues } from './redact-database-error.ts';
+
 abstract class LifecycleError extends Error {
   // Names are spelled out (not taken from the class) because minified bundles rename classes.
   abstract override readonly name: string;
 }
 
-/** Connection loss, lock/statement timeout, serialization failure, too many connections: try again. */
+/**
+ * Connection loss, lock/statement timeout, serialization failure, too many connections: try again. A lock
+ * or statement timeout names the relations and the sessions holding the conflicting locks
+ * (functions/commons/lock-wait.ts). It is retried at Start too: each attempt waits at most the policy's
+ * lock_timeout, its backend has stopped waiting before the step returns, and nothing was written yet.
+ */
 export class TransientDatabaseError extends LifecycleError {
   override readonly name = 'TransientDatabaseError';
 }
@@ -49,6 +56,15 @@ export class StorageConfigurationError extends LifecycleError {
 }
 
 /**
+ * An object the ledger lists is not what S3 holds (length or SHA-256 differ, or it is gone), found before
+ * locking it with Object Lock: the object was replaced or damaged after its chunk committed. It is left
+ * unlocked (locking would protect the wrong bytes) and the run fails so that a person looks.
+ */
+export class ArchiveObjectMismatchError extends LifecycleError {
+  override readonly name = 'ArchiveObjectMismatchError';
+}
+
+/**
  * Other tables reference the purged table with ON DELETE NO ACTION / RESTRICT and no child policy covers
  * them, or a referencing row still exists when its parent is deleted. Nothing of that chunk was deleted.
  */
@@ -64,6 +80,33 @@ export class MissingIndexError extends LifecycleError {
   override readonly name = 'MissingIndexError';
 }
 
+/** One privilege the run's database role lacks, on one object, and what needs it. */
+export interface MissingPrivilege {
+  /** `DELETE`, `CREATE`… as PostgreSQL names it, or `ownership` (the role must own the object). */
+  readonly privilege: string;
+  /** The object, quoted as PostgreSQL quotes it: `public.events`, `database app`, `schema lifecycle`. */
+  readonly object: string;
+  /** What the run does that needs it. */
+  readonly reason: string;
+}
+
+/**
+ * The database role lacks a privilege the run needs (checked at Start before the ledger is migrated, a
+ * lease taken or a run row written): nothing was changed. Grant what `missing` lists and run again.
+ */
+export class InsufficientPrivilegeError extends LifecycleError {
+  override readonly name = 'InsufficientPrivilegeError';
+
+  constructor(
+    readonly role: string,
+    readonly missing: readonly MissingPrivilege[],
+  ) {
+    const lacks = (m: MissingPrivilege) =>
+      m.privilege === 'ownership' ? `does not own ${m.object}` : `lacks ${m.privilege} on ${m.object}`;
+    super(`${missing.map((m) => `role ${role} ${lacks(m)} (${m.reason})`).join('; ')}. Nothing was changed.`);
+  }
+}
+
 /**
  * The throttle reads replica lag from CloudWatch and a listed replica has no recent datapoint (wrong
  * identifier, a primary, or a replica that stopped reporting). No chunk ran after the reading.
@@ -77,24 +120,68 @@ export class InvalidPayloadError extends LifecycleError {
   override readonly name = 'InvalidPayloadError';
 }
 
+/**
+ * The database secret (Secrets Manager) is missing or not an RDS secret. Its text is never quoted: the
+ * message names the secret and, at most, the fields at fault.
+ */
+export class DatabaseSecretError extends LifecycleError {
+  override readonly name = 'DatabaseSecretError';
+}
+
+/**
+ * PostgreSQL refused a statement for a reason a retry would not fix (a cast failing on a row, a constraint
+ * violated by a trigger, a missing privilege…). The message keeps the SQLSTATE and the identifiers
+ * PostgreSQL names, never a data value (functions/core/redact-database-error.ts); the same facts are fields.
+ */
+export class DatabaseError extends LifecycleError {
+  override readonly name = 'DatabaseError';
+  /** The SQLSTATE, also as `code` so that checks written against pg's errors keep working. */
+  readonly sqlstate: string;
+  readonly code: string;
+  readonly table: string | undefined;
+  readonly column: string | undefined;
+  readonly constraint: string | undefined;
+
+  constructor(
+    error: Error & { code: string; table?: string; schema?: string; column?: string; constraint?: string },
+  ) {
+    // A value-bearing server error is not kept as the cause: whatever serializes causes would print it.
+    super(describeDatabaseError(error), mayCarryRowValues(error.code) ? {} : { cause: error });
+    this.sqlstate = error.code;
+    this.code = error.code;
+    this.table = error.table ? `${error.schema ? `${error.schema}.` : ''}${error.table}` : undefined;
+    this.column = error.column;
+    this.constraint = error.constraint;
+  }
+}
+
 const TRANSIENT_SQLSTATE_PREFIXES = ['08', '40', '53', '57P'];
 const TRANSIENT_SQLSTATES = new Set(['55P03', '57014', '55006']);
 
-/** Classifies a pg/network error: transient ones become `TransientDatabaseError`, others pass through. */
+/**
+ * Classifies a pg/network error: transient ones become `TransientDatabaseError`, any other error the server
+ * sent `DatabaseError` (or `ForeignKeyError`), each with a message that quotes no row value; anything else
+ * passes through.
+ */
 export function classifyDatabaseError(error: unknown): unknown {
   if (error instanceof LifecycleError) return error;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (code === '23503') {
-    // A row still referenced by a NO ACTION / RESTRICT foreign key: the chunk rolled back, nothing was lost.
-    return new ForeignKeyError(
-      `${(error as Error).message}; rows of this table are still referenced (archive or purge the referencing rows first)`,
-      { cause: error },
-    );
-  }
-  if (typeof code === 'string') {
-    if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_SQLSTATE_PREFIXES.some((p) => code.startsWith(p))) {
-      return new TransientDatabaseError(`${code}: ${(error as Error).message}`, { cause: error });
+  if (isPostgresError(error)) {
+    const code = error.code;
+    const cause = mayCarryRowValues(code) ? {} : { cause: error };
+    if (code === '23503') {
+      // A row still referenced by a NO ACTION / RESTRICT foreign key: the chunk rolled back, nothing was lost.
+      return new ForeignKeyError(
+        `${describeDatabaseError(error)}; rows of this table are still referenced (archive or purge the referencing rows first)`,
+        cause,
+      );
     }
+    if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_SQLSTATE_PREFIXES.some((p) => code.startsWith(p))) {
+      return new TransientDatabaseError(describeDatabaseError(error), cause);
+    }
+    return new DatabaseError(error);
+  }
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
       return new TransientDatabaseError(`${code}: ${(error as Error).message}`, { cause: error });
     }

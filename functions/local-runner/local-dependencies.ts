@@ -39,8 +39,12 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
   const s3 = options.bucket && !options.store ? (options.s3 ?? createS3Client()) : undefined;
   const store = options.store ?? (s3 && options.bucket ? new S3ObjectStore(s3, options.bucket) : undefined);
   return (context) => ({
-    connect: async () =>
-      connect(await resolveClientConfig({ DATABASE_URL: options.databaseUrl, DB_SSL: options.ssl })),
+    // The policy's timeouts, not capped by the step's budget: that is the chunk loop's soft limit, and a local
+    // step that overruns its Task timeout (States.Timeout) is not retried beside a still-waiting backend.
+    connect: async (timeouts) =>
+      connect(
+        await resolveClientConfig({ DATABASE_URL: options.databaseUrl, DB_SSL: options.ssl }, timeouts),
+      ),
     store,
     deployedPolicies: options.deployedPolicies,
     now: options.now ?? (() => new Date()),

@@ -6,6 +6,8 @@ import type pg from 'pg';
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { MetricDataClient } from '../adapters/cloudwatch-replica-lag.ts';
 import type { TableCatalog } from '../adapters/glue-catalog.ts';
+import type { LeaseHolderBackend } from '../adapters/leases.ts';
+import type { SessionTimeouts } from '../core/session-timeouts.ts';
 
 /** Structured log sink: one line per event, never row contents. */
 export interface StepLogger {
@@ -33,8 +35,12 @@ export interface ChunkFaultHooks {
 }
 
 export interface StepDependencies {
-  /** Opens a new database client; the step ends every client it opens. */
-  connect(): Promise<pg.Client>;
+  /**
+   * Opens a new database client; the step ends every client it opens. Every statement on it runs under
+   * `timeouts` (the policy's chunking.lockTimeoutMs / statementTimeoutMs).
+   * @default DEFAULT_SESSION_TIMEOUTS (core/session-timeouts.ts)
+   */
+  connect(timeouts?: SessionTimeouts): Promise<pg.Client>;
   /** Archive destination (required by archive policies; checked before anything is deleted). */
   store?: ObjectStore | undefined;
   /** Glue catalog for Athena tables over archive prefixes (AWS only; absent locally). */
@@ -57,6 +63,12 @@ export interface StepDependencies {
   replicaLagSeconds?: (() => Promise<number>) | undefined;
   /** CloudWatch, for a throttle that reads replica lag there (`throttle.cloudWatch`). */
   cloudWatch?: MetricDataClient | undefined;
+  /**
+   * Local runs: the backend of a connection the runner keeps open for the whole run (opened on first call,
+   * when Start is about to take the lease), recorded in the lease so that `pg-lifecycle unlock` can prove
+   * the run gone once that backend is. Unset in Step Functions, where the holder is the run's execution.
+   */
+  leaseHolder?: (() => Promise<LeaseHolderBackend>) | undefined;
 }
 
 export const silentLogger: StepLogger = {

@@ -3,8 +3,12 @@
  * the error, its orphans are removed and its lease released, so the next scheduled run can start.
  * Rows are safe whatever failed: every chunk either committed with its objects listed, or rolled back.
  */
+import { ArchivePolicySchema } from '../../lib/contracts/config.ts';
 import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
+import { lockListedObjects } from '../actions/object-lock.ts';
 import { Ledger } from '../adapters/ledger.ts';
+import { describeError } from '../core/redact-database-error.ts';
+import { timeoutsOfInput } from '../core/session-timeouts.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { removeOrphans } from './finish-run.ts';
 
@@ -37,7 +41,7 @@ export async function recordFailure(deps: StepDependencies, input: unknown): Pro
   deps.log.error('run failed', { ...record });
   // Without a runId the start step failed before opening the run: there is nothing to close.
   if (!failure.runId || failure.dryRun) return record;
-  const db = await deps.connect();
+  const db = await deps.connect(timeoutsOfInput(input));
   try {
     const ledger = new Ledger(db);
     await ledger.failRun(failure.runId, record.error, record.cause);
@@ -46,7 +50,19 @@ export async function recordFailure(deps: StepDependencies, input: unknown): Pro
         await removeOrphans(db, deps.store, record.policy, failure.runId, deps.log);
       } catch (error) {
         // The next run's finish step retries orphan removal; the failure record matters more.
-        deps.log.warn('orphan removal failed', { runId: failure.runId, error: (error as Error).message });
+        deps.log.warn('orphan removal failed', { runId: failure.runId, error: describeError(error) });
+      }
+      // The failed run's committed objects are archives like any other: lock them (objectLock).
+      const archive = ArchivePolicySchema.safeParse(failure.policy);
+      if (archive.success) {
+        await lockListedObjects(db, deps.store, archive.data, {
+          scope: { runId: failure.runId },
+          now: deps.now,
+          log: deps.log,
+        }).catch((error: unknown) => {
+          // The next run's Finish locks what is left; the failure record matters more.
+          deps.log.warn('object lock failed', { runId: failure.runId, error: describeError(error) });
+        });
       }
     }
     await ledger.releaseLease(record.policy, failure.runId);
