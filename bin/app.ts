@@ -4,17 +4,30 @@
  */
 import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app.ts';
-import { ConfigError, loadConfigFile } from '../lib/config-file.ts';
+import { ConfigError, deploymentIssues, loadConfigFile } from '../lib/config-file.ts';
 
 // A probe app only reads the CLI context; autoSynth off so it never writes into the cloud assembly.
-const contextConfig = new App({ autoSynth: false }).node.tryGetContext('config') as string | undefined;
+const probe = new App({ autoSynth: false });
+const contextConfig = probe.node.tryGetContext('config') as string | undefined;
 const configPath = process.env.LIFECYCLE_CONFIG ?? contextConfig ?? 'lifecycle.config.json';
+// `-c stackName=…`: a second stack (with a second config) beside the first, e.g. past the policies one holds.
+const stackName = probe.node.tryGetContext('stackName') as string | undefined;
 
 try {
-  const { app } = buildApp(loadConfigFile(configPath));
+  const config = loadConfigFile(configPath);
+  // The schema accepts a config without a database (local runs use DATABASE_URL); a deployment does not.
+  const issues = deploymentIssues(config);
+  if (issues.length > 0) throw new ConfigError(configPath, issues);
+  const { app } = buildApp(config, { stackName });
   app.synth();
 } catch (error) {
+  // A config mistake is the user's to fix: say what and where, without a stack trace.
   if (!(error instanceof ConfigError)) throw error;
-  console.error(`Invalid pg-lifecycle configuration:\n${error.message}`);
+  const [only, ...more] = error.message.split('\n');
+  console.error(
+    more.length === 0
+      ? `Invalid pg-lifecycle configuration: ${only}`
+      : `Invalid pg-lifecycle configuration:\n${error.message}`,
+  );
   process.exitCode = 1;
 }

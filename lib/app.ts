@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { App, type Environment, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { ConfigError, deploymentIssues } from './config-file.ts';
 import type { LifecycleConfig } from './contracts/config.ts';
 import { PgLifecycleStack } from './stack.ts';
 
@@ -63,8 +64,14 @@ export interface BuiltApp {
   readonly stack: PgLifecycleStack;
 }
 
-/** Builds the app (not yet synthesized) for a validated config. */
+/**
+ * Builds the app (not yet synthesized) for a validated config.
+ *
+ * @throws ConfigError when the config names no database to deploy against (neither `database` nor `sandbox`)
+ */
 export function buildApp(config: LifecycleConfig, options: BuildAppOptions = {}): BuiltApp {
+  const issues = deploymentIssues(config);
+  if (issues.length > 0) throw new ConfigError('config', issues);
   const postCliContext: Record<string, unknown> = { ...options.context };
   // An empty list of stacks to bundle turns esbuild off; the CLI's own `-c` cannot set `aws:` keys.
   if (options.bundling === false) postCliContext['aws:cdk:bundling-stacks'] = [];

@@ -1,10 +1,11 @@
 /**
- * Reading `lifecycle.config.json`: parse, validate with the one config schema, and report every problem
- * at once with its location, so a user fixes the file in one pass instead of one error per synth.
+ * Reading `lifecycle.config.json`: decode, parse, validate with the one config schema, and report every
+ * problem at once with its location, so a user fixes the file in one pass instead of one error per synth.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { type LifecycleConfig, LifecycleConfigSchema } from './contracts/config.ts';
+import { JsonSyntaxError, parseJsonSource, visibleText } from './json-source.ts';
 
 /** The config file cannot be read, is not JSON, or does not match the schema. */
 export class ConfigError extends Error {
@@ -18,8 +19,10 @@ export class ConfigError extends Error {
     issues: readonly string[],
     options?: ErrorOptions,
   ) {
-    super(issues.map((issue) => `${file}: ${issue}`).join('\n'), options);
-    this.issues = issues;
+    // Issues quote the user's values: a zero-width space or a byte order mark in them must show.
+    const visible = issues.map(visibleText);
+    super(visible.map((issue) => `${file}: ${issue}`).join('\n'), options);
+    this.issues = visible;
   }
 }
 
@@ -39,10 +42,51 @@ export function formatZodIssues(error: z.ZodError): string[] {
 }
 
 /** Validates an already parsed config object; `source` names it in error messages. */
-export function parseConfig(value: unknown, source: string): LifecycleConfig {
+export function parseConfig(
+  value: unknown,
+  source: string,
+  earlierIssues: readonly string[] = [],
+): LifecycleConfig {
   const result = LifecycleConfigSchema.safeParse(value);
-  if (!result.success) throw new ConfigError(source, formatZodIssues(result.error), { cause: result.error });
+  const issues = [...earlierIssues, ...(result.success ? [] : formatZodIssues(result.error))];
+  if (!result.success || issues.length > 0) {
+    throw new ConfigError(source, issues, { cause: result.success ? undefined : result.error });
+  }
   return result.data;
+}
+
+/**
+ * The file's bytes as text. A UTF-8 byte order mark (Windows editors write one) is dropped, as JSON allows
+ * a parser to; UTF-16 and bytes that are not UTF-8 are refused with where they are, since decoding them
+ * loosely would put replacement characters into table names or filters.
+ */
+function decodeConfigText(bytes: Uint8Array): string | { problem: string } {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    return { problem: 'is UTF-16 text; save it as UTF-8' };
+  }
+  try {
+    // ignoreBOM false (the default): a leading UTF-8 byte order mark is consumed, not returned.
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const loose = new TextDecoder('utf-8').decode(bytes);
+    const at = loose.indexOf('\uFFFD');
+    const before = loose.slice(0, at);
+    const line = before.split('\n').length;
+    const column = at - before.lastIndexOf('\n');
+    return { problem: `is not UTF-8 text (line ${line}, column ${column}); save it as UTF-8` };
+  }
+}
+
+/**
+ * What a deployment (`cdk synth`/`deploy`) needs beyond the schema: a database to reach. Local runs
+ * (`run`, `plan`) take DATABASE_URL instead, so the schema itself accepts a config without one and
+ * `validate` only warns.
+ */
+export function deploymentIssues(config: LifecycleConfig): string[] {
+  if (config.database || config.sandbox) return [];
+  return [
+    '(root): config needs `database` (an existing PostgreSQL) or `sandbox: true` (a throw-away RDS) to deploy; local runs (run, plan) use DATABASE_URL instead',
+  ];
 }
 
 /**
@@ -51,19 +95,26 @@ export function parseConfig(value: unknown, source: string): LifecycleConfig {
  * @throws ConfigError listing every problem as `<file>: <path>: <message>`
  */
 export function loadConfigFile(path: string): LifecycleConfig {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
     throw new ConfigError(path, [`cannot read the file (${(error as Error).message})`], { cause: error });
   }
-  let value: unknown;
+  const text = decodeConfigText(bytes);
+  if (typeof text !== 'string') throw new ConfigError(path, [text.problem]);
+  let parsed: ReturnType<typeof parseJsonSource>;
   try {
-    value = JSON.parse(text);
+    parsed = parseJsonSource(text);
   } catch (error) {
-    throw new ConfigError(path, [`is not valid JSON (${(error as Error).message})`], { cause: error });
+    if (!(error instanceof JsonSyntaxError)) throw error;
+    throw new ConfigError(path, [`is not valid JSON: ${error.message}`], { cause: error });
   }
-  return parseConfig(value, path);
+  // JSON.parse keeps the last of repeated keys: the first value, the one a reader sees, would be ignored.
+  const duplicates = parsed.duplicates.map(
+    (duplicate) => `${formatIssuePath(duplicate.path)}: duplicate key ${JSON.stringify(duplicate.key)}`,
+  );
+  return parseConfig(parsed.value, path, duplicates);
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Maintenance, RunState } from '../../lib/contracts/payloads.ts';
 import { MaintenanceSchema } from '../../lib/contracts/payloads.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { Ledger } from '../adapters/ledger.ts';
+import { readTablePrivileges } from '../adapters/privileges.ts';
 import { readTableStats, vacuumAnalyze } from '../adapters/table-stats.ts';
 import { decideVacuum, vacuumTimeoutMs } from '../core/maintenance.ts';
 import type { StepDependencies } from './dependencies.ts';
@@ -38,8 +39,13 @@ export async function maintainAfterPurge(
   let reason: Maintenance['reason'] = decision.vacuum ? 'done' : decision.reason;
   let error: string | undefined;
   let durationMs = 0;
+  // PostgreSQL skips a VACUUM the role may not run with only a WARNING: without this it would read as done.
+  const privileges = decision.vacuum ? await readTablePrivileges(db, prepared.table.oid) : undefined;
   if (decision.vacuum) {
-    if (timeoutMs < MIN_VACUUM_TIMEOUT_MS) {
+    if (privileges && !privileges.vacuum) {
+      reason = 'failed';
+      error = `skipped: role ${privileges.role} cannot VACUUM ${privileges.table} (not its owner)`;
+    } else if (timeoutMs < MIN_VACUUM_TIMEOUT_MS) {
       reason = 'timed-out';
       error = 'no time left in the finish step';
     } else {

@@ -12,6 +12,7 @@ import {
   type ResolvedChildPolicy,
 } from '../core/foreign-keys.ts';
 import type { FullScanDecision } from '../core/full-scan.ts';
+import { privilegePlanEntries } from './check-privileges.ts';
 import { partitionsToRetire } from './partition-retention.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
@@ -61,6 +62,9 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
   const refusals: RunPlan['refusals'] = [];
   if (scan.warning) warnings.push(scan.warning);
   if (scan.refusal) refusals.push({ error: 'MissingIndexError', message: scan.refusal });
+  const privileges = await privilegePlanEntries(db, { policy, prepared, cutoff });
+  refusals.push(...privileges.refusals);
+  warnings.push(...privileges.warnings);
   if (policy.action === 'archive' && decision.changedByDatabase.length > 0) {
     refusals.push({
       error: 'ForeignKeyError',

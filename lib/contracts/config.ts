@@ -5,21 +5,54 @@
  * config file: the schedule and the CLI build the same input from the same validated policy.
  */
 import { z } from 'zod';
+import { ChunkingOverridesSchema, chunkingProblems, ThrottleSchema } from './chunking.ts';
+import { FilterSchema } from './filter-screen.ts';
 import { parseQualifiedName } from './identifiers.ts';
 import { parseIsoDuration } from './iso-duration.ts';
+import { ObjectLockSchema, objectLockProblem } from './object-lock.ts';
+import { ObservabilitySchema } from './observability.ts';
+import { protectedSchemaReason } from './protected-schemas.ts';
+import { ScheduleSchema, TimeZoneSchema } from './schedule.ts';
 
-/** Policy names become S3 prefixes, CloudFormation ids and schedule names: keep them boring. */
-const PolicyNameSchema = z
+import { stackLimitProblem } from './stack-limits.ts';
+
+// Chunking and the filter screen live in their own modules; the config's importers find them here too.
+export * from './chunking.ts';
+export * from './filter-screen.ts';
+
+/**
+ * Policy names become S3 prefixes, CloudFormation ids and schedule names: keep them boring. At most 55
+ * characters: `pg-lifecycle start` names executions `manual-<name>-<17-digit time>`, and Step Functions
+ * takes 80 (a longer name would be cut, and two starts in the same hour would collide).
+ */
+export const PolicyNameSchema = z
   .string()
   .regex(
-    /^[a-z][a-z0-9-]{0,62}$/,
-    'must be lowercase letters, digits and dashes, starting with a letter (max 63)',
+    /^[a-z][a-z0-9-]{0,54}$/,
+    'must be lowercase letters, digits and dashes, starting with a letter (max 55)',
   );
+
+/** A name part as PostgreSQL reads it: quoted parts exact, unquoted ones folded to lower case. */
+function catalogName(part: { name: string; quoted: boolean }): string {
+  return part.quoted ? part.name : part.name.toLowerCase();
+}
+
+/** The parts of a name, or none when it does not parse (its own schema reports that). */
+function safeParseName(name: string | undefined): Array<{ name: string; quoted: boolean }> {
+  if (name === undefined) return [];
+  try {
+    return parseQualifiedName(name);
+  } catch {
+    return [];
+  }
+}
 
 const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
   try {
     const parts = parseQualifiedName(value);
     if (parts.length > 2) ctx.addIssue({ code: 'custom', message: 'must be "table" or "schema.table"' });
+    const reason = parts.length === 2 && parts[0] ? protectedSchemaReason(catalogName(parts[0])) : undefined;
+    if (reason) ctx.addIssue({ code: 'custom', message: `${value}: no policy may touch it (${reason})` });
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: (error as Error).message });
   }
@@ -36,12 +69,19 @@ const ColumnNameSchema = z.string().superRefine((value, ctx) => {
 
 /** Longest retention: any longer keeps everything anyway, and the cutoff stays a valid date. */
 const MAX_RETENTION_YEARS = 1000;
+/**
+ * Shortest retention: rows younger than an hour are still being written and read by the application, and
+ * a shorter one is almost always a slip (PT1S for P1S, PT10M for P10M) that would take nearly every row.
+ */
+const MIN_RETENTION_SECONDS = 3600;
 
 const RetentionSchema = z.string().superRefine((value, ctx) => {
   try {
     const duration = parseIsoDuration(value);
     if (duration.totalSecondsApprox <= 0)
       ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+    else if (duration.totalSecondsApprox < MIN_RETENTION_SECONDS)
+      ctx.addIssue({ code: 'custom', message: `"${value}" is shorter than one hour (PT1H), the minimum` });
     // The cutoff must be a date PostgreSQL and JavaScript both take (P3000Y ran past year 0 at run start).
     if (duration.totalSecondsApprox > MAX_RETENTION_YEARS * 365 * 86_400)
       ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_RETENTION_YEARS} years` });
@@ -49,201 +89,6 @@ const RetentionSchema = z.string().superRefine((value, ctx) => {
     ctx.addIssue({ code: 'custom', message: (error as Error).message });
   }
 });
-
-/**
- * EventBridge Scheduler expressions: `cron(min hour dom month dow year)` or `rate(n unit)`.
- * Deeper validation happens at deploy time; here we catch the common slips (five-field Unix cron).
- */
-const ScheduleSchema = z.string().superRefine((value, ctx) => {
-  const cron = /^cron\((.+)\)$/.exec(value);
-  const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(value);
-  if (cron) {
-    const fields = (cron[1] ?? '').trim().split(/\s+/);
-    if (fields.length !== 6) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `cron needs 6 fields (minutes hours day-of-month month day-of-week year), got ${fields.length}`,
-      });
-    } else if (fields[2] !== '?' && fields[4] !== '?') {
-      ctx.addIssue({ code: 'custom', message: 'cron: one of day-of-month or day-of-week must be "?"' });
-    }
-  } else if (!rate) {
-    ctx.addIssue({ code: 'custom', message: 'must be "cron(...)" or "rate(N minutes|hours|days)"' });
-  }
-});
-
-/**
- * A SQL boolean expression spliced into the chunk query. It is the one piece of config that is not an
- * identifier, so it is screened here (no statement separators, comments or transaction control) and
- * checked again with EXPLAIN against the real table when a run starts.
- */
-export const FilterSchema = z
-  .string()
-  .min(1)
-  .max(2000)
-  .superRefine((value, ctx) => {
-    const problem = screenFilterExpression(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
-
-/**
- * The expression with every string literal and quoted identifier replaced by a placeholder, read left to
- * right as PostgreSQL reads it ('…' with '' for a quote, "…" with ""; E'…' is refused).
- * What remains is what the screen may look at: `note <> 'a;b'` is fine, `E'\'' ) OR (true` is not.
- * Plain '…' literals take a backslash literally because every session sets standard_conforming_strings.
- */
-function maskQuoted(expression: string): { masked: string } | { problem: string } {
-  let masked = '';
-  let i = 0;
-  while (i < expression.length) {
-    const char = expression[i] as string;
-    if (char !== "'" && char !== '"') {
-      masked += char;
-      i++;
-      continue;
-    }
-    // E'…' escape strings are refused: a backslash there escapes a quote, and a literal continued on the
-    // next line ('…' after a newline) stays in escape mode. Only an E right before the quote says so; a
-    // word ending in e must leave a space (time 'x', not time'x').
-    if (char === "'" && /[eE]/.test(masked.at(-1) ?? '')) {
-      return { problem: "must not contain E'…' escape strings (write the characters themselves)" };
-    }
-    // U&'…' and U&"…" spell characters as code points: a function name written U&"dblink_exe\0063" is
-    // dblink_exec to PostgreSQL and something else to any text check. Write the characters themselves.
-    if (/[uU]&$/.test(masked)) {
-      return {
-        problem: 'must not contain U&\'…\' or U&"…" Unicode escapes (write the characters themselves)',
-      };
-    }
-    let j = i + 1;
-    for (;;) {
-      if (j >= expression.length) return { problem: 'has an unterminated quote' };
-      const c = expression[j];
-      if (c === char && expression[j + 1] === char) {
-        j += 2;
-      } else if (c === char) {
-        break;
-      } else {
-        j++;
-      }
-    }
-    masked += char === "'" ? ' L ' : ' I ';
-    i = j + 1;
-  }
-  return { masked };
-}
-
-/** Returns why a filter expression is refused, or undefined when it passes the static screen. */
-export function screenFilterExpression(expression: string): string | undefined {
-  const scanned = maskQuoted(expression);
-  if ('problem' in scanned) return scanned.problem;
-  const stripped = scanned.masked;
-  if (stripped.includes(';')) return 'must not contain ";" (a single boolean expression only)';
-  if (stripped.includes('--') || stripped.includes('/*')) return 'must not contain SQL comments';
-  if (stripped.includes('$')) return 'must not contain "$" (parameters and dollar quoting are not allowed)';
-  if (/\buescape\b/i.test(stripped)) return 'must not contain UESCAPE (Unicode escapes are not allowed)';
-  if (
-    /\b(insert|update|delete|drop|alter|create|truncate|grant|revoke|copy|commit|rollback|vacuum|call|do)\b/i.test(
-      stripped,
-    )
-  ) {
-    return 'must be a boolean expression, not a statement';
-  }
-  let depth = 0;
-  for (const char of stripped) {
-    if (char === '(') depth++;
-    if (char === ')') depth--;
-    if (depth < 0) return 'has unbalanced parentheses';
-  }
-  if (depth !== 0) return 'has unbalanced parentheses';
-  return undefined;
-}
-
-const chunkingFields = {
-  /** Rows in the first chunk; later chunks adapt towards `targetTransactionMs`. */
-  initialRows: z.int().min(1).max(1_000_000),
-  minRows: z.int().min(1).max(1_000_000),
-  maxRows: z.int().min(1).max(1_000_000),
-  /** Target duration of one chunk transaction (lock held from DELETE to COMMIT). */
-  targetTransactionMs: z.int().min(50).max(60_000),
-  lockTimeoutMs: z.int().min(10).max(60_000),
-  statementTimeoutMs: z.int().min(100).max(600_000),
-  /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
-  pauseSeconds: z.int().min(0).max(3600),
-  /**
-   * Upper bound of one chunk's row data (as PostgreSQL text) held in memory: rows with large values
-   * (jsonb, bytea, long text) get fewer rows per chunk, whatever the row counts say.
-   */
-  maxChunkBytes: z
-    .int()
-    .min(1024)
-    .max(1024 * 1024 * 1024),
-};
-
-/** An RDS DB instance identifier: 1-63 letters, digits and hyphens, starting with a letter. */
-const DbInstanceIdentifierSchema = z
-  .string()
-  .regex(
-    /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/,
-    'must be an RDS DB instance identifier (letters, digits, single hyphens; starts with a letter)',
-  );
-
-/**
- * Where the lag comes from instead of `pg_stat_replication`: the CloudWatch metric of each listed replica
- * (the largest of their latest one-minute maxima). `ReplicaLag` (seconds) for RDS read replicas,
- * `AuroraReplicaLag` (milliseconds, converted) for Aurora replicas, which pg_stat_replication does not list.
- */
-export const CloudWatchLagSchema = z
-  .object({
-    metric: z.enum(['ReplicaLag', 'AuroraReplicaLag']).default('ReplicaLag'),
-    dbInstanceIdentifiers: z.array(DbInstanceIdentifierSchema).min(1).max(20),
-  })
-  .strict();
-
-/**
- * Replica-lag guard: before each chunk the chunk step reads the largest replay lag in `pg_stat_replication`
- * (or, with `cloudWatch`, the replicas' CloudWatch lag metric); above the limit it starts no chunk and the
- * state machine waits `checkEverySeconds` before checking again. Reading other sessions' lag in
- * pg_stat_replication needs `pg_monitor` (or `pg_read_all_stats`); without it the lag reads as 0.
- */
-export const ThrottleSchema = z
-  .object({
-    /** Largest replica replay lag (seconds) at which chunks still run; omit to turn the guard off. */
-    maxReplicaLagSeconds: z.number().positive().max(86_400).optional(),
-    /** Wait between lag checks while a replica is behind. */
-    checkEverySeconds: z.int().min(1).max(3600).optional(),
-    /** Read the lag from CloudWatch (RDS ReplicaLag / AuroraReplicaLag) instead of pg_stat_replication. */
-    cloudWatch: CloudWatchLagSchema.optional(),
-  })
-  .strict();
-
-/** The guard a run applies: present only when `maxReplicaLagSeconds` is set. */
-export const ResolvedThrottleSchema = z
-  .object({
-    maxReplicaLagSeconds: z.number().positive(),
-    checkEverySeconds: z.int().min(1).max(3600),
-    cloudWatch: CloudWatchLagSchema.optional(),
-  })
-  .strict();
-
-/** Per-policy or `defaults` overrides: every field optional, no defaults (they are merged in resolveChunking). */
-export const ChunkingOverridesSchema = z.object(chunkingFields).partial().strict();
-
-/** Resolved chunking and transaction bounds, with the built-in defaults. */
-export const ChunkingSchema = z
-  .object({
-    initialRows: chunkingFields.initialRows.default(10_000),
-    minRows: chunkingFields.minRows.default(500),
-    maxRows: chunkingFields.maxRows.default(50_000),
-    targetTransactionMs: chunkingFields.targetTransactionMs.default(2_000),
-    lockTimeoutMs: chunkingFields.lockTimeoutMs.default(2_000),
-    statementTimeoutMs: chunkingFields.statementTimeoutMs.default(60_000),
-    pauseSeconds: chunkingFields.pauseSeconds.default(0),
-    maxChunkBytes: chunkingFields.maxChunkBytes.default(64 * 1024 * 1024),
-    /** Resolved from `throttle` (policy over defaults); absent when no replica-lag limit is set. */
-    throttle: ResolvedThrottleSchema.optional(),
-  })
-  .strict();
 
 export const StorageClassDaysSchema = z
   .object({
@@ -286,6 +131,8 @@ export const ArchiveOptionsSchema = z
     /** How an uploaded object is checked before the chunk commits. */
     verify: z.enum(['head', 'read-back']).default('head'),
     storage: StorageClassDaysSchema.prefault({}),
+    /** Lock each object with S3 Object Lock once its chunk committed (the stack's bucket gets Object Lock). */
+    objectLock: ObjectLockSchema.optional(),
   })
   .strict();
 
@@ -327,6 +174,15 @@ export const PartitionOptionsSchema = z
         message: 'only applies with keepDetached: true (dropped partitions are not moved)',
       });
     }
+    const [schema] = safeParseName(options.detachedSchema);
+    const reason = schema ? protectedSchemaReason(catalogName(schema)) : undefined;
+    if (reason) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['detachedSchema'],
+        message: `no partition may move there (${reason})`,
+      });
+    }
   });
 
 const PolicyBaseSchema = z.object({
@@ -340,7 +196,7 @@ const PolicyBaseSchema = z.object({
   filter: FilterSchema.optional(),
   schedule: ScheduleSchema.optional(),
   /** IANA time zone the cron expression is read in. */
-  timezone: z.string().default('UTC'),
+  timezone: TimeZoneSchema.default('UTC'),
   enabled: z.boolean().default(true),
   chunking: ChunkingOverridesSchema.optional(),
   /** Partition-aware retention (tables RANGE-partitioned on timeColumn). */
@@ -424,6 +280,8 @@ export const LifecycleConfigSchema = z
     bucketName: BucketNameSchema.optional(),
     /** Email subscribed to the failure alarm topic. */
     alarmEmail: z.email().optional(),
+    /** Log retention, log encryption and whether execution data reaches the state machine logs. */
+    observability: ObservabilitySchema.prefault({}),
     defaults: z
       .object({ chunking: ChunkingOverridesSchema.optional(), throttle: ThrottleSchema.optional() })
       .strict()
@@ -478,6 +336,32 @@ export const LifecycleConfigSchema = z
         }
       }
     });
+    config.policies.forEach((policy, index) => {
+      for (const message of chunkingProblems(config, policy)) {
+        ctx.addIssue({ code: 'custom', path: ['policies', index, 'chunking'], message });
+      }
+    });
+    // Two enabled policies doing the same to the same rows: the one with the shorter retention does all
+    // the work, the other only contends for the rows (and, for archives, splits them over two prefixes).
+    config.policies.forEach((policy, index) => {
+      if (!policy.enabled) return;
+      const twin = config.policies
+        .slice(0, index)
+        .find(
+          (other) =>
+            other.enabled &&
+            other.action === policy.action &&
+            sameTable(other.table, policy.table) &&
+            (other.filter ?? '') === (policy.filter ?? ''),
+        );
+      if (twin) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policies', index, 'table'],
+          message: `policy "${twin.name}" already ${policy.action}s ${policy.table}${policy.filter ? ' with the same filter' : ''}; merge the two or give each its own filter`,
+        });
+      }
+    });
     if (config.database && config.sandbox) {
       ctx.addIssue({
         code: 'custom',
@@ -485,6 +369,18 @@ export const LifecycleConfigSchema = z
         message: 'choose either "database" or "sandbox", not both',
       });
     }
+    config.policies.forEach((policy, index) => {
+      if (policy.action !== 'archive') return;
+      const problem = objectLockProblem(policy.archive.objectLock, policy.archive.storage.expireAfterDays);
+      if (problem)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policies', index, 'archive', 'objectLock'],
+          message: problem,
+        });
+    });
+    const tooMany = stackLimitProblem(config.policies.filter((policy) => policy.enabled).length);
+    if (tooMany) ctx.addIssue({ code: 'custom', path: ['policies'], message: tooMany });
   });
 
 export type LifecycleConfigInput = z.input<typeof LifecycleConfigSchema>;
@@ -492,61 +388,9 @@ export type LifecycleConfig = z.output<typeof LifecycleConfigSchema>;
 export type Policy = z.output<typeof PolicySchema>;
 export type ArchivePolicy = z.output<typeof ArchivePolicySchema>;
 export type PurgePolicy = z.output<typeof PurgePolicySchema>;
-export type Chunking = z.output<typeof ChunkingSchema>;
 export type ArchiveOptions = z.output<typeof ArchiveOptionsSchema>;
 export type VacuumOptions = z.output<typeof VacuumOptionsSchema>;
 export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;
-export type Throttle = z.output<typeof ResolvedThrottleSchema>;
-export type CloudWatchLag = z.output<typeof CloudWatchLagSchema>;
-
-/**
- * Built-in chunking that differs by action. A purge transaction holds only row locks on old rows and ends
- * at COMMIT (nothing waits on S3), so it is kept short (≤ 250 ms) and its row count is bounded by that
- * target rather than by memory; an archive chunk holds its rows in memory while it uploads them.
- */
-export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial<Chunking>>> = {
-  archive: {},
-  purge: { targetTransactionMs: 250, maxRows: 500_000 },
-};
-
-/**
- * The chunking a policy runs with: built-in defaults (per action, then common), then `defaults.chunking`,
- * then the policy's own.
- */
-export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
-  const merged = ChunkingSchema.parse({
-    ...ACTION_CHUNKING_DEFAULTS[policy.action],
-    ...config.defaults.chunking,
-    ...policy.chunking,
-  });
-  if (merged.minRows > merged.maxRows)
-    throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
-  const throttle = resolveThrottle(config.defaults.throttle, policy.throttle);
-  return {
-    ...merged,
-    initialRows: Math.min(Math.max(merged.initialRows, merged.minRows), merged.maxRows),
-    ...(throttle ? { throttle } : {}),
-  };
-}
-
-/** Default seconds between replica-lag checks while a replica is behind. */
-export const DEFAULT_THROTTLE_CHECK_EVERY_SECONDS = 30;
-
-/** The policy's `throttle` over `defaults.throttle`, field by field; undefined when no lag limit is set. */
-export function resolveThrottle(
-  defaults: z.output<typeof ThrottleSchema> | undefined,
-  policy: z.output<typeof ThrottleSchema> | undefined,
-): Throttle | undefined {
-  const maxReplicaLagSeconds = policy?.maxReplicaLagSeconds ?? defaults?.maxReplicaLagSeconds;
-  if (maxReplicaLagSeconds === undefined) return undefined;
-  const cloudWatch = policy?.cloudWatch ?? defaults?.cloudWatch;
-  return {
-    maxReplicaLagSeconds,
-    checkEverySeconds:
-      policy?.checkEverySeconds ?? defaults?.checkEverySeconds ?? DEFAULT_THROTTLE_CHECK_EVERY_SECONDS,
-    ...(cloudWatch ? { cloudWatch } : {}),
-  };
-}
 
 /** Same table as PostgreSQL would resolve it (unquoted parts fold to lower case; no schema means public). */
 function sameTable(a: string, b: string): boolean {

@@ -486,3 +486,222 @@ describe('config schema: partitions', () => {
     expect(issues({ dropAfter: 'P1Y' })).toEqual([expect.stringMatching(/^policies\.0\.partitions: /)]);
   });
 });
+
+/**
+ * What `validate` must refuse because it would fail later (at deploy, at run time) or silently do something
+ * else than the file says. Each rule: a valid value passes, an invalid one fails naming the field.
+ */
+describe('config schema: what would fail later', () => {
+  const problems = (config: unknown) => issuesOf(config).join('\n');
+
+  it.each([
+    'UTC',
+    'Etc/UTC',
+    'GMT',
+    'Etc/GMT+5',
+    'Europe/Berlin',
+    'US/Pacific',
+    'Asia/Kolkata',
+    'America/Argentina/Buenos_Aires',
+  ])('accepts the IANA time zone %s', (timezone) => {
+    expect(issuesOf(withPolicy({ timezone }))).toEqual([]);
+  });
+
+  it.each([
+    ['Mars/Olympus', /policies\.0\.timezone: unknown time zone "Mars\/Olympus"/],
+    ['utc', /policies\.0\.timezone: unknown time zone "utc" \(did you mean UTC\?\)/],
+    [
+      'Europe/BERLIN',
+      /policies\.0\.timezone: unknown time zone "Europe\/BERLIN" \(did you mean Europe\/Berlin\?\)/,
+    ],
+    ['+01:00', /policies\.0\.timezone: unknown time zone "\+01:00"/],
+    ['', /policies\.0\.timezone: unknown time zone ""/],
+  ])('refuses the time zone %j', (timezone, expected) => {
+    expect(problems(withPolicy({ timezone }))).toMatch(expected);
+  });
+
+  it.each([
+    'cron(0 2 * * ? *)',
+    'cron(*/5 * * * ? *)',
+    'cron(0/15 8-18 ? * MON-FRI *)',
+    'cron(1-5,10,20-30/2 0,12 * * ? *)',
+    'cron(0 2 L * ? *)',
+    'cron(0 2 LW * ? *)',
+    'cron(0 2 15W * ? *)',
+    'cron(0 2 ? * 6L *)',
+    'cron(0 2 ? * L *)',
+    'cron(0 2 ? * MON#2 *)',
+    'cron(0 2 ? * 3#5 *)',
+    'cron(0 2 1 JAN,jul ? 2026-2199)',
+    'cron(0 2 1 */3 ? *)',
+    'rate(1 minute)',
+    'rate(15 minutes)',
+    'rate(1 hour)',
+    'rate(6 hours)',
+    'rate(1 day)',
+    'rate(7 days)',
+  ])('accepts the EventBridge Scheduler expression %s', (schedule) => {
+    expect(issuesOf(withPolicy({ schedule }))).toEqual([]);
+  });
+
+  it.each([
+    ['cron(99 99 * * ? *)', /cron: minutes "99" is out of range \(0-59/],
+    ['cron(0 24 * * ? *)', /cron: hours "24" is out of range \(0-23/],
+    ['cron(0 2 0 * ? *)', /cron: day-of-month "0" is out of range \(1-31/],
+    ['cron(0 2 32 * ? *)', /cron: day-of-month "32" is out of range/],
+    ['cron(0 2 1 13 ? *)', /cron: month "13" is out of range \(1-12 or JAN-DEC/],
+    ['cron(0 2 1 JANUARY ? *)', /cron: month "JANUARY" is out of range/],
+    ['cron(0 2 ? * 0 *)', /cron: day-of-week "0" is out of range \(1-7 or SUN-SAT/],
+    ['cron(0 2 ? * 8 *)', /cron: day-of-week "8" is out of range/],
+    ['cron(0 2 * * ? 1969)', /cron: year "1969" is out of range \(1970-2199/],
+    ['cron(0 2 * * ? 2200)', /cron: year "2200" is out of range/],
+    ['cron(*/0 * * * ? *)', /cron: minutes increment "0" in "\*\/0" must be 1-59/],
+    ['cron(*/60 * * * ? *)', /cron: minutes increment "60"/],
+    ['cron(0 2 ? * */2 *)', /cron: day-of-week does not take "\/" increments/],
+    ['cron(0 2 ? * 3#1,6#3 *)', /cron: day-of-week "3#1,6#3": \?, L and # stand alone/],
+    ['cron(0 2 ? * 2#6 *)', /cron: day-of-week "2#6": the instance after # must be 1-5/],
+    ['cron(0 2 ? * 9L *)', /cron: day-of-week "9L" is out of range/],
+    ['cron(0 2 L,15 * ? *)', /cron: day-of-month "L,15": \?, L and W stand alone/],
+    ['cron(0 2 32W * ? *)', /cron: day-of-month "32W" is out of range/],
+    ['cron(0 2 ? * ? *)', /cron: one of day-of-month or day-of-week must be "\?", not both/],
+    ['cron(0 2 1-2-3 * ? *)', /cron: day-of-month "1-2-3" is out of range/],
+    ['cron(0 2 * * ? *) ', /must be "cron\(\.\.\.\)"/],
+    ['rate(0 minutes)', /rate value "0" must be a whole number from 1 up/],
+    ['rate(1 hours)', /write rate\(1 hour\) \(singular unit for 1\)/],
+    ['rate(5 hour)', /write rate\(5 hours\) \(plural unit above 1\)/],
+    ['rate(2 weeks)', /rate needs "rate\(N minutes\|hours\|days\)"/],
+    ['rate(1.5 hours)', /rate needs/],
+  ])('refuses the schedule %j naming the field', (schedule, expected) => {
+    const found = problems(withPolicy({ schedule }));
+    expect(found).toMatch(/^policies\.0\.schedule: /);
+    expect(found).toMatch(expected);
+  });
+
+  it('accepts retention from one hour, refuses shorter (PT1S for P1S, PT10M for P10M)', () => {
+    expect(issuesOf(withPolicy({ retention: 'PT1H' }))).toEqual([]);
+    expect(issuesOf(withPolicy({ retention: 'PT12H' }))).toEqual([]);
+    expect(problems(withPolicy({ retention: 'PT1S' }))).toMatch(
+      /^policies\.0\.retention: "PT1S" is shorter than one hour \(PT1H\), the minimum$/,
+    );
+    expect(problems(withPolicy({ retention: 'PT59M59S' }))).toMatch(
+      /^policies\.0\.retention: .*shorter than one hour/,
+    );
+  });
+
+  it('accepts policy names up to 55 characters (manual execution names stay within 80)', () => {
+    expect(issuesOf(withPolicy({ name: `a${'b'.repeat(54)}` }))).toEqual([]);
+    expect(problems(withPolicy({ name: `a${'b'.repeat(55)}` }))).toMatch(/^policies\.0\.name: .*\(max 55\)/);
+  });
+
+  describe('chunking merged from built-in defaults, defaults.chunking and the policy', () => {
+    const purgeWith = (
+      chunking: Record<string, unknown> | undefined,
+      defaults?: Record<string, unknown>,
+    ) => ({
+      sandbox: true,
+      ...(defaults ? { defaults: { chunking: defaults } } : {}),
+      policies: [
+        {
+          name: 'sessions',
+          action: 'purge',
+          table: 'user_sessions',
+          timeColumn: 'ended_at',
+          retention: 'P90D',
+          ...(chunking ? { chunking } : {}),
+        },
+      ],
+    });
+
+    it('accepts bounds that hold together, and a lone maxRows below the built-in initialRows', () => {
+      expect(issuesOf(withPolicy({ chunking: { initialRows: 100, minRows: 100, maxRows: 100 } }))).toEqual(
+        [],
+      );
+      // The built-in initialRows (10000) starts at maxRows: nothing the user wrote is overridden.
+      expect(issuesOf(withPolicy({ chunking: { maxRows: 2000 } }))).toEqual([]);
+      expect(issuesOf(purgeWith({ minRows: 400_000 }))).toEqual([]);
+    });
+
+    it('refuses minRows above maxRows, within the policy or across defaults and built-ins', () => {
+      expect(problems(withPolicy({ chunking: { minRows: 900, maxRows: 800 } }))).toBe(
+        'policies.0.chunking: minRows 900 (this policy) is larger than maxRows 800 (this policy)',
+      );
+      // The purge default maxRows is 500000; defaults.chunking.minRows 600000 exceeds it.
+      expect(problems(purgeWith(undefined, { minRows: 600_000 }))).toBe(
+        'policies.0.chunking: minRows 600000 (defaults.chunking) is larger than maxRows 500000 (the built-in purge default)',
+      );
+    });
+
+    it('refuses an initialRows the run would silently replace by a bound', () => {
+      expect(problems(withPolicy({ chunking: { initialRows: 100 } }))).toBe(
+        'policies.0.chunking: initialRows 100 (this policy) lies outside minRows 500 (the built-in archive default) to maxRows 50000 (the built-in archive default)',
+      );
+      expect(problems(purgeWith({ maxRows: 1000 }, { initialRows: 5000 }))).toMatch(
+        /^policies\.0\.chunking: initialRows 5000 \(defaults\.chunking\) lies outside .* maxRows 1000 \(this policy\)$/,
+      );
+    });
+
+    it('refuses a target transaction time the statement timeout would cancel', () => {
+      expect(problems(withPolicy({ chunking: { statementTimeoutMs: 2000 } }))).toBe(
+        'policies.0.chunking: targetTransactionMs 2000 (the built-in archive default) must be below statementTimeoutMs 2000 (this policy)',
+      );
+      // The purge target (250 ms) fits under the same timeout.
+      expect(issuesOf(purgeWith({ statementTimeoutMs: 2000 }))).toEqual([]);
+    });
+  });
+
+  it.each([
+    [
+      'lifecycle.runs',
+      /policies\.0\.table: lifecycle\.runs: no policy may touch it \(schema lifecycle holds pg-lifecycle's own ledger\)/,
+    ],
+    ['LIFECYCLE.leases', /policies\.0\.table: LIFECYCLE\.leases: no policy may touch it \(schema lifecycle/],
+    ['pg_catalog.pg_class', /policies\.0\.table: .*\(pg_catalog is a PostgreSQL system schema\)/],
+    [
+      'information_schema.tables',
+      /policies\.0\.table: .*\(information_schema is a PostgreSQL system schema\)/,
+    ],
+    ['pg_toast.pg_toast_16384', /policies\.0\.table: .*\(pg_toast is a PostgreSQL system schema\)/],
+    ['pg_temp_3.scratch', /policies\.0\.table: .*\(pg_temp_3 is a PostgreSQL system schema\)/],
+  ])('refuses a policy on %s (the ledger or a system schema)', (table, expected) => {
+    expect(problems(withPolicy({ table }))).toMatch(expected);
+  });
+
+  it('accepts tables merely named like protected schemas, and a quoted schema of another case', () => {
+    for (const table of ['public.lifecycle', 'lifecycle_archive.runs', '"Lifecycle".runs', 'pgx.t']) {
+      expect(issuesOf(withPolicy({ table })), table).toEqual([]);
+    }
+  });
+
+  it('refuses moving detached partitions into the ledger or a system schema', () => {
+    const partitions = (detachedSchema: string) =>
+      withPolicy({ partitions: { keepDetached: true, detachedSchema } });
+    expect(issuesOf(partitions('old_partitions'))).toEqual([]);
+    expect(problems(partitions('lifecycle'))).toMatch(
+      /^policies\.0\.partitions\.detachedSchema: no partition may move there \(schema lifecycle holds/,
+    );
+    expect(problems(partitions('pg_catalog'))).toMatch(
+      /^policies\.0\.partitions\.detachedSchema: .*system schema/,
+    );
+  });
+
+  describe('two policies doing the same to the same rows', () => {
+    const second = { ...validPolicy, name: 'second', table: 'PUBLIC.counting_results', retention: 'P3Y' };
+
+    it('refuses two enabled archives of one table with the same filter', () => {
+      expect(problems({ sandbox: true, policies: [validPolicy, second] })).toBe(
+        'policies.1.table: policy "counting-results" already archives PUBLIC.counting_results with the same filter; merge the two or give each its own filter',
+      );
+      const unfiltered = { ...validPolicy, filter: undefined };
+      expect(problems({ sandbox: true, policies: [unfiltered, { ...second, filter: undefined }] })).toMatch(
+        /^policies\.1\.table: policy "counting-results" already archives PUBLIC\.counting_results; merge/,
+      );
+    });
+
+    it('accepts them with different filters, or with one of them disabled', () => {
+      expect(
+        issuesOf({ sandbox: true, policies: [validPolicy, { ...second, filter: "count_type = 'x'" }] }),
+      ).toEqual([]);
+      expect(issuesOf({ sandbox: true, policies: [validPolicy, { ...second, enabled: false }] })).toEqual([]);
+    });
+  });
+});

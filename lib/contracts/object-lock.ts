@@ -1,0 +1,48 @@
+/**
+ * S3 Object Lock of an archive policy's committed objects. Pure contract (zod + date arithmetic), shared by
+ * the CDK app (bucket with Object Lock, IAM), `validate` and the Lambdas (retention dates).
+ */
+import { z } from 'zod';
+
+/** S3 refuses retention periods past 100 years. */
+const MAX_OBJECT_LOCK_DAYS = 36_500;
+
+/**
+ * `GOVERNANCE`: users with s3:BypassGovernanceRetention may still shorten or remove a retention;
+ * `COMPLIANCE`: nobody can, the root user included, until the date has passed.
+ */
+export const ObjectLockSchema = z
+  .object({
+    mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
+    /** Days each committed object stays locked, counted from the commit that listed it in the ledger. */
+    days: z.int().min(1).max(MAX_OBJECT_LOCK_DAYS),
+  })
+  .strict();
+
+export type ObjectLock = z.output<typeof ObjectLockSchema>;
+
+/**
+ * The retain-until date of an object listed at `listedAt`. Derived from the ledger's timestamp, never from
+ * "now", so that a retried or repaired call asks S3 for the same date (COMPLIANCE refuses a shorter one).
+ */
+export function retainUntil(listedAt: Date, lock: ObjectLock): Date {
+  return new Date(listedAt.getTime() + lock.days * 86_400_000);
+}
+
+/**
+ * Problems of an archive policy's objectLock against the rest of its archive options (undefined = fine).
+ * An expiry before the lock ends cannot delete the locked version; the policy would say two things.
+ */
+export function objectLockProblem(
+  lock: ObjectLock | undefined,
+  expireAfterDays: number | undefined,
+): string | undefined {
+  if (!lock || expireAfterDays === undefined) return undefined;
+  if (expireAfterDays < lock.days) {
+    return (
+      `storage.expireAfterDays (${expireAfterDays}) is shorter than objectLock.days (${lock.days}): ` +
+      'a locked object cannot expire; lock for fewer days or expire later'
+    );
+  }
+  return undefined;
+}
