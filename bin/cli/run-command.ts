@@ -41,6 +41,13 @@ export interface RunReport {
   readonly executions: number;
   readonly error?: string | undefined;
   readonly cause?: string | undefined;
+  /**
+   * Failed and interrupted runs: where rows/objects/bytes/chunks come from. `ledger`: the run's row, i.e.
+   * everything its committed chunks archived or purged (those stay done); `unknown`: the ledger could not
+   * be read (the numbers are then 0 and `totalsError` says why).
+   */
+  readonly totalsFrom?: 'ledger' | 'unknown' | undefined;
+  readonly totalsError?: string | undefined;
 }
 
 export async function runCommand(options: RunCommandOptions): Promise<RunReport> {
@@ -70,29 +77,44 @@ export async function runCommand(options: RunCommandOptions): Promise<RunReport>
 
 export function toReport(result: LocalRunResult, action: string): RunReport {
   const summary = result.summary;
+  // A failed run has no summary: what its committed chunks did is in the ledger, and stays done.
+  const totals = summary ?? result.ledgerRun;
+  const failedRun = result.status === 'failed' && result.failure?.runId !== undefined;
   return {
     policy: result.input.policy.name,
     action,
     status: result.status,
-    runId: summary?.runId ?? result.failure?.runId,
-    cutoff: summary?.cutoff,
-    rows: summary?.rows ?? 0,
-    objects: summary?.objects ?? 0,
-    bytes: summary?.bytes ?? 0,
-    chunks: summary?.chunks ?? 0,
-    orphansRemoved: summary?.orphansRemoved ?? 0,
-    durationMs: summary?.durationMs ?? 0,
+    runId: totals?.runId ?? result.failure?.runId,
+    cutoff: totals?.cutoff,
+    rows: totals?.rows ?? 0,
+    objects: totals?.objects ?? 0,
+    bytes: totals?.bytes ?? 0,
+    chunks: totals?.chunks ?? 0,
+    orphansRemoved: totals?.orphansRemoved ?? 0,
+    durationMs: totals?.durationMs ?? 0,
     eligibleRows: summary?.eligibleRows,
     plan: summary?.plan,
     executions: result.executions,
     error: result.failure?.error,
     cause: result.failure?.cause,
+    ...(failedRun
+      ? result.ledgerRun
+        ? { totalsFrom: 'ledger' as const }
+        : { totalsFrom: 'unknown' as const, totalsError: result.ledgerError }
+      : {}),
   };
 }
 
 export function formatReport(report: RunReport): string {
   if (report.status === 'failed') {
-    return `${report.policy}: FAILED ${report.error}: ${report.cause}${report.runId ? ` (run ${report.runId})` : ''}`;
+    const headline = `${report.policy}: FAILED ${report.error}: ${report.cause}${report.runId ? ` (run ${report.runId})` : ''}`;
+    if (report.totalsFrom === 'unknown')
+      return `${headline}\n  committed before the failure: unknown (${report.totalsError ?? 'ledger not readable'})`;
+    if (report.totalsFrom !== 'ledger') return headline;
+    return (
+      `${headline}\n  committed before the failure (kept): ${report.rows} rows in ${report.objects} objects ` +
+      `(${report.bytes} bytes, ${report.chunks} chunks)`
+    );
   }
   if (report.status === 'dry_run') {
     const headline = `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;

@@ -15,20 +15,29 @@ Commands
       [--policy NAME] [--state-machine-arn ARN] [--limit N] [--json]
   verify --policy NAME     Check every ledger-listed object of the policy (or of --run ID) in S3: length,
       [--bucket B] [--run ID]  SHA-256 and Parquet row count; and that no unlisted object lies under its prefix
+  unlock --policy NAME     Release the policy's lease when its holder is provably gone (a local run's
+      [--force] [--reason TEXT] [--json]
+                           database backend no longer exists; an AWS run's execution is not running);
+                           refuse a live or unprovable holder (exit 1) unless --force. The ledger records
+                           who released it and why (lifecycle.lease_releases); the run is marked failed
   migrate                  Create or update the ledger schema (lifecycle.*)
 
 Common options
   --config FILE            Config file (default lifecycle.config.json)
   --force                  Run although the chunk query scans the whole table (no btree index leads with
                            timeColumn); without it such a run refuses (MissingIndexError), like
-                           a policy without "allowSeqScan": true
+                           a policy without "allowSeqScan": true. With unlock: release the lease
+                           even though its holder looks alive (it stops at its next ledger write)
   --help                   This text
 
 Environment
-  DATABASE_URL or PG*      Database for run/plan/status/migrate (sslmode in the URL is honoured)
+  DATABASE_URL or PG*      Database for run/plan/status/verify/unlock/migrate (sslmode in the URL is honoured)
   AWS_*                    S3 and Step Functions (AWS_ENDPOINT_URL_S3 for a local S3 server)
   PG_LIFECYCLE_BUCKET      Bucket for local runs when --bucket is not given
-  PG_LIFECYCLE_STATE_MACHINE_ARN   State machine for start/status (or --state-machine-arn)
+  PG_LIFECYCLE_STATE_MACHINE_PREFIX  State machines for start/status: stack output StateMachineArnPrefix
+                                   (arn:…:stateMachine:<stack>-; each policy has its own <stack>-<policy>),
+                                   or --state-machine-arn with one policy's ARN
 
-Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse), 2 invalid usage, config or input.
+Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse, or unlock refused),
+2 invalid usage, config or input (also: an unknown policy or run, a database without a ledger).
 `;

@@ -3,8 +3,9 @@
  * chunk's DELETE take the chunk transaction's client; the rest run on whatever client is given.
  * All values come back as text (the connection parses nothing), so counts are converted here.
  */
-import { LeaseHeldError, LeaseLostError } from '../core/errors.ts';
+import { LeaseLostError } from '../core/errors.ts';
 import type { Queryable } from './catalog.ts';
+import { acquireLease, type LeaseHolderBackend, releaseLease, renewLease } from './leases.ts';
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'dry_run';
 
@@ -102,54 +103,24 @@ export class Ledger {
 
   /**
    * Takes the policy's lease, or takes over an expired one (the run that held it is marked failed).
-   * Throws LeaseHeldError while another run's lease is live.
+   * Throws LeaseHeldError while another run's lease is live. See adapters/leases.ts.
    */
-  async acquireLease(policy: string, runId: string, ttlSeconds: number): Promise<void> {
-    const { rows } = await this.db.query<{ run_id: string; previous: string | null }>(
-      `WITH previous AS (SELECT run_id FROM lifecycle.leases WHERE policy = $1 AND expires_at < clock_timestamp())
-       INSERT INTO lifecycle.leases (policy, run_id, expires_at)
-       VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
-       ON CONFLICT (policy) DO UPDATE
-         SET run_id = EXCLUDED.run_id, acquired_at = clock_timestamp(), expires_at = EXCLUDED.expires_at
-         WHERE lifecycle.leases.expires_at < clock_timestamp()
-       RETURNING run_id, (SELECT run_id::text FROM previous) AS previous`,
-      [policy, runId, ttlSeconds],
-    );
-    const row = rows[0];
-    if (!row) {
-      const held = await this.db.query<{ run_id: string; expires_at: string }>(
-        'SELECT run_id, expires_at::text FROM lifecycle.leases WHERE policy = $1',
-        [policy],
-      );
-      const holder = held.rows[0];
-      throw new LeaseHeldError(
-        `policy ${policy} is already running (run ${holder?.run_id ?? '?'}, lease until ${holder?.expires_at ?? '?'}); ` +
-          'one run per policy at a time',
-      );
-    }
-    if (row.previous) {
-      await this.db.query(
-        `UPDATE lifecycle.runs SET status = 'failed', finished_at = clock_timestamp(),
-                error_name = 'LeaseExpired', error_cause = 'lease expired; taken over by run ' || $2
-          WHERE run_id = $1 AND status = 'running'`,
-        [row.previous, runId],
-      );
-    }
+  async acquireLease(
+    policy: string,
+    runId: string,
+    ttlSeconds: number,
+    holder?: LeaseHolderBackend | undefined,
+  ): Promise<void> {
+    await acquireLease(this.db, { policy, runId, ttlSeconds, holder });
   }
 
-  /** Extends the lease; throws LeaseLostError when another run has taken it. */
+  /** The heartbeat: extends the lease; throws LeaseLostError once another run took it or it was released. */
   async renewLease(policy: string, runId: string, ttlSeconds: number): Promise<void> {
-    const { rowCount } = await this.db.query(
-      `UPDATE lifecycle.leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
-        WHERE policy = $1 AND run_id = $2`,
-      [policy, runId, ttlSeconds],
-    );
-    if (rowCount !== 1)
-      throw new LeaseLostError(`run ${runId} no longer holds the lease of policy ${policy}`);
+    await renewLease(this.db, policy, runId, ttlSeconds);
   }
 
   async releaseLease(policy: string, runId: string): Promise<void> {
-    await this.db.query('DELETE FROM lifecycle.leases WHERE policy = $1 AND run_id = $2', [policy, runId]);
+    await releaseLease(this.db, policy, runId);
   }
 
   async insertRun(run: NewRun): Promise<void> {
@@ -223,7 +194,12 @@ export class Ledger {
       ],
     );
     const seq = rows[0] ? Number(rows[0].chunks) : undefined;
-    if (seq === undefined) throw new LeaseLostError(`run ${chunk.runId} is no longer running`);
+    // The fence: a run whose lease was taken over (LeaseExpired) or released (LeaseReleased) is no longer
+    // running, so its chunk rolls back here, before COMMIT.
+    if (seq === undefined)
+      throw new LeaseLostError(
+        `run ${chunk.runId} is no longer running (its lease was taken over or released; see lifecycle.runs)`,
+      );
     await this.db.query(
       `INSERT INTO lifecycle.chunks (run_id, seq, rows, bytes, min_time, max_time, min_key, max_key, duration_ms)
        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)`,
@@ -240,14 +216,6 @@ export class Ledger {
       ],
     );
     return seq;
-  }
-
-  /** Moves the cursor past rows that were scanned but not taken (filtered out), without a chunk row. */
-  async advanceCursor(runId: string, cursor: ReadonlyArray<string | null>): Promise<void> {
-    await this.db.query('UPDATE lifecycle.runs SET cursor = $2::jsonb WHERE run_id = $1', [
-      runId,
-      JSON.stringify(cursor),
-    ]);
   }
 
   /** Inside the chunk transaction: lists the objects and clears their pending marks. */

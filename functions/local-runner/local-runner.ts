@@ -8,15 +8,18 @@ import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
+import type pg from 'pg';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { type ExecutionInput, type RunSummary, StateNames } from '../../lib/contracts/payloads.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { Ledger, type RunRow } from '../adapters/ledger.ts';
 import { createHandler as createChunkHandler } from '../chunk.ts';
 import { createHandler as createFinishHandler } from '../finish.ts';
 import { createHandler as createRecordFailureHandler } from '../record-failure.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import type { FailureRecord } from '../run/record-failure.ts';
 import { createHandler as createStartHandler } from '../start.ts';
+import { type LeaseHolderConnection, openLeaseHolder } from './lease-holder.ts';
 import { type AslDefinition, synthesizeDefinition } from './synthesize.ts';
 
 export interface LocalRunOptions {
@@ -59,6 +62,13 @@ export interface LocalRunResult {
   /** Chunk-step invocations across all executions. */
   readonly chunkInvocations: number;
   readonly input: ExecutionInput;
+  /**
+   * A failed or interrupted run's row in the ledger: what it committed before it stopped (rows, objects,
+   * bytes, chunks). Undefined for other runs, for a run refused before it opened, or when the ledger could
+   * not be read (then `ledgerError` says why).
+   */
+  readonly ledgerRun?: RunRow | undefined;
+  readonly ledgerError?: string | undefined;
 }
 
 const FAKE_ACCOUNT = '123456789012';
@@ -120,10 +130,27 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
 
   const budget = options.chunkBudgetMs ?? 60_000;
   const shortBudget = 60_000;
-  const start = createStartHandler(options.dependencies);
-  const chunk = createChunkHandler(options.dependencies);
-  const finish = createFinishHandler(options.dependencies);
-  const recordFailure = createRecordFailureHandler(options.dependencies);
+  // The run's stand-in in its lease: opened when Start takes the lease, kept until the run ends.
+  let holding: Promise<LeaseHolderConnection> | undefined;
+  const connect = () => options.dependencies(lambdaContext(shortBudget)).connect();
+  const leaseHolder = async () => {
+    if (!holding) {
+      holding = openLeaseHolder(connect, options.policyName);
+      // A failed attempt (connection refused) is tried again by the retried Start, on a new connection.
+      holding.catch(() => {
+        holding = undefined;
+      });
+    }
+    return (await holding).holder;
+  };
+  const dependencies = (context: Context): StepDependencies => ({
+    ...options.dependencies(context),
+    leaseHolder,
+  });
+  const start = createStartHandler(dependencies);
+  const chunk = createChunkHandler(dependencies);
+  const finish = createFinishHandler(dependencies);
+  const recordFailure = createRecordFailureHandler(dependencies);
 
   let failure: FailureRecord | undefined;
   let runId: string | undefined;
@@ -224,7 +251,47 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     return output as RunSummary;
   };
 
-  const summary = await execute(input);
-  const status = failure ? 'failed' : summary?.status === 'dry_run' ? 'dry_run' : 'succeeded';
-  return { status, summary, failure, executions, chunkInvocations, input };
+  try {
+    const summary = await execute(input);
+    const status = failure ? 'failed' : summary?.status === 'dry_run' ? 'dry_run' : 'succeeded';
+    // RecordFailure knows the run only when the failing step's state carried it; Start's output always did.
+    if (failure && !failure.runId && runId) failure = { ...failure, runId };
+    const failedRunId = input.dryRun ? undefined : failure?.runId;
+    const ledger = failedRunId ? await readFailedRun(failedRunId, holding, connect) : {};
+    return { status, summary, failure, executions, chunkInvocations, input, ...ledger };
+  } finally {
+    await (await holding?.catch(() => undefined))?.close();
+  }
+}
+
+/**
+ * What a failed run committed before it stopped, from the ledger (the steps' own totals die with the failed
+ * execution). Read on the holder connection when it is still open, else on a new one.
+ */
+async function readFailedRun(
+  runId: string,
+  holding: Promise<LeaseHolderConnection> | undefined,
+  connect: () => Promise<pg.Client>,
+): Promise<{ ledgerRun?: RunRow; ledgerError?: string }> {
+  const held = await holding?.catch(() => undefined);
+  try {
+    const read = (client: pg.Client) => new Ledger(client).getRun(runId);
+    let run: RunRow | undefined;
+    try {
+      run = held ? await read(held.client) : undefined;
+    } catch {
+      run = undefined;
+    }
+    if (!run) {
+      const client = await connect();
+      try {
+        run = await read(client);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+    return run ? { ledgerRun: run } : { ledgerError: `run ${runId} is not in the ledger` };
+  } catch (error) {
+    return { ledgerError: (error as Error).message };
+  }
 }

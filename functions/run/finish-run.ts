@@ -2,13 +2,18 @@
  * Finish step: remove orphans (objects announced for chunks that rolled back), close the run with the
  * ledger's totals, release the lease.
  */
+import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
+import { lockListedObjects } from '../actions/object-lock.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import type { StepDependencies, StepLogger } from './dependencies.ts';
 import { maintainAfterPurge } from './maintain-table.ts';
 import { parseRunState } from './run-chunks.ts';
+
+/** Time Finish keeps for closing the run after locking objects; the next run's Finish locks the rest. */
+const LOCK_TIME_RESERVE_MS = 10_000;
 
 export async function finishRun(deps: StepDependencies, input: unknown): Promise<RunSummary> {
   const state = parseRunState(input);
@@ -29,11 +34,23 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
       ...(state.plan ? { plan: state.plan } : {}),
     };
   }
-  const db = await deps.connect();
+  const db = await deps.connect(state.chunking);
   try {
     const ledger = new Ledger(db);
+    // Heartbeat: maintenance below runs under the lease (a retried Finish of a closed run has none to renew).
+    if ((await ledger.getRun(state.runId))?.status === 'running')
+      await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds());
     // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
     const maintenance = await maintainAfterPurge(deps, db, state);
+    // objectLock: lock the policy's listed objects still unlocked, this run's and earlier ones' (a crash
+    // between a chunk's COMMIT and its lock). Before the run closes, so that a lock S3 refuses fails the run.
+    if (deps.store && state.policy.action === 'archive') {
+      await lockListedObjects(db, deps.store, state.policy, {
+        now: deps.now,
+        timeLeft: () => deps.remainingMs() > LOCK_TIME_RESERVE_MS,
+        log: deps.log,
+      });
+    }
     // Close the run before removing orphans: from here no chunk of it can commit (recordChunk requires
     // status 'running'), so an announced-but-unlisted key can no longer become a listed one, and deleting
     // it can never remove the only copy of rows (a stale invocation still uploading is locked out too).

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
 import { parseQualifiedName, quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunState } from '../../lib/contracts/payloads.ts';
 import { ArchiveObjectWriter } from '../actions/archive-object-writer.ts';
 import { listReferencingForeignKeys, type Queryable } from '../adapters/catalog.ts';
@@ -25,7 +26,6 @@ import { decidePartitions, describeBoundValue, type PartitionInfo } from '../cor
 import { beginBoundedTransaction } from './bounded-transaction.ts';
 import type { StepDependencies } from './dependencies.ts';
 import type { PreparedTarget } from './prepare-target.ts';
-import { leaseTtlSeconds } from './start-run.ts';
 
 /** Rows per archive object at most (one row group); objects also end at each Hive partition boundary. */
 const OBJECT_MAX_ROWS = DEFAULT_ROW_GROUP_SIZE;
@@ -154,7 +154,7 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
     if (started > 0 && deps.remainingMs() < 2 * lastUnitMs + 1_000) return { ...totals, complete: false };
     started++;
     const unitStarted = performance.now();
-    await new Ledger(ctx.side).renewLease(policy.name, state.runId, leaseTtlSeconds(state.chunking));
+    await new Ledger(ctx.side).renewLease(policy.name, state.runId, leaseTtlSeconds());
     const bound = decision.bound.kind === 'range' ? decision.bound : undefined;
     const bounds = {
       from: bound ? describeBoundValue(bound.from) : '',

@@ -5,6 +5,7 @@
  * cursor; between steps no transaction or connection is held (the state machine waits).
  */
 import type pg from 'pg';
+import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { MAX_EXECUTION_AGE_MS, type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
 import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
 import { ArchiveAction } from '../actions/archive.ts';
@@ -23,7 +24,6 @@ import { beginBoundedTransaction } from './bounded-transaction.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { addPartitionTotals, retirePartitions } from './partition-retention.ts';
 import { prepareTarget } from './prepare-target.ts';
-import { leaseTtlSeconds } from './start-run.ts';
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
@@ -55,7 +55,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   // completes), the third autocommits what must survive a rollback (lease renewals, pending keys).
   const clients: pg.Client[] = [];
   const open = async () => {
-    const client = await deps.connect();
+    const client = await deps.connect(chunking);
     clients.push(client);
     return client;
   };
@@ -80,6 +80,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         `run ${state.runId} has cutoff ${run.cutoff}, the step was given ${state.cutoff}`,
       );
     }
+    // Heartbeat at the step's start: what follows (catalog, lag reading, partition units) may take a while.
+    const heartbeat = (waitSeconds?: number) =>
+      sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(waitSeconds));
+    await heartbeat();
     const prepared = await prepareTarget(side, policy);
 
     let action: ChunkAction;
@@ -87,7 +91,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       const store = deps.store;
       if (!store)
         throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
-      action = new ArchiveAction(store, sideLedger, { afterUpload: deps.hooks?.afterUpload }) as ChunkAction;
+      action = new ArchiveAction(
+        store,
+        sideLedger,
+        { afterUpload: deps.hooks?.afterUpload },
+        { db: side, now: deps.now, log: deps.log },
+      ) as ChunkAction;
     } else if (policy.action === 'purge') {
       action = new PurgeAction();
     } else {
@@ -138,10 +147,21 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         ...(lag !== undefined ? { replicaLagSeconds: lag } : {}),
       };
     };
+    /**
+     * Ends the step with a heartbeat whose TTL covers the Pause the state machine waits next. `return await`
+     * it: the `finally` below ends the side connection the heartbeat runs on.
+     */
+    const endStep = async (
+      progress: Pick<RunState, 'cursor' | 'batchRows' | 'done' | 'totals'>,
+      lag?: number,
+    ): Promise<RunState> => {
+      const result = stepResult(progress, lag);
+      await heartbeat(result.done ? 0 : result.waitSeconds);
+      return result;
+    };
     const lagAtStart = await replicaLagging();
     if (lagAtStart !== undefined) {
-      await sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
-      return stepResult(
+      return await endStep(
         { cursor: run.cursor, batchRows: state.batchRows, done: false, totals: state.totals },
         lagAtStart,
       );
@@ -162,7 +182,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */
     const begin = async (client: pg.Client, cursor: ReadonlyArray<string | null> | null, limit: number) => {
       for (let attempt = 0; ; attempt++) {
-        await sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(chunking));
+        await heartbeat();
         const startedAt = performance.now();
         const chunkInput = inputFor(cursor, limit);
         try {
@@ -204,7 +224,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     // Partitions wholly before the cutoff go first, each as one unit (see partition-retention.ts).
     const retired = await retirePartitions({ deps, state, prepared, side, tx: chunkClients[0] });
     addPartitionTotals(totals, retired);
-    if (!retired.complete) return stepResult({ cursor, batchRows, done, totals });
+    if (!retired.complete) return await endStep({ cursor, batchRows, done, totals });
     let turn = 0;
     let lagged: number | undefined;
     let current: InFlight = await begin(chunkClients[0], cursor, batchRows);
@@ -265,6 +285,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         bytes = completed.bytes;
         objects = completed.objects.length;
         await deps.hooks?.afterCommit?.();
+        // Only now are the objects listed: locking them (objectLock) before COMMIT would lock orphans too.
+        await action.afterCommit?.(completed, current.input);
       } catch (error) {
         await current.client.query('ROLLBACK').catch(() => undefined);
         await abandon(next);
@@ -299,7 +321,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (!next) break;
       current = await next;
     }
-    return stepResult({ cursor, batchRows, done, totals }, lagged);
+    return await endStep({ cursor, batchRows, done, totals }, lagged);
   } catch (error) {
     throw classifyDatabaseError(error);
   } finally {

@@ -3,7 +3,7 @@
  * be refused is checked before anything is written.
  */
 import { randomUUID } from 'node:crypto';
-import type { Chunking } from '../../lib/contracts/config.ts';
+import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../lib/contracts/payloads.ts';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import { Ledger } from '../adapters/ledger.ts';
@@ -13,10 +13,11 @@ import { capByBytes } from '../core/batch-size.ts';
 import { computeCutoff } from '../core/cutoff.ts';
 import { InvalidPayloadError, MissingIndexError, StorageConfigurationError } from '../core/errors.ts';
 import { buildGlueTableInput } from '../core/glue-table.ts';
-import { tablePrefix } from '../core/object-keys.ts';
+import { policyPrefix, tablePrefix } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../core/parquet/encode.ts';
 import { checkArchiveForeignKeys, checkPurgeForeignKeys } from './check-foreign-keys.ts';
+import { checkPrivileges } from './check-privileges.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { buildRunPlan } from './plan-run.ts';
 import {
@@ -30,11 +31,6 @@ import {
 export interface StartRequest {
   readonly input: unknown;
   readonly executionId?: string | undefined;
-}
-
-/** Long enough to cover a Lambda timeout, Step Functions retries and the wait between chunks (pause or lag check). */
-export function leaseTtlSeconds(chunking: Chunking): number {
-  return 20 * 60 + Math.max(chunking.pauseSeconds, chunking.throttle?.checkEverySeconds ?? 0);
 }
 
 export function parseExecutionInput(input: unknown): ExecutionInput {
@@ -70,7 +66,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
   const input = parseExecutionInput(request.input);
   checkDeployedPolicy(input, deps.deployedPolicies);
   const { policy, chunking } = input;
-  const db = await deps.connect();
+  const db = await deps.connect(chunking);
   try {
     const prepared = await prepareTarget(db, policy);
     const ledger = new Ledger(db);
@@ -88,7 +84,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       }
       // The catalog may have changed since the run started (a function replaced by a volatile one).
       await checkFilterCalls(db, prepared);
-      await ledger.renewLease(policy.name, runId, leaseTtlSeconds(chunking));
+      await ledger.renewLease(policy.name, runId, leaseTtlSeconds());
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });
       return baseState({
@@ -104,6 +100,9 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     }
 
     const cutoff = computeCutoff(deps.now(), policy.retention);
+    // First: reading the table (EXPLAIN, the filter check) needs SELECT, and nothing below may be written
+    // (migrations, lease, run row) unless the run can go through with it.
+    await checkPrivileges(db, { policy, prepared, cutoff, dryRun: input.dryRun }, deps.log);
     await checkFilterCalls(db, prepared);
     const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
     const scan = await checkFullTableScan(db, prepared, explain, {
@@ -121,7 +120,14 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
     }
     // Checked before anything is written; a dry run with a bucket checks it too, as a preflight.
-    if (policy.action === 'archive') await deps.store?.checkBucket();
+    if (policy.action === 'archive' && deps.store) {
+      // Listing the policy's own prefix: the grant is bounded to it. A lock the bucket cannot keep is a
+      // configuration error now, not after the first chunk deleted rows.
+      const objectLock = policy.archive.objectLock !== undefined;
+      await deps.store.checkBucket({ prefix: policyPrefix(policy.name), objectLock });
+      if (objectLock && !deps.store.retain)
+        throw new StorageConfigurationError('objectLock is set but this object store cannot lock objects');
+    }
     const runId = randomUUID();
 
     if (input.dryRun) {
@@ -157,6 +163,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       // colliding with its own lease.
       const opened = await ledger.findRunningRunOfExecution(request.executionId);
       if (opened) {
+        await ledger.renewLease(policy.name, opened.runId, leaseTtlSeconds());
         deps.log.info('run resumed by a retried start', { runId: opened.runId, policy: policy.name });
         return baseState({
           now: deps.now(),
@@ -185,9 +192,10 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     // Purge: the VACUUM threshold compares the run's deleted rows with the table's rows now.
     const tableRowsBefore =
       policy.action === 'purge' ? await readLiveRows(db, prepared.table.oid) : undefined;
+    const holder = await deps.leaseHolder?.();
     await db.query('BEGIN');
     try {
-      await ledger.acquireLease(policy.name, runId, leaseTtlSeconds(chunking));
+      await ledger.acquireLease(policy.name, runId, leaseTtlSeconds(), holder);
       await ledger.insertRun({
         runId,
         policy: policy.name,

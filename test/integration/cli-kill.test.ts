@@ -1,0 +1,194 @@
+/**
+ * A real `pg-lifecycle run` process frozen and then killed (SIGSTOP, SIGKILL) in the middle of an archive,
+ * against a real PostgreSQL and S3: while the process lives, `unlock` refuses; once it is dead, the next run
+ * is refused only because the (short) lease is still live, `unlock` proves the holder gone and releases it,
+ * and the next run finishes the work with no row lost or archived twice.
+ *
+ * The CLI runs as a child process, spawned asynchronously: a blocking spawn would freeze the in-process S3
+ * server the child talks to (TOOLCHAIN).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import { LEASE_TTL_SECONDS } from '../../lib/contracts/lease.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import {
+  eligibleEventIds,
+  expectArchiveGuarantees,
+  runRecord,
+  seedEvents,
+  tableKeys,
+} from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { runCliInProcess } from '../support/leases.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+const POLICY = 'killed';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+let child: ChildProcess | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase('cli_kill');
+  s3 = testS3Client();
+  bucket = await createTestBucket('cli-kill');
+});
+afterAll(async () => {
+  child?.kill('SIGKILL');
+  s3?.destroy();
+  await db?.drop();
+});
+
+/** The killed run's progress and lease, once the child has opened them. */
+async function progress(): Promise<{ chunks: number; runId: string; pid: number } | undefined> {
+  try {
+    const { rows } = await db.pool.query<{ chunks: number; run_id: string; holder_pid: number }>(
+      `SELECT r.chunks, r.run_id::text, l.holder_pid FROM lifecycle.runs r JOIN lifecycle.leases l USING (run_id)
+        WHERE r.policy = $1 AND r.status = 'running'`,
+      [POLICY],
+    );
+    const row = rows[0];
+    return row ? { chunks: row.chunks, runId: row.run_id, pid: row.holder_pid } : undefined;
+  } catch (error) {
+    // Before the child's Start applied the migrations there is no ledger yet.
+    if ((error as { code?: string }).code === '42P01') return undefined;
+    throw error;
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (child?.exitCode !== null && child?.exitCode !== undefined)
+      throw new Error(`the CLI exited (${child.exitCode}) while waiting for ${what}`);
+    await sleep(10);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('a killed pg-lifecycle run', () => {
+  it('blocks its policy only until unlock proves it gone; the next run loses and duplicates nothing', async () => {
+    // Prepare: 100-row chunks over ~7,000 eligible rows, so the run is still archiving when it is stopped.
+    await seedEvents(db.pool, 'events', 8_000, NOW);
+    const tableKeysSql = 'SELECT id::text AS k FROM public.events';
+    const before = await tableKeys(db.pool, tableKeysSql);
+    const eligible = await eligibleEventIds(db.pool, 'events', NOW, 'P1Y');
+    const policy = {
+      name: POLICY,
+      table: 'public.events',
+      action: 'archive' as const,
+      timeColumn: 'created_at',
+      retention: 'P1Y',
+      chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'pgl-kill-'));
+    const configFile = join(dir, 'lifecycle.config.json');
+    writeFileSync(configFile, JSON.stringify({ sandbox: true, policies: [policy] }));
+    // The in-process runs below use the same definition: synthesized while the child starts.
+    const definition = synthesizeDefinition(testConfig([policy]));
+    const stderr: string[] = [];
+    child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bin/pg-lifecycle.ts',
+        'run',
+        '--config',
+        configFile,
+        '--policy',
+        POLICY,
+        '--bucket',
+        bucket,
+      ],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: {
+          ...process.env,
+          DATABASE_URL: db.url,
+          AWS_ENDPOINT_URL_S3: inject('s3Endpoint'),
+          AWS_ACCESS_KEY_ID: 'test',
+          AWS_SECRET_ACCESS_KEY: 'test',
+          AWS_REGION: 'us-east-1',
+        },
+      },
+    );
+    child.stderr?.on('data', (chunk) => stderr.push(String(chunk)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child?.on('exit', (_code, signal) => resolve(signal)),
+    );
+
+    // Act: freeze the process once two chunks committed (it keeps its connections: a live, hung holder).
+    const running = await waitFor('two committed chunks', async () => {
+      const p = await progress();
+      return p && p.chunks >= 2 ? p : undefined;
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\nCLI stderr:\n${stderr.join('')}`);
+    });
+    child.kill('SIGSTOP');
+    const whileAlive = await runCliInProcess(db, ['unlock', '--policy', POLICY]);
+
+    // Assess: a live holder is not released.
+    expect(whileAlive.code).toBe(1);
+    expect(whileAlive.stderr).toContain(`pid ${running.pid}`);
+    expect(whileAlive.stderr).toContain('looks alive');
+
+    // Act: kill it; PostgreSQL ends its backends as their sockets close.
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    await waitFor('the holder backend to go', async () => {
+      const { rowCount } = await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [
+        running.pid,
+      ]);
+      return rowCount === 0 ? true : undefined;
+    });
+    const config = testConfig([policy]);
+    const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
+    const refused = await runLocally({ config, policyName: POLICY, definition: await definition, deps });
+
+    // Assess: the lease is still live (and short: minutes, not 20), so the next run is refused.
+    expect(refused.failure?.error).toBe('LeaseHeldError');
+    expect(refused.failure?.cause).toContain(`pg-lifecycle unlock --policy ${POLICY}`);
+    const { rows } = await db.pool.query<{ left: number }>(
+      `SELECT extract(epoch FROM expires_at - clock_timestamp())::float8 AS left FROM lifecycle.leases WHERE policy = $1`,
+      [POLICY],
+    );
+    expect(rows[0]?.left).toBeGreaterThan(0);
+    expect(rows[0]?.left).toBeLessThanOrEqual(LEASE_TTL_SECONDS);
+
+    // Act: unlock proves the holder gone.
+    const unlocked = await runCliInProcess(db, ['unlock', '--policy', POLICY, '--reason', 'runner killed']);
+
+    // Assess
+    expect(unlocked.code).toBe(0);
+    expect(unlocked.stdout).toContain(`no database backend has pid ${running.pid}`);
+    expect(await runRecord(db.pool, running.runId)).toMatchObject({
+      status: 'failed',
+      error_name: 'LeaseReleased',
+    });
+
+    // Act: the next run finishes the work.
+    const next = await runLocally({ config, policyName: POLICY, definition: await definition, deps });
+
+    // Assess: every row is in the table or in exactly one ledger-listed object; no orphan, no lease, no pending.
+    expect(next.status).toBe('succeeded');
+    const state = await expectArchiveGuarantees(
+      { pool: db.pool, s3, bucket, policy: POLICY, tableKeysSql, keyOf: (r) => String(r.id) },
+      before,
+    );
+    expect(state.archivedKeys.sort()).toEqual([...eligible].sort());
+  }, 180_000);
+});

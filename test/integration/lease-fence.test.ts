@@ -1,0 +1,159 @@
+/**
+ * A live run whose lease is taken from it, through the synthesized state machine against a real PostgreSQL
+ * and S3: released by `unlock --force`, or taken over after it expired, it stops at its next ledger write
+ * (LeaseLostError) and no row is lost or archived twice; the ledger keeps who took the lease and why.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unlockCommand } from '../../bin/cli/unlock-command.ts';
+import { applyMigrations } from '../../functions/adapters/migrations.ts';
+import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
+import { runLocally, testConfig } from '../support/archive.ts';
+import {
+  eligibleEventIds,
+  expectArchiveGuarantees,
+  runRecord,
+  seedEvents,
+  tableKeys,
+} from '../support/archive-guarantees.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { liveBackend, openRun } from '../support/leases.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+
+let db: TestDatabase;
+let s3: S3Client;
+let bucket: string;
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+
+beforeAll(async () => {
+  db = await createTestDatabase('lease_fence');
+  s3 = testS3Client();
+  bucket = await createTestBucket('lease-fence');
+  const client = await db.pool.connect();
+  try {
+    await applyMigrations(client);
+  } finally {
+    client.release();
+  }
+});
+afterAll(async () => {
+  s3?.destroy();
+  await db?.drop();
+});
+
+describe('a live run whose lease is taken from it', () => {
+  it('stops at its next ledger write, keeping every row exactly once', async () => {
+    // Prepare
+    await seedEvents(db.pool, 'fenced', 2000, NOW);
+    const tableKeysSql = 'SELECT id::text AS k FROM public.fenced';
+    const before = await tableKeys(db.pool, tableKeysSql);
+    const eligible = await eligibleEventIds(db.pool, 'fenced', NOW, 'P1Y');
+    const config = testConfig([
+      {
+        name: 'fenced',
+        table: 'public.fenced',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P1Y',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    let commits = 0;
+    let refusedWhileAlive: string | undefined;
+    const unlock = async (force: boolean) =>
+      withClient(await resolveClientConfig({ DATABASE_URL: db.url }), (client) =>
+        unlockCommand(client, {
+          policy: 'fenced',
+          force,
+          reason: 'testing the fence',
+          osUser: 'ops-bob',
+          sfnFor: () => {
+            throw new Error('a local run needs no Step Functions');
+          },
+        }),
+      );
+
+    // Act: after the second chunk commits, an operator releases the lease of the still-running run.
+    const result = await runLocally({
+      config,
+      policyName: 'fenced',
+      deps: {
+        databaseUrl: db.url,
+        bucket,
+        s3,
+        now: () => NOW,
+        hooks: {
+          afterCommit: async () => {
+            if (++commits !== 2) return;
+            refusedWhileAlive = (await unlock(false)).outcome;
+            await unlock(true);
+          },
+        },
+      },
+    });
+
+    // Assess
+    expect(refusedWhileAlive).toBe('refused');
+    expect(result.status).toBe('failed');
+    expect(result.failure?.error).toBe('LeaseLostError');
+    const run = await runRecord(db.pool, result.failure?.runId);
+    // RecordFailure does not overwrite who released the lease.
+    expect(run).toMatchObject({ status: 'failed', error_name: 'LeaseReleased', chunks: '2' });
+    const scope = {
+      pool: db.pool,
+      s3,
+      bucket,
+      policy: 'fenced',
+      tableKeysSql,
+      keyOf: (r: Record<string, unknown>) => String(r.id),
+    };
+    const state = await expectArchiveGuarantees(scope, before);
+    // Exactly the two chunks committed before the release; the chunk after it rolled back.
+    expect(state.archivedKeys).toHaveLength(Number(run?.rows));
+    expect(state.objects.every((o) => o.run_id === result.failure?.runId)).toBe(true);
+
+    // Act: the next run finishes the work.
+    const next = await runLocally({
+      config,
+      policyName: 'fenced',
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+    expect(next.status).toBe('succeeded');
+    const final = await expectArchiveGuarantees(scope, before);
+    expect(final.archivedKeys.sort()).toEqual([...eligible].sort());
+  });
+
+  it('an expired lease is taken over by the next run without unlock (its run marked LeaseExpired)', async () => {
+    // Prepare: a run that stopped renewing (the holder connection is alive: only expiry counts here).
+    await seedEvents(db.pool, 'expired', 200, NOW);
+    const live = await liveBackend(db);
+    try {
+      const stale = await openRun(db, 'expired', { backend: live.backend });
+      await db.pool.query(
+        `UPDATE lifecycle.leases SET expires_at = clock_timestamp() - interval '1 second' WHERE policy = 'expired'`,
+      );
+      const config = testConfig([
+        {
+          name: 'expired',
+          table: 'public.expired',
+          action: 'archive',
+          timeColumn: 'created_at',
+          retention: 'P1Y',
+        },
+      ]);
+
+      // Act
+      const next = await runLocally({
+        config,
+        policyName: 'expired',
+        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+      });
+
+      // Assess
+      expect(next.status).toBe('succeeded');
+      expect(await runRecord(db.pool, stale)).toMatchObject({ status: 'failed', error_name: 'LeaseExpired' });
+    } finally {
+      await live.client.end();
+    }
+  });
+});
