@@ -1,53 +1,38 @@
-import { fileURLToPath } from 'node:url';
-import { CfnOutput, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import {
-  type ISecurityGroup,
-  type IVpc,
-  SecurityGroup,
-  type SubnetSelection,
-  Vpc,
-} from 'aws-cdk-lib/aws-ec2';
+  Aws,
+  CfnOutput,
+  CfnResource,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  Validations,
+} from 'aws-cdk-lib';
+import { SecurityGroup, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { CfnDatabase } from 'aws-cdk-lib/aws-glue';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { ARCHIVE_KEY_PATTERN, ArchiveBucket } from './constructs/archive-bucket.ts';
-import { type ChunkLoopFunctions, ChunkLoopStateMachine } from './constructs/chunk-loop-state-machine.ts';
+import { ArchiveBucket } from './constructs/archive-bucket.ts';
+import { STATE_MACHINE_STAR_ONLY_GRANTS } from './constructs/chunk-loop-state-machine.ts';
 import { FailureAlarm } from './constructs/failure-alarm.ts';
-import { LifecycleFunction } from './constructs/lifecycle-function.ts';
+import { LAMBDA_STAR_ONLY_GRANTS } from './constructs/lifecycle-function.ts';
+import { type DatabaseConnectivity, PolicyRunner } from './constructs/policy-runner.ts';
 import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
+import { StarOnlyManagedPolicy } from './constructs/wildcard-confined-role.ts';
 import { type ArchivePolicy, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
-import { DEPLOYED_POLICIES_ENV, policyDigest } from './contracts/policy-digest.ts';
-import { buildExecutionInput } from './execution-input.ts';
-import { acknowledgeWildcardResource } from './nag.ts';
+import { MAX_RESOURCES_PER_STACK } from './contracts/stack-limits.ts';
+
+export { HANDLER_ENTRIES } from './constructs/policy-runner.ts';
 
 /** Properties of a {@link PgLifecycleStack}. */
 export interface PgLifecycleStackProps extends StackProps {
   /** The validated `lifecycle.config.json`. */
   readonly config: LifecycleConfig;
 }
-
-/** How the functions reach the database. */
-interface DatabaseConnectivity {
-  readonly vpc: IVpc;
-  readonly subnets: SubnetSelection;
-  readonly securityGroup: ISecurityGroup;
-  readonly secret: ISecret;
-}
-
-/** The four step handlers, keyed like {@link ChunkLoopFunctions}. */
-export type LifecycleFunctions = { readonly [K in keyof ChunkLoopFunctions]: LifecycleFunction };
-
-/** Handler entry files, relative to the repository root; each exports `handler`. */
-export const HANDLER_ENTRIES: { readonly [K in keyof ChunkLoopFunctions]: string } = {
-  start: 'functions/start.ts',
-  chunk: 'functions/chunk.ts',
-  finish: 'functions/finish.ts',
-  recordFailure: 'functions/record-failure.ts',
-};
-
-const REPO_ROOT = new URL('../', import.meta.url);
 
 /** Glue database names allow lowercase letters, digits and underscores: `PgLifecycle` → `pg_lifecycle`. */
 export function glueDatabaseNameFor(stackName: string): string {
@@ -58,24 +43,33 @@ export function glueDatabaseNameFor(stackName: string): string {
     .replace(/^_+|_+$/g, '');
 }
 
+/** `orders-archive` → `OrdersArchive` (construct ids and output names). */
+export function pascalCase(name: string): string {
+  return name
+    .split('-')
+    .map((part) => (part ? part[0]?.toUpperCase() + part.slice(1) : ''))
+    .join('');
+}
+
 /**
  * Everything pg-lifecycle deploys: database connectivity (an existing database from `config.database`,
- * or a sandbox VPC + RDS with `sandbox: true`), the archive bucket, the Glue database the start step
- * registers archive tables in, the four step functions with least-privilege roles, the chunk-loop state
- * machine, one schedule per scheduled policy and the failure alarms.
+ * or a sandbox VPC + RDS with `sandbox: true`), the archive bucket, the Glue database the start steps
+ * register archive tables in, one {@link PolicyRunner} per enabled policy (its own four step functions and
+ * chunk-loop state machine, IAM bounded to that policy), one schedule per scheduled policy, the failure
+ * alarms, and the state machines' execution log group.
  */
 export class PgLifecycleStack extends Stack {
-  /** The chunk loop. */
-  public readonly chunkLoop: ChunkLoopStateMachine;
-
-  /** The step handlers. */
-  public readonly functions: LifecycleFunctions;
+  /** Each enabled policy's functions and state machine, by policy name. */
+  public readonly runners: ReadonlyMap<string, PolicyRunner>;
 
   /** The archive bucket. */
   public readonly archiveBucket: ArchiveBucket;
 
   /** Name of the Glue database holding the archive tables. */
   public readonly glueDatabaseName: string;
+
+  /** Where every state machine of the stack logs its executions. */
+  public readonly stateMachineLogGroup: LogGroup;
 
   public constructor(scope: Construct, id: string, props: PgLifecycleStackProps) {
     super(scope, id, {
@@ -84,6 +78,7 @@ export class PgLifecycleStack extends Stack {
     });
     const { config } = props;
     const connectivity = this.databaseConnectivity(config);
+    const { observability } = config;
 
     const archivePolicies = config.policies.filter(
       (policy): policy is ArchivePolicy => policy.action === 'archive',
@@ -103,74 +98,76 @@ export class PgLifecycleStack extends Stack {
       },
     });
 
-    const environment = {
-      DB_SECRET_ARN: connectivity.secret.secretArn,
-      DB_SSL: 'verify-full',
-      ARCHIVE_BUCKET: bucket.bucketName,
-      GLUE_DATABASE: this.glueDatabaseName,
+    const logRetention = observability.logRetentionDays as RetentionDays;
+    const logEncryptionKey: IKey | undefined = observability.logKmsKeyArn
+      ? Key.fromKeyArn(this, 'LogKey', observability.logKmsKeyArn)
+      : undefined;
+    this.stateMachineLogGroup = new LogGroup(this, 'StateMachineLogs', {
+      // The vendedlogs prefix keeps CloudWatch Logs resource policies from growing per log group. The stack's
+      // id (a GUID) in the name: the group outlives the stack, and a stack created again under the same name
+      // must not collide with it.
+      logGroupName: Fn.join('', [
+        `/aws/vendedlogs/states/${this.stackName}-`,
+        Fn.select(2, Fn.split('/', this.stackId)),
+      ]),
+      retention: logRetention,
+      encryptionKey: logEncryptionKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // "*"-only actions every function (every state machine) needs alike: one managed policy each for the stack.
+    const sharedStarOnly = {
+      functions: new StarOnlyManagedPolicy(this, 'FunctionStarOnlyActions', {
+        grants: LAMBDA_STAR_ONLY_GRANTS,
+        description:
+          'pg-lifecycle functions: VPC network interfaces and X-Ray (actions authorized only on *)',
+      }),
+      stateMachine: new StarOnlyManagedPolicy(this, 'StateMachineStarOnlyActions', {
+        grants: STATE_MACHINE_STAR_ONLY_GRANTS,
+        description: 'pg-lifecycle state machines: log delivery and X-Ray (actions authorized only on *)',
+      }),
     };
-    const descriptions: { readonly [K in keyof ChunkLoopFunctions]: string } = {
-      start: 'pg-lifecycle Start: lease, catalog, cutoff, run row, Glue table',
-      chunk: 'pg-lifecycle Chunk: chunk transactions (archive to S3 / purge) until done or time budget',
-      finish: 'pg-lifecycle Finish: orphan cleanup, totals, lease release',
-      recordFailure: 'pg-lifecycle RecordFailure: marks the run failed, releases the lease',
-    };
-    // Start refuses a policy that is not deployed as it is: StartExecution rights alone cannot point a run
-    // at another table, filter or retention.
-    const deployedPolicies = JSON.stringify(
-      Object.fromEntries(
-        config.policies
-          .filter((policy) => policy.enabled)
-          .map((policy) => {
-            const input = buildExecutionInput(config, policy.name, 'schedule', false);
-            return [policy.name, policyDigest(input.policy, input.chunking)];
-          }),
-      ),
-    );
-    const makeFunction = (name: keyof ChunkLoopFunctions, id: string, memorySize?: number) =>
-      new LifecycleFunction(this, id, {
-        entry: fileURLToPath(new URL(HANDLER_ENTRIES[name], REPO_ROOT)),
-        description: descriptions[name],
-        vpc: connectivity.vpc,
-        vpcSubnets: connectivity.subnets,
-        securityGroups: [connectivity.securityGroup],
-        environment,
-        memorySize,
-      });
-    this.functions = {
-      start: makeFunction('start', 'StartFunction'),
-      // Parquet encoding is CPU-bound and Lambda's CPU scales with memory: 1769 MB is one full vCPU.
-      chunk: makeFunction('chunk', 'ChunkFunction', 1769),
-      finish: makeFunction('finish', 'FinishFunction'),
-      recordFailure: makeFunction('recordFailure', 'RecordFailureFunction'),
-    };
-    if (deployedPolicies.length > 3_000) {
-      throw new Error(
-        `${config.policies.length} policies: too many for one stack (Lambda environment limit); split the config`,
+    const runners = new Map<string, PolicyRunner>();
+    for (const policy of config.policies) {
+      if (!policy.enabled) continue;
+      runners.set(
+        policy.name,
+        new PolicyRunner(this, `Policy${pascalCase(policy.name)}`, {
+          config,
+          policy,
+          connectivity,
+          bucket,
+          glueDatabaseName: this.glueDatabaseName,
+          stateMachineLogGroup: this.stateMachineLogGroup,
+          logRetention,
+          logEncryptionKey,
+          logExecutionData: observability.logExecutionData,
+          sharedStarOnly,
+        }),
       );
     }
-    this.functions.start.addEnvironment(DEPLOYED_POLICIES_ENV, deployedPolicies);
-    for (const fn of Object.values(this.functions)) connectivity.secret.grantRead(fn);
-    this.grantSecretKey(config.database?.secretKmsKeyArn);
-    this.grantArchiveAccess();
-    this.grantGlueTables();
-    this.grantCloudWatchLag(config);
+    this.runners = runners;
+    const stateMachines = new Map<string, IStateMachine>(
+      [...runners].map(([name, runner]) => [name, runner.chunkLoop.stateMachine]),
+    );
 
-    this.chunkLoop = new ChunkLoopStateMachine(this, 'ChunkLoop', { functions: this.functions });
-    const schedules = new PolicySchedules(this, 'Schedules', {
-      config,
-      stateMachine: this.chunkLoop.stateMachine,
-    });
+    const schedules = new PolicySchedules(this, 'Schedules', { config, stateMachines });
     new FailureAlarm(this, 'FailureAlarm', {
-      stateMachine: this.chunkLoop.stateMachine,
+      stateMachines,
       deadLetterQueue: schedules.deadLetterQueue,
       alarmEmail: config.alarmEmail,
     });
 
     new CfnOutput(this, 'ArchiveBucketName', { value: bucket.bucketName, description: 'Archive bucket' });
-    new CfnOutput(this, 'StateMachineArn', {
-      value: this.chunkLoop.stateMachine.stateMachineArn,
-      description: 'Chunk-loop state machine (pg-lifecycle start --state-machine-arn)',
+    for (const [name, stateMachine] of stateMachines) {
+      new CfnOutput(this, `StateMachineArn${pascalCase(name)}`, {
+        value: stateMachine.stateMachineArn,
+        description: `State machine of policy ${name} (pg-lifecycle start --policy ${name} --state-machine-arn)`,
+      });
+    }
+    new CfnOutput(this, 'StateMachineArnPrefix', {
+      value: `arn:${Aws.PARTITION}:states:${Aws.REGION}:${Aws.ACCOUNT_ID}:stateMachine:${this.stackName}-`,
+      description: 'Prefix of every policy state machine ARN (PG_LIFECYCLE_STATE_MACHINE_PREFIX for the CLI)',
     });
     new CfnOutput(this, 'GlueDatabaseName', {
       value: this.glueDatabaseName,
@@ -179,6 +176,18 @@ export class PgLifecycleStack extends Stack {
     new CfnOutput(this, 'DatabaseSecretArn', {
       value: connectivity.secret.secretArn,
       description: 'Database secret',
+    });
+    // CloudFormation refuses a template past its resource quota only at deploy time; say it at synth.
+    this.node.addValidation({
+      validate: () => {
+        const count = this.node.findAll().filter((construct) => construct instanceof CfnResource).length;
+        return count > MAX_RESOURCES_PER_STACK
+          ? [
+              `${count} CloudFormation resources, more than the ${MAX_RESOURCES_PER_STACK} one stack may hold: ` +
+                'split the policies over two configs (stacks)',
+            ]
+          : [];
+      },
     });
   }
 
@@ -221,137 +230,6 @@ export class PgLifecycleStack extends Stack {
       };
     }
     throw new Error('config needs `database` (an existing PostgreSQL) or `sandbox: true` (a throw-away RDS)');
-  }
-
-  /**
-   * A secret encrypted with a customer-managed key: the functions may decrypt with that key, and only
-   * through Secrets Manager (kms:ViaService). An imported key cannot take a grant on its own policy.
-   */
-  private grantSecretKey(keyArn: string | undefined): void {
-    if (!keyArn) return;
-    for (const fn of Object.values(this.functions)) {
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          sid: 'DecryptDatabaseSecret',
-          effect: Effect.ALLOW,
-          actions: ['kms:Decrypt'],
-          resources: [keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.amazonaws.com` } },
-        }),
-      );
-    }
-  }
-
-  /** Chunk writes and verifies objects; finish lists and deletes orphans. Both only under `archive/`. */
-  private grantArchiveAccess(): void {
-    const bucket = this.archiveBucket.bucket;
-    const objects = bucket.arnForObjects(ARCHIVE_KEY_PATTERN);
-    const { start, chunk, finish, recordFailure } = this.functions;
-
-    // Start checks the bucket (HeadBucket) before any row is touched. HeadBucket is authorized by
-    // s3:ListBucket and carries no prefix, so this grant cannot have a prefix condition.
-    start.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'CheckArchiveBucket',
-        effect: Effect.ALLOW,
-        actions: ['s3:ListBucket'],
-        resources: [bucket.bucketArn],
-      }),
-    );
-
-    chunk.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'WriteAndVerifyArchives',
-        effect: Effect.ALLOW,
-        actions: ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'],
-        resources: [objects],
-      }),
-    );
-    finish.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'ReadAndRemoveOrphanArchives',
-        effect: Effect.ALLOW,
-        actions: ['s3:GetObject', 's3:DeleteObject'],
-        resources: [objects],
-      }),
-    );
-    finish.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'ListArchives',
-        effect: Effect.ALLOW,
-        actions: ['s3:ListBucket'],
-        resources: [bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [ARCHIVE_KEY_PATTERN] } },
-      }),
-    );
-    // RecordFailure removes the orphans of a failed run (objects announced for chunks that rolled back).
-    recordFailure.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'RemoveOrphanArchives',
-        effect: Effect.ALLOW,
-        actions: ['s3:DeleteObject'],
-        resources: [objects],
-      }),
-    );
-    for (const [fn, what] of [
-      [chunk, 'writes one Parquet object per chunk and verifies it'],
-      [finish, 'reads and deletes orphaned objects'],
-      [recordFailure, 'deletes the orphaned objects of a failed run'],
-    ] as const) {
-      acknowledgeWildcardResource(
-        fn.role ?? fn,
-        objects,
-        `Object keys are generated per run and chunk (archive/<policy>/<partition>/<run>-<n>.parquet); the ` +
-          `function ${what} only under archive/ in the one archive bucket.`,
-      );
-    }
-  }
-
-  /**
-   * A throttle with `cloudWatch` reads the replicas' lag metric before each chunk: the Chunk function gets
-   * GetMetricData, and only when some enabled policy needs it.
-   */
-  private grantCloudWatchLag(config: LifecycleConfig): void {
-    if (!readsLagFromCloudWatch(config)) return;
-    const { chunk } = this.functions;
-    chunk.addEnvironment('LIFECYCLE_CLOUDWATCH_LAG', '1');
-    chunk.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'ReadReplicaLagMetrics',
-        effect: Effect.ALLOW,
-        actions: ['cloudwatch:GetMetricData'],
-        resources: ['*'],
-      }),
-    );
-    acknowledgeWildcardResource(
-      chunk.role ?? chunk,
-      '*',
-      'cloudwatch:GetMetricData supports no resource-level permissions (AWS service authorization ' +
-        'reference); the grant is read-only and given only when a throttle reads replica lag from CloudWatch.',
-    );
-  }
-
-  /** The start step creates/updates the Glue table of an archive policy (columns from the live catalog). */
-  private grantGlueTables(): void {
-    const glueArn = (resource: string) => this.formatArn({ service: 'glue', resource });
-    const catalog = glueArn('catalog');
-    const database = glueArn(`database/${this.glueDatabaseName}`);
-    const tables = glueArn(`table/${this.glueDatabaseName}/*`);
-    const { start } = this.functions;
-    start.addToRolePolicy(
-      new PolicyStatement({
-        sid: 'RegisterArchiveTables',
-        effect: Effect.ALLOW,
-        actions: ['glue:GetTable', 'glue:CreateTable', 'glue:UpdateTable'],
-        resources: [catalog, database, tables],
-      }),
-    );
-    acknowledgeWildcardResource(
-      start.role ?? start,
-      tables,
-      'Tables are created at run time, one per archive policy, named after the policy; access is limited to ' +
-        'tables of the one pg-lifecycle Glue database.',
-    );
   }
 }
 

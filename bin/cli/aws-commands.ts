@@ -12,16 +12,49 @@ import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { UsageError } from './errors.ts';
 
-export function requireStateMachineArn(arn: string | undefined): string {
-  const value = arn ?? process.env.PG_LIFECYCLE_STATE_MACHINE_ARN;
-  if (!value)
-    throw new UsageError(
-      'the state machine ARN is needed: --state-machine-arn ARN or PG_LIFECYCLE_STATE_MACHINE_ARN (stack output StateMachineArn)',
-    );
-  if (!/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]+$/.test(value)) {
-    throw new UsageError(`${value} is not a Step Functions state machine ARN`);
+const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]+$/;
+
+/**
+ * The state machine of one policy. Each policy has its own (named `<stack>-<policy>`, so that its IAM
+ * grants reach only its own prefix): `--state-machine-arn` names it exactly, or
+ * PG_LIFECYCLE_STATE_MACHINE_PREFIX (stack output StateMachineArnPrefix, `arn:…:stateMachine:<stack>-`)
+ * gives every policy's by appending the policy name.
+ */
+export function stateMachineArnFor(policy: string, explicit: string | undefined): string {
+  if (explicit !== undefined) {
+    checkStateMachineArn(explicit);
+    if (!explicit.endsWith(`-${policy}`)) {
+      throw new UsageError(
+        `${explicit} is not the state machine of policy ${policy} (each policy has its own, named <stack>-${policy})`,
+      );
+    }
+    return explicit;
   }
-  return value;
+  const prefix = process.env.PG_LIFECYCLE_STATE_MACHINE_PREFIX;
+  if (!prefix) {
+    throw new UsageError(
+      `the state machine of policy ${policy} is needed: --state-machine-arn ARN (stack output ` +
+        'StateMachineArn<Policy>) or PG_LIFECYCLE_STATE_MACHINE_PREFIX (stack output StateMachineArnPrefix)',
+    );
+  }
+  const arn = `${prefix}${policy}`;
+  if (!prefix.endsWith('-') || !STATE_MACHINE_ARN.test(arn)) {
+    throw new UsageError(
+      `PG_LIFECYCLE_STATE_MACHINE_PREFIX ${prefix} is not a state machine ARN prefix (arn:aws:states:<region>:<account>:stateMachine:<stack>-)`,
+    );
+  }
+  return arn;
+}
+
+/** @throws UsageError unless `arn` is a state machine ARN */
+export function checkStateMachineArn(arn: string): string {
+  if (!STATE_MACHINE_ARN.test(arn)) throw new UsageError(`${arn} is not a Step Functions state machine ARN`);
+  return arn;
+}
+
+/** Whether `start`/`status` can find state machines at all (an ARN or the prefix is configured). */
+export function stateMachinesConfigured(explicit: string | undefined): boolean {
+  return explicit !== undefined || Boolean(process.env.PG_LIFECYCLE_STATE_MACHINE_PREFIX);
 }
 
 /** Execution names: 80 chars of [A-Za-z0-9_-]; unique per start. */

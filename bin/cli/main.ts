@@ -1,15 +1,31 @@
 /** Command dispatch for `pg-lifecycle`. Returns the exit code; writes results to stdout, problems to stderr. */
+import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { Ledger } from '../../functions/adapters/ledger.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
-import { ConfigError, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
-import { BucketNameSchema, type LifecycleConfig } from '../../lib/contracts/config.ts';
+import { describeError } from '../../functions/core/redact-database-error.ts';
+import {
+  ConfigError,
+  deploymentIssues,
+  loadConfigFile,
+  writeConfigJsonSchema,
+} from '../../lib/config-file.ts';
+import { BucketNameSchema, type LifecycleConfig, PolicyNameSchema } from '../../lib/contracts/config.ts';
 import { UnknownPolicyError } from '../../lib/execution-input.ts';
-import { listExecutions, requireStateMachineArn, startCommand } from './aws-commands.ts';
+import {
+  checkStateMachineArn,
+  type ExecutionStatus,
+  listExecutions,
+  startCommand,
+  stateMachineArnFor,
+  stateMachinesConfigured,
+} from './aws-commands.ts';
 import { UsageError } from './errors.ts';
+import { checkVerifyTarget, ledgerPresence, noLedgerMessage } from './ledger-checks.ts';
 import { formatReport, type RunReport, runCommand, wouldRefuse } from './run-command.ts';
+import { unlockCommand } from './unlock-command.ts';
 import { USAGE } from './usage.ts';
 
 const OPTIONS = {
@@ -24,6 +40,7 @@ const OPTIONS = {
   'state-machine-arn': { type: 'string' },
   limit: { type: 'string', default: '10' },
   run: { type: 'string' },
+  reason: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -59,7 +76,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const name = (error as Error).name ?? 'Error';
-    printError(`${name}: ${(error as Error).message}`);
+    // describeError: a server error's text without the row values PostgreSQL may quote in it.
+    printError(`${name}: ${describeError(error)}`);
     return 1;
   }
 }
@@ -87,6 +105,8 @@ async function dispatch(command: string, values: Values): Promise<number> {
       print(
         `${values.config}: OK (${config.policies.length} ${config.policies.length === 1 ? 'policy' : 'policies'})`,
       );
+      // A warning, not an error: the same file drives local runs, which need no database in it.
+      for (const issue of deploymentIssues(config)) printError(`${values.config}: warning: ${issue}`);
       return 0;
     }
     case 'schema':
@@ -124,10 +144,11 @@ async function dispatch(command: string, values: Values): Promise<number> {
       return planCommand(loadConfigFile(values.config), values);
     case 'start': {
       const config = loadConfigFile(values.config);
-      const stateMachineArn = requireStateMachineArn(values['state-machine-arn']);
+      const policy = requirePolicy(values);
+      const stateMachineArn = stateMachineArnFor(policy, values['state-machine-arn']);
       const started = await startCommand(new SFNClient({}), {
         config,
-        policy: requirePolicy(values),
+        policy,
         stateMachineArn,
         dryRun: values['dry-run'],
         force: values.force,
@@ -150,20 +171,31 @@ async function dispatch(command: string, values: Values): Promise<number> {
       try {
         const result = await withClient(
           await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
-          (client) => verifyArchiveRun(client, s3, bucket, { policy, runId: values.run }),
+          async (client) => {
+            // Verifying nothing must not read as "0 objects … OK": unknown policy or run, or no ledger, is exit 2.
+            await checkVerifyTarget(client, { policy, runId: values.run });
+            return verifyArchiveRun(client, s3, bucket, { policy, runId: values.run });
+          },
         );
         if (values.json) print(JSON.stringify({ policy, ...result }));
         else {
           print(
-            `${policy}: ${result.objectsChecked} objects, ${result.rowsInObjects} rows: ${result.ok ? 'OK' : 'PROBLEMS'}`,
+            `${policy}: ${result.objectsChecked} objects, ${result.rowsInObjects + result.rowsInColdObjects} rows: ${result.ok ? 'OK' : 'PROBLEMS'}`,
           );
           for (const problem of result.problems) print(`  - ${problem}`);
+          // Cold objects were not read (a restore takes hours): say which were checked how.
+          for (const cold of result.checkedByAttributes)
+            print(
+              `  ${cold.key}: ${cold.storageClass}, checked without reading (GetObjectAttributes: ${cold.compared === 'sha256' ? 'size and SHA-256' : 'size only, S3 keeps no full-object SHA-256 for it'}; rows from the ledger)`,
+            );
         }
         return result.ok ? 0 : 1;
       } finally {
         s3.destroy();
       }
     }
+    case 'unlock':
+      return unlockCli(values);
     case 'migrate': {
       const applied = await withClient(
         await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
@@ -198,30 +230,69 @@ async function planCommand(config: LifecycleConfig, values: Values): Promise<num
   return reports.some((r) => r.status === 'failed' || wouldRefuse(r)) ? 1 : 0;
 }
 
+/**
+ * Executions of one state machine (`--state-machine-arn`), or of each policy's (the prefix with `--policy`
+ * or every policy of the config), newest first.
+ */
+async function recentExecutions(values: Values, limit: number): Promise<ExecutionStatus[]> {
+  const sfn = new SFNClient({});
+  const explicit = values['state-machine-arn'];
+  if (explicit !== undefined) {
+    if (values.policy) stateMachineArnFor(values.policy, explicit);
+    const stateMachineArn = values.policy
+      ? stateMachineArnFor(values.policy, explicit)
+      : checkStateMachineArn(explicit);
+    return listExecutions(sfn, { stateMachineArn, policy: values.policy, limit });
+  }
+  const policies = values.policy
+    ? [values.policy]
+    : loadConfigFile(values.config).policies.map((p) => p.name);
+  const all: ExecutionStatus[] = [];
+  for (const policy of policies) {
+    all.push(
+      ...(await listExecutions(sfn, {
+        stateMachineArn: stateMachineArnFor(policy, undefined),
+        policy,
+        limit,
+      })),
+    );
+  }
+  return all.sort((a, b) => (b.startDate ?? '').localeCompare(a.startDate ?? '')).slice(0, limit);
+}
+
 async function statusCommand(values: Values): Promise<number> {
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 100)
     throw new UsageError('--limit must be a whole number from 1 to 100');
-  const arn = values['state-machine-arn'] ?? process.env.PG_LIFECYCLE_STATE_MACHINE_ARN;
-  const executions = arn
-    ? await listExecutions(new SFNClient({}), {
-        stateMachineArn: requireStateMachineArn(arn),
-        policy: values.policy,
-        limit,
-      })
+  const executions = stateMachinesConfigured(values['state-machine-arn'])
+    ? await recentExecutions(values, limit)
     : undefined;
   const hasDatabase = Boolean(process.env.DATABASE_URL || process.env.PGHOST || process.env.PGDATABASE);
-  const runs = hasDatabase
-    ? await withClient(await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }), (client) =>
-        new Ledger(client).listRuns({ policy: values.policy, limit }),
+  const ledger = hasDatabase
+    ? await withClient(
+        await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
+        async (client) => {
+          const { database, present } = await ledgerPresence(client);
+          if (!present) return { noLedger: noLedgerMessage(database), runs: undefined };
+          return {
+            noLedger: undefined,
+            runs: await new Ledger(client).listRuns({ policy: values.policy, limit }),
+          };
+        },
       )
     : undefined;
+  const runs = ledger?.runs;
+  // A database without a ledger is said plainly; it is an error only when there is nothing else to show.
+  if (ledger?.noLedger && !executions) throw new UsageError(ledger.noLedger);
   if (!executions && !runs)
-    throw new UsageError('nothing to show: set --state-machine-arn (AWS) and/or DATABASE_URL (ledger)');
+    throw new UsageError(
+      'nothing to show: set PG_LIFECYCLE_STATE_MACHINE_PREFIX or --state-machine-arn (AWS) and/or DATABASE_URL (ledger)',
+    );
   if (values.json) {
-    print(JSON.stringify({ executions, runs }));
+    print(JSON.stringify({ executions, runs, ...(ledger?.noLedger ? { ledger: ledger.noLedger } : {}) }));
     return 0;
   }
+  if (ledger?.noLedger) print(ledger.noLedger);
   if (executions) {
     print('Executions');
     for (const e of executions)
@@ -237,4 +308,40 @@ async function statusCommand(values: Values): Promise<number> {
     }
   }
   return 0;
+}
+
+/** `unlock`: exit 0 when released (or nothing was held), 1 when refused (holder alive or unprovable). */
+async function unlockCli(values: Values): Promise<number> {
+  const policy = requirePolicy(values);
+  if (!PolicyNameSchema.safeParse(policy).success)
+    throw new UsageError(`--policy ${JSON.stringify(policy)} is not a policy name`);
+  const reason = values.reason;
+  // The reason lands in the ledger and in the run's error: one readable line.
+  if (reason !== undefined && (reason.trim() === '' || reason.length > 500 || /\p{Cc}/u.test(reason)))
+    throw new UsageError('--reason must be one line of 1 to 500 printable characters');
+  const result = await withClient(
+    await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
+    (client) =>
+      unlockCommand(client, {
+        policy,
+        force: values.force,
+        reason,
+        osUser: operatorName(),
+        sfnFor: (region) => new SFNClient(region ? { region } : {}),
+      }),
+  );
+  const ok = result.outcome === 'released' || result.outcome === 'no-lease';
+  if (values.json) print(JSON.stringify(result));
+  else if (ok) print(result.message);
+  else printError(result.message);
+  return ok ? 0 : 1;
+}
+
+/** The operator's OS user for the audit trail (userInfo throws for a uid without a passwd entry). */
+function operatorName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.USERNAME ?? `uid ${process.getuid?.() ?? '?'}`;
+  }
 }

@@ -53,6 +53,11 @@ export interface ChunkAction<T extends TakenChunk = TakenChunk> {
   take(tx: Queryable, input: ChunkInput): Promise<T | undefined>;
   /** Outside the database (encode, upload, verify), before COMMIT; throwing rolls the chunk back. */
   complete(taken: T, input: ChunkInput): Promise<CompletedChunk>;
+  /**
+   * After the chunk committed (its objects are listed): work that must not happen before, such as locking
+   * the objects (S3 Object Lock). Must not throw: the chunk is done; what fails here is repaired later.
+   */
+  afterCommit?(completed: CompletedChunk, input: ChunkInput): Promise<void>;
 }
 
 /**

@@ -12,6 +12,7 @@ import { rowTextSize } from '../core/batch-size.ts';
 import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
 import { partitionEndOf, partitionOf } from '../core/object-keys.ts';
 import { planParquetColumns } from '../core/parquet/column-plan.ts';
+import type { StepLogger } from '../run/dependencies.ts';
 import {
   type ChunkAction,
   type ChunkInput,
@@ -25,13 +26,48 @@ import {
   type PendingRegistry,
 } from './archive-object-writer.ts';
 import { NextEligibleLocator } from './next-eligible.ts';
+import { lockListedObjects } from './object-lock.ts';
+
+/** Where the objects of committed chunks are locked from (archive.objectLock): a connection outside the chunk transactions. */
+export interface CommittedObjectLocking {
+  readonly db: Queryable;
+  readonly now: () => Date;
+  readonly log: StepLogger;
+}
 
 export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private readonly locator = new NextEligibleLocator();
   private readonly writer: ArchiveObjectWriter;
 
-  constructor(store: ObjectStore, pending: PendingRegistry, hooks: ArchiveFaultHooks = {}) {
+  constructor(
+    private readonly store: ObjectStore,
+    pending: PendingRegistry,
+    hooks: ArchiveFaultHooks = {},
+    private readonly locking?: CommittedObjectLocking,
+  ) {
     this.writer = new ArchiveObjectWriter(store, pending, hooks);
+  }
+
+  /**
+   * With objectLock: locks the run's listed objects not locked yet (this chunk's, and a partition unit's
+   * committed before it). A failure only logs: Finish locks whatever is left before the run closes.
+   */
+  async afterCommit(_completed: CompletedChunk, input: ChunkInput): Promise<void> {
+    const policy = input.policy as ArchivePolicy;
+    if (!this.locking || !policy.archive.objectLock) return;
+    try {
+      await lockListedObjects(this.locking.db, this.store, policy, {
+        scope: { runId: input.runId },
+        now: this.locking.now,
+        log: this.locking.log,
+      });
+    } catch (error) {
+      this.locking.log.warn('object lock after commit failed; Finish retries it', {
+        runId: input.runId,
+        policy: policy.name,
+        error: (error as Error).name,
+      });
+    }
   }
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenArchiveChunk | undefined> {

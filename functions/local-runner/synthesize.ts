@@ -17,12 +17,15 @@ export type AslDefinition = {
 const cache = new Map<string, AslDefinition>();
 
 /**
- * The definition is the same for every policy (policies travel in the input), so one synth per
- * process is enough. A config without `database` is synthesized in sandbox mode: only the state
- * machine is used here.
+ * Every policy has its own state machine in the stack, all with the same definition but for the functions'
+ * ARNs (policies travel in the input; the local runner binds Task states by name), so one policy's machine
+ * serves every local run and one synth per process is enough: only the first policy is deployed in it,
+ * enabled (a disabled policy gets no machine). A config without `database` is synthesized in sandbox mode:
+ * only the state machine is used here.
  */
 export async function synthesizeDefinition(config: LifecycleConfig): Promise<AslDefinition> {
-  const forSynth: LifecycleConfig = config.database ? config : { ...config, sandbox: true };
+  const policies = config.policies.map((policy, index) => ({ ...policy, enabled: index === 0 }));
+  const forSynth: LifecycleConfig = { ...config, policies, ...(config.database ? {} : { sandbox: true }) };
   const cacheKey = JSON.stringify(forSynth);
   const cached = cache.get(cacheKey);
   if (cached) return cached;

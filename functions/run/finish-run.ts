@@ -38,8 +38,14 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
   try {
     const ledger = new Ledger(db);
     // Heartbeat: maintenance below runs under the lease (a retried Finish of a closed run has none to renew).
+    // The VACUUM below sends no heartbeat: the lease must outlast it (its timeout is bounded by the step's
+    // time left in Lambda, but not in a local run).
+    const vacuumSeconds =
+      state.policy.action === 'purge'
+        ? Math.ceil(Math.min(state.policy.vacuum.timeoutMs, deps.remainingMs()) / 1000)
+        : 0;
     if ((await ledger.getRun(state.runId))?.status === 'running')
-      await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds());
+      await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds() + vacuumSeconds);
     // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
     const maintenance = await maintainAfterPurge(deps, db, state);
     // objectLock: lock the policy's listed objects still unlocked, this run's and earlier ones' (a crash

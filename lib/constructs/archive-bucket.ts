@@ -16,9 +16,6 @@ export function archivePrefix(policyName: string): string {
   return `archive/${policyName}/`;
 }
 
-/** Key pattern covering every policy's archives, for IAM resources: `archive/*`. */
-export const ARCHIVE_KEY_PATTERN = 'archive/*';
-
 /** Properties of an {@link ArchiveBucket}. */
 export interface ArchiveBucketProps {
   /** Archive policies; each gets a lifecycle rule on its own prefix (storage-class transitions, expiry). */
@@ -26,7 +23,8 @@ export interface ArchiveBucketProps {
 
   /**
    * Use this existing bucket instead of creating one. Nothing is changed on it: its lifecycle rules,
-   * versioning, encryption and logging stay the owner's business.
+   * versioning, encryption, logging and Object Lock stay the owner's business (a policy with `objectLock`
+   * needs Object Lock enabled on it; its Start step checks that before touching a row).
    * @default - a new bucket (and its access-log bucket) is created
    */
   readonly existingBucketName?: string;
@@ -48,6 +46,10 @@ export interface ArchiveBucketProps {
  * - expire noncurrent versions after 30 days (and remove expired delete markers);
  * - per archive policy, on `archive/<policy-name>/`: STANDARD_IA, GLACIER_IR and DEEP_ARCHIVE transitions
  *   and optional expiry from `policy.archive.storage`.
+ *
+ * When some policy sets `archive.objectLock`, the bucket has S3 Object Lock enabled, with no default
+ * retention: an object gets its retain-until date only once the ledger lists it (a rolled-back chunk's
+ * upload must stay deletable).
  */
 export class ArchiveBucket extends Construct {
   /** The archive bucket (imported when `existingBucketName` is set). */
@@ -91,6 +93,8 @@ export class ArchiveBucket extends Construct {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
+      objectLockEnabled:
+        props.policies.some((policy) => policy.archive.objectLock !== undefined) || undefined,
       serverAccessLogsBucket: accessLogBucket,
       serverAccessLogsPrefix: 'archive-bucket/',
       removalPolicy: RemovalPolicy.RETAIN,

@@ -1,6 +1,7 @@
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
+import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import {
   Choice,
   Condition,
@@ -21,6 +22,11 @@ import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepf
 import { Construct } from 'constructs';
 import { MAX_ITERATIONS_PER_EXECUTION, RetryableErrorNames, StateNames } from '../contracts/payloads.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
+import {
+  type StarOnlyGrant,
+  type StarOnlyManagedPolicy,
+  WildcardConfinedRole,
+} from './wildcard-confined-role.ts';
 
 /** Retry of every Lambda task: transient errors only, by name, with capped exponential backoff and jitter. */
 export const LAMBDA_RETRY: RetryProps = {
@@ -42,6 +48,35 @@ export const CONTINUE_AS_NEW_RETRYABLE_ERRORS = [
   'StepFunctions.AWSStepFunctionsException',
   'StepFunctions.SdkClientException',
 ] as const;
+
+/** What Step Functions needs to deliver execution logs to CloudWatch Logs; authorized only on `*`. */
+const LOG_DELIVERY_ACTIONS = [
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+] as const;
+
+/** The `*`-only actions of a chunk-loop state machine's role: log delivery and X-Ray. */
+export const STATE_MACHINE_STAR_ONLY_GRANTS: readonly StarOnlyGrant[] = [
+  {
+    actions: LOG_DELIVERY_ACTIONS,
+    reason: 'CloudWatch Logs vended-log delivery of the execution log, added by the logging configuration',
+  },
+  {
+    actions: [
+      'xray:PutTraceSegments',
+      'xray:PutTelemetryRecords',
+      'xray:GetSamplingRules',
+      'xray:GetSamplingTargets',
+    ],
+    reason: 'X-Ray tracing of executions, added by tracingEnabled',
+  },
+];
 
 /** Cause of the terminal `RunFailed` state. */
 export const RUN_FAILED_CAUSE = 'see the run row in lifecycle.runs and the execution history';
@@ -78,11 +113,21 @@ export interface ChunkLoopStateMachineProps {
    */
   readonly executionTimeout?: Duration;
 
-  /** Retention of the execution log group. @default RetentionDays.ONE_MONTH */
-  readonly logRetention?: RetentionDays;
+  /** Log group the executions log to (level ALL); one group may serve several machines. */
+  readonly logGroup: ILogGroup;
 
-  /** Removal policy of the execution log group (it has a fixed name). @default RemovalPolicy.DESTROY */
-  readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Log execution data (state input/output, error causes) too. Run states carry cursors (time and
+   * primary-key values of rows) and causes may quote database messages, so it is off unless asked for.
+   * @default false
+   */
+  readonly includeExecutionData?: boolean;
+
+  /**
+   * A managed policy holding {@link STATE_MACHINE_STAR_ONLY_GRANTS}, shared by several machines' roles.
+   * @default - the role gets those grants in a policy of its own
+   */
+  readonly sharedStarOnly?: StarOnlyManagedPolicy;
 }
 
 /**
@@ -94,14 +139,15 @@ export interface ChunkLoopStateMachineProps {
  * State names come from `StateNames` (the local runner binds handlers by name). Lambda tasks use
  * `payloadResponseOnly`, so RunState flows from task to task without a `Payload` wrapper; they retry only
  * `RetryableErrorNames`, then catch everything into `RecordFailure` with the error under `$.error`.
- * Executions log at level ALL (with execution data) and are traced with X-Ray.
+ * Executions log every event (level ALL: each state entered and left, each retry and failure), with
+ * execution data only when `includeExecutionData` is set, and are traced with X-Ray.
  */
 export class ChunkLoopStateMachine extends Construct {
   /** The state machine. */
   public readonly stateMachine: StateMachine;
 
   /** Its execution log group. */
-  public readonly logGroup: LogGroup;
+  public readonly logGroup: ILogGroup;
 
   public constructor(scope: Construct, id: string, props: ChunkLoopStateMachineProps) {
     super(scope, id);
@@ -208,11 +254,13 @@ export class ChunkLoopStateMachine extends Construct {
     chunk.next(moreWork);
     pause.next(chunk);
 
-    this.logGroup = new LogGroup(this, 'Logs', {
-      // The vendedlogs prefix keeps CloudWatch Logs resource policies from growing per log group.
-      logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
-      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
-      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
+    this.logGroup = props.logGroup;
+    // Log delivery and X-Ray grants (added by StateMachine itself) are the only "*" grants this role may get.
+    const role = new WildcardConfinedRole(this, 'Role', {
+      assumedBy: new ServicePrincipal('states.amazonaws.com'),
+      description: `Execution role of the state machine ${stateMachineName}`,
+      shared: props.sharedStarOnly,
+      starOnly: props.sharedStarOnly ? [] : STATE_MACHINE_STAR_ONLY_GRANTS,
     });
 
     this.stateMachine = new StateMachine(this, 'StateMachine', {
@@ -221,17 +269,15 @@ export class ChunkLoopStateMachine extends Construct {
       definitionBody: DefinitionBody.fromChainable(start),
       timeout: props.executionTimeout ?? Duration.hours(24),
       tracingEnabled: true,
-      logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: true },
+      role,
+      logs: {
+        destination: this.logGroup,
+        level: LogLevel.ALL,
+        includeExecutionData: props.includeExecutionData ?? false,
+      },
       comment: 'pg-lifecycle chunk loop: Start → Chunk → MoreWork → Pause/Finish/ContinueAsNew',
     });
 
-    const role = this.stateMachine.role;
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'CloudWatch Logs vended-log delivery actions (logs:CreateLogDelivery, logs:DescribeResourcePolicies, ' +
-        '...) and X-Ray PutTraceSegments/GetSamplingRules do not support resource-level permissions.',
-    });
     for (const [name, fn] of Object.entries(functions) as [string, IFunction][]) {
       acknowledgeWildcardResource(
         role,

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -7,7 +7,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -17,8 +17,17 @@ import { Construct } from 'constructs';
 
 /** Properties of a {@link FailureAlarm}. */
 export interface FailureAlarmProps {
-  /** The chunk-loop state machine whose failed, timed-out and aborted executions raise the alarm. */
-  readonly stateMachine: IStateMachine;
+  /**
+   * The chunk-loop state machines by policy name; each policy's failed, timed-out and aborted executions
+   * raise its own alarm.
+   */
+  readonly stateMachines: ReadonlyMap<string, IStateMachine>;
+
+  /**
+   * Prefix of every alarm name; the key policy lets CloudWatch use the key only for alarms named so.
+   * @default the stack name
+   */
+  readonly alarmNamePrefix?: string;
 
   /** The schedules' dead-letter queue; any message in it raises a second alarm. @default - no DLQ alarm */
   readonly deadLetterQueue?: IQueue;
@@ -33,19 +42,21 @@ export interface FailureAlarmProps {
 /**
  * Tells a human when a run did not end well. Alarms:
  *
- * - `RunsNotSucceeded`: `ExecutionsFailed + ExecutionsTimedOut + ExecutionsAborted >= 1` in one period;
- * - `ScheduleDeadLetters` (with a DLQ): at least one visible message in the schedules' dead-letter queue.
+ * - `<prefix>-<policy>-runs-not-succeeded`, one per policy: `ExecutionsFailed + ExecutionsTimedOut +
+ *   ExecutionsAborted >= 1` in one period on that policy's state machine;
+ * - `<prefix>-schedule-dead-letters` (with a DLQ): at least one visible message in the schedules' DLQ.
  *
- * Both notify (alarm and OK) an SNS topic that only accepts TLS and is encrypted with a customer-managed,
+ * All notify (alarm and OK) an SNS topic that only accepts TLS and is encrypted with a customer-managed,
  * rotated KMS key (CloudWatch cannot publish to a topic under the AWS-managed `aws/sns` key, whose policy
- * cannot grant it).
+ * cannot grant it). The key lets CloudWatch encrypt for this account's alarms of this stack only
+ * (`aws:SourceAccount`, `aws:SourceArn`), so no other account's alarm can use it (confused deputy).
  */
 export class FailureAlarm extends Construct {
   /** Topic the alarms notify; subscribe more endpoints to it. */
   public readonly topic: Topic;
 
-  /** Failed + timed-out + aborted executions. */
-  public readonly executionAlarm: Alarm;
+  /** Failed + timed-out + aborted executions, by policy name. */
+  public readonly executionAlarms: ReadonlyMap<string, Alarm>;
 
   /** Messages in the schedules' dead-letter queue. */
   public readonly deadLetterAlarm?: Alarm;
@@ -61,7 +72,28 @@ export class FailureAlarm extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
       pendingWindow: Duration.days(7),
     });
-    key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    const stack = Stack.of(this);
+    const prefix = props.alarmNamePrefix ?? stack.stackName;
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsOfThisStack',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: `${prefix}-*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
 
     this.topic = new Topic(this, 'Topic', {
       displayName: 'pg-lifecycle alarms',
@@ -72,30 +104,37 @@ export class FailureAlarm extends Construct {
     const action = new SnsAction(this.topic);
 
     const metricOptions = { period, statistic: Stats.SUM };
-    this.executionAlarm = new Alarm(this, 'RunsNotSucceeded', {
-      alarmDescription:
-        'A pg-lifecycle execution failed, timed out or was aborted. The run row in lifecycle.runs and the ' +
-        'execution history say why.',
-      metric: new MathExpression({
-        expression: 'failed + timedOut + aborted',
-        label: 'Executions not succeeded',
-        period,
-        usingMetrics: {
-          failed: props.stateMachine.metricFailed(metricOptions),
-          timedOut: props.stateMachine.metricTimedOut(metricOptions),
-          aborted: props.stateMachine.metricAborted(metricOptions),
-        },
-      }),
-      threshold: 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-    this.executionAlarm.addAlarmAction(action);
-    this.executionAlarm.addOkAction(action);
+    const executionAlarms = new Map<string, Alarm>();
+    for (const [policy, stateMachine] of props.stateMachines) {
+      const alarm = new Alarm(this, `RunsNotSucceeded-${policy}`, {
+        alarmName: `${prefix}-${policy}-runs-not-succeeded`,
+        alarmDescription:
+          `A pg-lifecycle execution of policy ${policy} failed, timed out or was aborted. The run row in ` +
+          'lifecycle.runs and the execution history say why.',
+        metric: new MathExpression({
+          expression: 'failed + timedOut + aborted',
+          label: 'Executions not succeeded',
+          period,
+          usingMetrics: {
+            failed: stateMachine.metricFailed(metricOptions),
+            timedOut: stateMachine.metricTimedOut(metricOptions),
+            aborted: stateMachine.metricAborted(metricOptions),
+          },
+        }),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+      executionAlarms.set(policy, alarm);
+    }
+    this.executionAlarms = executionAlarms;
 
     if (props.deadLetterQueue !== undefined) {
       this.deadLetterAlarm = new Alarm(this, 'ScheduleDeadLetters', {
+        alarmName: `${prefix}-schedule-dead-letters`,
         alarmDescription:
           'EventBridge Scheduler could not start a pg-lifecycle execution (see the messages in the dead-letter queue).',
         metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({

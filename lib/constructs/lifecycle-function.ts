@@ -1,10 +1,17 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
-import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ILogGroup, LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { DEFAULT_LOG_RETENTION_DAYS } from '../contracts/observability.ts';
+import {
+  type StarOnlyGrant,
+  type StarOnlyManagedPolicy,
+  WildcardConfinedRole,
+} from './wildcard-confined-role.ts';
 
 /** Metrics namespace shared by every handler (Powertools `POWERTOOLS_METRICS_NAMESPACE`). */
 export const METRICS_NAMESPACE = 'PgLifecycle';
@@ -16,6 +23,28 @@ export const METRICS_NAMESPACE = 'PgLifecycle';
  */
 const ESM_REQUIRE_BANNER =
   "import { createRequire as __pgLifecycleCreateRequire } from 'node:module'; const require = __pgLifecycleCreateRequire(import.meta.url);";
+
+/** What Lambda needs to attach a function to VPC subnets; EC2 authorizes these only on `*`. */
+const VPC_NETWORK_INTERFACE_ACTIONS = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+] as const;
+
+/** The `*`-only actions every lifecycle function needs: VPC network interfaces and X-Ray. */
+export const LAMBDA_STAR_ONLY_GRANTS: readonly StarOnlyGrant[] = [
+  {
+    actions: VPC_NETWORK_INTERFACE_ACTIONS,
+    reason: 'EC2 network-interface actions Lambda needs to attach a function to the VPC',
+  },
+  {
+    actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+    reason: 'X-Ray trace upload, added by active tracing',
+  },
+];
 
 /** Properties of a {@link LifecycleFunction}. */
 export interface LifecycleFunctionProps {
@@ -46,15 +75,37 @@ export interface LifecycleFunctionProps {
    */
   readonly timeout?: Duration;
 
-  /** Retention of the function's log group. @default RetentionDays.ONE_MONTH */
+  /**
+   * Log group to write to (several functions may share one). The function may write only to it.
+   * @default - a log group of its own (`<id>LogGroup`) with `logRetention`, `logEncryptionKey`, `logRemovalPolicy`
+   */
+  readonly logGroup?: ILogGroup;
+
+  /** Retention of the function's own log group. @default 731 days (DEFAULT_LOG_RETENTION_DAYS) */
   readonly logRetention?: RetentionDays;
 
+  /** Customer-managed key the log group is encrypted with. @default - CloudWatch Logs' own encryption */
+  readonly logEncryptionKey?: IKey;
+
   /**
-   * What happens to the log group when the stack is deleted. Logs are operational (the run ledger in the
-   * database is the record), so they go with the stack by default.
-   * @default RemovalPolicy.DESTROY
+   * What happens to the log group when the stack is deleted. The logs are part of the audit trail of what
+   * runs deleted, so they outlive the stack by default (they still expire after `logRetention`).
+   * @default RemovalPolicy.RETAIN
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * A managed policy holding {@link LAMBDA_STAR_ONLY_GRANTS}, shared by many functions' roles.
+   * @default - the role gets those grants in a policy of its own
+   */
+  readonly sharedStarOnly?: StarOnlyManagedPolicy;
+
+  /**
+   * Further actions this function may be granted on `Resource: "*"` (each without resource-level
+   * permissions). Any other `*` grant on its role fails cdk-nag (see WildcardConfinedRole).
+   * @default - only the VPC network-interface and X-Ray actions every function needs
+   */
+  readonly starOnlyGrants?: readonly StarOnlyGrant[];
 
   /** Powertools service name (`POWERTOOLS_SERVICE_NAME`). @default 'pg-lifecycle' */
   readonly serviceName?: string;
@@ -64,9 +115,9 @@ export interface LifecycleFunctionProps {
  * A Node.js Lambda with the project's defaults fixed in one place:
  *
  * - runtime `nodejs24.x` (`Runtime.NODEJS_24_X`), architecture `arm64`;
- * - its own log group (`<id>LogGroup`, retention one month, removed with the stack) and its own role
- *   (`<id>Role`) that may write only to that log group, send X-Ray traces and manage its VPC network
- *   interfaces; callers grant everything else;
+ * - the given log group, or its own (`<id>LogGroup`, retention two years, optionally KMS-encrypted, kept when
+ *   the stack is deleted), and its own role (`<id>Role`, a WildcardConfinedRole) that may write only to that
+ *   log group, send X-Ray traces and manage its VPC network interfaces; callers grant everything else;
  * - X-Ray tracing `Active`; memory 1024 MB; timeout 5 minutes;
  * - esbuild bundling to minified ESM (`index.mjs`) with a `createRequire` banner (so CJS dependencies
  *   such as `pg` work), `keepNames` (error names drive Step Functions retries), external source maps
@@ -80,37 +131,28 @@ export interface LifecycleFunctionProps {
 export class LifecycleFunction extends NodejsFunction {
   public constructor(scope: Construct, id: string, props: LifecycleFunctionProps) {
     // Created beside the function (not inside it) because they must exist before `super()`.
-    const logGroup = new LogGroup(scope, `${id}LogGroup`, {
-      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
-      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
-    });
-    const role = new Role(scope, `${id}Role`, {
+    const logGroup =
+      props.logGroup ??
+      new LogGroup(scope, `${id}LogGroup`, {
+        retention: props.logRetention ?? (DEFAULT_LOG_RETENTION_DAYS as RetentionDays),
+        encryptionKey: props.logEncryptionKey,
+        removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+      });
+    const role = new WildcardConfinedRole(scope, `${id}Role`, {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description: `Execution role of ${id}`,
+      shared: props.sharedStarOnly,
+      starOnly: [...(props.sharedStarOnly ? [] : LAMBDA_STAR_ONLY_GRANTS), ...(props.starOnlyGrants ?? [])],
     });
     logGroup.grantWrite(role);
     role.addToPolicy(
       new PolicyStatement({
         sid: 'VpcNetworkInterfaces',
         effect: Effect.ALLOW,
-        actions: [
-          'ec2:CreateNetworkInterface',
-          'ec2:DescribeNetworkInterfaces',
-          'ec2:DescribeSubnets',
-          'ec2:DeleteNetworkInterface',
-          'ec2:AssignPrivateIpAddresses',
-          'ec2:UnassignPrivateIpAddresses',
-        ],
+        actions: [...VPC_NETWORK_INTERFACE_ACTIONS],
         resources: ['*'],
       }),
     );
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'Only for actions without resource-level permissions: the EC2 network-interface actions Lambda needs to ' +
-        'attach to the VPC, and X-Ray PutTraceSegments/PutTelemetryRecords (added by tracing). Everything else ' +
-        'in this role is scoped to one log group, bucket prefix, secret or Glue database.',
-    });
 
     super(scope, id, {
       entry: props.entry,

@@ -1,4 +1,5 @@
-import { Duration, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -12,8 +13,8 @@ export interface PolicySchedulesProps {
   /** The validated config; every enabled policy with a `schedule` gets one schedule. */
   readonly config: LifecycleConfig;
 
-  /** The chunk-loop state machine the schedules start. */
-  readonly stateMachine: IStateMachine;
+  /** The chunk-loop state machine of each enabled policy, by policy name; a schedule starts its policy's. */
+  readonly stateMachines: ReadonlyMap<string, IStateMachine>;
 
   /**
    * How long Scheduler keeps trying to start an execution before the event goes to the dead-letter
@@ -30,10 +31,11 @@ export interface PolicySchedulesProps {
 }
 
 /**
- * One EventBridge Scheduler schedule per enabled, scheduled policy. Each starts the chunk-loop state
- * machine with the policy's `ExecutionInput` (trigger `schedule`, built by `buildExecutionInput`, the
- * same function the CLI uses), in the policy's time zone, with a bounded retry policy and a shared
- * encrypted dead-letter queue for events that could not be delivered.
+ * One EventBridge Scheduler schedule per enabled, scheduled policy. Each starts its policy's chunk-loop
+ * state machine with the policy's `ExecutionInput` (trigger `schedule`, built by `buildExecutionInput`,
+ * the same function the CLI uses), in the policy's time zone, with a bounded retry policy and a shared
+ * encrypted dead-letter queue for events that could not be delivered. All schedules share one role (one
+ * per target would cost two resources per policy) that may start exactly these state machines.
  */
 export class PolicySchedules extends Construct {
   /** Schedules by policy name. */
@@ -57,10 +59,20 @@ export class PolicySchedules extends Construct {
         'DeadLetterConfig); nothing consumes it automatically, an alarm on its depth notifies operators.',
     });
 
+    const account = Stack.of(this).account;
+    const role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+      description: 'EventBridge Scheduler: starts the pg-lifecycle state machine of each scheduled policy',
+    });
     const schedules = new Map<string, Schedule>();
     for (const policy of props.config.policies) {
       if (!policy.enabled || policy.schedule === undefined) continue;
-      const target = new StepFunctionsStartExecution(props.stateMachine, {
+      const stateMachine = props.stateMachines.get(policy.name);
+      if (!stateMachine) throw new Error(`policy ${policy.name} has no state machine to schedule`);
+      const target = new StepFunctionsStartExecution(stateMachine, {
+        role,
         input: ScheduleTargetInput.fromObject(
           buildExecutionInput(props.config, policy.name, 'schedule', false),
         ),

@@ -4,7 +4,12 @@
  */
 import type { Context } from 'aws-lambda';
 import type pg from 'pg';
-import type { ObjectStore, StoredObject, VerifyMode } from '../../functions/adapters/archive-store.ts';
+import type {
+  BucketCheck,
+  ObjectStore,
+  StoredObject,
+  VerifyMode,
+} from '../../functions/adapters/archive-store.ts';
 import type { StepDependencies } from '../../functions/run/dependencies.ts';
 
 export type TimingKind =
@@ -91,8 +96,8 @@ export class TimingStore implements ObjectStore {
     return this.inner.bucket;
   }
 
-  checkBucket(): Promise<void> {
-    return this.timings.time('s3.other', () => this.inner.checkBucket());
+  checkBucket(check?: BucketCheck): Promise<void> {
+    return this.timings.time('s3.other', () => this.inner.checkBucket(check));
   }
 
   put(key: string, body: Uint8Array, sha256: string, metadata: Record<string, string>): Promise<void> {

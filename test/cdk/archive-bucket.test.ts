@@ -1,5 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../lib/config-file.ts';
 import { fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
 
 const { template } = synthesize(fixtureConfig());
@@ -155,13 +156,86 @@ describe('archive bucket', () => {
       PolicyDocument: {
         Statement: Match.arrayWith([
           Match.objectLike({
-            Sid: 'WriteAndVerifyArchives',
+            Sid: 'WriteVerifyAndLockArchives',
             Resource: {
-              'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::acme-archives/archive/*']],
+              'Fn::Join': [
+                '',
+                ['arn:', { Ref: 'AWS::Partition' }, ':s3:::acme-archives/archive/orders-archive/*'],
+              ],
             },
           }),
         ]),
       },
     });
+  });
+
+  it('enables Object Lock, without a default retention, only when a policy asks for objectLock', () => {
+    // Prepare
+    const base = fixtureConfig();
+    const locked = parseConfig(
+      {
+        ...base,
+        policies: base.policies.map((policy) =>
+          policy.name === 'events-archive' && policy.action === 'archive'
+            ? { ...policy, archive: { ...policy.archive, objectLock: { mode: 'GOVERNANCE', days: 90 } } }
+            : policy,
+        ),
+      },
+      'inline',
+    );
+
+    // Act
+    const { template: lockedTemplate } = synthesize(locked);
+    const archiveBucket = (tmpl: typeof template) =>
+      tmpl.toJSON().Resources[logicalIdOf(tmpl, 'AWS::S3::Bucket', /^ArchiveBucket[0-9A-F]{8}$/)].Properties;
+
+    // Assess: every object would be locked at upload with a default retention, orphans of rolled-back
+    // chunks included; retention is set per object once the ledger lists it.
+    expect(archiveBucket(lockedTemplate)).toMatchObject({
+      ObjectLockEnabled: true,
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+    expect(archiveBucket(lockedTemplate).ObjectLockConfiguration).toBeUndefined();
+    expect(archiveBucket(template).ObjectLockEnabled).toBeUndefined();
+    // The access-log bucket never gets Object Lock (S3 refuses it as a log target then).
+    expect(
+      lockedTemplate.toJSON().Resources[
+        logicalIdOf(lockedTemplate, 'AWS::S3::Bucket', 'ArchiveBucketAccessLogs')
+      ].Properties.ObjectLockEnabled,
+    ).toBeUndefined();
+  });
+
+  it.each([
+    [
+      'an expiry before the lock ends',
+      { objectLock: { mode: 'COMPLIANCE', days: 4000 }, storage: { expireAfterDays: 3650 } },
+      /policies\[0\]\.archive\.objectLock: storage\.expireAfterDays \(3650\) is shorter than objectLock\.days \(4000\)/,
+    ],
+    [
+      'an unknown mode',
+      { objectLock: { mode: 'LEGAL_HOLD', days: 30 } },
+      /policies\[0\]\.archive\.objectLock\.mode/,
+    ],
+    [
+      'zero days',
+      { objectLock: { mode: 'GOVERNANCE', days: 0 } },
+      /policies\[0\]\.archive\.objectLock\.days/,
+    ],
+    ['more than 100 years', { objectLock: { mode: 'GOVERNANCE', days: 36_501 } }, /objectLock\.days/],
+  ])('refuses objectLock with %s', (_name, archive, problem) => {
+    // Prepare
+    const base = fixtureConfig();
+    const [orders] = base.policies;
+
+    // Act / Assess
+    expect(() =>
+      parseConfig(
+        {
+          ...base,
+          policies: [{ ...orders, archive: { ...(orders as { archive: object }).archive, ...archive } }],
+        },
+        'inline',
+      ),
+    ).toThrow(problem);
   });
 });

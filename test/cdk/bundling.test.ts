@@ -18,7 +18,7 @@ const outdir = mkdtempSync(join(tmpdir(), 'pg-lifecycle-bundling-test-'));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
 describe('handler bundles', () => {
-  it('bundle the four handlers to loadable ES modules exporting handler', async () => {
+  it('bundle the four handlers once each, to loadable ES modules exporting handler', async () => {
     // Prepare
     const { app, stack } = buildApp(fixtureConfig(), {
       bundling: true,
@@ -39,9 +39,12 @@ describe('handler bundles', () => {
       .filter((hash): hash is string => hash !== undefined && existsSync(join(outdir, `asset.${hash}`)))
       .map((hash) => join(outdir, `asset.${hash}`));
 
-    // Assess
-    expect(new Set(assetDirs).size).toBe(4);
-    for (const dir of assetDirs) {
+    // Assess: every policy has its own four functions, all of them on the same four code assets (bundled once).
+    const enabledPolicies = fixtureConfig().policies.filter((policy) => policy.enabled).length;
+    expect(assetDirs).toHaveLength(4 * enabledPolicies);
+    const assets = [...new Set(assetDirs)];
+    expect(assets).toHaveLength(4);
+    for (const dir of assets) {
       const bundle = join(dir, 'index.mjs');
       expect(existsSync(join(dir, 'index.mjs.map')), dir).toBe(true);
       // The start step applies the ledger migrations from sql/ beside the bundle.

@@ -1,14 +1,17 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
+import { fixtureConfig, logicalIdOf, pascal, synthesize } from './synth.ts';
 
-const { template } = synthesize(fixtureConfig());
+const config = fixtureConfig();
+const { template } = synthesize(config);
 const topicId = logicalIdOf(template, 'AWS::SNS::Topic', 'FailureAlarmTopic');
 const keyId = logicalIdOf(template, 'AWS::KMS::Key', 'FailureAlarmTopicKey');
-const stateMachineId = logicalIdOf(template, 'AWS::StepFunctions::StateMachine', 'ChunkLoop');
 const dlqId = logicalIdOf(template, 'AWS::SQS::Queue', 'SchedulesDeadLetterQueue');
+const enabled = config.policies.filter((policy) => policy.enabled).map((policy) => policy.name);
+const stateMachineIdOf = (policy: string) =>
+  logicalIdOf(template, 'AWS::StepFunctions::StateMachine', `Policy${pascal(policy)}ChunkLoop`);
 
-const executionMetric = (id: string, metricName: string) => ({
+const executionMetric = (stateMachineId: string, id: string, metricName: string) => ({
   Id: id,
   ReturnData: false,
   MetricStat: {
@@ -23,22 +26,26 @@ const executionMetric = (id: string, metricName: string) => ({
 });
 
 describe('failure alarms', () => {
-  it('alarms when failed + timed-out + aborted executions reach 1 in 5 minutes', () => {
+  it('alarms, per policy, when its failed + timed-out + aborted executions reach 1 in 5 minutes', () => {
     // Assess
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      Threshold: 1,
-      EvaluationPeriods: 1,
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [{ Ref: topicId }],
-      OKActions: [{ Ref: topicId }],
-      Metrics: Match.arrayWith([
-        Match.objectLike({ Expression: 'failed + timedOut + aborted', ReturnData: true }),
-        executionMetric('failed', 'ExecutionsFailed'),
-        executionMetric('timedOut', 'ExecutionsTimedOut'),
-        executionMetric('aborted', 'ExecutionsAborted'),
-      ]),
-    });
+    for (const policy of enabled) {
+      const stateMachineId = stateMachineIdOf(policy);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `PgLifecycle-${policy}-runs-not-succeeded`,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topicId }],
+        OKActions: [{ Ref: topicId }],
+        Metrics: Match.arrayWith([
+          Match.objectLike({ Expression: 'failed + timedOut + aborted', ReturnData: true }),
+          executionMetric(stateMachineId, 'failed', 'ExecutionsFailed'),
+          executionMetric(stateMachineId, 'timedOut', 'ExecutionsTimedOut'),
+          executionMetric(stateMachineId, 'aborted', 'ExecutionsAborted'),
+        ]),
+      });
+    }
   });
 
   it('alarms when the schedules dead-letter queue holds a message', () => {
@@ -53,24 +60,52 @@ describe('failure alarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       AlarmActions: [{ Ref: topicId }],
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 2);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', enabled.length + 1);
   });
 
-  it('notifies a TLS-only topic encrypted with a rotated key CloudWatch may use', () => {
+  it("notifies a TLS-only topic encrypted with a rotated key that only this account's alarms of this stack may use", () => {
+    // Prepare
+    const keyPolicy = template.toJSON().Resources[keyId].Properties.KeyPolicy as {
+      Statement: Array<{ Principal?: { Service?: string }; Condition?: unknown }>;
+    };
+
     // Assess
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] } });
-    template.hasResourceProperties('AWS::KMS::Key', {
-      EnableKeyRotation: true,
-      KeyPolicy: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Effect: 'Allow',
-            Principal: { Service: 'cloudwatch.amazonaws.com' },
-            Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-          }),
-        ]),
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    const forCloudWatch = keyPolicy.Statement.filter(
+      (st) => st.Principal?.Service === 'cloudwatch.amazonaws.com',
+    );
+    expect(forCloudWatch).toEqual([
+      {
+        Sid: 'CloudWatchAlarmsOfThisStack',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        Resource: '*',
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+          ArnLike: {
+            'aws:SourceArn': {
+              'Fn::Join': [
+                '',
+                [
+                  'arn:',
+                  { Ref: 'AWS::Partition' },
+                  ':cloudwatch:',
+                  { Ref: 'AWS::Region' },
+                  ':',
+                  { Ref: 'AWS::AccountId' },
+                  ':alarm:PgLifecycle-*',
+                ],
+              ],
+            },
+          },
+        },
       },
-    });
+    ]);
+    // Every alarm the key serves matches that name pattern.
+    for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm')))
+      expect(alarm.Properties.AlarmName).toMatch(/^PgLifecycle-/);
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       Topics: [{ Ref: topicId }],
       PolicyDocument: {
@@ -95,6 +130,6 @@ describe('failure alarms', () => {
       TopicArn: { Ref: topicId },
     });
     silent.resourceCountIs('AWS::SNS::Subscription', 0);
-    expect(Object.keys(silent.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(2);
+    expect(Object.keys(silent.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(enabled.length + 1);
   });
 });

@@ -3,16 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config-file.ts';
 import { DEPLOYED_POLICIES_ENV, policyDigest } from '../../lib/contracts/policy-digest.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
-import { fixtureConfig, logicalIdOf, sandboxConfig, synthesize } from './synth.ts';
+import { fixtureConfig, logicalIdOf, pascal, STEPS, sandboxConfig, synthesize } from './synth.ts';
 
 const config = fixtureConfig();
+const enabled = config.policies.filter((policy) => policy.enabled);
 const { template } = synthesize(config);
 const bucketId = logicalIdOf(template, 'AWS::S3::Bucket', /^ArchiveBucket[0-9A-F]{8}$/);
 
 describe('lifecycle functions', () => {
-  it('run the four handlers on nodejs24.x / arm64 with tracing and the shared environment', () => {
+  it('run the four handlers of each enabled policy on nodejs24.x / arm64 with tracing and the shared environment', () => {
     // Assess
-    template.resourceCountIs('AWS::Lambda::Function', 4);
+    template.resourceCountIs('AWS::Lambda::Function', 4 * enabled.length);
     template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -20,16 +21,20 @@ describe('lifecycle functions', () => {
       Timeout: 300,
       TracingConfig: { Mode: 'Active' },
       Environment: {
-        Variables: {
+        Variables: Match.objectLike({
           NODE_OPTIONS: '--enable-source-maps',
           NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
           POWERTOOLS_SERVICE_NAME: 'pg-lifecycle',
           POWERTOOLS_METRICS_NAMESPACE: 'PgLifecycle',
           DB_SECRET_ARN: config.database?.secretArn,
           DB_SSL: 'verify-full',
-          ARCHIVE_BUCKET: { Ref: bucketId },
-          GLUE_DATABASE: 'pg_lifecycle',
-        },
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^pg-lifecycle Chunk \\(archive policy orders-archive\\)'),
+      Environment: {
+        Variables: Match.objectLike({ ARCHIVE_BUCKET: { Ref: bucketId }, GLUE_DATABASE: 'pg_lifecycle' }),
       },
     });
   });
@@ -37,34 +42,34 @@ describe('lifecycle functions', () => {
   it('give the chunk function a full vCPU (1769 MB, Parquet encoding is CPU-bound) and the others 1024 MB', () => {
     // Assess
     const memory = Object.values(template.findResources('AWS::Lambda::Function')).map(
-      (fn) => [String(fn.Properties.Description).split(':')[0], fn.Properties.MemorySize] as const,
+      (fn) => [String(fn.Properties.Description).split(' ')[1], fn.Properties.MemorySize] as const,
     );
-    expect(memory.sort()).toEqual([
-      ['pg-lifecycle Chunk', 1769],
-      ['pg-lifecycle Finish', 1024],
-      ['pg-lifecycle RecordFailure', 1024],
-      ['pg-lifecycle Start', 1024],
+    const expected = enabled.flatMap(() => [
+      ['Chunk', 1769],
+      ['Finish', 1024],
+      ['RecordFailure', 1024],
+      ['Start', 1024],
     ]);
+    expect(memory.sort()).toEqual(expected.sort());
   });
 
-  it('give the start function the digest of every enabled policy, and only the start function', () => {
+  it('give each start function the digest of its own policy only, and no other function a digest', () => {
     // Assess
     const functions = Object.values(template.findResources('AWS::Lambda::Function'));
     const withDigests = functions.filter((fn) => fn.Properties.Environment.Variables[DEPLOYED_POLICIES_ENV]);
-    expect(withDigests.map((fn) => String(fn.Properties.Description).split(':')[0])).toEqual([
-      'pg-lifecycle Start',
-    ]);
-    const deployed = JSON.parse(withDigests[0]?.Properties.Environment.Variables[DEPLOYED_POLICIES_ENV]);
-    const enabled = config.policies.filter((p) => p.enabled);
+    expect(withDigests).toHaveLength(enabled.length);
     expect(enabled.length).toBeLessThan(config.policies.length);
-    expect(deployed).toEqual(
-      Object.fromEntries(
-        enabled.map((p) => {
-          const input = buildExecutionInput(config, p.name, 'schedule', false);
-          return [p.name, policyDigest(input.policy, input.chunking)];
-        }),
-      ),
-    );
+    for (const policy of enabled) {
+      const start = withDigests.find((fn) =>
+        String(fn.Properties.Description).startsWith(
+          `pg-lifecycle Start (${policy.action} policy ${policy.name})`,
+        ),
+      );
+      const input = buildExecutionInput(config, policy.name, 'schedule', false);
+      expect(JSON.parse(start?.Properties.Environment.Variables[DEPLOYED_POLICIES_ENV])).toEqual({
+        [policy.name]: policyDigest(input.policy, input.chunking),
+      });
+    }
   });
 
   it('attach to the configured subnets with the configured security group', () => {
@@ -78,19 +83,59 @@ describe('lifecycle functions', () => {
     template.resourceCountIs('AWS::EC2::SecurityGroup', 0);
   });
 
-  it('log to their own log group kept one month', () => {
+  it("log to their policy's log group, kept two years and when the stack is deleted", () => {
     // Assess
-    for (const name of ['Start', 'Chunk', 'Finish', 'RecordFailure']) {
-      const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup', `${name}FunctionLogGroup`);
-      template.hasResource('AWS::Logs::LogGroup', {
-        Properties: { RetentionInDays: 30 },
-        DeletionPolicy: 'Delete',
+    for (const policy of enabled) {
+      const logGroupId = logicalIdOf(
+        template,
+        'AWS::Logs::LogGroup',
+        new RegExp(`^Policy${pascal(policy.name)}Logs[0-9A-F]{8}$`),
+      );
+      expect(template.toJSON().Resources[logGroupId]).toMatchObject({
+        Properties: { RetentionInDays: 731 },
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
       });
-      template.hasResourceProperties('AWS::Lambda::Function', {
-        Description: Match.stringLikeRegexp(`^pg-lifecycle ${name}:`),
-        LoggingConfig: { LogGroup: { Ref: logGroupId } },
-      });
+      for (const step of STEPS) {
+        template.hasResourceProperties('AWS::Lambda::Function', {
+          Description: Match.stringLikeRegexp(
+            `^pg-lifecycle ${step} \\(${policy.action} policy ${policy.name}\\)`,
+          ),
+          LoggingConfig: { LogGroup: { Ref: logGroupId } },
+        });
+      }
     }
+    // Every log group of the stack is retained (the state machines' too).
+    for (const [id, group] of Object.entries(template.findResources('AWS::Logs::LogGroup')))
+      expect(group.DeletionPolicy, id).toBe('Retain');
+  });
+
+  it('log with the configured retention and customer-managed key', () => {
+    // Prepare
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/0b5d9c1e-0000-4000-8000-000000000000';
+    const configured = parseConfig(
+      { ...fixtureConfig(), observability: { logRetentionDays: 3653, logKmsKeyArn: keyArn } },
+      'inline',
+    );
+
+    // Act
+    const { template: tmpl } = synthesize(configured);
+
+    // Assess
+    const groups = Object.values(tmpl.findResources('AWS::Logs::LogGroup'));
+    expect(groups).toHaveLength(enabled.length + 1);
+    for (const group of groups)
+      expect(group.Properties).toMatchObject({ RetentionInDays: 3653, KmsKeyId: keyArn });
+  });
+
+  it('refuse a log retention CloudWatch does not offer, and default to two years', () => {
+    // Act / Assess
+    expect(() =>
+      parseConfig({ ...fixtureConfig(), observability: { logRetentionDays: 500 } }, 'inline'),
+    ).toThrow(
+      /observability\.logRetentionDays: must be one of CloudWatch Logs' retention periods: .*365, 400, 545, 731/,
+    );
+    expect(config.observability).toEqual({ logRetentionDays: 731, logExecutionData: false });
   });
 
   it('are created after their role policy (ENI permissions must exist first)', () => {
@@ -104,12 +149,14 @@ describe('lifecycle functions', () => {
 });
 
 describe('stack outputs and database choice', () => {
-  it('outputs the bucket name, state machine ARN and Glue database name', () => {
+  it("outputs the bucket name, each policy's state machine ARN and the Glue database name", () => {
     // Assess
     template.hasOutput('ArchiveBucketName', { Value: { Ref: bucketId } });
-    template.hasOutput('StateMachineArn', {
-      Value: { Ref: Match.stringLikeRegexp('^ChunkLoopStateMachine') },
-    });
+    for (const policy of enabled) {
+      template.hasOutput(`StateMachineArn${pascal(policy.name)}`, {
+        Value: { Ref: Match.stringLikeRegexp(`^Policy${pascal(policy.name)}ChunkLoopStateMachine`) },
+      });
+    }
     template.hasOutput('GlueDatabaseName', { Value: 'pg_lifecycle' });
   });
 

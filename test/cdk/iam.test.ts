@@ -1,30 +1,41 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { cloudWatchThrottleConfig, fixtureConfig, logicalIdOf, sandboxConfig, synthesize } from './synth.ts';
+import { glueTableName } from '../../functions/core/glue-table.ts';
+import { parseConfig } from '../../lib/config-file.ts';
+import { glueTableNameFor } from '../../lib/constructs/policy-grants.ts';
+import {
+  actionsOf,
+  cloudWatchThrottleConfig,
+  fixtureConfig,
+  logicalIdOf,
+  pascal,
+  roleStatements,
+  STEPS,
+  type Statement,
+  sandboxConfig,
+  synthesize,
+} from './synth.ts';
 
 const config = fixtureConfig();
 const { template } = synthesize(config);
 const bucketId = logicalIdOf(template, 'AWS::S3::Bucket', /^ArchiveBucket[0-9A-F]{8}$/);
 const secretArn = config.database?.secretArn;
-const archiveObjects = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, '/archive/*']] };
+const objectsOf = (policy: string) => ({
+  'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/archive/${policy}/*`]],
+});
+const ENABLED = ['orders-archive', 'events-archive', 'sessions-purge', 'manual-purge'];
 
-interface Statement {
-  readonly Effect: string;
-  readonly Action: string | string[];
-  readonly Resource: unknown;
-  readonly Sid?: string;
-  readonly Condition?: unknown;
+const s3Of = (statements: Statement[]) =>
+  statements.filter((statement) => actionsOf(statement).some((action) => action.startsWith('s3:')));
+
+/** Every statement of every IAM policy (inline and managed) in a template. */
+function allStatements(tmpl: typeof template): Statement[] {
+  return ['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy'].flatMap((type) =>
+    Object.values(tmpl.findResources(type)).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+    ),
+  );
 }
-
-/** Statements of the default policy of the role `<prefix>Role...`. */
-function statementsOf(rolePrefix: string): Statement[] {
-  const policies = template.findResources('AWS::IAM::Policy');
-  const entry = Object.entries(policies).find(([id]) => id.startsWith(`${rolePrefix}RoleDefaultPolicy`));
-  if (!entry) throw new Error(`no default policy for ${rolePrefix}`);
-  return entry[1].Properties.PolicyDocument.Statement as Statement[];
-}
-
-const actionsOf = (statement: Statement) => [statement.Action].flat();
 
 /** Actions that AWS only authorizes on `*`. */
 const STAR_ONLY_ACTIONS = new Set([
@@ -46,35 +57,48 @@ const STAR_ONLY_ACTIONS = new Set([
   'logs:ListLogDeliveries',
   'logs:PutResourcePolicy',
   'logs:UpdateLogDelivery',
+  'cloudwatch:GetMetricData',
 ]);
 
 describe('least-privilege IAM', () => {
-  it('grants "*" resources only for actions that support nothing else', () => {
-    // Prepare
-    const allStatements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
-      (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
-    );
-
+  it('grants "*" resources only for actions that support nothing else, and no wildcard action', () => {
     // Act
-    const starActions = allStatements
+    const statements = allStatements(synthesize(cloudWatchThrottleConfig()).template);
+    const starActions = statements
       .filter((statement) => statement.Effect === 'Allow' && [statement.Resource].flat().includes('*'))
       .flatMap(actionsOf);
 
     // Assess
     expect(starActions.length).toBeGreaterThan(0);
     expect(starActions.filter((action) => !STAR_ONLY_ACTIONS.has(action))).toEqual([]);
-    expect(allStatements.flatMap(actionsOf).filter((action) => action.includes('*'))).toEqual([]);
+    expect(statements.flatMap(actionsOf).filter((action) => action.includes('*'))).toEqual([]);
+  });
+
+  it('gives every enabled policy its own four functions and roles, and a disabled one none', () => {
+    // Assess
+    for (const policy of ENABLED) {
+      for (const step of STEPS)
+        logicalIdOf(
+          template,
+          'AWS::IAM::Role',
+          new RegExp(`^Policy${pascal(policy)}${step}FunctionRole[0-9A-F]{8}$`),
+        );
+    }
+    template.resourceCountIs('AWS::Lambda::Function', 4 * ENABLED.length);
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/PausedPurge/);
   });
 
   it('lets every function read the one database secret, by its full ARN', () => {
     // Assess
     expect(secretArn).toBeDefined();
-    for (const fn of ['StartFunction', 'ChunkFunction', 'FinishFunction', 'RecordFailureFunction']) {
-      expect(statementsOf(fn)).toContainEqual({
-        Effect: 'Allow',
-        Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
-        Resource: secretArn,
-      });
+    for (const policy of ENABLED) {
+      for (const step of STEPS) {
+        expect(roleStatements(template, policy, step)).toContainEqual({
+          Effect: 'Allow',
+          Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+          Resource: secretArn,
+        });
+      }
     }
   });
 
@@ -88,78 +112,71 @@ describe('least-privilege IAM', () => {
     // Act
     const { template: keyed } = synthesize(withKey);
     // Assess
-    const decrypts = Object.values(keyed.findResources('AWS::IAM::Policy')).flatMap((policy) =>
-      (policy.Properties.PolicyDocument.Statement as Statement[]).filter((st) =>
-        actionsOf(st).includes('kms:Decrypt'),
-      ),
-    );
-    expect(decrypts).toHaveLength(4);
+    const decrypts = allStatements(keyed).filter((st) => actionsOf(st).includes('kms:Decrypt'));
+    expect(decrypts).toHaveLength(4 * ENABLED.length);
     for (const statement of decrypts) {
       expect(statement.Resource).toBe(keyArn);
       expect(JSON.stringify(statement.Condition)).toContain('secretsmanager.');
     }
-    // Without a key, no KMS permission at all.
-    const unkeyed = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
-      (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+    // Without a key, no KMS permission for any function.
+    const functionStatements = ENABLED.flatMap((policy) =>
+      STEPS.flatMap((step) => roleStatements(template, policy, step)),
     );
-    expect(unkeyed.flatMap(actionsOf).filter((action) => action.startsWith('kms:'))).toEqual([]);
+    expect(functionStatements.flatMap(actionsOf).filter((action) => action.startsWith('kms:'))).toEqual([]);
   });
 
-  it('lets the chunk function write and verify objects under archive/ only', () => {
-    // Assess
-    const s3 = statementsOf('ChunkFunction').filter((statement) =>
-      actionsOf(statement).some((a) => a.startsWith('s3:')),
-    );
-    expect(s3).toEqual([
-      {
-        Sid: 'WriteAndVerifyArchives',
-        Effect: 'Allow',
-        Action: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'],
-        Resource: archiveObjects,
-      },
-    ]);
-  });
-
-  it('lets the finish function list, read and delete under archive/ only', () => {
-    // Assess
-    const s3 = statementsOf('FinishFunction').filter((statement) =>
-      actionsOf(statement).some((a) => a.startsWith('s3:')),
-    );
-    expect(s3).toEqual([
-      {
-        Sid: 'ReadAndRemoveOrphanArchives',
-        Effect: 'Allow',
-        Action: ['s3:DeleteObject', 's3:GetObject'],
-        Resource: archiveObjects,
-      },
-      {
-        Sid: 'ListArchives',
-        Effect: 'Allow',
-        Action: 's3:ListBucket',
-        Resource: { 'Fn::GetAtt': [bucketId, 'Arn'] },
-        Condition: { StringLike: { 's3:prefix': ['archive/*'] } },
-      },
-    ]);
-  });
-
-  it('gives start only the bucket check and record-failure only orphan deletion; Glue to start only', () => {
-    // Assess: HeadBucket (checked before any row is touched) is authorized by s3:ListBucket on the bucket.
-    const s3Actions = (fn: string) =>
-      statementsOf(fn)
-        .flatMap(actionsOf)
-        .filter((action) => action.startsWith('s3:'));
-    expect(s3Actions('StartFunction')).toEqual(['s3:ListBucket']);
-    expect(s3Actions('RecordFailureFunction')).toEqual(['s3:DeleteObject']);
-    for (const fn of ['ChunkFunction', 'FinishFunction', 'RecordFailureFunction']) {
-      expect(
-        statementsOf(fn)
-          .flatMap(actionsOf)
-          .filter((action) => action.startsWith('glue:')),
-      ).toEqual([]);
+  it("bounds each archive policy's S3 access to its own prefix, step by step", () => {
+    for (const policy of ['orders-archive', 'events-archive']) {
+      const objects = objectsOf(policy);
+      // Start lists only its prefix (its bucket check): ListBucket with an s3:prefix condition.
+      expect(s3Of(roleStatements(template, policy, 'Start'))).toEqual([
+        {
+          Sid: 'CheckArchivePrefix',
+          Effect: 'Allow',
+          Action: 's3:ListBucket',
+          Resource: { 'Fn::GetAtt': [bucketId, 'Arn'] },
+          Condition: { StringLike: { 's3:prefix': [`archive/${policy}/*`] } },
+        },
+      ]);
+      expect(s3Of(roleStatements(template, policy, 'Chunk'))).toEqual([
+        {
+          Sid: 'WriteVerifyAndLockArchives',
+          Effect: 'Allow',
+          Action: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject'],
+          Resource: objects,
+        },
+      ]);
+      for (const step of ['Finish', 'RecordFailure'] as const) {
+        expect(s3Of(roleStatements(template, policy, step)), step).toEqual([
+          {
+            Sid: 'RemoveOrphansAndLockArchives',
+            Effect: 'Allow',
+            Action: 's3:DeleteObject',
+            Resource: objects,
+          },
+        ]);
+      }
     }
   });
 
-  it('lets the start function manage tables of the one Glue database', () => {
+  it('gives purge policies no S3 and no Glue permission at all, and no bucket in their environment', () => {
+    for (const policy of ['sessions-purge', 'manual-purge']) {
+      for (const step of STEPS) {
+        const actions = roleStatements(template, policy, step).flatMap(actionsOf);
+        expect(
+          actions.filter((a) => a.startsWith('s3:') || a.startsWith('glue:')),
+          `${policy} ${step}`,
+        ).toEqual([]);
+      }
+    }
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function'))) {
+      const variables = fn.Properties.Environment.Variables as Record<string, unknown>;
+      const purge = String(fn.Properties.Description).includes('purge policy');
+      expect('ARCHIVE_BUCKET' in variables).toBe(!purge);
+    }
+  });
+
+  it("lets an archive policy's start function manage that policy's Glue table only", () => {
     // Prepare
     const glueArn = (resource: string) => ({
       'Fn::Join': [
@@ -177,55 +194,74 @@ describe('least-privilege IAM', () => {
     });
 
     // Assess
-    expect(statementsOf('StartFunction')).toContainEqual({
-      Sid: 'RegisterArchiveTables',
+    expect(roleStatements(template, 'orders-archive', 'Start')).toContainEqual({
+      Sid: 'RegisterArchiveTable',
       Effect: 'Allow',
       Action: ['glue:CreateTable', 'glue:GetTable', 'glue:UpdateTable'],
-      Resource: [glueArn('catalog'), glueArn('database/pg_lifecycle'), glueArn('table/pg_lifecycle/*')],
+      Resource: [
+        glueArn('catalog'),
+        glueArn('database/pg_lifecycle'),
+        glueArn('table/pg_lifecycle/orders_archive'),
+      ],
     });
+    for (const step of ['Chunk', 'Finish', 'RecordFailure'] as const) {
+      expect(
+        roleStatements(template, 'orders-archive', step)
+          .flatMap(actionsOf)
+          .filter((a) => a.startsWith('glue:')),
+      ).toEqual([]);
+    }
+    // The IAM resource names the table the start step creates.
+    expect(glueTableNameFor('orders-archive')).toBe(glueTableName('orders-archive'));
     template.hasResourceProperties('AWS::Glue::Database', {
       CatalogId: { Ref: 'AWS::AccountId' },
       DatabaseInput: Match.objectLike({ Name: 'pg_lifecycle' }),
     });
   });
 
-  it('lets each function write only to its own log group', () => {
+  it("lets a policy's functions write only to that policy's log group", () => {
     // Prepare
-    const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup', 'ChunkFunctionLogGroup');
+    const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup', /^PolicyOrdersArchiveLogs[0-9A-F]{8}$/);
 
     // Assess
-    expect(statementsOf('ChunkFunction')).toContainEqual({
-      Effect: 'Allow',
-      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] },
-    });
-    template.resourcePropertiesCountIs('AWS::IAM::Role', { ManagedPolicyArns: Match.anyValue() }, 0);
+    for (const step of STEPS) {
+      const logs = roleStatements(template, 'orders-archive', step).filter((st) =>
+        actionsOf(st).some((a) => a.startsWith('logs:')),
+      );
+      expect(logs, step).toEqual([
+        {
+          Effect: 'Allow',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] },
+        },
+      ]);
+    }
+    // No AWS-managed policy on any role; only the stack's own policies of "*"-only actions.
+    const managed = Object.values(template.findResources('AWS::IAM::Role')).flatMap(
+      (role) => (role.Properties.ManagedPolicyArns ?? []) as unknown[],
+    );
+    expect(JSON.stringify(managed)).not.toMatch(/arn:aws:iam::aws:policy|iam::aws:policy/);
   });
 
-  it('grants CloudWatch GetMetricData to the chunk function only, and only when a throttle reads lag there', () => {
+  it('grants CloudWatch GetMetricData to the chunk function only, and only of a policy whose throttle reads lag there', () => {
     // Prepare
-    const withThrottle = synthesize(cloudWatchThrottleConfig()).template;
-    const policyOf = (tmpl: typeof template, rolePrefix: string) => {
+    const throttled = cloudWatchThrottleConfig();
+    const { template: withThrottle } = synthesize(throttled);
+    const starOnlyOf = (tmpl: typeof template, policy: string, step: string) => {
       const entry = Object.entries(tmpl.findResources('AWS::IAM::Policy')).find(([id]) =>
-        id.startsWith(`${rolePrefix}RoleDefaultPolicy`),
+        id.startsWith(`Policy${pascal(policy)}${step}FunctionRoleStarOnlyActions`),
       );
       return (entry?.[1].Properties.PolicyDocument.Statement ?? []) as Statement[];
     };
-    const cloudWatchActions = (tmpl: typeof template, fn: string) =>
-      policyOf(tmpl, fn)
-        .flatMap(actionsOf)
-        .filter((action) => action.startsWith('cloudwatch:'));
 
     // Assess
-    expect(policyOf(withThrottle, 'ChunkFunction')).toContainEqual({
-      Sid: 'ReadReplicaLagMetrics',
-      Effect: 'Allow',
-      Action: 'cloudwatch:GetMetricData',
-      Resource: '*',
-    });
-    for (const fn of ['StartFunction', 'FinishFunction', 'RecordFailureFunction'])
-      expect(cloudWatchActions(withThrottle, fn)).toEqual([]);
-    expect(cloudWatchActions(template, 'ChunkFunction')).toEqual([]);
+    expect(starOnlyOf(withThrottle, 'sessions-purge', 'Chunk')).toEqual([
+      { Sid: 'ReadReplicaLagMetrics', Effect: 'Allow', Action: 'cloudwatch:GetMetricData', Resource: '*' },
+    ]);
+    const cloudWatchGrants = (tmpl: typeof template) =>
+      allStatements(tmpl).filter((st) => actionsOf(st).some((a) => a.startsWith('cloudwatch:')));
+    expect(cloudWatchGrants(withThrottle)).toHaveLength(1);
+    expect(cloudWatchGrants(template)).toHaveLength(0);
     // The sandbox's isolated subnets reach CloudWatch through an interface endpoint, only when needed.
     const monitoringEndpoints = (tmpl: typeof template) =>
       Object.values(tmpl.findResources('AWS::EC2::VPCEndpoint')).filter((endpoint) =>
@@ -234,8 +270,58 @@ describe('least-privilege IAM', () => {
     expect(monitoringEndpoints(withThrottle)).toHaveLength(1);
     expect(monitoringEndpoints(synthesize(sandboxConfig()).template)).toHaveLength(0);
     withThrottle.hasResourceProperties('AWS::Lambda::Function', {
-      Description: Match.stringLikeRegexp('^pg-lifecycle Chunk'),
+      Description: Match.stringLikeRegexp('^pg-lifecycle Chunk \\(purge policy sessions-purge\\)'),
       Environment: { Variables: Match.objectLike({ LIFECYCLE_CLOUDWATCH_LAG: '1' }) },
     });
+  });
+
+  it('with objectLock: lets start read the bucket lock setting and the writers lock objects, never bypass a lock', () => {
+    // Prepare
+    const locked = parseConfig(
+      {
+        ...sandboxConfig(),
+        policies: [
+          {
+            name: 'orders-archive',
+            action: 'archive',
+            table: 'orders',
+            timeColumn: 'created_at',
+            retention: 'P1Y',
+            archive: { objectLock: { mode: 'COMPLIANCE', days: 3650 } },
+          },
+        ],
+      },
+      'locked',
+    );
+
+    // Act
+    const { template: tmpl } = synthesize(locked);
+    const bucket = logicalIdOf(tmpl, 'AWS::S3::Bucket', /^ArchiveBucket[0-9A-F]{8}$/);
+    const objects = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, '/archive/orders-archive/*']] };
+
+    // Assess
+    expect(roleStatements(tmpl, 'orders-archive', 'Start')).toContainEqual({
+      Sid: 'CheckObjectLockEnabled',
+      Effect: 'Allow',
+      Action: 's3:GetBucketObjectLockConfiguration',
+      Resource: { 'Fn::GetAtt': [bucket, 'Arn'] },
+    });
+    expect(s3Of(roleStatements(tmpl, 'orders-archive', 'Chunk'))[0]?.Action).toContain(
+      's3:PutObjectRetention',
+    );
+    for (const step of ['Finish', 'RecordFailure'] as const) {
+      expect(s3Of(roleStatements(tmpl, 'orders-archive', step))).toEqual([
+        {
+          Sid: 'RemoveOrphansAndLockArchives',
+          Effect: 'Allow',
+          Action: ['s3:DeleteObject', 's3:GetObject', 's3:PutObjectRetention'],
+          Resource: objects,
+        },
+      ]);
+    }
+    const actions = allStatements(tmpl).flatMap(actionsOf);
+    expect(actions).not.toContain('s3:BypassGovernanceRetention');
+    expect(actions).not.toContain('s3:PutObjectLegalHold');
+    expect(actions).not.toContain('s3:PutBucketObjectLockConfiguration');
   });
 });

@@ -2,12 +2,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Validations } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../lib/app.ts';
+import type { PolicyRunner } from '../../lib/constructs/policy-runner.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import type { PgLifecycleStack } from '../../lib/stack.ts';
 import { cloudWatchThrottleConfig, fixtureConfig, sandboxConfig } from './synth.ts';
 
 const outdirs: string[] = [];
@@ -20,6 +23,13 @@ interface ValidationReport {
     readonly pluginName: string;
     readonly violations: ReadonlyArray<{ readonly ruleName: string; readonly severity: string }>;
   }>;
+}
+
+/** The orders-archive policy's functions and state machine. */
+function runnerOf(stack: PgLifecycleStack): PolicyRunner {
+  const runner = stack.runners.get('orders-archive');
+  if (!runner) throw new Error('no runner for orders-archive');
+  return runner;
 }
 
 /** Synthesizes with cdk-nag registered the way bin/app.ts does it. */
@@ -80,6 +90,66 @@ describe('cdk-nag AWS Solutions checks', () => {
 
     // Act / Assess
     expect(() => app.synth()).toThrow(/AwsSolutions-S10/);
+  });
+
+  it.each([
+    [
+      'a "*" resource on a function role',
+      'AwsSolutions-IAM5[Resource::*]',
+      (stack: PgLifecycleStack) => {
+        runnerOf(stack).functions.finish.addToRolePolicy(
+          new PolicyStatement({ actions: ['s3:DeleteObject'], resources: ['*'] }),
+        );
+      },
+    ],
+    [
+      'a "*" resource on a state machine role',
+      'AwsSolutions-IAM5[Resource::*]',
+      (stack: PgLifecycleStack) => {
+        runnerOf(stack).chunkLoop.stateMachine.addToRolePolicy(
+          new PolicyStatement({ actions: ['s3:GetObject'], resources: ['*'] }),
+        );
+      },
+    ],
+    [
+      'a wildcard action on a function role',
+      'AwsSolutions-IAM5[Action::s3:List*]',
+      (stack: PgLifecycleStack) => {
+        runnerOf(stack).functions.start.addToRolePolicy(
+          new PolicyStatement({ actions: ['s3:List*'], resources: [stack.archiveBucket.bucket.bucketArn] }),
+        );
+      },
+    ],
+    [
+      "another policy's prefix on a function role",
+      '/archive/events-archive/*]',
+      (stack: PgLifecycleStack) => {
+        runnerOf(stack).functions.recordFailure.addToRolePolicy(
+          new PolicyStatement({
+            actions: ['s3:DeleteObject'],
+            resources: [stack.archiveBucket.bucket.arnForObjects('archive/events-archive/*')],
+          }),
+        );
+      },
+    ],
+  ])('fail the synth on a new wildcard grant nobody acknowledged: %s', (_name, finding, grant) => {
+    // Prepare
+    const { app, stack } = synthWithNag(fixtureConfig());
+    grant(stack);
+
+    // Act / Assess
+    expect(() => app.synth()).toThrow(finding);
+  });
+
+  it('still accept the "*"-only actions a role was built with', () => {
+    // Prepare: X-Ray upload is on the functions' list of actions AWS authorizes only on "*".
+    const { app, stack } = synthWithNag(fixtureConfig());
+    runnerOf(stack).functions.chunk.addToRolePolicy(
+      new PolicyStatement({ actions: ['xray:PutTraceSegments'], resources: ['*'] }),
+    );
+
+    // Act / Assess
+    expect(() => app.synth()).not.toThrow();
   });
 
   it('are acknowledged one finding at a time, each with a specific reason', () => {

@@ -1,11 +1,17 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
-import { fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
+import { fixtureConfig, logicalIdOf, pascal, synthesize } from './synth.ts';
 
 const config = fixtureConfig();
 const { template } = synthesize(config);
-const stateMachineId = logicalIdOf(template, 'AWS::StepFunctions::StateMachine', 'ChunkLoop');
+const stateMachineIdOf = (policy: string) =>
+  logicalIdOf(template, 'AWS::StepFunctions::StateMachine', `Policy${pascal(policy)}ChunkLoop`);
+const SCHEDULED = [
+  ['orders-archive', 'cron(15 2 * * ? *)'],
+  ['events-archive', 'rate(6 hours)'],
+  ['sessions-purge', 'cron(0 * * * ? *)'],
+] as const;
 const dlqId = logicalIdOf(template, 'AWS::SQS::Queue', 'SchedulesDeadLetterQueue');
 
 function scheduleOf(expression: string): Record<string, unknown> {
@@ -43,11 +49,15 @@ describe('policy schedules', () => {
     });
   });
 
-  it('starts the chunk loop with a bounded retry policy and a dead-letter queue', () => {
+  it("starts each policy's own state machine with a bounded retry policy and a dead-letter queue", () => {
     // Assess
+    for (const [policy, expression] of SCHEDULED)
+      expect((scheduleOf(expression).Target as { Arn: unknown }).Arn).toEqual({
+        Ref: stateMachineIdOf(policy),
+      });
     template.allResourcesProperties('AWS::Scheduler::Schedule', {
       Target: {
-        Arn: { Ref: stateMachineId },
+        Arn: Match.anyValue(),
         RoleArn: Match.anyValue(),
         RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 3 },
         DeadLetterConfig: { Arn: { 'Fn::GetAtt': [dlqId, 'Arn'] } },
@@ -67,13 +77,30 @@ describe('policy schedules', () => {
     expect(input).toEqual(buildExecutionInput(config, 'orders-archive', 'schedule', false));
   });
 
-  it('lets the scheduler role start executions of this state machine only', () => {
+  it("lets one scheduler role start the scheduled policies' state machines, and nothing else", () => {
+    // Prepare
+    const roleId = logicalIdOf(template, 'AWS::IAM::Role', /^SchedulesRole[0-9A-F]{8}$/);
+    const policies = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+
     // Assess
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          { Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: stateMachineId } },
-        ]),
+    for (const schedule of Object.values(template.findResources('AWS::Scheduler::Schedule')))
+      expect(schedule.Properties.Target.RoleArn).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    const statements = policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+    const starts = statements.filter((st: { Action: string }) => st.Action === 'states:StartExecution');
+    const resources = starts.flatMap((st: { Resource: unknown }) => [st.Resource].flat());
+    expect(resources.map((r: unknown) => JSON.stringify(r)).sort()).toEqual(
+      SCHEDULED.map(([policy]) => JSON.stringify({ Ref: stateMachineIdOf(policy) })).sort(),
+    );
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Principal: { Service: 'scheduler.amazonaws.com' },
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          }),
+        ],
       },
     });
   });

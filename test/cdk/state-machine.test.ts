@@ -1,18 +1,25 @@
 import aslValidator from 'asl-validator';
-import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { extractStateMachineDefinitions } from '../../lib/asl/resolve-definition.ts';
+import { parseConfig } from '../../lib/config-file.ts';
 import { CONTINUE_AS_NEW_RETRYABLE_ERRORS } from '../../lib/constructs/chunk-loop-state-machine.ts';
 import {
   MAX_ITERATIONS_PER_EXECUTION,
   RetryableErrorNames,
   StateNames,
 } from '../../lib/contracts/payloads.ts';
-import { fixtureConfig, logicalIdOf, synthesize } from './synth.ts';
+import { fixtureConfig, logicalIdOf, pascal, synthesize } from './synth.ts';
 
-const { template, json } = synthesize(fixtureConfig());
-const [machine, ...others] = extractStateMachineDefinitions(json);
-if (!machine || others.length > 0) throw new Error('expected exactly one state machine');
+const config = fixtureConfig();
+const { template, json } = synthesize(config);
+const machines = extractStateMachineDefinitions(json);
+const enabled = config.policies.filter((policy) => policy.enabled).map((policy) => policy.name);
+const machineOf = (policy: string) => {
+  const found = machines.filter((m) => m.logicalId.startsWith(`Policy${pascal(policy)}ChunkLoop`));
+  if (found.length !== 1) throw new Error(`expected one state machine for ${policy}`);
+  return found[0] as (typeof machines)[number];
+};
+const machine = machineOf('orders-archive');
 const { States: states, StartAt: startAt } = machine.definition;
 
 type State = Record<string, unknown> & {
@@ -20,8 +27,12 @@ type State = Record<string, unknown> & {
   Catch?: Array<Record<string, unknown>>;
 };
 const state = (name: string) => states[name] as State;
-const functionArn = (prefix: string) =>
-  `arn:aws:lambda:us-east-1:123456789012:function:${logicalIdOf(template, 'AWS::Lambda::Function', prefix)}`;
+const functionArn = (step: string) =>
+  `arn:aws:lambda:us-east-1:123456789012:function:${logicalIdOf(
+    template,
+    'AWS::Lambda::Function',
+    new RegExp(`^PolicyOrdersArchive${step}Function[0-9A-F]{8}$`),
+  )}`;
 
 const lambdaRetry = {
   ErrorEquals: [...RetryableErrorNames],
@@ -35,56 +46,109 @@ const catchIntoRecordFailure = [
   { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: StateNames.recordFailure },
 ];
 
-describe('chunk-loop state machine resource', () => {
-  it('is a STANDARD machine with a fixed name, a 24 h timeout, X-Ray and full logging', () => {
-    // Prepare
-    const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup', 'ChunkLoopLogs');
-
+describe('chunk-loop state machine resources', () => {
+  it('are one STANDARD machine per enabled policy, named <stack>-<policy>, with a 24 h timeout and X-Ray', () => {
     // Assess
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
-      StateMachineName: 'PgLifecycle-chunk-loop',
-      StateMachineType: 'STANDARD',
-      TracingConfiguration: { Enabled: true },
-      LoggingConfiguration: {
-        Level: 'ALL',
-        IncludeExecutionData: true,
-        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logGroupId, 'Arn'] } } }],
-      },
-    });
-    template.hasResourceProperties('AWS::Logs::LogGroup', {
-      LogGroupName: '/aws/vendedlogs/states/PgLifecycle-chunk-loop',
-      RetentionInDays: 30,
-    });
-    expect(machine.definition.TimeoutSeconds).toBe(24 * 3600);
+    expect(machines).toHaveLength(enabled.length);
+    for (const policy of enabled) {
+      template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        StateMachineName: `PgLifecycle-${policy}`,
+        StateMachineType: 'STANDARD',
+        TracingConfiguration: { Enabled: true },
+      });
+      expect(machineOf(policy).definition.TimeoutSeconds).toBe(24 * 3600);
+    }
   });
 
-  it('may start only itself (ContinueAsNew) and invoke only the four functions', () => {
-    // Assess
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [{ Ref: Match.stringLikeRegexp('^ChunkLoopStateMachineRole') }],
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          {
-            Action: 'states:StartExecution',
-            Effect: 'Allow',
-            Resource: {
-              'Fn::Join': [
-                '',
-                [
-                  'arn:',
-                  { Ref: 'AWS::Partition' },
-                  ':states:',
-                  { Ref: 'AWS::Region' },
-                  ':',
-                  { Ref: 'AWS::AccountId' },
-                  ':stateMachine:PgLifecycle-chunk-loop',
-                ],
-              ],
-            },
-          },
-        ]),
+  it('log every event, without execution data unless the config asks, to one retained log group', () => {
+    // Prepare
+    const logGroupId = logicalIdOf(template, 'AWS::Logs::LogGroup', /^StateMachineLogs[0-9A-F]{8}$/);
+    const withData = synthesize(
+      parseConfig({ ...fixtureConfig(), observability: { logExecutionData: true } }, 'inline'),
+    ).template;
+    const logging = (tmpl: typeof template) =>
+      Object.values(tmpl.findResources('AWS::StepFunctions::StateMachine')).map(
+        (resource) => resource.Properties.LoggingConfiguration,
+      );
+
+    // Assess: level ALL (every state entered and left) but no inputs, outputs or error causes by default.
+    expect(logging(template)).toEqual(
+      enabled.map(() => ({
+        Level: 'ALL',
+        IncludeExecutionData: false,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logGroupId, 'Arn'] } } }],
+      })),
+    );
+    for (const configured of logging(withData))
+      expect(configured).toMatchObject({ Level: 'ALL', IncludeExecutionData: true });
+    expect(template.toJSON().Resources[logGroupId]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: {
+        RetentionInDays: 731,
+        // The stack's GUID in the name: a retained group never blocks a stack created again under that name.
+        LogGroupName: {
+          'Fn::Join': [
+            '',
+            [
+              '/aws/vendedlogs/states/PgLifecycle-',
+              { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] },
+            ],
+          ],
+        },
       },
     });
+  });
+
+  it('may each start only itself (ContinueAsNew) and invoke only the four functions of its policy', () => {
+    // Prepare
+    const roleId = logicalIdOf(template, 'AWS::IAM::Role', /^PolicyOrdersArchiveChunkLoopRole[0-9A-F]{8}$/);
+    const statements = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    ).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>,
+    );
+    const invoked = statements
+      .filter((st) => [st.Action].flat().includes('lambda:InvokeFunction'))
+      .flatMap((st) => [st.Resource].flat())
+      .map((resource) => JSON.stringify(resource));
+
+    // Assess
+    expect(statements).toContainEqual({
+      Action: 'states:StartExecution',
+      Effect: 'Allow',
+      Resource: {
+        'Fn::Join': [
+          '',
+          [
+            'arn:',
+            { Ref: 'AWS::Partition' },
+            ':states:',
+            { Ref: 'AWS::Region' },
+            ':',
+            { Ref: 'AWS::AccountId' },
+            ':stateMachine:PgLifecycle-orders-archive',
+          ],
+        ],
+      },
+    });
+    expect(invoked.length).toBeGreaterThan(0);
+    for (const resource of invoked)
+      expect(resource).toMatch(/"PolicyOrdersArchive(Start|Chunk|Finish|RecordFailure)Function/);
+  });
+
+  it('share one definition but for the function ARNs and their own name (the local runner binds states by name)', () => {
+    // Prepare
+    const normalized = (definition: object) =>
+      JSON.stringify(definition)
+        .replace(
+          /function:Policy[A-Za-z]+?(Start|Chunk|Finish|RecordFailure)Function[0-9A-F]{8}/g,
+          'function:$1',
+        )
+        .replace(/stateMachine:PgLifecycle-[a-z-]+/g, 'stateMachine:SELF');
+
+    // Assess
+    const distinct = new Set(machines.map((m) => normalized(m.definition)));
+    expect(distinct.size).toBe(1);
   });
 });
 
@@ -99,7 +163,7 @@ describe('chunk-loop definition', () => {
     // Assess
     expect(state(StateNames.start)).toMatchObject({
       Type: 'Task',
-      Resource: functionArn('StartFunction'),
+      Resource: functionArn('Start'),
       Parameters: {
         'input.$': '$',
         'executionId.$': '$$.Execution.Id',
@@ -108,10 +172,10 @@ describe('chunk-loop definition', () => {
       Next: StateNames.chunk,
     });
     expect(state(StateNames.chunk)).toMatchObject({
-      Resource: functionArn('ChunkFunction'),
+      Resource: functionArn('Chunk'),
       Next: StateNames.more,
     });
-    expect(state(StateNames.finish)).toMatchObject({ Resource: functionArn('FinishFunction'), End: true });
+    expect(state(StateNames.finish)).toMatchObject({ Resource: functionArn('Finish'), End: true });
     expect(JSON.stringify(machine.definition)).not.toMatch(/Payload|ResultSelector|OutputPath/);
   });
 
@@ -122,7 +186,7 @@ describe('chunk-loop definition', () => {
       expect(state(name).Catch, name).toEqual(catchIntoRecordFailure);
     }
     expect(state(StateNames.recordFailure)).toMatchObject({
-      Resource: functionArn('RecordFailureFunction'),
+      Resource: functionArn('RecordFailure'),
       Retry: [lambdaRetry],
       Next: StateNames.failed,
     });
@@ -162,7 +226,7 @@ describe('chunk-loop definition', () => {
       Type: 'Task',
       Resource: 'arn:aws:states:::states:startExecution',
       Parameters: {
-        StateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:PgLifecycle-chunk-loop',
+        StateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:PgLifecycle-orders-archive',
         'Name.$': "States.Format('{}-g{}', $.runId, States.MathAdd($.generation, 1))",
         Input: {
           'policy.$': '$.policy',

@@ -100,3 +100,39 @@ export function logicalIdOf(template: Template, type: string, prefix: string | R
   if (ids.length !== 1) throw new Error(`expected one ${type} matching ${prefix}, found [${ids.join(', ')}]`);
   return ids[0] as string;
 }
+
+/** An IAM statement as synthesized. */
+export interface Statement {
+  readonly Effect: string;
+  readonly Action: string | string[];
+  readonly Resource: unknown;
+  readonly Sid?: string;
+  readonly Condition?: unknown;
+}
+
+/** The step functions of a policy, as named in construct ids (`Policy<Name><Step>Function`). */
+export const STEPS = ['Start', 'Chunk', 'Finish', 'RecordFailure'] as const;
+
+/** `orders-archive` → `OrdersArchive`, as the stack names a policy's constructs. */
+export function pascal(policyName: string): string {
+  return policyName
+    .split('-')
+    .map((part) => `${part.slice(0, 1).toUpperCase()}${part.slice(1)}`)
+    .join('');
+}
+
+/** Statements of the default policy of a policy's step function role (empty when it has none). */
+export function roleStatements(
+  template: Template,
+  policyName: string,
+  step: (typeof STEPS)[number],
+): Statement[] {
+  const prefix = `Policy${pascal(policyName)}${step}FunctionRoleDefaultPolicy`;
+  const entry = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
+    id.startsWith(prefix),
+  );
+  return (entry?.[1].Properties.PolicyDocument.Statement ?? []) as Statement[];
+}
+
+/** Every action of a statement, as a list. */
+export const actionsOf = (statement: Statement): string[] => [statement.Action].flat();

@@ -1,9 +1,12 @@
 /** The S3 object store against a real S3 API server: integrity checks that do not trust the server. */
 import { randomBytes } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  compareAttributes,
+  isColdStorageClass,
   MULTIPART_THRESHOLD_BYTES,
+  S3_SINGLE_PUT_MAX_BYTES,
   S3ObjectStore,
   sha256Hex,
 } from '../../functions/adapters/archive-store.ts';
@@ -58,5 +61,161 @@ describe('S3 object store', () => {
   it('reports a missing bucket as a configuration error', async () => {
     const store = new S3ObjectStore(s3, `missing-${Date.now()}`);
     await expect(store.checkBucket()).rejects.toMatchObject({ name: 'StorageConfigurationError' });
+    // The policy-scoped check (a listing of its prefix, what the Start function's grant allows) alike.
+    await expect(store.checkBucket({ prefix: 'archive/p/' })).rejects.toMatchObject({
+      name: 'StorageConfigurationError',
+    });
+  });
+
+  it('checks the bucket by listing the policy prefix, and refuses objectLock on a bucket without Object Lock', async () => {
+    // Prepare: fauxqs 1.9.2 accepts CreateBucket with Object Lock but keeps no lock configuration, like a
+    // bucket created without it.
+    const store = new S3ObjectStore(s3, bucket);
+
+    // Act / Assess
+    await expect(store.checkBucket({ prefix: 'archive/p/' })).resolves.toBeUndefined();
+    await expect(store.checkBucket({ prefix: 'archive/p/', objectLock: true })).rejects.toThrow(
+      `bucket ${bucket} has no S3 Object Lock enabled: the policy's objectLock cannot lock its objects`,
+    );
+  });
+
+  it('uploads in one PUT up to singlePutMaxBytes (the Lambdas: S3 keeps the full-object SHA-256), in parts above', async () => {
+    // Prepare: 9 MiB, above the 8 MiB default and below fauxqs' 11 MiB single-PUT limit.
+    const body = new Uint8Array(randomBytes(9 * 1024 * 1024));
+    const sha256 = sha256Hex(body);
+    const single = new S3ObjectStore(s3, bucket, { singlePutMaxBytes: S3_SINGLE_PUT_MAX_BYTES });
+    const parts = new S3ObjectStore(s3, bucket);
+
+    // Act
+    await single.put('archive/t/single.parquet', body, sha256, {});
+    await parts.put('archive/t/parts.parquet', body, sha256, {});
+
+    // Assess: a multipart ETag ends in -<parts>.
+    const etag = async (key: string) =>
+      (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag;
+    expect(await etag('archive/t/single.parquet')).not.toMatch(/-\d+"$/);
+    expect(await etag('archive/t/parts.parquet')).toMatch(/-2"$/);
+    for (const key of ['archive/t/single.parquet', 'archive/t/parts.parquet'])
+      expect(sha256Hex(await readObject(s3, bucket, key))).toBe(sha256);
+  });
+
+  it("refuses to lock an object that is not the ledger's, before any lock call, and leaves it as it is", async () => {
+    // Prepare: other bytes under the key than the ledger recorded; and a key with no object at all.
+    const store = new S3ObjectStore(s3, bucket);
+    const body = new Uint8Array(randomBytes(40_000));
+    const sha256 = sha256Hex(body);
+    const key = 'archive/t/replaced.parquet';
+    const other = new Uint8Array(randomBytes(40_001));
+    await store.put(key, other, sha256Hex(other), {});
+    const retention = { mode: 'COMPLIANCE' as const, until: new Date('2036-01-01T00:00:00Z') };
+
+    // Act / Assess
+    await expect(store.retain({ key, bytes: body.byteLength, sha256 }, retention)).rejects.toMatchObject({
+      name: 'ArchiveObjectMismatchError',
+      message: expect.stringContaining('not locked, S3 holds other bytes (length 40001 != 40000)'),
+    });
+    await expect(
+      store.retain({ key: 'archive/t/gone.parquet', bytes: 1, sha256 }, retention),
+    ).rejects.toMatchObject({
+      name: 'ArchiveObjectMismatchError',
+      message: expect.stringContaining('missing'),
+    });
+    // fauxqs would store a PutObjectRetention body as the object itself: the object is unchanged, so no
+    // retention call was made.
+    expect(sha256Hex(await readObject(s3, bucket, key))).toBe(sha256Hex(other));
+  });
+
+  it('locks the exact version it checked, with the mode and date asked for', async () => {
+    // Prepare: fauxqs 1.9.2 has no Object Lock (it would store the PutObjectRetention body as the object)
+    // and no versions, so the lock request is answered here instead of sent, and the real HEAD's answer
+    // gets a version id; the upload and the check against the ledger are real.
+    const requests: Array<Record<string, unknown>> = [];
+    const client = testS3Client();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'HeadObjectCommand') {
+          // fauxqs keeps no versions: give the real HEAD answer the version id a versioned bucket reports.
+          const result = await next(args);
+          return {
+            ...result,
+            output: { ...(result.output as object), VersionId: 'version-checked' },
+          } as never;
+        }
+        if (context.commandName !== 'PutObjectRetentionCommand') return next(args);
+        requests.push(args.input as Record<string, unknown>);
+        return { response: {}, output: { $metadata: {} } } as never;
+      },
+      { step: 'initialize', name: 'answerPutObjectRetention' },
+    );
+    const store = new S3ObjectStore(client, bucket);
+    const body = new Uint8Array(randomBytes(30_000));
+    const sha256 = sha256Hex(body);
+    const key = 'archive/t/locked.parquet';
+    await store.put(key, body, sha256, {});
+    const until = new Date('2036-01-01T00:00:00Z');
+
+    // Act
+    await store.retain({ key, bytes: body.byteLength, sha256 }, { mode: 'GOVERNANCE', until });
+    client.destroy();
+
+    // Assess
+    expect(requests).toEqual([
+      {
+        Bucket: bucket,
+        Key: key,
+        VersionId: 'version-checked',
+        Retention: { Mode: 'GOVERNANCE', RetainUntilDate: until },
+      },
+    ]);
+  });
+});
+
+describe('checking an object by its attributes (cold storage, no read)', () => {
+  const object = { key: 'archive/p/a.parquet', bytes: 1234, sha256: 'ab'.repeat(32) };
+  const fullObject = Buffer.from(object.sha256, 'hex').toString('base64');
+
+  it.each([
+    ['STANDARD', false],
+    ['STANDARD_IA', false],
+    ['GLACIER_IR', false],
+    ['INTELLIGENT_TIERING', false],
+    ['GLACIER', true],
+    ['DEEP_ARCHIVE', true],
+    [undefined, false],
+  ])('%s needs a restore before a read: %s', (storageClass, cold) => {
+    expect(isColdStorageClass(storageClass)).toBe(cold);
+  });
+
+  it.each([
+    [
+      'size and full-object SHA-256 match',
+      { ObjectSize: 1234, Checksum: { ChecksumSHA256: fullObject, ChecksumType: 'FULL_OBJECT' as const } },
+      { compared: 'sha256', problems: [] },
+    ],
+    [
+      'the SHA-256 differs',
+      { ObjectSize: 1234, Checksum: { ChecksumSHA256: Buffer.alloc(32).toString('base64') } },
+      { compared: 'sha256', problems: [`${object.key}: S3's SHA-256 differs from the ledger`] },
+    ],
+    [
+      'the size differs',
+      { ObjectSize: 99, Checksum: { ChecksumSHA256: fullObject } },
+      { compared: 'sha256', problems: [`${object.key}: 99 bytes, ledger says 1234`] },
+    ],
+    [
+      'a multipart upload (composite checksum)',
+      {
+        ObjectSize: 1234,
+        Checksum: { ChecksumSHA256: `${fullObject}-3`, ChecksumType: 'COMPOSITE' as const },
+      },
+      { compared: 'size only', problems: [] },
+    ],
+    ['no checksum at all', { ObjectSize: 1234 }, { compared: 'size only', problems: [] }],
+  ])('%s', (_name, attributes, expected) => {
+    // Act
+    const check = compareAttributes(object, { ...attributes, StorageClass: 'DEEP_ARCHIVE' });
+
+    // Assess
+    expect(check).toEqual({ storageClass: 'DEEP_ARCHIVE', ...expected });
   });
 });

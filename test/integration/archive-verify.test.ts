@@ -73,3 +73,88 @@ describe('archive verification', () => {
     expect(report).toContain('archive/audited/stray.parquet: in S3 but not in the ledger (orphan)');
   });
 });
+
+describe('verification of objects in cold storage', () => {
+  it('checks Glacier / Deep Archive objects by their attributes instead of reading them, and says so', async () => {
+    // Prepare: a real archive; then a client that reports two of its objects in cold storage classes, as
+    // S3 lists them after a lifecycle transition. fauxqs 1.9.2 has no storage classes (it lists everything
+    // as STANDARD) and no GetObjectAttributes (it answers with the object's bytes), so the listing's class
+    // and the attributes answer (size and full-object SHA-256, as S3 keeps them for a single PUT with
+    // ChecksumSHA256) are filled in here; listing the bucket and reading the other objects are real.
+    await seedEvents(db.pool, 'cold_events', 1500, NOW);
+    const config = testConfig([
+      {
+        name: 'cold',
+        table: 'public.cold_events',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P90D',
+      },
+    ]);
+    await runLocally({
+      config,
+      policyName: 'cold',
+      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    });
+    const objects = await ledgerObjects(db.pool);
+    const [deep, tiered, ...rest] = objects.filter((o) => o.key.startsWith('archive/cold/'));
+    if (!deep || !tiered || rest.length === 0) throw new Error('expected at least three objects');
+    const attributes = new Map<string, { size: number; sha256: string }>(
+      [deep, tiered].map((o) => [o.key, { size: o.bytes, sha256: o.sha256 }]),
+    );
+    const reads: string[] = [];
+    const client = testS3Client();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Key?: string };
+        if (context.commandName === 'GetObjectAttributesCommand') {
+          const object = attributes.get(input.Key ?? '');
+          const output = {
+            ObjectSize: object?.size,
+            Checksum: {
+              ChecksumSHA256: Buffer.from(object?.sha256 ?? '', 'hex').toString('base64'),
+              ChecksumType: 'FULL_OBJECT',
+            },
+            StorageClass: input.Key === deep.key ? 'DEEP_ARCHIVE' : 'INTELLIGENT_TIERING',
+            $metadata: {},
+          };
+          return { response: {}, output } as never;
+        }
+        if (context.commandName === 'GetObjectCommand') {
+          reads.push(input.Key ?? '');
+          // Intelligent-Tiering's archive tiers list as INTELLIGENT_TIERING and refuse a read.
+          if (input.Key === tiered.key)
+            throw Object.assign(new Error('The operation is not valid for the object storage class'), {
+              name: 'InvalidObjectState',
+            });
+        }
+        const result = await next(args);
+        if (context.commandName === 'ListObjectsV2Command') {
+          const output = result.output as { Contents?: Array<{ Key?: string; StorageClass?: string }> };
+          for (const item of output.Contents ?? [])
+            if (item.Key === deep.key) item.StorageClass = 'DEEP_ARCHIVE';
+        }
+        return result;
+      },
+      { step: 'initialize', name: 'coldStorage' },
+    );
+
+    // Act
+    const intact = await verifyArchiveRun(db.pool, client, bucket, { policy: 'cold' });
+    attributes.set(deep.key, { size: deep.bytes + 1, sha256: deep.sha256 });
+    const resized = await verifyArchiveRun(db.pool, client, bucket, { policy: 'cold' });
+    client.destroy();
+
+    // Assess
+    expect(intact).toMatchObject({ ok: true, problems: [] });
+    expect(intact.checkedByAttributes).toEqual([
+      { key: deep.key, storageClass: 'DEEP_ARCHIVE', compared: 'sha256' },
+      { key: tiered.key, storageClass: 'INTELLIGENT_TIERING', compared: 'sha256' },
+    ]);
+    expect(intact.rowsInColdObjects).toBe(deep.rows + tiered.rows);
+    expect(intact.rowsInObjects).toBe(rest.reduce((sum, o) => sum + o.rows, 0));
+    expect(reads).not.toContain(deep.key);
+    expect(resized.ok).toBe(false);
+    expect(resized.problems).toEqual([`${deep.key}: ${deep.bytes + 1} bytes, ledger says ${deep.bytes}`]);
+  });
+});

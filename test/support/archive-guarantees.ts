@@ -6,7 +6,12 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { expect } from 'vitest';
-import type { ObjectStore, StoredObject, VerifyMode } from '../../functions/adapters/archive-store.ts';
+import type {
+  BucketCheck,
+  ObjectStore,
+  StoredObject,
+  VerifyMode,
+} from '../../functions/adapters/archive-store.ts';
 import { type LedgerObject, ledgerObjects, readArchivedRows } from './archive.ts';
 import { listAllKeys } from './s3.ts';
 
@@ -175,8 +180,8 @@ export class FaultInjectingStore implements ObjectStore {
     return this.inner.bucket;
   }
 
-  checkBucket(): Promise<void> {
-    return this.inner.checkBucket();
+  checkBucket(check?: BucketCheck): Promise<void> {
+    return this.inner.checkBucket(check);
   }
 
   async put(key: string, body: Uint8Array, sha256: string, metadata: Record<string, string>): Promise<void> {

@@ -6,8 +6,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { describe, expect, it } from 'vitest';
-import { listExecutions, manualExecutionName, startCommand } from '../../bin/cli/aws-commands.ts';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  listExecutions,
+  manualExecutionName,
+  startCommand,
+  stateMachineArnFor,
+} from '../../bin/cli/aws-commands.ts';
 import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 
@@ -102,6 +107,41 @@ describe('pg-lifecycle start', () => {
     expect(executions).toEqual([
       expect.objectContaining({ name: 'a', status: 'SUCCEEDED', policy: 'counting-results' }),
     ]);
+  });
+});
+
+describe('state machine of a policy', () => {
+  const prefix = 'arn:aws:states:eu-west-1:123456789012:stateMachine:PgLifecycle-';
+
+  it('appends the policy to PG_LIFECYCLE_STATE_MACHINE_PREFIX', () => {
+    vi.stubEnv('PG_LIFECYCLE_STATE_MACHINE_PREFIX', prefix);
+    try {
+      expect(stateMachineArnFor('counting-results', undefined)).toBe(`${prefix}counting-results`);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it("refuses another policy's state machine (its Start would refuse the input anyway, after a call)", () => {
+    expect(() => stateMachineArnFor('counting-results', `${prefix}other-policy`)).toThrow(
+      /not the state machine of policy counting-results/,
+    );
+    expect(stateMachineArnFor('counting-results', `${prefix}counting-results`)).toBe(
+      `${prefix}counting-results`,
+    );
+  });
+
+  it('says which output to use when neither an ARN nor the prefix is set, and refuses a malformed prefix', () => {
+    vi.stubEnv('PG_LIFECYCLE_STATE_MACHINE_PREFIX', '');
+    try {
+      expect(() => stateMachineArnFor('counting-results', undefined)).toThrow(/StateMachineArnPrefix/);
+      vi.stubEnv('PG_LIFECYCLE_STATE_MACHINE_PREFIX', 'arn:aws:states:eu-west-1:123456789012:stateMachine:X');
+      expect(() => stateMachineArnFor('counting-results', undefined)).toThrow(
+        /not a state machine ARN prefix/,
+      );
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
 

@@ -1,0 +1,148 @@
+/**
+ * IAM of one policy's step functions: each grant is bounded by the policy (its S3 prefix, its Glue table),
+ * so a run of one policy cannot touch another policy's archives, whatever its input or ledger say.
+ */
+import { Stack } from 'aws-cdk-lib';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ArchivePolicy } from '../contracts/config.ts';
+import { acknowledgeWildcardResource } from '../nag.ts';
+import { archivePrefix } from './archive-bucket.ts';
+import type { ChunkLoopFunctions } from './chunk-loop-state-machine.ts';
+
+type StepFunctions = { readonly [K in keyof ChunkLoopFunctions]: IFunction };
+
+/** Same rule as functions/core/glue-table.ts `glueTableName` (Glue names take no dashes). */
+export function glueTableNameFor(policyName: string): string {
+  return policyName.replaceAll('-', '_');
+}
+
+/**
+ * A secret encrypted with a customer-managed key: the functions may decrypt with that key, and only
+ * through Secrets Manager (kms:ViaService). An imported key cannot take a grant on its own policy.
+ */
+export function grantSecretKey(
+  functions: readonly IFunction[],
+  keyArn: string | undefined,
+  region: string,
+): void {
+  if (!keyArn) return;
+  for (const fn of functions) {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'DecryptDatabaseSecret',
+        effect: Effect.ALLOW,
+        actions: ['kms:Decrypt'],
+        resources: [keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com` } },
+      }),
+    );
+  }
+}
+
+/**
+ * S3 for an archive policy, all of it under `archive/<policy>/`:
+ *
+ * - Start checks the bucket by listing the prefix (ListBucket with an `s3:prefix` condition; HeadBucket
+ *   would need ListBucket on the whole bucket) and, with objectLock, reads the bucket's Object Lock setting;
+ * - Chunk writes, verifies and (a stale upload after its run ended) deletes objects; with objectLock it locks
+ *   them once their chunk committed;
+ * - Finish and RecordFailure delete orphans (objects never listed in the ledger); with objectLock they lock
+ *   listed objects whose lock a crash left out.
+ *
+ * Nobody gets s3:BypassGovernanceRetention or s3:PutObjectLegalHold, and nobody may list or touch another
+ * policy's prefix.
+ */
+export function grantArchiveAccess(functions: StepFunctions, bucket: IBucket, policy: ArchivePolicy): void {
+  const prefix = archivePrefix(policy.name);
+  const objects = bucket.arnForObjects(`${prefix}*`);
+  const locked = policy.archive.objectLock !== undefined;
+  const { start, chunk, finish, recordFailure } = functions;
+
+  start.addToRolePolicy(
+    new PolicyStatement({
+      sid: 'CheckArchivePrefix',
+      effect: Effect.ALLOW,
+      actions: ['s3:ListBucket'],
+      resources: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+    }),
+  );
+  if (locked) {
+    start.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'CheckObjectLockEnabled',
+        effect: Effect.ALLOW,
+        actions: ['s3:GetBucketObjectLockConfiguration'],
+        resources: [bucket.bucketArn],
+      }),
+    );
+  }
+  const lockActions = locked ? ['s3:PutObjectRetention'] : [];
+  chunk.addToRolePolicy(
+    new PolicyStatement({
+      sid: 'WriteVerifyAndLockArchives',
+      effect: Effect.ALLOW,
+      // DeleteObject: an upload that finds its run ended (orphans already removed) deletes its own object.
+      actions: ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:DeleteObject', ...lockActions],
+      resources: [objects],
+    }),
+  );
+  for (const fn of [finish, recordFailure]) {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'RemoveOrphansAndLockArchives',
+        effect: Effect.ALLOW,
+        // GetObject (HEAD) checks an object against the ledger before locking that exact version.
+        actions: ['s3:DeleteObject', ...(locked ? ['s3:GetObject', ...lockActions] : [])],
+        resources: [objects],
+      }),
+    );
+  }
+  for (const [fn, what] of [
+    [chunk, 'writes one Parquet object per chunk, verifies it and removes it if its run already ended'],
+    [finish, 'deletes objects the ledger never listed (orphans) and locks listed ones'],
+    [recordFailure, 'deletes the orphaned objects of a failed run and locks listed ones'],
+  ] as const) {
+    acknowledgeWildcardResource(
+      fn.role ?? fn,
+      objects,
+      `Object keys are generated per run and chunk (${prefix}<schema.table>/<partition>/<run>-<uuid>.parquet); ` +
+        `the function of policy ${policy.name} ${what}, only under ${prefix} of the archive bucket.`,
+    );
+  }
+}
+
+/** The start step creates/updates the policy's one Glue table (columns from the live catalog). */
+export function grantGlueTable(start: IFunction, glueDatabaseName: string, policyName: string): void {
+  const stack = Stack.of(start);
+  const glueArn = (resource: string) => stack.formatArn({ service: 'glue', resource });
+  start.addToRolePolicy(
+    new PolicyStatement({
+      sid: 'RegisterArchiveTable',
+      effect: Effect.ALLOW,
+      actions: ['glue:GetTable', 'glue:CreateTable', 'glue:UpdateTable'],
+      resources: [
+        glueArn('catalog'),
+        glueArn(`database/${glueDatabaseName}`),
+        glueArn(`table/${glueDatabaseName}/${glueTableNameFor(policyName)}`),
+      ],
+    }),
+  );
+}
+
+/** A throttle reading replica lag from CloudWatch: GetMetricData (authorized on `*` only) for Chunk. */
+export function grantCloudWatchLag(
+  chunk: IFunction & { addEnvironment(key: string, value: string): unknown },
+): void {
+  chunk.addEnvironment('LIFECYCLE_CLOUDWATCH_LAG', '1');
+  chunk.addToRolePolicy(
+    new PolicyStatement({
+      sid: 'ReadReplicaLagMetrics',
+      effect: Effect.ALLOW,
+      actions: ['cloudwatch:GetMetricData'],
+      resources: ['*'],
+    }),
+  );
+}
