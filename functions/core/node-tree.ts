@@ -16,15 +16,19 @@ export interface NodeTreeReferences {
   readonly functions: ReadonlySet<string>;
   /** pg_operator OIDs (their implementing function is checked too: `opfuncid` is not always filled in). */
   readonly operators: ReadonlySet<string>;
-  /** Domain types values are coerced to: their CHECK constraints run on every value. */
-  readonly domains: ReadonlySet<string>;
-  /** Types converted through their input function (CoerceViaIO). */
-  readonly inputTypes: ReadonlySet<string>;
+  /**
+   * Types of the values the tree produces (results of functions, operators, casts, coercions, literals,
+   * row constructors, column definition lists), not of the columns it merely reads: producing a value of a
+   * domain type, or of a row or array type holding one, runs the domain's CHECK constraints.
+   */
+  readonly producedTypes: ReadonlySet<string>;
   /** Relations read, with their relkind (`r`, `p`, `v`, `m`, `f`, …). */
   readonly relations: ReadonlyMap<string, string>;
   /** A (sub)query locks rows (FOR UPDATE / FOR SHARE). */
   readonly locksRows: boolean;
 }
+
+const OID = /^[0-9]+$/;
 
 /** Fields holding one function OID. */
 const FUNCTION_FIELDS = new Set([
@@ -44,6 +48,36 @@ const OPERATOR_FIELDS = new Set([':opno', ':eqop', ':sortop']);
 
 /** Fields holding a list of operator OIDs, written `(o 96 97)`. */
 const OPERATOR_LIST_FIELDS = new Set([':opnos']);
+
+/** Fields holding the type of a value the node produces. */
+const PRODUCED_TYPE_FIELDS = new Set([
+  ':resulttype',
+  ':funcresulttype',
+  ':opresulttype',
+  ':consttype',
+  ':row_typeid',
+  ':aggtype',
+  ':wintype',
+  ':minmaxtype',
+  ':array_typeid',
+]);
+
+/**
+ * Fields holding a list of produced types, written `(o 23 25)`: a function's column definition list, the
+ * columns of XMLTABLE (each value goes through the column type's input, domain CHECKs included), VALUES.
+ */
+const PRODUCED_TYPE_LIST_FIELDS = new Set([':funccoltypes', ':coltypes']);
+
+/** The OIDs of an `(o 1 2 …)` list starting at `tokens[start]` (the `(`). */
+function oidList(tokens: readonly string[], start: number): string[] {
+  const oids: string[] = [];
+  if (tokens[start] !== '(') return oids;
+  for (let j = start + 1; j < tokens.length && tokens[j] !== ')'; j++) {
+    const item = tokens[j] as string;
+    if (OID.test(item) && item !== '0') oids.push(item);
+  }
+  return oids;
+}
 
 /** Splits node text into tokens as PostgreSQL's `pg_strtok` does: `(){}` stand alone, `\x` escapes x. */
 export function tokenizeNodeTree(text: string): string[] {
@@ -87,15 +121,12 @@ export function tokenizeNodeTree(text: string): string[] {
   return tokens;
 }
 
-const OID = /^[0-9]+$/;
-
 /** Collects the references of one node tree (see {@link NodeTreeReferences}). */
 export function readNodeTreeReferences(text: string): NodeTreeReferences {
   const tokens = tokenizeNodeTree(text);
   const functions = new Set<string>();
   const operators = new Set<string>();
-  const domains = new Set<string>();
-  const inputTypes = new Set<string>();
+  const producedTypes = new Set<string>();
   const relations = new Map<string, string>();
   let locksRows = false;
   // Node names from the outermost `{` to the innermost; fields belong to the innermost.
@@ -121,15 +152,12 @@ export function readNodeTreeReferences(text: string): NodeTreeReferences {
       if (value !== '0') functions.add(value);
     } else if (OPERATOR_FIELDS.has(token) && OID.test(value)) {
       if (value !== '0') operators.add(value);
-    } else if (OPERATOR_LIST_FIELDS.has(token) && value === '(') {
-      for (let j = i + 2; j < tokens.length && tokens[j] !== ')'; j++) {
-        const item = tokens[j] as string;
-        if (OID.test(item) && item !== '0') operators.add(item);
-      }
-    } else if (token === ':resulttype' && node === 'COERCETODOMAIN' && OID.test(value)) {
-      domains.add(value);
-    } else if (token === ':resulttype' && node === 'COERCEVIAIO' && OID.test(value)) {
-      inputTypes.add(value);
+    } else if (OPERATOR_LIST_FIELDS.has(token)) {
+      for (const oid of oidList(tokens, i + 1)) operators.add(oid);
+    } else if (PRODUCED_TYPE_FIELDS.has(token) && OID.test(value)) {
+      if (value !== '0') producedTypes.add(value);
+    } else if (PRODUCED_TYPE_LIST_FIELDS.has(token)) {
+      for (const oid of oidList(tokens, i + 1)) producedTypes.add(oid);
     } else if (token === ':relid' && node === 'RANGETBLENTRY' && OID.test(value)) {
       pendingRelid = value === '0' ? undefined : value;
     } else if (token === ':relkind' && node === 'RANGETBLENTRY' && pendingRelid !== undefined) {
@@ -141,7 +169,7 @@ export function readNodeTreeReferences(text: string): NodeTreeReferences {
       locksRows = true;
     }
   }
-  return { functions, operators, domains, inputTypes, relations, locksRows };
+  return { functions, operators, producedTypes, relations, locksRows };
 }
 
 /** The union of several trees' references. */
@@ -153,8 +181,7 @@ export function mergeNodeTreeReferences(all: readonly NodeTreeReferences[]): Nod
   return {
     functions: union((r) => r.functions),
     operators: union((r) => r.operators),
-    domains: union((r) => r.domains),
-    inputTypes: union((r) => r.inputTypes),
+    producedTypes: union((r) => r.producedTypes),
     relations,
     locksRows: all.some((r) => r.locksRows),
   };

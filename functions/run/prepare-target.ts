@@ -13,6 +13,7 @@ import {
   type FilterHazard,
   findFilterHazards,
 } from '../adapters/filter-references.ts';
+import { resolveFilterFunctions } from '../adapters/function-safety.ts';
 import { readOnly, readScanFacts } from '../adapters/plan-queries.ts';
 import {
   buildPurgeWindowStatements,
@@ -23,6 +24,7 @@ import {
 } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
+import { carriesRowValues, describeError, isPostgresError } from '../core/redact-database-error.ts';
 
 export interface PreparedTarget {
   readonly table: ResolvedTable;
@@ -39,12 +41,6 @@ export async function prepareTarget(db: Queryable, policy: Policy): Promise<Prep
 }
 
 /**
- * Plans the chunk query (with the filter) in a READ ONLY transaction: unknown columns, type errors and
- * non-boolean filters fail here, before any lease or row is touched. Returns the plan text: for a purge,
- * of the window probe (what finds each window's end; the window DELETE follows the same index), for an
- * archive, of the ordered selection its chunk DELETE locks.
- */
-/**
  * EXPLAIN runs no function, but the plan's row counts and every chunk do, once per row: a filter may call
  * only functions that cannot change anything (immutable or stable), or a dry run could write through
  * dblink, end sessions or change settings. What is checked is what PostgreSQL resolved from the filter
@@ -52,14 +48,23 @@ export async function prepareTarget(db: Queryable, policy: Policy): Promise<Prep
  * see adapters/filter-references.ts. Runs before any statement evaluates the filter on a row.
  * @throws InvalidFilterError naming each volatile function or operator, foreign table or row lock
  */
-export async function checkFilterCalls(db: pg.ClientBase, prepared: PreparedTarget): Promise<void> {
+export async function checkFilterCalls(
+  db: pg.ClientBase,
+  prepared: PreparedTarget,
+  filterFunctions: readonly string[] = [],
+): Promise<void> {
   const filter = prepared.target.filter;
   if (!filter) return;
   const describe = `filter ${JSON.stringify(filter)} on ${prepared.qualifiedName}`;
   let hazards: FilterHazard[];
   try {
-    hazards = await readOnly(db, 10_000, () =>
-      findFilterHazards(db, prepared.qualifiedName, prepared.table.oid, filter),
+    hazards = await readOnly(db, 10_000, async () =>
+      findFilterHazards(db, {
+        qualifiedName: prepared.qualifiedName,
+        tableOid: prepared.table.oid,
+        filter,
+        allowed: await resolveFilterFunctions(db, filterFunctions),
+      }),
     );
   } catch (error) {
     if (error instanceof FilterCheckUnavailable) {
@@ -70,41 +75,67 @@ export async function checkFilterCalls(db: pg.ClientBase, prepared: PreparedTarg
     throw filterError(prepared, error);
   }
   if (hazards.length === 0) return;
+  throw new InvalidFilterError(`${describe} ${describeHazards(hazards)}. Nothing was changed.`);
+}
+
+/** One sentence per kind of hazard, naming what PostgreSQL resolved. */
+function describeHazards(hazards: readonly FilterHazard[]): string {
+  const of = (kind: FilterHazard['kind']) => hazards.filter((h) => h.kind === kind).map((h) => h.what);
   const parts: string[] = [];
-  const volatile = hazards.filter((h) => h.kind === 'volatile').map((h) => h.what);
-  if (volatile.length > 0) {
+  const calls = of('unsafe-call');
+  if (calls.length > 0) {
     parts.push(
-      `calls ${volatile.join(', ')}: ${volatile.length > 1 ? 'volatile functions' : 'a volatile function'} ` +
-        '(it may change data or settings, or answer differently each time); use immutable or stable functions only',
+      `calls ${calls.join(', ')}: a volatile function may change data or settings (through dblink even in ` +
+        'a read-only plan), end sessions or answer differently each time; use immutable or stable functions only',
     );
   }
-  const foreign = hazards.filter((h) => h.kind === 'foreign-table').map((h) => h.what);
+  const types = of('unsafe-type');
+  if (types.length > 0) {
+    parts.push(
+      `makes values of ${types.join(', ')}: making them runs a domain CHECK that a filter may not call`,
+    );
+  }
+  const literalTypes = of('literal-with-unsafe-types');
+  if (literalTypes.length > 0) {
+    parts.push(
+      `has string literals, and this database has types whose domain CHECK calls what a filter may not ` +
+        `(${literalTypes.join(', ')}): PostgreSQL runs such a check while parsing a row or array literal, so ` +
+        'the filter cannot even be parsed safely; list those CHECK functions in filterFunctions if they only ' +
+        'read (volatile ones cannot be listed), or write the filter without string literals',
+    );
+  }
+  const foreign = of('foreign-table');
   if (foreign.length > 0) {
     parts.push(
       `reads foreign table ${foreign.join(', ')} (its server runs queries beyond this run's timeouts)`,
     );
   }
-  if (hazards.some((h) => h.kind === 'row-lock')) {
-    parts.push('locks rows (FOR UPDATE / FOR SHARE): a filter must only read');
-  }
-  const deep = hazards.find((h) => h.kind === 'too-deep');
-  if (deep) parts.push(`reaches ${deep.what}`);
-  throw new InvalidFilterError(`${describe} ${parts.join('; ')}. Nothing was changed.`);
+  if (of('row-lock').length > 0) parts.push('locks rows (FOR UPDATE / FOR SHARE): a filter must only read');
+  const deep = of('too-deep');
+  if (deep.length > 0) parts.push(`reaches ${deep.join(', ')}`);
+  return parts.join('; ');
 }
 
 /** A server error caused by the filter (42xxx: syntax, unknown column, type mismatch) as InvalidFilterError. */
 function filterError(prepared: PreparedTarget, error: unknown): unknown {
   const code = (error as { code?: string }).code;
   if (prepared.target.filter && code?.startsWith('42')) {
-    const message = error instanceof Error ? error.message : String(error);
+    // Through the redaction like every database error: a 42xxx raised while running may quote a value.
+    const dataBearing = isPostgresError(error) && carriesRowValues(error);
     return new InvalidFilterError(
-      `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${message}`,
-      { cause: error },
+      `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName}: ${describeError(error)}`,
+      dataBearing ? {} : { cause: error },
     );
   }
   return error;
 }
 
+/**
+ * Plans the chunk query (with the filter) in a READ ONLY transaction: unknown columns, type errors and
+ * non-boolean filters fail here, before any lease or row is touched. Returns the plan text: for a purge,
+ * of the window probe (what finds each window's end; the window DELETE follows the same index), for an
+ * archive, of the ordered selection its chunk DELETE locks.
+ */
 export async function explainChunkQuery(
   db: Queryable,
   prepared: PreparedTarget,
@@ -171,9 +202,9 @@ export async function sampleRowTextBytes(
     // 22xxx (data exception): the filter plans but fails on real rows, e.g. a cast of a text column.
     const code = (error as { code?: string }).code;
     if (prepared.target.filter && code?.startsWith('22')) {
+      // Redacted, and not kept as the cause: PostgreSQL quotes the value that failed, i.e. row contents.
       throw new InvalidFilterError(
-        `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName} fails on its rows: ${(error as Error).message}`,
-        { cause: error },
+        `filter ${JSON.stringify(prepared.target.filter)} on ${prepared.qualifiedName} fails on its rows: ${describeError(error)}`,
       );
     }
     throw error;

@@ -83,7 +83,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         );
       }
       // The catalog may have changed since the run started (a function replaced by a volatile one).
-      await checkFilterCalls(db, prepared);
+      await checkFilterCalls(db, prepared, policy.filterFunctions);
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds());
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });
@@ -103,7 +103,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     // First: reading the table (EXPLAIN, the filter check) needs SELECT, and nothing below may be written
     // (migrations, lease, run row) unless the run can go through with it.
     await checkPrivileges(db, { policy, prepared, cutoff, dryRun: input.dryRun }, deps.log);
-    await checkFilterCalls(db, prepared);
+    await checkFilterCalls(db, prepared, policy.filterFunctions);
     const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
     const scan = await checkFullTableScan(db, prepared, explain, {
       allowSeqScan: policy.allowSeqScan ?? false,

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { ChunkingOverridesSchema, chunkingProblems, ThrottleSchema } from './chunking.ts';
-import { FilterSchema } from './filter-screen.ts';
+import { FilterSchema, FunctionSignatureSchema } from './filter-screen.ts';
 import { parseQualifiedName } from './identifiers.ts';
 import { parseIsoDuration } from './iso-duration.ts';
 import { ObjectLockSchema, objectLockProblem } from './object-lock.ts';
@@ -194,6 +194,12 @@ const PolicyBaseSchema = z.object({
   /** ISO-8601 duration: rows with `timeColumn < now - retention` are eligible. */
   retention: RetentionSchema,
   filter: FilterSchema.optional(),
+  /**
+   * Functions that are not PostgreSQL's own which `filter` may call, directly or through operators, casts,
+   * views or domain CHECKs: `schema.name(argument types)`, each IMMUTABLE or STABLE. Listing one vouches
+   * that it only reads (PostgreSQL cannot tell: an IMMUTABLE function may still write through dblink).
+   */
+  filterFunctions: z.array(FunctionSignatureSchema).max(50).optional(),
   schedule: ScheduleSchema.optional(),
   /** IANA time zone the cron expression is read in. */
   timezone: TimeZoneSchema.default('UTC'),

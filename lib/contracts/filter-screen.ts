@@ -99,3 +99,24 @@ export function screenFilterExpression(expression: string): string | undefined {
   if (depth !== 0) return 'has unbalanced parentheses';
   return undefined;
 }
+
+/**
+ * A function signature as `to_regprocedure` reads it: `name(types)` or `schema.name(types)`, quoted parts
+ * allowed. It only ever reaches the server as a bound parameter; the shape check makes mistakes visible in
+ * `validate` rather than at run start.
+ */
+export const FunctionSignatureSchema = z
+  .string()
+  .min(3)
+  .max(400)
+  .superRefine((value, ctx) => {
+    const scanned = maskQuoted(value);
+    if ('problem' in scanned) {
+      ctx.addIssue({ code: 'custom', message: scanned.problem });
+    } else if (!/^[^();]+\([^();]*\)$/.test(scanned.masked.trim())) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be a function signature such as public.is_test_account(integer)',
+      });
+    }
+  });

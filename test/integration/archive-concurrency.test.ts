@@ -42,6 +42,7 @@ interface Prepared {
 interface PolicyOptions {
   readonly chunking?: Record<string, number>;
   readonly filter?: string;
+  readonly filterFunctions?: readonly string[];
 }
 
 function configFor(policy: string, table: string, options: PolicyOptions = {}) {
@@ -54,6 +55,7 @@ function configFor(policy: string, table: string, options: PolicyOptions = {}) {
       retention: RETENTION,
       chunking: options.chunking ?? CHUNKING,
       ...(options.filter === undefined ? {} : { filter: options.filter }),
+      ...(options.filterFunctions === undefined ? {} : { filterFunctions: [...options.filterFunctions] }),
     },
   ]);
 }
@@ -202,13 +204,15 @@ describe('archive alongside other sessions', () => {
     // Ids grow towards the past: the first chunk takes the 200 highest eligible ids.
     const sleeper = eligible[eligible.length - 1] as string;
     const updatedMidStatement = eligible[eligible.length - 100] as string;
-    // Declared IMMUTABLE (a lie, for the test) because runs refuse filters calling volatile functions.
+    // Declared IMMUTABLE (a lie, for the test) and listed in filterFunctions: runs refuse filters calling
+    // volatile functions, and functions that are not PostgreSQL's own unless the config lists them.
     await db.pool.query(`
       CREATE OR REPLACE FUNCTION public.sleep_on(id bigint, target bigint) RETURNS boolean
         LANGUAGE plpgsql IMMUTABLE AS $$
         BEGIN IF id = target THEN PERFORM pg_sleep(0.5); END IF; RETURN true; END $$`);
     const config = configFor(prepared.scope.policy, prepared.table, {
       filter: `public.sleep_on(id, ${sleeper})`,
+      filterFunctions: ['public.sleep_on(bigint, bigint)'],
     });
 
     // Act

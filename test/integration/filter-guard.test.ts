@@ -56,6 +56,8 @@ beforeAll(async () => {
   db = await createTestDatabase('filter_guard');
   s3 = testS3Client();
   bucket = await createTestBucket('filter-guard');
+  // Side effects go through dblink (another connection), so that READ ONLY plans cannot hide them.
+  const tick = pg.escapeLiteral(`SELECT nextval('public.counter')`);
   await db.pool.query(`
     CREATE EXTENSION dblink;
     CREATE TABLE public.events (id integer PRIMARY KEY, created_at timestamptz NOT NULL, note text NOT NULL);
@@ -63,19 +65,37 @@ beforeAll(async () => {
     CREATE TABLE public.victim (id integer);
     CREATE SEQUENCE public.counter;
     SELECT nextval('public.counter');
-    CREATE FUNCTION public.bump(integer) RETURNS integer LANGUAGE sql VOLATILE AS 'SELECT nextval(''public.counter'')::integer';
+    CREATE EXTENSION tablefunc;
+    CREATE EXTENSION file_fdw;
+    CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+    CREATE TABLE public.inherited (id integer);
+    CREATE FOREIGN TABLE public.inherited_foreign () INHERITS (public.inherited) SERVER files OPTIONS (filename '/dev/null');
+    CREATE TABLE public.parted (id integer) PARTITION BY LIST (id);
+    CREATE FOREIGN TABLE public.parted_foreign PARTITION OF public.parted FOR VALUES IN (1) SERVER files OPTIONS (filename '/dev/null');
+    CREATE TABLE public.common (x integer);
+    INSERT INTO public.common SELECT g % 3 FROM generate_series(1, 300) g;
+    ANALYZE public.common;
+    CREATE FUNCTION public.tick() RETURNS integer LANGUAGE plpgsql VOLATILE AS $f$
+      BEGIN PERFORM dblink_exec(${pg.escapeLiteral(conninfo())}, ${tick}); RETURN 1; END $f$;
+    CREATE FUNCTION public.bump(integer) RETURNS integer LANGUAGE sql VOLATILE AS 'SELECT public.tick()';
     CREATE FUNCTION public.same(integer, integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
-    CREATE FUNCTION public.same_and_bump(integer, integer) RETURNS boolean LANGUAGE sql VOLATILE
-      AS 'SELECT $1 = $2 AND nextval(''public.counter'') > 0';
+    -- plpgsql: a SQL function would be inlined, and its operator with it, before any estimate.
+    CREATE FUNCTION public.same_and_bump(integer, integer) RETURNS boolean LANGUAGE plpgsql VOLATILE
+      AS 'BEGIN RETURN $1 = $2 AND public.tick() > 0; END';
     CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.same_and_bump);
     CREATE OPERATOR public.==== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.same);
+    CREATE OPERATOR public.=#= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.same_and_bump,
+                                RESTRICT = eqsel, JOIN = eqjoinsel);
+    CREATE TYPE public.mood AS ENUM ('ok');
+    CREATE FUNCTION public.mood_json(public.mood) RETURNS json LANGUAGE sql VOLATILE
+      AS 'SELECT to_json(public.bump(1))';
+    CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json(public.mood);
     CREATE TYPE public.bumped AS (n integer);
     CREATE FUNCTION public.to_bumped(integer) RETURNS public.bumped LANGUAGE sql VOLATILE
-      AS 'SELECT ROW(nextval(''public.counter'')::integer)::public.bumped';
+      AS 'SELECT ROW(public.tick())::public.bumped';
     CREATE CAST (integer AS public.bumped) WITH FUNCTION public.to_bumped(integer);
     CREATE VIEW public.bumping AS SELECT public.bump(1) AS n;
     CREATE VIEW public.calm AS SELECT id FROM public.events WHERE note LIKE 'n%';
-    CREATE DOMAIN public.checked AS integer CHECK (public.bump(VALUE) > 0);
     CREATE TABLE public.guarded_ref (id integer);
     ALTER TABLE public.guarded_ref ENABLE ROW LEVEL SECURITY;
     CREATE POLICY bumps ON public.guarded_ref USING (public.bump(id) > 0);`);
@@ -102,9 +122,13 @@ afterAll(async () => {
 const deps = () => ({ databaseUrl: db.url, bucket, s3, now: () => NOW });
 /** dblink_exec on its own connection, outside any READ ONLY transaction of the run. */
 function dropVictim(): string {
+  return `dblink_exec('${conninfo()}', 'DROP TABLE public.victim')`;
+}
+
+/** Reaches the test database from inside it (dblink). */
+function conninfo(): string {
   const url = new URL(db.url);
-  const conninfo = `host=${url.hostname} port=${url.port} dbname=${url.pathname.slice(1)} user=${url.username} password=${url.password}`;
-  return `dblink_exec('${conninfo}', 'DROP TABLE public.victim')`;
+  return `host=${url.hostname} port=${url.port} dbname=${url.pathname.slice(1)} user=${url.username} password=${url.password}`;
 }
 
 /** Each case: a filter spelling and what the refusal must name (the function as PostgreSQL resolved it). */
@@ -122,7 +146,7 @@ const refused: Array<{ title: string; filter: () => string; names: RegExp }> = [
   {
     title: 'a custom operator whose function is volatile, written OPERATOR(schema.op)',
     filter: () => `id OPERATOR(public.===) id`,
-    names: /calls operator ===\(integer,integer\) \(function same_and_bump\(integer,integer\)\): a volatile/,
+    names: /calls operator ===\(integer,integer\) \(function same_and_bump\(integer,integer\), volatile\)/,
   },
   {
     title: 'the same operator written bare',
@@ -140,14 +164,43 @@ const refused: Array<{ title: string; filter: () => string; names: RegExp }> = [
     names: /bump\(integer\)/,
   },
   {
-    title: 'a domain whose CHECK calls a volatile function',
-    filter: () => `id::public.checked > 0`,
-    names: /bump\(integer\)/,
+    title: 'a STABLE built-in that reads the rows of a view named in a string (table_to_xml)',
+    filter: () => `table_to_xml('public.bumping', true, false, '') IS NOT NULL`,
+    names: /table_to_xml\(regclass,boolean,boolean,text\) \(reads rows of relations named in its arguments\)/,
   },
   {
     title: 'a table whose row-level security policy calls a volatile function',
     filter: () => `NOT EXISTS (SELECT 1 FROM public.guarded_ref r WHERE r.id = events.id)`,
     names: /bump\(integer\)/,
+  },
+  {
+    title: "an extension's STABLE function that runs the SQL it is given (tablefunc's crosstab)",
+    filter: () =>
+      `EXISTS (SELECT 1 FROM crosstab('SELECT ''a''::text, ''b''::text, public.bump(1)::text') AS ct(r text, c text))`,
+    names: /crosstab\(text\) \(not PostgreSQL's own: list it in filterFunctions/,
+  },
+  {
+    title: 'to_jsonb of a type whose cast to json calls a volatile function',
+    filter: () => `to_jsonb('ok'::public.mood) IS NOT NULL`,
+    names:
+      /to_jsonb\(anyelement\) \(calls casts to json that are not allowed: mood → json via mood_json\(mood\)\)/,
+  },
+  {
+    // Planning would estimate the operator's selectivity (eqsel calls its function on the common values):
+    // the guard parses without planning.
+    title: 'a volatile operator with a selectivity estimator, in a subquery on an analysed table',
+    filter: () => `id IN (SELECT x FROM public.common WHERE common.x OPERATOR(public.=#=) 1)`,
+    names: /operator =#=\(integer,integer\) \(function same_and_bump\(integer,integer\), volatile\)/,
+  },
+  {
+    title: 'a table whose inheritance child is a foreign table',
+    filter: () => `EXISTS (SELECT 1 FROM public.inherited)`,
+    names: /reads foreign table inherited_foreign/,
+  },
+  {
+    title: 'a partitioned table with a foreign partition',
+    filter: () => `EXISTS (SELECT 1 FROM public.parted)`,
+    names: /reads foreign table parted_foreign/,
   },
   {
     title: 'set_config spelled as a quoted name',
@@ -186,14 +239,48 @@ describe('filter guard: what PostgreSQL resolved, not the text', () => {
     }
   }
 
-  it('lets stable and immutable calls, views, casts and custom operators through, and archives', async () => {
-    // Prepare: functions, operators and views that cannot change anything.
+  it("refuses a function that is not PostgreSQL's own unless filterFunctions lists it", async () => {
+    // Prepare: public.same is IMMUTABLE, but its label is its author's word.
+    const before = await state();
+    // Act
+    const result = await runLocally({
+      config: testConfig([policy('id OPERATOR(public.====) id')]),
+      policyName: 'guarded',
+      dryRun: true,
+      deps: deps(),
+    });
+    // Assess
+    expect(result.failure?.error).toBe('InvalidFilterError');
+    expect(result.failure?.cause).toMatch(
+      /operator ====\(integer,integer\) \(function same\(integer,integer\), not PostgreSQL's own: list it in filterFunctions/,
+    );
+    expect(await state()).toEqual(before);
+  });
+
+  it('refuses filterFunctions naming a volatile or unknown function', async () => {
+    for (const [listed, message] of [
+      ['public.bump(integer)', /filterFunctions: bump\(integer\) is volatile/],
+      ['public.no_such(integer)', /filterFunctions: function "public.no_such\(integer\)" does not exist/],
+    ] as const) {
+      const result = await runLocally({
+        config: testConfig([policy('id > 0', { filterFunctions: [listed] })]),
+        policyName: 'guarded',
+        dryRun: true,
+        deps: deps(),
+      });
+      expect(result.failure?.error, listed).toBe('InvalidFilterError');
+      expect(result.failure?.cause, listed).toMatch(message);
+    }
+  });
+
+  it('lets stable and immutable calls, views, casts and listed functions through, and archives', async () => {
+    // Prepare: functions, operators and views that cannot change anything; public.same is vouched for.
     const filter =
       `lower(note) LIKE 'n%' AND id OPERATOR(public.====) id AND created_at < now() ` +
       `AND id::text::integer > 0 AND id IN (SELECT id FROM public.calm) AND date_trunc('day', created_at) IS NOT NULL`;
     // Act
     const result = await runLocally({
-      config: testConfig([policy(filter)]),
+      config: testConfig([policy(filter, { filterFunctions: ['public.same(integer, integer)'] })]),
       policyName: 'guarded',
       deps: deps(),
     });
@@ -210,12 +297,12 @@ describe('filter guard: Unicode escapes', () => {
     {
       title: 'dblink_exec spelled with a Unicode escape',
       filter: () => `${dropVictim().replace('dblink_exec', 'U&"dblink_exe\\0063"')} IS NOT NULL`,
-      names: /calls dblink_exec\(text,text\): a volatile function/,
+      names: /calls dblink_exec\(text,text\) \(volatile\)/,
     },
     {
       title: 'pg_terminate_backend spelled with UESCAPE',
       filter: () => `U&"pg_terminate_backen!0064" UESCAPE '!'(${bystanderPid}) OR true`,
-      names: /calls pg_terminate_backend\(integer,bigint\): a volatile function/,
+      names: /calls pg_terminate_backend\(integer,bigint\) \(volatile\)/,
     },
   ];
 
@@ -250,4 +337,88 @@ describe('filter guard: Unicode escapes', () => {
       await client.end();
     }
   });
+});
+
+describe('filter guard: types whose making runs a volatile domain CHECK', () => {
+  beforeAll(async () => {
+    await db.pool.query(`
+      CREATE DOMAIN public.checked AS integer CHECK (public.bump(VALUE) > 0);
+      CREATE TYPE public.checked_row AS (v public.checked);
+      -- IMMUTABLE, harmless, but not PostgreSQL's own: while a literal is parsed it runs, and its own query's
+      -- parse tree (named like ours) would be printed before the filter's.
+      CREATE FUNCTION public.decoy(v integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+        BEGIN RETURN (SELECT "DECLARECURSORSTMT".v > 0 FROM (SELECT v) AS "DECLARECURSORSTMT"(v)); END $$;
+      CREATE DOMAIN public.decoyed AS integer CHECK (public.decoy(VALUE));`);
+  });
+
+  afterAll(async () => {
+    await db.pool.query(
+      'DROP DOMAIN public.decoyed; DROP FUNCTION public.decoy(integer); DROP TYPE public.checked_row; DROP DOMAIN public.checked',
+    );
+  });
+
+  const cases = [
+    {
+      title: 'a cast to the domain',
+      filter: 'id::public.checked > 0',
+      names:
+        /makes values of checked \(checked: CHECK calls bump\(integer\) \(volatile\)\): making them runs a domain CHECK/,
+    },
+    {
+      // No literal: jsonb_populate_record is STABLE, yet it makes a checked_row and so runs the CHECK.
+      title: 'a STABLE built-in making a row with such a field',
+      filter: 'jsonb_populate_record(NULL::public.checked_row, to_jsonb(events)) IS NOT NULL',
+      names: /makes values of checked_row/,
+    },
+    {
+      title: 'an I/O cast to a row type with such a field',
+      filter: 'note::public.checked_row IS NOT NULL',
+      names: /makes values of checked_row/,
+    },
+    {
+      // PostgreSQL runs the field's CHECK while it parses this literal: the guard must not even parse it.
+      title: 'a row literal with such a field',
+      filter: `'(5)'::public.checked_row IS NOT NULL`,
+      names:
+        /has string literals, and this database has types whose domain CHECK calls what a filter may not \(checked, checked\[\], checked_row, checked_row\[\], decoyed, decoyed\[\]; checked: CHECK calls bump\(integer\) \(volatile\); decoyed: CHECK calls decoy\(integer\)/,
+    },
+    {
+      // No literal: XMLTABLE converts each value through the column type's input, CHECK included.
+      title: 'an XMLTABLE column of the domain',
+      filter:
+        'EXISTS (SELECT 1 FROM XMLTABLE(chr(47) PASSING xmlelement(name a, id) COLUMNS a public.checked))',
+      names: /makes values of checked/,
+    },
+    {
+      title: 'a decoy parse tree printed by a CHECK function while the literal is parsed',
+      filter: `'{1}'::public.decoyed[] IS NOT NULL AND public.bump(1) > 0`,
+      names: /has string literals.*decoyed: CHECK calls decoy\(integer\) \(not PostgreSQL's own/,
+    },
+    {
+      title: 'any string literal while such types exist',
+      filter: `note <> 'x'`,
+      names: /has string literals/,
+    },
+  ];
+
+  for (const dryRun of [true, false]) {
+    it.each(cases)(
+      `${dryRun ? 'plan' : 'run'}: refuses $title, and the CHECK never runs`,
+      async ({ filter, names }) => {
+        // Prepare
+        const before = await state();
+        // Act
+        const result = await runLocally({
+          config: testConfig([policy(filter)]),
+          policyName: 'guarded',
+          dryRun,
+          deps: deps(),
+        });
+        // Assess: the counter the CHECK bumps is where it was.
+        expect(result.failure?.error).toBe('InvalidFilterError');
+        expect(result.failure?.cause).toMatch(names);
+        expect(await state()).toEqual(before);
+      },
+    );
+  }
 });

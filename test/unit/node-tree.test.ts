@@ -35,12 +35,14 @@ describe('node trees', () => {
     ]);
   });
 
-  it('collects functions, operators, domains, input types and relations wherever they are', () => {
+  it('collects functions, operators, made types and relations wherever they are', () => {
     const refs = readNodeTreeReferences(TREE);
     expect([...refs.functions].sort()).toEqual(['1154', '16407', '2147', '65']);
     expect([...refs.operators].sort()).toEqual(['1322', '521', '96', '97']);
-    expect([...refs.domains]).toEqual(['16445']);
-    expect([...refs.inputTypes]).toEqual(['16500']);
+    // Made: literals, function results, the domain coercion, the relabel, the I/O cast, the aggregate.
+    expect([...refs.producedTypes].sort()).toEqual(['16445', '16500', '20', '23', '25']);
+    // Only read (a column of the table): reading a value runs no CHECK.
+    expect(refs.producedTypes.has('1184')).toBe(false);
     expect([...refs.relations]).toEqual([
       ['16433', 'r'],
       ['16450', 'v'],
