@@ -119,6 +119,24 @@ export async function renewLease(
   if (rowCount !== 1) throw new LeaseLostError(`run ${runId} no longer holds the lease of policy ${policy}`);
 }
 
+/**
+ * Records a new holder backend for a run that still holds its lease (its holder connection was ended by
+ * the server, a proxy or a failover, and reopened). Returns false when the run no longer holds the lease.
+ */
+export async function recordLeaseHolder(
+  db: Queryable,
+  policy: string,
+  runId: string,
+  holder: LeaseHolderBackend,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE lifecycle.leases SET holder_pid = $3, holder_backend_start = $4::timestamptz
+      WHERE policy = $1 AND run_id = $2`,
+    [policy, runId, holder.pid, holder.backendStart],
+  );
+  return rowCount === 1;
+}
+
 export async function releaseLease(db: Queryable, policy: string, runId: string): Promise<void> {
   await db.query('DELETE FROM lifecycle.leases WHERE policy = $1 AND run_id = $2', [policy, runId]);
 }

@@ -3,7 +3,7 @@
  * names are the contract: retryable ones are listed in `RetryableErrorNames` (lib/contracts/payloads.ts),
  * everything else is terminal and recorded as the run's failure.
  */
-import { describeDatabaseError, isPostgresError, mayCarryRowValues } from './redact-database-error.ts';
+import { carriesRowValues, describeDatabaseError, isPostgresError } from './redact-database-error.ts';
 
 abstract class LifecycleError extends Error {
   // Names are spelled out (not taken from the class) because minified bundles rename classes.
@@ -146,7 +146,7 @@ export class DatabaseError extends LifecycleError {
     error: Error & { code: string; table?: string; schema?: string; column?: string; constraint?: string },
   ) {
     // A value-bearing server error is not kept as the cause: whatever serializes causes would print it.
-    super(describeDatabaseError(error), mayCarryRowValues(error.code) ? {} : { cause: error });
+    super(describeDatabaseError(error), carriesRowValues(error) ? {} : { cause: error });
     this.sqlstate = error.code;
     this.code = error.code;
     this.table = error.table ? `${error.schema ? `${error.schema}.` : ''}${error.table}` : undefined;
@@ -167,7 +167,7 @@ export function classifyDatabaseError(error: unknown): unknown {
   if (error instanceof LifecycleError) return error;
   if (isPostgresError(error)) {
     const code = error.code;
-    const cause = mayCarryRowValues(code) ? {} : { cause: error };
+    const cause = carriesRowValues(error) ? {} : { cause: error };
     if (code === '23503') {
       // A row still referenced by a NO ACTION / RESTRICT foreign key: the chunk rolled back, nothing was lost.
       return new ForeignKeyError(

@@ -20,6 +20,8 @@ export interface PostgresErrorFields {
   readonly column?: string | undefined;
   readonly constraint?: string | undefined;
   readonly dataType?: string | undefined;
+  /** Where in the statement's text the error lies: set when the server raised it while parsing that text. */
+  readonly position?: string | undefined;
 }
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -36,11 +38,33 @@ const DATA_CLASSES = new Set(['22', '23']);
 /** RAISE in a function or trigger, external routines: the message is the function's own text, with anything in it. */
 const ROUTINE_CLASSES = new Set(['P0', '2F', '38', '39']);
 
+/**
+ * Classes whose messages name only the statement's objects or the server's state, never a value: connection,
+ * unsupported feature, transaction state, authorization, transaction rollback, resources, limits, object
+ * state (locks), operator intervention (timeouts, cancels), system errors.
+ */
+const STATE_CLASSES = new Set(['08', '0A', '25', '28', '3D', '40', '53', '54', '55', '57', '58', 'XX']);
+
 /** Whether an error of this SQLSTATE may carry row values (so neither it nor its DETAIL may be kept as is). */
 export function mayCarryRowValues(code: string): boolean {
   const errorClass = code.slice(0, 2);
   return DATA_CLASSES.has(errorClass) || ROUTINE_CLASSES.has(errorClass);
 }
+
+/**
+ * Whether this error may quote a value of a row. Besides data and routine errors, any error raised while
+ * a statement ran (no `position`: nothing in its text is at fault) outside the state classes: a value cast
+ * to regclass that names no relation is `42P01: relation "<the value>" does not exist`, and `make_date`
+ * of a row's numbers reports them unquoted. Errors raised while parsing name what the statement says.
+ */
+export function carriesRowValues(error: PostgresErrorFields): boolean {
+  if (mayCarryRowValues(error.code)) return true;
+  if (error.code === '42501') return false; // permission denied: names the statement's objects
+  return !error.position && !STATE_CLASSES.has(error.code.slice(0, 2));
+}
+
+/** Digits (row numbers, positions, dates) in a message about a value: `index # out of valid range, #..#`. */
+const NUMBERS = /\b\d+\b/g;
 
 /** Words after which PostgreSQL quotes an identifier, not a value. */
 const IDENTIFIER_NOUNS =
@@ -53,17 +77,23 @@ const BYTE_SEQUENCE = /\b0x[0-9a-f]{2}(?:\s+0x[0-9a-f]{2})*/gi;
  * `message` with every quoted value replaced by `"…"`: a quoted segment is kept only when it names one of
  * `identifiers` or follows an identifier noun (`relation "events"`, `constraint "events_pkey"`).
  */
-export function redactQuotedValues(message: string, identifiers: ReadonlySet<string> = new Set()): string {
+export function redactQuotedValues(
+  message: string,
+  identifiers: ReadonlySet<string> = new Set(),
+  options: { identifierNouns?: boolean } = {},
+): string {
+  const nouns = options.identifierNouns ?? true;
+  const namesIdentifier = (before: string) => nouns && IDENTIFIER_NOUNS.test(before);
   // PostgreSQL does not escape quotes inside a value: `…: "a"b"` ends the message. Take that tail whole.
   const trailing = /^(.*?): "(.*)"$/s.exec(message);
   let head = message;
   let tail = '';
-  if (trailing && !IDENTIFIER_NOUNS.test(trailing[1] ?? '') && !identifiers.has(trailing[2] ?? '')) {
+  if (trailing && !namesIdentifier(trailing[1] ?? '') && !identifiers.has(trailing[2] ?? '')) {
     head = trailing[1] ?? '';
     tail = ': "…"';
   }
   const redacted = head.replace(/"([^"]*)"/g, (quoted, inner: string, offset: number) =>
-    identifiers.has(inner) || IDENTIFIER_NOUNS.test(head.slice(0, offset)) ? quoted : '"…"',
+    identifiers.has(inner) || namesIdentifier(head.slice(0, offset)) ? quoted : '"…"',
   );
   return `${redacted}${tail}`.replace(BYTE_SEQUENCE, '0x…');
 }
@@ -105,14 +135,22 @@ export function describeDatabaseError(error: PostgresErrorFields): string {
   if (ROUTINE_CLASSES.has(errorClass)) {
     text =
       'raised by a database function or trigger (message withheld: it may quote row values; the server log has it)';
-  } else if (DATA_CLASSES.has(errorClass)) {
+  } else if (carriesRowValues(error)) {
     const identifiers = new Set(
       [error.schema, error.table, error.column, error.constraint, error.dataType].filter(
         (name): name is string => Boolean(name),
       ),
     );
-    text = redactQuotedValues(error.message, identifiers);
-    detail = redactKeyDetail(error.detail);
+    if (DATA_CLASSES.has(errorClass)) {
+      text = redactQuotedValues(error.message, identifiers);
+      detail = redactKeyDetail(error.detail);
+    } else {
+      // Raised while running: a quoted "identifier" may be a value (regclass of a column), so only the
+      // error fields (from the catalog) are kept as names.
+      text = redactQuotedValues(error.message, identifiers, { identifierNouns: false });
+    }
+    // An unquoted value after the last colon, then any digits left: `date field value out of range: …`.
+    text = text.replace(/: (?!"…")[^"]+$/, ': …').replace(NUMBERS, '#');
   }
   const fields = describeFields(error);
   return `${error.code}: ${text}${detail ? ` (${detail})` : ''}${fields ? ` [${fields}]` : ''}`;

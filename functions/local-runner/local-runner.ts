@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { type ExecutionInput, type RunSummary, StateNames } from '../../lib/contracts/payloads.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { recordLeaseHolder } from '../adapters/leases.ts';
 import { Ledger, type RunRow } from '../adapters/ledger.ts';
 import { createHandler as createChunkHandler } from '../chunk.ts';
 import { createHandler as createFinishHandler } from '../finish.ts';
@@ -132,10 +133,31 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   const shortBudget = 60_000;
   // The run's stand-in in its lease: opened when Start takes the lease, kept until the run ends.
   let holding: Promise<LeaseHolderConnection> | undefined;
+  let runEnded = false;
   const connect = () => options.dependencies(lambdaContext(shortBudget)).connect();
+  const openHolder = () => {
+    const opening = openLeaseHolder(connect, options.policyName);
+    opening.then(
+      // Ended by the server, a proxy or a failover while the run lives: the lease would point at a backend
+      // that is gone, and `unlock` would release a live run. Reopen it and record the new backend.
+      (opened) => opened.client.once('end', () => void replaceHolder()),
+      () => undefined,
+    );
+    return opening;
+  };
+  const replaceHolder = async () => {
+    if (runEnded) return;
+    holding = openHolder();
+    try {
+      const { client, holder } = await holding;
+      if (runId) await recordLeaseHolder(client, options.policyName, runId, holder);
+    } catch {
+      // No database now: the next step's heartbeat, or its fence, decides what happens to the run.
+    }
+  };
   const leaseHolder = async () => {
     if (!holding) {
-      holding = openLeaseHolder(connect, options.policyName);
+      holding = openHolder();
       // A failed attempt (connection refused) is tried again by the retried Start, on a new connection.
       holding.catch(() => {
         holding = undefined;
@@ -260,6 +282,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     const ledger = failedRunId ? await readFailedRun(failedRunId, holding, connect) : {};
     return { status, summary, failure, executions, chunkInvocations, input, ...ledger };
   } finally {
+    runEnded = true;
     await (await holding?.catch(() => undefined))?.close();
   }
 }

@@ -52,6 +52,8 @@ beforeAll(async () => {
       FROM generate_series(1, 20000) g;
     CREATE INDEX ON public.leaky_events (created_at);
     ANALYZE public.leaky_events;
+    CREATE TABLE public.secrets (note text NOT NULL, n int NOT NULL);
+    INSERT INTO public.secrets VALUES ('secret-ssn-123-45-6789', 2);
     CREATE TABLE public.parents (id int PRIMARY KEY);
     CREATE TABLE public.children (id int PRIMARY KEY, parent_id int REFERENCES public.parents (id));
     CREATE TABLE public.checked (id int PRIMARY KEY, note text CONSTRAINT note_short CHECK (length(note) < 5),
@@ -144,6 +146,35 @@ const errorCases: ErrorCase[] = [
     sqlstate: 'P0001',
     keeps: ['raised by a database function'],
     hides: ['raised-secret'],
+  },
+  {
+    // Raised while running, about a row's value: PostgreSQL quotes it as if it were a relation's name.
+    title: "a row's value cast to regclass",
+    statement: 'SELECT note::regclass FROM public.secrets',
+    sqlstate: '42P01',
+    keeps: ['relation "…" does not exist'],
+    hides: ['secret-ssn'],
+  },
+  {
+    title: "a date made of a row's numbers (reported unquoted)",
+    statement: 'SELECT make_date(2000, n + 12, 1) FROM public.secrets',
+    sqlstate: '22008',
+    keeps: ['date field value out of range'],
+    hides: ['2000-14-01', '14'],
+  },
+  {
+    title: 'an index taken from a row (reported unquoted)',
+    statement: `SELECT get_byte('\\x00'::bytea, n) FROM public.secrets`,
+    sqlstate: '2202E',
+    keeps: ['out of valid range'],
+    hides: ['index 2'],
+  },
+  {
+    title: 'an unknown relation in the SQL (a name the statement wrote: kept)',
+    statement: 'SELECT * FROM public.no_such_relation',
+    sqlstate: '42P01',
+    keeps: ['relation "public.no_such_relation" does not exist'],
+    hides: [],
   },
   {
     title: 'an unknown column (SQL, not data: kept whole)',

@@ -156,4 +156,89 @@ describe('a live run whose lease is taken from it', () => {
       await live.client.end();
     }
   });
+
+  it('keeps a live local run unlockable only by --force when the server ends its holder connection', async () => {
+    // Prepare
+    // Rows are 6 hours apart: the oldest 540 are past a year, six chunks of 100.
+    await seedEvents(db.pool, 'reheld', 2000, NOW);
+    const tableKeysSql = 'SELECT id::text AS k FROM public.reheld';
+    const before = await tableKeys(db.pool, tableKeysSql);
+    const eligible = await eligibleEventIds(db.pool, 'reheld', NOW, 'P1Y');
+    const config = testConfig([
+      {
+        name: 'reheld',
+        table: 'public.reheld',
+        action: 'archive',
+        timeColumn: 'created_at',
+        retention: 'P1Y',
+        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+      },
+    ]);
+    const holderOf = async () =>
+      (
+        await db.pool.query<{ pid: number | null }>(
+          `SELECT holder_pid AS pid FROM lifecycle.leases WHERE policy = 'reheld'`,
+        )
+      ).rows[0]?.pid ?? null;
+    let commits = 0;
+    let ended: number | null = null;
+    let reheldBy: number | null = null;
+    let outcome: string | undefined;
+
+    // Act: after the second chunk, an idle-connection killer (or a failover) ends the holder connection.
+    const result = await runLocally({
+      config,
+      policyName: 'reheld',
+      deps: {
+        databaseUrl: db.url,
+        bucket,
+        s3,
+        now: () => NOW,
+        hooks: {
+          afterCommit: async () => {
+            if (++commits !== 2) return;
+            ended = await holderOf();
+            await db.pool.query('SELECT pg_terminate_backend($1)', [ended]);
+            for (let i = 0; i < 100 && ((await holderOf()) === ended || (await holderOf()) === null); i++) {
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+            reheldBy = await holderOf();
+            outcome = (
+              await withClient(await resolveClientConfig({ DATABASE_URL: db.url }), (client) =>
+                unlockCommand(client, {
+                  policy: 'reheld',
+                  force: false,
+                  reason: undefined,
+                  osUser: 'ops-carol',
+                  sfnFor: () => {
+                    throw new Error('a local run needs no Step Functions');
+                  },
+                }),
+              )
+            ).outcome;
+          },
+        },
+      },
+    });
+
+    // Assess: a new holder backend was recorded, unlock refused, and the run went on to the end.
+    expect(ended).not.toBeNull();
+    expect(reheldBy).not.toBeNull();
+    expect(reheldBy).not.toBe(ended);
+    expect(outcome).toBe('refused');
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    const state = await expectArchiveGuarantees(
+      {
+        pool: db.pool,
+        s3,
+        bucket,
+        policy: 'reheld',
+        tableKeysSql,
+        keyOf: (r: Record<string, unknown>) => String(r.id),
+      },
+      before,
+    );
+    expect(state.archivedKeys.length).toBe(eligible.length);
+  });
 });
