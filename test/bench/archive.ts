@@ -165,7 +165,13 @@ export async function main(argv: string[]): Promise<number> {
     process.env.AWS_REGION ??= 'us-east-1';
     s3 = createS3Client();
     await createBucket(s3);
-    admin = await connect(await resolveClientConfig({ DATABASE_URL: services.databaseUrl }));
+    // Seeding 10 M rows takes longer than any run's statement_timeout: the bench's own connection has none.
+    admin = await connect(
+      await resolveClientConfig(
+        { DATABASE_URL: services.databaseUrl },
+        { lockTimeoutMs: 10_000, statementTimeoutMs: 0 },
+      ),
+    );
     await applyMigrations(admin);
 
     const config = LifecycleConfigSchema.parse({

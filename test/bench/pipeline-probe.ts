@@ -63,7 +63,10 @@ export async function runArchiveProbe(options: {
   chunkRows: number;
   mode: ProbeMode;
 }): Promise<ProbeResult> {
-  const config = await resolveClientConfig({ DATABASE_URL: options.databaseUrl });
+  const config = await resolveClientConfig(
+    { DATABASE_URL: options.databaseUrl },
+    { lockTimeoutMs: 10_000, statementTimeoutMs: 0 },
+  );
   const clients = [await connect(config), await connect(config)] as const;
   try {
     const [first] = clients;

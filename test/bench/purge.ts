@@ -134,7 +134,13 @@ export async function main(argv: string[]): Promise<number> {
   const services = await startBenchServices('inproc');
   let admin: pg.Client | undefined;
   try {
-    admin = await connect(await resolveClientConfig({ DATABASE_URL: services.databaseUrl }));
+    // Seeding 10 M rows takes longer than any run's statement_timeout: the bench's own connection has none.
+    admin = await connect(
+      await resolveClientConfig(
+        { DATABASE_URL: services.databaseUrl },
+        { lockTimeoutMs: 10_000, statementTimeoutMs: 0 },
+      ),
+    );
     await applyMigrations(admin);
     const purgePolicy = (name: string, table: string, partitions: boolean) => ({
       name,
