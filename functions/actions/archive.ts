@@ -32,8 +32,16 @@ import { lockListedObjects } from './object-lock.ts';
 export interface CommittedObjectLocking {
   readonly db: Queryable;
   readonly now: () => Date;
+  /** The step's time left (ms). */
+  readonly remainingMs: () => number;
   readonly log: StepLogger;
 }
+
+/**
+ * Step time (ms) below which a chunk's objects are left for Finish to lock: the next chunk, already taken
+ * and holding its row locks, needs the time to complete and commit.
+ */
+const AFTER_COMMIT_LOCK_RESERVE_MS = 10_000;
 
 export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private readonly locator = new NextEligibleLocator();
@@ -49,20 +57,24 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   }
 
   /**
-   * With objectLock: locks the run's listed objects not locked yet (this chunk's, and a partition unit's
-   * committed before it). A failure only logs: Finish locks whatever is left before the run closes.
+   * With objectLock: locks this chunk's own objects, while the step has time. The next chunk's transaction is
+   * open meanwhile, so nothing else is locked here: Finish locks whatever is left (a crash, a deadline, a
+   * partition unit's objects, an object S3 holds other bytes for, which Finish reports). A failure only logs.
    */
-  async afterCommit(_completed: CompletedChunk, input: ChunkInput): Promise<void> {
+  async afterCommit(completed: CompletedChunk, input: ChunkInput): Promise<void> {
     const policy = input.policy as ArchivePolicy;
-    if (!this.locking || !policy.archive.objectLock) return;
+    const locking = this.locking;
+    if (!locking || !policy.archive.objectLock || completed.objects.length === 0) return;
     try {
-      await lockListedObjects(this.locking.db, this.store, policy, {
-        scope: { runId: input.runId },
-        now: this.locking.now,
-        log: this.locking.log,
+      await lockListedObjects(locking.db, this.store, policy, {
+        scope: { keys: completed.objects.map((object) => object.key) },
+        now: locking.now,
+        timeLeft: () => locking.remainingMs() > AFTER_COMMIT_LOCK_RESERVE_MS,
+        mismatches: 'leave',
+        log: locking.log,
       });
     } catch (error) {
-      this.locking.log.warn('object lock after commit failed; Finish retries it', {
+      locking.log.warn('object lock after commit failed; Finish retries it', {
         runId: input.runId,
         policy: policy.name,
         error: (error as Error).name,

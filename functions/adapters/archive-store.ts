@@ -16,6 +16,7 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
   ListObjectsV2Command,
+  type ObjectLockConfiguration,
   PutObjectCommand,
   PutObjectRetentionCommand,
   type S3Client,
@@ -53,7 +54,7 @@ export function isColdStorageClass(storageClass: string | undefined): boolean {
 export interface BucketCheck {
   /** List under this prefix (the policy's) instead of HeadBucket, which needs ListBucket on the whole bucket. */
   readonly prefix?: string;
-  /** The bucket must have S3 Object Lock enabled (the policy locks its objects). */
+  /** The bucket must have S3 Object Lock enabled and no default retention (the policy locks its listed objects). */
   readonly objectLock?: boolean;
 }
 
@@ -134,19 +135,33 @@ export class S3ObjectStore implements ObjectStore {
     if (check.objectLock) await this.checkObjectLockEnabled();
   }
 
+  /**
+   * Object Lock must be enabled, with no default retention rule: a default retention locks every PUT on
+   * upload, before the ledger lists it, so the orphan of a rolled-back chunk could not be removed (under
+   * COMPLIANCE by nobody until the date passes).
+   */
   private async checkObjectLockEnabled(): Promise<void> {
-    let enabled = false;
+    let configuration: ObjectLockConfiguration | undefined;
     try {
       const result = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
-      enabled = result.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+      configuration = result.ObjectLockConfiguration;
     } catch (error) {
       if ((error as Error).name !== 'ObjectLockConfigurationNotFoundError')
         throw mapS3Error(error, `bucket ${this.bucket}`);
     }
-    if (!enabled) {
+    if (configuration?.ObjectLockEnabled !== 'Enabled') {
       throw new StorageConfigurationError(
         `bucket ${this.bucket} has no S3 Object Lock enabled: the policy's objectLock cannot lock its objects ` +
           '(enable Object Lock on the bucket, or remove objectLock from the policy)',
+      );
+    }
+    const rule = configuration.Rule?.DefaultRetention;
+    if (rule) {
+      const period = rule.Years !== undefined ? `${rule.Years} years` : `${rule.Days ?? '?'} days`;
+      throw new StorageConfigurationError(
+        `bucket ${this.bucket} has an S3 Object Lock default retention rule (${rule.Mode ?? '?'}, ${period}): ` +
+          'it would lock every upload, the orphans of rolled-back chunks included, before the ledger lists it ' +
+          "(remove the bucket's default retention; the policy's objectLock locks each listed object)",
       );
     }
   }

@@ -49,7 +49,9 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
     // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
     const maintenance = await maintainAfterPurge(deps, db, state);
     // objectLock: lock the policy's listed objects still unlocked, this run's and earlier ones' (a crash
-    // between a chunk's COMMIT and its lock). Before the run closes, so that a lock S3 refuses fails the run.
+    // between a chunk's COMMIT and its lock, a partition unit, objects listed before objectLock was set).
+    // Before the run closes, so that an object S3 holds other bytes for fails the run that finds it (recorded
+    // in lock_error: later sweeps skip it).
     if (deps.store && state.policy.action === 'archive') {
       await lockListedObjects(db, deps.store, state.policy, {
         now: deps.now,

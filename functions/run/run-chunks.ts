@@ -95,7 +95,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         store,
         sideLedger,
         { afterUpload: deps.hooks?.afterUpload },
-        { db: side, now: deps.now, log: deps.log },
+        { db: side, now: deps.now, remainingMs: () => deps.remainingMs(), log: deps.log },
       ) as ChunkAction;
     } else if (policy.action === 'purge') {
       action = new PurgeAction();
@@ -286,6 +286,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         objects = completed.objects.length;
         await deps.hooks?.afterCommit?.();
         // Only now are the objects listed: locking them (objectLock) before COMMIT would lock orphans too.
+        // This chunk's objects only, while the step has time: Finish locks whatever is left.
         await action.afterCommit?.(completed, current.input);
       } catch (error) {
         await current.client.query('ROLLBACK').catch(() => undefined);

@@ -3,6 +3,7 @@ import {
   BlockPublicAccess,
   Bucket,
   BucketEncryption,
+  type CfnBucket,
   type IBucket,
   type LifecycleRule,
   ObjectOwnership,
@@ -24,7 +25,8 @@ export interface ArchiveBucketProps {
   /**
    * Use this existing bucket instead of creating one. Nothing is changed on it: its lifecycle rules,
    * versioning, encryption, logging and Object Lock stay the owner's business (a policy with `objectLock`
-   * needs Object Lock enabled on it; its Start step checks that before touching a row).
+   * needs Object Lock enabled on it with no default retention; its Start step checks that before touching a
+   * row).
    * @default - a new bucket (and its access-log bucket) is created
    */
   readonly existingBucketName?: string;
@@ -47,9 +49,9 @@ export interface ArchiveBucketProps {
  * - per archive policy, on `archive/<policy-name>/`: STANDARD_IA, GLACIER_IR and DEEP_ARCHIVE transitions
  *   and optional expiry from `policy.archive.storage`.
  *
- * When some policy sets `archive.objectLock`, the bucket has S3 Object Lock enabled, with no default
- * retention: an object gets its retain-until date only once the ledger lists it (a rolled-back chunk's
- * upload must stay deletable).
+ * When some policy sets `archive.objectLock`, the bucket has S3 Object Lock enabled (its
+ * `ObjectLockConfiguration`, updated in place on a deployed bucket), with no default retention: an object gets
+ * its retain-until date only once the ledger lists it (a rolled-back chunk's upload must stay deletable).
  */
 export class ArchiveBucket extends Construct {
   /** The archive bucket (imported when `existingBucketName` is set). */
@@ -93,8 +95,6 @@ export class ArchiveBucket extends Construct {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
-      objectLockEnabled:
-        props.policies.some((policy) => policy.archive.objectLock !== undefined) || undefined,
       serverAccessLogsBucket: accessLogBucket,
       serverAccessLogsPrefix: 'archive-bucket/',
       removalPolicy: RemovalPolicy.RETAIN,
@@ -108,6 +108,12 @@ export class ArchiveBucket extends Construct {
         ...props.policies.map(policyLifecycleRule),
       ],
     });
+    if (props.policies.some((policy) => policy.archive.objectLock !== undefined)) {
+      // Through ObjectLockConfiguration (no Rule: no default retention), never the top-level ObjectLockEnabled:
+      // CloudFormation updates this property in place ("No interruption"; S3 enables Object Lock on an
+      // existing versioned bucket), so adding objectLock to a deployed stack keeps the bucket its ledger lists.
+      (this.bucket.node.defaultChild as CfnBucket).objectLockConfiguration = { objectLockEnabled: 'Enabled' };
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * S3 Object Lock of an archive policy's committed objects. Pure contract (zod + date arithmetic), shared by
- * the CDK app (bucket with Object Lock, IAM), `validate` and the Lambdas (retention dates).
+ * S3 Object Lock of an archive policy's committed objects. Pure contract (zod + a consistency check), shared by
+ * the CDK app (bucket with Object Lock, IAM), `validate` and the Lambdas.
  */
 import { z } from 'zod';
 
@@ -14,20 +14,16 @@ const MAX_OBJECT_LOCK_DAYS = 36_500;
 export const ObjectLockSchema = z
   .object({
     mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
-    /** Days each committed object stays locked, counted from the commit that listed it in the ledger. */
+    /**
+     * Days each committed object stays locked, counted from its listing in the ledger (24-hour days from
+     * `archived_objects.created_at`, to the millisecond). An object's date is fixed by its first lock call
+     * (`lock_until`): changing `days` later changes the dates of objects not yet dated only.
+     */
     days: z.int().min(1).max(MAX_OBJECT_LOCK_DAYS),
   })
   .strict();
 
 export type ObjectLock = z.output<typeof ObjectLockSchema>;
-
-/**
- * The retain-until date of an object listed at `listedAt`. Derived from the ledger's timestamp, never from
- * "now", so that a retried or repaired call asks S3 for the same date (COMPLIANCE refuses a shorter one).
- */
-export function retainUntil(listedAt: Date, lock: ObjectLock): Date {
-  return new Date(listedAt.getTime() + lock.days * 86_400_000);
-}
 
 /**
  * Problems of an archive policy's objectLock against the rest of its archive options (undefined = fine).

@@ -189,19 +189,29 @@ describe('archive bucket', () => {
     const archiveBucket = (tmpl: typeof template) =>
       tmpl.toJSON().Resources[logicalIdOf(tmpl, 'AWS::S3::Bucket', /^ArchiveBucket[0-9A-F]{8}$/)].Properties;
 
-    // Assess: every object would be locked at upload with a default retention, orphans of rolled-back
-    // chunks included; retention is set per object once the ledger lists it.
+    // Assess: through ObjectLockConfiguration with no Rule (every object would be locked at upload with a
+    // default retention, orphans of rolled-back chunks included; retention is set per object once the ledger
+    // lists it). Never the top-level ObjectLockEnabled, which CloudFormation may only set by replacing a
+    // deployed bucket: its ledger lists objects in the old one.
     expect(archiveBucket(lockedTemplate)).toMatchObject({
-      ObjectLockEnabled: true,
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' },
       VersioningConfiguration: { Status: 'Enabled' },
     });
-    expect(archiveBucket(lockedTemplate).ObjectLockConfiguration).toBeUndefined();
-    expect(archiveBucket(template).ObjectLockEnabled).toBeUndefined();
-    // The access-log bucket never gets Object Lock (S3 refuses it as a log target then).
+    expect(archiveBucket(lockedTemplate).ObjectLockConfiguration).toEqual({ ObjectLockEnabled: 'Enabled' });
+    expect(archiveBucket(template).ObjectLockConfiguration).toBeUndefined();
+    // No bucket of either template sets the top-level property; the access-log bucket never gets Object
+    // Lock (S3 refuses it as a log target then).
+    for (const tmpl of [template, lockedTemplate]) {
+      const buckets = Object.values(tmpl.findResources('AWS::S3::Bucket')) as Array<{
+        Properties: Record<string, unknown>;
+      }>;
+      expect(buckets.length).toBe(2);
+      for (const bucket of buckets) expect(bucket.Properties).not.toHaveProperty('ObjectLockEnabled');
+    }
     expect(
       lockedTemplate.toJSON().Resources[
         logicalIdOf(lockedTemplate, 'AWS::S3::Bucket', 'ArchiveBucketAccessLogs')
-      ].Properties.ObjectLockEnabled,
+      ].Properties.ObjectLockConfiguration,
     ).toBeUndefined();
   });
 

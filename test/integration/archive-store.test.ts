@@ -1,6 +1,11 @@
 /** The S3 object store against a real S3 API server: integrity checks that do not trust the server. */
 import { randomBytes } from 'node:crypto';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  HeadObjectCommand,
+  type ObjectLockConfiguration,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   compareAttributes,
@@ -21,6 +26,35 @@ beforeAll(async () => {
   bucket = await createTestBucket('store');
 });
 afterAll(() => s3?.destroy());
+
+/**
+ * A client of the local S3 server that records every request it sends and answers the Object Lock requests
+ * itself: fauxqs 1.9.2 has no Object Lock (it keeps no lock configuration and would store a
+ * PutObjectRetention body as the object) and no versions. GetObjectLockConfiguration returns `lockConfiguration`;
+ * PutObjectRetention is recorded, never sent; a HEAD's real answer gets the version id a versioned bucket reports.
+ */
+function objectLockClient(lockConfiguration: ObjectLockConfiguration = { ObjectLockEnabled: 'Enabled' }) {
+  const requests: Array<{ command: string; input: Record<string, unknown> }> = [];
+  const client = testS3Client();
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      requests.push({ command: context.commandName ?? '', input: args.input as Record<string, unknown> });
+      if (context.commandName === 'GetObjectLockConfigurationCommand')
+        return {
+          response: {},
+          output: { $metadata: {}, ObjectLockConfiguration: lockConfiguration },
+        } as never;
+      if (context.commandName === 'PutObjectRetentionCommand')
+        return { response: {}, output: { $metadata: {} } } as never;
+      const result = await next(args);
+      if (context.commandName !== 'HeadObjectCommand') return result;
+      return { ...result, output: { ...(result.output as object), VersionId: 'version-checked' } } as never;
+    },
+    { step: 'initialize', name: 'answerObjectLock' },
+  );
+  const sent = (command: string) => requests.filter((r) => r.command === command).map((r) => r.input);
+  return { client, sent };
+}
 
 describe('S3 object store', () => {
   it.each([
@@ -79,6 +113,33 @@ describe('S3 object store', () => {
     );
   });
 
+  it('accepts a bucket with Object Lock enabled and refuses one whose default retention would lock every upload', async () => {
+    // Prepare: the bucket's lock configuration as S3 reports it (see objectLockClient).
+    const enabled = objectLockClient();
+    const defaulted = objectLockClient({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 30 } },
+    });
+
+    // Act / Assess: orphans of rolled-back chunks must stay deletable.
+    await expect(
+      new S3ObjectStore(enabled.client, bucket).checkBucket({ prefix: 'archive/p/', objectLock: true }),
+    ).resolves.toBeUndefined();
+    const refused = new S3ObjectStore(defaulted.client, bucket).checkBucket({
+      prefix: 'archive/p/',
+      objectLock: true,
+    });
+    await expect(refused).rejects.toMatchObject({
+      name: 'StorageConfigurationError',
+      message: expect.stringContaining(
+        `bucket ${bucket} has an S3 Object Lock default retention rule (COMPLIANCE, 30 days)`,
+      ),
+    });
+    expect(defaulted.sent('GetObjectLockConfigurationCommand')).toEqual([{ Bucket: bucket }]);
+    enabled.client.destroy();
+    defaulted.client.destroy();
+  });
+
   it('uploads in one PUT up to singlePutMaxBytes (the Lambdas: S3 keeps the full-object SHA-256), in parts above', async () => {
     // Prepare: 9 MiB, above the 8 MiB default and below fauxqs' 11 MiB single-PUT limit.
     const body = new Uint8Array(randomBytes(9 * 1024 * 1024));
@@ -101,7 +162,8 @@ describe('S3 object store', () => {
 
   it("refuses to lock an object that is not the ledger's, before any lock call, and leaves it as it is", async () => {
     // Prepare: other bytes under the key than the ledger recorded; and a key with no object at all.
-    const store = new S3ObjectStore(s3, bucket);
+    const { client, sent } = objectLockClient();
+    const store = new S3ObjectStore(client, bucket);
     const body = new Uint8Array(randomBytes(40_000));
     const sha256 = sha256Hex(body);
     const key = 'archive/t/replaced.parquet';
@@ -120,33 +182,16 @@ describe('S3 object store', () => {
       name: 'ArchiveObjectMismatchError',
       message: expect.stringContaining('missing'),
     });
-    // fauxqs would store a PutObjectRetention body as the object itself: the object is unchanged, so no
-    // retention call was made.
+    client.destroy();
+    expect(sent('HeadObjectCommand')).toHaveLength(2);
+    expect(sent('PutObjectRetentionCommand')).toEqual([]);
     expect(sha256Hex(await readObject(s3, bucket, key))).toBe(sha256Hex(other));
   });
 
   it('locks the exact version it checked, with the mode and date asked for', async () => {
-    // Prepare: fauxqs 1.9.2 has no Object Lock (it would store the PutObjectRetention body as the object)
-    // and no versions, so the lock request is answered here instead of sent, and the real HEAD's answer
+    // Prepare: the lock request is answered by objectLockClient instead of sent, and the real HEAD's answer
     // gets a version id; the upload and the check against the ledger are real.
-    const requests: Array<Record<string, unknown>> = [];
-    const client = testS3Client();
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'HeadObjectCommand') {
-          // fauxqs keeps no versions: give the real HEAD answer the version id a versioned bucket reports.
-          const result = await next(args);
-          return {
-            ...result,
-            output: { ...(result.output as object), VersionId: 'version-checked' },
-          } as never;
-        }
-        if (context.commandName !== 'PutObjectRetentionCommand') return next(args);
-        requests.push(args.input as Record<string, unknown>);
-        return { response: {}, output: { $metadata: {} } } as never;
-      },
-      { step: 'initialize', name: 'answerPutObjectRetention' },
-    );
+    const { client, sent } = objectLockClient();
     const store = new S3ObjectStore(client, bucket);
     const body = new Uint8Array(randomBytes(30_000));
     const sha256 = sha256Hex(body);
@@ -159,7 +204,7 @@ describe('S3 object store', () => {
     client.destroy();
 
     // Assess
-    expect(requests).toEqual([
+    expect(sent('PutObjectRetentionCommand')).toEqual([
       {
         Bucket: bucket,
         Key: key,
