@@ -11,6 +11,11 @@ import { type ForeignKeyReference, onDeleteOf } from '../core/foreign-keys.ts';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
 
+/** A boolean column as it arrives: text ('t'/'f', or 'true') on the steps' connections, a boolean on a pool with type parsers. */
+export function pgBool(value: unknown): boolean {
+  return value === true || value === 't' || value === 'true';
+}
+
 export interface ResolvedTable {
   readonly oid: string;
   readonly schema: string;

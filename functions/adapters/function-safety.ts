@@ -62,10 +62,15 @@ export async function resolveFilterFunctions(db: Db, signatures: readonly string
         [signature],
       ));
     } catch (error) {
-      throw new InvalidFilterError(
-        `filterFunctions: ${JSON.stringify(signature)} is not a function signature such as public.f(integer, text)`,
-        { cause: error },
-      );
+      // to_regprocedure answers NULL for an unknown function, but raises for an unknown argument type.
+      const code = (error as { code?: string }).code;
+      const problem =
+        code === '42704'
+          ? `names an argument type that does not exist (${(error as Error).message})`
+          : 'is not a function signature such as public.f(integer, text)';
+      throw new InvalidFilterError(`filterFunctions: ${JSON.stringify(signature)} ${problem}`, {
+        cause: error,
+      });
     }
     const row = rows[0];
     if (!row?.oid) {

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Queryable } from './catalog.ts';
+import { pgBool, type Queryable } from './catalog.ts';
 
 const MIGRATION_FILE = /^\d{3}_[a-z0-9_]+\.sql$/;
 
@@ -41,9 +41,8 @@ export async function applyMigrations(db: Queryable, dir?: string): Promise<stri
       `SELECT to_regnamespace('lifecycle') IS NOT NULL AS schema,
               to_regclass('lifecycle.schema_migrations') IS NOT NULL AS tracked`,
     );
-    const exists = (value: string | boolean | undefined) => value === true || value === 't';
-    if (!exists(present[0]?.schema)) await db.query('CREATE SCHEMA IF NOT EXISTS lifecycle');
-    if (!exists(present[0]?.tracked)) {
+    if (!pgBool(present[0]?.schema)) await db.query('CREATE SCHEMA IF NOT EXISTS lifecycle');
+    if (!pgBool(present[0]?.tracked)) {
       await db.query(
         `CREATE TABLE IF NOT EXISTS lifecycle.schema_migrations (
            version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`,

@@ -5,7 +5,7 @@
  */
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { PartitionInfo } from '../core/partitions.ts';
-import type { Queryable } from './catalog.ts';
+import { pgBool, type Queryable } from './catalog.ts';
 import { withLocalTimeout } from './savepoint.ts';
 
 /** How the parent is partitioned: the strategy and its single key column (undefined for expressions). */
@@ -59,7 +59,7 @@ export async function listPartitions(db: Queryable, parentOid: string): Promise<
     name: r.relname,
     relkind: r.relkind,
     boundText: r.bound,
-    detachPending: r.pending === 't' || r.pending === 'true',
+    detachPending: pgBool(r.pending),
   }));
 }
 
@@ -93,7 +93,7 @@ export async function relationStatus(db: Queryable, oid: string, parentOid: stri
     state: row.parent === parentOid ? 'attached' : 'detached',
     schema: row.nspname,
     name: row.relname,
-    detachPending: row.pending === 't' || row.pending === 'true',
+    detachPending: pgBool(row.pending),
   };
 }
 
@@ -172,7 +172,7 @@ export class PartitionOperations {
       `SELECT EXISTS (SELECT 1 FROM ${this.name(p)} WHERE NOT (${eligible}) OR ${quoteIdent(column)} IS NULL) AS found`,
       [cutoff],
     );
-    return rows[0]?.found === 't' || rows[0]?.found === 'true';
+    return pgBool(rows[0]?.found);
   }
 
   /**

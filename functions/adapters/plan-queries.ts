@@ -5,12 +5,10 @@
  * policy's chunking.lockTimeoutMs).
  */
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+import { isTimeout } from '../commons/lock-wait.ts';
 import { buildCountEligibleStatement, type ChunkTarget, eligibleWhere } from '../core/chunk-sql.ts';
 import type { ForeignKeyReference } from '../core/foreign-keys.ts';
 import type { Queryable } from './catalog.ts';
-
-/** SQLSTATEs of a bounded plan query running out of time: statement_timeout, or lock_timeout (the connection's). */
-const TIMED_OUT = new Set(['57014', '55P03']);
 
 /** Runs `work` in a READ ONLY transaction bounded by `timeoutMs`, always rolled back. */
 export async function readOnly<T>(db: Queryable, timeoutMs: number, work: () => Promise<T>): Promise<T> {
@@ -35,7 +33,7 @@ async function readOnlyOrTimeout<T>(
   try {
     return await readOnly(db, timeoutMs, work);
   } catch (error) {
-    if (TIMED_OUT.has((error as { code?: string }).code ?? '')) return undefined;
+    if (isTimeout(error)) return undefined;
     throw error;
   }
 }

@@ -5,12 +5,7 @@
  */
 import { LEDGER_SCHEMA } from '../../lib/contracts/protected-schemas.ts';
 import type { LedgerPrivileges, TablePrivileges } from '../core/privileges.ts';
-import type { Queryable } from './catalog.ts';
-
-/** The connection returns every value as text ('t'/'f'); a pool with type parsers returns booleans. */
-function truthy(value: unknown): boolean {
-  return value === true || value === 't' || value === 'true';
-}
+import { pgBool, type Queryable } from './catalog.ts';
 
 export async function readTablePrivileges(db: Queryable, tableOid: string): Promise<TablePrivileges> {
   const { rows: version } = await db.query<{ v: string }>(
@@ -41,12 +36,12 @@ export async function readTablePrivileges(db: Queryable, tableOid: string): Prom
   return {
     role: String(row.role),
     table: String(row.name),
-    select: truthy(row.can_select),
-    update: truthy(row.can_update),
-    delete: truthy(row.can_delete),
-    owner: truthy(row.owner),
-    vacuum: truthy(row.can_vacuum),
-    readAllStats: truthy(row.read_all_stats),
+    select: pgBool(row.can_select),
+    update: pgBool(row.can_update),
+    delete: pgBool(row.can_delete),
+    owner: pgBool(row.owner),
+    vacuum: pgBool(row.can_vacuum),
+    readAllStats: pgBool(row.read_all_stats),
   };
 }
 
@@ -69,7 +64,7 @@ export async function canCreateIn(db: Queryable, schema: string): Promise<boolea
     `SELECT coalesce((SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = $1), false) AS ok`,
     [schema],
   );
-  return truthy(rows[0]?.ok);
+  return pgBool(rows[0]?.ok);
 }
 
 export async function readLedgerPrivileges(db: Queryable): Promise<LedgerPrivileges> {
@@ -83,8 +78,8 @@ export async function readLedgerPrivileges(db: Queryable): Promise<LedgerPrivile
     [LEDGER_SCHEMA],
   );
   const row = rows[0] ?? {};
-  const schemaExists = truthy(row.schema_exists);
-  const schemaUsage = truthy(row.schema_usage);
+  const schemaExists = pgBool(row.schema_exists);
+  const schemaUsage = pgBool(row.schema_usage);
   const { rows: relations } = schemaExists
     ? await db.query<Record<string, string | boolean>>(
         `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, c.relkind::text AS kind,
@@ -103,12 +98,12 @@ export async function readLedgerPrivileges(db: Queryable): Promise<LedgerPrivile
   const ledgerRelations = relations.map((r) => ({
     name: String(r.name),
     kind: String(r.kind),
-    select: truthy(r.s),
-    insert: truthy(r.i),
-    update: truthy(r.u),
-    delete: truthy(r.d),
-    usage: truthy(r.usage),
-    owner: truthy(r.owner),
+    select: pgBool(r.s),
+    insert: pgBool(r.i),
+    update: pgBool(r.u),
+    delete: pgBool(r.d),
+    usage: pgBool(r.usage),
+    owner: pgBool(r.owner),
   }));
   const migrations = ledgerRelations.find((r) => r.name === `${LEDGER_SCHEMA}.schema_migrations`);
   const appliedMigrations =
@@ -119,10 +114,10 @@ export async function readLedgerPrivileges(db: Queryable): Promise<LedgerPrivile
       : undefined;
   return {
     database: String(row.database ?? ''),
-    createOnDatabase: truthy(row.create_on_database),
+    createOnDatabase: pgBool(row.create_on_database),
     schemaExists,
     schemaUsage,
-    schemaCreate: truthy(row.schema_create),
+    schemaCreate: pgBool(row.schema_create),
     relations: ledgerRelations,
     appliedMigrations: migrations ? appliedMigrations : [],
   };

@@ -134,8 +134,9 @@ async function lookUp(error: TimeoutError, context: TimeoutContext): Promise<str
     connectionTimeoutMillis: 5_000,
   });
   side.on('error', () => undefined);
-  await side.connect();
   try {
+    // Inside the try: a failed connect must end the client too.
+    await side.connect();
     const { rows } = await side.query<{ locks: string }>(RELATION_LOCKS, [context.backendPid ?? null]);
     const locks = JSON.parse(rows[0]?.locks ?? '[]') as RelationLock[];
     const tuple = tupleWaitOf(error.where);

@@ -82,7 +82,10 @@ export class MissingIndexError extends LifecycleError {
 
 /** One privilege the run's database role lacks, on one object, and what needs it. */
 export interface MissingPrivilege {
-  /** `DELETE`, `CREATE`… as PostgreSQL names it, or `ownership` (the role must own the object). */
+  /**
+   * `DELETE`, `CREATE`… as PostgreSQL names it, `ownership` (the role must own the object) or `membership`
+   * (the role must be a member of the object, a role).
+   */
   readonly privilege: string;
   /** The object, quoted as PostgreSQL quotes it: `public.events`, `database app`, `schema lifecycle`. */
   readonly object: string;
@@ -102,7 +105,11 @@ export class InsufficientPrivilegeError extends LifecycleError {
     readonly missing: readonly MissingPrivilege[],
   ) {
     const lacks = (m: MissingPrivilege) =>
-      m.privilege === 'ownership' ? `does not own ${m.object}` : `lacks ${m.privilege} on ${m.object}`;
+      m.privilege === 'ownership'
+        ? `does not own ${m.object}`
+        : m.privilege === 'membership'
+          ? `is not a member of ${m.object}`
+          : `lacks ${m.privilege} on ${m.object}`;
     super(`${missing.map((m) => `role ${role} ${lacks(m)} (${m.reason})`).join('; ')}. Nothing was changed.`);
   }
 }

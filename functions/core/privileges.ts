@@ -190,10 +190,7 @@ export function missingLedgerPrivileges(
 }
 
 /** What a run does differently without a privilege it can do without: said in the plan and the log. */
-export function tablePrivilegeWarnings(
-  facts: TablePrivileges,
-  uses: { readonly vacuum: boolean; readonly lagFromStatistics: boolean },
-): string[] {
+export function tablePrivilegeWarnings(facts: TablePrivileges, uses: { readonly vacuum: boolean }): string[] {
   const warnings: string[] = [];
   if (uses.vacuum && !facts.vacuum) {
     warnings.push(
@@ -201,10 +198,26 @@ export function tablePrivilegeWarnings(
         'the VACUUM after a large purge is skipped and recorded as failed; autovacuum still runs. Own the table or set vacuum.enabled: false',
     );
   }
-  if (uses.lagFromStatistics && !facts.readAllStats) {
-    warnings.push(
-      `role ${facts.role} is not a member of pg_monitor: pg_stat_replication hides the replicas' lag from it and the replica-lag guard reads 0`,
-    );
-  }
   return warnings;
+}
+
+/**
+ * A replica-lag guard reading pg_stat_replication needs pg_monitor (or pg_read_all_stats): without it the
+ * view hides the replicas' lag, the guard reads 0 and never holds a chunk back — a guard configured to
+ * protect the replicas that silently does nothing. Refused, like a missing DELETE.
+ */
+export function missingLagPrivileges(
+  facts: TablePrivileges,
+  uses: { readonly lagFromStatistics: boolean },
+): MissingPrivilege[] {
+  if (!uses.lagFromStatistics || facts.readAllStats) return [];
+  return [
+    {
+      privilege: 'membership',
+      object: 'role pg_monitor',
+      reason:
+        "the replica-lag guard reads pg_stat_replication, which hides the replicas' lag from other roles: it " +
+        'would read 0 and never hold a chunk back (grant pg_monitor, or read the lag from CloudWatch)',
+    },
+  ];
 }

@@ -4,13 +4,13 @@
  * or is refused with nothing changed, naming the privilege and the object. `plan` reports the same as
  * refusals and warnings, read only.
  */
-import type { Policy } from '../../lib/contracts/config.ts';
+import type { Policy, Throttle } from '../../lib/contracts/config.ts';
 import { parseQualifiedName } from '../../lib/contracts/identifiers.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { protectedSchemaReason } from '../../lib/contracts/protected-schemas.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { listMigrations } from '../adapters/migrations.ts';
-import { listPartitions, resolveSchemaName } from '../adapters/partitions.ts';
+import { resolveSchemaName } from '../adapters/partitions.ts';
 import {
   canCreateIn,
   listNotOwned,
@@ -18,8 +18,8 @@ import {
   readTablePrivileges,
 } from '../adapters/privileges.ts';
 import { CatalogError, InsufficientPrivilegeError, type MissingPrivilege } from '../core/errors.ts';
-import { decidePartitions } from '../core/partitions.ts';
 import {
+  missingLagPrivileges,
   missingLedgerPrivileges,
   missingPartitionPrivileges,
   missingTablePrivileges,
@@ -27,13 +27,15 @@ import {
   tablePrivilegeWarnings,
 } from '../core/privileges.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { partitionRetentionBlocker } from './partition-retention.ts';
+import { retiringPartitions } from './partition-retention.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
 export interface PrivilegeRequest {
   readonly policy: Policy;
   readonly prepared: PreparedTarget;
   readonly cutoff: string;
+  /** The replica-lag guard the run applies (policy over defaults), if any. */
+  readonly throttle: Throttle | undefined;
 }
 
 export interface PrivilegeFindings {
@@ -62,12 +64,14 @@ export async function findPrivilegeProblems(
   const table = await readTablePrivileges(db, prepared.table.oid);
   const missing = [
     ...missingTablePrivileges(table, policy.action),
+    ...missingLagPrivileges(table, {
+      lagFromStatistics: request.throttle !== undefined && !request.throttle.cloudWatch,
+    }),
     ...(await partitionPrivileges(db, request, table)),
     ...missingLedgerPrivileges(await readLedgerPrivileges(db), listMigrations()),
   ];
   const warnings = tablePrivilegeWarnings(table, {
     vacuum: policy.action === 'purge' && policy.vacuum.enabled,
-    lagFromStatistics: policy.throttle?.maxReplicaLagSeconds !== undefined && !policy.throttle.cloudWatch,
   });
   return { role: table.role, missing, warnings };
 }
@@ -79,12 +83,7 @@ async function partitionPrivileges(
   parent: TablePrivileges,
 ): Promise<MissingPrivilege[]> {
   const { policy, prepared, cutoff } = request;
-  if (await partitionRetentionBlocker(db, policy, prepared)) return [];
-  const retired = decidePartitions(
-    await listPartitions(db, prepared.table.oid),
-    cutoff,
-    prepared.target.timeColumn.kind,
-  ).flatMap((d) => (d.action === 'retire' ? [d.partition.oid] : []));
+  const retired = (await retiringPartitions(db, policy, prepared, cutoff)).map((d) => d.partition.oid);
   if (retired.length === 0) return [];
   const configured = policy.partitions.keepDetached ? policy.partitions.detachedSchema : undefined;
   const [part] = configured ? parseQualifiedName(configured) : [];
@@ -101,13 +100,13 @@ async function partitionPrivileges(
 /**
  * Start: refuses a protected table, and a real run whose role lacks a privilege it needs
  * (InsufficientPrivilegeError, nothing written); logs what it will do without. A dry run only needs to
- * read the table; the plan lists the rest ({@link privilegePlanEntries}).
+ * read the table; the plan lists the rest ({@link privilegePlanEntries}). Returns what it found.
  */
 export async function checkPrivileges(
   db: Queryable,
   request: PrivilegeRequest & { readonly dryRun: boolean },
   log: StepDependencies['log'],
-): Promise<void> {
+): Promise<PrivilegeFindings> {
   refuseProtectedTable(request.prepared);
   const findings = await findPrivilegeProblems(db, request);
   const refused = request.dryRun
@@ -118,14 +117,11 @@ export async function checkPrivileges(
     for (const warning of findings.warnings)
       log.warn('privilege missing', { policy: request.policy.name, warning });
   }
+  return findings;
 }
 
-/** The plan's view: each missing privilege a refusal, each reduced step a warning. */
-export async function privilegePlanEntries(
-  db: Queryable,
-  request: PrivilegeRequest,
-): Promise<Pick<RunPlan, 'refusals' | 'warnings'>> {
-  const findings = await findPrivilegeProblems(db, request);
+/** The plan's view of Start's findings: each missing privilege a refusal, each reduced step a warning. */
+export function privilegePlanEntries(findings: PrivilegeFindings): Pick<RunPlan, 'refusals' | 'warnings'> {
   return {
     refusals:
       findings.missing.length > 0

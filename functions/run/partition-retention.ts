@@ -86,6 +86,21 @@ export async function partitionRetentionBlocker(
   return undefined;
 }
 
+/** The partitions a run started now would retire (none when partition retention does not apply). */
+export async function retiringPartitions(
+  db: Queryable,
+  policy: Policy,
+  prepared: PreparedTarget,
+  cutoff: string,
+): Promise<Array<Extract<ReturnType<typeof decidePartitions>[number], { action: 'retire' }>>> {
+  if (await partitionRetentionBlocker(db, policy, prepared)) return [];
+  return decidePartitions(
+    await listPartitions(db, prepared.table.oid),
+    cutoff,
+    prepared.target.timeColumn.kind,
+  ).flatMap((d) => (d.action === 'retire' ? [d] : []));
+}
+
 /** The partitions a run started now would retire as units (for the plan); empty when none qualify. */
 export async function partitionsToRetire(
   db: Queryable,
@@ -93,14 +108,9 @@ export async function partitionsToRetire(
   prepared: PreparedTarget,
   cutoff: string,
 ): Promise<Array<{ name: string; from: string; to: string }>> {
-  if (await partitionRetentionBlocker(db, policy, prepared)) return [];
-  const decisions = decidePartitions(
-    await listPartitions(db, prepared.table.oid),
-    cutoff,
-    prepared.target.timeColumn.kind,
-  );
+  const decisions = await retiringPartitions(db, policy, prepared, cutoff);
   return decisions.flatMap((d) =>
-    d.action === 'retire' && d.bound.kind === 'range'
+    d.bound.kind === 'range'
       ? [
           {
             name: quoteQualified(d.partition.schema, d.partition.name),

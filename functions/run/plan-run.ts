@@ -12,7 +12,7 @@ import {
   type ResolvedChildPolicy,
 } from '../core/foreign-keys.ts';
 import type { FullScanDecision } from '../core/full-scan.ts';
-import { privilegePlanEntries } from './check-privileges.ts';
+import { type PrivilegeFindings, privilegePlanEntries } from './check-privileges.ts';
 import { partitionsToRetire } from './partition-retention.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
@@ -25,6 +25,8 @@ export interface PlanRequest {
   readonly cutoff: string;
   readonly explain: string[];
   readonly scan: FullScanDecision;
+  /** What Start's privilege check found (read once, reported here). */
+  readonly privileges: PrivilegeFindings;
 }
 
 export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise<RunPlan> {
@@ -62,7 +64,7 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
   const refusals: RunPlan['refusals'] = [];
   if (scan.warning) warnings.push(scan.warning);
   if (scan.refusal) refusals.push({ error: 'MissingIndexError', message: scan.refusal });
-  const privileges = await privilegePlanEntries(db, { policy, prepared, cutoff });
+  const privileges = privilegePlanEntries(request.privileges);
   refusals.push(...privileges.refusals);
   warnings.push(...privileges.warnings);
   if (policy.action === 'archive' && decision.changedByDatabase.length > 0) {

@@ -102,7 +102,11 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     const cutoff = computeCutoff(deps.now(), policy.retention);
     // First: reading the table (EXPLAIN, the filter check) needs SELECT, and nothing below may be written
     // (migrations, lease, run row) unless the run can go through with it.
-    await checkPrivileges(db, { policy, prepared, cutoff, dryRun: input.dryRun }, deps.log);
+    const privileges = await checkPrivileges(
+      db,
+      { policy, prepared, cutoff, throttle: chunking.throttle, dryRun: input.dryRun },
+      deps.log,
+    );
     await checkFilterCalls(db, prepared, policy.filterFunctions);
     const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
     const scan = await checkFullTableScan(db, prepared, explain, {
@@ -132,7 +136,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
 
     if (input.dryRun) {
       // A dry run writes nothing: no migration, no lease, no run row, no object (plan queries are READ ONLY).
-      const plan = await buildRunPlan(db, { input, prepared, cutoff, explain, scan });
+      const plan = await buildRunPlan(db, { input, prepared, cutoff, explain, scan, privileges });
       const eligibleRows = plan.eligibleRows;
       deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
       return {

@@ -47,7 +47,8 @@ export const CloudWatchLagSchema = z
  * Replica-lag guard: before each chunk the chunk step reads the largest replay lag in `pg_stat_replication`
  * (or, with `cloudWatch`, the replicas' CloudWatch lag metric); above the limit it starts no chunk and the
  * state machine waits `checkEverySeconds` before checking again. Reading other sessions' lag in
- * pg_stat_replication needs `pg_monitor` (or `pg_read_all_stats`); without it the lag reads as 0.
+ * pg_stat_replication needs `pg_monitor` (or `pg_read_all_stats`): Start refuses a run without it (the lag
+ * would read as 0).
  */
 export const ThrottleSchema = z
   .object({
@@ -102,18 +103,63 @@ export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial
   purge: { targetTransactionMs: 250, maxRows: 500_000 },
 };
 
+type ChunkingField = 'initialRows' | 'minRows' | 'maxRows' | 'targetTransactionMs' | 'statementTimeoutMs';
+
 /**
- * The chunking a policy runs with: built-in defaults (per action, then common), then `defaults.chunking`,
- * then the policy's own.
+ * The one merge: built-in defaults (per action, then common), then `defaults.chunking`, then the policy's
+ * own; undefined when the merged values break the schema (the overrides' own schema reports that).
  */
-export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
-  const merged = ChunkingSchema.parse({
+function mergeChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking | undefined {
+  const merged = ChunkingSchema.safeParse({
     ...ACTION_CHUNKING_DEFAULTS[policy.action],
     ...config.defaults.chunking,
     ...policy.chunking,
   });
-  if (merged.minRows > merged.maxRows)
-    throw new Error(`policy ${policy.name}: chunking.minRows > chunking.maxRows`);
+  return merged.success ? merged.data : undefined;
+}
+
+/** What a run could not honour in merged chunking, each value named with where it came from. */
+function mergedChunkingProblems(
+  config: Pick<LifecycleConfig, 'defaults'>,
+  policy: Policy,
+  chunking: Chunking,
+): string[] {
+  const builtIn = `the built-in ${policy.action} default`;
+  const source = (field: ChunkingField) =>
+    policy.chunking?.[field] !== undefined
+      ? 'this policy'
+      : config.defaults.chunking?.[field] !== undefined
+        ? 'defaults.chunking'
+        : builtIn;
+  const value = (field: ChunkingField) => `${field} ${chunking[field]} (${source(field)})`;
+  const problems: string[] = [];
+  if (chunking.minRows > chunking.maxRows) {
+    problems.push(`${value('minRows')} is larger than ${value('maxRows')}`);
+  } else if (
+    source('initialRows') !== builtIn &&
+    (chunking.initialRows < chunking.minRows || chunking.initialRows > chunking.maxRows)
+  ) {
+    // Runs would silently start at the nearest bound instead.
+    problems.push(`${value('initialRows')} lies outside ${value('minRows')} to ${value('maxRows')}`);
+  }
+  if (chunking.targetTransactionMs >= chunking.statementTimeoutMs) {
+    // Chunks sized for the target would be cancelled by the statement timeout, over and over.
+    problems.push(`${value('targetTransactionMs')} must be below ${value('statementTimeoutMs')}`);
+  }
+  return problems;
+}
+
+/**
+ * The chunking a policy runs with: built-in defaults (per action, then common), then `defaults.chunking`,
+ * then the policy's own.
+ *
+ * @throws Error for chunking a validated config cannot have ({@link chunkingProblems})
+ */
+export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): Chunking {
+  const merged = mergeChunking(config, policy);
+  const problems = merged ? mergedChunkingProblems(config, policy, merged) : ['does not match its schema'];
+  if (!merged || problems.length > 0)
+    throw new Error(`policy ${policy.name}: chunking: ${problems.join('; ')}`);
   const throttle = resolveThrottle(config.defaults.throttle, policy.throttle);
   return {
     ...merged,
@@ -127,36 +173,8 @@ export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, polic
  * own (each named in the message, since the contradiction may span two of them).
  */
 export function chunkingProblems(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): string[] {
-  type Field = 'initialRows' | 'minRows' | 'maxRows' | 'targetTransactionMs' | 'statementTimeoutMs';
-  const merged = ChunkingSchema.safeParse({
-    ...ACTION_CHUNKING_DEFAULTS[policy.action],
-    ...config.defaults.chunking,
-    ...policy.chunking,
-  });
-  if (!merged.success) return [];
-  const chunking = merged.data;
-  const source = (field: Field) =>
-    policy.chunking?.[field] !== undefined
-      ? 'this policy'
-      : config.defaults.chunking?.[field] !== undefined
-        ? 'defaults.chunking'
-        : `the built-in ${policy.action} default`;
-  const value = (field: Field) => `${field} ${chunking[field]} (${source(field)})`;
-  const problems: string[] = [];
-  if (chunking.minRows > chunking.maxRows) {
-    problems.push(`${value('minRows')} is larger than ${value('maxRows')}`);
-  } else if (
-    source('initialRows') !== `the built-in ${policy.action} default` &&
-    (chunking.initialRows < chunking.minRows || chunking.initialRows > chunking.maxRows)
-  ) {
-    // Runs would silently start at the nearest bound instead.
-    problems.push(`${value('initialRows')} lies outside ${value('minRows')} to ${value('maxRows')}`);
-  }
-  if (chunking.targetTransactionMs >= chunking.statementTimeoutMs) {
-    // Chunks sized for the target would be cancelled by the statement timeout, over and over.
-    problems.push(`${value('targetTransactionMs')} must be below ${value('statementTimeoutMs')}`);
-  }
-  return problems;
+  const merged = mergeChunking(config, policy);
+  return merged ? mergedChunkingProblems(config, policy, merged) : [];
 }
 
 /** Default seconds between replica-lag checks while a replica is behind. */

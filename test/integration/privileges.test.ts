@@ -17,7 +17,8 @@ import { runLocally, testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { seedPartitioned } from '../support/partitioned.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+import { createTestBucket, testS3Client } from '../support/s3.ts';
+import { snapshotDatabaseAndBucket } from '../support/snapshot.ts';
 
 let db: TestDatabase;
 let s3: S3Client;
@@ -59,39 +60,11 @@ async function admin(sql: string): Promise<void> {
   await db.pool.query(sql);
 }
 
-/** Everything a run could change, ledger schema or not, in a comparable form. */
-async function everything() {
-  const table = async (name: string) =>
-    (
-      await db.pool.query<{ rows: string; digest: string }>(
-        `SELECT count(*)::text AS rows, md5(string_agg(t::text, '|' ORDER BY t::text)) AS digest FROM public.${name} t`,
-      )
-    ).rows[0];
-  const schemas = await db.pool.query<{ name: string }>(
-    `SELECT nspname AS name FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' ORDER BY 1`,
-  );
-  const hasLedger = schemas.rows.some((s) => s.name === 'lifecycle');
-  const ledger = hasLedger
-    ? (
-        await db.pool.query(
-          `SELECT (SELECT json_agg(r ORDER BY run_id) FROM lifecycle.runs r) AS runs,
-                  (SELECT count(*) FROM lifecycle.chunks)::int AS chunks,
-                  (SELECT count(*) FROM lifecycle.archived_objects)::int AS objects,
-                  (SELECT count(*) FROM lifecycle.pending_objects)::int AS pending,
-                  (SELECT json_agg(l ORDER BY policy) FROM lifecycle.leases l) AS leases,
-                  (SELECT count(*) FROM lifecycle.schema_migrations)::int AS migrations`,
-        )
-      ).rows[0]
-    : undefined;
-  return {
-    schemas: schemas.rows.map((s) => s.name),
-    events: await table('events'),
-    logs: await table('logs'),
-    readings: await table('readings'),
-    ledger,
-    s3: (await listAllKeys(s3, bucket)).sort(),
-  };
-}
+/**
+ * Everything a run could change, ledger schema or not, in a comparable form: the database's catalog (the
+ * role's grants among it) and every table's rows, and the bucket's objects.
+ */
+const everything = () => snapshotDatabaseAndBucket(db.url, s3, bucket, { rolePrefix: role });
 
 function run(policy: PolicyInput, options: { dryRun?: boolean; url?: string } = {}): Promise<LocalRunResult> {
   return runLocally({
@@ -157,7 +130,7 @@ describe('a role without DELETE', () => {
   ])('is refused a first %s before the ledger schema is created', async (_action, policy, table) => {
     // Prepare
     const before = await everything();
-    expect(before.schemas).not.toContain('lifecycle');
+    expect(before.database.ledger).toBe(false);
 
     // Act
     const result = await run(policy);
@@ -227,15 +200,18 @@ describe('a role without DELETE', () => {
 
       // Act
       let result: LocalRunResult;
+      let after: Awaited<ReturnType<typeof everything>>;
       try {
         result = await run(archivePolicy);
+        // Before the grant comes back: the picture holds the role's grants.
+        after = await everything();
       } finally {
         await admin(`GRANT INSERT ON lifecycle.runs TO ${role}`);
       }
 
       // Assess
       expectRefused(result, /lacks DELETE on public\.events .*; role \S+ lacks INSERT on lifecycle\.runs \(/);
-      expect(await everything()).toEqual(before);
+      expect(after).toEqual(before);
     });
 
     it('runs both once DELETE is granted: the documented privileges are enough', async () => {
@@ -260,6 +236,25 @@ describe('a role without DELETE', () => {
         reason: 'failed',
         error: `skipped: role ${role} cannot VACUUM public.logs (not its owner)`,
       });
+    });
+
+    it('refuses a replica-lag guard set in defaults that the role cannot read (no pg_monitor)', async () => {
+      // Prepare: DELETE granted by the test before; the guard comes from defaults.throttle only.
+      const before = await everything();
+
+      // Act
+      const result = await runLocally({
+        config: testConfig([purgePolicy], { defaults: { throttle: { maxReplicaLagSeconds: 30 } } }),
+        policyName: purgePolicy.name,
+        deps: { databaseUrl: roleUrl, bucket, s3, now: () => NOW },
+      });
+
+      // Assess: the guard would read 0 and hold nothing back; the run is refused with nothing changed.
+      expectRefused(
+        result,
+        new RegExp(`^role ${role} is not a member of role pg_monitor \\(the replica-lag guard`),
+      );
+      expect(await everything()).toEqual(before);
     });
 
     it('refuses partition retention without ownership of the parent and the retired partitions', async () => {

@@ -4,7 +4,9 @@ import { InsufficientPrivilegeError } from '../../functions/core/errors.ts';
 import {
   type LedgerPrivileges,
   type LedgerRelation,
+  missingLagPrivileges,
   missingLedgerPrivileges,
+  type TablePrivileges,
   tablesAlteredBy,
 } from '../../functions/core/privileges.ts';
 
@@ -106,5 +108,30 @@ describe('InsufficientPrivilegeError', () => {
       'role app lacks DELETE on public.events (archive deletes the eligible rows); ' +
         'role app does not own public.readings (partition retention detaches it). Nothing was changed.',
     );
+  });
+});
+
+describe('missingLagPrivileges', () => {
+  const facts = (readAllStats: boolean): TablePrivileges => ({
+    role: 'app',
+    table: 'public.events',
+    select: true,
+    update: true,
+    delete: true,
+    owner: true,
+    vacuum: true,
+    readAllStats,
+  });
+
+  it('refuses a replica-lag guard on pg_stat_replication that the role cannot see through', () => {
+    const missing = missingLagPrivileges(facts(false), { lagFromStatistics: true });
+    expect(new InsufficientPrivilegeError('app', missing).message).toMatch(
+      /role app is not a member of role pg_monitor \(the replica-lag guard reads pg_stat_replication.*would read 0/,
+    );
+  });
+
+  it('needs nothing without a guard, with pg_monitor, or with the lag read from CloudWatch', () => {
+    expect(missingLagPrivileges(facts(false), { lagFromStatistics: false })).toEqual([]);
+    expect(missingLagPrivileges(facts(true), { lagFromStatistics: true })).toEqual([]);
   });
 });
