@@ -4,7 +4,7 @@
  */
 import { App } from 'aws-cdk-lib';
 import { buildApp } from '../lib/app.ts';
-import { ConfigError, deploymentIssues, loadConfigFile } from '../lib/config-file.ts';
+import { ConfigError, loadConfigFile } from '../lib/config-file.ts';
 
 // A probe app only reads the CLI context; autoSynth off so it never writes into the cloud assembly.
 const probe = new App({ autoSynth: false });
@@ -15,10 +15,9 @@ const stackName = probe.node.tryGetContext('stackName') as string | undefined;
 
 try {
   const config = loadConfigFile(configPath);
-  // The schema accepts a config without a database (local runs use DATABASE_URL); a deployment does not.
-  const issues = deploymentIssues(config);
-  if (issues.length > 0) throw new ConfigError(configPath, issues);
-  const { app } = buildApp(config, { stackName });
+  // The schema accepts configs local runs take but a deployment does not (no database, policies past what one
+  // stack holds): buildApp refuses them with deploymentIssues, naming the file.
+  const { app } = buildApp(config, { stackName, configSource: configPath });
   app.synth();
 } catch (error) {
   // A config mistake is the user's to fix: say what and where, without a stack trace.

@@ -7,10 +7,11 @@ import { App, type Environment, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError, deploymentIssues } from './config-file.ts';
 import type { LifecycleConfig } from './contracts/config.ts';
+import { DEFAULT_STACK_NAME } from './contracts/stack-limits.ts';
 import { PgLifecycleStack } from './stack.ts';
 
 /** Construct id (and default stack name) of the stack. */
-export const STACK_ID = 'PgLifecycle';
+export const STACK_ID = DEFAULT_STACK_NAME;
 
 const CDK_JSON = new URL('../cdk.json', import.meta.url);
 
@@ -54,6 +55,9 @@ export interface BuildAppOptions {
   /** Stack name. @default 'PgLifecycle' */
   readonly stackName?: string;
 
+  /** Names the config in a ConfigError (the file it came from). @default 'config' */
+  readonly configSource?: string;
+
   /** Target account/region. @default - environment-agnostic */
   readonly env?: Environment;
 }
@@ -67,11 +71,12 @@ export interface BuiltApp {
 /**
  * Builds the app (not yet synthesized) for a validated config.
  *
- * @throws ConfigError when the config names no database to deploy against (neither `database` nor `sandbox`)
+ * @throws ConfigError for a config that cannot be deployed ({@link deploymentIssues}): no database to deploy
+ * against (neither `database` nor `sandbox`), or policies that do not fit in one stack
  */
 export function buildApp(config: LifecycleConfig, options: BuildAppOptions = {}): BuiltApp {
-  const issues = deploymentIssues(config);
-  if (issues.length > 0) throw new ConfigError('config', issues);
+  const issues = deploymentIssues(config, { stackName: options.stackName });
+  if (issues.length > 0) throw new ConfigError(options.configSource ?? 'config', issues);
   const postCliContext: Record<string, unknown> = { ...options.context };
   // An empty list of stacks to bundle turns esbuild off; the CLI's own `-c` cannot set `aws:` keys.
   if (options.bundling === false) postCliContext['aws:cdk:bundling-stacks'] = [];

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { type LifecycleConfig, LifecycleConfigSchema } from './contracts/config.ts';
+import { stackLimitProblems } from './contracts/stack-limits.ts';
 import { JsonSyntaxError, parseJsonSource, visibleText } from './json-source.ts';
 
 /** The config file cannot be read, is not JSON, or does not match the schema. */
@@ -78,15 +79,19 @@ function decodeConfigText(bytes: Uint8Array): string | { problem: string } {
 }
 
 /**
- * What a deployment (`cdk synth`/`deploy`) needs beyond the schema: a database to reach. Local runs
- * (`run`, `plan`) take DATABASE_URL instead, so the schema itself accepts a config without one and
- * `validate` only warns.
+ * What a deployment (`cdk synth`/`deploy`) needs beyond the schema: a database to reach, and policies that
+ * fit in one stack named `stackName` (resources, construct ids, state machine names). Local runs (`run`,
+ * `plan`) take DATABASE_URL and deploy nothing, so the schema itself accepts such a config and `validate`
+ * only warns.
  */
-export function deploymentIssues(config: LifecycleConfig): string[] {
-  if (config.database || config.sandbox) return [];
-  return [
-    '(root): config needs `database` (an existing PostgreSQL) or `sandbox: true` (a throw-away RDS) to deploy; local runs (run, plan) use DATABASE_URL instead',
-  ];
+export function deploymentIssues(config: LifecycleConfig, options: { stackName?: string } = {}): string[] {
+  const issues =
+    config.database || config.sandbox
+      ? []
+      : [
+          '(root): config needs `database` (an existing PostgreSQL) or `sandbox: true` (a throw-away RDS) to deploy; local runs (run, plan) use DATABASE_URL instead',
+        ];
+  return [...issues, ...stackLimitProblems(config, options.stackName)];
 }
 
 /**

@@ -24,7 +24,7 @@ import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
 import { StarOnlyManagedPolicy } from './constructs/wildcard-confined-role.ts';
 import { type ArchivePolicy, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
-import { MAX_RESOURCES_PER_STACK } from './contracts/stack-limits.ts';
+import { MAX_RESOURCES_PER_STACK, pascalCase } from './contracts/stack-limits.ts';
 
 export { HANDLER_ENTRIES } from './constructs/policy-runner.ts';
 
@@ -41,14 +41,6 @@ export function glueDatabaseNameFor(stackName: string): string {
     .toLowerCase()
     .replace(/[^a-z0-9_]+/g, '_')
     .replace(/^_+|_+$/g, '');
-}
-
-/** `orders-archive` → `OrdersArchive` (construct ids and output names). */
-export function pascalCase(name: string): string {
-  return name
-    .split('-')
-    .map((part) => (part ? part[0]?.toUpperCase() + part.slice(1) : ''))
-    .join('');
 }
 
 /**

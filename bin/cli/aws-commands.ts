@@ -2,12 +2,7 @@
  * `start` and `status` against the Step Functions API. `start` sends exactly the input the policy's
  * schedule sends (buildExecutionInput), with trigger "manual".
  */
-import {
-  DescribeExecutionCommand,
-  ListExecutionsCommand,
-  type SFNClient,
-  StartExecutionCommand,
-} from '@aws-sdk/client-sfn';
+import { ListExecutionsCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { UsageError } from './errors.ts';
@@ -18,14 +13,17 @@ const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine
  * The state machine of one policy. Each policy has its own (named `<stack>-<policy>`, so that its IAM
  * grants reach only its own prefix): `--state-machine-arn` names it exactly, or
  * PG_LIFECYCLE_STATE_MACHINE_PREFIX (stack output StateMachineArnPrefix, `arn:…:stateMachine:<stack>-`)
- * gives every policy's by appending the policy name.
+ * gives every policy's by appending the policy name. With both, the ARN must be the prefix's for the policy.
  */
 export function stateMachineArnFor(policy: string, explicit: string | undefined): string {
   if (explicit !== undefined) {
     checkStateMachineArn(explicit);
-    if (!explicit.endsWith(`-${policy}`)) {
+    const prefix = process.env.PG_LIFECYCLE_STATE_MACHINE_PREFIX;
+    // Without the prefix only the name's end can be checked: `<stack>-orders-archive` ends in `-archive` too.
+    if (prefix ? explicit !== `${prefix}${policy}` : !explicit.endsWith(`-${policy}`)) {
       throw new UsageError(
-        `${explicit} is not the state machine of policy ${policy} (each policy has its own, named <stack>-${policy})`,
+        `${explicit} is not the state machine of policy ${policy} (each policy has its own, named ` +
+          `${prefix ? `${prefix}${policy}` : `<stack>-${policy}`})`,
       );
     }
     return explicit;
@@ -50,6 +48,16 @@ export function stateMachineArnFor(policy: string, explicit: string | undefined)
 export function checkStateMachineArn(arn: string): string {
   if (!STATE_MACHINE_ARN.test(arn)) throw new UsageError(`${arn} is not a Step Functions state machine ARN`);
   return arn;
+}
+
+/**
+ * The policy a state machine serves, as its name says: the rest of the ARN after
+ * PG_LIFECYCLE_STATE_MACHINE_PREFIX; undefined without the prefix or for a machine outside it.
+ */
+export function policyOfStateMachine(stateMachineArn: string): string | undefined {
+  const prefix = process.env.PG_LIFECYCLE_STATE_MACHINE_PREFIX;
+  if (!prefix || !stateMachineArn.startsWith(prefix)) return undefined;
+  return stateMachineArn.slice(prefix.length) || undefined;
 }
 
 /** Whether `start`/`status` can find state machines at all (an ARN or the prefix is configured). */
@@ -100,36 +108,24 @@ export interface ExecutionStatus {
   readonly executionArn: string;
 }
 
-/** Recent executions, newest first; the policy is read from each execution's input. */
+/**
+ * Recent executions of one state machine, newest first, in one ListExecutions call. Each policy has its own
+ * machine (whose Start refuses any other policy), so `policy`, the machine's, is every execution's: nothing
+ * is described.
+ */
 export async function listExecutions(
   sfn: SFNClient,
-  options: { stateMachineArn: string; policy?: string | undefined; limit: number },
+  options: { stateMachineArn: string; policy: string | undefined; limit: number },
 ): Promise<ExecutionStatus[]> {
   const listed = await sfn.send(
-    new ListExecutionsCommand({
-      stateMachineArn: options.stateMachineArn,
-      maxResults: Math.min(100, options.limit * 3),
-    }),
+    new ListExecutionsCommand({ stateMachineArn: options.stateMachineArn, maxResults: options.limit }),
   );
-  const statuses: ExecutionStatus[] = [];
-  for (const execution of listed.executions ?? []) {
-    if (statuses.length >= options.limit) break;
-    const described = await sfn.send(new DescribeExecutionCommand({ executionArn: execution.executionArn }));
-    let policy: string | undefined;
-    try {
-      policy = (JSON.parse(described.input ?? '{}') as { policy?: { name?: string } }).policy?.name;
-    } catch {
-      policy = undefined;
-    }
-    if (options.policy && policy !== options.policy) continue;
-    statuses.push({
-      name: execution.name ?? '',
-      status: execution.status ?? 'UNKNOWN',
-      policy,
-      startDate: execution.startDate?.toISOString(),
-      stopDate: execution.stopDate?.toISOString(),
-      executionArn: execution.executionArn ?? '',
-    });
-  }
-  return statuses;
+  return (listed.executions ?? []).slice(0, options.limit).map((execution) => ({
+    name: execution.name ?? '',
+    status: execution.status ?? 'UNKNOWN',
+    policy: options.policy,
+    startDate: execution.startDate?.toISOString(),
+    stopDate: execution.stopDate?.toISOString(),
+    executionArn: execution.executionArn ?? '',
+  }));
 }

@@ -3,7 +3,9 @@
  * ledger, a policy the ledger has never seen, a run id of another policy. Each is a usage error (exit 2)
  * that says what is wrong, instead of an empty "OK" or a raw relation-does-not-exist error.
  */
-import type { Queryable } from '../../functions/adapters/catalog.ts';
+import { pgBool, type Queryable } from '../../functions/adapters/catalog.ts';
+import { Ledger } from '../../functions/adapters/ledger.ts';
+import { listMigrations } from '../../functions/adapters/migrations.ts';
 import { UsageError } from './errors.ts';
 
 export function noLedgerMessage(database: string): string {
@@ -45,11 +47,7 @@ export async function checkVerifyTarget(
 ): Promise<void> {
   const database = await requireLedger(db);
   if (target.runId !== undefined) {
-    const { rows } = await db.query<{ policy: string }>(
-      'SELECT policy FROM lifecycle.runs WHERE run_id = $1',
-      [target.runId],
-    );
-    const run = rows[0];
+    const run = await new Ledger(db).getRun(target.runId);
     if (!run) throw new UsageError(`no run ${target.runId} in the ledger of database ${database}`);
     if (run.policy !== target.policy) {
       throw new UsageError(
@@ -76,10 +74,37 @@ export async function checkVerifyTarget(
 
 /** `unlock --policy P` when P holds no lease: known (nothing to do) or unknown to the ledger (exit 2). */
 export async function checkKnownPolicy(db: Queryable, policy: string, database: string): Promise<void> {
-  const { rows } = await db.query('SELECT 1 FROM lifecycle.runs WHERE policy = $1 LIMIT 1', [policy]);
-  if (rows.length === 0) {
+  const runs = await new Ledger(db).listRuns({ policy, limit: 1 });
+  if (runs.length === 0) {
     throw new UsageError(
       `no policy "${policy}" in the ledger of database ${database} (policies with runs: ${await knownPolicies(db)})`,
+    );
+  }
+}
+
+/**
+ * Throws a UsageError when the ledger lacks a migration of this pg-lifecycle. A command that must not change
+ * the schema (`unlock`, an emergency step: a pending ALTER of lifecycle.leases would take an exclusive lock
+ * that a live run's heartbeat then waits behind) asks for `pg-lifecycle migrate` instead.
+ */
+export async function requireMigratedLedger(db: Queryable, database: string, command: string): Promise<void> {
+  const { rows: tracked } = await db.query<{ present: boolean | string }>(
+    `SELECT to_regclass('lifecycle.schema_migrations') IS NOT NULL AS present`,
+  );
+  const done = new Set(
+    pgBool(tracked[0]?.present)
+      ? (await db.query<{ version: string }>('SELECT version FROM lifecycle.schema_migrations')).rows.map(
+          (r) => r.version,
+        )
+      : [],
+  );
+  const pending = listMigrations()
+    .map((m) => m.version)
+    .filter((version) => !done.has(version));
+  if (pending.length > 0) {
+    throw new UsageError(
+      `the ledger of database ${database} lacks migration${pending.length === 1 ? '' : 's'} ${pending.join(', ')}: ` +
+        `run \`pg-lifecycle migrate\` first (${command} changes no schema)`,
     );
   }
 }

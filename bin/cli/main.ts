@@ -14,10 +14,12 @@ import {
 } from '../../lib/config-file.ts';
 import { BucketNameSchema, type LifecycleConfig, PolicyNameSchema } from '../../lib/contracts/config.ts';
 import { UnknownPolicyError } from '../../lib/execution-input.ts';
+import { visibleText } from '../../lib/json-source.ts';
 import {
   checkStateMachineArn,
   type ExecutionStatus,
   listExecutions,
+  policyOfStateMachine,
   startCommand,
   stateMachineArnFor,
   stateMachinesConfigured,
@@ -232,21 +234,26 @@ async function planCommand(config: LifecycleConfig, values: Values): Promise<num
 
 /**
  * Executions of one state machine (`--state-machine-arn`), or of each policy's (the prefix with `--policy`
- * or every policy of the config), newest first.
+ * or every enabled policy of the config: a disabled one has no machine), newest first.
  */
-async function recentExecutions(values: Values, limit: number): Promise<ExecutionStatus[]> {
-  const sfn = new SFNClient({});
+export async function recentExecutions(
+  sfn: SFNClient,
+  values: Pick<Values, 'state-machine-arn' | 'policy' | 'config'>,
+  limit: number,
+): Promise<ExecutionStatus[]> {
   const explicit = values['state-machine-arn'];
   if (explicit !== undefined) {
-    if (values.policy) stateMachineArnFor(values.policy, explicit);
     const stateMachineArn = values.policy
       ? stateMachineArnFor(values.policy, explicit)
       : checkStateMachineArn(explicit);
-    return listExecutions(sfn, { stateMachineArn, policy: values.policy, limit });
+    const policy = values.policy ?? policyOfStateMachine(stateMachineArn);
+    return listExecutions(sfn, { stateMachineArn, policy, limit });
   }
   const policies = values.policy
     ? [values.policy]
-    : loadConfigFile(values.config).policies.map((p) => p.name);
+    : loadConfigFile(values.config)
+        .policies.filter((p) => p.enabled)
+        .map((p) => p.name);
   const all: ExecutionStatus[] = [];
   for (const policy of policies) {
     all.push(
@@ -265,7 +272,7 @@ async function statusCommand(values: Values): Promise<number> {
   if (!Number.isInteger(limit) || limit < 1 || limit > 100)
     throw new UsageError('--limit must be a whole number from 1 to 100');
   const executions = stateMachinesConfigured(values['state-machine-arn'])
-    ? await recentExecutions(values, limit)
+    ? await recentExecutions(new SFNClient({}), values, limit)
     : undefined;
   const hasDatabase = Boolean(process.env.DATABASE_URL || process.env.PGHOST || process.env.PGDATABASE);
   const ledger = hasDatabase
@@ -316,8 +323,9 @@ async function unlockCli(values: Values): Promise<number> {
   if (!PolicyNameSchema.safeParse(policy).success)
     throw new UsageError(`--policy ${JSON.stringify(policy)} is not a policy name`);
   const reason = values.reason;
-  // The reason lands in the ledger and in the run's error: one readable line.
-  if (reason !== undefined && (reason.trim() === '' || reason.length > 500 || /\p{Cc}/u.test(reason)))
+  // The reason lands in the ledger and in the run's error: one readable line, every character visible (no
+  // controls, line separators, bidirectional overrides or zero-width characters).
+  if (reason !== undefined && (reason.trim() === '' || reason.length > 500 || visibleText(reason) !== reason))
     throw new UsageError('--reason must be one line of 1 to 500 printable characters');
   const result = await withClient(
     await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),

@@ -17,8 +17,7 @@
 import { DescribeExecutionCommand, type DescribeExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import type pg from 'pg';
 import { type LeaseState, readLease, releaseByOperator } from '../../functions/adapters/leases.ts';
-import { applyMigrations } from '../../functions/adapters/migrations.ts';
-import { checkKnownPolicy, requireLedger } from './ledger-checks.ts';
+import { checkKnownPolicy, requireLedger, requireMigratedLedger } from './ledger-checks.ts';
 
 /** The one Step Functions call unlock makes (an SFNClient; a fake in tests). */
 export interface ExecutionDescriber {
@@ -71,8 +70,9 @@ const MAX_CONTINUATIONS = 1000;
 export async function unlockCommand(db: pg.Client, options: UnlockOptions): Promise<UnlockResult> {
   const { policy } = options;
   const database = await requireLedger(db);
-  // The lease's holder columns and the audit table come with sql/007; a ledger last migrated earlier gets them.
-  await applyMigrations(db);
+  // The lease's holder columns and the audit table come with sql/007. No DDL here: a pending ALTER of
+  // lifecycle.leases would queue an exclusive lock behind a live run, and that run's heartbeat behind it.
+  await requireMigratedLedger(db, database, 'unlock');
   const lease = await readLease(db, policy);
   if (!lease) {
     await checkKnownPolicy(db, policy, database);

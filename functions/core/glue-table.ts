@@ -3,6 +3,7 @@
  * come from the same catalog mapping as the Parquet files (synth cannot see the database, so the start
  * step writes it). Partition projection over the Hive keys: no crawler, no MSCK REPAIR.
  */
+import { glueTableName } from '../../lib/contracts/glue-table-name.ts';
 import type { PartitionGranularity } from './object-keys.ts';
 
 export interface GlueColumn {
@@ -28,10 +29,8 @@ export interface GlueTableInput {
   };
 }
 
-/** Glue table names: lowercase letters, digits, underscore. */
-export function glueTableName(policyName: string): string {
-  return policyName.replaceAll('-', '_');
-}
+/** The table's name: one rule with the stack's IAM grant for it (lib/contracts/glue-table-name.ts). */
+export { glueTableName };
 
 const PARTITION_KEYS: Record<PartitionGranularity, Array<{ name: string; range: string; digits: string }>> = {
   year: [{ name: 'year', range: '0,9999', digits: '4' }],

@@ -6,6 +6,7 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { type ILogGroup, LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { STEP_TIMEOUT_SECONDS } from '../contracts/lease.ts';
 import { DEFAULT_LOG_RETENTION_DAYS } from '../contracts/observability.ts';
 import {
   type StarOnlyGrant,
@@ -70,8 +71,9 @@ export interface LifecycleFunctionProps {
   readonly memorySize?: number;
 
   /**
-   * Hard timeout. Handlers keep their own time budget below it and return a cursor early.
-   * @default Duration.minutes(5)
+   * Hard timeout. Handlers keep their own time budget below it and return a cursor early; the lease TTL
+   * (lib/contracts/lease.ts) is reckoned from the default.
+   * @default Duration.seconds(STEP_TIMEOUT_SECONDS), 5 minutes
    */
   readonly timeout?: Duration;
 
@@ -161,7 +163,7 @@ export class LifecycleFunction extends NodejsFunction {
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
-      timeout: props.timeout ?? Duration.minutes(5),
+      timeout: props.timeout ?? Duration.seconds(STEP_TIMEOUT_SECONDS),
       tracing: Tracing.ACTIVE,
       logGroup,
       role,

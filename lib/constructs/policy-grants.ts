@@ -7,16 +7,12 @@ import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ArchivePolicy } from '../contracts/config.ts';
+import { glueTableName } from '../contracts/glue-table-name.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
 import { archivePrefix } from './archive-bucket.ts';
 import type { ChunkLoopFunctions } from './chunk-loop-state-machine.ts';
 
 type StepFunctions = { readonly [K in keyof ChunkLoopFunctions]: IFunction };
-
-/** Same rule as functions/core/glue-table.ts `glueTableName` (Glue names take no dashes). */
-export function glueTableNameFor(policyName: string): string {
-  return policyName.replaceAll('-', '_');
-}
 
 /**
  * A secret encrypted with a customer-managed key: the functions may decrypt with that key, and only
@@ -126,7 +122,7 @@ export function grantGlueTable(start: IFunction, glueDatabaseName: string, polic
       resources: [
         glueArn('catalog'),
         glueArn(`database/${glueDatabaseName}`),
-        glueArn(`table/${glueDatabaseName}/${glueTableNameFor(policyName)}`),
+        glueArn(`table/${glueDatabaseName}/${glueTableName(policyName)}`),
       ],
     }),
   );

@@ -10,11 +10,9 @@ import { FilterSchema, FunctionSignatureSchema } from './filter-screen.ts';
 import { parseQualifiedName } from './identifiers.ts';
 import { parseIsoDuration } from './iso-duration.ts';
 import { ObjectLockSchema, objectLockProblem } from './object-lock.ts';
-import { ObservabilitySchema } from './observability.ts';
+import { KmsKeyArnSchema, ObservabilitySchema } from './observability.ts';
 import { protectedSchemaReason } from './protected-schemas.ts';
 import { ScheduleSchema, TimeZoneSchema } from './schedule.ts';
-
-import { stackLimitProblem } from './stack-limits.ts';
 
 // Chunking and the filter screen live in their own modules; the config's importers find them here too.
 export * from './chunking.ts';
@@ -71,7 +69,7 @@ const ColumnNameSchema = z.string().superRefine((value, ctx) => {
 const MAX_RETENTION_YEARS = 1000;
 /**
  * Shortest retention: rows younger than an hour are still being written and read by the application, and
- * a shorter one is almost always a slip (PT1S for P1S, PT10M for P10M) that would take nearly every row.
+ * a shorter one is almost always a slip (PT1M for P1M, PT10M for P10M) that would take nearly every row.
  */
 const MIN_RETENTION_SECONDS = 3600;
 
@@ -258,13 +256,7 @@ const DatabaseSchema = z
         'must be a Secrets Manager secret ARN',
       ),
     /** The customer-managed KMS key the secret is encrypted with, if not the AWS-managed one. */
-    secretKmsKeyArn: z
-      .string()
-      .regex(
-        /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]+$/,
-        'must be a KMS key ARN (arn:aws:kms:…:key/…)',
-      )
-      .optional(),
+    secretKmsKeyArn: KmsKeyArnSchema.optional(),
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must look like vpc-0123abcd'),
     subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must look like subnet-0123abcd')).min(1),
     availabilityZones: z.array(z.string().min(1)).min(1),
@@ -385,8 +377,15 @@ export const LifecycleConfigSchema = z
           message: problem,
         });
     });
-    const tooMany = stackLimitProblem(config.policies.filter((policy) => policy.enabled).length);
-    if (tooMany) ctx.addIssue({ code: 'custom', path: ['policies'], message: tooMany });
+    // The functions vouched for only widen what a filter may call: without a filter they vouch for nothing.
+    config.policies.forEach((policy, index) => {
+      if (policy.filterFunctions !== undefined && policy.filter === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policies', index, 'filterFunctions'],
+          message: 'only applies with a filter (the functions it lists are those the filter may call)',
+        });
+    });
   });
 
 export type LifecycleConfigInput = z.input<typeof LifecycleConfigSchema>;

@@ -4,6 +4,7 @@
  * (functions/adapters/filter-references.ts); this screen keeps out what must never reach the server.
  */
 import { z } from 'zod';
+import { parseQualifiedName } from './identifiers.ts';
 
 /**
  * A SQL boolean expression spliced into the chunk query. It is the one piece of config that is not an
@@ -110,13 +111,29 @@ export const FunctionSignatureSchema = z
   .min(3)
   .max(400)
   .superRefine((value, ctx) => {
-    const scanned = maskQuoted(value);
-    if ('problem' in scanned) {
-      ctx.addIssue({ code: 'custom', message: scanned.problem });
-    } else if (!/^[^();]+\([^();]*\)$/.test(scanned.masked.trim())) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must be a function signature such as public.is_test_account(integer)',
-      });
-    }
+    const problem = signatureProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
+
+const SIGNATURE_EXAMPLE = 'a function signature such as public.is_test_account(integer)';
+
+/** Why `value` is not `[schema.]name(types)`, or undefined. */
+function signatureProblem(value: string): string | undefined {
+  const scanned = maskQuoted(value);
+  if ('problem' in scanned) return scanned.problem;
+  if (!/^[^();]+\([^();]*\)$/.test(scanned.masked.trim())) return `must be ${SIGNATURE_EXAMPLE}`;
+  // The name is what precedes the first "(" outside a quoted identifier ("" inside one toggles twice).
+  let quoted = false;
+  let open = -1;
+  for (let i = 0; i < value.length && open === -1; i++) {
+    if (value[i] === '"') quoted = !quoted;
+    else if (value[i] === '(' && !quoted) open = i;
+  }
+  const name = value.slice(0, open).trim();
+  try {
+    if (parseQualifiedName(name).length > 2) return `${JSON.stringify(name)}: must be name or schema.name`;
+  } catch (error) {
+    return `${(error as Error).message} (must be ${SIGNATURE_EXAMPLE})`;
+  }
+  return undefined;
+}

@@ -15,12 +15,15 @@ export const LOG_RETENTION_DAYS = [
  */
 export const DEFAULT_LOG_RETENTION_DAYS = 731;
 
-/** A customer-managed KMS key, by ARN (CloudWatch Logs takes a key ARN, not an alias). */
-const KmsKeyArnSchema = z
+/**
+ * A customer-managed KMS key, by ARN (CloudWatch Logs takes a key ARN, not an alias). The key id is a UUID,
+ * or `mrk-` and 32 hex digits for a multi-Region key.
+ */
+export const KmsKeyArnSchema = z
   .string()
   .regex(
-    /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]+$/,
-    'must be a KMS key ARN (arn:aws:kms:…:key/…)',
+    /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id or mrk-…>)',
   );
 
 export const ObservabilitySchema = z

@@ -1,37 +1,101 @@
 /**
- * How many policies one stack holds. Each enabled policy gets its own functions, roles and state machine
- * (IAM bounded to the policy), so the stack grows with the policies; CloudFormation takes at most 500
- * resources per stack. Pure numbers, shared by `validate` and a CDK test that counts the real template.
+ * What one stack can hold. Each enabled policy gets its own functions, roles and state machine (IAM bounded
+ * to the policy), so the stack grows with the policies; CloudFormation takes at most 500 resources per stack,
+ * and the policies' names become construct ids and state machine names. Pure rules, shared by
+ * `deploymentIssues` (`cdk synth`, `validate`) and a CDK test that counts the real template. They bind only
+ * the deployed stack: a local run (`run`, `plan`) deploys nothing and is not held to them.
  */
+import { resolveThrottle } from './chunking.ts';
+import type { LifecycleConfig, Policy } from './config.ts';
 
 /** CloudFormation's quota of resources in one stack. */
 export const MAX_RESOURCES_PER_STACK = 500;
 
 /**
- * CloudFormation resources one enabled policy adds at most: 4 functions × (function, role, role policy),
- * their shared log group, the state machine with its role and role policy, its alarm, its schedule, and the
- * chunk role's own policy for cloudwatch:GetMetricData when its throttle reads lag there. (The `*`-only
- * actions every role needs live in two managed policies shared by the whole stack.)
+ * CloudFormation resources every enabled policy adds: 4 functions × (function, role, role policy), their
+ * shared log group, the state machine with its role and role policy, and its alarm. (The `*`-only actions
+ * every role needs live in two managed policies shared by the whole stack.)
  */
-export const RESOURCES_PER_POLICY = 4 * 3 + 1 + 3 + 1 + 1 + 1;
+export const BASE_RESOURCES_PER_POLICY = 4 * 3 + 1 + 3 + 1;
 
 /**
- * Resources that do not depend on the policies, in the largest variant (the sandbox: VPC, endpoints, RDS:
- * 44), with a margin for CDK's own additions.
+ * The most one enabled policy adds: the base, its schedule, and the chunk role's own policy for
+ * cloudwatch:GetMetricData when its throttle reads replica lag there.
+ */
+export const RESOURCES_PER_POLICY = BASE_RESOURCES_PER_POLICY + 1 + 1;
+
+/**
+ * Resources that do not depend on the number of policies, in the largest variant (the sandbox: VPC,
+ * endpoints, RDS: 44), with a margin for CDK's own additions.
  */
 export const FIXED_RESOURCES_MAX = 50;
 
-/** Enabled policies one stack can hold. */
+/** Enabled policies one stack holds whatever they are (each at {@link RESOURCES_PER_POLICY}). */
 export const MAX_POLICIES_PER_STACK = Math.floor(
   (MAX_RESOURCES_PER_STACK - FIXED_RESOURCES_MAX) / RESOURCES_PER_POLICY,
 );
 
-/** Why `enabledPolicies` do not fit in one stack, or undefined when they do. */
-export function stackLimitProblem(enabledPolicies: number): string | undefined {
-  if (enabledPolicies <= MAX_POLICIES_PER_STACK) return undefined;
-  return (
-    `${enabledPolicies} enabled policies: one stack holds at most ${MAX_POLICIES_PER_STACK} (each policy has its ` +
-    `own functions and state machine, ${RESOURCES_PER_POLICY} CloudFormation resources, and a stack takes ` +
-    `${MAX_RESOURCES_PER_STACK}); split them over two config files, each deployed as its own stack`
-  );
+/** Name of the stack when none is given (`-c stackName=…`); also its construct id. */
+export const DEFAULT_STACK_NAME = 'PgLifecycle';
+
+/** Step Functions' limit on a state machine name (`<stack>-<policy>`). */
+export const MAX_STATE_MACHINE_NAME_LENGTH = 80;
+
+/** `orders-archive` → `OrdersArchive`: a policy's construct ids and output names in the stack. */
+export function pascalCase(name: string): string {
+  return name
+    .split('-')
+    .map((part) => (part ? part[0]?.toUpperCase() + part.slice(1) : ''))
+    .join('');
+}
+
+/** CloudFormation resources one enabled policy adds to the stack. */
+export function policyResourceCount(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): number {
+  const schedule = policy.schedule === undefined ? 0 : 1;
+  const cloudWatchLag = resolveThrottle(config.defaults.throttle, policy.throttle)?.cloudWatch ? 1 : 0;
+  return BASE_RESOURCES_PER_POLICY + schedule + cloudWatchLag;
+}
+
+/**
+ * Why the config's enabled policies do not fit in one stack named `stackName`, as `<path>: <message>` lines:
+ * too many resources, two policies whose construct ids collide, a state machine name Step Functions refuses.
+ * Each would otherwise fail `cdk synth` with a raw error, or the deploy.
+ */
+export function stackLimitProblems(
+  config: Pick<LifecycleConfig, 'defaults' | 'policies'>,
+  stackName: string = DEFAULT_STACK_NAME,
+): string[] {
+  const problems: string[] = [];
+  const enabled = config.policies.flatMap((policy, index) => (policy.enabled ? [{ policy, index }] : []));
+  const resources = enabled.reduce((sum, { policy }) => sum + policyResourceCount(config, policy), 0);
+  if (resources + FIXED_RESOURCES_MAX > MAX_RESOURCES_PER_STACK) {
+    problems.push(
+      `policies: ${enabled.length} enabled policies need ${resources} CloudFormation resources (each has its own ` +
+        `functions and state machine: ${BASE_RESOURCES_PER_POLICY}, +1 with a schedule, +1 with a CloudWatch ` +
+        `throttle), and the rest of the stack up to ${FIXED_RESOURCES_MAX}: more than the ${MAX_RESOURCES_PER_STACK} ` +
+        'one stack may hold; split them over two config files, each deployed as its own stack (-c stackName=…)',
+    );
+  }
+  const ids = new Map<string, { name: string; index: number }>();
+  for (const { policy, index } of enabled) {
+    const id = pascalCase(policy.name);
+    const other = ids.get(id);
+    if (other) {
+      problems.push(
+        `policies[${index}].name: "${policy.name}" and "${other.name}" (policies[${other.index}]) both become ` +
+          `${id} in the stack's construct ids and outputs (StateMachineArn${id}); rename one`,
+      );
+    } else {
+      ids.set(id, { name: policy.name, index });
+    }
+    const stateMachineName = `${stackName}-${policy.name}`;
+    if (stateMachineName.length > MAX_STATE_MACHINE_NAME_LENGTH) {
+      problems.push(
+        `policies[${index}].name: its state machine "${stateMachineName}" would have ${stateMachineName.length} ` +
+          `characters, Step Functions takes at most ${MAX_STATE_MACHINE_NAME_LENGTH}: shorten the policy name or ` +
+          'the stack name (-c stackName=…)',
+      );
+    }
+  }
+  return problems;
 }

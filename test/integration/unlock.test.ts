@@ -4,10 +4,12 @@
  * followed through ContinueAsNew), refused otherwise unless --force, and every release is recorded with
  * who and why (lease-fence.test.ts: what happens to a live run whose lease is taken). Only the Step Functions API is faked (test/support/fake-sfn.ts); everything else is real.
  */
-import { userInfo } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HolderCheckError, unlockCommand } from '../../bin/cli/unlock-command.ts';
-import { applyMigrations } from '../../functions/adapters/migrations.ts';
+import { applyMigrations, listMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { runRecord } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -189,6 +191,57 @@ describe('unlock of a local run', () => {
     const bad = await runCliInProcess(db, ['unlock', '--policy', 'x', '--reason', 'two\nlines']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--reason must be one line');
+  });
+
+  it.each([
+    ['a line separator', 'two\u2028lines'],
+    ['a right-to-left override', 'ok \u202Edesrever'],
+    ['a zero-width space', 'looks\u200Bfine'],
+  ])('refuses a --reason with %s: the ledger keeps only visible text', async (_what, reason) => {
+    // Act
+    const bad = await runCliInProcess(db, ['unlock', '--policy', 'local-killed', '--reason', reason]);
+
+    // Assess
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--reason must be one line of 1 to 500 printable characters');
+  });
+});
+
+describe('unlock on a ledger with a pending migration', () => {
+  let stale: TestDatabase;
+  const migrations = listMigrations();
+  const last = migrations.at(-1)?.version as string;
+
+  beforeAll(async () => {
+    // A ledger migrated by an older pg-lifecycle: every migration but the newest.
+    stale = await createTestDatabase('unlock-stale');
+    const dir = mkdtempSync(join(tmpdir(), 'pgl-sql-'));
+    for (const migration of migrations.slice(0, -1))
+      writeFileSync(join(dir, `${migration.version}.sql`), migration.sql);
+    const client = await stale.pool.connect();
+    try {
+      await applyMigrations(client, dir);
+    } finally {
+      client.release();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  afterAll(async () => {
+    await stale?.drop();
+  });
+
+  it('refuses and asks for `pg-lifecycle migrate`: an emergency command runs no DDL', async () => {
+    // Act
+    const refused = await runCliInProcess(stale, ['unlock', '--policy', 'any-policy']);
+
+    // Assess
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`lacks migration ${last}: run \`pg-lifecycle migrate\` first`);
+    const { rows } = await stale.pool.query<{ version: string }>(
+      'SELECT version FROM lifecycle.schema_migrations WHERE version = $1',
+      [last],
+    );
+    expect(rows).toEqual([]);
   });
 });
 

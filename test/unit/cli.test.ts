@@ -1,6 +1,7 @@
 /**
  * CLI behaviour without AWS: config errors exit 2 naming the field; `start` sends the schedule's input
- * to Step Functions (only the SFN HTTP endpoint is faked: the SDK serializes for real).
+ * to Step Functions, `status` lists each enabled policy's machine (only the SFN HTTP endpoint is faked: the
+ * SDK serializes for real).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import {
 } from '../../bin/cli/aws-commands.ts';
 import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { fakeSfn } from '../support/fake-sfn.ts';
 
 const config = LifecycleConfigSchema.parse({
   sandbox: true,
@@ -80,33 +82,117 @@ describe('pg-lifecycle start', () => {
     expect(started.name).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
   });
 
-  it('lists recent executions with the policy read from each input', async () => {
-    const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:pg-lifecycle';
-    const { client } = recordingSfn((target, body) =>
-      target === 'ListExecutions'
-        ? {
-            executions: [
-              {
-                executionArn: `${arn}:a`,
-                name: 'a',
-                status: 'SUCCEEDED',
-                startDate: 1,
-                stateMachineArn: arn,
-              },
-            ],
-          }
-        : {
-            executionArn: body.executionArn,
-            input: JSON.stringify({ policy: { name: 'counting-results' } }),
-            status: 'SUCCEEDED',
-            startDate: 1,
-            stateMachineArn: arn,
-          },
-    );
-    const executions = await listExecutions(client, { stateMachineArn: arn, limit: 5 });
+  it("lists a machine's recent executions as its policy's, in one call and without describing any", async () => {
+    // Prepare
+    const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:PgLifecycle-counting-results';
+    const { client, requests } = recordingSfn(() => ({
+      executions: ['a', 'b'].map((name, i) => ({
+        executionArn: `${arn}:${name}`,
+        name,
+        status: 'SUCCEEDED',
+        startDate: 2 - i,
+        stateMachineArn: arn,
+      })),
+    }));
+
+    // Act
+    const executions = await listExecutions(client, {
+      stateMachineArn: arn,
+      policy: 'counting-results',
+      limit: 5,
+    });
+
+    // Assess
     expect(executions).toEqual([
       expect.objectContaining({ name: 'a', status: 'SUCCEEDED', policy: 'counting-results' }),
+      expect.objectContaining({ name: 'b', status: 'SUCCEEDED', policy: 'counting-results' }),
     ]);
+    expect(requests.map((r) => r.target)).toEqual(['ListExecutions']);
+    expect(requests[0]?.body).toEqual({ stateMachineArn: arn, maxResults: 5 });
+  });
+});
+
+describe('pg-lifecycle status: executions', () => {
+  const prefix = 'arn:aws:states:eu-west-1:123456789012:stateMachine:PgLifecycle-';
+  const policy = (name: string, enabled: boolean) => ({
+    name,
+    table: `public.${name.replaceAll('-', '_')}`,
+    action: 'purge',
+    timeColumn: 'created_at',
+    retention: 'P2Y',
+    enabled,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'pgl-status-'));
+  const file = join(dir, 'status.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      sandbox: true,
+      policies: [policy('live-a', true), policy('off', false), policy('live-b', true)],
+    }),
+  );
+  /** Step Functions with the machines of the enabled policies only (a disabled policy has none). */
+  const deployed = () =>
+    fakeSfn((target, body) => {
+      const machine = String(body.stateMachineArn);
+      if (target !== 'ListExecutions' || !['live-a', 'live-b'].some((p) => machine === `${prefix}${p}`))
+        return { error: 'StateMachineDoesNotExist', message: `State Machine Does Not Exist: '${machine}'` };
+      const name = machine.slice(prefix.length);
+      return {
+        executions: [
+          {
+            executionArn: `${machine}:${name}-run`,
+            name: `${name}-run`,
+            status: 'SUCCEEDED',
+            startDate: name === 'live-a' ? 1 : 2,
+            stateMachineArn: machine,
+          },
+        ],
+      };
+    });
+
+  it('lists every enabled policy of the config, the policy taken from its machine, describing nothing', async () => {
+    // Prepare
+    vi.stubEnv('PG_LIFECYCLE_STATE_MACHINE_PREFIX', prefix);
+    const sfn = deployed();
+    try {
+      // Act
+      const { recentExecutions } = await import('../../bin/cli/main.ts');
+      const executions = await recentExecutions(sfn.client, { config: file }, 10);
+
+      // Assess: newest first
+      expect(executions.map((e) => [e.policy, e.name])).toEqual([
+        ['live-b', 'live-b-run'],
+        ['live-a', 'live-a-run'],
+      ]);
+      expect(sfn.requests.map((r) => [r.target, r.body.stateMachineArn])).toEqual([
+        ['ListExecutions', `${prefix}live-a`],
+        ['ListExecutions', `${prefix}live-b`],
+      ]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('names the policy of an explicit --state-machine-arn from the prefix', async () => {
+    // Prepare
+    vi.stubEnv('PG_LIFECYCLE_STATE_MACHINE_PREFIX', prefix);
+    const sfn = deployed();
+    try {
+      // Act
+      const { recentExecutions } = await import('../../bin/cli/main.ts');
+      const executions = await recentExecutions(
+        sfn.client,
+        { config: file, 'state-machine-arn': `${prefix}live-b` },
+        10,
+      );
+
+      // Assess
+      expect(executions).toEqual([expect.objectContaining({ policy: 'live-b', name: 'live-b-run' })]);
+      expect(sfn.requests.map((r) => r.target)).toEqual(['ListExecutions']);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
 
@@ -129,6 +215,22 @@ describe('state machine of a policy', () => {
     expect(stateMachineArnFor('counting-results', `${prefix}counting-results`)).toBe(
       `${prefix}counting-results`,
     );
+  });
+
+  it("with the prefix known, takes only the prefix's machine of the policy: not one merely ending in -<policy>", () => {
+    vi.stubEnv('PG_LIFECYCLE_STATE_MACHINE_PREFIX', prefix);
+    try {
+      // PgLifecycle-orders-archive is the machine of policy orders-archive, not of policy archive.
+      expect(() => stateMachineArnFor('archive', `${prefix}orders-archive`)).toThrow(
+        `not the state machine of policy archive (each policy has its own, named ${prefix}archive)`,
+      );
+      expect(() =>
+        stateMachineArnFor('archive', 'arn:aws:states:eu-west-1:123456789012:stateMachine:Other-archive'),
+      ).toThrow(/not the state machine of policy archive/);
+      expect(stateMachineArnFor('archive', `${prefix}archive`)).toBe(`${prefix}archive`);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('says which output to use when neither an ARN nor the prefix is set, and refuses a malformed prefix', () => {

@@ -577,12 +577,13 @@ describe('config schema: what would fail later', () => {
     expect(found).toMatch(expected);
   });
 
-  it('accepts retention from one hour, refuses shorter (PT1S for P1S, PT10M for P10M)', () => {
+  it('accepts retention from one hour, refuses shorter (PT1M for P1M, PT10M for P10M)', () => {
     expect(issuesOf(withPolicy({ retention: 'PT1H' }))).toEqual([]);
     expect(issuesOf(withPolicy({ retention: 'PT12H' }))).toEqual([]);
-    expect(problems(withPolicy({ retention: 'PT1S' }))).toMatch(
-      /^policies\.0\.retention: "PT1S" is shorter than one hour \(PT1H\), the minimum$/,
+    expect(problems(withPolicy({ retention: 'PT1M' }))).toMatch(
+      /^policies\.0\.retention: "PT1M" is shorter than one hour \(PT1H\), the minimum$/,
     );
+    expect(issuesOf(withPolicy({ retention: 'P1M' }))).toEqual([]);
     expect(problems(withPolicy({ retention: 'PT59M59S' }))).toMatch(
       /^policies\.0\.retention: .*shorter than one hour/,
     );
@@ -640,6 +641,21 @@ describe('config schema: what would fail later', () => {
       );
     });
 
+    it('resolves with the same checks validate makes (one merge): a config that skipped validation is refused', () => {
+      const valid = LifecycleConfigSchema.parse(purgeWith({ minRows: 100, maxRows: 200 }));
+      const policy = valid.policies[0] as never as { chunking: Record<string, number> };
+      expect(resolveChunking(valid, policy as never)).toMatchObject({
+        minRows: 100,
+        maxRows: 200,
+        initialRows: 200,
+      });
+      expect(() =>
+        resolveChunking(valid, { ...policy, chunking: { minRows: 900, maxRows: 800 } } as never),
+      ).toThrow(
+        'policy sessions: chunking: minRows 900 (this policy) is larger than maxRows 800 (this policy)',
+      );
+    });
+
     it('refuses a target transaction time the statement timeout would cancel', () => {
       expect(problems(withPolicy({ chunking: { statementTimeoutMs: 2000 } }))).toBe(
         'policies.0.chunking: targetTransactionMs 2000 (the built-in archive default) must be below statementTimeoutMs 2000 (this policy)',
@@ -681,6 +697,61 @@ describe('config schema: what would fail later', () => {
     );
     expect(problems(partitions('pg_catalog'))).toMatch(
       /^policies\.0\.partitions\.detachedSchema: .*system schema/,
+    );
+  });
+
+  it.each([
+    'arn:aws:kms:eu-west-1:123456789012:key/0b5d9c1e-0000-4000-8000-000000000000',
+    'arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab',
+  ])('accepts the KMS key ARN %s (a multi-Region key too) for logs and the database secret', (keyArn) => {
+    const database = {
+      secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf',
+      secretKmsKeyArn: keyArn,
+      vpcId: 'vpc-0123abcd',
+      subnetIds: ['subnet-0123abcd'],
+      availabilityZones: ['eu-west-1a'],
+      securityGroupId: 'sg-0123abcd',
+    };
+    expect(issuesOf({ ...withPolicy({}), observability: { logKmsKeyArn: keyArn } })).toEqual([]);
+    expect(issuesOf({ ...withPolicy({}), sandbox: false, database })).toEqual([]);
+  });
+
+  it.each([
+    'arn:aws:kms:eu-west-1:123456789012:key/-',
+    'arn:aws:kms:eu-west-1:123456789012:key/mrk-',
+    'arn:aws:kms:eu-west-1:123456789012:key/mrk-1234',
+    'arn:aws:kms:eu-west-1:123456789012:key/0b5d9c1e',
+    'arn:aws:kms:eu-west-1:123456789012:alias/logs',
+  ])('refuses %s: not a key id (a UUID, or mrk- and 32 hex digits)', (keyArn) => {
+    expect(problems({ ...withPolicy({}), observability: { logKmsKeyArn: keyArn } })).toMatch(
+      /^observability\.logKmsKeyArn: must be a KMS key ARN/,
+    );
+  });
+
+  it.each([
+    'public.is_test_account(integer)',
+    'is_test_account(bigint, text)',
+    '"My Schema"."odd(name"(integer)',
+    'citext_eq(citext, citext)',
+  ])('accepts the filterFunctions signature %s', (signature) => {
+    expect(issuesOf(withPolicy({ filterFunctions: [signature] }))).toEqual([]);
+  });
+
+  it.each([
+    ['1 + 1(int)', /"1 \+ 1" is not a valid identifier/],
+    ['a.b.c.d(int)', /"a\.b\.c\.d": must be name or schema\.name/],
+    ['db.public.f(int)', /must be name or schema\.name/],
+    ['public.(int)', /ends with "\."/],
+    ['f int', /must be a function signature/],
+  ])('refuses the filterFunctions signature %j, naming the name part', (signature, expected) => {
+    const found = problems(withPolicy({ filterFunctions: [signature] }));
+    expect(found).toMatch(/^policies\.0\.filterFunctions\.0: /);
+    expect(found).toMatch(expected);
+  });
+
+  it('refuses filterFunctions without a filter: they would vouch for nothing', () => {
+    expect(problems(withPolicy({ filter: undefined, filterFunctions: ['public.f(integer)'] }))).toBe(
+      'policies.0.filterFunctions: only applies with a filter (the functions it lists are those the filter may call)',
     );
   });
 
