@@ -41,6 +41,11 @@ export interface LocalRunOptions {
   /** Overrides every retry interval (ms), so tests and demos do not sleep. @default 100 */
   readonly retryIntervalMs?: number;
   /**
+   * Overrides the chunk loop's backoff between local retries of a timed-out chunk (retry n waits n times
+   * this, ms), so tests do not sleep. @default 250 (see run-chunks.ts)
+   */
+  readonly chunkRetryBackoffMs?: number;
+  /**
    * Test-only: lowers the MoreWork choice's iteration bound so continuation is exercised on small tables.
    * @default the synthesized bound
    */
@@ -168,6 +173,9 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   const dependencies = (context: Context): StepDependencies => ({
     ...options.dependencies(context),
     leaseHolder,
+    ...(options.chunkRetryBackoffMs === undefined
+      ? {}
+      : { chunkRetryBackoffMs: options.chunkRetryBackoffMs }),
   });
   const start = createStartHandler(dependencies);
   const chunk = createChunkHandler(dependencies);

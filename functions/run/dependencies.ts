@@ -69,6 +69,12 @@ export interface StepDependencies {
    * the run gone once that backend is. Unset in Step Functions, where the holder is the run's execution.
    */
   leaseHolder?: (() => Promise<LeaseHolderBackend>) | undefined;
+  /**
+   * Backoff between the chunk loop's local retries of a chunk that hit a lock or statement timeout: retry n
+   * (from 1) waits n times this (ms). The local runner's `chunkRetryBackoffMs` option sets it (a test passes 0 so
+   * as not to sleep). @default 250
+   */
+  chunkRetryBackoffMs?: number | undefined;
 }
 
 export const silentLogger: StepLogger = {

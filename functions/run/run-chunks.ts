@@ -27,6 +27,8 @@ import { prepareTarget } from './prepare-target.ts';
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
+/** Retry n of a chunk waits n times this (ms) unless the step's dependencies say otherwise. */
+const DEFAULT_CHUNK_RETRY_BACKOFF_MS = 250;
 
 export function parseRunState(input: unknown): RunState {
   const parsed = RunStateSchema.safeParse(input);
@@ -195,13 +197,15 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           if ((code === '57014' || code === '55P03') && attempt < MAX_LOCAL_RETRIES) {
             // Statement timeout: too big for the server right now. Lock timeout: a DDL lock; wait a bit.
             if (code === '57014') limit = shrinkAfterTimeout(limit, chunking);
+            const backoffMs = (deps.chunkRetryBackoffMs ?? DEFAULT_CHUNK_RETRY_BACKOFF_MS) * (attempt + 1);
             deps.log.warn('chunk rolled back, retrying', {
               runId: state.runId,
               sqlstate: code,
               limit,
               attempt,
+              backoffMs,
             });
-            await new Promise((resolve) => setTimeout(resolve, 250 * (attempt + 1)));
+            await new Promise((resolve) => setTimeout(resolve, backoffMs));
             continue;
           }
           throw error;

@@ -79,6 +79,7 @@ describe('chunk-loop state machine resources', () => {
         Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logGroupId, 'Arn'] } } }],
       })),
     );
+    expect(logging(withData)).toHaveLength(enabled.length);
     for (const configured of logging(withData))
       expect(configured).toMatchObject({ Level: 'ALL', IncludeExecutionData: true });
     expect(template.toJSON().Resources[logGroupId]).toMatchObject({

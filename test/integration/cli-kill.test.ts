@@ -4,15 +4,14 @@
  * is refused only because the (short) lease is still live, `unlock` proves the holder gone and releases it,
  * and the next run finishes the work with no row lost or archived twice.
  *
- * The CLI runs as a child process, spawned asynchronously: a blocking spawn would freeze the in-process S3
- * server the child talks to (TOOLCHAIN).
+ * The CLI runs as a child process (spawnCli: the environment of runCli, nothing else of the test process's),
+ * spawned asynchronously: a blocking spawn would freeze the in-process S3 server the child talks to (TOOLCHAIN).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
@@ -25,11 +24,11 @@ import {
   seedEvents,
   tableKeys,
 } from '../support/archive-guarantees.ts';
+import { cliEnvironment, spawnCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { runCliInProcess } from '../support/leases.ts';
 import { createTestBucket, testS3Client } from '../support/s3.ts';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const NOW = new Date('2026-11-23T12:00:00.000Z');
 const POLICY = 'killed';
 
@@ -99,34 +98,14 @@ describe('a killed pg-lifecycle run', () => {
     // The in-process runs below use the same definition: synthesized while the child starts.
     const definition = synthesizeDefinition(testConfig([policy]));
     const stderr: string[] = [];
-    child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'bin/pg-lifecycle.ts',
-        'run',
-        '--config',
-        configFile,
-        '--policy',
-        POLICY,
-        '--bucket',
-        bucket,
-      ],
-      {
-        cwd: REPO,
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: {
-          ...process.env,
-          DATABASE_URL: db.url,
-          AWS_ENDPOINT_URL_S3: inject('s3Endpoint'),
-          AWS_ACCESS_KEY_ID: 'test',
-          AWS_SECRET_ACCESS_KEY: 'test',
-          AWS_REGION: 'us-east-1',
-        },
-      },
+    const spawned = spawnCli(
+      ['run', '--config', configFile, '--policy', POLICY, '--bucket', bucket],
+      cliEnvironment({ databaseUrl: db.url, s3Endpoint: inject('s3Endpoint') }),
     );
-    child.stderr?.on('data', (chunk) => stderr.push(String(chunk)));
+    child = spawned;
+    // Only stderr is kept (for a failure message); stdout is drained so that its pipe never fills.
+    spawned.stdout.resume();
+    spawned.stderr.on('data', (chunk) => stderr.push(String(chunk)));
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child?.on('exit', (_code, signal) => resolve(signal)),
     );

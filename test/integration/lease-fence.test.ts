@@ -41,37 +41,60 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/**
+ * 2000 events 6 hours apart in `public.<name>` (the oldest 540 past a year) and an archive policy on them,
+ * 100 rows a chunk, with what the guarantees are checked against.
+ */
+async function prepareArchive(name: string) {
+  await seedEvents(db.pool, name, 2000, NOW);
+  const tableKeysSql = `SELECT id::text AS k FROM public.${name}`;
+  const config = testConfig([
+    {
+      name,
+      table: `public.${name}`,
+      action: 'archive',
+      timeColumn: 'created_at',
+      retention: 'P1Y',
+      chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
+    },
+  ]);
+  return {
+    config,
+    before: await tableKeys(db.pool, tableKeysSql),
+    eligible: await eligibleEventIds(db.pool, name, NOW, 'P1Y'),
+    scope: {
+      pool: db.pool,
+      s3,
+      bucket,
+      policy: name,
+      tableKeysSql,
+      keyOf: (r: Record<string, unknown>) => String(r.id),
+    },
+  };
+}
+
+/** `pg-lifecycle unlock` on a connection of its own; a local run's lease never needs Step Functions. */
+async function unlock(policy: string, options: { force: boolean; reason?: string; osUser: string }) {
+  return withClient(await resolveClientConfig({ DATABASE_URL: db.url }), (client) =>
+    unlockCommand(client, {
+      policy,
+      force: options.force,
+      reason: options.reason,
+      osUser: options.osUser,
+      sfnFor: () => {
+        throw new Error('a local run needs no Step Functions');
+      },
+    }),
+  );
+}
+
 describe('a live run whose lease is taken from it', () => {
   it('stops at its next ledger write, keeping every row exactly once', async () => {
     // Prepare
-    await seedEvents(db.pool, 'fenced', 2000, NOW);
-    const tableKeysSql = 'SELECT id::text AS k FROM public.fenced';
-    const before = await tableKeys(db.pool, tableKeysSql);
-    const eligible = await eligibleEventIds(db.pool, 'fenced', NOW, 'P1Y');
-    const config = testConfig([
-      {
-        name: 'fenced',
-        table: 'public.fenced',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P1Y',
-        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-      },
-    ]);
+    const { config, before, eligible, scope } = await prepareArchive('fenced');
+    const byBob = { reason: 'testing the fence', osUser: 'ops-bob' };
     let commits = 0;
     let refusedWhileAlive: string | undefined;
-    const unlock = async (force: boolean) =>
-      withClient(await resolveClientConfig({ DATABASE_URL: db.url }), (client) =>
-        unlockCommand(client, {
-          policy: 'fenced',
-          force,
-          reason: 'testing the fence',
-          osUser: 'ops-bob',
-          sfnFor: () => {
-            throw new Error('a local run needs no Step Functions');
-          },
-        }),
-      );
 
     // Act: after the second chunk commits, an operator releases the lease of the still-running run.
     const result = await runLocally({
@@ -85,8 +108,8 @@ describe('a live run whose lease is taken from it', () => {
         hooks: {
           afterCommit: async () => {
             if (++commits !== 2) return;
-            refusedWhileAlive = (await unlock(false)).outcome;
-            await unlock(true);
+            refusedWhileAlive = (await unlock('fenced', { ...byBob, force: false })).outcome;
+            await unlock('fenced', { ...byBob, force: true });
           },
         },
       },
@@ -99,14 +122,6 @@ describe('a live run whose lease is taken from it', () => {
     const run = await runRecord(db.pool, result.failure?.runId);
     // RecordFailure does not overwrite who released the lease.
     expect(run).toMatchObject({ status: 'failed', error_name: 'LeaseReleased', chunks: '2' });
-    const scope = {
-      pool: db.pool,
-      s3,
-      bucket,
-      policy: 'fenced',
-      tableKeysSql,
-      keyOf: (r: Record<string, unknown>) => String(r.id),
-    };
     const state = await expectArchiveGuarantees(scope, before);
     // Exactly the two chunks committed before the release; the chunk after it rolled back.
     expect(state.archivedKeys).toHaveLength(Number(run?.rows));
@@ -158,22 +173,8 @@ describe('a live run whose lease is taken from it', () => {
   });
 
   it('keeps a live local run unlockable only by --force when the server ends its holder connection', async () => {
-    // Prepare
-    // Rows are 6 hours apart: the oldest 540 are past a year, six chunks of 100.
-    await seedEvents(db.pool, 'reheld', 2000, NOW);
-    const tableKeysSql = 'SELECT id::text AS k FROM public.reheld';
-    const before = await tableKeys(db.pool, tableKeysSql);
-    const eligible = await eligibleEventIds(db.pool, 'reheld', NOW, 'P1Y');
-    const config = testConfig([
-      {
-        name: 'reheld',
-        table: 'public.reheld',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P1Y',
-        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-      },
-    ]);
+    // Prepare: six chunks of 100.
+    const { config, before, eligible, scope } = await prepareArchive('reheld');
     const holderOf = async () =>
       (
         await db.pool.query<{ pid: number | null }>(
@@ -199,46 +200,24 @@ describe('a live run whose lease is taken from it', () => {
             if (++commits !== 2) return;
             ended = await holderOf();
             await db.pool.query('SELECT pg_terminate_backend($1)', [ended]);
-            for (let i = 0; i < 100 && ((await holderOf()) === ended || (await holderOf()) === null); i++) {
-              await new Promise((resolve) => setTimeout(resolve, 50));
-            }
+            // The runner records its new holder backend in the lease (the old pid is replaced, never cleared).
+            // A timeout throws here and fails the run: see result.failure below.
+            await expect.poll(holderOf, { timeout: 15_000 }).not.toBe(ended);
             reheldBy = await holderOf();
-            outcome = (
-              await withClient(await resolveClientConfig({ DATABASE_URL: db.url }), (client) =>
-                unlockCommand(client, {
-                  policy: 'reheld',
-                  force: false,
-                  reason: undefined,
-                  osUser: 'ops-carol',
-                  sfnFor: () => {
-                    throw new Error('a local run needs no Step Functions');
-                  },
-                }),
-              )
-            ).outcome;
+            outcome = (await unlock('reheld', { force: false, osUser: 'ops-carol' })).outcome;
           },
         },
       },
     });
 
     // Assess: a new holder backend was recorded, unlock refused, and the run went on to the end.
+    expect(result.failure).toBeUndefined();
     expect(ended).not.toBeNull();
     expect(reheldBy).not.toBeNull();
     expect(reheldBy).not.toBe(ended);
     expect(outcome).toBe('refused');
-    expect(result.failure).toBeUndefined();
     expect(result.status).toBe('succeeded');
-    const state = await expectArchiveGuarantees(
-      {
-        pool: db.pool,
-        s3,
-        bucket,
-        policy: 'reheld',
-        tableKeysSql,
-        keyOf: (r: Record<string, unknown>) => String(r.id),
-      },
-      before,
-    );
+    const state = await expectArchiveGuarantees(scope, before);
     expect(state.archivedKeys.length).toBe(eligible.length);
   });
 });

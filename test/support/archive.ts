@@ -65,10 +65,16 @@ export function testConfig(
   return LifecycleConfigSchema.parse({ sandbox: true, ...extra, policies });
 }
 
-/** Runs a policy through the synthesized state machine with no sleeping (pauses and retry intervals 0). */
+/** Runs a policy through the synthesized state machine with no sleeping (pauses, retry intervals and local chunk-retry backoff 0). */
 export async function runLocally(
   options: Omit<LocalRunOptions, 'dependencies'> & { deps: LocalDependencyOptions },
 ): Promise<LocalRunResult> {
   const { deps, ...rest } = options;
-  return runPolicyLocally({ pauseMs: 0, retryIntervalMs: 0, ...rest, dependencies: localDependencies(deps) });
+  return runPolicyLocally({
+    pauseMs: 0,
+    retryIntervalMs: 0,
+    chunkRetryBackoffMs: 0,
+    ...rest,
+    dependencies: localDependencies(deps),
+  });
 }

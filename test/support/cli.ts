@@ -2,8 +2,9 @@
  * Runs the real CLI (`node --import tsx bin/pg-lifecycle.ts …`) in a child process, asynchronously: a
  * blocking spawn (spawnSync) would freeze the in-process S3 server the tests talk to (TOOLCHAIN.md).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 
 /** The repository root: the CLI resolves `tsx` and its default config file from here. */
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -35,20 +36,32 @@ export interface CliOptions {
 /** Variables every child gets from the test process (to find node, a home and a temp directory). */
 const INHERITED = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ'] as const;
 
-export function runCli(argv: readonly string[], options: CliOptions): Promise<CliResult> {
-  const env: Record<string, string> = {};
+/**
+ * Starts `pg-lifecycle <argv>` and returns the process, for a test that acts on it while it runs (signals,
+ * waiting for its progress). Its environment is `env` on top of PATH/HOME/TMPDIR/LANG/TZ, as in `runCli`;
+ * stdout and stderr are piped: the caller reads (or resumes) both.
+ */
+export function spawnCli(
+  argv: readonly string[],
+  env: CliOptions['env'],
+): ChildProcessByStdio<null, Readable, Readable> {
+  const childEnv: Record<string, string> = {};
   for (const name of INHERITED) {
     const value = process.env[name];
-    if (value !== undefined) env[name] = value;
+    if (value !== undefined) childEnv[name] = value;
   }
-  for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value;
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value;
+  return spawn(process.execPath, ['--import', 'tsx', ENTRY, ...argv], {
+    cwd: REPO_ROOT,
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export function runCli(argv: readonly string[], options: CliOptions): Promise<CliResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...argv], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnCli(argv, options.env);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));

@@ -307,10 +307,12 @@ export interface Leftover {
 }
 
 /**
- * Backends of the CLI still connected to the lane's databases. A CLI that closed its connections may
- * leave them for a moment; a killed one whose backend waits on a lock leaves them for good.
+ * Backends of the CLI still connected to the lane's databases, polled until none is left or `graceMs` ran
+ * out. A CLI that closed its connections may leave them for a moment (the server ends a backend after its
+ * client's Terminate, later on a loaded machine); a killed one whose backend waits on a lock leaves them
+ * for good.
  */
-export async function cliBackendsLeft(lane: Lane, graceMs = 5_000): Promise<Leftover[]> {
+export async function cliBackendsLeft(lane: Lane, graceMs = 15_000): Promise<Leftover[]> {
   const deadline = Date.now() + graceMs;
   for (;;) {
     const rows = await withAdmin(async (client) => {

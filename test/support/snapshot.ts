@@ -187,3 +187,14 @@ export async function snapshotBucket(s3: S3Client, bucket: string): Promise<Buck
     objects: Object.fromEntries(Object.entries(objects).sort(([a], [b]) => (a < b ? -1 : 1))),
   };
 }
+
+/** A database and a bucket, read side by side: everything a refused run must leave as it found it. */
+export async function snapshotDatabaseAndBucket(
+  url: string,
+  s3: S3Client,
+  bucket: string,
+  options: SnapshotOptions = {},
+): Promise<{ readonly database: DatabaseSnapshot; readonly bucket: BucketSnapshot }> {
+  const [database, objects] = await Promise.all([snapshotDatabase(url, options), snapshotBucket(s3, bucket)]);
+  return { database, bucket: objects };
+}
