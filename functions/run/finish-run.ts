@@ -4,12 +4,12 @@
  */
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
-import { lockListedObjects } from '../actions/object-lock.ts';
+import { lockListedObjects } from '../actions/archive/object-lock.ts';
+import { maintainAfterPurge } from '../actions/purge/vacuum.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import type { StepDependencies, StepLogger } from './dependencies.ts';
-import { maintainAfterPurge } from './maintain-table.ts';
 import { parseRunState } from './run-chunks.ts';
 
 /** Time Finish keeps for closing the run after locking objects; the next run's Finish locks the rest. */

@@ -3,7 +3,7 @@ import type { ArchivePolicy, Policy } from '../../lib/contracts/config.ts';
 import { parseQualifiedName, quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunState } from '../../lib/contracts/payloads.ts';
-import { ArchiveObjectWriter } from '../actions/archive-object-writer.ts';
+import { ArchiveObjectWriter } from '../actions/archive/object-writer.ts';
 import { listReferencingForeignKeys, type Queryable } from '../adapters/catalog.ts';
 import { type ArchivedObject, Ledger } from '../adapters/ledger.ts';
 import {

@@ -5,7 +5,7 @@
  */
 import { ArchivePolicySchema } from '../../lib/contracts/config.ts';
 import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
-import { lockListedObjects } from '../actions/object-lock.ts';
+import { lockListedObjects } from '../actions/archive/object-lock.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { timeoutsOfInput } from '../core/session-timeouts.ts';

@@ -7,9 +7,9 @@
 import type pg from 'pg';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { MAX_EXECUTION_AGE_MS, type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
-import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/action.ts';
-import { ArchiveAction } from '../actions/archive.ts';
-import { PurgeAction } from '../actions/purge.ts';
+import { ArchiveAction } from '../actions/archive/chunk.ts';
+import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
+import { PurgeAction } from '../actions/purge/chunk.ts';
 import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';

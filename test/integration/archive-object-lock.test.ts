@@ -15,9 +15,9 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyArchiveRun } from '../../bin/local/verify-archive.ts';
-import type { ChunkInput, CompletedChunk } from '../../functions/actions/action.ts';
-import { ArchiveAction } from '../../functions/actions/archive.ts';
-import { lockListedObjects } from '../../functions/actions/object-lock.ts';
+import { ArchiveAction } from '../../functions/actions/archive/chunk.ts';
+import { lockListedObjects } from '../../functions/actions/archive/object-lock.ts';
+import type { ChunkInput, CompletedChunk } from '../../functions/actions/chunk-action.ts';
 import {
   type BucketCheck,
   type ObjectStore,

@@ -4,29 +4,25 @@
  * chunk loop in the same transaction. Any failure before COMMIT rolls the DELETE back: no row is lost;
  * an object uploaded for a rolled-back chunk stays announced-but-unlisted and is removed as an orphan.
  */
-import type { ArchivePolicy } from '../../lib/contracts/config.ts';
-import type { ObjectStore } from '../adapters/archive-store.ts';
-import type { Queryable } from '../adapters/catalog.ts';
-import type { ArchivedObject } from '../adapters/ledger.ts';
-import { rowTextSize } from '../core/batch-size.ts';
-import { buildDeleteChunkStatement } from '../core/chunk-sql.ts';
-import { partitionEndOf, partitionOf } from '../core/object-keys.ts';
-import { planParquetColumns } from '../core/parquet/column-plan.ts';
-import type { StepLogger } from '../run/dependencies.ts';
+import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
+import type { ObjectStore } from '../../adapters/archive-store.ts';
+import type { Queryable } from '../../adapters/catalog.ts';
+import type { ArchivedObject } from '../../adapters/ledger.ts';
+import { rowTextSize } from '../../core/batch-size.ts';
+import { buildDeleteChunkStatement } from '../../core/chunk-sql.ts';
+import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';
+import { planParquetColumns } from '../../core/parquet/column-plan.ts';
+import type { StepLogger } from '../../run/dependencies.ts';
 import {
   type ChunkAction,
   type ChunkInput,
   type CompletedChunk,
   summarizeTakenRows,
   type TakenChunk,
-} from './action.ts';
-import {
-  type ArchiveFaultHooks,
-  ArchiveObjectWriter,
-  type PendingRegistry,
-} from './archive-object-writer.ts';
+} from '../chunk-action.ts';
 import { NextEligibleLocator } from './next-eligible.ts';
 import { lockListedObjects } from './object-lock.ts';
+import { type ArchiveFaultHooks, ArchiveObjectWriter, type PendingRegistry } from './object-writer.ts';
 
 /** Where the objects of committed chunks are locked from (archive.objectLock): a connection outside the chunk transactions. */
 export interface CommittedObjectLocking {

@@ -5,13 +5,13 @@
  * uploaded, and an object is only returned (for the ledger) after it was verified.
  */
 import { randomUUID } from 'node:crypto';
-import type { ArchivePolicy } from '../../lib/contracts/config.ts';
-import { type ObjectStore, sha256Hex } from '../adapters/archive-store.ts';
-import type { ArchivedObject } from '../adapters/ledger.ts';
-import { LeaseLostError } from '../core/errors.ts';
-import { objectKey } from '../core/object-keys.ts';
-import type { ParquetColumnPlan } from '../core/parquet/column-plan.ts';
-import { encodeParquet } from '../core/parquet/encode.ts';
+import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
+import { type ObjectStore, sha256Hex } from '../../adapters/archive-store.ts';
+import type { ArchivedObject } from '../../adapters/ledger.ts';
+import { LeaseLostError } from '../../core/errors.ts';
+import { objectKey } from '../../core/object-keys.ts';
+import type { ParquetColumnPlan } from '../../core/parquet/column-plan.ts';
+import { encodeParquet } from '../../core/parquet/encode.ts';
 
 /** Announces a key before upload on a connection outside the chunk transaction. */
 export interface PendingRegistry {

@@ -7,11 +7,11 @@
  * sweep reads only the objects it locks and those of its policy's runs not dated yet (`runs.lock_dated`),
  * never the objects of policies without objectLock.
  */
-import type { ArchivePolicy } from '../../lib/contracts/config.ts';
-import type { ObjectStore } from '../adapters/archive-store.ts';
-import type { Queryable } from '../adapters/catalog.ts';
-import { ArchiveObjectMismatchError, StorageConfigurationError } from '../core/errors.ts';
-import type { StepLogger } from '../run/dependencies.ts';
+import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
+import type { ObjectStore } from '../../adapters/archive-store.ts';
+import type { Queryable } from '../../adapters/catalog.ts';
+import { ArchiveObjectMismatchError, StorageConfigurationError } from '../../core/errors.ts';
+import type { StepLogger } from '../../run/dependencies.ts';
 
 /** Objects locked per query. */
 const BATCH = 100;

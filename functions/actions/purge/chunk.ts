@@ -13,18 +13,22 @@
  * run of rows that share one time value and outnumber a chunk (then keyset chunks, ordered and locked,
  * take them; see buildPurgeChunkStatement).
  */
-import type { Queryable } from '../adapters/catalog.ts';
-import { withLocalTimeout } from '../adapters/savepoint.ts';
-import { buildPurgeChunkStatement, buildPurgeWindowStatements, type WindowStart } from '../core/chunk-sql.ts';
-import { ForeignKeyError } from '../core/errors.ts';
-import { describeError } from '../core/redact-database-error.ts';
+import type { Queryable } from '../../adapters/catalog.ts';
+import { withLocalTimeout } from '../../adapters/savepoint.ts';
+import {
+  buildPurgeChunkStatement,
+  buildPurgeWindowStatements,
+  type WindowStart,
+} from '../../core/chunk-sql.ts';
+import { ForeignKeyError } from '../../core/errors.ts';
+import { describeError } from '../../core/redact-database-error.ts';
 import {
   type ChunkAction,
   type ChunkInput,
   type CompletedChunk,
   summarizeTakenRows,
   type TakenChunk,
-} from './action.ts';
+} from '../chunk-action.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';

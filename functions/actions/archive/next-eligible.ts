@@ -7,10 +7,10 @@
  * time inside it cannot step the cursor over another leaf's rows. A DEFAULT partition (rows in every gap),
  * list/hash partitioning or a sub-partitioned leaf keep the parent-wide statement.
  */
-import { quoteQualified } from '../../lib/contracts/identifiers.ts';
-import type { Queryable } from '../adapters/catalog.ts';
-import { readPartitioning } from '../adapters/partitions.ts';
-import { buildNextEligibleTimeStatement, type ChunkTarget } from '../core/chunk-sql.ts';
+import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
+import type { Queryable } from '../../adapters/catalog.ts';
+import { readPartitioning } from '../../adapters/partitions.ts';
+import { buildNextEligibleTimeStatement, type ChunkTarget } from '../../core/chunk-sql.ts';
 
 export interface NextEligible {
   readonly time: string;

@@ -4,15 +4,15 @@
  * statement timeout. The outcome is recorded in the ledger (`lifecycle.runs.maintenance`) and never fails
  * the run: a timed-out or failed VACUUM is recorded as such (autovacuum will get to the table anyway).
  */
-import type { Maintenance, RunState } from '../../lib/contracts/payloads.ts';
-import { MaintenanceSchema } from '../../lib/contracts/payloads.ts';
-import type { Queryable } from '../adapters/catalog.ts';
-import { Ledger } from '../adapters/ledger.ts';
-import { readTablePrivileges } from '../adapters/privileges.ts';
-import { readTableStats, vacuumAnalyze } from '../adapters/table-stats.ts';
-import { decideVacuum, vacuumTimeoutMs } from '../core/maintenance.ts';
-import type { StepDependencies } from './dependencies.ts';
-import { prepareTarget } from './prepare-target.ts';
+import type { Maintenance, RunState } from '../../../lib/contracts/payloads.ts';
+import { MaintenanceSchema } from '../../../lib/contracts/payloads.ts';
+import type { Queryable } from '../../adapters/catalog.ts';
+import { Ledger } from '../../adapters/ledger.ts';
+import { readTablePrivileges } from '../../adapters/privileges.ts';
+import { readTableStats, vacuumAnalyze } from '../../adapters/table-stats.ts';
+import { decideVacuum, vacuumTimeoutMs } from '../../core/maintenance.ts';
+import type { StepDependencies } from '../../run/dependencies.ts';
+import { prepareTarget } from '../../run/prepare-target.ts';
 
 /** Below this the VACUUM would only be cancelled; PostgreSQL reads statement_timeout 0 as "no limit". */
 const MIN_VACUUM_TIMEOUT_MS = 1_000;
