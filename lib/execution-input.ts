@@ -4,7 +4,7 @@
  */
 
 import type { z } from 'zod';
-import { type LifecycleConfig, resolveChunking } from './contracts/config.ts';
+import { contractOf, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
 import { type ExecutionInput, ExecutionInputSchema, type TriggerSchema } from './contracts/payloads.ts';
 
 /** The policy name is not in the config. */
@@ -30,9 +30,7 @@ export function buildExecutionInput(
     const known = config.policies.map((candidate) => candidate.name).join(', ');
     throw new UnknownPolicyError(`no policy named "${policyName}" (known: ${known})`);
   }
-  // Purge children are resolved here because the start step sees only its own policy.
-  const children =
-    policy.action === 'purge' ? policy.children?.map((name) => childOf(config, name)) : undefined;
+  const extras = contractOf(policy).executionExtras?.(policy, (name) => policyNamed(config, name)) ?? {};
   // Parsing again guarantees the schedule never carries a payload the start step would reject.
   return ExecutionInputSchema.parse({
     policy,
@@ -41,12 +39,12 @@ export function buildExecutionInput(
     dryRun,
     // Only a person sets force (CLI --force); schedules never do.
     ...(options.force ? { force: true } : {}),
-    ...(children ? { children } : {}),
+    ...extras,
   });
 }
 
-function childOf(config: LifecycleConfig, name: string): { name: string; table: string } {
-  const child = config.policies.find((candidate) => candidate.name === name);
-  if (!child) throw new UnknownPolicyError(`no policy named "${name}" (a purge child)`);
-  return { name: child.name, table: child.table };
+function policyNamed(config: LifecycleConfig, name: string): LifecycleConfig['policies'][number] {
+  const policy = config.policies.find((candidate) => candidate.name === name);
+  if (!policy) throw new UnknownPolicyError(`no policy named "${name}" (named by another policy)`);
+  return policy;
 }

@@ -23,7 +23,7 @@ import { type DatabaseConnectivity, PolicyRunner } from './constructs/policy-run
 import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
 import { StarOnlyManagedPolicy } from './constructs/wildcard-confined-role.ts';
-import { type ArchivePolicy, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
+import { contractOf, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
 import { MAX_RESOURCES_PER_STACK, pascalCase } from './contracts/stack-limits.ts';
 
 export { HANDLER_ENTRIES } from './constructs/policy-runner.ts';
@@ -72,11 +72,13 @@ export class PgLifecycleStack extends Stack {
     const connectivity = this.databaseConnectivity(config);
     const { observability } = config;
 
-    const archivePolicies = config.policies.filter(
-      (policy): policy is ArchivePolicy => policy.action === 'archive',
-    );
+    // Every policy that keeps objects (the bucket is created even when none does: the stack's outputs name it).
+    const storingPolicies = config.policies.flatMap((policy) => {
+      const storage = contractOf(policy).storage(policy);
+      return storage ? [{ name: policy.name, storage }] : [];
+    });
     this.archiveBucket = new ArchiveBucket(this, 'ArchiveBucket', {
-      policies: archivePolicies,
+      policies: storingPolicies,
       existingBucketName: config.bucketName,
     });
     const bucket = this.archiveBucket.bucket;

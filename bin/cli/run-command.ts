@@ -6,7 +6,7 @@
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
-import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { contractOf, type LifecycleConfig } from '../../lib/contracts/config.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { UsageError } from './errors.ts';
 import { formatBytes } from './format.ts';
@@ -57,8 +57,8 @@ export async function runCommand(options: RunCommandOptions): Promise<RunReport>
       `no policy named "${options.policy}" (known: ${options.config.policies.map((p) => p.name).join(', ')})`,
     );
   }
-  if (policy.action === 'archive' && !options.bucket && !options.dryRun) {
-    throw new UsageError('archive policies need a bucket: --bucket B or PG_LIFECYCLE_BUCKET');
+  if (contractOf(policy).storage(policy) && !options.bucket && !options.dryRun) {
+    throw new UsageError(`${policy.action} policies need a bucket: --bucket B or PG_LIFECYCLE_BUCKET`);
   }
   const result = await runPolicyLocally({
     config: options.config,

@@ -10,17 +10,18 @@ import {
   StorageClass,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { ArchivePolicy } from '../contracts/config.ts';
+import type { PolicyStorage } from '../contracts/action-contract.ts';
 
-/** Key prefix under which one policy's Parquet objects live: `archive/<policy-name>/`. */
-export function archivePrefix(policyName: string): string {
-  return `archive/${policyName}/`;
+/** A policy that keeps objects in the bucket, and where and how (from its action's contract). */
+export interface StoringPolicy {
+  readonly name: string;
+  readonly storage: PolicyStorage;
 }
 
 /** Properties of an {@link ArchiveBucket}. */
 export interface ArchiveBucketProps {
-  /** Archive policies; each gets a lifecycle rule on its own prefix (storage-class transitions, expiry). */
-  readonly policies: readonly ArchivePolicy[];
+  /** Policies that keep objects; each gets a lifecycle rule on its own prefix (storage-class transitions, expiry). */
+  readonly policies: readonly StoringPolicy[];
 
   /**
    * Use this existing bucket instead of creating one. Nothing is changed on it: its lifecycle rules,
@@ -108,7 +109,7 @@ export class ArchiveBucket extends Construct {
         ...props.policies.map(policyLifecycleRule),
       ],
     });
-    if (props.policies.some((policy) => policy.archive.objectLock !== undefined)) {
+    if (props.policies.some((policy) => policy.storage.objectLock)) {
       // Through ObjectLockConfiguration (no Rule: no default retention), never the top-level ObjectLockEnabled:
       // CloudFormation updates this property in place ("No interruption"; S3 enables Object Lock on an
       // existing versioned bucket), so adding objectLock to a deployed stack keeps the bucket its ledger lists.
@@ -117,12 +118,13 @@ export class ArchiveBucket extends Construct {
   }
 }
 
-/** The storage-class schedule of one archive policy's prefix. */
-function policyLifecycleRule(policy: ArchivePolicy): LifecycleRule {
-  const storage = policy.archive.storage;
+/** The storage-class schedule of one policy's prefix. */
+function policyLifecycleRule(policy: StoringPolicy): LifecycleRule {
+  const storage = policy.storage.tiers;
   return {
+    // The rule id of a deployed stack must not change: archive policies' rules were named so first.
     id: `archive-${policy.name}`,
-    prefix: archivePrefix(policy.name),
+    prefix: policy.storage.prefix,
     transitions: [
       {
         storageClass: StorageClass.INFREQUENT_ACCESS,

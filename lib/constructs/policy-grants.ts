@@ -6,10 +6,9 @@ import { Stack } from 'aws-cdk-lib';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import type { ArchivePolicy } from '../contracts/config.ts';
 import { glueTableName } from '../contracts/glue-table-name.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
-import { archivePrefix } from './archive-bucket.ts';
+import type { StoringPolicy } from './archive-bucket.ts';
 import type { ChunkLoopFunctions } from './chunk-loop-state-machine.ts';
 
 type StepFunctions = { readonly [K in keyof ChunkLoopFunctions]: IFunction };
@@ -38,7 +37,7 @@ export function grantSecretKey(
 }
 
 /**
- * S3 for an archive policy, all of it under `archive/<policy>/`:
+ * S3 for a policy that keeps objects (archive), all of it under its own prefix (`archive/<policy>/`):
  *
  * - Start checks the bucket by listing the prefix (ListBucket with an `s3:prefix` condition; HeadBucket
  *   would need ListBucket on the whole bucket) and, with objectLock, reads the bucket's Object Lock setting;
@@ -50,10 +49,9 @@ export function grantSecretKey(
  * Nobody gets s3:BypassGovernanceRetention or s3:PutObjectLegalHold, and nobody may list or touch another
  * policy's prefix.
  */
-export function grantArchiveAccess(functions: StepFunctions, bucket: IBucket, policy: ArchivePolicy): void {
-  const prefix = archivePrefix(policy.name);
+export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, policy: StoringPolicy): void {
+  const { prefix, objectLock: locked } = policy.storage;
   const objects = bucket.arnForObjects(`${prefix}*`);
-  const locked = policy.archive.objectLock !== undefined;
   const { start, chunk, finish, recordFailure } = functions;
 
   start.addToRolePolicy(

@@ -6,12 +6,12 @@ import { type ILogGroup, LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-lo
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { type LifecycleConfig, type Policy, resolveChunking } from '../contracts/config.ts';
+import { contractOf, type LifecycleConfig, type Policy, resolveChunking } from '../contracts/config.ts';
 import { DEPLOYED_POLICIES_ENV, policyDigest } from '../contracts/policy-digest.ts';
 import { buildExecutionInput } from '../execution-input.ts';
 import { type ChunkLoopFunctions, ChunkLoopStateMachine } from './chunk-loop-state-machine.ts';
 import { LifecycleFunction } from './lifecycle-function.ts';
-import { grantArchiveAccess, grantCloudWatchLag, grantGlueTable, grantSecretKey } from './policy-grants.ts';
+import { grantCloudWatchLag, grantGlueTable, grantObjectAccess, grantSecretKey } from './policy-grants.ts';
 import type { StarOnlyManagedPolicy } from './wildcard-confined-role.ts';
 
 /** How the functions reach the database. */
@@ -86,16 +86,15 @@ export class PolicyRunner extends Construct {
     const stack = Stack.of(this);
     const chunking = resolveChunking(config, policy);
     const cloudWatchLag = chunking.throttle?.cloudWatch !== undefined;
-    const isArchive = policy.action === 'archive';
+    const storage = contractOf(policy).storage(policy);
 
     const input = buildExecutionInput(config, policy.name, 'schedule', false);
     const environment = {
       DB_SECRET_ARN: connectivity.secret.secretArn,
       DB_SSL: 'verify-full',
-      // Purge functions get no bucket and no Glue database: they have nothing to do there.
-      ...(isArchive
-        ? { ARCHIVE_BUCKET: props.bucket.bucketName, GLUE_DATABASE: props.glueDatabaseName }
-        : {}),
+      // A policy that keeps nothing (purge) gets no bucket and no Glue database: it has nothing to do there.
+      ...(storage ? { ARCHIVE_BUCKET: props.bucket.bucketName } : {}),
+      ...(storage?.glueTable ? { GLUE_DATABASE: props.glueDatabaseName } : {}),
     };
     const what = `${policy.action} policy ${policy.name}`;
     const descriptions: { readonly [K in keyof ChunkLoopFunctions]: string } = {
@@ -151,10 +150,8 @@ export class PolicyRunner extends Construct {
     const functionList = Object.values(this.functions);
     for (const fn of functionList) connectivity.secret.grantRead(fn);
     grantSecretKey(functionList, config.database?.secretKmsKeyArn, stack.region);
-    if (policy.action === 'archive') {
-      grantArchiveAccess(this.functions, props.bucket, policy);
-      grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
-    }
+    if (storage) grantObjectAccess(this.functions, props.bucket, { name: policy.name, storage });
+    if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
 
     this.chunkLoop = new ChunkLoopStateMachine(this, 'ChunkLoop', {

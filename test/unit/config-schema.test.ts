@@ -184,7 +184,7 @@ describe('config schema', () => {
           },
         ],
       },
-      /policies\.1\.retention: P1Y would purge rows of counting_results before archive policy "counting-results" \(P2Y\) archives them/,
+      /policies\.1\.retention: P1Y would purge rows of counting_results before archive policy "counting-results" \(P2Y\) has copied them to the bucket/,
     ],
     [
       'vacuum fraction zero',

@@ -1,0 +1,63 @@
+/**
+ * What the CDK app, `validate` and the CLI need to know about an action, pure (zod, no I/O). Each action
+ * writes its own in `functions/actions/<action>/contract.ts`; `action-contracts.ts` registers them. The
+ * runtime half (checks, work source, chunk, partitions, finish) is the action's module
+ * (`functions/actions/<action>/index.ts`, registered in `functions/actions/registry.ts`).
+ */
+
+/** The fields of another policy a contract may look at in cross-policy rules. */
+export interface PolicyView {
+  readonly name: string;
+  readonly action: string;
+  readonly table: string;
+  readonly enabled: boolean;
+  readonly retention?: string;
+  readonly filter?: string | undefined;
+}
+
+/** One problem found in a policy, at a path below the policy (`['children', 0]`). */
+export interface ConfigProblem {
+  readonly path: ReadonlyArray<string | number>;
+  readonly message: string;
+}
+
+/** Storage-class schedule of one policy's objects (days after upload). */
+export interface StorageTiers {
+  readonly infrequentAccessAfterDays: number;
+  readonly glacierInstantRetrievalAfterDays: number;
+  readonly deepArchiveAfterDays: number;
+  readonly expireAfterDays?: number | undefined;
+}
+
+/** What a policy keeps in the bucket: the stack gives it a prefix, a lifecycle rule and grants bounded to it. */
+export interface PolicyStorage {
+  /** Key prefix of the policy's objects, ending in `/`. */
+  readonly prefix: string;
+  readonly tiers: StorageTiers;
+  /** The policy's objects are locked with S3 Object Lock once listed (the bucket needs Object Lock). */
+  readonly objectLock: boolean;
+  /** The policy keeps a Glue table over its objects (the Start function may create and update it). */
+  readonly glueTable: boolean;
+}
+
+export interface ActionContract<P extends { readonly name: string; readonly action: string }> {
+  readonly action: P['action'];
+  /**
+   * What a run does with the rows it selects: `copied-then-deleted` rows are in the bucket before they leave
+   * the table (archive); `deleted` rows are gone (purge). The config refuses a policy that deletes rows
+   * before another policy of the same table has copied them.
+   */
+  readonly rowFate: 'copied-then-deleted' | 'deleted';
+  /** What the policy keeps in the bucket, or undefined when its functions get no bucket at all. */
+  storage(policy: P): PolicyStorage | undefined;
+  /** Problems of this policy on its own or against the others (`children` naming a policy that does not exist). */
+  configProblems?(policy: P, policies: readonly PolicyView[]): ConfigProblem[];
+  /**
+   * Facts from the rest of the config the run needs and cannot read itself (Start sees only its own policy):
+   * purge resolves `children` to their tables. `policyNamed` throws for a name the config does not have.
+   */
+  executionExtras?(
+    policy: P,
+    policyNamed: (name: string) => PolicyView,
+  ): { children?: Array<{ name: string; table: string }> };
+}

@@ -1,0 +1,188 @@
+/**
+ * What every policy has, whatever its action, and the fields of the time-cutoff work source (a time column
+ * and a retention) that archive and purge select their rows by. Each action's own schema
+ * (functions/actions/<action>/contract.ts) extends these; `config.ts` joins them into the policy union.
+ */
+import { z } from 'zod';
+import { ChunkingOverridesSchema, ThrottleSchema } from './chunking.ts';
+import { FilterSchema, FunctionSignatureSchema } from './filter-screen.ts';
+import { parseQualifiedName } from './identifiers.ts';
+import { parseIsoDuration } from './iso-duration.ts';
+import { protectedSchemaReason } from './protected-schemas.ts';
+import { ScheduleSchema, TimeZoneSchema } from './schedule.ts';
+
+/**
+ * Policy names become S3 prefixes, CloudFormation ids and schedule names: keep them boring. At most 55
+ * characters: `pg-lifecycle start` names executions `manual-<name>-<17-digit time>`, and Step Functions
+ * takes 80 (a longer name would be cut, and two starts in the same hour would collide).
+ */
+export const PolicyNameSchema = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,54}$/,
+    'must be lowercase letters, digits and dashes, starting with a letter (max 55)',
+  );
+
+/** A name part as PostgreSQL reads it: quoted parts exact, unquoted ones folded to lower case. */
+export function catalogName(part: { name: string; quoted: boolean }): string {
+  return part.quoted ? part.name : part.name.toLowerCase();
+}
+
+/** The parts of a name, or none when it does not parse (its own schema reports that). */
+function safeParseName(name: string | undefined): Array<{ name: string; quoted: boolean }> {
+  if (name === undefined) return [];
+  try {
+    return parseQualifiedName(name);
+  } catch {
+    return [];
+  }
+}
+
+const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
+  try {
+    const parts = parseQualifiedName(value);
+    if (parts.length > 2) ctx.addIssue({ code: 'custom', message: 'must be "table" or "schema.table"' });
+    const reason = parts.length === 2 && parts[0] ? protectedSchemaReason(catalogName(parts[0])) : undefined;
+    if (reason) ctx.addIssue({ code: 'custom', message: `${value}: no policy may touch it (${reason})` });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const ColumnNameSchema = z.string().superRefine((value, ctx) => {
+  try {
+    const parts = parseQualifiedName(value);
+    if (parts.length !== 1) ctx.addIssue({ code: 'custom', message: 'must be a single column name' });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/** Longest retention: any longer keeps everything anyway, and the cutoff stays a valid date. */
+const MAX_RETENTION_YEARS = 1000;
+/**
+ * Shortest retention: rows younger than an hour are still being written and read by the application, and
+ * a shorter one is almost always a slip (PT1M for P1M, PT10M for P10M) that would take nearly every row.
+ */
+const MIN_RETENTION_SECONDS = 3600;
+
+const RetentionSchema = z.string().superRefine((value, ctx) => {
+  try {
+    const duration = parseIsoDuration(value);
+    if (duration.totalSecondsApprox <= 0)
+      ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+    else if (duration.totalSecondsApprox < MIN_RETENTION_SECONDS)
+      ctx.addIssue({ code: 'custom', message: `"${value}" is shorter than one hour (PT1H), the minimum` });
+    // The cutoff must be a date PostgreSQL and JavaScript both take (P3000Y ran past year 0 at run start).
+    if (duration.totalSecondsApprox > MAX_RETENTION_YEARS * 365 * 86_400)
+      ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_RETENTION_YEARS} years` });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/** One plain or double-quoted identifier (a schema name). */
+const IdentifierSchema = z.string().superRefine((value, ctx) => {
+  try {
+    if (parseQualifiedName(value).length !== 1)
+      ctx.addIssue({ code: 'custom', message: 'must be a single name' });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/**
+ * Partition-aware retention, for tables RANGE-partitioned on `timeColumn`: partitions lying wholly before
+ * the cutoff are retired as units (archived first by archive policies), detached and dropped instead of
+ * going row by row. Only actions whose module has a partition strategy have this field.
+ */
+export const PartitionOptionsSchema = z
+  .object({
+    /** Retire whole partitions when the table allows it; false: every row goes through chunks. */
+    enabled: z.boolean().default(true),
+    /** Detach retired partitions but keep them as tables instead of dropping them (pg_partman retention_keep_table). */
+    keepDetached: z.boolean().default(false),
+    /** With keepDetached: move detached partitions to this existing schema (pg_partman retention_schema). */
+    detachedSchema: IdentifierSchema.optional(),
+    /**
+     * Purge: how long counting a detached partition's rows (for the ledger) may take. A partition too large
+     * to count in that time records the planner's estimate (flagged `rows_estimated`) instead of holding
+     * the run (or failing it on statement_timeout).
+     */
+    countTimeoutMs: z.int().min(1).max(600_000).default(10_000),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.detachedSchema !== undefined && !options.keepDetached) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['detachedSchema'],
+        message: 'only applies with keepDetached: true (dropped partitions are not moved)',
+      });
+    }
+    const [schema] = safeParseName(options.detachedSchema);
+    const reason = schema ? protectedSchemaReason(catalogName(schema)) : undefined;
+    if (reason) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['detachedSchema'],
+        message: `no partition may move there (${reason})`,
+      });
+    }
+  });
+
+/** Fields every policy has, whatever its action and work source. */
+export const PolicyCommonSchema = z.object({
+  name: PolicyNameSchema,
+  description: z.string().max(500).optional(),
+  /** `table` or `schema.table`; quote parts with double quotes to keep case ("Sales"."Orders"). */
+  table: QualifiedTableSchema,
+  filter: FilterSchema.optional(),
+  /**
+   * Functions that are not PostgreSQL's own which `filter` may call, directly or through operators, casts,
+   * views or domain CHECKs: `schema.name(argument types)`, each IMMUTABLE or STABLE. Listing one vouches
+   * that it only reads (PostgreSQL cannot tell: an IMMUTABLE function may still write through dblink).
+   */
+  filterFunctions: z.array(FunctionSignatureSchema).max(50).optional(),
+  schedule: ScheduleSchema.optional(),
+  /** IANA time zone the cron expression is read in. */
+  timezone: TimeZoneSchema.default('UTC'),
+  enabled: z.boolean().default(true),
+  chunking: ChunkingOverridesSchema.optional(),
+  throttle: ThrottleSchema.optional(),
+  /**
+   * Let a real run go ahead although its chunk query scans the whole table (no index leads with
+   * `timeColumn`). Without it such a run refuses (`MissingIndexError`) unless started with `--force`.
+   */
+  allowSeqScan: z.boolean().optional(),
+});
+
+/** The time-cutoff work source: rows whose `timeColumn` is older than `retention`, walked in time order. */
+export const TimeCutoffSchema = z.object({
+  timeColumn: ColumnNameSchema,
+  /** ISO-8601 duration: rows with `timeColumn < now - retention` are eligible. */
+  retention: RetentionSchema,
+});
+
+/** Same table as PostgreSQL would resolve it (unquoted parts fold to lower case; no schema means public). */
+export function sameTable(a: string, b: string): boolean {
+  const normalize = (name: string) => {
+    try {
+      const parts = parseQualifiedName(name).map(catalogName);
+      return (parts.length === 1 ? ['public', ...parts] : parts).join('\u0000');
+    } catch {
+      return name;
+    }
+  };
+  return normalize(a) === normalize(b);
+}
+
+/** A retention's length in seconds (approximate for months and years), NaN when it does not parse. */
+export function retentionSeconds(policy: { retention: string }): number {
+  try {
+    return parseIsoDuration(policy.retention).totalSecondsApprox;
+  } catch {
+    return Number.NaN;
+  }
+}
+export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;

@@ -1,0 +1,36 @@
+/**
+ * The policy union and the registry of action contracts: one entry per action. Adding an action is its
+ * folder `functions/actions/<action>/` (contract.ts + the module in index.ts) and one line here and in
+ * `functions/actions/registry.ts`.
+ */
+import { z } from 'zod';
+import {
+  type ArchivePolicy,
+  ArchivePolicySchema,
+  archiveContract,
+} from '../../functions/actions/archive/contract.ts';
+import {
+  type PurgePolicy,
+  PurgePolicySchema,
+  purgeContract,
+} from '../../functions/actions/purge/contract.ts';
+import type { ActionContract } from './action-contract.ts';
+
+export const PolicySchema = z.discriminatedUnion('action', [ArchivePolicySchema, PurgePolicySchema]);
+
+export type Policy = z.output<typeof PolicySchema>;
+export type PolicyAction = Policy['action'];
+/** The policy type of one action. */
+export type PolicyOf<A extends PolicyAction> = Extract<Policy, { action: A }>;
+
+export const actionContracts: { readonly [A in PolicyAction]: ActionContract<PolicyOf<A>> } = {
+  archive: archiveContract,
+  purge: purgeContract,
+};
+
+/** The contract of a policy's action. */
+export function contractOf<P extends Policy>(policy: P): ActionContract<P> {
+  return actionContracts[policy.action] as unknown as ActionContract<P>;
+}
+
+export type { ArchivePolicy, PurgePolicy };
