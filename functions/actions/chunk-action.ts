@@ -6,9 +6,11 @@
  * in Node).
  */
 import type { Chunking, Policy } from '../../lib/contracts/config.ts';
+import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import type { Queryable, ResolvedTable } from '../adapters/catalog.ts';
-import type { ArchivedObject } from '../adapters/ledger.ts';
+import type { ArchivedObject, ObjectKind } from '../adapters/ledger.ts';
 import type { ChunkTarget } from '../core/chunk-sql.ts';
+import { InvalidPayloadError } from '../core/errors.ts';
 
 export interface ChunkInput {
   readonly runId: string;
@@ -16,7 +18,8 @@ export interface ChunkInput {
   readonly table: ResolvedTable;
   readonly target: ChunkTarget;
   readonly cutoff: string;
-  readonly cursor: ReadonlyArray<string | null> | null;
+  /** Where the run stands: null before the first chunk. */
+  readonly cursor: WorkCursor | null;
   readonly limit: number;
   /** The policy's resolved chunking (the transaction's lock and statement timeouts come from it). */
   readonly chunking: Chunking;
@@ -28,8 +31,8 @@ export interface TakenChunk {
   readonly rows: number;
   /** Size of the rows' data held in memory (characters of their text), when the action holds rows. */
   readonly rowBytes?: number;
-  /** Keyset position after the chunk: order values of its last row. */
-  readonly cursor: ReadonlyArray<string | null>;
+  /** Where the run stands once this chunk commits. */
+  readonly cursor: WorkCursor;
   readonly minTime: string | null;
   readonly maxTime: string | null;
   readonly minKey: ReadonlyArray<string | null> | null;
@@ -41,6 +44,8 @@ export interface CompletedChunk {
   readonly bytes: number;
   /** Objects to list in the ledger in the same transaction. */
   readonly objects: readonly ArchivedObject[];
+  /** What the objects are (required with objects): only an archive copy is the only copy of its rows. */
+  readonly objectKind?: ObjectKind;
 }
 
 export interface ChunkAction<T extends TakenChunk = TakenChunk> {
@@ -74,10 +79,22 @@ export function summarizeTakenRows(
   const last = rows[rows.length - 1] ?? [];
   return {
     rows: rows.length,
-    cursor: orderPositions.map((i) => last[i] ?? null),
+    cursor: { kind: 'keyset', values: orderPositions.map((i) => last[i] ?? null) },
     minTime: first[timeAt] ?? null,
     maxTime: last[timeAt] ?? null,
     minKey: keyOf(first),
     maxKey: keyOf(last),
   };
+}
+
+/**
+ * The keyset values of a cursor, for an action that walks the time-cutoff source in keyset order; none
+ * before the first chunk.
+ * @throws InvalidPayloadError for a cursor of another kind (a run resumed by an action that did not write it)
+ */
+export function keysetValues(cursor: WorkCursor | null): ReadonlyArray<string | null> {
+  if (cursor === null) return [];
+  if (cursor.kind !== 'keyset')
+    throw new InvalidPayloadError(`a keyset chunk cannot resume from a ${cursor.kind} cursor`);
+  return cursor.values;
 }

@@ -3,6 +3,7 @@
  * chunk's DELETE take the chunk transaction's client; the rest run on whatever client is given.
  * All values come back as text (the connection parses nothing), so counts are converted here.
  */
+import { StoredWorkCursorSchema, type WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import { LeaseLostError } from '../core/errors.ts';
 import type { Queryable } from './catalog.ts';
 import { acquireLease, type LeaseHolderBackend, releaseLease, renewLease } from './leases.ts';
@@ -34,7 +35,7 @@ export interface RunRow {
   readonly chunks: number;
   readonly orphansRemoved: number;
   readonly eligibleRows: number | undefined;
-  readonly cursor: Array<string | null> | null;
+  readonly cursor: WorkCursor | null;
   readonly startedAt: string;
   readonly finishedAt: string | undefined;
   readonly durationMs: number;
@@ -42,6 +43,12 @@ export interface RunRow {
   readonly errorCause: string | undefined;
   readonly executionId: string | undefined;
 }
+
+/**
+ * What a listed object is (sql/008): an archive copy is the only copy of rows its chunk deleted; a backup
+ * part, an export document or a rewritten archive object is not.
+ */
+export type ObjectKind = 'archive-copy' | 'backup-part' | 'export' | 'rewrite';
 
 export interface ArchivedObject {
   readonly bucket: string;
@@ -66,8 +73,8 @@ export interface ChunkRecord {
   readonly minKey: ReadonlyArray<string | null> | null;
   readonly maxKey: ReadonlyArray<string | null> | null;
   readonly durationMs: number;
-  /** Keyset position after the chunk; undefined keeps the run's cursor (whole-partition units). */
-  readonly cursor: ReadonlyArray<string | null> | undefined;
+  /** Where the run stands after the chunk; undefined keeps the run's cursor (whole-partition units). */
+  readonly cursor: WorkCursor | undefined;
 }
 
 const RUN_COLUMNS = `run_id, policy, action, status, to_char(cutoff AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cutoff,
@@ -88,7 +95,7 @@ function toRunRow(r: Record<string, string | null>): RunRow {
     chunks: Number(r.chunks),
     orphansRemoved: Number(r.orphans_removed),
     eligibleRows: r.eligible_rows === null ? undefined : Number(r.eligible_rows),
-    cursor: r.cursor === null ? null : (JSON.parse(r.cursor as string) as Array<string | null>),
+    cursor: r.cursor === null ? null : StoredWorkCursorSchema.parse(JSON.parse(r.cursor as string)),
     startedAt: r.started_at as string,
     finishedAt: r.finished_at ?? undefined,
     durationMs: Number(r.duration_ms),
@@ -219,16 +226,18 @@ export class Ledger {
   }
 
   /** Inside the chunk transaction: lists the objects and clears their pending marks. */
-  async insertArchivedObjects(
+  /** Lists objects a chunk wrote, in the chunk's transaction, as `kind` (only 'archive-copy' is the rows' only copy). */
+  async insertObjects(
     runId: string,
     chunkSeq: number,
+    kind: ObjectKind,
     objects: readonly ArchivedObject[],
   ): Promise<void> {
     if (objects.length === 0) return;
     await this.db.query(
       `INSERT INTO lifecycle.archived_objects
-         (run_id, chunk_seq, bucket, key, rows, bytes, sha256, partition, min_time, max_time, min_key, max_key)
-       SELECT $1, $2, o.bucket, o.key, o.rows, o.bytes, o.sha256, o.partition, o.min_time, o.max_time, o.min_key, o.max_key
+         (run_id, chunk_seq, kind, bucket, key, rows, bytes, sha256, partition, min_time, max_time, min_key, max_key)
+       SELECT $1, $2, $4, o.bucket, o.key, o.rows, o.bytes, o.sha256, o.partition, o.min_time, o.max_time, o.min_key, o.max_key
          FROM jsonb_to_recordset($3::jsonb) AS o(bucket text, key text, rows integer, bytes bigint, sha256 text,
               partition text, min_time text, max_time text, min_key jsonb, max_key jsonb)`,
       [
@@ -248,6 +257,7 @@ export class Ledger {
             max_key: o.maxKey,
           })),
         ),
+        kind,
       ],
     );
     await this.db.query(

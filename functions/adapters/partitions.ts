@@ -3,7 +3,9 @@
  * (`lifecycle.dropped_partitions`, sql/003_partitions.sql). Identifiers come from the catalog and are
  * quoted here; nothing from config reaches SQL unquoted.
  */
+
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+import type { PolicyAction } from '../../lib/contracts/policy.ts';
 import type { PartitionInfo } from '../core/partitions.ts';
 import { pgBool, type Queryable } from './catalog.ts';
 import { withLocalTimeout } from './savepoint.ts';
@@ -235,7 +237,7 @@ export interface PartitionUnit {
   readonly partitionName: string;
   readonly boundFrom: string;
   readonly boundTo: string;
-  readonly action: 'archive' | 'purge';
+  readonly action: PolicyAction;
   readonly state: UnitState;
   readonly rows: number | undefined;
 }
@@ -263,7 +265,7 @@ export class PartitionLedger {
     parentName: string;
     boundFrom: string;
     boundTo: string;
-    action: 'archive' | 'purge';
+    action: PolicyAction;
     state: UnitState;
     rows?: number;
     objects?: number;
@@ -384,7 +386,7 @@ function toUnit(r: Record<string, string | null>): PartitionUnit {
     partitionName: r.partition_name as string,
     boundFrom: r.bound_from as string,
     boundTo: r.bound_to as string,
-    action: r.action as 'archive' | 'purge',
+    action: r.action as PolicyAction,
     state: r.state as UnitState,
     rows: r.rows === null || r.rows === undefined ? undefined : Number(r.rows),
   };

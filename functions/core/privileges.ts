@@ -50,10 +50,7 @@ export interface LedgerPrivileges {
 }
 
 /** SELECT, UPDATE (for FOR UPDATE) and DELETE on the policy's table: what every chunk of both actions does. */
-export function missingTablePrivileges(
-  facts: TablePrivileges,
-  action: 'archive' | 'purge',
-): MissingPrivilege[] {
+export function missingTablePrivileges(facts: TablePrivileges, action: string): MissingPrivilege[] {
   const missing: MissingPrivilege[] = [];
   if (!facts.select)
     missing.push({ privilege: 'SELECT', object: facts.table, reason: `${action} reads the eligible rows` });

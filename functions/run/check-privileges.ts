@@ -8,6 +8,7 @@ import type { Policy, Throttle } from '../../lib/contracts/config.ts';
 import { parseQualifiedName } from '../../lib/contracts/identifiers.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { protectedSchemaReason } from '../../lib/contracts/protected-schemas.ts';
+import type { ActionModule } from '../actions/action-module.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { listMigrations } from '../adapters/migrations.ts';
 import { resolveSchemaName } from '../adapters/partitions.ts';
@@ -22,16 +23,17 @@ import {
   missingLagPrivileges,
   missingLedgerPrivileges,
   missingPartitionPrivileges,
-  missingTablePrivileges,
   type TablePrivileges,
   tablePrivilegeWarnings,
 } from '../core/privileges.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { retiringPartitions } from './partition-retention.ts';
+import { retiringPartitions } from './partitions/eligibility.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
 export interface PrivilegeRequest {
   readonly policy: Policy;
+  /** The policy's action module: what its chunks do to the table, whether it retires partitions or vacuums. */
+  readonly action: ActionModule;
   readonly prepared: PreparedTarget;
   readonly cutoff: string;
   /** The replica-lag guard the run applies (policy over defaults), if any. */
@@ -60,10 +62,10 @@ export async function findPrivilegeProblems(
   db: Queryable,
   request: PrivilegeRequest,
 ): Promise<PrivilegeFindings> {
-  const { policy, prepared } = request;
+  const { policy, action, prepared } = request;
   const table = await readTablePrivileges(db, prepared.table.oid);
   const missing = [
-    ...missingTablePrivileges(table, policy.action),
+    ...action.missingTablePrivileges(table),
     ...missingLagPrivileges(table, {
       lagFromStatistics: request.throttle !== undefined && !request.throttle.cloudWatch,
     }),
@@ -71,7 +73,7 @@ export async function findPrivilegeProblems(
     ...missingLedgerPrivileges(await readLedgerPrivileges(db), listMigrations()),
   ];
   const warnings = tablePrivilegeWarnings(table, {
-    vacuum: policy.action === 'purge' && policy.vacuum.enabled,
+    vacuum: action.vacuumsAfterRun?.(policy) ?? false,
   });
   return { role: table.role, missing, warnings };
 }
@@ -82,10 +84,14 @@ async function partitionPrivileges(
   request: PrivilegeRequest,
   parent: TablePrivileges,
 ): Promise<MissingPrivilege[]> {
-  const { policy, prepared, cutoff } = request;
-  const retired = (await retiringPartitions(db, policy, prepared, cutoff)).map((d) => d.partition.oid);
-  if (retired.length === 0) return [];
-  const configured = policy.partitions.keepDetached ? policy.partitions.detachedSchema : undefined;
+  const { policy, action, prepared, cutoff } = request;
+  const strategy = action.partitions;
+  const retired = (await retiringPartitions(db, policy, prepared, strategy, cutoff)).map(
+    (d) => d.partition.oid,
+  );
+  if (!strategy || retired.length === 0) return [];
+  const options = strategy.optionsOf(policy);
+  const configured = options.keepDetached ? options.detachedSchema : undefined;
   const [part] = configured ? parseQualifiedName(configured) : [];
   // A missing schema is refused by the run itself (CatalogError), with its own message.
   const schema = part ? await resolveSchemaName(db, part.name, part.quoted) : undefined;

@@ -3,6 +3,7 @@
  * tests and the local runner may wrap them (fault injection, time budgets).
  */
 import type pg from 'pg';
+import type { ActionRegistry } from '../actions/registry.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { MetricDataClient } from '../adapters/cloudwatch-replica-lag.ts';
 import type { TableCatalog } from '../adapters/glue-catalog.ts';
@@ -75,6 +76,11 @@ export interface StepDependencies {
    * as not to sleep). @default 250
    */
   chunkRetryBackoffMs?: number | undefined;
+  /**
+   * The action modules the steps run policies with.
+   * @default actionModules (functions/actions/registry.ts); the contract tests register a fake action
+   */
+  actions?: ActionRegistry | undefined;
 }
 
 export const silentLogger: StepLogger = {

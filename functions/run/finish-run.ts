@@ -4,16 +4,12 @@
  */
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
-import { lockListedObjects } from '../actions/archive/object-lock.ts';
-import { maintainAfterPurge } from '../actions/purge/vacuum.ts';
+import { moduleFor } from '../actions/registry.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { Queryable } from '../adapters/catalog.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import type { StepDependencies, StepLogger } from './dependencies.ts';
-import { parseRunState } from './run-chunks.ts';
-
-/** Time Finish keeps for closing the run after locking objects; the next run's Finish locks the rest. */
-const LOCK_TIME_RESERVE_MS = 10_000;
+import { parseRunState } from './payloads.ts';
 
 export async function finishRun(deps: StepDependencies, input: unknown): Promise<RunSummary> {
   const state = parseRunState(input);
@@ -37,28 +33,14 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
   const db = await deps.connect(state.chunking);
   try {
     const ledger = new Ledger(db);
-    // Heartbeat: maintenance below runs under the lease (a retried Finish of a closed run has none to renew).
-    // The VACUUM below sends no heartbeat: the lease must outlast it (its timeout is bounded by the step's
-    // time left in Lambda, but not in a local run).
-    const vacuumSeconds =
-      state.policy.action === 'purge'
-        ? Math.ceil(Math.min(state.policy.vacuum.timeoutMs, deps.remainingMs()) / 1000)
-        : 0;
+    const action = moduleFor(state.policy, deps.actions);
+    // Heartbeat: the action's finish work runs under the lease (a retried Finish of a closed run has none to
+    // renew), plus whatever that work needs beyond the usual TTL (it sends no heartbeat of its own).
+    const extraSeconds = action.finishLeaseSeconds?.(state.policy, deps.remainingMs()) ?? 0;
     if ((await ledger.getRun(state.runId))?.status === 'running')
-      await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds() + vacuumSeconds);
+      await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds() + extraSeconds);
     // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
-    const maintenance = await maintainAfterPurge(deps, db, state);
-    // objectLock: lock the policy's listed objects still unlocked, this run's and earlier ones' (a crash
-    // between a chunk's COMMIT and its lock, a partition unit, objects listed before objectLock was set).
-    // Before the run closes, so that an object S3 holds other bytes for fails the run that finds it (recorded
-    // in lock_error: later sweeps skip it).
-    if (deps.store && state.policy.action === 'archive') {
-      await lockListedObjects(db, deps.store, state.policy, {
-        now: deps.now,
-        timeLeft: () => deps.remainingMs() > LOCK_TIME_RESERVE_MS,
-        log: deps.log,
-      });
-    }
+    const { maintenance } = (await action.finish?.({ deps, db, state })) ?? {};
     // Close the run before removing orphans: from here no chunk of it can commit (recordChunk requires
     // status 'running'), so an announced-but-unlisted key can no longer become a listed one, and deleting
     // it can never remove the only copy of rows (a stale invocation still uploading is locked out too).

@@ -3,17 +3,13 @@
  * only. Every query runs in a READ ONLY transaction; nothing is created (not even the ledger schema).
  */
 import type { ExecutionInput, PlanForeignKey, RunPlan } from '../../lib/contracts/payloads.ts';
+import type { ActionModule } from '../actions/action-module.ts';
 import { listReferencingForeignKeys, type Queryable, resolveTable } from '../adapters/catalog.ts';
 import { countReferencingRows, summarizeEligible } from '../adapters/plan-queries.ts';
-import {
-  decideForeignKeys,
-  describeArchiveChangedChildren,
-  describeBlockingReferences,
-  type ResolvedChildPolicy,
-} from '../core/foreign-keys.ts';
+import { decideForeignKeys, type ResolvedChildPolicy } from '../core/foreign-keys.ts';
 import type { FullScanDecision } from '../core/full-scan.ts';
 import { type PrivilegeFindings, privilegePlanEntries } from './check-privileges.ts';
-import { partitionsToRetire } from './partition-retention.ts';
+import { partitionsToRetire } from './partitions/eligibility.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
 /** Bound of each count of referencing rows; a slower count is reported as unknown, not as a failure. */
@@ -21,6 +17,7 @@ const REFERENCING_COUNT_TIMEOUT_MS = 10_000;
 
 export interface PlanRequest {
   readonly input: ExecutionInput;
+  readonly action: ActionModule;
   readonly prepared: PreparedTarget;
   readonly cutoff: string;
   readonly explain: string[];
@@ -30,7 +27,7 @@ export interface PlanRequest {
 }
 
 export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise<RunPlan> {
-  const { input, prepared, cutoff, scan } = request;
+  const { input, action, prepared, cutoff, scan } = request;
   const { policy, chunking } = input;
   const eligible = await summarizeEligible(db, prepared.target, cutoff, chunking.statementTimeoutMs * 10);
 
@@ -67,18 +64,8 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
   const privileges = privilegePlanEntries(request.privileges);
   refusals.push(...privileges.refusals);
   warnings.push(...privileges.warnings);
-  if (policy.action === 'archive' && decision.changedByDatabase.length > 0) {
-    refusals.push({
-      error: 'ForeignKeyError',
-      message: describeArchiveChangedChildren(prepared.qualifiedName, decision.changedByDatabase),
-    });
-  }
-  if (policy.action === 'purge' && decision.blocking.length > 0) {
-    refusals.push({
-      error: 'ForeignKeyError',
-      message: describeBlockingReferences(prepared.qualifiedName, prepared.table.oid, decision.blocking),
-    });
-  }
+  const foreignKeyRefusal = action.foreignKeys.planRefusal(prepared, decision);
+  if (foreignKeyRefusal) refusals.push({ error: 'ForeignKeyError', message: foreignKeyRefusal });
   for (const fk of foreignKeys) {
     if (fk.onDelete === 'cascade' && fk.referencingRows !== 0) {
       warnings.push(
@@ -86,7 +73,7 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
       );
     }
     const restricting = fk.onDelete === 'no action' || fk.onDelete === 'restrict';
-    if (restricting && (fk.referencingRows ?? 1) > 0 && (policy.action === 'archive' || fk.childPolicy)) {
+    if (restricting && (fk.referencingRows ?? 1) > 0 && action.foreignKeys.warnsOfReferencedRows(fk)) {
       warnings.push(
         `${fk.referencingRows ?? 'an unknown number of'} rows of ${fk.table} still reference eligible rows (${fk.constraint}); ` +
           `chunks that reach them fail with ForeignKeyError until ${fk.childPolicy ? `${fk.childPolicy} has run` : 'they are gone'}`,
@@ -101,7 +88,7 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
     foreignKeys,
     explain: request.explain,
     fullTableScan: scan.fullTableScan,
-    partitions: await partitionsToRetire(db, policy, prepared, cutoff),
+    partitions: await partitionsToRetire(db, policy, prepared, action.partitions, cutoff),
     warnings,
     refusals,
   };

@@ -15,13 +15,7 @@ import {
 } from '../adapters/filter-references.ts';
 import { resolveFilterFunctions } from '../adapters/function-safety.ts';
 import { readOnly, readScanFacts } from '../adapters/plan-queries.ts';
-import {
-  buildPurgeWindowStatements,
-  buildSelectChunkStatement,
-  type ChunkTarget,
-  eligibleWhere,
-  orderTerms,
-} from '../core/chunk-sql.ts';
+import { type ChunkTarget, eligibleWhere, orderTerms } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
 import { carriesRowValues, describeError, isPostgresError } from '../core/redact-database-error.ts';
@@ -132,20 +126,15 @@ function filterError(prepared: PreparedTarget, error: unknown): unknown {
 
 /**
  * Plans the chunk query (with the filter) in a READ ONLY transaction: unknown columns, type errors and
- * non-boolean filters fail here, before any lease or row is touched. Returns the plan text: for a purge,
- * of the window probe (what finds each window's end; the window DELETE follows the same index), for an
- * archive, of the ordered selection its chunk DELETE locks.
+ * non-boolean filters fail here, before any lease or row is touched. Returns the plan text of `statement`,
+ * the action's own ($1 cutoff, $2 limit: see ActionModule.explainStatement).
  */
 export async function explainChunkQuery(
   db: Queryable,
   prepared: PreparedTarget,
   cutoff: string,
-  action: Policy['action'],
+  statement: string,
 ): Promise<string[]> {
-  const statement =
-    action === 'purge'
-      ? buildPurgeWindowStatements(prepared.target, 'first').probe
-      : buildSelectChunkStatement(prepared.target, false);
   try {
     return await readOnly(db, 10_000, async () => {
       const { rows } = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement}`, [cutoff, 1000]);

@@ -3,9 +3,8 @@
  * the error, its orphans are removed and its lease released, so the next scheduled run can start.
  * Rows are safe whatever failed: every chunk either committed with its objects listed, or rolled back.
  */
-import { ArchivePolicySchema } from '../../lib/contracts/config.ts';
 import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
-import { lockListedObjects } from '../actions/archive/object-lock.ts';
+import { moduleNamed } from '../actions/registry.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { timeoutsOfInput } from '../core/session-timeouts.ts';
@@ -52,19 +51,13 @@ export async function recordFailure(deps: StepDependencies, input: unknown): Pro
         // The next run's finish step retries orphan removal; the failure record matters more.
         deps.log.warn('orphan removal failed', { runId: failure.runId, error: describeError(error) });
       }
-      // The failed run's committed objects are archives like any other: lock them (objectLock).
-      const archive = ArchivePolicySchema.safeParse(failure.policy);
-      if (archive.success) {
-        await lockListedObjects(db, deps.store, archive.data, {
-          scope: { runId: failure.runId },
-          now: deps.now,
-          log: deps.log,
-        }).catch((error: unknown) => {
-          // The next run's Finish locks what is left; the failure record matters more.
-          deps.log.warn('object lock failed', { runId: failure.runId, error: describeError(error) });
-        });
-      }
     }
+    await moduleNamed(failure.policy.action, deps.actions)?.afterFailure?.({
+      deps,
+      db,
+      runId: failure.runId,
+      policy: failure.policy,
+    });
     await ledger.releaseLease(record.policy, failure.runId);
   } finally {
     await db.end().catch(() => undefined);

@@ -6,39 +6,25 @@
  */
 import type pg from 'pg';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
-import { MAX_EXECUTION_AGE_MS, type RunState, RunStateSchema } from '../../lib/contracts/payloads.ts';
-import { ArchiveAction } from '../actions/archive/chunk.ts';
-import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
-import { PurgeAction } from '../actions/purge/chunk.ts';
+import { MAX_EXECUTION_AGE_MS, type RunState } from '../../lib/contracts/payloads.ts';
+import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
+import type { ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
+import { moduleFor, moduleNamed } from '../actions/registry.ts';
 import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
-import {
-  classifyDatabaseError,
-  InvalidPayloadError,
-  LeaseLostError,
-  StorageConfigurationError,
-} from '../core/errors.ts';
+import { classifyDatabaseError, InvalidPayloadError, LeaseLostError } from '../core/errors.ts';
 import { beginBoundedTransaction } from './bounded-transaction.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { addPartitionTotals, retirePartitions } from './partition-retention.ts';
+import { addTotals, retirePartitions } from './partitions/driver.ts';
+import { parseRunState } from './payloads.ts';
 import { prepareTarget } from './prepare-target.ts';
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
 /** Retry n of a chunk waits n times this (ms) unless the step's dependencies say otherwise. */
 const DEFAULT_CHUNK_RETRY_BACKOFF_MS = 250;
-
-export function parseRunState(input: unknown): RunState {
-  const parsed = RunStateSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new InvalidPayloadError(
-      `invalid run state: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  }
-  return parsed.data;
-}
 
 /** A chunk whose `take` ran (or failed) inside an open transaction on `client`. */
 interface InFlight {
@@ -88,22 +74,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     await heartbeat();
     const prepared = await prepareTarget(side, policy);
 
-    let action: ChunkAction;
-    if (policy.action === 'archive') {
-      const store = deps.store;
-      if (!store)
-        throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
-      action = new ArchiveAction(
-        store,
-        sideLedger,
-        { afterUpload: deps.hooks?.afterUpload },
-        { db: side, now: deps.now, remainingMs: () => deps.remainingMs(), log: deps.log },
-      ) as ChunkAction;
-    } else if (policy.action === 'purge') {
-      action = new PurgeAction();
-    } else {
-      throw new InvalidPayloadError(`action ${(policy as { action: string }).action} is not implemented yet`);
-    }
+    const action = moduleFor(policy, deps.actions).chunkAction({ deps, policy, side, sideLedger });
     // Throttle: before each chunk, a replica behind by more than the limit stops the step; the state machine
     // waits `checkEverySeconds` (no transaction or connection held) and the next step checks again.
     const throttle = chunking.throttle;
@@ -170,7 +141,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     }
     const chunkClients = await openChunkConnections();
 
-    const inputFor = (cursor: ReadonlyArray<string | null> | null, limit: number): ChunkInput => ({
+    const inputFor = (cursor: WorkCursor | null, limit: number): ChunkInput => ({
       runId: state.runId,
       policy,
       table: prepared.table,
@@ -182,7 +153,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     });
 
     /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */
-    const begin = async (client: pg.Client, cursor: ReadonlyArray<string | null> | null, limit: number) => {
+    const begin = async (client: pg.Client, cursor: WorkCursor | null, limit: number) => {
       for (let attempt = 0; ; attempt++) {
         await heartbeat();
         const startedAt = performance.now();
@@ -226,8 +197,15 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let done = false;
     const totals = { ...state.totals };
     // Partitions wholly before the cutoff go first, each as one unit (see partition-retention.ts).
-    const retired = await retirePartitions({ deps, state, prepared, side, tx: chunkClients[0] });
-    addPartitionTotals(totals, retired);
+    const retired = await retirePartitions({
+      deps,
+      state,
+      prepared,
+      side,
+      tx: chunkClients[0],
+      strategyOf: (name) => moduleNamed(name, deps.actions)?.partitions,
+    });
+    addTotals(totals, retired);
     if (!retired.complete) return await endStep({ cursor, batchRows, done, totals });
     let turn = 0;
     let lagged: number | undefined;
@@ -282,7 +260,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           durationMs: Math.round(performance.now() - current.startedAt),
           cursor: taken.cursor,
         });
-        await ledger.insertArchivedObjects(state.runId, seq, completed.objects);
+        if (completed.objects.length > 0) {
+          if (!completed.objectKind)
+            throw new InvalidPayloadError(`${policy.action} listed objects without their kind`);
+          await ledger.insertObjects(state.runId, seq, completed.objectKind, completed.objects);
+        }
         await deps.hooks?.beforeCommit?.();
         await current.client.query('COMMIT');
         completedAt = performance.now();
@@ -300,7 +282,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
 
       const durationMs = Math.round(completedAt - current.startedAt);
       lastChunkMs = durationMs;
-      cursor = [...taken.cursor];
+      cursor = taken.cursor;
       totals.rows += taken.rows;
       totals.bytes += bytes;
       totals.objects += objects;

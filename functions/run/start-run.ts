@@ -4,43 +4,24 @@
  */
 import { randomUUID } from 'node:crypto';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
-import { type ExecutionInput, ExecutionInputSchema, type RunState } from '../../lib/contracts/payloads.ts';
+import type { ExecutionInput, RunState } from '../../lib/contracts/payloads.ts';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
+import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
+import type { StartContext } from '../actions/action-module.ts';
+import { moduleFor } from '../actions/registry.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
-import { readLiveRows } from '../adapters/table-stats.ts';
-import { capByBytes } from '../core/batch-size.ts';
 import { computeCutoff } from '../core/cutoff.ts';
-import { InvalidPayloadError, MissingIndexError, StorageConfigurationError } from '../core/errors.ts';
-import { buildGlueTableInput } from '../core/glue-table.ts';
-import { policyPrefix, tablePrefix } from '../core/object-keys.ts';
-import { planParquetColumns } from '../core/parquet/column-plan.ts';
-import { describeParquetSchema } from '../core/parquet/encode.ts';
-import { checkArchiveForeignKeys, checkPurgeForeignKeys } from './check-foreign-keys.ts';
+import { InvalidPayloadError, MissingIndexError } from '../core/errors.ts';
 import { checkPrivileges } from './check-privileges.ts';
 import type { StepDependencies } from './dependencies.ts';
+import { parseExecutionInput } from './payloads.ts';
 import { buildRunPlan } from './plan-run.ts';
-import {
-  checkFilterCalls,
-  checkFullTableScan,
-  explainChunkQuery,
-  prepareTarget,
-  sampleRowTextBytes,
-} from './prepare-target.ts';
+import { checkFilterCalls, checkFullTableScan, explainChunkQuery, prepareTarget } from './prepare-target.ts';
 
 export interface StartRequest {
   readonly input: unknown;
   readonly executionId?: string | undefined;
-}
-
-export function parseExecutionInput(input: unknown): ExecutionInput {
-  const parsed = ExecutionInputSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new InvalidPayloadError(
-      `invalid execution input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  }
-  return parsed.data;
 }
 
 /** Refuses a policy that is not deployed as it is (a hand-made or tampered execution input). */
@@ -66,6 +47,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
   const input = parseExecutionInput(request.input);
   checkDeployedPolicy(input, deps.deployedPolicies);
   const { policy, chunking } = input;
+  const action = moduleFor(policy, deps.actions);
   const db = await deps.connect(chunking);
   try {
     const prepared = await prepareTarget(db, policy);
@@ -104,11 +86,11 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     // (migrations, lease, run row) unless the run can go through with it.
     const privileges = await checkPrivileges(
       db,
-      { policy, prepared, cutoff, throttle: chunking.throttle, dryRun: input.dryRun },
+      { policy, action, prepared, cutoff, throttle: chunking.throttle, dryRun: input.dryRun },
       deps.log,
     );
     await checkFilterCalls(db, prepared, policy.filterFunctions);
-    const explain = await explainChunkQuery(db, prepared, cutoff, policy.action);
+    const explain = await explainChunkQuery(db, prepared, cutoff, action.explainStatement(prepared.target));
     const scan = await checkFullTableScan(db, prepared, explain, {
       allowSeqScan: policy.allowSeqScan ?? false,
       force: input.force ?? false,
@@ -117,26 +99,13 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     if (!input.dryRun && scan.refusal) throw new MissingIndexError(scan.refusal);
     if (!input.dryRun && scan.warning)
       deps.log.warn('chunk query scans the whole table', { warning: scan.warning });
-    if (policy.action === 'purge' && !input.dryRun)
-      await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
-    if (policy.action === 'archive' && !input.dryRun) await checkArchiveForeignKeys(db, prepared);
-    if (policy.action === 'archive' && !input.dryRun && !deps.store) {
-      throw new StorageConfigurationError('archive policies need a bucket (ARCHIVE_BUCKET or --bucket)');
-    }
-    // Checked before anything is written; a dry run with a bucket checks it too, as a preflight.
-    if (policy.action === 'archive' && deps.store) {
-      // Listing the policy's own prefix: the grant is bounded to it. A lock the bucket cannot keep is a
-      // configuration error now, not after the first chunk deleted rows.
-      const objectLock = policy.archive.objectLock !== undefined;
-      await deps.store.checkBucket({ prefix: policyPrefix(policy.name), objectLock });
-      if (objectLock && !deps.store.retain)
-        throw new StorageConfigurationError('objectLock is set but this object store cannot lock objects');
-    }
+    const context: StartContext<typeof policy> = { db, deps, input, policy, prepared, cutoff };
+    await action.checkStart(context);
     const runId = randomUUID();
 
     if (input.dryRun) {
       // A dry run writes nothing: no migration, no lease, no run row, no object (plan queries are READ ONLY).
-      const plan = await buildRunPlan(db, { input, prepared, cutoff, explain, scan, privileges });
+      const plan = await buildRunPlan(db, { input, action, prepared, cutoff, explain, scan, privileges });
       const eligibleRows = plan.eligibleRows;
       deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
       return {
@@ -155,12 +124,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       };
     }
 
-    // Archive chunks hold their rows in memory: rows with large values start with fewer per chunk. Read
-    // before anything is written: it is the first statement that evaluates the filter on real rows.
-    const batchRows =
-      policy.action === 'archive'
-        ? capByBytes(chunking.initialRows, await sampleRowTextBytes(db, prepared, cutoff), chunking)
-        : chunking.initialRows;
+    const batchRows = await action.initialBatchRows(context);
     await applyMigrations(db);
     if (request.executionId) {
       // A retried Start (same execution) after its COMMIT: resume the run it opened instead of
@@ -181,21 +145,8 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         });
       }
     }
-    if (policy.action === 'archive' && deps.tableCatalog && deps.store) {
-      // Idempotent, and before the lease: a failure here leaves nothing behind to clean up.
-      await deps.tableCatalog.upsertTable(
-        buildGlueTableInput({
-          policyName: policy.name,
-          bucket: deps.store.bucket,
-          tablePrefix: tablePrefix(policy.name, prepared.table.schema, prepared.table.table),
-          granularity: policy.archive.partitionBy,
-          columns: describeParquetSchema(planParquetColumns(prepared.table.columns)),
-        }),
-      );
-    }
-    // Purge: the VACUUM threshold compares the run's deleted rows with the table's rows now.
-    const tableRowsBefore =
-      policy.action === 'purge' ? await readLiveRows(db, prepared.table.oid) : undefined;
+    // Idempotent, and before the lease: a failure here leaves nothing behind to clean up.
+    const facts = (await action.beforeLease?.(context)) ?? {};
     const holder = await deps.leaseHolder?.();
     await db.query('BEGIN');
     try {
@@ -212,7 +163,8 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         trigger: input.trigger,
         executionId: request.executionId,
       });
-      if (tableRowsBefore !== undefined) await ledger.recordTableRowsBefore(runId, tableRowsBefore);
+      if (facts.tableRowsBefore !== undefined)
+        await ledger.recordTableRowsBefore(runId, facts.tableRowsBefore);
       await db.query('COMMIT');
     } catch (error) {
       await db.query('ROLLBACK').catch(() => undefined);
@@ -246,7 +198,7 @@ function baseState(parts: {
   runId: string;
   input: ExecutionInput;
   cutoff: string;
-  cursor: Array<string | null> | null;
+  cursor: WorkCursor | null;
   batchRows: number;
   generation: number;
   done: boolean;

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { ChunkingSchema, PolicySchema } from './config.ts';
+import { StoredWorkCursorSchema } from './work-cursor.ts';
 
 export const TriggerSchema = z.enum(['schedule', 'manual', 'local']);
 
@@ -31,7 +32,7 @@ export const ExecutionInputSchema = z
       .object({
         runId: z.uuid(),
         cutoff: z.string(),
-        cursor: z.array(z.string().nullable()).nullable(),
+        cursor: StoredWorkCursorSchema.nullable(),
         batchRows: z.int().positive(),
         generation: z.int().min(1),
       })
@@ -90,8 +91,8 @@ export const RunStateSchema = z
     dryRun: z.boolean(),
     /** Fixed at the start of the run: ISO-8601 UTC with microseconds. */
     cutoff: z.string(),
-    /** Keyset position after the last chunk: text values of (timeColumn, key columns...). */
-    cursor: z.array(z.string().nullable()).nullable(),
+    /** Where the run stands in its work source after the last chunk (see work-cursor.ts). */
+    cursor: StoredWorkCursorSchema.nullable(),
     /** Next chunk size; adapts towards `chunking.targetTransactionMs`. */
     batchRows: z.int().positive(),
     done: z.boolean(),

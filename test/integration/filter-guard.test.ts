@@ -14,7 +14,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { checkFilterCalls, prepareTarget } from '../../functions/run/prepare-target.ts';
-import { parseExecutionInput } from '../../functions/run/start-run.ts';
+import { parseExecutionInput } from '../../functions/run/payloads.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { runLocally, testConfig } from '../support/archive.ts';

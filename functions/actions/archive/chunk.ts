@@ -17,6 +17,7 @@ import {
   type ChunkAction,
   type ChunkInput,
   type CompletedChunk,
+  keysetValues,
   summarizeTakenRows,
   type TakenChunk,
 } from '../chunk-action.ts';
@@ -81,7 +82,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   async take(tx: Queryable, input: ChunkInput): Promise<TakenArchiveChunk | undefined> {
     const policy = input.policy as ArchivePolicy;
     const withCursor = input.cursor !== null;
-    const params: Array<string | number | null> = [input.cutoff, input.limit, ...(input.cursor ?? [])];
+    const params: Array<string | number | null> = [input.cutoff, input.limit, ...keysetValues(input.cursor)];
 
     // Keep the chunk inside the Hive partition of the next eligible row, so the chunk is one object as
     // large as the chunk (S3 does not tier objects under 128 KB) rather than two pieces at every boundary.
@@ -135,7 +136,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
         }),
       );
     }
-    return { bytes: objects.reduce((sum, o) => sum + o.bytes, 0), objects };
+    return { bytes: objects.reduce((sum, o) => sum + o.bytes, 0), objects, objectKind: 'archive-copy' };
   }
 }
 

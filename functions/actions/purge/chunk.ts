@@ -71,12 +71,12 @@ export class PurgeAction implements ChunkAction {
   private async takeChunk(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
     let start: Start = { kind: 'first' };
     const cursor = input.cursor;
-    if (cursor !== null && cursor.length === 1) {
-      start = { kind: 'at', time: cursor[0] ?? undefined };
-    } else if (cursor !== null) {
+    if (cursor?.kind === 'window') {
+      start = { kind: 'at', time: cursor.end };
+    } else if (cursor?.kind === 'keyset') {
       // Inside a run of rows sharing one time value: go on after the cursor's key, then past that time.
-      const time = cursor[0] as string;
-      const taken = await this.takeSameTime(tx, input, time, cursor);
+      const time = cursor.values[0] as string;
+      const taken = await this.takeSameTime(tx, input, time, cursor.values);
       if (taken) return taken;
       start = { kind: 'after', time };
     }
@@ -109,7 +109,7 @@ export class PurgeAction implements ChunkAction {
         // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
         const lastRow = last[0] === null || last[0] === undefined ? first : last;
         const ends = summarizeTakenRows([first, lastRow], [...first.keys()]);
-        return { ...ends, rows, cursor: [end] };
+        return { ...ends, rows, cursor: { kind: 'window', end } };
       }
       start = { kind: 'at', time: end };
     }

@@ -1,11 +1,12 @@
 /**
- * Finish step, purge only: VACUUM (ANALYZE) the table when the run deleted at least `vacuum.afterFraction`
+ * Purge's Finish: VACUUM (ANALYZE) the table when the run deleted at least `vacuum.afterFraction`
  * of the rows it had at the start, on the finish step's connection, outside any transaction, bounded by a
  * statement timeout. The outcome is recorded in the ledger (`lifecycle.runs.maintenance`) and never fails
  * the run: a timed-out or failed VACUUM is recorded as such (autovacuum will get to the table anyway).
  */
 import type { Maintenance, RunState } from '../../../lib/contracts/payloads.ts';
 import { MaintenanceSchema } from '../../../lib/contracts/payloads.ts';
+import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
 import type { Queryable } from '../../adapters/catalog.ts';
 import { Ledger } from '../../adapters/ledger.ts';
 import { readTablePrivileges } from '../../adapters/privileges.ts';
@@ -20,10 +21,9 @@ const MIN_VACUUM_TIMEOUT_MS = 1_000;
 export async function maintainAfterPurge(
   deps: StepDependencies,
   db: Queryable,
-  state: RunState,
+  state: RunState & { readonly policy: PurgePolicy },
 ): Promise<Maintenance | undefined> {
   const { policy } = state;
-  if (policy.action !== 'purge') return undefined;
   const ledger = new Ledger(db);
   const recorded = await ledger.getMaintenance(state.runId);
   // A retried Finish after the VACUUM: report what was done, do not vacuum again.

@@ -1,0 +1,100 @@
+/**
+ * The runtime half of an action: everything a run does differently per action. The generic steps
+ * (functions/run: Start, Chunk, Finish, RecordFailure) call these hooks in a fixed order and never name an
+ * action; the registry (`registry.ts`) maps each policy's `action` to its module. The pure half (config
+ * schema, what the stack grants) is the action's contract (`<action>/contract.ts`).
+ *
+ * Order of a run: Start [`checkStart` → `initialBatchRows` → `beforeLease`] → Chunk steps [partition units
+ * through `partitions`, then `chunkAction` take/complete per chunk] → Finish [`finish`] or RecordFailure
+ * [`afterFailure`].
+ */
+import type pg from 'pg';
+import type { ExecutionInput, Maintenance, PlanForeignKey, RunState } from '../../lib/contracts/payloads.ts';
+import type { Policy } from '../../lib/contracts/policy.ts';
+import type { Queryable } from '../adapters/catalog.ts';
+import type { Ledger } from '../adapters/ledger.ts';
+import type { ChunkTarget } from '../core/chunk-sql.ts';
+import type { MissingPrivilege } from '../core/errors.ts';
+import type { ForeignKeyDecision } from '../core/foreign-keys.ts';
+import type { TablePrivileges } from '../core/privileges.ts';
+import type { StepDependencies } from '../run/dependencies.ts';
+import type { PartitionStrategy } from '../run/partitions/strategy.ts';
+import type { PreparedTarget } from '../run/prepare-target.ts';
+import type { ChunkAction } from './chunk-action.ts';
+
+/** What Start knows when it asks the action: the validated input, the resolved table and the run's cutoff. */
+export interface StartContext<P extends Policy> {
+  readonly db: pg.Client;
+  readonly deps: StepDependencies;
+  readonly input: ExecutionInput;
+  readonly policy: P;
+  readonly prepared: PreparedTarget;
+  readonly cutoff: string;
+}
+
+/** What a Chunk step gives the action to build its chunk work with. */
+export interface ChunkContext<P extends Policy> {
+  readonly deps: StepDependencies;
+  readonly policy: P;
+  /** The step's autocommit connection (announcements that must survive a chunk's rollback). */
+  readonly side: pg.Client;
+  readonly sideLedger: Ledger;
+}
+
+export interface FinishContext<P extends Policy> {
+  readonly deps: StepDependencies;
+  readonly db: Queryable;
+  readonly state: RunState & { readonly policy: P };
+}
+
+export interface FailureContext {
+  readonly deps: StepDependencies;
+  readonly db: Queryable;
+  readonly runId: string;
+  /** The failed run's policy as it arrived (loosely parsed: the failure may be that it did not parse). */
+  readonly policy: unknown;
+}
+
+/** How the action reads foreign keys pointing at its table. */
+export interface ForeignKeyRule {
+  /** The refusal a real run would stop with (ForeignKeyError), for the plan; undefined when none. */
+  planRefusal(prepared: PreparedTarget, decision: ForeignKeyDecision): string | undefined;
+  /** Whether rows still referenced through NO ACTION / RESTRICT make chunks fail (a plan warning). */
+  warnsOfReferencedRows(foreignKey: PlanForeignKey): boolean;
+}
+
+export interface ActionModule<P extends Policy = Policy> {
+  readonly action: P['action'];
+  /** Table privileges a real run needs and lacks (SELECT, UPDATE for row locks, DELETE...), with reasons. */
+  missingTablePrivileges(facts: TablePrivileges): MissingPrivilege[];
+  /** Whether Finish may VACUUM the table (a role that cannot is warned of, not refused). */
+  vacuumsAfterRun?(policy: P): boolean;
+  /** The statement Start EXPLAINs ($1 cutoff, $2 limit): what each chunk's search looks like. */
+  explainStatement(target: ChunkTarget): string;
+  readonly foreignKeys: ForeignKeyRule;
+  /**
+   * Start's own checks, after the generic ones (privileges, filter, EXPLAIN) and before anything is written:
+   * foreign keys, the bucket. Runs in a dry run too; it decides what a dry run checks (a preflight).
+   */
+  checkStart(ctx: StartContext<P>): Promise<void>;
+  /** First chunk size: the chunking's initialRows, or fewer when rows are wide and held in memory. */
+  initialBatchRows(ctx: StartContext<P>): Promise<number>;
+  /**
+   * Idempotent work before the lease is taken (a failure leaves nothing to clean up): the Glue table.
+   * Returns what the run row records at start.
+   */
+  beforeLease?(ctx: StartContext<P>): Promise<{ readonly tableRowsBefore?: number }>;
+  /** The chunk work of one Chunk step. */
+  chunkAction(ctx: ChunkContext<P>): ChunkAction;
+  /**
+   * Whole-partition retirement, for actions that take every row of a partition before the cutoff. Without
+   * it no partition is ever detached or dropped, whatever the table or the policy's `partitions` say.
+   */
+  readonly partitions?: PartitionStrategy;
+  /** Seconds Finish's lease must outlast beyond the usual TTL (work in `finish` that sends no heartbeat). */
+  finishLeaseSeconds?(policy: P, remainingMs: number): number;
+  /** Finish, before the run closes (under the lease): VACUUM, object locks. */
+  finish?(ctx: FinishContext<P>): Promise<{ readonly maintenance?: Maintenance }>;
+  /** RecordFailure, after the run is marked failed; must not throw (the failure record matters more). */
+  afterFailure?(ctx: FailureContext): Promise<void>;
+}

@@ -1,0 +1,54 @@
+/**
+ * Purge: rows older than the retention are deleted in short transactions (time windows, keyset chunks
+ * where one time value holds more rows than a chunk); partitions wholly before the cutoff are dropped as
+ * units; Finish vacuums a table the run emptied by a large fraction.
+ */
+import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
+import { readLiveRows } from '../../adapters/table-stats.ts';
+import { buildPurgeWindowStatements } from '../../core/chunk-sql.ts';
+import { describeBlockingReferences } from '../../core/foreign-keys.ts';
+import { missingTablePrivileges } from '../../core/privileges.ts';
+import { checkPurgeForeignKeys } from '../../run/check-foreign-keys.ts';
+import type { ActionModule } from '../action-module.ts';
+import { PurgeAction } from './chunk.ts';
+import { purgePartitions } from './partition-unit.ts';
+import { maintainAfterPurge } from './vacuum.ts';
+
+export const purgeModule: ActionModule<PurgePolicy> = {
+  action: 'purge',
+  missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'purge'),
+  vacuumsAfterRun: (policy) => policy.vacuum.enabled,
+  // The window probe finds each window's end; the window DELETE follows the same index.
+  explainStatement: (target) => buildPurgeWindowStatements(target, 'first').probe,
+  foreignKeys: {
+    planRefusal: (prepared, decision) =>
+      decision.blocking.length > 0
+        ? describeBlockingReferences(prepared.qualifiedName, prepared.table.oid, decision.blocking)
+        : undefined,
+    // Uncovered references are refusals already; covered ones fail chunks until the child policy has run.
+    warnsOfReferencedRows: (foreignKey) => foreignKey.childPolicy !== undefined,
+  },
+
+  async checkStart({ db, deps, input, prepared }) {
+    if (!input.dryRun) await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
+  },
+
+  initialBatchRows: async ({ input }) => input.chunking.initialRows,
+
+  // The VACUUM threshold compares the run's deleted rows with the table's rows now.
+  beforeLease: async ({ db, prepared }) => ({ tableRowsBefore: await readLiveRows(db, prepared.table.oid) }),
+
+  chunkAction: () => new PurgeAction(),
+
+  partitions: purgePartitions,
+
+  // The VACUUM sends no heartbeat: the lease must outlast it (its timeout is bounded by the step's time
+  // left in Lambda, but not in a local run).
+  finishLeaseSeconds: (policy, remainingMs) =>
+    Math.ceil(Math.min(policy.vacuum.timeoutMs, remainingMs) / 1000),
+
+  async finish({ deps, db, state }) {
+    const maintenance = await maintainAfterPurge(deps, db, state);
+    return maintenance ? { maintenance } : {};
+  },
+};

@@ -1,0 +1,39 @@
+/**
+ * Where a run stands in its work source, persisted in the ledger (`runs.cursor`) and passed from step to
+ * step. Each kind says what its values mean, so no reader has to infer it from an array's length:
+ *
+ * - `keyset`: the time-cutoff source walked in keyset order; `values` are the last done row's order values
+ *   as text (the time column, then the key columns or the ctid);
+ * - `window`: the time-cutoff source walked in time windows; every eligible row before `end` is done.
+ *
+ * A new work source (a whole table, a watermark of processed rows, a subject, listed objects) adds its kind.
+ */
+import { z } from 'zod';
+
+const KeysetCursorSchema = z
+  .object({ kind: z.literal('keyset'), values: z.array(z.string().nullable()).min(1) })
+  .strict();
+const WindowCursorSchema = z.object({ kind: z.literal('window'), end: z.string() }).strict();
+
+export const WorkCursorSchema = z.discriminatedUnion('kind', [KeysetCursorSchema, WindowCursorSchema]);
+
+/**
+ * A cursor as stored or sent before cursors had kinds (ledgers migrated from sql/007, executions started by
+ * an earlier deployment): a bare array, read as the kind it was. Only purge wrote one value (a window's end);
+ * a keyset always has the time and at least one key or ctid value.
+ */
+export const StoredWorkCursorSchema = z.union([
+  WorkCursorSchema,
+  z
+    .array(z.string().nullable())
+    .min(1)
+    .transform(
+      (values): WorkCursor =>
+        values.length === 1 && values[0] !== null && values[0] !== undefined
+          ? { kind: 'window', end: values[0] }
+          : { kind: 'keyset', values },
+    ),
+]);
+
+export type WorkCursor = z.output<typeof WorkCursorSchema>;
+export type KeysetCursor = z.output<typeof KeysetCursorSchema>;
