@@ -4,12 +4,10 @@
  * archived, a second run of the same policy, and rows locked by another transaction.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import {
   type ArchiveScope,
   eligibleEventIds,
@@ -18,15 +16,11 @@ import {
   seedEvents,
   tableKeys,
 } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { beforeAll, describe, expect, it, NOW, type RunPolicy, type Services } from '../support/fixture.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
 let definition: AslDefinition;
 
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const RETENTION = 'P90D';
 const ROWS = 2000;
 const CHUNKING = { initialRows: 200, minRows: 200, maxRows: 200 };
@@ -60,7 +54,11 @@ function configFor(policy: string, table: string, options: PolicyOptions = {}) {
   ]);
 }
 
-async function prepare(policy: string, options: PolicyOptions = {}): Promise<Prepared> {
+async function prepare(
+  { db, s3, bucket }: Pick<Services, 'db' | 's3' | 'bucket'>,
+  policy: string,
+  options: PolicyOptions = {},
+): Promise<Prepared> {
   const table = policy.replaceAll('-', '_');
   await seedEvents(db.pool, table, ROWS, NOW);
   const tableKeysSql = `SELECT id::text AS k FROM public.${table}`;
@@ -73,13 +71,11 @@ async function prepare(policy: string, options: PolicyOptions = {}): Promise<Pre
   };
 }
 
-function archive(prepared: Prepared, hooks?: ChunkFaultHooks) {
-  return runLocally({
-    config: prepared.config,
-    policyName: prepared.scope.policy,
+function archive(runPolicy: RunPolicy, prepared: Prepared, hooks?: ChunkFaultHooks) {
+  return runPolicy(prepared.config, prepared.scope.policy, {
     definition,
     chunkBudgetMs: 1_100,
-    deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
+    deps: { hooks },
   });
 }
 
@@ -88,7 +84,7 @@ const slowCommit = (ms: number): ChunkFaultHooks => ({ beforeCommit: () => sleep
 
 const sorted = (keys: readonly string[]) => [...keys].sort();
 
-async function openClient(): Promise<pg.Client> {
+async function openClient(db: TestDatabase): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: db.url });
   client.on('error', () => undefined);
   await client.connect();
@@ -96,9 +92,6 @@ async function openClient(): Promise<pg.Client> {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('archive_concurrency');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-concurrency');
   // The definition does not depend on the policies (they travel in the input): synthesize it once.
   definition = await synthesizeDefinition(
     testConfig([
@@ -113,15 +106,15 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('archive alongside other sessions', () => {
-  it('archives exactly the version of each row it deleted while other sessions update them', async () => {
+  it('archives exactly the version of each row it deleted while other sessions update them', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
-    const prepared = await prepare('concurrent-updates');
+    const prepared = await prepare({ db, s3, bucket }, 'concurrent-updates');
     const eligibleIds = prepared.eligible;
     /** Highest counter each id was committed with (autocommit: a returned row is a committed update). */
     const lastCommitted = new Map<string, number>();
@@ -130,7 +123,7 @@ describe('archive alongside other sessions', () => {
     let running = false;
     let updates = 0;
     let stop = false;
-    const updaters = await Promise.all([openClient(), openClient()]);
+    const updaters = await Promise.all([openClient(db), openClient(db)]);
     const loops = updaters.map(async (client) => {
       while (!stop) {
         // Half the updates go to the oldest rows (highest ids), which the first chunks take.
@@ -154,7 +147,7 @@ describe('archive alongside other sessions', () => {
     let result: Awaited<ReturnType<typeof archive>>;
     try {
       running = true;
-      result = await archive(prepared, slowCommit(15));
+      result = await archive(runPolicy, prepared, slowCommit(15));
       running = false;
     } finally {
       stop = true;
@@ -185,7 +178,7 @@ describe('archive alongside other sessions', () => {
     expect(remaining.rows.filter((row) => row.counter !== (lastCommitted.get(row.id) ?? 0))).toEqual([]);
 
     // Act: a second run picks up any row the first one skipped while an update held it
-    const second = await archive(prepared);
+    const second = await archive(runPolicy, prepared);
 
     // Assess
     expect(second.status).toBe('succeeded');
@@ -196,10 +189,15 @@ describe('archive alongside other sessions', () => {
     ).toEqual([]);
   });
 
-  it('goes on to the end of the eligible rows when an update commits while a chunk statement runs', async () => {
+  it('goes on to the end of the eligible rows when an update commits while a chunk statement runs', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: the filter sleeps on one row of the first chunk, holding that chunk's DELETE statement open
     // (its snapshot taken, its rows not yet locked) long enough for another session to commit an update.
-    const prepared = await prepare('update-inside-chunk');
+    const prepared = await prepare({ db, s3, bucket }, 'update-inside-chunk');
     const eligible = prepared.eligible;
     // Ids grow towards the past: the first chunk takes the 200 highest eligible ids.
     const sleeper = eligible[eligible.length - 1] as string;
@@ -216,13 +214,7 @@ describe('archive alongside other sessions', () => {
     });
 
     // Act
-    const run = runLocally({
-      config,
-      policyName: prepared.scope.policy,
-      definition,
-      chunkBudgetMs: 1_100,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const run = runPolicy(config, prepared.scope.policy, { definition, chunkBudgetMs: 1_100 });
     const deadline = Date.now() + 10_000;
     let sleeping = false;
     while (!sleeping && Date.now() < deadline) {
@@ -261,12 +253,17 @@ describe('archive alongside other sessions', () => {
     if (archivedUpdated) expect(Number(archivedUpdated.counter)).toBe(1);
   });
 
-  it('lets exactly one of two simultaneous runs of a policy work, and refuses the other with LeaseHeldError', async () => {
+  it('lets exactly one of two simultaneous runs of a policy work, and refuses the other with LeaseHeldError', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
-    const prepared = await prepare('two-runs');
+    const prepared = await prepare({ db, s3, bucket }, 'two-runs');
 
     // Act
-    const runs = [archive(prepared, slowCommit(10)), archive(prepared, slowCommit(10))];
+    const runs = [archive(runPolicy, prepared, slowCommit(10)), archive(runPolicy, prepared, slowCommit(10))];
     const first = await Promise.race(runs);
     // The refused run ends while the other still works: its failure must not have touched the lease.
     const leaseWhileRunning = await db.pool.query<{ status: string }>(
@@ -293,14 +290,21 @@ describe('archive alongside other sessions', () => {
     expect(sorted(state.archivedKeys)).toEqual(sorted(prepared.eligible));
   });
 
-  it('skips rows another transaction holds instead of waiting, and archives them in a later run', async () => {
+  it('skips rows another transaction holds instead of waiting, and archives them in a later run', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a lock timeout far above the run's duration, so any wait would show.
-    const prepared = await prepare('locked-rows', { chunking: { ...CHUNKING, lockTimeoutMs: 20_000 } });
+    const prepared = await prepare({ db, s3, bucket }, 'locked-rows', {
+      chunking: { ...CHUNKING, lockTimeoutMs: 20_000 },
+    });
     const eligible = prepared.eligible;
     const selectedForUpdate = [eligible[5], eligible[700], eligible[1400]] as string[];
     const updatedUncommitted = [eligible[6], eligible[701], eligible[eligible.length - 1]] as string[];
     const held = [...selectedForUpdate, ...updatedUncommitted];
-    const locker = await openClient();
+    const locker = await openClient(db);
     let result: Awaited<ReturnType<typeof archive>> | 'timed out';
     let lockerState: string | undefined;
     try {
@@ -315,7 +319,7 @@ describe('archive alongside other sessions', () => {
       );
 
       // Act
-      const run = archive(prepared);
+      const run = archive(runPolicy, prepared);
       result = await Promise.race([run, sleep(10_000).then(() => 'timed out' as const)]);
       const activity = await db.pool.query<{ state: string }>(
         'SELECT state FROM pg_stat_activity WHERE pid = $1',
@@ -342,7 +346,7 @@ describe('archive alongside other sessions', () => {
     expect(state.remainingKeys).toEqual(expect.arrayContaining(held));
 
     // Act: the locks are gone; the next run takes the rows it skipped
-    const second = await archive(prepared);
+    const second = await archive(runPolicy, prepared);
 
     // Assess
     expect(second.status).toBe('succeeded');

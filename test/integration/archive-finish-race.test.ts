@@ -5,7 +5,6 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
 import { finishRun } from '../../functions/run/finish-run.ts';
@@ -14,27 +13,18 @@ import { startRun } from '../../functions/run/start-run.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { testConfig } from '../support/archive.ts';
 import { expectArchiveGuarantees, seedEvents, tableKeys } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const context = { getRemainingTimeInMillis: () => 60_000 } as Context;
 
-beforeAll(async () => {
-  db = await createTestDatabase('archive_finish_race');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-finish-race');
-});
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 /** `public.<table>` with `rows` events and an archive run of `policy` opened on it, as Start opens one. */
-async function openRun(table: string, policy: string, rows: number) {
+async function openRun(
+  { db, s3, bucket }: { db: TestDatabase; s3: S3Client; bucket: string },
+  table: string,
+  policy: string,
+  rows: number,
+) {
   await seedEvents(db.pool, table, rows, NOW);
   const tableKeysSql = `SELECT id::text AS k FROM public.${table}`;
   const before = await tableKeys(db.pool, tableKeysSql);
@@ -56,9 +46,9 @@ async function openRun(table: string, policy: string, rows: number) {
 }
 
 describe('Finish racing a stale chunk', () => {
-  it('never deletes an object whose chunk can still commit', async () => {
+  it('never deletes an object whose chunk can still commit', async ({ database: db, s3, bucket }) => {
     // Prepare
-    const { tableKeysSql, before, common, state } = await openRun('events', 'race', 600);
+    const { tableKeysSql, before, common, state } = await openRun({ db, s3, bucket }, 'events', 'race', 600);
 
     // The stale chunk stops after uploading and verifying its first object, until Finish has deleted it.
     let uploaded!: () => void;
@@ -113,9 +103,18 @@ describe('Finish racing a stale chunk', () => {
     );
   });
 
-  it('leaves no object behind when a stale chunk uploads after Finish removed its orphans', async () => {
+  it('leaves no object behind when a stale chunk uploads after Finish removed its orphans', async ({
+    database: db,
+    s3,
+    bucket,
+  }) => {
     // Prepare
-    const { tableKeysSql, before, common, state } = await openRun('late_events', 'late', 300);
+    const { tableKeysSql, before, common, state } = await openRun(
+      { db, s3, bucket },
+      'late_events',
+      'late',
+      300,
+    );
     // The stale chunk is frozen between announcing its key and its PUT, until Finish has run.
     const realStore = new S3ObjectStore(s3, bucket);
     let announced!: () => void;

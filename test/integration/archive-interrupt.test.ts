@@ -3,9 +3,7 @@
  * archived, the run is recorded as interrupted and its lease released, so the next run starts at once
  * and finishes the work.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import {
   eligibleEventIds,
   expectArchiveGuarantees,
@@ -13,26 +11,15 @@ import {
   seedEvents,
   tableKeys,
 } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-beforeAll(async () => {
-  db = await createTestDatabase('archive_interrupt');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-interrupt');
-});
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 
 describe('interrupted local run', () => {
-  it('records the interruption, releases the lease, keeps every row, and the next run finishes', async () => {
+  it('records the interruption, releases the lease, keeps every row, and the next run finishes', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
     await seedEvents(db.pool, 'events', 2000, NOW);
     const tableKeysSql = 'SELECT id::text AS k FROM public.events';
@@ -51,10 +38,6 @@ describe('interrupted local run', () => {
     const interrupt = new AbortController();
     let commits = 0;
     const deps = {
-      databaseUrl: db.url,
-      bucket,
-      s3,
-      now: () => NOW,
       // Ctrl-C arrives while the third chunk is being uploaded, and that upload takes a while longer: the
       // run must not record its failure (and clean up) before the in-flight chunk has stopped.
       hooks: {
@@ -67,12 +50,7 @@ describe('interrupted local run', () => {
     };
 
     // Act
-    const interrupted = await runLocally({
-      config,
-      policyName: 'interrupted',
-      signal: interrupt.signal,
-      deps,
-    });
+    const interrupted = await runPolicy(config, 'interrupted', { signal: interrupt.signal, deps });
 
     // Assess
     expect(interrupted.status).toBe('failed');
@@ -95,7 +73,7 @@ describe('interrupted local run', () => {
     );
 
     // Act: the next run is not locked out and completes the work.
-    const next = await runLocally({ config, policyName: 'interrupted', deps: { ...deps, hooks: undefined } });
+    const next = await runPolicy(config, 'interrupted', { deps: { ...deps, hooks: undefined } });
     expect(next.status).toBe('succeeded');
     const state = await expectArchiveGuarantees(scope, before);
     expect(state.archivedKeys.sort()).toEqual([...eligible].sort());

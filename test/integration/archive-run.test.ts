@@ -2,21 +2,14 @@
  * Archive end to end: the synthesized state machine, run locally with the real handlers, against a real
  * PostgreSQL and a real S3 API server.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
-import { ledgerObjects, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+import { ledgerObjects, readArchivedRows, testConfig } from '../support/archive.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { listAllKeys } from '../support/s3.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-async function seedCountingResults(rows: number): Promise<void> {
+async function seedCountingResults(db: TestDatabase, rows: number): Promise<void> {
   await db.pool.query(`DROP TABLE IF EXISTS public.counting_results`);
   await db.pool.query(`
     CREATE TABLE public.counting_results (
@@ -36,21 +29,15 @@ async function seedCountingResults(rows: number): Promise<void> {
   );
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('archive_run');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-run');
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('archive run', () => {
-  it('archives exactly the eligible rows, each once, with nothing left over', async () => {
+  it('archives exactly the eligible rows, each once, with nothing left over', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedCountingResults(6000);
+    await seedCountingResults(db, 6000);
     const before = await db.pool.query(
       `SELECT id::text, value::text, created_at FROM public.counting_results ORDER BY id`,
     );
@@ -71,12 +58,7 @@ describe('archive run', () => {
     ]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'counting-results',
-      chunkBudgetMs: 2_000,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'counting-results', { chunkBudgetMs: 2_000 });
 
     // Assess
     expect(result.failure).toBeUndefined();
@@ -112,9 +94,14 @@ describe('archive run', () => {
     expect(result.executions).toBe(1);
   });
 
-  it('continues as a new execution past the iteration bound, keeping one run, one lease and one cutoff', async () => {
+  it('continues as a new execution past the iteration bound, keeping one run, one lease and one cutoff', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedCountingResults(3000);
+    await seedCountingResults(db, 3000);
     const eligible = await db.pool.query(
       `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y'`,
       [NOW.toISOString()],
@@ -133,12 +120,10 @@ describe('archive run', () => {
     const { policy, chunking } = buildExecutionInput(config, 'continued', 'schedule', false);
     const deployedPolicies = { continued: policyDigest(policy, chunking) };
     // Act: a budget that fits one chunk per step (the step keeps 1 s + 2 chunks in reserve) and 3 steps per execution.
-    const result = await runLocally({
-      config,
-      policyName: 'continued',
+    const result = await runPolicy(config, 'continued', {
       chunkBudgetMs: 1050,
       maxIterationsOverride: 3,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, deployedPolicies },
+      deps: { deployedPolicies },
     });
     // Assess
     expect(result.failure).toBeUndefined();
@@ -156,9 +141,14 @@ describe('archive run', () => {
     expect(new Set(archived.map((r) => String(r.id))).size).toBe(eligible.rows[0].n);
   });
 
-  it('dry run reports the eligible rows and changes nothing: rows, ledger, objects', async () => {
+  it('dry run reports the eligible rows and changes nothing: rows, ledger, objects', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedCountingResults(2000);
+    await seedCountingResults(db, 2000);
     const count = async () =>
       (await db.pool.query(`SELECT count(*)::int AS n FROM public.counting_results`)).rows[0].n;
     const ledgerRuns = async () =>
@@ -181,13 +171,8 @@ describe('archive run', () => {
       },
     ]);
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'dry',
-      dryRun: true,
-      // No bucket: planning an archive needs none.
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    // No bucket: planning an archive needs none.
+    const result = await runPolicy(config, 'dry', { dryRun: true, deps: { bucket: undefined } });
     // Assess
     expect(result.status).toBe('dry_run');
     expect(result.summary?.eligibleRows).toBe(expected.rows[0].n);
@@ -196,9 +181,12 @@ describe('archive run', () => {
     expect(await listAllKeys(s3, bucket)).toEqual(keysBefore);
   });
 
-  it('continues as a new execution when the execution grows old, before its timeout', async () => {
+  it('continues as a new execution when the execution grows old, before its timeout', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: a clock that moves 5 hours per reading, so the execution is "old" after a few steps.
-    await seedCountingResults(3000);
+    await seedCountingResults(db, 3000);
     const config = testConfig([
       {
         name: 'aging',
@@ -216,12 +204,7 @@ describe('archive run', () => {
     let readings = 0;
     const clock = () => new Date(NOW.getTime() + readings++ * 5 * 3600_000);
     // Act: one chunk per step (see above); the cutoff is computed from the first reading only.
-    const result = await runLocally({
-      config,
-      policyName: 'aging',
-      chunkBudgetMs: 1050,
-      deps: { databaseUrl: db.url, bucket, s3, now: clock },
-    });
+    const result = await runPolicy(config, 'aging', { chunkBudgetMs: 1050, deps: { now: clock } });
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.status).toBe('succeeded');

@@ -6,30 +6,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ledgerObjects, readObject, runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import { ledgerObjects, readObject, testConfig } from '../support/archive.ts';
+import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
 let dir: string;
 
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-beforeAll(async () => {
-  db = await createTestDatabase('archive_types');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-types');
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'pgl-types-'));
 });
 
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -104,7 +91,12 @@ const COLUMNS: Array<{ name: string; type: string; pg: (c: string) => string; du
 const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 describe('archive type round trip', () => {
-  it('archives every common type exactly: DuckDB reads back what PostgreSQL held', async () => {
+  it('archives every common type exactly: DuckDB reads back what PostgreSQL held', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
     await db.pool.query(`SET TimeZone = 'UTC'; SET IntervalStyle = 'iso_8601'`);
     await db.pool.query(
@@ -151,11 +143,7 @@ describe('archive type round trip', () => {
     ]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'typed',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'typed');
 
     // Assess
     expect(result.failure).toBeUndefined();

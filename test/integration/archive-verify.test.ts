@@ -1,29 +1,18 @@
 /** `pg-lifecycle verify`: an independent audit of the archive against the ledger finds tampering and loss. */
-import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { verifyArchiveRun } from '../../bin/local/verify-archive.ts';
-import { ledgerObjects, readObject, runLocally, testConfig } from '../support/archive.ts';
+import { ledgerObjects, readObject, testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-beforeAll(async () => {
-  db = await createTestDatabase('archive_verify');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-verify');
-});
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
+import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { testS3Client } from '../support/s3.ts';
 
 describe('archive verification', () => {
-  it('passes on an intact archive and names each changed, missing or unlisted object', async () => {
+  it('passes on an intact archive and names each changed, missing or unlisted object', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare
     await seedEvents(db.pool, 'events', 1500, NOW);
     const rowsBefore = Number((await db.pool.query('SELECT count(*) AS n FROM public.events')).rows[0].n);
@@ -36,11 +25,7 @@ describe('archive verification', () => {
         retention: 'P90D',
       },
     ]);
-    const result = await runLocally({
-      config,
-      policyName: 'audited',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'audited');
     const rowsAfter = Number((await db.pool.query('SELECT count(*) AS n FROM public.events')).rows[0].n);
     const runId = result.summary?.runId as string;
 
@@ -75,7 +60,11 @@ describe('archive verification', () => {
 });
 
 describe('verification of objects in cold storage', () => {
-  it('checks Glacier / Deep Archive objects by their attributes instead of reading them, and says so', async () => {
+  it('checks Glacier / Deep Archive objects by their attributes instead of reading them, and says so', async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a real archive; then a client that reports two of its objects in cold storage classes, as
     // S3 lists them after a lifecycle transition. fauxqs 1.9.2 has no storage classes (it lists everything
     // as STANDARD) and no GetObjectAttributes (it answers with the object's bytes), so the listing's class
@@ -91,11 +80,7 @@ describe('verification of objects in cold storage', () => {
         retention: 'P90D',
       },
     ]);
-    await runLocally({
-      config,
-      policyName: 'cold',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    await runPolicy(config, 'cold');
     const objects = await ledgerObjects(db.pool);
     const [deep, tiered, ...rest] = objects.filter((o) => o.key.startsWith('archive/cold/'));
     if (!deep || !tiered || rest.length === 0) throw new Error('expected at least three objects');

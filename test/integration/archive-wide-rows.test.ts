@@ -2,29 +2,16 @@
  * Rows with large values (a 64 KB document each): chunks are bounded by bytes as well as rows, so a run
  * never holds more than chunking.maxChunkBytes of row text per chunk, and still archives every row once.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ledgerObjects, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-beforeAll(async () => {
-  db = await createTestDatabase('archive_wide');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-wide');
-});
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
+import { ledgerObjects, readArchivedRows, testConfig } from '../support/archive.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 
 describe('archive of wide rows', () => {
-  it('keeps each chunk under maxChunkBytes of row text and archives every row once', async () => {
+  it('keeps each chunk under maxChunkBytes of row text and archives every row once', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: 300 rows of ~64 KB each (incompressible text, so TOAST keeps it large).
     await db.pool.query(
       `CREATE TABLE public.documents (id int PRIMARY KEY, created_at timestamptz NOT NULL, body text)`,
@@ -51,11 +38,7 @@ describe('archive of wide rows', () => {
     ]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'documents',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'documents');
 
     // Assess
     expect(result.failure).toBeUndefined();
@@ -73,7 +56,12 @@ describe('archive of wide rows', () => {
     expect(archived.every((r) => typeof r.body === 'string' && r.body.length === 64 * 1024)).toBe(true);
   });
 
-  it('bounds each object of a whole-partition archive by maxChunkBytes too', async () => {
+  it('bounds each object of a whole-partition archive by maxChunkBytes too', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a monthly partition wholly before the cutoff, holding 120 rows of ~64 KB.
     await db.pool.query(`CREATE TABLE public.reports (id int NOT NULL, created_at timestamptz NOT NULL, body text,
                            PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
@@ -102,11 +90,7 @@ describe('archive of wide rows', () => {
     ]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'reports',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'reports');
 
     // Assess: the partition was retired as a unit, in objects of at most 16 rows, every row once.
     expect(result.failure).toBeUndefined();

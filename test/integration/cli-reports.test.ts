@@ -5,29 +5,21 @@
  * empty "OK".
  */
 import { randomUUID } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatReport, toReport } from '../../bin/cli/run-command.ts';
-import { ledgerObjects, runLocally, testConfig } from '../support/archive.ts';
+import { ledgerObjects, testConfig } from '../support/archive.ts';
 import { runRecord, seedEvents } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { afterAll, beforeAll, describe, expect, it, NOW } from '../support/fixture.ts';
 import { runCliInProcess } from '../support/leases.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
 
-let db: TestDatabase;
+// A second database, which never gets a ledger.
 let empty: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 
 beforeAll(async () => {
-  [db, empty] = await Promise.all([createTestDatabase('cli_reports'), createTestDatabase('cli_no_ledger')]);
-  s3 = testS3Client();
-  bucket = await createTestBucket('cli-reports');
+  empty = await createTestDatabase('cli_no_ledger');
 });
 afterAll(async () => {
-  s3?.destroy();
-  await Promise.all([db?.drop(), empty?.drop()]);
+  await empty?.drop();
 });
 
 function policy(name: string, table: string) {
@@ -42,7 +34,10 @@ function policy(name: string, table: string) {
 }
 
 describe('run --json of a run that failed after committing chunks', () => {
-  it('reports the rows, objects, bytes and chunks the ledger holds for it, next to the error', async () => {
+  it('reports the rows, objects, bytes and chunks the ledger holds for it, next to the error', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: the third chunk fails terminally after its upload, before its ledger rows (it rolls back).
     await seedEvents(db.pool, 'failing', 2000, NOW);
     let chunks = 0;
@@ -52,10 +47,8 @@ describe('run --json of a run that failed after committing chunks', () => {
     };
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('failing', 'failing')]),
-      policyName: 'failing',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks: { beforeLedger } },
+    const result = await runPolicy(testConfig([policy('failing', 'failing')]), 'failing', {
+      deps: { hooks: { beforeLedger } },
     });
     const report = toReport(result, 'archive');
 
@@ -73,22 +66,16 @@ describe('run --json of a run that failed after committing chunks', () => {
     expect(formatReport(report)).toContain(`committed before the failure (kept): ${report.rows} rows in`);
   });
 
-  it('reports an interrupted run (Ctrl-C) with what it committed', async () => {
+  it('reports an interrupted run (Ctrl-C) with what it committed', async ({ database: db, runPolicy }) => {
     // Prepare
     await seedEvents(db.pool, 'interrupted', 2000, NOW);
     const interrupt = new AbortController();
     let commits = 0;
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('interrupted', 'interrupted')]),
-      policyName: 'interrupted',
+    const result = await runPolicy(testConfig([policy('interrupted', 'interrupted')]), 'interrupted', {
       signal: interrupt.signal,
       deps: {
-        databaseUrl: db.url,
-        bucket,
-        s3,
-        now: () => NOW,
         hooks: {
           afterCommit: () => {
             if (++commits === 3) interrupt.abort();
@@ -109,7 +96,7 @@ describe('run --json of a run that failed after committing chunks', () => {
 });
 
 describe('verify and status refuse to report on nothing', () => {
-  it('says plainly that a database has no ledger', async () => {
+  it('says plainly that a database has no ledger', async ({ bucket }) => {
     const verify = await runCliInProcess(empty, ['verify', '--policy', 'any', '--bucket', bucket]);
     const status = await runCliInProcess(empty, ['status']);
     const unlock = await runCliInProcess(empty, ['unlock', '--policy', 'any']);
@@ -124,14 +111,17 @@ describe('verify and status refuse to report on nothing', () => {
     expect(rows).toEqual([]);
   });
 
-  it('refuses an unknown policy and a run of another policy (exit 2), and verifies a real one', async () => {
+  it('refuses an unknown policy and a run of another policy (exit 2), and verifies a real one', async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: two archive policies that ran.
     await seedEvents(db.pool, 'verified_a', 2000, NOW);
     await seedEvents(db.pool, 'verified_b', 2000, NOW);
     const config = testConfig([policy('verified-a', 'verified_a'), policy('verified-b', 'verified_b')]);
-    const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
-    const a = await runLocally({ config, policyName: 'verified-a', deps });
-    const b = await runLocally({ config, policyName: 'verified-b', deps });
+    const a = await runPolicy(config, 'verified-a');
+    const b = await runPolicy(config, 'verified-b');
     expect([a.status, b.status]).toEqual(['succeeded', 'succeeded']);
 
     // Act

@@ -5,9 +5,7 @@
  * here directly (real handlers' step functions, real PostgreSQL and S3).
  */
 import { randomUUID } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
 import { runChunks } from '../../functions/run/run-chunks.ts';
 import { startRun } from '../../functions/run/start-run.ts';
@@ -15,28 +13,17 @@ import { LEASE_TTL_SECONDS } from '../../lib/contracts/lease.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 import { leaseSecondsLeft } from '../support/leases.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const PAUSE_SECONDS = 900;
 
-beforeAll(async () => {
-  db = await createTestDatabase('lease_heartbeat');
-  s3 = testS3Client();
-  bucket = await createTestBucket('lease-heartbeat');
-});
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('lease heartbeat', () => {
-  it('Start takes a short lease; a Chunk step renews it for the TTL plus the coming Pause', async () => {
+  it('Start takes a short lease; a Chunk step renews it for the TTL plus the coming Pause', async ({
+    database: db,
+    s3,
+    bucket,
+  }) => {
     // Prepare: one chunk per Chunk step (no time budget left after the first chunk).
     await seedEvents(db.pool, 'events', 2000, NOW);
     const config = testConfig([

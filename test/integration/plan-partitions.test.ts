@@ -1,20 +1,13 @@
 /** The plan lists the partitions a run would retire as units, and planning drops none of them. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
-let db: TestDatabase;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-beforeAll(async () => {
-  db = await createTestDatabase('plan_partitions');
-});
-afterAll(async () => {
-  await db?.drop();
-});
+import { testConfig } from '../support/archive.ts';
+import { describe, expect, it } from '../support/fixture.ts';
 
 describe('plan of a partitioned table', () => {
-  it('names the partitions wholly before the cutoff, keeps the straddling one, and changes nothing', async () => {
+  it('names the partitions wholly before the cutoff, keeps the straddling one, and changes nothing', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: monthly partitions 2026-01 … 2026-12; cutoff P90D → 2026-08-25.
     await db.pool.query(`
       CREATE TABLE public.readings (id bigint NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
@@ -44,12 +37,7 @@ describe('plan of a partitioned table', () => {
     const rowsBefore = await db.pool.query('SELECT count(*)::int AS n FROM public.readings');
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'readings',
-      dryRun: true,
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'readings', { dryRun: true });
 
     // Assess
     expect(result.status).toBe('dry_run');

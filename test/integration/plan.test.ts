@@ -4,28 +4,22 @@
  * that it changes nothing (rows, ledger — not even the lifecycle schema on a fresh database —, S3), and
  * the refusal of real runs whose chunk query scans a large table (MissingIndexError, --force, allowSeqScan).
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { formatReport, toReport } from '../../bin/cli/run-command.ts';
 import { FULL_SCAN_REFUSAL_MIN_BYTES } from '../../functions/core/full-scan.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+import { testConfig } from '../support/archive.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { listAllKeys } from '../support/s3.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
 
 /**
  * devices (200; 1-120 retired two years ago) ← device_notes (ON DELETE CASCADE, 3 per device) and
  * device_alerts (NO ACTION, 1 per device for devices 1-40).
  */
-async function seedDevices(): Promise<void> {
+async function seedDevices(db: TestDatabase): Promise<void> {
   await db.pool.query(`
     CREATE TABLE public.devices (
       id integer PRIMARY KEY, retired_at timestamptz NOT NULL, label text NOT NULL);
@@ -54,7 +48,7 @@ async function seedDevices(): Promise<void> {
 }
 
 /** `public.readings` without any index on created_at, large enough that a whole-table chunk query refuses. */
-async function seedUnindexedReadings(rows: number, eligible: number): Promise<void> {
+async function seedUnindexedReadings(db: TestDatabase, rows: number, eligible: number): Promise<void> {
   await db.pool.query(`DROP TABLE IF EXISTS public.readings`);
   await db.pool.query(`
     CREATE TABLE public.readings (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, body text NOT NULL)`);
@@ -88,33 +82,27 @@ const readingsPolicy = (overrides: Partial<PolicyInput> = {}): PolicyInput =>
     ...overrides,
   }) as PolicyInput;
 
-const count = async (table: string) =>
+const count = async (db: TestDatabase, table: string) =>
   (await db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 
-const lifecycleSchemaExists = async () =>
+const lifecycleSchemaExists = async (db: TestDatabase) =>
   (await db.pool.query(`SELECT to_regnamespace('lifecycle') IS NOT NULL AS present`)).rows[0]
     .present as boolean;
 
-beforeAll(async () => {
-  db = await createTestDatabase('plan');
-  s3 = testS3Client();
-  bucket = await createTestBucket('plan');
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('plan (dry run)', () => {
-  it('reports cutoff, eligible rows, bytes, oldest row, referencing tables and EXPLAIN, and changes nothing', async () => {
+  it('reports cutoff, eligible rows, bytes, oldest row, referencing tables and EXPLAIN, and changes nothing', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a fresh database, no ledger yet.
-    await seedDevices();
-    expect(await lifecycleSchemaExists()).toBe(false);
+    await seedDevices(db);
+    expect(await lifecycleSchemaExists(db)).toBe(false);
     const before = {
-      devices: await count('public.devices'),
-      notes: await count('public.device_notes'),
-      alerts: await count('public.device_alerts'),
+      devices: await count(db, 'public.devices'),
+      notes: await count(db, 'public.device_notes'),
+      alerts: await count(db, 'public.device_alerts'),
       keys: await listAllKeys(s3, bucket),
     };
     const archive: PolicyInput = {
@@ -127,21 +115,10 @@ describe('plan (dry run)', () => {
     // Two configs: one config may not purge a table as soon as it archives it (the purge would outrun it).
     const purgeConfig = testConfig([devicesPolicy()]);
     const archiveConfig = testConfig([archive]);
-    const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
 
-    // Act
-    const purgePlan = await runLocally({
-      config: purgeConfig,
-      policyName: 'devices-purge',
-      dryRun: true,
-      deps,
-    });
-    const archivePlan = await runLocally({
-      config: archiveConfig,
-      policyName: 'devices-archive',
-      dryRun: true,
-      deps,
-    });
+    // Act: the purge plan is given the bucket as well (runPolicy gives one to archive policies only).
+    const purgePlan = await runPolicy(purgeConfig, 'devices-purge', { dryRun: true, deps: { bucket, s3 } });
+    const archivePlan = await runPolicy(archiveConfig, 'devices-archive', { dryRun: true });
 
     // Assess: the plan.
     expect(purgePlan.status).toBe('dry_run');
@@ -203,14 +180,14 @@ describe('plan (dry run)', () => {
     expect(text).toContain('A RUN WOULD REFUSE: ForeignKeyError');
 
     // Assess: nothing changed, nothing was created.
-    expect(await count('public.devices')).toBe(before.devices);
-    expect(await count('public.device_notes')).toBe(before.notes);
-    expect(await count('public.device_alerts')).toBe(before.alerts);
-    expect(await lifecycleSchemaExists()).toBe(false);
+    expect(await count(db, 'public.devices')).toBe(before.devices);
+    expect(await count(db, 'public.device_notes')).toBe(before.notes);
+    expect(await count(db, 'public.device_alerts')).toBe(before.alerts);
+    expect(await lifecycleSchemaExists(db)).toBe(false);
     expect(await listAllKeys(s3, bucket)).toEqual(before.keys);
   });
 
-  it('names the child policy that covers a NO ACTION reference', async () => {
+  it('names the child policy that covers a NO ACTION reference', async ({ database: db, runPolicy }) => {
     // Prepare: the tables of the previous test.
     const alerts: PolicyInput = {
       name: 'alerts-purge',
@@ -225,12 +202,7 @@ describe('plan (dry run)', () => {
     ]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'devices-purge',
-      dryRun: true,
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'devices-purge', { dryRun: true });
 
     // Assess
     expect(result.summary?.plan?.refusals).toEqual([]);
@@ -238,22 +210,24 @@ describe('plan (dry run)', () => {
       table: '"public"."device_alerts"',
       childPolicy: 'alerts-purge',
     });
-    expect(await lifecycleSchemaExists()).toBe(false);
+    expect(await lifecycleSchemaExists(db)).toBe(false);
   });
 });
 
 describe('whole-table chunk queries', () => {
-  it('warns in the plan and refuses a real run (MissingIndexError) when no index leads with timeColumn', async () => {
+  it('warns in the plan and refuses a real run (MissingIndexError) when no index leads with timeColumn', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedUnindexedReadings(110_000, 500);
+    await seedUnindexedReadings(db, 110_000, 500);
     const size = await db.pool.query(`SELECT pg_relation_size('public.readings')::bigint AS bytes`);
     expect(Number(size.rows[0].bytes)).toBeGreaterThan(FULL_SCAN_REFUSAL_MIN_BYTES);
     const config = testConfig([readingsPolicy()]);
-    const deps = { databaseUrl: db.url, now: () => NOW };
 
     // Act
-    const plan = await runLocally({ config, policyName: 'readings-purge', dryRun: true, deps });
-    const run = await runLocally({ config, policyName: 'readings-purge', deps });
+    const plan = await runPolicy(config, 'readings-purge', { dryRun: true });
+    const run = await runPolicy(config, 'readings-purge');
 
     // Assess
     expect(plan.summary?.plan).toMatchObject({ eligibleRows: 500, fullTableScan: true });
@@ -268,53 +242,48 @@ describe('whole-table chunk queries', () => {
     expect(run.failure?.error).toBe('MissingIndexError');
     expect(run.failure?.cause).toContain('allowSeqScan');
     expect(run.failure?.runId).toBeUndefined();
-    expect(await count('public.readings')).toBe(110_000);
+    expect(await count(db, 'public.readings')).toBe(110_000);
   });
 
-  it('refuses when the only index on timeColumn is BRIN (each chunk would read every eligible row)', async () => {
+  it('refuses when the only index on timeColumn is BRIN (each chunk would read every eligible row)', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: the same large table, with a BRIN index on created_at (and nearly every row eligible).
-    await seedUnindexedReadings(110_000, 100_000);
+    await seedUnindexedReadings(db, 110_000, 100_000);
     await db.pool.query(`CREATE INDEX readings_created_at_brin ON public.readings USING brin (created_at)`);
     await db.pool.query(`ANALYZE public.readings`);
     const config = testConfig([readingsPolicy()]);
-    const deps = { databaseUrl: db.url, now: () => NOW };
 
     // Act
-    const plan = await runLocally({ config, policyName: 'readings-purge', dryRun: true, deps });
-    const run = await runLocally({ config, policyName: 'readings-purge', deps });
+    const plan = await runPolicy(config, 'readings-purge', { dryRun: true });
+    const run = await runPolicy(config, 'readings-purge');
 
     // Assess
     expect(plan.summary?.plan).toMatchObject({ fullTableScan: true });
     expect(plan.summary?.plan?.refusals.map((r) => r.error)).toEqual(['MissingIndexError']);
     expect(run.failure?.error).toBe('MissingIndexError');
-    expect(await count('public.readings')).toBe(110_000);
+    expect(await count(db, 'public.readings')).toBe(110_000);
   });
 
-  it('runs anyway with --force or allowSeqScan, and plans --force without a refusal', async () => {
+  it('runs anyway with --force or allowSeqScan, and plans --force without a refusal', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedUnindexedReadings(110_000, 500);
-    const deps = { databaseUrl: db.url, now: () => NOW };
+    await seedUnindexedReadings(db, 110_000, 500);
 
     // Act
-    const forcedPlan = await runLocally({
-      config: testConfig([readingsPolicy()]),
-      policyName: 'readings-purge',
+    const forcedPlan = await runPolicy(testConfig([readingsPolicy()]), 'readings-purge', {
       dryRun: true,
       force: true,
-      deps,
     });
-    const forced = await runLocally({
-      config: testConfig([readingsPolicy()]),
-      policyName: 'readings-purge',
-      force: true,
-      deps,
-    });
-    await seedUnindexedReadings(110_000, 300);
-    const allowed = await runLocally({
-      config: testConfig([readingsPolicy({ allowSeqScan: true } as Partial<PolicyInput>)]),
-      policyName: 'readings-purge',
-      deps,
-    });
+    const forced = await runPolicy(testConfig([readingsPolicy()]), 'readings-purge', { force: true });
+    await seedUnindexedReadings(db, 110_000, 300);
+    const allowed = await runPolicy(
+      testConfig([readingsPolicy({ allowSeqScan: true } as Partial<PolicyInput>)]),
+      'readings-purge',
+    );
 
     // Assess
     expect(forcedPlan.summary?.plan?.refusals).toEqual([]);
@@ -323,18 +292,20 @@ describe('whole-table chunk queries', () => {
     expect(forced.summary?.rows).toBe(500);
     expect(allowed.failure).toBeUndefined();
     expect(allowed.summary?.rows).toBe(300);
-    expect(await count('public.readings')).toBe(110_000 - 300);
+    expect(await count(db, 'public.readings')).toBe(110_000 - 300);
   });
 
-  it('lets a small table without a time index run, with a warning in its plan', async () => {
+  it('lets a small table without a time index run, with a warning in its plan', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedUnindexedReadings(2_000, 100);
+    await seedUnindexedReadings(db, 2_000, 100);
     const config = testConfig([readingsPolicy()]);
-    const deps = { databaseUrl: db.url, now: () => NOW };
 
     // Act
-    const plan = await runLocally({ config, policyName: 'readings-purge', dryRun: true, deps });
-    const run = await runLocally({ config, policyName: 'readings-purge', deps });
+    const plan = await runPolicy(config, 'readings-purge', { dryRun: true });
+    const run = await runPolicy(config, 'readings-purge');
 
     // Assess
     expect(plan.summary?.plan?.fullTableScan).toBe(true);

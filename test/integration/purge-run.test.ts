@@ -4,22 +4,23 @@
  * post-purge VACUUM and dry run.
  */
 import type { Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
 import { runChunks } from '../../functions/run/run-chunks.ts';
 import { startRun } from '../../functions/run/start-run.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { type runLocally, testConfig } from '../support/archive.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 
-let db: TestDatabase;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
 /** `public.app_logs`: one row every 6 hours back from NOW; every 5th row is critical (kept by the filter). */
-async function seedLogs(rows: number, options: { primaryKey?: boolean } = {}): Promise<void> {
+async function seedLogs(
+  db: TestDatabase,
+  rows: number,
+  options: { primaryKey?: boolean } = {},
+): Promise<void> {
   const key = options.primaryKey === false ? '' : ' PRIMARY KEY';
   await db.pool.query(`DROP TABLE IF EXISTS public.app_logs`);
   await db.pool.query(`
@@ -42,7 +43,7 @@ async function seedLogs(rows: number, options: { primaryKey?: boolean } = {}): P
 
 const ELIGIBLE = `created_at < $1::timestamptz - interval 'P90D' AND level <> 'critical'`;
 
-async function ids(where = 'true', params: unknown[] = []): Promise<string[]> {
+async function ids(db: TestDatabase, where = 'true', params: unknown[] = []): Promise<string[]> {
   const { rows } = await db.pool.query<{ id: string }>(
     `SELECT id::text AS id FROM public.app_logs WHERE ${where} ORDER BY id`,
     params,
@@ -63,7 +64,7 @@ function logsPolicy(overrides: Partial<PolicyInput> = {}): PolicyInput {
   } as PolicyInput;
 }
 
-async function lastVacuum(table: string): Promise<string | null> {
+async function lastVacuum(db: TestDatabase, table: string): Promise<string | null> {
   const { rows } = await db.pool.query<{ last_vacuum: string | null }>(
     `SELECT last_vacuum::text FROM pg_stat_user_tables WHERE relid = $1::regclass`,
     [table],
@@ -71,39 +72,29 @@ async function lastVacuum(table: string): Promise<string | null> {
   return rows[0]?.last_vacuum ?? null;
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('purge_run');
-});
-
-afterAll(async () => {
-  await db?.drop();
-});
-
 describe('purge run', () => {
-  it('deletes exactly the eligible rows, keeps everything newer or preserved by the filter, and vacuums', async () => {
+  it('deletes exactly the eligible rows, keeps everything newer or preserved by the filter, and vacuums', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedLogs(4000);
-    const before = await ids();
-    const eligible = await ids(ELIGIBLE, [NOW.toISOString()]);
+    await seedLogs(db, 4000);
+    const before = await ids(db);
+    const eligible = await ids(db, ELIGIBLE, [NOW.toISOString()]);
     expect(eligible.length).toBeGreaterThan(2000);
     const config = testConfig([logsPolicy()]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'logs-purge',
-      chunkBudgetMs: 2_000,
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'logs-purge', { chunkBudgetMs: 2_000 });
 
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.status).toBe('succeeded');
     expect(result.summary).toMatchObject({ rows: eligible.length, objects: 0, bytes: 0 });
-    const after = await ids();
+    const after = await ids(db);
     const gone = new Set(eligible);
     expect(after).toEqual(before.filter((id) => !gone.has(id)));
-    expect(await ids(ELIGIBLE, [NOW.toISOString()])).toEqual([]);
+    expect(await ids(db, ELIGIBLE, [NOW.toISOString()])).toEqual([]);
     // The ledger's chunks add up to the run's rows.
     const chunks = await db.pool.query<{ rows: string; n: number }>(
       `SELECT sum(rows)::text AS rows, count(*)::int AS n FROM lifecycle.chunks WHERE run_id = $1`,
@@ -119,7 +110,7 @@ describe('purge run', () => {
       rowsBefore: 4000,
       deadTuplesAfter: 0,
     });
-    expect(await lastVacuum('public.app_logs')).not.toBeNull();
+    expect(await lastVacuum(db, 'public.app_logs')).not.toBeNull();
     // VACUUM makes the purged rows' space reusable but keeps it: the report says how much (estimated from
     // pg_stats row widths; about 70 % of the heap held purged rows).
     const m = result.summary?.maintenance;
@@ -136,34 +127,36 @@ describe('purge run', () => {
     expect(leases.rowCount).toBe(0);
   });
 
-  it('purges a table without a primary key (ctid order) and records no VACUUM below the threshold', async () => {
+  it('purges a table without a primary key (ctid order) and records no VACUUM below the threshold', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedLogs(3000, { primaryKey: false });
-    const before = await ids();
-    const eligible = await ids(ELIGIBLE, [NOW.toISOString()]);
+    await seedLogs(db, 3000, { primaryKey: false });
+    const before = await ids(db);
+    const eligible = await ids(db, ELIGIBLE, [NOW.toISOString()]);
     const config = testConfig([logsPolicy({ vacuum: { afterFraction: 0.95 } } as Partial<PolicyInput>)]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'logs-purge',
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'logs-purge');
 
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(eligible.length);
     const gone = new Set(eligible);
-    expect(await ids()).toEqual(before.filter((id) => !gone.has(id)));
+    expect(await ids(db)).toEqual(before.filter((id) => !gone.has(id)));
     expect(result.summary?.maintenance).toMatchObject({ vacuumed: false, reason: 'below-threshold' });
-    expect(await lastVacuum('public.app_logs')).toBeNull();
+    expect(await lastVacuum(db, 'public.app_logs')).toBeNull();
   });
 
-  it('never makes concurrent inserts and updates fail (SKIP LOCKED, short transactions)', async () => {
+  it('never makes concurrent inserts and updates fail (SKIP LOCKED, short transactions)', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedLogs(20_000);
-    const eligibleBefore = await ids(ELIGIBLE, [NOW.toISOString()]);
-    const kept = await ids(`NOT (${ELIGIBLE})`, [NOW.toISOString()]);
+    await seedLogs(db, 20_000);
+    const eligibleBefore = await ids(db, ELIGIBLE, [NOW.toISOString()]);
+    const kept = await ids(db, `NOT (${ELIGIBLE})`, [NOW.toISOString()]);
     const config = testConfig([logsPolicy({ chunking: { initialRows: 200, minRows: 100, maxRows: 200 } })]);
     const writer = await db.pool.connect();
     const errors: string[] = [];
@@ -203,12 +196,7 @@ describe('purge run', () => {
     // Act
     let result: Awaited<ReturnType<typeof runLocally>>;
     try {
-      result = await runLocally({
-        config,
-        policyName: 'logs-purge',
-        chunkBudgetMs: 3_000,
-        deps: { databaseUrl: db.url, now: () => NOW },
-      });
+      result = await runPolicy(config, 'logs-purge', { chunkBudgetMs: 3_000 });
     } finally {
       stop = true;
       await writing;
@@ -222,43 +210,40 @@ describe('purge run', () => {
     expect(result.status).toBe('succeeded');
     // Nothing that was not eligible is gone, every inserted row is there, and rows left eligible are only
     // those skipped while a writer held them.
-    const after = new Set(await ids());
+    const after = new Set(await ids(db));
     expect(kept.filter((id) => !after.has(id))).toEqual([]);
     expect(inserted.filter((id) => !after.has(id))).toEqual([]);
     const stillEligible = eligibleBefore.filter((id) => after.has(id));
     expect((result.summary?.rows ?? 0) + stillEligible.length).toBe(eligibleBefore.length);
   });
 
-  it('dry run reports the eligible rows and changes nothing', async () => {
+  it('dry run reports the eligible rows and changes nothing', async ({ database: db, runPolicy }) => {
     // Prepare
-    await seedLogs(2000);
-    const before = await ids();
-    const eligible = await ids(ELIGIBLE, [NOW.toISOString()]);
+    await seedLogs(db, 2000);
+    const before = await ids(db);
+    const eligible = await ids(db, ELIGIBLE, [NOW.toISOString()]);
     const runs = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM lifecycle.runs`)).rows[0].n;
     const runsBefore = await runs();
 
     // Act
-    const result = await runLocally({
-      config: testConfig([logsPolicy()]),
-      policyName: 'logs-purge',
-      dryRun: true,
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([logsPolicy()]), 'logs-purge', { dryRun: true });
 
     // Assess
     expect(result.status).toBe('dry_run');
     expect(result.summary?.eligibleRows).toBe(eligible.length);
-    expect(await ids()).toEqual(before);
+    expect(await ids(db)).toEqual(before);
     expect(await runs()).toBe(runsBefore);
-    expect(await lastVacuum('public.app_logs')).toBeNull();
+    expect(await lastVacuum(db, 'public.app_logs')).toBeNull();
   });
 });
 
 describe('purge with a hand-made execution input', () => {
-  it('refuses a continuation that moves the cutoff of a running run, and a step given another cutoff', async () => {
+  it('refuses a continuation that moves the cutoff of a running run, and a step given another cutoff', async ({
+    database: db,
+  }) => {
     // Prepare: a run opened as the state machine opens it.
-    await seedLogs(2000);
-    const before = await ids();
+    await seedLogs(db, 2000);
+    const before = await ids(db);
     const config = testConfig([logsPolicy()]);
     const deps = localDependencies({ databaseUrl: db.url, now: () => NOW })({
       getRemainingTimeInMillis: () => 60_000,
@@ -286,7 +271,7 @@ describe('purge with a hand-made execution input', () => {
       name: 'InvalidPayloadError',
     });
     // Not a row deleted.
-    expect(await ids()).toEqual(before);
+    expect(await ids(db)).toEqual(before);
     await db.pool.query(`UPDATE lifecycle.runs SET status = 'failed' WHERE run_id = $1`, [state.runId]);
     await db.pool.query(`DELETE FROM lifecycle.leases`);
   });
@@ -297,7 +282,7 @@ describe('purge and foreign keys', () => {
    * cameras (100; 1-50 retired two years ago, 51-100 ten days ago) ← camera_readings (NO ACTION, 10 per
    * camera, as old as their camera's retirement) and camera_notes (ON DELETE CASCADE, 2 per camera).
    */
-  async function seedCameras(): Promise<void> {
+  async function seedCameras(db: TestDatabase): Promise<void> {
     await db.pool.query(`DROP TABLE IF EXISTS public.camera_notes, public.camera_readings, public.cameras`);
     await db.pool.query(`
       CREATE TABLE public.cameras (id integer PRIMARY KEY, retired_at timestamptz NOT NULL);
@@ -339,20 +324,19 @@ describe('purge and foreign keys', () => {
     timeColumn: 'created_at',
     retention: 'P1Y',
   };
-  const count = async (table: string) =>
+  const count = async (db: TestDatabase, table: string) =>
     (await db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
 
-  it('refuses before deleting anything when a NO ACTION child table has no child policy', async () => {
+  it('refuses before deleting anything when a NO ACTION child table has no child policy', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedCameras();
+    await seedCameras(db);
     const config = testConfig([camerasPolicy(), readingsPolicy]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'cameras-purge',
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'cameras-purge');
 
     // Assess
     expect(result.status).toBe('failed');
@@ -362,28 +346,30 @@ describe('purge and foreign keys', () => {
     );
     expect(result.failure?.cause).not.toContain('camera_notes');
     expect(result.failure?.runId).toBeUndefined();
-    expect(await count('public.cameras')).toBe(100);
-    expect(await count('public.camera_notes')).toBe(200);
+    expect(await count(db, 'public.cameras')).toBe(100);
+    expect(await count(db, 'public.camera_notes')).toBe(200);
     const runs = await db.pool.query(`SELECT 1 FROM lifecycle.runs WHERE policy = 'cameras-purge'`);
     expect(runs.rowCount).toBe(0);
   });
 
-  it('purges the parent after its child policy ran first; CASCADE children follow their parents', async () => {
+  it('purges the parent after its child policy ran first; CASCADE children follow their parents', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
-    await seedCameras();
+    await seedCameras(db);
     const config = testConfig([camerasPolicy(['readings-purge']), readingsPolicy]);
-    const deps = { databaseUrl: db.url, now: () => NOW };
 
     // Act 1: the parent before its child: still-referenced rows stop the chunk, which rolls back.
-    const early = await runLocally({ config, policyName: 'cameras-purge', deps });
+    const early = await runPolicy(config, 'cameras-purge');
     // Assess 1
     expect(early.failure?.error).toBe('ForeignKeyError');
     expect(early.failure?.cause).toContain('run the child policies first');
-    expect(await count('public.cameras')).toBe(100);
+    expect(await count(db, 'public.cameras')).toBe(100);
 
     // Act 2: children first, then the parent.
-    const child = await runLocally({ config, policyName: 'readings-purge', deps });
-    const parent = await runLocally({ config, policyName: 'cameras-purge', deps });
+    const child = await runPolicy(config, 'readings-purge');
+    const parent = await runPolicy(config, 'cameras-purge');
 
     // Assess 2
     expect(child.failure).toBeUndefined();
@@ -392,8 +378,8 @@ describe('purge and foreign keys', () => {
     expect(parent.summary?.rows).toBe(50);
     const left = await db.pool.query<{ id: number }>(`SELECT min(id)::int AS id FROM public.cameras`);
     expect(left.rows[0]?.id).toBe(51);
-    expect(await count('public.cameras')).toBe(50);
-    expect(await count('public.camera_readings')).toBe(500);
-    expect(await count('public.camera_notes')).toBe(100);
+    expect(await count(db, 'public.cameras')).toBe(50);
+    expect(await count(db, 'public.camera_readings')).toBe(500);
+    expect(await count(db, 'public.camera_notes')).toBe(100);
   });
 });

@@ -1,27 +1,17 @@
 /**
- * Purge by time windows (functions/actions/purge.ts) on shapes the windows must not get wrong: more rows
+ * Purge by time windows (functions/actions/purge/chunk.ts) on shapes the windows must not get wrong: more rows
  * sharing one time value than a chunk takes (keyset chunks inside it), `date` time columns without a
  * primary key (ctid order), and rows other sessions hold for the whole run (skipped, never waited on).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { type runLocally, testConfig } from '../support/archive.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 
-let db: TestDatabase;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
-beforeAll(async () => {
-  db = await createTestDatabase('purge_windows');
-});
-
-afterAll(async () => {
-  await db?.drop();
-});
-
-const count = async (sql: string, params: unknown[] = []) =>
+const count = async (db: TestDatabase, sql: string, params: unknown[] = []) =>
   Number((await db.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${sql}`, params)).rows[0]?.n);
 
 interface ChunkRow {
@@ -32,7 +22,7 @@ interface ChunkRow {
   max_key: string[] | null;
 }
 
-async function chunksOf(runId: string | undefined): Promise<ChunkRow[]> {
+async function chunksOf(db: TestDatabase, runId: string | undefined): Promise<ChunkRow[]> {
   const { rows } = await db.pool.query<ChunkRow>(
     `SELECT rows, min_time, max_time, min_key, max_key FROM lifecycle.chunks WHERE run_id = $1 ORDER BY seq`,
     [runId],
@@ -41,7 +31,10 @@ async function chunksOf(runId: string | undefined): Promise<ChunkRow[]> {
 }
 
 describe('purge windows', () => {
-  it('purges more rows sharing one time value than a chunk takes, with exact key ranges per chunk', async () => {
+  it('purges more rows sharing one time value than a chunk takes, with exact key ranges per chunk', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: 1 000 rows at one instant, 400 rows one per minute before it, 300 recent rows (kept).
     await db.pool.query(`DROP TABLE IF EXISTS public.bulk_import`);
     await db.pool.query(`
@@ -67,18 +60,14 @@ describe('purge windows', () => {
     } as PolicyInput;
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy]),
-      policyName: 'bulk-purge',
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([policy]), 'bulk-purge');
 
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(1400);
-    expect(await count('public.bulk_import')).toBe(300);
-    expect(await count(`public.bulk_import WHERE body <> 'recent'`)).toBe(0);
-    const chunks = await chunksOf(result.summary?.runId);
+    expect(await count(db, 'public.bulk_import')).toBe(300);
+    expect(await count(db, `public.bulk_import WHERE body <> 'recent'`)).toBe(0);
+    const chunks = await chunksOf(db, result.summary?.runId);
     expect(chunks.reduce((sum, c) => sum + c.rows, 0)).toBe(1400);
     expect(chunks.every((c) => c.rows <= 100)).toBe(true);
     // The 1 000 rows of one instant went in keyset chunks of 100, in key order: 1-100, 101-200, … (sorted
@@ -99,7 +88,10 @@ describe('purge windows', () => {
     }
   });
 
-  it('purges a date-keyed table without a primary key, many rows per day, honouring the filter', async () => {
+  it('purges a date-keyed table without a primary key, many rows per day, honouring the filter', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: 20 days × 150 rows per day; every third row is pinned (kept by the filter).
     await db.pool.query(`DROP TABLE IF EXISTS public."Daily Totals"`);
     await db.pool.query(`
@@ -127,24 +119,23 @@ describe('purge windows', () => {
     } as PolicyInput;
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy]),
-      policyName: 'daily-purge',
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([policy]), 'daily-purge');
 
     // Assess: 20 × 100 unpinned old rows gone; 20 × 50 pinned and the 50 recent rows stay.
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(2000);
-    expect(await count(`public."Daily Totals" WHERE NOT pinned AND amount <> 1`)).toBe(0);
-    expect(await count(`public."Daily Totals" WHERE pinned`)).toBe(1000);
-    expect(await count(`public."Daily Totals" WHERE amount = 1`)).toBe(50);
-    const chunks = await chunksOf(result.summary?.runId);
+    expect(await count(db, `public."Daily Totals" WHERE NOT pinned AND amount <> 1`)).toBe(0);
+    expect(await count(db, `public."Daily Totals" WHERE pinned`)).toBe(1000);
+    expect(await count(db, `public."Daily Totals" WHERE amount = 1`)).toBe(50);
+    const chunks = await chunksOf(db, result.summary?.runId);
     expect(chunks.reduce((sum, c) => sum + c.rows, 0)).toBe(2000);
     expect(chunks.every((c) => c.rows <= 64)).toBe(true);
   });
 
-  it('purges a hash-partitioned table without a key on a timestamp column, runs of equal times included', async () => {
+  it('purges a hash-partitioned table without a key on a timestamp column, runs of equal times included', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: 4 hash partitions; 600 rows share one old instant (more than a chunk), 900 older rows one per
     // minute, 200 recent rows; `kind = 'audit'` rows are kept by the filter.
     await db.pool.query(`DROP TABLE IF EXISTS public."Readings" CASCADE`);
@@ -180,23 +171,22 @@ describe('purge windows', () => {
     } as PolicyInput;
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy]),
-      policyName: 'readings-purge',
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([policy]), 'readings-purge');
 
     // Assess: 540 + 900 purged; the 60 audit rows and the 200 recent rows stay.
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(1440);
-    expect(await count(`public."Readings"`)).toBe(260);
-    expect(await count(`public."Readings" WHERE kind = 'audit'`)).toBe(60);
-    const chunks = await chunksOf(result.summary?.runId);
+    expect(await count(db, `public."Readings"`)).toBe(260);
+    expect(await count(db, `public."Readings" WHERE kind = 'audit'`)).toBe(60);
+    const chunks = await chunksOf(db, result.summary?.runId);
     expect(chunks.reduce((sum, c) => sum + c.rows, 0)).toBe(1440);
     expect(chunks.every((c) => c.rows <= 150)).toBe(true);
   });
 
-  it('purges tables named like the statements’ own aliases (bound, locked, deleted, first_row)', async () => {
+  it('purges tables named like the statements’ own aliases (bound, locked, deleted, first_row)', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: each table has 300 rows at one old instant (keyset chunks) and 300 distinct old times.
     const names = ['bound', 'locked', 'deleted', 'first_row'];
     for (const name of names) {
@@ -238,26 +228,17 @@ describe('purge windows', () => {
     for (const policy of policies) {
       const purged = policy.filter ? 599 : 600;
       // Act
-      const plan = await runLocally({
-        config,
-        policyName: policy.name,
-        dryRun: true,
-        deps: { databaseUrl: db.url, now: () => NOW },
-      });
-      const result = await runLocally({
-        config,
-        policyName: policy.name,
-        deps: { databaseUrl: db.url, now: () => NOW },
-      });
+      const plan = await runPolicy(config, policy.name, { dryRun: true });
+      const result = await runPolicy(config, policy.name);
 
       // Assess
       expect(plan.failure, policy.name).toBeUndefined();
       expect(plan.summary?.eligibleRows, policy.name).toBe(purged);
       expect(result.failure, policy.name).toBeUndefined();
       expect(result.summary?.rows, policy.name).toBe(purged);
-      expect(await count(policy.table), policy.name).toBe(601 - purged);
+      expect(await count(db, policy.table), policy.name).toBe(601 - purged);
       // Window chunks of 100 hourly rows span time: their ranges come from the window's first and last rows.
-      const chunks = await chunksOf(result.summary?.runId);
+      const chunks = await chunksOf(db, result.summary?.runId);
       expect(
         chunks.some((c) => c.min_time !== c.max_time),
         policy.name,
@@ -265,7 +246,10 @@ describe('purge windows', () => {
     }
   });
 
-  it('grows chunks from the first one on: the pipelined next chunk is sized from this one’s DELETE', async () => {
+  it('grows chunks from the first one on: the pipelined next chunk is sized from this one’s DELETE', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare
     await db.pool.query(`DROP TABLE IF EXISTS public.ticks`);
     await db.pool.query(`
@@ -286,19 +270,18 @@ describe('purge windows', () => {
     } as PolicyInput;
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy]),
-      policyName: 'ticks-purge',
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([policy]), 'ticks-purge');
 
     // Assess: 100 rows take a few ms of a 250 ms target, so every next chunk doubles (not every other one).
     expect(result.summary?.rows).toBe(5000);
-    const sizes = (await chunksOf(result.summary?.runId)).map((c) => c.rows);
+    const sizes = (await chunksOf(db, result.summary?.runId)).map((c) => c.rows);
     expect(sizes.slice(0, 4)).toEqual([100, 200, 400, 800]);
   });
 
-  it('skips rows other sessions hold for the whole run and never waits on them', async () => {
+  it('skips rows other sessions hold for the whole run and never waits on them', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: 3 000 eligible rows; another session holds two of them (one among rows that share one
     // instant, one among distinct instants) from before the run until after it.
     await db.pool.query(`DROP TABLE IF EXISTS public.sessions`);
@@ -327,11 +310,7 @@ describe('purge windows', () => {
     // Act
     let result: Awaited<ReturnType<typeof runLocally>>;
     try {
-      result = await runLocally({
-        config: testConfig([policy]),
-        policyName: 'sessions-purge',
-        deps: { databaseUrl: db.url, now: () => NOW },
-      });
+      result = await runPolicy(testConfig([policy]), 'sessions-purge');
     } finally {
       await holder.query('ROLLBACK');
       holder.release();

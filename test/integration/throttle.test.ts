@@ -4,17 +4,11 @@
  * and completes.
  */
 import type { GetMetricDataCommand, GetMetricDataCommandOutput } from '@aws-sdk/client-cloudwatch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { testConfig } from '../support/archive.ts';
+import { beforeAll, describe, expect, it, NOW } from '../support/fixture.ts';
 
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase('throttle');
+beforeAll(async ({ database: db }) => {
   await db.pool.query(`
     CREATE TABLE public.samples (id bigint PRIMARY KEY, created_at timestamptz NOT NULL);
     CREATE INDEX ON public.samples (created_at);`);
@@ -24,12 +18,11 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
-  await db?.drop();
-});
-
 describe('replica-lag throttle', () => {
-  it('runs no chunk while a replica lags, waits the check interval, then continues and completes', async () => {
+  it('runs no chunk while a replica lags, waits the check interval, then continues and completes', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: lag above the limit on the 1st, 2nd and 6th reading; every chunk commit is logged in between.
     const lagScript = [40, 40, 0, 0, 0, 40];
     const events: string[] = [];
@@ -65,16 +58,9 @@ describe('replica-lag throttle', () => {
     const started = performance.now();
 
     // Act: the Pause state's own wait (no pauseMs override), so lagging checks really wait.
-    const result = await runLocally({
-      config,
-      policyName: 'samples-purge',
+    const result = await runPolicy(config, 'samples-purge', {
       pauseMs: undefined,
-      deps: {
-        databaseUrl: db.url,
-        now: () => NOW,
-        replicaLagSeconds,
-        hooks: { afterCommit: () => void events.push('commit') },
-      },
+      deps: { replicaLagSeconds, hooks: { afterCommit: () => void events.push('commit') } },
     });
 
     // Assess
@@ -107,7 +93,10 @@ describe('replica-lag throttle', () => {
     expect(result.chunkInvocations).toBeGreaterThanOrEqual(4);
   });
 
-  it('reads the lag from CloudWatch when configured: waits while an Aurora replica lags, fails clearly without data', async () => {
+  it('reads the lag from CloudWatch when configured: waits while an Aurora replica lags, fails clearly without data', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: a CloudWatch stand-in (the service cannot run here) answering AuroraReplicaLag in ms.
     await db.pool.query(`DELETE FROM public.samples`);
     await db.pool.query(
@@ -147,11 +136,7 @@ describe('replica-lag throttle', () => {
     const config = testConfig([policy]);
 
     // Act 1: 45 s behind, then 2 s: one wait, then the run completes.
-    const result = await runLocally({
-      config,
-      policyName: 'samples-purge',
-      deps: { databaseUrl: db.url, now: () => NOW, cloudWatch },
-    });
+    const result = await runPolicy(config, 'samples-purge', { deps: { cloudWatch } });
 
     // Assess 1
     expect(result.failure).toBeUndefined();
@@ -166,11 +151,7 @@ describe('replica-lag throttle', () => {
       [NOW.toISOString()],
     );
     answers.push(undefined);
-    const failed = await runLocally({
-      config,
-      policyName: 'samples-purge',
-      deps: { databaseUrl: db.url, now: () => NOW, cloudWatch },
-    });
+    const failed = await runPolicy(config, 'samples-purge', { deps: { cloudWatch } });
 
     // Assess 2
     expect(failed.status).toBe('failed');

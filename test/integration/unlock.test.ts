@@ -7,13 +7,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HolderCheckError, unlockCommand } from '../../bin/cli/unlock-command.ts';
 import { applyMigrations, listMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { runRecord } from '../support/archive-guarantees.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { type FakeAnswer, fakeSfn } from '../support/fake-sfn.ts';
+import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
 import {
   leaseOf,
   liveBackend,
@@ -23,11 +23,9 @@ import {
   waitUntilBackendGone,
 } from '../support/leases.ts';
 
-let db: TestDatabase;
 const MACHINE = 'arn:aws:states:eu-west-1:123456789012:execution:PgLifecycle-chunk-loop';
 
-beforeAll(async () => {
-  db = await createTestDatabase('unlock');
+beforeAll(async ({ database: db }) => {
   const client = await db.pool.connect();
   try {
     await applyMigrations(client);
@@ -35,12 +33,10 @@ beforeAll(async () => {
     client.release();
   }
 });
-afterAll(async () => {
-  await db?.drop();
-});
 
 /** unlockCommand on the CLI's own kind of connection, with a faked Step Functions. */
 async function unlockWith(
+  db: TestDatabase,
   policy: string,
   respond: (arn: string) => FakeAnswer,
   options: { force?: boolean; reason?: string } = {},
@@ -71,7 +67,9 @@ const execution = (arn: string, status: string) => ({
 });
 
 describe('unlock of a local run', () => {
-  it('refuses while the holder backend is connected, releases once it is gone, and records who and why', async () => {
+  it('refuses while the holder backend is connected, releases once it is gone, and records who and why', async ({
+    database: db,
+  }) => {
     // Prepare
     const live = await liveBackend(db);
     const runId = await openRun(db, 'local-killed', { backend: live.backend });
@@ -120,7 +118,9 @@ describe('unlock of a local run', () => {
     ]);
   });
 
-  it('is not fooled by a reused pid: same pid, another backend start, is a gone holder', async () => {
+  it('is not fooled by a reused pid: same pid, another backend start, is a gone holder', async ({
+    database: db,
+  }) => {
     // Prepare: the lease names a backend whose pid now belongs to another (later) connection.
     const other = await liveBackend(db);
     try {
@@ -151,7 +151,7 @@ describe('unlock of a local run', () => {
     }
   });
 
-  it('releases a live holder only with --force, and says so in the ledger', async () => {
+  it('releases a live holder only with --force, and says so in the ledger', async ({ database: db }) => {
     // Prepare
     const live = await liveBackend(db);
     try {
@@ -179,7 +179,9 @@ describe('unlock of a local run', () => {
     }
   });
 
-  it('says plainly when there is nothing to unlock, and refuses a policy the ledger has never seen', async () => {
+  it('says plainly when there is nothing to unlock, and refuses a policy the ledger has never seen', async ({
+    database: db,
+  }) => {
     const none = await runCliInProcess(db, ['unlock', '--policy', 'local-killed']);
     expect(none.code).toBe(0);
     expect(none.stdout).toContain('holds no lease');
@@ -193,18 +195,21 @@ describe('unlock of a local run', () => {
     expect(bad.stderr).toContain('--reason must be one line');
   });
 
-  it.each([
+  it.for<[string, string]>([
     ['a line separator', 'two\u2028lines'],
     ['a right-to-left override', 'ok \u202Edesrever'],
     ['a zero-width space', 'looks\u200Bfine'],
-  ])('refuses a --reason with %s: the ledger keeps only visible text', async (_what, reason) => {
-    // Act
-    const bad = await runCliInProcess(db, ['unlock', '--policy', 'local-killed', '--reason', reason]);
+  ])(
+    'refuses a --reason with %s: the ledger keeps only visible text',
+    async ([, reason], { database: db }) => {
+      // Act
+      const bad = await runCliInProcess(db, ['unlock', '--policy', 'local-killed', '--reason', reason]);
 
-    // Assess
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('--reason must be one line of 1 to 500 printable characters');
-  });
+      // Assess
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--reason must be one line of 1 to 500 printable characters');
+    },
+  );
 });
 
 describe('unlock on a ledger with a pending migration', () => {
@@ -246,13 +251,13 @@ describe('unlock on a ledger with a pending migration', () => {
 });
 
 describe('unlock of a run in Step Functions', () => {
-  it('refuses while the execution runs and releases once it was aborted', async () => {
+  it('refuses while the execution runs and releases once it was aborted', async ({ database: db }) => {
     // Prepare
     const arn = `${MACHINE}:schedule-1`;
     const runId = await openRun(db, 'aws-aborted', { executionId: arn });
 
     // Act
-    const running = await unlockWith('aws-aborted', (a) => execution(a, 'RUNNING'));
+    const running = await unlockWith(db, 'aws-aborted', (a) => execution(a, 'RUNNING'));
 
     // Assess
     expect(running.result).toMatchObject({ outcome: 'refused', holderState: 'alive' });
@@ -261,7 +266,7 @@ describe('unlock of a run in Step Functions', () => {
     expect(await leaseOf(db, 'aws-aborted')).toBe(runId);
 
     // Act
-    const aborted = await unlockWith('aws-aborted', (a) => execution(a, 'ABORTED'));
+    const aborted = await unlockWith(db, 'aws-aborted', (a) => execution(a, 'ABORTED'));
 
     // Assess
     expect(aborted.result).toMatchObject({ outcome: 'released', holderState: 'gone', forced: false });
@@ -270,7 +275,9 @@ describe('unlock of a run in Step Functions', () => {
     expect((await releasesOf(db, 'aws-aborted'))[0]?.evidence).toContain('ABORTED');
   });
 
-  it('follows ContinueAsNew: a succeeded execution whose continuation runs holds the lease', async () => {
+  it('follows ContinueAsNew: a succeeded execution whose continuation runs holds the lease', async ({
+    database: db,
+  }) => {
     // Prepare
     const first = `${MACHINE}:schedule-2`;
     const runId = await openRun(db, 'aws-continued', { executionId: first });
@@ -278,7 +285,7 @@ describe('unlock of a run in Step Functions', () => {
     const third = `${MACHINE}:${runId}-g3`;
 
     // Act
-    const continued = await unlockWith('aws-continued', (a) =>
+    const continued = await unlockWith(db, 'aws-continued', (a) =>
       a === first ? execution(a, 'SUCCEEDED') : execution(a, 'RUNNING'),
     );
 
@@ -287,7 +294,7 @@ describe('unlock of a run in Step Functions', () => {
     expect(continued.described).toEqual([first, second]);
 
     // Act: g2 succeeded too and did not continue (no g3): the run is gone.
-    const ended = await unlockWith('aws-continued', (a) =>
+    const ended = await unlockWith(db, 'aws-continued', (a) =>
       a === third ? { error: 'ExecutionDoesNotExist' } : execution(a, 'SUCCEEDED'),
     );
 
@@ -296,14 +303,16 @@ describe('unlock of a run in Step Functions', () => {
     expect(ended.result).toMatchObject({ outcome: 'released', holderState: 'gone' });
   });
 
-  it('cannot prove an execution Step Functions does not know gone: refused, then forced', async () => {
+  it('cannot prove an execution Step Functions does not know gone: refused, then forced', async ({
+    database: db,
+  }) => {
     const runId = await openRun(db, 'aws-unknown', { executionId: `${MACHINE}:elsewhere` });
 
-    const refused = await unlockWith('aws-unknown', () => ({ error: 'ExecutionDoesNotExist' }));
+    const refused = await unlockWith(db, 'aws-unknown', () => ({ error: 'ExecutionDoesNotExist' }));
     expect(refused.result).toMatchObject({ outcome: 'refused', holderState: 'unknown' });
     expect(refused.result.message).toContain('cannot prove that it is gone');
 
-    const forced = await unlockWith('aws-unknown', () => ({ error: 'ExecutionDoesNotExist' }), {
+    const forced = await unlockWith(db, 'aws-unknown', () => ({ error: 'ExecutionDoesNotExist' }), {
       force: true,
       reason: 'execution was in the old account',
     });
@@ -311,11 +320,11 @@ describe('unlock of a run in Step Functions', () => {
     expect((await runRecord(db.pool, runId))?.error_cause).toContain('OS user ops-alice');
   });
 
-  it('fails without touching the lease when Step Functions cannot be asked', async () => {
+  it('fails without touching the lease when Step Functions cannot be asked', async ({ database: db }) => {
     const runId = await openRun(db, 'aws-denied', { executionId: `${MACHINE}:schedule-3` });
 
     await expect(
-      unlockWith('aws-denied', () => ({ error: 'AccessDeniedException', message: 'not authorized' })),
+      unlockWith(db, 'aws-denied', () => ({ error: 'AccessDeniedException', message: 'not authorized' })),
     ).rejects.toThrow(HolderCheckError);
 
     expect(await leaseOf(db, 'aws-denied')).toBe(runId);

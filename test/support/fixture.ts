@@ -1,0 +1,107 @@
+/**
+ * The integration files' one setup, as Vitest fixtures: `database` (a database of the file's own),
+ * `s3` and `bucket` (a bucket of the file's own on the local S3 server) and `runPolicy` (a config's policy
+ * through the synthesized state machine against them). All are file-scoped and lazy: a file gets a
+ * database or a bucket only if one of its tests or hooks names it, and each is dropped (or its client
+ * closed) when the file ends, even when a test failed.
+ *
+ * Use `it`/`test` from here instead of Vitest's, and `beforeAll`/`afterAll` from here where a hook needs a
+ * fixture (`beforeAll(async ({ database }) => ...)`: suite hooks see file-scoped fixtures only).
+ */
+import { basename } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { expect, test as vitestTest } from 'vitest';
+import type { LocalDependencyOptions } from '../../functions/local-runner/local-dependencies.ts';
+import type { LocalRunOptions, LocalRunResult } from '../../functions/local-runner/local-runner.ts';
+import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { runLocally } from './archive.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { createTestBucket, testS3Client } from './s3.ts';
+
+export { describe, expect } from 'vitest';
+
+/** The clock of every integration run: rows are seeded relative to it and `runPolicy` hands it to the steps. */
+export const NOW = new Date('2026-11-23T12:00:00.000Z');
+
+export interface RunPolicyOptions extends Omit<LocalRunOptions, 'config' | 'policyName' | 'dependencies'> {
+  /**
+   * Laid over the file's defaults (its database, `NOW`, and for an archive policy its bucket and client).
+   * A key given as undefined removes that default: `{ bucket: undefined }` runs an archive with no bucket.
+   */
+  readonly deps?: LocalDependencyOptions;
+}
+
+/** Runs `policyName` of `config` like `runLocally` (no sleeping), against the file's database and bucket. */
+export type RunPolicy = (
+  config: LifecycleConfig,
+  policyName: string,
+  options?: RunPolicyOptions,
+) => Promise<LocalRunResult>;
+
+/** The file's fixtures as its own helpers take them (`db` is the `database` fixture). */
+export interface Services {
+  readonly db: TestDatabase;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly runPolicy: RunPolicy;
+}
+
+/** Names a file's database and bucket after the file, so that a leftover one says where it came from. */
+function filePrefix(): string {
+  const path = expect.getState().testPath ?? '';
+  return basename(path).replace(/\.test\.ts$/, '') || 'integration';
+}
+
+/** The file's S3 client, and its bucket made on first use (a file whose runs are all purges makes none). */
+interface Storage {
+  readonly s3: S3Client;
+  bucket(): Promise<string>;
+}
+
+export const test = vitestTest
+  .extend('prefix', { scope: 'file' }, (): string => filePrefix())
+  .extend('database', { scope: 'file' }, async ({ prefix }, { onCleanup }): Promise<TestDatabase> => {
+    const database = await createTestDatabase(prefix);
+    onCleanup(() => database.drop());
+    return database;
+  })
+  .extend('storage', { scope: 'file' }, ({ prefix }, { onCleanup }): Storage => {
+    const s3 = testS3Client();
+    onCleanup(() => s3.destroy());
+    let bucket: Promise<string> | undefined;
+    return {
+      s3,
+      bucket: () => {
+        bucket ??= createTestBucket(prefix);
+        return bucket;
+      },
+    };
+  })
+  .extend('s3', { scope: 'file' }, ({ storage }): S3Client => storage.s3)
+  .extend('bucket', { scope: 'file' }, ({ storage }): Promise<string> => storage.bucket())
+  .extend('runPolicy', { scope: 'file' }, ({ database, storage }): RunPolicy => {
+    return async (config, policyName, options = {}) => {
+      const { deps, ...rest } = options;
+      const policy = config.policies.find((p) => p.name === policyName);
+      // As the CLI needs ARCHIVE_BUCKET for archive policies only: a purge run is given no object store.
+      const store =
+        policy?.action !== 'archive'
+          ? {}
+          : deps !== undefined && 'bucket' in deps
+            ? { s3: storage.s3 }
+            : { s3: storage.s3, bucket: await storage.bucket() };
+      return runLocally({
+        ...rest,
+        config,
+        policyName,
+        deps: { databaseUrl: database.url, now: () => NOW, ...store, ...deps },
+      });
+    };
+  });
+
+export const it = test;
+// Bound: Vitest finds the fixtures through `this`.
+export const beforeAll = test.beforeAll.bind(test);
+export const afterAll = test.afterAll.bind(test);
+export const beforeEach = test.beforeEach.bind(test);
+export const afterEach = test.afterEach.bind(test);
