@@ -48,14 +48,27 @@ export interface CompletedChunk {
   readonly objectKind?: ObjectKind;
 }
 
-export interface ChunkAction<T extends TakenChunk = TakenChunk> {
+/**
+ * What `prepare` found: the work `take` gets, or a wait. A wait ends the Chunk step without a chunk; the
+ * state machine's Pause waits `waitSeconds` (no Lambda sleeps, no transaction or connection held: a Glacier
+ * restore may take hours) and the next step asks again.
+ */
+export type PreparedChunk<R> = { readonly ready: R } | { readonly waitSeconds: number };
+
+export interface ChunkAction<T extends TakenChunk = TakenChunk, R = unknown> {
   /**
    * True when `take` is nearly all of the chunk's transaction (nothing slow happens in `complete`): the
    * loop may then size the next chunk from this one's `take` time, before this one commits.
    */
   readonly takeIsTransaction?: boolean;
+  /**
+   * Optional phase before BEGIN, outside any transaction (download and decode what a restore inserts): its
+   * result is handed to `take`, so no transaction stays open during a download. Without it `take` gets
+   * undefined.
+   */
+  prepare?(input: ChunkInput): Promise<PreparedChunk<R>>;
   /** Database phase, inside the open transaction on `tx`: lock and change the chunk's rows. */
-  take(tx: Queryable, input: ChunkInput): Promise<T | undefined>;
+  take(tx: Queryable, input: ChunkInput, prepared: R | undefined): Promise<T | undefined>;
   /** Outside the database (encode, upload, verify), before COMMIT; throwing rolls the chunk back. */
   complete(taken: T, input: ChunkInput): Promise<CompletedChunk>;
   /**

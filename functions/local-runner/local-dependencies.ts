@@ -5,6 +5,7 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
+import type { ActionRegistry } from '../actions/registry.ts';
 import { type ObjectStore, S3ObjectStore } from '../adapters/archive-store.ts';
 import type { MetricDataClient } from '../adapters/cloudwatch-replica-lag.ts';
 import { AWS_CLIENT_TIMEOUTS } from '../commons/aws-clients.ts';
@@ -33,6 +34,8 @@ export interface LocalDependencyOptions {
   readonly cloudWatch?: MetricDataClient | undefined;
   /** Digests of "deployed" policies, as the stack sets them for the Start function. */
   readonly deployedPolicies?: Readonly<Record<string, string>> | undefined;
+  /** Replaces the action modules (the contract tests run the generic steps with a fake action). */
+  readonly actions?: ActionRegistry | undefined;
 }
 
 export function localDependencies(options: LocalDependencyOptions): (context: Context) => StepDependencies {
@@ -53,6 +56,7 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
     hooks: options.hooks,
     replicaLagSeconds: options.replicaLagSeconds,
     cloudWatch: options.cloudWatch ?? defaultCloudWatch(),
+    actions: options.actions,
   });
 }
 

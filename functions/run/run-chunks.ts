@@ -33,6 +33,8 @@ interface InFlight {
   readonly limit: number;
   readonly input: ChunkInput;
   readonly taken: TakenChunk | undefined;
+  /** The action's `prepare` asked to wait this long before the chunk: no transaction was opened. */
+  readonly waitSeconds?: number;
 }
 
 export async function runChunks(deps: StepDependencies, input: unknown): Promise<RunState> {
@@ -100,6 +102,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const stepResult = (
       progress: Pick<RunState, 'cursor' | 'batchRows' | 'done' | 'totals'>,
       lag?: number,
+      actionWaitSeconds?: number,
     ): RunState => {
       if (throttle && lag !== undefined) {
         deps.log.info('replica lag above limit, waiting', {
@@ -116,7 +119,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         ...progress,
         iterations: state.iterations + 1,
         continueNow: !progress.done && deps.now().getTime() - startedAt > MAX_EXECUTION_AGE_MS,
-        waitSeconds: throttle && lag !== undefined ? throttle.checkEverySeconds : chunking.pauseSeconds,
+        waitSeconds:
+          throttle && lag !== undefined
+            ? throttle.checkEverySeconds
+            : Math.max(actionWaitSeconds ?? 0, chunking.pauseSeconds),
         ...(lag !== undefined ? { replicaLagSeconds: lag } : {}),
       };
     };
@@ -127,8 +133,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const endStep = async (
       progress: Pick<RunState, 'cursor' | 'batchRows' | 'done' | 'totals'>,
       lag?: number,
+      actionWaitSeconds?: number,
     ): Promise<RunState> => {
-      const result = stepResult(progress, lag);
+      const result = stepResult(progress, lag, actionWaitSeconds);
       await heartbeat(result.done ? 0 : result.waitSeconds);
       return result;
     };
@@ -153,14 +160,20 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     });
 
     /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */
-    const begin = async (client: pg.Client, cursor: WorkCursor | null, limit: number) => {
+    const begin = async (client: pg.Client, cursor: WorkCursor | null, limit: number): Promise<InFlight> => {
+      // Before BEGIN and once per chunk (a retry after a timeout reuses what was prepared).
+      const prepared = await action.prepare?.(inputFor(cursor, limit));
+      if (prepared && 'waitSeconds' in prepared) {
+        const input = inputFor(cursor, limit);
+        return { client, startedAt: performance.now(), limit, input, taken: undefined, ...prepared };
+      }
       for (let attempt = 0; ; attempt++) {
         await heartbeat();
         const startedAt = performance.now();
         const chunkInput = inputFor(cursor, limit);
         try {
           await beginBoundedTransaction(client, chunking);
-          const taken = await action.take(client, chunkInput);
+          const taken = await action.take(client, chunkInput, prepared?.ready);
           return { client, startedAt, limit, input: chunkInput, taken } satisfies InFlight;
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined);
@@ -213,6 +226,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
 
     for (;;) {
       const { taken } = current;
+      if (current.waitSeconds !== undefined) {
+        // The action is waiting for something outside (a restore): the Pause state waits, not this Lambda.
+        return await endStep({ cursor, batchRows, done, totals }, undefined, current.waitSeconds);
+      }
       if (!taken) {
         // Only an empty chunk proves the end: a chunk can delete fewer rows than it locked (a row updated by
         // another session after the statement's snapshot is locked but not visible to the DELETE).

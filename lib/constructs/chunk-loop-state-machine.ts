@@ -237,7 +237,8 @@ export class ChunkLoopStateMachine extends Construct {
     continueAsNew.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
     continueAsNew.next(new Succeed(this, StateNames.continued));
 
-    // Every Chunk step sets waitSeconds: pauseSeconds, or the throttle's check interval while a replica lags.
+    // Every Chunk step sets waitSeconds: pauseSeconds, the throttle's check interval while a replica lags, or
+    // what the action's prepare phase asked to wait for (a restore in progress).
     const pause = new Wait(this, StateNames.pause, {
       time: WaitTime.secondsPath('$.waitSeconds'),
       comment:
