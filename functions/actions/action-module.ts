@@ -20,6 +20,7 @@ import type { TablePrivileges } from '../core/privileges.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import type { PartitionStrategy } from '../run/partitions/strategy.ts';
 import type { PreparedTarget } from '../run/prepare-target.ts';
+import type { WorkSource } from '../sources/work-source.ts';
 import type { ChunkAction } from './chunk-action.ts';
 
 /** What Start knows when it asks the action: the validated input, the resolved table and the run's cutoff. */
@@ -65,6 +66,8 @@ export interface ForeignKeyRule {
 
 export interface ActionModule<P extends Policy = Policy> {
   readonly action: P['action'];
+  /** Where the run's work comes from (the rows it walks) and how its cursor reads. */
+  readonly source: WorkSource<P>;
   /** Table privileges a real run needs and lacks (SELECT, UPDATE for row locks, DELETE...), with reasons. */
   missingTablePrivileges(facts: TablePrivileges): MissingPrivilege[];
   /** Whether Finish may VACUUM the table (a role that cannot is warned of, not refused). */

@@ -19,7 +19,6 @@ import { beginBoundedTransaction } from './bounded-transaction.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { addTotals, retirePartitions } from './partitions/driver.ts';
 import { parseRunState } from './payloads.ts';
-import { prepareTarget } from './prepare-target.ts';
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
@@ -74,9 +73,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const heartbeat = (waitSeconds?: number) =>
       sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(waitSeconds));
     await heartbeat();
-    const prepared = await prepareTarget(side, policy);
-
-    const action = moduleFor(policy, deps.actions).chunkAction({ deps, policy, side, sideLedger });
+    const module = moduleFor(policy, deps.actions);
+    const prepared = await module.source.prepare(side, policy);
+    const action = module.chunkAction({ deps, policy, side, sideLedger });
     // Throttle: before each chunk, a replica behind by more than the limit stops the step; the state machine
     // waits `checkEverySeconds` (no transaction or connection held) and the next step checks again.
     const throttle = chunking.throttle;

@@ -11,13 +11,12 @@ import type { StartContext } from '../actions/action-module.ts';
 import { moduleFor } from '../actions/registry.ts';
 import { Ledger } from '../adapters/ledger.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
-import { computeCutoff } from '../core/cutoff.ts';
 import { InvalidPayloadError, MissingIndexError } from '../core/errors.ts';
 import { checkPrivileges } from './check-privileges.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { parseExecutionInput } from './payloads.ts';
 import { buildRunPlan } from './plan-run.ts';
-import { checkFilterCalls, checkFullTableScan, explainChunkQuery, prepareTarget } from './prepare-target.ts';
+import { checkFilterCalls, checkFullTableScan, explainChunkQuery } from './prepare-target.ts';
 
 export interface StartRequest {
   readonly input: unknown;
@@ -50,7 +49,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
   const action = moduleFor(policy, deps.actions);
   const db = await deps.connect(chunking);
   try {
-    const prepared = await prepareTarget(db, policy);
+    const prepared = await action.source.prepare(db, policy);
     const ledger = new Ledger(db);
 
     if (input.continuation) {
@@ -81,7 +80,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       });
     }
 
-    const cutoff = computeCutoff(deps.now(), policy.retention);
+    const cutoff = action.source.bound(deps.now(), policy);
     // First: reading the table (EXPLAIN, the filter check) needs SELECT, and nothing below may be written
     // (migrations, lease, run row) unless the run can go through with it.
     const privileges = await checkPrivileges(

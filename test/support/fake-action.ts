@@ -18,6 +18,7 @@ import {
 } from '../../functions/actions/chunk-action.ts';
 import type { Queryable } from '../../functions/adapters/catalog.ts';
 import { buildSelectChunkStatement, orderTerms } from '../../functions/core/chunk-sql.ts';
+import { timeCutoffSource } from '../../functions/sources/time-cutoff.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 
 export interface FakeActionOptions {
@@ -90,6 +91,7 @@ export function fakeAction(options: FakeActionOptions = {}): { module: ActionMod
   const prepareCalls = { count: 0 };
   const module: ActionModule<Policy> = {
     action: 'purge',
+    source: timeCutoffSource,
     missingTablePrivileges: () => [],
     explainStatement: (target) => buildSelectChunkStatement(target, false),
     foreignKeys: { planRefusal: () => undefined, warnsOfReferencedRows: () => false },

@@ -14,11 +14,12 @@ import { planParquetColumns } from '../../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../../core/parquet/encode.ts';
 import { missingTablePrivileges } from '../../core/privileges.ts';
 import { describeError } from '../../core/redact-database-error.ts';
-import { checkArchiveForeignKeys } from '../../run/check-foreign-keys.ts';
 import { sampleRowTextBytes } from '../../run/prepare-target.ts';
+import { timeCutoffSource } from '../../sources/time-cutoff.ts';
 import type { ActionModule } from '../action-module.ts';
 import { ArchiveAction } from './chunk.ts';
 import { ArchivePolicySchema } from './contract.ts';
+import { checkForeignKeys } from './foreign-keys.ts';
 import { lockListedObjects } from './object-lock.ts';
 import { archivePartitions } from './partition-unit.ts';
 
@@ -29,6 +30,7 @@ const NEEDS_BUCKET = 'archive policies need a bucket (ARCHIVE_BUCKET or --bucket
 
 export const archiveModule: ActionModule<ArchivePolicy> = {
   action: 'archive',
+  source: timeCutoffSource,
   missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'archive'),
   // What each chunk's DELETE locks: the ordered selection of eligible rows.
   explainStatement: (target) => buildSelectChunkStatement(target, false),
@@ -43,7 +45,7 @@ export const archiveModule: ActionModule<ArchivePolicy> = {
 
   async checkStart({ db, deps, input, policy, prepared }) {
     if (!input.dryRun) {
-      await checkArchiveForeignKeys(db, prepared);
+      await checkForeignKeys(db, prepared);
       if (!deps.store) throw new StorageConfigurationError(NEEDS_BUCKET);
     }
     // Checked before anything is written; a dry run with a bucket checks it too, as a preflight.

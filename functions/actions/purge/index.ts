@@ -8,14 +8,16 @@ import { readLiveRows } from '../../adapters/table-stats.ts';
 import { buildPurgeWindowStatements } from '../../core/chunk-sql.ts';
 import { describeBlockingReferences } from '../../core/foreign-keys.ts';
 import { missingTablePrivileges } from '../../core/privileges.ts';
-import { checkPurgeForeignKeys } from '../../run/check-foreign-keys.ts';
+import { timeCutoffSource } from '../../sources/time-cutoff.ts';
 import type { ActionModule } from '../action-module.ts';
 import { PurgeAction } from './chunk.ts';
+import { checkForeignKeys } from './foreign-keys.ts';
 import { purgePartitions } from './partition-unit.ts';
 import { maintainAfterPurge } from './vacuum.ts';
 
 export const purgeModule: ActionModule<PurgePolicy> = {
   action: 'purge',
+  source: timeCutoffSource,
   missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'purge'),
   vacuumsAfterRun: (policy) => policy.vacuum.enabled,
   // The window probe finds each window's end; the window DELETE follows the same index.
@@ -30,7 +32,7 @@ export const purgeModule: ActionModule<PurgePolicy> = {
   },
 
   async checkStart({ db, deps, input, prepared }) {
-    if (!input.dryRun) await checkPurgeForeignKeys(db, prepared, input.children ?? [], deps.log);
+    if (!input.dryRun) await checkForeignKeys(db, prepared, input.children ?? [], deps.log);
   },
 
   initialBatchRows: async ({ input }) => input.chunking.initialRows,

@@ -1,26 +1,24 @@
 /**
- * Start step: refuse before anything is written when foreign keys referencing the table would make the run
- * unsafe. Purge: a NO ACTION / RESTRICT reference no child policy (run first) covers. Archive: a reference
- * that makes PostgreSQL delete or change rows no archive holds (CASCADE / SET NULL / SET DEFAULT).
+ * Purge's Start check: a NO ACTION / RESTRICT reference no child policy (run first) covers is refused
+ * before anything is written; CASCADE / SET NULL references are allowed and logged.
  */
-import type { ExecutionInput } from '../../lib/contracts/payloads.ts';
-import { listReferencingForeignKeys, type Queryable, resolveTable } from '../adapters/catalog.ts';
-import { ForeignKeyError } from '../core/errors.ts';
+import type { ExecutionInput } from '../../../lib/contracts/payloads.ts';
+import { listReferencingForeignKeys, type Queryable, resolveTable } from '../../adapters/catalog.ts';
+import { ForeignKeyError } from '../../core/errors.ts';
 import {
   decideForeignKeys,
-  describeArchiveChangedChildren,
   describeBlockingReferences,
   type ForeignKeyDecision,
   type ResolvedChildPolicy,
-} from '../core/foreign-keys.ts';
-import type { StepLogger } from './dependencies.ts';
-import type { PreparedTarget } from './prepare-target.ts';
+} from '../../core/foreign-keys.ts';
+import type { StepLogger } from '../../run/dependencies.ts';
+import type { PreparedTarget } from '../../run/prepare-target.ts';
 
 /**
  * @throws ForeignKeyError naming every uncovered referencing table and constraint
  * @throws CatalogError when a child policy's table does not exist
  */
-export async function checkPurgeForeignKeys(
+export async function checkForeignKeys(
   db: Queryable,
   prepared: PreparedTarget,
   children: NonNullable<ExecutionInput['children']>,
@@ -47,13 +45,4 @@ export async function checkPurgeForeignKeys(
     });
   }
   return decision;
-}
-
-/** @throws ForeignKeyError naming every CASCADE / SET NULL / SET DEFAULT reference to the archived table */
-export async function checkArchiveForeignKeys(db: Queryable, prepared: PreparedTarget): Promise<void> {
-  const references = await listReferencingForeignKeys(db, prepared.table.oid);
-  const { changedByDatabase } = decideForeignKeys(prepared.table.oid, references, []);
-  if (changedByDatabase.length > 0) {
-    throw new ForeignKeyError(describeArchiveChangedChildren(prepared.qualifiedName, changedByDatabase));
-  }
 }
