@@ -164,6 +164,14 @@ export const TimeCutoffSchema = z.object({
   retention: RetentionSchema,
 });
 
+/**
+ * The time-cutoff source with whole-partition retention (archive, purge): partitions wholly before the
+ * cutoff are retired as units by actions whose module has a partition strategy.
+ */
+export const PartitionedTimeCutoffSchema = TimeCutoffSchema.extend({
+  partitions: PartitionOptionsSchema.prefault({}),
+});
+
 /** Same table as PostgreSQL would resolve it (unquoted parts fold to lower case; no schema means public). */
 export function sameTable(a: string, b: string): boolean {
   const normalize = (name: string) => {

@@ -6,11 +6,7 @@
 import { z } from 'zod';
 import type { ActionContract } from '../../../lib/contracts/action-contract.ts';
 import { ObjectLockSchema, objectLockProblem } from '../../../lib/contracts/object-lock.ts';
-import {
-  PartitionOptionsSchema,
-  PolicyCommonSchema,
-  TimeCutoffSchema,
-} from '../../../lib/contracts/policy-base.ts';
+import { PartitionedTimeCutoffSchema, PolicyCommonSchema } from '../../../lib/contracts/policy-base.ts';
 import { policyPrefix } from '../../core/object-keys.ts';
 
 export const StorageClassDaysSchema = z
@@ -60,10 +56,8 @@ export const ArchiveOptionsSchema = z
   .strict();
 
 export const ArchivePolicySchema = PolicyCommonSchema.extend({
-  ...TimeCutoffSchema.shape,
+  ...PartitionedTimeCutoffSchema.shape,
   action: z.literal('archive'),
-  /** Partition-aware retention (tables RANGE-partitioned on timeColumn): archived, then dropped as units. */
-  partitions: PartitionOptionsSchema.prefault({}),
   archive: ArchiveOptionsSchema.prefault({}),
 }).strict();
 

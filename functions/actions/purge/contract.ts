@@ -5,10 +5,9 @@
 import { z } from 'zod';
 import type { ActionContract } from '../../../lib/contracts/action-contract.ts';
 import {
-  PartitionOptionsSchema,
+  PartitionedTimeCutoffSchema,
   PolicyCommonSchema,
   PolicyNameSchema,
-  TimeCutoffSchema,
 } from '../../../lib/contracts/policy-base.ts';
 
 /** VACUUM (ANALYZE) after a purge that removed a large part of the table. */
@@ -23,10 +22,8 @@ export const VacuumOptionsSchema = z
   .strict();
 
 export const PurgePolicySchema = PolicyCommonSchema.extend({
-  ...TimeCutoffSchema.shape,
+  ...PartitionedTimeCutoffSchema.shape,
   action: z.literal('purge'),
-  /** Partition-aware retention (tables RANGE-partitioned on timeColumn): whole partitions dropped. */
-  partitions: PartitionOptionsSchema.prefault({}),
   vacuum: VacuumOptionsSchema.prefault({}),
   /**
    * Purge policies on tables that reference this one (ON DELETE NO ACTION / RESTRICT) and run first.
