@@ -94,22 +94,29 @@ async function reportPurge(
       ? `VACUUM (ANALYZE) in ${m.durationMs} ms, dead tuples ${m.deadTuplesBefore} → ${m.deadTuplesAfter}${bloat(m)}`
       : `no VACUUM (${m.reason}${m.error ? `: ${m.error}` : ''}; ${m.rowsDeleted} of ~${m.rowsBefore} rows, threshold ${m.afterFraction})`;
   return {
+    ...runReport(policy, result, rowsBefore, rowsAfter),
+    objects: 0,
+    bytes: 0,
+    tierPrefix: '',
+    tiers: '',
+    verified: verification.ok,
+    problems: verification.problems,
+    maintenance,
+  };
+}
+
+/** What every policy's report says, whatever its action. */
+function runReport(policy: Policy, result: LocalRunResult, rowsBefore: number, rowsAfter: number) {
+  return {
     policy: policy.name,
     action: policy.action,
     table: policy.table,
     status: result.status,
     rowsBefore,
     rowsAfter,
-    rowsArchived: summary?.rows ?? 0,
-    objects: 0,
-    bytes: 0,
-    chunks: summary?.chunks ?? 0,
-    durationMs: summary?.durationMs ?? 0,
-    tierPrefix: '',
-    tiers: '',
-    verified: verification.ok,
-    problems: verification.problems,
-    maintenance,
+    rowsArchived: result.summary?.rows ?? 0,
+    chunks: result.summary?.chunks ?? 0,
+    durationMs: result.summary?.durationMs ?? 0,
   };
 }
 
@@ -185,17 +192,9 @@ export async function runDemo(argv: string[]): Promise<number> {
               objectsChecked: 0,
             };
       reports.push({
-        policy: policy.name,
-        action: policy.action,
-        table: policy.table,
-        status: result.status,
-        rowsBefore,
-        rowsAfter,
-        rowsArchived: result.summary?.rows ?? 0,
+        ...runReport(policy, result, rowsBefore, rowsAfter),
         objects: result.summary?.objects ?? 0,
         bytes: result.summary?.bytes ?? 0,
-        chunks: result.summary?.chunks ?? 0,
-        durationMs: result.summary?.durationMs ?? 0,
         tierPrefix: `s3://${BUCKET}/${policyPrefix(policy.name)}`,
         tiers: describeTiers(policy),
         verified: verification.ok,
