@@ -3,9 +3,10 @@
  * ledger, a policy the ledger has never seen, a run id of another policy. Each is a usage error (exit 2)
  * that says what is wrong, instead of an empty "OK" or a raw relation-does-not-exist error.
  */
-import { pgBool, type Queryable } from '../../functions/adapters/catalog.ts';
-import { Ledger } from '../../functions/adapters/ledger.ts';
+import { pgBool } from '../../functions/adapters/catalog.ts';
+import { Ledger } from '../../functions/adapters/ledger/index.ts';
 import { listMigrations } from '../../functions/adapters/migrations.ts';
+import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { UsageError } from './errors.ts';
 
 export function noLedgerMessage(database: string): string {

@@ -2,7 +2,7 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { Ledger } from '../../functions/adapters/ledger.ts';
+import { Ledger } from '../../functions/adapters/ledger/index.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { describeError } from '../../functions/core/redact-database-error.ts';

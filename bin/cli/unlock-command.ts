@@ -16,7 +16,7 @@
  */
 import { DescribeExecutionCommand, type DescribeExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import type pg from 'pg';
-import { type LeaseState, readLease, releaseByOperator } from '../../functions/adapters/leases.ts';
+import { type LeaseState, readLease, releaseByOperator } from '../../functions/adapters/ledger/leases.ts';
 import { checkKnownPolicy, requireLedger, requireMigratedLedger } from './ledger-checks.ts';
 
 /** The one Step Functions call unlock makes (an SFNClient; a fake in tests). */

@@ -11,8 +11,8 @@
 import type pg from 'pg';
 import type { ExecutionInput, Maintenance, PlanForeignKey, RunState } from '../../lib/contracts/payloads.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
-import type { Queryable } from '../adapters/catalog.ts';
-import type { Ledger } from '../adapters/ledger.ts';
+import type { Ledger } from '../adapters/ledger/index.ts';
+import type { Queryable } from '../adapters/transactions.ts';
 import type { ChunkTarget } from '../core/chunk-sql.ts';
 import type { MissingPrivilege } from '../core/errors.ts';
 import type { ForeignKeyDecision } from '../core/foreign-keys.ts';

@@ -7,8 +7,9 @@
  */
 import type { Chunking, Policy } from '../../lib/contracts/config.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
-import type { Queryable, ResolvedTable } from '../adapters/catalog.ts';
-import type { ArchivedObject, ObjectKind } from '../adapters/ledger.ts';
+import type { ResolvedTable } from '../adapters/catalog.ts';
+import type { ArchivedObject, ObjectKind } from '../adapters/ledger/index.ts';
+import type { Queryable } from '../adapters/transactions.ts';
 import type { ChunkTarget } from '../core/chunk-sql.ts';
 import { InvalidPayloadError } from '../core/errors.ts';
 

@@ -2,14 +2,12 @@
  * Resolves config names against pg_catalog. Nothing from config reaches SQL as an identifier until it
  * has been found here; the exact catalog names are then quoted by the SQL builders.
  */
-import type pg from 'pg';
 import { parseQualifiedName, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { CatalogColumn } from '../core/catalog-column.ts';
 import type { ChunkTarget, TimeColumnKind } from '../core/chunk-sql.ts';
 import { CatalogError } from '../core/errors.ts';
 import { type ForeignKeyReference, onDeleteOf } from '../core/foreign-keys.ts';
-
-export type Queryable = Pick<pg.ClientBase, 'query'>;
+import type { Queryable } from './transactions.ts';
 
 /** A boolean column as it arrives: text ('t'/'f', or 'true') on the steps' connections, a boolean on a pool with type parsers. */
 export function pgBool(value: unknown): boolean {
@@ -40,10 +38,13 @@ interface NameMatch {
  */
 export async function resolveTable(db: Queryable, qualifiedName: string): Promise<ResolvedTable> {
   const parts = parseQualifiedName(qualifiedName);
-  if (parts.length > 2) throw new CatalogError(`table ${qualifiedName}: expected "table" or "schema.table"`);
+  if (parts.length > 2)
+    throw new CatalogError(`table ${qualifiedName}: expected "table" or "schema.table"`, {
+      table: qualifiedName,
+    });
   const schemaPart = parts.length === 2 ? parts[0] : undefined;
   const tablePart = parts[parts.length - 1];
-  if (!tablePart) throw new CatalogError(`table ${qualifiedName}: empty name`);
+  if (!tablePart) throw new CatalogError(`table ${qualifiedName}: empty name`, { table: qualifiedName });
 
   const { rows } = await db.query<NameMatch>(
     `SELECT c.oid::text AS oid, n.nspname, c.relname, c.relkind::text AS relkind
@@ -74,17 +75,19 @@ export async function resolveTable(db: Queryable, qualifiedName: string): Promis
       rows.length > 0
         ? ` (did you mean ${rows.map((r) => quoteQualified(r.nspname, r.relname)).join(' or ')}?)`
         : '';
-    throw new CatalogError(`table ${qualifiedName} does not exist${hint}`);
+    throw new CatalogError(`table ${qualifiedName} does not exist${hint}`, { table: qualifiedName });
   }
   if (matches.length > 1) {
     throw new CatalogError(
       `table ${qualifiedName} is ambiguous: ${matches.map((r) => quoteQualified(r.nspname, r.relname)).join(', ')}; quote the name`,
+      { table: qualifiedName },
     );
   }
   const match = matches[0] as NameMatch;
   if (match.relkind !== 'r' && match.relkind !== 'p') {
     throw new CatalogError(
       `${quoteQualified(match.nspname, match.relname)} is not a table (relkind ${match.relkind})`,
+      { table: `${match.nspname}.${match.relname}` },
     );
   }
   const columns = await listColumns(db, match.oid);
@@ -186,7 +189,7 @@ export function resolveTimeColumn(
   columnName: string,
 ): { name: string; kind: TimeColumnKind } {
   const [part] = parseQualifiedName(columnName);
-  if (!part) throw new CatalogError(`timeColumn is empty`);
+  if (!part) throw new CatalogError(`timeColumn is empty`, { table: `${table.schema}.${table.table}` });
   const exact = table.columns.filter(
     (c) => c.name === part.name || (!part.quoted && c.name === part.name.toLowerCase()),
   );
@@ -201,6 +204,7 @@ export function resolveTimeColumn(
       matches.length === 0
         ? `column ${columnName} does not exist in ${qualified} (columns: ${known})`
         : `column ${columnName} is ambiguous in ${qualified}; quote it`,
+      { table: `${table.schema}.${table.table}` },
     );
   }
   const column = matches[0] as CatalogColumn;
@@ -208,6 +212,7 @@ export function resolveTimeColumn(
   if (!kind) {
     throw new CatalogError(
       `column ${qualified}.${column.name} is ${column.typeName}; timeColumn must be timestamptz, timestamp or date`,
+      { table: `${table.schema}.${table.table}` },
     );
   }
   return { name: column.name, kind };

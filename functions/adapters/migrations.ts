@@ -7,7 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pgBool, type Queryable } from './catalog.ts';
+import { pgBool } from './catalog.ts';
+import type { Queryable } from './transactions.ts';
 
 const MIGRATION_FILE = /^\d{3}_[a-z0-9_]+\.sql$/;
 

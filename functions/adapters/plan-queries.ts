@@ -8,18 +8,7 @@ import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import { isTimeout } from '../commons/lock-wait.ts';
 import { buildCountEligibleStatement, type ChunkTarget, eligibleWhere } from '../core/chunk-sql.ts';
 import type { ForeignKeyReference } from '../core/foreign-keys.ts';
-import type { Queryable } from './catalog.ts';
-
-/** Runs `work` in a READ ONLY transaction bounded by `timeoutMs`, always rolled back. */
-export async function readOnly<T>(db: Queryable, timeoutMs: number, work: () => Promise<T>): Promise<T> {
-  await db.query('BEGIN READ ONLY');
-  try {
-    await db.query(`SELECT set_config('statement_timeout', $1, true)`, [`${timeoutMs}ms`]);
-    return await work();
-  } finally {
-    await db.query('ROLLBACK').catch(() => undefined);
-  }
-}
+import { type Queryable, readOnly } from './transactions.ts';
 
 /**
  * Like {@link readOnly}, but a statement or lock timeout resolves `undefined` instead of failing the plan: a

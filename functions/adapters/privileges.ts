@@ -5,7 +5,8 @@
  */
 import { LEDGER_SCHEMA } from '../../lib/contracts/protected-schemas.ts';
 import type { LedgerPrivileges, TablePrivileges } from '../core/privileges.ts';
-import { pgBool, type Queryable } from './catalog.ts';
+import { pgBool } from './catalog.ts';
+import type { Queryable } from './transactions.ts';
 
 export async function readTablePrivileges(db: Queryable, tableOid: string): Promise<TablePrivileges> {
   const { rows: version } = await db.query<{ v: string }>(

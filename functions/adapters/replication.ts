@@ -1,5 +1,5 @@
 /** Replica lag, for the chunk loop's throttle. */
-import type { Queryable } from './catalog.ts';
+import type { Queryable } from './transactions.ts';
 
 /**
  * The largest replay lag (seconds) over the standbys connected to this server; 0 without standbys or when

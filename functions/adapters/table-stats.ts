@@ -2,7 +2,7 @@
  * Table statistics and VACUUM for post-purge maintenance. For a partitioned table the numbers are the
  * sums over its leaf partitions (the parent itself holds no rows).
  */
-import type { Queryable } from './catalog.ts';
+import type { Queryable } from './transactions.ts';
 
 export interface TableStats {
   /** Estimated live rows: n_live_tup when the statistics have it, else pg_class.reltuples, else 0. */

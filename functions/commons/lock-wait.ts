@@ -170,7 +170,11 @@ export async function explainTimeout(error: unknown): Promise<unknown> {
   if (!explain) return error;
   try {
     const cause = error instanceof TransientDatabaseError ? error.cause : error;
-    return new TransientDatabaseError(await explain(), { cause });
+    const fields =
+      error instanceof TransientDatabaseError
+        ? { sqlstate: error.sqlstate, table: error.table, policy: error.policy }
+        : { sqlstate: error.code };
+    return new TransientDatabaseError(await explain(), { ...fields, cause });
   } catch {
     return error;
   }

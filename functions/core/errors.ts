@@ -5,9 +5,39 @@
  */
 import { carriesRowValues, describeDatabaseError, isPostgresError } from './redact-database-error.ts';
 
-abstract class LifecycleError extends Error {
+/**
+ * What an error knows about where it happened, besides its message. Names and codes only, never a row value
+ * (functions/core/redact-database-error.ts): the fields reach logs (Powertools prints an error's own fields)
+ * and whatever inspects the error.
+ */
+export interface LifecycleErrorOptions extends ErrorOptions {
+  /** The policy whose run failed. */
+  readonly policy?: string | undefined;
+  /** The table at fault, `schema.table` as the catalog names it (or as the config wrote it, when not found). */
+  readonly table?: string | undefined;
+  /** The SQLSTATE of the server error behind this one. */
+  readonly sqlstate?: string | undefined;
+}
+
+/**
+ * The base of every error a run step throws. Step Functions sees only `name` (the Lambda `errorType`) and
+ * `message` (`errorMessage`); the structured fields are for logs and callers that inspect the error.
+ */
+export abstract class LifecycleError extends Error {
   // Names are spelled out (not taken from the class) because minified bundles rename classes.
   abstract override readonly name: string;
+  readonly policy: string | undefined;
+  readonly table: string | undefined;
+  readonly sqlstate: string | undefined;
+
+  constructor(message: string, options: LifecycleErrorOptions = {}) {
+    const { policy, table, sqlstate, ...errorOptions } = options;
+    // Only a `cause` that was given becomes an own property, as with a plain Error.
+    super(message, errorOptions);
+    this.policy = policy;
+    this.table = table;
+    this.sqlstate = sqlstate;
+  }
 }
 
 /**
@@ -142,10 +172,8 @@ export class DatabaseSecretError extends LifecycleError {
  */
 export class DatabaseError extends LifecycleError {
   override readonly name = 'DatabaseError';
-  /** The SQLSTATE, also as `code` so that checks written against pg's errors keep working. */
-  readonly sqlstate: string;
+  /** The SQLSTATE (also `sqlstate`), as `code` so that checks written against pg's errors keep working. */
   readonly code: string;
-  readonly table: string | undefined;
   readonly column: string | undefined;
   readonly constraint: string | undefined;
 
@@ -153,13 +181,22 @@ export class DatabaseError extends LifecycleError {
     error: Error & { code: string; table?: string; schema?: string; column?: string; constraint?: string },
   ) {
     // A value-bearing server error is not kept as the cause: whatever serializes causes would print it.
-    super(describeDatabaseError(error), carriesRowValues(error) ? {} : { cause: error });
-    this.sqlstate = error.code;
+    super(describeDatabaseError(error), {
+      ...serverErrorFields(error),
+      ...(carriesRowValues(error) ? {} : { cause: error }),
+    });
     this.code = error.code;
-    this.table = error.table ? `${error.schema ? `${error.schema}.` : ''}${error.table}` : undefined;
     this.column = error.column;
     this.constraint = error.constraint;
   }
+}
+
+/** The SQLSTATE and the table a server error names (identifiers the server sets, never values). */
+function serverErrorFields(error: { code: string; table?: string; schema?: string }): LifecycleErrorOptions {
+  return {
+    sqlstate: error.code,
+    table: error.table ? `${error.schema ? `${error.schema}.` : ''}${error.table}` : undefined,
+  };
 }
 
 const TRANSIENT_SQLSTATE_PREFIXES = ['08', '40', '53', '57P'];
@@ -174,7 +211,7 @@ export function classifyDatabaseError(error: unknown): unknown {
   if (error instanceof LifecycleError) return error;
   if (isPostgresError(error)) {
     const code = error.code;
-    const cause = carriesRowValues(error) ? {} : { cause: error };
+    const cause = { ...serverErrorFields(error), ...(carriesRowValues(error) ? {} : { cause: error }) };
     if (code === '23503') {
       // A row still referenced by a NO ACTION / RESTRICT foreign key: the chunk rolled back, nothing was lost.
       return new ForeignKeyError(

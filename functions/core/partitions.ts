@@ -8,6 +8,7 @@
  * timestamps in ISO style and UTC (see functions/commons/database.ts), microseconds included.
  */
 import type { TimeColumnKind } from './chunk-sql.ts';
+import { LifecycleError } from './errors.ts';
 
 /** One side of a range bound: a literal value, or MINVALUE / MAXVALUE. */
 export type BoundValue =
@@ -32,7 +33,8 @@ export interface PartitionInfo {
   readonly detachPending: boolean;
 }
 
-export class PartitionBoundError extends Error {
+/** A partition bound or a time value this module cannot read (a list, hash or multi-column bound…). */
+export class PartitionBoundError extends LifecycleError {
   override readonly name = 'PartitionBoundError';
 }
 

@@ -3,10 +3,10 @@
  * execution and continuation), so its backend lives exactly as long as the runner's process: when the
  * process dies (SIGKILL, a crash, a closed laptop), PostgreSQL ends the backend as soon as the socket closes.
  * The lease records the backend's pid and backend_start; `pg-lifecycle unlock` releases the lease once no
- * backend has both (see functions/adapters/leases.ts).
+ * backend has both (see functions/adapters/ledger/leases.ts).
  */
 import type pg from 'pg';
-import type { LeaseHolderBackend } from '../adapters/leases.ts';
+import type { LeaseHolderBackend } from '../adapters/ledger/leases.ts';
 
 export interface LeaseHolderConnection {
   readonly holder: LeaseHolderBackend;

@@ -9,7 +9,6 @@ import { parseQualifiedName } from '../../lib/contracts/identifiers.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { protectedSchemaReason } from '../../lib/contracts/protected-schemas.ts';
 import type { ActionModule } from '../actions/action-module.ts';
-import type { Queryable } from '../adapters/catalog.ts';
 import { listMigrations } from '../adapters/migrations.ts';
 import { resolveSchemaName } from '../adapters/partitions.ts';
 import {
@@ -18,6 +17,7 @@ import {
   readLedgerPrivileges,
   readTablePrivileges,
 } from '../adapters/privileges.ts';
+import type { Queryable } from '../adapters/transactions.ts';
 import { CatalogError, InsufficientPrivilegeError, type MissingPrivilege } from '../core/errors.ts';
 import {
   missingLagPrivileges,
@@ -54,7 +54,10 @@ export interface PrivilegeFindings {
  */
 export function refuseProtectedTable(prepared: PreparedTarget): void {
   const reason = protectedSchemaReason(prepared.table.schema);
-  if (reason) throw new CatalogError(`table ${prepared.qualifiedName}: no policy may touch it (${reason})`);
+  if (reason)
+    throw new CatalogError(`table ${prepared.qualifiedName}: no policy may touch it (${reason})`, {
+      table: `${prepared.table.schema}.${prepared.table.table}`,
+    });
 }
 
 /** Everything a real run started now would need and the role lacks, read only. */

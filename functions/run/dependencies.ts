@@ -7,7 +7,7 @@ import type { ActionRegistry } from '../actions/registry.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import type { MetricDataClient } from '../adapters/cloudwatch-replica-lag.ts';
 import type { TableCatalog } from '../adapters/glue-catalog.ts';
-import type { LeaseHolderBackend } from '../adapters/leases.ts';
+import type { LeaseHolderBackend } from '../adapters/ledger/leases.ts';
 import type { SessionTimeouts } from '../core/session-timeouts.ts';
 
 /** Structured log sink: one line per event, never row contents. */

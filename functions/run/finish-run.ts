@@ -6,8 +6,8 @@ import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
 import { moduleFor } from '../actions/registry.ts';
 import type { ObjectStore } from '../adapters/archive-store.ts';
-import type { Queryable } from '../adapters/catalog.ts';
-import { Ledger } from '../adapters/ledger.ts';
+import { Ledger } from '../adapters/ledger/index.ts';
+import type { Queryable } from '../adapters/transactions.ts';
 import type { StepDependencies, StepLogger } from './dependencies.ts';
 import { parseRunState } from './payloads.ts';
 

@@ -4,8 +4,9 @@
  */
 import type { ExecutionInput, PlanForeignKey, RunPlan } from '../../lib/contracts/payloads.ts';
 import type { ActionModule } from '../actions/action-module.ts';
-import { listReferencingForeignKeys, type Queryable, resolveTable } from '../adapters/catalog.ts';
+import { listReferencingForeignKeys, resolveTable } from '../adapters/catalog.ts';
 import { countReferencingRows, summarizeEligible } from '../adapters/plan-queries.ts';
+import type { Queryable } from '../adapters/transactions.ts';
 import { decideForeignKeys, type ResolvedChildPolicy } from '../core/foreign-keys.ts';
 import type { FullScanDecision } from '../core/full-scan.ts';
 import { type PrivilegeFindings, privilegePlanEntries } from './check-privileges.ts';

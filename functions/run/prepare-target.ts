@@ -1,20 +1,15 @@
 import type pg from 'pg';
 import type { Policy } from '../../lib/contracts/config.ts';
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
-import {
-  type Queryable,
-  type ResolvedTable,
-  resolveTable,
-  resolveTimeColumn,
-  toChunkTarget,
-} from '../adapters/catalog.ts';
+import { type ResolvedTable, resolveTable, resolveTimeColumn, toChunkTarget } from '../adapters/catalog.ts';
 import {
   FilterCheckUnavailable,
   type FilterHazard,
   findFilterHazards,
 } from '../adapters/filter-references.ts';
 import { resolveFilterFunctions } from '../adapters/function-safety.ts';
-import { readOnly, readScanFacts } from '../adapters/plan-queries.ts';
+import { readScanFacts } from '../adapters/plan-queries.ts';
+import { type Queryable, readOnly } from '../adapters/transactions.ts';
 import { type ChunkTarget, eligibleWhere, orderTerms } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';

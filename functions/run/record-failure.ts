@@ -5,7 +5,7 @@
  */
 import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
 import { moduleNamed } from '../actions/registry.ts';
-import { Ledger } from '../adapters/ledger.ts';
+import { Ledger } from '../adapters/ledger/index.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { timeoutsOfInput } from '../core/session-timeouts.ts';
 import type { StepDependencies } from './dependencies.ts';

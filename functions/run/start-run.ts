@@ -9,7 +9,7 @@ import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import type { StartContext } from '../actions/action-module.ts';
 import { moduleFor } from '../actions/registry.ts';
-import { Ledger } from '../adapters/ledger.ts';
+import { Ledger } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { InvalidPayloadError, MissingIndexError } from '../core/errors.ts';
 import { checkPrivileges } from './check-privileges.ts';

@@ -16,7 +16,7 @@ import {
   summarizeTakenRows,
   type TakenChunk,
 } from '../../functions/actions/chunk-action.ts';
-import type { Queryable } from '../../functions/adapters/catalog.ts';
+import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { buildSelectChunkStatement, orderTerms } from '../../functions/core/chunk-sql.ts';
 import { timeCutoffSource } from '../../functions/sources/time-cutoff.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';

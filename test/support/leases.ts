@@ -6,8 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { inject, vi } from 'vitest';
-import type { LeaseHolderBackend } from '../../functions/adapters/leases.ts';
-import { Ledger } from '../../functions/adapters/ledger.ts';
+import { type LeaseHolderBackend, Ledger } from '../../functions/adapters/ledger/index.ts';
 import { LEASE_TTL_SECONDS } from '../../lib/contracts/lease.ts';
 import type { TestDatabase } from './database.ts';
 

@@ -6,8 +6,8 @@
  */
 import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
-import type { Queryable } from '../../adapters/catalog.ts';
-import type { ArchivedObject } from '../../adapters/ledger.ts';
+import type { ArchivedObject } from '../../adapters/ledger/index.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { rowTextSize } from '../../core/batch-size.ts';
 import { buildDeleteChunkStatement } from '../../core/chunk-sql.ts';
 import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';

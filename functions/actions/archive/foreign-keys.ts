@@ -2,7 +2,8 @@
  * Archive's Start check: a reference that makes PostgreSQL delete or change rows no archive holds
  * (ON DELETE CASCADE / SET NULL / SET DEFAULT) is refused before anything is written.
  */
-import { listReferencingForeignKeys, type Queryable } from '../../adapters/catalog.ts';
+import { listReferencingForeignKeys } from '../../adapters/catalog.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { ForeignKeyError } from '../../core/errors.ts';
 import { decideForeignKeys, describeArchiveChangedChildren } from '../../core/foreign-keys.ts';
 import type { PreparedTarget } from '../../run/prepare-target.ts';
@@ -12,6 +13,8 @@ export async function checkForeignKeys(db: Queryable, prepared: PreparedTarget):
   const references = await listReferencingForeignKeys(db, prepared.table.oid);
   const { changedByDatabase } = decideForeignKeys(prepared.table.oid, references, []);
   if (changedByDatabase.length > 0) {
-    throw new ForeignKeyError(describeArchiveChangedChildren(prepared.qualifiedName, changedByDatabase));
+    throw new ForeignKeyError(describeArchiveChangedChildren(prepared.qualifiedName, changedByDatabase), {
+      table: `${prepared.table.schema}.${prepared.table.table}`,
+    });
   }
 }

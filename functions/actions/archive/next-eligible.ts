@@ -8,8 +8,8 @@
  * list/hash partitioning or a sub-partitioned leaf keep the parent-wide statement.
  */
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
-import type { Queryable } from '../../adapters/catalog.ts';
 import { readPartitioning } from '../../adapters/partitions.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { buildNextEligibleTimeStatement, type ChunkTarget } from '../../core/chunk-sql.ts';
 
 export interface NextEligible {

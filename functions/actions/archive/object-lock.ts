@@ -9,7 +9,7 @@
  */
 import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
-import type { Queryable } from '../../adapters/catalog.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { ArchiveObjectMismatchError, StorageConfigurationError } from '../../core/errors.ts';
 import type { StepLogger } from '../../run/dependencies.ts';
 

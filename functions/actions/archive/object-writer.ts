@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
 import { type ObjectStore, sha256Hex } from '../../adapters/archive-store.ts';
-import type { ArchivedObject } from '../../adapters/ledger.ts';
+import type { ArchivedObject } from '../../adapters/ledger/index.ts';
 import { LeaseLostError } from '../../core/errors.ts';
 import { objectKey } from '../../core/object-keys.ts';
 import type { ParquetColumnPlan } from '../../core/parquet/column-plan.ts';

@@ -7,13 +7,13 @@
  */
 import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { ArchivePolicy } from '../../../lib/contracts/policy.ts';
-import { type ArchivedObject, Ledger } from '../../adapters/ledger.ts';
 import {
-  FENCE_CONSTRAINT,
+  type ArchivedObject,
+  Ledger,
   PartitionLedger,
-  PartitionOperations,
   type PartitionUnit,
-} from '../../adapters/partitions.ts';
+} from '../../adapters/ledger/index.ts';
+import { FENCE_CONSTRAINT, PartitionOperations } from '../../adapters/partitions.ts';
 import { capByBytes, rowTextSize } from '../../core/batch-size.ts';
 import { orderTerms } from '../../core/chunk-sql.ts';
 import { StorageConfigurationError } from '../../core/errors.ts';

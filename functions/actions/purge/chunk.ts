@@ -13,8 +13,7 @@
  * run of rows that share one time value and outnumber a chunk (then keyset chunks, ordered and locked,
  * take them; see buildPurgeChunkStatement).
  */
-import type { Queryable } from '../../adapters/catalog.ts';
-import { withLocalTimeout } from '../../adapters/savepoint.ts';
+import { type Queryable, withLocalTimeout } from '../../adapters/transactions.ts';
 import {
   buildPurgeChunkStatement,
   buildPurgeWindowStatements,
@@ -58,6 +57,11 @@ export class PurgeAction implements ChunkAction {
         throw new ForeignKeyError(
           `purge of ${input.policy.table} stopped: ${describeError(error)}; ` +
             'run the child policies first (their retention must cover the referencing rows)',
+          {
+            policy: input.policy.name,
+            table: `${input.table.schema}.${input.table.table}`,
+            sqlstate: FOREIGN_KEY_VIOLATION,
+          },
         );
       }
       throw error;

@@ -3,7 +3,8 @@
  * before anything is written; CASCADE / SET NULL references are allowed and logged.
  */
 import type { ExecutionInput } from '../../../lib/contracts/payloads.ts';
-import { listReferencingForeignKeys, type Queryable, resolveTable } from '../../adapters/catalog.ts';
+import { listReferencingForeignKeys, resolveTable } from '../../adapters/catalog.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { ForeignKeyError } from '../../core/errors.ts';
 import {
   decideForeignKeys,
@@ -33,6 +34,7 @@ export async function checkForeignKeys(
   if (decision.blocking.length > 0) {
     throw new ForeignKeyError(
       describeBlockingReferences(prepared.qualifiedName, prepared.table.oid, decision.blocking),
+      { table: `${prepared.table.schema}.${prepared.table.table}` },
     );
   }
   if (references.length > 0) {

@@ -6,8 +6,8 @@
  */
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
-import { Ledger } from '../../adapters/ledger.ts';
-import { PartitionOperations, type PartitionUnit } from '../../adapters/partitions.ts';
+import { Ledger, type PartitionUnit } from '../../adapters/ledger/index.ts';
+import { PartitionOperations } from '../../adapters/partitions.ts';
 import { cutoffPredicate } from '../../core/chunk-sql.ts';
 import { NOTHING, PartitionRetentionError, type PartitionStrategy } from '../../run/partitions/strategy.ts';
 

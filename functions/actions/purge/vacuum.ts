@@ -7,10 +7,10 @@
 import type { Maintenance, RunState } from '../../../lib/contracts/payloads.ts';
 import { MaintenanceSchema } from '../../../lib/contracts/payloads.ts';
 import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
-import type { Queryable } from '../../adapters/catalog.ts';
-import { Ledger } from '../../adapters/ledger.ts';
+import { Ledger } from '../../adapters/ledger/index.ts';
 import { readTablePrivileges } from '../../adapters/privileges.ts';
 import { readTableStats, vacuumAnalyze } from '../../adapters/table-stats.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { decideVacuum, vacuumTimeoutMs } from '../../core/maintenance.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
 import { prepareTarget } from '../../run/prepare-target.ts';

@@ -3,6 +3,7 @@
  * so every name is spelled out (minified bundles rename classes). None of them is retryable: the same
  * rows would fail the same way.
  */
+import { LifecycleError } from '../errors.ts';
 
 /** Where a value error happened; filled in by the encoder, which knows the column and the row. */
 export interface ValueLocation {
@@ -12,7 +13,7 @@ export interface ValueLocation {
 }
 
 /** A single value could not be converted. */
-abstract class ParquetValueError extends Error {
+abstract class ParquetValueError extends LifecycleError {
   abstract override readonly name: string;
   /** Set once the encoder has attached the column and row (see {@link locateValueError}). */
   location: ValueLocation | undefined;
@@ -36,12 +37,12 @@ export class UnrepresentableValueError extends ParquetValueError {
 }
 
 /** The requested compression codec needs something this runtime lacks (ZSTD before Node 22.15). */
-export class CompressionUnavailableError extends Error {
+export class CompressionUnavailableError extends LifecycleError {
   override readonly name = 'CompressionUnavailableError';
 }
 
 /** Rows or plan that do not fit together (row width differs from the plan, no columns, duplicate names). */
-export class ParquetInputError extends Error {
+export class ParquetInputError extends LifecycleError {
   override readonly name = 'ParquetInputError';
 }
 

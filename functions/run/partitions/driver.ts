@@ -10,18 +10,16 @@ import { parseQualifiedName, quoteQualified } from '../../../lib/contracts/ident
 import { leaseTtlSeconds } from '../../../lib/contracts/lease.ts';
 import type { RunState, Totals } from '../../../lib/contracts/payloads.ts';
 import type { Policy } from '../../../lib/contracts/policy.ts';
-import { Ledger } from '../../adapters/ledger.ts';
+import { Ledger, PartitionLedger, type PartitionUnit } from '../../adapters/ledger/index.ts';
 import {
   listPartitions,
-  PartitionLedger,
   PartitionOperations,
-  type PartitionUnit,
   relationStatus,
   resolveSchemaName,
 } from '../../adapters/partitions.ts';
+import { beginBoundedTransaction } from '../../adapters/transactions.ts';
 import { CatalogError } from '../../core/errors.ts';
 import { decidePartitions, describeBoundValue, type PartitionInfo } from '../../core/partitions.ts';
-import { beginBoundedTransaction } from '../bounded-transaction.ts';
 import type { StepDependencies } from '../dependencies.ts';
 import type { PreparedTarget } from '../prepare-target.ts';
 import { partitionRetentionBlocker } from './eligibility.ts';

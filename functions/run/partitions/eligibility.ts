@@ -5,8 +5,9 @@
  */
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { Policy } from '../../../lib/contracts/policy.ts';
-import { listReferencingForeignKeys, type Queryable } from '../../adapters/catalog.ts';
+import { listReferencingForeignKeys } from '../../adapters/catalog.ts';
 import { listPartitions, readPartitioning } from '../../adapters/partitions.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { decidePartitions, describeBoundValue } from '../../core/partitions.ts';
 import type { PreparedTarget } from '../prepare-target.ts';
 import type { PartitionStrategy } from './strategy.ts';

@@ -9,13 +9,15 @@ import type pg from 'pg';
 import type { RunState } from '../../../lib/contracts/payloads.ts';
 import type { Policy } from '../../../lib/contracts/policy.ts';
 import type { PartitionOptions } from '../../../lib/contracts/policy-base.ts';
-import type { PartitionLedger, PartitionOperations, PartitionUnit } from '../../adapters/partitions.ts';
+import type { PartitionLedger, PartitionUnit } from '../../adapters/ledger/index.ts';
+import type { PartitionOperations } from '../../adapters/partitions.ts';
+import { LifecycleError } from '../../core/errors.ts';
 import type { PartitionInfo } from '../../core/partitions.ts';
 import type { StepDependencies } from '../dependencies.ts';
 import type { PreparedTarget } from '../prepare-target.ts';
 
 /** A partition was not retired because something it must hold did not (nothing was dropped). */
-export class PartitionRetentionError extends Error {
+export class PartitionRetentionError extends LifecycleError {
   override readonly name = 'PartitionRetentionError';
 }
 

@@ -5,8 +5,8 @@
  * holder is gone. Whoever loses the lease stops at its next ledger write: chunks and partition units commit
  * only while their run is `running`, and taking over or releasing a lease marks its run failed.
  */
-import { LeaseHeldError, LeaseLostError } from '../core/errors.ts';
-import type { Queryable } from './catalog.ts';
+import { LeaseHeldError, LeaseLostError } from '../../core/errors.ts';
+import type { Queryable } from '../transactions.ts';
 
 /**
  * The backend of the connection a local run keeps open for its whole life. pid alone could be reused by a
@@ -89,6 +89,7 @@ export async function acquireLease(
     throw new LeaseHeldError(
       `policy ${lease.policy} is already running (run ${holder?.run_id ?? '?'}, lease until ${holder?.expires_at ?? '?'}); ` +
         `one run per policy at a time. If that run is gone: pg-lifecycle unlock --policy ${lease.policy}`,
+      { policy: lease.policy },
     );
   }
   if (row.previous) {
@@ -116,7 +117,8 @@ export async function renewLease(
       WHERE policy = $1 AND run_id = $2`,
     [policy, runId, ttlSeconds],
   );
-  if (rowCount !== 1) throw new LeaseLostError(`run ${runId} no longer holds the lease of policy ${policy}`);
+  if (rowCount !== 1)
+    throw new LeaseLostError(`run ${runId} no longer holds the lease of policy ${policy}`, { policy });
 }
 
 /**
@@ -223,6 +225,7 @@ export async function releaseByOperator(db: Queryable, release: OperatorRelease)
   if (!row)
     throw new LeaseLostError(
       `the lease of policy ${release.policy} is no longer held by run ${release.runId}`,
+      { policy: release.policy },
     );
   return { role: row.role };
 }
