@@ -155,6 +155,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         policy: policy.name,
         action: policy.action,
         tableName: prepared.qualifiedName,
+        source: action.source.kind,
         timeColumn: prepared.target.timeColumn.name,
         cutoff,
         filter: policy.filter,

@@ -78,6 +78,7 @@ export async function openRun(
       policy,
       action: 'archive',
       tableName: '"public"."events"',
+      source: 'time-cutoff',
       timeColumn: 'created_at',
       cutoff: '2025-01-01T00:00:00Z',
       filter: undefined,

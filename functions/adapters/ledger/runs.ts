@@ -2,8 +2,10 @@
  * `lifecycle.runs` (sql/001): one row per run, its totals, cursor, status and failure. A run that is no
  * longer `running` (finished, failed, or its lease taken over or released) is never written as running again.
  */
+
 import { StoredWorkCursorSchema, type WorkCursor } from '../../../lib/contracts/work-cursor.ts';
 import { LeaseLostError } from '../../core/errors.ts';
+import type { WorkSourceKind } from '../../sources/work-source.ts';
 import type { Queryable } from '../transactions.ts';
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'dry_run';
@@ -13,8 +15,10 @@ export interface NewRun {
   readonly policy: string;
   readonly action: string;
   readonly tableName: string;
-  readonly timeColumn: string;
-  readonly cutoff: string;
+  /** The work source's kind (sql/008): `time-cutoff` runs have a time column and a cutoff. */
+  readonly source: WorkSourceKind;
+  readonly timeColumn: string | undefined;
+  readonly cutoff: string | undefined;
   readonly filter: string | undefined;
   readonly dryRun: boolean;
   readonly trigger: string;
@@ -72,19 +76,20 @@ function toRunRow(r: Record<string, string | null>): RunRow {
 
 export async function insertRun(db: Queryable, run: NewRun): Promise<void> {
   await db.query(
-    `INSERT INTO lifecycle.runs (run_id, policy, action, table_name, time_column, cutoff, filter, dry_run, trigger, execution_id)
-     VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9, $10)`,
+    `INSERT INTO lifecycle.runs (run_id, policy, action, table_name, time_column, cutoff, filter, dry_run, trigger, execution_id, source)
+     VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9, $10, $11)`,
     [
       run.runId,
       run.policy,
       run.action,
       run.tableName,
-      run.timeColumn,
-      run.cutoff,
+      run.timeColumn ?? null,
+      run.cutoff ?? null,
       run.filter ?? null,
       run.dryRun,
       run.trigger,
       run.executionId ?? null,
+      run.source,
     ],
   );
 }
