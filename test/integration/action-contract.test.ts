@@ -118,8 +118,9 @@ async function ledgerRun(db: Services['db'], runId: string | undefined) {
     chunks: string;
     chunk_rows: string | null;
     status: string;
+    source: string;
   }>(
-    `SELECT r.rows::text, r.chunks::text, r.status,
+    `SELECT r.rows::text, r.chunks::text, r.status, r.source,
             (SELECT sum(c.rows)::text FROM lifecycle.chunks c WHERE c.run_id = r.run_id) AS chunk_rows
        FROM lifecycle.runs r WHERE r.run_id = $1`,
     [runId],
@@ -209,7 +210,12 @@ describe.each(subjects)('action contract: $name', (subject) => {
       expect(await handledIds(database, log)).toEqual(eligibleIds);
     }
     const run = await ledgerRun(database, result.summary?.runId);
-    expect(run).toMatchObject({ status: 'succeeded', rows: String(ELIGIBLE), chunk_rows: String(ELIGIBLE) });
+    expect(run).toMatchObject({
+      status: 'succeeded',
+      rows: String(ELIGIBLE),
+      chunk_rows: String(ELIGIBLE),
+      source: module.source.kind,
+    });
   });
 
   it('moves the cursor only forward: each chunk starts where the one before ended', async ({
