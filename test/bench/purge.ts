@@ -108,7 +108,7 @@ interface PartitionMeasurement {
   readonly partitions_dropped: number;
   /** Wall time of the run with partition retention (Start, Chunk steps, Finish, state machine). */
   readonly partition_seconds: number;
-  /** From the first unit's start to the last unit's end (lifecycle.dropped_partitions): the units alone. */
+  /** From the first unit's start to the last unit's end (lifecycle.partition_units): the units alone. */
   readonly partition_units_seconds: number;
   /** Longest transaction of the partition run (BEGIN to the end of COMMIT; DETACH CONCURRENTLY is outside any). */
   readonly partition_max_transaction_ms: number;
@@ -323,7 +323,7 @@ async function measurePartitions(
   const { rows } = await admin.query<{ dropped: string; rows: string; seconds: string | null }>(
     `SELECT count(*)::text AS dropped, coalesce(sum(rows), 0)::text AS rows,
             extract(epoch FROM max(finished_at) - min(started_at))::text AS seconds
-       FROM lifecycle.dropped_partitions WHERE finished_by = $1 AND state = 'dropped'`,
+       FROM lifecycle.partition_units WHERE finished_by = $1 AND state = 'dropped'`,
     [retained.summary?.runId],
   );
   const units = rows[0];

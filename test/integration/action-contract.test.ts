@@ -284,7 +284,7 @@ describe.each(subjects)('action contract: $name', (subject) => {
       'contract_events_oct',
       'contract_events_old',
     ]);
-    const units = await database.pool.query('SELECT 1 FROM lifecycle.dropped_partitions WHERE run_id = $1', [
+    const units = await database.pool.query('SELECT 1 FROM lifecycle.partition_units WHERE run_id = $1', [
       result.summary?.runId,
     ]);
     expect(units.rowCount).toBe(0);

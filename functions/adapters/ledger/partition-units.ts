@@ -1,5 +1,5 @@
 /**
- * `lifecycle.dropped_partitions` (sql/003): one row per whole-partition unit, from its start (archived,
+ * `lifecycle.partition_units` (sql/003): one row per whole-partition unit, from its start (archived,
  * detaching, or left to the chunk loop) to its end (dropped or kept). An unfinished unit is finished by the
  * next step or run.
  */
@@ -30,7 +30,7 @@ export interface RetiredPartition {
   readonly keptAs: string | undefined;
 }
 
-/** `lifecycle.dropped_partitions` and the run totals a unit adds to. */
+/** `lifecycle.partition_units` and the run totals a unit adds to. */
 export class PartitionLedger {
   constructor(private readonly db: Queryable) {}
 
@@ -50,7 +50,7 @@ export class PartitionLedger {
     chunkSeq?: number | undefined;
   }): Promise<void> {
     await this.db.query(
-      `INSERT INTO lifecycle.dropped_partitions
+      `INSERT INTO lifecycle.partition_units
          (run_id, policy, partition_oid, partition_name, parent_name, bound_from, bound_to, action, state, rows, objects, bytes, chunk_seq)
        VALUES ($1, $2, $3::oid, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
@@ -75,7 +75,7 @@ export class PartitionLedger {
   async openUnits(policy: string): Promise<PartitionUnit[]> {
     const { rows } = await this.db.query<Record<string, string | null>>(
       `SELECT run_id::text, partition_oid::text, partition_name, bound_from, bound_to, action, state, rows::text
-         FROM lifecycle.dropped_partitions
+         FROM lifecycle.partition_units
         WHERE policy = $1 AND state IN ('archived', 'detaching')
         ORDER BY started_at`,
       [policy],
@@ -86,7 +86,7 @@ export class PartitionLedger {
   /** Partitions this run left to the chunk loop. */
   async chunkedPartitions(runId: string): Promise<Set<string>> {
     const { rows } = await this.db.query<{ oid: string }>(
-      `SELECT partition_oid::text AS oid FROM lifecycle.dropped_partitions WHERE run_id = $1 AND state = 'chunked'`,
+      `SELECT partition_oid::text AS oid FROM lifecycle.partition_units WHERE run_id = $1 AND state = 'chunked'`,
       [runId],
     );
     return new Set(rows.map((r) => r.oid));
@@ -106,7 +106,7 @@ export class PartitionLedger {
     },
   ): Promise<void> {
     await this.db.query(
-      `UPDATE lifecycle.dropped_partitions
+      `UPDATE lifecycle.partition_units
           SET state = $3, finished_by = $4, finished_at = clock_timestamp(), detach_mode = coalesce($5, detach_mode),
               kept_as = $6, rows = coalesce($7, rows), chunk_seq = coalesce($8, chunk_seq),
               rows_estimated = $9
@@ -130,7 +130,7 @@ export class PartitionLedger {
     mode: 'concurrently' | 'locked',
   ): Promise<void> {
     await this.db.query(
-      `UPDATE lifecycle.dropped_partitions SET detach_mode = $3 WHERE run_id = $1 AND partition_oid = $2::oid`,
+      `UPDATE lifecycle.partition_units SET detach_mode = $3 WHERE run_id = $1 AND partition_oid = $2::oid`,
       [unit.runId, unit.partitionOid, mode],
     );
   }
@@ -139,7 +139,7 @@ export class PartitionLedger {
   async retiredBy(runId: string): Promise<RetiredPartition[]> {
     const { rows } = await this.db.query<Record<string, string | null>>(
       `SELECT partition_name, bound_from, bound_to, state, rows::text, objects::text, kept_as
-         FROM lifecycle.dropped_partitions
+         FROM lifecycle.partition_units
         WHERE finished_by = $1 AND state IN ('dropped', 'kept')
         ORDER BY started_at, partition_name`,
       [runId],

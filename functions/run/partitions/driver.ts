@@ -183,7 +183,7 @@ class PartitionDriver implements UnitContext {
     }
   }
 
-  /** What names a unit in lifecycle.dropped_partitions: this run, the policy, the partition and its bounds. */
+  /** What names a unit in lifecycle.partition_units: this run, the policy, the partition and its bounds. */
   identity(p: PartitionInfo, bounds: UnitBounds): UnitIdentity {
     return {
       runId: this.state.runId,

@@ -39,7 +39,7 @@ export interface UnitBounds {
   readonly to: string;
 }
 
-/** The columns that name a unit in lifecycle.dropped_partitions. */
+/** The columns that name a unit in lifecycle.partition_units. */
 export interface UnitIdentity {
   readonly runId: string;
   readonly policy: string;
@@ -59,7 +59,7 @@ export interface UnitContext {
   readonly side: pg.Client;
   /** The unit's transactions. */
   readonly tx: pg.Client;
-  /** lifecycle.dropped_partitions on the side connection. */
+  /** lifecycle.partition_units on the side connection. */
   readonly units: PartitionLedger;
   /** Runs `work` in one bounded transaction on `tx` (the policy's timeouts), COMMIT or ROLLBACK. */
   inTransaction<T>(work: () => Promise<T>): Promise<T>;
@@ -76,7 +76,7 @@ export interface DropCheck {
   readonly rows: number;
   /** The rows are the planner's estimate (the partition was too large to count in time). */
   readonly estimated: boolean;
-  /** What lifecycle.dropped_partitions records at the drop (purge: the rows and their chunk). */
+  /** What lifecycle.partition_units records at the drop (purge: the rows and their chunk). */
   readonly recorded: { readonly rows?: number; readonly rowsEstimated?: boolean; readonly chunkSeq?: number };
   readonly outcome: UnitOutcome;
 }
