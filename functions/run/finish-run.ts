@@ -5,10 +5,9 @@
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
 import { moduleFor } from '../actions/registry.ts';
-import type { ObjectStore } from '../adapters/archive-store.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
-import type { Queryable } from '../adapters/transactions.ts';
-import type { StepDependencies, StepLogger } from './dependencies.ts';
+import type { StepDependencies } from './dependencies.ts';
+import { removeOrphans } from './orphans.ts';
 import { parseRunState } from './payloads.ts';
 
 export async function finishRun(deps: StepDependencies, input: unknown): Promise<RunSummary> {
@@ -78,34 +77,4 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
   } finally {
     await db.end().catch(() => undefined);
   }
-}
-
-/**
- * Deletes announced-but-unlisted objects of this policy (this run's, and those of runs that ended).
- * A key listed in archived_objects is never deleted, whatever the pending table says.
- */
-export async function removeOrphans(
-  db: Queryable,
-  store: ObjectStore,
-  policy: string,
-  runId: string,
-  log: StepLogger,
-): Promise<number> {
-  const ledger = new Ledger(db);
-  let removed = 0;
-  for (const orphan of await ledger.listOrphans(policy, runId)) {
-    if (orphan.bucket !== store.bucket) continue;
-    if (await ledger.isArchived(orphan.bucket, orphan.key)) {
-      await ledger.forgetPending(orphan.bucket, orphan.key);
-      continue;
-    }
-    // Marked first (committed: this connection autocommits): an uploader still running checks the mark
-    // after its upload and deletes its own object, so an upload landing after this delete is not left over.
-    await ledger.markRemoving(orphan.bucket, orphan.key);
-    await store.delete(orphan.key);
-    await ledger.forgetPending(orphan.bucket, orphan.key);
-    removed++;
-  }
-  if (removed > 0) log.warn('orphans removed', { runId, policy, removed });
-  return removed;
 }

@@ -9,7 +9,7 @@ import { Ledger } from '../adapters/ledger/index.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { timeoutsOfInput } from '../core/session-timeouts.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { removeOrphans } from './finish-run.ts';
+import { removeOrphans } from './orphans.ts';
 
 export interface FailureRecord {
   readonly runId: string | undefined;
