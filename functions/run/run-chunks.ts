@@ -12,6 +12,7 @@ import type { ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
 import { moduleFor, moduleNamed } from '../actions/registry.ts';
 import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
+import { applyMigrations } from '../adapters/migrations.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { beginBoundedTransaction } from '../adapters/transactions.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
@@ -69,6 +70,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         `run ${state.runId} has cutoff ${run.cutoff}, the step was given ${state.cutoff}`,
       );
     }
+    // A run the previous release started continues on this code: Start applied migrations for new runs
+    // only, so its ledger may lack what this step reads (a no-op once current, under an advisory lock).
+    await applyMigrations(side);
     // Heartbeat at the step's start: what follows (catalog, lag reading, partition units) may take a while.
     const heartbeat = (waitSeconds?: number) =>
       sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(waitSeconds));
@@ -208,7 +212,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let bytesPerRow: number | undefined;
     let done = false;
     const totals = { ...state.totals };
-    // Partitions wholly before the cutoff go first, each as one unit (see partition-retention.ts).
+    // Partitions wholly before the cutoff go first, each as one unit (see run/partitions/driver.ts).
     const retired = await retirePartitions({
       deps,
       state,
@@ -227,7 +231,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       const { taken } = current;
       if (current.waitSeconds !== undefined) {
         // The action is waiting for something outside (a restore): the Pause state waits, not this Lambda.
-        return await endStep({ cursor, batchRows, done, totals }, undefined, current.waitSeconds);
+        return await endStep({ cursor, batchRows, done, totals }, undefined, Math.ceil(current.waitSeconds));
       }
       if (!taken) {
         // Only an empty chunk proves the end: a chunk can delete fewer rows than it locked (a row updated by

@@ -10,8 +10,8 @@
  * `subject` (erasure and export: the rows of one data subject) and `listed-objects` (restore, archive
  * rewrite: objects the ledger lists, not rows).
  */
-import type pg from 'pg';
 import type { Policy } from '../../lib/contracts/policy.ts';
+import type { Queryable } from '../adapters/transactions.ts';
 import type { PreparedTarget } from '../run/prepare-target.ts';
 
 export type WorkSourceKind = 'time-cutoff' | 'whole-table' | 'unprocessed' | 'subject' | 'listed-objects';
@@ -19,7 +19,7 @@ export type WorkSourceKind = 'time-cutoff' | 'whole-table' | 'unprocessed' | 'su
 export interface WorkSource<P extends Policy = Policy> {
   readonly kind: WorkSourceKind;
   /** Resolves the table (and the columns the source walks by) from the catalog. */
-  prepare(db: pg.ClientBase, policy: P): Promise<PreparedTarget>;
+  prepare(db: Queryable, policy: P): Promise<PreparedTarget>;
   /** The run's bound, fixed once when it starts and kept across steps and continuations. */
   bound(now: Date, policy: P): string;
 }

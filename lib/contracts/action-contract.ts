@@ -1,6 +1,6 @@
 /**
  * What the CDK app, `validate` and the CLI need to know about an action, pure (zod, no I/O). Each action
- * writes its own in `functions/actions/<action>/contract.ts`; `action-contracts.ts` registers them. The
+ * writes its own in `functions/actions/<action>/contract.ts`; `lib/contracts/policy.ts` registers them. The
  * runtime half (checks, work source, chunk, partitions, finish) is the action's module
  * (`functions/actions/<action>/index.ts`, registered in `functions/actions/registry.ts`).
  */

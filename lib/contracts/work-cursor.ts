@@ -20,18 +20,15 @@ export const WorkCursorSchema = z.discriminatedUnion('kind', [KeysetCursorSchema
 /**
  * A cursor as stored or sent before cursors had kinds (ledgers migrated from sql/007, executions started by
  * an earlier deployment): a bare array, read as the kind it was. Only purge wrote one value (a window's end);
- * a keyset always has the time and at least one key or ctid value.
+ * a keyset always has the time (never NULL: a row without one is never eligible), then a key or ctid value.
  */
 export const StoredWorkCursorSchema = z.union([
   WorkCursorSchema,
   z
-    .array(z.string().nullable())
-    .min(1)
+    .tuple([z.string()], z.string().nullable())
     .transform(
-      (values): WorkCursor =>
-        values.length === 1 && values[0] !== null && values[0] !== undefined
-          ? { kind: 'window', end: values[0] }
-          : { kind: 'keyset', values },
+      ([time, ...rest]): WorkCursor =>
+        rest.length === 0 ? { kind: 'window', end: time } : { kind: 'keyset', values: [time, ...rest] },
     ),
 ]);
 

@@ -13,7 +13,7 @@ import { readTableStats, vacuumAnalyze } from '../../adapters/table-stats.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { decideVacuum, vacuumTimeoutMs } from '../../core/maintenance.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
-import { prepareTarget } from '../../run/prepare-target.ts';
+import { timeCutoffSource } from '../../sources/time-cutoff.ts';
 
 /** Below this the VACUUM would only be cancelled; PostgreSQL reads statement_timeout 0 as "no limit". */
 const MIN_VACUUM_TIMEOUT_MS = 1_000;
@@ -32,7 +32,7 @@ export async function maintainAfterPurge(
   const run = await ledger.getRun(state.runId);
   const rowsDeleted = run?.rows ?? 0;
   const rowsBefore = recorded?.tableRowsBefore ?? 0;
-  const prepared = await prepareTarget(db, policy);
+  const prepared = await timeCutoffSource.prepare(db, policy);
   const before = await readTableStats(db, prepared.table.oid);
   const decision = decideVacuum(policy.vacuum, rowsDeleted, rowsBefore);
   const timeoutMs = vacuumTimeoutMs(policy.vacuum, deps.remainingMs());

@@ -1,5 +1,5 @@
 /**
- * `lifecycle.partition_units` (sql/003): one row per whole-partition unit, from its start (archived,
+ * `lifecycle.partition_units` (sql/003, renamed from dropped_partitions in sql/009): one row per whole-partition unit, from its start (archived,
  * detaching, or left to the chunk loop) to its end (dropped or kept). An unfinished unit is finished by the
  * next step or run.
  */

@@ -4,7 +4,7 @@
  */
 
 import { StoredWorkCursorSchema, type WorkCursor } from '../../../lib/contracts/work-cursor.ts';
-import { LeaseLostError } from '../../core/errors.ts';
+import { InvalidPayloadError, LeaseLostError } from '../../core/errors.ts';
 import type { WorkSourceKind } from '../../sources/work-source.ts';
 import type { Queryable } from '../transactions.ts';
 
@@ -64,7 +64,7 @@ function toRunRow(r: Record<string, string | null>): RunRow {
     chunks: Number(r.chunks),
     orphansRemoved: Number(r.orphans_removed),
     eligibleRows: r.eligible_rows === null ? undefined : Number(r.eligible_rows),
-    cursor: r.cursor === null ? null : StoredWorkCursorSchema.parse(JSON.parse(r.cursor as string)),
+    cursor: r.cursor === null ? null : readCursor(r.run_id as string, r.cursor as string),
     startedAt: r.started_at as string,
     finishedAt: r.finished_at ?? undefined,
     durationMs: Number(r.duration_ms),
@@ -200,4 +200,15 @@ export async function failRun(db: Queryable, runId: string, errorName: string, c
       WHERE run_id = $1 AND status = 'running'`,
     [runId, errorName, cause.slice(0, 4000)],
   );
+}
+
+/** A stored cursor (jsonb as text), of any shape a release wrote; one no release wrote is a named error. */
+function readCursor(runId: string, text: string): WorkCursor {
+  const parsed = StoredWorkCursorSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new InvalidPayloadError(
+      `run ${runId} has a cursor no release of pg-lifecycle wrote; fix or fail the run`,
+    );
+  }
+  return parsed.data;
 }
