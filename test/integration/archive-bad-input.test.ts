@@ -5,25 +5,16 @@
  * (the database's catalog and every table's rows, and the bucket's objects, byte for byte).
  */
 import { createServer } from 'node:net';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalDependencyOptions } from '../../functions/local-runner/local-dependencies.ts';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { beforeAll, describe, expect, it, NOW, type Services } from '../support/fixture.ts';
 import { closedPort } from '../support/net.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
 import { snapshotDatabaseAndBucket } from '../support/snapshot.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const TABLE = 'bad_input_events';
 
 /** A valid policy on a table with eligible rows; each case breaks one thing. */
@@ -43,34 +34,26 @@ function deployedDigests(): Record<string, string> {
 }
 
 /** Everything a run could change (the database's catalog and rows, the bucket), in a comparable form. */
-const everything = () => snapshotDatabaseAndBucket(db.url, s3, bucket);
+const everything = ({ db, s3, bucket }: Pick<Services, 'db' | 's3' | 'bucket'>) =>
+  snapshotDatabaseAndBucket(db.url, s3, bucket);
 
-beforeAll(async () => {
-  db = await createTestDatabase('archive_bad_input');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-bad-input');
-  definition = await synthesizeDefinition(testConfig([validPolicy]));
+beforeAll(async ({ database: db, runPolicy, definition }) => {
   await seedEvents(db.pool, TABLE, 1000, NOW);
   // A ledger with history (one earlier run of another policy, its objects in the bucket) to stay unchanged.
   await seedEvents(db.pool, 'earlier_events', 300, NOW);
-  const earlier = await runLocally({
-    config: testConfig([{ ...validPolicy, name: 'earlier', table: 'public.earlier_events' }]),
-    policyName: 'earlier',
-    definition,
-    deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-  });
+  const earlier = await runPolicy(
+    testConfig([{ ...validPolicy, name: 'earlier', table: 'public.earlier_events' }]),
+    'earlier',
+    { definition },
+  );
   if (earlier.status !== 'succeeded') throw new Error(`baseline run ${earlier.status}`);
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
 });
 
 interface BadInputCase {
   readonly title: string;
   readonly policy?: Partial<typeof validPolicy> & { filter?: string };
-  readonly deps?: () => Promise<Partial<LocalDependencyOptions>>;
+  /** Laid over the run's dependencies; given the file's bucket. */
+  readonly deps?: (bucket: string) => Promise<Partial<LocalDependencyOptions>>;
   readonly error: string;
   readonly cause: RegExp;
 }
@@ -137,7 +120,7 @@ const cases: BadInputCase[] = [
   },
   {
     title: 'a bucket that does not exist',
-    deps: async () => ({ bucket: `${bucket}-missing` }),
+    deps: async (bucket) => ({ bucket: `${bucket}-missing` }),
     error: 'StorageConfigurationError',
     // Start lists the policy's prefix (its only bucket grant), so S3 names the missing bucket.
     cause: /bucket archive-bad-input-.*-missing: NoSuchBucket \(404\)/,
@@ -153,31 +136,36 @@ const cases: BadInputCase[] = [
 ];
 
 describe('archive with bad input', () => {
-  it.each(cases)('refuses $title with $error and changes nothing', async ({ policy, deps, error, cause }) => {
-    // Prepare
-    const before = await everything();
-    const config = testConfig([{ ...validPolicy, ...policy }]);
+  it.for(cases)(
+    'refuses $title with $error and changes nothing',
+    async ({ policy, deps, error, cause }, { services }) => {
+      const { bucket, runPolicy, definition } = services;
+      // Prepare
+      const before = await everything(services);
+      const config = testConfig([{ ...validPolicy, ...policy }]);
 
-    // Act
-    const result = await runLocally({
-      config,
-      policyName: policy?.name ?? validPolicy.name,
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, ...(await deps?.()) },
-    });
+      // Act
+      const result = await runPolicy(config, policy?.name ?? validPolicy.name, {
+        definition,
+        deps: await deps?.(bucket),
+      });
 
-    // Assess
-    expect(result.status).toBe('failed');
-    expect(result.summary).toBeUndefined();
-    expect(result.failure?.error).toBe(error);
-    expect(result.failure?.cause).toMatch(cause);
-    // Refused before a run was opened: nothing to close, no run id.
-    expect(result.failure?.runId).toBeUndefined();
-    expect(result.chunkInvocations).toBe(0);
-    expect(await everything()).toEqual(before);
-  });
+      // Assess
+      expect(result.status).toBe('failed');
+      expect(result.summary).toBeUndefined();
+      expect(result.failure?.error).toBe(error);
+      expect(result.failure?.cause).toMatch(cause);
+      // Refused before a run was opened: nothing to close, no run id.
+      expect(result.failure?.runId).toBeUndefined();
+      expect(result.chunkInvocations).toBe(0);
+      expect(await everything(services)).toEqual(before);
+    },
+  );
 
-  it('retries a database that drops every connection, then fails with TransientDatabaseError', async () => {
+  it('retries a database that drops every connection, then fails with TransientDatabaseError', async ({
+    services,
+  }) => {
+    const { runPolicy, definition } = services;
     // Prepare: a server that accepts and immediately closes each connection, counting them.
     let connections = 0;
     const server = createServer((socket) => {
@@ -187,21 +175,14 @@ describe('archive with bad input', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     if (!address || typeof address === 'string') throw new Error('no port');
-    const before = await everything();
+    const before = await everything(services);
 
     // Act
-    let result: Awaited<ReturnType<typeof runLocally>>;
+    let result: LocalRunResult;
     try {
-      result = await runLocally({
-        config: testConfig([validPolicy]),
-        policyName: validPolicy.name,
+      result = await runPolicy(testConfig([validPolicy]), validPolicy.name, {
         definition,
-        deps: {
-          databaseUrl: `postgres://postgres:postgres@127.0.0.1:${address.port}/postgres`,
-          bucket,
-          s3,
-          now: () => NOW,
-        },
+        deps: { databaseUrl: `postgres://postgres:postgres@127.0.0.1:${address.port}/postgres` },
       });
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -212,31 +193,31 @@ describe('archive with bad input', () => {
     expect(result.failure?.error).toBe('TransientDatabaseError');
     expect(result.failure?.cause).toMatch(/Connection terminated/);
     expect(connections).toBe(7);
-    expect(await everything()).toEqual(before);
+    expect(await everything(services)).toEqual(before);
   });
 
-  it.each(['CASCADE', 'SET NULL'])(
+  it.for(['CASCADE', 'SET NULL'])(
     'refuses a table referenced ON DELETE %s (those rows would change unarchived) and changes nothing',
-    async (onDelete) => {
+    async (onDelete, { services }) => {
+      const { db, runPolicy, definition } = services;
       // Prepare: a child row for every event, nullable so SET NULL applies.
       await db.pool.query(`
         CREATE TABLE public.event_tags (
           id integer PRIMARY KEY,
           event_id bigint CONSTRAINT tags_event_fk REFERENCES public.${TABLE} (id) ON DELETE ${onDelete})`);
       await db.pool.query(`INSERT INTO public.event_tags SELECT id, id FROM public.${TABLE}`);
-      const before = await everything();
-      const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
+      const before = await everything(services);
 
       // Act
-      let plan: Awaited<ReturnType<typeof runLocally>>;
-      let result: Awaited<ReturnType<typeof runLocally>>;
+      let plan: LocalRunResult;
+      let result: LocalRunResult;
       let after: Awaited<ReturnType<typeof everything>>;
       try {
         const config = testConfig([validPolicy]);
-        plan = await runLocally({ config, policyName: validPolicy.name, definition, dryRun: true, deps });
-        result = await runLocally({ config, policyName: validPolicy.name, definition, deps });
+        plan = await runPolicy(config, validPolicy.name, { definition, dryRun: true });
+        result = await runPolicy(config, validPolicy.name, { definition });
         // The child table's rows are part of the picture: taken before the table goes.
-        after = await everything();
+        after = await everything(services);
       } finally {
         await db.pool.query(`DROP TABLE public.event_tags`);
       }

@@ -4,117 +4,24 @@
  * archived, a second run of the same policy, and rows locked by another transaction.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
 import { testConfig } from '../support/archive.ts';
-import {
-  type ArchiveScope,
-  eligibleEventIds,
-  expectArchiveGuarantees,
-  runsOfPolicy,
-  seedEvents,
-  tableKeys,
-} from '../support/archive-guarantees.ts';
-import type { TestDatabase } from '../support/database.ts';
-import { beforeAll, describe, expect, it, NOW, type RunPolicy, type Services } from '../support/fixture.ts';
-
-let definition: AslDefinition;
-
-const RETENTION = 'P90D';
-const ROWS = 2000;
-const CHUNKING = { initialRows: 200, minRows: 200, maxRows: 200 };
-
-interface Prepared {
-  readonly table: string;
-  readonly scope: ArchiveScope;
-  readonly before: string[];
-  readonly eligible: string[];
-  readonly config: ReturnType<typeof testConfig>;
-}
-
-interface PolicyOptions {
-  readonly chunking?: Record<string, number>;
-  readonly filter?: string;
-  readonly filterFunctions?: readonly string[];
-}
-
-function configFor(policy: string, table: string, options: PolicyOptions = {}) {
-  return testConfig([
-    {
-      name: policy,
-      table: `public.${table}`,
-      action: 'archive',
-      timeColumn: 'created_at',
-      retention: RETENTION,
-      chunking: options.chunking ?? CHUNKING,
-      ...(options.filter === undefined ? {} : { filter: options.filter }),
-      ...(options.filterFunctions === undefined ? {} : { filterFunctions: [...options.filterFunctions] }),
-    },
-  ]);
-}
-
-async function prepare(
-  { db, s3, bucket }: Pick<Services, 'db' | 's3' | 'bucket'>,
-  policy: string,
-  options: PolicyOptions = {},
-): Promise<Prepared> {
-  const table = policy.replaceAll('-', '_');
-  await seedEvents(db.pool, table, ROWS, NOW);
-  const tableKeysSql = `SELECT id::text AS k FROM public.${table}`;
-  return {
-    table,
-    scope: { pool: db.pool, s3, bucket, policy, tableKeysSql, keyOf: (row) => String(row.id) },
-    before: await tableKeys(db.pool, tableKeysSql),
-    eligible: await eligibleEventIds(db.pool, table, NOW, RETENTION),
-    config: configFor(policy, table, options),
-  };
-}
-
-function archive(runPolicy: RunPolicy, prepared: Prepared, hooks?: ChunkFaultHooks) {
-  return runPolicy(prepared.config, prepared.scope.policy, {
-    definition,
-    chunkBudgetMs: 1_100,
-    deps: { hooks },
-  });
-}
+import { expectArchiveGuarantees, runsOfPolicy } from '../support/archive-guarantees.ts';
+import { eventArchivePolicy, FIXED_CHUNKS, it, sorted } from '../support/event-archive.ts';
+import { describe, expect } from '../support/fixture.ts';
+import { openSession } from '../support/sessions.ts';
 
 /** Holds each chunk's locks a little longer, so other sessions really overlap with open chunks. */
 const slowCommit = (ms: number): ChunkFaultHooks => ({ beforeCommit: () => sleep(ms) });
 
-const sorted = (keys: readonly string[]) => [...keys].sort();
-
-async function openClient(db: TestDatabase): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: db.url });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-beforeAll(async () => {
-  // The definition does not depend on the policies (they travel in the input): synthesize it once.
-  definition = await synthesizeDefinition(
-    testConfig([
-      {
-        name: 'synth-only',
-        table: 'synth_only',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P1D',
-      },
-    ]),
-  );
-});
-
 describe('archive alongside other sessions', () => {
   it('archives exactly the version of each row it deleted while other sessions update them', async ({
     database: db,
-    s3,
-    bucket,
-    runPolicy,
+    events,
   }) => {
     // Prepare
-    const prepared = await prepare({ db, s3, bucket }, 'concurrent-updates');
+    const prepared = await events.prepare('concurrent-updates');
     const eligibleIds = prepared.eligible;
     /** Highest counter each id was committed with (autocommit: a returned row is a committed update). */
     const lastCommitted = new Map<string, number>();
@@ -123,7 +30,7 @@ describe('archive alongside other sessions', () => {
     let running = false;
     let updates = 0;
     let stop = false;
-    const updaters = await Promise.all([openClient(db), openClient(db)]);
+    const updaters = await Promise.all([openSession(db), openSession(db)]);
     const loops = updaters.map(async (client) => {
       while (!stop) {
         // Half the updates go to the oldest rows (highest ids), which the first chunks take.
@@ -144,10 +51,10 @@ describe('archive alongside other sessions', () => {
     while (updates < 50) await sleep(5);
 
     // Act
-    let result: Awaited<ReturnType<typeof archive>>;
+    let result: LocalRunResult;
     try {
       running = true;
-      result = await archive(runPolicy, prepared, slowCommit(15));
+      result = await events.run(prepared, { hooks: slowCommit(15) });
       running = false;
     } finally {
       stop = true;
@@ -178,7 +85,7 @@ describe('archive alongside other sessions', () => {
     expect(remaining.rows.filter((row) => row.counter !== (lastCommitted.get(row.id) ?? 0))).toEqual([]);
 
     // Act: a second run picks up any row the first one skipped while an update held it
-    const second = await archive(runPolicy, prepared);
+    const second = await events.run(prepared);
 
     // Assess
     expect(second.status).toBe('succeeded');
@@ -191,13 +98,13 @@ describe('archive alongside other sessions', () => {
 
   it('goes on to the end of the eligible rows when an update commits while a chunk statement runs', async ({
     database: db,
-    s3,
-    bucket,
     runPolicy,
+    definition,
+    events,
   }) => {
     // Prepare: the filter sleeps on one row of the first chunk, holding that chunk's DELETE statement open
     // (its snapshot taken, its rows not yet locked) long enough for another session to commit an update.
-    const prepared = await prepare({ db, s3, bucket }, 'update-inside-chunk');
+    const prepared = await events.prepare('update-inside-chunk');
     const eligible = prepared.eligible;
     // Ids grow towards the past: the first chunk takes the 200 highest eligible ids.
     const sleeper = eligible[eligible.length - 1] as string;
@@ -208,10 +115,12 @@ describe('archive alongside other sessions', () => {
       CREATE OR REPLACE FUNCTION public.sleep_on(id bigint, target bigint) RETURNS boolean
         LANGUAGE plpgsql IMMUTABLE AS $$
         BEGIN IF id = target THEN PERFORM pg_sleep(0.5); END IF; RETURN true; END $$`);
-    const config = configFor(prepared.scope.policy, prepared.table, {
-      filter: `public.sleep_on(id, ${sleeper})`,
-      filterFunctions: ['public.sleep_on(bigint, bigint)'],
-    });
+    const config = testConfig([
+      eventArchivePolicy(prepared.scope.policy, prepared.table, {
+        filter: `public.sleep_on(id, ${sleeper})`,
+        filterFunctions: ['public.sleep_on(bigint, bigint)'],
+      }),
+    ]);
 
     // Act
     const run = runPolicy(config, prepared.scope.policy, { definition, chunkBudgetMs: 1_100 });
@@ -255,15 +164,16 @@ describe('archive alongside other sessions', () => {
 
   it('lets exactly one of two simultaneous runs of a policy work, and refuses the other with LeaseHeldError', async ({
     database: db,
-    s3,
-    bucket,
-    runPolicy,
+    events,
   }) => {
     // Prepare
-    const prepared = await prepare({ db, s3, bucket }, 'two-runs');
+    const prepared = await events.prepare('two-runs');
 
     // Act
-    const runs = [archive(runPolicy, prepared, slowCommit(10)), archive(runPolicy, prepared, slowCommit(10))];
+    const runs = [
+      events.run(prepared, { hooks: slowCommit(10) }),
+      events.run(prepared, { hooks: slowCommit(10) }),
+    ];
     const first = await Promise.race(runs);
     // The refused run ends while the other still works: its failure must not have touched the lease.
     const leaseWhileRunning = await db.pool.query<{ status: string }>(
@@ -292,20 +202,18 @@ describe('archive alongside other sessions', () => {
 
   it('skips rows another transaction holds instead of waiting, and archives them in a later run', async ({
     database: db,
-    s3,
-    bucket,
-    runPolicy,
+    events,
   }) => {
     // Prepare: a lock timeout far above the run's duration, so any wait would show.
-    const prepared = await prepare({ db, s3, bucket }, 'locked-rows', {
-      chunking: { ...CHUNKING, lockTimeoutMs: 20_000 },
+    const prepared = await events.prepare('locked-rows', {
+      chunking: { ...FIXED_CHUNKS, lockTimeoutMs: 20_000 },
     });
     const eligible = prepared.eligible;
     const selectedForUpdate = [eligible[5], eligible[700], eligible[1400]] as string[];
     const updatedUncommitted = [eligible[6], eligible[701], eligible[eligible.length - 1]] as string[];
     const held = [...selectedForUpdate, ...updatedUncommitted];
-    const locker = await openClient(db);
-    let result: Awaited<ReturnType<typeof archive>> | 'timed out';
+    const locker = await openSession(db);
+    let result: LocalRunResult | 'timed out';
     let lockerState: string | undefined;
     try {
       await locker.query('BEGIN');
@@ -319,7 +227,7 @@ describe('archive alongside other sessions', () => {
       );
 
       // Act
-      const run = archive(runPolicy, prepared);
+      const run = events.run(prepared);
       result = await Promise.race([run, sleep(10_000).then(() => 'timed out' as const)]);
       const activity = await db.pool.query<{ state: string }>(
         'SELECT state FROM pg_stat_activity WHERE pid = $1',
@@ -346,7 +254,7 @@ describe('archive alongside other sessions', () => {
     expect(state.remainingKeys).toEqual(expect.arrayContaining(held));
 
     // Act: the locks are gone; the next run takes the rows it skipped
-    const second = await archive(runPolicy, prepared);
+    const second = await events.run(prepared);
 
     // Assess
     expect(second.status).toBe('succeeded');

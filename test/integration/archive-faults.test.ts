@@ -5,16 +5,12 @@
  * way: no row lost, none archived twice, no orphan object, lease released.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ObjectStore, S3ObjectStore } from '../../functions/adapters/archive-store.ts';
+import type pg from 'pg';
+import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
 import { TransientDatabaseError, TransientStorageError } from '../../functions/core/errors.ts';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import { type ChunkFaultHooks, type StepLogger, silentLogger } from '../../functions/run/dependencies.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
 import {
-  type ArchiveScope,
   eligibleEventIds,
   expectArchiveGuarantees,
   FaultInjectingStore,
@@ -22,108 +18,18 @@ import {
   failOnce,
   runRecord,
   runsOfPolicy,
-  seedEvents,
-  tableKeys,
 } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-const RETENTION = 'P90D';
-const ROWS = 2000;
-/** Fixed 200-row chunks: 1,641 eligible rows make 9 chunks, most of them spanning two month partitions. */
-const CHUNKING = { initialRows: 200, minRows: 200, maxRows: 200 };
-
-function policyFor(name: string, table: string) {
-  return {
-    name,
-    table: `public.${table}`,
-    action: 'archive' as const,
-    timeColumn: 'created_at',
-    retention: RETENTION,
-    chunking: CHUNKING,
-  };
-}
-
-interface Prepared {
-  readonly table: string;
-  readonly scope: ArchiveScope;
-  readonly before: string[];
-  readonly eligible: string[];
-  readonly config: ReturnType<typeof testConfig>;
-}
-
-async function prepare(policy: string): Promise<Prepared> {
-  const table = policy.replaceAll('-', '_');
-  await seedEvents(db.pool, table, ROWS, NOW);
-  const tableKeysSql = `SELECT id::text AS k FROM public.${table}`;
-  return {
-    table,
-    scope: { pool: db.pool, s3, bucket, policy, tableKeysSql, keyOf: (row) => String(row.id) },
-    before: await tableKeys(db.pool, tableKeysSql),
-    eligible: await eligibleEventIds(db.pool, table, NOW, RETENTION),
-    config: testConfig([policyFor(policy, table)]),
-  };
-}
-
-function archive(
-  prepared: Prepared,
-  faults: { store?: ObjectStore; hooks?: ChunkFaultHooks; log?: StepLogger } = {},
-) {
-  return runLocally({
-    config: prepared.config,
-    policyName: prepared.scope.policy,
-    definition,
-    // About one chunk per Chunk invocation: the run spans several Lambda invocations.
-    chunkBudgetMs: 1_100,
-    deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, ...faults },
-  });
-}
-
-const sorted = (keys: readonly string[]) => [...keys].sort();
-const without = (all: readonly string[], removed: readonly string[]) => {
-  const gone = new Set(removed);
-  return all.filter((k) => !gone.has(k));
-};
-
-/** The run succeeded and archived exactly the eligible rows, once each, with every guarantee kept. */
-async function expectCompleteArchive(prepared: Prepared, result: Awaited<ReturnType<typeof archive>>) {
-  expect(result.failure).toBeUndefined();
-  expect(result.status).toBe('succeeded');
-  const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
-  expect(sorted(state.archivedKeys)).toEqual(sorted(prepared.eligible));
-  expect(sorted(state.remainingKeys)).toEqual(sorted(without(prepared.before, prepared.eligible)));
-  expect(result.summary?.rows).toBe(prepared.eligible.length);
-  const run = await runRecord(db.pool, result.summary?.runId);
-  expect(run).toMatchObject({
-    status: 'succeeded',
-    rows: String(prepared.eligible.length),
-    error_name: null,
-  });
-  return state;
-}
-
-async function openClient(): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: db.url });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
+import type { TestDatabase } from '../support/database.ts';
+import { expectCompleteArchive, it, sorted, without } from '../support/event-archive.ts';
+import { describe, expect, NOW } from '../support/fixture.ts';
+import { listAllKeys } from '../support/s3.ts';
+import { openSession, runBackendsWaitingOnLocks } from '../support/sessions.ts';
 
 /** Waits for a run step's backend to block on a lock, terminates it, and returns its pid. */
-async function terminateBackendWaitingOnLock(): Promise<number> {
+async function terminateBackendWaitingOnLock(db: TestDatabase): Promise<number> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const { rows } = await db.pool.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name = 'pg-lifecycle' AND wait_event_type = 'Lock'`,
-    );
-    const pid = rows[0]?.pid;
+    const [pid] = await runBackendsWaitingOnLocks(db);
     if (pid !== undefined) {
       await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
       return pid;
@@ -133,44 +39,72 @@ async function terminateBackendWaitingOnLock(): Promise<number> {
   throw new Error('no run step blocked on the lock');
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('archive_faults');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-faults');
-  // The definition does not depend on the policies (they travel in the input): synthesize it once.
-  definition = await synthesizeDefinition(testConfig([policyFor('synth-only', 'synth_only')]));
-});
+/**
+ * Another session, holding a lock that a run step then waits on (what a failover or an admin would end):
+ * `killWaiter` terminates the waiting backend, then commits the session's transaction.
+ */
+class Locker {
+  private killed: Promise<number> | undefined;
 
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
+  private constructor(
+    private readonly db: TestDatabase,
+    readonly session: pg.Client,
+  ) {}
+
+  static async open(db: TestDatabase): Promise<Locker> {
+    return new Locker(db, await openSession(db));
+  }
+
+  /** Terminates the step's backend once one waits on a lock; commits once `locking` (the lock asked for) is done. */
+  killWaiter(locking?: Promise<unknown>): void {
+    this.killed = terminateBackendWaitingOnLock(this.db).finally(async () => {
+      await locking;
+      await this.session.query('COMMIT');
+    });
+  }
+
+  /** Runs the archive beside the session, then closes it; `killed` is the pid terminated (if `killWaiter` ran). */
+  async beside(
+    run: () => Promise<LocalRunResult>,
+  ): Promise<{ result: LocalRunResult; killed: Promise<number> | undefined }> {
+    try {
+      return { result: await run(), killed: this.killed };
+    } finally {
+      await this.killed?.catch(() => undefined);
+      await this.session.end();
+    }
+  }
+}
 
 describe('archive under injected faults', () => {
-  it('retries a failed upload and archives everything once', async () => {
+  it('retries a failed upload and archives everything once', async ({ s3, bucket, events }) => {
     // Prepare
-    const prepared = await prepare('upload-fails-once');
+    const prepared = await events.prepare('upload-fails-once');
     const store = new FaultInjectingStore(new S3ObjectStore(s3, bucket), {
       put: failOnce(4, () => new TransientStorageError('injected: upload failed (503)')),
     });
 
     // Act
-    const result = await archive(prepared, { store });
+    const result = await events.run(prepared, { store });
 
     // Assess
     expect(store.faultedKeys).toHaveLength(1);
     await expectCompleteArchive(prepared, result);
   });
 
-  it('retries a failed verification and removes the object it left behind', async () => {
+  it('retries a failed verification and removes the object it left behind', async ({
+    s3,
+    bucket,
+    events,
+  }) => {
     // Prepare
-    const prepared = await prepare('verify-fails-once');
+    const prepared = await events.prepare('verify-fails-once');
     const store = new FaultInjectingStore(new S3ObjectStore(s3, bucket), {
       verify: failOnce(3, () => new TransientStorageError('injected: verification failed')),
     });
 
     // Act
-    const result = await archive(prepared, { store });
+    const result = await events.run(prepared, { store });
 
     // Assess
     expect(store.faultedKeys).toHaveLength(1);
@@ -182,67 +116,60 @@ describe('archive under injected faults', () => {
     expect(await listAllKeys(s3, bucket, orphan)).toEqual([]);
   });
 
-  it('retries a chunk whose ledger insert failed and removes its uploaded objects', async () => {
+  // A transient fault between a chunk's uploads and its COMMIT: the chunk rolls back, its uploads are orphans.
+  const rolledBackChunks = [
+    {
+      title: 'retries a chunk whose ledger insert failed and removes its uploaded objects',
+      policy: 'ledger-fails-once',
+      point: 'beforeLedger',
+      nth: 2,
+      message: 'injected: ledger insert failed',
+    },
+    {
+      title: 'retries a chunk that crashed after its upload but before COMMIT, and removes the orphan',
+      policy: 'crash-before-commit',
+      point: 'beforeCommit',
+      nth: 3,
+      message: 'injected: connection lost before COMMIT',
+    },
+  ] as const;
+  for (const { title, policy, point, nth, message } of rolledBackChunks) {
+    it(title, async ({ events }) => {
+      // Prepare
+      const prepared = await events.prepare(policy);
+      let calls = 0;
+      const uploaded: string[] = [];
+      const hooks: ChunkFaultHooks = {
+        afterUpload: (key) => {
+          uploaded.push(key);
+        },
+        [point]: () => {
+          calls++;
+          if (calls === nth) throw new TransientDatabaseError(message);
+        },
+      };
+
+      // Act
+      const result = await events.run(prepared, { hooks });
+
+      // Assess
+      expect(calls).toBeGreaterThan(nth);
+      const state = await expectCompleteArchive(prepared, result);
+      const rolledBack = without(
+        uploaded,
+        state.objects.map((o) => o.key),
+      );
+      expect(rolledBack.length).toBeGreaterThanOrEqual(1);
+      expect(result.summary?.orphansRemoved).toBe(rolledBack.length);
+    });
+  }
+
+  it('retries a step that crashed after COMMIT without archiving anything twice', async ({
+    database: db,
+    events,
+  }) => {
     // Prepare
-    const prepared = await prepare('ledger-fails-once');
-    let calls = 0;
-    const uploaded: string[] = [];
-    const hooks: ChunkFaultHooks = {
-      afterUpload: (key) => {
-        uploaded.push(key);
-      },
-      beforeLedger: () => {
-        calls++;
-        if (calls === 2) throw new TransientDatabaseError('injected: ledger insert failed');
-      },
-    };
-
-    // Act
-    const result = await archive(prepared, { hooks });
-
-    // Assess
-    expect(calls).toBeGreaterThan(2);
-    const state = await expectCompleteArchive(prepared, result);
-    const rolledBack = without(
-      uploaded,
-      state.objects.map((o) => o.key),
-    );
-    expect(rolledBack.length).toBeGreaterThanOrEqual(1);
-    expect(result.summary?.orphansRemoved).toBe(rolledBack.length);
-  });
-
-  it('retries a chunk that crashed after its upload but before COMMIT, and removes the orphan', async () => {
-    // Prepare
-    const prepared = await prepare('crash-before-commit');
-    let calls = 0;
-    const uploaded: string[] = [];
-    const hooks: ChunkFaultHooks = {
-      afterUpload: (key) => {
-        uploaded.push(key);
-      },
-      beforeCommit: () => {
-        calls++;
-        if (calls === 3) throw new TransientDatabaseError('injected: connection lost before COMMIT');
-      },
-    };
-
-    // Act
-    const result = await archive(prepared, { hooks });
-
-    // Assess
-    expect(calls).toBeGreaterThan(3);
-    const state = await expectCompleteArchive(prepared, result);
-    const rolledBack = without(
-      uploaded,
-      state.objects.map((o) => o.key),
-    );
-    expect(rolledBack.length).toBeGreaterThanOrEqual(1);
-    expect(result.summary?.orphansRemoved).toBe(rolledBack.length);
-  });
-
-  it('retries a step that crashed after COMMIT without archiving anything twice', async () => {
-    // Prepare
-    const prepared = await prepare('crash-after-commit');
+    const prepared = await events.prepare('crash-after-commit');
     let calls = 0;
     const hooks: ChunkFaultHooks = {
       afterCommit: () => {
@@ -252,7 +179,7 @@ describe('archive under injected faults', () => {
     };
 
     // Act
-    const result = await archive(prepared, { hooks });
+    const result = await events.run(prepared, { hooks });
 
     // Assess
     expect(calls).toBeGreaterThan(2);
@@ -267,10 +194,13 @@ describe('archive under injected faults', () => {
     expect(chunkRows.rows[0]?.rows).toBe(run?.rows);
   });
 
-  it('retries a Start step that failed after opening the run, without locking the policy out', async () => {
+  it('retries a Start step that failed after opening the run, without locking the policy out', async ({
+    database: db,
+    events,
+  }) => {
     // Prepare: the step's logger throws once, right after the run row and the lease were committed: the
     // same as a connection lost while COMMIT's acknowledgement was on its way.
-    const prepared = await prepare('start-fails-after-commit');
+    const prepared = await events.prepare('start-fails-after-commit');
     let started = 0;
     const log: StepLogger = {
       ...silentLogger,
@@ -282,7 +212,7 @@ describe('archive under injected faults', () => {
     };
 
     // Act
-    const result = await archive(prepared, { log });
+    const result = await events.run(prepared, { log });
 
     // Assess
     expect(started).toBeGreaterThanOrEqual(1);
@@ -296,58 +226,49 @@ describe('archive under injected faults', () => {
     await expectCompleteArchive(prepared, result);
   });
 
-  it('retries a Chunk step whose database connection was killed mid-statement', async () => {
+  it('retries a Chunk step whose database connection was killed mid-statement', async ({
+    database: db,
+    events,
+  }) => {
     // Prepare: after the second commit another session asks for an exclusive lock on the table. It queues
     // behind the chunk already in flight (the loop takes the next chunk while one completes), and a later
     // chunk's DELETE then waits behind it; that backend is terminated (what a failover or an admin does).
-    const prepared = await prepare('chunk-connection-killed');
-    const locker = await openClient();
+    const prepared = await events.prepare('chunk-connection-killed');
+    const locker = await Locker.open(db);
     let commits = 0;
-    let killed: Promise<number> | undefined;
     const hooks: ChunkFaultHooks = {
       afterCommit: () => {
         commits++;
         if (commits !== 2) return;
-        const locking = locker
-          .query('BEGIN')
-          .then(() => locker.query(`LOCK TABLE public.${prepared.table} IN ACCESS EXCLUSIVE MODE`));
-        killed = terminateBackendWaitingOnLock().finally(async () => {
-          await locking;
-          await locker.query('COMMIT');
-        });
+        locker.killWaiter(
+          locker.session
+            .query('BEGIN')
+            .then(() => locker.session.query(`LOCK TABLE public.${prepared.table} IN ACCESS EXCLUSIVE MODE`)),
+        );
       },
     };
 
     // Act
-    let result: Awaited<ReturnType<typeof archive>>;
-    try {
-      result = await archive(prepared, { hooks });
-    } finally {
-      await killed?.catch(() => undefined);
-      await locker.end();
-    }
+    const { result, killed } = await locker.beside(() => events.run(prepared, { hooks }));
 
     // Assess
     expect(await killed).toBeGreaterThan(0);
     await expectCompleteArchive(prepared, result);
   });
 
-  it('retries a Start step whose database connection was killed mid-statement', async () => {
+  it('retries a Start step whose database connection was killed mid-statement', async ({
+    database: db,
+    events,
+  }) => {
     // Prepare: an exclusive lock makes Start's EXPLAIN of the chunk query wait; its backend is terminated.
-    const prepared = await prepare('start-connection-killed');
-    const locker = await openClient();
-    await locker.query('BEGIN');
-    await locker.query(`LOCK TABLE public.${prepared.table} IN ACCESS EXCLUSIVE MODE`);
-    const killed = terminateBackendWaitingOnLock().finally(() => locker.query('COMMIT'));
+    const prepared = await events.prepare('start-connection-killed');
+    const locker = await Locker.open(db);
+    await locker.session.query('BEGIN');
+    await locker.session.query(`LOCK TABLE public.${prepared.table} IN ACCESS EXCLUSIVE MODE`);
+    locker.killWaiter();
 
     // Act
-    let result: Awaited<ReturnType<typeof archive>>;
-    try {
-      result = await archive(prepared);
-    } finally {
-      await killed.catch(() => undefined);
-      await locker.end();
-    }
+    const { result, killed } = await locker.beside(() => events.run(prepared));
 
     // Assess: a killed connection is transient (SQLSTATE 57P01): Step Functions retries Start
     expect(await killed).toBeGreaterThan(0);
@@ -355,38 +276,34 @@ describe('archive under injected faults', () => {
     await expectCompleteArchive(prepared, result);
   });
 
-  it('retries a Finish step whose database connection was killed mid-statement', async () => {
+  it('retries a Finish step whose database connection was killed mid-statement', async ({
+    database: db,
+    events,
+  }) => {
     // Prepare: after the last chunk's commit another session locks the run row, so Finish's update of it
     // waits; its backend is then terminated.
-    const prepared = await prepare('finish-connection-killed');
+    const prepared = await events.prepare('finish-connection-killed');
     // Once the last eligible row is committed away, only the empty end chunk (it leaves the run row alone) and Finish remain.
     let lockedAtCommit: number | undefined;
-    const locker = await openClient();
+    const locker = await Locker.open(db);
     let commits = 0;
-    let killed: Promise<number> | undefined;
     const hooks: ChunkFaultHooks = {
       afterCommit: async () => {
         commits++;
         if (lockedAtCommit !== undefined) return;
-        if ((await eligibleEventIds(db.pool, prepared.table, NOW, RETENTION)).length > 0) return;
+        if ((await eligibleEventIds(db.pool, prepared.table, NOW, 'P90D')).length > 0) return;
         lockedAtCommit = commits;
-        await locker.query('BEGIN');
-        await locker.query(
+        await locker.session.query('BEGIN');
+        await locker.session.query(
           `SELECT 1 FROM lifecycle.runs WHERE policy = $1 AND status = 'running' FOR UPDATE`,
           [prepared.scope.policy],
         );
-        killed = terminateBackendWaitingOnLock().finally(() => locker.query('COMMIT'));
+        locker.killWaiter();
       },
     };
 
     // Act
-    let result: Awaited<ReturnType<typeof archive>>;
-    try {
-      result = await archive(prepared, { hooks });
-    } finally {
-      await killed?.catch(() => undefined);
-      await locker.end();
-    }
+    const { result, killed } = await locker.beside(() => events.run(prepared, { hooks }));
 
     // Assess
     expect(lockedAtCommit).toBeDefined();
@@ -395,15 +312,20 @@ describe('archive under injected faults', () => {
     await expectCompleteArchive(prepared, result);
   });
 
-  it('records a persistent terminal failure, keeps every row, and lets the next run finish the work', async () => {
+  it('records a persistent terminal failure, keeps every row, and lets the next run finish the work', async ({
+    database: db,
+    s3,
+    bucket,
+    events,
+  }) => {
     // Prepare
-    const prepared = await prepare('terminal-upload-failure');
+    const prepared = await events.prepare('terminal-upload-failure');
     const boom = () =>
       Object.assign(new Error('injected: the bucket policy changed under us'), { name: 'BoomError' });
     const store = new FaultInjectingStore(new S3ObjectStore(s3, bucket), { put: failFrom(3, boom) });
 
     // Act
-    const failed = await archive(prepared, { store });
+    const failed = await events.run(prepared, { store });
 
     // Assess
     expect(failed.status).toBe('failed');
@@ -426,7 +348,7 @@ describe('archive under injected faults', () => {
     expect(sorted(state.archivedKeys)).toEqual(sorted(prepared.eligible.slice(-state.archivedKeys.length)));
 
     // Act: the next run, without the fault
-    const next = await archive(prepared);
+    const next = await events.run(prepared);
 
     // Assess
     expect(next.status).toBe('succeeded');

@@ -6,20 +6,10 @@
  * tie-breaking part of the cursor is what keeps rows from being skipped or taken twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import { expectArchiveGuarantees, runRecord, tableKeys } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const RETENTION = 'P90D';
 /** 150-row chunks: chunk boundaries fall inside groups of rows sharing one time value. */
 const CHUNKING = { initialRows: 150, minRows: 150, maxRows: 150 };
@@ -201,92 +191,71 @@ const cases: KeyCase[] = [
   },
 ];
 
-beforeAll(async () => {
-  db = await createTestDatabase('archive_keys');
-  s3 = testS3Client();
-  bucket = await createTestBucket('archive-keys');
-  definition = await synthesizeDefinition(
-    testConfig([
-      {
-        name: 'synth-only',
-        table: 'synth_only',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P1D',
-      },
-    ]),
-  );
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('archive keyset over every kind of row identity', () => {
-  it.each(cases)('archives exactly the eligible rows of $title, each once', async (c) => {
-    // Prepare
-    for (const statement of c.setup) {
-      await db.pool.query(statement, statement.includes('$1') ? [NOW.toISOString()] : []);
-    }
-    const tableKeysSql = `SELECT ${c.key} AS k FROM ${c.from}`;
-    const before = await tableKeys(db.pool, tableKeysSql);
-    const eligible = await db.pool.query<{ k: string; check: string | null }>(
-      `SELECT ${c.key} AS k, ${c.check}::text AS check FROM ${c.from}
+  it.for(cases)(
+    'archives exactly the eligible rows of $title, each once',
+    async (c, { database: db, s3, bucket, runPolicy, definition }) => {
+      // Prepare
+      for (const statement of c.setup) {
+        await db.pool.query(statement, statement.includes('$1') ? [NOW.toISOString()] : []);
+      }
+      const tableKeysSql = `SELECT ${c.key} AS k FROM ${c.from}`;
+      const before = await tableKeys(db.pool, tableKeysSql);
+      const eligible = await db.pool.query<{ k: string; check: string | null }>(
+        `SELECT ${c.key} AS k, ${c.check}::text AS check FROM ${c.from}
         WHERE ${c.time} < $1::timestamptz - $2::interval`,
-      [NOW.toISOString(), RETENTION],
-    );
-    expect(eligible.rowCount).toBeGreaterThan(3 * CHUNKING.maxRows);
-    const config = testConfig([
-      {
-        name: c.policy,
-        table: c.table,
-        action: 'archive',
-        timeColumn: c.timeColumn,
-        retention: RETENTION,
-        chunking: CHUNKING,
-        // The chunk keyset is under test: old partitions go through chunks, not as whole units.
-        partitions: { enabled: false },
-      },
-    ]);
+        [NOW.toISOString(), RETENTION],
+      );
+      expect(eligible.rowCount).toBeGreaterThan(3 * CHUNKING.maxRows);
+      const config = testConfig([
+        {
+          name: c.policy,
+          table: c.table,
+          action: 'archive',
+          timeColumn: c.timeColumn,
+          retention: RETENTION,
+          chunking: CHUNKING,
+          // The chunk keyset is under test: old partitions go through chunks, not as whole units.
+          partitions: { enabled: false },
+        },
+      ]);
 
-    // Act
-    const result = await runLocally({
-      config,
-      policyName: c.policy,
-      definition,
-      // With each commit held 30 ms, a 1.1 s budget fits about one chunk: several Chunk invocations.
-      chunkBudgetMs: 1_100,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks: { beforeCommit: () => sleep(30) } },
-    });
+      // Act
+      const result = await runPolicy(config, c.policy, {
+        definition,
+        // With each commit held 30 ms, a 1.1 s budget fits about one chunk: several Chunk invocations.
+        chunkBudgetMs: 1_100,
+        deps: { hooks: { beforeCommit: () => sleep(30) } },
+      });
 
-    // Assess
-    expect(result.failure).toBeUndefined();
-    expect(result.status).toBe('succeeded');
-    const scope = { pool: db.pool, s3, bucket, policy: c.policy, tableKeysSql, keyOf: c.keyOf };
-    const state = await expectArchiveGuarantees(scope, before);
-    expect([...state.archivedKeys].sort()).toEqual(eligible.rows.map((r) => r.k).sort());
-    expect(result.summary?.rows).toBe(eligible.rowCount);
-    const run = await runRecord(db.pool, result.summary?.runId);
-    expect(Number(run?.chunks)).toBeGreaterThanOrEqual(
-      Math.ceil((eligible.rowCount ?? 0) / CHUNKING.maxRows),
-    );
-    expect(result.chunkInvocations).toBeGreaterThan(1);
-    // Object keys carry the encoded schema.table of the configured (parent) table.
-    expect(state.objects.length).toBeGreaterThan(0);
-    expect(state.objects.filter((o) => !o.key.startsWith(`${c.prefix}${o.partition}/`))).toEqual([]);
-    // Each archived row is the row that was in the table (compared on a non-key column).
-    const expected = new Map(eligible.rows.map((r) => [r.k, r.check]));
-    const column = c.check.replaceAll('"', '');
-    const differing = state.archived.filter((row) => {
-      const want = expected.get(c.keyOf(row));
-      const got = row[column];
-      return want === null
-        ? got !== null && got !== undefined
-        : Number.isNaN(Number(want))
-          ? String(got) !== want
-          : Number(got) !== Number(want);
-    });
-    expect(differing).toEqual([]);
-  });
+      // Assess
+      expect(result.failure).toBeUndefined();
+      expect(result.status).toBe('succeeded');
+      const scope = { pool: db.pool, s3, bucket, policy: c.policy, tableKeysSql, keyOf: c.keyOf };
+      const state = await expectArchiveGuarantees(scope, before);
+      expect([...state.archivedKeys].sort()).toEqual(eligible.rows.map((r) => r.k).sort());
+      expect(result.summary?.rows).toBe(eligible.rowCount);
+      const run = await runRecord(db.pool, result.summary?.runId);
+      expect(Number(run?.chunks)).toBeGreaterThanOrEqual(
+        Math.ceil((eligible.rowCount ?? 0) / CHUNKING.maxRows),
+      );
+      expect(result.chunkInvocations).toBeGreaterThan(1);
+      // Object keys carry the encoded schema.table of the configured (parent) table.
+      expect(state.objects.length).toBeGreaterThan(0);
+      expect(state.objects.filter((o) => !o.key.startsWith(`${c.prefix}${o.partition}/`))).toEqual([]);
+      // Each archived row is the row that was in the table (compared on a non-key column).
+      const expected = new Map(eligible.rows.map((r) => [r.k, r.check]));
+      const column = c.check.replaceAll('"', '');
+      const differing = state.archived.filter((row) => {
+        const want = expected.get(c.keyOf(row));
+        const got = row[column];
+        return want === null
+          ? got !== null && got !== undefined
+          : Number.isNaN(Number(want))
+            ? String(got) !== want
+            : Number(got) !== Number(want);
+      });
+      expect(differing).toEqual([]);
+    },
+  );
 });

@@ -13,7 +13,6 @@
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyArchiveRun } from '../../bin/local/verify-archive.ts';
 import { ArchiveAction } from '../../functions/actions/archive/chunk.ts';
 import { lockListedObjects } from '../../functions/actions/archive/object-lock.ts';
@@ -26,21 +25,19 @@ import {
   type StoredObject,
   type VerifyMode,
 } from '../../functions/adapters/archive-store.ts';
-import type { Queryable } from '../../functions/adapters/catalog.ts';
-import { Ledger } from '../../functions/adapters/ledger.ts';
+import { Ledger } from '../../functions/adapters/ledger/index.ts';
+import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { TransientDatabaseError, TransientStorageError } from '../../functions/core/errors.ts';
 import { type ChunkFaultHooks, silentLogger } from '../../functions/run/dependencies.ts';
 import type { ArchivePolicy, LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { type LedgerObject, ledgerObjects, readObject, runLocally, testConfig } from '../support/archive.ts';
+import { type LedgerObject, ledgerObjects, readObject, testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { afterAll, beforeAll, describe, expect, it, NOW } from '../support/fixture.ts';
+import { listAllKeys, testS3Client } from '../support/s3.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
+/** The file's client for LockRecordingStore (objectLockClient). */
 let lockingS3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 
 interface LockCall {
   readonly key: string;
@@ -149,7 +146,11 @@ function policy(
 }
 
 /** What the ledger says each listed object of the policy must be locked until: listing time + days (ISO). */
-async function expectedLocks(policyName: string, days: number): Promise<Map<string, string>> {
+async function expectedLocks(
+  db: TestDatabase,
+  policyName: string,
+  days: number,
+): Promise<Map<string, string>> {
   const { rows } = await db.pool.query<{ key: string; listed_ms: string }>(
     `SELECT o.key, floor(extract(epoch FROM o.created_at) * 1000)::bigint::text AS listed_ms
        FROM lifecycle.archived_objects o JOIN lifecycle.runs r USING (run_id) WHERE r.policy = $1`,
@@ -160,7 +161,7 @@ async function expectedLocks(policyName: string, days: number): Promise<Map<stri
   );
 }
 
-async function unlockedCount(policyName: string): Promise<number> {
+async function unlockedCount(db: TestDatabase, policyName: string): Promise<number> {
   const { rows } = await db.pool.query<{ n: string }>(
     `SELECT count(*) AS n FROM lifecycle.archived_objects o JOIN lifecycle.runs r USING (run_id)
       WHERE r.policy = $1 AND o.retained_until IS NULL`,
@@ -169,20 +170,20 @@ async function unlockedCount(policyName: string): Promise<number> {
   return Number(rows[0]?.n);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('archive_object_lock');
-  s3 = testS3Client();
+beforeAll(() => {
   lockingS3 = objectLockClient();
-  bucket = await createTestBucket('object-lock');
 });
-afterAll(async () => {
-  s3?.destroy();
+afterAll(() => {
   lockingS3?.destroy();
-  await db?.drop();
 });
 
 describe('archive.objectLock', () => {
-  it('locks each committed object once, after its COMMIT listed it, and never an orphan, which is removed', async () => {
+  it('locks each committed object once, after its COMMIT listed it, and never an orphan, which is removed', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: the 3rd verification fails after a real upload, so that chunk rolls back: an orphan.
     await seedEvents(db.pool, 'locked_events', 1500, NOW);
     const lock = { mode: 'COMPLIANCE' as const, days: 3650 };
@@ -190,15 +191,11 @@ describe('archive.objectLock', () => {
     const store = new LockRecordingStore(lockingS3, bucket, db.pool, [3]);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'locked',
-      deps: { databaseUrl: db.url, bucket, store, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'locked', { deps: { store } });
 
     // Assess
     expect(result.status).toBe('succeeded');
-    const expected = await expectedLocks('locked', lock.days);
+    const expected = await expectedLocks(db, 'locked', lock.days);
     expect(expected.size).toBeGreaterThan(3);
     expect(
       store.locks.every((call) => call.listed),
@@ -207,7 +204,7 @@ describe('archive.objectLock', () => {
     expect(store.locks.map((call) => call.key).sort()).toEqual([...expected.keys()].sort());
     for (const call of store.locks)
       expect(call).toMatchObject({ mode: 'COMPLIANCE', until: expected.get(call.key) });
-    expect(await unlockedCount('locked')).toBe(0);
+    expect(await unlockedCount(db, 'locked')).toBe(0);
     // The orphan: uploaded, never listed, never locked, removed.
     const [orphan] = store.faulted;
     expect(orphan).toBeDefined();
@@ -217,7 +214,11 @@ describe('archive.objectLock', () => {
     expect(await listAllKeys(s3, bucket, 'archive/locked/')).toEqual([...expected.keys()].sort());
   });
 
-  it('locks, in a later run, objects a crash between COMMIT and the lock left unlocked', async () => {
+  it('locks, in a later run, objects a crash between COMMIT and the lock left unlocked', async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a crash right after the first chunk's COMMIT (before its lock); the step is retried.
     await seedEvents(db.pool, 'crash_events', 1500, NOW);
     const lock = { mode: 'GOVERNANCE' as const, days: 30 };
@@ -238,37 +239,33 @@ describe('archive.objectLock', () => {
     const store = new LockRecordingStore(lockingS3, bucket, db.pool);
 
     // Act
-    const result = await runLocally({
-      config,
-      policyName: 'crashed',
-      deps: { databaseUrl: db.url, bucket, store, hooks, now: () => NOW },
-    });
+    const result = await runPolicy(config, 'crashed', { deps: { store, hooks } });
 
     // Assess: the crash happened after a COMMIT that listed objects; they were locked later, none twice,
     // none missing.
     expect(result.status).toBe('succeeded');
     expect(commits).toBeGreaterThan(1);
     expect(crashed.length).toBeGreaterThan(0);
-    const expected = await expectedLocks('crashed', lock.days);
+    const expected = await expectedLocks(db, 'crashed', lock.days);
     expect(expected.size).toBeGreaterThan(crashed.length);
     for (const key of crashed) expect(expected.has(key)).toBe(true);
     expect(store.locks.map((call) => call.key).sort()).toEqual([...expected.keys()].sort());
     for (const call of store.locks)
       expect(call).toMatchObject({ listed: true, until: expected.get(call.key) });
-    expect(await unlockedCount('crashed')).toBe(0);
+    expect(await unlockedCount(db, 'crashed')).toBe(0);
   });
 
-  it("locks listed objects that were never locked (objectLock turned on later) in the next run's Finish", async () => {
+  it("locks listed objects that were never locked (objectLock turned on later) in the next run's Finish", async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a first run without objectLock lists objects and locks none.
     await seedEvents(db.pool, 'later_events', 1000, NOW);
     const unlocked = testConfig([policy('later', 'later_events')]);
-    const first = await runLocally({
-      config: unlocked,
-      policyName: 'later',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const first = await runPolicy(unlocked, 'later');
     const firstObjects = (await ledgerObjects(db.pool, first.summary?.runId)).map((o) => o.key);
-    expect(await unlockedCount('later')).toBe(firstObjects.length);
+    expect(await unlockedCount(db, 'later')).toBe(firstObjects.length);
     // One object listed long ago: its lock would already have ended, so none is asked for.
     const [old] = firstObjects;
     await db.pool.query(
@@ -279,30 +276,28 @@ describe('archive.objectLock', () => {
     const store = new LockRecordingStore(lockingS3, bucket, db.pool);
 
     // Act: nothing is left to archive; only Finish's sweep can lock the first run's objects.
-    const second = await runLocally({
-      config: testConfig([policy('later', 'later_events', lock)]),
-      policyName: 'later',
-      deps: { databaseUrl: db.url, bucket, store, now: () => NOW },
+    const second = await runPolicy(testConfig([policy('later', 'later_events', lock)]), 'later', {
+      deps: { store },
     });
 
     // Assess
     expect(second.summary).toMatchObject({ status: 'succeeded', rows: 0 });
-    const expected = await expectedLocks('later', lock.days);
+    const expected = await expectedLocks(db, 'later', lock.days);
     expect(store.locks.map((call) => call.key).sort()).toEqual(firstObjects.filter((k) => k !== old).sort());
     for (const call of store.locks) expect(call.until).toBe(expected.get(call.key));
-    expect(await unlockedCount('later')).toBe(0);
+    expect(await unlockedCount(db, 'later')).toBe(0);
   });
 });
 
 describe('archive.objectLock: what each step locks', () => {
-  it("locks after a COMMIT only that chunk's own objects, and none once the step's time runs short", async () => {
+  it("locks after a COMMIT only that chunk's own objects, and none once the step's time runs short", async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: listed objects of a run without objectLock, then the archive action of the policy with it.
     await seedEvents(db.pool, 'chunk_events', 800, NOW);
-    const run = await runLocally({
-      config: testConfig([policy('chunked', 'chunk_events')]),
-      policyName: 'chunked',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const run = await runPolicy(testConfig([policy('chunked', 'chunk_events')]), 'chunked');
     const runId = run.summary?.runId as string;
     const [first, second, ...others] = await ledgerObjects(db.pool, runId);
     if (!first || !second) throw new Error('expected at least two objects');
@@ -333,18 +328,19 @@ describe('archive.objectLock: what each step locks', () => {
 
     // Assess: the run's other unlocked objects are left to Finish, and so is `second`.
     expect(store.locks.map((call) => call.key)).toEqual([first.key]);
-    expect(await unlockedCount('chunked')).toBe(others.length + 1);
+    expect(await unlockedCount(db, 'chunked')).toBe(others.length + 1);
   });
 
-  it('records an object S3 holds other bytes for: the Finish that finds it fails, later ones skip it, verify reports it', async () => {
+  it('records an object S3 holds other bytes for: the Finish that finds it fails, later ones skip it, verify reports it', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: objects listed without objectLock; then one of them replaced in S3.
     await seedEvents(db.pool, 'tampered_events', 800, NOW);
     const unlocked = testConfig([policy('tampered', 'tampered_events')]);
-    const first = await runLocally({
-      config: unlocked,
-      policyName: 'tampered',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const first = await runPolicy(unlocked, 'tampered');
     const keys = (await ledgerObjects(db.pool, first.summary?.runId)).map((o) => o.key);
     const [replaced, ...intact] = keys;
     if (!replaced || intact.length === 0) throw new Error('expected at least two objects');
@@ -361,16 +357,8 @@ describe('archive.objectLock: what each step locks', () => {
     const later = new LockRecordingStore(lockingS3, bucket, db.pool);
 
     // Act: the next run's Finish finds it; the run after that.
-    const found = await runLocally({
-      config,
-      policyName: 'tampered',
-      deps: { databaseUrl: db.url, bucket, store: finding, now: () => NOW },
-    });
-    const next = await runLocally({
-      config,
-      policyName: 'tampered',
-      deps: { databaseUrl: db.url, bucket, store: later, now: () => NOW },
-    });
+    const found = await runPolicy(config, 'tampered', { deps: { store: finding } });
+    const next = await runPolicy(config, 'tampered', { deps: { store: later } });
 
     // Assess: reported once (the run that found it failed, the others were locked), recorded, then skipped.
     expect(found.status).toBe('failed');
@@ -395,15 +383,15 @@ describe('archive.objectLock: what each step locks', () => {
     expect(verification.problems).toContain(`${replaced}: Object Lock: ${rows[0]?.lock_error}`);
   });
 
-  it("Finish's sweep reads only the objects it locks, however many other policies listed", async () => {
+  it("Finish's sweep reads only the objects it locks, however many other policies listed", async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: 20,000 listed objects of a policy without objectLock (ledger rows only), and a few real ones of
     // a policy that now has it. Planner statistics as autovacuum keeps them on a ledger of that size.
     await seedEvents(db.pool, 'swept_events', 800, NOW);
-    const run = await runLocally({
-      config: testConfig([policy('swept', 'swept_events')]),
-      policyName: 'swept',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const run = await runPolicy(testConfig([policy('swept', 'swept_events')]), 'swept');
     const swept = await ledgerObjects(db.pool, run.summary?.runId);
     await db.pool.query(`
       INSERT INTO lifecycle.runs (run_id, policy, action, table_name, time_column, cutoff, trigger, status)
@@ -478,16 +466,17 @@ function objectRowsRead(plan: unknown): number {
 }
 
 describe('orphan removal', () => {
-  it('only ever deletes objects the ledger never listed, whatever the pending table says', async () => {
+  it('only ever deletes objects the ledger never listed, whatever the pending table says', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
     // Prepare: a finished run's listed objects, each given a stale pending mark as if its announcement
     // had outlived the commit; and one real orphan (announced, uploaded, never listed).
     await seedEvents(db.pool, 'orphan_events', 800, NOW);
     const config = testConfig([policy('orphans', 'orphan_events')]);
-    const first = await runLocally({
-      config,
-      policyName: 'orphans',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const first = await runPolicy(config, 'orphans');
     const runId = first.summary?.runId as string;
     const listed = (await ledgerObjects(db.pool, runId)).map((o) => o.key);
     expect(listed.length).toBeGreaterThan(1);
@@ -502,11 +491,7 @@ describe('orphan removal', () => {
     }
 
     // Act: the next run's Finish removes the orphans of ended runs.
-    const second = await runLocally({
-      config,
-      policyName: 'orphans',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const second = await runPolicy(config, 'orphans');
 
     // Assess
     expect(second.summary?.orphansRemoved).toBe(1);

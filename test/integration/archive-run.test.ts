@@ -29,6 +29,18 @@ async function seedCountingResults(db: TestDatabase, rows: number): Promise<void
   );
 }
 
+/** An archive policy of `public.counting_results` by `created_at`, two years' retention, and `fields`. */
+function countingResultsPolicy(name: string, fields: Record<string, unknown> = {}) {
+  return {
+    name,
+    table: 'public.counting_results',
+    action: 'archive' as const,
+    timeColumn: 'created_at',
+    retention: 'P2Y',
+    ...fields,
+  };
+}
+
 describe('archive run', () => {
   it('archives exactly the eligible rows, each once, with nothing left over', async ({
     database: db,
@@ -46,15 +58,10 @@ describe('archive run', () => {
       [NOW.toISOString()],
     );
     const config = testConfig([
-      {
-        name: 'counting-results',
-        table: 'public.counting_results',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P2Y',
+      countingResultsPolicy('counting-results', {
         filter: "count_type <> 'critical'",
         chunking: { initialRows: 500, minRows: 100, maxRows: 1000 },
-      },
+      }),
     ]);
 
     // Act
@@ -107,14 +114,7 @@ describe('archive run', () => {
       [NOW.toISOString()],
     );
     const config = testConfig([
-      {
-        name: 'continued',
-        table: 'public.counting_results',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P2Y',
-        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-      },
+      countingResultsPolicy('continued', { chunking: { initialRows: 100, minRows: 100, maxRows: 100 } }),
     ]);
     // Each continuation's Start checks the policy it carries against the deployed one, as in AWS.
     const { policy, chunking } = buildExecutionInput(config, 'continued', 'schedule', false);
@@ -160,16 +160,7 @@ describe('archive run', () => {
       `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y' AND count_type <> 'critical'`,
       [NOW.toISOString()],
     );
-    const config = testConfig([
-      {
-        name: 'dry',
-        table: 'public.counting_results',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P2Y',
-        filter: "count_type <> 'critical'",
-      },
-    ]);
+    const config = testConfig([countingResultsPolicy('dry', { filter: "count_type <> 'critical'" })]);
     // Act
     // No bucket: planning an archive needs none.
     const result = await runPolicy(config, 'dry', { dryRun: true, deps: { bucket: undefined } });
@@ -188,14 +179,7 @@ describe('archive run', () => {
     // Prepare: a clock that moves 5 hours per reading, so the execution is "old" after a few steps.
     await seedCountingResults(db, 3000);
     const config = testConfig([
-      {
-        name: 'aging',
-        table: 'public.counting_results',
-        action: 'archive',
-        timeColumn: 'created_at',
-        retention: 'P2Y',
-        chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-      },
+      countingResultsPolicy('aging', { chunking: { initialRows: 100, minRows: 100, maxRows: 100 } }),
     ]);
     const eligibleAtStart = await db.pool.query(
       `SELECT count(*)::int AS n FROM public.counting_results WHERE created_at < $1::timestamptz - interval 'P2Y'`,

@@ -12,44 +12,28 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { inject } from 'vitest';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { LEASE_TTL_SECONDS } from '../../lib/contracts/lease.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import {
-  eligibleEventIds,
-  expectArchiveGuarantees,
-  runRecord,
-  seedEvents,
-  tableKeys,
-} from '../support/archive-guarantees.ts';
+import { expectArchiveGuarantees, runRecord } from '../support/archive-guarantees.ts';
 import { cliEnvironment, spawnCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { runCliInProcess } from '../support/leases.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { afterAll, eventArchivePolicy, it, YEAR_IN_CHUNKS_OF_100 } from '../support/event-archive.ts';
+import { describe, expect } from '../support/fixture.ts';
+import { leaseSecondsLeft, runCliInProcess } from '../support/leases.ts';
 
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const POLICY = 'killed';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
 let child: ChildProcess | undefined;
 
-beforeAll(async () => {
-  db = await createTestDatabase('cli_kill');
-  s3 = testS3Client();
-  bucket = await createTestBucket('cli-kill');
-});
-afterAll(async () => {
+afterAll(() => {
   child?.kill('SIGKILL');
-  s3?.destroy();
-  await db?.drop();
 });
 
 /** The killed run's progress and lease, once the child has opened them. */
-async function progress(): Promise<{ chunks: number; runId: string; pid: number } | undefined> {
+async function progress(
+  db: TestDatabase,
+): Promise<{ chunks: number; runId: string; pid: number } | undefined> {
   try {
     const { rows } = await db.pool.query<{ chunks: number; run_id: string; holder_pid: number }>(
       `SELECT r.chunks, r.run_id::text, l.holder_pid FROM lifecycle.runs r JOIN lifecycle.leases l USING (run_id)
@@ -78,25 +62,24 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 describe('a killed pg-lifecycle run', () => {
-  it('blocks its policy only until unlock proves it gone; the next run loses and duplicates nothing', async () => {
+  it('blocks its policy only until unlock proves it gone; the next run loses and duplicates nothing', async ({
+    database: db,
+    bucket,
+    runPolicy,
+    events,
+  }) => {
     // Prepare: 100-row chunks over ~7,000 eligible rows, so the run is still archiving when it is stopped.
-    await seedEvents(db.pool, 'events', 8_000, NOW);
-    const tableKeysSql = 'SELECT id::text AS k FROM public.events';
-    const before = await tableKeys(db.pool, tableKeysSql);
-    const eligible = await eligibleEventIds(db.pool, 'events', NOW, 'P1Y');
-    const policy = {
-      name: POLICY,
-      table: 'public.events',
-      action: 'archive' as const,
-      timeColumn: 'created_at',
-      retention: 'P1Y',
-      chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-    };
+    const { config, before, eligible, scope } = await events.prepare(POLICY, {
+      table: 'events',
+      rows: 8_000,
+      ...YEAR_IN_CHUNKS_OF_100,
+    });
     const dir = mkdtempSync(join(tmpdir(), 'pgl-kill-'));
     const configFile = join(dir, 'lifecycle.config.json');
+    const policy = eventArchivePolicy(POLICY, 'events', YEAR_IN_CHUNKS_OF_100);
     writeFileSync(configFile, JSON.stringify({ sandbox: true, policies: [policy] }));
     // The in-process runs below use the same definition: synthesized while the child starts.
-    const definition = synthesizeDefinition(testConfig([policy]));
+    const definition = synthesizeDefinition(config);
     const stderr: string[] = [];
     const spawned = spawnCli(
       ['run', '--config', configFile, '--policy', POLICY, '--bucket', bucket],
@@ -112,7 +95,7 @@ describe('a killed pg-lifecycle run', () => {
 
     // Act: freeze the process once two chunks committed (it keeps its connections: a live, hung holder).
     const running = await waitFor('two committed chunks', async () => {
-      const p = await progress();
+      const p = await progress(db);
       return p && p.chunks >= 2 ? p : undefined;
     }).catch((error: Error) => {
       throw new Error(`${error.message}\nCLI stderr:\n${stderr.join('')}`);
@@ -134,19 +117,14 @@ describe('a killed pg-lifecycle run', () => {
       ]);
       return rowCount === 0 ? true : undefined;
     });
-    const config = testConfig([policy]);
-    const deps = { databaseUrl: db.url, bucket, s3, now: () => NOW };
-    const refused = await runLocally({ config, policyName: POLICY, definition: await definition, deps });
+    const refused = await runPolicy(config, POLICY, { definition: await definition });
 
     // Assess: the lease is still live (and short: minutes, not 20), so the next run is refused.
     expect(refused.failure?.error).toBe('LeaseHeldError');
     expect(refused.failure?.cause).toContain(`pg-lifecycle unlock --policy ${POLICY}`);
-    const { rows } = await db.pool.query<{ left: number }>(
-      `SELECT extract(epoch FROM expires_at - clock_timestamp())::float8 AS left FROM lifecycle.leases WHERE policy = $1`,
-      [POLICY],
-    );
-    expect(rows[0]?.left).toBeGreaterThan(0);
-    expect(rows[0]?.left).toBeLessThanOrEqual(LEASE_TTL_SECONDS);
+    const left = await leaseSecondsLeft(db, POLICY);
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(LEASE_TTL_SECONDS);
 
     // Act: unlock proves the holder gone.
     const unlocked = await runCliInProcess(db, ['unlock', '--policy', POLICY, '--reason', 'runner killed']);
@@ -160,14 +138,11 @@ describe('a killed pg-lifecycle run', () => {
     });
 
     // Act: the next run finishes the work.
-    const next = await runLocally({ config, policyName: POLICY, definition: await definition, deps });
+    const next = await runPolicy(config, POLICY, { definition: await definition });
 
     // Assess: every row is in the table or in exactly one ledger-listed object; no orphan, no lease, no pending.
     expect(next.status).toBe('succeeded');
-    const state = await expectArchiveGuarantees(
-      { pool: db.pool, s3, bucket, policy: POLICY, tableKeysSql, keyOf: (r) => String(r.id) },
-      before,
-    );
+    const state = await expectArchiveGuarantees(scope, before);
     expect(state.archivedKeys.sort()).toEqual([...eligible].sort());
   }, 180_000);
 });

@@ -9,21 +9,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { inject } from 'vitest';
 import { classifyDatabaseError } from '../../functions/core/errors.ts';
-import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { StepLogger } from '../../functions/run/dependencies.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import { cliEnvironment, runCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { beforeAll, describe, expect, it } from '../support/fixture.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 /** The value that must never be printed. */
 const ROW_VALUE = 'payload-1000';
 
@@ -41,10 +34,7 @@ const leaky = {
   chunking: { initialRows: 500, minRows: 500, maxRows: 500 },
 };
 
-beforeAll(async () => {
-  db = await createTestDatabase('error_redaction');
-  s3 = testS3Client();
-  bucket = await createTestBucket('error-redaction');
+beforeAll(async ({ database: db }) => {
   await db.pool.query(`
     CREATE TABLE public.leaky_events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, payload text NOT NULL);
     INSERT INTO public.leaky_events
@@ -59,11 +49,6 @@ beforeAll(async () => {
     CREATE TABLE public.checked (id int PRIMARY KEY, note text CONSTRAINT note_short CHECK (length(note) < 5),
                                  code text NOT NULL);
     INSERT INTO public.parents VALUES (424242);`);
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
 });
 
 interface ErrorCase {
@@ -185,7 +170,7 @@ const errorCases: ErrorCase[] = [
   },
 ];
 
-async function serverError(statement: string): Promise<unknown> {
+async function serverError(db: TestDatabase, statement: string): Promise<unknown> {
   try {
     await db.pool.query(statement);
   } catch (error) {
@@ -195,33 +180,35 @@ async function serverError(statement: string): Promise<unknown> {
 }
 
 describe('a PostgreSQL error as text', () => {
-  it.each(errorCases)('keeps the SQLSTATE and names but not the values: $title', async (testCase) => {
-    // Prepare
-    const raw = await serverError(testCase.statement);
-    // Act
-    const classified = classifyDatabaseError(raw) as Error & { sqlstate?: string; cause?: unknown };
-    // Assess: the message, and everything a logger or serializer could print of the error (causes included).
-    const everything = `${classified.message}\n${classified.stack}\n${inspect(classified, { depth: 5 })}\n${JSON.stringify(classified)}`;
-    expect(classified.message.startsWith(`${testCase.sqlstate}: `)).toBe(true);
-    for (const kept of testCase.keeps) expect(classified.message).toContain(kept);
-    for (const hidden of testCase.hides) expect(everything).not.toContain(hidden);
-  });
+  it.for(errorCases)(
+    'keeps the SQLSTATE and names but not the values: $title',
+    async (testCase, { database: db }) => {
+      // Prepare
+      const raw = await serverError(db, testCase.statement);
+      // Act
+      const classified = classifyDatabaseError(raw) as Error & { sqlstate?: string; cause?: unknown };
+      // Assess: the message, and everything a logger or serializer could print of the error (causes included).
+      const everything = `${classified.message}\n${classified.stack}\n${inspect(classified, { depth: 5 })}\n${JSON.stringify(classified)}`;
+      expect(classified.message.startsWith(`${testCase.sqlstate}: `)).toBe(true);
+      for (const kept of testCase.keeps) expect(classified.message).toContain(kept);
+      for (const hidden of testCase.hides) expect(everything).not.toContain(hidden);
+    },
+  );
 });
 
 describe('a run whose filter fails on a row', () => {
-  it('records, reports and logs the failure without the row value', async () => {
+  it('records, reports and logs the failure without the row value', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare
     const lines: string[] = [];
     const record = (level: string) => (message: string, fields?: Record<string, unknown>) =>
       lines.push(JSON.stringify({ level, message, ...fields }));
     const log: StepLogger = { info: record('INFO'), warn: record('WARN'), error: record('ERROR') };
     // Act
-    const result = await runLocally({
-      config: testConfig([leaky]),
-      policyName: leaky.name,
-      definition: await synthesizeDefinition(testConfig([leaky])),
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, log },
-    });
+    const result = await runPolicy(testConfig([leaky]), leaky.name, { definition, deps: { log } });
     // Assess
     expect(result.status).toBe('failed');
     expect(result.failure?.error).toBe('DatabaseError');
@@ -236,16 +223,16 @@ describe('a run whose filter fails on a row', () => {
     expect(JSON.stringify(result)).not.toContain(ROW_VALUE);
   });
 
-  it('fails at Start, when the sample meets the row, without the value either', async () => {
+  it('fails at Start, when the sample meets the row, without the value either', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare: the bad row among the first 100 the sample reads.
     await db.pool.query(`UPDATE public.leaky_events SET payload = '${ROW_VALUE}' WHERE id = 50`);
     try {
       // Act
-      const result = await runLocally({
-        config: testConfig([leaky]),
-        policyName: leaky.name,
-        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-      });
+      const result = await runPolicy(testConfig([leaky]), leaky.name, { definition });
       // Assess
       expect(result.failure?.error).toBe('InvalidFilterError');
       expect(result.failure?.cause).toMatch(
@@ -267,7 +254,10 @@ describe('the CLI', () => {
     writeFileSync(configFile, JSON.stringify({ sandbox: true, policies: [leaky] }));
   });
 
-  it('prints a failed run without the row value, and no Node version notice', async () => {
+  it('prints a failed run without the row value, and no Node version notice', async ({
+    database: db,
+    bucket,
+  }) => {
     // Act: on this machine's Node 20, the AWS SDK (the run's S3 client) would print NodeVersionSupportWarning.
     const result = await runCli(['run', '--config', configFile, '--policy', leaky.name, '--verbose'], {
       env: cliEnvironment({ databaseUrl: db.url, s3Endpoint: inject('s3Endpoint'), bucket }),

@@ -9,27 +9,19 @@
  * and in any hand-made execution input. The server-side check resolves them all the same, shown here on
  * its own, below that screen.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import { parseExecutionInput } from '../../functions/run/payloads.ts';
 import { checkFilterCalls, prepareTarget } from '../../functions/run/prepare-target.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
+import { testConfig } from '../support/archive.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, hooksOf, NOW, test } from '../support/fixture.ts';
+import { listAllKeys } from '../support/s3.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-/** One synth for every run: the definition does not depend on the policy's filter. */
-let definition: AslDefinition;
 /** A session the filters try to end; it must still answer afterwards. */
 let bystander: pg.Client;
 let bystanderPid: number;
@@ -45,22 +37,44 @@ const policy = (filter: string, overrides: Partial<PolicyInput> = {}): PolicyInp
     ...overrides,
   }) as PolicyInput;
 
-async function state() {
-  const { rows } = await db.pool.query<Record<string, unknown>>(
-    `SELECT (SELECT count(*)::int FROM public.events) AS events,
-            to_regclass('public.victim') IS NOT NULL AS victim,
-            (SELECT last_value::int FROM public.counter) AS counter,
-            (SELECT count(*)::int FROM pg_largeobject_metadata) AS large_objects,
-            to_regnamespace('lifecycle') IS NOT NULL AS ledger`,
-  );
-  return { ...rows[0], keys: await listAllKeys(s3, bucket) };
+/** The file's guarded policy: its runs, and the state its filters try to change. */
+interface Guarded {
+  /**
+   * A run (or plan) of the policy with `filter` (and overrides), on the file's definition: one synth for
+   * every run, as the definition does not depend on the policy's filter.
+   */
+  run(
+    filter: string,
+    options?: { dryRun?: boolean; overrides?: Partial<PolicyInput> },
+  ): Promise<LocalRunResult>;
+  /** What a filter's side effect would change: rows, tables, sequences, large objects, the ledger, S3. */
+  state(): Promise<Record<string, unknown>>;
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('filter_guard');
-  s3 = testS3Client();
-  bucket = await createTestBucket('filter-guard');
-  definition = await synthesizeDefinition(testConfig([policy('true')]));
+const it = test.extend(
+  'guarded',
+  { scope: 'file' },
+  ({ database, s3, bucket, runPolicy, definition }): Guarded => ({
+    run: (filter, options = {}) =>
+      runPolicy(testConfig([policy(filter, options.overrides)]), 'guarded', {
+        dryRun: options.dryRun ?? false,
+        definition,
+      }),
+    state: async () => {
+      const { rows } = await database.pool.query<Record<string, unknown>>(
+        `SELECT (SELECT count(*)::int FROM public.events) AS events,
+                to_regclass('public.victim') IS NOT NULL AS victim,
+                (SELECT last_value::int FROM public.counter) AS counter,
+                (SELECT count(*)::int FROM pg_largeobject_metadata) AS large_objects,
+                to_regnamespace('lifecycle') IS NOT NULL AS ledger`,
+      );
+      return { ...rows[0], keys: await listAllKeys(s3, bucket) };
+    },
+  }),
+);
+const { beforeAll, afterAll } = hooksOf(it);
+
+beforeAll(async ({ database: db }) => {
   // Side effects go through dblink (another connection), so that READ ONLY plans cannot hide them.
   const tick = pg.escapeLiteral(`SELECT nextval('public.counter')`);
   await db.pool.query(`
@@ -81,7 +95,7 @@ beforeAll(async () => {
     INSERT INTO public.common SELECT g % 3 FROM generate_series(1, 300) g;
     ANALYZE public.common;
     CREATE FUNCTION public.tick() RETURNS integer LANGUAGE plpgsql VOLATILE AS $f$
-      BEGIN PERFORM dblink_exec(${pg.escapeLiteral(conninfo())}, ${tick}); RETURN 1; END $f$;
+      BEGIN PERFORM dblink_exec(${pg.escapeLiteral(conninfo(db))}, ${tick}); RETURN 1; END $f$;
     CREATE FUNCTION public.bump(integer) RETURNS integer LANGUAGE sql VOLATILE AS 'SELECT public.tick()';
     CREATE FUNCTION public.same(integer, integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
     -- plpgsql: a SQL function would be inlined, and its operator with it, before any estimate.
@@ -123,32 +137,28 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await bystander?.end().catch(() => undefined);
-  s3?.destroy();
-  await db?.drop();
 });
 
-/** A run (or plan) of the policy with `filter` (and overrides), on the shared definition. */
-const runFiltered = (filter: string, options: { dryRun?: boolean; overrides?: Partial<PolicyInput> } = {}) =>
-  runLocally({
-    config: testConfig([policy(filter, options.overrides)]),
-    policyName: 'guarded',
-    dryRun: options.dryRun ?? false,
-    definition,
-    deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-  });
 /** dblink_exec on its own connection, outside any READ ONLY transaction of the run. */
-function dropVictim(): string {
-  return `dblink_exec('${conninfo()}', 'DROP TABLE public.victim')`;
+function dropVictim(db: TestDatabase): string {
+  return `dblink_exec('${conninfo(db)}', 'DROP TABLE public.victim')`;
 }
 
 /** Reaches the test database from inside it (dblink). */
-function conninfo(): string {
+function conninfo(db: TestDatabase): string {
   const url = new URL(db.url);
   return `host=${url.hostname} port=${url.port} dbname=${url.pathname.slice(1)} user=${url.username} password=${url.password}`;
 }
 
-/** Each case: a filter spelling and what the refusal must name (the function as PostgreSQL resolved it). */
-const refused: Array<{ title: string; filter: () => string; names: RegExp }> = [
+/** A filter spelling (it may reach into the test database) and what its refusal must name. */
+interface FilterCase {
+  readonly title: string;
+  readonly filter: (db: TestDatabase) => string;
+  /** The function, operator or relation as PostgreSQL resolved it. */
+  readonly names: RegExp;
+}
+
+const refused: FilterCase[] = [
   {
     title: 'a schema-qualified, quoted volatile function',
     filter: () => `"pg_catalog"."nextval"('public.counter') > 0`,
@@ -186,7 +196,7 @@ const refused: Array<{ title: string; filter: () => string; names: RegExp }> = [
   },
   {
     title: 'dblink_exec, quoted and schema-qualified, dropping a table',
-    filter: () => `${dropVictim().replace('dblink_exec', '"public"."dblink_exec"')} IS NOT NULL`,
+    filter: (db) => `${dropVictim(db).replace('dblink_exec', '"public"."dblink_exec"')} IS NOT NULL`,
     names: /calls dblink_exec\(text,text\) \(volatile\)/,
   },
   {
@@ -268,36 +278,43 @@ const refused: Array<{ title: string; filter: () => string; names: RegExp }> = [
 describe('filter guard: what PostgreSQL resolved, not the text', () => {
   for (const dryRun of [true, false]) {
     for (const testCase of refused) {
-      it(`${dryRun ? 'plan' : 'run'}: refuses ${testCase.title}, and nothing happens`, async () => {
+      it(`${dryRun ? 'plan' : 'run'}: refuses ${testCase.title}, and nothing happens`, async ({
+        database: db,
+        guarded,
+      }) => {
         // Prepare
-        const before = await state();
+        const before = await guarded.state();
         // Act
-        const result = await runFiltered(testCase.filter(), { dryRun });
+        const result = await guarded.run(testCase.filter(db), { dryRun });
         // Assess
         expect(result.status).toBe('failed');
         expect(result.failure?.error).toBe('InvalidFilterError');
         expect(result.failure?.cause).toMatch(testCase.names);
         expect(result.failure?.cause).toMatch(/Nothing was changed/);
-        expect(await state()).toEqual(before);
+        expect(await guarded.state()).toEqual(before);
         expect((await bystander.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
       });
     }
   }
 
-  it("refuses a function that is not PostgreSQL's own unless filterFunctions lists it", async () => {
+  it("refuses a function that is not PostgreSQL's own unless filterFunctions lists it", async ({
+    guarded,
+  }) => {
     // Prepare: public.same is IMMUTABLE, but its label is its author's word.
-    const before = await state();
+    const before = await guarded.state();
     // Act
-    const result = await runFiltered('id OPERATOR(public.====) id', { dryRun: true });
+    const result = await guarded.run('id OPERATOR(public.====) id', {
+      dryRun: true,
+    });
     // Assess
     expect(result.failure?.error).toBe('InvalidFilterError');
     expect(result.failure?.cause).toMatch(
       /operator ====\(integer,integer\) \(function same\(integer,integer\), not PostgreSQL's own: list it in filterFunctions/,
     );
-    expect(await state()).toEqual(before);
+    expect(await guarded.state()).toEqual(before);
   });
 
-  it('refuses filterFunctions naming a volatile or unknown function', async () => {
+  it('refuses filterFunctions naming a volatile or unknown function', async ({ guarded }) => {
     for (const [listed, message] of [
       ['public.bump(integer)', /filterFunctions: bump\(integer\) is volatile/],
       ['public.no_such(integer)', /filterFunctions: function "public.no_such\(integer\)" does not exist/],
@@ -306,19 +323,25 @@ describe('filter guard: what PostgreSQL resolved, not the text', () => {
         /filterFunctions: "public.same\(no_such_type\)" names an argument type that does not exist/,
       ],
     ] as const) {
-      const result = await runFiltered('id > 0', { dryRun: true, overrides: { filterFunctions: [listed] } });
+      const result = await guarded.run('id > 0', {
+        dryRun: true,
+        overrides: { filterFunctions: [listed] },
+      });
       expect(result.failure?.error, listed).toBe('InvalidFilterError');
       expect(result.failure?.cause, listed).toMatch(message);
     }
   });
 
-  it('lets stable and immutable calls, views, casts and listed functions through, and archives', async () => {
+  it('lets stable and immutable calls, views, casts and listed functions through, and archives', async ({
+    database: db,
+    guarded,
+  }) => {
     // Prepare: functions, operators and views that cannot change anything; public.same is vouched for.
     const filter =
       `lower(note) LIKE 'n%' AND id OPERATOR(public.====) id AND created_at < now() ` +
       `AND id::text::integer > 0 AND id IN (SELECT id FROM public.calm) AND date_trunc('day', created_at) IS NOT NULL`;
     // Act
-    const result = await runFiltered(filter, {
+    const result = await guarded.run(filter, {
       overrides: { filterFunctions: ['public.same(integer, integer)'] },
     });
     // Assess
@@ -330,10 +353,10 @@ describe('filter guard: what PostgreSQL resolved, not the text', () => {
 });
 
 describe('filter guard: Unicode escapes', () => {
-  const escaped = [
+  const escaped: FilterCase[] = [
     {
       title: 'dblink_exec spelled with a Unicode escape',
-      filter: () => `${dropVictim().replace('dblink_exec', 'U&"dblink_exe\\0063"')} IS NOT NULL`,
+      filter: (db) => `${dropVictim(db).replace('dblink_exec', 'U&"dblink_exe\\0063"')} IS NOT NULL`,
       names: /calls dblink_exec\(text,text\) \(volatile\)/,
     },
     {
@@ -343,41 +366,44 @@ describe('filter guard: Unicode escapes', () => {
     },
   ];
 
-  it.each(escaped)(
+  it.for(escaped)(
     'a hand-made execution input with $title is refused before any connection',
-    ({ filter }) => {
+    ({ filter }, { database: db }) => {
       // Prepare: a valid input, then its filter replaced as someone with StartExecution rights could.
       const input = buildExecutionInput(testConfig([policy('true')]), 'guarded', 'manual', true);
-      const tampered = { ...input, policy: { ...input.policy, filter: filter() } };
+      const tampered = { ...input, policy: { ...input.policy, filter: filter(db) } };
       // Act / Assess
       expect(() => parseExecutionInput(tampered)).toThrow(/Unicode escapes/);
     },
   );
 
-  it.each(escaped)('the server-side check resolves $title all the same', async ({ filter, names }) => {
-    // Prepare: the policy as the config would give it, its filter set below the screen.
-    const config = testConfig([policy('true')]);
-    const parsed = { ...config.policies[0], filter: filter() } as (typeof config.policies)[number];
-    const client = new pg.Client({
-      connectionString: db.url,
-      types: { getTypeParser: () => (v: string) => v },
-    });
-    await client.connect();
-    try {
-      const before = await state();
-      const prepared = await prepareTarget(client, parsed);
-      // Act / Assess
-      await expect(checkFilterCalls(client, prepared)).rejects.toThrow(names);
-      expect(await state()).toEqual(before);
-      expect((await bystander.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
-    } finally {
-      await client.end();
-    }
-  });
+  it.for(escaped)(
+    'the server-side check resolves $title all the same',
+    async ({ filter, names }, { database: db, guarded }) => {
+      // Prepare: the policy as the config would give it, its filter set below the screen.
+      const config = testConfig([policy('true')]);
+      const parsed = { ...config.policies[0], filter: filter(db) } as (typeof config.policies)[number];
+      const client = new pg.Client({
+        connectionString: db.url,
+        types: { getTypeParser: () => (v: string) => v },
+      });
+      await client.connect();
+      try {
+        const before = await guarded.state();
+        const prepared = await prepareTarget(client, parsed);
+        // Act / Assess
+        await expect(checkFilterCalls(client, prepared)).rejects.toThrow(names);
+        expect(await guarded.state()).toEqual(before);
+        expect((await bystander.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+      } finally {
+        await client.end();
+      }
+    },
+  );
 });
 
 describe('filter guard: types whose making runs a volatile domain CHECK', () => {
-  beforeAll(async () => {
+  beforeAll(async ({ database: db }) => {
     await db.pool.query(`
       CREATE DOMAIN public.checked AS integer CHECK (public.bump(VALUE) > 0);
       CREATE TYPE public.checked_row AS (v public.checked);
@@ -388,7 +414,7 @@ describe('filter guard: types whose making runs a volatile domain CHECK', () => 
       CREATE DOMAIN public.decoyed AS integer CHECK (public.decoy(VALUE));`);
   });
 
-  afterAll(async () => {
+  afterAll(async ({ database: db }) => {
     await db.pool.query(
       'DROP DOMAIN public.decoyed; DROP FUNCTION public.decoy(integer); DROP TYPE public.checked_row; DROP DOMAIN public.checked',
     );
@@ -439,17 +465,17 @@ describe('filter guard: types whose making runs a volatile domain CHECK', () => 
   ];
 
   for (const dryRun of [true, false]) {
-    it.each(cases)(
+    it.for(cases)(
       `${dryRun ? 'plan' : 'run'}: refuses $title, and the CHECK never runs`,
-      async ({ filter, names }) => {
+      async ({ filter, names }, { guarded }) => {
         // Prepare
-        const before = await state();
+        const before = await guarded.state();
         // Act
-        const result = await runFiltered(filter, { dryRun });
+        const result = await guarded.run(filter, { dryRun });
         // Assess: the counter the CHECK bumps is where it was.
         expect(result.failure?.error).toBe('InvalidFilterError');
         expect(result.failure?.cause).toMatch(names);
-        expect(await state()).toEqual(before);
+        expect(await guarded.state()).toEqual(before);
       },
     );
   }

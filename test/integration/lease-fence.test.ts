@@ -3,78 +3,25 @@
  * and S3: released by `unlock --force`, or taken over after it expired, it stops at its next ledger write
  * (LeaseLostError) and no row is lost or archived twice; the ledger keeps who took the lease and why.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unlockCommand } from '../../bin/cli/unlock-command.ts';
-import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import {
-  eligibleEventIds,
-  expectArchiveGuarantees,
-  runRecord,
-  seedEvents,
-  tableKeys,
-} from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { testConfig } from '../support/archive.ts';
+import { expectArchiveGuarantees, runRecord, seedEvents } from '../support/archive-guarantees.ts';
+import { migrateLedger, type TestDatabase } from '../support/database.ts';
+import { beforeAll, it, YEAR_IN_CHUNKS_OF_100 } from '../support/event-archive.ts';
+import { describe, expect, NOW } from '../support/fixture.ts';
 import { liveBackend, openRun } from '../support/leases.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-
-beforeAll(async () => {
-  db = await createTestDatabase('lease_fence');
-  s3 = testS3Client();
-  bucket = await createTestBucket('lease-fence');
-  const client = await db.pool.connect();
-  try {
-    await applyMigrations(client);
-  } finally {
-    client.release();
-  }
+beforeAll(async ({ database: db }) => {
+  await migrateLedger(db);
 });
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
-/**
- * 2000 events 6 hours apart in `public.<name>` (the oldest 540 past a year) and an archive policy on them,
- * 100 rows a chunk, with what the guarantees are checked against.
- */
-async function prepareArchive(name: string) {
-  await seedEvents(db.pool, name, 2000, NOW);
-  const tableKeysSql = `SELECT id::text AS k FROM public.${name}`;
-  const config = testConfig([
-    {
-      name,
-      table: `public.${name}`,
-      action: 'archive',
-      timeColumn: 'created_at',
-      retention: 'P1Y',
-      chunking: { initialRows: 100, minRows: 100, maxRows: 100 },
-    },
-  ]);
-  return {
-    config,
-    before: await tableKeys(db.pool, tableKeysSql),
-    eligible: await eligibleEventIds(db.pool, name, NOW, 'P1Y'),
-    scope: {
-      pool: db.pool,
-      s3,
-      bucket,
-      policy: name,
-      tableKeysSql,
-      keyOf: (r: Record<string, unknown>) => String(r.id),
-    },
-  };
-}
 
 /** `pg-lifecycle unlock` on a connection of its own; a local run's lease never needs Step Functions. */
-async function unlock(policy: string, options: { force: boolean; reason?: string; osUser: string }) {
+async function unlock(
+  db: TestDatabase,
+  policy: string,
+  options: { force: boolean; reason?: string; osUser: string },
+) {
   return withClient(await resolveClientConfig({ DATABASE_URL: db.url }), (client) =>
     unlockCommand(client, {
       policy,
@@ -89,27 +36,25 @@ async function unlock(policy: string, options: { force: boolean; reason?: string
 }
 
 describe('a live run whose lease is taken from it', () => {
-  it('stops at its next ledger write, keeping every row exactly once', async () => {
+  it('stops at its next ledger write, keeping every row exactly once', async ({
+    database: db,
+    runPolicy,
+    events,
+  }) => {
     // Prepare
-    const { config, before, eligible, scope } = await prepareArchive('fenced');
+    const { config, before, eligible, scope } = await events.prepare('fenced', YEAR_IN_CHUNKS_OF_100);
     const byBob = { reason: 'testing the fence', osUser: 'ops-bob' };
     let commits = 0;
     let refusedWhileAlive: string | undefined;
 
     // Act: after the second chunk commits, an operator releases the lease of the still-running run.
-    const result = await runLocally({
-      config,
-      policyName: 'fenced',
+    const result = await runPolicy(config, 'fenced', {
       deps: {
-        databaseUrl: db.url,
-        bucket,
-        s3,
-        now: () => NOW,
         hooks: {
           afterCommit: async () => {
             if (++commits !== 2) return;
-            refusedWhileAlive = (await unlock('fenced', { ...byBob, force: false })).outcome;
-            await unlock('fenced', { ...byBob, force: true });
+            refusedWhileAlive = (await unlock(db, 'fenced', { ...byBob, force: false })).outcome;
+            await unlock(db, 'fenced', { ...byBob, force: true });
           },
         },
       },
@@ -128,17 +73,16 @@ describe('a live run whose lease is taken from it', () => {
     expect(state.objects.every((o) => o.run_id === result.failure?.runId)).toBe(true);
 
     // Act: the next run finishes the work.
-    const next = await runLocally({
-      config,
-      policyName: 'fenced',
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const next = await runPolicy(config, 'fenced');
     expect(next.status).toBe('succeeded');
     const final = await expectArchiveGuarantees(scope, before);
     expect(final.archivedKeys.sort()).toEqual([...eligible].sort());
   });
 
-  it('an expired lease is taken over by the next run without unlock (its run marked LeaseExpired)', async () => {
+  it('an expired lease is taken over by the next run without unlock (its run marked LeaseExpired)', async ({
+    database: db,
+    runPolicy,
+  }) => {
     // Prepare: a run that stopped renewing (the holder connection is alive: only expiry counts here).
     await seedEvents(db.pool, 'expired', 200, NOW);
     const live = await liveBackend(db);
@@ -158,11 +102,7 @@ describe('a live run whose lease is taken from it', () => {
       ]);
 
       // Act
-      const next = await runLocally({
-        config,
-        policyName: 'expired',
-        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-      });
+      const next = await runPolicy(config, 'expired');
 
       // Assess
       expect(next.status).toBe('succeeded');
@@ -172,9 +112,13 @@ describe('a live run whose lease is taken from it', () => {
     }
   });
 
-  it('keeps a live local run unlockable only by --force when the server ends its holder connection', async () => {
+  it('keeps a live local run unlockable only by --force when the server ends its holder connection', async ({
+    database: db,
+    runPolicy,
+    events,
+  }) => {
     // Prepare: six chunks of 100.
-    const { config, before, eligible, scope } = await prepareArchive('reheld');
+    const { config, before, eligible, scope } = await events.prepare('reheld', YEAR_IN_CHUNKS_OF_100);
     const holderOf = async () =>
       (
         await db.pool.query<{ pid: number | null }>(
@@ -187,14 +131,8 @@ describe('a live run whose lease is taken from it', () => {
     let outcome: string | undefined;
 
     // Act: after the second chunk, an idle-connection killer (or a failover) ends the holder connection.
-    const result = await runLocally({
-      config,
-      policyName: 'reheld',
+    const result = await runPolicy(config, 'reheld', {
       deps: {
-        databaseUrl: db.url,
-        bucket,
-        s3,
-        now: () => NOW,
         hooks: {
           afterCommit: async () => {
             if (++commits !== 2) return;
@@ -204,7 +142,7 @@ describe('a live run whose lease is taken from it', () => {
             // A timeout throws here and fails the run: see result.failure below.
             await expect.poll(holderOf, { timeout: 15_000 }).not.toBe(ended);
             reheldBy = await holderOf();
-            outcome = (await unlock('reheld', { force: false, osUser: 'ops-carol' })).outcome;
+            outcome = (await unlock(db, 'reheld', { force: false, osUser: 'ops-carol' })).outcome;
           },
         },
       },

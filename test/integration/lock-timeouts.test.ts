@@ -5,23 +5,14 @@
  * within the policy's lock_timeout per attempt, naming the relation, the lock and the holder's pid, with no
  * backend of ours left waiting. A backend whose client vanished stops waiting on its own.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, resolveClientConfig } from '../../functions/commons/database.ts';
-import type { AslDefinition } from '../../functions/local-runner/synthesize.ts';
-import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import { testConfig } from '../support/archive.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { afterEach, beforeAll, describe, expect, it } from '../support/fixture.ts';
+import { runBackendsWaitingOnLocks } from '../support/sessions.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const LOCK_TIMEOUT_MS = 300;
 /** One Start or Chunk attempt plus its Step Functions retries (LAMBDA_RETRY: 6). */
 const ATTEMPTS = 7;
@@ -49,7 +40,7 @@ const policy = {
 /** A session of someone else's, named so that the message can be checked for it. */
 let holder: pg.PoolClient | undefined;
 
-async function holdWith(...statements: string[]): Promise<number> {
+async function holdWith(db: TestDatabase, ...statements: string[]): Promise<number> {
   holder = await db.pool.connect();
   await holder.query(`SET application_name = 'lock-holder'`);
   await holder.query('BEGIN');
@@ -58,16 +49,7 @@ async function holdWith(...statements: string[]): Promise<number> {
   return Number(rows[0]?.pid);
 }
 
-/** Our backends (application_name pg-lifecycle) still waiting on a lock in this database. */
-async function ourWaitingBackends(): Promise<number> {
-  const { rows } = await db.pool.query<{ n: string }>(
-    `SELECT count(*)::text AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND application_name = 'pg-lifecycle' AND wait_event_type = 'Lock'`,
-  );
-  return Number(rows[0]?.n);
-}
-
-async function tableDigest(): Promise<string | undefined> {
+async function tableDigest(db: TestDatabase): Promise<string | undefined> {
   const { rows } = await db.pool.query<{ digest: string }>(
     `SELECT md5(string_agg(t::text, '|' ORDER BY id)) AS digest FROM public.locked_events t`,
   );
@@ -79,11 +61,7 @@ function waitedMs(cause: string | undefined): number {
   return Number(/waited (\d+) ms/.exec(cause ?? '')?.[1] ?? Number.NaN);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('lock_timeouts');
-  s3 = testS3Client();
-  bucket = await createTestBucket('lock-timeouts');
-  definition = await synthesizeDefinition(testConfig([policy]));
+beforeAll(async ({ database: db }) => {
   await db.pool.query(`
     CREATE TABLE public.allowed_cameras (id int PRIMARY KEY);
     INSERT INTO public.allowed_cameras SELECT g FROM generate_series(0, 9) g;
@@ -103,24 +81,18 @@ afterEach(async () => {
   holder = undefined;
 });
 
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('a run that needs a lock another session holds', () => {
-  it('fails within lock_timeout per attempt when the table is under ACCESS EXCLUSIVE, naming it and the holder', async () => {
+  it('fails within lock_timeout per attempt when the table is under ACCESS EXCLUSIVE, naming it and the holder', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare
-    const before = await tableDigest();
-    const holderPid = await holdWith('LOCK TABLE public.locked_events IN ACCESS EXCLUSIVE MODE');
+    const before = await tableDigest(db);
+    const holderPid = await holdWith(db, 'LOCK TABLE public.locked_events IN ACCESS EXCLUSIVE MODE');
     // Act
     const started = performance.now();
-    const result = await runLocally({
-      config: testConfig([policy]),
-      policyName: policy.name,
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([policy]), policy.name, { definition });
     const durationMs = performance.now() - started;
     // Assess
     expect(result.status).toBe('failed');
@@ -134,25 +106,24 @@ describe('a run that needs a lock another session holds', () => {
     expect(waitedMs(result.failure?.cause)).toBeGreaterThanOrEqual(LOCK_TIMEOUT_MS);
     expect(waitedMs(result.failure?.cause)).toBeLessThan(LOCK_TIMEOUT_MS + WAIT_SLACK_MS);
     expect(durationMs).toBeLessThan(RUN_BOUND_MS);
-    expect(await ourWaitingBackends()).toBe(0);
+    expect(await runBackendsWaitingOnLocks(db)).toEqual([]);
     await holder?.query('ROLLBACK');
-    expect(await tableDigest()).toBe(before);
+    expect(await tableDigest(db)).toBe(before);
   });
 
-  it('names the table a filter reads when that table is under ACCESS EXCLUSIVE', async () => {
+  it('names the table a filter reads when that table is under ACCESS EXCLUSIVE', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare
     const filtered = {
       ...policy,
       filter: 'EXISTS (SELECT 1 FROM public.allowed_cameras a WHERE a.id = camera_id)',
     };
-    const holderPid = await holdWith('LOCK TABLE public.allowed_cameras IN ACCESS EXCLUSIVE MODE');
+    const holderPid = await holdWith(db, 'LOCK TABLE public.allowed_cameras IN ACCESS EXCLUSIVE MODE');
     // Act
-    const result = await runLocally({
-      config: testConfig([filtered]),
-      policyName: filtered.name,
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPolicy(testConfig([filtered]), filtered.name, { definition });
     // Assess
     expect(result.failure?.error).toBe('TransientDatabaseError');
     expect(result.failure?.cause).toMatch(
@@ -162,10 +133,14 @@ describe('a run that needs a lock another session holds', () => {
       ),
     );
     expect(waitedMs(result.failure?.cause)).toBeLessThan(LOCK_TIMEOUT_MS + WAIT_SLACK_MS);
-    expect(await ourWaitingBackends()).toBe(0);
+    expect(await runBackendsWaitingOnLocks(db)).toEqual([]);
   });
 
-  it('names the row lock and its holder when an ON DELETE trigger needs a row held FOR SHARE', async () => {
+  it('names the row lock and its holder when an ON DELETE trigger needs a row held FOR SHARE', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare: each archived event bumps its camera's counter; another session holds camera 1's counter
     // row FOR SHARE (so the trigger's UPDATE must wait), and a third only writes another row of that table.
     await db.pool.query(`
@@ -181,7 +156,10 @@ describe('a run that needs a lock another session holds', () => {
       await bystander.query(`SET application_name = 'bystander'`);
       await bystander.query('BEGIN');
       await bystander.query('UPDATE public.camera_counters SET archived = 0 WHERE camera_id = 9');
-      const holderPid = await holdWith('SELECT * FROM public.camera_counters WHERE camera_id = 1 FOR SHARE');
+      const holderPid = await holdWith(
+        db,
+        'SELECT * FROM public.camera_counters WHERE camera_id = 1 FOR SHARE',
+      );
       // Shorter waits: each Chunk attempt retries its chunk locally 3 times, here without backing off.
       const lockTimeoutMs = 100;
       const quick = { ...policy, chunking: { ...policy.chunking, lockTimeoutMs } };
@@ -194,12 +172,10 @@ describe('a run that needs a lock another session holds', () => {
       };
       // Act
       const started = performance.now();
-      const result = await runLocally({
-        config: testConfig([quick]),
-        policyName: quick.name,
+      const result = await runPolicy(testConfig([quick]), quick.name, {
         definition,
         chunkRetryBackoffMs: 0,
-        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, log },
+        deps: { log },
       });
       const durationMs = performance.now() - started;
       // Assess: the holder of that very row, not every writer of the table.
@@ -222,7 +198,7 @@ describe('a run that needs a lock another session holds', () => {
       );
       expect(rows[0]?.status).toBe('failed');
       expect(rows[0]?.error_cause).toBe(result.failure?.cause);
-      expect(await ourWaitingBackends()).toBe(0);
+      expect(await runBackendsWaitingOnLocks(db)).toEqual([]);
     } finally {
       await bystander.query('ROLLBACK').catch(() => undefined);
       bystander.release();
@@ -232,9 +208,11 @@ describe('a run that needs a lock another session holds', () => {
 });
 
 describe('a connection of ours', () => {
-  it('stops waiting for a lock soon after its client is gone, long before its lock_timeout', async () => {
+  it('stops waiting for a lock soon after its client is gone, long before its lock_timeout', async ({
+    database: db,
+  }) => {
     // Prepare: a lock_timeout far beyond the test, so only the dead-client check can end the wait.
-    await holdWith('LOCK TABLE public.allowed_cameras IN ACCESS EXCLUSIVE MODE');
+    await holdWith(db, 'LOCK TABLE public.allowed_cameras IN ACCESS EXCLUSIVE MODE');
     const client = await connect(
       await resolveClientConfig(
         { DATABASE_URL: db.url },
@@ -243,19 +221,21 @@ describe('a connection of ours', () => {
     );
     const pid = Number((client as unknown as { processID: number }).processID);
     const waiting = client.query('SELECT count(*) FROM public.allowed_cameras').catch(() => undefined);
-    await expect.poll(() => backendWaitEvent(pid), { timeout: 5_000 }).toBe('Lock');
+    await expect.poll(() => backendWaitEvent(db, pid), { timeout: 5_000 }).toBe('Lock');
     // Act: the process dies (no Terminate message, the socket just closes).
     (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
     await waiting;
     const gone = performance.now();
     // Assess
-    await expect.poll(() => backendWaitEvent(pid), { timeout: 10_000, interval: 200 }).toBe('gone');
+    await expect.poll(() => backendWaitEvent(db, pid), { timeout: 10_000, interval: 200 }).toBe('gone');
     expect(performance.now() - gone).toBeLessThan(10_000);
   });
 });
 
 describe('the session bounds', () => {
-  it("hold when DATABASE_URL carries libpq options of its own (which pg would let replace the session's)", async () => {
+  it("hold when DATABASE_URL carries libpq options of its own (which pg would let replace the session's)", async ({
+    database: db,
+  }) => {
     // Prepare
     const url = new URL(db.url);
     url.searchParams.set('options', '-c search_path=pg_catalog -c statement_timeout=0');
@@ -286,7 +266,7 @@ describe('the session bounds', () => {
   });
 });
 
-async function backendWaitEvent(pid: number): Promise<string> {
+async function backendWaitEvent(db: TestDatabase, pid: number): Promise<string> {
   const { rows } = await db.pool.query<{ wait: string | null }>(
     'SELECT wait_event_type AS wait FROM pg_stat_activity WHERE pid = $1',
     [pid],

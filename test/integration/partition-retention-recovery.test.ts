@@ -6,77 +6,39 @@
  * - the out-of-time fallback: a unit that cannot finish within the step's budget rolls back (its uploads
  *   become orphans the Finish step deletes), is marked `chunked`, and the chunk loop archives its rows.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransientDatabaseError } from '../../functions/core/errors.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
 import { runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
-import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { type LedgerObject, readArchivedRows, runLocally, testConfig } from '../support/archive.ts';
+import { type LedgerObject, readArchivedRows, testConfig } from '../support/archive.ts';
 import {
-  type ArchiveScope,
   duplicatesOf,
   expectArchiveGuarantees,
+  idKeyedScope,
   runRecord,
   tableKeys,
 } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { seedPartitioned } from '../support/partitioned.ts';
-import { createTestBucket, listAllKeys, testS3Client } from '../support/s3.ts';
-
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-/** Cutoff 2026-08-25T12:00Z: March to July 2026 lie wholly before it (units), August straddles it. */
-const RETENTION = 'P90D';
-const CUTOFF = '2026-08-25T12:00:00.000Z';
-type PolicyInput = LifecycleConfigInput['policies'][number];
+import type { TestDatabase } from '../support/database.ts';
+import { sorted } from '../support/event-archive.ts';
+import { describe, expect, it, NOW } from '../support/fixture.ts';
+import {
+  idsWhere,
+  PARTITION_CUTOFF,
+  partitionedTablePolicy,
+  relationExists,
+  runPartitionedTablePolicy,
+  seedPartitioned,
+} from '../support/partitioned.ts';
+import { listAllKeys } from '../support/s3.ts';
 
 /** `public.<table>`: monthly partitions March to December 2026, one row every 6 hours from March 1st to NOW. */
-function seedMonthly(table: string): Promise<void> {
+function seedMonthly(db: TestDatabase, table: string): Promise<void> {
   return seedPartitioned(db.pool, table, {
     first: '2026-03-01',
     last: '2026-12-01',
     from: '2026-03-01T00:00:00Z',
-    now: NOW,
   });
-}
-
-function archivePolicy(name: string, table: string, overrides: Record<string, unknown> = {}): PolicyInput {
-  return {
-    name,
-    action: 'archive',
-    table: `public.${table}`,
-    timeColumn: 'created_at',
-    retention: RETENTION,
-    chunking: { initialRows: 500, minRows: 100, maxRows: 500 },
-    ...overrides,
-  } as PolicyInput;
-}
-
-function scopeOf(policy: string, table: string): ArchiveScope {
-  return {
-    pool: db.pool,
-    s3,
-    bucket,
-    policy,
-    tableKeysSql: `SELECT id::text AS k FROM public.${table}`,
-    keyOf: (row) => String(row.id),
-  };
-}
-
-const ids = (table: string, where: string) =>
-  tableKeys(db.pool, `SELECT id::text AS k FROM public.${table} WHERE ${where} ORDER BY id`);
-
-async function relationExists(name: string): Promise<boolean> {
-  const { rowCount } = await db.pool.query('SELECT 1 FROM pg_class WHERE relname = $1', [name]);
-  return (rowCount ?? 0) > 0;
 }
 
 interface UnitRow {
@@ -88,17 +50,17 @@ interface UnitRow {
   chunk_seq: number | null;
 }
 
-async function unitOf(partition: string): Promise<UnitRow[]> {
+async function unitOf(db: TestDatabase, partition: string): Promise<UnitRow[]> {
   const { rows } = await db.pool.query<UnitRow>(
     `SELECT run_id::text, finished_by::text, state, rows::text, objects, chunk_seq
-       FROM lifecycle.dropped_partitions WHERE partition_name = $1 ORDER BY started_at`,
+       FROM lifecycle.partition_units WHERE partition_name = $1 ORDER BY started_at`,
     [`"public"."${partition}"`],
   );
   return rows;
 }
 
 /** The ledger-listed objects of one chunk of a run (a unit records its objects under its `chunk_seq`). */
-async function objectsOfChunk(runId: string, seq: number): Promise<LedgerObject[]> {
+async function objectsOfChunk(db: TestDatabase, runId: string, seq: number): Promise<LedgerObject[]> {
   const { rows } = await db.pool.query<LedgerObject>(
     `SELECT key, rows, bytes::int AS bytes, sha256, partition, run_id::text FROM lifecycle.archived_objects
       WHERE run_id = $1 AND chunk_seq = $2 ORDER BY object_id`,
@@ -107,29 +69,18 @@ async function objectsOfChunk(runId: string, seq: number): Promise<LedgerObject[
   return rows;
 }
 
-const sorted = (keys: readonly string[]) => [...keys].sort();
-
-beforeAll(async () => {
-  db = await createTestDatabase('partition_recovery');
-  s3 = testS3Client();
-  bucket = await createTestBucket('partition-recovery');
-  definition = await synthesizeDefinition(testConfig([archivePolicy('any', 'any')]));
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('partition retention: crash after an archive unit committed, before DETACH / DROP', () => {
-  it('the retried step finishes the unit: the partition is dropped, its rows archived exactly once', async () => {
+  it('the retried step finishes the unit: the partition is dropped, its rows archived exactly once', async ({
+    services,
+  }) => {
+    const { db, s3, bucket } = services;
     // Prepare
     const table = 'crash_retry';
-    await seedMonthly(table);
-    const scope = scopeOf('crash-retry', table);
+    await seedMonthly(db, table);
+    const scope = idKeyedScope(services, 'crash-retry', table);
     const before = await tableKeys(db.pool, scope.tableKeysSql);
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const inMarch = await ids(table, `created_at < '2026-04-01'`);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+    const inMarch = await idsWhere(db, table, `created_at < '2026-04-01'`);
     const archivedUnits: string[] = [];
     const hooks: ChunkFaultHooks = {
       afterPartitionArchived: (partition) => {
@@ -141,11 +92,8 @@ describe('partition retention: crash after an archive unit committed, before DET
     };
 
     // Act
-    const result = await runLocally({
-      config: testConfig([archivePolicy('crash-retry', table)]),
-      policyName: 'crash-retry',
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
+    const result = await runPartitionedTablePolicy(services, 'archive', 'crash-retry', table, {
+      deps: { hooks },
     });
 
     // Assess
@@ -162,8 +110,8 @@ describe('partition retention: crash after an archive unit committed, before DET
       status: 'succeeded',
       rows: String(eligible.length),
     });
-    expect(await relationExists(`${table}_2026_03`)).toBe(false);
-    const [unit] = await unitOf(`${table}_2026_03`);
+    expect(await relationExists(db, `${table}_2026_03`)).toBe(false);
+    const [unit] = await unitOf(db, `${table}_2026_03`);
     expect(unit).toMatchObject({
       run_id: result.summary?.runId,
       finished_by: result.summary?.runId,
@@ -175,14 +123,14 @@ describe('partition retention: crash after an archive unit committed, before DET
     const unitRows = await readArchivedRows(
       s3,
       bucket,
-      await objectsOfChunk(result.summary?.runId as string, unit?.chunk_seq as number),
+      await objectsOfChunk(db, result.summary?.runId as string, unit?.chunk_seq as number),
     );
     const unitKeys = unitRows.map(scope.keyOf);
     expect(duplicatesOf(unitKeys)).toEqual([]);
     expect(sorted(unitKeys)).toEqual(sorted(inMarch));
   });
 
-  it.each([
+  it.for<[string, string, Record<string, unknown>]>([
     ['with the same policy', 'crash_next_run', {}],
     // Left open, the fenced partition's rows would be archived a second time by the chunk loop.
     [
@@ -192,15 +140,16 @@ describe('partition retention: crash after an archive unit committed, before DET
     ],
   ])(
     'after a terminal crash, the next run finishes the unit the failed run started (%s)',
-    async (_label, table, nextOverrides) => {
+    async ([, table, nextOverrides], { services }) => {
+      const { db, s3, bucket, runPolicy, definition } = services;
       // Prepare
       const policyName = table.replaceAll('_', '-');
-      await seedMonthly(table);
-      const scope = scopeOf(policyName, table);
+      await seedMonthly(db, table);
+      const scope = idKeyedScope(services, policyName, table);
       const before = await tableKeys(db.pool, scope.tableKeysSql);
-      const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-      const inMarch = await ids(table, `created_at < '2026-04-01'`);
-      const config = testConfig([archivePolicy(policyName, table)]);
+      const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+      const inMarch = await idsWhere(db, table, `created_at < '2026-04-01'`);
+      const config = testConfig([partitionedTablePolicy('archive', policyName, table)]);
       const hooks: ChunkFaultHooks = {
         afterPartitionArchived: () => {
           throw new Error('injected: terminal failure after the unit COMMIT');
@@ -208,36 +157,28 @@ describe('partition retention: crash after an archive unit committed, before DET
       };
 
       // Act 1
-      const failed = await runLocally({
-        config,
-        policyName: policyName,
-        definition,
-        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW, hooks },
-      });
+      const failed = await runPolicy(config, policyName, { definition, deps: { hooks } });
 
       // Assess 1: March is archived (listed, counted into the failed run) and fenced, still attached.
       expect(failed.status).toBe('failed');
-      const [open] = await unitOf(`${table}_2026_03`);
+      const [open] = await unitOf(db, `${table}_2026_03`);
       expect(open).toMatchObject({ state: 'archived', finished_by: null, rows: String(inMarch.length) });
-      expect(await ids(table, `created_at < '2026-04-01'`)).toEqual(inMarch);
+      expect(await idsWhere(db, table, `created_at < '2026-04-01'`)).toEqual(inMarch);
       await expect(
         db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-03-15', 'late')`),
       ).rejects.toThrow(/pg_lifecycle_archived_fence/);
 
       // Act 2
-      const next = await runLocally({
-        config: testConfig([archivePolicy(policyName, table, nextOverrides)]),
-        policyName: policyName,
-        definition,
-        deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+      const next = await runPartitionedTablePolicy(services, 'archive', policyName, table, {
+        overrides: nextOverrides,
       });
 
       // Assess 2
       expect(next.failure).toBeUndefined();
       const state = await expectArchiveGuarantees(scope, before);
       expect(sorted(state.archivedKeys)).toEqual(sorted(eligible));
-      expect(await relationExists(`${table}_2026_03`)).toBe(false);
-      const [unit] = await unitOf(`${table}_2026_03`);
+      expect(await relationExists(db, `${table}_2026_03`)).toBe(false);
+      const [unit] = await unitOf(db, `${table}_2026_03`);
       expect(unit).toMatchObject({
         run_id: open?.run_id,
         finished_by: next.summary?.runId,
@@ -248,7 +189,7 @@ describe('partition retention: crash after an archive unit committed, before DET
         await readArchivedRows(
           s3,
           bucket,
-          await objectsOfChunk(open?.run_id as string, open?.chunk_seq as number),
+          await objectsOfChunk(db, open?.run_id as string, open?.chunk_seq as number),
         )
       ).map(scope.keyOf);
       expect(sorted(unitKeys)).toEqual(sorted(inMarch));
@@ -260,21 +201,19 @@ describe('partition retention: crash after an archive unit committed, before DET
 });
 
 describe('partition retention: an archived partition whose write fence was removed', () => {
-  it('is not dropped: a late row written meanwhile is not in the archive', async () => {
+  it('is not dropped: a late row written meanwhile is not in the archive', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare: March archived and fenced by a run that then failed.
     const table = 'unfenced';
     const policyName = 'unfenced';
-    await seedMonthly(table);
-    const config = testConfig([archivePolicy(policyName, table)]);
-    const failed = await runLocally({
-      config,
-      policyName,
+    await seedMonthly(db, table);
+    const config = testConfig([partitionedTablePolicy('archive', policyName, table)]);
+    const failed = await runPolicy(config, policyName, {
       definition,
       deps: {
-        databaseUrl: db.url,
-        bucket,
-        s3,
-        now: () => NOW,
         hooks: {
           afterPartitionArchived: () => {
             throw new Error('injected: terminal failure after the unit COMMIT');
@@ -291,34 +230,34 @@ describe('partition retention: an archived partition whose write fence was remov
     );
 
     // Act
-    const next = await runLocally({
-      config,
-      policyName,
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const next = await runPolicy(config, policyName, { definition });
 
     // Assess: the run stops on the unit; the partition and its late row are still there.
     expect(next.status).toBe('failed');
     expect(next.failure?.error).toBe('PartitionRetentionError');
     expect(next.failure?.cause).toContain('lost its write fence');
-    expect(await relationExists(`${table}_2026_03`)).toBe(true);
-    expect(await ids(table, 'id = -1')).toEqual(['-1']);
+    expect(await relationExists(db, `${table}_2026_03`)).toBe(true);
+    expect(await idsWhere(db, table, 'id = -1')).toEqual(['-1']);
   });
 });
 
 describe('partition retention: a unit that cannot finish within the step falls back to chunks', () => {
-  it('rolls the unit back, marks it chunked, and the chunk loop archives its rows exactly once', async () => {
+  it('rolls the unit back, marks it chunked, and the chunk loop archives its rows exactly once', async ({
+    database: db,
+    s3,
+    bucket,
+    definition,
+  }) => {
     // Prepare: day-sized objects and 50-row FETCHes, so April's unit has uploaded objects when time runs out.
     const table = 'out_of_time';
-    await seedMonthly(table);
+    await seedMonthly(db, table);
     const policyName = 'out-of-time';
-    const scope = scopeOf(policyName, table);
+    const scope = idKeyedScope({ db, s3, bucket }, policyName, table);
     const before = await tableKeys(db.pool, scope.tableKeysSql);
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const inApril = await ids(table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+    const inApril = await idsWhere(db, table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`);
     const config = testConfig([
-      archivePolicy(policyName, table, {
+      partitionedTablePolicy('archive', policyName, table, {
         chunking: { initialRows: 50, minRows: 50, maxRows: 50 },
         archive: { partitionBy: 'day' },
       }),
@@ -388,13 +327,13 @@ describe('partition retention: a unit that cannot finish within the step falls b
     expect(result.summary?.rows).toBe(eligible.length);
     const runId = result.summary?.runId as string;
     // April: rolled back and left to the chunk loop (still attached, now empty); the other old months dropped.
-    const [aprilUnit] = await unitOf(`${table}_2026_04`);
+    const [aprilUnit] = await unitOf(db, `${table}_2026_04`);
     expect(aprilUnit).toMatchObject({ run_id: runId, state: 'chunked', rows: null, chunk_seq: null });
-    expect(await relationExists(`${table}_2026_04`)).toBe(true);
-    expect(await ids(table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`)).toEqual([]);
+    expect(await relationExists(db, `${table}_2026_04`)).toBe(true);
+    expect(await idsWhere(db, table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`)).toEqual([]);
     for (const month of ['03', '05', '06', '07']) {
-      expect((await unitOf(`${table}_2026_${month}`))[0]?.state, month).toBe('dropped');
-      expect(await relationExists(`${table}_2026_${month}`), month).toBe(false);
+      expect((await unitOf(db, `${table}_2026_${month}`))[0]?.state, month).toBe('dropped');
+      expect(await relationExists(db, `${table}_2026_${month}`), month).toBe(false);
     }
     // The aborted unit's uploads (March's objects excluded) were orphans: deleted, never listed.
     const listed = new Set(state.objects.map((o) => o.key));
@@ -405,7 +344,7 @@ describe('partition retention: a unit that cannot finish within the step falls b
     expect(result.summary?.orphansRemoved).toBeGreaterThanOrEqual(aborted.length);
     // April's rows are in objects of the chunk loop (not of any unit), each exactly once.
     const { rows: unitSeqs } = await db.pool.query<{ seq: number }>(
-      `SELECT chunk_seq AS seq FROM lifecycle.dropped_partitions WHERE run_id = $1 AND chunk_seq IS NOT NULL`,
+      `SELECT chunk_seq AS seq FROM lifecycle.partition_units WHERE run_id = $1 AND chunk_seq IS NOT NULL`,
       [runId],
     );
     const { rows: chunkObjects } = await db.pool.query<LedgerObject>(

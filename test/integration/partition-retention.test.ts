@@ -4,57 +4,29 @@
  * archived (archive) and detached and dropped (or kept) as units; the partition straddling the cutoff, the
  * DEFAULT partition and the last partition stay, and the chunk loop takes their eligible rows.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
-import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import {
-  type ArchiveScope,
   expectArchiveGuarantees,
   FaultInjectingStore,
   failOnce,
+  idKeyedScope,
   runRecord,
   tableKeys,
 } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { seedPartitioned as seedPartitionedFixture } from '../support/partitioned.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { describe, expect, it } from '../support/fixture.ts';
+import {
+  idsWhere,
+  monthlyPartitionNames,
+  PARTITION_CUTOFF,
+  partitionedTablePolicy,
+  partitionsOf,
+  runPartitionedTablePolicy,
+  seedPartitioned,
+} from '../support/partitioned.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
-
-const NOW = new Date('2026-11-23T12:00:00.000Z');
-/** Cutoff 2026-08-25T12:00Z: partitions up to July 2026 lie wholly before it, August straddles it. */
-const RETENTION = 'P90D';
-const CUTOFF = '2026-08-25T12:00:00.000Z';
-type PolicyInput = LifecycleConfigInput['policies'][number];
-
-/** The shared fixture, at this file's NOW. */
-function seedPartitioned(
-  table: string,
-  options: { first: string; last: string; from: string; withDefault?: boolean },
-): Promise<void> {
-  return seedPartitionedFixture(db.pool, table, { ...options, now: NOW });
-}
-
-async function partitionsOf(table: string): Promise<string[]> {
-  const { rows } = await db.pool.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-      WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
-    [`public.${table}`],
-  );
-  return rows.map((r) => r.name);
-}
-
-async function ids(table: string, where = 'true'): Promise<string[]> {
-  return tableKeys(db.pool, `SELECT id::text AS k FROM public.${table} WHERE ${where} ORDER BY id`);
-}
-
-async function units(runId: string | undefined) {
+async function units(db: TestDatabase, runId: string | undefined) {
   const { rows } = await db.pool.query<{
     partition_name: string;
     state: string;
@@ -66,68 +38,34 @@ async function units(runId: string | undefined) {
     rows_estimated: boolean;
   }>(
     `SELECT partition_name, state, detach_mode, rows::text, objects, kept_as, bound_to, rows_estimated
-       FROM lifecycle.dropped_partitions WHERE finished_by = $1 ORDER BY bound_to`,
+       FROM lifecycle.partition_units WHERE finished_by = $1 ORDER BY bound_to`,
     [runId ?? '00000000-0000-0000-0000-000000000000'],
   );
   return rows;
 }
 
-function policy(name: string, table: string, overrides: Record<string, unknown> = {}): PolicyInput {
-  return {
-    name,
-    action: 'purge',
-    table: `public.${table}`,
-    timeColumn: 'created_at',
-    retention: RETENTION,
-    chunking: { initialRows: 500, minRows: 100, maxRows: 500 },
-    ...overrides,
-  } as PolicyInput;
-}
-
-const monthsBetween = (table: string, first: string, last: string) => {
-  const names: string[] = [];
-  for (let d = new Date(`${first}T00:00:00Z`); d <= new Date(`${last}T00:00:00Z`); ) {
-    names.push(`${table}_${d.toISOString().slice(0, 7).replace('-', '_')}`);
-    d = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
-  }
-  return names;
-};
-
-beforeAll(async () => {
-  db = await createTestDatabase('partition_retention');
-  s3 = testS3Client();
-  bucket = await createTestBucket('partition-retention');
-  definition = await synthesizeDefinition(testConfig([policy('any', 'any')]));
-});
-
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-});
-
 describe('partition retention: purge', () => {
-  it('drops the partitions wholly before the cutoff (DETACH CONCURRENTLY) and purges the straddling one by rows', async () => {
+  it('drops the partitions wholly before the cutoff (DETACH CONCURRENTLY) and purges the straddling one by rows', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare
     const table = 'purge_events';
-    await seedPartitioned(table, { first: '2025-10-01', last: '2027-01-01', from: '2025-10-01' });
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+    await seedPartitioned(db.pool, table, { first: '2025-10-01', last: '2027-01-01', from: '2025-10-01' });
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+    const kept = await idsWhere(db, table, `created_at >= '${PARTITION_CUTOFF}'`);
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('events-purge', table)]),
-      policyName: 'events-purge',
-      definition,
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPartitionedTablePolicy({ runPolicy, definition }, 'purge', 'events-purge', table);
 
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(eligible.length);
-    expect(await ids(table)).toEqual(kept);
-    const dropped = monthsBetween(table, '2025-10-01', '2026-07-01');
-    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2027-01-01'));
-    const recorded = await units(result.summary?.runId);
+    expect(await idsWhere(db, table)).toEqual(kept);
+    const dropped = monthlyPartitionNames(table, '2025-10-01', '2026-07-01');
+    expect(await partitionsOf(db, table)).toEqual(monthlyPartitionNames(table, '2026-08-01', '2027-01-01'));
+    const recorded = await units(db, result.summary?.runId);
     expect(recorded.map((u) => u.partition_name)).toEqual(dropped.map((n) => `"public"."${n}"`));
     expect(recorded.every((u) => u.state === 'dropped' && u.detach_mode === 'concurrently')).toBe(true);
     expect(recorded.some((u) => u.rows_estimated)).toBe(false);
@@ -143,35 +81,43 @@ describe('partition retention: purge', () => {
     expect(tables.rowCount).toBe(0);
   });
 
-  it('keeps partitions a foreign key references directly and purges their rows by chunks instead', async () => {
+  it('keeps partitions a foreign key references directly and purges their rows by chunks instead', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare: a table referencing one old leaf partition itself (not the parent).
     const table = 'leaf_ref_events';
-    await seedPartitioned(table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
+    await seedPartitioned(db.pool, table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
     await db.pool.query(`DROP TABLE IF EXISTS public.leaf_ref_notes`);
     await db.pool.query(`
       CREATE TABLE public.leaf_ref_notes (
         id integer PRIMARY KEY, event_id bigint NOT NULL, event_at timestamptz NOT NULL,
         FOREIGN KEY (event_id, event_at) REFERENCES public.${table}_2026_05 (id, created_at) ON DELETE CASCADE)`);
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+    const kept = await idsWhere(db, table, `created_at >= '${PARTITION_CUTOFF}'`);
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('leaf-ref-purge', table)]),
-      policyName: 'leaf-ref-purge',
-      definition,
-      deps: { databaseUrl: db.url, now: () => NOW },
-    });
+    const result = await runPartitionedTablePolicy(
+      { runPolicy, definition },
+      'purge',
+      'leaf-ref-purge',
+      table,
+    );
 
     // Assess: every eligible row purged through chunks, no partition detached or dropped.
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(eligible.length);
-    expect(await ids(table)).toEqual(kept);
-    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-05-01', '2026-12-01'));
-    expect(await units(result.summary?.runId)).toEqual([]);
+    expect(await idsWhere(db, table)).toEqual(kept);
+    expect(await partitionsOf(db, table)).toEqual(monthlyPartitionNames(table, '2026-05-01', '2026-12-01'));
+    expect(await units(db, result.summary?.runId)).toEqual([]);
   });
 
-  it('drops a partition too large to count in countTimeoutMs with the planner estimate, flagged', async () => {
+  it('drops a partition too large to count in countTimeoutMs with the planner estimate, flagged', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare: one old partition of 400 000 rows (counting takes far more than 1 ms) and the current one.
     const table = 'big_events';
     await db.pool.query(`DROP TABLE IF EXISTS public.${table} CASCADE`);
@@ -191,35 +137,36 @@ describe('partition retention: purge', () => {
     await db.pool.query(`ANALYZE public.${table}`);
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('big-purge', table, { partitions: { countTimeoutMs: 1 } })]),
-      policyName: 'big-purge',
-      definition,
-      deps: { databaseUrl: db.url, now: () => NOW },
+    const result = await runPartitionedTablePolicy({ runPolicy, definition }, 'purge', 'big-purge', table, {
+      overrides: { partitions: { countTimeoutMs: 1 } },
     });
 
     // Assess: dropped, its rows recorded as the (flagged) estimate; the current partition untouched.
     expect(result.failure).toBeUndefined();
-    expect(await partitionsOf(table)).toEqual([`${table}_2026_11`]);
-    expect(await ids(table)).toHaveLength(10);
-    const [unit] = await units(result.summary?.runId);
+    expect(await partitionsOf(db, table)).toEqual([`${table}_2026_11`]);
+    expect(await idsWhere(db, table)).toHaveLength(10);
+    const [unit] = await units(db, result.summary?.runId);
     expect(unit?.state).toBe('dropped');
     expect(unit?.rows_estimated).toBe(true);
     expect(Math.abs(Number(unit?.rows) - 400_000)).toBeLessThan(20_000);
     expect(result.summary?.rows).toBe(Number(unit?.rows));
   });
 
-  it('never drops the DEFAULT partition nor the last partition; with a DEFAULT it detaches under a lock', async () => {
+  it('never drops the DEFAULT partition nor the last partition; with a DEFAULT it detaches under a lock', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare: every range partition lies before the cutoff; old rows also sit in the DEFAULT partition.
     const table = 'purge_default';
-    await seedPartitioned(table, {
+    await seedPartitioned(db.pool, table, {
       first: '2026-01-01',
       last: '2026-04-01',
       from: '2025-12-01',
       withDefault: true,
     });
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const kept = await ids(table, `created_at >= '${CUTOFF}'`);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+    const kept = await idsWhere(db, table, `created_at >= '${PARTITION_CUTOFF}'`);
     // Right before each commit (units and chunks alike), can the application still read the table?
     const readable: boolean[] = [];
     const beforeCommit = async () => {
@@ -237,21 +184,22 @@ describe('partition retention: purge', () => {
     };
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('default-purge', table)]),
-      policyName: 'default-purge',
-      definition,
-      deps: { databaseUrl: db.url, now: () => NOW, hooks: { beforeCommit } },
-    });
+    const result = await runPartitionedTablePolicy(
+      { runPolicy, definition },
+      'purge',
+      'default-purge',
+      table,
+      { deps: { hooks: { beforeCommit } } },
+    );
 
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(eligible.length);
-    expect(await ids(table)).toEqual(kept);
-    expect(await partitionsOf(table)).toEqual([`${table}_2026_04`, `${table}_default`]);
-    const recorded = await units(result.summary?.runId);
+    expect(await idsWhere(db, table)).toEqual(kept);
+    expect(await partitionsOf(db, table)).toEqual([`${table}_2026_04`, `${table}_default`]);
+    const recorded = await units(db, result.summary?.runId);
     expect(recorded.map((u) => u.partition_name)).toEqual(
-      monthsBetween(table, '2026-01-01', '2026-03-01').map((n) => `"public"."${n}"`),
+      monthlyPartitionNames(table, '2026-01-01', '2026-03-01').map((n) => `"public"."${n}"`),
     );
     expect(recorded.every((u) => u.detach_mode === 'locked')).toBe(true);
     // The parent's lock ends with each DETACH: counting, checking and dropping the partition block no reader.
@@ -259,29 +207,30 @@ describe('partition retention: purge', () => {
     expect(readable.every(Boolean)).toBe(true);
   });
 
-  it('keepDetached moves the retired partitions, with their rows, to detachedSchema', async () => {
+  it('keepDetached moves the retired partitions, with their rows, to detachedSchema', async ({
+    database: db,
+    runPolicy,
+    definition,
+  }) => {
     // Prepare
     const table = 'purge_keep';
-    await seedPartitioned(table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
+    await seedPartitioned(db.pool, table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
     await db.pool.query('CREATE SCHEMA IF NOT EXISTS retired');
-    const inMay = await ids(table, `created_at < '2026-06-01'`);
+    const inMay = await idsWhere(db, table, `created_at < '2026-06-01'`);
 
     // Act
-    const result = await runLocally({
-      config: testConfig([
-        policy('keep-purge', table, { partitions: { keepDetached: true, detachedSchema: 'retired' } }),
-      ]),
-      policyName: 'keep-purge',
-      definition,
-      deps: { databaseUrl: db.url, now: () => NOW },
+    const result = await runPartitionedTablePolicy({ runPolicy, definition }, 'purge', 'keep-purge', table, {
+      overrides: {
+        partitions: { keepDetached: true, detachedSchema: 'retired' },
+      },
     });
 
     // Assess
     expect(result.failure).toBeUndefined();
-    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2026-12-01'));
-    const recorded = await units(result.summary?.runId);
+    expect(await partitionsOf(db, table)).toEqual(monthlyPartitionNames(table, '2026-08-01', '2026-12-01'));
+    const recorded = await units(db, result.summary?.runId);
     expect(recorded.map((u) => [u.state, u.kept_as])).toEqual(
-      monthsBetween(table, '2026-05-01', '2026-07-01').map((n) => ['kept', `"retired"."${n}"`]),
+      monthlyPartitionNames(table, '2026-05-01', '2026-07-01').map((n) => ['kept', `"retired"."${n}"`]),
     );
     const moved = await tableKeys(db.pool, `SELECT id::text AS k FROM retired.${table}_2026_05 ORDER BY id`);
     expect(moved).toEqual(inMay);
@@ -297,38 +246,27 @@ async function idsBefore(bound: string, eligible: readonly string[]): Promise<st
 }
 
 describe('partition retention: archive', () => {
-  const scopeOf = (name: string, table: string): ArchiveScope => ({
-    pool: db.pool,
-    s3,
-    bucket,
-    policy: name,
-    tableKeysSql: `SELECT id::text AS k FROM public.${table}`,
-    keyOf: (row) => String(row.id),
-  });
-
-  it('archives each old partition into its Hive partition, then drops it; the straddling one is chunked', async () => {
+  it('archives each old partition into its Hive partition, then drops it; the straddling one is chunked', async ({
+    services,
+  }) => {
+    const { db } = services;
     // Prepare
     const table = 'archive_events';
-    await seedPartitioned(table, { first: '2025-10-01', last: '2027-01-01', from: '2025-10-01' });
-    const scope = scopeOf('events-archive', table);
+    await seedPartitioned(db.pool, table, { first: '2025-10-01', last: '2027-01-01', from: '2025-10-01' });
+    const scope = idKeyedScope(services, 'events-archive', table);
     const before = await tableKeys(db.pool, scope.tableKeysSql);
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
 
     // Act
-    const result = await runLocally({
-      config: testConfig([policy('events-archive', table, { action: 'archive' })]),
-      policyName: 'events-archive',
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const result = await runPartitionedTablePolicy(services, 'archive', 'events-archive', table);
 
     // Assess
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(eligible.length);
     const state = await expectArchiveGuarantees(scope, before);
     expect([...state.archivedKeys].sort()).toEqual([...eligible].sort());
-    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2027-01-01'));
-    const recorded = await units(result.summary?.runId);
+    expect(await partitionsOf(db, table)).toEqual(monthlyPartitionNames(table, '2026-08-01', '2027-01-01'));
+    const recorded = await units(db, result.summary?.runId);
     expect(recorded).toHaveLength(10);
     expect(recorded.every((u) => u.state === 'dropped' && u.objects === 1)).toBe(true);
     // One object per dropped month, in that month's Hive partition, holding exactly that partition's rows.
@@ -341,22 +279,20 @@ describe('partition retention: archive', () => {
     expect(await runRecord(db.pool, result.summary?.runId)).toMatchObject({ status: 'succeeded' });
   });
 
-  it('archives by leaf chunks with a filter that names the table (the leaf is read under its name)', async () => {
+  it('archives by leaf chunks with a filter that names the table (the leaf is read under its name)', async ({
+    services,
+  }) => {
+    const { db } = services;
     // Prepare: a filter keeps partition retention off, so chunks work leaf by leaf.
     const table = 'archive_named';
-    await seedPartitioned(table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
-    const scope = scopeOf('named-archive', table);
+    await seedPartitioned(db.pool, table, { first: '2026-05-01', last: '2026-12-01', from: '2026-05-01' });
+    const scope = idKeyedScope(services, 'named-archive', table);
     const before = await tableKeys(db.pool, scope.tableKeysSql);
-    const eligible = await ids(table, `created_at < '${CUTOFF}' AND id % 3 <> 0`);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}' AND id % 3 <> 0`);
 
     // Act
-    const result = await runLocally({
-      config: testConfig([
-        policy('named-archive', table, { action: 'archive', filter: `${table}.id % 3 <> 0` }),
-      ]),
-      policyName: 'named-archive',
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
+    const result = await runPartitionedTablePolicy(services, 'archive', 'named-archive', table, {
+      overrides: { filter: `${table}.id % 3 <> 0` },
     });
 
     // Assess
@@ -365,48 +301,46 @@ describe('partition retention: archive', () => {
     expect([...state.archivedKeys].sort()).toEqual([...eligible].sort());
   });
 
-  it('a failed upload during a partition drops nothing and loses nothing; a retry completes', async () => {
+  it('a failed upload during a partition drops nothing and loses nothing; a retry completes', async ({
+    services,
+  }) => {
+    const { db, s3, bucket, runPolicy, definition } = services;
     // Prepare
     const table = 'archive_fault';
-    await seedPartitioned(table, { first: '2026-03-01', last: '2026-12-01', from: '2026-03-01' });
-    const scope = scopeOf('fault-archive', table);
+    await seedPartitioned(db.pool, table, { first: '2026-03-01', last: '2026-12-01', from: '2026-03-01' });
+    const scope = idKeyedScope(services, 'fault-archive', table);
     const before = await tableKeys(db.pool, scope.tableKeysSql);
-    const partitionsBefore = await partitionsOf(table);
-    const eligible = await ids(table, `created_at < '${CUTOFF}'`);
-    const config = testConfig([policy('fault-archive', table, { action: 'archive' })]);
+    const partitionsBefore = await partitionsOf(db, table);
+    const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
+    const config = testConfig([partitionedTablePolicy('archive', 'fault-archive', table)]);
     // The second object (April's partition) fails with a terminal error: March is already archived and dropped.
     const store = new FaultInjectingStore(new S3ObjectStore(s3, bucket), {
       put: failOnce(2, () => new Error('injected upload failure')),
     });
 
     // Act 1
-    const failed = await runLocally({
-      config,
-      policyName: 'fault-archive',
+    const failed = await runPolicy(config, 'fault-archive', {
       definition,
-      deps: { databaseUrl: db.url, store, now: () => NOW },
+      deps: { store, bucket: undefined },
     });
 
     // Assess 1: the run failed, April is still attached with all its rows, nothing is lost or orphaned.
     expect(failed.status).toBe('failed');
     expect(store.faultedKeys).toHaveLength(1);
-    expect(await partitionsOf(table)).toEqual(partitionsBefore.slice(1));
+    expect(await partitionsOf(db, table)).toEqual(partitionsBefore.slice(1));
     await expectArchiveGuarantees(scope, before);
-    expect(await ids(table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`)).toHaveLength(120);
+    expect(
+      await idsWhere(db, table, `created_at >= '2026-04-01' AND created_at < '2026-05-01'`),
+    ).toHaveLength(120);
 
     // Act 2
-    const retried = await runLocally({
-      config,
-      policyName: 'fault-archive',
-      definition,
-      deps: { databaseUrl: db.url, bucket, s3, now: () => NOW },
-    });
+    const retried = await runPolicy(config, 'fault-archive', { definition });
 
     // Assess 2
     expect(retried.failure).toBeUndefined();
     const state = await expectArchiveGuarantees(scope, before);
     expect([...state.archivedKeys].sort()).toEqual([...eligible].sort());
-    expect(await partitionsOf(table)).toEqual(monthsBetween(table, '2026-08-01', '2026-12-01'));
+    expect(await partitionsOf(db, table)).toEqual(monthlyPartitionNames(table, '2026-08-01', '2026-12-01'));
     // Writes to a dropped partition's range now fail loudly (no partition), never land unarchived.
     await expect(
       db.pool.query(`INSERT INTO public.${table} VALUES (-1, '2026-04-15', 'late')`),

@@ -6,29 +6,20 @@
  * documented privileges (SELECT, UPDATE, DELETE on the table; DML on the ledger) the same runs go through.
  */
 import { randomBytes } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
-import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
-import { runLocally, testConfig } from '../support/archive.ts';
+import { testConfig } from '../support/archive.ts';
 import { seedEvents } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { migrateLedger, type TestDatabase } from '../support/database.ts';
+import { describe, expect, hooksOf, NOW, test } from '../support/fixture.ts';
 import { seedPartitioned } from '../support/partitioned.ts';
-import { createTestBucket, testS3Client } from '../support/s3.ts';
 import { snapshotDatabaseAndBucket } from '../support/snapshot.ts';
 
-let db: TestDatabase;
-let s3: S3Client;
-let bucket: string;
-let definition: AslDefinition;
 /** A login role of this test only (roles are server-wide), and its connection URL. */
 const role = `lifecycle_app_${randomBytes(4).toString('hex')}`;
 let roleUrl: string;
 
-const NOW = new Date('2026-11-23T12:00:00.000Z');
 const CHUNKING = { initialRows: 200, minRows: 200, maxRows: 200 };
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
@@ -56,25 +47,35 @@ const partitionedPurge: PolicyInput = {
   retention: 'P90D',
 };
 
-async function admin(sql: string): Promise<void> {
+async function admin(db: TestDatabase, sql: string): Promise<void> {
   await db.pool.query(sql);
 }
 
-/**
- * Everything a run could change, ledger schema or not, in a comparable form: the database's catalog (the
- * role's grants among it) and every table's rows, and the bucket's objects.
- */
-const everything = () => snapshotDatabaseAndBucket(db.url, s3, bucket, { rolePrefix: role });
-
-function run(policy: PolicyInput, options: { dryRun?: boolean; url?: string } = {}): Promise<LocalRunResult> {
-  return runLocally({
-    config: testConfig([policy]),
-    policyName: policy.name,
-    definition,
-    dryRun: options.dryRun ?? false,
-    deps: { databaseUrl: options.url ?? roleUrl, bucket, s3, now: () => NOW },
-  });
+/** Runs as the file's role, and a picture of everything they could change. */
+interface AsRole {
+  /** A run (or plan) of `policy` as the role (or through `url`), on the file's definition. */
+  run(policy: PolicyInput, options?: { dryRun?: boolean; url?: string }): Promise<LocalRunResult>;
+  /**
+   * Everything a run could change, ledger schema or not, in a comparable form: the database's catalog (the
+   * role's grants among it) and every table's rows, and the bucket's objects.
+   */
+  everything(): ReturnType<typeof snapshotDatabaseAndBucket>;
 }
+
+const it = test.extend(
+  'asRole',
+  { scope: 'file' },
+  ({ database, s3, bucket, runPolicy, definition }): AsRole => ({
+    run: (policy, options = {}) =>
+      runPolicy(testConfig([policy]), policy.name, {
+        definition,
+        dryRun: options.dryRun ?? false,
+        deps: { databaseUrl: options.url ?? roleUrl },
+      }),
+    everything: () => snapshotDatabaseAndBucket(database.url, s3, bucket, { rolePrefix: role }),
+  }),
+);
+const { beforeAll, afterAll } = hooksOf(it);
 
 /** The run was refused at Start: no run id, no chunk, the error naming what is missing. */
 function expectRefused(result: LocalRunResult, cause: RegExp): void {
@@ -85,11 +86,7 @@ function expectRefused(result: LocalRunResult, cause: RegExp): void {
   expect(result.chunkInvocations).toBe(0);
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('privileges');
-  s3 = testS3Client();
-  bucket = await createTestBucket('privileges');
-  definition = await synthesizeDefinition(testConfig([archivePolicy]));
+beforeAll(async ({ database: db }) => {
   await seedEvents(db.pool, 'events', 1000, NOW);
   await seedEvents(db.pool, 'logs', 1000, NOW);
   await seedPartitioned(db.pool, 'readings', {
@@ -99,54 +96,54 @@ beforeAll(async () => {
     now: NOW,
   });
   // What the issue found: a role that may read, lock and create the ledger, but not delete.
-  await admin(`CREATE ROLE ${role} LOGIN PASSWORD 'app-password'`);
+  await admin(db, `CREATE ROLE ${role} LOGIN PASSWORD 'app-password'`);
   await admin(
+    db,
     `GRANT CREATE ON DATABASE ${pg.escapeIdentifier(new URL(db.url).pathname.slice(1))} TO ${role}`,
   );
-  await admin(`GRANT SELECT, UPDATE ON public.events, public.logs TO ${role}`);
-  await admin(`GRANT SELECT, UPDATE, DELETE ON public.readings TO ${role}`);
+  await admin(db, `GRANT SELECT, UPDATE ON public.events, public.logs TO ${role}`);
+  await admin(db, `GRANT SELECT, UPDATE, DELETE ON public.readings TO ${role}`);
   const url = new URL(db.url);
   url.username = role;
   url.password = 'app-password';
   roleUrl = url.toString();
 });
 
-afterAll(async () => {
-  s3?.destroy();
-  await db?.drop();
-  const adminClient = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
-  await adminClient.connect();
-  try {
-    await adminClient.query(`DROP ROLE IF EXISTS ${role}`);
-  } finally {
-    await adminClient.end();
-  }
+afterAll(async ({ database: db }) => {
+  // The role outlives the file's database, whose grants to it must go before it can.
+  const { rowCount } = await db.pool.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  if (rowCount === 0) return;
+  await admin(db, `DROP OWNED BY ${role}`);
+  await admin(db, `DROP ROLE ${role}`);
 });
 
 describe('a role without DELETE', () => {
-  it.each([
+  it.for([
     ['archive', archivePolicy, 'events'],
     ['purge', purgePolicy, 'logs'],
-  ])('is refused a first %s before the ledger schema is created', async (_action, policy, table) => {
+  ] as const)(
+    'is refused a first %s before the ledger schema is created',
+    async ([, policy, table], { asRole }) => {
+      // Prepare
+      const before = await asRole.everything();
+      expect(before.database.ledger).toBe(false);
+
+      // Act
+      const result = await asRole.run(policy);
+
+      // Assess
+      expectRefused(result, new RegExp(`^role ${role} lacks DELETE on public\\.${table} \\(`));
+      expect(result.failure?.cause).not.toMatch(/lacks (SELECT|UPDATE|CREATE)/);
+      expect(await asRole.everything()).toEqual(before);
+    },
+  );
+
+  it('gets the same refusal from plan, which changes nothing', async ({ asRole }) => {
     // Prepare
-    const before = await everything();
-    expect(before.database.ledger).toBe(false);
+    const before = await asRole.everything();
 
     // Act
-    const result = await run(policy);
-
-    // Assess
-    expectRefused(result, new RegExp(`^role ${role} lacks DELETE on public\\.${table} \\(`));
-    expect(result.failure?.cause).not.toMatch(/lacks (SELECT|UPDATE|CREATE)/);
-    expect(await everything()).toEqual(before);
-  });
-
-  it('gets the same refusal from plan, which changes nothing', async () => {
-    // Prepare
-    const before = await everything();
-
-    // Act
-    const plan = await run(archivePolicy, { dryRun: true });
+    const plan = await asRole.run(archivePolicy, { dryRun: true });
 
     // Assess
     expect(plan.status).toBe('dry_run');
@@ -156,57 +153,56 @@ describe('a role without DELETE', () => {
         message: expect.stringMatching(`^role ${role} lacks DELETE on public.events`),
       },
     ]);
-    expect(await everything()).toEqual(before);
+    expect(await asRole.everything()).toEqual(before);
   });
 
   describe('once the ledger exists and the role may use it (but not create anything)', () => {
-    beforeAll(async () => {
-      const client = await db.pool.connect();
-      try {
-        await applyMigrations(client);
-      } finally {
-        client.release();
-      }
+    beforeAll(async ({ database: db }) => {
+      await migrateLedger(db);
       await admin(
+        db,
         `REVOKE CREATE ON DATABASE ${pg.escapeIdentifier(new URL(db.url).pathname.slice(1))} FROM ${role}`,
       );
-      await admin(`GRANT USAGE ON SCHEMA lifecycle TO ${role}`);
-      await admin(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lifecycle TO ${role}`);
-      await admin(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA lifecycle TO ${role}`);
+      await admin(db, `GRANT USAGE ON SCHEMA lifecycle TO ${role}`);
+      await admin(db, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA lifecycle TO ${role}`);
+      await admin(db, `GRANT USAGE ON ALL SEQUENCES IN SCHEMA lifecycle TO ${role}`);
     });
 
-    it.each([
+    it.for([
       ['archive', archivePolicy, 'events'],
       ['purge', purgePolicy, 'logs'],
-    ])('is refused a %s with no run row, no lease and nothing deleted', async (_action, policy, table) => {
+    ] as const)(
+      'is refused a %s with no run row, no lease and nothing deleted',
+      async ([, policy, table], { asRole }) => {
+        // Prepare
+        const before = await asRole.everything();
+
+        // Act
+        const result = await asRole.run(policy);
+
+        // Assess
+        expectRefused(
+          result,
+          new RegExp(`^role ${role} lacks DELETE on public\\.${table} \\(.*\\)\\. Nothing was changed\\.$`),
+        );
+        expect(await asRole.everything()).toEqual(before);
+      },
+    );
+
+    it('names every missing ledger privilege too', async ({ database: db, asRole }) => {
       // Prepare
-      const before = await everything();
-
-      // Act
-      const result = await run(policy);
-
-      // Assess
-      expectRefused(
-        result,
-        new RegExp(`^role ${role} lacks DELETE on public\\.${table} \\(.*\\)\\. Nothing was changed\\.$`),
-      );
-      expect(await everything()).toEqual(before);
-    });
-
-    it('names every missing ledger privilege too', async () => {
-      // Prepare
-      await admin(`REVOKE INSERT ON lifecycle.runs FROM ${role}`);
-      const before = await everything();
+      await admin(db, `REVOKE INSERT ON lifecycle.runs FROM ${role}`);
+      const before = await asRole.everything();
 
       // Act
       let result: LocalRunResult;
-      let after: Awaited<ReturnType<typeof everything>>;
+      let after: Awaited<ReturnType<AsRole['everything']>>;
       try {
-        result = await run(archivePolicy);
+        result = await asRole.run(archivePolicy);
         // Before the grant comes back: the picture holds the role's grants.
-        after = await everything();
+        after = await asRole.everything();
       } finally {
-        await admin(`GRANT INSERT ON lifecycle.runs TO ${role}`);
+        await admin(db, `GRANT INSERT ON lifecycle.runs TO ${role}`);
       }
 
       // Assess
@@ -214,13 +210,16 @@ describe('a role without DELETE', () => {
       expect(after).toEqual(before);
     });
 
-    it('runs both once DELETE is granted: the documented privileges are enough', async () => {
+    it('runs both once DELETE is granted: the documented privileges are enough', async ({
+      database: db,
+      asRole,
+    }) => {
       // Prepare
-      await admin(`GRANT DELETE ON public.events, public.logs TO ${role}`);
+      await admin(db, `GRANT DELETE ON public.events, public.logs TO ${role}`);
 
       // Act
-      const archived = await run(archivePolicy);
-      const purged = await run(purgePolicy);
+      const archived = await asRole.run(archivePolicy);
+      const purged = await asRole.run(purgePolicy);
 
       // Assess
       expect(archived.status).toBe('succeeded');
@@ -238,32 +237,37 @@ describe('a role without DELETE', () => {
       });
     });
 
-    it('refuses a replica-lag guard set in defaults that the role cannot read (no pg_monitor)', async () => {
+    it('refuses a replica-lag guard set in defaults that the role cannot read (no pg_monitor)', async ({
+      runPolicy,
+      asRole,
+    }) => {
       // Prepare: DELETE granted by the test before; the guard comes from defaults.throttle only.
-      const before = await everything();
+      const before = await asRole.everything();
 
       // Act
-      const result = await runLocally({
-        config: testConfig([purgePolicy], { defaults: { throttle: { maxReplicaLagSeconds: 30 } } }),
-        policyName: purgePolicy.name,
-        deps: { databaseUrl: roleUrl, bucket, s3, now: () => NOW },
-      });
+      const result = await runPolicy(
+        testConfig([purgePolicy], { defaults: { throttle: { maxReplicaLagSeconds: 30 } } }),
+        purgePolicy.name,
+        { deps: { databaseUrl: roleUrl } },
+      );
 
       // Assess: the guard would read 0 and hold nothing back; the run is refused with nothing changed.
       expectRefused(
         result,
         new RegExp(`^role ${role} is not a member of role pg_monitor \\(the replica-lag guard`),
       );
-      expect(await everything()).toEqual(before);
+      expect(await asRole.everything()).toEqual(before);
     });
 
-    it('refuses partition retention without ownership of the parent and the retired partitions', async () => {
+    it('refuses partition retention without ownership of the parent and the retired partitions', async ({
+      asRole,
+    }) => {
       // Prepare
-      const before = await everything();
+      const before = await asRole.everything();
 
       // Act
-      const plan = await run(partitionedPurge, { dryRun: true });
-      const result = await run(partitionedPurge);
+      const plan = await asRole.run(partitionedPurge, { dryRun: true });
+      const result = await asRole.run(partitionedPurge);
 
       // Assess
       const refusal = plan.summary?.plan?.refusals.find((r) => r.error === 'InsufficientPrivilegeError');
@@ -272,13 +276,16 @@ describe('a role without DELETE', () => {
       );
       expect(refusal?.message).toMatch(/does not own public\.readings_2026_01 \(/);
       expectRefused(result, /does not own public\.readings \(.*partitions\.enabled: false/);
-      expect(await everything()).toEqual(before);
+      expect(await asRole.everything()).toEqual(before);
     });
   });
 });
 
 describe('a policy whose unqualified table resolves into the ledger', () => {
-  it('is refused at Start although the config cannot see it (search_path includes lifecycle)', async () => {
+  it('is refused at Start although the config cannot see it (search_path includes lifecycle)', async ({
+    database: db,
+    asRole,
+  }) => {
     // Prepare: the superuser, so that privileges are not what stops it.
     const url = new URL(db.url);
     url.searchParams.set('options', '-c search_path=lifecycle,public');
@@ -288,10 +295,10 @@ describe('a policy whose unqualified table resolves into the ledger', () => {
       table: 'leases',
       timeColumn: 'expires_at',
     };
-    const before = await everything();
+    const before = await asRole.everything();
 
     // Act
-    const result = await run(leases, { url: url.toString() });
+    const result = await asRole.run(leases, { url: url.toString() });
 
     // Assess
     expect(result.status).toBe('failed');
@@ -299,6 +306,6 @@ describe('a policy whose unqualified table resolves into the ledger', () => {
     expect(result.failure?.cause).toMatch(
       /"lifecycle"\."leases": no policy may touch it \(schema lifecycle holds pg-lifecycle's own ledger\)/,
     );
-    expect(await everything()).toEqual(before);
+    expect(await asRole.everything()).toEqual(before);
   });
 });

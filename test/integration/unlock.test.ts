@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { HolderCheckError, unlockCommand } from '../../bin/cli/unlock-command.ts';
-import { applyMigrations, listMigrations } from '../../functions/adapters/migrations.ts';
+import { listMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { runRecord } from '../support/archive-guarantees.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestDatabase, migrateLedger, type TestDatabase } from '../support/database.ts';
 import { type FakeAnswer, fakeSfn } from '../support/fake-sfn.ts';
 import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
 import {
@@ -26,12 +26,7 @@ import {
 const MACHINE = 'arn:aws:states:eu-west-1:123456789012:execution:PgLifecycle-chunk-loop';
 
 beforeAll(async ({ database: db }) => {
-  const client = await db.pool.connect();
-  try {
-    await applyMigrations(client);
-  } finally {
-    client.release();
-  }
+  await migrateLedger(db);
 });
 
 /** unlockCommand on the CLI's own kind of connection, with a faked Step Functions. */
@@ -223,11 +218,9 @@ describe('unlock on a ledger with a pending migration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pgl-sql-'));
     for (const migration of migrations.slice(0, -1))
       writeFileSync(join(dir, `${migration.version}.sql`), migration.sql);
-    const client = await stale.pool.connect();
     try {
-      await applyMigrations(client, dir);
+      await migrateLedger(stale, dir);
     } finally {
-      client.release();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -13,6 +13,7 @@ import type {
   VerifyMode,
 } from '../../functions/adapters/archive-store.ts';
 import { type LedgerObject, ledgerObjects, readArchivedRows } from './archive.ts';
+import type { Services } from './fixture.ts';
 import { listAllKeys } from './s3.ts';
 
 /** Identity of a row as text, so keys from PostgreSQL (text) and from Parquet (bigint, string...) compare. */
@@ -27,6 +28,22 @@ export interface ArchiveScope {
   readonly tableKeysSql: string;
   /** The same key, computed from an archived (Parquet) row. */
   readonly keyOf: RowKeyOf;
+}
+
+/** The guarantees' scope of a policy archiving `public.<table>`, whose rows are known by their `id`. */
+export function idKeyedScope(
+  { db, s3, bucket }: Pick<Services, 'db' | 's3' | 'bucket'>,
+  policy: string,
+  table: string,
+): ArchiveScope {
+  return {
+    pool: db.pool,
+    s3,
+    bucket,
+    policy,
+    tableKeysSql: `SELECT id::text AS k FROM public.${table}`,
+    keyOf: (row) => String(row.id),
+  };
 }
 
 export interface ArchiveState {

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { applyMigrations } from '../../functions/adapters/migrations.ts';
 
 /** A fresh database on the shared test server. */
 export interface TestDatabase {
@@ -46,6 +47,17 @@ export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase>
       return dropping;
     },
   };
+}
+
+/** Creates (or completes) the ledger schema of `db` as `pg-lifecycle migrate` does, from `dir` if given. */
+export async function migrateLedger(db: TestDatabase, dir?: string): Promise<void> {
+  // One connection: the migrations hold an advisory lock and run in transactions.
+  const client = await db.pool.connect();
+  try {
+    await applyMigrations(client, dir);
+  } finally {
+    client.release();
+  }
 }
 
 /** Lowercase `[a-z0-9_]`, at most 63 bytes (PostgreSQL truncates longer identifiers silently). */

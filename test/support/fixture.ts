@@ -1,20 +1,23 @@
 /**
  * The integration files' one setup, as Vitest fixtures: `database` (a database of the file's own),
- * `s3` and `bucket` (a bucket of the file's own on the local S3 server) and `runPolicy` (a config's policy
- * through the synthesized state machine against them). All are file-scoped and lazy: a file gets a
- * database or a bucket only if one of its tests or hooks names it, and each is dropped (or its client
- * closed) when the file ends, even when a test failed.
+ * `s3` and `bucket` (a bucket of the file's own on the local S3 server), `runPolicy` (a config's policy
+ * through the synthesized state machine against them) and `definition` (that state machine, synthesized
+ * once for the file). All are file-scoped and lazy: a file gets a database or a bucket only if one of its
+ * tests or hooks names it, and each is dropped (or its client closed) when the file ends, even when a test
+ * failed.
  *
  * Use `it`/`test` from here instead of Vitest's, and `beforeAll`/`afterAll` from here where a hook needs a
- * fixture (`beforeAll(async ({ database }) => ...)`: suite hooks see file-scoped fixtures only).
+ * fixture (`beforeAll(async ({ database }) => ...)`: suite hooks see file-scoped fixtures only). A file that
+ * extends `test` takes its hooks from `hooksOf(itsTest)`.
  */
 import { basename } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect, test as vitestTest } from 'vitest';
 import type { LocalDependencyOptions } from '../../functions/local-runner/local-dependencies.ts';
 import type { LocalRunOptions, LocalRunResult } from '../../functions/local-runner/local-runner.ts';
+import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
-import { runLocally } from './archive.ts';
+import { runLocally, testConfig } from './archive.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { createTestBucket, testS3Client } from './s3.ts';
 
@@ -38,12 +41,13 @@ export type RunPolicy = (
   options?: RunPolicyOptions,
 ) => Promise<LocalRunResult>;
 
-/** The file's fixtures as its own helpers take them (`db` is the `database` fixture). */
+/** The file's fixtures as its own helpers take them (`db` is the `database` fixture): the `services` fixture. */
 export interface Services {
   readonly db: TestDatabase;
   readonly s3: S3Client;
   readonly bucket: string;
   readonly runPolicy: RunPolicy;
+  readonly definition: AslDefinition;
 }
 
 /** Names a file's database and bucket after the file, so that a leftover one says where it came from. */
@@ -77,6 +81,24 @@ export const test = vitestTest
       },
     };
   })
+  // Every policy's machine has this definition but for its functions' ARNs (the local runner binds Task
+  // states by name): one synth serves all of a file's runs, where each new config would cost another.
+  .extend(
+    'definition',
+    { scope: 'file' },
+    (): Promise<AslDefinition> =>
+      synthesizeDefinition(
+        testConfig([
+          {
+            name: 'synth-only',
+            table: 'synth_only',
+            action: 'archive',
+            timeColumn: 'created_at',
+            retention: 'P1D',
+          },
+        ]),
+      ),
+  )
   .extend('s3', { scope: 'file' }, ({ storage }): S3Client => storage.s3)
   .extend('bucket', { scope: 'file' }, ({ storage }): Promise<string> => storage.bucket())
   .extend('runPolicy', { scope: 'file' }, ({ database, storage }): RunPolicy => {
@@ -97,11 +119,37 @@ export const test = vitestTest
         deps: { databaseUrl: database.url, now: () => NOW, ...store, ...deps },
       });
     };
-  });
+  })
+  // All of the above under the names the file's helpers take (naming it makes the bucket and the synth).
+  .extend(
+    'services',
+    { scope: 'file' },
+    ({ database, s3, bucket, runPolicy, definition }): Services => ({
+      db: database,
+      s3,
+      bucket,
+      runPolicy,
+      definition,
+    }),
+  );
+
+type Hook = (...args: never[]) => unknown;
+
+/**
+ * The suite hooks of `extended` (this `test`, or a file's `test.extend(...)` of it), bound: Vitest finds
+ * the fixtures through `this`. A file that extends `test` takes its hooks from here: the hooks of another
+ * `test` see other instances of the file-scoped fixtures (another database, another bucket).
+ */
+export function hooksOf<T extends { beforeAll: Hook; afterAll: Hook; beforeEach: Hook; afterEach: Hook }>(
+  extended: T,
+) {
+  return {
+    beforeAll: extended.beforeAll.bind(extended) as T['beforeAll'],
+    afterAll: extended.afterAll.bind(extended) as T['afterAll'],
+    beforeEach: extended.beforeEach.bind(extended) as T['beforeEach'],
+    afterEach: extended.afterEach.bind(extended) as T['afterEach'],
+  };
+}
 
 export const it = test;
-// Bound: Vitest finds the fixtures through `this`.
-export const beforeAll = test.beforeAll.bind(test);
-export const afterAll = test.afterAll.bind(test);
-export const beforeEach = test.beforeEach.bind(test);
-export const afterEach = test.afterEach.bind(test);
+export const { beforeAll, afterAll, beforeEach, afterEach } = hooksOf(test);
