@@ -10,7 +10,7 @@ import {
 import { resolveFilterFunctions } from '../adapters/function-safety.ts';
 import { readScanFacts } from '../adapters/plan-queries.ts';
 import { type Queryable, readOnly } from '../adapters/transactions.ts';
-import { type ChunkTarget, eligibleWhere, orderTerms } from '../core/chunk-sql.ts';
+import type { ChunkTarget } from '../core/chunk-sql.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
 import { carriesRowValues, describeError, isPostgresError } from '../core/redact-database-error.ts';
