@@ -28,8 +28,7 @@ import {
   readNodeTreeReferences,
 } from '../core/node-tree.ts';
 import { findUnsafeCalls, readFunctionSafety, readUnsafeTypes } from './function-safety.ts';
-
-type Db = Pick<pg.ClientBase, 'query'>;
+import type { Queryable } from './transactions.ts';
 
 /** How deep views over views (and policies reading views) are followed before refusing. */
 const MAX_DEPTH = 16;
@@ -95,7 +94,7 @@ async function readParseTree(client: pg.ClientBase, qualifiedName: string, filte
 
 /** Node trees stored in the catalog that the given references make the server evaluate. */
 async function readDependentTrees(
-  db: Db,
+  db: Queryable,
   refs: NodeTreeReferences,
   tableOid: string,
   seen: Set<string>,
@@ -124,7 +123,11 @@ async function readDependentTrees(
  * Foreign tables among the relations read and their partitions and inheritance children (a query on a
  * parent reads them too). The table itself is left out: its own partitions are read by every run.
  */
-async function foreignTablesRead(db: Db, relations: readonly string[], tableOid: string): Promise<string[]> {
+async function foreignTablesRead(
+  db: Queryable,
+  relations: readonly string[],
+  tableOid: string,
+): Promise<string[]> {
   const { rows } = await db.query<{ name: string }>(
     `WITH RECURSIVE tree(oid) AS (
        SELECT unnest($1::oid[])

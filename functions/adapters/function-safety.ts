@@ -10,15 +10,13 @@
  * IMMUTABLE may still write through dblink, and tablefunc's STABLE crosstab runs any SQL it is given).
  * Listing one in `filterFunctions` is that word made visible in the config.
  */
-import type pg from 'pg';
 import { InvalidFilterError } from '../core/errors.ts';
 import {
   mergeNodeTreeReferences,
   type NodeTreeReferences,
   readNodeTreeReferences,
 } from '../core/node-tree.ts';
-
-type Db = Pick<pg.ClientBase, 'query'>;
+import type { Queryable } from './transactions.ts';
 
 /** First OID not assigned by initdb (FirstNormalObjectId): below it, PostgreSQL's own objects. */
 const FIRST_NORMAL_OBJECT_ID = 16384;
@@ -49,7 +47,10 @@ function oidArray(oids: readonly string[]): string {
  * Resolves `filterFunctions` (`schema.name(argtypes)`) to OIDs, refusing unknown and volatile ones.
  * @throws InvalidFilterError naming the entry
  */
-export async function resolveFilterFunctions(db: Db, signatures: readonly string[]): Promise<string[]> {
+export async function resolveFilterFunctions(
+  db: Queryable,
+  signatures: readonly string[],
+): Promise<string[]> {
   if (signatures.length === 0) return [];
   const oids: string[] = [];
   for (const signature of signatures) {
@@ -87,7 +88,7 @@ export async function resolveFilterFunctions(db: Db, signatures: readonly string
 }
 
 /** Casts to json/jsonb whose function is neither PostgreSQL's own nor allowed, e.g. `mood → json via f(mood)`. */
-async function readUnsafeJsonCasts(db: Db, allowed: readonly string[]): Promise<string[]> {
+async function readUnsafeJsonCasts(db: Queryable, allowed: readonly string[]): Promise<string[]> {
   const { rows } = await db.query<{ what: string }>(
     `SELECT format('%s → %s via %s', c.castsource::regtype, c.casttarget::regtype, c.castfunc::regprocedure) AS what
        FROM pg_cast c
@@ -99,7 +100,7 @@ async function readUnsafeJsonCasts(db: Db, allowed: readonly string[]): Promise<
 }
 
 /** The safety rule of one check: PostgreSQL's own stable/immutable functions and `allowed`. */
-export async function readFunctionSafety(db: Db, allowed: readonly string[]): Promise<FunctionSafety> {
+export async function readFunctionSafety(db: Queryable, allowed: readonly string[]): Promise<FunctionSafety> {
   const jsonCasts = await readUnsafeJsonCasts(db, allowed);
   const jsonUnsafe = jsonCasts.length > 0;
   const castList = jsonCasts.join(', ').replace(/'/g, "''");
@@ -116,7 +117,7 @@ export async function readFunctionSafety(db: Db, allowed: readonly string[]): Pr
 
 /** Every function, operator and aggregate among `refs` that may not be called, named as the catalog names it. */
 export async function findUnsafeCalls(
-  db: Db,
+  db: Queryable,
   refs: NodeTreeReferences,
   safety: FunctionSafety,
 ): Promise<string[]> {
@@ -156,7 +157,7 @@ export interface UnsafeTypes {
  * code (or base types whose input function is volatile), and every type holding one — domains over them,
  * arrays, row types (tables' included), ranges, multiranges.
  */
-export async function readUnsafeTypes(db: Db, safety: FunctionSafety): Promise<UnsafeTypes> {
+export async function readUnsafeTypes(db: Queryable, safety: FunctionSafety): Promise<UnsafeTypes> {
   const { rows: checks } = await db.query<{ type: string; name: string; tree: string }>(
     `SELECT contypid::text AS type, contypid::regtype::text AS name, conbin::text AS tree
        FROM pg_constraint WHERE contypid <> 0 AND conbin IS NOT NULL`,

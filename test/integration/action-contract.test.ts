@@ -11,6 +11,7 @@ import { type ActionRegistry, actionModules } from '../../functions/actions/regi
 import { TransientDatabaseError } from '../../functions/core/errors.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
+import type { PolicyAction } from '../../lib/contracts/policy.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import { type FakeActionLog, fakeAction } from '../support/fake-action.ts';
 import { describe, expect, it, NOW, type Services } from '../support/fixture.ts';
@@ -23,14 +24,18 @@ const TABLE = 'public.contract_events';
 interface Subject {
   readonly name: string;
   /** The policy's action (the fake stands in for purge's module, with a purge-shaped policy). */
-  readonly action: 'archive' | 'purge';
+  readonly action: PolicyAction;
   /** A fresh module (and, for the fake, the log of what it did). */
   make(): { module: ActionModule; log?: FakeActionLog };
 }
 
+/** Every registered action (a new one is held to the contract as soon as it is registered), and the fake. */
 const subjects: Subject[] = [
-  { name: 'archive', action: 'archive', make: () => ({ module: actionModules.archive as ActionModule }) },
-  { name: 'purge', action: 'purge', make: () => ({ module: actionModules.purge as ActionModule }) },
+  ...Object.entries(actionModules).map(([action, module]) => ({
+    name: action,
+    action: action as Subject['action'],
+    make: () => ({ module: module as ActionModule }),
+  })),
   { name: 'a fake action', action: 'purge', make: () => fakeAction() },
 ];
 
@@ -298,7 +303,7 @@ describe('a prepare phase before BEGIN', () => {
     // Prepare: the fake asks to wait before its first and third chunk attempts (a restore not ready yet).
     await seed(database);
     const fake = fakeAction({ waitBefore: [1, 3] });
-    const subject = subjects[2] as Subject;
+    const subject = subjects.at(-1) as Subject;
 
     // Act
     const result = await runPolicy(config(subject), 'contract', {
