@@ -75,7 +75,7 @@ export class PgLifecycleStack extends Stack {
     // Every policy that keeps objects (the bucket is created even when none does: the stack's outputs name it).
     const storingPolicies = config.policies.flatMap((policy) => {
       const storage = contractOf(policy).storage(policy);
-      return storage ? [{ name: policy.name, storage }] : [];
+      return storage ? [{ name: policy.name, action: policy.action, storage }] : [];
     });
     this.archiveBucket = new ArchiveBucket(this, 'ArchiveBucket', {
       policies: storingPolicies,

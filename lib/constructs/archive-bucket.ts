@@ -10,11 +10,12 @@ import {
   StorageClass,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { PolicyStorage } from '../contracts/action-contract.ts';
+import type { PolicyStorage, StorageTransition } from '../contracts/action-contract.ts';
 
 /** A policy that keeps objects in the bucket, and where and how (from its action's contract). */
 export interface StoringPolicy {
   readonly name: string;
+  readonly action: string;
   readonly storage: PolicyStorage;
 }
 
@@ -118,27 +119,23 @@ export class ArchiveBucket extends Construct {
   }
 }
 
+const STORAGE_CLASSES: Readonly<Record<StorageTransition['storageClass'], StorageClass>> = {
+  STANDARD_IA: StorageClass.INFREQUENT_ACCESS,
+  GLACIER_IR: StorageClass.GLACIER_INSTANT_RETRIEVAL,
+  DEEP_ARCHIVE: StorageClass.DEEP_ARCHIVE,
+};
+
 /** The storage-class schedule of one policy's prefix. */
 function policyLifecycleRule(policy: StoringPolicy): LifecycleRule {
   const storage = policy.storage.tiers;
   return {
-    // The rule id of a deployed stack must not change: archive policies' rules were named so first.
-    id: `archive-${policy.name}`,
+    // `<action>-<policy>`: archive policies' rules of deployed stacks keep their id (`archive-<policy>`).
+    id: `${policy.action}-${policy.name}`,
     prefix: policy.storage.prefix,
-    transitions: [
-      {
-        storageClass: StorageClass.INFREQUENT_ACCESS,
-        transitionAfter: Duration.days(storage.infrequentAccessAfterDays),
-      },
-      {
-        storageClass: StorageClass.GLACIER_INSTANT_RETRIEVAL,
-        transitionAfter: Duration.days(storage.glacierInstantRetrievalAfterDays),
-      },
-      {
-        storageClass: StorageClass.DEEP_ARCHIVE,
-        transitionAfter: Duration.days(storage.deepArchiveAfterDays),
-      },
-    ],
+    transitions: storage.transitions.map((t) => ({
+      storageClass: STORAGE_CLASSES[t.storageClass],
+      transitionAfter: Duration.days(t.afterDays),
+    })),
     expiration: storage.expireAfterDays === undefined ? undefined : Duration.days(storage.expireAfterDays),
   };
 }

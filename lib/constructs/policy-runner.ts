@@ -150,7 +150,8 @@ export class PolicyRunner extends Construct {
     const functionList = Object.values(this.functions);
     for (const fn of functionList) connectivity.secret.grantRead(fn);
     grantSecretKey(functionList, config.database?.secretKmsKeyArn, stack.region);
-    if (storage) grantObjectAccess(this.functions, props.bucket, { name: policy.name, storage });
+    if (storage)
+      grantObjectAccess(this.functions, props.bucket, { name: policy.name, action: policy.action, storage });
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
 

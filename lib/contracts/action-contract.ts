@@ -21,11 +21,15 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
-/** Storage-class schedule of one policy's objects (days after upload). */
+/** A move of a policy's objects to a colder storage class, days after upload. */
+export interface StorageTransition {
+  readonly storageClass: 'STANDARD_IA' | 'GLACIER_IR' | 'DEEP_ARCHIVE';
+  readonly afterDays: number;
+}
+
+/** Storage-class schedule of one policy's objects (days after upload): transitions, then expiry. */
 export interface StorageTiers {
-  readonly infrequentAccessAfterDays: number;
-  readonly glacierInstantRetrievalAfterDays: number;
-  readonly deepArchiveAfterDays: number;
+  readonly transitions: readonly StorageTransition[];
   readonly expireAfterDays?: number | undefined;
 }
 
@@ -44,10 +48,10 @@ export interface ActionContract<P extends { readonly name: string; readonly acti
   readonly action: P['action'];
   /**
    * What a run does with the rows it selects: `copied-then-deleted` rows are in the bucket before they leave
-   * the table (archive); `deleted` rows are gone (purge). The config refuses a policy that deletes rows
-   * before another policy of the same table has copied them.
+   * the table (archive); `deleted` rows are gone (purge); `kept` rows stay (backup, anonymize). The config
+   * refuses a policy that deletes rows before another policy of the same table has copied them.
    */
-  readonly rowFate: 'copied-then-deleted' | 'deleted';
+  readonly rowFate: 'copied-then-deleted' | 'deleted' | 'kept';
   /** What the policy keeps in the bucket, or undefined when its functions get no bucket at all. */
   storage(policy: P): PolicyStorage | undefined;
   /** Problems of this policy on its own or against the others (`children` naming a policy that does not exist). */

@@ -69,7 +69,14 @@ export const archiveContract: ActionContract<ArchivePolicy> = {
   rowFate: 'copied-then-deleted',
   storage: (policy) => ({
     prefix: policyPrefix(policy.name),
-    tiers: policy.archive.storage,
+    tiers: {
+      transitions: [
+        { storageClass: 'STANDARD_IA', afterDays: policy.archive.storage.infrequentAccessAfterDays },
+        { storageClass: 'GLACIER_IR', afterDays: policy.archive.storage.glacierInstantRetrievalAfterDays },
+        { storageClass: 'DEEP_ARCHIVE', afterDays: policy.archive.storage.deepArchiveAfterDays },
+      ],
+      expireAfterDays: policy.archive.storage.expireAfterDays,
+    },
     objectLock: policy.archive.objectLock !== undefined,
     glueTable: true,
   }),
