@@ -1,0 +1,118 @@
+/**
+ * Backup's configuration (pure: for the CDK app and `validate`). Not registered as an action yet: its
+ * module (a whole-table work source, parts through the chunk loop, the manifest) comes with it. A backup
+ * names tables by pattern and keeps rows; its objects live under `backup/<policy>/` and expire after
+ * `retentionDays`.
+ */
+import { z } from 'zod';
+import type { ActionContract, ConfigProblem } from '../../../lib/contracts/action-contract.ts';
+import { PolicyCommonSchema } from '../../../lib/contracts/policy-base.ts';
+import { ScheduleSchema, TimeZoneSchema } from '../../../lib/contracts/schedule.ts';
+import { excludesAllOf, parseTablePattern, samePattern, type TablePattern } from './table-pattern.ts';
+
+const TablePatternSchema = z.string().superRefine((value, ctx) => {
+  try {
+    parseTablePattern(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/** Levels each codec takes here: gzip's 1–9; zstd's 1–19 (20–22 need far more memory to read back). */
+const LEVELS = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 19, default: 3 } } as const;
+
+export const BackupOptionsSchema = z
+  .object({
+    /** `schema.*` and exact names; a partitioned table comes with its partitions. */
+    tables: z.array(TablePatternSchema).min(1, 'name at least one table or schema.*'),
+    /** Tables (or whole schemas) left out of what `tables` names. */
+    exclude: z.array(TablePatternSchema).default([]),
+    /**
+     * gzip always; zstd where the runtime's node:zlib has it (Node 22.15+, the Lambdas' Node 24). A run on a
+     * Node without it refuses before writing anything; `validate` cannot tell which Node will run it.
+     */
+    compression: z.enum(['gzip', 'zstd']).default('gzip'),
+    /** Compression level (gzip 1–9, default 6; zstd 1–19, default 3). */
+    level: z.int().optional(),
+    /** Backups older than this are expired (S3 lifecycle rule on the prefix; the ledger marks them). */
+    retentionDays: z.int().min(1).max(3650).default(30),
+    /** Tables backed up at once (the state machine's Map state). */
+    maxConcurrency: z.int().min(1).max(16).default(2),
+    /** Uncompressed COPY text per part at most (MiB): bounds each upload and what a retry redoes. */
+    partMiB: z.int().min(1).max(5120).default(256),
+    /** A scheduled restore drill of the latest backup into a scratch schema. */
+    drill: z
+      .object({ schedule: ScheduleSchema, timezone: TimeZoneSchema.default('UTC') })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    const levels = LEVELS[options.compression];
+    if (options.level !== undefined && (options.level < levels.min || options.level > levels.max)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['level'],
+        message: `${options.compression} takes levels ${levels.min}–${levels.max}`,
+      });
+    }
+  })
+  .transform((options) => ({ ...options, level: options.level ?? LEVELS[options.compression].default }));
+
+export const BackupPolicySchema = PolicyCommonSchema.omit({
+  table: true,
+  filter: true,
+  filterFunctions: true,
+  allowSeqScan: true,
+})
+  .extend({ action: z.literal('backup'), backup: BackupOptionsSchema })
+  .strict();
+
+export type BackupPolicy = z.output<typeof BackupPolicySchema>;
+export type BackupOptions = z.output<typeof BackupOptionsSchema>;
+
+/** Key prefix of a backup policy's objects. */
+export function backupPrefix(policyName: string): string {
+  return `backup/${policyName}/`;
+}
+
+/** Problems of the patterns among themselves: one listed twice, or exclusions that leave nothing. */
+export function backupPatternProblems(options: Pick<BackupOptions, 'tables' | 'exclude'>): ConfigProblem[] {
+  const parse = (list: readonly string[]) =>
+    list.map((text) => {
+      try {
+        return parseTablePattern(text);
+      } catch {
+        return undefined; // its own schema reports it
+      }
+    });
+  const tables = parse(options.tables);
+  const exclude = parse(options.exclude);
+  const problems: ConfigProblem[] = [];
+  const duplicates = (list: Array<TablePattern | undefined>, key: 'tables' | 'exclude') => {
+    list.forEach((pattern, index) => {
+      if (pattern && list.slice(0, index).some((other) => other && samePattern(other, pattern)))
+        problems.push({ path: ['backup', key, index], message: `${options[key][index]} is listed twice` });
+    });
+  };
+  duplicates(tables, 'tables');
+  duplicates(exclude, 'exclude');
+  const leftOut = (table: TablePattern | undefined) =>
+    table !== undefined && exclude.some((e) => e !== undefined && excludesAllOf(e, table));
+  if (tables.length > 0 && tables.every(leftOut)) {
+    problems.push({ path: ['backup', 'exclude'], message: 'excludes every table that tables names' });
+  }
+  return problems;
+}
+
+export const backupContract: ActionContract<BackupPolicy> = {
+  action: 'backup',
+  rowFate: 'kept',
+  storage: (policy) => ({
+    prefix: backupPrefix(policy.name),
+    tiers: { transitions: [], expireAfterDays: policy.backup.retentionDays },
+    objectLock: false,
+    glueTable: false,
+  }),
+  configProblems: (policy) => backupPatternProblems(policy.backup),
+};
