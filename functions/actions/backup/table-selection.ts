@@ -1,0 +1,126 @@
+/**
+ * The tables a backup takes, from the catalog: what `tables` names, minus what `exclude` names. A
+ * partitioned table comes with its partitions (they are not listed on their own); a partition named
+ * exactly is backed up as a table. Views, foreign tables and sequences hold no data a backup exports: a
+ * pattern naming one exactly is an error, `schema.*` passes over them. Everything is refused before
+ * anything is written: an exact name that does not exist, a pattern matching nothing, nothing left.
+ */
+import { protectedSchemaReason } from '../../../lib/contracts/protected-schemas.ts';
+import { pgBool } from '../../adapters/catalog.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
+import { CatalogError } from '../../core/errors.ts';
+import { matchesTablePattern, parseTablePattern, type TablePattern } from './table-pattern.ts';
+
+export interface SelectedTable {
+  readonly oid: string;
+  readonly schema: string;
+  readonly table: string;
+  /** `r` a table, `p` a partitioned table (its partitions are backed up with it). */
+  readonly kind: 'r' | 'p';
+}
+
+interface CatalogRelation {
+  readonly oid: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly kind: string;
+  readonly isPartition: boolean;
+  /** The root of the partition tree the relation belongs to (itself when it is not a partition). */
+  readonly rootOid: string;
+}
+
+const NO_DATA: Readonly<Record<string, string>> = {
+  v: 'a view',
+  m: 'a materialized view',
+  f: 'a foreign table',
+  S: 'a sequence',
+  i: 'an index',
+  I: 'a partitioned index',
+  c: 'a composite type',
+};
+
+/** @throws CatalogError naming every pattern at fault, before anything is read or written */
+export async function selectBackupTables(
+  db: Queryable,
+  options: { readonly tables: readonly string[]; readonly exclude: readonly string[] },
+): Promise<SelectedTable[]> {
+  const relations = await readRelations(db);
+  const problems: string[] = [];
+  const selected = new Map<string, CatalogRelation>();
+  for (const text of options.tables) {
+    const pattern = parseTablePattern(text);
+    const matched = relations.filter((r) => matchesTablePattern(pattern, r));
+    if (pattern.kind === 'table') {
+      const relation = matched[0];
+      if (!relation) problems.push(`${text}: no such table`);
+      else if (relation.kind !== 'r' && relation.kind !== 'p')
+        problems.push(
+          `${text} is ${NO_DATA[relation.kind] ?? `a relation of kind ${relation.kind}`}: backups export tables' data only`,
+        );
+      else selected.set(relation.oid, relation);
+      continue;
+    }
+    // schema.*: its tables and partitioned tables; partitions come with their parent.
+    const tables = matched.filter((r) => (r.kind === 'r' || r.kind === 'p') && !r.isPartition);
+    if (tables.length === 0) problems.push(`${text}: the schema has no tables`);
+    for (const table of tables) selected.set(table.oid, table);
+  }
+  const excluded = options.exclude.map(parseTablePattern);
+  const isExcluded = (r: CatalogRelation) =>
+    excluded.some((pattern: TablePattern) => matchesTablePattern(pattern, r));
+  const byOid = new Map(relations.map((r) => [r.oid, r]));
+  const result = [...selected.values()].filter((r) => {
+    // Excluding a partitioned table excludes its partitions too, even one named exactly.
+    const root = byOid.get(r.rootOid);
+    return !isExcluded(r) && !(root && isExcluded(root));
+  });
+  if (problems.length === 0 && result.length === 0) problems.push('exclude leaves no table to back up');
+  if (problems.length > 0) throw new CatalogError(`backup tables: ${problems.join('; ')}`);
+  return (
+    result
+      .map((r) => ({ oid: r.oid, schema: r.schema, table: r.table, kind: r.kind as 'r' | 'p' }))
+      // By code point, not locale: the same order (and part numbering) on every machine.
+      .sort((a, b) => compare(a.schema, b.schema) || compare(a.table, b.table))
+  );
+}
+
+async function readRelations(db: Queryable): Promise<CatalogRelation[]> {
+  const { rows } = await db.query<{
+    oid: string;
+    schema: string;
+    table: string;
+    kind: string;
+    is_partition: string | boolean;
+  }>(
+    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS table, c.relkind::text AS kind,
+            c.relispartition AS is_partition
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c')
+        AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'`,
+  );
+  const relations = rows
+    .filter((r) => protectedSchemaReason(r.schema) === undefined)
+    .map((r) => ({
+      oid: r.oid,
+      schema: r.schema,
+      table: r.table,
+      kind: r.kind,
+      isPartition: pgBool(r.is_partition),
+      rootOid: r.oid,
+    }));
+  const roots = await readPartitionRoots(db);
+  return relations.map((r) => ({ ...r, rootOid: roots.get(r.oid) ?? r.oid }));
+}
+
+/** Each partition's top-most ancestor (pg_partition_root, PostgreSQL 12+). */
+async function readPartitionRoots(db: Queryable): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ oid: string; root: string }>(
+    `SELECT c.oid::text AS oid, pg_partition_root(c.oid)::oid::text AS root
+       FROM pg_class c WHERE c.relispartition`,
+  );
+  return new Map(rows.map((r) => [r.oid, r.root]));
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
