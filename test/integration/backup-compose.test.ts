@@ -45,7 +45,9 @@ const SCHEMA = `
       FROM generate_series(1, 3000) g;
   INSERT INTO "${SOURCE}".events SELECT date '2025-06-01' + g % 700, CASE WHEN g % 9 = 0 THEN NULL ELSE 'e' || g END FROM generate_series(1, 2000) g;
   INSERT INTO "${SOURCE}".notes SELECT E'line\\nbreak \\\\ ' || g, CASE WHEN g % 4 = 0 THEN 'NaN' ELSE g / 7.0 END FROM generate_series(1, 1500) g;
-  INSERT INTO "${SOURCE}".notes SELECT body, n FROM "${SOURCE}".notes WHERE n < 10;`;
+  INSERT INTO "${SOURCE}".notes SELECT body, n FROM "${SOURCE}".notes WHERE n < 10;
+  CREATE TABLE "${SOURCE}".notes_kept () INHERITS ("${SOURCE}".notes);
+  INSERT INTO "${SOURCE}".notes_kept SELECT 'kept ' || g, g FROM generate_series(1, 250) g;`;
 
 /** The columns a part carries: every stored column but generated ones (the restore computes those). */
 async function partColumns(db: pg.ClientBase, quotedName: string): Promise<string[]> {
@@ -82,7 +84,7 @@ describe('backup building blocks, composed', () => {
         const columns = await partColumns(source, quotedName);
         const planned = await planTableParts(
           source,
-          { schema: table.schema, name: table.table, quotedName },
+          { schema: table.schema, name: table.table, quotedName, only: table.only },
           20_000,
         );
         const parts = [];
@@ -90,7 +92,7 @@ describe('backup building blocks, composed', () => {
           parts.push(
             await writePart({
               client: source,
-              table: { quotedName, columns },
+              table: { quotedName, columns, only: table.only },
               range: rangePredicate(part.range),
               s3,
               bucket,
@@ -102,7 +104,8 @@ describe('backup building blocks, composed', () => {
         backedUp.push({
           table: table.table,
           columns,
-          checksum: await readContentChecksum(source, quotedName, columns),
+          // Own rows only on both sides: an inheritance child's rows are its own table's, not the parent's.
+          checksum: await readContentChecksum(source, quotedName, columns, { only: true }),
           parts,
         });
       }
@@ -133,12 +136,13 @@ describe('backup building blocks, composed', () => {
       await target.query(sql.postData);
 
       // Assess: the same rows, table by table, and more than one part where the table is large.
-      expect(backedUp.map((b) => b.table)).toEqual(['Customers', 'events', 'notes', 'orders']);
+      expect(backedUp.map((b) => b.table)).toEqual(['Customers', 'events', 'notes', 'notes_kept', 'orders']);
       for (const entry of backedUp) {
         const restored = await readContentChecksum(
           target,
           quoteQualified(TARGET, entry.table),
           entry.columns,
+          { only: true },
         );
         expect(restored, entry.table).toEqual(entry.checksum);
       }
@@ -170,6 +174,48 @@ describe('backup building blocks, composed', () => {
     } finally {
       source.release();
       target.release();
+    }
+  });
+
+  it('refuses a mapping that leaves a recreated schema in place or puts two objects on one name', async ({
+    database,
+  }) => {
+    await database.pool.query(`
+      CREATE SCHEMA m_types; CREATE DOMAIN m_types.posint AS int CHECK (VALUE > 0);
+      CREATE SCHEMA m1; CREATE TABLE m1.t (n m_types.posint);
+      CREATE SCHEMA m2; CREATE TABLE m2.t (n int);`);
+    const tables = await selectBackupTables(database.pool, { tables: ['m1.*', 'm2.*'], exclude: [] });
+    const client = await database.pool.connect();
+    try {
+      const definition = await readSchemaDefinition(
+        client,
+        tables.map((t) => t.oid),
+      );
+      expect(() => generateSchemaSql(definition, new Map([['m1', 'r1']]))).toThrow(
+        'unmapped: "m2", "m_types"',
+      );
+      expect(() =>
+        generateSchemaSql(
+          definition,
+          new Map([
+            ['m1', 'r'],
+            ['m2', 'r'],
+            ['m_types', 'r_types'],
+          ]),
+        ),
+      ).toThrow('the mapping places two objects on one name: "m1"."t" and "m2"."t" → "r"."t"');
+      expect(() =>
+        generateSchemaSql(
+          definition,
+          new Map([
+            ['m1', 'r1'],
+            ['m2', 'r2'],
+            ['m_types', 'r_types'],
+          ]),
+        ),
+      ).not.toThrow();
+    } finally {
+      client.release();
     }
   });
 });

@@ -196,6 +196,21 @@ describe('backup parts', () => {
     expect(backup.parts.at(-1)?.written.rows).toBeLessThanOrEqual(sizes[0] ?? 0);
   });
 
+  it('makes a part of every row when one row is at least the target size (parts stay bounded)', async ({
+    database: db,
+    s3,
+    bucket,
+  }) => {
+    await db.pool.query(`CREATE SCHEMA wide`);
+    await db.pool.query(`CREATE TABLE wide.rows (id int PRIMARY KEY, payload text)`);
+    await db.pool.query(
+      `INSERT INTO wide.rows SELECT g, repeat(md5(g::text), 40) FROM generate_series(1, 30) g`,
+    );
+    await db.pool.query(`ANALYZE wide.rows`);
+    const backup = await expectRoundTrip(db, s3, bucket, 'wide', 'rows', 500);
+    expect(backup.parts.map((part) => part.written.rows)).toEqual(Array.from({ length: 30 }, () => 1));
+  });
+
   it('splits a keyless table into ctid block ranges: every row exactly once, holes and all', async ({
     database: db,
     s3,

@@ -16,6 +16,10 @@ beforeAll(async ({ database }) => {
     CREATE TABLE public.events (id int, at date) PARTITION BY RANGE (at);
     CREATE TABLE public.events_2026 PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
     CREATE TABLE public.events_rest PARTITION OF public.events DEFAULT;
+    CREATE TABLE public.metrics (id int, at date) PARTITION BY RANGE (at);
+    CREATE TABLE public.metrics_2026 PARTITION OF public.metrics FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+      PARTITION BY RANGE (at);
+    CREATE TABLE public.metrics_2026_h1 PARTITION OF public.metrics_2026 FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
     CREATE TABLE public.audit_logs (id int);
     CREATE TABLE public.notes (id int);
     CREATE SCHEMA empty_schema;`);
@@ -37,8 +41,24 @@ describe('backup table selection', () => {
       'Sales.customers:r',
       'public.audit_logs:r',
       'public.events:p',
+      'public.metrics:p',
       'public.notes:r',
     ]);
+  });
+
+  it('never takes a partition next to a partitioned table above it (its rows would be restored twice)', async ({
+    database,
+  }) => {
+    const tables = await selectBackupTables(database.pool, {
+      tables: ['public.events_2026', 'public.events', 'public.metrics_2026_h1', 'public.metrics_2026'],
+      exclude: [],
+    });
+    expect(names(tables)).toEqual(['public.events:p', 'public.metrics_2026:p']);
+    const excluded = await selectBackupTables(database.pool, {
+      tables: ['public.metrics_2026_h1', 'public.notes'],
+      exclude: ['public.metrics_2026'],
+    });
+    expect(names(excluded)).toEqual(['public.notes:r']);
   });
 
   it('leaves out what exclude names, a partitioned table with every partition', async ({ database }) => {
@@ -46,7 +66,7 @@ describe('backup table selection', () => {
       tables: ['public.*', 'public.events_2026'],
       exclude: ['public.audit_logs', 'events'],
     });
-    expect(names(tables)).toEqual(['public.notes:r']);
+    expect(names(tables)).toEqual(['public.metrics:p', 'public.notes:r']);
   });
 
   it('takes a partition named exactly as a table of its own', async ({ database }) => {

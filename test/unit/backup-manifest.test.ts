@@ -75,6 +75,11 @@ describe('backup manifest', () => {
       /tables\.0\.parts\.1\.key: listed twice/,
     ],
     [
+      'a table listed twice',
+      edit((m) => ({ ...m, tables: [first(m), first(m)] })),
+      /tables\.1\.table: listed twice/,
+    ],
+    [
       'a checksum that is not SHA-256',
       edit((m) => ({
         ...m,

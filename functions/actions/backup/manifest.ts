@@ -86,6 +86,13 @@ export const BackupManifestSchema = z
         message: `is ${manifest.consistency} but a table says ${weakest}`,
       });
     }
+    const tables = new Set<string>();
+    manifest.tables.forEach((table, t) => {
+      if (tables.has(table.table)) {
+        ctx.addIssue({ code: 'custom', path: ['tables', t, 'table'], message: 'listed twice' });
+      }
+      tables.add(table.table);
+    });
     const keys = new Set<string>();
     manifest.tables.forEach((table, t) => {
       table.parts.forEach((part, p) => {

@@ -66,13 +66,16 @@ export async function readPartPlanFacts(
 
 /**
  * The key of every `stride`-th row after the first, in key order: the lower bounds of parts 2, 3, …
- * One pass over the primary key's index; the values come back as the server's text.
+ * (rows 1 + stride, 1 + 2 × stride, …; a stride of 1 makes every row a part). One pass over the primary
+ * key's index; the values come back as the server's text. `only`: the table's own rows, not its
+ * inheritance children's (which are backed up as tables of their own, or not at all).
  */
 export async function readKeyBoundaries(
   client: Queryable,
   quotedName: string,
   keyColumns: readonly string[],
   stride: number,
+  only = false,
 ): Promise<string[][]> {
   const columns = keyColumns.map(quoteIdent);
   const aliases = keyColumns.map((_, i) => `k${i}`);
@@ -80,8 +83,8 @@ export async function readKeyBoundaries(
     text: `SELECT ${aliases.map((alias) => `${alias}::text AS ${alias}`).join(', ')}
              FROM (SELECT ${columns.map((column, i) => `${column} AS ${aliases[i]}`).join(', ')},
                           row_number() OVER (ORDER BY ${columns.join(', ')}) AS n
-                     FROM ${quotedName}) AS ordered
-            WHERE n % $1 = 1 AND n > 1
+                     FROM ${only ? 'ONLY ' : ''}${quotedName}) AS ordered
+            WHERE (n - 1) % $1 = 0 AND n > 1
             ORDER BY n`,
     values: [stride],
   });
@@ -91,7 +94,13 @@ export async function readKeyBoundaries(
 /** The parts of `schema.table` of about `targetBytes` each (as COPY text), under the caller's snapshot. */
 export async function planTableParts(
   client: Queryable,
-  table: { readonly schema: string; readonly name: string; readonly quotedName: string },
+  table: {
+    readonly schema: string;
+    readonly name: string;
+    readonly quotedName: string;
+    /** Read the table's own rows only (`FROM ONLY`): a plain table's, never a partitioned one's. */
+    readonly only?: boolean;
+  },
   targetBytes: number,
 ): Promise<PlannedPart[]> {
   const facts = await readPartPlanFacts(client, table.schema, table.name);
@@ -100,7 +109,7 @@ export async function planTableParts(
     case 'key':
       return planKeyParts(
         facts.keyColumns,
-        await readKeyBoundaries(client, table.quotedName, facts.keyColumns, stride.rows),
+        await readKeyBoundaries(client, table.quotedName, facts.keyColumns, stride.rows, table.only),
       );
     case 'blocks':
       return planBlockParts(facts.blocks, stride.blocks);

@@ -334,6 +334,7 @@ export function generateSchemaSql(
   definition: SchemaDefinition,
   mapping: SchemaMapping = new Map(),
 ): SchemaSql {
+  checkMapping(definition, mapping);
   const names = new Names(definition, mapping);
   return {
     preData: file('pg-lifecycle backup: pre-data (schemas, types, sequences, tables)', preData(names)),
@@ -342,4 +343,38 @@ export function generateSchemaSql(
       postData(names),
     ),
   };
+}
+
+/**
+ * A mapping (restoring next to the original) must move every schema the backup recreates objects in: a type or
+ * sequence left in its original schema would collide with the original in the same database. And it must not
+ * place two recreated objects on one name (two schemas mapped onto one, both with a table `t`).
+ * @throws Error naming the schemas left unmapped or the names that collide
+ */
+export function checkMapping(definition: SchemaDefinition, mapping: SchemaMapping): void {
+  if (mapping.size === 0) return;
+  const unmapped = definition.searchPath.filter((schema) => (mapping.get(schema) ?? schema) === schema);
+  if (unmapped.length > 0) {
+    throw new Error(
+      `restoring into other schemas needs a target for every schema the backup recreates objects in; ` +
+        `unmapped: ${unmapped.map(quoteIdent).join(', ')}`,
+    );
+  }
+  // Tables, sequences and types share a namespace per schema (pg_class and pg_type: a table has a row type).
+  const placed = new Map<string, string>();
+  const collisions: string[] = [];
+  for (const object of [
+    ...definition.tables,
+    ...definition.sequences,
+    ...definition.enums,
+    ...definition.domains,
+  ]) {
+    const target = quoteQualified(mapping.get(object.schema) ?? object.schema, object.name);
+    const original = quoteQualified(object.schema, object.name);
+    const other = placed.get(target);
+    if (other !== undefined && other !== original) collisions.push(`${other} and ${original} → ${target}`);
+    placed.set(target, original);
+  }
+  if (collisions.length > 0)
+    throw new Error(`the mapping places two objects on one name: ${collisions.join('; ')}`);
 }

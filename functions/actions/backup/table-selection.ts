@@ -17,6 +17,11 @@ export interface SelectedTable {
   readonly table: string;
   /** `r` a table, `p` a partitioned table (its partitions are backed up with it). */
   readonly kind: 'r' | 'p';
+  /**
+   * Read with `FROM ONLY`: a plain table's own rows, never its inheritance children's (each child is a
+   * table of its own, backed up if selected). A partitioned table's rows are all in its partitions.
+   */
+  readonly only: boolean;
 }
 
 interface CatalogRelation {
@@ -25,8 +30,8 @@ interface CatalogRelation {
   readonly table: string;
   readonly kind: string;
   readonly isPartition: boolean;
-  /** The root of the partition tree the relation belongs to (itself when it is not a partition). */
-  readonly rootOid: string;
+  /** The partitioned tables above a partition, nearest first (none for anything else). */
+  readonly ancestorOids: readonly string[];
 }
 
 const NO_DATA: Readonly<Record<string, string>> = {
@@ -70,15 +75,22 @@ export async function selectBackupTables(
     excluded.some((pattern: TablePattern) => matchesTablePattern(pattern, r));
   const byOid = new Map(relations.map((r) => [r.oid, r]));
   const result = [...selected.values()].filter((r) => {
-    // Excluding a partitioned table excludes its partitions too, even one named exactly.
-    const root = byOid.get(r.rootOid);
-    return !isExcluded(r) && !(root && isExcluded(root));
+    const ancestors = r.ancestorOids.flatMap((oid) => byOid.get(oid) ?? []);
+    // A partition whose partitioned ancestor is selected is in that ancestor's parts already: taking it
+    // again would restore its rows twice. Excluding an ancestor excludes the partition, even named exactly.
+    return !isExcluded(r) && !ancestors.some((a) => selected.has(a.oid) || isExcluded(a));
   });
   if (problems.length === 0 && result.length === 0) problems.push('exclude leaves no table to back up');
   if (problems.length > 0) throw new CatalogError(`backup tables: ${problems.join('; ')}`);
   return (
     result
-      .map((r) => ({ oid: r.oid, schema: r.schema, table: r.table, kind: r.kind as 'r' | 'p' }))
+      .map((r) => ({
+        oid: r.oid,
+        schema: r.schema,
+        table: r.table,
+        kind: r.kind as 'r' | 'p',
+        only: r.kind === 'r',
+      }))
       // By code point, not locale: the same order (and part numbering) on every machine.
       .sort((a, b) => compare(a.schema, b.schema) || compare(a.table, b.table))
   );
@@ -106,19 +118,22 @@ async function readRelations(db: Queryable): Promise<CatalogRelation[]> {
       table: r.table,
       kind: r.kind,
       isPartition: pgBool(r.is_partition),
-      rootOid: r.oid,
+      ancestorOids: [] as string[],
     }));
-  const roots = await readPartitionRoots(db);
-  return relations.map((r) => ({ ...r, rootOid: roots.get(r.oid) ?? r.oid }));
+  const ancestors = await readPartitionAncestors(db);
+  return relations.map((r) => ({ ...r, ancestorOids: ancestors.get(r.oid) ?? [] }));
 }
 
-/** Each partition's top-most ancestor (pg_partition_root, PostgreSQL 12+). */
-async function readPartitionRoots(db: Queryable): Promise<Map<string, string>> {
-  const { rows } = await db.query<{ oid: string; root: string }>(
-    `SELECT c.oid::text AS oid, pg_partition_root(c.oid)::oid::text AS root
+/** Each partition's partitioned ancestors, nearest first (pg_partition_ancestors, PostgreSQL 12+). */
+async function readPartitionAncestors(db: Queryable): Promise<Map<string, string[]>> {
+  const { rows } = await db.query<{ oid: string; ancestors: string }>(
+    `SELECT c.oid::text AS oid,
+            (SELECT string_agg(a.relid::oid::text, ',' ORDER BY a.depth)
+               FROM (SELECT relid, row_number() OVER () AS depth FROM pg_partition_ancestors(c.oid)) a
+              WHERE a.relid <> c.oid) AS ancestors
        FROM pg_class c WHERE c.relispartition`,
   );
-  return new Map(rows.map((r) => [r.oid, r.root]));
+  return new Map(rows.map((r) => [r.oid, r.ancestors ? r.ancestors.split(',') : []]));
 }
 
 function compare(a: string, b: string): number {
