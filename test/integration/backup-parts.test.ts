@@ -163,12 +163,14 @@ describe('backup parts', () => {
     const text = gunzipSync(stored).toString('utf8');
     expect(text.length > 0 && Buffer.byteLength(text)).toBe(written?.uncompressedBytes);
     const lines = text.split('\n');
-    expect(lines[0]).toBe(
+    // The rows are UTF-8 whatever the target database's encoding: psql is told so before the COPY.
+    expect(lines[0]).toBe("SET client_encoding = 'UTF8';");
+    expect(lines[1]).toBe(
       'COPY "Shop Data"."Order Items" ("Id", "small $1", "Int", "Total Amount", "r", "d", "note text", "b", ' +
         '"ok", "day", "at", "at tz", "span", "u", "j", "jb", "ip", "net", "ints", "texts", "grid", "v") FROM stdin;',
     );
     expect(lines.slice(-2)).toEqual(['\\.', '']);
-    expect(lines).toHaveLength(1 + 5 + 2);
+    expect(lines).toHaveLength(2 + 5 + 2);
     // COPY text escapes the tab and newline inside a value; a NULL is \N.
     expect(lines.find((line) => line.startsWith('1\t'))).toContain('tab\\there\\nnewline\\\\backslash');
     expect(lines.find((line) => line.startsWith('-9223372036854775808\t'))).toMatch(/^[^\t]+(\t\\N){21}$/);
@@ -361,7 +363,7 @@ describe('backup parts', () => {
         await expect(writePart({ client, table, s3, bucket, key, compression })).rejects.toThrow(
           CompressionUnavailableError,
         );
-        const part = { key, bytes: 1, sha256: '00' };
+        const part = { key, bytes: 1, sha256: '00', rows: 0 };
         const restore = { client, s3, bucket, part, codec: 'zstd', targetQuotedName: RESTORED } as const;
         await expect(restorePart({ ...restore, columns: table.columns })).rejects.toThrow(
           CompressionUnavailableError,
@@ -390,6 +392,85 @@ describe('backup parts', () => {
       });
     },
   );
+
+  it('writes every float exactly even from a session that rounds them (extra_float_digits 0)', async ({
+    database: db,
+    s3,
+    bucket,
+  }) => {
+    await db.pool.query(`CREATE SCHEMA floats; CREATE TABLE floats.v (id int PRIMARY KEY, f float8);
+      CREATE TABLE floats.back (id int PRIMARY KEY, f float8);
+      INSERT INTO floats.v VALUES (1, 0.1::float8 + 0.2::float8), (2, 1e-300), (3, 'NaN')`);
+    await withTextClient(db, async (client) => {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await client.query('SET LOCAL extra_float_digits = 0');
+      const table = await partTable(client, 'floats', 'v');
+      const part = await writePart({
+        client,
+        table,
+        s3,
+        bucket,
+        key: 'floats/part-00001.sql.gz',
+        compression: { codec: 'gzip', level: 1 },
+      });
+      await client.query('COMMIT');
+      await client.query('BEGIN');
+      await restorePart({
+        client,
+        s3,
+        bucket,
+        part,
+        codec: 'gzip',
+        targetQuotedName: 'floats.back',
+        columns: table.columns,
+      });
+      await client.query('COMMIT');
+    });
+    const { rows } = await db.pool.query<{ id: number }>(
+      `SELECT v.id FROM floats.v v JOIN floats.back b USING (id) WHERE b.f = v.f OR (b.f = 'NaN' AND v.f = 'NaN') ORDER BY 1`,
+    );
+    expect(rows.map((r) => r.id)).toEqual([1, 2, 3]);
+  });
+
+  it('says which part failed to load without quoting the row value that did not fit', async ({
+    database: db,
+    s3,
+    bucket,
+  }) => {
+    await db.pool.query(`CREATE SCHEMA secrets; CREATE TABLE secrets.src (id text);
+      CREATE TABLE secrets.dst (id int); INSERT INTO secrets.src VALUES ('card-4111111111111111')`);
+    await withTextClient(db, async (client) => {
+      const table = await partTable(client, 'secrets', 'src');
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      const part = await writePart({
+        client,
+        table,
+        s3,
+        bucket,
+        key: 'secrets/part-00001.sql.gz',
+        compression: { codec: 'gzip', level: 1 },
+      });
+      await client.query('COMMIT');
+      await client.query('BEGIN');
+      const error = await restorePart({
+        client,
+        s3,
+        bucket,
+        part,
+        codec: 'gzip',
+        targetQuotedName: 'secrets.dst',
+        columns: table.columns,
+      }).then(
+        () => new Error('the load went through'),
+        (caught: unknown) => caught as Error,
+      );
+      await client.query('ROLLBACK');
+      expect(error.message).not.toBe('the load went through');
+      const shown = JSON.stringify({ ...error, text: error.message, cause: String(error.cause ?? '') });
+      expect(shown).not.toContain('4111');
+      expect(error.name).toBe('DatabaseError');
+    });
+  });
 });
 
 function hasZstd(): boolean {

@@ -18,9 +18,10 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
 import { mapS3Error } from '../../adapters/archive-store.ts';
-import { LifecycleError } from '../../core/errors.ts';
+import { classifyDatabaseError, LifecycleError } from '../../core/errors.ts';
+import { isPostgresError } from '../../core/redact-database-error.ts';
 import { checkDecompression, createDecompressor, type PartCompression } from './part-compression.ts';
-import { PART_TRAILER } from './part-writer.ts';
+import { PART_ENCODING_LINE, PART_TRAILER } from './part-writer.ts';
 
 /** A part S3 holds is not the one the manifest lists (or is gone): nothing of it was loaded. */
 export class BackupPartMismatchError extends LifecycleError {
@@ -37,8 +38,11 @@ export interface ListedPart {
   readonly key: string;
   readonly bytes: number;
   readonly sha256: string;
-  /** When given, the COPY must load exactly this many rows (the caller's transaction then rolls back). */
-  readonly rows?: number;
+  /**
+   * The COPY must load exactly this many rows, else the part is refused (the caller's transaction then rolls
+   * back): the server stops at the first `\.`, so a block cut short or followed by another would load silently.
+   */
+  readonly rows: number;
 }
 
 export interface RestorePartProps {
@@ -111,8 +115,8 @@ export async function downloadVerified(
 }
 
 /**
- * Drops the part's first line (checked to be the COPY header of `columns`) and its `\.` trailer (checked
- * to end the text), passing the rows between through unchanged.
+ * Drops the part's header (the encoding line, then the COPY header of `columns`, both checked) and its `\.`
+ * trailer (checked to end the text), passing the rows between through unchanged.
  */
 export class CopyBlockBody extends Transform {
   private header: Buffer | undefined = Buffer.alloc(0);
@@ -143,14 +147,20 @@ export class CopyBlockBody extends Transform {
     let data = chunk;
     if (this.header !== undefined) {
       const seen: Buffer = Buffer.concat([this.header, data]);
-      const newline = headerEnd(seen);
+      if (seen.length < PART_ENCODING_LINE.length) {
+        this.header = seen;
+        return Buffer.alloc(0);
+      }
+      if (seen.subarray(0, PART_ENCODING_LINE.length).toString('utf8') !== PART_ENCODING_LINE)
+        return this.formatError('its first line is not the client encoding');
+      const newline = headerEnd(seen, PART_ENCODING_LINE.length);
       if (newline === -1) {
         // A header is one line of at most ~1600 quoted names; a part with no end to it within 1 MiB is not ours.
         if (seen.length > 1024 * 1024) return this.formatError('no header line');
         this.header = seen;
         return Buffer.alloc(0);
       }
-      const problem = this.checkHeader(seen.subarray(0, newline).toString('utf8'));
+      const problem = this.checkHeader(seen.subarray(PART_ENCODING_LINE.length, newline).toString('utf8'));
       if (problem) return this.formatError(problem);
       this.header = undefined;
       data = seen.subarray(newline + 1);
@@ -164,7 +174,7 @@ export class CopyBlockBody extends Transform {
 
   private checkHeader(line: string): string | undefined {
     if (!line.startsWith('COPY ') || !line.endsWith(' FROM stdin;'))
-      return 'its first line is not a COPY header';
+      return 'its second line is not a COPY header';
     if (!line.endsWith(` (${this.columnList}) FROM stdin;`)) return 'its columns are not the expected ones';
     return undefined;
   }
@@ -178,9 +188,9 @@ export class CopyBlockBody extends Transform {
  * The index of the newline ending the header: the first one outside double quotes (a quoted identifier
  * may hold a newline; a doubled quote inside one toggles twice). -1 while the header goes on.
  */
-function headerEnd(text: Buffer): number {
+function headerEnd(text: Buffer, from: number): number {
   let quoted = false;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = from; i < text.length; i++) {
     const byte = text[i];
     if (byte === 0x22) quoted = !quoted;
     else if (byte === 0x0a && !quoted) return i;
@@ -193,16 +203,35 @@ async function loadPart(props: RestorePartProps, file: string): Promise<{ rows: 
   const copy = copyFrom(`COPY ${props.targetQuotedName} (${columnList}) FROM STDIN`);
   // The client is the caller's, in its transaction: a failed COPY rolls back with it.
   const target = props.client.query(copy);
-  await pipeline(
-    createReadStream(file),
-    createDecompressor(props.codec),
-    new CopyBlockBody(props.part.key, columnList),
-    target,
-  );
+  try {
+    await pipeline(
+      createReadStream(file),
+      createDecompressor(props.codec),
+      new CopyBlockBody(props.part.key, columnList),
+      target,
+    );
+  } catch (error) {
+    throw loadError(props.part.key, error);
+  }
   const rows = copy.rowCount;
-  if (props.part.rows !== undefined && rows !== props.part.rows)
+  if (rows !== props.part.rows)
     throw new BackupPartMismatchError(
       `${props.part.key}: COPY loaded ${rows} rows, the manifest lists ${props.part.rows}`,
     );
   return { rows };
+}
+
+/**
+ * A failed load, named: the server's error through the redaction every database error goes through (a COPY
+ * error quotes the row value it choked on, in its message and its `where`); a stream the decompressor
+ * cannot read (its SHA-256 matched, so it was written so) as a format error.
+ */
+function loadError(key: string, error: unknown): unknown {
+  if (error instanceof LifecycleError) return error;
+  if (isPostgresError(error)) return classifyDatabaseError(error);
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new BackupPartFormatError(`${key}: not a readable compressed stream (${code})`);
+  }
+  return error;
 }

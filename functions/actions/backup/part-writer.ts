@@ -70,10 +70,30 @@ export interface WrittenPart {
 const DEFAULT_PART_SIZE_BYTES = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
 
-/** `COPY "s"."t" ("a", "b") FROM stdin;` and a newline: the first line of every part. */
+/**
+ * The first line of every part: the rows are UTF-8 (the project's connections ask for it), whatever the
+ * encoding of the database a psql restore loads them into (without it, psql would send them as the target's
+ * client encoding and a LATIN1 database would store `MÃ¼ller` for `Müller`).
+ */
+export const PART_ENCODING_LINE = "SET client_encoding = 'UTF8';\n";
+
+/** The encoding line, then `COPY "s"."t" ("a", "b") FROM stdin;` and a newline: every part's header. */
 export function partHeader(table: Pick<PartTable, 'quotedName' | 'columns'>): string {
-  return `COPY ${table.quotedName} (${table.columns.map(quoteIdent).join(', ')}) FROM stdin;\n`;
+  if (table.columns.length === 0) {
+    // `COPY t () FROM stdin` is not SQL: a table with no stored column has nothing a part could carry.
+    throw new RangeError(`${table.quotedName} has no stored column to copy`);
+  }
+  return `${PART_ENCODING_LINE}COPY ${table.quotedName} (${table.columns.map(quoteIdent).join(', ')}) FROM stdin;\n`;
 }
+
+/**
+ * The text settings of the project's connections (functions/commons/database.ts SESSION_OPTIONS), set for
+ * the caller's transaction before the COPY: a session with extra_float_digits 0 would write 0.3 for
+ * 0.30000000000000004 and the restore would hold another value.
+ */
+const PINNED_TEXT_SETTINGS = `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true),
+  set_config('IntervalStyle', 'iso_8601', true), set_config('extra_float_digits', '3', true),
+  set_config('bytea_output', 'hex', true)`;
 
 /** The end-of-data marker psql expects after COPY FROM stdin rows. */
 export const PART_TRAILER = '\\.\n';
@@ -197,6 +217,7 @@ export async function writePart(props: WritePartProps): Promise<WrittenPart> {
 
   let uncompressedBytes = 0;
   const header = partHeader(table);
+  await client.query(PINNED_TEXT_SETTINGS);
   const copy = copyTo(copyOutSql(table, range));
   const ready = readyForQuery(copy);
   try {
