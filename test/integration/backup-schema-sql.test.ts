@@ -2,17 +2,13 @@
  * A backup's schema.sql and post-data.sql, from the catalog of a real database: run as psql would run them
  * (one statement after another, into a fresh database, and next to the original under a schema mapping),
  * the restored tables must be what the catalog says the originals are — columns, types, defaults,
- * identity and generated columns, constraints, indexes, partitions, sequence positions, comments.
+ * identity and generated columns, constraints, indexes, partitions, sequence positions, comments. What
+ * the tables need beyond themselves: backup-schema-dependencies.test.ts.
  */
-import pg from 'pg';
-import type { SchemaDefinition } from '../../functions/actions/backup/schema-definition.ts';
 import { describeNotIncluded } from '../../functions/actions/backup/schema-definition.ts';
-import { generateSchemaSql, type SchemaMapping } from '../../functions/actions/backup/schema-sql.ts';
-import { readSchemaDefinition } from '../../functions/actions/backup/table-definition.ts';
-import { resolveTable } from '../../functions/adapters/catalog.ts';
-import { snapshotSchemas } from '../support/catalog-snapshot.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { beforeAll, describe, expect, it } from '../support/fixture.ts';
+import { readDefinition, restore, snapshot } from '../support/schema-restore.ts';
 
 const SHOP = 'Shop Floor';
 const TYPES = 'Shop Types';
@@ -99,48 +95,6 @@ const SOURCE = `
 
 /** Every table of the source schema; the partitions come with "Events". */
 const TABLES = ['Customers', 'Order Lines', 'bookings', 'Events', 'audit_log'].map((t) => `"${SHOP}"."${t}"`);
-
-async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/** The definition as a backup reads it: names resolved, then one REPEATABLE READ transaction. */
-async function readDefinition(url: string, tables: readonly string[]): Promise<SchemaDefinition> {
-  return withClient(url, async (client) => {
-    const oids: string[] = [];
-    for (const table of tables) oids.push((await resolveTable(client, table)).oid);
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
-      return await readSchemaDefinition(client, oids);
-    } finally {
-      await client.query('ROLLBACK');
-    }
-  });
-}
-
-/** Pre-data, then `between` (the data load), then post-data, each as one multi-statement text like psql -f. */
-async function restore(
-  url: string,
-  definition: SchemaDefinition,
-  mapping: SchemaMapping,
-  between: (client: pg.Client) => Promise<void> = async () => undefined,
-): Promise<void> {
-  const sql = generateSchemaSql(definition, mapping);
-  await withClient(url, async (client) => {
-    await client.query(sql.preData);
-    await between(client);
-    await client.query(sql.postData);
-  });
-}
-
-const snapshot = (url: string, schemas: readonly string[]) =>
-  withClient(url, (client) => snapshotSchemas(client, schemas));
 
 describe('backup schema SQL', () => {
   beforeAll(async ({ database }) => {
@@ -233,6 +187,10 @@ describe('backup schema SQL', () => {
         country text NOT NULL REFERENCES public.countries (code) ON DELETE RESTRICT);`);
     const definition = await readDefinition(database.url, ['addressing.addresses']);
     expect(definition.tables[0]?.foreignKeys[0]?.references).toEqual({ schema: 'public', name: 'countries' });
+    // A fresh database needs it before post-data: the manifest says so.
+    expect(definition.notIncluded.tables[0]?.requires).toEqual([
+      'table public.countries referenced by constraint addresses_country_fkey',
+    ]);
     await restore(database.url, definition, new Map([['addressing', 'addressing_restored']]));
 
     await database.pool.query(`INSERT INTO addressing_restored.addresses (country) VALUES ('NO')`);
@@ -304,9 +262,11 @@ describe('backup schema SQL', () => {
             { constraint: 'points at notes', table: { schema: 'guarded', name: 'outside_ref' } },
           ],
           inheritsFrom: [],
+          requires: [],
         },
       ],
       largeObjects: 1,
+      extensions: [],
     });
     const lines = describeNotIncluded(definition.notIncluded);
     expect(lines).toContain('guarded.notes: triggers touch notes');

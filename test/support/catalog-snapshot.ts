@@ -15,12 +15,14 @@ export interface SchemaSnapshot {
   sequences: Record<string, unknown>[];
   enums: Record<string, unknown>[];
   domains: Record<string, unknown>[];
+  composites: Record<string, unknown>[];
+  ranges: Record<string, unknown>[];
 }
 
 const IN_SCHEMAS = `n.nspname = ANY ($1::text[])`;
 const SCHEMA = `array_position($1::text[], n.nspname::text) AS schema`;
 
-/** Everything about the tables, types and sequences of `schemas` a restore must bring back. */
+/** Everything about the tables, types (enum, domain, composite, range) and sequences of `schemas` a restore must bring back. */
 export async function snapshotSchemas(
   client: pg.ClientBase,
   schemas: readonly string[],
@@ -91,5 +93,23 @@ export async function snapshotSchemas(
        LEFT JOIN pg_collation co ON co.oid = t.typcollation
       WHERE ${IN_SCHEMAS} AND t.typtype = 'd' ORDER BY 1, 2`,
   );
-  return { tables, columns, constraints, indexes, sequences, enums, domains };
+  const composites = await query(
+    `SELECT ${SCHEMA}, t.typname,
+            (SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || coalesce(' ' || co.collname, '')
+                              ORDER BY a.attnum)::text
+               FROM pg_attribute a LEFT JOIN pg_collation co ON co.oid = a.attcollation
+              WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS attributes
+       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+       JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c'
+      WHERE ${IN_SCHEMAS} ORDER BY 1, 2`,
+  );
+  const ranges = await query(
+    `SELECT ${SCHEMA}, t.typname, format_type(r.rngsubtype, NULL) AS subtype, o.opcname AS opclass,
+            co.collname AS collation, r.rngsubdiff::text AS subtype_diff, r.rngcanonical::text AS canonical,
+            format_type(r.rngmultitypid, NULL) AS multirange
+       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_range r ON r.rngtypid = t.oid
+       JOIN pg_opclass o ON o.oid = r.rngsubopc LEFT JOIN pg_collation co ON co.oid = r.rngcollation
+      WHERE ${IN_SCHEMAS} ORDER BY 1, 2`,
+  );
+  return { tables, columns, constraints, indexes, sequences, enums, domains, composites, ranges };
 }

@@ -1,12 +1,14 @@
 /**
  * What a backup of these tables does not bring back, read from pg_catalog so that the manifest says it
  * rather than a restore finding out: triggers, row level security, rules, ownership and grants, views and
- * functions built on the tables, foreign keys of other tables that point at them, INHERITS parents, and
- * the database's large objects.
+ * functions built on the tables, foreign keys of other tables that point at them, INHERITS parents, the
+ * database's large objects; and, from table-dependencies.ts, what the tables use that the backup does not
+ * create and the extensions schema.sql creates when missing.
  */
 import type { Queryable } from '../../adapters/transactions.ts';
 import { pgBool, pgJsonArray } from './catalog-values.ts';
 import type { NotIncluded, QualifiedName, TableNotIncluded } from './schema-definition.ts';
+import type { TableDependencies } from './table-dependencies.ts';
 
 interface TableRow {
   oid: string;
@@ -26,7 +28,11 @@ interface TableRow {
 }
 
 /** Per table of `tableOids` (every table of the backup), in the order given, and the large-object count. */
-export async function readNotIncluded(db: Queryable, tableOids: readonly string[]): Promise<NotIncluded> {
+export async function readNotIncluded(
+  db: Queryable,
+  tableOids: readonly string[],
+  dependencies: Pick<TableDependencies, 'extensions' | 'requires'>,
+): Promise<NotIncluded> {
   const { rows } = await db.query<TableRow>(
     `SELECT c.oid::text AS oid, n.nspname, c.relname, pg_get_userbyid(c.relowner) AS owner,
             c.relrowsecurity AS rls, c.relforcerowsecurity AS rls_forced,
@@ -93,12 +99,13 @@ export async function readNotIncluded(db: Queryable, tableOids: readonly string[
         (f) => ({ constraint: f.constraint, table: { schema: f.schema, name: f.name } }),
       ),
       inheritsFrom: pgJsonArray<QualifiedName>(r.inherits_from),
+      requires: dependencies.requires.get(r.oid) ?? [],
     }),
   );
   const { rows: counts } = await db.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM pg_largeobject_metadata`,
   );
-  return { tables, largeObjects: Number(counts[0]?.n ?? 0) };
+  return { tables, largeObjects: Number(counts[0]?.n ?? 0), extensions: dependencies.extensions };
 }
 
 function sortNames(names: QualifiedName[]): QualifiedName[] {

@@ -15,19 +15,21 @@ export interface QualifiedName {
 }
 
 /**
- * A column's (or a domain's base) type: a type the backup recreates (an enum or domain, placed by the
- * schema mapping), or any other type as format_type printed it under `searchPath`.
+ * A column's (or a domain's base, a composite's attribute, a range's subtype) type: a type the backup
+ * recreates (placed by the schema mapping), or any other type as format_type printed it under `searchPath`.
  */
 export type TypeReference =
   | { readonly kind: 'backed-up'; readonly type: QualifiedName; readonly array: boolean }
   | { readonly kind: 'printed'; readonly text: string };
 
 export interface EnumDefinition extends QualifiedName {
+  readonly kind: 'enum';
   /** In enumsortorder: the order comparisons use, which a restore must keep. */
   readonly labels: readonly string[];
 }
 
 export interface DomainDefinition extends QualifiedName {
+  readonly kind: 'domain';
   readonly baseType: TypeReference;
   readonly collation?: QualifiedName;
   readonly default?: string;
@@ -38,6 +40,43 @@ export interface DomainDefinition extends QualifiedName {
     readonly definition: string;
     readonly validated: boolean;
   }>;
+}
+
+/** A stand-alone composite type (CREATE TYPE … AS (…)); a table's row type is not one. */
+export interface CompositeDefinition extends QualifiedName {
+  readonly kind: 'composite';
+  readonly attributes: ReadonlyArray<{
+    readonly name: string;
+    readonly type: TypeReference;
+    /** Only when it differs from the type's own collation. */
+    readonly collation?: QualifiedName;
+  }>;
+}
+
+/**
+ * A range type the backup can recreate: no canonical function (that is a C function of its own), and a
+ * subtype_diff function and operator class that PostgreSQL or an extension provides.
+ */
+export interface RangeDefinition extends QualifiedName {
+  readonly kind: 'range';
+  readonly subtype: TypeReference;
+  /** Only when not the subtype's default btree operator class. */
+  readonly opclass?: QualifiedName;
+  /** Only when not the subtype's own collation. */
+  readonly collation?: QualifiedName;
+  readonly subtypeDiff?: QualifiedName;
+  /** PostgreSQL 14+: created with the range, placed by the mapping like it. */
+  readonly multirange?: QualifiedName;
+}
+
+export type TypeDefinition = EnumDefinition | DomainDefinition | CompositeDefinition | RangeDefinition;
+
+/** An extension whose objects (types, operator classes, functions) the backed-up tables use. */
+export interface ExtensionDefinition {
+  readonly name: string;
+  /** Where its objects are: schema.sql creates it there (never mapped), so printed references still hold. */
+  readonly schema: string;
+  readonly version: string;
 }
 
 /** pg_sequence, as text: bigint bounds do not fit a JS number. */
@@ -58,11 +97,15 @@ export interface SequenceState {
   readonly isCalled: boolean;
 }
 
-/** A sequence owned by a backed-up column through `serial`/OWNED BY (identity sequences are on the column). */
+/**
+ * A sequence owned by a backed-up column through `serial`/OWNED BY (identity sequences are on the column),
+ * or one a backed-up default (`nextval('s.seq'::regclass)`) uses that no backed-up column owns: recreated
+ * all the same, without an owner, else the restored default names a sequence that is not there.
+ */
 export interface SequenceDefinition extends QualifiedName {
   readonly options: SequenceOptions;
   readonly state: SequenceState;
-  readonly ownedBy: { readonly table: QualifiedName; readonly column: string };
+  readonly ownedBy?: { readonly table: QualifiedName; readonly column: string };
 }
 
 export interface IdentityDefinition {
@@ -175,12 +218,20 @@ export interface TableNotIncluded extends QualifiedName {
   readonly referencedBy: ReadonlyArray<{ readonly constraint: string; readonly table: QualifiedName }>;
   /** INHERITS parents (not partitioning): the restored table stands alone. */
   readonly inheritsFrom: readonly QualifiedName[];
+  /**
+   * What its columns, defaults, constraints and indexes use that the backup does not create and a fresh
+   * database lacks, one `<kind> <name> used by <where>` each: user functions, operators, operator classes,
+   * collations, types it cannot recreate, tables outside the backup its foreign keys reference.
+   */
+  readonly requires: readonly string[];
 }
 
 export interface NotIncluded {
   readonly tables: readonly TableNotIncluded[];
   /** pg_largeobject_metadata rows: large objects belong to the database, never to a table's backup. */
   readonly largeObjects: number;
+  /** schema.sql creates them when missing, but the target server must provide them (and a fitting version). */
+  readonly extensions: readonly ExtensionDefinition[];
 }
 
 export interface SchemaDefinition {
@@ -188,9 +239,10 @@ export interface SchemaDefinition {
   readonly serverVersionNum: number;
   /** Every schema holding a backed-up object, in the order `search_path` had while expressions were printed. */
   readonly searchPath: readonly string[];
-  readonly enums: readonly EnumDefinition[];
-  /** Domains over other backed-up domains come after them. */
-  readonly domains: readonly DomainDefinition[];
+  /** Extensions to create first, an extension after those it requires. */
+  readonly extensions: readonly ExtensionDefinition[];
+  /** Enums, domains, composite and range types, each after the types it is built from. */
+  readonly types: readonly TypeDefinition[];
   readonly sequences: readonly SequenceDefinition[];
   /** Partitioned parents before their partitions. */
   readonly tables: readonly TableDefinition[];
@@ -224,7 +276,14 @@ export function describeNotIncluded(report: NotIncluded): string[] {
       lines.push(`${table}: foreign key ${ref.constraint} of ${display(ref.table)} referencing it`);
     }
     if (t.inheritsFrom.length > 0) lines.push(`${table}: inherits from ${list(t.inheritsFrom.map(display))}`);
+    for (const item of t.requires) lines.push(`${table}: needs ${item}, not created by the backup`);
   }
   if (report.largeObjects > 0) lines.push(`large objects: ${report.largeObjects} in the database`);
+  for (const e of report.extensions) {
+    lines.push(
+      `extension ${e.name} ${e.version} (schema ${e.schema}): created by schema.sql when missing; ` +
+        'the target server must provide it',
+    );
+  }
   return lines;
 }

@@ -1,59 +1,54 @@
 /**
- * A backup's schema.sql (pre-data: schemas, types, sequences, tables, partitions) and post-data.sql
+ * A backup's schema.sql (pre-data: extensions, schemas, types, sequences, tables, partitions) and post-data.sql
  * (keys, exclusion and foreign key constraints, indexes, sequence positions, comments) from its
  * definition (schema-definition.ts). Pure. The text is plain SQL that `psql -v ON_ERROR_STOP=1 -f` runs:
  * statements separated by `;`, no psql meta-commands, no dollar quoting.
  *
  * The schema mapping (original schema → target schema) places everything the backup recreates — tables,
- * their owned and identity sequences, enum and domain types — in the target schema; every qualified name
- * of those is built here from the catalog's parts, and a foreign key between backed-up tables references
- * the target. Anything else keeps its own schema.
+ * their owned and identity sequences and the sequences their defaults use, enum, domain, composite and
+ * range types — in the target schema; every qualified name of those is built here from the catalog's parts,
+ * and a foreign key between backed-up tables references the target. Anything else keeps its own schema:
+ * extensions are created where they were (type-sql.ts).
  *
  * Expressions are PostgreSQL's text, printed with search_path = the backup's schemas (`searchPath`), so a
  * reference into those schemas is unqualified. Both files set search_path to the targets of those schemas
  * first and then the mapped originals: a name the backup recreates is found in its target (created before
  * anything uses it), any other unqualified name in the original schema as before. What that cannot remap:
  * - a function, operator, collation or table-typed value in a mapped schema that the backup does not
- *   recreate (a DEFAULT or CHECK calling `app.next_code()`, a sequence not owned by a backed-up column)
- *   still refers to the original; restored into another database without that schema, it is missing;
+ *   recreate (a DEFAULT or CHECK calling `app.next_code()`) still refers to the original; restored into
+ *   another database without it, it is missing — the manifest's notIncluded lists each such object
+ *   (table-dependencies.ts);
  * - a reference the original printed qualified (its schema was not one of the backup's) stays qualified;
  * - a target schema that already holds objects named like those of a mapped schema may capture
  *   unqualified references: restore into a new or empty schema;
  * - names PostgreSQL generated (constraint and index names on partitions, created here by the parent's
  *   constraint or index) may differ from the original's when those were named by hand.
  */
-import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
+import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
 import type {
   ColumnDefinition,
   IndexDefinition,
   IndexKey,
   QualifiedName,
   SchemaDefinition,
-  SequenceOptions,
   TableDefinition,
-  TypeReference,
 } from './schema-definition.ts';
+import {
+  checkMapping,
+  integer,
+  Names,
+  quoteLiteral,
+  type SchemaMapping,
+  sequenceOptions,
+  unplaced,
+} from './schema-names.ts';
+import { extensionStatements, typeStatements } from './type-sql.ts';
+
+export { checkMapping, quoteLiteral, type SchemaMapping };
 
 export interface SchemaSql {
   readonly preData: string;
   readonly postData: string;
-}
-
-/** Original schema → target schema; schemas not in it keep their name. */
-export type SchemaMapping = ReadonlyMap<string, string>;
-
-/** A SQL string literal (standard_conforming_strings is set on by the files). */
-export function quoteLiteral(text: string): string {
-  if (text.includes('\0')) throw new Error('text must not contain NUL');
-  return `'${text.replaceAll("'", "''")}'`;
-}
-
-const INTEGER = /^-?[0-9]+$/;
-
-/** A number from the catalog, checked before it is written into SQL. */
-function integer(text: string): string {
-  if (!INTEGER.test(text)) throw new Error(`expected an integer, got ${JSON.stringify(text)}`);
-  return text;
 }
 
 /** What every file sets first: how its constants and expressions are read (as table-definition printed them). */
@@ -70,58 +65,6 @@ const SESSION_SETTINGS = [
   'SET extra_float_digits = 3;',
 ];
 
-class Names {
-  private readonly tables: Set<string>;
-
-  constructor(
-    readonly definition: SchemaDefinition,
-    private readonly mapping: SchemaMapping,
-  ) {
-    this.tables = new Set(definition.tables.map((t) => this.key(t)));
-  }
-
-  private key(name: QualifiedName): string {
-    return `${name.schema}\0${name.name}`;
-  }
-
-  schema(original: string): string {
-    return this.mapping.get(original) ?? original;
-  }
-
-  /** A backed-up object, in its target schema. */
-  placed(name: QualifiedName): string {
-    return quoteQualified(this.schema(name.schema), name.name);
-  }
-
-  /** A table a foreign key references: placed when backed up, else where it is. */
-  referenced(name: QualifiedName): string {
-    return this.tables.has(this.key(name)) ? this.placed(name) : quoteQualified(name.schema, name.name);
-  }
-
-  type(reference: TypeReference): string {
-    if (reference.kind === 'printed') return reference.text;
-    return `${this.placed(reference.type)}${reference.array ? '[]' : ''}`;
-  }
-
-  /** Targets first (where the recreated objects are), then the mapped originals (everything else). */
-  searchPath(): string {
-    const targets = this.definition.searchPath.map((s) => this.schema(s));
-    const originals = this.definition.searchPath.filter((s) => this.schema(s) !== s);
-    return [...new Set([...targets, ...originals])].map(quoteIdent).join(', ');
-  }
-}
-
-function sequenceOptions(options: SequenceOptions): string {
-  return [
-    `START WITH ${integer(options.start)}`,
-    `INCREMENT BY ${integer(options.increment)}`,
-    `MINVALUE ${integer(options.min)}`,
-    `MAXVALUE ${integer(options.max)}`,
-    `CACHE ${integer(options.cache)}`,
-    options.cycle ? 'CYCLE' : 'NO CYCLE',
-  ].join(' ');
-}
-
 /** `WITH (name='value', …)` from pg_class.reloptions (`name=value`). */
 function storageOptions(options: readonly string[]): string {
   if (options.length === 0) return '';
@@ -137,8 +80,7 @@ function storageOptions(options: readonly string[]): string {
 
 function columnSql(names: Names, column: ColumnDefinition): string {
   const parts = [quoteIdent(column.name), names.type(column.type)];
-  if (column.collation)
-    parts.push(`COLLATE ${quoteQualified(column.collation.schema, column.collation.name)}`);
+  if (column.collation) parts.push(`COLLATE ${unplaced(column.collation)}`);
   if (column.generated) {
     parts.push(
       `GENERATED ALWAYS AS (${column.generated.expression})${column.generated.stored ? ' STORED' : ''}`,
@@ -204,29 +146,14 @@ function createTable(names: Names, table: TableDefinition, parent: TableDefiniti
 function preData(names: Names): string[] {
   const { definition } = names;
   const out: string[] = [];
+  // First: the types, operator classes and functions they hold are what the rest is built from.
+  const extensions = extensionStatements(definition.extensions);
+  if (extensions.length > 0) out.push(...extensions, '');
   const targets = [...new Set(definition.searchPath.map((s) => names.schema(s)))];
   for (const schema of targets) out.push(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};`);
   // After CREATE SCHEMA: the path then names schemas that exist.
   out.push(`SET search_path = ${names.searchPath()};`, '');
-  for (const type of definition.enums) {
-    out.push(`CREATE TYPE ${names.placed(type)} AS ENUM (${type.labels.map(quoteLiteral).join(', ')});`);
-  }
-  for (const domain of definition.domains) {
-    const parts = [`CREATE DOMAIN ${names.placed(domain)} AS ${names.type(domain.baseType)}`];
-    if (domain.collation)
-      parts.push(`COLLATE ${quoteQualified(domain.collation.schema, domain.collation.name)}`);
-    if (domain.default !== undefined) parts.push(`DEFAULT ${domain.default}`);
-    if (domain.notNull) parts.push('NOT NULL');
-    for (const check of domain.checks.filter((c) => c.validated)) {
-      parts.push(`CONSTRAINT ${quoteIdent(check.name)} ${check.definition}`);
-    }
-    out.push(`${parts.join(' ')};`);
-    for (const check of domain.checks.filter((c) => !c.validated)) {
-      out.push(
-        `ALTER DOMAIN ${names.placed(domain)} ADD CONSTRAINT ${quoteIdent(check.name)} ${check.definition};`,
-      );
-    }
-  }
+  out.push(...typeStatements(names, definition.types));
   // Before the tables: their defaults name them (nextval('…'::regclass) is resolved when the table is made).
   for (const sequence of definition.sequences) {
     out.push(
@@ -242,6 +169,7 @@ function preData(names: Names): string[] {
     out.push(...createTable(names, table, parent), '');
   }
   for (const sequence of definition.sequences) {
+    if (!sequence.ownedBy) continue;
     const owner = `${names.placed(sequence.ownedBy.table)}.${quoteIdent(sequence.ownedBy.column)}`;
     out.push(`ALTER SEQUENCE ${names.placed(sequence)} OWNED BY ${owner};`);
   }
@@ -250,8 +178,8 @@ function preData(names: Names): string[] {
 
 function indexKeySql(key: IndexKey): string {
   const parts = ['column' in key ? quoteIdent(key.column) : `(${key.expression})`];
-  if (key.collation) parts.push(`COLLATE ${quoteQualified(key.collation.schema, key.collation.name)}`);
-  if (key.opclass) parts.push(quoteQualified(key.opclass.schema, key.opclass.name));
+  if (key.collation) parts.push(`COLLATE ${unplaced(key.collation)}`);
+  if (key.opclass) parts.push(unplaced(key.opclass));
   if (key.descending) parts.push('DESC');
   if (key.descending && !key.nullsFirst) parts.push('NULLS LAST');
   if (!key.descending && key.nullsFirst) parts.push('NULLS FIRST');
@@ -337,44 +265,13 @@ export function generateSchemaSql(
   checkMapping(definition, mapping);
   const names = new Names(definition, mapping);
   return {
-    preData: file('pg-lifecycle backup: pre-data (schemas, types, sequences, tables)', preData(names)),
+    preData: file(
+      'pg-lifecycle backup: pre-data (extensions, schemas, types, sequences, tables)',
+      preData(names),
+    ),
     postData: file(
       'pg-lifecycle backup: post-data (constraints, indexes, sequence positions, comments)',
       postData(names),
     ),
   };
-}
-
-/**
- * A mapping (restoring next to the original) must move every schema the backup recreates objects in: a type or
- * sequence left in its original schema would collide with the original in the same database. And it must not
- * place two recreated objects on one name (two schemas mapped onto one, both with a table `t`).
- * @throws Error naming the schemas left unmapped or the names that collide
- */
-export function checkMapping(definition: SchemaDefinition, mapping: SchemaMapping): void {
-  if (mapping.size === 0) return;
-  const unmapped = definition.searchPath.filter((schema) => (mapping.get(schema) ?? schema) === schema);
-  if (unmapped.length > 0) {
-    throw new Error(
-      `restoring into other schemas needs a target for every schema the backup recreates objects in; ` +
-        `unmapped: ${unmapped.map(quoteIdent).join(', ')}`,
-    );
-  }
-  // Tables, sequences and types share a namespace per schema (pg_class and pg_type: a table has a row type).
-  const placed = new Map<string, string>();
-  const collisions: string[] = [];
-  for (const object of [
-    ...definition.tables,
-    ...definition.sequences,
-    ...definition.enums,
-    ...definition.domains,
-  ]) {
-    const target = quoteQualified(mapping.get(object.schema) ?? object.schema, object.name);
-    const original = quoteQualified(object.schema, object.name);
-    const other = placed.get(target);
-    if (other !== undefined && other !== original) collisions.push(`${other} and ${original} → ${target}`);
-    placed.set(target, original);
-  }
-  if (collisions.length > 0)
-    throw new Error(`the mapping places two objects on one name: ${collisions.join('; ')}`);
 }

@@ -1,8 +1,9 @@
 /**
  * Reads from pg_catalog everything a backup needs to recreate its tables (schema-definition.ts): their
- * schemas, the enum and domain types their columns use, columns, constraints, indexes, owned sequences and
- * where they stand, partitioning (a partitioned table comes with all its partitions), comments; and what a
- * restore will not bring back (not-included.ts).
+ * schemas, the extensions they use, the enum, domain, composite and range types their columns use, columns,
+ * constraints, indexes, the sequences they own or their defaults use and where those stand, partitioning
+ * (a partitioned table comes with all its partitions), comments; and what a restore will not bring back
+ * (not-included.ts, table-dependencies.ts).
  *
  * Expressions are printed by PostgreSQL with `search_path` set to the schemas of the backed-up objects,
  * so that references into those schemas come out unqualified and a restore can resolve them in the
@@ -22,12 +23,17 @@ import type {
   QualifiedName,
   SchemaDefinition,
   SequenceDefinition,
-  SequenceOptions,
-  SequenceState,
   TableDefinition,
 } from './schema-definition.ts';
+import {
+  readOwnedSequences,
+  readSequenceState,
+  readSequences,
+  sequenceOptions,
+} from './sequence-definition.ts';
 import { readTableConstraints } from './table-constraints.ts';
-import { describeDomains, describeEnums, readTypes, typeReference } from './type-definition.ts';
+import { readTableDependencies } from './table-dependencies.ts';
+import { describeTypes, readTypes, recreatedTypes, typeReference } from './type-definition.ts';
 
 interface TableRow {
   oid: string;
@@ -81,65 +87,6 @@ async function readTables(db: Queryable, tableOids: readonly string[]): Promise<
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-interface SequenceRow {
-  oid: string;
-  nspname: string;
-  relname: string;
-  table_oid: string;
-  column_name: string;
-  deptype: string;
-  data_type: string;
-  start: string;
-  increment: string;
-  min: string;
-  max: string;
-  cache: string;
-  cycle: unknown;
-}
-
-/** Sequences owned by a column of the tables: serial/OWNED BY ('a') and identity ('i'). */
-async function readOwnedSequences(db: Queryable, tableOids: readonly string[]): Promise<SequenceRow[]> {
-  const { rows } = await db.query<SequenceRow>(
-    `SELECT s.oid::text AS oid, n.nspname, s.relname, d.refobjid::text AS table_oid, a.attname AS column_name,
-            d.deptype::text AS deptype, format_type(q.seqtypid, NULL) AS data_type, q.seqstart::text AS start,
-            q.seqincrement::text AS increment, q.seqmin::text AS min, q.seqmax::text AS max,
-            q.seqcache::text AS cache, q.seqcycle AS cycle
-       FROM pg_depend d
-       JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-       JOIN pg_namespace n ON n.oid = s.relnamespace
-       JOIN pg_sequence q ON q.seqrelid = s.oid
-       JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-      WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-        AND d.deptype IN ('a', 'i') AND d.refobjid = ANY ($1::oid[])
-      ORDER BY n.nspname, s.relname`,
-    [tableOids],
-  );
-  return rows;
-}
-
-/** last_value and is_called, read from the sequence itself (pg_sequences hides them from some roles). */
-async function readSequenceState(db: Queryable, sequence: QualifiedName): Promise<SequenceState> {
-  const { rows } = await db.query<{ last_value: string; is_called: unknown }>(
-    `SELECT last_value::text AS last_value, is_called FROM ${quoteQualified(sequence.schema, sequence.name)}`,
-  );
-  const row = rows[0];
-  if (!row)
-    throw new CatalogError(`sequence ${quoteQualified(sequence.schema, sequence.name)} returned no row`);
-  return { lastValue: row.last_value, isCalled: pgBool(row.is_called) };
-}
-
-function sequenceOptions(r: SequenceRow): SequenceOptions {
-  return {
-    dataType: r.data_type,
-    start: r.start,
-    increment: r.increment,
-    min: r.min,
-    max: r.max,
-    cache: r.cache,
-    cycle: pgBool(r.cycle),
-  };
 }
 
 /**
@@ -265,21 +212,35 @@ export async function readSchemaDefinition(
   const serverVersionNum = Number(versionRows[0]?.v ?? 0);
   const tables = await readTables(db, tableOids);
   const oids = tables.map((t) => t.oid);
-  const types = await readTypes(db, oids);
-  const sequences = await readOwnedSequences(db, oids);
+  const types = await readTypes(db, oids, serverVersionNum);
+  const backedUpTypes = recreatedTypes(types);
+  const tableName = new Map(tables.map((t) => [t.oid, { schema: t.nspname, name: t.relname }]));
+  const dependencies = await readTableDependencies(
+    db,
+    tables.map((t) => ({
+      oid: t.oid,
+      ...(t.parent_oid !== null && tableName.has(t.parent_oid) ? { parentOid: t.parent_oid } : {}),
+    })),
+    new Set(backedUpTypes.keys()),
+  );
+  const owned = await readOwnedSequences(db, oids);
+  const ownedOids = new Set(owned.map((s) => s.oid));
+  // A default's sequence no backed-up column owns: without it the restored default names nothing.
+  const unowned = await readSequences(
+    db,
+    dependencies.sequenceOids.filter((oid) => !ownedOids.has(oid)),
+  );
+  const sequences = [...owned, ...unowned];
   const schemas = new Set([
     ...tables.map((t) => t.nspname),
-    ...types.map((t) => t.nspname),
+    ...[...backedUpTypes.values()].map((t) => t.schema),
     ...sequences.map((s) => s.nspname),
   ]);
   const searchPath = [...schemas].sort(compare);
   return withPrintSettings(db, searchPath.map(quoteIdent).join(', '), async () => {
-    const backedUpTypes = new Map(types.map((t) => [t.oid, { schema: t.nspname, name: t.typname }]));
-    const enums = await describeEnums(db, types);
-    const domains = await describeDomains(db, types, backedUpTypes);
+    const typeDefinitions = await describeTypes(db, types, backedUpTypes, serverVersionNum);
     const identities = new Map<string, IdentityDefinition>();
-    const owned: SequenceDefinition[] = [];
-    const tableName = new Map(tables.map((t) => [t.oid, { schema: t.nspname, name: t.relname }]));
+    const recreated: SequenceDefinition[] = [];
     for (const s of sequences) {
       const sequence = { schema: s.nspname, name: s.relname };
       const state = await readSequenceState(db, sequence);
@@ -288,8 +249,9 @@ export async function readSchemaDefinition(
         // attidentity says ALWAYS or BY DEFAULT; filled in with the column below.
         identities.set(`${s.table_oid}/${s.column_name}`, { generation: 'always', sequence, options, state });
       } else {
-        const table = tableName.get(s.table_oid) ?? { schema: '', name: '' };
-        owned.push({ ...sequence, options, state, ownedBy: { table, column: s.column_name } });
+        const table = s.table_oid === null ? undefined : tableName.get(s.table_oid);
+        const ownedBy = table && s.column_name !== null ? { ownedBy: { table, column: s.column_name } } : {};
+        recreated.push({ ...sequence, options, state, ...ownedBy });
       }
     }
     const columns = await readColumns(db, oids);
@@ -329,13 +291,13 @@ export async function readSchemaDefinition(
         ...(comment !== undefined ? { comment } : {}),
       };
     });
-    const notIncluded = await readNotIncluded(db, oids);
+    const notIncluded = await readNotIncluded(db, oids, dependencies);
     return {
       serverVersionNum,
       searchPath,
-      enums,
-      domains,
-      sequences: owned,
+      extensions: dependencies.extensions,
+      types: typeDefinitions,
+      sequences: recreated,
       tables: definitions,
       notIncluded,
     };
