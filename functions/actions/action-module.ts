@@ -4,12 +4,19 @@
  * action; the registry (`registry.ts`) maps each policy's `action` to its module. The pure half (config
  * schema, what the stack grants) is the action's contract (`<action>/contract.ts`).
  *
- * Order of a run: Start [`checkStart` → `initialBatchRows` → `beforeLease`] → Chunk steps [partition units
- * through `partitions`, then `chunkAction` take/complete per chunk] → Finish [`finish`] or RecordFailure
- * [`afterFailure`].
+ * Order of a run: Start [`prepareStart` (every check, the plan of a dry run) → `initialBatchRows` →
+ * migrations → `beforeLease` → lease + run row] → Chunk steps [partition units through `partitions`, then
+ * `chunkAction` prepare?/take/complete per chunk] → Finish [`finish`] or RecordFailure [`afterFailure`].
+ * Actions over the time-cutoff source (archive, purge) share their Start: sources/time-cutoff-start.ts.
  */
 import type pg from 'pg';
-import type { ExecutionInput, Maintenance, PlanForeignKey, RunState } from '../../lib/contracts/payloads.ts';
+import type {
+  ExecutionInput,
+  Maintenance,
+  PlanForeignKey,
+  RunPlan,
+  RunState,
+} from '../../lib/contracts/payloads.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 import type { Ledger } from '../adapters/ledger/index.ts';
 import type { Queryable } from '../adapters/transactions.ts';
@@ -23,12 +30,36 @@ import type { PreparedTarget } from '../run/prepare-target.ts';
 import type { WorkSource } from '../sources/work-source.ts';
 import type { ChunkAction } from './chunk-action.ts';
 
-/** What Start knows when it asks the action: the validated input, the resolved table and the run's cutoff. */
-export interface StartContext<P extends Policy> {
+/** What Start hands the action: its connection, the validated input. */
+export interface StartRequestContext<P extends Policy> {
   readonly db: pg.Client;
   readonly deps: StepDependencies;
   readonly input: ExecutionInput;
   readonly policy: P;
+}
+
+/**
+ * What the action found at Start, every check done and nothing written: what the run row records, and the
+ * work left for Start (the plan of a dry run; for a real run the first chunk size, then work before the lease).
+ */
+export interface PreparedStart {
+  /** The run row's `table_name` and, for the time-cutoff source, its time column. */
+  readonly record: { readonly tableName: string; readonly timeColumn?: string | undefined };
+  /** The run's bound, fixed once (the time cutoff). */
+  readonly cutoff: string;
+  /** A dry run's plan, read only. */
+  plan(): Promise<RunPlan>;
+  /** First chunk size: the chunking's initialRows, or fewer when rows are wide and held in memory. */
+  initialBatchRows(): Promise<number>;
+  /**
+   * Idempotent work before the lease is taken (a failure leaves nothing to clean up): the Glue table.
+   * Returns what the run row records at start.
+   */
+  beforeLease(): Promise<{ readonly tableRowsBefore?: number }>;
+}
+
+/** Start's context for the time-cutoff hooks: also the resolved table and the run's cutoff. */
+export interface StartContext<P extends Policy> extends StartRequestContext<P> {
   readonly prepared: PreparedTarget;
   readonly cutoff: string;
 }
@@ -68,25 +99,13 @@ export interface ActionModule<P extends Policy = Policy> {
   readonly action: P['action'];
   /** Where the run's work comes from (the rows it walks) and how its cursor reads. */
   readonly source: WorkSource<P>;
-  /** Table privileges a real run needs and lacks (SELECT, UPDATE for row locks, DELETE...), with reasons. */
-  missingTablePrivileges(facts: TablePrivileges): MissingPrivilege[];
-  /** Whether Finish may VACUUM the table (a role that cannot is warned of, not refused). */
-  vacuumsAfterRun?(policy: P): boolean;
-  /** The statement Start EXPLAINs ($1 cutoff, $2 limit): what each chunk's search looks like. */
-  explainStatement(target: ChunkTarget): string;
-  readonly foreignKeys: ForeignKeyRule;
   /**
-   * Start's own checks, after the generic ones (privileges, filter, EXPLAIN) and before anything is written:
-   * foreign keys, the bucket. Runs in a dry run too; it decides what a dry run checks (a preflight).
+   * Start's reading of the database: every check a real run must pass before anything is written (in a dry
+   * run the plan lists the refusals instead); refusals are named errors.
    */
-  checkStart(ctx: StartContext<P>): Promise<void>;
-  /** First chunk size: the chunking's initialRows, or fewer when rows are wide and held in memory. */
-  initialBatchRows(ctx: StartContext<P>): Promise<number>;
-  /**
-   * Idempotent work before the lease is taken (a failure leaves nothing to clean up): the Glue table.
-   * Returns what the run row records at start.
-   */
-  beforeLease?(ctx: StartContext<P>): Promise<{ readonly tableRowsBefore?: number }>;
+  prepareStart(ctx: StartRequestContext<P>): Promise<PreparedStart>;
+  /** A run continuing in a new execution: what may have changed since it started, checked again. */
+  recheckContinuation?(ctx: StartRequestContext<P>): Promise<void>;
   /** The chunk work of one Chunk step. */
   chunkAction(ctx: ChunkContext<P>): ChunkAction;
   /**
@@ -101,3 +120,28 @@ export interface ActionModule<P extends Policy = Policy> {
   /** RecordFailure, after the run is marked failed; must not throw (the failure record matters more). */
   afterFailure?(ctx: FailureContext): Promise<void>;
 }
+
+/**
+ * The hooks of an action over the time-cutoff source: what sources/time-cutoff-start.ts asks while it runs
+ * the shared Start (privileges, filter, EXPLAIN, full-scan check, plan).
+ */
+export interface TimeCutoffHooks<P extends Policy = Policy> {
+  /** Table privileges a real run needs and lacks (SELECT, UPDATE for row locks, DELETE...), with reasons. */
+  missingTablePrivileges(facts: TablePrivileges): MissingPrivilege[];
+  /** Whether Finish may VACUUM the table (a role that cannot is warned of, not refused). */
+  vacuumsAfterRun?(policy: P): boolean;
+  /** The statement Start EXPLAINs ($1 cutoff, $2 limit): what each chunk's search looks like. */
+  explainStatement(target: ChunkTarget): string;
+  readonly foreignKeys: ForeignKeyRule;
+  /**
+   * The action's own checks, after the shared ones and before anything is written: foreign keys, the
+   * bucket. Runs in a dry run too; it decides what a dry run checks (a preflight).
+   */
+  checkStart(ctx: StartContext<P>): Promise<void>;
+  initialBatchRows(ctx: StartContext<P>): Promise<number>;
+  beforeLease?(ctx: StartContext<P>): Promise<{ readonly tableRowsBefore?: number }>;
+  readonly partitions?: PartitionStrategy;
+}
+
+/** A module over the time-cutoff source: its hooks are on the module itself. */
+export type TimeCutoffModule<P extends Policy = Policy> = ActionModule<P> & TimeCutoffHooks<P>;

@@ -8,7 +8,7 @@ import type { Policy, Throttle } from '../../lib/contracts/config.ts';
 import { parseQualifiedName } from '../../lib/contracts/identifiers.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { protectedSchemaReason } from '../../lib/contracts/protected-schemas.ts';
-import type { ActionModule } from '../actions/action-module.ts';
+import type { TimeCutoffHooks } from '../actions/action-module.ts';
 import { listMigrations } from '../adapters/migrations.ts';
 import { resolveSchemaName } from '../adapters/partitions.ts';
 import {
@@ -33,7 +33,7 @@ import type { PreparedTarget } from './prepare-target.ts';
 export interface PrivilegeRequest {
   readonly policy: Policy;
   /** The policy's action module: what its chunks do to the table, whether it retires partitions or vacuums. */
-  readonly action: ActionModule;
+  readonly action: TimeCutoffHooks;
   readonly prepared: PreparedTarget;
   readonly cutoff: string;
   /** The replica-lag guard the run applies (policy over defaults), if any. */

@@ -3,7 +3,7 @@
  * only. Every query runs in a READ ONLY transaction; nothing is created (not even the ledger schema).
  */
 import type { ExecutionInput, PlanForeignKey, RunPlan } from '../../lib/contracts/payloads.ts';
-import type { ActionModule } from '../actions/action-module.ts';
+import type { TimeCutoffHooks } from '../actions/action-module.ts';
 import { listReferencingForeignKeys, resolveTable } from '../adapters/catalog.ts';
 import { countReferencingRows, summarizeEligible } from '../adapters/plan-queries.ts';
 import type { Queryable } from '../adapters/transactions.ts';
@@ -18,7 +18,7 @@ const REFERENCING_COUNT_TIMEOUT_MS = 10_000;
 
 export interface PlanRequest {
   readonly input: ExecutionInput;
-  readonly action: ActionModule;
+  readonly action: TimeCutoffHooks;
   readonly prepared: PreparedTarget;
   readonly cutoff: string;
   readonly explain: string[];

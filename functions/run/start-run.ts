@@ -1,22 +1,18 @@
 /**
- * Start step: validate, fix the cutoff, take the lease, open the run in the ledger. Everything that can
- * be refused is checked before anything is written.
+ * Start step: validate, let the action check everything and fix its bound (prepareStart), take the lease,
+ * open the run in the ledger. Everything that can be refused is checked before anything is written.
  */
 import { randomUUID } from 'node:crypto';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { ExecutionInput, RunState } from '../../lib/contracts/payloads.ts';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
-import type { StartContext } from '../actions/action-module.ts';
 import { moduleFor } from '../actions/registry.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
-import { InvalidPayloadError, MissingIndexError } from '../core/errors.ts';
-import { checkPrivileges } from './check-privileges.ts';
+import { InvalidPayloadError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { parseExecutionInput } from './payloads.ts';
-import { buildRunPlan } from './plan-run.ts';
-import { checkFilterCalls, checkFullTableScan, explainChunkQuery } from './prepare-target.ts';
 
 export interface StartRequest {
   readonly input: unknown;
@@ -49,8 +45,8 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
   const action = moduleFor(policy, deps.actions);
   const db = await deps.connect(chunking);
   try {
-    const prepared = await action.source.prepare(db, policy);
     const ledger = new Ledger(db);
+    const startRequest = { db, deps, input, policy };
 
     if (input.continuation) {
       // A continuation keeps the run, its cutoff and its lease; it only needs a new execution id.
@@ -63,8 +59,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
           `continuation of run ${runId} does not match a running run of policy "${policy.name}" with cutoff ${cutoff}`,
         );
       }
-      // The catalog may have changed since the run started (a function replaced by a volatile one).
-      await checkFilterCalls(db, prepared, policy.filterFunctions);
+      await action.recheckContinuation?.(startRequest);
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds());
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });
@@ -80,31 +75,14 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       });
     }
 
-    const cutoff = action.source.bound(deps.now(), policy);
-    // First: reading the table (EXPLAIN, the filter check) needs SELECT, and nothing below may be written
-    // (migrations, lease, run row) unless the run can go through with it.
-    const privileges = await checkPrivileges(
-      db,
-      { policy, action, prepared, cutoff, throttle: chunking.throttle, dryRun: input.dryRun },
-      deps.log,
-    );
-    await checkFilterCalls(db, prepared, policy.filterFunctions);
-    const explain = await explainChunkQuery(db, prepared, cutoff, action.explainStatement(prepared.target));
-    const scan = await checkFullTableScan(db, prepared, explain, {
-      allowSeqScan: policy.allowSeqScan ?? false,
-      force: input.force ?? false,
-    });
-    // A dry run reports refusals in its plan instead of failing on the first one.
-    if (!input.dryRun && scan.refusal) throw new MissingIndexError(scan.refusal);
-    if (!input.dryRun && scan.warning)
-      deps.log.warn('chunk query scans the whole table', { warning: scan.warning });
-    const context: StartContext<typeof policy> = { db, deps, input, policy, prepared, cutoff };
-    await action.checkStart(context);
+    // Every check before anything is written (migrations, lease, run row); the plan of a dry run.
+    const started = await action.prepareStart(startRequest);
+    const { cutoff } = started;
     const runId = randomUUID();
 
     if (input.dryRun) {
       // A dry run writes nothing: no migration, no lease, no run row, no object (plan queries are READ ONLY).
-      const plan = await buildRunPlan(db, { input, action, prepared, cutoff, explain, scan, privileges });
+      const plan = await started.plan();
       const eligibleRows = plan.eligibleRows;
       deps.log.info('dry run planned', { runId, policy: policy.name, cutoff, eligibleRows, plan });
       return {
@@ -123,7 +101,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       };
     }
 
-    const batchRows = await action.initialBatchRows(context);
+    const batchRows = await started.initialBatchRows();
     await applyMigrations(db);
     if (request.executionId) {
       // A retried Start (same execution) after its COMMIT: resume the run it opened instead of
@@ -145,7 +123,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       }
     }
     // Idempotent, and before the lease: a failure here leaves nothing behind to clean up.
-    const facts = (await action.beforeLease?.(context)) ?? {};
+    const facts = await started.beforeLease();
     const holder = await deps.leaseHolder?.();
     await db.query('BEGIN');
     try {
@@ -154,9 +132,9 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         runId,
         policy: policy.name,
         action: policy.action,
-        tableName: prepared.qualifiedName,
+        tableName: started.record.tableName,
         source: action.source.kind,
-        timeColumn: prepared.target.timeColumn.name,
+        timeColumn: started.record.timeColumn,
         cutoff,
         filter: policy.filter,
         dryRun: false,
@@ -174,7 +152,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       runId,
       policy: policy.name,
       action: policy.action,
-      table: prepared.qualifiedName,
+      table: started.record.tableName,
       cutoff,
       batchRows,
     });

@@ -6,7 +6,7 @@
  * restore waits for Glacier). It is registered in place of a real action's module through
  * `StepDependencies.actions`, so the generic steps run it exactly as they run archive and purge.
  */
-import type { ActionModule } from '../../functions/actions/action-module.ts';
+import type { ActionModule, TimeCutoffModule } from '../../functions/actions/action-module.ts';
 import {
   type ChunkAction,
   type ChunkInput,
@@ -19,6 +19,7 @@ import {
 import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { buildSelectChunkStatement, orderTerms } from '../../functions/core/chunk-sql.ts';
 import { timeCutoffSource } from '../../functions/sources/time-cutoff.ts';
+import { startTimeCutoffRun } from '../../functions/sources/time-cutoff-start.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 
 export interface FakeActionOptions {
@@ -89,9 +90,12 @@ class FakeChunkAction implements ChunkAction<TakenFakeChunk, number> {
 export function fakeAction(options: FakeActionOptions = {}): { module: ActionModule; log: FakeActionLog } {
   const log: FakeActionLog = { committed: [], completed: [], waits: 0 };
   const prepareCalls = { count: 0 };
-  const module: ActionModule<Policy> = {
+  const module: TimeCutoffModule<Policy> = {
     action: 'purge',
     source: timeCutoffSource,
+    prepareStart(ctx) {
+      return startTimeCutoffRun(ctx, this, this.source);
+    },
     missingTablePrivileges: () => [],
     explainStatement: (target) => buildSelectChunkStatement(target, false),
     foreignKeys: { planRefusal: () => undefined, warnsOfReferencedRows: () => false },

@@ -15,7 +15,8 @@ import { describeParquetSchema } from '../../core/parquet/encode.ts';
 import { missingTablePrivileges } from '../../core/privileges.ts';
 import { describeError } from '../../core/redact-database-error.ts';
 import { sampleRowTextBytes, timeCutoffSource } from '../../sources/time-cutoff.ts';
-import type { ActionModule } from '../action-module.ts';
+import { recheckTimeCutoffContinuation, startTimeCutoffRun } from '../../sources/time-cutoff-start.ts';
+import type { TimeCutoffModule } from '../action-module.ts';
 import { ArchiveAction } from './chunk.ts';
 import { ArchivePolicySchema } from './contract.ts';
 import { checkForeignKeys } from './foreign-keys.ts';
@@ -27,9 +28,15 @@ const LOCK_TIME_RESERVE_MS = 10_000;
 
 const NEEDS_BUCKET = 'archive policies need a bucket (ARCHIVE_BUCKET or --bucket)';
 
-export const archiveModule: ActionModule<ArchivePolicy> = {
+export const archiveModule: TimeCutoffModule<ArchivePolicy> = {
   action: 'archive',
   source: timeCutoffSource,
+  prepareStart(ctx) {
+    return startTimeCutoffRun(ctx, this, this.source);
+  },
+  recheckContinuation(ctx) {
+    return recheckTimeCutoffContinuation(ctx, this.source);
+  },
   missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'archive'),
   // What each chunk's DELETE locks: the ordered selection of eligible rows.
   explainStatement: (target) => buildSelectChunkStatement(target, false),
