@@ -104,8 +104,11 @@ export interface ActionModule<P extends Policy = Policy> {
    * run the plan lists the refusals instead); refusals are named errors.
    */
   prepareStart(ctx: StartRequestContext<P>): Promise<PreparedStart>;
-  /** A run continuing in a new execution: what may have changed since it started, checked again. */
-  recheckContinuation?(ctx: StartRequestContext<P>): Promise<void>;
+  /**
+   * A run continuing in a new execution: what may have changed since it started, checked again (the table
+   * still there, the filter's functions still safe). Required: a module with nothing to recheck says so.
+   */
+  recheckContinuation(ctx: StartRequestContext<P>): Promise<void>;
   /** The chunk work of one Chunk step. */
   chunkAction(ctx: ChunkContext<P>): ChunkAction;
   /**
@@ -143,5 +146,9 @@ export interface TimeCutoffHooks<P extends Policy = Policy> {
   readonly partitions?: PartitionStrategy;
 }
 
-/** A module over the time-cutoff source: its hooks are on the module itself. */
+/**
+ * A module over the time-cutoff source: its hooks are on the module itself, and its prepareStart reads them
+ * through `this` (so a copy with a hook replaced, as the contract tests make, runs with the replacement).
+ * Call it as a method, never detached.
+ */
 export type TimeCutoffModule<P extends Policy = Policy> = ActionModule<P> & TimeCutoffHooks<P>;

@@ -59,7 +59,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
           `continuation of run ${runId} does not match a running run of policy "${policy.name}" with cutoff ${cutoff}`,
         );
       }
-      await action.recheckContinuation?.(startRequest);
+      await action.recheckContinuation(startRequest);
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds());
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });

@@ -19,7 +19,10 @@ import {
 import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { buildSelectChunkStatement, orderTerms } from '../../functions/core/chunk-sql.ts';
 import { timeCutoffSource } from '../../functions/sources/time-cutoff.ts';
-import { startTimeCutoffRun } from '../../functions/sources/time-cutoff-start.ts';
+import {
+  recheckTimeCutoffContinuation,
+  startTimeCutoffRun,
+} from '../../functions/sources/time-cutoff-start.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 
 export interface FakeActionOptions {
@@ -95,6 +98,9 @@ export function fakeAction(options: FakeActionOptions = {}): { module: ActionMod
     source: timeCutoffSource,
     prepareStart(ctx) {
       return startTimeCutoffRun(ctx, this, this.source);
+    },
+    recheckContinuation(ctx) {
+      return recheckTimeCutoffContinuation(ctx, this.source);
     },
     missingTablePrivileges: () => [],
     explainStatement: (target) => buildSelectChunkStatement(target, false),
