@@ -10,11 +10,13 @@ import type {
   StartContext,
   StartRequestContext,
   TimeCutoffHooks,
+  TimeCutoffModule,
 } from '../actions/action-module.ts';
 import { MissingIndexError } from '../core/errors.ts';
 import { checkPrivileges } from '../run/check-privileges.ts';
 import { buildRunPlan } from '../run/plan-run.ts';
 import { checkFilterCalls, checkFullTableScan, explainChunkQuery } from '../run/prepare-target.ts';
+import { type TimeCutoffPolicy, timeCutoffSource } from './time-cutoff.ts';
 import type { WorkSource } from './work-source.ts';
 
 export async function startTimeCutoffRun<P extends Policy>(
@@ -60,4 +62,24 @@ export async function recheckTimeCutoffContinuation<P extends Policy>(
 ): Promise<void> {
   const prepared = await source.prepare(ctx.db, ctx.policy);
   await checkFilterCalls(ctx.db, prepared, ctx.policy.filterFunctions);
+}
+
+/**
+ * The source and the Start of a module over the time-cutoff source, spread into it: `prepareStart` reads
+ * the module's own hooks through `this`, so a copy with a hook replaced (the contract tests remove the
+ * partition strategy) starts with the replacement.
+ */
+export function timeCutoffStart<P extends TimeCutoffPolicy>(): Pick<
+  TimeCutoffModule<P>,
+  'source' | 'prepareStart' | 'recheckContinuation'
+> {
+  return {
+    source: timeCutoffSource as WorkSource<P>,
+    prepareStart(this: TimeCutoffModule<P>, ctx) {
+      return startTimeCutoffRun(ctx, this, this.source);
+    },
+    recheckContinuation(this: TimeCutoffModule<P>, ctx) {
+      return recheckTimeCutoffContinuation(ctx, this.source);
+    },
+  };
 }

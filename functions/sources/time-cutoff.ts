@@ -13,7 +13,7 @@ import { type PreparedTarget, prepareTarget } from '../run/prepare-target.ts';
 import type { WorkSource } from './work-source.ts';
 
 /** The policies this source serves: those with a time column and a retention. */
-type TimeCutoffPolicy = Extract<Policy, { timeColumn: string; retention: string }>;
+export type TimeCutoffPolicy = Extract<Policy, { timeColumn: string; retention: string }>;
 
 export const timeCutoffSource: WorkSource<TimeCutoffPolicy> = {
   kind: 'time-cutoff',

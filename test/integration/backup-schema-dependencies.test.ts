@@ -7,9 +7,9 @@
  */
 import { describeNotIncluded } from '../../functions/actions/backup/schema-definition.ts';
 import { generateSchemaSql } from '../../functions/actions/backup/schema-sql.ts';
-import { createTestDatabase } from '../support/database.ts';
+import { createTestDatabase, withClient } from '../support/database.ts';
 import { describe, expect, it } from '../support/fixture.ts';
-import { readDefinition, restore, snapshot, withClient } from '../support/schema-restore.ts';
+import { readDefinition, restore, snapshot } from '../support/schema-restore.ts';
 
 describe('backup schema SQL: what the tables depend on', () => {
   it('recreates the sequences, composite and range types that defaults and columns use; the sequence keeps its place', async ({

@@ -21,7 +21,7 @@ export interface TestDatabase {
 export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase> {
   const adminUrl = inject('adminDatabaseUrl');
   const name = uniqueDatabaseName(prefix);
-  await withAdminClient(adminUrl, (client) =>
+  await withClient(adminUrl, (client) =>
     client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'`),
   );
   const url = new URL(adminUrl);
@@ -35,7 +35,7 @@ export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase>
   const drop = async () => {
     if (!pool.ended) await pool.end();
     // FORCE (PostgreSQL 13+) also disconnects clients the test opened on its own.
-    await withAdminClient(adminUrl, (client) =>
+    await withClient(adminUrl, (client) =>
       client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`),
     );
   };
@@ -69,8 +69,9 @@ function uniqueDatabaseName(prefix: string): string {
   return `${cleanPrefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
 }
 
-async function withAdminClient<T>(adminUrl: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
+/** A client of its own on `url`, ended after `use`. */
+export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return await use(client);

@@ -18,11 +18,7 @@ import {
 } from '../../functions/actions/chunk-action.ts';
 import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { buildSelectChunkStatement, orderTerms } from '../../functions/core/chunk-sql.ts';
-import { timeCutoffSource } from '../../functions/sources/time-cutoff.ts';
-import {
-  recheckTimeCutoffContinuation,
-  startTimeCutoffRun,
-} from '../../functions/sources/time-cutoff-start.ts';
+import { timeCutoffStart } from '../../functions/sources/time-cutoff-start.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 
 export interface FakeActionOptions {
@@ -95,13 +91,7 @@ export function fakeAction(options: FakeActionOptions = {}): { module: ActionMod
   const prepareCalls = { count: 0 };
   const module: TimeCutoffModule<Policy> = {
     action: 'purge',
-    source: timeCutoffSource,
-    prepareStart(ctx) {
-      return startTimeCutoffRun(ctx, this, this.source);
-    },
-    recheckContinuation(ctx) {
-      return recheckTimeCutoffContinuation(ctx, this.source);
-    },
+    ...timeCutoffStart(),
     missingTablePrivileges: () => [],
     explainStatement: (target) => buildSelectChunkStatement(target, false),
     foreignKeys: { planRefusal: () => undefined, warnsOfReferencedRows: () => false },

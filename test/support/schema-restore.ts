@@ -2,23 +2,13 @@
  * How the backup-schema tests take a backup's schema and restore it: the definition read as a backup reads
  * it, the generated files run as psql runs them, the result compared through the catalog.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { SchemaDefinition } from '../../functions/actions/backup/schema-definition.ts';
 import { generateSchemaSql, type SchemaMapping } from '../../functions/actions/backup/schema-sql.ts';
 import { readSchemaDefinition } from '../../functions/actions/backup/table-definition.ts';
 import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { snapshotSchemas } from './catalog-snapshot.ts';
-
-/** A client of its own on `url`, ended after `use`. */
-export async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
-  }
-}
+import { withClient } from './database.ts';
 
 /** The definition as a backup reads it: names resolved, then one REPEATABLE READ transaction. */
 export async function readDefinition(url: string, tables: readonly string[]): Promise<SchemaDefinition> {

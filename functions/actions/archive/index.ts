@@ -14,8 +14,8 @@ import { planParquetColumns } from '../../core/parquet/column-plan.ts';
 import { describeParquetSchema } from '../../core/parquet/encode.ts';
 import { missingTablePrivileges } from '../../core/privileges.ts';
 import { describeError } from '../../core/redact-database-error.ts';
-import { sampleRowTextBytes, timeCutoffSource } from '../../sources/time-cutoff.ts';
-import { recheckTimeCutoffContinuation, startTimeCutoffRun } from '../../sources/time-cutoff-start.ts';
+import { sampleRowTextBytes } from '../../sources/time-cutoff.ts';
+import { timeCutoffStart } from '../../sources/time-cutoff-start.ts';
 import type { TimeCutoffModule } from '../action-module.ts';
 import { ArchiveAction } from './chunk.ts';
 import { ArchivePolicySchema } from './contract.ts';
@@ -30,13 +30,7 @@ const NEEDS_BUCKET = 'archive policies need a bucket (ARCHIVE_BUCKET or --bucket
 
 export const archiveModule: TimeCutoffModule<ArchivePolicy> = {
   action: 'archive',
-  source: timeCutoffSource,
-  prepareStart(ctx) {
-    return startTimeCutoffRun(ctx, this, this.source);
-  },
-  recheckContinuation(ctx) {
-    return recheckTimeCutoffContinuation(ctx, this.source);
-  },
+  ...timeCutoffStart(),
   missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'archive'),
   // What each chunk's DELETE locks: the ordered selection of eligible rows.
   explainStatement: (target) => buildSelectChunkStatement(target, false),

@@ -8,8 +8,7 @@ import { readLiveRows } from '../../adapters/table-stats.ts';
 import { buildPurgeWindowStatements } from '../../core/chunk-sql.ts';
 import { describeBlockingReferences } from '../../core/foreign-keys.ts';
 import { missingTablePrivileges } from '../../core/privileges.ts';
-import { timeCutoffSource } from '../../sources/time-cutoff.ts';
-import { recheckTimeCutoffContinuation, startTimeCutoffRun } from '../../sources/time-cutoff-start.ts';
+import { timeCutoffStart } from '../../sources/time-cutoff-start.ts';
 import type { TimeCutoffModule } from '../action-module.ts';
 import { PurgeAction } from './chunk.ts';
 import { checkForeignKeys } from './foreign-keys.ts';
@@ -18,13 +17,7 @@ import { maintainAfterPurge } from './vacuum.ts';
 
 export const purgeModule: TimeCutoffModule<PurgePolicy> = {
   action: 'purge',
-  source: timeCutoffSource,
-  prepareStart(ctx) {
-    return startTimeCutoffRun(ctx, this, this.source);
-  },
-  recheckContinuation(ctx) {
-    return recheckTimeCutoffContinuation(ctx, this.source);
-  },
+  ...timeCutoffStart(),
   missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'purge'),
   vacuumsAfterRun: (policy) => policy.vacuum.enabled,
   // The window probe finds each window's end; the window DELETE follows the same index.
