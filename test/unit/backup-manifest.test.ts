@@ -27,6 +27,8 @@ function manifest(overrides: Partial<BackupManifest> = {}): BackupManifest {
         rows: 3,
         bytes: 30,
         consistency: 'snapshot',
+        columns: ['id', 'Line Text'],
+        contentChecksum: 'md5-64:3:-1234567890123456789',
         parts: [
           { key: keys.part('Sales', 'Order Lines', 1, 'gz'), rows: 2, bytes: 20, sha256: SHA },
           { key: keys.part('Sales', 'Order Lines', 2, 'gz'), rows: 1, bytes: 10, sha256: SHA },

@@ -41,7 +41,7 @@ export interface ContentChecksum {
 export function contentChecksumSql(
   quotedName: string,
   columns: readonly string[],
-  options: { readonly only?: boolean } = {},
+  options: { readonly only?: boolean; readonly where?: string } = {},
 ): string {
   if (columns.length === 0) throw new RangeError('a content checksum needs at least one column');
   const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
@@ -49,7 +49,7 @@ export function contentChecksumSql(
   // no modulus. The 64 bits are the first 16 hex digits of md5, read as a signed bigint through bit(64).
   return `SELECT count(*)::text AS rows,
                  coalesce(sum(('x' || left(md5(${row}), 16))::bit(64)::bigint), 0)::text AS sum
-            FROM ${options.only ? 'ONLY ' : ''}${quotedName}`;
+            FROM ${options.only ? 'ONLY ' : ''}${quotedName}${options.where ? ` WHERE ${options.where}` : ''}`;
 }
 
 /** Computes the checksum of `quotedName` over `columns` in the caller's transaction and snapshot. */
@@ -78,4 +78,25 @@ export function sameContent(a: ContentChecksum, b: ContentChecksum): boolean {
  */
 export function formatContentChecksum(checksum: ContentChecksum): string {
   return `md5-64:${checksum.rows}:${checksum.sum}`;
+}
+
+/** Reads a manifest's `md5-64:<rows>:<sum>` back; throws RangeError for any other text. */
+export function parseContentChecksum(text: string): ContentChecksum {
+  const match = /^md5-64:(\d+):(-?\d+)$/.exec(text);
+  if (!match?.[1] || !match[2]) throw new RangeError(`not an md5-64 content checksum: ${JSON.stringify(text)}`);
+  return { rows: match[1], sum: match[2] };
+}
+
+/**
+ * The checksum of rows split over parts: rows and sums add up (the sum is never reduced), so a table's
+ * checksum is the sum of its parts' read each in its own range. BigInt: the sums pass 2^53 at once.
+ */
+export function addContentChecksums(checksums: readonly ContentChecksum[]): ContentChecksum {
+  let rows = 0n;
+  let sum = 0n;
+  for (const c of checksums) {
+    rows += BigInt(c.rows);
+    sum += BigInt(c.sum);
+  }
+  return { rows: rows.toString(), sum: sum.toString() };
 }

@@ -33,8 +33,16 @@ export const BackupTableSchema = z
     rows: z.int().min(0),
     bytes: z.int().min(0),
     consistency: ConsistencySchema,
-    /** Order-independent checksum of the rows' text under the backup's snapshot (see content-checksum.ts). */
-    contentChecksum: z.string().min(1).optional(),
+    /**
+     * The columns every part carries, in order, as the catalog names them (unquoted): stored columns, not
+     * generated ones (the restore computes those). Restore loads parts under another name with this list.
+     */
+    columns: z.array(z.string().min(1)).min(1),
+    /**
+     * Order-independent checksum of the rows' text (`md5-64:<rows>:<sum>`, see content-checksum.ts), each
+     * part's read in that part's transaction and snapshot and summed; recomputed after restores and drills.
+     */
+    contentChecksum: z.string().regex(/^md5-64:\d+:-?\d+$/, 'must be md5-64:<rows>:<sum>'),
     parts: z.array(BackupPartSchema),
   })
   .strict()
@@ -72,6 +80,15 @@ export const BackupManifestSchema = z
     consistency: ConsistencySchema,
     schemaKey: z.string().min(1),
     postDataKey: z.string().min(1),
+    /**
+     * The same DDL with every backed-up schema placed in one placeholder schema, for `restore --into-schema`
+     * and drills (schema-relocation.ts); absent when the tables cannot share one schema (two tables of one
+     * name in two schemas): notIncluded then says why.
+     */
+    relocatable: z
+      .object({ schemaKey: z.string().min(1), postDataKey: z.string().min(1), placeholder: z.string().min(1) })
+      .strict()
+      .optional(),
     tables: z.array(BackupTableSchema),
     /** What the backup does not hold, said rather than skipped: triggers, grants, large objects, … */
     notIncluded: z.array(z.string()),
@@ -118,6 +135,8 @@ export function backupKeys(policy: string, backupId: string) {
     manifest: `${base}manifest.json`,
     schema: `${base}schema.sql`,
     postData: `${base}post-data.sql`,
+    relocatableSchema: `${base}relocatable/schema.sql`,
+    relocatablePostData: `${base}relocatable/post-data.sql`,
     /** `data/<schema>.<table>/part-00001.sql.gz`, names encoded as in archive keys (a dot cannot fake one). */
     part: (schema: string, table: string, index: number, extension: 'gz' | 'zst') =>
       `${base}data/${encodeKeySegment(schema)}.${encodeKeySegment(table)}/part-${String(index).padStart(5, '0')}.sql.${extension}`,
