@@ -13,6 +13,7 @@ import { loadConfigFile } from '../../lib/config-file.ts';
 import type { ArchivePolicy, Policy, PurgePolicy } from '../../lib/contracts/config.ts';
 import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { Maintenance } from '../../lib/contracts/payloads.ts';
+import { isTimeCutoffPolicy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { formatBytes } from '../cli/format.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
@@ -52,7 +53,7 @@ function describePartitions(retired: readonly RetiredPartition[]): string {
   return `${retired.length} ${verb} (${first.partition} … ${last.partition}, ${first.boundFrom} → ${last.boundTo}, ${rows} rows)`;
 }
 
-async function countRows(client: pg.Client, policy: Policy): Promise<number> {
+async function countRows(client: pg.Client, policy: TimeCutoffPolicy): Promise<number> {
   const table = await resolveTable(client, policy.table);
   const { rows } = await client.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM ${quoteQualified(table.schema, table.table)}`,
@@ -106,7 +107,7 @@ async function reportPurge(
 }
 
 /** What every policy's report says, whatever its action. */
-function runReport(policy: Policy, result: LocalRunResult, rowsBefore: number, rowsAfter: number) {
+function runReport(policy: TimeCutoffPolicy, result: LocalRunResult, rowsBefore: number, rowsAfter: number) {
   return {
     policy: policy.name,
     action: policy.action,
@@ -158,7 +159,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
     const definition = await synthesizeDefinition(config);
     for (const policy of config.policies) {
-      if (!policy.enabled) continue;
+      if (!policy.enabled || !isTimeCutoffPolicy(policy)) continue;
       say(`Running ${policy.name} (${policy.action} ${policy.table}, retention ${policy.retention})…`);
       const rowsBefore = await countRows(client, policy);
       const result = await runPolicyLocally({

@@ -10,7 +10,9 @@
  * Actions over the time-cutoff source (archive, purge) share their Start: sources/time-cutoff-start.ts.
  */
 import type pg from 'pg';
+import type { Chunking } from '../../lib/contracts/chunking.ts';
 import type {
+  BackupRunSummary,
   ExecutionInput,
   Maintenance,
   PlanForeignKey,
@@ -18,7 +20,7 @@ import type {
   RunState,
 } from '../../lib/contracts/payloads.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
-import type { Ledger } from '../adapters/ledger/index.ts';
+import type { Ledger, RunRow } from '../adapters/ledger/index.ts';
 import type { Queryable } from '../adapters/transactions.ts';
 import type { ChunkTarget } from '../core/chunk-sql.ts';
 import type { MissingPrivilege } from '../core/errors.ts';
@@ -27,7 +29,7 @@ import type { TablePrivileges } from '../core/privileges.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import type { PartitionStrategy } from '../run/partitions/strategy.ts';
 import type { PreparedTarget } from '../run/prepare-target.ts';
-import type { WorkSource } from '../sources/work-source.ts';
+import type { TableWorkSource, WorkSource } from '../sources/work-source.ts';
 import type { ChunkAction } from './chunk-action.ts';
 
 /** What Start hands the action: its connection, the validated input. */
@@ -56,6 +58,11 @@ export interface PreparedStart {
    * Returns what the run row records at start.
    */
   beforeLease(): Promise<{ readonly tableRowsBefore?: number }>;
+  /**
+   * What the run fixes at its start for its steps to read back (`runs.detail`, `RunRow.detail`): a backup's
+   * id and tables. JSON; never row values.
+   */
+  readonly detail?: Readonly<Record<string, unknown>>;
 }
 
 /** Start's context for the time-cutoff hooks: also the resolved table and the run's cutoff. */
@@ -71,6 +78,10 @@ export interface ChunkContext<P extends Policy> {
   /** The step's autocommit connection (announcements that must survive a chunk's rollback). */
   readonly side: pg.Client;
   readonly sideLedger: Ledger;
+  /** The run as the ledger holds it at the step's start (its cursor, what Start fixed in `detail`). */
+  readonly run: RunRow;
+  /** The run's resolved chunking (timeouts of the connections the action opens). */
+  readonly chunking: Chunking;
 }
 
 export interface FinishContext<P extends Policy> {
@@ -119,7 +130,9 @@ export interface ActionModule<P extends Policy = Policy> {
   /** Seconds Finish's lease must outlast beyond the usual TTL (work in `finish` that sends no heartbeat). */
   finishLeaseSeconds?(policy: P, remainingMs: number): number;
   /** Finish, before the run closes (under the lease): VACUUM, object locks. */
-  finish?(ctx: FinishContext<P>): Promise<{ readonly maintenance?: Maintenance }>;
+  finish?(
+    ctx: FinishContext<P>,
+  ): Promise<{ readonly maintenance?: Maintenance; readonly backup?: BackupRunSummary }>;
   /** RecordFailure, after the run is marked failed; must not throw (the failure record matters more). */
   afterFailure?(ctx: FailureContext): Promise<void>;
 }
@@ -151,4 +164,5 @@ export interface TimeCutoffHooks<P extends Policy = Policy> {
  * through `this` (so a copy with a hook replaced, as the contract tests make, runs with the replacement).
  * Call it as a method, never detached.
  */
-export type TimeCutoffModule<P extends Policy = Policy> = ActionModule<P> & TimeCutoffHooks<P>;
+export type TimeCutoffModule<P extends Policy = Policy> = ActionModule<P> &
+  TimeCutoffHooks<P> & { readonly source: TableWorkSource<P> };

@@ -16,8 +16,9 @@ import { InvalidPayloadError } from '../core/errors.ts';
 export interface ChunkInput {
   readonly runId: string;
   readonly policy: Policy;
-  readonly table: ResolvedTable;
-  readonly target: ChunkTarget;
+  /** The one table a row-walking source (time-cutoff) prepared; absent for a source over many tables. */
+  readonly table?: ResolvedTable | undefined;
+  readonly target?: ChunkTarget | undefined;
   readonly cutoff: string;
   /** Where the run stands: null before the first chunk. */
   readonly cursor: WorkCursor | null;
@@ -77,6 +78,20 @@ export interface ChunkAction<T extends TakenChunk = TakenChunk, R = unknown> {
    * the objects (S3 Object Lock). Must not throw: the chunk is done; what fails here is repaired later.
    */
   afterCommit?(completed: CompletedChunk, input: ChunkInput): Promise<void>;
+  /** At the end of the Chunk step, whatever happened: release what the action opened (connections). */
+  close?(): Promise<void>;
+}
+
+/**
+ * The table and chunk target of an action over one table's rows.
+ * @throws InvalidPayloadError when the step's source prepared none (a module wired to the wrong source)
+ */
+export function targetOf(input: ChunkInput): { table: ResolvedTable; target: ChunkTarget } {
+  if (!input.table || !input.target)
+    throw new InvalidPayloadError(
+      `${input.policy.action} walks one table's rows, but its source prepared none`,
+    );
+  return { table: input.table, target: input.target };
 }
 
 /**

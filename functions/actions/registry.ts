@@ -6,6 +6,7 @@
 import type { Policy, PolicyAction, PolicyOf } from '../../lib/contracts/policy.ts';
 import type { ActionModule } from './action-module.ts';
 import { archiveModule } from './archive/index.ts';
+import { backupModule } from './backup/index.ts';
 import { purgeModule } from './purge/index.ts';
 
 export type ActionRegistry = { readonly [A in PolicyAction]: ActionModule<PolicyOf<A>> };
@@ -13,6 +14,7 @@ export type ActionRegistry = { readonly [A in PolicyAction]: ActionModule<Policy
 export const actionModules: ActionRegistry = {
   archive: archiveModule,
   purge: purgeModule,
+  backup: backupModule,
 };
 
 /** The module of a policy's action (`registry` lets tests run the generic steps with a fake action). */

@@ -87,6 +87,11 @@ export function sha256Hex(body: Uint8Array): string {
 /** The operations a chunk needs; tests wrap it to inject faults. */
 export interface ObjectStore {
   readonly bucket: string;
+  /**
+   * The S3 client under the store, for writers that stream (a backup part's multipart upload of unknown
+   * length); absent from stores that are not S3.
+   */
+  readonly s3Client?: S3Client;
   /** Fails with StorageConfigurationError when the bucket is missing, not accessible or not as `check` needs. */
   checkBucket(check?: BucketCheck): Promise<void>;
   put(key: string, body: Uint8Array, sha256: string, metadata: Record<string, string>): Promise<void>;
@@ -107,12 +112,14 @@ export interface S3ObjectStoreOptions {
 
 export class S3ObjectStore implements ObjectStore {
   private readonly singlePutMaxBytes: number;
+  readonly s3Client: S3Client;
 
   constructor(
     private readonly client: S3Client,
     readonly bucket: string,
     options: S3ObjectStoreOptions = {},
   ) {
+    this.s3Client = client;
     this.singlePutMaxBytes = Math.min(
       options.singlePutMaxBytes ?? MULTIPART_THRESHOLD_BYTES,
       S3_SINGLE_PUT_MAX_BYTES,

@@ -39,7 +39,7 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
     if ((await ledger.getRun(state.runId))?.status === 'running')
       await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds() + extraSeconds);
     // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
-    const { maintenance } = (await action.finish?.({ deps, db, state })) ?? {};
+    const { maintenance, backup } = (await action.finish?.({ deps, db, state })) ?? {};
     // Close the run before removing orphans: from here no chunk of it can commit (recordChunk requires
     // status 'running'), so an announced-but-unlisted key can no longer become a listed one, and deleting
     // it can never remove the only copy of rows (a stale invocation still uploading is locked out too).
@@ -73,6 +73,7 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
       orphansRemoved: run.orphansRemoved,
       durationMs: run.durationMs,
       ...(maintenance ? { maintenance } : {}),
+      ...(backup ? { backup } : {}),
     };
   } finally {
     await db.end().catch(() => undefined);

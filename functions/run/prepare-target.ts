@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Policy } from '../../lib/contracts/config.ts';
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+import type { TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { type ResolvedTable, resolveTable, resolveTimeColumn, toChunkTarget } from '../adapters/catalog.ts';
 import {
   FilterCheckUnavailable,
@@ -22,7 +22,7 @@ export interface PreparedTarget {
 }
 
 /** Resolves the policy's table and time column from the catalog. */
-export async function prepareTarget(db: Queryable, policy: Policy): Promise<PreparedTarget> {
+export async function prepareTarget(db: Queryable, policy: TimeCutoffPolicy): Promise<PreparedTarget> {
   const table = await resolveTable(db, policy.table);
   const timeColumn = resolveTimeColumn(table, policy.timeColumn);
   const target = toChunkTarget(table, timeColumn, policy.filter);

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { MAX_EXECUTION_AGE_MS, type RunState } from '../../lib/contracts/payloads.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
-import type { ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
+import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
 import { moduleFor, moduleNamed } from '../actions/registry.ts';
 import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
@@ -30,6 +30,8 @@ const DEFAULT_CHUNK_RETRY_BACKOFF_MS = 250;
 interface InFlight {
   readonly client: pg.Client;
   readonly startedAt: number;
+  /** Before the action's `prepare`: what the chunk took in all, for the step's time budget. */
+  readonly preparedAt: number;
   readonly limit: number;
   readonly input: ChunkInput;
   readonly taken: TakenChunk | undefined;
@@ -44,6 +46,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   // Three connections: two alternate chunk transactions (one takes the next chunk while the other
   // completes), the third autocommits what must survive a rollback (lease renewals, pending keys).
   const clients: pg.Client[] = [];
+  let action: ChunkAction | undefined;
   const open = async () => {
     const client = await deps.connect(chunking);
     clients.push(client);
@@ -78,8 +81,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(waitSeconds));
     await heartbeat();
     const module = moduleFor(policy, deps.actions);
-    const prepared = await module.source.prepare(side, policy);
-    const action = module.chunkAction({ deps, policy, side, sideLedger });
+    // A source over one table's rows resolves it for the step (a whole-table source has many: no target).
+    const prepared = await module.source.prepare?.(side, policy);
+    const chunkAction = module.chunkAction({ deps, policy, side, sideLedger, run, chunking });
+    action = chunkAction;
     // Throttle: before each chunk, a replica behind by more than the limit stops the step; the state machine
     // waits `checkEverySeconds` (no transaction or connection held) and the next step checks again.
     const throttle = chunking.throttle;
@@ -154,8 +159,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const inputFor = (cursor: WorkCursor | null, limit: number): ChunkInput => ({
       runId: state.runId,
       policy,
-      table: prepared.table,
-      target: prepared.target,
+      table: prepared?.table,
+      target: prepared?.target,
       cutoff: state.cutoff,
       cursor,
       limit,
@@ -165,10 +170,19 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */
     const begin = async (client: pg.Client, cursor: WorkCursor | null, limit: number): Promise<InFlight> => {
       // Before BEGIN and once per chunk (a retry after a timeout reuses what was prepared).
-      const prepared = await action.prepare?.(inputFor(cursor, limit));
+      const preparedAt = performance.now();
+      const prepared = await chunkAction.prepare?.(inputFor(cursor, limit));
       if (prepared && 'waitSeconds' in prepared) {
         const input = inputFor(cursor, limit);
-        return { client, startedAt: performance.now(), limit, input, taken: undefined, ...prepared };
+        return {
+          client,
+          startedAt: performance.now(),
+          preparedAt,
+          limit,
+          input,
+          taken: undefined,
+          ...prepared,
+        };
       }
       for (let attempt = 0; ; attempt++) {
         await heartbeat();
@@ -176,8 +190,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         const chunkInput = inputFor(cursor, limit);
         try {
           await beginBoundedTransaction(client, chunking);
-          const taken = await action.take(client, chunkInput, prepared?.ready);
-          return { client, startedAt, limit, input: chunkInput, taken } satisfies InFlight;
+          const taken = await chunkAction.take(client, chunkInput, prepared?.ready);
+          return { client, startedAt, preparedAt, limit, input: chunkInput, taken } satisfies InFlight;
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined);
           const code = (error as { code?: string }).code;
@@ -213,16 +227,18 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let done = false;
     const totals = { ...state.totals };
     // Partitions wholly before the cutoff go first, each as one unit (see run/partitions/driver.ts).
-    const retired = await retirePartitions({
-      deps,
-      state,
-      prepared,
-      side,
-      tx: chunkClients[0],
-      strategyOf: (name) => moduleNamed(name, deps.actions)?.partitions,
-    });
-    addTotals(totals, retired);
-    if (!retired.complete) return await endStep({ cursor, batchRows, done, totals });
+    if (prepared) {
+      const retired = await retirePartitions({
+        deps,
+        state,
+        prepared,
+        side,
+        tx: chunkClients[0],
+        strategyOf: (name) => moduleNamed(name, deps.actions)?.partitions,
+      });
+      addTotals(totals, retired);
+      if (!retired.complete) return await endStep({ cursor, batchRows, done, totals });
+    }
     let turn = 0;
     let lagged: number | undefined;
     let current: InFlight = await begin(chunkClients[0], cursor, batchRows);
@@ -249,7 +265,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       turn = 1 - turn;
       // The next chunk starts before this one commits; when this one's take was its transaction, its
       // take time already says how big the next may be (otherwise sizes would only change every other chunk).
-      const nextRows = action.takeIsTransaction
+      const nextRows = chunkAction.takeIsTransaction
         ? capByBytes(
             nextBatchRows(current.limit, performance.now() - current.startedAt, taken.rows, chunking),
             bytesPerRow,
@@ -265,7 +281,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       let bytes = 0;
       let objects = 0;
       try {
-        const completed = await action.complete(taken, current.input);
+        const completed = await chunkAction.complete(taken, current.input);
         await deps.hooks?.beforeLedger?.();
         const ledger = new Ledger(current.client);
         const seq = await ledger.recordChunk({
@@ -293,7 +309,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         await deps.hooks?.afterCommit?.();
         // Only now are the objects listed: locking them (objectLock) before COMMIT would lock orphans too.
         // This chunk's objects only, while the step has time: Finish locks whatever is left.
-        await action.afterCommit?.(completed, current.input);
+        await chunkAction.afterCommit?.(completed, current.input);
       } catch (error) {
         await current.client.query('ROLLBACK').catch(() => undefined);
         await abandon(next);
@@ -301,7 +317,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       }
 
       const durationMs = Math.round(completedAt - current.startedAt);
-      lastChunkMs = durationMs;
+      // The time budget counts the action's prepare too (a backup writes its parts there).
+      lastChunkMs = Math.round(completedAt - current.preparedAt);
       cursor = taken.cursor;
       totals.rows += taken.rows;
       totals.bytes += bytes;
@@ -334,6 +351,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   } finally {
     // A connection still being opened would otherwise escape the clean-up below.
     await Promise.allSettled(chunkConnecting ?? []);
+    await action?.close?.().catch(() => undefined);
     await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
   }
 }

@@ -136,10 +136,11 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         source: action.source.kind,
         timeColumn: started.record.timeColumn,
         cutoff,
-        filter: policy.filter,
+        filter: 'filter' in policy ? policy.filter : undefined,
         dryRun: false,
         trigger: input.trigger,
         executionId: request.executionId,
+        detail: started.detail,
       });
       if (facts.tableRowsBefore !== undefined)
         await ledger.recordTableRowsBefore(runId, facts.tableRowsBefore);

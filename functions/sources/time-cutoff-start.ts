@@ -17,12 +17,12 @@ import { checkPrivileges } from '../run/check-privileges.ts';
 import { buildRunPlan } from '../run/plan-run.ts';
 import { checkFilterCalls, checkFullTableScan, explainChunkQuery } from '../run/prepare-target.ts';
 import { type TimeCutoffPolicy, timeCutoffSource } from './time-cutoff.ts';
-import type { WorkSource } from './work-source.ts';
+import type { TableWorkSource } from './work-source.ts';
 
-export async function startTimeCutoffRun<P extends Policy>(
+export async function startTimeCutoffRun<P extends TimeCutoffPolicy>(
   ctx: StartRequestContext<P>,
   hooks: TimeCutoffHooks<P>,
-  source: WorkSource<P>,
+  source: TableWorkSource<P>,
 ): Promise<PreparedStart> {
   const { db, deps, input, policy } = ctx;
   const prepared = await source.prepare(db, policy);
@@ -56,9 +56,9 @@ export async function startTimeCutoffRun<P extends Policy>(
 }
 
 /** A continuing run: the catalog may have changed since it started (a function replaced by a volatile one). */
-export async function recheckTimeCutoffContinuation<P extends Policy>(
+export async function recheckTimeCutoffContinuation<P extends TimeCutoffPolicy>(
   ctx: StartRequestContext<P>,
-  source: WorkSource<P>,
+  source: TableWorkSource<P>,
 ): Promise<void> {
   const prepared = await source.prepare(ctx.db, ctx.policy);
   await checkFilterCalls(ctx.db, prepared, ctx.policy.filterFunctions);
@@ -74,7 +74,7 @@ export function timeCutoffStart<P extends TimeCutoffPolicy>(): Pick<
   'source' | 'prepareStart' | 'recheckContinuation'
 > {
   return {
-    source: timeCutoffSource as WorkSource<P>,
+    source: timeCutoffSource as unknown as TableWorkSource<P>,
     prepareStart(this: TimeCutoffModule<P>, ctx) {
       return startTimeCutoffRun(ctx, this, this.source);
     },

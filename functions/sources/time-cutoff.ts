@@ -3,19 +3,19 @@
  * keeps), walked in time order by keyset (`{ kind: 'keyset' }` cursors) or by time windows
  * (`{ kind: 'window' }`). Archive and purge use it.
  */
-import type { Policy } from '../../lib/contracts/policy.ts';
+import type { TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import type { Queryable } from '../adapters/transactions.ts';
 import { eligibleWhere, orderTerms } from '../core/chunk-sql.ts';
 import { computeCutoff } from '../core/cutoff.ts';
 import { InvalidFilterError } from '../core/errors.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { type PreparedTarget, prepareTarget } from '../run/prepare-target.ts';
-import type { WorkSource } from './work-source.ts';
+import type { TableWorkSource } from './work-source.ts';
 
 /** The policies this source serves: those with a time column and a retention. */
-export type TimeCutoffPolicy = Extract<Policy, { timeColumn: string; retention: string }>;
+export type { TimeCutoffPolicy };
 
-export const timeCutoffSource: WorkSource<TimeCutoffPolicy> = {
+export const timeCutoffSource: TableWorkSource<TimeCutoffPolicy> = {
   kind: 'time-cutoff',
   prepare: (db, policy) => prepareTarget(db, policy),
   bound: (now, policy) => computeCutoff(now, policy.retention),

@@ -18,8 +18,16 @@ export type WorkSourceKind = 'time-cutoff' | 'whole-table' | 'unprocessed' | 'su
 
 export interface WorkSource<P extends Policy = Policy> {
   readonly kind: WorkSourceKind;
-  /** Resolves the table (and the columns the source walks by) from the catalog. */
-  prepare(db: Queryable, policy: P): Promise<PreparedTarget>;
+  /**
+   * Resolves the one table whose rows the source walks (and the columns it walks by) from the catalog, for
+   * each Chunk step; absent for a source over many tables (whole-table), whose module reads its own.
+   */
+  prepare?(db: Queryable, policy: P): Promise<PreparedTarget>;
   /** The run's bound, fixed once when it starts and kept across steps and continuations. */
   bound(now: Date, policy: P): string;
+}
+
+/** A source over one table's rows (time-cutoff): its `prepare` resolves that table. */
+export interface TableWorkSource<P extends Policy = Policy> extends WorkSource<P> {
+  prepare(db: Queryable, policy: P): Promise<PreparedTarget>;
 }

@@ -94,6 +94,28 @@ export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, pol
       }),
     );
   }
+  if (policy.storage.finishWrites) {
+    for (const fn of [finish, recordFailure]) {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          sid: 'ListOwnPrefix',
+          effect: Effect.ALLOW,
+          actions: ['s3:ListBucket'],
+          resources: [bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+        }),
+      );
+    }
+    finish.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'WriteBackupManifest',
+        effect: Effect.ALLOW,
+        // A backup's Finish reads schema.sql back (drift check) and writes post-data.sql and manifest.json.
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [objects],
+      }),
+    );
+  }
   for (const [fn, what] of [
     [chunk, 'writes one Parquet object per chunk, verifies it and removes it if its run already ended'],
     [finish, 'deletes objects the ledger never listed (orphans) and locks listed ones'],

@@ -6,6 +6,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { LifecycleConfig, Policy } from '../contracts/config.ts';
+import { policySubject } from '../contracts/policy.ts';
 import { buildExecutionInput } from '../execution-input.ts';
 
 /** Properties of {@link PolicySchedules}. */
@@ -85,7 +86,7 @@ export class PolicySchedules extends Construct {
         new Schedule(this, `Schedule-${policy.name}`, {
           schedule: scheduleExpression(policy),
           target,
-          description: `pg-lifecycle ${policy.action} of ${policy.table} (policy ${policy.name})`,
+          description: `pg-lifecycle ${policy.action} of ${policySubject(policy)} (policy ${policy.name})`,
         }),
       );
     }

@@ -9,7 +9,8 @@
 export interface PolicyView {
   readonly name: string;
   readonly action: string;
-  readonly table: string;
+  /** Absent for a policy over many tables (backup). */
+  readonly table?: string;
   readonly enabled: boolean;
   readonly retention?: string;
   readonly filter?: string | undefined;
@@ -42,6 +43,11 @@ export interface PolicyStorage {
   readonly objectLock: boolean;
   /** The policy keeps a Glue table over its objects (the Start function may create and update it). */
   readonly glueTable: boolean;
+  /**
+   * Finish and RecordFailure also read, write and list under the prefix (a backup's post-data and manifest,
+   * and the removal of a failed backup's objects); otherwise they only delete orphans and lock objects.
+   */
+  readonly finishWrites?: boolean;
 }
 
 export interface ActionContract<P extends { readonly name: string; readonly action: string }> {

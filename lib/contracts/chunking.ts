@@ -101,6 +101,8 @@ export type CloudWatchLag = z.output<typeof CloudWatchLagSchema>;
 export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial<Chunking>>> = {
   archive: {},
   purge: { targetTransactionMs: 250, maxRows: 500_000 },
+  // A backup's chunk is a batch of parts read outside the chunk transaction: the row sizing does not apply.
+  backup: {},
 };
 
 type ChunkingField = 'initialRows' | 'minRows' | 'maxRows' | 'targetTransactionMs' | 'statementTimeoutMs';

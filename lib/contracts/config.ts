@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ChunkingOverridesSchema, chunkingProblems, ThrottleSchema } from './chunking.ts';
 import { KmsKeyArnSchema, ObservabilitySchema } from './observability.ts';
-import { contractOf, PolicySchema } from './policy.ts';
+import { contractOf, isTimeCutoffPolicy, PolicySchema } from './policy.ts';
 import { retentionSeconds, sameTable } from './policy-base.ts';
 
 export {
@@ -99,9 +99,15 @@ export const LifecycleConfigSchema = z
     // A policy that deletes rows outright must not reach rows before one that copies them first has taken
     // them: they would be missing from the copy. It must keep rows at least as long.
     config.policies.forEach((deleting, index) => {
-      if (contractOf(deleting).rowFate !== 'deleted' || !deleting.enabled) return;
+      if (contractOf(deleting).rowFate !== 'deleted' || !deleting.enabled || !isTimeCutoffPolicy(deleting))
+        return;
       for (const copying of config.policies) {
-        if (contractOf(copying).rowFate !== 'copied-then-deleted' || !copying.enabled) continue;
+        if (
+          contractOf(copying).rowFate !== 'copied-then-deleted' ||
+          !copying.enabled ||
+          !isTimeCutoffPolicy(copying)
+        )
+          continue;
         if (
           sameTable(deleting.table, copying.table) &&
           retentionSeconds(deleting) <= retentionSeconds(copying)
@@ -122,9 +128,10 @@ export const LifecycleConfigSchema = z
     // Two enabled policies doing the same to the same rows: the one with the shorter retention does all
     // the work, the other only contends for the rows (and, for archives, splits them over two prefixes).
     config.policies.forEach((policy, index) => {
-      if (!policy.enabled) return;
+      if (!policy.enabled || !isTimeCutoffPolicy(policy)) return;
       const twin = config.policies
         .slice(0, index)
+        .filter(isTimeCutoffPolicy)
         .find(
           (other) =>
             other.enabled &&
@@ -149,7 +156,7 @@ export const LifecycleConfigSchema = z
     }
     // The functions vouched for only widen what a filter may call: without a filter they vouch for nothing.
     config.policies.forEach((policy, index) => {
-      if (policy.filterFunctions !== undefined && policy.filter === undefined)
+      if (isTimeCutoffPolicy(policy) && policy.filterFunctions !== undefined && policy.filter === undefined)
         ctx.addIssue({
           code: 'custom',
           path: ['policies', index, 'filterFunctions'],

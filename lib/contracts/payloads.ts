@@ -69,6 +69,20 @@ export const RunPlanSchema = z.object({
   partitions: z.array(z.object({ name: z.string(), from: z.string(), to: z.string() })).default([]),
   /** Things to look at before running; each one line. */
   warnings: z.array(z.string()),
+  /** Backup: each table, with the statistics' row and byte estimates and how it splits into parts. */
+  tables: z
+    .array(
+      z.object({
+        table: z.string(),
+        estimatedRows: z.int().min(0),
+        estimatedBytes: z.int().min(0),
+        method: z.enum(['key', 'blocks', 'whole']),
+        estimatedParts: z.int().min(1),
+      }),
+    )
+    .optional(),
+  /** Backup: what the backup would not hold (triggers, grants, large objects…), one line each. */
+  notIncluded: z.array(z.string()).optional(),
   /** Named errors a real run started the same way would stop with, before changing anything. */
   refusals: z.array(z.object({ error: z.string(), message: z.string() })),
 });
@@ -78,6 +92,15 @@ export const TotalsSchema = z.object({
   objects: z.int().min(0),
   bytes: z.int().min(0),
   chunks: z.int().min(0),
+});
+
+/** What a backup run wrote (`run --json`): its id, manifest, tables and parts. */
+export const BackupRunSummarySchema = z.object({
+  backupId: z.string(),
+  manifestKey: z.string(),
+  tables: z.int().min(0),
+  parts: z.int().min(0),
+  consistency: z.enum(['snapshot', 'per-part']),
 });
 
 /** Passed from step to step; small by design (no rows, no per-object lists). */
@@ -175,6 +198,8 @@ export const RunSummarySchema = z.object({
   plan: RunPlanSchema.optional(),
   /** Purge only: the VACUUM decision and its outcome. */
   maintenance: MaintenanceSchema.optional(),
+  /** Backup only: what it wrote. */
+  backup: BackupRunSummarySchema.optional(),
 });
 
 export type ExecutionInput = z.output<typeof ExecutionInputSchema>;
@@ -184,6 +209,7 @@ export type FailureInput = z.output<typeof FailureInputSchema>;
 export type RunSummary = z.output<typeof RunSummarySchema>;
 export type Maintenance = z.output<typeof MaintenanceSchema>;
 export type RunPlan = z.output<typeof RunPlanSchema>;
+export type BackupRunSummary = z.output<typeof BackupRunSummarySchema>;
 export type PlanForeignKey = z.output<typeof PlanForeignKeySchema>;
 
 /** Chunk-step invocations per execution before continuing as new (each costs ~6 history events). */

@@ -10,13 +10,22 @@ import {
   archiveContract,
 } from '../../functions/actions/archive/contract.ts';
 import {
+  type BackupPolicy,
+  BackupPolicySchema,
+  backupContract,
+} from '../../functions/actions/backup/contract.ts';
+import {
   type PurgePolicy,
   PurgePolicySchema,
   purgeContract,
 } from '../../functions/actions/purge/contract.ts';
 import type { ActionContract } from './action-contract.ts';
 
-export const PolicySchema = z.discriminatedUnion('action', [ArchivePolicySchema, PurgePolicySchema]);
+export const PolicySchema = z.discriminatedUnion('action', [
+  ArchivePolicySchema,
+  PurgePolicySchema,
+  BackupPolicySchema,
+]);
 
 export type Policy = z.output<typeof PolicySchema>;
 export type PolicyAction = Policy['action'];
@@ -26,11 +35,24 @@ export type PolicyOf<A extends PolicyAction> = Extract<Policy, { action: A }>;
 export const actionContracts: { readonly [A in PolicyAction]: ActionContract<PolicyOf<A>> } = {
   archive: archiveContract,
   purge: purgeContract,
+  backup: backupContract,
 };
+
+/** Policies of one table's rows by time (archive, purge): a table, a time column and a retention. */
+export type TimeCutoffPolicy = Extract<Policy, { timeColumn: string; retention: string }>;
+
+export function isTimeCutoffPolicy(policy: Policy): policy is TimeCutoffPolicy {
+  return 'timeColumn' in policy;
+}
+
+/** What a policy works on, for descriptions and logs: its table, or a backup's table patterns. */
+export function policySubject(policy: Policy): string {
+  return isTimeCutoffPolicy(policy) ? policy.table : policy.backup.tables.join(', ');
+}
 
 /** The contract of a policy's action. */
 export function contractOf<P extends Policy>(policy: P): ActionContract<P> {
   return actionContracts[policy.action] as unknown as ActionContract<P>;
 }
 
-export type { ArchivePolicy, PurgePolicy };
+export type { ArchivePolicy, BackupPolicy, PurgePolicy };

@@ -6,7 +6,9 @@
  *   as text (the time column, then the key columns or the ctid);
  * - `window`: the time-cutoff source walked in time windows; every eligible row before `end` is done.
  *
- * A new work source (a whole table, a watermark of processed rows, a subject, listed objects) adds its kind.
+ * - `table-parts`: the whole-table source (backup), table by table, part by part.
+ *
+ * A new work source (a watermark of processed rows, a subject, listed objects) adds its kind.
  */
 import { z } from 'zod';
 
@@ -14,8 +16,30 @@ const KeysetCursorSchema = z
   .object({ kind: z.literal('keyset'), values: z.array(z.string().nullable()).min(1) })
   .strict();
 const WindowCursorSchema = z.object({ kind: z.literal('window'), end: z.string() }).strict();
+/**
+ * `table-parts`: the whole-table source (backup) walking the run's tables in the order fixed at Start;
+ * `table` indexes that list, `part` is the next part's number, `from` where the next part begins (its
+ * first key, inclusive, or its first heap block), absent for a table's first part.
+ */
+const TablePartsCursorSchema = z
+  .object({
+    kind: z.literal('table-parts'),
+    table: z.int().min(0),
+    part: z.int().min(1),
+    from: z
+      .union([
+        z.object({ key: z.array(z.string()).min(1) }).strict(),
+        z.object({ block: z.int().min(0) }).strict(),
+      ])
+      .optional(),
+  })
+  .strict();
 
-export const WorkCursorSchema = z.discriminatedUnion('kind', [KeysetCursorSchema, WindowCursorSchema]);
+export const WorkCursorSchema = z.discriminatedUnion('kind', [
+  KeysetCursorSchema,
+  WindowCursorSchema,
+  TablePartsCursorSchema,
+]);
 
 /**
  * A cursor as stored or sent before cursors had kinds (ledgers migrated from sql/007, executions started by
@@ -34,3 +58,4 @@ export const StoredWorkCursorSchema = z.union([
 
 export type WorkCursor = z.output<typeof WorkCursorSchema>;
 export type KeysetCursor = z.output<typeof KeysetCursorSchema>;
+export type TablePartsCursor = z.output<typeof TablePartsCursorSchema>;

@@ -9,11 +9,13 @@
  * and in any hand-made execution input. The server-side check resolves them all the same, shown here on
  * its own, below that screen.
  */
+
 import pg from 'pg';
 import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import { parseExecutionInput } from '../../functions/run/payloads.ts';
 import { checkFilterCalls, prepareTarget } from '../../functions/run/prepare-target.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import type { TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { testConfig } from '../support/archive.ts';
 import type { TestDatabase } from '../support/database.ts';
@@ -390,7 +392,7 @@ describe('filter guard: Unicode escapes', () => {
       await client.connect();
       try {
         const before = await guarded.state();
-        const prepared = await prepareTarget(client, parsed);
+        const prepared = await prepareTarget(client, parsed as TimeCutoffPolicy);
         // Act / Assess
         await expect(checkFilterCalls(client, prepared)).rejects.toThrow(names);
         expect(await guarded.state()).toEqual(before);

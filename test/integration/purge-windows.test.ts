@@ -226,6 +226,7 @@ describe('purge windows', () => {
     const config = testConfig(policies);
 
     for (const policy of policies) {
+      if (!('table' in policy)) throw new Error(`${policy.name} is not a purge`);
       const purged = policy.filter ? 599 : 600;
       // Act
       const plan = await runPolicy(config, policy.name, { dryRun: true });

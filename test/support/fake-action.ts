@@ -15,6 +15,7 @@ import {
   type PreparedChunk,
   summarizeTakenRows,
   type TakenChunk,
+  targetOf,
 } from '../../functions/actions/chunk-action.ts';
 import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { buildSelectChunkStatement, orderTerms } from '../../functions/core/chunk-sql.ts';
@@ -61,12 +62,12 @@ class FakeChunkAction implements ChunkAction<TakenFakeChunk, number> {
   async take(tx: Queryable, input: ChunkInput): Promise<TakenFakeChunk | undefined> {
     const withCursor = input.cursor !== null;
     const { rows } = await tx.query<Array<string | null>>({
-      text: `${buildSelectChunkStatement(input.target, withCursor)}\nFOR UPDATE SKIP LOCKED`,
+      text: `${buildSelectChunkStatement(targetOf(input).target, withCursor)}\nFOR UPDATE SKIP LOCKED`,
       values: [input.cutoff, input.limit, ...keysetValues(input.cursor)],
       rowMode: 'array',
     });
     if (rows.length === 0) return undefined;
-    const positions = orderTerms(input.target).map((_, i) => i);
+    const positions = orderTerms(targetOf(input).target).map((_, i) => i);
     return { ...summarizeTakenRows(rows, positions), keys: rows.map((row) => JSON.stringify(row)) };
   }
 

@@ -10,6 +10,7 @@
  * fixture (`beforeAll(async ({ database }) => ...)`: suite hooks see file-scoped fixtures only). A file that
  * extends `test` takes its hooks from `hooksOf(itsTest)`.
  */
+
 import { basename } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect, test as vitestTest } from 'vitest';
@@ -17,6 +18,7 @@ import type { LocalDependencyOptions } from '../../functions/local-runner/local-
 import type { LocalRunOptions, LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { contractOf } from '../../lib/contracts/policy.ts';
 import { runLocally, testConfig } from './archive.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { createTestBucket, testS3Client } from './s3.ts';
@@ -105,9 +107,9 @@ export const test = vitestTest
     return async (config, policyName, options = {}) => {
       const { deps, ...rest } = options;
       const policy = config.policies.find((p) => p.name === policyName);
-      // As the CLI needs ARCHIVE_BUCKET for archive policies only: a purge run is given no object store.
+      // As the CLI needs a bucket only for actions that keep objects: a purge run is given no object store.
       const store =
-        policy?.action !== 'archive'
+        !policy || contractOf(policy).storage(policy) === undefined
           ? {}
           : deps !== undefined && 'bucket' in deps
             ? { s3: storage.s3 }

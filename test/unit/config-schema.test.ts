@@ -457,14 +457,18 @@ describe('config schema: partitions', () => {
 
   it('defaults to enabled, dropping retired partitions', () => {
     const policy = LifecycleConfigSchema.parse(withPolicy({})).policies[0];
-    expect(policy?.partitions).toEqual({ enabled: true, keepDetached: false, countTimeoutMs: 10_000 });
+    expect(policy && 'partitions' in policy ? policy.partitions : undefined).toEqual({
+      enabled: true,
+      keepDetached: false,
+      countTimeoutMs: 10_000,
+    });
   });
 
   it('accepts keepDetached with a detachedSchema, on purge policies too', () => {
     const config = LifecycleConfigSchema.parse(
       withPolicy({ action: 'purge', partitions: { keepDetached: true, detachedSchema: '"Old Data"' } }),
     );
-    expect(config.policies[0]?.partitions).toMatchObject({
+    expect((config.policies[0] as { partitions?: unknown } | undefined)?.partitions).toMatchObject({
       keepDetached: true,
       detachedSchema: '"Old Data"',
     });

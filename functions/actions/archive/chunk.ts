@@ -20,6 +20,7 @@ import {
   keysetValues,
   summarizeTakenRows,
   type TakenChunk,
+  targetOf,
 } from '../chunk-action.ts';
 import { NextEligibleLocator } from './next-eligible.ts';
 import { lockListedObjects } from './object-lock.ts';
@@ -86,7 +87,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
 
     // Keep the chunk inside the Hive partition of the next eligible row, so the chunk is one object as
     // large as the chunk (S3 does not tier objects under 128 KB) rather than two pieces at every boundary.
-    const next = await this.locator.find(tx, input.target, params, withCursor);
+    const next = await this.locator.find(tx, targetOf(input).target, params, withCursor);
     if (next === undefined) return undefined;
     let statement = buildDeleteChunkStatement(next.target, withCursor, { upperBound: true });
     let result = await tx.query<Array<string | null>>({
@@ -96,7 +97,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     });
     if (result.rows.length === 0) {
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
-      statement = buildDeleteChunkStatement(input.target, withCursor);
+      statement = buildDeleteChunkStatement(targetOf(input).target, withCursor);
       result = await tx.query<Array<string | null>>({
         text: statement.text,
         values: params,
@@ -118,14 +119,14 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
 
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {
     const policy = input.policy as ArchivePolicy;
-    const plan = planParquetColumns(input.table.columns);
+    const plan = planParquetColumns(targetOf(input).table.columns);
     const objects: ArchivedObject[] = [];
     // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
     for (const group of groupByPartition(taken.values, taken.timeAt, policy.archive.partitionBy)) {
       objects.push(
         await this.writer.write({
           policy,
-          table: input.table,
+          table: targetOf(input).table,
           runId: input.runId,
           partition: group.partition,
           plan,

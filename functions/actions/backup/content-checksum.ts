@@ -83,7 +83,8 @@ export function formatContentChecksum(checksum: ContentChecksum): string {
 /** Reads a manifest's `md5-64:<rows>:<sum>` back; throws RangeError for any other text. */
 export function parseContentChecksum(text: string): ContentChecksum {
   const match = /^md5-64:(\d+):(-?\d+)$/.exec(text);
-  if (!match?.[1] || !match[2]) throw new RangeError(`not an md5-64 content checksum: ${JSON.stringify(text)}`);
+  if (!match?.[1] || !match[2])
+    throw new RangeError(`not an md5-64 content checksum: ${JSON.stringify(text)}`);
   return { rows: match[1], sum: match[2] };
 }
 

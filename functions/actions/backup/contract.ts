@@ -113,6 +113,7 @@ export const backupContract: ActionContract<BackupPolicy> = {
     tiers: { transitions: [], expireAfterDays: policy.backup.retentionDays },
     objectLock: false,
     glueTable: false,
+    finishWrites: true,
   }),
   configProblems: (policy) => backupPatternProblems(policy.backup),
 };

@@ -86,9 +86,19 @@ export const BackupManifestSchema = z
      * name in two schemas): notIncluded then says why.
      */
     relocatable: z
-      .object({ schemaKey: z.string().min(1), postDataKey: z.string().min(1), placeholder: z.string().min(1) })
+      .object({
+        schemaKey: z.string().min(1),
+        postDataKey: z.string().min(1),
+        placeholder: z.string().min(1),
+      })
       .strict()
       .optional(),
+    /**
+     * The policy's retentionDays when the backup was taken: S3's lifecycle rule expires each object that many
+     * days after it was written, so the backup stops being restorable once its first part expires. Optional:
+     * `backups list` shows no expiry without it.
+     */
+    retentionDays: z.int().min(1).max(3650).optional(),
     tables: z.array(BackupTableSchema),
     /** What the backup does not hold, said rather than skipped: triggers, grants, large objects, … */
     notIncluded: z.array(z.string()),

@@ -91,7 +91,7 @@ export function partHeader(table: Pick<PartTable, 'quotedName' | 'columns'>): st
  * the caller's transaction before the COPY: a session with extra_float_digits 0 would write 0.3 for
  * 0.30000000000000004 and the restore would hold another value.
  */
-const PINNED_TEXT_SETTINGS = `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true),
+export const PINNED_TEXT_SETTINGS = `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true),
   set_config('IntervalStyle', 'iso_8601', true), set_config('extra_float_digits', '3', true),
   set_config('bytea_output', 'hex', true)`;
 

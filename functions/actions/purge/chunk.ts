@@ -19,7 +19,7 @@ import {
   buildPurgeWindowStatements,
   type WindowStart,
 } from '../../core/chunk-sql.ts';
-import { ForeignKeyError } from '../../core/errors.ts';
+import { ForeignKeyError, InvalidPayloadError } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
 import {
   type ChunkAction,
@@ -27,6 +27,7 @@ import {
   type CompletedChunk,
   summarizeTakenRows,
   type TakenChunk,
+  targetOf,
 } from '../chunk-action.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
@@ -55,11 +56,11 @@ export class PurgeAction implements ChunkAction {
         // The start step checked that child policies exist; their rows still reference this chunk's rows.
         // Redacted, and not kept as the cause: the error's DETAIL holds the referenced key's values.
         throw new ForeignKeyError(
-          `purge of ${input.policy.table} stopped: ${describeError(error)}; ` +
+          `purge of ${targetOf(input).table.schema}.${targetOf(input).table.table} stopped: ${describeError(error)}; ` +
             'run the child policies first (their retention must cover the referencing rows)',
           {
             policy: input.policy.name,
-            table: `${input.table.schema}.${input.table.table}`,
+            table: `${targetOf(input).table.schema}.${targetOf(input).table.table}`,
             sqlstate: FOREIGN_KEY_VIOLATION,
           },
         );
@@ -83,11 +84,13 @@ export class PurgeAction implements ChunkAction {
       const taken = await this.takeSameTime(tx, input, time, cursor.values);
       if (taken) return taken;
       start = { kind: 'after', time };
+    } else if (cursor !== null) {
+      throw new InvalidPayloadError(`a purge chunk cannot resume from a ${cursor.kind} cursor`);
     }
     // Each pass moves `start` strictly forward, so this ends; it loops only past windows whose every row
     // another session holds (or that vanished since the probe).
     for (;;) {
-      const statements = buildPurgeWindowStatements(input.target, start.kind);
+      const statements = buildPurgeWindowStatements(targetOf(input).target, start.kind);
       const startParams = start.kind === 'first' ? [] : [start.time];
       const probe = (
         await tx.query<Row>({
@@ -159,7 +162,7 @@ export class PurgeAction implements ChunkAction {
     time: string,
     cursor: ReadonlyArray<string | null> | null,
   ): Promise<TakenChunk | undefined> {
-    const statement = buildPurgeChunkStatement(input.target, cursor !== null, { atTime: true });
+    const statement = buildPurgeChunkStatement(targetOf(input).target, cursor !== null, { atTime: true });
     const { rows } = await tx.query<Row>({
       text: statement.text,
       values: [input.cutoff, input.limit, ...(cursor ?? []), time],

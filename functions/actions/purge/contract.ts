@@ -58,7 +58,8 @@ export const purgeContract: ActionContract<PurgePolicy> = {
     // Resolved here because the start step sees only its own policy.
     const children = policy.children?.map((name) => {
       const child = policyNamed(name);
-      return { name: child.name, table: child.table };
+      // configProblems refused a child that is not a purge policy (which always has a table).
+      return { name: child.name, table: child.table ?? '' };
     });
     return children ? { children } : {};
   },

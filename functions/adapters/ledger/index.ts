@@ -15,7 +15,9 @@ import {
   insertObjects,
   isArchived,
   isStillPending,
+  type ListedObject,
   listOrphans,
+  listRunObjects,
   markRemoving,
   type ObjectKind,
 } from './objects.ts';
@@ -29,6 +31,7 @@ import {
   getRunOrThrow,
   insertRun,
   listRuns,
+  mergeRunDetail,
   type NewRun,
   type RunRow,
   recordMaintenance,
@@ -38,7 +41,7 @@ import {
 
 export type { ChunkRecord } from './chunks.ts';
 export * from './leases.ts';
-export type { ArchivedObject, ObjectKind } from './objects.ts';
+export type { ArchivedObject, ListedObject, ObjectKind } from './objects.ts';
 export * from './partition-units.ts';
 export type { NewRun, RunRow, RunStatus } from './runs.ts';
 
@@ -164,5 +167,13 @@ export class Ledger {
 
   failRun(runId: string, errorName: string, cause: string): Promise<void> {
     return failRun(this.db, runId, errorName, cause);
+  }
+
+  mergeRunDetail(runId: string, patch: Readonly<Record<string, unknown>>): Promise<void> {
+    return mergeRunDetail(this.db, runId, patch);
+  }
+
+  listRunObjects(runId: string, kind: ObjectKind): Promise<ListedObject[]> {
+    return listRunObjects(this.db, runId, kind);
   }
 }

@@ -17,11 +17,14 @@ export interface ArchivedObject {
   readonly rows: number;
   readonly bytes: number;
   readonly sha256: string;
-  readonly partition: string;
-  readonly minTime: string;
-  readonly maxTime: string;
+  /** Hive partition and time range: an archive copy's; null for a backup part (no time range). */
+  readonly partition: string | null;
+  readonly minTime: string | null;
+  readonly maxTime: string | null;
   readonly minKey: ReadonlyArray<string | null> | null;
   readonly maxKey: ReadonlyArray<string | null> | null;
+  /** Facts of its kind (a backup part: table, part number, content checksum, snapshot); never row values. */
+  readonly detail?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /**
@@ -38,10 +41,10 @@ export async function insertObjects(
   if (objects.length === 0) return;
   await db.query(
     `INSERT INTO lifecycle.archived_objects
-       (run_id, chunk_seq, kind, bucket, key, rows, bytes, sha256, partition, min_time, max_time, min_key, max_key)
-     SELECT $1, $2, $4, o.bucket, o.key, o.rows, o.bytes, o.sha256, o.partition, o.min_time, o.max_time, o.min_key, o.max_key
+       (run_id, chunk_seq, kind, bucket, key, rows, bytes, sha256, partition, min_time, max_time, min_key, max_key, detail)
+     SELECT $1, $2, $4, o.bucket, o.key, o.rows, o.bytes, o.sha256, o.partition, o.min_time, o.max_time, o.min_key, o.max_key, o.detail
        FROM jsonb_to_recordset($3::jsonb) AS o(bucket text, key text, rows integer, bytes bigint, sha256 text,
-            partition text, min_time text, max_time text, min_key jsonb, max_key jsonb)`,
+            partition text, min_time text, max_time text, min_key jsonb, max_key jsonb, detail jsonb)`,
     [
       runId,
       chunkSeq,
@@ -57,6 +60,7 @@ export async function insertObjects(
           max_time: o.maxTime,
           min_key: o.minKey,
           max_key: o.maxKey,
+          detail: o.detail ?? null,
         })),
       ),
       kind,
@@ -130,4 +134,42 @@ export async function isStillPending(db: Queryable, bucket: string, key: string)
 /** Forgets a pending key once its object is gone; refuses (no-op) for a ledger-listed key. */
 export async function forgetPending(db: Queryable, bucket: string, key: string): Promise<void> {
   await db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [bucket, key]);
+}
+
+/** An object a run listed, as a backup's Finish and verify read them back. */
+export interface ListedObject {
+  readonly bucket: string;
+  readonly key: string;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly detail: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** The objects of `kind` a run listed, in the order they were listed. */
+export async function listRunObjects(
+  db: Queryable,
+  runId: string,
+  kind: ObjectKind,
+): Promise<ListedObject[]> {
+  const { rows } = await db.query<{
+    bucket: string;
+    key: string;
+    rows: string;
+    bytes: string;
+    sha256: string;
+    detail: string | null;
+  }>(
+    `SELECT bucket, key, rows::text, bytes::text, sha256, detail::text FROM lifecycle.archived_objects
+      WHERE run_id = $1 AND kind = $2 ORDER BY object_id`,
+    [runId, kind],
+  );
+  return rows.map((r) => ({
+    bucket: r.bucket,
+    key: r.key,
+    rows: Number(r.rows),
+    bytes: Number(r.bytes),
+    sha256: r.sha256,
+    detail: r.detail === null ? undefined : JSON.parse(r.detail),
+  }));
 }

@@ -23,6 +23,8 @@ export interface NewRun {
   readonly dryRun: boolean;
   readonly trigger: string;
   readonly executionId: string | undefined;
+  /** What the run fixes at its start for its steps (runs.detail, sql/010): JSON, never row values. */
+  readonly detail?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface RunRow {
@@ -44,12 +46,13 @@ export interface RunRow {
   readonly errorName: string | undefined;
   readonly errorCause: string | undefined;
   readonly executionId: string | undefined;
+  readonly detail: Readonly<Record<string, unknown>> | undefined;
 }
 
 const RUN_COLUMNS = `run_id, policy, action, status, to_char(cutoff AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cutoff,
   rows, objects, bytes, chunks, orphans_removed, eligible_rows, cursor, started_at::text, finished_at::text,
   (extract(epoch FROM (coalesce(finished_at, clock_timestamp()) - started_at)) * 1000)::bigint AS duration_ms,
-  error_name, error_cause, execution_id`;
+  error_name, error_cause, execution_id, detail`;
 
 function toRunRow(r: Record<string, string | null>): RunRow {
   return {
@@ -71,13 +74,14 @@ function toRunRow(r: Record<string, string | null>): RunRow {
     errorName: r.error_name ?? undefined,
     errorCause: r.error_cause ?? undefined,
     executionId: r.execution_id ?? undefined,
+    detail: r.detail === null || r.detail === undefined ? undefined : JSON.parse(r.detail),
   };
 }
 
 export async function insertRun(db: Queryable, run: NewRun): Promise<void> {
   await db.query(
-    `INSERT INTO lifecycle.runs (run_id, policy, action, table_name, time_column, cutoff, filter, dry_run, trigger, execution_id, source)
-     VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9, $10, $11)`,
+    `INSERT INTO lifecycle.runs (run_id, policy, action, table_name, time_column, cutoff, filter, dry_run, trigger, execution_id, source, detail)
+     VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9, $10, $11, $12::jsonb)`,
     [
       run.runId,
       run.policy,
@@ -90,6 +94,7 @@ export async function insertRun(db: Queryable, run: NewRun): Promise<void> {
       run.trigger,
       run.executionId ?? null,
       run.source,
+      run.detail === undefined ? null : JSON.stringify(run.detail),
     ],
   );
 }
@@ -211,4 +216,16 @@ function readCursor(runId: string, text: string): WorkCursor {
     );
   }
   return parsed.data;
+}
+
+/** Merges `patch` into a run's detail (a backup marked expired, its manifest written). */
+export async function mergeRunDetail(
+  db: Queryable,
+  runId: string,
+  patch: Readonly<Record<string, unknown>>,
+): Promise<void> {
+  await db.query(
+    `UPDATE lifecycle.runs SET detail = coalesce(detail, '{}'::jsonb) || $2::jsonb WHERE run_id = $1`,
+    [runId, JSON.stringify(patch)],
+  );
 }

@@ -30,7 +30,7 @@ export async function partitionRetentionBlocker(
   ) {
     return 'the table is not RANGE-partitioned on the time column alone';
   }
-  if (policy.filter) return 'the policy has a filter';
+  if ('filter' in policy && policy.filter) return 'the policy has a filter';
   if ((await listReferencingForeignKeys(db, prepared.table.oid)).length > 0) {
     return 'the table is referenced by foreign keys';
   }
