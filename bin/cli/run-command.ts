@@ -48,6 +48,13 @@ export interface RunReport {
    */
   readonly totalsFrom?: 'ledger' | 'unknown' | undefined;
   readonly totalsError?: string | undefined;
+  /** Backups: the backup written (`backups list`, `restore --backup` take this id). */
+  readonly backupId?: string | undefined;
+  /** Backups: tables and parts written, and how consistent they are with each other. */
+  readonly tables?: number | undefined;
+  readonly parts?: number | undefined;
+  readonly consistency?: 'snapshot' | 'per-part' | undefined;
+  readonly manifestKey?: string | undefined;
 }
 
 export async function runCommand(options: RunCommandOptions): Promise<RunReport> {
@@ -97,6 +104,15 @@ export function toReport(result: LocalRunResult, action: string): RunReport {
     executions: result.executions,
     error: result.failure?.error,
     cause: result.failure?.cause,
+    ...(summary?.backup
+      ? {
+          backupId: summary.backup.backupId,
+          tables: summary.backup.tables,
+          parts: summary.backup.parts,
+          consistency: summary.backup.consistency,
+          manifestKey: summary.backup.manifestKey,
+        }
+      : {}),
     ...(failedRun
       ? result.ledgerRun
         ? { totalsFrom: 'ledger' as const }
@@ -117,8 +133,16 @@ export function formatReport(report: RunReport): string {
     );
   }
   if (report.status === 'dry_run') {
-    const headline = `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
+    const headline = report.plan?.tables
+      ? `${report.policy}: dry run, backup of ${report.plan.tables.length} tables (nothing written)`
+      : `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
     return report.plan ? `${headline}\n${formatPlan(report.plan)}` : headline;
+  }
+  if (report.backupId !== undefined) {
+    return (
+      `${report.policy}: backup ${report.backupId} ${report.status}, ${report.tables} tables, ${report.rows} rows in ` +
+      `${report.parts} parts (${formatBytes(report.bytes)}, ${report.consistency}, ${report.durationMs} ms), run ${report.runId}`
+    );
   }
   return (
     `${report.policy}: ${report.action} ${report.status}, ${report.rows} rows in ${report.objects} objects ` +
@@ -135,6 +159,7 @@ const EXPLAIN_LINES_SHOWN = 12;
 
 /** The plan under a dry run's headline, indented, one fact per line. */
 export function formatPlan(plan: RunPlan): string {
+  if (plan.tables) return formatBackupPlan(plan, plan.tables);
   const lines = [
     `  eligible      ${plan.eligibleRows} rows, about ${formatBytes(plan.estimatedBytes)}, oldest ${plan.oldest ?? '-'}`,
   ];
@@ -162,6 +187,25 @@ export function formatPlan(plan: RunPlan): string {
   if (shown.length < plan.explain.length) {
     lines.push(`    … ${plan.explain.length - shown.length} more lines (--json prints the whole plan)`);
   }
+  for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
+  for (const refusal of plan.refusals)
+    lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
+  return lines.join('\n');
+}
+
+/** A backup's dry run: each table with its estimates and parts, then what the backup would not hold. */
+function formatBackupPlan(plan: RunPlan, tables: NonNullable<RunPlan['tables']>): string {
+  const lines = [
+    `  tables        ${tables.length}, about ${plan.eligibleRows} rows, ${formatBytes(plan.estimatedBytes)} on disk (statistics, not counted)`,
+  ];
+  for (const t of tables) {
+    const split =
+      t.method === 'key' ? 'key ranges' : t.method === 'blocks' ? 'heap block ranges' : 'one part';
+    lines.push(
+      `    ${t.table}: about ${t.estimatedRows} rows, ${formatBytes(t.estimatedBytes)}, ~${t.estimatedParts} parts by ${split}`,
+    );
+  }
+  for (const item of plan.notIncluded ?? []) lines.push(`  not included  ${item}`);
   for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
   for (const refusal of plan.refusals)
     lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
