@@ -97,6 +97,13 @@ export async function writeBackupManifest(props: FinishBackupProps): Promise<Bac
     tables,
     notIncluded: postData.notIncluded,
   });
+  // parts.txt and SHA256SUMS: the manifest's parts relative to the backup's prefix, for a restore with a shell,
+  // sha256sum, gunzip and psql alone (README); a part object the manifest does not list is never loaded.
+  const relative = manifest.tables.flatMap((t) =>
+    t.parts.map((p) => ({ path: p.key.slice(keys.base.length), sha256: p.sha256 })),
+  );
+  await putText(s3, bucket, keys.partsList, relative.map((p) => `${p.path}\n`).join(''));
+  await putText(s3, bucket, keys.checksums, relative.map((p) => `${p.sha256}  ${p.path}\n`).join(''));
   await putText(s3, bucket, keys.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
   await ledger.mergeRunDetail(runId, { manifestKey: keys.manifest, consistency: manifest.consistency });
   return {

@@ -145,6 +145,10 @@ export function backupKeys(policy: string, backupId: string) {
     manifest: `${base}manifest.json`,
     schema: `${base}schema.sql`,
     postData: `${base}post-data.sql`,
+    /** The manifest's part keys relative to `base`, one per line (a shell restore loops over it). */
+    partsList: `${base}parts.txt`,
+    /** `sha256sum -c` input: each listed part's SHA-256 and path relative to `base`. */
+    checksums: `${base}SHA256SUMS`,
     relocatableSchema: `${base}relocatable/schema.sql`,
     relocatablePostData: `${base}relocatable/post-data.sql`,
     /** `data/<schema>.<table>/part-00001.sql.gz`, names encoded as in archive keys (a dot cannot fake one). */

@@ -83,7 +83,11 @@ export async function putText(s3: S3Client, bucket: string, key: string, text: s
         Bucket: bucket,
         Key: key,
         Body: Buffer.from(text, 'utf8'),
-        ContentType: key.endsWith('.json') ? 'application/json' : 'application/sql; charset=utf-8',
+        ContentType: key.endsWith('.json')
+          ? 'application/json'
+          : key.endsWith('.txt') || key.endsWith('SHA256SUMS')
+            ? 'text/plain; charset=utf-8'
+            : 'application/sql; charset=utf-8',
       }),
     );
   } catch (error) {
