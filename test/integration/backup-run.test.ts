@@ -4,6 +4,7 @@
  * checksum and sorted row text, recomputed on a restored copy), the manifest is written last and matches
  * the ledger, the run is audited, and bad input changes nothing.
  */
+import * as zlib from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import {
   formatContentChecksum,
@@ -87,4 +88,51 @@ describe('backup run', () => {
     expect(keys).toContain(manifest.schemaKey);
     expect(keys).toContain(manifest.postDataKey);
   });
+
+  it('marks the policy’s backups past retentionDays expired in the ledger, and only those', async ({
+    database,
+    runPolicy,
+  }) => {
+    await database.pool.query(`CREATE SCHEMA kept; CREATE TABLE kept.t (id int PRIMARY KEY);`);
+    const config = testConfig([
+      { name: 'kept', action: 'backup', backup: { tables: ['kept.*'], retentionDays: 2 } },
+    ]);
+    const old = await runPolicy(config, 'kept');
+    const recent = await runPolicy(config, 'kept');
+    // The first backup finished three days ago, the second one yesterday.
+    await database.pool.query(
+      `UPDATE lifecycle.runs SET finished_at = clock_timestamp() - CASE WHEN run_id = $1 THEN interval '3 days' ELSE interval '1 day' END
+        WHERE run_id = ANY ($2::uuid[])`,
+      [old.summary?.runId, [old.summary?.runId, recent.summary?.runId]],
+    );
+
+    const latest = await runPolicy(config, 'kept');
+
+    expect(latest.status).toBe('succeeded');
+    const { rows } = await database.pool.query<{ run_id: string; expired: boolean }>(
+      `SELECT run_id, detail ? 'expiredAt' AS expired FROM lifecycle.runs WHERE policy = 'kept'`,
+    );
+    const expired = Object.fromEntries(rows.map((r) => [r.run_id, r.expired]));
+    expect(expired).toEqual({
+      [old.summary?.runId ?? '']: true,
+      [recent.summary?.runId ?? '']: false,
+      [latest.summary?.runId ?? '']: false,
+    });
+  });
+
+  it.skipIf(typeof (zlib as { createZstdCompress?: unknown }).createZstdCompress === 'function')(
+    'refuses zstd on a Node without it before writing anything (CompressionUnavailableError)',
+    async ({ database, s3, bucket, runPolicy }) => {
+      await database.pool.query(`CREATE SCHEMA zstd_here; CREATE TABLE zstd_here.t (id int PRIMARY KEY);`);
+      const config = testConfig([
+        { name: 'zstd', action: 'backup', backup: { tables: ['zstd_here.*'], compression: 'zstd' } },
+      ]);
+      const result = await runPolicy(config, 'zstd');
+      expect(result.status).toBe('failed');
+      expect(result.failure?.error).toBe('CompressionUnavailableError');
+      expect(result.failure?.runId).toBeUndefined();
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'backup/zstd/' }));
+      expect(listed.KeyCount ?? 0).toBe(0);
+    },
+  );
 });
