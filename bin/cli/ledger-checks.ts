@@ -67,8 +67,9 @@ export async function checkVerifyTarget(
     );
   }
   if (!rows.some((r) => r.action === 'archive')) {
+    const backup = rows.some((r) => r.action === 'backup') ? ' (a backup: verify --backup ID|latest)' : '';
     throw new UsageError(
-      `policy "${target.policy}" ${rows.map((r) => r.action).join('/')}s rows: it has no archive to verify`,
+      `policy "${target.policy}" ${rows.map((r) => r.action).join('/')}s rows: it has no archive to verify${backup}`,
     );
   }
 }

@@ -24,6 +24,7 @@ import {
   stateMachineArnFor,
   stateMachinesConfigured,
 } from './aws-commands.ts';
+import { backupsCommand, drillCommand, restoreCommand, verifyBackupCommand } from './backup-commands.ts';
 import { UsageError } from './errors.ts';
 import { checkVerifyTarget, ledgerPresence, noLedgerMessage } from './ledger-checks.ts';
 import { formatReport, type RunReport, runCommand, wouldRefuse } from './run-command.ts';
@@ -43,6 +44,11 @@ const OPTIONS = {
   limit: { type: 'string', default: '10' },
   run: { type: 'string' },
   reason: { type: 'string' },
+  backup: { type: 'string' },
+  table: { type: 'string', multiple: true },
+  mode: { type: 'string' },
+  'into-schema': { type: 'string' },
+  'if-exists': { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -71,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     return command || values.help ? 0 : 2;
   }
   try {
-    return await dispatch(command, values);
+    return await dispatch(command, values, positionals.slice(1));
   } catch (error) {
     if (error instanceof ConfigError || error instanceof UsageError || error instanceof UnknownPolicyError) {
       printError(error.message);
@@ -100,7 +106,7 @@ function requirePolicy(values: Values): string {
   return values.policy;
 }
 
-async function dispatch(command: string, values: Values): Promise<number> {
+async function dispatch(command: string, values: Values, args: readonly string[]): Promise<number> {
   switch (command) {
     case 'validate': {
       const config = loadConfigFile(values.config);
@@ -162,6 +168,7 @@ async function dispatch(command: string, values: Values): Promise<number> {
     case 'status':
       return statusCommand(values);
     case 'verify': {
+      if (values.backup !== undefined) return verifyBackupCommand(values);
       const bucket = bucketOption(values);
       if (!bucket) throw new UsageError('verify needs the archive bucket: --bucket B or PG_LIFECYCLE_BUCKET');
       if (values.run !== undefined && !UUID.test(values.run))
@@ -198,6 +205,12 @@ async function dispatch(command: string, values: Values): Promise<number> {
     }
     case 'unlock':
       return unlockCli(values);
+    case 'backups':
+      return backupsCommand(args, values);
+    case 'restore':
+      return restoreCommand(values);
+    case 'drill':
+      return drillCommand(values);
     case 'migrate': {
       const applied = await withClient(
         await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),

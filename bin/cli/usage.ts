@@ -15,6 +15,23 @@ Commands
       [--policy NAME] [--state-machine-arn ARN] [--limit N] [--json]
   verify --policy NAME     Check every ledger-listed object of the policy (or of --run ID) in S3: length,
       [--bucket B] [--run ID]  SHA-256 and Parquet row count; and that no unlisted object lies under its prefix
+  verify --backup ID|latest --policy NAME --bucket B [--json]
+                           Check a backup: every part's length, SHA-256, format and row count, the schema
+                           files, objects under its prefix the manifest does not list, and (with a database)
+                           the ledger's record of its run; exit 1 on any problem
+  backups list [--policy NAME] --bucket B [--json]
+                           Backups with time, tables, rows, bytes, consistency, expiry; incomplete ones (no or
+                           unreadable manifest.json) marked as such and never restorable
+  restore --backup ID|latest --policy NAME --bucket B [--json]
+      [--mode full|data-only|schema-only] [--table T …] [--into-schema S] [--if-exists fail|truncate|append]
+                           Restore into DATABASE_URL: every part verified before anything is loaded, one
+                           transaction per table, rows and content checksum checked against the manifest.
+                           full (default): schema, data, then constraints/indexes/sequences. --table: data-only
+                           only. --into-schema: next to the original. A non-empty target table is refused
+                           unless --if-exists truncate|append (data-only)
+  drill --policy NAME --bucket B [--json]
+                           Restore the latest backup into a scratch schema, compare every table with the
+                           manifest, record it in lifecycle.restore_drills, drop the schema; exit 1 if it failed
   unlock --policy NAME     Release the policy's lease when its holder is provably gone (a local run's
       [--force] [--reason TEXT] [--json]
                            database backend no longer exists; an AWS run's execution is not running);
@@ -31,13 +48,15 @@ Common options
   --help                   This text
 
 Environment
-  DATABASE_URL or PG*      Database for run/plan/status/verify/unlock/migrate (sslmode in the URL is honoured)
+  DATABASE_URL or PG*      Database for run/plan/status/verify/unlock/migrate/restore/drill (sslmode in the URL is honoured)
   AWS_*                    S3 and Step Functions (AWS_ENDPOINT_URL_S3 for a local S3 server)
   PG_LIFECYCLE_BUCKET      Bucket for local runs when --bucket is not given
   PG_LIFECYCLE_STATE_MACHINE_PREFIX  State machines for start/status: stack output StateMachineArnPrefix
                                    (arn:…:stateMachine:<stack>-; each policy has its own <stack>-<policy>),
                                    or --state-machine-arn with one policy's ARN
 
-Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse, or unlock refused),
-2 invalid usage, config or input (also: an unknown policy or run, a database without a ledger).
+Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse, unlock refused, verify found a
+problem, a restore or a drill failed),
+2 invalid usage, config or input (also: an unknown policy, run or backup, a database without a ledger, a missing
+bucket, a restore target that is not as the mode needs).
 `;
