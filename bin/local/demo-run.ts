@@ -18,6 +18,7 @@ import { formatBytes } from '../cli/format.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
+import { verifyBackupRun } from './verify-backup.ts';
 import { verifyPurgeRun } from './verify-purge.ts';
 
 const BUCKET = 'pg-lifecycle-demo';
@@ -42,6 +43,22 @@ interface PolicyReport {
   maintenance?: string;
   /** Partitions the run retired as whole units (archived, then detached and dropped or kept). */
   partitions?: RetiredPartition[];
+}
+
+/** A backup policy's run, its independent verification and its restore drill. */
+interface BackupReport {
+  policy: string;
+  status: string;
+  backupId: string | undefined;
+  tables: number;
+  rows: number;
+  parts: number;
+  bytes: number;
+  consistency: string;
+  durationMs: number;
+  drill: { status: string; durationMs: number; scratchSchema: string; tables: number } | undefined;
+  verified: boolean;
+  problems: string[];
 }
 
 function describePartitions(retired: readonly RetiredPartition[]): string {
@@ -145,6 +162,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const s3 = new S3Client({ region: 'us-east-1', forcePathStyle: true, endpoint: s3Server.endpoint });
   const client = new pg.Client({ connectionString: postgres.url });
   const reports: PolicyReport[] = [];
+  const backups: BackupReport[] = [];
   try {
     await client.connect();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -203,16 +221,33 @@ export async function runDemo(argv: string[]): Promise<number> {
         partitions: result.summary ? await new PartitionLedger(client).retiredBy(result.summary.runId) : [],
       });
     }
+    // Backups last: they take the tables as the archive and purge runs left them.
+    for (const policy of config.policies) {
+      if (!policy.enabled || policy.action !== 'backup') continue;
+      say(`Running ${policy.name} (backup of ${policy.backup.tables.join(', ')}), then a restore drill…`);
+      const result = await runPolicyLocally({
+        config,
+        policyName: policy.name,
+        definition,
+        pauseMs: 0,
+        dependencies: localDependencies({
+          databaseUrl: postgres.url,
+          bucket: BUCKET,
+          log: values.verbose ? stderrLogger : silentLogger,
+        }),
+      });
+      backups.push(await reportBackup(client, s3, policy.name, result));
+    }
   } finally {
     await client.end().catch(() => undefined);
     s3.destroy();
     await Promise.allSettled([postgres.stop(), s3Server.stop()]);
   }
-  const ok = reports.every((r) => r.verified);
+  const ok = reports.every((r) => r.verified) && backups.every((b) => b.verified);
   const totalMs = Math.round(performance.now() - started);
   if (values.json) {
     process.stdout.write(
-      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports }, null, 2)}\n`,
+      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, backups }, null, 2)}\n`,
     );
   } else {
     say('');
@@ -238,6 +273,20 @@ export async function runDemo(argv: string[]): Promise<number> {
       );
       for (const problem of r.problems.slice(0, 10)) say(`    - ${problem}`);
     }
+    for (const b of backups) {
+      say(`${b.policy}  (backup ${b.backupId ?? '-'})  ${b.status.toUpperCase()}`);
+      say(
+        `  ${b.tables} tables, ${b.rows} rows in ${b.parts} parts, ${formatBytes(b.bytes)}, consistency ${b.consistency}, ${b.durationMs} ms`,
+      );
+      if (b.drill)
+        say(
+          `  restore drill ${b.drill.status.toUpperCase()}: ${b.drill.tables} tables into ${b.drill.scratchSchema} (dropped), ${b.drill.durationMs} ms`,
+        );
+      say(
+        `  verification ${b.verified ? 'OK (parts = manifest = ledger, row counts, drill checksums equal)' : 'FAILED'}`,
+      );
+      for (const problem of b.problems.slice(0, 10)) say(`    - ${problem}`);
+    }
     say('');
     say(`${ok ? 'All verifications passed' : 'VERIFICATION FAILED'} in ${(totalMs / 1000).toFixed(1)} s.`);
   }
@@ -250,4 +299,47 @@ function bloat(m: Maintenance): string {
   const heap = `, heap ${formatBytes(m.heapBytesBefore)} → ${formatBytes(m.heapBytesAfter)}`;
   if (m.estimatedBloatBytesBefore === undefined || m.estimatedBloatBytesAfter === undefined) return heap;
   return `${heap}, est. bloat ${formatBytes(m.estimatedBloatBytesBefore)} → ${formatBytes(m.estimatedBloatBytesAfter)}`;
+}
+
+async function reportBackup(
+  client: pg.Client,
+  s3: S3Client,
+  policy: string,
+  result: LocalRunResult,
+): Promise<BackupReport> {
+  const backup = result.summary?.backup;
+  const base = {
+    policy,
+    status: result.status,
+    backupId: backup?.backupId,
+    tables: backup?.tables ?? 0,
+    rows: result.summary?.rows ?? 0,
+    parts: backup?.parts ?? 0,
+    bytes: result.summary?.bytes ?? 0,
+    consistency: backup?.consistency ?? '-',
+    durationMs: result.summary?.durationMs ?? 0,
+  };
+  if (result.status !== 'succeeded' || !backup) {
+    return {
+      ...base,
+      drill: undefined,
+      verified: false,
+      problems: [`run failed: ${result.failure?.error}: ${result.failure?.cause}`],
+    };
+  }
+  const verification = await verifyBackupRun(client, s3, BUCKET, { policy, backupId: backup.backupId });
+  const drill = verification.drill;
+  return {
+    ...base,
+    drill: drill
+      ? {
+          status: drill.status,
+          durationMs: drill.durationMs,
+          scratchSchema: drill.scratchSchema,
+          tables: drill.tables.length,
+        }
+      : undefined,
+    verified: verification.ok,
+    problems: verification.problems,
+  };
 }
