@@ -6,6 +6,7 @@ import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
 import { moduleFor } from '../actions/registry.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
+import { applyMigrations } from '../adapters/migrations.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { removeOrphans } from './orphans.ts';
 import { parseRunState } from './payloads.ts';
@@ -32,6 +33,8 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
   const db = await deps.connect(state.chunking);
   try {
     const ledger = new Ledger(db);
+    // A run the previous release started finishes on this code: migrate before reading the run row.
+    await applyMigrations(db);
     const action = moduleFor(state.policy, deps.actions);
     // Heartbeat: the action's finish work runs under the lease (a retried Finish of a closed run has none to
     // renew), plus whatever that work needs beyond the usual TTL (it sends no heartbeat of its own).

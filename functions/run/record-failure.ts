@@ -6,6 +6,7 @@
 import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
 import { moduleNamed } from '../actions/registry.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
+import { applyMigrations } from '../adapters/migrations.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { timeoutsOfInput } from '../core/session-timeouts.ts';
 import type { StepDependencies } from './dependencies.ts';
@@ -43,6 +44,8 @@ export async function recordFailure(deps: StepDependencies, input: unknown): Pro
   const db = await deps.connect(timeoutsOfInput(input));
   try {
     const ledger = new Ledger(db);
+    // The run may have been started by the previous release: migrate before the ledger's new columns are read.
+    await applyMigrations(db);
     await ledger.failRun(failure.runId, record.error, record.cause);
     if (deps.store) {
       try {

@@ -4,6 +4,7 @@
  * records it in the same transaction. The step returns before the Lambda's time runs out, with the
  * cursor; between steps no transaction or connection is held (the state machine waits).
  */
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { MAX_EXECUTION_AGE_MS, type RunState } from '../../lib/contracts/payloads.ts';
@@ -64,6 +65,13 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const side = await open();
     if (!chunking.throttle) void openChunkConnections().catch(() => undefined);
     const sideLedger = new Ledger(side);
+    // A run the previous release started continues on this code: its ledger may lack what this step reads
+    // (the run row's columns included), so migrate first (a no-op once current, under an advisory lock).
+    await applyMigrations(side);
+    // Claim the run for this step before reading its cursor: an older invocation that outlived its step
+    // commits nothing after this (recordChunk checks the token), and one committing now is waited for.
+    const stepToken = randomUUID();
+    await sideLedger.claimStep(state.runId, stepToken);
     const run = await sideLedger.getRun(state.runId);
     if (run?.status !== 'running') {
       throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
@@ -73,9 +81,6 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         `run ${state.runId} has cutoff ${run.cutoff}, the step was given ${state.cutoff}`,
       );
     }
-    // A run the previous release started continues on this code: Start applied migrations for new runs
-    // only, so its ledger may lack what this step reads (a no-op once current, under an advisory lock).
-    await applyMigrations(side);
     // Heartbeat at the step's start: what follows (catalog, lag reading, partition units) may take a while.
     const heartbeat = (waitSeconds?: number) =>
       sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(waitSeconds));
@@ -260,7 +265,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       }
       // While this chunk is encoded and uploaded (Node), PostgreSQL already takes the next one on the other
       // connection. It commits only after this one: its ledger update waits for this chunk's run-row lock.
-      const timeLeft = deps.remainingMs() >= 2 * lastChunkMs + 1000;
+      // What a chunk takes: the last one's whole time, or this one's so far when none has finished (a backup's
+      // first batch is all in prepare: without it the second batch would start whatever time is left).
+      const chunkMs = Math.max(lastChunkMs, performance.now() - current.preparedAt);
+      const timeLeft = deps.remainingMs() >= 2 * chunkMs + 1000;
       lagged = timeLeft ? await replicaLagging() : undefined;
       turn = 1 - turn;
       // The next chunk starts before this one commits; when this one's take was its transaction, its
@@ -295,6 +303,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           maxKey: taken.maxKey,
           durationMs: Math.round(performance.now() - current.startedAt),
           cursor: taken.cursor,
+          stepToken,
         });
         if (completed.objects.length > 0) {
           if (!completed.objectKind)

@@ -29,7 +29,8 @@ const TablePartsCursorSchema = z
     from: z
       .union([
         z.object({ key: z.array(z.string()).min(1) }).strict(),
-        z.object({ block: z.int().min(0) }).strict(),
+        // `heap`: the heap files the walk started on (a rewrite moves every row to other blocks).
+        z.object({ block: z.int().min(0), heap: z.string().optional() }).strict(),
       ])
       .optional(),
   })

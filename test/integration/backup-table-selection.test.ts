@@ -98,4 +98,19 @@ describe('backup table selection', () => {
       selectBackupTables(database.pool, { tables: ['public.notes'], exclude: ['public.*'] }),
     ).rejects.toThrow('backup tables: exclude leaves no table to back up');
   });
+
+  it('refuses an exclusion that would leave nothing out: a typo, or a partition of a table backed up whole', async ({
+    database,
+  }) => {
+    await expect(
+      selectBackupTables(database.pool, {
+        tables: ['public.*'],
+        exclude: ['public.audit_log', 'public.events_2026', 'public.metrics_2026_h1'],
+      }),
+    ).rejects.toThrow(
+      'backup tables: exclude public.audit_log: no such table; ' +
+        'exclude public.events_2026: public.events_2026 is a partition of public.events, which is backed up with all its partitions (exclude the parent instead); ' +
+        'exclude public.metrics_2026_h1: public.metrics_2026_h1 is a partition of public.metrics, which is backed up with all its partitions (exclude the parent instead)',
+    );
+  });
 });

@@ -139,6 +139,7 @@ describe('backup pattern lists', () => {
       tiers: { transitions: [], expireAfterDays: 7 },
       objectLock: false,
       glueTable: false,
+      finishWrites: true,
     });
   });
 });

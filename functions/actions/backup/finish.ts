@@ -9,6 +9,7 @@ import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-
 import type pg from 'pg';
 import { mapS3Error } from '../../adapters/archive-store.ts';
 import { Ledger, type ListedObject } from '../../adapters/ledger/index.ts';
+import { InvalidPayloadError, TransientStorageError } from '../../core/errors.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import type { BackupPartDetail } from './chunk.ts';
 import { addContentChecksums, formatContentChecksum, parseContentChecksum } from './content-checksum.ts';
@@ -60,6 +61,13 @@ export async function writeBackupManifest(props: FinishBackupProps): Promise<Bac
     const own = parts
       .filter((p) => p.detail.tableIndex === index)
       .sort((a, b) => a.detail.part - b.detail.part);
+    // Parts 1..n, each once: anything else (a batch listed twice, a part skipped) would restore rows twice
+    // or not at all, and must never get a manifest.
+    const numbers = own.map((p) => p.detail.part);
+    if (numbers.length === 0 || numbers.some((n, i) => n !== i + 1))
+      throw new InvalidPayloadError(
+        `backup ${detail.backupId}: the ledger lists parts [${numbers.join(', ')}] of ${table.quotedName}, not 1..n once each`,
+      );
     const consistency: 'snapshot' | 'per-part' = own.every((p) => p.detail.snapshot === backupSnapshot)
       ? 'snapshot'
       : 'per-part';
@@ -105,14 +113,15 @@ export async function writeBackupManifest(props: FinishBackupProps): Promise<Bac
   await putText(s3, bucket, keys.partsList, relative.map((p) => `${p.path}\n`).join(''));
   await putText(s3, bucket, keys.checksums, relative.map((p) => `${p.sha256}  ${p.path}\n`).join(''));
   await putText(s3, bucket, keys.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
-  await ledger.mergeRunDetail(runId, { manifestKey: keys.manifest, consistency: manifest.consistency });
-  return {
+  const summary: BackupSummary = {
     backupId: detail.backupId,
     manifestKey: keys.manifest,
     tables: tables.length,
     parts: parts.length,
     consistency: manifest.consistency,
   };
+  await ledger.mergeRunDetail(runId, { manifestKey: keys.manifest, consistency: manifest.consistency, summary });
+  return summary;
 }
 
 /** Marks the policy's succeeded backups past retention expired (their objects go by the lifecycle rule). */
@@ -148,12 +157,21 @@ export async function removeBackupObjects(
       );
       const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
       if (keys.length > 0) {
-        await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+        const result = await s3.send(
+          new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }),
+        );
+        // Quiet mode reports only failures: one left means the prefix is not gone (and must not be marked so).
+        const failed = result.Errors ?? [];
+        if (failed.length > 0)
+          throw new TransientStorageError(
+            `${failed.length} objects under ${prefix} not deleted (${failed[0]?.Code ?? 'error'}: ${failed[0]?.Key ?? ''})`,
+          );
         removed += keys.length;
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   } catch (error) {
+    if (error instanceof TransientStorageError) throw error;
     throw mapS3Error(error, `removal of ${prefix}`);
   }
   await db.query(`DELETE FROM lifecycle.archived_objects WHERE run_id = $1 AND kind = 'backup-part'`, [

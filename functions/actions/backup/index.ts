@@ -10,6 +10,7 @@ import { Ledger } from '../../adapters/ledger/index.ts';
 import { StorageConfigurationError } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
 import { wholeTableSource } from '../../sources/whole-table.ts';
+import { type BackupRunSummary, BackupRunSummarySchema } from '../../../lib/contracts/payloads.ts';
 import type { ActionModule } from '../action-module.ts';
 import { BackupChunkAction } from './chunk.ts';
 import { type BackupPolicy, backupPrefix } from './contract.ts';
@@ -76,6 +77,10 @@ export const backupModule: ActionModule<BackupPolicy> = {
     const { store, s3 } = s3Of(deps.store);
     const run = await new Ledger(db).getRunOrThrow(state.runId);
     const detail = readBackupDetail(run.runId, run.detail);
+    // A retried Finish after the manifest was written: it stands (rewriting it could only go wrong — a DDL
+    // change since would fail the drift check and have RecordFailure delete a complete backup).
+    const written = readWrittenSummary(run.detail);
+    if (written) return { backup: written };
     const client = await deps.connect(state.chunking);
     try {
       const backup = await writeBackupManifest({
@@ -87,11 +92,20 @@ export const backupModule: ActionModule<BackupPolicy> = {
         detail,
         now: deps.now(),
       });
-      const expired = await markExpiredBackups(db, state.policy);
-      for (const failed of await failedBackupsLeft(db, state.policy.name)) {
-        await removeBackupObjects(db, s3, store.bucket, state.policy.name, failed.runId, failed.backupId);
+      deps.log.info('backup written', { runId: state.runId, policy: state.policy.name, ...backup });
+      // Housekeeping of older backups: its failure must not fail (and so delete) the backup just written.
+      try {
+        const expired = await markExpiredBackups(db, state.policy);
+        for (const failed of await failedBackupsLeft(db, state.policy.name)) {
+          await removeBackupObjects(db, s3, store.bucket, state.policy.name, failed.runId, failed.backupId);
+        }
+        if (expired > 0) deps.log.info('backups expired', { policy: state.policy.name, expired });
+      } catch (error) {
+        deps.log.warn('older backups not tidied (the next backup tries again)', {
+          policy: state.policy.name,
+          error: describeError(error),
+        });
       }
-      deps.log.info('backup written', { runId: state.runId, policy: state.policy.name, ...backup, expired });
       return { backup };
     } finally {
       await client.end().catch(() => undefined);
@@ -104,7 +118,9 @@ export const backupModule: ActionModule<BackupPolicy> = {
     try {
       const run = await new Ledger(db).getRun(runId);
       const backupId = run?.detail?.backupId;
-      if (typeof backupId !== 'string') return;
+      // Only a backup that failed: a run that succeeded (a step failing after its Finish closed it) keeps
+      // its backup, whatever happened after.
+      if (run?.status !== 'failed' || typeof backupId !== 'string') return;
       const name = (policy as { name: string }).name;
       await removeBackupObjects(db, store.s3Client, store.bucket, name, runId, backupId);
     } catch (error) {
@@ -113,3 +129,9 @@ export const backupModule: ActionModule<BackupPolicy> = {
     }
   },
 };
+
+/** The summary a Finish already wrote into the run's detail (writeBackupManifest), if any. */
+function readWrittenSummary(detail: Readonly<Record<string, unknown>> | undefined): BackupRunSummary | undefined {
+  const parsed = BackupRunSummarySchema.safeParse(detail?.summary);
+  return parsed.success ? parsed.data : undefined;
+}

@@ -13,6 +13,7 @@
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
 import type { TablePartsCursor } from '../../../lib/contracts/work-cursor.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
+import { CatalogError } from '../../core/errors.ts';
 import { type PartRange, rangePredicate } from './part-plan.ts';
 import { readPartPlanFacts } from './part-plan-queries.ts';
 import type { BackupTablePlan } from './table-plan.ts';
@@ -66,7 +67,15 @@ export async function nextPartBatch(
       }
     } else {
       const blocks = (await readPartPlanFacts(db, table.schema, table.table)).blocks;
-      let start = from && 'block' in from ? from.block : 0;
+      const heap = await heapIdentity(db, table);
+      const walked = from && 'block' in from ? from : undefined;
+      // Block numbers only mean the same rows in the same heap files: VACUUM FULL, CLUSTER or pg_repack between
+      // steps (or a partition attached or detached) would make the walk skip or repeat rows nobody changed.
+      if (walked?.heap !== undefined && walked.heap !== heap)
+        throw new CatalogError(
+          `${table.quotedName} was rewritten during the backup (VACUUM FULL, CLUSTER, pg_repack, or a partition attached or detached): its heap block ranges no longer hold the same rows; run the backup again`,
+        );
+      let start = walked?.block ?? 0;
       for (let i = 0; i < room; i++) {
         const end = start + table.strideBlocks;
         if (end >= blocks) {
@@ -77,7 +86,7 @@ export async function nextPartBatch(
         jobs.push({ tableIndex, table, part: part++, range: blockRange(start, end) });
         start = end;
       }
-      if (!tableDone) from = { block: start };
+      if (!tableDone) from = { block: start, heap };
     }
     if (tableDone) {
       tableIndex++;
@@ -138,4 +147,17 @@ async function readNextKeyBoundaries(
     values: params,
   });
   return rows.map((row) => aliases.map((alias) => row[alias] as string));
+}
+
+/** The heap files of the table (its leaves' for a partitioned one), as one text: changes when any is rewritten. */
+async function heapIdentity(db: Queryable, table: BackupTablePlan): Promise<string> {
+  const { rows } = await db.query<{ heap: string | null }>(
+    `SELECT md5(string_agg(c.oid::text || ':' || pg_catalog.pg_relation_filenode(c.oid)::text, ',' ORDER BY c.oid)) AS heap
+       FROM pg_catalog.pg_class c
+      WHERE c.relkind = 'r'
+        AND (c.oid = $1::oid
+             OR c.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1::oid) WHERE isleaf))`,
+    [table.oid],
+  );
+  return rows[0]?.heap ?? '';
 }

@@ -50,6 +50,9 @@ export class SnapshotSession {
       );
       await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await holder.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(options.lockTimeoutMs))}`);
+      // As pg_dump: a table whose row level security would hide rows from this role fails the read (42501)
+      // instead of backing up only what the role may see.
+      await holder.query('SET LOCAL row_security = off');
       if (options.tables.length > 0)
         await holder.query(`LOCK TABLE ${options.tables.join(', ')} IN ACCESS SHARE MODE`);
       const { rows } = await holder.query<{ id: string }>('SELECT pg_catalog.pg_export_snapshot() AS id');
@@ -72,6 +75,7 @@ export class SnapshotSession {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(this.snapshotId)}`);
       await client.query(`SET LOCAL statement_timeout = ${Math.max(1000, Math.floor(statementTimeoutMs))}`);
+      await client.query('SET LOCAL row_security = off');
       const result = await work(client);
       await client.query('COMMIT');
       this.idle.push(client);

@@ -74,6 +74,25 @@ export async function selectBackupTables(
   const isExcluded = (r: CatalogRelation) =>
     excluded.some((pattern: TablePattern) => matchesTablePattern(pattern, r));
   const byOid = new Map(relations.map((r) => [r.oid, r]));
+  // An exclusion must leave something out: one matching nothing is a typo, and one naming a partition of a
+  // table backed up whole would leave nothing out (the partition's rows are read through its parent).
+  options.exclude.forEach((text, index) => {
+    const pattern = excluded[index] as TablePattern;
+    const matched = relations.filter((r) => matchesTablePattern(pattern, r));
+    if (matched.length === 0) {
+      problems.push(`exclude ${text}: no such table`);
+      return;
+    }
+    for (const partition of matched) {
+      const parent = partition.ancestorOids
+        .map((oid) => byOid.get(oid))
+        .find((a) => a !== undefined && selected.has(a.oid) && !isExcluded(a));
+      if (parent)
+        problems.push(
+          `exclude ${text}: ${partition.schema}.${partition.table} is a partition of ${parent.schema}.${parent.table}, which is backed up with all its partitions (exclude the parent instead)`,
+        );
+    }
+  });
   const result = [...selected.values()].filter((r) => {
     const ancestors = r.ancestorOids.flatMap((oid) => byOid.get(oid) ?? []);
     // A partition whose partitioned ancestor is selected is in that ancestor's parts already: taking it

@@ -18,6 +18,8 @@ export interface ChunkRecord {
   readonly durationMs: number;
   /** Where the run stands after the chunk; undefined keeps the run's cursor (whole-partition units). */
   readonly cursor: WorkCursor | undefined;
+  /** The Chunk step's claim (claimStep): the chunk commits only while its step still owns the run. */
+  readonly stepToken?: string | undefined;
 }
 
 /**
@@ -29,16 +31,23 @@ export async function recordChunk(db: Queryable, chunk: ChunkRecord): Promise<nu
     `UPDATE lifecycle.runs
         SET rows = rows + $2, bytes = bytes + $3, objects = objects + $4, chunks = chunks + 1,
             cursor = COALESCE($5::jsonb, cursor)
-      WHERE run_id = $1 AND status = 'running'
+      WHERE run_id = $1 AND status = 'running' AND ($6::uuid IS NULL OR step_token = $6::uuid)
       RETURNING chunks`,
-    [chunk.runId, chunk.rows, chunk.bytes, chunk.objects, chunk.cursor ? JSON.stringify(chunk.cursor) : null],
+    [
+      chunk.runId,
+      chunk.rows,
+      chunk.bytes,
+      chunk.objects,
+      chunk.cursor ? JSON.stringify(chunk.cursor) : null,
+      chunk.stepToken ?? null,
+    ],
   );
   const seq = rows[0] ? Number(rows[0].chunks) : undefined;
   // The fence: a run whose lease was taken over (LeaseExpired) or released (LeaseReleased) is no longer
-  // running, so its chunk rolls back here, before COMMIT.
+  // running, and a newer Chunk step of the run has claimed it: either way this chunk rolls back before COMMIT.
   if (seq === undefined)
     throw new LeaseLostError(
-      `run ${chunk.runId} is no longer running (its lease was taken over or released; see lifecycle.runs)`,
+      `run ${chunk.runId} is no longer running, or a newer Chunk step owns it (its lease was taken over or released, or this invocation outlived its step; see lifecycle.runs)`,
     );
   await db.query(
     `INSERT INTO lifecycle.chunks (run_id, seq, rows, bytes, min_time, max_time, min_key, max_key, duration_ms)

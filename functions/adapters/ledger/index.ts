@@ -23,6 +23,7 @@ import {
 } from './objects.ts';
 import {
   addOrphansRemoved,
+  claimStep,
   failRun,
   findRunningRunOfExecution,
   finishRun,
@@ -175,5 +176,9 @@ export class Ledger {
 
   listRunObjects(runId: string, kind: ObjectKind): Promise<ListedObject[]> {
     return listRunObjects(this.db, runId, kind);
+  }
+
+  claimStep(runId: string, token: string): Promise<void> {
+    return claimStep(this.db, runId, token);
   }
 }

@@ -229,3 +229,14 @@ export async function mergeRunDetail(
     [runId, JSON.stringify(patch)],
   );
 }
+
+/**
+ * A Chunk step's claim on its run: later chunks commit only with this token (recordChunk), so an older
+ * invocation still running commits nothing more. Waits for a chunk such an invocation is committing now.
+ */
+export async function claimStep(db: Queryable, runId: string, token: string): Promise<void> {
+  await db.query(`UPDATE lifecycle.runs SET step_token = $2 WHERE run_id = $1 AND status = 'running'`, [
+    runId,
+    token,
+  ]);
+}
