@@ -145,9 +145,14 @@ export class PgLifecycleStack extends Stack {
       [...runners].map(([name, runner]) => [name, runner.chunkLoop.stateMachine]),
     );
 
-    const schedules = new PolicySchedules(this, 'Schedules', { config, stateMachines });
+    const drillStateMachines = new Map<string, IStateMachine>(
+      [...runners].flatMap(([name, runner]) => (runner.drill ? [[name, runner.drill.stateMachine]] : [])),
+    );
+
+    const schedules = new PolicySchedules(this, 'Schedules', { config, stateMachines, drillStateMachines });
     new FailureAlarm(this, 'FailureAlarm', {
       stateMachines,
+      drillStateMachines,
       deadLetterQueue: schedules.deadLetterQueue,
       alarmEmail: config.alarmEmail,
     });
@@ -157,6 +162,12 @@ export class PgLifecycleStack extends Stack {
       new CfnOutput(this, `StateMachineArn${pascalCase(name)}`, {
         value: stateMachine.stateMachineArn,
         description: `State machine of policy ${name} (pg-lifecycle start --policy ${name} --state-machine-arn)`,
+      });
+    }
+    for (const [name, stateMachine] of drillStateMachines) {
+      new CfnOutput(this, `DrillStateMachineArn${pascalCase(name)}`, {
+        value: stateMachine.stateMachineArn,
+        description: `Restore-drill state machine of backup policy ${name} (start it for a drill now)`,
       });
     }
     new CfnOutput(this, 'StateMachineArnPrefix', {

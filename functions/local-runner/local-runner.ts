@@ -11,10 +11,20 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import type pg from 'pg';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { type ExecutionInput, type RunSummary, StateNames } from '../../lib/contracts/payloads.ts';
+import { contractOf } from '../../lib/contracts/policy.ts';
+import {
+  RDS_SNAPSHOT_TASK_STATES,
+  RDS_SNAPSHOT_WAIT_STATES,
+} from '../../lib/contracts/rds-snapshot-payloads.ts';
+import { DEFAULT_STACK_NAME } from '../../lib/contracts/stack-limits.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
+import { rdsSnapshotSettings } from '../actions/backup/rds-snapshot/contract.ts';
+import { type RdsClientFactory, sdkRdsClients } from '../actions/backup/rds-snapshot/rds-api.ts';
+import type { RdsSnapshotStepDependencies } from '../actions/backup/rds-snapshot/steps.ts';
 import { Ledger, type RunRow, recordLeaseHolder } from '../adapters/ledger/index.ts';
 import { createHandler as createChunkHandler } from '../chunk.ts';
 import { createHandler as createFinishHandler } from '../finish.ts';
+import { createHandler as createRdsSnapshotHandler } from '../rds-snapshot.ts';
 import { createHandler as createRecordFailureHandler } from '../record-failure.ts';
 import type { StepDependencies } from '../run/dependencies.ts';
 import type { FailureRecord } from '../run/record-failure.ts';
@@ -56,6 +66,24 @@ export interface LocalRunOptions {
    * recorded as failed (`Interrupted`) with its lease released, so the next run can start at once.
    */
   readonly signal?: AbortSignal;
+  /**
+   * A backup policy with rdsSnapshot: how its snapshot stage reaches RDS. The tests hand in a stub.
+   * @default SDK clients from the standard AWS environment, the region from AWS_REGION, stack PgLifecycle
+   */
+  readonly rdsSnapshot?: LocalRdsSnapshotOptions;
+}
+
+/** How a local run's RDS snapshot stage reaches RDS. */
+export interface LocalRdsSnapshotOptions {
+  /** A client per region. @default SDK clients (credentials and endpoint from the environment) */
+  readonly clients?: RdsClientFactory;
+  /** Region of the database. @default AWS_REGION, else AWS_DEFAULT_REGION */
+  readonly region?: string;
+  /**
+   * The stack name snapshots are tagged with: retention deletes only snapshots of the same stack and policy, so
+   * name the deployed stack for a local run to share its snapshots' retention. @default 'PgLifecycle'
+   */
+  readonly stackName?: string;
 }
 
 export interface LocalRunResult {
@@ -129,7 +157,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   const input = buildExecutionInput(options.config, options.policyName, 'local', options.dryRun ?? false, {
     force: options.force ?? false,
   });
-  let definition = options.definition ?? (await synthesizeDefinition(options.config));
+  let definition = options.definition ?? (await synthesizeDefinition(options.config, options.policyName));
   if (options.maxIterationsOverride !== undefined)
     definition = withIterationBound(definition, options.maxIterationsOverride);
 
@@ -180,6 +208,13 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   const chunk = createChunkHandler(dependencies);
   const finish = createFinishHandler(dependencies);
   const recordFailure = createRecordFailureHandler(dependencies);
+  const snapshotStates = RDS_SNAPSHOT_TASK_STATES.filter((name) => name in definition.States);
+  const snapshot =
+    snapshotStates.length > 0
+      ? createRdsSnapshotHandler(() =>
+          localRdsSnapshotDependencies(options, options.dependencies(lambdaContext(shortBudget))),
+        )
+      : undefined;
 
   let failure: FailureRecord | undefined;
   let runId: string | undefined;
@@ -189,7 +224,17 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
   const stateMachineArn = `arn:aws:states:us-east-1:${FAKE_ACCOUNT}:stateMachine:pg-lifecycle-local`;
   const machine = stateMachineFor(definition);
   const retryMs = options.retryIntervalMs ?? 100;
-  const retryableStates = [StateNames.start, StateNames.chunk, StateNames.finish, StateNames.recordFailure];
+  const retryableStates = [
+    StateNames.start,
+    StateNames.chunk,
+    StateNames.finish,
+    StateNames.recordFailure,
+    ...snapshotStates,
+  ];
+  const waitStates = [
+    StateNames.pause,
+    ...RDS_SNAPSHOT_WAIT_STATES.filter((name) => name in definition.States),
+  ];
 
   const execute = async (executionInput: unknown): Promise<RunSummary | undefined> => {
     executions++;
@@ -218,6 +263,12 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
             failure = await recordFailure(event, lambdaContext(shortBudget));
             return failure;
           },
+          ...Object.fromEntries(
+            snapshotStates.map((name) => [
+              name,
+              (event: unknown) => snapshot?.(event, lambdaContext(shortBudget)),
+            ]),
+          ),
           // StartExecution of this same machine: a new local execution, awaited after this one ends.
           [StateNames.continueAsNew]: (event: unknown) => {
             const request = event as { Input?: unknown };
@@ -226,7 +277,9 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
             return { ExecutionArn: `${executionId}-continued`, StartDate: new Date().toISOString() };
           },
         } as never,
-        waitTimeOverrides: options.pauseMs === undefined ? {} : { [StateNames.pause]: options.pauseMs },
+        waitTimeOverrides: Object.fromEntries(
+          options.pauseMs === undefined ? [] : waitStates.map((name) => [name, options.pauseMs as number]),
+        ),
         retryIntervalOverrides: Object.fromEntries(retryableStates.map((name) => [name, retryMs])),
       },
       context: {
@@ -292,6 +345,37 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     runEnded = true;
     await (await holding?.catch(() => undefined))?.close();
   }
+}
+
+/** The snapshot stage's dependencies in a local run: the policy's settings, RDS as the options say. */
+function localRdsSnapshotDependencies(
+  options: LocalRunOptions,
+  step: StepDependencies,
+): RdsSnapshotStepDependencies {
+  const policy = options.config.policies.find((p) => p.name === options.policyName);
+  const rdsSnapshot = policy ? contractOf(policy).rdsSnapshot?.(policy) : undefined;
+  if (!policy || !rdsSnapshot) throw new Error(`policy ${options.policyName} has no backup.rdsSnapshot`);
+  const region = options.rdsSnapshot?.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (!region) throw new Error('the RDS snapshot of a local run needs a region (AWS_REGION)');
+  return {
+    settings: rdsSnapshotSettings(
+      policy.name,
+      rdsSnapshot,
+      options.rdsSnapshot?.stackName ?? DEFAULT_STACK_NAME,
+    ),
+    sourceRegion: region,
+    rds: options.rdsSnapshot?.clients ?? defaultRdsClients(),
+    now: () => step.now(),
+    log: step.log,
+  };
+}
+
+let sharedRdsClients: RdsClientFactory | undefined;
+
+/** One set of SDK clients for every local run of the process, made on first use. */
+function defaultRdsClients(): RdsClientFactory {
+  sharedRdsClients ??= sdkRdsClients();
+  return sharedRdsClients;
 }
 
 /**

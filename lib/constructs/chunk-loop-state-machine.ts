@@ -22,6 +22,7 @@ import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepf
 import { Construct } from 'constructs';
 import { MAX_ITERATIONS_PER_EXECUTION, RetryableErrorNames, StateNames } from '../contracts/payloads.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
+import { RdsSnapshotStage } from './rds-snapshot-stage.ts';
 import {
   type StarOnlyGrant,
   type StarOnlyManagedPolicy,
@@ -128,6 +129,12 @@ export interface ChunkLoopStateMachineProps {
    * @default - the role gets those grants in a policy of its own
    */
   readonly sharedStarOnly?: StarOnlyManagedPolicy;
+
+  /**
+   * A backup policy's RDS snapshot, taken after a successful Finish ({@link RdsSnapshotStage}).
+   * @default - the machine ends at Finish
+   */
+  readonly rdsSnapshot?: { readonly function: IFunction; readonly copies: boolean };
 }
 
 /**
@@ -254,6 +261,15 @@ export class ChunkLoopStateMachine extends Construct {
     start.next(chunk);
     chunk.next(moreWork);
     pause.next(chunk);
+    if (props.rdsSnapshot) {
+      const stage = new RdsSnapshotStage(this, 'RdsSnapshot', {
+        snapshotFunction: props.rdsSnapshot.function,
+        copies: props.rdsSnapshot.copies,
+        recordFailure,
+        retry: LAMBDA_RETRY,
+      });
+      finish.next(stage.startState);
+    }
 
     this.logGroup = props.logGroup;
     // Log delivery and X-Ray grants (added by StateMachine itself) are the only "*" grants this role may get.
@@ -279,7 +295,11 @@ export class ChunkLoopStateMachine extends Construct {
       comment: 'pg-lifecycle chunk loop: Start → Chunk → MoreWork → Pause/Finish/ContinueAsNew',
     });
 
-    for (const [name, fn] of Object.entries(functions) as [string, IFunction][]) {
+    const invoked = {
+      ...functions,
+      ...(props.rdsSnapshot ? { rdsSnapshot: props.rdsSnapshot.function } : {}),
+    };
+    for (const [name, fn] of Object.entries(invoked) as [string, IFunction][]) {
       acknowledgeWildcardResource(
         role,
         `${fn.functionArn}:*`,

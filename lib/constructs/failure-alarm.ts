@@ -29,6 +29,12 @@ export interface FailureAlarmProps {
    */
   readonly alarmNamePrefix?: string;
 
+  /**
+   * The restore-drill state machines by policy name; each policy's failed (a drill that did not pass), timed-out
+   * and aborted drills raise its own drill alarm. @default - none
+   */
+  readonly drillStateMachines?: ReadonlyMap<string, IStateMachine>;
+
   /** The schedules' dead-letter queue; any message in it raises a second alarm. @default - no DLQ alarm */
   readonly deadLetterQueue?: IQueue;
 
@@ -44,6 +50,7 @@ export interface FailureAlarmProps {
  *
  * - `<prefix>-<policy>-runs-not-succeeded`, one per policy: `ExecutionsFailed + ExecutionsTimedOut +
  *   ExecutionsAborted >= 1` in one period on that policy's state machine;
+ * - `<prefix>-<policy>-drills-not-succeeded`, one per backup policy with a drill: the same on its drill machine;
  * - `<prefix>-schedule-dead-letters` (with a DLQ): at least one visible message in the schedules' DLQ.
  *
  * All notify (alarm and OK) an SNS topic that only accepts TLS and is encrypted with a customer-managed,
@@ -57,6 +64,9 @@ export class FailureAlarm extends Construct {
 
   /** Failed + timed-out + aborted executions, by policy name. */
   public readonly executionAlarms: ReadonlyMap<string, Alarm>;
+
+  /** Failed + timed-out + aborted restore drills, by policy name. */
+  public readonly drillAlarms: ReadonlyMap<string, Alarm>;
 
   /** Messages in the schedules' dead-letter queue. */
   public readonly deadLetterAlarm?: Alarm;
@@ -104,13 +114,15 @@ export class FailureAlarm extends Construct {
     const action = new SnsAction(this.topic);
 
     const metricOptions = { period, statistic: Stats.SUM };
-    const executionAlarms = new Map<string, Alarm>();
-    for (const [policy, stateMachine] of props.stateMachines) {
-      const alarm = new Alarm(this, `RunsNotSucceeded-${policy}`, {
-        alarmName: `${prefix}-${policy}-runs-not-succeeded`,
-        alarmDescription:
-          `A pg-lifecycle execution of policy ${policy} failed, timed out or was aborted. The run row in ` +
-          'lifecycle.runs and the execution history say why.',
+    const notSucceeded = (
+      id: string,
+      alarmName: string,
+      alarmDescription: string,
+      stateMachine: IStateMachine,
+    ) => {
+      const alarm = new Alarm(this, id, {
+        alarmName,
+        alarmDescription,
         metric: new MathExpression({
           expression: 'failed + timedOut + aborted',
           label: 'Executions not succeeded',
@@ -128,9 +140,36 @@ export class FailureAlarm extends Construct {
       });
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);
-      executionAlarms.set(policy, alarm);
+      return alarm;
+    };
+    const executionAlarms = new Map<string, Alarm>();
+    for (const [policy, stateMachine] of props.stateMachines) {
+      executionAlarms.set(
+        policy,
+        notSucceeded(
+          `RunsNotSucceeded-${policy}`,
+          `${prefix}-${policy}-runs-not-succeeded`,
+          `A pg-lifecycle execution of policy ${policy} failed, timed out or was aborted. The run row in ` +
+            'lifecycle.runs and the execution history say why.',
+          stateMachine,
+        ),
+      );
     }
     this.executionAlarms = executionAlarms;
+    const drillAlarms = new Map<string, Alarm>();
+    for (const [policy, stateMachine] of props.drillStateMachines ?? []) {
+      drillAlarms.set(
+        policy,
+        notSucceeded(
+          `DrillsNotSucceeded-${policy}`,
+          `${prefix}-${policy}-drills-not-succeeded`,
+          `A pg-lifecycle restore drill of backup policy ${policy} did not pass, could not run, timed out or was ` +
+            'aborted. lifecycle.restore_drills and the execution history say why.',
+          stateMachine,
+        ),
+      );
+    }
+    this.drillAlarms = drillAlarms;
 
     if (props.deadLetterQueue !== undefined) {
       this.deadLetterAlarm = new Alarm(this, 'ScheduleDeadLetters', {

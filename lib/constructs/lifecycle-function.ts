@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, type Size } from 'aws-cdk-lib';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -47,6 +47,11 @@ export const LAMBDA_STAR_ONLY_GRANTS: readonly StarOnlyGrant[] = [
   },
 ];
 
+/** The `*`-only grants of a function outside any VPC: X-Ray alone. */
+const NO_VPC_STAR_ONLY_GRANTS = LAMBDA_STAR_ONLY_GRANTS.filter((grant) =>
+  grant.actions.every((action) => action.startsWith('xray:')),
+);
+
 /** Properties of a {@link LifecycleFunction}. */
 export interface LifecycleFunctionProps {
   /** Absolute path of the handler entry file; it exports `handler`. */
@@ -55,14 +60,21 @@ export interface LifecycleFunctionProps {
   /** What the function does, shown in the console. @default - no description */
   readonly description?: string;
 
-  /** VPC to attach to (the database is only reachable inside it). */
-  readonly vpc: IVpc;
+  /**
+   * VPC to attach to (the database is only reachable inside it). A function that never reaches the database
+   * (the RDS snapshot steps: the RDS API only, in two regions) runs outside any VPC and gets no ENI actions.
+   * @default - not in a VPC
+   */
+  readonly vpc?: IVpc;
 
   /** Subnets for the function's network interfaces. @default - the VPC's private (or isolated) subnets */
   readonly vpcSubnets?: SubnetSelection;
 
-  /** Security groups of the function; the database must accept 5432 from one of them. */
-  readonly securityGroups: readonly ISecurityGroup[];
+  /** Security groups of the function (with `vpc`); the database must accept 5432 from one of them. @default - none */
+  readonly securityGroups?: readonly ISecurityGroup[];
+
+  /** /tmp size (a restore drill downloads one part at a time there). @default 512 MiB */
+  readonly ephemeralStorageSize?: Size;
 
   /** Environment variables, merged over the defaults listed on {@link LifecycleFunction}. @default - defaults only */
   readonly environment?: Readonly<Record<string, string>>;
@@ -128,7 +140,7 @@ export interface LifecycleFunctionProps {
  * - environment `NODE_OPTIONS=--enable-source-maps`, `NODE_EXTRA_CA_CERTS=/var/runtime/ca-cert.pem`
  *   (the runtime's bundle with the RDS CAs, for `verify-full` TLS), `POWERTOOLS_SERVICE_NAME`,
  *   `POWERTOOLS_METRICS_NAMESPACE=PgLifecycle`;
- * - placed in the given VPC subnets with the given security groups.
+ * - placed in the given VPC subnets with the given security groups (or outside any VPC, without ENI actions).
  */
 export class LifecycleFunction extends NodejsFunction {
   public constructor(scope: Construct, id: string, props: LifecycleFunctionProps) {
@@ -140,21 +152,29 @@ export class LifecycleFunction extends NodejsFunction {
         encryptionKey: props.logEncryptionKey,
         removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
       });
+    const inVpc = props.vpc !== undefined;
+    // The shared policy holds the ENI actions too: a function outside the VPC gets X-Ray alone, of its own.
+    const shared = inVpc ? props.sharedStarOnly : undefined;
     const role = new WildcardConfinedRole(scope, `${id}Role`, {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description: `Execution role of ${id}`,
-      shared: props.sharedStarOnly,
-      starOnly: [...(props.sharedStarOnly ? [] : LAMBDA_STAR_ONLY_GRANTS), ...(props.starOnlyGrants ?? [])],
+      shared,
+      starOnly: [
+        ...(shared ? [] : inVpc ? LAMBDA_STAR_ONLY_GRANTS : NO_VPC_STAR_ONLY_GRANTS),
+        ...(props.starOnlyGrants ?? []),
+      ],
     });
     logGroup.grantWrite(role);
-    role.addToPolicy(
-      new PolicyStatement({
-        sid: 'VpcNetworkInterfaces',
-        effect: Effect.ALLOW,
-        actions: [...VPC_NETWORK_INTERFACE_ACTIONS],
-        resources: ['*'],
-      }),
-    );
+    if (inVpc) {
+      role.addToPolicy(
+        new PolicyStatement({
+          sid: 'VpcNetworkInterfaces',
+          effect: Effect.ALLOW,
+          actions: [...VPC_NETWORK_INTERFACE_ACTIONS],
+          resources: ['*'],
+        }),
+      );
+    }
 
     super(scope, id, {
       entry: props.entry,
@@ -168,8 +188,9 @@ export class LifecycleFunction extends NodejsFunction {
       logGroup,
       role,
       vpc: props.vpc,
-      vpcSubnets: props.vpcSubnets,
-      securityGroups: [...props.securityGroups],
+      vpcSubnets: inVpc ? props.vpcSubnets : undefined,
+      securityGroups: inVpc ? [...(props.securityGroups ?? [])] : undefined,
+      ephemeralStorageSize: props.ephemeralStorageSize,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',

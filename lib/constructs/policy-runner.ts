@@ -1,17 +1,24 @@
 import { fileURLToPath } from 'node:url';
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { type ILogGroup, LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import {
+  RDS_SNAPSHOT_SETTINGS_ENV,
+  rdsSnapshotSettings,
+} from '../../functions/actions/backup/rds-snapshot/contract.ts';
 import { contractOf, type LifecycleConfig, type Policy, resolveChunking } from '../contracts/config.ts';
 import { DEPLOYED_POLICIES_ENV, policyDigest } from '../contracts/policy-digest.ts';
+import { RDS_SNAPSHOT_EXECUTION_TIMEOUT_HOURS } from '../contracts/rds-snapshot-payloads.ts';
 import { buildExecutionInput } from '../execution-input.ts';
 import { type ChunkLoopFunctions, ChunkLoopStateMachine } from './chunk-loop-state-machine.ts';
 import { LifecycleFunction } from './lifecycle-function.ts';
 import { grantCloudWatchLag, grantGlueTable, grantObjectAccess, grantSecretKey } from './policy-grants.ts';
+import { grantRdsSnapshots } from './rds-snapshot-grants.ts';
+import { RestoreDrill } from './restore-drill.ts';
 import type { StarOnlyManagedPolicy } from './wildcard-confined-role.ts';
 
 /** How the functions reach the database. */
@@ -29,6 +36,9 @@ export const HANDLER_ENTRIES: { readonly [K in keyof ChunkLoopFunctions]: string
   finish: 'functions/finish.ts',
   recordFailure: 'functions/record-failure.ts',
 };
+
+/** Handler of a backup policy's RDS snapshot function, relative to the repository root. */
+export const RDS_SNAPSHOT_HANDLER_ENTRY = 'functions/rds-snapshot.ts';
 
 /** The four step handlers of one policy, keyed like {@link ChunkLoopFunctions}. */
 export type LifecycleFunctions = { readonly [K in keyof ChunkLoopFunctions]: LifecycleFunction };
@@ -68,6 +78,11 @@ export interface PolicyRunnerProps {
  * an archive policy's functions reach only `archive/<policy>/` of the bucket and the policy's Glue table,
  * a purge policy's functions no S3 object and no Glue table at all, and its Start function accepts only
  * this policy as deployed (digest).
+ *
+ * A backup policy may add two things its action contract asks for: with `rdsSnapshot`, a snapshot function
+ * (outside the VPC, IAM bounded to the named database and the policy's snapshot prefix) and the snapshot
+ * stage after Finish in its machine (48 h execution timeout); with `drill`, a {@link RestoreDrill} (function
+ * reading only the policy's prefix, and `<stack>-<policy>-drill` state machine).
  */
 export class PolicyRunner extends Construct {
   /** The step handlers. */
@@ -76,8 +91,14 @@ export class PolicyRunner extends Construct {
   /** The policy's chunk loop. */
   public readonly chunkLoop: ChunkLoopStateMachine;
 
-  /** The log group its four functions write to. */
+  /** The log group its functions write to. */
   public readonly logGroup: LogGroup;
+
+  /** A backup policy with rdsSnapshot: the function of its snapshot stage (outside the VPC). */
+  public readonly rdsSnapshotFunction?: LifecycleFunction;
+
+  /** A backup policy with drill: its restore drill (function and state machine). */
+  public readonly drill?: RestoreDrill;
 
   public constructor(scope: Construct, id: string, props: PolicyRunnerProps) {
     super(scope, id);
@@ -86,7 +107,10 @@ export class PolicyRunner extends Construct {
     const stack = Stack.of(this);
     const chunking = resolveChunking(config, policy);
     const cloudWatchLag = chunking.throttle?.cloudWatch !== undefined;
-    const storage = contractOf(policy).storage(policy);
+    const contract = contractOf(policy);
+    const storage = contract.storage(policy);
+    const rdsSnapshot = contract.rdsSnapshot?.(policy);
+    const drill = contract.restoreDrill?.(policy);
 
     const input = buildExecutionInput(config, policy.name, 'schedule', false);
     const environment = {
@@ -155,14 +179,67 @@ export class PolicyRunner extends Construct {
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
 
+    if (rdsSnapshot) {
+      if (!Token.isUnresolved(stack.region) && rdsSnapshot.copyToRegion === stack.region) {
+        throw new Error(
+          `policy ${policy.name}: backup.rdsSnapshot.copyToRegion is the stack's own region (${stack.region})`,
+        );
+      }
+      const settings = rdsSnapshotSettings(policy.name, rdsSnapshot, stack.stackName);
+      // The RDS API only (two regions), never the database: outside the VPC, no NAT or endpoint needed.
+      this.rdsSnapshotFunction = new LifecycleFunction(this, 'RdsSnapshotFunction', {
+        entry: fileURLToPath(new URL(RDS_SNAPSHOT_HANDLER_ENTRY, REPO_ROOT)),
+        description: `pg-lifecycle RDS snapshot (${what}): create, wait, copy, retention of ${settings.source}`,
+        environment: { [RDS_SNAPSHOT_SETTINGS_ENV]: JSON.stringify(settings) },
+        memorySize: 256,
+        timeout: Duration.minutes(2),
+        logGroup: this.logGroup,
+      });
+      grantRdsSnapshots(this.rdsSnapshotFunction, settings);
+    }
+
     this.chunkLoop = new ChunkLoopStateMachine(this, 'ChunkLoop', {
       functions: this.functions,
       stateMachineName: stateMachineNameFor(stack.stackName, policy.name),
       logGroup: props.stateMachineLogGroup,
       includeExecutionData: props.logExecutionData,
       sharedStarOnly: props.sharedStarOnly.stateMachine,
+      ...(this.rdsSnapshotFunction
+        ? {
+            rdsSnapshot: {
+              function: this.rdsSnapshotFunction,
+              copies: rdsSnapshot?.copyToRegion !== undefined,
+            },
+            executionTimeout: Duration.hours(RDS_SNAPSHOT_EXECUTION_TIMEOUT_HOURS),
+          }
+        : {}),
     });
+
+    if (drill) {
+      if (!storage) throw new Error(`policy ${policy.name}: a restore drill needs the policy's objects`);
+      this.drill = new RestoreDrill(this, 'Drill', {
+        policyName: policy.name,
+        stateMachineName: drillStateMachineNameFor(stack.stackName, policy.name),
+        vpc: connectivity.vpc,
+        subnets: connectivity.subnets,
+        securityGroup: connectivity.securityGroup,
+        secret: connectivity.secret,
+        secretKmsKeyArn: config.database?.secretKmsKeyArn,
+        bucket: props.bucket,
+        prefix: storage.prefix,
+        partMiB: drill.partMiB,
+        logGroup: this.logGroup,
+        stateMachineLogGroup: props.stateMachineLogGroup,
+        logExecutionData: props.logExecutionData,
+        sharedStarOnly: props.sharedStarOnly,
+      });
+    }
   }
+}
+
+/** `<stack>-<policy>-drill`: the physical name of a backup policy's restore-drill state machine. */
+export function drillStateMachineNameFor(stackName: string, policyName: string): string {
+  return `${stateMachineNameFor(stackName, policyName)}-drill`;
 }
 
 /** `<stack>-<policy>`: the physical name of a policy's state machine (`pg-lifecycle start` needs its ARN). */

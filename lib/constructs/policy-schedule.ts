@@ -6,7 +6,8 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { LifecycleConfig, Policy } from '../contracts/config.ts';
-import { policySubject } from '../contracts/policy.ts';
+import { contractOf, policySubject } from '../contracts/policy.ts';
+import type { DrillInput } from '../contracts/restore-drill-payloads.ts';
 import { buildExecutionInput } from '../execution-input.ts';
 
 /** Properties of {@link PolicySchedules}. */
@@ -16,6 +17,12 @@ export interface PolicySchedulesProps {
 
   /** The chunk-loop state machine of each enabled policy, by policy name; a schedule starts its policy's. */
   readonly stateMachines: ReadonlyMap<string, IStateMachine>;
+
+  /**
+   * The restore-drill state machine of each enabled backup policy with `backup.drill`, by policy name; its
+   * drill schedule starts it. @default - none
+   */
+  readonly drillStateMachines?: ReadonlyMap<string, IStateMachine>;
 
   /**
    * How long Scheduler keeps trying to start an execution before the event goes to the dead-letter
@@ -35,12 +42,17 @@ export interface PolicySchedulesProps {
  * One EventBridge Scheduler schedule per enabled, scheduled policy. Each starts its policy's chunk-loop
  * state machine with the policy's `ExecutionInput` (trigger `schedule`, built by `buildExecutionInput`,
  * the same function the CLI uses), in the policy's time zone, with a bounded retry policy and a shared
- * encrypted dead-letter queue for events that could not be delivered. All schedules share one role (one
- * per target would cost two resources per policy) that may start exactly these state machines.
+ * encrypted dead-letter queue for events that could not be delivered. A backup policy with `backup.drill` also
+ * gets a drill schedule starting its restore-drill machine (input `{ "trigger": "schedule" }`) in the drill's
+ * time zone. All schedules share one role (one per target would cost two resources per policy) that may start
+ * exactly these state machines.
  */
 export class PolicySchedules extends Construct {
   /** Schedules by policy name. */
   public readonly schedules: ReadonlyMap<string, Schedule>;
+
+  /** Restore-drill schedules by policy name. */
+  public readonly drillSchedules: ReadonlyMap<string, Schedule>;
 
   /** Where Scheduler puts start requests it gave up on. */
   public readonly deadLetterQueue: Queue;
@@ -91,6 +103,30 @@ export class PolicySchedules extends Construct {
       );
     }
     this.schedules = schedules;
+
+    const drillSchedules = new Map<string, Schedule>();
+    for (const policy of props.config.policies) {
+      const drill = policy.enabled ? contractOf(policy).restoreDrill?.(policy) : undefined;
+      if (!drill) continue;
+      const stateMachine = props.drillStateMachines?.get(policy.name);
+      if (!stateMachine) throw new Error(`policy ${policy.name} has no drill state machine to schedule`);
+      const input: DrillInput = { trigger: 'schedule' };
+      drillSchedules.set(
+        policy.name,
+        new Schedule(this, `DrillSchedule-${policy.name}`, {
+          schedule: ScheduleExpression.expression(drill.schedule, TimeZone.of(drill.timezone)),
+          target: new StepFunctionsStartExecution(stateMachine, {
+            role,
+            input: ScheduleTargetInput.fromObject(input),
+            deadLetterQueue: this.deadLetterQueue,
+            maxEventAge: props.maxEventAge ?? Duration.hours(1),
+            retryAttempts: props.retryAttempts ?? 3,
+          }),
+          description: `pg-lifecycle restore drill of the latest backup of policy ${policy.name}`,
+        }),
+      );
+    }
+    this.drillSchedules = drillSchedules;
   }
 }
 

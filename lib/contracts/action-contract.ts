@@ -4,6 +4,7 @@
  * runtime half (checks, work source, chunk, partitions, finish) is the action's module
  * (`functions/actions/<action>/index.ts`, registered in `functions/actions/registry.ts`).
  */
+import type { RdsSnapshotOptions } from '../../functions/actions/backup/rds-snapshot/contract.ts';
 
 /** The fields of another policy a contract may look at in cross-policy rules. */
 export interface PolicyView {
@@ -70,4 +71,16 @@ export interface ActionContract<P extends { readonly name: string; readonly acti
     policy: P,
     policyNamed: (name: string) => PolicyView,
   ): { children?: Array<{ name: string; table: string }> };
+  /**
+   * A manual RDS/Aurora snapshot the policy's execution takes after a successful Finish (backup): the stack
+   * gives the machine its snapshot stage and a snapshot function scoped to this database and name prefix.
+   */
+  rdsSnapshot?(policy: P): RdsSnapshotOptions | undefined;
+  /**
+   * A scheduled restore drill of the policy's latest backup: its own state machine, function and alarm.
+   * `partMiB` bounds what the drill downloads at once (its /tmp is sized from it).
+   */
+  restoreDrill?(
+    policy: P,
+  ): { readonly schedule: string; readonly timezone: string; readonly partMiB: number } | undefined;
 }

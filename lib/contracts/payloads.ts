@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { ChunkingSchema, PolicySchema } from './config.ts';
+import { RdsSnapshotProgressSchema } from './rds-snapshot-payloads.ts';
 import { StoredWorkCursorSchema } from './work-cursor.ts';
 
 export const TriggerSchema = z.enum(['schedule', 'manual', 'local']);
@@ -200,6 +201,8 @@ export const RunSummarySchema = z.object({
   maintenance: MaintenanceSchema.optional(),
   /** Backup only: what it wrote. */
   backup: BackupRunSummarySchema.optional(),
+  /** Backup with rdsSnapshot: the snapshot (and copy) taken after Finish, and what retention deleted. */
+  rdsSnapshot: RdsSnapshotProgressSchema.optional(),
 });
 
 export type ExecutionInput = z.output<typeof ExecutionInputSchema>;

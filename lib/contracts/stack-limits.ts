@@ -7,6 +7,7 @@
  */
 import { resolveThrottle } from './chunking.ts';
 import type { LifecycleConfig, Policy } from './config.ts';
+import { contractOf } from './policy.ts';
 
 /** CloudFormation's quota of resources in one stack. */
 export const MAX_RESOURCES_PER_STACK = 500;
@@ -19,8 +20,9 @@ export const MAX_RESOURCES_PER_STACK = 500;
 export const BASE_RESOURCES_PER_POLICY = 4 * 3 + 1 + 3 + 1;
 
 /**
- * The most one enabled policy adds: the base, its schedule, and the chunk role's own policy for
- * cloudwatch:GetMetricData when its throttle reads replica lag there.
+ * The most one enabled policy adds without the backup extras: the base, its schedule, and the chunk role's own
+ * policy for cloudwatch:GetMetricData when its throttle reads replica lag there. A backup policy's rdsSnapshot
+ * and drill add {@link RDS_SNAPSHOT_RESOURCES} and {@link RESTORE_DRILL_RESOURCES} (policyResourceCount).
  */
 export const RESOURCES_PER_POLICY = BASE_RESOURCES_PER_POLICY + 1 + 1;
 
@@ -30,7 +32,7 @@ export const RESOURCES_PER_POLICY = BASE_RESOURCES_PER_POLICY + 1 + 1;
  */
 export const FIXED_RESOURCES_MAX = 50;
 
-/** Enabled policies one stack holds whatever they are (each at {@link RESOURCES_PER_POLICY}). */
+/** Enabled policies one stack holds, each at {@link RESOURCES_PER_POLICY} (fewer with backup rdsSnapshot or drill). */
 export const MAX_POLICIES_PER_STACK = Math.floor(
   (MAX_RESOURCES_PER_STACK - FIXED_RESOURCES_MAX) / RESOURCES_PER_POLICY,
 );
@@ -49,11 +51,26 @@ export function pascalCase(name: string): string {
     .join('');
 }
 
+/**
+ * What a backup policy's `rdsSnapshot` adds: the snapshot function, its role, the role's policy and its own
+ * policy of X-Ray actions (it runs outside the VPC, so the shared one with the ENI actions is not attached).
+ */
+export const RDS_SNAPSHOT_RESOURCES = 4;
+
+/**
+ * What a backup policy's `drill` adds: the drill function with its role and role policy, the drill state
+ * machine with its role and role policy, its schedule and its alarm.
+ */
+export const RESTORE_DRILL_RESOURCES = 3 + 3 + 1 + 1;
+
 /** CloudFormation resources one enabled policy adds to the stack. */
 export function policyResourceCount(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): number {
   const schedule = policy.schedule === undefined ? 0 : 1;
   const cloudWatchLag = resolveThrottle(config.defaults.throttle, policy.throttle)?.cloudWatch ? 1 : 0;
-  return BASE_RESOURCES_PER_POLICY + schedule + cloudWatchLag;
+  const contract = contractOf(policy);
+  const rdsSnapshot = contract.rdsSnapshot?.(policy) ? RDS_SNAPSHOT_RESOURCES : 0;
+  const drill = contract.restoreDrill?.(policy) ? RESTORE_DRILL_RESOURCES : 0;
+  return BASE_RESOURCES_PER_POLICY + schedule + cloudWatchLag + rdsSnapshot + drill;
 }
 
 /**
@@ -72,7 +89,8 @@ export function stackLimitProblems(
     problems.push(
       `policies: ${enabled.length} enabled policies need ${resources} CloudFormation resources (each has its own ` +
         `functions and state machine: ${BASE_RESOURCES_PER_POLICY}, +1 with a schedule, +1 with a CloudWatch ` +
-        `throttle), and the rest of the stack up to ${FIXED_RESOURCES_MAX}: more than the ${MAX_RESOURCES_PER_STACK} ` +
+        `throttle, +${RDS_SNAPSHOT_RESOURCES} with rdsSnapshot, +${RESTORE_DRILL_RESOURCES} with a drill), and the ` +
+        `rest of the stack up to ${FIXED_RESOURCES_MAX}: more than the ${MAX_RESOURCES_PER_STACK} ` +
         'one stack may hold; split them over two config files, each deployed as its own stack (-c stackName=…)',
     );
   }
@@ -88,7 +106,8 @@ export function stackLimitProblems(
     } else {
       ids.set(id, { name: policy.name, index });
     }
-    const stateMachineName = `${stackName}-${policy.name}`;
+    // A drill's machine is `<stack>-<policy>-drill`.
+    const stateMachineName = `${stackName}-${policy.name}${contractOf(policy).restoreDrill?.(policy) ? '-drill' : ''}`;
     if (stateMachineName.length > MAX_STATE_MACHINE_NAME_LENGTH) {
       problems.push(
         `policies[${index}].name: its state machine "${stateMachineName}" would have ${stateMachineName.length} ` +

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ActionContract, ConfigProblem } from '../../../lib/contracts/action-contract.ts';
 import { PolicyCommonSchema } from '../../../lib/contracts/policy-base.ts';
 import { ScheduleSchema, TimeZoneSchema } from '../../../lib/contracts/schedule.ts';
+import { RdsSnapshotOptionsSchema, rdsSnapshotNameProblem } from './rds-snapshot/contract.ts';
 import { excludesAllOf, parseTablePattern, samePattern, type TablePattern } from './table-pattern.ts';
 
 const TablePatternSchema = z.string().superRefine((value, ctx) => {
@@ -45,6 +46,8 @@ export const BackupOptionsSchema = z
       .object({ schedule: ScheduleSchema, timezone: TimeZoneSchema.default('UTC') })
       .strict()
       .optional(),
+    /** A manual RDS/Aurora snapshot after each backup run, optionally copied cross-region, with its own retention. */
+    rdsSnapshot: RdsSnapshotOptionsSchema.optional(),
   })
   .strict()
   .superRefine((options, ctx) => {
@@ -115,5 +118,14 @@ export const backupContract: ActionContract<BackupPolicy> = {
     glueTable: false,
     finishWrites: true,
   }),
-  configProblems: (policy) => backupPatternProblems(policy.backup),
+  configProblems: (policy) => [...backupPatternProblems(policy.backup), ...rdsSnapshotProblems(policy)],
+  rdsSnapshot: (policy) => policy.backup.rdsSnapshot,
+  restoreDrill: (policy) =>
+    policy.backup.drill ? { ...policy.backup.drill, partMiB: policy.backup.partMiB } : undefined,
 };
+
+/** A policy name that cannot prefix RDS snapshot identifiers (`a--b`, `nightly-`) with rdsSnapshot. */
+function rdsSnapshotProblems(policy: BackupPolicy): ConfigProblem[] {
+  const problem = policy.backup.rdsSnapshot ? rdsSnapshotNameProblem(policy.name) : undefined;
+  return problem ? [{ path: ['name'], message: problem }] : [];
+}
