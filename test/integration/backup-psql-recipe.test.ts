@@ -9,7 +9,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { gzipSync } from 'node:zlib';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { inject } from 'vitest';
 import {
@@ -38,6 +39,32 @@ function recipe(): string {
   const block = after ? /```sh\n([\s\S]*?)```/.exec(after)?.[1] : undefined;
   if (!block) throw new Error('README.md has no psql-restore-recipe block');
   return block;
+}
+
+/** The README's block, exactly as a user pastes it into bash, with the variables it asks for set. */
+function runRecipe(cwd: string, databaseUrl: string, bucket: string, backupId: string) {
+  const url = new URL(databaseUrl);
+  return spawnSync('bash', ['--norc', '--noprofile', '-c', recipe()], {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      BUCKET: bucket,
+      POLICY: 'recipe',
+      BACKUP_ID: backupId,
+      PGHOST: url.hostname,
+      PGPORT: url.port,
+      PGUSER: decodeURIComponent(url.username),
+      PGPASSWORD: decodeURIComponent(url.password),
+      PGDATABASE: url.pathname.slice(1),
+      AWS_ENDPOINT_URL_S3: inject('s3Endpoint'),
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_DEFAULT_REGION: 'us-east-1',
+    },
+  });
 }
 
 const SCHEMA = `
@@ -96,28 +123,7 @@ describe('README psql restore recipe', () => {
       const target = await createTestDatabase('psql-recipe-target');
       const work = mkdtempSync(join(tmpdir(), 'psql-recipe-'));
       try {
-        const url = new URL(target.url);
-        const shell = spawnSync('bash', ['--norc', '--noprofile', '-euo', 'pipefail', '-c', recipe()], {
-          cwd: work,
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env: {
-            PATH: process.env.PATH,
-            HOME: process.env.HOME,
-            BUCKET: bucket,
-            POLICY: 'recipe',
-            BACKUP_ID: backupId,
-            PGHOST: url.hostname,
-            PGPORT: url.port,
-            PGUSER: decodeURIComponent(url.username),
-            PGPASSWORD: decodeURIComponent(url.password),
-            PGDATABASE: url.pathname.slice(1),
-            AWS_ENDPOINT_URL_S3: inject('s3Endpoint'),
-            AWS_ACCESS_KEY_ID: 'test',
-            AWS_SECRET_ACCESS_KEY: 'test',
-            AWS_DEFAULT_REGION: 'us-east-1',
-          },
-        });
+        const shell = runRecipe(work, target.url, bucket, backupId);
         expect(shell.stderr).toBe('');
         expect(shell.status).toBe(0);
 
@@ -159,6 +165,30 @@ describe('README psql restore recipe', () => {
             client.query(`INSERT INTO "Odd Schema".child VALUES (1000, 999999)`),
           ),
         ).rejects.toThrow(/violates foreign key constraint/);
+
+        // A part replaced in the bucket: the recipe stops at sha256sum, before schema.sql runs.
+        const part = manifest.tables[0]?.parts[0]?.key ?? '';
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: part,
+            Body: gzipSync(`COPY "Odd Schema"."Mixed Case" ("tab\tcol") FROM stdin;\nforged\n\\.\n`),
+          }),
+        );
+        const second = await createTestDatabase('psql-recipe-forged');
+        const forgedWork = mkdtempSync(join(tmpdir(), 'psql-recipe-forged-'));
+        try {
+          const forged = runRecipe(forgedWork, second.url, bucket, backupId);
+          expect(forged.status).not.toBe(0);
+          expect(forged.stdout + forged.stderr).toMatch(/FAILED/);
+          const tables = await withClient(second.url, (client) =>
+            client.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'Odd Schema'`),
+          );
+          expect(tables.rows).toEqual([]);
+        } finally {
+          rmSync(forgedWork, { recursive: true, force: true });
+          await second.drop();
+        }
       } finally {
         rmSync(work, { recursive: true, force: true });
         await target.drop();

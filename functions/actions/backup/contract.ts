@@ -37,7 +37,10 @@ export const BackupOptionsSchema = z
     level: z.int().optional(),
     /** Backups older than this are expired (S3 lifecycle rule on the prefix; the ledger marks them). */
     retentionDays: z.int().min(1).max(3650).default(30),
-    /** Tables backed up at once (the state machine's Map state). */
+    /**
+     * Parts written at once, each on its own connection under the Chunk step's one exported snapshot (not a
+     * Map state: separate invocations cannot share a snapshot).
+     */
     maxConcurrency: z.int().min(1).max(16).default(2),
     /** Uncompressed COPY text per part at most (MiB): bounds each upload and what a retry redoes. */
     partMiB: z.int().min(1).max(5120).default(256),
