@@ -31,7 +31,7 @@ const SCHEMA = `
            CASE WHEN g % 7 = 0 THEN NULL ELSE E'tab\\there, line\\nbreak ü ' || g END,
            CASE WHEN g % 11 = 0 THEN 'NaN' ELSE g / 3.0 END,
            timestamptz '2026-01-01 00:00:00.123456+00' + g * interval '1 minute'
-      FROM generate_series(1, 5000) g;
+      FROM generate_series(1, 30000) g;
   INSERT INTO "Shop Floor".no_key SELECT g, repeat('x', g % 50) FROM generate_series(1, 3000) g;
   INSERT INTO "Shop Floor".composite SELECT g % 40, 'k' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 2000) g;`;
 
@@ -81,7 +81,7 @@ describe('backup run', () => {
     } finally {
       await pinned.end();
     }
-    expect(summary?.rows).toBe(10_000);
+    expect(summary?.rows).toBe(35_000);
     // Every part the manifest names is listed in the ledger for the run, and nothing else is.
     const { rows: listed } = await database.pool.query<{ key: string }>(
       `SELECT key FROM lifecycle.archived_objects WHERE run_id = $1 AND kind = 'backup-part' ORDER BY key`,
