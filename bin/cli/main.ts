@@ -27,6 +27,7 @@ import {
 import { backupsCommand, drillCommand, restoreCommand, verifyBackupCommand } from './backup-commands.ts';
 import { UsageError } from './errors.ts';
 import { checkVerifyTarget, ledgerPresence, noLedgerMessage } from './ledger-checks.ts';
+import { restoreArchiveCommand } from './restore-archive-command.ts';
 import { formatReport, type RunReport, runCommand, wouldRefuse } from './run-command.ts';
 import { unlockCommand } from './unlock-command.ts';
 import { USAGE } from './usage.ts';
@@ -49,6 +50,12 @@ const OPTIONS = {
   mode: { type: 'string' },
   'into-schema': { type: 'string' },
   'if-exists': { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  where: { type: 'string' },
+  into: { type: 'string' },
+  'allow-no-key': { type: 'boolean', default: false },
+  tier: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -211,6 +218,8 @@ async function dispatch(command: string, values: Values, args: readonly string[]
       return restoreCommand(values);
     case 'drill':
       return drillCommand(values);
+    case 'restore-archive':
+      return restoreArchiveCommand(values);
     case 'migrate': {
       const applied = await withClient(
         await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),

@@ -32,6 +32,16 @@ Commands
   drill --policy NAME --bucket B [--json]
                            Restore the latest backup into a scratch schema, compare every table with the
                            manifest, record it in lifecycle.restore_drills, drop the schema; exit 1 if it failed
+  restore-archive --policy NAME --bucket B --from TIME --to TIME [--where SQL] [--into TABLE]
+      [--allow-no-key] [--tier Standard|Bulk|Expedited] [--json]
+                           Archived rows back from the policy's Parquet objects whose time range overlaps
+                           [from, to) (whole objects; --where keeps rows by a safe predicate, checked like a
+                           filter): each object's length and SHA-256 checked, staged, counted, then INSERT …
+                           ON CONFLICT DO NOTHING into the policy's table (or --into), one transaction per
+                           object, recorded in lifecycle.restored_objects: a rerun restores nothing twice.
+                           A table without a primary key needs --allow-no-key. Objects in Glacier Flexible
+                           Retrieval / Deep Archive: prints their bytes, tier and estimated cost and time,
+                           requests their restore and exits 3 (pending) without loading; run it again later
   unlock --policy NAME     Release the policy's lease when its holder is provably gone (a local run's
       [--force] [--reason TEXT] [--json]
                            database backend no longer exists; an AWS run's execution is not running);
@@ -58,5 +68,6 @@ Environment
 Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse, unlock refused, verify found a
 problem, a restore or a drill failed),
 2 invalid usage, config or input (also: an unknown policy, run or backup, a database without a ledger, a missing
-bucket, a restore target that is not as the mode needs).
+bucket, a restore target that is not as the mode needs), 3 restore-archive is waiting for S3 to restore objects from
+Glacier Flexible Retrieval / Deep Archive (run it again later).
 `;
