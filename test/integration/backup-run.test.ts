@@ -5,13 +5,14 @@
  * the ledger, the run is audited, and bad input changes nothing.
  */
 import * as zlib from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import {
   formatContentChecksum,
   readContentChecksum,
 } from '../../functions/actions/backup/content-checksum.ts';
 import { parseManifest } from '../../functions/actions/backup/manifest.ts';
+import { verifyBackup } from '../../functions/actions/backup/restore/index.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import { testConfig } from '../support/archive.ts';
 import { describe, expect, it } from '../support/fixture.ts';
@@ -97,6 +98,25 @@ describe('backup run', () => {
     expect(keys.filter((k) => k.includes('/data/')).sort()).toEqual(listed.map((r) => r.key));
     expect(keys).toContain(manifest.schemaKey);
     expect(keys).toContain(manifest.postDataKey);
+    // Every DDL file has its SHA-256 in the manifest: one edited since is caught by verify, before it runs.
+    expect(Object.keys(manifest.fileSha256 ?? {}).sort()).toEqual(
+      [
+        manifest.schemaKey,
+        manifest.postDataKey,
+        manifest.relocatable?.schemaKey ?? '',
+        manifest.relocatable?.postDataKey ?? '',
+      ].sort(),
+    );
+    expect((await verifyBackup(s3, bucket, manifest)).problems).toEqual([]);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: manifest.postDataKey,
+        Body: 'ALTER TABLE "Shop Floor"."Order Lines" DROP CONSTRAINT "Order Lines_pkey";\n',
+      }),
+    );
+    const edited = await verifyBackup(s3, bucket, manifest);
+    expect(edited.problems.map((p) => [p.kind, p.key])).toEqual([['file-sha256', manifest.postDataKey]]);
   });
 
   it('marks the policy’s backups past retentionDays expired in the ledger, and only those', async ({

@@ -9,8 +9,8 @@ import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-
 import type pg from 'pg';
 import { mapS3Error } from '../../adapters/archive-store.ts';
 import { Ledger, type ListedObject } from '../../adapters/ledger/index.ts';
-import { InvalidPayloadError, TransientStorageError } from '../../core/errors.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
+import { InvalidPayloadError, TransientStorageError } from '../../core/errors.ts';
 import type { BackupPartDetail } from './chunk.ts';
 import { addContentChecksums, formatContentChecksum, parseContentChecksum } from './content-checksum.ts';
 import { type BackupPolicy, backupPrefix } from './contract.ts';
@@ -102,6 +102,7 @@ export async function writeBackupManifest(props: FinishBackupProps): Promise<Bac
     postDataKey: keys.postData,
     ...(postData.relocatable ? { relocatable: postData.relocatable } : {}),
     retentionDays: policy.backup.retentionDays,
+    fileSha256: postData.fileSha256,
     tables,
     notIncluded: postData.notIncluded,
   });
@@ -120,7 +121,11 @@ export async function writeBackupManifest(props: FinishBackupProps): Promise<Bac
     parts: parts.length,
     consistency: manifest.consistency,
   };
-  await ledger.mergeRunDetail(runId, { manifestKey: keys.manifest, consistency: manifest.consistency, summary });
+  await ledger.mergeRunDetail(runId, {
+    manifestKey: keys.manifest,
+    consistency: manifest.consistency,
+    summary,
+  });
   return summary;
 }
 

@@ -5,12 +5,12 @@
  * and the manifest (finish.ts); a failed backup's objects are removed.
  */
 
+import { type BackupRunSummary, BackupRunSummarySchema } from '../../../lib/contracts/payloads.ts';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
 import { Ledger } from '../../adapters/ledger/index.ts';
 import { StorageConfigurationError } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
 import { wholeTableSource } from '../../sources/whole-table.ts';
-import { type BackupRunSummary, BackupRunSummarySchema } from '../../../lib/contracts/payloads.ts';
 import type { ActionModule } from '../action-module.ts';
 import { BackupChunkAction } from './chunk.ts';
 import { type BackupPolicy, backupPrefix } from './contract.ts';
@@ -131,7 +131,9 @@ export const backupModule: ActionModule<BackupPolicy> = {
 };
 
 /** The summary a Finish already wrote into the run's detail (writeBackupManifest), if any. */
-function readWrittenSummary(detail: Readonly<Record<string, unknown>> | undefined): BackupRunSummary | undefined {
+function readWrittenSummary(
+  detail: Readonly<Record<string, unknown>> | undefined,
+): BackupRunSummary | undefined {
   const parsed = BackupRunSummarySchema.safeParse(detail?.summary);
   return parsed.success ? parsed.data : undefined;
 }

@@ -99,6 +99,11 @@ export const BackupManifestSchema = z
      * `backups list` shows no expiry without it.
      */
     retentionDays: z.int().min(1).max(3650).optional(),
+    /**
+     * SHA-256 of each DDL file the manifest names (schema.sql, post-data.sql, the relocatable copies), by key:
+     * verify and restore refuse a DDL file that is not the one the backup wrote, before it runs.
+     */
+    fileSha256: z.record(z.string(), Sha256Schema).optional(),
     tables: z.array(BackupTableSchema),
     /** What the backup does not hold, said rather than skipped: triggers, grants, large objects, … */
     notIncluded: z.array(z.string()),

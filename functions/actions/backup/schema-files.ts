@@ -6,6 +6,7 @@
  * whose schema.sql no longer matches it (a column, type or partition changed mid-backup): its parts and its
  * DDL would not fit together.
  */
+import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { mapS3Error } from '../../adapters/archive-store.ts';
@@ -28,6 +29,8 @@ export interface SchemaFilesProps {
 
 export interface PostDataResult {
   readonly notIncluded: string[];
+  /** SHA-256 of every DDL file of the backup, by key (the manifest's fileSha256). */
+  readonly fileSha256: Record<string, string>;
   readonly relocatable?: { schemaKey: string; postDataKey: string; placeholder: string };
 }
 
@@ -57,17 +60,25 @@ export async function writePostData(props: SchemaFilesProps): Promise<PostDataRe
       'the backed-up tables’ definitions changed during the backup (schema.sql no longer matches them); run it again',
     );
   await putText(s3, bucket, keys.postData, sql.postData);
+  const fileSha256: Record<string, string> = {
+    [keys.schema]: sha256Text(sql.preData),
+    [keys.postData]: sha256Text(sql.postData),
+  };
   const notIncluded = describeNotIncluded(definition.notIncluded);
   const relocatable = relocatableSchemaSql(definition);
   if ('unavailable' in relocatable) {
     notIncluded.push(
       `restore --into-schema and drills: not available for this backup (${relocatable.unavailable})`,
     );
-    return { notIncluded };
+    return { notIncluded, fileSha256 };
   }
+  // The relocatable schema.sql as the first batch stored it: what a restore will read is what is hashed.
+  fileSha256[keys.relocatableSchema] = sha256Text(await getText(s3, bucket, keys.relocatableSchema));
   await putText(s3, bucket, keys.relocatablePostData, relocatable.postData);
+  fileSha256[keys.relocatablePostData] = sha256Text(relocatable.postData);
   return {
     notIncluded,
+    fileSha256,
     relocatable: {
       schemaKey: keys.relocatableSchema,
       postDataKey: keys.relocatablePostData,
@@ -102,4 +113,8 @@ export async function getText(s3: S3Client, bucket: string, key: string): Promis
   } catch (error) {
     throw mapS3Error(error, `read of ${key}`);
   }
+}
+
+function sha256Text(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -74,15 +74,17 @@ export class SnapshotSession {
     const client = this.idle.pop() ?? (await this.openWorker());
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(this.snapshotId)}`).catch((error: unknown) => {
-        // 22023: the snapshot is gone with its holder (connection killed, pg_terminate_backend): the step is
-        // retried with a new one, not failed.
-        if ((error as { code?: string }).code === '22023')
-          throw new TransientDatabaseError(
-            `the backup's exported snapshot ${this.snapshotId} is gone (its holder connection ended); retrying with a new one`,
-          );
-        throw error;
-      });
+      await client
+        .query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(this.snapshotId)}`)
+        .catch((error: unknown) => {
+          // 22023: the snapshot is gone with its holder (connection killed, pg_terminate_backend): the step is
+          // retried with a new one, not failed.
+          if ((error as { code?: string }).code === '22023')
+            throw new TransientDatabaseError(
+              `the backup's exported snapshot ${this.snapshotId} is gone (its holder connection ended); retrying with a new one`,
+            );
+          throw error;
+        });
       await client.query(`SET LOCAL statement_timeout = ${Math.max(1000, Math.floor(statementTimeoutMs))}`);
       await client.query('SET LOCAL row_security = off');
       const result = await work(client);

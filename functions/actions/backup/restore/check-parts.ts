@@ -21,6 +21,8 @@ export type BackupProblemKind =
   | 'part-rows'
   /** schema.sql, post-data.sql, the relocatable copies, parts.txt or SHA256SUMS. */
   | 'missing-file'
+  /** A DDL file whose SHA-256 is not the manifest's (edited or replaced since the backup). */
+  | 'file-sha256'
   /** parts.txt or SHA256SUMS lists other parts than the manifest (a shell restore would load those). */
   | 'part-list'
   | 'unlisted-object'

@@ -16,6 +16,7 @@
  * A failure after something was committed is a RestoreIncompleteError saying which tables are in and which
  * are not; before that, the failure itself (the target unchanged).
  */
+import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import type { Queryable } from '../../../adapters/transactions.ts';
@@ -114,6 +115,13 @@ async function readDdl(
         key,
         message: `${key}: listed in the manifest, not in the bucket`,
       });
+    const expected = props.manifest.fileSha256?.[key];
+    if (
+      text !== undefined &&
+      expected !== undefined &&
+      createHash('sha256').update(text, 'utf8').digest('hex') !== expected
+    )
+      problems.push({ kind: 'file-sha256', key, message: `${key}: SHA-256 differs from the manifest's` });
     return text === undefined ? '' : ddl.prepare(text);
   };
   const preData = props.mode === 'data-only' ? '' : await read(ddl.preDataKey);

@@ -6,6 +6,7 @@
  * does not list. Problems are returned, each named by kind; only a backup that does not exist at all, or a
  * failure to read S3, is thrown.
  */
+import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type BackupManifest, backupKeys } from '../manifest.ts';
 import { listObjects, objectExists, readBackupManifest, readObjectText } from './backup-store.ts';
@@ -163,12 +164,25 @@ function ddlKeys(manifest: BackupManifest): string[] {
 async function checkFiles(s3: S3Client, bucket: string, manifest: BackupManifest): Promise<BackupProblem[]> {
   const problems: BackupProblem[] = [];
   for (const key of ddlKeys(manifest)) {
-    if (!(await objectExists(s3, bucket, key)))
+    const expected = manifest.fileSha256?.[key];
+    if (expected === undefined) {
+      if (!(await objectExists(s3, bucket, key)))
+        problems.push({
+          kind: 'missing-file',
+          key,
+          message: `${key}: listed in the manifest, not in the bucket`,
+        });
+      continue;
+    }
+    const text = await readObjectText(s3, bucket, key);
+    if (text === undefined)
       problems.push({
         kind: 'missing-file',
         key,
         message: `${key}: listed in the manifest, not in the bucket`,
       });
+    else if (createHash('sha256').update(text, 'utf8').digest('hex') !== expected)
+      problems.push({ kind: 'file-sha256', key, message: `${key}: SHA-256 differs from the manifest's` });
   }
   return problems;
 }
