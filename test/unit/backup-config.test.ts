@@ -93,6 +93,11 @@ describe('backup policy schema', () => {
     expect(issues({ tables: ['public.*'], retentionDays: 3651 })).toEqual([
       expect.stringMatching(/^backup\.retentionDays: /),
     ]);
+    // A part must fit well within one Chunk invocation: 1 GiB of COPY text at most.
+    expect(issues({ tables: ['public.*'], partMiB: 1024 })).toEqual([]);
+    expect(issues({ tables: ['public.*'], partMiB: 1025 })).toEqual([
+      expect.stringMatching(/^backup\.partMiB: /),
+    ]);
   });
 
   it('has no table, time column, retention or filter of its own', () => {

@@ -42,8 +42,12 @@ export const BackupOptionsSchema = z
      * Map state: separate invocations cannot share a snapshot).
      */
     maxConcurrency: z.int().min(1).max(16).default(2),
-    /** Uncompressed COPY text per part at most (MiB): bounds each upload and what a retry redoes. */
-    partMiB: z.int().min(1).max(5120).default(256),
+    /**
+     * COPY text per part, about (MiB; sized from the table's statistics or a sample of rows): bounds each
+     * upload, what a retry redoes and each restore transaction's share. At most 1024: a part must be written
+     * well within one Chunk invocation (5 minutes) even at 10 MB/s, or no batch could ever finish.
+     */
+    partMiB: z.int().min(1).max(1024).default(256),
     /** A scheduled restore drill of the latest backup into a scratch schema. */
     drill: z
       .object({ schedule: ScheduleSchema, timezone: TimeZoneSchema.default('UTC') })
