@@ -36,6 +36,11 @@ export interface LoadTableProps {
   readonly append: boolean;
   readonly lockTimeoutMs: number;
   readonly tempDir?: string | undefined;
+  /**
+   * The caller's transaction (REPEATABLE READ, begun before any query) holds the load: it commits or rolls back
+   * all of it (a truncate-and-reload of several tables must never commit the TRUNCATE without the rows).
+   */
+  readonly inTransaction?: boolean;
 }
 
 export interface LoadedTable {
@@ -68,8 +73,12 @@ function subtract(after: ContentChecksum, before: ContentChecksum): ContentCheck
 
 export async function loadTable(props: LoadTableProps): Promise<LoadedTable> {
   const { db, entry } = props;
-  await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  if (!props.inTransaction) await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   try {
+    // Before the transaction's snapshot (LOCK takes none): no other session writes the table while it loads,
+    // so the emptiness check and the checksum see every row it will hold.
+    await db.query(`SET LOCAL lock_timeout = '${Math.trunc(props.lockTimeoutMs)}ms'`);
+    await db.query(`LOCK TABLE ${props.quotedName} IN SHARE ROW EXCLUSIVE MODE`);
     await db.query(PINNED_TEXT_SETTINGS);
     await db.query(
       `SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', $1, true),
@@ -115,10 +124,10 @@ export async function loadTable(props: LoadTableProps): Promise<LoadedTable> {
         { table: props.quotedName },
       );
     }
-    await db.query('COMMIT');
+    if (!props.inTransaction) await db.query('COMMIT');
     return { rows: loaded, contentChecksum: formatContentChecksum(added) };
   } catch (error) {
-    await db.query('ROLLBACK').catch(() => undefined);
+    if (!props.inTransaction) await db.query('ROLLBACK').catch(() => undefined);
     throw classifyDatabaseError(error);
   }
 }

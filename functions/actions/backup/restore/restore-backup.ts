@@ -160,7 +160,10 @@ async function verifyInputs(props: RestoreBackupProps, plan: RestorePlan) {
   return { ddl, partsVerified: parts.checked, bytesVerified: parts.bytes };
 }
 
-/** Empties the targets that hold rows, all in one statement; returns their names. */
+/**
+ * Empties the targets that hold rows, all in one statement, inside the caller's open transaction (the one the
+ * rows are then loaded in: a failed load rolls the TRUNCATE back with it); returns their names.
+ */
 async function truncateTargets(
   db: Queryable,
   targets: readonly DataTarget[],
@@ -169,15 +172,13 @@ async function truncateTargets(
   const full = targets.filter((t) => t.nonEmpty);
   if (full.length === 0) return [];
   const names = full.map((t) => `${t.table.partitioned ? '' : 'ONLY '}${t.planned.target.quotedName}`);
-  await db.query('BEGIN');
   try {
-    await db.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.trunc(lockTimeoutMs)}ms`]);
+    // SET, not a SELECT: no snapshot is taken before the loads' locks.
+    await db.query(`SET LOCAL lock_timeout = '${Math.trunc(lockTimeoutMs)}ms'`);
     // No CASCADE: a table outside the restore that references one of these refuses the TRUNCATE, and
     // nothing is emptied, rather than losing its rows.
     await db.query(`TRUNCATE ${names.join(', ')}`);
-    await db.query('COMMIT');
   } catch (error) {
-    await db.query('ROLLBACK').catch(() => undefined);
     // 0A000: another table references one of them (named in the message); the target, not the backup, is at fault.
     if ((error as { code?: unknown }).code === '0A000')
       throw new RestoreTargetError(`--if-exists truncate: ${describeError(error)}; nothing was emptied`, {
@@ -217,13 +218,18 @@ export async function restoreBackup(props: RestoreBackupProps): Promise<RestoreR
     }
     if (plan.mode !== 'schema-only') {
       const targets = dataTargets ?? (await createdTargets(db, plan));
-      if (plan.ifExists === 'truncate') {
-        const emptied = await truncateTargets(db, targets, lockTimeoutMs);
-        if (emptied.length > 0) {
-          written = true;
-          done.push(`emptied ${emptied.join(', ')}`);
-        }
+      // Truncate-and-reload is one transaction: the TRUNCATE and every table's rows commit together or not at
+      // all (a load that fails must never leave the targets emptied).
+      const together = plan.ifExists === 'truncate' && targets.some((t) => t.nonEmpty);
+      if (together) {
+        await db.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        const emptied = await truncateTargets(db, targets, lockTimeoutMs).catch(async (error: unknown) => {
+          await db.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        });
+        done.push(`emptied ${emptied.join(', ')}`);
       }
+      const loadedTables: RestoredTable[] = [];
       for (const target of targets) {
         const entry = target.planned.entry;
         inProgress = entry.table;
@@ -238,13 +244,34 @@ export async function restoreBackup(props: RestoreBackupProps): Promise<RestoreR
           append: plan.ifExists === 'append',
           lockTimeoutMs,
           tempDir: props.tempDir,
+          inTransaction: together,
+        }).catch(async (error: unknown) => {
+          if (together) {
+            await db.query('ROLLBACK').catch(() => undefined);
+            // Nothing of the truncate-and-reload committed: the targets hold what they held.
+            done.length = 0;
+            loadedTables.length = 0;
+          }
+          throw error;
         });
         inProgress = undefined;
         const table = { table: entry.table, target: target.planned.target.quotedName, ...loaded };
-        restored.push(table);
-        done.push(entry.table);
+        loadedTables.push(table);
+        if (!together) {
+          restored.push(table);
+          done.push(entry.table);
+          written = true;
+          props.onTableRestored?.(table);
+        }
+      }
+      if (together) {
+        await db.query('COMMIT');
         written = true;
-        props.onTableRestored?.(table);
+        for (const table of loadedTables) {
+          restored.push(table);
+          done.push(table.table);
+          props.onTableRestored?.(table);
+        }
       }
     }
     if (plan.mode !== 'data-only' && verified.ddl) {
