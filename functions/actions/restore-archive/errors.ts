@@ -47,3 +47,11 @@ export class ArchivedObjectFormatError extends LifecycleError {
 export class RestoreCountMismatchError extends LifecycleError {
   override readonly name = 'RestoreCountMismatchError';
 }
+
+/**
+ * A restore stopped after it had committed objects (each restored whole and recorded): not bad input any more,
+ * a failure part way (exit 1). Running it again goes on where it stopped.
+ */
+export class RestoreArchivePartialError extends LifecycleError {
+  override readonly name = 'RestoreArchivePartialError';
+}

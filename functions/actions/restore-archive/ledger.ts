@@ -107,6 +107,20 @@ export async function alreadyRestored(
   return rows.length > 0;
 }
 
+/** Whether these bytes were restored into `target` before, under any predicate. */
+export async function restoredBefore(
+  db: Queryable,
+  object: Pick<ListedObject, 'bucket' | 'key' | 'sha256'>,
+  target: string,
+): Promise<boolean> {
+  const { rows } = await db.query(
+    `SELECT 1 FROM lifecycle.restored_objects
+      WHERE bucket = $1 AND key = $2 AND sha256 = $3 AND target_table = $4 LIMIT 1`,
+    [object.bucket, object.key, object.sha256, target],
+  );
+  return rows.length > 0;
+}
+
 /** One restored object, as lifecycle.restored_objects records it. */
 export interface RestoredObjectRecord {
   readonly restoreId: string;

@@ -101,9 +101,16 @@ export async function loadObject(props: LoadObjectProps): Promise<LoadOutcome> {
         })
       : staged;
     const insertable = archived.filter((name) => target.insertable.has(name)).map(quoteIdent);
+    // Only a row whose key is already there is skipped: ON CONFLICT on the key, so a clash on any other unique
+    // constraint fails (and rolls back) the object instead of dropping an archived row silently. Without an
+    // archived key (--allow-no-key) every row is inserted: the ledger alone keeps objects from coming twice.
+    const conflictKey = archivedKey(target, archived);
+    const onConflict = conflictKey
+      ? ` ON CONFLICT (${conflictKey.map(quoteIdent).join(', ')}) DO NOTHING`
+      : '';
     const inserted = await db.query(
       `INSERT INTO ${target.qualifiedName} (${insertable.join(', ')}) OVERRIDING SYSTEM VALUE
-       SELECT ${insertable.join(', ')} FROM ${from} ON CONFLICT DO NOTHING`,
+       SELECT ${insertable.join(', ')} FROM ${from}${onConflict}`,
     );
     const rowsInserted = inserted.rowCount ?? 0;
     await recordRestoredObject(db, {
@@ -137,4 +144,10 @@ function predicateError(error: unknown): unknown {
   if (isPostgresError(error) && (error as { code?: string }).code?.startsWith('42'))
     return new UnsafePredicateError(`--where on the archived columns: ${describeError(error)}`);
   return error;
+}
+
+/** The target's primary key when every column of it is archived (so a restored row's key is its own), else none. */
+export function archivedKey(target: RestoreTarget, archived: readonly string[]): string[] | undefined {
+  const key = target.table.primaryKey.map((c) => c.name);
+  return key.length > 0 && key.every((name) => archived.includes(name)) ? key : undefined;
 }

@@ -25,9 +25,14 @@ import {
   readObjectStates,
   requestRestores,
 } from './cold-objects.ts';
-import { InvalidTimeRangeError, RestoreArchiveTargetError } from './errors.ts';
-import { alreadyRestored, findArchivedTable, listObjectsInRange } from './ledger.ts';
-import { loadObject } from './load-object.ts';
+import {
+  InvalidTimeRangeError,
+  RestoreArchiveInputError,
+  RestoreArchivePartialError,
+  RestoreArchiveTargetError,
+} from './errors.ts';
+import { alreadyRestored, findArchivedTable, listObjectsInRange, restoredBefore } from './ledger.ts';
+import { archivedKey, loadObject } from './load-object.ts';
 import { readVerifiedObject } from './object-reader.ts';
 import { decodeArchiveObject } from './parquet-decode.ts';
 import { checkPredicate, missingColumns, resolveRestoreTarget } from './target.ts';
@@ -169,42 +174,66 @@ export async function restoreArchive(props: RestoreArchiveProps): Promise<Restor
   const reports: RestoredObjectReport[] = [];
   const archivedColumns = new Set<string>();
   let bytesVerified = 0;
-  for (const object of objects) {
-    let report: RestoredObjectReport;
-    if (done.has(object.key) || (await alreadyRestored(db, object, target.qualifiedName, predicate))) {
-      report = { key: object.key, status: 'skipped', rows: object.rows };
-    } else {
-      const read = await readVerifiedObject(s3, object);
-      bytesVerified += read.body.byteLength;
-      const decoded = await decodeArchiveObject(read.body);
-      const names = decoded.columns.map((c) => c.name);
-      const missing = missingColumns(target, names);
-      if (missing.length > 0) {
-        throw new RestoreArchiveTargetError(
-          `${object.key}: ${target.qualifiedName} lacks the archived column(s) ${missing.join(', ')} ` +
-            `(archived: ${names.join(', ')}); restore into a table that has them (--into)`,
-        );
+  try {
+    for (const object of objects) {
+      let report: RestoredObjectReport;
+      if (done.has(object.key) || (await alreadyRestored(db, object, target.qualifiedName, predicate))) {
+        report = { key: object.key, status: 'skipped', rows: object.rows };
+      } else {
+        const read = await readVerifiedObject(s3, object);
+        bytesVerified += read.body.byteLength;
+        const decoded = await decodeArchiveObject(read.body);
+        const names = decoded.columns.map((c) => c.name);
+        const missing = missingColumns(target, names);
+        if (missing.length > 0) {
+          throw new RestoreArchiveTargetError(
+            `${object.key}: ${target.qualifiedName} lacks the archived column(s) ${missing.join(', ')} ` +
+              `(archived: ${names.join(', ')}); restore into a table that has them (--into)`,
+          );
+        }
+        for (const name of names) archivedColumns.add(name);
+        if (!archivedKey(target, names)) {
+          if (!props.allowNoKey)
+            throw new RestoreArchiveTargetError(
+              `${target.qualifiedName}: its primary key is not made of archived columns (archived: ${names.join(', ')}): ` +
+                'ON CONFLICT cannot tell a row restored before from a new one. Pass --allow-no-key to rely on the ledger alone',
+            );
+          // Without a key the ledger is all there is: an object restored before under another --where cannot be
+          // restored again without inserting the rows both predicates select twice.
+          if (await restoredBefore(db, object, target.qualifiedName))
+            throw new RestoreArchiveTargetError(
+              `${object.key} was restored into ${target.qualifiedName} before under another --where, and the table has no archived key: restoring it again would insert rows twice`,
+            );
+        }
+        const outcome = await loadObject({
+          db,
+          restoreId,
+          policy,
+          object,
+          decoded,
+          versionId: read.versionId,
+          etag: read.etag,
+          target,
+          predicate,
+          lockTimeoutMs: props.lockTimeoutMs ?? 10_000,
+        });
+        report =
+          outcome.status === 'skipped'
+            ? { key: object.key, status: 'skipped', rows: object.rows }
+            : { key: object.key, rows: object.rows, ...outcome };
       }
-      for (const name of names) archivedColumns.add(name);
-      const outcome = await loadObject({
-        db,
-        restoreId,
-        policy,
-        object,
-        decoded,
-        versionId: read.versionId,
-        etag: read.etag,
-        target,
-        predicate,
-        lockTimeoutMs: props.lockTimeoutMs ?? 10_000,
-      });
-      report =
-        outcome.status === 'skipped'
-          ? { key: object.key, status: 'skipped', rows: object.rows }
-          : { key: object.key, rows: object.rows, ...outcome };
+      reports.push(report);
+      props.onObject?.(report);
     }
-    reports.push(report);
-    props.onObject?.(report);
+  } catch (error) {
+    // Bad input found after objects were committed: a failure part way, not "nothing written".
+    const committed = reports.filter((r) => r.status === 'restored').length;
+    if (committed > 0 && error instanceof RestoreArchiveInputError)
+      throw new RestoreArchivePartialError(
+        `${error.message}; ${committed} objects were restored before it (recorded: running it again goes on after them)`,
+        { cause: error },
+      );
+    throw error;
   }
   const sum = (field: 'rowsStaged' | 'rowsSelected' | 'rowsInserted') =>
     reports.reduce((total, r) => total + (r[field] ?? 0), 0);
