@@ -203,3 +203,35 @@ describe('a drill of a backup whose parts hold other rows than it claims', () =>
     expect(result.scratchDropped).toBe(true);
   });
 });
+
+describe('a drill after one was killed', () => {
+  it('drops the scratch copy the killed drill left and records it failed', async ({
+    database,
+    s3,
+    bucket,
+  }) => {
+    // Prepare: a drill that started two hours ago and never finished (its Lambda timed out mid-restore).
+    await writeTestBackup({ db: database, s3, bucket, policy: 'killed', tables: ['public.*'] });
+    const killed = '0b1d5eed-0000-4000-8000-000000000001';
+    await database.pool.query(
+      `INSERT INTO lifecycle.restore_drills (drill_id, policy, backup_id, started_at)
+       VALUES ($1, 'killed', 'x', clock_timestamp() - interval '2 hours');
+       CREATE SCHEMA pgl_drill_0b1d5eed; CREATE TABLE pgl_drill_0b1d5eed.customers AS SELECT * FROM customers;`.replace(
+        /\$1/,
+        `'${killed}'`,
+      ),
+    );
+
+    // Act
+    const result = await drill(database, s3, bucket, 'killed');
+
+    // Assess
+    expect(result.status).toBe('passed');
+    expect(await drillSchemas(database)).toEqual([]);
+    expect(await recorded(database, killed)).toMatchObject({
+      status: 'failed',
+      finished: true,
+      error: `never finished (killed); its scratch schema was dropped by drill ${result.drillId}`,
+    });
+  });
+});

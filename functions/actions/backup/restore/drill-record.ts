@@ -25,6 +25,10 @@ export interface DrillFinish {
 export interface DrillLedger {
   startDrill(drill: { drillId: string; policy: string; backupId: string }): Promise<void>;
   finishDrill(drill: DrillFinish): Promise<void>;
+  /** Drills still `running` that started before `olderThanMs` ago: killed ones (their scratch copy is left). */
+  abandonedDrills?(olderThanMs: number): Promise<string[]>;
+  /** Marks a killed drill failed, saying what became of its scratch schema. */
+  markAbandoned?(drillId: string, note: string): Promise<void>;
 }
 
 /** The ledger's restore_drills table on `db`. */
@@ -34,6 +38,21 @@ export function restoreDrillsLedger(db: Queryable): DrillLedger {
       await db.query(
         'INSERT INTO lifecycle.restore_drills (drill_id, policy, backup_id) VALUES ($1, $2, $3)',
         [drill.drillId, drill.policy, drill.backupId],
+      );
+    },
+    async abandonedDrills(olderThanMs) {
+      const { rows } = await db.query<{ drill_id: string }>(
+        `SELECT drill_id::text FROM lifecycle.restore_drills
+          WHERE status = 'running' AND started_at < clock_timestamp() - make_interval(secs => $1)`,
+        [olderThanMs / 1000],
+      );
+      return rows.map((r) => r.drill_id);
+    },
+    async markAbandoned(drillId, note) {
+      await db.query(
+        `UPDATE lifecycle.restore_drills SET status = 'failed', finished_at = clock_timestamp(), error = $2
+          WHERE drill_id = $1 AND status = 'running'`,
+        [drillId, note],
       );
     },
     async finishDrill(drill) {

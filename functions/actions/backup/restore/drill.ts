@@ -52,6 +52,13 @@ export interface DrillResult {
 }
 
 const DROP_ATTEMPTS = 3;
+/** A drill still running after this long was killed: a Lambda's is at most 15 minutes. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+/** The scratch schema of a drill: it follows from the drill's id, so a killed drill's can be found again. */
+export function scratchSchemaOf(drillId: string): string {
+  return `pgl_drill_${drillId.slice(0, 8)}`;
+}
 
 async function schemaExists(db: pg.ClientBase, schema: string): Promise<boolean> {
   const { rows } = await db.query<{ found: string }>(
@@ -122,7 +129,16 @@ export async function runDrill(props: RunDrillProps): Promise<DrillResult> {
   const lockTimeoutMs = props.lockTimeoutMs ?? 2000;
   const manifest = await findBackup(props.s3, props.bucket, policy, props.backup ?? 'latest');
   const drillId = randomUUID();
-  const scratchSchema = `pgl_drill_${drillId.slice(0, 8)}`;
+  const scratchSchema = scratchSchemaOf(drillId);
+  // A drill killed mid-restore (Lambda timeout, out of memory, ^C) left its scratch copy of the data: drop it
+  // now (its name follows from its id), so killed drills never pile up copies of production rows.
+  for (const abandoned of (await props.ledger.abandonedDrills?.(ABANDONED_AFTER_MS)) ?? []) {
+    const failure = await dropScratch(db, scratchSchemaOf(abandoned), lockTimeoutMs);
+    await props.ledger.markAbandoned?.(
+      abandoned,
+      `never finished (killed); ${failure ?? `its scratch schema was dropped by drill ${drillId}`}`,
+    );
+  }
   if (await schemaExists(db, scratchSchema)) {
     throw new RestoreTargetError(
       `scratch schema ${quoteIdent(scratchSchema)} exists already; run the drill again`,
