@@ -54,15 +54,22 @@ export async function applySequencePositions(
          FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (sequence text, value bigint, called boolean))
               WITH ORDINALITY AS p(sequence, value, called, n)
          CROSS JOIN LATERAL (SELECT to_regclass(p.sequence) AS seq) AS r
-        WHERE r.seq IS NOT NULL
-          AND (EXISTS (SELECT 1 FROM pg_depend d
-                        WHERE d.classid = 'pg_class'::regclass AND d.objid = r.seq
-                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY($2::oid[])
-                          AND d.deptype IN ('a', 'i'))
-               OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+         CROSS JOIN LATERAL (
+           SELECT EXISTS (SELECT 1 FROM pg_depend d
+                           WHERE d.classid = 'pg_class'::regclass AND d.objid = r.seq
+                             AND d.refclassid = 'pg_class'::regclass AND d.refobjid = ANY($2::oid[])
+                             AND d.deptype IN ('a', 'i')) AS owned,
+                  EXISTS (SELECT 1 FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
                            WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
-                             AND d.refobjid = r.seq AND ad.adrelid = ANY($2::oid[])))
-          AND (NOT $3::boolean OR coalesce(pg_sequence_last_value(r.seq) < p.value, true))
+                             AND d.refobjid = r.seq AND ad.adrelid = ANY($2::oid[])) AS used,
+                  EXISTS (SELECT 1 FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+                           WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+                             AND d.refobjid = r.seq AND NOT ad.adrelid = ANY($2::oid[])) AS elsewhere) AS dep
+        WHERE r.seq IS NOT NULL AND (dep.owned OR dep.used)
+          -- Forward always; backwards only a sequence a restored table owns and no other table's default uses
+          -- (outside append): moving back one that serves other tables would hand them ids they hold already.
+          AND (coalesce(pg_sequence_last_value(r.seq) < p.value, true)
+               OR (dep.owned AND NOT dep.elsewhere AND NOT $3::boolean))
         ORDER BY p.n`,
       [
         JSON.stringify(positions.map((p) => ({ sequence: p.sequence, value: p.value, called: p.isCalled }))),
