@@ -107,4 +107,27 @@ describe('restore-archive after review', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('objects were restored before it');
   });
+
+  it('restores into a table made again under a name used before (the ledger knows tables by oid)', async ({
+    database: db,
+    bucket,
+  }) => {
+    const make = 'CREATE TABLE public.scratch (id bigint PRIMARY KEY, at timestamptz, dev int, extra text)';
+    await db.pool.query(make);
+    const args = [
+      'restore-archive',
+      '--policy',
+      'arch',
+      '--bucket',
+      bucket,
+      ...RANGE,
+      '--into',
+      'public.scratch',
+    ];
+    expect((await runCliInProcess(db, args)).code).toBe(0);
+    await db.pool.query(`DROP TABLE public.scratch; ${make}`);
+    expect((await runCliInProcess(db, args)).code).toBe(0);
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM public.scratch');
+    expect(rows[0]?.n).toBe(400);
+  });
 });

@@ -94,15 +94,15 @@ export async function listObjectsInRange(
 export async function alreadyRestored(
   db: Queryable,
   object: Pick<ListedObject, 'bucket' | 'key' | 'sha256'>,
-  target: string,
+  target: { readonly oid: string },
   predicate: string | undefined,
 ): Promise<boolean> {
   const { rows } = await db.query(
     `SELECT 1 FROM lifecycle.restored_objects
-      WHERE bucket = $1 AND key = $2 AND sha256 = $3 AND target_table = $4
+      WHERE bucket = $1 AND key = $2 AND sha256 = $3 AND target_oid = $4::oid
         AND (predicate IS NULL OR predicate = $5)
       LIMIT 1`,
-    [object.bucket, object.key, object.sha256, target, predicate ?? null],
+    [object.bucket, object.key, object.sha256, target.oid, predicate ?? null],
   );
   return rows.length > 0;
 }
@@ -111,12 +111,12 @@ export async function alreadyRestored(
 export async function restoredBefore(
   db: Queryable,
   object: Pick<ListedObject, 'bucket' | 'key' | 'sha256'>,
-  target: string,
+  target: { readonly oid: string },
 ): Promise<boolean> {
   const { rows } = await db.query(
     `SELECT 1 FROM lifecycle.restored_objects
-      WHERE bucket = $1 AND key = $2 AND sha256 = $3 AND target_table = $4 LIMIT 1`,
-    [object.bucket, object.key, object.sha256, target],
+      WHERE bucket = $1 AND key = $2 AND sha256 = $3 AND target_oid = $4::oid LIMIT 1`,
+    [object.bucket, object.key, object.sha256, target.oid],
   );
   return rows.length > 0;
 }
@@ -129,6 +129,7 @@ export interface RestoredObjectRecord {
   readonly versionId: string | undefined;
   readonly etag: string | undefined;
   readonly target: string;
+  readonly targetOid: string;
   readonly predicate: string | undefined;
   readonly rowsStaged: number;
   readonly rowsSelected: number;
@@ -140,8 +141,8 @@ export async function recordRestoredObject(db: Queryable, record: RestoredObject
   await db.query(
     `INSERT INTO lifecycle.restored_objects
        (restore_id, policy, bucket, key, sha256, version_id, etag, source_run_id, target_table, predicate,
-        rows_in_object, rows_staged, rows_selected, rows_inserted)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+        rows_in_object, rows_staged, rows_selected, rows_inserted, target_oid)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::oid)`,
     [
       record.restoreId,
       record.policy,
@@ -157,6 +158,7 @@ export async function recordRestoredObject(db: Queryable, record: RestoredObject
       record.rowsStaged,
       record.rowsSelected,
       record.rowsInserted,
+      record.targetOid,
     ],
   );
 }

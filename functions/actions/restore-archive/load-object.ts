@@ -72,7 +72,7 @@ export async function loadObject(props: LoadObjectProps): Promise<LoadOutcome> {
     await db.query(`SELECT pg_advisory_xact_lock(hashtext('pg-lifecycle:restore-archive'), hashtext($1))`, [
       target.qualifiedName,
     ]);
-    if (await alreadyRestored(db, object, target.qualifiedName, predicate)) {
+    if (await alreadyRestored(db, object, target.table, predicate)) {
       await db.query('ROLLBACK');
       return { status: 'skipped' };
     }
@@ -120,6 +120,7 @@ export async function loadObject(props: LoadObjectProps): Promise<LoadOutcome> {
       versionId: props.versionId,
       etag: props.etag,
       target: target.qualifiedName,
+      targetOid: target.table.oid,
       predicate,
       rowsStaged: staged,
       rowsSelected,

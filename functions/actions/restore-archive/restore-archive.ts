@@ -136,7 +136,7 @@ export async function restoreArchive(props: RestoreArchiveProps): Promise<Restor
   const restoreId = randomUUID();
   const done = new Set<string>();
   for (const object of objects) {
-    if (await alreadyRestored(db, object, target.qualifiedName, predicate)) done.add(object.key);
+    if (await alreadyRestored(db, object, target.table, predicate)) done.add(object.key);
   }
   const states = await readObjectStates(
     s3,
@@ -177,7 +177,7 @@ export async function restoreArchive(props: RestoreArchiveProps): Promise<Restor
   try {
     for (const object of objects) {
       let report: RestoredObjectReport;
-      if (done.has(object.key) || (await alreadyRestored(db, object, target.qualifiedName, predicate))) {
+      if (done.has(object.key) || (await alreadyRestored(db, object, target.table, predicate))) {
         report = { key: object.key, status: 'skipped', rows: object.rows };
       } else {
         const read = await readVerifiedObject(s3, object);
@@ -200,7 +200,7 @@ export async function restoreArchive(props: RestoreArchiveProps): Promise<Restor
             );
           // Without a key the ledger is all there is: an object restored before under another --where cannot be
           // restored again without inserting the rows both predicates select twice.
-          if (await restoredBefore(db, object, target.qualifiedName))
+          if (await restoredBefore(db, object, target.table))
             throw new RestoreArchiveTargetError(
               `${object.key} was restored into ${target.qualifiedName} before under another --where, and the table has no archived key: restoring it again would insert rows twice`,
             );
