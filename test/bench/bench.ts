@@ -3,6 +3,7 @@
  *
  *   archive   COPY baseline vs the real archive path (local state machine, real handlers); see archive.ts.
  *   purge     single DELETE vs the real chunked purge path on identical data; see purge.ts.
+ *   backup    COPY TO / COPY FROM baselines vs the real backup path and a restore of its parts; see backup.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -21,6 +22,7 @@ type BenchmarkMain = (argv: string[]) => Promise<number>;
 const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   archive: async () => (await import('./archive.ts')).main,
   purge: async () => (await import('./purge.ts')).main,
+  backup: async () => (await import('./backup.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -34,6 +36,11 @@ benchmarks:
   purge     single DELETE … WHERE created_at < cutoff vs chunked purge through the local state machine,
             and partition retention vs chunked purge of the same rows (monthly partitions)
             --rows N (1000000)  --repeat K (1)  --json  --target-ms N (250)  --max-rows N (50000)
+  backup    COPY TO STDOUT baseline vs backup through the local state machine (ratio), and COPY FROM STDIN
+            of the same rows vs restoring the backup's parts (restore_ratio); peak RSS of both
+            --rows N (1000000)  --repeat K (1)  --json  --compression gzip|zstd (gzip)  --level N (1)
+            --part-mib N (32)  --max-concurrency N (2)  --s3 child|inproc (child)
+            --memory-rows N (also one repetition at N rows: peak RSS flatness, e.g. 4000000)
 `;
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,11 +1,17 @@
 /**
- * The baseline: `COPY (SELECT …) TO STDOUT` read to the end by a pg client and discarded.
+ * The baselines: `COPY (SELECT …) TO STDOUT` read to the end by a pg client and discarded, and `COPY … FROM
+ * STDIN` of a local file.
  *
- * pg-copy-streams is not installed, so this uses pg itself: a Query whose CopyData handler counts bytes. The
- * rows cross the wire and pg's protocol parser frames every CopyData message (as pg-copy-streams would), but
- * nothing parses fields: it is the cost of getting the rows out of PostgreSQL, not of using them.
+ * The archive baseline (`copyOut`) uses pg itself: a Query whose CopyData handler counts bytes. The rows cross
+ * the wire and pg's protocol parser frames every CopyData message, but nothing parses fields: it is the cost
+ * of getting the rows out of PostgreSQL, not of using them. The backup baselines go through pg-copy-streams,
+ * as the backup's part writer and reader do (`copyOutStream`, `copyInFile`).
  */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { EVENTS_TABLE } from './dataset.ts';
 
 export interface CopyResult {
@@ -43,4 +49,54 @@ export function orderedSelect(cutoff: string): string {
 
 export function unorderedSelect(cutoff: string): string {
   return `SELECT * FROM ${EVENTS_TABLE} WHERE created_at < '${cutoff}'::timestamptz`;
+}
+
+/** Counts the bytes passing through. */
+class ByteCounter extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+/**
+ * `COPY (select) TO STDOUT` through pg-copy-streams into `file` (default /dev/null: read and dropped), on one
+ * connection; `bytes` is the COPY text.
+ */
+export async function copyOutStream(
+  db: pg.ClientBase,
+  select: string,
+  file = '/dev/null',
+): Promise<CopyResult> {
+  const started = performance.now();
+  const copy = db.query(copyTo(`COPY (${select}) TO STDOUT`));
+  const counter = new ByteCounter();
+  await pipeline(copy, counter, createWriteStream(file));
+  return { rows: copy.rowCount, bytes: counter.bytes, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * `COPY table (columns) FROM STDIN` of a file of COPY text through pg-copy-streams, in one transaction (as a
+ * restore loads a table); `table` and `columns` quoted by the caller.
+ */
+export async function copyInFile(
+  db: pg.ClientBase,
+  quotedTable: string,
+  quotedColumns: string,
+  file: string,
+): Promise<CopyResult> {
+  const started = performance.now();
+  await db.query('BEGIN');
+  try {
+    const copy = copyFrom(`COPY ${quotedTable} (${quotedColumns}) FROM STDIN`);
+    const counter = new ByteCounter();
+    await pipeline(createReadStream(file), counter, db.query(copy));
+    await db.query('COMMIT');
+    return { rows: copy.rowCount, bytes: counter.bytes, seconds: (performance.now() - started) / 1000 };
+  } catch (error) {
+    await db.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }

@@ -87,3 +87,49 @@ export function cpuBetween(before: CpuSample, after: CpuSample): CpuUsage {
     s3_server_cpu_s: diff(before.s3, after.s3),
   };
 }
+
+/**
+ * CPU seconds the whole machine spent busy since boot (every core: /proc/stat user + nice + system + irq +
+ * softirq + steal); undefined off Linux. The difference over a phase, minus this process, PostgreSQL and the
+ * S3 child, is what other work on a shared machine took from it.
+ */
+export function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    return (
+      ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) /
+      TICKS_PER_SECOND
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+export interface PhaseSample {
+  readonly ours: CpuSample;
+  readonly machine: number | undefined;
+}
+
+/** CpuUsage plus what every other process on the machine used meanwhile. */
+export interface PhaseCpu extends CpuUsage {
+  /** Busy CPU seconds of the machine not spent by node, PostgreSQL or the S3 child (other work). */
+  readonly other_processes_cpu_s: number | undefined;
+}
+
+export function samplePhase(postmasterPid: number | undefined, s3Pid: number | undefined): PhaseSample {
+  return { ours: sampleCpu(postmasterPid, s3Pid), machine: machineBusySeconds() };
+}
+
+/** `workerNodeSeconds`: CPU of a node child the phase ran in (it reports its own), added to node's. */
+export function phaseCpuBetween(before: PhaseSample, after: PhaseSample, workerNodeSeconds = 0): PhaseCpu {
+  const own = cpuBetween(before.ours, after.ours);
+  const ours = { ...own, node_cpu_s: own.node_cpu_s + workerNodeSeconds };
+  const machine =
+    before.machine === undefined || after.machine === undefined ? undefined : after.machine - before.machine;
+  const known = ours.node_cpu_s + (ours.postgres_cpu_s ?? 0) + (ours.s3_server_cpu_s ?? 0);
+  return {
+    ...ours,
+    other_processes_cpu_s: machine === undefined ? undefined : Math.max(0, machine - known),
+  };
+}

@@ -125,3 +125,37 @@ export async function fillMonthlyEvents(
   await db.query('CHECKPOINT').catch(() => undefined);
   return months;
 }
+
+/** The backup benchmark's schema: the policy backs up `BACKUP_SCHEMA.*`, which holds this one table. */
+export const BACKUP_SCHEMA = 'bench_backup';
+export const BACKUP_TABLE = `${BACKUP_SCHEMA}.events`;
+/** The columns of `BACKUP_TABLE`, in order: what COPY writes and every backup part carries. */
+export const BACKUP_COLUMNS = ['id', 'camera_id', 'note', 'created_at'] as const;
+
+/**
+ * Drops and recreates `bench_backup.events` (bigint identity key, int, text of 64 characters, timestamptz with
+ * microseconds; the shape the backup's own measurements used) with `rows` rows in key and time order, then
+ * settles it like `fillEvents`. About 107 bytes of COPY text per row; the text is a word, a zone and an md5
+ * (half of it hex that compresses poorly), padded with dots.
+ */
+export async function fillBackupEvents(db: pg.Client, rows: number): Promise<void> {
+  await db.query(`CREATE SCHEMA IF NOT EXISTS ${BACKUP_SCHEMA}`);
+  await db.query(`DROP TABLE IF EXISTS ${BACKUP_TABLE}`);
+  await db.query(`
+    CREATE TABLE ${BACKUP_TABLE} (
+      id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      camera_id  integer     NOT NULL,
+      note       text        NOT NULL,
+      created_at timestamptz NOT NULL)`);
+  await db.query(
+    `INSERT INTO ${BACKUP_TABLE} (camera_id, note, created_at)
+     SELECT g % 500,
+            rpad((ARRAY['person', 'vehicle', 'bicycle', 'animal', 'unknown'])[1 + g % 5] || ' zone ' || (g % 16)
+                 || ' ' || md5(g::text), 64, '.'),
+            now() - interval '2 days' - (p.n - g) * (interval '${SPAN}' / p.n) + ((g::bigint * 7919) % 1000) * interval '1 microsecond'
+       FROM (SELECT $1::int AS n) AS p, generate_series(1, p.n) AS g`,
+    [rows],
+  );
+  await settle(db, BACKUP_TABLE);
+  await db.query('CHECKPOINT').catch(() => undefined);
+}

@@ -23,17 +23,18 @@ export type TimingKind =
   | 's3.verify'
   | 's3.other';
 
-export class Timings {
-  private readonly totals = new Map<TimingKind, { ms: number; count: number }>();
+/** Seconds and calls per kind of work; `K` names the kinds (the archive's by default). */
+export class Timings<K extends string = TimingKind> {
+  private readonly totals = new Map<K, { ms: number; count: number }>();
 
-  add(kind: TimingKind, ms: number): void {
+  add(kind: K, ms: number): void {
     const entry = this.totals.get(kind) ?? { ms: 0, count: 0 };
     entry.ms += ms;
     entry.count += 1;
     this.totals.set(kind, entry);
   }
 
-  async time<T>(kind: TimingKind, work: () => Promise<T>): Promise<T> {
+  async time<T>(kind: K, work: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
       return await work();
