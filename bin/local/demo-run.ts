@@ -176,13 +176,11 @@ export async function runDemo(argv: string[]): Promise<number> {
       await pool.end();
     }
     const definition = await synthesizeDefinition(config);
-    for (const policy of config.policies) {
-      if (!policy.enabled || !isTimeCutoffPolicy(policy)) continue;
-      say(`Running ${policy.name} (${policy.action} ${policy.table}, retention ${policy.retention})…`);
-      const rowsBefore = await countRows(client, policy);
-      const result = await runPolicyLocally({
+    /** One policy through the synthesized state machine, against the demo's database and bucket. */
+    const run = (policyName: string) =>
+      runPolicyLocally({
         config,
-        policyName: policy.name,
+        policyName,
         definition,
         pauseMs: 0,
         dependencies: localDependencies({
@@ -191,6 +189,11 @@ export async function runDemo(argv: string[]): Promise<number> {
           log: values.verbose ? stderrLogger : silentLogger,
         }),
       });
+    for (const policy of config.policies) {
+      if (!policy.enabled || !isTimeCutoffPolicy(policy)) continue;
+      say(`Running ${policy.name} (${policy.action} ${policy.table}, retention ${policy.retention})…`);
+      const rowsBefore = await countRows(client, policy);
+      const result = await run(policy.name);
       const rowsAfter = await countRows(client, policy);
       if (policy.action === 'purge') {
         reports.push(await reportPurge(client, policy, result, rowsBefore, rowsAfter));
@@ -225,17 +228,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const policy of config.policies) {
       if (!policy.enabled || policy.action !== 'backup') continue;
       say(`Running ${policy.name} (backup of ${policy.backup.tables.join(', ')}), then a restore drill…`);
-      const result = await runPolicyLocally({
-        config,
-        policyName: policy.name,
-        definition,
-        pauseMs: 0,
-        dependencies: localDependencies({
-          databaseUrl: postgres.url,
-          bucket: BUCKET,
-          log: values.verbose ? stderrLogger : silentLogger,
-        }),
-      });
+      const result = await run(policy.name);
       backups.push(await reportBackup(client, s3, policy.name, result));
     }
   } finally {
