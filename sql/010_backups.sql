@@ -18,7 +18,8 @@ ALTER TABLE lifecycle.archived_objects
 -- part sizes); and what happened to its output later (a backup: expired).
 ALTER TABLE lifecycle.runs ADD COLUMN detail jsonb;
 
--- The Chunk step that owns the run now: each step claims it with a new token before it reads the cursor, and
+-- The Chunk step that owns the run now, for actions that fence stale steps (backup): each step claims it with a
+-- new token before it reads the cursor, and
 -- every chunk it commits must still hold it. An older invocation of the same run that outlived its step (a
 -- Lambda timed out, frozen and thawed after Step Functions retried it) can then no longer commit a chunk the
 -- newer step also takes: it rolls back instead of listing the same rows twice.

@@ -123,6 +123,13 @@ export interface ActionModule<P extends Policy = Policy> {
   /** The chunk work of one Chunk step. */
   chunkAction(ctx: ChunkContext<P>): ChunkAction;
   /**
+   * Each Chunk step claims the run and only its chunks commit: an older invocation that outlived its step (a
+   * Lambda timed out, frozen and thawed) can no longer commit. Needed where such a commit would list work twice
+   * (a backup's parts: its rows are read, not taken); archive and purge take their rows with the commit, so an
+   * older invocation's chunk is work done, and fencing it would only stall a run whose steps keep timing out.
+   */
+  readonly fencesStaleSteps?: boolean;
+  /**
    * Whole-partition retirement, for actions that take every row of a partition before the cutoff. Without
    * it no partition is ever detached or dropped, whatever the table or the policy's `partitions` say.
    */

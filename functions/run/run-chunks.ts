@@ -68,10 +68,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     // A run the previous release started continues on this code: its ledger may lack what this step reads
     // (the run row's columns included), so migrate first (a no-op once current, under an advisory lock).
     await applyMigrations(side);
-    // Claim the run for this step before reading its cursor: an older invocation that outlived its step
-    // commits nothing after this (recordChunk checks the token), and one committing now is waited for.
-    const stepToken = randomUUID();
-    await sideLedger.claimStep(state.runId, stepToken);
+    // An action that fences stale steps claims the run for this step before reading its cursor: an older
+    // invocation that outlived its step commits nothing after this (recordChunk checks the token), and one
+    // committing now is waited for.
+    const module = moduleFor(policy, deps.actions);
+    const stepToken = module.fencesStaleSteps ? randomUUID() : undefined;
+    if (stepToken) await sideLedger.claimStep(state.runId, stepToken);
     const run = await sideLedger.getRun(state.runId);
     if (run?.status !== 'running') {
       throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
@@ -85,7 +87,6 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const heartbeat = (waitSeconds?: number) =>
       sideLedger.renewLease(policy.name, state.runId, leaseTtlSeconds(waitSeconds));
     await heartbeat();
-    const module = moduleFor(policy, deps.actions);
     // A source over one table's rows resolves it for the step (a whole-table source has many: no target).
     const prepared = await module.source.prepare?.(side, policy);
     const chunkAction = module.chunkAction({ deps, policy, side, sideLedger, run, chunking });

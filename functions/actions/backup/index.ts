@@ -54,6 +54,9 @@ export const backupModule: ActionModule<BackupPolicy> = {
     };
   },
 
+  // A stale invocation's batch would list parts the newer step wrote again: only the step that owns the run commits.
+  fencesStaleSteps: true,
+
   // Every Chunk step checks the run's tables under its snapshot (checkTablesUnchanged): nothing to add.
   recheckContinuation: async () => undefined,
 
