@@ -5,23 +5,14 @@
  * says `per-part`; one taken while other sessions write is consistent across tables as it claims; a table
  * altered mid-run fails the run. Bad input changes nothing.
  */
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { parseManifest } from '../../functions/actions/backup/manifest.ts';
+import type { parseManifest } from '../../functions/actions/backup/manifest.ts';
 import { restorePart } from '../../functions/actions/backup/part-reader.ts';
 import { TransientStorageError } from '../../functions/core/errors.ts';
 import { testConfig } from '../support/archive.ts';
+import { keysUnderPrefix, manifestOfRun } from '../support/backups.ts';
 import { describe, expect, it } from '../support/fixture.ts';
-
-async function keysUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-  return (listed.Contents ?? []).map((o) => o.Key ?? '').sort();
-}
-
-async function readManifest(s3: S3Client, bucket: string, key: string) {
-  const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return parseManifest((await body.Body?.transformToString()) ?? '');
-}
 
 function backupConfig(name: string, tables: string[], extra: Record<string, unknown> = {}) {
   return testConfig([
@@ -87,7 +78,7 @@ describe('backup under faults', () => {
     expect(failed.status).toBe('failed');
     // Parts are written two at a time: the third one's partner finished its upload too.
     expect(uploads).toBeGreaterThanOrEqual(3);
-    expect(await keysUnder(s3, bucket, 'backup/fault-once/')).toEqual([]);
+    expect(await keysUnderPrefix(s3, bucket, 'backup/fault-once/')).toEqual([]);
     const { rows } = await database.pool.query(
       `SELECT 1 FROM lifecycle.archived_objects o JOIN lifecycle.runs r USING (run_id) WHERE r.policy = 'fault-once'`,
     );
@@ -95,7 +86,7 @@ describe('backup under faults', () => {
 
     const next = await runPolicy(config, 'fault-once');
     expect(next.status).toBe('succeeded');
-    const manifest = await readManifest(s3, bucket, next.summary?.backup?.manifestKey ?? '');
+    const manifest = await manifestOfRun(s3, bucket, next.summary);
     expect(manifest.tables[0]?.rows).toBe(20_000);
     expect(manifest.tables[0]?.parts.length).toBeGreaterThan(2);
   });
@@ -124,9 +115,9 @@ describe('backup under faults', () => {
     });
 
     expect(result.status).toBe('succeeded');
-    const manifest = await readManifest(s3, bucket, result.summary?.backup?.manifestKey ?? '');
+    const manifest = await manifestOfRun(s3, bucket, result.summary);
     const partKeys = manifest.tables.flatMap((t) => t.parts.map((p) => p.key)).sort();
-    const stored = await keysUnder(s3, bucket, `backup/fault-retry/${manifest.backupId}/data/`);
+    const stored = await keysUnderPrefix(s3, bucket, `backup/fault-retry/${manifest.backupId}/data/`);
     expect(stored).toEqual(partKeys);
     expect(result.summary?.orphansRemoved).toBeGreaterThan(0);
     expect(manifest.tables[0]?.rows).toBe(20_000);
@@ -151,7 +142,7 @@ describe('backup under faults', () => {
 
     expect(result.status).toBe('succeeded');
     expect(result.chunkInvocations).toBeGreaterThan(2);
-    const manifest = await readManifest(s3, bucket, result.summary?.backup?.manifestKey ?? '');
+    const manifest = await manifestOfRun(s3, bucket, result.summary);
     expect(manifest.consistency).toBe('per-part');
     const client = await database.pool.connect();
     try {
@@ -205,7 +196,7 @@ describe('backup under faults', () => {
 
     expect(result.status).toBe('succeeded');
     expect(moved).toBeGreaterThan(0);
-    const manifest = await readManifest(s3, bucket, result.summary?.backup?.manifestKey ?? '');
+    const manifest = await manifestOfRun(s3, bucket, result.summary);
     expect(manifest.consistency).toBe('snapshot');
     expect(manifest.tables.reduce((sum, t) => sum + t.rows, 0)).toBe(30_000);
     const client = await database.pool.connect();
@@ -252,7 +243,7 @@ describe('backup under faults', () => {
     expect(result.failure?.cause).toContain(
       'tables changed during the backup: "altered"."t" columns changed',
     );
-    expect(await keysUnder(s3, bucket, 'backup/altered/')).toEqual([]);
+    expect(await keysUnderPrefix(s3, bucket, 'backup/altered/')).toEqual([]);
   });
 });
 
@@ -264,7 +255,7 @@ describe('backup bad input', () => {
     expect(result.failure?.error).toBe('CatalogError');
     expect(result.failure?.cause).toContain('known.missing: no such table');
     expect(result.failure?.runId).toBeUndefined();
-    expect(await keysUnder(s3, bucket, 'backup/unknown/')).toEqual([]);
+    expect(await keysUnderPrefix(s3, bucket, 'backup/unknown/')).toEqual([]);
   });
 
   it('refuses a missing bucket before writing anything', async ({ database, runPolicy }) => {
@@ -301,6 +292,6 @@ describe('backup bad input', () => {
       }),
     ]);
     expect(plan?.notIncluded?.join('\n')).toContain('triggers t_noop');
-    expect(await keysUnder(s3, bucket, 'backup/planned/')).toEqual([]);
+    expect(await keysUnderPrefix(s3, bucket, 'backup/planned/')).toEqual([]);
   });
 });

@@ -1,13 +1,4 @@
-/**
- * What a hostile review found a backup could get wrong, each injected: an older Chunk invocation that
- * outlived its step must not list its batch a second time; a heap rewritten between steps (VACUUM FULL) must
- * fail a table walked by heap blocks rather than skip or repeat rows; a role that row level security would
- * filter is refused before anything is read; a run the previous release started (ledger at sql/009) goes on
- * after the upgrade.
- */
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { parseManifest } from '../../functions/actions/backup/manifest.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
 import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
 import { finishRun } from '../../functions/run/finish-run.ts';
@@ -15,12 +6,8 @@ import { runChunks } from '../../functions/run/run-chunks.ts';
 import { startRun } from '../../functions/run/start-run.ts';
 import { buildExecutionInput } from '../../lib/execution-input.ts';
 import { testConfig } from '../support/archive.ts';
+import { keysUnderPrefix, manifestOfRun } from '../support/backups.ts';
 import { describe, expect, it, NOW } from '../support/fixture.ts';
-
-async function keysUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-  return (listed.Contents ?? []).map((o) => o.Key ?? '').sort();
-}
 
 describe('backup fences', () => {
   it('never lists a batch twice when an older invocation outlives its step', async ({
@@ -72,16 +59,13 @@ describe('backup fences', () => {
     await expect(first).rejects.toMatchObject({ name: 'LeaseLostError' });
     expect(retried.done).toBe(true);
     const summary = await finishRun(deps(), retried);
-    const body = await s3.send(
-      new GetObjectCommand({ Bucket: bucket, Key: summary.backup?.manifestKey ?? '' }),
-    );
-    const manifest = parseManifest((await body.Body?.transformToString()) ?? '');
+    const manifest = await manifestOfRun(s3, bucket, summary);
     expect(manifest.tables[0]?.rows).toBe(20_000);
     expect(manifest.tables[0]?.parts.map((p) => p.key.match(/part-(\d+)/)?.[1])).toEqual(
       manifest.tables[0]?.parts.map((_, i) => String(i + 1).padStart(5, '0')),
     );
     // The thawed invocation's part was never listed: Finish removed it as an orphan.
-    const stored = await keysUnder(s3, bucket, `backup/stale/${manifest.backupId}/data/`);
+    const stored = await keysUnderPrefix(s3, bucket, `backup/stale/${manifest.backupId}/data/`);
     expect(stored).toEqual(manifest.tables[0]?.parts.map((p) => p.key).sort());
   });
 
@@ -123,7 +107,7 @@ describe('backup fences', () => {
     expect(result.status).toBe('failed');
     expect(result.failure?.error).toBe('CatalogError');
     expect(result.failure?.cause).toContain('"rewritten"."heap" was rewritten during the backup');
-    expect(await keysUnder(s3, bucket, 'backup/rewritten/')).toEqual([]);
+    expect(await keysUnderPrefix(s3, bucket, 'backup/rewritten/')).toEqual([]);
   });
 
   it('refuses a role whose row level security would hide rows, before anything is read or written', async ({
@@ -152,7 +136,7 @@ describe('backup fences', () => {
     expect(result.status).toBe('failed');
     expect(result.failure?.error).toBe('InsufficientPrivilegeError');
     expect(result.failure?.cause).toContain('lacks BYPASSRLS on "rls"."t"');
-    expect(await keysUnder(s3, bucket, 'backup/rls/')).toEqual([]);
+    expect(await keysUnderPrefix(s3, bucket, 'backup/rls/')).toEqual([]);
     await database.pool.query('DROP OWNED BY rls_backup; DROP ROLE rls_backup');
   });
 

@@ -10,16 +10,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { inject } from 'vitest';
 import {
   formatContentChecksum,
   readContentChecksum,
 } from '../../functions/actions/backup/content-checksum.ts';
-import { parseManifest } from '../../functions/actions/backup/manifest.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import { testConfig } from '../support/archive.ts';
+import { manifestOfRun } from '../support/backups.ts';
 import { createTestDatabase, withClient } from '../support/database.ts';
 import { describe, expect, it } from '../support/fixture.ts';
 
@@ -113,10 +113,7 @@ describe('README psql restore recipe', () => {
       const run = await runPolicy(config, 'recipe');
       expect(run.status).toBe('succeeded');
       const backupId = run.summary?.backup?.backupId ?? '';
-      const body = await s3.send(
-        new GetObjectCommand({ Bucket: bucket, Key: run.summary?.backup?.manifestKey ?? '' }),
-      );
-      const manifest = parseManifest((await body.Body?.transformToString()) ?? '');
+      const manifest = await manifestOfRun(s3, bucket, run.summary);
       expect(
         manifest.tables.find((t) => t.table === '"Odd Schema"."Mixed Case"')?.parts.length,
       ).toBeGreaterThan(1);

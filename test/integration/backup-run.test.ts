@@ -5,16 +5,16 @@
  * the ledger, the run is audited, and bad input changes nothing.
  */
 import * as zlib from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import {
   formatContentChecksum,
   readContentChecksum,
 } from '../../functions/actions/backup/content-checksum.ts';
-import { parseManifest } from '../../functions/actions/backup/manifest.ts';
 import { verifyBackup } from '../../functions/actions/backup/restore/index.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import { testConfig } from '../support/archive.ts';
+import { manifestOfRun } from '../support/backups.ts';
 import { describe, expect, it } from '../support/fixture.ts';
 
 const SCHEMA = `
@@ -59,8 +59,8 @@ describe('backup run', () => {
     expect(summary?.status).toBe('succeeded');
     expect(summary?.backup?.tables).toBe(4);
     const manifestKey = summary?.backup?.manifestKey ?? '';
-    const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey }));
-    const manifest = parseManifest((await body.Body?.transformToString()) ?? '');
+    const manifest = await manifestOfRun(s3, bucket, summary);
+    expect(manifestKey).toBe(`backup/nightly/${manifest.backupId}/manifest.json`);
     expect(manifest.consistency).toBe('snapshot');
     expect(manifest.tables.map((t) => t.table)).toEqual([
       '"Shop Floor"."Order Lines"',
