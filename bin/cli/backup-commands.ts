@@ -6,9 +6,11 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
+  BACKUP_ID_PATTERN,
   BackupInputError,
   type BackupSummary,
   type BackupVerification,
+  checkRestoreRequest,
   type DrillResult,
   findBackup,
   IF_EXISTS_CHOICES,
@@ -70,6 +72,9 @@ function policyOf(values: BackupCommandValues, required: boolean): string | unde
 
 function backupOf(values: BackupCommandValues): string {
   if (!values.backup) throw new UsageError('--backup ID|latest is required');
+  // Checked before S3 or the database is reached: the id becomes a key prefix.
+  if (values.backup !== 'latest' && !BACKUP_ID_PATTERN.test(values.backup))
+    throw new UsageError(`--backup ${JSON.stringify(values.backup)} is not a backup id (or latest)`);
   return values.backup;
 }
 
@@ -138,6 +143,13 @@ export async function restoreCommand(values: BackupCommandValues): Promise<numbe
   const backup = backupOf(values);
   const mode: RestoreMode = choice(values.mode, RESTORE_MODES, '--mode', 'full');
   const ifExists: IfExists = choice(values['if-exists'], IF_EXISTS_CHOICES, '--if-exists', 'fail');
+  // What the request says on its own is refused before the backup is read or the database reached.
+  try {
+    checkRestoreRequest({ mode, ifExists, tables: values.table, intoSchema: values['into-schema'] });
+  } catch (error) {
+    if (error instanceof BackupInputError) throw new UsageError(error.message);
+    throw error;
+  }
   const result = await withS3(async (s3) => {
     const manifest = await findBackup(s3, bucket, policy, backup);
     return withClient(await databaseConfig(), (db) =>

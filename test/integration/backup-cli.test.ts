@@ -121,6 +121,38 @@ describe('pg-lifecycle verify --backup', () => {
     expect(result.stdout).toContain(`PROBLEMS\n  - unlisted-object: ${stray}`);
   });
 
+  it.for([
+    [
+      'verify with a malformed --backup',
+      ['verify', '--backup', '../x/y'],
+      /--backup "..\/x\/y" is not a backup id/,
+    ],
+    [
+      'restore with an empty --into-schema',
+      ['restore', '--backup', 'latest', '--into-schema', ''],
+      /--into-schema "" must not be empty/,
+    ],
+    [
+      'restore --table without data-only',
+      ['restore', '--backup', 'latest', '--table', 'public.accounts'],
+      /--table restores data only/,
+    ],
+  ] as Array<[string, string[], RegExp]>)(
+    'exits 2 for %s before reaching S3 (the bucket does not even exist)',
+    async ([, args, message], { database }) => {
+      const result = await cli(database, [
+        ...args,
+        '--policy',
+        POLICY,
+        '--bucket',
+        'pg-lifecycle-no-such-bucket',
+      ]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).not.toMatch(/bucket/i);
+    },
+  );
+
   it('exits 2 for an unknown backup id', async ({ database, bucket }) => {
     const result = await cli(database, [
       'verify',

@@ -3,6 +3,7 @@
  * action wrote under `backup/<policy>/<backupId>/` (manifest.json last) and trusts nothing it has not checked.
  */
 
+export { BACKUP_ID_PATTERN } from './backup-store.ts';
 export type { BackupProblem, BackupProblemKind } from './check-parts.ts';
 export { type DrillResult, type RunDrillProps, runDrill } from './drill.ts';
 export { type DrillLedger, type DrillTable, restoreDrillsLedger } from './drill-record.ts';
@@ -14,7 +15,13 @@ export {
   type RestoreResult,
   restoreBackup,
 } from './restore-backup.ts';
-export { IF_EXISTS_CHOICES, type IfExists, RESTORE_MODES, type RestoreMode } from './restore-plan.ts';
+export {
+  checkRestoreRequest,
+  IF_EXISTS_CHOICES,
+  type IfExists,
+  RESTORE_MODES,
+  type RestoreMode,
+} from './restore-plan.ts';
 export {
   type BackupPartsLedger,
   type BackupVerification,

@@ -113,8 +113,12 @@ function planDdl(manifest: BackupManifest, request: RestoreRequest): PlannedDdl 
   };
 }
 
-/** @throws RestoreSelectionError naming what cannot be restored as asked */
-export function planRestore(manifest: BackupManifest, request: RestoreRequest): RestorePlan {
+/**
+ * What a request says on its own, before any backup is read or database reached: modes, their combinations,
+ * the target schema's name.
+ * @throws RestoreSelectionError
+ */
+export function checkRestoreRequest(request: RestoreRequest): void {
   if (!RESTORE_MODES.includes(request.mode))
     throw new RestoreSelectionError(`--mode ${request.mode}: must be one of ${RESTORE_MODES.join(', ')}`);
   if (!IF_EXISTS_CHOICES.includes(request.ifExists))
@@ -137,6 +141,11 @@ export function planRestore(manifest: BackupManifest, request: RestoreRequest): 
     if (problem)
       throw new RestoreSelectionError(`--into-schema ${JSON.stringify(request.intoSchema)} ${problem}`);
   }
+}
+
+/** @throws RestoreSelectionError naming what cannot be restored as asked */
+export function planRestore(manifest: BackupManifest, request: RestoreRequest): RestorePlan {
+  checkRestoreRequest(request);
   const selected = selectTables(manifest, request.tables);
   const tables = selected.map(({ entry, source }) => {
     const schema = request.intoSchema ?? source.schema;
