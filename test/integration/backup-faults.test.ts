@@ -190,12 +190,17 @@ describe('backup under faults', () => {
       }
     })();
 
-    const result = await runPolicy(backupConfig('moving', ['moving.*']), 'moving');
+    // The moves seen at each part's upload: rows must have moved while the backup read its parts.
+    const movedAtUploads: number[] = [];
+    const result = await runPolicy(backupConfig('moving', ['moving.*']), 'moving', {
+      deps: { hooks: { afterUpload: () => void movedAtUploads.push(moved) } },
+    });
     stop = true;
     await writer;
 
     expect(result.status).toBe('succeeded');
-    expect(moved).toBeGreaterThan(0);
+    expect(movedAtUploads.length).toBeGreaterThan(2);
+    expect(movedAtUploads.at(-1)).toBeGreaterThan(movedAtUploads[0] ?? Number.POSITIVE_INFINITY);
     const manifest = await manifestOfRun(s3, bucket, result.summary);
     expect(manifest.consistency).toBe('snapshot');
     expect(manifest.tables.reduce((sum, t) => sum + t.rows, 0)).toBe(30_000);
