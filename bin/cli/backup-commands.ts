@@ -246,5 +246,9 @@ export function formatDrill(result: DrillResult): string {
     );
   }
   if (result.error) lines.push(`  error: ${result.error}`);
+  if (result.caveats.length > 0) {
+    lines.push('  not proven by a drill in the source database (a restore elsewhere needs them):');
+    for (const caveat of result.caveats) lines.push(`    ${caveat}`);
+  }
   return lines.join('\n');
 }

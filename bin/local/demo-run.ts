@@ -10,7 +10,7 @@ import { type LocalRunResult, runPolicyLocally } from '../../functions/local-run
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
 import { loadConfigFile } from '../../lib/config-file.ts';
-import type { ArchivePolicy, Policy, PurgePolicy } from '../../lib/contracts/config.ts';
+import type { ArchivePolicy, PurgePolicy } from '../../lib/contracts/config.ts';
 import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { Maintenance } from '../../lib/contracts/payloads.ts';
 import { isTimeCutoffPolicy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';

@@ -4,7 +4,6 @@
  * query, the full-scan refusal, the action's own checks — and, for a dry run, the plan. What differs per
  * action comes from its hooks (TimeCutoffHooks).
  */
-import type { Policy } from '../../lib/contracts/policy.ts';
 import type {
   PreparedStart,
   StartContext,

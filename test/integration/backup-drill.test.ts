@@ -235,3 +235,53 @@ describe('a drill after one was killed', () => {
     });
   });
 });
+
+describe('a drill of a table whose foreign key references a table outside the backup', () => {
+  it('passes while a live writer holds the referenced table, and names the key it did not recreate', async ({
+    database,
+    s3,
+    bucket,
+  }) => {
+    // Prepare: orders only; customers stays outside the backup and a writer holds it (ROW EXCLUSIVE, as any
+    // INSERT does), which the SHARE ROW EXCLUSIVE lock of ADD FOREIGN KEY would have to wait for.
+    const manifest = await writeTestBackup({
+      db: database,
+      s3,
+      bucket,
+      policy: 'orders-only',
+      tables: ['public.orders'],
+    });
+    const writer = await database.pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query('LOCK TABLE customers IN ROW EXCLUSIVE MODE');
+
+      // Act
+      const client = await database.pool.connect();
+      let result: Awaited<ReturnType<typeof runDrill>>;
+      try {
+        result = await runDrill({
+          db: client,
+          s3,
+          bucket,
+          policy: 'orders-only',
+          ledger: restoreDrillsLedger(client),
+          lockTimeoutMs: 200,
+        });
+      } finally {
+        client.release();
+      }
+
+      // Assess
+      expect(result).toMatchObject({ status: 'passed', error: undefined, scratchDropped: true });
+      const omitted =
+        'restore --into-schema and drills: foreign key "public"."orders" "orders_customer_fkey" → "public"."customers" ' +
+        '(a table outside the backup) is not recreated, so a restore next to the original never locks or reads the live table';
+      expect(manifest.notIncluded).toContain(omitted);
+      expect(result.caveats).toContain(omitted);
+    } finally {
+      await writer.query('ROLLBACK');
+      writer.release();
+    }
+  });
+});

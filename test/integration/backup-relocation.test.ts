@@ -110,8 +110,9 @@ describe('a backup without relocatable DDL', () => {
     // Assess
     expect(manifest.relocatable).toBeUndefined();
     expect(manifest.notIncluded).toContain(
-      'relocatable DDL: the tables cannot be restored into one schema: the mapping places two objects on one name: ' +
-        '"east"."sales" and "west"."sales" → "pg-lifecycle restore target"."sales"',
+      'restore --into-schema and drills: not available for this backup (the tables cannot be restored into one ' +
+        'schema: the mapping places two objects on one name: "east"."sales" and "west"."sales" → ' +
+        '"pg-lifecycle restore target"."sales")',
     );
     const client = await database.pool.connect();
     try {

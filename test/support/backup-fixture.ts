@@ -26,7 +26,10 @@ import { planTableParts } from '../../functions/actions/backup/part-plan-queries
 import { inlineParameters, type WrittenPart, writePart } from '../../functions/actions/backup/part-writer.ts';
 import { expectedPartLists } from '../../functions/actions/backup/restore/verify-backup.ts';
 import { describeNotIncluded } from '../../functions/actions/backup/schema-definition.ts';
-import { relocatableSchemaSql } from '../../functions/actions/backup/schema-relocation.ts';
+import {
+  relocatableSchemaSql,
+  relocationNotIncluded,
+} from '../../functions/actions/backup/schema-relocation.ts';
 import { generateSchemaSql } from '../../functions/actions/backup/schema-sql.ts';
 import { readSchemaDefinition } from '../../functions/actions/backup/table-definition.ts';
 import { selectBackupTables } from '../../functions/actions/backup/table-selection.ts';
@@ -154,7 +157,10 @@ export async function writeTestBackup(options: TestBackupOptions): Promise<Backu
           tables: backups,
           ddl: generateSchemaSql(definition),
           relocatable: relocatableSchemaSql(definition),
-          notIncluded: describeNotIncluded(definition.notIncluded),
+          notIncluded: [
+            ...describeNotIncluded(definition.notIncluded),
+            ...relocationNotIncluded(relocatableSchemaSql(definition)),
+          ],
           serverVersion: version.rows[0]?.server_version ?? '?',
         };
       } finally {
@@ -191,10 +197,7 @@ export async function writeTestBackup(options: TestBackupOptions): Promise<Backu
         }),
     ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
     tables: tables.map((t) => t.entry),
-    notIncluded: [
-      ...notIncluded,
-      ...('unavailable' in relocatable ? [`relocatable DDL: ${relocatable.unavailable}`] : []),
-    ],
+    notIncluded,
   });
   if (options.ledger) await recordInLedger(options, manifest);
   // As the action's Finish: the shell restore's lists, then the manifest last.

@@ -13,7 +13,7 @@ import { mapS3Error } from '../../adapters/archive-store.ts';
 import { CatalogError } from '../../core/errors.ts';
 import { backupKeys } from './manifest.ts';
 import { describeNotIncluded } from './schema-definition.ts';
-import { relocatableSchemaSql } from './schema-relocation.ts';
+import { relocatableSchemaSql, relocationNotIncluded } from './schema-relocation.ts';
 import { generateSchemaSql } from './schema-sql.ts';
 import { readSchemaDefinition } from './table-definition.ts';
 import type { BackupRunDetail } from './table-plan.ts';
@@ -66,12 +66,8 @@ export async function writePostData(props: SchemaFilesProps): Promise<PostDataRe
   };
   const notIncluded = describeNotIncluded(definition.notIncluded);
   const relocatable = relocatableSchemaSql(definition);
-  if ('unavailable' in relocatable) {
-    notIncluded.push(
-      `restore --into-schema and drills: not available for this backup (${relocatable.unavailable})`,
-    );
-    return { notIncluded, fileSha256 };
-  }
+  notIncluded.push(...relocationNotIncluded(relocatable));
+  if ('unavailable' in relocatable) return { notIncluded, fileSha256 };
   // The relocatable schema.sql as the first batch stored it: what a restore will read is what is hashed.
   fileSha256[keys.relocatableSchema] = sha256Text(await getText(s3, bucket, keys.relocatableSchema));
   await putText(s3, bucket, keys.relocatablePostData, relocatable.postData);

@@ -50,9 +50,14 @@ export class Names {
     return quoteQualified(this.schema(name.schema), name.name);
   }
 
+  /** Whether the backup recreates the table `name`. */
+  backsUp(name: QualifiedName): boolean {
+    return this.tables.has(this.key(name));
+  }
+
   /** A table a foreign key references: placed when backed up, else where it is. */
   referenced(name: QualifiedName): string {
-    return this.tables.has(this.key(name)) ? this.placed(name) : unplaced(name);
+    return this.backsUp(name) ? this.placed(name) : unplaced(name);
   }
 
   type(reference: TypeReference): string {

@@ -42,12 +42,25 @@ export function relocatableSchemaSql(
   const mapping = new Map(definition.searchPath.map((schema) => [schema, placeholder]));
   let sql: SchemaSql;
   try {
-    sql = generateSchemaSql(definition, mapping);
+    sql = generateSchemaSql(definition, mapping, { omitOutsideForeignKeys: true });
   } catch (error) {
     // checkMapping: two objects of one name in two schemas cannot both go into one schema.
     return { unavailable: `the tables cannot be restored into one schema: ${(error as Error).message}` };
   }
-  return { preData: sql.preData, postData: sql.postData, placeholder };
+  return { ...sql, placeholder };
+}
+
+/** The manifest's notIncluded lines about the relocatable DDL: why there is none, or what it leaves out. */
+export function relocationNotIncluded(
+  relocatable: RelocatableSchemaSql | { readonly unavailable: string },
+): string[] {
+  if ('unavailable' in relocatable)
+    return [`restore --into-schema and drills: not available for this backup (${relocatable.unavailable})`];
+  return relocatable.omittedForeignKeys.map(
+    (key) =>
+      `restore --into-schema and drills: foreign key ${key} (a table outside the backup) is not recreated, ` +
+      'so a restore next to the original never locks or reads the live table',
+  );
 }
 
 /** Why `schema` cannot be a restore target, or undefined. */

@@ -24,7 +24,7 @@
  * - names PostgreSQL generated (constraint and index names on partitions, created here by the parent's
  *   constraint or index) may differ from the original's when those were named by hand.
  */
-import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
+import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type {
   ColumnDefinition,
   IndexDefinition,
@@ -49,6 +49,18 @@ export { checkMapping, quoteLiteral, type SchemaMapping };
 export interface SchemaSql {
   readonly preData: string;
   readonly postData: string;
+  /** Foreign keys left out of postData (`omitOutsideForeignKeys`), one `<table> <constraint> → <table>` each. */
+  readonly omittedForeignKeys: readonly string[];
+}
+
+export interface SchemaSqlOptions {
+  /**
+   * Leave out foreign keys that reference a table outside the backup. The relocatable DDL does: restored next
+   * to the original (drills, --into-schema), such a key would reference the live table, and adding it takes
+   * a SHARE ROW EXCLUSIVE lock on that table and reads it to validate the restored rows — a drill must never
+   * block or load production tables.
+   */
+  readonly omitOutsideForeignKeys?: boolean;
 }
 
 /** What every file sets first: how its constants and expressions are read (as table-definition printed them). */
@@ -198,7 +210,7 @@ function createIndex(names: Names, table: TableDefinition, index: IndexDefinitio
   );
 }
 
-function postData(names: Names): string[] {
+function postData(names: Names, options: SchemaSqlOptions, omitted: string[]): string[] {
   const { definition } = names;
   const out: string[] = [`SET search_path = ${names.searchPath()};`, ''];
   for (const table of definition.tables) {
@@ -216,6 +228,12 @@ function postData(names: Names): string[] {
   // After every key: a foreign key needs the referenced table's unique constraint.
   for (const table of definition.tables) {
     for (const fk of table.foreignKeys) {
+      if (options.omitOutsideForeignKeys && !names.backsUp(fk.references)) {
+        omitted.push(
+          `${quoteQualified(table.schema, table.name)} ${quoteIdent(fk.name)} → ${quoteQualified(fk.references.schema, fk.references.name)}`,
+        );
+        continue;
+      }
       const columns = (list: readonly string[]) => list.map(quoteIdent).join(', ');
       const setColumns = fk.onDeleteColumns.length > 0 ? ` (${columns(fk.onDeleteColumns)})` : '';
       const deferrable = fk.deferrable
@@ -261,9 +279,11 @@ function file(title: string, statements: string[]): string {
 export function generateSchemaSql(
   definition: SchemaDefinition,
   mapping: SchemaMapping = new Map(),
+  options: SchemaSqlOptions = {},
 ): SchemaSql {
   checkMapping(definition, mapping);
   const names = new Names(definition, mapping);
+  const omittedForeignKeys: string[] = [];
   return {
     preData: file(
       'pg-lifecycle backup: pre-data (extensions, schemas, types, sequences, tables)',
@@ -271,7 +291,8 @@ export function generateSchemaSql(
     ),
     postData: file(
       'pg-lifecycle backup: post-data (constraints, indexes, sequence positions, comments)',
-      postData(names),
+      postData(names, options, omittedForeignKeys),
     ),
+    omittedForeignKeys,
   };
 }

@@ -6,9 +6,13 @@
  * there is no backup to drill or the ledger cannot be written.
  *
  * The scratch schema is new (`pgl_drill_<8 hex>`, refused if it exists) and only it is dropped. What a drill
- * does to the rest of the database: the restore's DDL creates missing extensions, and a foreign key to a table
- * the backup does not hold is created (and dropped) against that table, each lock wait bounded by
- * `lockTimeoutMs`.
+ * does to the rest of the database: the restore's DDL creates missing extensions (each lock wait bounded by
+ * `lockTimeoutMs`); a foreign key to a table the backup does not hold is not recreated (the relocatable DDL
+ * leaves it out), so no live table is locked or read.
+ *
+ * What a drill cannot prove: restored into the database it came from, the tables find every function,
+ * collation, type and referenced table the backup does not carry. A restore into a fresh database would miss
+ * them; the manifest's notIncluded names each, and the drill repeats them as `caveats`, passed or not.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -49,6 +53,15 @@ export interface DrillResult {
   readonly tables: readonly DrillTable[];
   /** Why it failed: an error's name and text (no row values). */
   readonly error: string | undefined;
+  /** What a restore into another database needs and this drill could not show (see the module comment). */
+  readonly caveats: readonly string[];
+}
+
+/** The manifest's notIncluded lines a drill in the source database passes over. */
+export function drillCaveats(manifest: Pick<BackupManifest, 'notIncluded'>): string[] {
+  return manifest.notIncluded.filter(
+    (line) => line.includes(': needs ') || line.startsWith('restore --into-schema and drills: foreign key'),
+  );
 }
 
 const DROP_ATTEMPTS = 3;
@@ -185,5 +198,6 @@ export async function runDrill(props: RunDrillProps): Promise<DrillResult> {
     scratchDropped: dropFailure === undefined,
     tables,
     error: errorText,
+    caveats: drillCaveats(manifest),
   };
 }
