@@ -179,6 +179,14 @@ export function formatPlan(plan: RunPlan): string {
       `  partitions    ${plan.partitions.length} retired as units (${first?.name} … ${last?.name}, ${first?.from} → ${last?.to})`,
     );
   }
+  for (const mask of plan.masks ?? []) {
+    const preview = mask.examples.map((e) => `${e.before ?? 'NULL'} → ${e.after ?? 'NULL'}`).join('; ');
+    lines.push(
+      `  masks         ${mask.column} (${mask.type}${mask.indexed ? ', indexed' : ''}): ${mask.strategy}, e.g. ${preview}`,
+    );
+  }
+  if (plan.estimatedWalBytes !== undefined)
+    lines.push(`  WAL           up to about ${formatBytes(plan.estimatedWalBytes)} (rough upper bound)`);
   lines.push(`  chunk query plan${plan.fullTableScan ? ' (scans the whole table)' : ''}`);
   // A partitioned table's plan lists every partition: show the top of it; --json has all of it.
   const shown =

@@ -17,6 +17,7 @@ import { isTimeCutoffPolicy, type TimeCutoffPolicy } from '../../lib/contracts/p
 import { formatBytes } from '../cli/format.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
+import { readRowVersions, verifyAnonymizeRun } from './verify-anonymize.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
 import { verifyBackupRun } from './verify-backup.ts';
 import { verifyPurgeRun } from './verify-purge.ts';
@@ -46,6 +47,19 @@ interface PolicyReport {
 }
 
 /** A backup policy's run, its independent verification and its restore drill. */
+interface AnonymizeReport {
+  readonly policy: string;
+  readonly table: string;
+  readonly status: string;
+  readonly rows: number;
+  readonly chunks: number;
+  readonly durationMs: number;
+  readonly rerunRows: number;
+  readonly columns: string[];
+  readonly verified: boolean;
+  readonly problems: string[];
+}
+
 interface BackupReport {
   policy: string;
   status: string;
@@ -163,6 +177,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const client = new pg.Client({ connectionString: postgres.url });
   const reports: PolicyReport[] = [];
   const backups: BackupReport[] = [];
+  const anonymized: AnonymizeReport[] = [];
   try {
     await client.connect();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -190,7 +205,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         }),
       });
     for (const policy of config.policies) {
-      if (!policy.enabled || !isTimeCutoffPolicy(policy)) continue;
+      if (!policy.enabled || !isTimeCutoffPolicy(policy) || policy.action === 'anonymize') continue;
       say(`Running ${policy.name} (${policy.action} ${policy.table}, retention ${policy.retention})…`);
       const rowsBefore = await countRows(client, policy);
       const result = await run(policy.name);
@@ -224,6 +239,44 @@ export async function runDemo(argv: string[]): Promise<number> {
         partitions: result.summary ? await new PartitionLedger(client).retiredBy(result.summary.runId) : [],
       });
     }
+    // Anonymize after purge (a row purged needs no masking), each run twice: the second must change nothing.
+    for (const policy of config.policies) {
+      if (!policy.enabled || policy.action !== 'anonymize') continue;
+      say(`Running ${policy.name} (anonymize ${policy.table}, retention ${policy.retention}) twice…`);
+      const before = await readRowVersions(client, policy);
+      const result = await run(policy.name);
+      const after = await readRowVersions(client, policy);
+      const rerun = await run(policy.name);
+      const afterRerun = await readRowVersions(client, policy);
+      const verification =
+        result.status === 'succeeded' && rerun.status === 'succeeded' && result.summary
+          ? await verifyAnonymizeRun(client, policy, {
+              cutoff: result.summary.cutoff,
+              rowsUpdated: result.summary.rows,
+              before,
+              after,
+              rerunRows: rerun.summary?.rows ?? 0,
+              afterRerun,
+            })
+          : {
+              ok: false,
+              problems: [
+                `run failed: ${(result.failure ?? rerun.failure)?.error}: ${(result.failure ?? rerun.failure)?.cause}`,
+              ],
+            };
+      anonymized.push({
+        policy: policy.name,
+        table: policy.table,
+        status: result.status,
+        rows: result.summary?.rows ?? 0,
+        chunks: result.summary?.chunks ?? 0,
+        durationMs: result.summary?.durationMs ?? 0,
+        rerunRows: rerun.summary?.rows ?? 0,
+        columns: Object.entries(policy.anonymize.columns).map(([c, s]) => `${c}: ${s.strategy}`),
+        verified: verification.ok,
+        problems: verification.problems,
+      });
+    }
     // Backups last: they take the tables as the archive and purge runs left them.
     for (const policy of config.policies) {
       if (!policy.enabled || policy.action !== 'backup') continue;
@@ -236,11 +289,14 @@ export async function runDemo(argv: string[]): Promise<number> {
     s3.destroy();
     await Promise.allSettled([postgres.stop(), s3Server.stop()]);
   }
-  const ok = reports.every((r) => r.verified) && backups.every((b) => b.verified);
+  const ok =
+    reports.every((r) => r.verified) &&
+    backups.every((b) => b.verified) &&
+    anonymized.every((a) => a.verified);
   const totalMs = Math.round(performance.now() - started);
   if (values.json) {
     process.stdout.write(
-      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, backups }, null, 2)}\n`,
+      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, anonymized, backups }, null, 2)}\n`,
     );
   } else {
     say('');
@@ -265,6 +321,17 @@ export async function runDemo(argv: string[]): Promise<number> {
         `  verification ${r.verified ? 'OK (lengths, SHA-256, Parquet row counts, no orphans, rows conserved)' : 'FAILED'}`,
       );
       for (const problem of r.problems.slice(0, 10)) say(`    - ${problem}`);
+    }
+    for (const a of anonymized) {
+      say(`${a.policy}  (anonymize ${a.table})  ${a.status.toUpperCase()}`);
+      say(`  ${a.columns.join(', ')}`);
+      say(
+        `  rows masked ${a.rows}  (${a.chunks} chunks, ${a.durationMs} ms); second run masked ${a.rerunRows}`,
+      );
+      say(
+        `  verification ${a.verified ? 'OK (changed rows = reported, all due, none left, second run changed no row version)' : 'FAILED'}`,
+      );
+      for (const problem of a.problems.slice(0, 10)) say(`    - ${problem}`);
     }
     for (const b of backups) {
       say(`${b.policy}  (backup ${b.backupId ?? '-'})  ${b.status.toUpperCase()}`);

@@ -5,6 +5,7 @@
  */
 import type { Policy, PolicyAction, PolicyOf } from '../../lib/contracts/policy.ts';
 import type { ActionModule } from './action-module.ts';
+import { anonymizeModule } from './anonymize/index.ts';
 import { archiveModule } from './archive/index.ts';
 import { backupModule } from './backup/index.ts';
 import { purgeModule } from './purge/index.ts';
@@ -15,6 +16,7 @@ export const actionModules: ActionRegistry = {
   archive: archiveModule,
   purge: purgeModule,
   backup: backupModule,
+  anonymize: anonymizeModule,
 };
 
 /** The module of a policy's action (`registry` lets tests run the generic steps with a fake action). */

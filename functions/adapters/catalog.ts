@@ -188,8 +188,25 @@ export function resolveTimeColumn(
   table: ResolvedTable,
   columnName: string,
 ): { name: string; kind: TimeColumnKind } {
+  const column = resolveColumn(table, columnName, 'timeColumn');
+  const qualified = quoteQualified(table.schema, table.table);
+  const kind = column.isArray ? undefined : TIME_KINDS[column.baseType];
+  if (!kind) {
+    throw new CatalogError(
+      `column ${qualified}.${column.name} is ${column.typeName}; timeColumn must be timestamptz, timestamp or date`,
+      { table: `${table.schema}.${table.table}` },
+    );
+  }
+  return { name: column.name, kind };
+}
+
+/**
+ * A column named in a policy (`role` says where: timeColumn, anonymize.columns…) as the catalog has it: quoted
+ * names match exactly; unquoted ones as written, folded to lower case, then case-insensitively when unambiguous.
+ */
+export function resolveColumn(table: ResolvedTable, columnName: string, role: string): CatalogColumn {
   const [part] = parseQualifiedName(columnName);
-  if (!part) throw new CatalogError(`timeColumn is empty`, { table: `${table.schema}.${table.table}` });
+  if (!part) throw new CatalogError(`${role} is empty`, { table: `${table.schema}.${table.table}` });
   const exact = table.columns.filter(
     (c) => c.name === part.name || (!part.quoted && c.name === part.name.toLowerCase()),
   );
@@ -207,15 +224,7 @@ export function resolveTimeColumn(
       { table: `${table.schema}.${table.table}` },
     );
   }
-  const column = matches[0] as CatalogColumn;
-  const kind = column.isArray ? undefined : TIME_KINDS[column.baseType];
-  if (!kind) {
-    throw new CatalogError(
-      `column ${qualified}.${column.name} is ${column.typeName}; timeColumn must be timestamptz, timestamp or date`,
-      { table: `${table.schema}.${table.table}` },
-    );
-  }
-  return { name: column.name, kind };
+  return matches[0] as CatalogColumn;
 }
 
 /** Everything the chunk SQL builders need, from a resolved table and a policy. */

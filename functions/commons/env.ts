@@ -18,6 +18,10 @@ const EnvSchema = z.object({
     .optional(),
   /** '1' when some policy's throttle reads replica lag from CloudWatch (the Chunk function may call it). */
   LIFECYCLE_CLOUDWATCH_LAG: z.enum(['1']).optional(),
+  /** Secrets Manager secret holding the anonymize hash key (SecretString): set for anonymize policies. */
+  HASH_KEY_SECRET_ARN: z.string().min(1).optional(),
+  /** The hash key itself, for local runs only (never set by the stack). */
+  PG_LIFECYCLE_HASH_KEY: z.string().min(1).optional(),
   /** Milliseconds kept free before the Lambda timeout: the chunk step returns its cursor before that. */
   LIFECYCLE_SAFETY_MARGIN_MS: z.coerce.number().int().min(0).default(30_000),
 });

@@ -13,6 +13,7 @@ import type { StepDependencies } from '../run/dependencies.ts';
 import { AWS_CLIENT_TIMEOUTS } from './aws-clients.ts';
 import { connect, resolveClientConfig } from './database.ts';
 import { readEnv } from './env.ts';
+import { readHashKey } from './hash-key-secret.ts';
 import { chunkMetrics, stepLogger } from './observability.ts';
 import { createS3Client } from './s3.ts';
 
@@ -43,6 +44,7 @@ export function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMil
     remainingMs: () => context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
     log: stepLogger,
     metrics: chunkMetrics,
+    hashKey: () => readHashKey(env),
     // Built only when a throttle reads lag from CloudWatch (the stack then grants GetMetricData).
     cloudWatch: env.LIFECYCLE_CLOUDWATCH_LAG ? new CloudWatchClient({ ...AWS_CLIENT_TIMEOUTS }) : undefined,
   };

@@ -31,6 +31,12 @@ export interface ChunkTarget {
   readonly columnNames: readonly string[];
   readonly filter?: string | undefined;
   /**
+   * Rows the action has not processed yet (anonymize: some masked column not yet in its masked form). Built
+   * by pg-lifecycle from catalog names and escaped literals, never the user's text (which is `filter`, and
+   * alone goes through the filter checks); every eligibility test ANDs it in.
+   */
+  readonly pending?: string | undefined;
+  /**
    * Partitioned parents only: the leaf partition that holds the next eligible row. The chunk statement
    * then reads and deletes in that leaf alone, by ctid (a TID scan), instead of joining every partition on
    * (tableoid, ctid). The keyset order keeps its terms, so cursors stay valid across leaves.
@@ -91,6 +97,7 @@ export function eligibleWhere(
   if (atTimeParam !== undefined)
     parts.push(`${quoteIdent(target.timeColumn.name)} = $${atTimeParam}::${target.timeColumn.kind}`);
   if (target.filter) parts.push(`(${target.filter})`);
+  if (target.pending) parts.push(`(${target.pending})`);
   if (withCursor) {
     const terms = orderTerms(target);
     const left = terms.map((t) => t.expression).join(', ');

@@ -158,6 +158,14 @@ export class InvalidPayloadError extends LifecycleError {
 }
 
 /**
+ * The anonymize hash key is missing (no PG_LIFECYCLE_HASH_KEY locally, no secret in AWS) or unreadable. The
+ * key itself is never part of the message.
+ */
+export class HashKeyError extends LifecycleError {
+  override readonly name = 'HashKeyError';
+}
+
+/**
  * The database secret (Secrets Manager) is missing or not an RDS secret. Its text is never quoted: the
  * message names the secret and, at most, the fields at fault.
  */

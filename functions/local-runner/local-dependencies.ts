@@ -34,6 +34,11 @@ export interface LocalDependencyOptions {
   readonly cloudWatch?: MetricDataClient | undefined;
   /** Digests of "deployed" policies, as the stack sets them for the Start function. */
   readonly deployedPolicies?: Readonly<Record<string, string>> | undefined;
+  /**
+   * The anonymize hash key.
+   * @default PG_LIFECYCLE_HASH_KEY from the environment
+   */
+  readonly hashKey?: string | undefined;
   /** Replaces the action modules (the contract tests run the generic steps with a fake action). */
   readonly actions?: ActionRegistry | undefined;
 }
@@ -55,6 +60,7 @@ export function localDependencies(options: LocalDependencyOptions): (context: Co
     log: options.log ?? silentLogger,
     hooks: options.hooks,
     replicaLagSeconds: options.replicaLagSeconds,
+    hashKey: async () => options.hashKey ?? (process.env.PG_LIFECYCLE_HASH_KEY || undefined),
     cloudWatch: options.cloudWatch ?? defaultCloudWatch(),
     actions: options.actions,
   });

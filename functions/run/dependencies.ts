@@ -62,6 +62,11 @@ export interface StepDependencies {
    * @default the largest replay lag in pg_stat_replication, on the step's own connection
    */
   replicaLagSeconds?: (() => Promise<number>) | undefined;
+  /**
+   * The anonymize hash key (HMAC key of pseudonyms): Secrets Manager in AWS, PG_LIFECYCLE_HASH_KEY locally
+   * (functions/commons/hash-key-secret.ts); undefined when none is configured.
+   */
+  hashKey?: (() => Promise<string | undefined>) | undefined;
   /** CloudWatch, for a throttle that reads replica lag there (`throttle.cloudWatch`). */
   cloudWatch?: MetricDataClient | undefined;
   /**

@@ -4,7 +4,7 @@ import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2'
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { type ILogGroup, LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import {
   RDS_SNAPSHOT_SETTINGS_ENV,
@@ -100,6 +100,21 @@ export class PolicyRunner extends Construct {
   /** A backup policy with drill: its restore drill (function and state machine). */
   public readonly drill?: RestoreDrill;
 
+  /**
+   * An anonymize policy's Start (checks and plan) and Chunk (the UPDATEs) read the hash key secret, when the
+   * config names one. Without it a policy that hashes is refused by Start (HashKeyError) before anything
+   * changes; the local runner synthesizes this stack too, and takes its key from PG_LIFECYCLE_HASH_KEY.
+   */
+  private grantHashKey(config: LifecycleConfig): void {
+    const arn = config.anonymization?.hashKeySecretArn;
+    if (!arn) return;
+    const secret = Secret.fromSecretCompleteArn(this, 'HashKeySecret', arn);
+    for (const fn of [this.functions.start, this.functions.chunk]) {
+      fn.addEnvironment('HASH_KEY_SECRET_ARN', arn);
+      secret.grantRead(fn);
+    }
+  }
+
   public constructor(scope: Construct, id: string, props: PolicyRunnerProps) {
     super(scope, id);
     const { config, policy, connectivity } = props;
@@ -178,6 +193,7 @@ export class PolicyRunner extends Construct {
       grantObjectAccess(this.functions, props.bucket, { name: policy.name, action: policy.action, storage });
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
+    if (policy.action === 'anonymize') this.grantHashKey(config);
 
     if (rdsSnapshot) {
       if (!Token.isUnresolved(stack.region) && rdsSnapshot.copyToRegion === stack.region) {

@@ -63,6 +63,22 @@ export const LifecycleConfigSchema = z
     sandbox: z.boolean().default(false),
     /** Existing bucket name for archives; omit to let the stack create one. */
     bucketName: BucketNameSchema.optional(),
+    /**
+     * The anonymize hash key (HMAC key of `hash` and `email` pseudonyms): a Secrets Manager secret whose
+     * SecretString is the key. Only anonymize policies' Start and Chunk functions may read it. Locally the key
+     * comes from PG_LIFECYCLE_HASH_KEY instead.
+     */
+    anonymization: z
+      .object({
+        hashKeySecretArn: z
+          .string()
+          .regex(
+            /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
+            'must be a Secrets Manager secret ARN',
+          ),
+      })
+      .strict()
+      .optional(),
     /** Email subscribed to the failure alarm topic. */
     alarmEmail: z.email().optional(),
     /** Log retention, log encryption and whether execution data reaches the state machine logs. */

@@ -82,6 +82,23 @@ export const RunPlanSchema = z.object({
       }),
     )
     .optional(),
+  /**
+   * Anonymize: per masked column its strategy and a before → after preview on synthetic values of the
+   * column's type (never the table's rows).
+   */
+  masks: z
+    .array(
+      z.object({
+        column: z.string(),
+        type: z.string(),
+        strategy: z.string(),
+        indexed: z.boolean(),
+        examples: z.array(z.object({ before: z.string().nullable(), after: z.string().nullable() })),
+      }),
+    )
+    .optional(),
+  /** Anonymize: a rough upper bound of the WAL the run would write (heap rows, index entries, page images). */
+  estimatedWalBytes: z.int().min(0).optional(),
   /** Backup: what the backup would not hold (triggers, grants, large objects…), one line each. */
   notIncluded: z.array(z.string()).optional(),
   /** Named errors a real run started the same way would stop with, before changing anything. */

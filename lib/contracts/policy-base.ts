@@ -49,7 +49,7 @@ const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
-const ColumnNameSchema = z.string().superRefine((value, ctx) => {
+export const ColumnNameSchema = z.string().superRefine((value, ctx) => {
   try {
     const parts = parseQualifiedName(value);
     if (parts.length !== 1) ctx.addIssue({ code: 'custom', message: 'must be a single column name' });

@@ -5,6 +5,11 @@
  */
 import { z } from 'zod';
 import {
+  type AnonymizePolicy,
+  AnonymizePolicySchema,
+  anonymizeContract,
+} from '../../functions/actions/anonymize/contract.ts';
+import {
   type ArchivePolicy,
   ArchivePolicySchema,
   archiveContract,
@@ -25,6 +30,7 @@ export const PolicySchema = z.discriminatedUnion('action', [
   ArchivePolicySchema,
   PurgePolicySchema,
   BackupPolicySchema,
+  AnonymizePolicySchema,
 ]);
 
 export type Policy = z.output<typeof PolicySchema>;
@@ -36,9 +42,10 @@ export const actionContracts: { readonly [A in PolicyAction]: ActionContract<Pol
   archive: archiveContract,
   purge: purgeContract,
   backup: backupContract,
+  anonymize: anonymizeContract,
 };
 
-/** Policies of one table's rows by time (archive, purge): a table, a time column and a retention. */
+/** Policies of one table's rows by time (archive, purge, anonymize): a table, a time column and a retention. */
 export type TimeCutoffPolicy = Extract<Policy, { timeColumn: string; retention: string }>;
 
 export function isTimeCutoffPolicy(policy: Policy): policy is TimeCutoffPolicy {
@@ -55,4 +62,4 @@ export function contractOf<P extends Policy>(policy: P): ActionContract<P> {
   return actionContracts[policy.action] as unknown as ActionContract<P>;
 }
 
-export type { ArchivePolicy, BackupPolicy, PurgePolicy };
+export type { AnonymizePolicy, ArchivePolicy, BackupPolicy, PurgePolicy };

@@ -1,0 +1,76 @@
+/**
+ * Anonymize chunk: mask the next slice of pending rows in keyset order, in the chunk's transaction (one
+ * statement: lock with SKIP LOCKED, UPDATE, summary; update-statement.ts). Nothing happens outside the
+ * database, so `complete` has nothing to do. The masks are resolved once per step from the catalog and the
+ * hash key read once (`prepare`, outside the transaction); no row value ever reaches Node.
+ */
+
+import type { Queryable } from '../../adapters/transactions.ts';
+import { HashKeyError, InvalidPayloadError } from '../../core/errors.ts';
+import type { StepDependencies } from '../../run/dependencies.ts';
+import {
+  type ChunkAction,
+  type ChunkInput,
+  type CompletedChunk,
+  type PreparedChunk,
+  summarizeTakenRows,
+  type TakenChunk,
+  targetOf,
+} from '../chunk-action.ts';
+import type { AnonymizePolicy } from './contract.ts';
+import { type HashKey, hashKeyFrom } from './hash-key.ts';
+import { maskAssignments, needsHashKey, type ResolvedMasks, resolveMasks } from './masks.ts';
+import { ParamList } from './param-list.ts';
+import { buildAnonymizeStatement, firstMaskParameter } from './update-statement.ts';
+
+type Row = Array<string | null>;
+
+export class AnonymizeAction implements ChunkAction<TakenChunk, HashKey | undefined> {
+  readonly takeIsTransaction = true;
+  private masks: ResolvedMasks | undefined;
+  private key: HashKey | undefined;
+
+  constructor(private readonly deps: StepDependencies) {}
+
+  /** Reads the hash key once per step, outside the transaction (Secrets Manager in AWS). */
+  async prepare(): Promise<PreparedChunk<HashKey | undefined>> {
+    if (this.key === undefined) {
+      const secret = await this.deps.hashKey?.();
+      if (secret) this.key = hashKeyFrom(secret);
+    }
+    return { ready: this.key };
+  }
+
+  async take(tx: Queryable, input: ChunkInput, key: HashKey | undefined): Promise<TakenChunk | undefined> {
+    const { table, target } = targetOf(input);
+    this.masks ??= await resolveMasks(tx, table, input.policy as AnonymizePolicy);
+    if (needsHashKey(this.masks) && key === undefined)
+      throw new HashKeyError(
+        `policy ${input.policy.name} hashes values but no hash key is configured ` +
+          '(PG_LIFECYCLE_HASH_KEY locally, hashKeySecretArn in AWS)',
+        { policy: input.policy.name },
+      );
+    const cursor = input.cursor;
+    if (cursor !== null && cursor.kind !== 'keyset')
+      throw new InvalidPayloadError(`an anonymize chunk cannot resume from a ${cursor.kind} cursor`);
+    const withCursor = cursor !== null;
+    const params = new ParamList(firstMaskParameter(target, withCursor));
+    const assignments = maskAssignments(target, this.masks, params, key);
+    const statement = buildAnonymizeStatement(target, withCursor, assignments);
+    const { rows } = await tx.query<Row>({
+      text: statement.text,
+      values: [input.cutoff, input.limit, ...(cursor?.values ?? []), ...params.values],
+      rowMode: 'array',
+    });
+    const summary = rows[0];
+    if (!summary || Number(summary[0]) === 0) return undefined;
+    const first = summary.slice(1, 1 + statement.terms);
+    const last = summary.slice(1 + statement.terms);
+    const ends = summarizeTakenRows([first, last], [...first.keys()]);
+    return { ...ends, rows: Number(summary[0]) };
+  }
+
+  async complete(): Promise<CompletedChunk> {
+    return { bytes: 0, objects: [] };
+  }
+}
