@@ -29,6 +29,7 @@ import { UsageError } from './errors.ts';
 import { checkVerifyTarget, ledgerPresence, noLedgerMessage } from './ledger-checks.ts';
 import { restoreArchiveCommand } from './restore-archive-command.ts';
 import { formatReport, type RunReport, runCommand, wouldRefuse } from './run-command.ts';
+import { subjectCommand } from './subject-commands.ts';
 import { unlockCommand } from './unlock-command.ts';
 import { USAGE } from './usage.ts';
 
@@ -56,6 +57,8 @@ const OPTIONS = {
   into: { type: 'string' },
   'allow-no-key': { type: 'boolean', default: false },
   tier: { type: 'string' },
+  erase: { type: 'string' },
+  export: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -218,6 +221,8 @@ async function dispatch(command: string, values: Values, args: readonly string[]
       return restoreCommand(values);
     case 'drill':
       return drillCommand(values);
+    case 'subject':
+      return subjectCommand(loadConfigFile(values.config), values, args);
     case 'restore-archive':
       return restoreArchiveCommand(values);
     case 'migrate': {

@@ -42,6 +42,16 @@ Commands
                            A table without a primary key needs --allow-no-key. Objects in Glacier Flexible
                            Retrieval / Deep Archive: prints their bytes, tier and estimated cost and time,
                            requests their restore and exits 3 (pending) without loading; run it again later
+  subject request --erase KEY | --export KEY [--policy NAME] [--json]
+                           Record a GDPR request of the subjects policy (asked twice: the same pending one);
+                           needs the hash key (PG_LIFECYCLE_HASH_KEY): the ledger keeps the key's HMAC
+  subject status [--policy NAME] [--json]
+                           Every request: state, due date, OVERDUE, rows per table, export key; exit 1 if any
+                           is overdue
+  subject process [--policy NAME] --bucket B [--json]
+                           Run the subjects policy locally (like run): each pending request erased (children
+                           first) or exported to s3://B/subjects/<policy>/<request>/export.json
+  subject retry REQUEST_ID A failed request back to pending
   unlock --policy NAME     Release the policy's lease when its holder is provably gone (a local run's
       [--force] [--reason TEXT] [--json]
                            database backend no longer exists; an AWS run's execution is not running);

@@ -9,6 +9,7 @@ import { anonymizeModule } from './anonymize/index.ts';
 import { archiveModule } from './archive/index.ts';
 import { backupModule } from './backup/index.ts';
 import { purgeModule } from './purge/index.ts';
+import { subjectsModule } from './subjects/index.ts';
 
 export type ActionRegistry = { readonly [A in PolicyAction]: ActionModule<PolicyOf<A>> };
 
@@ -17,6 +18,7 @@ export const actionModules: ActionRegistry = {
   purge: purgeModule,
   backup: backupModule,
   anonymize: anonymizeModule,
+  subjects: subjectsModule,
 };
 
 /** The module of a policy's action (`registry` lets tests run the generic steps with a fake action). */

@@ -106,6 +106,8 @@ export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial
   // An anonymize chunk, like a purge's, holds row locks and nothing outside the database: short transactions.
   // Each row rewrites every index entry when a masked column is indexed, hence fewer rows than a purge.
   anonymize: { targetTransactionMs: 250, maxRows: 100_000 },
+  // One request per chunk: the row sizing does not apply.
+  subjects: {},
 };
 
 type ChunkingField = 'initialRows' | 'minRows' | 'maxRows' | 'targetTransactionMs' | 'statementTimeoutMs';

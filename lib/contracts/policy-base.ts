@@ -38,7 +38,7 @@ function safeParseName(name: string | undefined): Array<{ name: string; quoted: 
   }
 }
 
-const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
+export const QualifiedTableSchema = z.string().superRefine((value, ctx) => {
   try {
     const parts = parseQualifiedName(value);
     if (parts.length > 2) ctx.addIssue({ code: 'custom', message: 'must be "table" or "schema.table"' });

@@ -24,6 +24,11 @@ import {
   PurgePolicySchema,
   purgeContract,
 } from '../../functions/actions/purge/contract.ts';
+import {
+  type SubjectsPolicy,
+  SubjectsPolicySchema,
+  subjectsContract,
+} from '../../functions/actions/subjects/contract.ts';
 import type { ActionContract } from './action-contract.ts';
 
 export const PolicySchema = z.discriminatedUnion('action', [
@@ -31,6 +36,7 @@ export const PolicySchema = z.discriminatedUnion('action', [
   PurgePolicySchema,
   BackupPolicySchema,
   AnonymizePolicySchema,
+  SubjectsPolicySchema,
 ]);
 
 export type Policy = z.output<typeof PolicySchema>;
@@ -43,6 +49,7 @@ export const actionContracts: { readonly [A in PolicyAction]: ActionContract<Pol
   purge: purgeContract,
   backup: backupContract,
   anonymize: anonymizeContract,
+  subjects: subjectsContract,
 };
 
 /** Policies of one table's rows by time (archive, purge, anonymize): a table, a time column and a retention. */
@@ -54,7 +61,9 @@ export function isTimeCutoffPolicy(policy: Policy): policy is TimeCutoffPolicy {
 
 /** What a policy works on, for descriptions and logs: its table, or a backup's table patterns. */
 export function policySubject(policy: Policy): string {
-  return isTimeCutoffPolicy(policy) ? policy.table : policy.backup.tables.join(', ');
+  if (isTimeCutoffPolicy(policy)) return policy.table;
+  if (policy.action === 'subjects') return policy.subjects.tables.map((t) => t.table).join(', ');
+  return policy.backup.tables.join(', ');
 }
 
 /** The contract of a policy's action. */
@@ -62,4 +71,4 @@ export function contractOf<P extends Policy>(policy: P): ActionContract<P> {
   return actionContracts[policy.action] as unknown as ActionContract<P>;
 }
 
-export type { AnonymizePolicy, ArchivePolicy, BackupPolicy, PurgePolicy };
+export type { AnonymizePolicy, ArchivePolicy, BackupPolicy, PurgePolicy, SubjectsPolicy };

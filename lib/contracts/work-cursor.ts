@@ -8,7 +8,10 @@
  *
  * - `table-parts`: the whole-table source (backup), table by table, part by part.
  *
- * A new work source (a watermark of processed rows, a subject, listed objects) adds its kind.
+ * - `subject-requests`: the subject source (erasure, export): `request` is the last request the run processed;
+ *   requests leave the pending state as they are processed, so the cursor only records progress.
+ *
+ * A new work source (listed objects) adds its kind.
  */
 import { z } from 'zod';
 
@@ -36,10 +39,15 @@ const TablePartsCursorSchema = z
   })
   .strict();
 
+const SubjectRequestsCursorSchema = z
+  .object({ kind: z.literal('subject-requests'), request: z.uuid() })
+  .strict();
+
 export const WorkCursorSchema = z.discriminatedUnion('kind', [
   KeysetCursorSchema,
   WindowCursorSchema,
   TablePartsCursorSchema,
+  SubjectRequestsCursorSchema,
 ]);
 
 /**

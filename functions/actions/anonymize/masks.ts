@@ -7,14 +7,13 @@
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import { type ResolvedTable, resolveColumn } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
-import type { ChunkTarget } from '../../core/chunk-sql.ts';
 import { CatalogError } from '../../core/errors.ts';
 import type { AnonymizePolicy, MaskStrategy } from './contract.ts';
 import type { HashKey } from './hash-key.ts';
 import { type MaskedColumn, readMaskedColumns } from './masked-columns.ts';
 import { ParamList } from './param-list.ts';
 import { compileMask } from './strategies.ts';
-import { type ColumnAssignment, columnValue } from './update-statement.ts';
+import { type ColumnAssignment, columnValue, type TableName } from './update-statement.ts';
 
 export type MarkerKind = 'timestamptz' | 'timestamp' | 'bool';
 
@@ -36,7 +35,7 @@ export function needsHashKey(masks: ResolvedMasks): boolean {
 export async function resolveMasks(
   db: Queryable,
   table: ResolvedTable,
-  policy: AnonymizePolicy,
+  policy: Pick<AnonymizePolicy, 'name' | 'anonymize'> & { readonly timeColumn?: string },
 ): Promise<ResolvedMasks> {
   const qualified = quoteQualified(table.schema, table.table);
   const fail = (message: string) =>
@@ -44,7 +43,9 @@ export async function resolveMasks(
       policy: policy.name,
       table: `${table.schema}.${table.table}`,
     });
-  const timeColumn = resolveColumn(table, policy.timeColumn, 'timeColumn').name;
+  // Subject erasure masks by key, not by time: it has no time column.
+  const timeColumn =
+    policy.timeColumn === undefined ? undefined : resolveColumn(table, policy.timeColumn, 'timeColumn').name;
   const keyColumns = new Set(table.primaryKey.map((k) => k.name));
   const entries = Object.entries(policy.anonymize.columns).map(([name, strategy]) => ({
     name: resolveColumn(table, name, 'anonymize.columns').name,
@@ -99,7 +100,7 @@ const MARKER_KINDS: Readonly<Record<string, MarkerKind>> = {
  * strategies' `done` tests read no key; compiling them needs one only for the `set` side, which is dropped
  * here, so a throwaway key stands in.
  */
-export function pendingPredicate(target: ChunkTarget, masks: ResolvedMasks, placeholderKey: HashKey): string {
+export function pendingPredicate(target: TableName, masks: ResolvedMasks, placeholderKey: HashKey): string {
   if (masks.marker)
     return `${columnValue(target, masks.marker.name)} ${masks.marker.kind === 'bool' ? 'IS NOT TRUE' : 'IS NULL'}`;
   const done = masks.columns.map(({ column, strategy }) => {
@@ -122,7 +123,7 @@ export function pendingPredicate(target: ChunkTarget, masks: ResolvedMasks, plac
 
 /** The UPDATE's assignments: every masked column, and the marker. */
 export function maskAssignments(
-  target: ChunkTarget,
+  target: TableName,
   masks: ResolvedMasks,
   params: ParamList,
   key: HashKey | undefined,

@@ -28,7 +28,10 @@ export interface AnonymizeStatement {
 const PICKED = 'pg_lifecycle_picked';
 
 /** The SQL by which a mask refers to the column's current value in the UPDATE. */
-export function columnValue(target: ChunkTarget, column: string): string {
+/** The table a mask's column belongs to (a chunk target, or a subject request's table). */
+export type TableName = Pick<ChunkTarget, 'schema' | 'table'>;
+
+export function columnValue(target: TableName, column: string): string {
   return `${quoteQualified(target.schema, target.table)}.${quoteIdent(column)}`;
 }
 

@@ -1,0 +1,201 @@
+/**
+ * `pg-lifecycle subject request|status|process|retry`: GDPR subject requests of a subjects policy.
+ * - `request --erase KEY | --export KEY [--policy P]`: records the request (the same pending one if asked twice);
+ * - `status [--policy P]`: every request with its state, due date, whether overdue, and the proof's counts;
+ * - `process [--policy P] --bucket B`: runs the policy's state machine locally, like `run` (exports need B);
+ * - `retry REQUEST_ID`: a failed request back to pending.
+ * `--policy` may be left out when the config has one subjects policy. The subject's key is never printed.
+ */
+
+import {
+  createSubjectRequest,
+  listSubjectRequests,
+  retryRequest,
+  type SubjectRequest,
+} from '../../functions/actions/subjects/requests.ts';
+import { applyMigrations } from '../../functions/adapters/migrations.ts';
+import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
+import { readHashKey } from '../../functions/commons/hash-key-secret.ts';
+import type { LifecycleConfig, SubjectsPolicy } from '../../lib/contracts/config.ts';
+import { UsageError } from './errors.ts';
+import { requireLedger } from './ledger-checks.ts';
+import { formatReport, runCommand, wouldRefuse } from './run-command.ts';
+
+export interface SubjectCommandValues {
+  readonly policy?: string | undefined;
+  readonly bucket?: string | undefined;
+  readonly erase?: string | undefined;
+  readonly export?: string | undefined;
+  readonly json: boolean;
+  readonly verbose: boolean;
+}
+
+const USAGE =
+  'usage: pg-lifecycle subject request --erase KEY | --export KEY [--policy P] [--json]\n' +
+  '       pg-lifecycle subject status [--policy P] [--json]\n' +
+  '       pg-lifecycle subject process [--policy P] --bucket B [--json]\n' +
+  '       pg-lifecycle subject retry REQUEST_ID';
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+function subjectsPolicy(config: LifecycleConfig, name: string | undefined): SubjectsPolicy {
+  const policies = config.policies.filter((p): p is SubjectsPolicy => p.action === 'subjects');
+  if (name === undefined) {
+    if (policies.length === 1) return policies[0] as SubjectsPolicy;
+    throw new UsageError(
+      policies.length === 0
+        ? 'the config has no subjects policy ("action": "subjects")'
+        : `--policy NAME is required (subjects policies: ${policies.map((p) => p.name).join(', ')})`,
+    );
+  }
+  const policy = policies.find((p) => p.name === name);
+  if (!policy)
+    throw new UsageError(
+      `no subjects policy named "${name}" (subjects policies: ${policies.map((p) => p.name).join(', ') || 'none'})`,
+    );
+  return policy;
+}
+
+async function hashKeyFor(config: LifecycleConfig): Promise<string> {
+  // Locally the environment's key; else the deployed secret the config names (read with your AWS credentials).
+  const key = await readHashKey(
+    process.env.PG_LIFECYCLE_HASH_KEY
+      ? { PG_LIFECYCLE_HASH_KEY: process.env.PG_LIFECYCLE_HASH_KEY }
+      : { HASH_KEY_SECRET_ARN: config.anonymization?.hashKeySecretArn },
+  );
+  if (!key)
+    throw new UsageError(
+      'subject requests name the subject by its keyed hash: set PG_LIFECYCLE_HASH_KEY (locally) or ' +
+        'anonymization.hashKeySecretArn in the config',
+    );
+  return key;
+}
+
+const databaseConfig = () => resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL });
+
+export async function subjectCommand(
+  config: LifecycleConfig,
+  values: SubjectCommandValues,
+  args: readonly string[],
+): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'request': {
+      if ((values.erase === undefined) === (values.export === undefined) || rest.length > 0)
+        throw new UsageError(`subject request takes exactly one of --erase KEY or --export KEY\n${USAGE}`);
+      const policy = subjectsPolicy(config, values.policy);
+      const subjectKey = (values.erase ?? values.export) as string;
+      if (subjectKey.trim() === '') throw new UsageError('the subject key is empty');
+      const hashKey = await hashKeyFor(config);
+      const { request, created } = await withClient(await databaseConfig(), async (db) => {
+        await requireLedger(db);
+        await applyMigrations(db);
+        return createSubjectRequest(db, {
+          policy: policy.name,
+          kind: values.erase !== undefined ? 'erase' : 'export',
+          subjectKey,
+          hashKey,
+          dueDays: policy.subjects.dueDays,
+        });
+      });
+      print(
+        values.json
+          ? JSON.stringify(publicView(request, new Date()))
+          : `${created ? 'recorded' : 'already pending'}: ${request.kind} request ${request.requestId} ` +
+              `(policy ${request.policy}, due ${request.dueAt})`,
+      );
+      return 0;
+    }
+    case 'status': {
+      if (rest.length > 0) throw new UsageError(USAGE);
+      const policy = values.policy === undefined ? undefined : subjectsPolicy(config, values.policy).name;
+      const requests = await withClient(await databaseConfig(), async (db) => {
+        await requireLedger(db);
+        const { rows } = await db.query<{ ok: boolean }>(
+          `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
+        );
+        return rows[0]?.ok ? listSubjectRequests(db, policy) : [];
+      });
+      const now = new Date();
+      const views = requests.map((r) => publicView(r, now));
+      print(values.json ? JSON.stringify(views) : formatStatus(views));
+      return views.some((v) => v.overdue) ? 1 : 0;
+    }
+    case 'process': {
+      if (rest.length > 0) throw new UsageError(USAGE);
+      const policy = subjectsPolicy(config, values.policy);
+      const report = await runCommand({
+        config,
+        policy: policy.name,
+        bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
+        dryRun: false,
+        force: false,
+        verbose: values.verbose,
+      });
+      print(values.json ? JSON.stringify(report) : formatReport(report));
+      return report.status === 'failed' || wouldRefuse(report) ? 1 : 0;
+    }
+    case 'retry': {
+      const [requestId, ...more] = rest;
+      if (!requestId || more.length > 0 || !/^[0-9a-f-]{36}$/i.test(requestId)) throw new UsageError(USAGE);
+      const retried = await withClient(await databaseConfig(), (db) => retryRequest(db, requestId));
+      if (!retried) throw new UsageError(`no failed request ${requestId}`);
+      print(`request ${requestId} is pending again`);
+      return 0;
+    }
+    default:
+      throw new UsageError(USAGE);
+  }
+}
+
+/** A request as `status` shows it: never the subject's key. */
+export interface RequestView {
+  readonly requestId: string;
+  readonly policy: string;
+  readonly kind: string;
+  readonly subjectHash: string;
+  readonly status: string;
+  readonly requestedAt: string;
+  readonly dueAt: string;
+  readonly completedAt: string | null;
+  readonly overdue: boolean;
+  readonly error: string | null;
+  readonly proof: unknown;
+}
+
+function publicView(r: SubjectRequest, now: Date): RequestView {
+  return {
+    requestId: r.requestId,
+    policy: r.policy,
+    kind: r.kind,
+    subjectHash: r.subjectHash,
+    status: r.status,
+    requestedAt: r.requestedAt,
+    dueAt: r.dueAt,
+    completedAt: r.completedAt,
+    overdue: r.status !== 'completed' && new Date(r.dueAt).getTime() < now.getTime(),
+    error: r.error,
+    proof: r.proof,
+  };
+}
+
+function formatStatus(views: readonly RequestView[]): string {
+  if (views.length === 0) return 'no subject requests';
+  return views
+    .map((v) => {
+      const proof = v.proof as {
+        tables?: Array<{ table: string; rows: number }>;
+        export?: { key: string };
+      } | null;
+      const rows = proof?.tables?.map((t) => `${t.table} ${t.rows}`).join(', ');
+      const parts = [
+        `${v.requestId}  ${v.kind.padEnd(6)} ${v.status.toUpperCase()}${v.overdue ? ' OVERDUE' : ''}`,
+        `requested ${v.requestedAt}, due ${v.dueAt}${v.completedAt ? `, completed ${v.completedAt}` : ''}`,
+      ];
+      if (rows) parts.push(`rows: ${rows}`);
+      if (proof?.export) parts.push(`export: ${proof.export.key}`);
+      if (v.error) parts.push(`error: ${v.error}`);
+      return parts.join('\n  ');
+    })
+    .join('\n');
+}

@@ -1,0 +1,102 @@
+/**
+ * Subjects: GDPR requests to erase or export a data subject's rows, processed by a run of the subjects policy
+ * (on a schedule in AWS, `pg-lifecycle subject process` locally). Start resolves the mapping (tables, key
+ * columns, masks) and refuses a foreign key it does not cover; each chunk takes one pending request (chunk.ts).
+ */
+
+import type { RunPlan } from '../../../lib/contracts/payloads.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
+import { HashKeyError } from '../../core/errors.ts';
+import { subjectRequestsSource } from '../../sources/subject-requests.ts';
+import type { ActionModule } from '../action-module.ts';
+import { needsHashKey } from '../anonymize/masks.ts';
+import { SubjectsChunkAction, storeOf } from './chunk.ts';
+import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
+import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
+
+interface PendingRequests {
+  readonly erase: number;
+  readonly export: number;
+  readonly oldest: string | null;
+}
+
+/** Pending requests of the policy; none before sql/012 made the table. */
+async function readPending(db: Queryable, policy: string): Promise<PendingRequests> {
+  const { rows: exists } = await db.query<{ ok: boolean }>(
+    `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
+  );
+  if (!exists[0]?.ok) return { erase: 0, export: 0, oldest: null };
+  const { rows } = await db.query<{ erase: string; export: string; oldest: string | null }>(
+    `SELECT count(*) FILTER (WHERE kind = 'erase')::text AS erase, count(*) FILTER (WHERE kind = 'export')::text AS export,
+            min(requested_at)::text AS oldest
+       FROM lifecycle.subject_requests WHERE policy = $1 AND status = 'pending'`,
+    [policy],
+  );
+  return {
+    erase: Number(rows[0]?.erase ?? 0),
+    export: Number(rows[0]?.export ?? 0),
+    oldest: rows[0]?.oldest ?? null,
+  };
+}
+
+function keyMissing(policy: SubjectsPolicy, tables: readonly ResolvedSubjectTable[]): string | undefined {
+  if (!tables.some((t) => t.masks && needsHashKey(t.masks))) return undefined;
+  return `subjects policy ${policy.name} masks with hash or email but no hash key is configured`;
+}
+
+function subjectsPlan(
+  cutoff: string,
+  tables: readonly ResolvedSubjectTable[],
+  pending: PendingRequests,
+  refusals: RunPlan['refusals'],
+): RunPlan {
+  return {
+    cutoff,
+    eligibleRows: pending.erase + pending.export,
+    estimatedBytes: 0,
+    oldest: pending.oldest,
+    foreignKeys: [],
+    explain: [],
+    fullTableScan: false,
+    partitions: [],
+    warnings: [
+      `pending requests: ${pending.erase} erase, ${pending.export} export; erasure order (children first): ` +
+        tables.map((t) => `${t.qualified} (${t.action})`).join(', '),
+      'archived copies (Parquet in S3) are not rewritten yet: the proof lists them',
+    ],
+    refusals,
+  };
+}
+
+export const subjectsModule: ActionModule<SubjectsPolicy> = {
+  action: 'subjects',
+  source: subjectRequestsSource<SubjectsPolicy>(),
+
+  async prepareStart({ db, deps, input, policy }) {
+    const tables = await resolveSubjectTables(db, policy);
+    const secret = await deps.hashKey?.();
+    const missing = secret ? undefined : keyMissing(policy, tables);
+    if (missing && !input.dryRun) throw new HashKeyError(missing, { policy: policy.name });
+    const pending = await readPending(db, policy.name);
+    const refusals: RunPlan['refusals'] = missing ? [{ error: 'HashKeyError', message: missing }] : [];
+    if (pending.export > 0) {
+      if (!input.dryRun) storeOf(deps.store);
+      if (deps.store) await deps.store.checkBucket({ prefix: subjectsPrefix(policy.name) });
+    }
+    const cutoff = this.source.bound(deps.now(), policy);
+    return {
+      record: { tableName: tables.map((t) => t.qualified).join(', ') },
+      cutoff,
+      plan: async () => subjectsPlan(cutoff, tables, pending, refusals),
+      initialBatchRows: async () => 1,
+      beforeLease: async () => ({}),
+    };
+  },
+
+  // The mapping may have changed between executions (a table dropped, a foreign key added): check it again.
+  async recheckContinuation({ db, policy }) {
+    await resolveSubjectTables(db, policy);
+  },
+
+  chunkAction: ({ deps, policy }) => new SubjectsChunkAction(deps, policy),
+};

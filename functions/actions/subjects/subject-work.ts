@@ -1,0 +1,89 @@
+/**
+ * One request's work in the database, inside the chunk's transaction. Erasure deletes (or masks) the subject's
+ * rows table by table, children first, and counts them; export reads them as JSON (the only path by which row
+ * values reach Node: they are the export) into one document. The key is compared as text cast to the key
+ * column's type, so an index on it is used.
+ */
+import { createHash } from 'node:crypto';
+import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
+import { type HashKey, hashKeyFrom } from '../anonymize/hash-key.ts';
+import { maskAssignments, pendingPredicate } from '../anonymize/masks.ts';
+import { ParamList } from '../anonymize/param-list.ts';
+import type { ResolvedSubjectTable } from './mapping.ts';
+
+export interface TableOutcome {
+  readonly table: string;
+  readonly action: 'delete' | 'anonymize' | 'export';
+  readonly rows: number;
+}
+
+function keyMatch(t: ResolvedSubjectTable): string {
+  return `${t.qualified}.${quoteIdent(t.keyColumn.name)} = $1::text::${t.keyColumn.typeName}`;
+}
+
+/** Deletes or masks the subject's rows in every mapped table (children first); rows per table. */
+export async function eraseSubject(
+  tx: Queryable,
+  tables: readonly ResolvedSubjectTable[],
+  subjectKey: string,
+  key: HashKey | undefined,
+): Promise<TableOutcome[]> {
+  const outcomes: TableOutcome[] = [];
+  for (const t of tables) {
+    if (t.action === 'delete') {
+      const { rowCount } = await tx.query(`DELETE FROM ${t.qualified} WHERE ${keyMatch(t)}`, [subjectKey]);
+      outcomes.push({ table: t.qualified, action: 'delete', rows: rowCount ?? 0 });
+      continue;
+    }
+    const masks = t.masks;
+    if (!masks) throw new Error(`${t.qualified}: action anonymize without masks`);
+    const name = { schema: t.table.schema, table: t.table.table };
+    const params = new ParamList(2);
+    const set = maskAssignments(name, masks, params, key)
+      .map((a) => `${quoteIdent(a.column)} = ${a.set}`)
+      .join(', ');
+    // Rows already masked are left alone: a retried request updates nothing twice.
+    const { rowCount } = await tx.query(
+      `UPDATE ${t.qualified} SET ${set} WHERE ${keyMatch(t)} AND ${pendingPredicate(name, masks, PLACEHOLDER)}`,
+      [subjectKey, ...params.values],
+    );
+    outcomes.push({ table: t.qualified, action: 'anonymize', rows: rowCount ?? 0 });
+  }
+  return outcomes;
+}
+
+/** The done tests read no key (masks.ts pendingPredicate). */
+const PLACEHOLDER = hashKeyFrom('pg-lifecycle placeholder: never used to write a value');
+
+export interface SubjectExport {
+  readonly document: Buffer;
+  readonly sha256: string;
+  readonly tables: TableOutcome[];
+}
+
+/**
+ * The subject's rows of every mapped table as one JSON document: `{ requestId, keyName, subjectHash,
+ * generatedAt, tables: { "<schema.table>": [row objects…] } }`, values as PostgreSQL's row_to_json writes them.
+ */
+export async function exportSubject(
+  tx: Queryable,
+  tables: readonly ResolvedSubjectTable[],
+  subjectKey: string,
+  header: { requestId: string; keyName: string; subjectHash: string; generatedAt: string },
+): Promise<SubjectExport> {
+  const outcomes: TableOutcome[] = [];
+  const parts: string[] = [];
+  for (const t of tables) {
+    const { rows } = await tx.query<{ rows: string; n: string }>(
+      `SELECT coalesce(json_agg(row_to_json(s)), '[]')::text AS rows, count(*)::text AS n
+         FROM (SELECT * FROM ${t.qualified} WHERE ${keyMatch(t)}) AS s`,
+      [subjectKey],
+    );
+    outcomes.push({ table: t.qualified, action: 'export', rows: Number(rows[0]?.n ?? 0) });
+    parts.push(`${JSON.stringify(t.qualified)}: ${rows[0]?.rows ?? '[]'}`);
+  }
+  const head = JSON.stringify(header).slice(0, -1);
+  const document = Buffer.from(`${head}, "tables": {${parts.join(', ')}}}\n`, 'utf8');
+  return { document, sha256: createHash('sha256').update(document).digest('hex'), tables: outcomes };
+}
