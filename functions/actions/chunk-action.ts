@@ -29,7 +29,11 @@ export interface ChunkInput {
 
 /** What `take` locked and changed, still uncommitted. */
 export interface TakenChunk {
-  /** Rows taken (deleted, updated, read...). Always > 0: no rows is `undefined` from `take`. */
+  /**
+   * Rows taken (deleted, updated, read...). 0 only when the chunk found work that changed no row (anonymize:
+   * every row it locked was left unchanged; a subject request with no rows): the end of the work is
+   * `undefined` from `take`, never a count.
+   */
   readonly rows: number;
   /** Size of the rows' data held in memory (characters of their text), when the action holds rows. */
   readonly rowBytes?: number;

@@ -11,7 +11,7 @@ import { resolveFilterFunctions } from '../adapters/function-safety.ts';
 import { readScanFacts } from '../adapters/plan-queries.ts';
 import { type Queryable, readOnly } from '../adapters/transactions.ts';
 import type { ChunkTarget } from '../core/chunk-sql.ts';
-import { InvalidFilterError } from '../core/errors.ts';
+import { CatalogError, InvalidFilterError } from '../core/errors.ts';
 import { decideFullScan, type FullScanDecision, planHasSeqScan } from '../core/full-scan.ts';
 import { carriesRowValues, describeError, isPostgresError } from '../core/redact-database-error.ts';
 
@@ -24,9 +24,29 @@ export interface PreparedTarget {
 /** Resolves the policy's table and time column from the catalog. */
 export async function prepareTarget(db: Queryable, policy: TimeCutoffPolicy): Promise<PreparedTarget> {
   const table = await resolveTable(db, policy.table);
+  await refuseInheritanceParent(db, table);
   const timeColumn = resolveTimeColumn(table, policy.timeColumn);
   const target = toChunkTarget(table, timeColumn, policy.filter);
   return { table, target, qualifiedName: quoteQualified(table.schema, table.table) };
+}
+
+/**
+ * A plain table with INHERITS children is refused: reading it reads its children too, and chunks find their
+ * rows again by ctid, which is unique only within one table — a chunk would change rows of another table that
+ * merely share a ctid. (A partitioned table is walked by (tableoid, ctid) instead.)
+ */
+async function refuseInheritanceParent(db: Queryable, table: ResolvedTable): Promise<void> {
+  if (table.kind !== 'r') return;
+  const { rows } = await db.query<{ child: string }>(
+    `SELECT inhrelid::regclass::text AS child FROM pg_inherits WHERE inhparent = $1::oid ORDER BY 1 LIMIT 5`,
+    [table.oid],
+  );
+  if (rows.length === 0) return;
+  throw new CatalogError(
+    `${quoteQualified(table.schema, table.table)} has tables that inherit from it (${rows.map((r) => r.child).join(', ')}): ` +
+      'its rows cannot be told apart from theirs by ctid; give each child table a policy of its own',
+    { table: `${table.schema}.${table.table}` },
+  );
 }
 
 /**

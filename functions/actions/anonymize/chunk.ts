@@ -63,9 +63,11 @@ export class AnonymizeAction implements ChunkAction<TakenChunk, HashKey | undefi
       rowMode: 'array',
     });
     const summary = rows[0];
-    if (!summary || Number(summary[0]) === 0) return undefined;
-    const first = summary.slice(1, 1 + statement.terms);
-    const last = summary.slice(1 + statement.terms);
+    // Only a chunk that picks no row is the end: picked rows may all have been left unchanged (see
+    // update-statement.ts), and the cursor still moves past them.
+    if (!summary || Number(summary[1]) === 0) return undefined;
+    const first = summary.slice(2, 2 + statement.terms);
+    const last = summary.slice(2 + statement.terms);
     const ends = summarizeTakenRows([first, last], [...first.keys()]);
     return { ...ends, rows: Number(summary[0]) };
   }

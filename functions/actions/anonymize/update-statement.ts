@@ -21,7 +21,12 @@ export interface ColumnAssignment {
 export interface AnonymizeStatement {
   /** Params: $1 cutoff, $2 limit, $3… cursor values (withCursor), then the masks' own parameters. */
   readonly text: string;
-  /** Number of order terms: the result row is [count, first row's terms…, last row's terms…]. */
+  /**
+   * Number of order terms: the result row is [updated, picked, first row's terms…, last row's terms…]. Rows
+   * picked but not updated (a BEFORE UPDATE trigger returning NULL; a row changed by another session after the
+   * statement's snapshot, which the lock then sees but the UPDATE does not) are not the end of the work: only a
+   * chunk that picks nothing is.
+   */
   readonly terms: number;
 }
 
@@ -80,7 +85,8 @@ export function buildAnonymizeStatement(
   ${match}
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM updated)::text AS n, ${asText('first_row')}, ${asText('last_row')}
+SELECT (SELECT count(*) FROM updated)::text AS n, (SELECT count(*) FROM ${PICKED})::text AS picked,
+       ${asText('first_row')}, ${asText('last_row')}
   FROM (SELECT ${terms.join(', ')} FROM ${PICKED} ORDER BY ${terms.join(', ')} LIMIT 1) AS first_row,
        (SELECT ${terms.join(', ')} FROM ${PICKED} ORDER BY ${terms.map((t) => `${t} DESC`).join(', ')} LIMIT 1) AS last_row`;
   return { text, terms: terms.length };
