@@ -25,6 +25,7 @@ import {
   runDrill,
   verifyBackup,
 } from '../../functions/actions/backup/restore/index.ts';
+import { loadErasureReplay } from '../../functions/actions/subjects/erasure-replay.ts';
 import { Ledger } from '../../functions/adapters/ledger/index.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { createS3Client } from '../../functions/commons/s3.ts';
@@ -152,13 +153,18 @@ export async function restoreCommand(values: BackupCommandValues): Promise<numbe
   }
   const result = await withS3(async (s3) => {
     const manifest = await findBackup(s3, bucket, policy, backup);
-    return withClient(await databaseConfig(), (db) =>
+    return withClient(await databaseConfig(), async (db) =>
       restoreBackup({
         db,
         s3,
         bucket,
         manifest,
         mode,
+        // Subjects erased since the backup was taken are erased again before each table commits.
+        erasures:
+          mode === 'schema-only'
+            ? undefined
+            : await loadErasureReplay(db, manifest.startedAt, process.env.PG_LIFECYCLE_HASH_KEY),
         tables: values.table,
         intoSchema: values['into-schema'],
         ifExists,
@@ -167,7 +173,10 @@ export async function restoreCommand(values: BackupCommandValues): Promise<numbe
           ? {}
           : {
               onTableRestored: (table: RestoredTable) =>
-                process.stderr.write(`restored ${table.target}: ${table.rows} rows, checked\n`),
+                process.stderr.write(
+                  `restored ${table.target}: ${table.rows} rows, checked` +
+                    `${table.erased > 0 ? `; ${table.erased} rows of erased subjects erased again` : ''}\n`,
+                ),
             }),
       }),
     );

@@ -16,6 +16,12 @@ export interface TableOutcome {
   readonly table: string;
   readonly action: 'delete' | 'anonymize' | 'export';
   readonly rows: number;
+  /**
+   * Erasure: how it found and changed the rows (the key column's catalog name, the masks' config), so that a
+   * restore of an older backup can do it again from the proof alone (erasure-replay.ts). Config, never values.
+   */
+  readonly keyColumn?: string;
+  readonly columns?: Readonly<Record<string, unknown>>;
 }
 
 function keyMatch(t: ResolvedSubjectTable): string {
@@ -33,7 +39,12 @@ export async function eraseSubject(
   for (const t of tables) {
     if (t.action === 'delete') {
       const { rowCount } = await tx.query(`DELETE FROM ${t.qualified} WHERE ${keyMatch(t)}`, [subjectKey]);
-      outcomes.push({ table: t.qualified, action: 'delete', rows: rowCount ?? 0 });
+      outcomes.push({
+        table: t.qualified,
+        action: 'delete',
+        rows: rowCount ?? 0,
+        keyColumn: t.keyColumn.name,
+      });
       continue;
     }
     const masks = t.masks;
@@ -48,7 +59,13 @@ export async function eraseSubject(
       `UPDATE ${t.qualified} SET ${set} WHERE ${keyMatch(t)} AND ${pendingPredicate(name, masks, PLACEHOLDER)}`,
       [subjectKey, ...params.values],
     );
-    outcomes.push({ table: t.qualified, action: 'anonymize', rows: rowCount ?? 0 });
+    outcomes.push({
+      table: t.qualified,
+      action: 'anonymize',
+      rows: rowCount ?? 0,
+      keyColumn: t.keyColumn.name,
+      columns: Object.fromEntries(masks.columns.map((c) => [quoteIdent(c.column.name), c.strategy])),
+    });
   }
   return outcomes;
 }

@@ -22,6 +22,7 @@ import type pg from 'pg';
 import type { Queryable } from '../../../adapters/transactions.ts';
 import { classifyDatabaseError } from '../../../core/errors.ts';
 import { describeError } from '../../../core/redact-database-error.ts';
+import { type ErasureReplay, replayErasures } from '../../subjects/erasure-replay.ts';
 import type { BackupManifest } from '../manifest.ts';
 import { checkDecompression } from '../part-compression.ts';
 import { readObjectText } from './backup-store.ts';
@@ -65,6 +66,11 @@ export interface RestoreBackupProps {
   readonly concurrency?: number;
   /** Where parts are downloaded to while loading. @default os.tmpdir() */
   readonly tempDir?: string;
+  /**
+   * Erasures completed since the backup was taken (subjects/erasure-replay.ts): done again on each restored
+   * table before it commits, so a restore never brings an erased subject back.
+   */
+  readonly erasures?: ErasureReplay | undefined;
   /** Called as each table is committed (drills record what they found). */
   readonly onTableRestored?: (table: RestoredTable) => void;
 }
@@ -77,6 +83,8 @@ export interface RestoredTable {
   readonly rows: number;
   /** Of the rows restored; equal to the manifest's (else the table was rolled back). */
   readonly contentChecksum: string;
+  /** Rows of subjects erased since the backup, deleted or masked again before the table committed. */
+  readonly erased: number;
 }
 
 export interface RestoreResult {
@@ -255,7 +263,7 @@ export async function restoreBackup(props: RestoreBackupProps): Promise<RestoreR
           throw error;
         });
         inProgress = undefined;
-        const table = { table: entry.table, target: target.planned.target.quotedName, ...loaded };
+        const table = { table: entry.table, target: target.planned.target.quotedName, ...loaded, erased: 0 };
         loadedTables.push(table);
         if (!together) {
           restored.push(table);
@@ -263,6 +271,28 @@ export async function restoreBackup(props: RestoreBackupProps): Promise<RestoreR
           written = true;
           props.onTableRestored?.(table);
         }
+      }
+      if (props.erasures) {
+        // After every table is in, children first (the erasures' own order): a parent's subject row deleted
+        // before its children were loaded would refuse them (foreign key), and in full mode before post-data
+        // adds the keys at all. A truncate-and-reload does it in its one transaction.
+        inProgress = 'erasures done again';
+        if (!together) await db.query('BEGIN');
+        try {
+          const erased = await replayAllErasures(db, props.erasures, loadedTables);
+          if (!together) await db.query('COMMIT');
+          const count = (t: RestoredTable) => ({ ...t, erased: erased.get(t.table) ?? 0 });
+          loadedTables.splice(0, loadedTables.length, ...loadedTables.map(count));
+          restored.splice(0, restored.length, ...restored.map(count));
+        } catch (error) {
+          await db.query('ROLLBACK').catch(() => undefined);
+          if (together) {
+            done.length = 0;
+            loadedTables.length = 0;
+          }
+          throw classifyDatabaseError(error);
+        }
+        inProgress = undefined;
       }
       if (together) {
         await db.query('COMMIT');
@@ -302,6 +332,20 @@ export async function restoreBackup(props: RestoreBackupProps): Promise<RestoreR
     bytesVerified: verified.bytesVerified,
     durationMs: Math.round(performance.now() - started),
   };
+}
+
+/** Every erasure done again on the tables just loaded, in the erasures' order: rows changed per table. */
+async function replayAllErasures(
+  db: Queryable,
+  replay: ErasureReplay,
+  tables: readonly RestoredTable[],
+): Promise<Map<string, number>> {
+  const erased = new Map<string, number>();
+  for (const table of replay.tables.keys()) {
+    const loaded = tables.find((t) => t.table === table);
+    if (loaded) erased.set(table, await replayErasures(db, replay, table, loaded.target));
+  }
+  return erased;
 }
 
 /** Full mode: the tables pre-data just created (empty, so nothing to truncate). */

@@ -1,0 +1,115 @@
+/**
+ * A restored backup must not bring an erased subject back. Before a restored table commits (after its content
+ * checksum proved it equal to the backup), every erasure completed since the backup was taken is done again on
+ * it, from the requests' proofs: the subject's rows deleted, or masked with the strategies the erasure used.
+ * The ledger keeps no subject keys, only their keyed hashes, so rows are found by HMAC of the key column's text
+ * (one pass over the restored table for all subjects at once: `encode(hmac, 'hex') = ANY(hashes)`).
+ *
+ * The requests are read from the database restored into (restore in place, drills): a restore into another
+ * database needs its `lifecycle.subject_requests` copied there first, or it re-applies nothing (and says so).
+ */
+import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
+import { resolveTable } from '../../adapters/catalog.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
+import { HashKeyError } from '../../core/errors.ts';
+import type { MaskStrategy } from '../anonymize/contract.ts';
+import { type HashKey, hashKeyFrom, hmacSql } from '../anonymize/hash-key.ts';
+import { maskAssignments, resolveMasks } from '../anonymize/masks.ts';
+import { ParamList } from '../anonymize/param-list.ts';
+
+interface TableReplay {
+  readonly keyColumn: string;
+  readonly action: 'delete' | 'anonymize';
+  readonly columns?: Readonly<Record<string, MaskStrategy>> | undefined;
+  readonly hashes: string[];
+}
+
+export interface ErasureReplay {
+  /** By the table's quoted name as the erasure's proof (and the backup's manifest) names it. */
+  readonly tables: ReadonlyMap<string, TableReplay>;
+  readonly requests: number;
+  readonly key: HashKey;
+}
+
+interface ProofTable {
+  readonly table?: unknown;
+  readonly action?: unknown;
+  readonly keyColumn?: unknown;
+  readonly columns?: unknown;
+}
+
+/**
+ * Erasures completed since `since` (an hour earlier, for clocks that disagree: doing one again is harmless), or
+ * undefined when there are none (or no requests table).
+ * @throws HashKeyError when there are some and no hash key to find their rows with
+ */
+export async function loadErasureReplay(
+  db: Queryable,
+  since: string,
+  hashKey: string | undefined,
+): Promise<ErasureReplay | undefined> {
+  const { rows: present } = await db.query<{ ok: boolean }>(
+    `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
+  );
+  if (!present[0]?.ok) return undefined;
+  const { rows } = await db.query<{ subject_hash: string; proof: { tables?: ProofTable[] } | null }>(
+    `SELECT subject_hash, proof FROM lifecycle.subject_requests
+      WHERE kind = 'erase' AND status = 'completed' AND completed_at >= $1::timestamptz - interval '1 hour'`,
+    [since],
+  );
+  if (rows.length === 0) return undefined;
+  if (!hashKey)
+    throw new HashKeyError(
+      `${rows.length} erasures completed since this backup was taken must be done again on the restored rows, ` +
+        'which needs the hash key (PG_LIFECYCLE_HASH_KEY, or anonymization.hashKeySecretArn)',
+    );
+  const tables = new Map<string, TableReplay>();
+  for (const row of rows) {
+    for (const t of row.proof?.tables ?? []) {
+      if (typeof t.table !== 'string' || typeof t.keyColumn !== 'string') continue;
+      if (t.action !== 'delete' && t.action !== 'anonymize') continue;
+      const entry = tables.get(t.table) ?? {
+        keyColumn: t.keyColumn,
+        action: t.action,
+        columns: t.columns as Record<string, MaskStrategy> | undefined,
+        hashes: [],
+      };
+      entry.hashes.push(row.subject_hash);
+      tables.set(t.table, entry);
+    }
+  }
+  return { tables, requests: rows.length, key: hashKeyFrom(hashKey) };
+}
+
+/** Does the erasures again on `target` (restored from `table`); the rows deleted or masked. */
+export async function replayErasures(
+  db: Queryable,
+  replay: ErasureReplay,
+  table: string,
+  target: string,
+): Promise<number> {
+  const entry = replay.tables.get(table);
+  if (!entry) return 0;
+  const params = new ParamList(2);
+  const match = `encode(${hmacSql(`${target}.${quoteIdent(entry.keyColumn)}::text`, params, replay.key)}, 'hex') = ANY ($1::text[])`;
+  if (entry.action === 'delete') {
+    const { rowCount } = await db.query(`DELETE FROM ${target} WHERE ${match}`, [
+      entry.hashes,
+      ...params.values,
+    ]);
+    return rowCount ?? 0;
+  }
+  const resolved = await resolveTable(db, target);
+  const masks = await resolveMasks(db, resolved, {
+    name: 'erasure replay',
+    anonymize: { columns: entry.columns ?? {} },
+  });
+  const set = maskAssignments({ schema: resolved.schema, table: resolved.table }, masks, params, replay.key)
+    .map((a) => `${quoteIdent(a.column)} = ${a.set}`)
+    .join(', ');
+  const { rowCount } = await db.query(`UPDATE ${target} SET ${set} WHERE ${match}`, [
+    entry.hashes,
+    ...params.values,
+  ]);
+  return rowCount ?? 0;
+}
