@@ -25,8 +25,8 @@ const KEY = hashKeyFrom(SECRET);
 const hmac = (value: string, secret: string | Buffer = SECRET) =>
   createHmac('sha256', secret).update(value, 'utf8').digest('hex');
 const pseudonym = (value: string, digits = 32) => `anon_${hmac(value).slice(0, digits)}`;
-const emailPseudonym = (value: string, domain: string) =>
-  `anon_${hmac(value.toLowerCase()).slice(0, 16)}@${domain}`;
+/** The local part is the HMAC of the value exactly as stored (not lowercased: `Bob@x` and `bob@x` differ). */
+const emailPseudonym = (value: string, domain: string) => `anon_${hmac(value).slice(0, 16)}@${domain}`;
 function uuidV8(value: string): string {
   const hex = [...hmac(value).slice(0, 32)];
   hex[12] = '8';
@@ -219,7 +219,7 @@ describe('email', () => {
     expect(rows).toEqual([
       {
         e: emailPseudonym('Jane.Doe@Example.com', 'example.invalid'),
-        k: emailPseudonym('jane.doe@example.com', 'Example.com'),
+        k: emailPseudonym('Jane.Doe@Example.com', 'Example.com'),
         m: emailPseudonym('jane@corp.example', 'masked.test'),
       },
       {
@@ -234,6 +234,46 @@ describe('email', () => {
       },
       { e: null, k: emailPseudonym('trailing@', 'example.invalid'), m: null },
     ]);
+  });
+
+  it('gives two addresses differing only by case two pseudonyms (no collision on a unique column)', async () => {
+    await db.query(`
+      CREATE TABLE emails_cased (id int PRIMARY KEY, e text UNIQUE);
+      INSERT INTO emails_cased VALUES (1, 'Bob@corp.example'), (2, 'bob@corp.example');`);
+
+    const rows = await maskTwice('emails_cased', {
+      e: { strategy: 'email', keepDomain: true, domain: 'x.test' },
+    });
+
+    expect(rows).toEqual([
+      { e: emailPseudonym('Bob@corp.example', 'corp.example') },
+      { e: emailPseudonym('bob@corp.example', 'corp.example') },
+    ]);
+  });
+});
+
+describe('nondeterministic collations', () => {
+  it('hash, email (keepDomain) and ip work on a case-insensitive ICU column, and checkMasks probes under it', async () => {
+    await db.query(`
+      CREATE COLLATION strategies_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE ci_values (id int PRIMARY KEY, h text COLLATE strategies_ci, e text COLLATE strategies_ci,
+                              ip text COLLATE strategies_ci);
+      INSERT INTO ci_values VALUES (1, 'Jane Roe', 'Jane@Corp.example', '10.1.2.3'), (2, NULL, NULL, 'x');`);
+    const strategies: Record<string, MaskStrategy> = {
+      h: { strategy: 'hash' },
+      e: { strategy: 'email', keepDomain: true, domain: 'x.test' },
+      ip: { strategy: 'ip' },
+    };
+
+    const rows = await maskTwice('ci_values', strategies);
+    const columns = await columnsOf('ci_values', Object.keys(strategies));
+
+    expect(rows).toEqual([
+      { h: pseudonym('Jane Roe'), e: emailPseudonym('Jane@Corp.example', 'Corp.example'), ip: '10.1.2.0' },
+      { h: null, e: null, ip: null },
+    ]);
+    expect(columns.map((c) => c.collation)).toEqual(Array(3).fill('public.strategies_ci'));
+    expect(await checkMasks(db, columns, strategies, KEY)).toEqual([]);
   });
 });
 
@@ -388,7 +428,91 @@ describe('generalize', () => {
   });
 });
 
+describe('generalize within the type', () => {
+  it('keeps buckets, noise and shifted dates inside the type near its ends', async () => {
+    await db.query(`
+      CREATE TABLE edges (id int PRIMARY KEY, s smallint, b bigint, n numeric(5,2), r real, d date,
+                          ts timestamp, f double precision);
+      INSERT INTO edges VALUES
+        (1, -32768, -9223372036854775808, -999.99, '-3.4e38', '5874897-12-31', '4714-11-24 00:00:00 BC', 'NaN'),
+        (2, 32767, 9223372036854775807, 999.99, 'Infinity', '4714-11-24 BC', 'infinity', '-Infinity'),
+        (3, 120, 0, 12.34, 1.5, 'infinity', '2024-05-05 10:00:00', 7.5);`);
+
+    const rows = await maskTwice('edges', {
+      s: { strategy: 'generalize', step: 100 },
+      b: { strategy: 'generalize', step: 1000 },
+      n: { strategy: 'generalize', step: 10 },
+      r: { strategy: 'generalize', step: 3e37 },
+      d: { strategy: 'generalize', to: 'year' },
+      ts: { strategy: 'generalize', to: 'month' },
+      f: { strategy: 'generalize', step: 5 },
+    });
+
+    expect(rows).toEqual([
+      {
+        s: '-32700',
+        b: '-9223372036854775000',
+        n: '-990.00',
+        r: '-3.3e+38',
+        d: '5874897-01-01',
+        ts: '4714-11-24 00:00:00 BC',
+        f: 'NaN',
+      },
+      {
+        s: '32700',
+        b: '9223372036854775000',
+        n: '990.00',
+        r: 'Infinity',
+        d: '4714-11-24 BC',
+        ts: 'infinity',
+        f: '-Infinity',
+      },
+      { s: '100', b: '0', n: '10.00', r: '0', d: 'infinity', ts: '2024-05-01 00:00:00', f: '5' },
+    ]);
+  });
+
+  it('noise on numeric(p,s) stays within its precision', async () => {
+    await db.query(`
+      CREATE TABLE noisy_edges (id int PRIMARY KEY, n numeric(4,2), d date);
+      INSERT INTO noisy_edges SELECT g, 99.99, '5874897-12-31' FROM generate_series(1, 50) g;`);
+    const strategies: Record<string, MaskStrategy> = {
+      n: { strategy: 'noise', amount: 5 },
+      d: { strategy: 'noise', days: 3 },
+    };
+    const columns = await columnsOf('noisy_edges', Object.keys(strategies));
+    const { update } = maskStatement('noisy_edges', columns, strategies, undefined);
+
+    await db.query(update);
+
+    const { rows } = await db.query<{ ok: boolean }>(
+      `SELECT bool_and(n BETWEEN 94.99 AND 99.99 AND d = '5874897-12-31') AS ok FROM noisy_edges`,
+    );
+    expect(rows[0]?.ok).toBe(true);
+  });
+});
+
 describe('jsonb', () => {
+  it('replaces a json object holding an escape the json functions refuse by NULL ({} when NOT NULL)', async () => {
+    await db.query(String.raw`
+      CREATE TABLE json_escapes (id int PRIMARY KEY, j json, r json NOT NULL);
+      INSERT INTO json_escapes VALUES
+        (1, '{"\ud83d": 1, "address": "x"}', '{"a\u0000": 1}'),
+        (2, '{"ok": "\ud83d\ude00", "address": "x"}', '{"address": "x", "b": "\\u0000"}'),
+        (3, '{"k": "\udc00"}', '["\u0000"]');`);
+
+    const rows = await maskTwice('json_escapes', {
+      j: { strategy: 'jsonb', removeKeys: ['address'] },
+      r: { strategy: 'jsonb', removeKeys: ['address'] },
+    });
+
+    expect(rows).toEqual([
+      { j: null, r: '{}' },
+      // A surrogate pair is fine, and so is an escaped backslash before u0000.
+      { j: String.raw`{ "ok" : "\ud83d\ude00" }`, r: String.raw`{ "b" : "\\u0000" }` },
+      { j: null, r: String.raw`["\u0000"]` },
+    ]);
+  });
+
   it('removes the listed top-level keys from objects, leaves other values alone', async () => {
     await db.query(`
       CREATE TABLE documents (id int PRIMARY KEY, jb jsonb, j json);
@@ -509,7 +633,9 @@ describe('refusals', () => {
                             m mood, tags text[], g text GENERATED ALWAYS AS (t || '!') STORED,
                             ident int GENERATED ALWAYS AS IDENTITY);
       CREATE DOMAIN required_text AS text NOT NULL;
-      ALTER TABLE refused ADD COLUMN rd required_text DEFAULT 'x';`);
+      ALTER TABLE refused ADD COLUMN rd required_text DEFAULT 'x';
+      ALTER TABLE refused ADD COLUMN n61 numeric(6,1), ADD COLUMN tz timestamptz, ADD COLUMN ts timestamp,
+                          ADD COLUMN tm time;`);
   });
 
   it.each<[string, string, MaskStrategy, HashKey | undefined, RegExp]>([
@@ -546,6 +672,12 @@ describe('refusals', () => {
     ['a text', 't', { strategy: 'noise', amount: 3 }, KEY, /numbers, dates and timestamps/],
     ['an enum', 'm', { strategy: 'hash' }, KEY, /enum columns \(only null and fixed/],
     ['an array', 'tags', { strategy: 'partial', keepFirst: 0, keepLast: 0, mask: '*' }, KEY, /array columns/],
+    ['a numeric(6,1)', 'n61', { strategy: 'generalize', step: 0.12 }, KEY, /multiple of 0\.1 .*got 0\.12/],
+    ['a numeric(6,1)', 'n61', { strategy: 'generalize', step: 1e-7 }, KEY, /multiple of 0\.1/],
+    ['a date', 'd', { strategy: 'fixed', value: ' Today ' }, KEY, /relative to the current time/],
+    ['a timestamptz', 'tz', { strategy: 'fixed', value: 'now' }, KEY, /relative to the current time/],
+    ['a timestamp', 'ts', { strategy: 'fixed', value: 'YESTERDAY' }, KEY, /relative to the current time/],
+    ['a time', 'tm', { strategy: 'fixed', value: 'tomorrow' }, KEY, /relative to the current time/],
   ])('refuses %s for column %s', async (_, name, strategy, key, reason) => {
     const [column] = await columnsOf('refused', [name]);
     const compile = () => compileMask(column as MaskedColumn, strategy, '"t".x', new ParamList(1), key);
@@ -555,6 +687,18 @@ describe('refusals', () => {
     expect(compile).toThrow(
       `column ${quoteIdent(name)} (${column?.typeName}): strategy ${strategy.strategy}`,
     );
+  });
+
+  it('accepts a step that is a multiple of the numeric scale, and fixed absolute times', async () => {
+    const [n61, tz] = await columnsOf('refused', ['n61', 'tz']);
+
+    expect(() =>
+      compileMask(n61 as MaskedColumn, { strategy: 'generalize', step: 2.5 }, 'x', new ParamList(1), KEY),
+    ).not.toThrow();
+    expect(n61?.numeric).toEqual({ precision: 6, scale: 1 });
+    expect(() =>
+      compileMask(tz as MaskedColumn, { strategy: 'fixed', value: 'epoch' }, 'x', new ParamList(1), KEY),
+    ).not.toThrow();
   });
 
   it('refuses a missing, generated, identity or system column, naming each', async () => {
@@ -635,6 +779,28 @@ describe('checkMasks', () => {
     } finally {
       await db.query('ROLLBACK');
     }
+  });
+
+  it('reports a domain whose CHECK refuses every synthetic value, unless the strategy is null or fixed', async () => {
+    await db.query(`
+      CREATE DOMAIN ref_code AS text CHECK (VALUE ~ '^C-[0-9]+$');
+      CREATE TABLE domain_checked (id int PRIMARY KEY, h ref_code, p ref_code, f ref_code, z ref_code);`);
+    const domainStrategies: Record<string, MaskStrategy> = {
+      h: { strategy: 'hash' },
+      p: { strategy: 'partial', keepFirst: 2, keepLast: 0, mask: '*' },
+      f: { strategy: 'fixed', value: 'C-0' },
+      z: { strategy: 'null' },
+    };
+    const columns = await columnsOf('domain_checked', Object.keys(domainStrategies));
+
+    const problems = await checkMasks(db, columns, domainStrategies, KEY);
+
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^column "h" \(public\.ref_code\): strategy hash could not be checked against the CHECK of domain public\.ref_code/,
+      ),
+      expect.stringMatching(/^column "p" \(public\.ref_code\): strategy partial could not be checked/),
+    ]);
   });
 
   it('has nothing to report for masks that apply', async () => {

@@ -13,8 +13,7 @@ import { unprocessedSource } from '../../sources/unprocessed.ts';
 import type { TimeCutoffModule } from '../action-module.ts';
 import { AnonymizeAction } from './chunk.ts';
 import { type HashKey, hashKeyFrom } from './hash-key.ts';
-import { checkMasks } from './mask-probes.ts';
-import { needsHashKey, pendingPredicate, resolveMasks } from './masks.ts';
+import { maskProblems, needsHashKey, pendingPredicate, resolveMasks } from './masks.ts';
 import { anonymizePlan } from './plan.ts';
 import { pickStatement } from './update-statement.ts';
 
@@ -48,13 +47,18 @@ export const anonymizeModule: TimeCutoffModule<AnonymizePolicy> = {
         const prepared = await this.source.prepare(db, policy);
         const masks = await resolveMasks(db, prepared.table, policy);
         const secret = await deps.hashKey?.();
+        const key = secret ? hashKeyFrom(secret) : PLACEHOLDER_KEY;
         const keyMissing = needsHashKey(masks) && !secret ? keyMissingMessage(policy) : undefined;
+        const base = await start.plan();
+        // What a real run's checkStart would refuse, listed instead of thrown.
+        const problems = await maskProblems(db, prepared.table.oid, masks, key);
+        const refusals = problems.map((message) => ({ error: 'CatalogError', message }));
         return anonymizePlan(
           db,
-          await start.plan(),
+          { ...base, refusals: [...base.refusals, ...refusals] },
           prepared,
           masks,
-          secret ? hashKeyFrom(secret) : PLACEHOLDER_KEY,
+          key,
           keyMissing,
         );
       },
@@ -89,13 +93,14 @@ export const anonymizeModule: TimeCutoffModule<AnonymizePolicy> = {
     // A dry run lists a missing key among its refusals (plan.ts) instead of stopping here.
     if (needsHashKey(masks) && !secret && !input.dryRun)
       throw new HashKeyError(keyMissingMessage(policy), { policy: policy.name });
-    const problems = await checkMasks(
+    const problems = await maskProblems(
       db,
-      masks.columns.map((c) => c.column),
-      Object.fromEntries(masks.columns.map((c) => [c.column.name, c.strategy])),
+      prepared.table.oid,
+      masks,
       secret ? hashKeyFrom(secret) : PLACEHOLDER_KEY,
     );
-    if (problems.length > 0)
+    // A dry run lists them among its refusals (prepareStart's plan).
+    if (problems.length > 0 && !input.dryRun)
       throw new CatalogError(`${prepared.qualifiedName}: ${problems.join('; ')}`, {
         policy: policy.name,
         table: `${prepared.table.schema}.${prepared.table.table}`,

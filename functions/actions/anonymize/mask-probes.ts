@@ -119,10 +119,19 @@ async function validInputs(db: Queryable, column: MaskedColumn, strategy: MaskSt
   return valid;
 }
 
-/** `compileMask` over a bind parameter `$1` (text, cast to the column's type); its own parameters follow. */
+/**
+ * `compileMask` over a bind parameter `$1` (text, cast to the column's type, in the column's collation: a
+ * nondeterministic one refuses regexes and substring searches, as in the chunk); its own parameters follow.
+ */
 function compileOverParameter(column: MaskedColumn, strategy: MaskStrategy, key: HashKey | undefined) {
   const params = new ParamList(2);
-  const mask = compileMask(column, strategy, `$1::text::${column.typeName}`, params, key);
+  // Through a scalar subquery: its collation is implicit, as a column's is (an explicit COLLATE would clash
+  // with the explicit "C" the strategies put on text).
+  const value =
+    column.collation === undefined
+      ? `$1::text::${column.typeName}`
+      : `(SELECT $1::text::${column.typeName} COLLATE ${column.collation})`;
+  const mask = compileMask(column, strategy, value, params, key);
   return { mask, params };
 }
 
@@ -168,7 +177,20 @@ async function columnProblem(
     throw error;
   }
   const { mask, params } = compiled;
-  const input = (await validInputs(db, column, strategy))[0] ?? null;
+  const inputs = await validInputs(db, column, strategy);
+  // A domain whose CHECK refuses every synthetic value leaves NULL, which proves nothing of a strategy that
+  // computes from the value; null and fixed ignore it (their probe is their own value).
+  if (
+    !inputs.some((value) => value !== null) &&
+    column.isDomain &&
+    !['null', 'fixed'].includes(strategy.strategy)
+  )
+    return (
+      `${where}: strategy ${strategy.strategy} could not be checked against the CHECK of domain ${column.typeName}: ` +
+      'it refuses every synthetic value, so whether it accepts the masked values is unknown; use null or fixed ' +
+      '(a value the domain accepts), or drop the column from the policy'
+    );
+  const input = inputs[0] ?? null;
   // The input is selected too: a `set` that ignores the value (null, fixed) leaves $1 unused otherwise, and the
   // server refuses a bind of more parameters than the statement has.
   const masked = await probe<{ after: string | null }>(

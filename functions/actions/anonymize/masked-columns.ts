@@ -1,6 +1,7 @@
 /**
  * The masked columns as pg_catalog describes them, read at Start: each column's own type and the base type
- * strategies are checked against (through nested domains), whether it is NOT NULL, its length bound. A column
+ * strategies are checked against (through nested domains), whether it is NOT NULL, its length or numeric(p,s)
+ * bound, its collation when not the default (Start probes under it: mask-probes.ts). A column
  * an UPDATE cannot write (missing, system, generated, identity GENERATED ALWAYS) is refused here by name,
  * before any strategy is compiled (strategies.ts) or any row is touched.
  */
@@ -27,6 +28,13 @@ export interface MaskedColumn {
   readonly notNull: boolean;
   /** n of varchar(n) / char(n); undefined for unbounded text and other types. */
   readonly maxLength: number | undefined;
+  /** p and s of numeric(p,s) (s may be negative since PostgreSQL 15); undefined for unconstrained numeric and other types. */
+  readonly numeric?: { readonly precision: number; readonly scale: number } | undefined;
+  /**
+   * The column's collation, quoted and schema-qualified (`public.review_ci`), when it is not the database
+   * default (attcollation other than 0 and `default`); undefined otherwise.
+   */
+  readonly collation?: string | undefined;
 }
 
 interface ColumnRow {
@@ -42,6 +50,7 @@ interface ColumnRow {
   base_typmod: string;
   not_null: unknown;
   is_domain: unknown;
+  collation: string | null;
 }
 
 /** format_type, qualified when the type lives outside pg_catalog (Start and the chunks may differ in search_path). */
@@ -66,7 +75,10 @@ SELECT a.attname AS name, a.attnum::text AS attnum, a.attgenerated::text AS gene
        ${qualifiedType('t', 'a.atttypid', 'a.atttypmod')} AS type_name,
        ${qualifiedType('bt', 'b.type_oid', 'b.typmod')} AS base_type_name,
        b.type_oid::text AS base_oid, bt.typcategory::text AS category, bt.typtype::text AS base_kind,
-       b.typmod::text AS base_typmod, b.not_null, a.atttypid <> b.type_oid AS is_domain
+       b.typmod::text AS base_typmod, b.not_null, a.atttypid <> b.type_oid AS is_domain,
+       (SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+          FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace
+         WHERE co.oid = a.attcollation AND a.attcollation <> 100 /* default */) AS collation
   FROM pg_catalog.pg_attribute a
   JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
   JOIN LATERAL (SELECT * FROM chain c WHERE c.attname = a.attname ORDER BY c.depth DESC LIMIT 1) b ON true
@@ -75,6 +87,14 @@ SELECT a.attname AS name, a.attnum::text AS attnum, a.attgenerated::text AS gene
 
 export const BPCHAR = 1042;
 const VARCHAR = 1043;
+const NUMERIC = 1700;
+
+/** numeric(p,s) from its typmod (scale sign-extended from 11 bits, as PostgreSQL 15 stores it). */
+function numericOf(baseTypeOid: number, typmod: number) {
+  if (baseTypeOid !== NUMERIC || typmod < 4) return undefined;
+  const bits = typmod - 4;
+  return { precision: (bits >> 16) & 0xffff, scale: ((bits & 0x7ff) ^ 1024) - 1024 };
+}
 
 /**
  * The columns `names` (catalog names) of table `tableOid`, in the order given.
@@ -129,5 +149,7 @@ function maskedColumnOf(row: ColumnRow): MaskedColumn {
     isEnum: row.base_kind === 'e',
     notNull: pgBool(row.not_null),
     maxLength: (baseTypeOid === BPCHAR || baseTypeOid === VARCHAR) && typmod >= 4 ? typmod - 4 : undefined,
+    numeric: numericOf(baseTypeOid, typmod),
+    collation: row.collation ?? undefined,
   };
 }

@@ -8,8 +8,10 @@ import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import { type ResolvedTable, resolveColumn } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { CatalogError } from '../../core/errors.ts';
+import { columnConstraintProblems } from './column-constraints.ts';
 import type { AnonymizePolicy, MaskStrategy } from './contract.ts';
 import type { HashKey } from './hash-key.ts';
+import { checkMasks } from './mask-probes.ts';
 import { type MaskedColumn, readMaskedColumns } from './masked-columns.ts';
 import { ParamList } from './param-list.ts';
 import { compileMask } from './strategies.ts';
@@ -139,4 +141,23 @@ export function maskAssignments(
     assignments.push({ column: masks.marker.name, set });
   }
   return assignments;
+}
+
+/**
+ * Every reason the masks cannot run on this table, before anything changes: a strategy its column's type cannot
+ * take or that fails on a synthetic value (checkMasks), and one that would break a unique index or a foreign
+ * key (columnConstraintProblems).
+ */
+export async function maskProblems(
+  db: Queryable,
+  tableOid: string,
+  masks: ResolvedMasks,
+  key: HashKey,
+): Promise<string[]> {
+  const columns = masks.columns.map((c) => c.column);
+  const strategies = Object.fromEntries(masks.columns.map((c) => [c.column.name, c.strategy]));
+  return [
+    ...(await checkMasks(db, columns, strategies, key)),
+    ...(await columnConstraintProblems(db, tableOid, masks.columns)),
+  ];
 }

@@ -6,10 +6,11 @@
 
 import type { RunPlan } from '../../../lib/contracts/payloads.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
-import { HashKeyError } from '../../core/errors.ts';
+import { CatalogError, HashKeyError } from '../../core/errors.ts';
 import { subjectRequestsSource } from '../../sources/subject-requests.ts';
 import type { ActionModule } from '../action-module.ts';
-import { needsHashKey } from '../anonymize/masks.ts';
+import { hashKeyFrom } from '../anonymize/hash-key.ts';
+import { maskProblems, needsHashKey } from '../anonymize/masks.ts';
 import { SubjectsChunkAction, storeOf } from './chunk.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
@@ -77,8 +78,20 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
     const secret = await deps.hashKey?.();
     const missing = secret ? undefined : keyMissing(policy, tables);
     if (missing && !input.dryRun) throw new HashKeyError(missing, { policy: policy.name });
+    // The masks of anonymized tables, checked as an anonymize policy's are (types, constraints).
+    const problems: string[] = [];
+    const key = hashKeyFrom(secret ?? 'pg-lifecycle placeholder: never used to write a value');
+    for (const t of tables)
+      if (t.masks) problems.push(...(await maskProblems(db, t.table.oid, t.masks, key)));
+    if (problems.length > 0 && !input.dryRun)
+      throw new CatalogError(`subjects policy ${policy.name}: ${problems.join('; ')}`, {
+        policy: policy.name,
+      });
     const pending = await readPending(db, policy.name);
-    const refusals: RunPlan['refusals'] = missing ? [{ error: 'HashKeyError', message: missing }] : [];
+    const refusals: RunPlan['refusals'] = [
+      ...(missing ? [{ error: 'HashKeyError', message: missing }] : []),
+      ...problems.map((message) => ({ error: 'CatalogError', message })),
+    ];
     if (pending.export > 0) {
       if (!input.dryRun) storeOf(deps.store);
       if (deps.store) await deps.store.checkBucket({ prefix: subjectsPrefix(policy.name) });
