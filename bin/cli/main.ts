@@ -27,6 +27,7 @@ import {
 import { backupsCommand, drillCommand, restoreCommand, verifyBackupCommand } from './backup-commands.ts';
 import { UsageError } from './errors.ts';
 import { checkVerifyTarget, ledgerPresence, noLedgerMessage } from './ledger-checks.ts';
+import { reportCommand } from './report-command.ts';
 import { restoreArchiveCommand } from './restore-archive-command.ts';
 import { formatReport, type RunReport, runCommand, wouldRefuse } from './run-command.ts';
 import { subjectCommand } from './subject-commands.ts';
@@ -225,6 +226,15 @@ async function dispatch(command: string, values: Values, args: readonly string[]
       return subjectCommand(loadConfigFile(values.config), values, args);
     case 'restore-archive':
       return restoreArchiveCommand(values);
+    case 'report': {
+      if (args.length > 0) throw new UsageError(`report takes no arguments\n\n${USAGE}`);
+      const { code, output } = await reportCommand(loadConfigFile(values.config), {
+        policy: values.policy,
+        json: values.json,
+      });
+      print(output);
+      return code;
+    }
     case 'migrate': {
       const applied = await withClient(
         await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),

@@ -52,6 +52,13 @@ Commands
                            Run the subjects policy locally (like run): each pending request erased (children
                            first) or exported to s3://B/subjects/<policy>/<request>/export.json
   subject retry REQUEST_ID A failed request back to pending
+  report [--policy NAME] [--json]
+                           Compliance report of the enabled policies: schedule, last successful run (ledger),
+                           OVERDUE when no run succeeded within two schedule periods (cron periods read in the
+                           policy's timezone); rows past retention still present (anonymize: still unmasked;
+                           "not counted" past the policy's statementTimeoutMs); subject requests pending,
+                           overdue, failed, completed in 30 days. Exit 1 if anything is overdue or a request
+                           failed
   unlock --policy NAME     Release the policy's lease when its holder is provably gone (a local run's
       [--force] [--reason TEXT] [--json]
                            database backend no longer exists; an AWS run's execution is not running);
@@ -68,7 +75,7 @@ Common options
   --help                   This text
 
 Environment
-  DATABASE_URL or PG*      Database for run/plan/status/verify/unlock/migrate/restore/drill (sslmode in the URL is honoured)
+  DATABASE_URL or PG*      Database for run/plan/status/report/verify/unlock/migrate/restore/drill (sslmode in the URL is honoured)
   AWS_*                    S3 and Step Functions (AWS_ENDPOINT_URL_S3 for a local S3 server)
   PG_LIFECYCLE_BUCKET      Bucket for local runs when --bucket is not given
   PG_LIFECYCLE_STATE_MACHINE_PREFIX  State machines for start/status: stack output StateMachineArnPrefix
@@ -76,7 +83,7 @@ Environment
                                    or --state-machine-arn with one policy's ARN
 
 Exit codes: 0 success, 1 a run failed (or a plan shows a real run would refuse, unlock refused, verify found a
-problem, a restore or a drill failed),
+problem, a restore or a drill failed, report found something overdue),
 2 invalid usage, config or input (also: an unknown policy, run or backup, a database without a ledger, a missing
 bucket, a restore target that is not as the mode needs), 3 restore-archive is waiting for S3 to restore objects from
 Glacier Flexible Retrieval / Deep Archive (run it again later).

@@ -1,0 +1,251 @@
+/**
+ * The compliance report (`pg-lifecycle report`): per enabled policy its schedule, the last successful run
+ * the ledger holds and whether that is overdue (no success within two schedule periods); for the time-cutoff
+ * policies (archive, purge, anonymize) the rows past retention still present (anonymize: still unmasked);
+ * for subjects policies their requests (pending, overdue, failed, completed in the last 30 days).
+ *
+ * Read only: every count runs in a READ ONLY transaction under the policy's chunking statement_timeout, and
+ * one too slow is reported as not counted instead of failing the report. Prints nothing.
+ */
+import type pg from 'pg';
+import type { LifecycleConfig } from '../../lib/contracts/config.ts';
+import { resolveChunking } from '../../lib/contracts/config.ts';
+import { isTimeCutoffPolicy, type Policy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
+import { moduleFor } from '../actions/registry.ts';
+import { readOnly } from '../adapters/transactions.ts';
+import { isTimeout } from '../commons/lock-wait.ts';
+import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
+import { describeError } from '../core/redact-database-error.ts';
+import { schedulePeriod } from '../core/schedule-period.ts';
+import { checkFilterCalls } from '../run/prepare-target.ts';
+
+/** How far back `completedRecently` looks. */
+export const RECENT_DAYS = 30;
+const DAY_MS = 86_400_000;
+/** A policy is overdue when its last success is older than this many schedule periods. */
+export const OVERDUE_PERIODS = 2;
+
+export interface ScheduleStatus {
+  /** The schedule expression; null for a policy run only by hand. */
+  readonly expression: string | null;
+  readonly timezone: string;
+  /** One schedule period in seconds; null when manual or when it could not be worked out (`periodUnknown`). */
+  readonly periodSeconds: number | null;
+  /** Why the period is unknown (a cron this reader cannot follow, or one without two past fire times). */
+  readonly periodUnknown?: string;
+}
+
+/** Rows past retention still present (anonymize: not yet masked), or why they were not counted. */
+export type RowsPastRetention =
+  | {
+      readonly status: 'counted';
+      readonly cutoff: string;
+      readonly rows: number;
+      readonly oldest: string | null;
+    }
+  | { readonly status: 'timeout'; readonly cutoff: string; readonly timeoutMs: number }
+  | { readonly status: 'error'; readonly cutoff?: string; readonly error: string };
+
+export interface SubjectRequestCounts {
+  readonly pending: number;
+  /** Past due_at and not completed (pending or failed). */
+  readonly overdue: number;
+  readonly failed: number;
+  /** Completed within the last {@link RECENT_DAYS} days. */
+  readonly completedRecently: number;
+}
+
+export interface PolicyCompliance {
+  readonly policy: string;
+  readonly action: Policy['action'];
+  readonly enabled: boolean;
+  readonly schedule: ScheduleStatus;
+  /** finished_at of the newest succeeded (not dry) run, ISO UTC; null when none. */
+  readonly lastSuccess: string | null;
+  /**
+   * No success within {@link OVERDUE_PERIODS} periods. Never for a policy without a schedule, a disabled one, or
+   * one whose period is unknown (reported in `schedule.periodUnknown` instead of guessed).
+   */
+  readonly overdue: boolean;
+  /** Time-cutoff policies only. */
+  readonly rowsPastRetention?: RowsPastRetention;
+  /** Subjects policies only. */
+  readonly requests?: SubjectRequestCounts;
+}
+
+export interface ComplianceReport {
+  readonly generatedAt: string;
+  readonly database: string;
+  readonly policies: PolicyCompliance[];
+  /** True when a policy or a subject request is overdue, or a request failed: the CLI exits 1. */
+  readonly attention: boolean;
+}
+
+export interface ComplianceOptions {
+  readonly now: Date;
+  /** One policy (enabled or not); default every enabled policy of the config. */
+  readonly policy?: string;
+}
+
+/** @throws Error when `options.policy` names no policy of the config (the caller checks first) */
+export async function buildComplianceReport(
+  db: pg.ClientBase,
+  config: LifecycleConfig,
+  options: ComplianceOptions,
+): Promise<ComplianceReport> {
+  const { now } = options;
+  const policies =
+    options.policy === undefined
+      ? config.policies.filter((p) => p.enabled)
+      : config.policies.filter((p) => p.name === options.policy);
+  if (options.policy !== undefined && policies.length === 0)
+    throw new Error(`no policy "${options.policy}" in the config`);
+
+  const database = await currentDatabase(db);
+  const successes = await lastSuccesses(db);
+  const requests = policies.some((p) => p.action === 'subjects')
+    ? await subjectRequestCounts(db, now)
+    : new Map<string, SubjectRequestCounts>();
+
+  const entries: PolicyCompliance[] = [];
+  for (const policy of policies) {
+    const schedule = scheduleStatus(policy, now);
+    const lastSuccess = successes.get(policy.name) ?? null;
+    const overdue =
+      policy.enabled &&
+      schedule.periodSeconds !== null &&
+      (lastSuccess === null ||
+        now.getTime() - new Date(lastSuccess).getTime() > OVERDUE_PERIODS * schedule.periodSeconds * 1000);
+    entries.push({
+      policy: policy.name,
+      action: policy.action,
+      enabled: policy.enabled,
+      schedule,
+      lastSuccess,
+      overdue,
+      ...(isTimeCutoffPolicy(policy)
+        ? { rowsPastRetention: await countRowsPastRetention(db, config, policy, now) }
+        : {}),
+      ...(policy.action === 'subjects' ? { requests: requests.get(policy.name) ?? noRequests() } : {}),
+    });
+  }
+  const attention = entries.some(
+    (e) => e.overdue || (e.requests !== undefined && (e.requests.overdue > 0 || e.requests.failed > 0)),
+  );
+  return { generatedAt: now.toISOString(), database, policies: entries, attention };
+}
+
+/** The policy's schedule and its period at `now`. */
+export function scheduleStatus(policy: Pick<Policy, 'schedule' | 'timezone'>, now: Date): ScheduleStatus {
+  if (policy.schedule === undefined)
+    return { expression: null, timezone: policy.timezone, periodSeconds: null };
+  const period = schedulePeriod(policy.schedule, policy.timezone, now);
+  return period.kind === 'known'
+    ? { expression: policy.schedule, timezone: policy.timezone, periodSeconds: period.periodMs / 1000 }
+    : {
+        expression: policy.schedule,
+        timezone: policy.timezone,
+        periodSeconds: null,
+        periodUnknown: period.reason,
+      };
+}
+
+const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
+
+async function currentDatabase(db: pg.ClientBase): Promise<string> {
+  const { rows } = await db.query<{ database: string }>('SELECT current_database()::text AS database');
+  return rows[0]?.database ?? '?';
+}
+
+/** Per policy, the finished_at of its newest succeeded real run (ISO UTC with microseconds). */
+async function lastSuccesses(db: pg.ClientBase): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ policy: string; finished: string }>(
+    `SELECT policy, to_char(max(finished_at) AT TIME ZONE 'UTC', ${ISO_UTC}) AS finished
+       FROM lifecycle.runs
+      WHERE status = 'succeeded' AND NOT dry_run AND finished_at IS NOT NULL
+      GROUP BY policy`,
+  );
+  return new Map(rows.map((r) => [r.policy, r.finished]));
+}
+
+function noRequests(): SubjectRequestCounts {
+  return { pending: 0, overdue: 0, failed: 0, completedRecently: 0 };
+}
+
+/** Request counts per policy; none when the ledger predates subject requests (no table). */
+async function subjectRequestCounts(
+  db: pg.ClientBase,
+  now: Date,
+): Promise<Map<string, SubjectRequestCounts>> {
+  const { rows: present } = await db.query<{ ok: string | boolean }>(
+    `SELECT (to_regclass('lifecycle.subject_requests') IS NOT NULL)::text AS ok`,
+  );
+  if (present[0]?.ok !== 'true') return new Map();
+  const { rows } = await db.query<{
+    policy: string;
+    pending: string;
+    overdue: string;
+    failed: string;
+    completed: string;
+  }>(
+    `SELECT policy,
+            count(*) FILTER (WHERE status = 'pending')::text AS pending,
+            count(*) FILTER (WHERE status <> 'completed' AND due_at < $1::timestamptz)::text AS overdue,
+            count(*) FILTER (WHERE status = 'failed')::text AS failed,
+            count(*) FILTER (WHERE status = 'completed' AND completed_at >= $2::timestamptz)::text AS completed
+       FROM lifecycle.subject_requests
+      GROUP BY policy`,
+    [now.toISOString(), new Date(now.getTime() - RECENT_DAYS * DAY_MS).toISOString()],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.policy,
+      {
+        pending: Number(r.pending),
+        overdue: Number(r.overdue),
+        failed: Number(r.failed),
+        completedRecently: Number(r.completed),
+      },
+    ]),
+  );
+}
+
+/**
+ * The plan's count of eligible rows at a cutoff fixed from `now`, over the target the action's source
+ * prepares (anonymize: only rows not yet masked). The filter's functions are checked first, as before any
+ * run evaluates it on rows.
+ */
+async function countRowsPastRetention(
+  db: pg.ClientBase,
+  config: LifecycleConfig,
+  policy: TimeCutoffPolicy,
+  now: Date,
+): Promise<RowsPastRetention> {
+  const source = moduleFor(policy).source;
+  let cutoff: string | undefined;
+  try {
+    cutoff = source.bound(now, policy);
+    if (!source.prepare) return { status: 'error', cutoff, error: 'the action has no single-table source' };
+    const timeoutMs = resolveChunking(config, policy).statementTimeoutMs;
+    const prepared = await source.prepare(db, policy);
+    await checkFilterCalls(db, prepared, policy.filterFunctions);
+    const fixedCutoff = cutoff;
+    try {
+      const counted = await readOnly(db, timeoutMs, () =>
+        db.query<{ rows: string | number; oldest: string | null }>(
+          buildCountEligibleStatement(prepared.target),
+          [fixedCutoff],
+        ),
+      );
+      const row = counted.rows[0];
+      return { status: 'counted', cutoff, rows: Number(row?.rows ?? 0), oldest: row?.oldest ?? null };
+    } catch (error) {
+      if (isTimeout(error)) return { status: 'timeout', cutoff, timeoutMs };
+      throw error;
+    }
+  } catch (error) {
+    // A missing table, a refused filter: said for this policy, the rest of the report goes on.
+    const name = (error as Error).name ?? 'Error';
+    return { status: 'error', ...(cutoff ? { cutoff } : {}), error: `${name}: ${describeError(error)}` };
+  }
+}
