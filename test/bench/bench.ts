@@ -4,6 +4,7 @@
  *   archive   COPY baseline vs the real archive path (local state machine, real handlers); see archive.ts.
  *   purge     single DELETE vs the real chunked purge path on identical data; see purge.ts.
  *   backup    COPY TO / COPY FROM baselines vs the real backup path and a restore of its parts; see backup.ts.
+ *   anonymize single UPDATE with the compiled masks vs the real chunked anonymize path; see anonymize.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -23,6 +24,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   archive: async () => (await import('./archive.ts')).main,
   purge: async () => (await import('./purge.ts')).main,
   backup: async () => (await import('./backup.ts')).main,
+  anonymize: async () => (await import('./anonymize.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -41,6 +43,9 @@ benchmarks:
             --rows N (1000000)  --repeat K (1)  --json  --compression gzip|zstd (gzip)  --level N (1)
             --part-mib N (32)  --max-concurrency N (2)  --s3 child|inproc (child)
             --memory-rows N (also one repetition at N rows: peak RSS flatness, e.g. 4000000)
+  anonymize one UPDATE … SET <the policy's compiled masks> vs chunked anonymize through the local state
+            machine on identical data (bench.profiles); conservation: every row masked, a re-run updates 0
+            --rows N (1000000)  --repeat K (1)  --json  --target-ms N (policy default 250)  --max-rows N
 `;
 
 const [name, ...rest] = process.argv.slice(2);

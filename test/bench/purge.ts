@@ -24,7 +24,6 @@ import { computeCutoff } from '../../functions/core/cutoff.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
-import type { StepDependencies } from '../../functions/run/dependencies.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import {
   countEvents,
@@ -36,6 +35,7 @@ import {
 } from './dataset.ts';
 import { startBenchServices } from './services.ts';
 import { median, medianIndex, round } from './stats.ts';
+import { timeTransactions } from './transactions.ts';
 
 const POLICY = 'bench-purge';
 /** Partition retention on `bench.events_by_month`, and the same policy with every row through chunks. */
@@ -350,33 +350,6 @@ async function measurePartitions(
     chunked_vacuum_seconds: round((chunked.summary?.maintenance?.durationMs ?? 0) / 1000),
     chunked_chunks: chunked.summary?.chunks ?? 0,
     partition_time_share: round(partitionSeconds / chunkedSeconds, 4),
-  };
-}
-
-/**
- * Wraps each connection the steps open so that every transaction (BEGIN … COMMIT/ROLLBACK) is timed to the
- * end of its COMMIT: what a concurrent writer waiting on one of its row locks would wait at most.
- */
-function timeTransactions(deps: StepDependencies, transactions: number[]): StepDependencies {
-  return {
-    ...deps,
-    connect: async () => {
-      const client = await deps.connect();
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      let begunAt: number | undefined;
-      (client as { query: unknown }).query = async (...args: unknown[]) => {
-        const first = args[0];
-        const text = typeof first === 'string' ? first : ((first as { text?: string })?.text ?? '');
-        if (text === 'BEGIN') begunAt = performance.now();
-        const out = await query(...args);
-        if ((text === 'COMMIT' || text === 'ROLLBACK') && begunAt !== undefined) {
-          transactions.push(performance.now() - begunAt);
-          begunAt = undefined;
-        }
-        return out;
-      };
-      return client;
-    },
   };
 }
 
