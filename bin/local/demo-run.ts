@@ -8,6 +8,7 @@ import { policyPrefix } from '../../functions/core/object-keys.ts';
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import { buildComplianceReport, type ComplianceReport } from '../../functions/reports/compliance.ts';
 import { silentLogger } from '../../functions/run/dependencies.ts';
 import { loadConfigFile } from '../../lib/config-file.ts';
 import type { ArchivePolicy, PurgePolicy } from '../../lib/contracts/config.ts';
@@ -15,7 +16,9 @@ import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { Maintenance } from '../../lib/contracts/payloads.ts';
 import { isTimeCutoffPolicy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { formatBytes } from '../cli/format.ts';
+import { formatComplianceReport } from '../cli/report-command.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
+import { demoSubjects, type SubjectsReport } from './demo-subjects.ts';
 import { startLocalPostgres, startLocalS3 } from './services.ts';
 import { readRowVersions, verifyAnonymizeRun } from './verify-anonymize.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
@@ -23,6 +26,8 @@ import { verifyBackupRun } from './verify-backup.ts';
 import { verifyPurgeRun } from './verify-purge.ts';
 
 const BUCKET = 'pg-lifecycle-demo';
+/** The demo's hash key (anonymize pseudonyms, subject hashes): a real deployment keeps one in Secrets Manager. */
+const HASH_KEY = 'pg-lifecycle demo hash key (not a secret)';
 
 interface PolicyReport {
   policy: string;
@@ -178,6 +183,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   const reports: PolicyReport[] = [];
   const backups: BackupReport[] = [];
   const anonymized: AnonymizeReport[] = [];
+  const subjects: SubjectsReport[] = [];
+  let compliance: ComplianceReport | undefined;
   try {
     await client.connect();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -202,6 +209,7 @@ export async function runDemo(argv: string[]): Promise<number> {
           databaseUrl: postgres.url,
           bucket: BUCKET,
           log: values.verbose ? stderrLogger : silentLogger,
+          hashKey: HASH_KEY,
         }),
       });
     for (const policy of config.policies) {
@@ -277,6 +285,12 @@ export async function runDemo(argv: string[]): Promise<number> {
         problems: verification.problems,
       });
     }
+    // GDPR requests: one export, one erasure, of users whose audit trail is partly archived.
+    for (const policy of config.policies) {
+      if (!policy.enabled || policy.action !== 'subjects') continue;
+      say(`Running ${policy.name} (subject requests: one export, one erasure)…`);
+      subjects.push(await demoSubjects(client, s3, BUCKET, policy, HASH_KEY, run));
+    }
     // Backups last: they take the tables as the archive and purge runs left them.
     for (const policy of config.policies) {
       if (!policy.enabled || policy.action !== 'backup') continue;
@@ -284,6 +298,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       const result = await run(policy.name);
       backups.push(await reportBackup(client, s3, policy.name, result));
     }
+    compliance = await buildComplianceReport(client, config, { now: new Date() });
   } finally {
     await client.end().catch(() => undefined);
     s3.destroy();
@@ -292,11 +307,12 @@ export async function runDemo(argv: string[]): Promise<number> {
   const ok =
     reports.every((r) => r.verified) &&
     backups.every((b) => b.verified) &&
-    anonymized.every((a) => a.verified);
+    anonymized.every((a) => a.verified) &&
+    subjects.every((s) => s.verified);
   const totalMs = Math.round(performance.now() - started);
   if (values.json) {
     process.stdout.write(
-      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, anonymized, backups }, null, 2)}\n`,
+      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, anonymized, subjects, backups, compliance }, null, 2)}\n`,
     );
   } else {
     say('');
@@ -333,6 +349,16 @@ export async function runDemo(argv: string[]): Promise<number> {
       );
       for (const problem of a.problems.slice(0, 10)) say(`    - ${problem}`);
     }
+    for (const s of subjects) {
+      say(`${s.policy}  (subject requests)  ${s.status.toUpperCase()}`);
+      say(`  erasure ${s.erased.requestId}: ${s.erased.tables}`);
+      say(`  export ${s.exported.requestId}: ${s.exported.rows} rows in s3://${BUCKET}/${s.exported.key}`);
+      say(`  archived copies still holding the erased user (not rewritten yet): ${s.archives}`);
+      say(
+        `  verification ${s.verified ? "OK (erased user's rows gone or stripped, others untouched, export = live rows, no key in proofs)" : 'FAILED'}`,
+      );
+      for (const problem of s.problems.slice(0, 10)) say(`    - ${problem}`);
+    }
     for (const b of backups) {
       say(`${b.policy}  (backup ${b.backupId ?? '-'})  ${b.status.toUpperCase()}`);
       say(
@@ -346,6 +372,11 @@ export async function runDemo(argv: string[]): Promise<number> {
         `  verification ${b.verified ? 'OK (parts = manifest = ledger, row counts, drill checksums equal)' : 'FAILED'}`,
       );
       for (const problem of b.problems.slice(0, 10)) say(`    - ${problem}`);
+    }
+    if (compliance) {
+      say('');
+      say('Compliance report (pg-lifecycle report):');
+      say(formatComplianceReport(compliance));
     }
     say('');
     say(`${ok ? 'All verifications passed' : 'VERIFICATION FAILED'} in ${(totalMs / 1000).toFixed(1)} s.`);

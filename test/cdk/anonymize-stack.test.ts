@@ -80,3 +80,31 @@ describe('an anonymize policy in the stack', () => {
     );
   });
 });
+
+describe('a subjects policy in the stack', () => {
+  it('bounds its functions’ S3 access to subjects/<policy>/ and synthesizes cleanly', () => {
+    // Prepare
+    const subjects = {
+      name: 'gdpr',
+      action: 'subjects',
+      schedule: 'rate(1 hour)',
+      subjects: {
+        keyName: 'user_id',
+        tables: [{ table: 'public.users', keyColumn: 'id', action: 'delete' }],
+      },
+    };
+
+    // Act
+    const { template } = synthesize(
+      parseConfig({ sandbox: true, policies: [...sandboxConfig().policies, subjects] }, 'subjects config'),
+    );
+
+    // Assess: every S3 object statement of its Chunk function names the policy's own prefix, nothing wider.
+    const s3Resources = roleStatements(template, 'gdpr', 'Chunk')
+      .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:') && a.includes('Object')))
+      .flatMap((s) => [s.Resource].flat())
+      .map((r) => JSON.stringify(r));
+    expect(s3Resources.length).toBeGreaterThan(0);
+    for (const resource of s3Resources) expect(resource).toContain('/subjects/gdpr/');
+  });
+});
