@@ -55,6 +55,10 @@ const DatabaseSchema = z
     path: ['availabilityZones'],
   });
 
+function softDeletes(policy: { readonly action: string }): boolean {
+  return 'softDelete' in policy && policy.softDelete !== undefined;
+}
+
 export const LifecycleConfigSchema = z
   .object({
     $schema: z.string().optional(),
@@ -153,7 +157,9 @@ export const LifecycleConfigSchema = z
             other.enabled &&
             other.action === policy.action &&
             sameTable(other.table, policy.table) &&
-            (other.filter ?? '') === (policy.filter ?? ''),
+            (other.filter ?? '') === (policy.filter ?? '') &&
+            // A soft delete and the hard purge of its column are two steps of one design, not twins.
+            softDeletes(other) === softDeletes(policy),
         );
       if (twin) {
         ctx.addIssue({

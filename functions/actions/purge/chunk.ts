@@ -13,6 +13,8 @@
  * run of rows that share one time value and outnumber a chunk (then keyset chunks, ordered and locked,
  * take them; see buildPurgeChunkStatement).
  */
+
+import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
 import { type Queryable, withLocalTimeout } from '../../adapters/transactions.ts';
 import {
   buildPurgeChunkStatement,
@@ -29,6 +31,7 @@ import {
   type TakenChunk,
   targetOf,
 } from '../chunk-action.ts';
+import { softDeleteChunk } from './soft-delete.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -49,6 +52,7 @@ export class PurgeAction implements ChunkAction {
   private skipLockedWindowsLeft = 0;
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
+    if ((input.policy as PurgePolicy).softDelete) return softDeleteChunk(tx, input);
     try {
       return await this.takeChunk(tx, input);
     } catch (error) {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { ActionContract } from '../../../lib/contracts/action-contract.ts';
 import {
+  ColumnNameSchema,
   PartitionedTimeCutoffSchema,
   PolicyCommonSchema,
   PolicyNameSchema,
@@ -30,6 +31,12 @@ export const PurgePolicySchema = PolicyCommonSchema.extend({
    * Without them the run refuses before deleting anything.
    */
   children: z.array(PolicyNameSchema).min(1, 'omit children or name at least one policy').optional(),
+  /**
+   * Soft delete: set `column` (a nullable timestamptz, timestamp or date you add, e.g. `deleted_at`) to the time
+   * of the run instead of deleting; rows already soft-deleted are left alone. A second, hard purge policy with
+   * `timeColumn` set to that column then deletes them past their own retention.
+   */
+  softDelete: z.object({ column: ColumnNameSchema }).strict().optional(),
 }).strict();
 
 export type PurgePolicy = z.output<typeof PurgePolicySchema>;
@@ -41,18 +48,25 @@ export const purgeContract: ActionContract<PurgePolicy> = {
   // A purge keeps nothing: its functions get no bucket and no Glue database.
   storage: () => undefined,
   configProblems(policy, policies) {
-    return (policy.children ?? []).flatMap((child, index) => {
-      const target = policies.find((candidate) => candidate.name === child);
-      const message =
-        child === policy.name
-          ? 'a policy cannot be its own child'
-          : !target
-            ? `no policy named "${child}"`
-            : target.action !== 'purge'
-              ? `"${child}" is not a purge policy`
-              : undefined;
-      return message ? [{ path: ['children', index], message }] : [];
-    });
+    const softDelete =
+      policy.softDelete && policy.softDelete.column === policy.timeColumn
+        ? [{ path: ['softDelete', 'column'], message: 'the soft-delete column cannot be the time column' }]
+        : [];
+    return [
+      ...softDelete,
+      ...(policy.children ?? []).flatMap((child, index) => {
+        const target = policies.find((candidate) => candidate.name === child);
+        const message =
+          child === policy.name
+            ? 'a policy cannot be its own child'
+            : !target
+              ? `no policy named "${child}"`
+              : target.action !== 'purge'
+                ? `"${child}" is not a purge policy`
+                : undefined;
+        return message ? [{ path: ['children', index], message }] : [];
+      }),
+    ];
   },
   executionExtras(policy, policyNamed) {
     // Resolved here because the start step sees only its own policy.

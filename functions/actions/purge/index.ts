@@ -8,16 +8,21 @@ import { readLiveRows } from '../../adapters/table-stats.ts';
 import { buildPurgeWindowStatements } from '../../core/chunk-sql.ts';
 import { describeBlockingReferences } from '../../core/foreign-keys.ts';
 import { missingTablePrivileges } from '../../core/privileges.ts';
+import { timeCutoffSource } from '../../sources/time-cutoff.ts';
 import { timeCutoffStart } from '../../sources/time-cutoff-start.ts';
+import type { TableWorkSource } from '../../sources/work-source.ts';
 import type { TimeCutoffModule } from '../action-module.ts';
 import { PurgeAction } from './chunk.ts';
 import { checkForeignKeys } from './foreign-keys.ts';
 import { purgePartitions } from './partition-unit.ts';
+import { preparePurgeTarget } from './soft-delete.ts';
 import { maintainAfterPurge } from './vacuum.ts';
 
 export const purgeModule: TimeCutoffModule<PurgePolicy> = {
   action: 'purge',
   ...timeCutoffStart(),
+  // The time-cutoff source; a soft delete adds its due test (the column still NULL).
+  source: { ...timeCutoffSource, prepare: preparePurgeTarget } as TableWorkSource<PurgePolicy>,
   missingTablePrivileges: (facts) => missingTablePrivileges(facts, 'purge'),
   vacuumsAfterRun: (policy) => policy.vacuum.enabled,
   // The window probe finds each window's end; the window DELETE follows the same index.
@@ -31,8 +36,10 @@ export const purgeModule: TimeCutoffModule<PurgePolicy> = {
     warnsOfReferencedRows: (foreignKey) => foreignKey.childPolicy !== undefined,
   },
 
-  async checkStart({ db, deps, input, prepared }) {
-    if (!input.dryRun) await checkForeignKeys(db, prepared, input.children ?? [], deps.log);
+  async checkStart({ db, deps, input, policy, prepared }) {
+    // A soft delete removes no row: references to the table stay valid.
+    if (!input.dryRun && !policy.softDelete)
+      await checkForeignKeys(db, prepared, input.children ?? [], deps.log);
   },
 
   initialBatchRows: async ({ input }) => input.chunking.initialRows,
