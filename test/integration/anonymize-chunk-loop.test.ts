@@ -25,7 +25,7 @@ function policy(table: string, columns: Record<string, unknown>) {
 }
 
 /** A logger that stops the run (by throwing) once it has seen `max` committed chunks. */
-function chunkBreaker(max: number, seen: { chunks: number }): StepLogger {
+function _chunkBreaker(max: number, seen: { chunks: number }): StepLogger {
   const write = (message: string) => {
     if (message === 'chunk committed' && ++seen.chunks > max)
       throw new Error(`circuit breaker: more than ${max} chunks`);

@@ -10,7 +10,7 @@ type PolicyInput = LifecycleConfigInput['policies'][number];
 
 const KEY = 'review hash key: not a secret';
 const OLD = `'${NOW.toISOString()}'::timestamptz - interval '400 days'`;
-const NEW = `'${NOW.toISOString()}'::timestamptz - interval '1 day'`;
+const _NEW = `'${NOW.toISOString()}'::timestamptz - interval '1 day'`;
 
 function policy(table: string, columns: Record<string, unknown>, overrides: Partial<PolicyInput> = {}) {
   return {

@@ -121,16 +121,18 @@ describe('subject requests', () => {
     expect(erased).toMatchObject({ status: 'completed', subjectKey: null, error: null });
     expect(erased?.subjectHash).toBe(createHmac('sha256', KEY).update('42').digest('hex'));
     // Children first (both reference users; among them the catalog's order), then the parent.
-    expect((erased?.proof as { tables: unknown[] }).tables).toEqual([
-      { table: '"shop"."User Sessions"', action: 'delete', rows: 4, keyColumn: 'user_id' },
+    const keyHash = createHmac('sha256', KEY).update('42').digest('hex');
+    expect((erased?.proof as { tables: unknown[] } | undefined)?.tables).toEqual([
+      { table: '"shop"."User Sessions"', action: 'delete', rows: 4, keyColumn: 'user_id', keyHash },
       {
         table: '"shop"."orders"',
         action: 'anonymize',
         rows: Number(before.rows[0]?.orders),
         keyColumn: 'user_id',
         columns: { '"note"': { strategy: 'null' } },
+        keyHash,
       },
-      { table: '"shop"."users"', action: 'delete', rows: 1, keyColumn: 'id' },
+      { table: '"shop"."users"', action: 'delete', rows: 1, keyColumn: 'id', keyHash },
     ]);
     expect(JSON.stringify(requests)).not.toMatch(/user42@mail|"42"/);
     // Export: the subject's rows of every table, as stored, in the listed object.

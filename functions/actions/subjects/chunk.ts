@@ -12,16 +12,17 @@ import {
   HashKeyError,
   StorageConfigurationError,
   TransientDatabaseError,
+  TransientStorageError,
 } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
 import { type HashKey, hashKeyFrom } from '../anonymize/hash-key.ts';
-import { needsHashKey } from '../anonymize/masks.ts';
 import type { ChunkAction, ChunkInput, CompletedChunk, PreparedChunk, TakenChunk } from '../chunk-action.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
 import { readArchiveExposure, readBackupExposure } from './proof.ts';
 import { completeRequest, failRequest, type SubjectRequest, takeNextRequest } from './requests.ts';
+import { canonicalKeyHashes } from './subject-hash.ts';
 import { eraseSubject, exportSubject } from './subject-work.ts';
 
 interface SubjectChunk extends TakenChunk {
@@ -72,7 +73,7 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
     } catch (thrown) {
       const error = classifyDatabaseError(thrown);
       // Worth retrying as it is: the chunk fails, the loop retries it, the request stays pending.
-      if (error instanceof TransientDatabaseError) throw error;
+      if (error instanceof TransientDatabaseError || error instanceof TransientStorageError) throw error;
       await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
       const reason = `${(error as Error).name ?? 'Error'}: ${describeError(error)}`;
       await failRequest(tx, request.requestId, input.runId, reason);
@@ -113,20 +114,35 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
       backups: await readBackupExposure(tx, names),
     };
     if (request.kind === 'erase') {
-      if (tables.some((t) => t.masks && needsHashKey(t.masks)) && key === undefined)
-        throw new HashKeyError('erasure masks with hash or email but no hash key is configured');
-      const outcomes = await eraseSubject(tx, tables, request.subjectKey, key);
-      await completeRequest(tx, request.requestId, runId, { ...common, tables: outcomes });
+      // The keyed hashes a later restore finds the subject's rows by (subject-hash.ts): before the rows go.
+      if (key === undefined) throw new HashKeyError('erasure needs the hash key: none is configured');
+      const hashes = await canonicalKeyHashes(tx, tables, request.subjectKey, key);
+      const erased = await eraseSubject(tx, tables, request.subjectKey, key);
+      const outcomes = erased.map((o) => ({ ...o, keyHash: hashes.get(o.table) }));
+      await completeRequest(
+        tx,
+        request.requestId,
+        runId,
+        { ...common, tables: outcomes },
+        hashes.get(tables[0]?.qualified ?? ''),
+      );
       return { rows: outcomes.reduce((sum, o) => sum + o.rows, 0) };
     }
-    const exported = await exportSubject(tx, tables, request.subjectKey, {
-      requestId: request.requestId,
-      keyName: this.policy.subjects.keyName,
-      subjectHash: request.subjectHash,
-      generatedAt: new Date().toISOString(),
-    });
+    const exported = await exportSubject(
+      tx,
+      tables,
+      request.subjectKey,
+      {
+        requestId: request.requestId,
+        keyName: this.policy.subjects.keyName,
+        subjectHash: request.subjectHash,
+        generatedAt: new Date().toISOString(),
+      },
+      // Archived rows too: the archive objects the ledger lists for the mapped tables (archived-rows.ts).
+      this.deps.store?.s3Client,
+    );
     const objectKey = `${subjectsPrefix(this.policy.name)}${request.requestId}/export.json`;
-    const rows = exported.tables.reduce((sum, t) => sum + t.rows, 0);
+    const rows = exported.tables.reduce((sum, t) => sum + t.rows + (t.archivedRows ?? 0), 0);
     await completeRequest(tx, request.requestId, runId, {
       ...common,
       tables: exported.tables,

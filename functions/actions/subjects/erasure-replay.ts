@@ -25,8 +25,11 @@ interface TableReplay {
 }
 
 export interface ErasureReplay {
-  /** By the table's quoted name as the erasure's proof (and the backup's manifest) names it. */
-  readonly tables: ReadonlyMap<string, TableReplay>;
+  /**
+   * By the table's quoted name as the erasure's proof (and the backup's manifest) names it; one entry per way the
+   * erasures found and changed its rows (a mapping changed between two erasures gives two).
+   */
+  readonly tables: ReadonlyMap<string, readonly TableReplay[]>;
   readonly requests: number;
   readonly key: HashKey;
 }
@@ -36,6 +39,8 @@ interface ProofTable {
   readonly action?: unknown;
   readonly keyColumn?: unknown;
   readonly columns?: unknown;
+  /** The HMAC of the key's canonical text in this table's key type (subject-hash.ts). */
+  readonly keyHash?: unknown;
 }
 
 /**
@@ -63,21 +68,27 @@ export async function loadErasureReplay(
       `${rows.length} erasures completed since this backup was taken must be done again on the restored rows, ` +
         'which needs the hash key (PG_LIFECYCLE_HASH_KEY, or anonymization.hashKeySecretArn)',
     );
-  const tables = new Map<string, TableReplay>();
+  const byWay = new Map<string, { table: string; replay: TableReplay }>();
   for (const row of rows) {
     for (const t of row.proof?.tables ?? []) {
       if (typeof t.table !== 'string' || typeof t.keyColumn !== 'string') continue;
       if (t.action !== 'delete' && t.action !== 'anonymize') continue;
-      const entry = tables.get(t.table) ?? {
-        keyColumn: t.keyColumn,
-        action: t.action,
-        columns: t.columns as Record<string, MaskStrategy> | undefined,
-        hashes: [],
+      const way = JSON.stringify([t.table, t.keyColumn, t.action, t.columns ?? null]);
+      const entry = byWay.get(way) ?? {
+        table: t.table,
+        replay: {
+          keyColumn: t.keyColumn,
+          action: t.action,
+          columns: t.columns as Record<string, MaskStrategy> | undefined,
+          hashes: [],
+        },
       };
-      entry.hashes.push(row.subject_hash);
-      tables.set(t.table, entry);
+      entry.replay.hashes.push(typeof t.keyHash === 'string' ? t.keyHash : row.subject_hash);
+      byWay.set(way, entry);
     }
   }
+  const tables = new Map<string, TableReplay[]>();
+  for (const { table, replay } of byWay.values()) tables.set(table, [...(tables.get(table) ?? []), replay]);
   return { tables, requests: rows.length, key: hashKeyFrom(hashKey) };
 }
 
@@ -88,10 +99,15 @@ export async function replayErasures(
   table: string,
   target: string,
 ): Promise<number> {
-  const entry = replay.tables.get(table);
-  if (!entry) return 0;
+  let changed = 0;
+  for (const entry of replay.tables.get(table) ?? [])
+    changed += await replayOne(db, replay.key, entry, target);
+  return changed;
+}
+
+async function replayOne(db: Queryable, key: HashKey, entry: TableReplay, target: string): Promise<number> {
   const params = new ParamList(2);
-  const match = `encode(${hmacSql(`${target}.${quoteIdent(entry.keyColumn)}::text`, params, replay.key)}, 'hex') = ANY ($1::text[])`;
+  const match = `encode(${hmacSql(`${target}.${quoteIdent(entry.keyColumn)}::text`, params, key)}, 'hex') = ANY ($1::text[])`;
   if (entry.action === 'delete') {
     const { rowCount } = await db.query(`DELETE FROM ${target} WHERE ${match}`, [
       entry.hashes,
@@ -104,7 +120,7 @@ export async function replayErasures(
     name: 'erasure replay',
     anonymize: { columns: entry.columns ?? {} },
   });
-  const set = maskAssignments({ schema: resolved.schema, table: resolved.table }, masks, params, replay.key)
+  const set = maskAssignments({ schema: resolved.schema, table: resolved.table }, masks, params, key)
     .map((a) => `${quoteIdent(a.column)} = ${a.set}`)
     .join(', ');
   const { rowCount } = await db.query(`UPDATE ${target} SET ${set} WHERE ${match}`, [

@@ -10,7 +10,7 @@ import { CatalogError, HashKeyError } from '../../core/errors.ts';
 import { subjectRequestsSource } from '../../sources/subject-requests.ts';
 import type { ActionModule } from '../action-module.ts';
 import { hashKeyFrom } from '../anonymize/hash-key.ts';
-import { maskProblems, needsHashKey } from '../anonymize/masks.ts';
+import { maskProblems } from '../anonymize/masks.ts';
 import { SubjectsChunkAction, storeOf } from './chunk.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
@@ -40,9 +40,9 @@ async function readPending(db: Queryable, policy: string): Promise<PendingReques
   };
 }
 
-function keyMissing(policy: SubjectsPolicy, tables: readonly ResolvedSubjectTable[]): string | undefined {
-  if (!tables.some((t) => t.masks && needsHashKey(t.masks))) return undefined;
-  return `subjects policy ${policy.name} masks with hash or email but no hash key is configured`;
+function keyMissing(policy: SubjectsPolicy): string {
+  // Erasure records the keyed hashes a restore finds the subject by (subject-hash.ts); masks may hash too.
+  return `subjects policy ${policy.name} needs the hash key (PG_LIFECYCLE_HASH_KEY, or anonymization.hashKeySecretArn)`;
 }
 
 function subjectsPlan(
@@ -76,7 +76,7 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
   async prepareStart({ db, deps, input, policy }) {
     const tables = await resolveSubjectTables(db, policy);
     const secret = await deps.hashKey?.();
-    const missing = secret ? undefined : keyMissing(policy, tables);
+    const missing = secret ? undefined : keyMissing(policy);
     if (missing && !input.dryRun) throw new HashKeyError(missing, { policy: policy.name });
     // The masks of anonymized tables, checked as an anonymize policy's are (types, constraints).
     const problems: string[] = [];

@@ -6,12 +6,7 @@
  * proof does not list (CASCADE) or leave the subject's rows behind (SET NULL) — refused before anything changes.
  */
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
-import {
-  listReferencingForeignKeys,
-  type ResolvedTable,
-  resolveColumn,
-  resolveTable,
-} from '../../adapters/catalog.ts';
+import { type ResolvedTable, resolveColumn, resolveTable } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import type { CatalogColumn } from '../../core/catalog-column.ts';
 import { CatalogError } from '../../core/errors.ts';
@@ -52,19 +47,36 @@ export async function resolveSubjectTables(
   /** oid → the oids of mapped tables that reference it. */
   const children = new Map<string, Set<string>>();
   const uncovered: string[] = [];
+  const cascading: string[] = [];
   for (const r of resolved) {
-    const references = await listReferencingForeignKeys(db, r.table.oid);
     const referencing = new Set<string>();
-    for (const fk of references) {
-      if (fk.referencingOid === r.table.oid) continue;
-      if (mapped.has(fk.referencingOid)) referencing.add(fk.referencingOid);
-      else if (r.action === 'delete')
-        uncovered.push(
-          `${fk.referencingTable} references ${r.qualified} (${fk.constraint}, ON DELETE ${fk.onDelete.toUpperCase()})`,
-        );
+    for (const fk of await readReferences(db, r.table.oid)) {
+      const child = mapped.get(fk.referencingOid);
+      if (child && fk.referencingOid !== r.table.oid) referencing.add(fk.referencingOid);
+      if (r.action !== 'delete') continue;
+      const describe = `${fk.referencingTable} references ${r.qualified} (${fk.constraint} on ${fk.columns.join(', ')}, ON DELETE ${ON_DELETE[fk.onDelete] ?? fk.onDelete})`;
+      if (!child) {
+        uncovered.push(describe);
+        continue;
+      }
+      // Keyed the same way (child's key column → this table's key column): erased children first, nothing left
+      // to reach. Any other reference (another column, a self-reference) reaches rows of other subjects: a
+      // cascade would delete or change them; NO ACTION / RESTRICT only makes such a request fail, safely.
+      const sameKey =
+        fk.referencingOid !== r.table.oid &&
+        fk.columns.length === 1 &&
+        fk.columns[0] === child.keyColumn.name &&
+        fk.referencedColumns[0] === r.keyColumn.name;
+      if (!sameKey && fk.onDelete !== 'a' && fk.onDelete !== 'r') cascading.push(describe);
     }
     children.set(r.table.oid, referencing);
   }
+  if (cascading.length > 0)
+    throw new CatalogError(
+      `subjects policy ${policy.name}: deleting a subject's rows would cascade into rows of other subjects through ` +
+        `references not made by the key column: ${cascading.join('; ')}`,
+      { policy: policy.name },
+    );
   if (uncovered.length > 0)
     throw new CatalogError(
       `subjects policy ${policy.name}: erasure deletes from tables that unmapped tables reference — map them ` +
@@ -72,6 +84,58 @@ export async function resolveSubjectTables(
       { policy: policy.name },
     );
   return childrenFirst(resolved, children);
+}
+
+const ON_DELETE: Readonly<Record<string, string>> = {
+  a: 'NO ACTION',
+  r: 'RESTRICT',
+  c: 'CASCADE',
+  n: 'SET NULL',
+  d: 'SET DEFAULT',
+};
+
+interface Reference {
+  readonly constraint: string;
+  /** Quoted "schema"."table". */
+  readonly referencingTable: string;
+  readonly referencingOid: string;
+  /** pg_constraint.confdeltype: a, r, c, n, d. */
+  readonly onDelete: string;
+  readonly columns: readonly string[];
+  readonly referencedColumns: readonly string[];
+}
+
+/** Foreign keys into `oid` (self-references included; a partitioned table's once, not its partitions' clones). */
+async function readReferences(db: Queryable, oid: string): Promise<Reference[]> {
+  const { rows } = await db.query<{
+    constraint: string;
+    referencing_schema: string;
+    referencing_table: string;
+    referencing_oid: string;
+    on_delete: string;
+    columns: string;
+    referenced_columns: string;
+  }>(
+    `SELECT c.conname AS constraint, n.nspname AS referencing_schema, r.relname AS referencing_table,
+            c.conrelid::text AS referencing_oid, c.confdeltype::text AS on_delete,
+            to_json(ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k (attnum, ord)
+                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS columns,
+            to_json(ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY AS k (attnum, ord)
+                    JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.ord))::text AS referenced_columns
+       FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+      WHERE c.contype = 'f' AND c.confrelid = $1::oid AND c.conparentid = 0
+      ORDER BY 2, 3, 1`,
+    [oid],
+  );
+  return rows.map((row) => ({
+    constraint: row.constraint,
+    referencingTable: quoteQualified(row.referencing_schema, row.referencing_table),
+    referencingOid: row.referencing_oid,
+    onDelete: row.on_delete,
+    // JSON text: the project's connections read every type as text (functions/commons/database.ts).
+    columns: JSON.parse(row.columns) as string[],
+    referencedColumns: JSON.parse(row.referenced_columns) as string[],
+  }));
 }
 
 /** Depth-first: each table after every mapped table that references it; a cycle keeps the config's order. */

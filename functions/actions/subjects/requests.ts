@@ -104,19 +104,24 @@ export async function takeNextRequest(
   return rows[0];
 }
 
-/** Done: the proof recorded, the key forgotten. */
+/**
+ * Done: the proof recorded, the key forgotten. `subjectHash`: the hash of the key's canonical text as processing
+ * computed it (subject-hash.ts), which replaces the one the request was made with (an application's, or of
+ * another spelling of the key).
+ */
 export async function completeRequest(
   tx: Queryable,
   requestId: string,
   runId: string,
   proof: unknown,
+  subjectHash?: string,
 ): Promise<void> {
   await tx.query(
     `UPDATE lifecycle.subject_requests
         SET status = 'completed', completed_at = clock_timestamp(), run_id = $2, proof = $3::jsonb,
-            subject_key = NULL, error = NULL
+            subject_key = NULL, error = NULL, subject_hash = coalesce($4, subject_hash)
       WHERE request_id = $1`,
-    [requestId, runId, JSON.stringify(proof)],
+    [requestId, runId, JSON.stringify(proof), subjectHash ?? null],
   );
 }
 

@@ -5,11 +5,13 @@
  * column's type, so an index on it is used.
  */
 import { createHash } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { type HashKey, hashKeyFrom } from '../anonymize/hash-key.ts';
 import { maskAssignments, pendingPredicate } from '../anonymize/masks.ts';
 import { ParamList } from '../anonymize/param-list.ts';
+import { readArchivedRows, type UnreadObject } from './archived-rows.ts';
 import type { ResolvedSubjectTable } from './mapping.ts';
 
 export interface TableOutcome {
@@ -22,6 +24,11 @@ export interface TableOutcome {
    */
   readonly keyColumn?: string;
   readonly columns?: Readonly<Record<string, unknown>>;
+  /** Export: the subject's rows found in the table's archive objects, and how many objects were searched. */
+  readonly archivedRows?: number;
+  readonly objectsRead?: number;
+  /** Export: archive objects in a cold storage class, not read (they need an S3 restore first). */
+  readonly unread?: UnreadObject[];
 }
 
 function keyMatch(t: ResolvedSubjectTable): string {
@@ -81,26 +88,43 @@ export interface SubjectExport {
 
 /**
  * The subject's rows of every mapped table as one JSON document: `{ requestId, keyName, subjectHash,
- * generatedAt, tables: { "<schema.table>": [row objects…] } }`, values as PostgreSQL's row_to_json writes them.
+ * generatedAt, tables: { "<schema.table>": [row objects…] }, archived: { "<schema.table>": [row objects…] } }`.
+ * Live rows are as PostgreSQL's row_to_json writes them; archived rows (./archived-rows.ts, read from the
+ * table's archive objects with `s3`, one object at a time) map each archived column to its PostgreSQL text or
+ * null. Archive objects in a cold storage class are not read: the table's outcome lists them as `unread`.
  */
 export async function exportSubject(
   tx: Queryable,
   tables: readonly ResolvedSubjectTable[],
   subjectKey: string,
   header: { requestId: string; keyName: string; subjectHash: string; generatedAt: string },
+  s3?: S3Client,
 ): Promise<SubjectExport> {
   const outcomes: TableOutcome[] = [];
   const parts: string[] = [];
+  const archivedParts: string[] = [];
   for (const t of tables) {
     const { rows } = await tx.query<{ rows: string; n: string }>(
       `SELECT coalesce(json_agg(row_to_json(s)), '[]')::text AS rows, count(*)::text AS n
          FROM (SELECT * FROM ${t.qualified} WHERE ${keyMatch(t)}) AS s`,
       [subjectKey],
     );
-    outcomes.push({ table: t.qualified, action: 'export', rows: Number(rows[0]?.n ?? 0) });
+    const archived = await readArchivedRows(tx, s3, t, subjectKey);
+    outcomes.push({
+      table: t.qualified,
+      action: 'export',
+      rows: Number(rows[0]?.n ?? 0),
+      archivedRows: archived.rows.length,
+      objectsRead: archived.objectsRead,
+      ...(archived.unread.length > 0 ? { unread: archived.unread } : {}),
+    });
     parts.push(`${JSON.stringify(t.qualified)}: ${rows[0]?.rows ?? '[]'}`);
+    archivedParts.push(`${JSON.stringify(t.qualified)}: ${JSON.stringify(archived.rows)}`);
   }
   const head = JSON.stringify(header).slice(0, -1);
-  const document = Buffer.from(`${head}, "tables": {${parts.join(', ')}}}\n`, 'utf8');
+  const document = Buffer.from(
+    `${head}, "tables": {${parts.join(', ')}}, "archived": {${archivedParts.join(', ')}}}\n`,
+    'utf8',
+  );
   return { document, sha256: createHash('sha256').update(document).digest('hex'), tables: outcomes };
 }
