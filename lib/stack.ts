@@ -17,12 +17,14 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { ArchiveBucket } from './constructs/archive-bucket.ts';
 import { STATE_MACHINE_STAR_ONLY_GRANTS } from './constructs/chunk-loop-state-machine.ts';
+import { ComplianceCheck } from './constructs/compliance-check.ts';
 import { FailureAlarm } from './constructs/failure-alarm.ts';
 import { LAMBDA_STAR_ONLY_GRANTS } from './constructs/lifecycle-function.ts';
 import { type DatabaseConnectivity, PolicyRunner } from './constructs/policy-runner.ts';
 import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
 import { StarOnlyManagedPolicy } from './constructs/wildcard-confined-role.ts';
+import { compliancePolicies } from './contracts/compliance-check.ts';
 import { contractOf, type LifecycleConfig, resolveChunking } from './contracts/config.ts';
 import { MAX_RESOURCES_PER_STACK, pascalCase } from './contracts/stack-limits.ts';
 
@@ -48,7 +50,8 @@ export function glueDatabaseNameFor(stackName: string): string {
  * or a sandbox VPC + RDS with `sandbox: true`), the archive bucket, the Glue database the start steps
  * register archive tables in, one {@link PolicyRunner} per enabled policy (its own four step functions and
  * chunk-loop state machine, IAM bounded to that policy), one schedule per scheduled policy, the failure
- * alarms, and the state machines' execution log group.
+ * alarms, the hourly compliance check (overdue policies and subject requests as metrics, two alarms), and the
+ * state machines' execution log group.
  */
 export class PgLifecycleStack extends Stack {
   /** Each enabled policy's functions and state machine, by policy name. */
@@ -62,6 +65,9 @@ export class PgLifecycleStack extends Stack {
 
   /** Where every state machine of the stack logs its executions. */
   public readonly stateMachineLogGroup: LogGroup;
+
+  /** The hourly compliance check: its function, schedule and alarms. */
+  public readonly complianceCheck: ComplianceCheck;
 
   public constructor(scope: Construct, id: string, props: PgLifecycleStackProps) {
     super(scope, id, {
@@ -150,11 +156,26 @@ export class PgLifecycleStack extends Stack {
     );
 
     const schedules = new PolicySchedules(this, 'Schedules', { config, stateMachines, drillStateMachines });
-    new FailureAlarm(this, 'FailureAlarm', {
+    const failureAlarm = new FailureAlarm(this, 'FailureAlarm', {
       stateMachines,
       drillStateMachines,
       deadLetterQueue: schedules.deadLetterQueue,
       alarmEmail: config.alarmEmail,
+    });
+    this.complianceCheck = new ComplianceCheck(this, 'ComplianceCheck', {
+      policies: compliancePolicies(config),
+      vpc: connectivity.vpc,
+      subnets: connectivity.subnets,
+      securityGroup: connectivity.securityGroup,
+      secret: connectivity.secret,
+      secretKmsKeyArn: config.database?.secretKmsKeyArn,
+      logRetention,
+      logEncryptionKey,
+      sharedStarOnly: sharedStarOnly.functions,
+      scheduleRole: schedules.role,
+      deadLetterQueue: schedules.deadLetterQueue,
+      alarmTopic: failureAlarm.topic,
+      alarmNamePrefix: failureAlarm.alarmNamePrefix,
     });
 
     new CfnOutput(this, 'ArchiveBucketName', { value: bucket.bucketName, description: 'Archive bucket' });

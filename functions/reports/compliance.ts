@@ -100,7 +100,40 @@ export async function buildComplianceReport(
       : config.policies.filter((p) => p.name === options.policy);
   if (options.policy !== undefined && policies.length === 0)
     throw new Error(`no policy "${options.policy}" in the config`);
+  const byName = new Map(policies.map((p) => [p.name, p]));
+  return assembleReport(db, policies, now, async (entry) => {
+    const policy = byName.get(entry.name);
+    return policy && isTimeCutoffPolicy(policy)
+      ? { rowsPastRetention: await countRowsPastRetention(db, config, policy, now) }
+      : {};
+  });
+}
 
+/**
+ * What the overdue part of the report reads of a policy: the scheduled compliance check (functions/compliance.ts)
+ * gets only this from its environment, not the tables, filters and chunking the row counts need.
+ */
+export type PolicyScheduleSummary = Pick<Policy, 'name' | 'action' | 'enabled' | 'schedule' | 'timezone'>;
+
+/**
+ * The report without rows past retention: overdue policies and subject requests only. Its queries read the
+ * ledger alone (lifecycle.runs, lifecycle.subject_requests), never a policy's table, so it is cheap enough to
+ * run every hour. Every given policy is reported (enabled or not; a disabled one is never overdue).
+ */
+export async function buildOverdueReport(
+  db: pg.ClientBase,
+  policies: readonly PolicyScheduleSummary[],
+  options: Pick<ComplianceOptions, 'now'>,
+): Promise<ComplianceReport> {
+  return assembleReport(db, policies, options.now, async () => ({}));
+}
+
+async function assembleReport(
+  db: pg.ClientBase,
+  policies: readonly PolicyScheduleSummary[],
+  now: Date,
+  rowCounts: (policy: PolicyScheduleSummary) => Promise<Pick<PolicyCompliance, 'rowsPastRetention'>>,
+): Promise<ComplianceReport> {
   const database = await currentDatabase(db);
   const successes = await lastSuccesses(db);
   const requests = policies.some((p) => p.action === 'subjects')
@@ -123,9 +156,7 @@ export async function buildComplianceReport(
       schedule,
       lastSuccess,
       overdue,
-      ...(isTimeCutoffPolicy(policy)
-        ? { rowsPastRetention: await countRowsPastRetention(db, config, policy, now) }
-        : {}),
+      ...(await rowCounts(policy)),
       ...(policy.action === 'subjects' ? { requests: requests.get(policy.name) ?? noRequests() } : {}),
     });
   }

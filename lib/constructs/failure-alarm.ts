@@ -62,6 +62,9 @@ export class FailureAlarm extends Construct {
   /** Topic the alarms notify; subscribe more endpoints to it. */
   public readonly topic: Topic;
 
+  /** Prefix of every alarm name; only alarms named `<prefix>-…` may use the topic's key. */
+  public readonly alarmNamePrefix: string;
+
   /** Failed + timed-out + aborted executions, by policy name. */
   public readonly executionAlarms: ReadonlyMap<string, Alarm>;
 
@@ -84,6 +87,7 @@ export class FailureAlarm extends Construct {
     });
     const stack = Stack.of(this);
     const prefix = props.alarmNamePrefix ?? stack.stackName;
+    this.alarmNamePrefix = prefix;
     key.addToResourcePolicy(
       new PolicyStatement({
         sid: 'CloudWatchAlarmsOfThisStack',

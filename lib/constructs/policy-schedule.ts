@@ -57,6 +57,9 @@ export class PolicySchedules extends Construct {
   /** Where Scheduler puts start requests it gave up on. */
   public readonly deadLetterQueue: Queue;
 
+  /** The role every schedule of the stack uses (the compliance check's too). */
+  public readonly role: Role;
+
   public constructor(scope: Construct, id: string, props: PolicySchedulesProps) {
     super(scope, id);
 
@@ -77,8 +80,10 @@ export class PolicySchedules extends Construct {
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': account } },
       }),
-      description: 'EventBridge Scheduler: starts the pg-lifecycle state machine of each scheduled policy',
+      description:
+        'EventBridge Scheduler: starts the pg-lifecycle state machine of each scheduled policy, invokes the compliance check',
     });
+    this.role = role;
     const schedules = new Map<string, Schedule>();
     for (const policy of props.config.policies) {
       if (!policy.enabled || policy.schedule === undefined) continue;

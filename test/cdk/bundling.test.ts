@@ -39,11 +39,12 @@ describe('handler bundles', () => {
       .filter((hash): hash is string => hash !== undefined && existsSync(join(outdir, `asset.${hash}`)))
       .map((hash) => join(outdir, `asset.${hash}`));
 
-    // Assess: every policy has its own four functions, all of them on the same four code assets (bundled once).
+    // Assess: every policy has its own four functions, all of them on the same four code assets (bundled once);
+    // the stack's compliance check has a fifth.
     const enabledPolicies = fixtureConfig().policies.filter((policy) => policy.enabled).length;
-    expect(assetDirs).toHaveLength(4 * enabledPolicies);
+    expect(assetDirs).toHaveLength(4 * enabledPolicies + 1);
     const assets = [...new Set(assetDirs)];
-    expect(assets).toHaveLength(4);
+    expect(assets).toHaveLength(5);
     for (const dir of assets) {
       const bundle = join(dir, 'index.mjs');
       expect(existsSync(join(dir, 'index.mjs.map')), dir).toBe(true);

@@ -60,7 +60,8 @@ describe('failure alarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       AlarmActions: [{ Ref: topicId }],
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', enabled.length + 1);
+    // One per policy, this one, and the compliance check's two (test/cdk/compliance-check.test.ts).
+    template.resourceCountIs('AWS::CloudWatch::Alarm', enabled.length + 1 + 2);
   });
 
   it("notifies a TLS-only topic encrypted with a rotated key that only this account's alarms of this stack may use", () => {
@@ -130,6 +131,6 @@ describe('failure alarms', () => {
       TopicArn: { Ref: topicId },
     });
     silent.resourceCountIs('AWS::SNS::Subscription', 0);
-    expect(Object.keys(silent.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(enabled.length + 1);
+    expect(Object.keys(silent.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(enabled.length + 1 + 2);
   });
 });

@@ -13,24 +13,29 @@ const bucketId = logicalIdOf(template, 'AWS::S3::Bucket', /^ArchiveBucket[0-9A-F
 describe('lifecycle functions', () => {
   it('run the four handlers of each enabled policy on nodejs24.x / arm64 with tracing and the shared environment', () => {
     // Assess
-    template.resourceCountIs('AWS::Lambda::Function', 4 * enabled.length);
-    template.allResourcesProperties('AWS::Lambda::Function', {
+    // Plus the stack's one compliance check (test/cdk/compliance-check.test.ts), on the same defaults.
+    template.resourceCountIs('AWS::Lambda::Function', 4 * enabled.length + 1);
+    const defaults = {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
-      Timeout: 300,
       TracingConfig: { Mode: 'Active' },
       Environment: {
-        Variables: Match.objectLike({
+        Variables: {
           NODE_OPTIONS: '--enable-source-maps',
           NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
           POWERTOOLS_SERVICE_NAME: 'pg-lifecycle',
           POWERTOOLS_METRICS_NAMESPACE: 'PgLifecycle',
           DB_SECRET_ARN: config.database?.secretArn,
           DB_SSL: 'verify-full',
-        }),
+        },
       },
-    });
+    };
+    for (const [id, fn] of Object.entries(template.findResources('AWS::Lambda::Function'))) {
+      expect(fn.Properties, id).toMatchObject(
+        id.startsWith('ComplianceCheck') ? defaults : { ...defaults, Timeout: 300 },
+      );
+    }
     template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('^pg-lifecycle Chunk \\(archive policy orders-archive\\)'),
       Environment: {
@@ -41,9 +46,9 @@ describe('lifecycle functions', () => {
 
   it('give the chunk function a full vCPU (1769 MB, Parquet encoding is CPU-bound) and the others 1024 MB', () => {
     // Assess
-    const memory = Object.values(template.findResources('AWS::Lambda::Function')).map(
-      (fn) => [String(fn.Properties.Description).split(' ')[1], fn.Properties.MemorySize] as const,
-    );
+    const memory = Object.entries(template.findResources('AWS::Lambda::Function'))
+      .filter(([id]) => !id.startsWith('ComplianceCheck'))
+      .map(([, fn]) => [String(fn.Properties.Description).split(' ')[1], fn.Properties.MemorySize] as const);
     const expected = enabled.flatMap(() => [
       ['Chunk', 1769],
       ['Finish', 1024],
@@ -123,7 +128,8 @@ describe('lifecycle functions', () => {
 
     // Assess
     const groups = Object.values(tmpl.findResources('AWS::Logs::LogGroup'));
-    expect(groups).toHaveLength(enabled.length + 1);
+    // One per policy, the state machines' and the compliance check's.
+    expect(groups).toHaveLength(enabled.length + 2);
     for (const group of groups)
       expect(group.Properties).toMatchObject({ RetentionInDays: 3653, KmsKeyId: keyArn });
   });
@@ -229,7 +235,8 @@ describe('sandbox database', () => {
 
   it('gives the functions the generated secret and the isolated subnets', () => {
     // Assess
-    // (The fifth function is CDK's custom resource that strips the VPC default security group's rules.)
+    // (The compliance check is the fifth; the sixth function is CDK's custom resource that strips the VPC
+    // default security group's rules.)
     sandbox.resourcePropertiesCountIs(
       'AWS::Lambda::Function',
       {
@@ -247,7 +254,7 @@ describe('sandbox database', () => {
           }),
         },
       },
-      4,
+      5,
     );
     sandbox.resourceCountIs('Custom::VpcRestrictDefaultSG', 1);
   });

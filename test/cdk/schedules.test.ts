@@ -25,7 +25,8 @@ function scheduleOf(expression: string): Record<string, unknown> {
 describe('policy schedules', () => {
   it('creates one schedule per enabled policy with a schedule (not for manual or disabled ones)', () => {
     // Assess
-    template.resourceCountIs('AWS::Scheduler::Schedule', 3);
+    // Plus the hourly compliance check's (test/cdk/compliance-check.test.ts).
+    template.resourceCountIs('AWS::Scheduler::Schedule', 3 + 1);
     expect(JSON.stringify(template.findResources('AWS::Scheduler::Schedule'))).not.toMatch(
       /paused-purge|manual-purge/,
     );

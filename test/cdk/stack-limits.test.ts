@@ -119,7 +119,7 @@ describe('stack size', () => {
   });
 
   it('counts what each policy costs: more small policies than the largest fit', () => {
-    // 26 × 17 + 50 = 492: unscheduled policies without a CloudWatch throttle.
+    // 26 × 17 + 57 = 499: unscheduled policies without a CloudWatch throttle.
     const small = Math.floor((MAX_RESOURCES_PER_STACK - FIXED_RESOURCES_MAX) / BASE_RESOURCES_PER_POLICY);
     expect(small).toBeGreaterThan(MAX_POLICIES_PER_STACK);
     const config = parseConfig({ sandbox: true, policies: policies(small) }, 'inline');

@@ -1,0 +1,125 @@
+/**
+ * Lambda: the scheduled compliance check. Every hour (EventBridge Scheduler) it builds the overdue part of the
+ * compliance report (functions/reports/compliance.ts: overdue policies, subject requests) for the deployed
+ * policies, which the stack gives it in LIFECYCLE_COMPLIANCE_POLICIES, and publishes it as metrics (EMF,
+ * namespace PgLifecycle) that the stack's alarms watch. The event is ignored. Logs carry counts and policy
+ * names, never a row, a subject key or a request id.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type pg from 'pg';
+import { z } from 'zod';
+import {
+  COMPLIANCE_POLICIES_ENV,
+  COMPLIANCE_STACK_ENV,
+  type CompliancePolicy,
+  decodeCompliancePolicies,
+} from '../lib/contracts/compliance-check.ts';
+import { connect, resolveClientConfig } from './commons/database.ts';
+import { readEnv } from './commons/env.ts';
+import { explainTimeout } from './commons/lock-wait.ts';
+import { logger, metrics, stepLogger, tracer } from './commons/observability.ts';
+import { classifyDatabaseError } from './core/errors.ts';
+import { capToDeadline, DEFAULT_SESSION_TIMEOUTS } from './core/session-timeouts.ts';
+import { buildOverdueReport } from './reports/compliance.ts';
+import {
+  type ComplianceDatum,
+  complianceMetricData,
+  publishComplianceMetrics,
+  type SingleMetricSink,
+} from './reports/compliance-metrics.ts';
+import type { StepLogger } from './run/dependencies.ts';
+
+/** What the check works with; replaceable in tests. */
+export interface ComplianceCheckDependencies {
+  readonly connect: () => Promise<pg.Client>;
+  readonly policies: readonly CompliancePolicy[];
+  readonly stack: string;
+  readonly metrics: SingleMetricSink;
+  readonly log: StepLogger;
+  readonly now: () => Date;
+}
+
+/** What the invocation returns (and logs): counts only. */
+export interface ComplianceCheckResult {
+  readonly policies: number;
+  readonly overduePolicies: string[];
+  readonly subjectRequests: { readonly overdue: number; readonly failed: number; readonly pending: number };
+}
+
+const StackEnvSchema = z.object({ [COMPLIANCE_STACK_ENV]: z.string().min(1) });
+
+/** Builds the report, publishes its metrics, returns the counts. */
+export async function runComplianceCheck(deps: ComplianceCheckDependencies): Promise<ComplianceCheckResult> {
+  const client = await deps.connect();
+  try {
+    const report = await buildOverdueReport(
+      client,
+      deps.policies.map((policy) => ({ ...policy, enabled: true })),
+      { now: deps.now() },
+    );
+    const data = complianceMetricData(report);
+    publishComplianceMetrics(deps.metrics, deps.stack, data);
+    const result = summarize(report.policies.length, data);
+    deps.log.info('compliance check', { ...result });
+    return result;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function summarize(policies: number, data: readonly ComplianceDatum[]): ComplianceCheckResult {
+  const value = (name: ComplianceDatum['name']) => data.find((datum) => datum.name === name)?.value ?? 0;
+  return {
+    policies,
+    overduePolicies: data
+      .filter((datum) => datum.name === 'PolicyOverdue' && datum.value > 0)
+      .map((datum) => datum.dimensions.policy ?? '?'),
+    subjectRequests: {
+      overdue: value('SubjectRequestsOverdue'),
+      failed: value('SubjectRequestsFailed'),
+      pending: value('SubjectRequestsPending'),
+    },
+  };
+}
+
+function lambdaDependencies(context: Pick<Context, 'getRemainingTimeInMillis'>): ComplianceCheckDependencies {
+  const env = readEnv();
+  // Validated on every invocation: a bad value fails it, and the alarm on missing data fires.
+  const policies = decodeCompliancePolicies(process.env[COMPLIANCE_POLICIES_ENV]);
+  const stack = StackEnvSchema.parse(process.env)[COMPLIANCE_STACK_ENV];
+  return {
+    connect: async () =>
+      connect(
+        await resolveClientConfig(
+          env,
+          capToDeadline(
+            DEFAULT_SESSION_TIMEOUTS,
+            context.getRemainingTimeInMillis() - env.LIFECYCLE_SAFETY_MARGIN_MS,
+          ),
+        ),
+      ),
+    policies,
+    stack,
+    metrics,
+    log: stepLogger,
+    now: () => new Date(),
+  };
+}
+
+export const createHandler = (
+  makeDependencies: (context: Context) => ComplianceCheckDependencies = lambdaDependencies,
+) =>
+  middy(async (_event: unknown, context: Context) => {
+    try {
+      return await runComplianceCheck(makeDependencies(context));
+    } catch (error) {
+      throw classifyDatabaseError(await explainTimeout(error));
+    }
+  })
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+    .use(injectLambdaContext(logger));
+
+export const handler = createHandler();
