@@ -13,6 +13,7 @@ import {
   retryRequest,
   type SubjectRequest,
 } from '../../functions/actions/subjects/requests.ts';
+import { pgBool } from '../../functions/adapters/catalog.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { readHashKey } from '../../functions/commons/hash-key-secret.ts';
@@ -111,10 +112,10 @@ export async function subjectCommand(
       const policy = values.policy === undefined ? undefined : subjectsPolicy(config, values.policy).name;
       const requests = await withClient(await databaseConfig(), async (db) => {
         await requireLedger(db);
-        const { rows } = await db.query<{ ok: boolean }>(
+        const { rows } = await db.query<{ ok: boolean | string }>(
           `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
         );
-        return rows[0]?.ok ? listSubjectRequests(db, policy) : [];
+        return pgBool(rows[0]?.ok) ? listSubjectRequests(db, policy) : [];
       });
       const now = new Date();
       const views = requests.map((r) => publicView(r, now));

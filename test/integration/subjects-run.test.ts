@@ -210,4 +210,38 @@ describe('subject requests', () => {
     ).toMatchObject({ rowCount: 3 });
     expect(requests.find((r) => r.requestId === fine.requestId)?.status).toBe('completed');
   });
+  it('plans without changing anything: pending requests, the erasure order, and a key column without an index', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare
+    await seedShop(db);
+    await db.pool.query(
+      `CREATE TABLE shop.notes (user_id bigint, body text); INSERT INTO shop.notes VALUES (42, 'note');`,
+    );
+    const erase = await request(db, 'erase', '42');
+    const before = await tableText(db);
+    const tables = [
+      { table: 'shop.users', keyColumn: 'id', action: 'delete' },
+      { table: 'shop."User Sessions"', keyColumn: 'user_id', action: 'delete' },
+      { table: 'shop.orders', keyColumn: 'user_id', action: 'delete' },
+      { table: 'shop.notes', keyColumn: 'user_id', action: 'delete' },
+    ];
+
+    // Act
+    const result = await runPolicy(testConfig([gdprPolicy(tables)]), 'gdpr', {
+      dryRun: true,
+      deps: { hashKey: KEY },
+    });
+
+    // Assess
+    expect(result.status).toBe('dry_run');
+    expect(result.summary?.plan?.eligibleRows).toBe(1);
+    const warnings = result.summary?.plan?.warnings.join('\n') ?? '';
+    expect(warnings).toContain('no index leads with the key column of "shop"."notes" (user_id)');
+    expect(warnings).not.toContain('"shop"."orders" (user_id)');
+    expect(await tableText(db)).toBe(before);
+    const requests = await listSubjectRequests(db.pool, 'gdpr');
+    expect(requests.find((r) => r.requestId === erase.requestId)?.status).toBe('pending');
+  });
 });

@@ -8,8 +8,9 @@
  * The requests are read from the database restored into (restore in place, drills): a restore into another
  * database needs its `lifecycle.subject_requests` copied there first, or it re-applies nothing (and says so).
  */
+
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
-import { resolveTable } from '../../adapters/catalog.ts';
+import { pgBool, resolveTable } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { HashKeyError } from '../../core/errors.ts';
 import type { MaskStrategy } from '../anonymize/contract.ts';
@@ -53,10 +54,10 @@ export async function loadErasureReplay(
   since: string,
   hashKey: string | undefined,
 ): Promise<ErasureReplay | undefined> {
-  const { rows: present } = await db.query<{ ok: boolean }>(
+  const { rows: present } = await db.query<{ ok: boolean | string }>(
     `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
   );
-  if (!present[0]?.ok) return undefined;
+  if (!pgBool(present[0]?.ok)) return undefined;
   const { rows } = await db.query<{ subject_hash: string; proof: { tables?: ProofTable[] } | null }>(
     `SELECT subject_hash, proof FROM lifecycle.subject_requests
       WHERE kind = 'erase' AND status = 'completed' AND completed_at >= $1::timestamptz - interval '1 hour'`,

@@ -5,6 +5,7 @@
  */
 
 import type { RunPlan } from '../../../lib/contracts/payloads.ts';
+import { pgBool } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { CatalogError, HashKeyError } from '../../core/errors.ts';
 import { subjectRequestsSource } from '../../sources/subject-requests.ts';
@@ -23,10 +24,10 @@ interface PendingRequests {
 
 /** Pending requests of the policy; none before sql/012 made the table. */
 async function readPending(db: Queryable, policy: string): Promise<PendingRequests> {
-  const { rows: exists } = await db.query<{ ok: boolean }>(
+  const { rows: exists } = await db.query<{ ok: boolean | string }>(
     `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
   );
-  if (!exists[0]?.ok) return { erase: 0, export: 0, oldest: null };
+  if (!pgBool(exists[0]?.ok)) return { erase: 0, export: 0, oldest: null };
   const { rows } = await db.query<{ erase: string; export: string; oldest: string | null }>(
     `SELECT count(*) FILTER (WHERE kind = 'erase')::text AS erase, count(*) FILTER (WHERE kind = 'export')::text AS export,
             min(requested_at)::text AS oldest
@@ -45,11 +46,26 @@ function keyMissing(policy: SubjectsPolicy): string {
   return `subjects policy ${policy.name} needs the hash key (PG_LIFECYCLE_HASH_KEY, or anonymization.hashKeySecretArn)`;
 }
 
+/** Mapped tables without an index whose first column is the key column: each request reads them whole. */
+async function unindexedKeys(db: Queryable, tables: readonly ResolvedSubjectTable[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const t of tables) {
+    const { rows } = await db.query<{ ok: boolean | string }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                       WHERE i.indrelid = $1::oid AND a.attname = $2) AS ok`,
+      [t.table.oid, t.keyColumn.name],
+    );
+    if (!pgBool(rows[0]?.ok)) missing.push(`${t.qualified} (${t.keyColumn.name})`);
+  }
+  return missing;
+}
+
 function subjectsPlan(
   cutoff: string,
   tables: readonly ResolvedSubjectTable[],
   pending: PendingRequests,
   refusals: RunPlan['refusals'],
+  unindexed: readonly string[],
 ): RunPlan {
   return {
     cutoff,
@@ -64,6 +80,12 @@ function subjectsPlan(
       `pending requests: ${pending.erase} erase, ${pending.export} export; erasure order (children first): ` +
         tables.map((t) => `${t.qualified} (${t.action})`).join(', '),
       'archived copies (Parquet in S3) are not rewritten yet: the proof lists them',
+      ...(unindexed.length > 0
+        ? [
+            `no index leads with the key column of ${unindexed.join(', ')}: every request reads those tables whole ` +
+              '(and holds its transaction that long); CREATE INDEX CONCURRENTLY on the key column',
+          ]
+        : []),
     ],
     refusals,
   };
@@ -100,7 +122,7 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
     return {
       record: { tableName: tables.map((t) => t.qualified).join(', ') },
       cutoff,
-      plan: async () => subjectsPlan(cutoff, tables, pending, refusals),
+      plan: async () => subjectsPlan(cutoff, tables, pending, refusals, await unindexedKeys(db, tables)),
       initialBatchRows: async () => 1,
       beforeLease: async () => ({}),
     };
