@@ -8,6 +8,7 @@
 import { restoreBackup } from '../../functions/actions/backup/restore/index.ts';
 import { loadErasureReplay } from '../../functions/actions/subjects/erasure-replay.ts';
 import { createSubjectRequest } from '../../functions/actions/subjects/requests.ts';
+import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { testConfig } from '../support/archive.ts';
 import { writeTestBackup } from '../support/backup-fixture.ts';
@@ -74,11 +75,10 @@ describe('restoring a backup taken before an erasure', () => {
     );
     expect(await subjectRows(db)).toEqual({ people: 0, notes: 0 });
 
-    // Act: the old backup over the live tables.
-    const client = await db.pool.connect();
-    let result: Awaited<ReturnType<typeof restoreBackup>>;
-    try {
-      result = await restoreBackup({
+    // Act: the old backup over the live tables, on a connection set up as `pg-lifecycle restore` sets it up
+    // (every type read as text).
+    const result = await withClient(await resolveClientConfig({ DATABASE_URL: db.url }), async (client) =>
+      restoreBackup({
         db: client,
         s3,
         bucket,
@@ -86,10 +86,8 @@ describe('restoring a backup taken before an erasure', () => {
         mode: 'data-only',
         ifExists: 'truncate',
         erasures: await loadErasureReplay(client, manifest.startedAt, KEY),
-      });
-    } finally {
-      client.release();
-    }
+      }),
+    );
 
     // Assess: the rest restored, subject 7 not.
     expect(await subjectRows(db)).toEqual({ people: 0, notes: 0 });

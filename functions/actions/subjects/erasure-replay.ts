@@ -58,8 +58,9 @@ export async function loadErasureReplay(
     `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
   );
   if (!pgBool(present[0]?.ok)) return undefined;
-  const { rows } = await db.query<{ subject_hash: string; proof: { tables?: ProofTable[] } | null }>(
-    `SELECT subject_hash, proof FROM lifecycle.subject_requests
+  // proof as text, parsed here: the CLI's connections read jsonb as text, a pool with type parsers would not.
+  const { rows } = await db.query<{ subject_hash: string; proof: string | null }>(
+    `SELECT subject_hash, proof::text AS proof FROM lifecycle.subject_requests
       WHERE kind = 'erase' AND status = 'completed' AND completed_at >= $1::timestamptz - interval '1 hour'`,
     [since],
   );
@@ -71,7 +72,8 @@ export async function loadErasureReplay(
     );
   const byWay = new Map<string, { table: string; replay: TableReplay }>();
   for (const row of rows) {
-    for (const t of row.proof?.tables ?? []) {
+    const proof = row.proof === null ? null : (JSON.parse(row.proof) as { tables?: ProofTable[] });
+    for (const t of proof?.tables ?? []) {
       if (typeof t.table !== 'string' || typeof t.keyColumn !== 'string') continue;
       if (t.action !== 'delete' && t.action !== 'anonymize') continue;
       const way = JSON.stringify([t.table, t.keyColumn, t.action, t.columns ?? null]);

@@ -34,7 +34,15 @@ export function subjectHash(hashKey: string, subjectKey: string): string {
 
 const COLUMNS = `request_id::text AS "requestId", policy, kind, subject_hash AS "subjectHash",
   subject_key AS "subjectKey", requested_at::text AS "requestedAt", due_at::text AS "dueAt", status,
-  completed_at::text AS "completedAt", run_id::text AS "runId", proof, error`;
+  completed_at::text AS "completedAt", run_id::text AS "runId", proof::text AS proof, error`;
+
+/**
+ * A request row as read: `proof` arrives as JSON text (the steps' and the CLI's connections read every type as
+ * text, a pool with type parsers would parse it; `::text` makes both the same) and is parsed here.
+ */
+function parseRequest(row: SubjectRequest): SubjectRequest {
+  return { ...row, proof: typeof row.proof === 'string' ? (JSON.parse(row.proof) as unknown) : row.proof };
+}
 
 /**
  * Records a request, or returns the pending one of the same subject and kind (asking twice is one request).
@@ -58,7 +66,7 @@ export async function createSubjectRequest(
       WHERE policy = $1 AND kind = $2 AND subject_hash = $3 AND status = 'pending'`,
     [request.policy, request.kind, hash],
   );
-  if (existing.rows[0]) return { request: existing.rows[0], created: false };
+  if (existing.rows[0]) return { request: parseRequest(existing.rows[0]), created: false };
   const { rows } = await db.query<SubjectRequest>(
     `INSERT INTO lifecycle.subject_requests (request_id, policy, kind, subject_hash, subject_key, requested_at, due_at)
      SELECT $1, $2, $3, $4, $5, at, at + make_interval(days => $6)
@@ -74,7 +82,7 @@ export async function createSubjectRequest(
       request.requestedAt?.toISOString() ?? null,
     ],
   );
-  return { request: rows[0] as SubjectRequest, created: true };
+  return { request: parseRequest(rows[0] as SubjectRequest), created: true };
 }
 
 /** Every request of a policy (or of all), newest first. */
@@ -84,7 +92,7 @@ export async function listSubjectRequests(db: Queryable, policy?: string): Promi
       WHERE $1::text IS NULL OR policy = $1 ORDER BY requested_at DESC, request_id`,
     [policy ?? null],
   );
-  return rows;
+  return rows.map(parseRequest);
 }
 
 /** The oldest pending request made before `bound`, locked for this transaction; undefined when none is left. */
@@ -101,7 +109,7 @@ export async function takeNextRequest(
       FOR UPDATE SKIP LOCKED`,
     [policy, bound],
   );
-  return rows[0];
+  return rows[0] ? parseRequest(rows[0]) : undefined;
 }
 
 /**
