@@ -115,4 +115,40 @@ describe('restoring a backup taken before an erasure', () => {
       /1 erasures completed since this backup was taken must be done again/,
     );
   });
+  it('lists in the proof each backup that still holds the subject, with the day it expires', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: a real backup run of the mapped tables, kept 30 days, then an erasure.
+    await seed(db);
+    const nightly = {
+      name: 'nightly',
+      action: 'backup',
+      backup: { tables: ['crm.*'], compression: 'gzip', level: 1, retentionDays: 30 },
+    } as LifecycleConfigInput['policies'][number];
+    const backup = await runPolicy(testConfig([nightly, policy]), 'nightly');
+    expect(backup.status).toBe('succeeded');
+    await createSubjectRequest(db.pool, {
+      policy: 'gdpr',
+      kind: 'erase',
+      subjectKey: '11',
+      hashKey: KEY,
+      dueDays: 30,
+      requestedAt: new Date(NOW.getTime() - 60_000),
+    });
+
+    // Act
+    await runPolicy(testConfig([nightly, policy]), 'gdpr', { deps: { hashKey: KEY } });
+
+    // Assess
+    const { rows } = await db.pool.query<{ backups: Array<Record<string, string>> }>(
+      `SELECT proof->'backups' AS backups FROM lifecycle.subject_requests WHERE status = 'completed'`,
+    );
+    const listed = rows[0]?.backups ?? [];
+    expect(listed.map((b) => [b.policy, b.backupId])).toEqual([
+      ['nightly', backup.summary?.backup?.backupId],
+    ]);
+    const days = (Date.parse(listed[0]?.expiresAt ?? '') - Date.parse(listed[0]?.takenAt ?? '')) / 86_400_000;
+    expect(days).toBe(30);
+  });
 });

@@ -50,7 +50,13 @@ export const backupModule: ActionModule<BackupPolicy> = {
       plan: () => backupPlan(db, plans, cutoff),
       initialBatchRows: async () => input.chunking.initialRows,
       beforeLease: async () => ({}),
-      detail: { backupId: newBackupId(now), startedAt: now.toISOString(), tables: plans },
+      detail: {
+        backupId: newBackupId(now),
+        startedAt: now.toISOString(),
+        tables: plans,
+        // For the ledger's readers (a GDPR proof lists when each backup holding a subject expires).
+        retentionDays: policy.backup.retentionDays,
+      },
     };
   },
 

@@ -16,6 +16,8 @@ export interface BackupExposure {
   readonly policy: string;
   readonly backupId: string;
   readonly takenAt: string;
+  /** When its objects expire (taken + the policy's retentionDays then); null for a backup that did not record it. */
+  readonly expiresAt: string | null;
 }
 
 export async function readArchiveExposure(
@@ -36,8 +38,14 @@ export async function readBackupExposure(
   db: Queryable,
   tables: readonly string[],
 ): Promise<BackupExposure[]> {
-  const { rows } = await db.query<{ policy: string; backup_id: string; taken_at: string }>(
-    `SELECT r.policy, r.detail->>'backupId' AS backup_id, r.started_at::text AS taken_at
+  const { rows } = await db.query<{
+    policy: string;
+    backup_id: string;
+    taken_at: string;
+    expires_at: string | null;
+  }>(
+    `SELECT r.policy, r.detail->>'backupId' AS backup_id, r.started_at::text AS taken_at,
+            (r.started_at + make_interval(days => (r.detail->>'retentionDays')::int))::text AS expires_at
        FROM lifecycle.runs r
       WHERE r.action = 'backup' AND r.status = 'succeeded' AND NOT coalesce(r.detail ? 'expiredAt', false)
         AND EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(r.detail->'tables', '[]')) AS t
@@ -45,5 +53,10 @@ export async function readBackupExposure(
       ORDER BY r.started_at`,
     [tables],
   );
-  return rows.map((r) => ({ policy: r.policy, backupId: r.backup_id, takenAt: r.taken_at }));
+  return rows.map((r) => ({
+    policy: r.policy,
+    backupId: r.backup_id,
+    takenAt: r.taken_at,
+    expiresAt: r.expires_at,
+  }));
 }
