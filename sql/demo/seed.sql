@@ -88,7 +88,7 @@ SELECT
   pg_temp.demo_time((g + random()) / 200000, 1 + floor(random() * 999999)::int)
 FROM generate_series(0, 199999) AS g,
      LATERAL (SELECT (ARRAY['motion', 'line_crossing', 'intrusion', 'tamper', 'offline', 'online', 'motion', 'motion'])
-                     [1 + floor(random() * 8)::int] AS event_type) AS e;
+                     [1 + floor(random() * 8 + 0 * g)::int] AS event_type) AS e;
 
 -- Not payload: sorting 200,000 distinct jsonb values costs more than the rest of the seed's statistics together,
 -- and no query of the demo filters on it.
@@ -121,9 +121,10 @@ SELECT
   md5('audit:' || g)::uuid,
   pg_temp.demo_time((g + random()) / 100000, 1 + floor(random() * 999999)::int)
 FROM generate_series(0, 99999) AS g,
-     LATERAL (SELECT CASE WHEN random() < 0.05 THEN NULL ELSE 1 + floor(random() * 5000)::bigint END AS user_id) AS u,
+     -- `0 * g` correlates each subquery with its row: uncorrelated, PostgreSQL evaluates it once for all rows.
+     LATERAL (SELECT CASE WHEN random() < 0.05 + 0 * g THEN NULL ELSE 1 + floor(random() * 5000)::bigint END AS user_id) AS u,
      LATERAL (SELECT (ARRAY['login', 'logout', 'create', 'update', 'delete', 'export', 'permission_change'])
-                     [1 + floor(random() * 7)::int] AS action) AS a;
+                     [1 + floor(random() * 7 + 0 * g)::int] AS action) AS a;
 
 ANALYZE public.audit_logs;
 
@@ -188,7 +189,7 @@ FROM generate_series(0, 59999) AS g,
      LATERAL (SELECT pg_temp.demo_time((g + random()) / 60000, 1 + floor(random() * 999999)::int) AS started_at) AS t,
      LATERAL (SELECT t.started_at,
                      pg_temp.demo_between(t.started_at + interval '3 seconds', t.started_at + interval '4 hours', random() ^ 2) AS ended_at) AS s,
-     LATERAL (SELECT floor(random() * 4)::int AS kind) AS d;
+     LATERAL (SELECT floor(random() * 4 + 0 * g)::int AS kind) AS d;
 
 ANALYZE public.user_sessions;
 
