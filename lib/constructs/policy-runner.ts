@@ -101,9 +101,10 @@ export class PolicyRunner extends Construct {
   public readonly drill?: RestoreDrill;
 
   /**
-   * An anonymize policy's Start (checks and plan) and Chunk (the UPDATEs) read the hash key secret, when the
-   * config names one. Without it a policy that hashes is refused by Start (HashKeyError) before anything
-   * changes; the local runner synthesizes this stack too, and takes its key from PG_LIFECYCLE_HASH_KEY.
+   * The Start (checks and plan) and Chunk (the work) of a policy that uses the hash key (its contract says:
+   * anonymize with hash or email, subjects) read the hash key secret, when the config names one. Without it such
+   * a policy is refused by Start (HashKeyError) before anything changes; the local runner synthesizes this stack
+   * too, and takes its key from PG_LIFECYCLE_HASH_KEY.
    */
   private grantHashKey(config: LifecycleConfig): void {
     const arn = config.anonymization?.hashKeySecretArn;
@@ -193,7 +194,7 @@ export class PolicyRunner extends Construct {
       grantObjectAccess(this.functions, props.bucket, { name: policy.name, action: policy.action, storage });
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
-    if (policy.action === 'anonymize') this.grantHashKey(config);
+    if (contract.usesHashKey?.(policy)) this.grantHashKey(config);
 
     if (rdsSnapshot) {
       if (!Token.isUnresolved(stack.region) && rdsSnapshot.copyToRegion === stack.region) {

@@ -83,4 +83,16 @@ export interface ActionContract<P extends { readonly name: string; readonly acti
   restoreDrill?(
     policy: P,
   ): { readonly schedule: string; readonly timezone: string; readonly partMiB: number } | undefined;
+  /**
+   * Whether the policy's runs read the anonymize hash key (keyed pseudonyms, subjects' keyed hashes): the stack
+   * then lets its Start and Chunk functions read the config's hash key secret.
+   */
+  usesHashKey?(policy: P): boolean;
+  /**
+   * What the policy does to its table's rows, for the config rule against two policies doing the same to the
+   * same rows (a soft delete and the hard purge of its column are two different works). Absent: its action.
+   */
+  workOnRows?(policy: P): string;
+  /** The tables a policy without one `table` works on, for descriptions and logs (a backup's patterns). */
+  tablesOf?(policy: P): string;
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ChunkingOverridesSchema, chunkingProblems, ThrottleSchema } from './chunking.ts';
 import { KmsKeyArnSchema, ObservabilitySchema } from './observability.ts';
-import { contractOf, isTimeCutoffPolicy, PolicySchema } from './policy.ts';
+import { contractOf, isTimeCutoffPolicy, type Policy, PolicySchema } from './policy.ts';
 import { retentionSeconds, sameTable } from './policy-base.ts';
 
 export {
@@ -55,8 +55,8 @@ const DatabaseSchema = z
     path: ['availabilityZones'],
   });
 
-function softDeletes(policy: { readonly action: string }): boolean {
-  return 'softDelete' in policy && policy.softDelete !== undefined;
+function workOnRows(policy: Policy): string {
+  return contractOf(policy).workOnRows?.(policy) ?? policy.action;
 }
 
 export const LifecycleConfigSchema = z
@@ -159,7 +159,7 @@ export const LifecycleConfigSchema = z
             sameTable(other.table, policy.table) &&
             (other.filter ?? '') === (policy.filter ?? '') &&
             // A soft delete and the hard purge of its column are two steps of one design, not twins.
-            softDeletes(other) === softDeletes(policy),
+            workOnRows(other) === workOnRows(policy),
         );
       if (twin) {
         ctx.addIssue({

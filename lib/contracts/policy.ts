@@ -62,8 +62,7 @@ export function isTimeCutoffPolicy(policy: Policy): policy is TimeCutoffPolicy {
 /** What a policy works on, for descriptions and logs: its table, or a backup's table patterns. */
 export function policySubject(policy: Policy): string {
   if (isTimeCutoffPolicy(policy)) return policy.table;
-  if (policy.action === 'subjects') return policy.subjects.tables.map((t) => t.table).join(', ');
-  return policy.backup.tables.join(', ');
+  return contractOf(policy).tablesOf?.(policy) ?? policy.action;
 }
 
 /** The contract of a policy's action. */

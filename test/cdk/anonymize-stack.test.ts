@@ -82,7 +82,7 @@ describe('an anonymize policy in the stack', () => {
 });
 
 describe('a subjects policy in the stack', () => {
-  it('bounds its functions’ S3 access to subjects/<policy>/ and synthesizes cleanly', () => {
+  it('bounds its functions’ S3 access to subjects/<policy>/ and lets Start and Chunk read the hash key', () => {
     // Prepare
     const subjects = {
       name: 'gdpr',
@@ -96,7 +96,14 @@ describe('a subjects policy in the stack', () => {
 
     // Act
     const { template } = synthesize(
-      parseConfig({ sandbox: true, policies: [...sandboxConfig().policies, subjects] }, 'subjects config'),
+      parseConfig(
+        {
+          sandbox: true,
+          anonymization: { hashKeySecretArn: HASH_KEY_ARN },
+          policies: [...sandboxConfig().policies, subjects],
+        },
+        'subjects config',
+      ),
     );
 
     // Assess: every S3 object statement of its Chunk function names the policy's own prefix, nothing wider.
@@ -106,5 +113,10 @@ describe('a subjects policy in the stack', () => {
       .map((r) => JSON.stringify(r));
     expect(s3Resources.length).toBeGreaterThan(0);
     for (const resource of s3Resources) expect(resource).toContain('/subjects/gdpr/');
+    // Every erasure records keyed hashes: its Start and Chunk read the hash key, the others do not.
+    for (const step of STEPS)
+      expect(secretReads('gdpr', step, template).length, step).toBe(
+        step === 'Start' || step === 'Chunk' ? 1 : 0,
+      );
   });
 });

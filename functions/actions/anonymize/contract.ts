@@ -104,6 +104,8 @@ export const anonymizeContract: ActionContract<AnonymizePolicy> = {
   rowFate: 'kept',
   // Nothing goes to the bucket: the rows stay, masked.
   storage: () => undefined,
+  usesHashKey: (policy) =>
+    Object.values(policy.anonymize.columns).some((c) => c.strategy === 'hash' || c.strategy === 'email'),
   configProblems(policy) {
     const problems: Array<{ path: Array<string | number>; message: string }> = [];
     for (const [column, strategy] of Object.entries(policy.anonymize.columns)) {

@@ -118,6 +118,7 @@ export function backupPatternProblems(options: Pick<BackupOptions, 'tables' | 'e
 export const backupContract: ActionContract<BackupPolicy> = {
   action: 'backup',
   rowFate: 'kept',
+  tablesOf: (policy) => policy.backup.tables.join(', '),
   storage: (policy) => ({
     prefix: backupPrefix(policy.name),
     tiers: { transitions: [], expireAfterDays: policy.backup.retentionDays },

@@ -47,6 +47,7 @@ export const purgeContract: ActionContract<PurgePolicy> = {
   rowFate: 'deleted',
   // A purge keeps nothing: its functions get no bucket and no Glue database.
   storage: () => undefined,
+  workOnRows: (policy) => (policy.softDelete ? 'soft-delete' : 'purge'),
   configProblems(policy, policies) {
     const softDelete =
       policy.softDelete && policy.softDelete.column === policy.timeColumn

@@ -12,7 +12,11 @@ import { cutoffPredicate } from '../../core/chunk-sql.ts';
 import { NOTHING, PartitionRetentionError, type PartitionStrategy } from '../../run/partitions/strategy.ts';
 
 export const purgePartitions: PartitionStrategy = {
-  optionsOf: (policy) => (policy as PurgePolicy).partitions,
+  // A soft delete keeps its rows: nothing to retire as a unit.
+  optionsOf: (policy) => {
+    const purge = policy as PurgePolicy;
+    return purge.softDelete ? { ...purge.partitions, enabled: false } : purge.partitions;
+  },
 
   async start(ctx, p, bounds) {
     const { state, prepared } = ctx;

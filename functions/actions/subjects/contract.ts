@@ -59,6 +59,9 @@ export const subjectsContract: ActionContract<SubjectsPolicy> = {
   // Erasure deletes the subject's rows and copies them nowhere (that is the point). Not a time-cutoff
   // policy, so the archive-before-purge rule does not apply to it.
   rowFate: 'deleted',
+  // Every erasure records the keyed hashes a restore finds the subject by.
+  usesHashKey: () => true,
+  tablesOf: (policy) => policy.subjects.tables.map((t) => t.table).join(', '),
   storage: (policy) => ({
     prefix: subjectsPrefix(policy.name),
     tiers: { transitions: [] },

@@ -31,7 +31,6 @@ export async function partitionRetentionBlocker(
     return 'the table is not RANGE-partitioned on the time column alone';
   }
   if ('filter' in policy && policy.filter) return 'the policy has a filter';
-  if ('softDelete' in policy && policy.softDelete) return 'the policy soft-deletes (its rows stay)';
   if ((await listReferencingForeignKeys(db, prepared.table.oid)).length > 0) {
     return 'the table is referenced by foreign keys';
   }
