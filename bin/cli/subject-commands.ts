@@ -9,11 +9,11 @@
 
 import {
   createSubjectRequest,
+  hasSubjectRequests,
   listSubjectRequests,
   retryRequest,
   type SubjectRequest,
 } from '../../functions/actions/subjects/requests.ts';
-import { pgBool } from '../../functions/adapters/catalog.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { readHashKey } from '../../functions/commons/hash-key-secret.ts';
@@ -112,10 +112,7 @@ export async function subjectCommand(
       const policy = values.policy === undefined ? undefined : subjectsPolicy(config, values.policy).name;
       const requests = await withClient(await databaseConfig(), async (db) => {
         await requireLedger(db);
-        const { rows } = await db.query<{ ok: boolean | string }>(
-          `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
-        );
-        return pgBool(rows[0]?.ok) ? listSubjectRequests(db, policy) : [];
+        return (await hasSubjectRequests(db)) ? listSubjectRequests(db, policy) : [];
       });
       const now = new Date();
       const views = requests.map((r) => publicView(r, now));

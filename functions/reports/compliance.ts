@@ -7,11 +7,13 @@
  * Read only: every count runs in a READ ONLY transaction under the policy's chunking statement_timeout, and
  * one too slow is reported as not counted instead of failing the report. Prints nothing.
  */
+
 import type pg from 'pg';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { resolveChunking } from '../../lib/contracts/config.ts';
 import { isTimeCutoffPolicy, type Policy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { moduleFor } from '../actions/registry.ts';
+import { hasSubjectRequests } from '../actions/subjects/requests.ts';
 import { readOnly } from '../adapters/transactions.ts';
 import { isTimeout } from '../commons/lock-wait.ts';
 import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
@@ -208,10 +210,7 @@ async function subjectRequestCounts(
   db: pg.ClientBase,
   now: Date,
 ): Promise<Map<string, SubjectRequestCounts>> {
-  const { rows: present } = await db.query<{ ok: string | boolean }>(
-    `SELECT (to_regclass('lifecycle.subject_requests') IS NOT NULL)::text AS ok`,
-  );
-  if (present[0]?.ok !== 'true') return new Map();
+  if (!(await hasSubjectRequests(db))) return new Map();
   const { rows } = await db.query<{
     policy: string;
     pending: string;

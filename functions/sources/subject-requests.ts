@@ -5,11 +5,10 @@
  * next run. The module reads its tables itself (many of them), so the source prepares no one table.
  */
 import type { Policy } from '../../lib/contracts/policy.ts';
+import { wholeTableSource } from './whole-table.ts';
 import type { WorkSource } from './work-source.ts';
 
 export function subjectRequestsSource<P extends Policy>(): WorkSource<P> {
-  return {
-    kind: 'subject',
-    bound: (now) => now.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'),
-  };
+  // The same bound as the whole-table source: the run's start, with microseconds as the ledger writes times.
+  return { ...wholeTableSource<P>(), kind: 'subject' };
 }

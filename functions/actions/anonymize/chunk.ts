@@ -6,22 +6,20 @@
  */
 
 import type { Queryable } from '../../adapters/transactions.ts';
-import { HashKeyError, InvalidPayloadError } from '../../core/errors.ts';
+import { HashKeyError } from '../../core/errors.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
 import {
   type ChunkAction,
   type ChunkInput,
   type CompletedChunk,
   type PreparedChunk,
-  summarizeTakenRows,
   type TakenChunk,
   targetOf,
 } from '../chunk-action.ts';
 import type { AnonymizePolicy } from './contract.ts';
 import { type HashKey, hashKeyFrom } from './hash-key.ts';
 import { maskAssignments, needsHashKey, type ResolvedMasks, resolveMasks } from './masks.ts';
-import { ParamList } from './param-list.ts';
-import { buildAnonymizeStatement, firstMaskParameter } from './update-statement.ts';
+import { takeUpdateChunk } from './update-statement.ts';
 
 type Row = Array<string | null>;
 
@@ -50,26 +48,8 @@ export class AnonymizeAction implements ChunkAction<TakenChunk, HashKey | undefi
           '(PG_LIFECYCLE_HASH_KEY locally, hashKeySecretArn in AWS)',
         { policy: input.policy.name },
       );
-    const cursor = input.cursor;
-    if (cursor !== null && cursor.kind !== 'keyset')
-      throw new InvalidPayloadError(`an anonymize chunk cannot resume from a ${cursor.kind} cursor`);
-    const withCursor = cursor !== null;
-    const params = new ParamList(firstMaskParameter(target, withCursor));
-    const assignments = maskAssignments(target, this.masks, params, key);
-    const statement = buildAnonymizeStatement(target, withCursor, assignments);
-    const { rows } = await tx.query<Row>({
-      text: statement.text,
-      values: [input.cutoff, input.limit, ...(cursor?.values ?? []), ...params.values],
-      rowMode: 'array',
-    });
-    const summary = rows[0];
-    // Only a chunk that picks no row is the end: picked rows may all have been left unchanged (see
-    // update-statement.ts), and the cursor still moves past them.
-    if (!summary || Number(summary[1]) === 0) return undefined;
-    const first = summary.slice(2, 2 + statement.terms);
-    const last = summary.slice(2 + statement.terms);
-    const ends = summarizeTakenRows([first, last], [...first.keys()]);
-    return { ...ends, rows: Number(summary[0]) };
+    const masks = this.masks;
+    return takeUpdateChunk(tx, input, (params) => maskAssignments(target, masks, params, key));
   }
 
   async complete(): Promise<CompletedChunk> {

@@ -47,3 +47,9 @@ export function hmacSql(textExpression: string, params: ParamList, key: HashKey)
   const opad = params.add(key.opad);
   return `sha256(${opad}::bytea || sha256(${ipad}::bytea || convert_to(${textExpression}, 'UTF8')))`;
 }
+
+/**
+ * Stands in for the key where none is needed or none is configured: the done tests read no key, and a dry run's
+ * preview without a key (the plan then lists the refusal). Never used to write a value.
+ */
+export const PLACEHOLDER_KEY: HashKey = hashKeyFrom('pg-lifecycle placeholder: never used to write a value');

@@ -12,16 +12,10 @@ import { recheckTimeCutoffContinuation, startTimeCutoffRun } from '../../sources
 import { unprocessedSource } from '../../sources/unprocessed.ts';
 import type { TimeCutoffModule } from '../action-module.ts';
 import { AnonymizeAction } from './chunk.ts';
-import { type HashKey, hashKeyFrom } from './hash-key.ts';
+import { hashKeyFrom, PLACEHOLDER_KEY } from './hash-key.ts';
 import { maskProblems, needsHashKey, pendingPredicate, resolveMasks } from './masks.ts';
 import { anonymizePlan } from './plan.ts';
 import { pickStatement } from './update-statement.ts';
-
-/**
- * Stands in for the key where none is read: the pending predicate (done tests read no key) and a dry run's
- * preview when no key is configured (the plan then also lists the refusal).
- */
-const PLACEHOLDER_KEY: HashKey = hashKeyFrom('pg-lifecycle placeholder: never used to write a value');
 
 const source = unprocessedSource<AnonymizePolicy>(async (db, policy, prepared) =>
   pendingPredicate(prepared.target, await resolveMasks(db, prepared.table, policy), PLACEHOLDER_KEY),

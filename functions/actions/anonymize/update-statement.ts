@@ -9,7 +9,11 @@
  * no longer pending, so neither this run (the cursor moved past it) nor a later one updates it again.
  */
 import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
 import { type ChunkTarget, eligibleWhere, orderTerms } from '../../core/chunk-sql.ts';
+import { InvalidPayloadError } from '../../core/errors.ts';
+import { type ChunkInput, summarizeTakenRows, type TakenChunk, targetOf } from '../chunk-action.ts';
+import { ParamList } from './param-list.ts';
 
 /** A masked column's assignment: `"col" = set`. */
 export interface ColumnAssignment {
@@ -90,4 +94,34 @@ SELECT (SELECT count(*) FROM updated)::text AS n, (SELECT count(*) FROM ${PICKED
   FROM (SELECT ${terms.join(', ')} FROM ${PICKED} ORDER BY ${terms.join(', ')} LIMIT 1) AS first_row,
        (SELECT ${terms.join(', ')} FROM ${PICKED} ORDER BY ${terms.map((t) => `${t} DESC`).join(', ')} LIMIT 1) AS last_row`;
   return { text, terms: terms.length };
+}
+
+/**
+ * One UPDATE chunk (anonymize, purge's soft delete): the assignments `assign` builds with the statement's own
+ * parameters numbered after $1 cutoff, $2 limit and the cursor's values; undefined once a chunk picks no row.
+ */
+export async function takeUpdateChunk(
+  tx: Queryable,
+  input: ChunkInput,
+  assign: (params: ParamList) => ColumnAssignment[],
+): Promise<TakenChunk | undefined> {
+  const { target } = targetOf(input);
+  const cursor = input.cursor;
+  if (cursor !== null && cursor.kind !== 'keyset')
+    throw new InvalidPayloadError(`an UPDATE chunk cannot resume from a ${cursor.kind} cursor`);
+  const withCursor = cursor !== null;
+  const params = new ParamList(firstMaskParameter(target, withCursor));
+  const statement = buildAnonymizeStatement(target, withCursor, assign(params));
+  const { rows } = await tx.query<Array<string | null>>({
+    text: statement.text,
+    values: [input.cutoff, input.limit, ...(cursor?.values ?? []), ...params.values],
+    rowMode: 'array',
+  });
+  const summary = rows[0];
+  // Only a chunk that picks no row is the end: picked rows may all have been left unchanged (see
+  // AnonymizeStatement), and the cursor still moves past them.
+  if (!summary || Number(summary[1]) === 0) return undefined;
+  const first = summary.slice(2, 2 + statement.terms);
+  const last = summary.slice(2 + statement.terms);
+  return { ...summarizeTakenRows([first, last], [...first.keys()]), rows: Number(summary[0]) };
 }

@@ -10,8 +10,8 @@ import { resolveColumn } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { CatalogError } from '../../core/errors.ts';
 import { type PreparedTarget, prepareTarget } from '../../run/prepare-target.ts';
-import { buildAnonymizeStatement, columnValue } from '../anonymize/update-statement.ts';
-import { type ChunkInput, summarizeTakenRows, type TakenChunk, targetOf } from '../chunk-action.ts';
+import { columnValue, takeUpdateChunk } from '../anonymize/update-statement.ts';
+import { type ChunkInput, type TakenChunk, targetOf } from '../chunk-action.ts';
 
 const NOW_OF_KIND: Readonly<Record<string, string>> = {
   timestamptz: 'now()',
@@ -45,23 +45,10 @@ export async function preparePurgeTarget(db: Queryable, policy: PurgePolicy): Pr
 
 /** One soft-delete chunk; undefined when no due row is left that no other session holds. */
 export async function softDeleteChunk(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
-  const { table, target } = targetOf(input);
+  const { table } = targetOf(input);
   const policy = input.policy as PurgePolicy;
   const column = resolveColumn(table, policy.softDelete?.column ?? '', 'softDelete.column');
-  const cursor = input.cursor;
-  if (cursor !== null && cursor.kind !== 'keyset')
-    throw new CatalogError(`a soft-delete chunk cannot resume from a ${cursor.kind} cursor`);
-  const statement = buildAnonymizeStatement(target, cursor !== null, [
+  return takeUpdateChunk(tx, input, () => [
     { column: column.name, set: NOW_OF_KIND[column.baseType] ?? 'now()' },
   ]);
-  const { rows } = await tx.query<Array<string | null>>({
-    text: statement.text,
-    values: [input.cutoff, input.limit, ...(cursor?.values ?? [])],
-    rowMode: 'array',
-  });
-  const summary = rows[0];
-  if (!summary || Number(summary[1]) === 0) return undefined;
-  const first = summary.slice(2, 2 + statement.terms);
-  const last = summary.slice(2 + statement.terms);
-  return { ...summarizeTakenRows([first, last], [...first.keys()]), rows: Number(summary[0]) };
 }

@@ -10,13 +10,14 @@
  */
 
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
-import { pgBool, resolveTable } from '../../adapters/catalog.ts';
+import { resolveTable } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { HashKeyError } from '../../core/errors.ts';
 import type { MaskStrategy } from '../anonymize/contract.ts';
 import { type HashKey, hashKeyFrom, hmacSql } from '../anonymize/hash-key.ts';
 import { maskAssignments, resolveMasks } from '../anonymize/masks.ts';
 import { ParamList } from '../anonymize/param-list.ts';
+import { hasSubjectRequests } from './requests.ts';
 
 interface TableReplay {
   readonly keyColumn: string;
@@ -54,10 +55,7 @@ export async function loadErasureReplay(
   since: string,
   hashKey: string | undefined,
 ): Promise<ErasureReplay | undefined> {
-  const { rows: present } = await db.query<{ ok: boolean | string }>(
-    `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
-  );
-  if (!pgBool(present[0]?.ok)) return undefined;
+  if (!(await hasSubjectRequests(db))) return undefined;
   // proof as text, parsed here: the CLI's connections read jsonb as text, a pool with type parsers would not.
   const { rows } = await db.query<{ subject_hash: string; proof: string | null }>(
     `SELECT subject_hash, proof::text AS proof FROM lifecycle.subject_requests

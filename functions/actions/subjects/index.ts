@@ -10,11 +10,12 @@ import type { Queryable } from '../../adapters/transactions.ts';
 import { CatalogError, HashKeyError } from '../../core/errors.ts';
 import { subjectRequestsSource } from '../../sources/subject-requests.ts';
 import type { ActionModule } from '../action-module.ts';
-import { hashKeyFrom } from '../anonymize/hash-key.ts';
+import { hashKeyFrom, PLACEHOLDER_KEY } from '../anonymize/hash-key.ts';
 import { maskProblems } from '../anonymize/masks.ts';
 import { SubjectsChunkAction, storeOf } from './chunk.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
+import { hasSubjectRequests } from './requests.ts';
 
 interface PendingRequests {
   readonly erase: number;
@@ -24,10 +25,7 @@ interface PendingRequests {
 
 /** Pending requests of the policy; none before sql/012 made the table. */
 async function readPending(db: Queryable, policy: string): Promise<PendingRequests> {
-  const { rows: exists } = await db.query<{ ok: boolean | string }>(
-    `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
-  );
-  if (!pgBool(exists[0]?.ok)) return { erase: 0, export: 0, oldest: null };
+  if (!(await hasSubjectRequests(db))) return { erase: 0, export: 0, oldest: null };
   const { rows } = await db.query<{ erase: string; export: string; oldest: string | null }>(
     `SELECT count(*) FILTER (WHERE kind = 'erase')::text AS erase, count(*) FILTER (WHERE kind = 'export')::text AS export,
             min(requested_at)::text AS oldest
@@ -102,7 +100,7 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
     if (missing && !input.dryRun) throw new HashKeyError(missing, { policy: policy.name });
     // The masks of anonymized tables, checked as an anonymize policy's are (types, constraints).
     const problems: string[] = [];
-    const key = hashKeyFrom(secret ?? 'pg-lifecycle placeholder: never used to write a value');
+    const key = secret ? hashKeyFrom(secret) : PLACEHOLDER_KEY;
     for (const t of tables)
       if (t.masks) problems.push(...(await maskProblems(db, t.table.oid, t.masks, key)));
     if (problems.length > 0 && !input.dryRun)

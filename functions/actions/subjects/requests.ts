@@ -6,6 +6,7 @@
  * in Node (the application can compute it too; see the README).
  */
 import { createHmac, randomUUID } from 'node:crypto';
+import { pgBool } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 
 export type RequestKind = 'erase' | 'export';
@@ -25,6 +26,14 @@ export interface SubjectRequest {
   readonly runId: string | null;
   readonly proof: unknown;
   readonly error: string | null;
+}
+
+/** Whether the ledger has the requests table (sql/012): a ledger migrated before it has no request at all. */
+export async function hasSubjectRequests(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ ok: boolean | string }>(
+    `SELECT to_regclass('lifecycle.subject_requests') IS NOT NULL AS ok`,
+  );
+  return pgBool(rows[0]?.ok);
 }
 
 /** The subject's keyed hash (hex): HMAC-SHA-256(hash key, key text as UTF-8). */

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
-import { type HashKey, hashKeyFrom } from '../anonymize/hash-key.ts';
+import { type HashKey, PLACEHOLDER_KEY } from '../anonymize/hash-key.ts';
 import { maskAssignments, pendingPredicate } from '../anonymize/masks.ts';
 import { ParamList } from '../anonymize/param-list.ts';
 import { readArchivedRows, type UnreadObject } from './archived-rows.ts';
@@ -63,7 +63,7 @@ export async function eraseSubject(
       .join(', ');
     // Rows already masked are left alone: a retried request updates nothing twice.
     const { rowCount } = await tx.query(
-      `UPDATE ${t.qualified} SET ${set} WHERE ${keyMatch(t)} AND ${pendingPredicate(name, masks, PLACEHOLDER)}`,
+      `UPDATE ${t.qualified} SET ${set} WHERE ${keyMatch(t)} AND ${pendingPredicate(name, masks, PLACEHOLDER_KEY)}`,
       [subjectKey, ...params.values],
     );
     outcomes.push({
@@ -76,9 +76,6 @@ export async function eraseSubject(
   }
   return outcomes;
 }
-
-/** The done tests read no key (masks.ts pendingPredicate). */
-const PLACEHOLDER = hashKeyFrom('pg-lifecycle placeholder: never used to write a value');
 
 export interface SubjectExport {
   readonly document: Buffer;
