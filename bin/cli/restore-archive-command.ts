@@ -120,6 +120,13 @@ export function formatRestoreArchive(result: RestoreArchiveResult): string {
     `  rows: ${result.rowsStaged} staged, ${result.rowsSelected} selected, ${result.rowsInserted} inserted, ` +
       `${result.rowsSkippedByConflict} already present (ON CONFLICT)`,
     ...(result.pending ? [formatPending(result.pending)] : []),
+    ...(result.rearchivedByPolicy && result.rowsInserted > 0
+      ? [
+          `  NOTE: ${result.target} is the policy's own table and these rows are past its retention: its next run ` +
+            'archives them again as new objects (a second copy beside the first); restore --into another table, ' +
+            'or disable the policy while you need them',
+        ]
+      : []),
     ...(result.columnsDefaulted.length > 0
       ? [`  columns not in the archive (took their defaults): ${result.columnsDefaulted.join(', ')}`]
       : []),

@@ -346,4 +346,42 @@ describe('restore-archive', () => {
     expect(recorded.rows).toEqual([{ key: objectKeys[0], rows_inserted: 2 }]);
     expect(await rowsText(db, 'public.strict')).toEqual(await rowsText(db, 'public.few', 'WHERE id < 0'));
   });
+
+  // Last: it puts the archived rows back into the policy's own table.
+  it("says that rows restored into the policy's own table are archived again by its next run", async ({
+    database: db,
+    bucket,
+    runPolicy,
+  }) => {
+    // Act
+    const restored = await runCliInProcess(db, [
+      'restore-archive',
+      '--policy=typed',
+      `--bucket=${bucket}`,
+      ...RANGE,
+    ]);
+    const archivedBefore = objectKeys.length;
+    const again = await runPolicy(
+      testConfig([
+        {
+          name: 'typed',
+          table: SOURCE,
+          action: 'archive',
+          timeColumn: '"CreatedAt"',
+          retention: 'P2Y',
+          chunking: { initialRows: 150, minRows: 100, maxRows: 200 },
+        },
+      ]),
+      'typed',
+    );
+
+    // Assess: the note is printed, and it is true — the same rows now sit in a second set of objects.
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toContain("is the policy's own table and these rows are past its retention");
+    expect(again.summary?.rows).toBe(source.length);
+    const { rows } = await db.pool.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM lifecycle.archived_objects WHERE kind = 'archive-copy'`,
+    );
+    expect(Number(rows[0]?.n)).toBeGreaterThan(archivedBefore);
+  });
 });

@@ -89,6 +89,11 @@ export interface RestoreArchiveResult {
   /** Target columns no restored object holds: they took their defaults. */
   readonly columnsDefaulted: string[];
   /**
+   * The target is the policy's own table: the restored rows are older than its retention, so its next run
+   * archives them again, as new objects beside the ones they came from (two copies in S3, both in Athena).
+   */
+  readonly rearchivedByPolicy: boolean;
+  /**
    * Objects in Glacier Flexible Retrieval / Deep Archive without a readable copy: their restores were
    * requested (or are under way) and nothing was loaded; run again once S3 has the copies. Null: none.
    */
@@ -151,6 +156,7 @@ export async function restoreArchive(props: RestoreArchiveProps): Promise<Restor
     to: range.to,
     where: predicate ?? null,
     objectsConsidered: objects.length,
+    rearchivedByPolicy: target.qualifiedName === archived.tableName,
   };
   if (states.some((s) => s.state !== 'readable')) {
     // Nothing is loaded while any object of the range is out of reach: the range comes back whole.
