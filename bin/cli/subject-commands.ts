@@ -7,6 +7,7 @@
  * `--policy` may be left out when the config has one subjects policy. The subject's key is never printed.
  */
 
+import { type ResolvedSubjectTable, resolveSubjectTables } from '../../functions/actions/subjects/mapping.ts';
 import {
   createSubjectRequest,
   hasSubjectRequests,
@@ -15,8 +16,10 @@ import {
   type SubjectRequest,
 } from '../../functions/actions/subjects/requests.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
+import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { readHashKey } from '../../functions/commons/hash-key-secret.ts';
+import { describeError } from '../../functions/core/redact-database-error.ts';
 import type { LifecycleConfig, SubjectsPolicy } from '../../lib/contracts/config.ts';
 import { UsageError } from './errors.ts';
 import { requireLedger } from './ledger-checks.ts';
@@ -90,6 +93,9 @@ export async function subjectCommand(
       const hashKey = await hashKeyFor(config);
       const { request, created } = await withClient(await databaseConfig(), async (db) => {
         await requireLedger(db);
+        // Bad input stops here, before anything is recorded: the mapping must resolve and the key must be a value
+        // of every key column's type (else each run would fail the request, later and further away).
+        await checkSubjectKey(db, await resolveSubjectTables(db, policy), subjectKey);
         await applyMigrations(db);
         return createSubjectRequest(db, {
           policy: policy.name,
@@ -143,6 +149,24 @@ export async function subjectCommand(
     }
     default:
       throw new UsageError(USAGE);
+  }
+}
+
+/** The key as a value of each mapped key column's type, or a UsageError naming the column and type. */
+async function checkSubjectKey(
+  db: Queryable,
+  tables: readonly ResolvedSubjectTable[],
+  subjectKey: string,
+): Promise<void> {
+  for (const t of tables) {
+    try {
+      await db.query(`SELECT $1::text::${t.keyColumn.typeName}`, [subjectKey]);
+    } catch (error) {
+      throw new UsageError(
+        `the subject key is not a value of ${t.qualified}.${t.keyColumn.name} (${t.keyColumn.typeName}): ` +
+          `${(error as { code?: string }).code ?? ''} ${describeError(error)}; nothing was recorded`,
+      );
+    }
   }
 }
 

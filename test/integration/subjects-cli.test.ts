@@ -1,6 +1,6 @@
 /**
  * `pg-lifecycle subject …` as an operator uses it (the real CLI, in process, against a real PostgreSQL): no hash
- * key is a clear usage error that records nothing; a request asked twice is one request; `status` never prints the
+ * key, or a key that is not a value of the key column's type, is a clear usage error that records nothing; a request asked twice is one request; `status` never prints the
  * subject's key; `process` runs the subjects policy and the request completes.
  */
 import { writeFileSync } from 'node:fs';
@@ -54,6 +54,13 @@ describe('pg-lifecycle subject', () => {
     const noKey = await runCliInProcess(db, ['subject', 'request', '--erase', '17', '--config', config]);
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain('PG_LIFECYCLE_HASH_KEY');
+    expect(await requests()).toBe(0);
+
+    // A key that is not a value of the key column's type: refused, nothing recorded
+    vi.stubEnv('PG_LIFECYCLE_HASH_KEY', KEY);
+    const notBigint = await runCliInProcess(db, ['subject', 'request', '--erase', 'abc', '--config', config]);
+    expect(notBigint.code).toBe(2);
+    expect(notBigint.stderr).toContain('is not a value of "club"."members".id (bigint)');
     expect(await requests()).toBe(0);
 
     // Asked twice: one request
