@@ -34,6 +34,7 @@ import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts
 import { quoteIdent } from '../../lib/contracts/identifiers.ts';
 import type { AnonymizePolicy } from '../../lib/contracts/policy.ts';
 import { type PhaseCpu, phaseCpuBetween, postmasterOf, samplePhase } from './cpu.ts';
+import { positiveInt, UsageError } from './options.ts';
 import { startBenchServices } from './services.ts';
 import { median, medianIndex, round } from './stats.ts';
 import { emptyQueryTimes, type QueryTimes, timeTransactions } from './transactions.ts';
@@ -65,16 +66,6 @@ interface Options {
   json: boolean;
   targetMs: number | undefined;
   maxRows: number | undefined;
-}
-
-class UsageError extends Error {}
-
-function positiveInt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
-  return value;
 }
 
 function parseOptions(argv: string[]): Options {

@@ -31,6 +31,7 @@ import { copyOut, orderedSelect, unorderedSelect } from './copy.ts';
 import { type CpuUsage, cpuBetween, postmasterOf, sampleCpu } from './cpu.ts';
 import { countEvents, EVENTS_TABLE, fillEvents, tableBytes } from './dataset.ts';
 import { instrumentDependencies, TimingStore, Timings } from './instrument.ts';
+import { positiveInt, UsageError } from './options.ts';
 import { type ProbeMode, type ProbeResult, runArchiveProbe } from './pipeline-probe.ts';
 import { type ProfileSummary, profilePhase } from './profile.ts';
 import { type BenchServices, type S3Mode, startBenchServices } from './services.ts';
@@ -55,16 +56,6 @@ interface Options {
   /** AWS_ENDPOINT_URL_S3 was set: an S3 server of the caller's, not started here. */
   s3External: boolean;
 }
-
-function positiveInt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
-  return value;
-}
-
-class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({

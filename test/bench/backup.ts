@@ -38,6 +38,7 @@ import { measureCodecRates, zstdAvailable } from './codec-rates.ts';
 import { copyOutStream } from './copy.ts';
 import { phaseCpuBetween, postmasterOf, samplePhase } from './cpu.ts';
 import { BACKUP_COLUMNS, BACKUP_TABLE, fillBackupEvents } from './dataset.ts';
+import { positiveInt, UsageError } from './options.ts';
 import { type BenchServices, type S3Mode, startBenchServices } from './services.ts';
 import { synthesizeInChild } from './synth-child.ts';
 
@@ -55,16 +56,6 @@ export interface Options {
   readonly memoryRows: number | undefined;
   readonly s3: S3Mode;
   readonly s3External: boolean;
-}
-
-class UsageError extends Error {}
-
-function positiveInt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
-  return value;
 }
 
 function parseOptions(argv: string[]): Options {

@@ -33,6 +33,7 @@ import {
   MONTHLY_EVENTS_TABLE,
   tableBytes,
 } from './dataset.ts';
+import { positiveInt, UsageError } from './options.ts';
 import { startBenchServices } from './services.ts';
 import { median, medianIndex, round } from './stats.ts';
 import { timeTransactions } from './transactions.ts';
@@ -52,16 +53,6 @@ interface Options {
   targetMs: number;
   /** Chunk row cap; the policy's built-in default unless given. */
   maxRows: number | undefined;
-}
-
-class UsageError extends Error {}
-
-function positiveInt(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
-  return value;
 }
 
 function parseOptions(argv: string[]): Options {

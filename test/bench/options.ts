@@ -1,0 +1,13 @@
+/** Option parsing every benchmark shares: its usage error and positive integer options. */
+
+/** Bad command-line input: the benchmark prints it with its usage and exits 2. */
+export class UsageError extends Error {}
+
+/** `--name` as a positive safe integer, `fallback` when absent. @throws UsageError */
+export function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
+  return value;
+}
