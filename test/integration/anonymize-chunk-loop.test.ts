@@ -1,37 +1,9 @@
-/**
- * Anonymize edge cases (from a hostile review): how the chunk loop ends — a chunk that picks rows but updates
- * none (a trigger skips them) is not the end of the run.
- */
-import type { StepLogger } from '../../functions/run/dependencies.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { HASH_KEY as KEY, OLD, columnsPolicy as policy } from '../support/anonymize.ts';
 import { testConfig } from '../support/archive.ts';
-import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { describe, expect, it } from '../support/fixture.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
-
-const KEY = 'review hash key: not a secret';
-const OLD = `'${NOW.toISOString()}'::timestamptz - interval '400 days'`;
-
-function policy(table: string, columns: Record<string, unknown>) {
-  return {
-    name: 'review',
-    action: 'anonymize',
-    table,
-    timeColumn: 'created_at',
-    retention: 'P30D',
-    chunking: { initialRows: 50, minRows: 50, maxRows: 50 },
-    anonymize: { columns },
-  } as PolicyInput;
-}
-
-/** A logger that stops the run (by throwing) once it has seen `max` committed chunks. */
-function _chunkBreaker(max: number, seen: { chunks: number }): StepLogger {
-  const write = (message: string) => {
-    if (message === 'chunk committed' && ++seen.chunks > max)
-      throw new Error(`circuit breaker: more than ${max} chunks`);
-  };
-  return { info: write, warn: write, error: write };
-}
 
 describe('anonymize: chunk loop', () => {
   it('a chunk whose picked rows a BEFORE UPDATE trigger skips does not end the run: later due rows are masked', async ({

@@ -4,26 +4,12 @@
  */
 import type { StepLogger } from '../../functions/run/dependencies.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { HASH_KEY as KEY, OLD, columnsPolicy as policy } from '../support/anonymize.ts';
 import { testConfig } from '../support/archive.ts';
 import type { TestDatabase } from '../support/database.ts';
-import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { describe, expect, it } from '../support/fixture.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
-
-const KEY = 'review hash key: not a secret';
-
-function policy(table: string, columns: Record<string, unknown>, overrides: Partial<PolicyInput> = {}) {
-  return {
-    name: 'review',
-    action: 'anonymize',
-    table,
-    timeColumn: 'created_at',
-    retention: 'P30D',
-    chunking: { initialRows: 50, minRows: 50, maxRows: 50 },
-    anonymize: { columns },
-    ...overrides,
-  } as PolicyInput;
-}
 
 /** id → [row text, xmin] */
 async function snapshot(db: TestDatabase, table: string, order = 'ctid') {
@@ -38,8 +24,6 @@ function capturingLogger(lines: string[]): StepLogger {
     lines.push(JSON.stringify({ message, ...fields }));
   return { info: write, warn: write, error: write };
 }
-
-const OLD = `'${NOW.toISOString()}'::timestamptz - interval '400 days'`;
 
 describe('anonymize: runs', () => {
   it('a strategy that maps two values to one is refused at Start on a unique column; hash masks every row', async ({

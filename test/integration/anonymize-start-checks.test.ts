@@ -2,27 +2,11 @@
  * Anonymize edge cases (from a hostile review): what Start checks and what the plan says.
  */
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { HASH_KEY as KEY, NEW, OLD, anonymizePolicy as policy } from '../support/anonymize.ts';
 import { testConfig } from '../support/archive.ts';
-import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { describe, expect, it } from '../support/fixture.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
-
-const KEY = 'review hash key: not a secret';
-const OLD = `'${NOW.toISOString()}'::timestamptz - interval '400 days'`;
-const NEW = `'${NOW.toISOString()}'::timestamptz - interval '1 day'`;
-
-function policy(table: string, anonymize: Record<string, unknown>, overrides: Partial<PolicyInput> = {}) {
-  return {
-    name: 'review',
-    action: 'anonymize',
-    table,
-    timeColumn: 'created_at',
-    retention: 'P30D',
-    chunking: { initialRows: 50, minRows: 50, maxRows: 50 },
-    anonymize,
-    ...overrides,
-  } as PolicyInput;
-}
 
 describe('anonymize: Start and plan', () => {
   it('a domain CHECK no synthetic value satisfies still gets the masked value checked at Start', async ({

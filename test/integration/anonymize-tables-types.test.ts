@@ -2,28 +2,12 @@
  * Anonymize edge cases (from a hostile review): table shapes and column types a production database has.
  */
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { HASH_KEY as KEY, OLD, columnsPolicy as policy } from '../support/anonymize.ts';
 import { testConfig } from '../support/archive.ts';
 import type { TestDatabase } from '../support/database.ts';
-import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { describe, expect, it } from '../support/fixture.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
-
-const KEY = 'review hash key: not a secret';
-const OLD = `'${NOW.toISOString()}'::timestamptz - interval '400 days'`;
-const _NEW = `'${NOW.toISOString()}'::timestamptz - interval '1 day'`;
-
-function policy(table: string, columns: Record<string, unknown>, overrides: Partial<PolicyInput> = {}) {
-  return {
-    name: 'review',
-    action: 'anonymize',
-    table,
-    timeColumn: 'created_at',
-    retention: 'P30D',
-    chunking: { initialRows: 50, minRows: 50, maxRows: 50 },
-    anonymize: { columns },
-    ...overrides,
-  } as PolicyInput;
-}
 
 async function rows(db: TestDatabase, sql: string) {
   return (await db.pool.query<Record<string, string>>(sql)).rows;
