@@ -82,10 +82,12 @@ export const anonymizeModule: TimeCutoffModule<AnonymizePolicy> = {
   foreignKeys: { planRefusal: () => undefined, warnsOfReferencedRows: () => false },
 
   async checkStart({ db, deps, input, policy, prepared }) {
+    // An unknown or unmaskable column stops a dry run too; the rest a dry run's plan lists among its refusals
+    // (prepareStart's plan computes them once).
     const masks = await resolveMasks(db, prepared.table, policy);
+    if (input.dryRun) return;
     const secret = await deps.hashKey?.();
-    // A dry run lists a missing key among its refusals (plan.ts) instead of stopping here.
-    if (needsHashKey(masks) && !secret && !input.dryRun)
+    if (needsHashKey(masks) && !secret)
       throw new HashKeyError(keyMissingMessage(policy), { policy: policy.name });
     const problems = await maskProblems(
       db,
@@ -93,8 +95,7 @@ export const anonymizeModule: TimeCutoffModule<AnonymizePolicy> = {
       masks,
       secret ? hashKeyFrom(secret) : PLACEHOLDER_KEY,
     );
-    // A dry run lists them among its refusals (prepareStart's plan).
-    if (problems.length > 0 && !input.dryRun)
+    if (problems.length > 0)
       throw new CatalogError(`${prepared.qualifiedName}: ${problems.join('; ')}`, {
         policy: policy.name,
         table: `${prepared.table.schema}.${prepared.table.table}`,
