@@ -31,6 +31,10 @@ export interface ChunkFaultHooks {
   afterCommit?(): Promise<void> | void;
   /** After an object upload, before its verification. */
   afterUpload?(key: string): Promise<void> | void;
+  /** Subject erasure: an archive object's rewrite is written and verified, its ledger row not yet swapped. */
+  beforeRewriteSwap?(oldKey: string): Promise<void> | void;
+  /** Subject erasure: the ledger lists the rewritten object, the old key's versions are not deleted yet. */
+  afterRewriteSwap?(oldKey: string): Promise<void> | void;
   /** Partition retention: after an archive unit's COMMIT, before its DETACH / DROP (quoted partition name). */
   afterPartitionArchived?(partition: string): Promise<void> | void;
 }

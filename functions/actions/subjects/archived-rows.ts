@@ -76,7 +76,7 @@ export async function listTableArchiveObjects(
 }
 
 /** Of `values` (archived key texts), those equal to the subject key under the key column's type. */
-async function matchingKeyTexts(
+export async function matchingKeyTexts(
   db: Queryable,
   table: ResolvedSubjectTable,
   values: readonly string[],

@@ -5,6 +5,7 @@
  * fails the chunk instead, so the loop retries it and the request stays pending. An export's document is
  * written to S3 in `complete`, before COMMIT: a failed upload rolls the request back to pending.
  */
+import type pg from 'pg';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import {
@@ -18,12 +19,31 @@ import { describeError } from '../../core/redact-database-error.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
 import { type HashKey, hashKeyFrom } from '../anonymize/hash-key.ts';
 import type { ChunkAction, ChunkInput, CompletedChunk, PreparedChunk, TakenChunk } from '../chunk-action.ts';
+import {
+  type ArchiveStepResult,
+  continueArchiveErasure,
+  type ErasureProgress,
+  initialProgress,
+} from './archive-erasure.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
+import type { RewriteHooks } from './object-rewrite.ts';
 import { readArchiveExposure, readBackupExposure } from './proof.ts';
 import { completeRequest, failRequest, type SubjectRequest, takeNextRequest } from './requests.ts';
 import { canonicalKeyHashes } from './subject-hash.ts';
 import { eraseSubject, exportSubject } from './subject-work.ts';
+
+/** What `prepare` did for a request in its archive phase (./archive-erasure.ts), for `take` to record. */
+interface ArchiveStep {
+  readonly requestId: string;
+  readonly state: ArchiveStepResult['state'];
+  readonly rowsRemoved: number;
+}
+
+interface Prepared {
+  readonly key: HashKey | undefined;
+  readonly archive?: ArchiveStep | undefined;
+}
 
 interface SubjectChunk extends TakenChunk {
   readonly upload?: {
@@ -37,27 +57,93 @@ interface SubjectChunk extends TakenChunk {
 
 const SAVEPOINT = 'pg_lifecycle_subject_request';
 
-export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | undefined> {
+export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> {
   private tables: ResolvedSubjectTable[] | undefined;
   private key: HashKey | undefined;
+  /** The archive phase's own connection: its swaps are transactions, apart from the chunk's and the heartbeat's. */
+  private archiveDb: pg.Client | undefined;
+  /**
+   * Requests this step moved into their archive phase, not yet done or waiting: while one is, an empty `take`
+   * is not the end of the run (the chunk that moved it may not have committed when the next one looked).
+   */
+  private readonly archivePhase = new Set<string>();
 
   constructor(
     private readonly deps: StepDependencies,
     private readonly policy: SubjectsPolicy,
+    private readonly hooks?: RewriteHooks,
   ) {}
 
-  async prepare(): Promise<PreparedChunk<HashKey | undefined>> {
+  async prepare(input: ChunkInput): Promise<PreparedChunk<Prepared>> {
     if (this.key === undefined) {
       const secret = await this.deps.hashKey?.();
       if (secret) this.key = hashKeyFrom(secret);
     }
-    return { ready: this.key };
+    return { ready: { key: this.key, archive: await this.archiveStep(input) } };
   }
 
-  async take(tx: Queryable, input: ChunkInput, key: HashKey | undefined): Promise<SubjectChunk | undefined> {
+  /** The oldest request in its archive phase, walked as far as this step's time allows. */
+  private async archiveStep(input: ChunkInput): Promise<ArchiveStep | undefined> {
+    if (!(await this.hasArchivePhase())) return undefined;
+    this.archiveDb ??= await this.deps.connect(input.chunking);
+    const db = this.archiveDb;
+    const { rows } = await db.query<{ request_id: string; subject_key: string | null }>(
+      `SELECT request_id::text, subject_key FROM lifecycle.subject_requests
+        WHERE policy = $1 AND kind = 'erase' AND progress->>'phase' = 'archives' AND requested_at <= $2::timestamptz
+          AND (status = 'pending' OR (status = 'waiting' AND coalesce(progress->>'checkedRun', '') <> $3))
+        ORDER BY requested_at, request_id LIMIT 1`,
+      [this.policy.name, input.cutoff, input.runId],
+    );
+    const request = rows[0];
+    if (!request?.subject_key) return undefined;
+    this.tables ??= await resolveSubjectTables(db, this.policy);
+    const s3 = storeOf(this.deps.store).s3Client;
+    if (!s3)
+      throw new StorageConfigurationError('subject erasure rewrites archive objects: it needs an S3 client');
+    // Half of what is left for this step: the rest commits the chunk and leaves room for the next.
+    const until = this.deps.remainingMs() / 2;
+    const result = await continueArchiveErasure(
+      {
+        s3,
+        db,
+        runId: input.runId,
+        key: this.key,
+        hooks: this.hooks,
+        hasTime: () => this.deps.remainingMs() > until,
+      },
+      request.request_id,
+      request.subject_key,
+      this.tables,
+    );
+    return { requestId: request.request_id, state: result.state, rowsRemoved: result.rowsRemoved };
+  }
+
+  private async hasArchivePhase(): Promise<boolean> {
+    if (this.archivePhase.size > 0) return true;
+    this.archiveDb ??= await this.deps.connect();
+    const db = this.archiveDb;
+    const { rows } = await db.query(
+      `SELECT 1 FROM lifecycle.subject_requests
+        WHERE policy = $1 AND kind = 'erase' AND status IN ('pending', 'waiting') AND progress->>'phase' = 'archives'
+        LIMIT 1`,
+      [this.policy.name],
+    );
+    return rows.length > 0;
+  }
+
+  async take(
+    tx: Queryable,
+    input: ChunkInput,
+    prepared: Prepared | undefined,
+  ): Promise<SubjectChunk | undefined> {
     this.tables ??= await resolveSubjectTables(tx, this.policy);
+    const key = prepared?.key;
+    if (prepared?.archive) return await this.recordArchiveStep(tx, input, prepared.archive);
     const request = await takeNextRequest(tx, this.policy.name, input.cutoff);
-    if (!request) return undefined;
+    if (!request) {
+      // A request moved into its archive phase by a chunk that had not committed when this one looked.
+      return this.archivePhase.size > 0 ? emptyChunk('') : undefined;
+    }
     await tx.query(`SAVEPOINT ${SAVEPOINT}`);
     try {
       const done = await this.process(tx, input.runId, request, this.tables, key);
@@ -93,6 +179,68 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
     }
   }
 
+  /** The archive step's end in the chunk's transaction: the request completed, waiting, or left for the next step. */
+  private async recordArchiveStep(
+    tx: Queryable,
+    input: ChunkInput,
+    step: ArchiveStep,
+  ): Promise<SubjectChunk> {
+    const { rows } = await tx.query<{ progress: string }>(
+      `SELECT progress::text AS progress FROM lifecycle.subject_requests
+        WHERE request_id = $1 AND status IN ('pending', 'waiting') FOR UPDATE`,
+      [step.requestId],
+    );
+    const row = rows[0];
+    // Completed by the chunk before this one (it committed while this step walked nothing new).
+    if (!row) {
+      this.archivePhase.delete(step.requestId);
+      return emptyChunk(step.requestId);
+    }
+    const progress = JSON.parse(row.progress) as ErasureProgress;
+    if (step.state === 'done') {
+      const proof = await this.erasureProof(tx, progress);
+      await completeRequest(tx, step.requestId, input.runId, proof, progress.subjectHash);
+      this.archivePhase.delete(step.requestId);
+    } else if (step.state === 'waiting') {
+      await tx.query(
+        `UPDATE lifecycle.subject_requests SET status = 'waiting', progress = progress || jsonb_build_object('checkedRun', $2::text)
+          WHERE request_id = $1`,
+        [step.requestId, input.runId],
+      );
+      this.archivePhase.delete(step.requestId);
+      this.deps.log.info('subject erasure waits for archive restores', {
+        policy: this.policy.name,
+        requestId: step.requestId,
+        objects: progress.waiting.length,
+      });
+    } else if (step.state === 'more') {
+      await tx.query(`UPDATE lifecycle.subject_requests SET status = 'pending' WHERE request_id = $1`, [
+        step.requestId,
+      ]);
+    }
+    return { ...emptyChunk(step.requestId), rows: step.rowsRemoved };
+  }
+
+  /** The completed erasure's proof: live tables, archive objects rewritten (keys, counts), backups. */
+  private async erasureProof(tx: Queryable, progress: ErasureProgress): Promise<unknown> {
+    const names = (this.tables ?? []).map((t) => t.qualified);
+    return {
+      kind: 'erase',
+      keyName: this.policy.subjects.keyName,
+      tables: progress.live,
+      archives: {
+        rewritten: true,
+        objectsSearched: progress.searched,
+        objects: progress.rewritten,
+        rowsRemoved: progress.rewritten.reduce((sum, r) => sum + r.rowsRemoved, 0),
+        rowsMasked: progress.rewritten.reduce((sum, r) => sum + r.rowsMasked, 0),
+        note: 'every version of each old object was deleted after its rewrite was verified and listed',
+        policies: await readArchiveExposure(tx, names),
+      },
+      backups: await readBackupExposure(tx, names),
+    };
+  }
+
   private async process(
     tx: Queryable,
     runId: string,
@@ -106,11 +254,7 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
     const common = {
       kind: request.kind,
       keyName: this.policy.subjects.keyName,
-      archives: {
-        rewritten: false,
-        note: 'archived copies are not rewritten yet: they keep the subject until they expire',
-        policies: await readArchiveExposure(tx, names),
-      },
+      archives: { rewritten: false, objects: [], policies: await readArchiveExposure(tx, names) },
       backups: await readBackupExposure(tx, names),
     };
     if (request.kind === 'erase') {
@@ -119,13 +263,17 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
       const hashes = await canonicalKeyHashes(tx, tables, request.subjectKey, key);
       const erased = await eraseSubject(tx, tables, request.subjectKey, key);
       const outcomes = erased.map((o) => ({ ...o, keyHash: hashes.get(o.table) }));
-      await completeRequest(
-        tx,
-        request.requestId,
-        runId,
-        { ...common, tables: outcomes },
-        hashes.get(tables[0]?.qualified ?? ''),
-      );
+      const subjectHash = hashes.get(tables[0]?.qualified ?? '');
+      if ((await listArchiveCopies(tx, names)) > 0) {
+        // The archives next, once these deletions committed (archive-erasure.ts): the request stays open.
+        await tx.query(
+          'UPDATE lifecycle.subject_requests SET progress = $2::jsonb, run_id = $3 WHERE request_id = $1',
+          [request.requestId, JSON.stringify(initialProgress(outcomes, subjectHash)), runId],
+        );
+        this.archivePhase.add(request.requestId);
+        return { rows: outcomes.reduce((sum, o) => sum + o.rows, 0) };
+      }
+      await completeRequest(tx, request.requestId, runId, { ...common, tables: outcomes }, subjectHash);
       return { rows: outcomes.reduce((sum, o) => sum + o.rows, 0) };
     }
     const exported = await exportSubject(
@@ -160,6 +308,11 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
     };
   }
 
+  async close(): Promise<void> {
+    await this.archiveDb?.end().catch(() => undefined);
+    this.archiveDb = undefined;
+  }
+
   async complete(taken: SubjectChunk): Promise<CompletedChunk> {
     const upload = taken.upload;
     if (!upload) return { bytes: 0, objects: [] };
@@ -181,6 +334,27 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, HashKey | 
     await store.verify(object, 'head');
     return { bytes: upload.document.length, objects: [object], objectKind: 'export' };
   }
+}
+
+function emptyChunk(requestId: string): SubjectChunk {
+  return {
+    rows: 0,
+    cursor: { kind: 'subject-requests', request: requestId },
+    minTime: null,
+    maxTime: null,
+    minKey: null,
+    maxKey: null,
+  };
+}
+
+/** How many archive copies the ledger lists for the tables: none, and an erasure has no archive phase. */
+async function listArchiveCopies(db: Queryable, tables: readonly string[]): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
+      WHERE r.action = 'archive' AND o.kind = 'archive-copy' AND r.table_name = ANY ($1::text[])`,
+    [tables],
+  );
+  return Number(rows[0]?.n ?? 0);
 }
 
 export function storeOf(store: ObjectStore | undefined): ObjectStore {

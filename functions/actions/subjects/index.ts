@@ -15,6 +15,7 @@ import { maskProblems } from '../anonymize/masks.ts';
 import { SubjectsChunkAction, storeOf } from './chunk.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
+import { readArchiveExposure } from './proof.ts';
 import { hasSubjectRequests } from './requests.ts';
 
 interface PendingRequests {
@@ -29,7 +30,7 @@ async function readPending(db: Queryable, policy: string): Promise<PendingReques
   const { rows } = await db.query<{ erase: string; export: string; oldest: string | null }>(
     `SELECT count(*) FILTER (WHERE kind = 'erase')::text AS erase, count(*) FILTER (WHERE kind = 'export')::text AS export,
             min(requested_at)::text AS oldest
-       FROM lifecycle.subject_requests WHERE policy = $1 AND status = 'pending'`,
+       FROM lifecycle.subject_requests WHERE policy = $1 AND status IN ('pending', 'waiting')`,
     [policy],
   );
   return {
@@ -60,6 +61,7 @@ async function unindexedKeys(db: Queryable, tables: readonly ResolvedSubjectTabl
 
 function subjectsPlan(
   cutoff: string,
+  archived: number,
   tables: readonly ResolvedSubjectTable[],
   pending: PendingRequests,
   refusals: RunPlan['refusals'],
@@ -77,7 +79,8 @@ function subjectsPlan(
     warnings: [
       `pending requests: ${pending.erase} erase, ${pending.export} export; erasure order (children first): ` +
         tables.map((t) => `${t.qualified} (${t.action})`).join(', '),
-      'archived copies (Parquet in S3) are not rewritten yet: the proof lists them',
+      `archive objects of the mapped tables: ${archived}; each erasure searches them all and rewrites those ` +
+        'holding the subject (objects in Glacier are restored first: the request waits)',
       ...(unindexed.length > 0
         ? [
             `no index leads with the key column of ${unindexed.join(', ')}: every request reads those tables whole ` +
@@ -112,7 +115,14 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
       ...(missing ? [{ error: 'HashKeyError', message: missing }] : []),
       ...problems.map((message) => ({ error: 'CatalogError', message })),
     ];
-    if (pending.export > 0) {
+    // An erasure rewrites the archive objects of the mapped tables: it needs the bucket they are in.
+    const archived = (
+      await readArchiveExposure(
+        db,
+        tables.map((t) => t.qualified),
+      )
+    ).reduce((sum, p) => sum + p.objects, 0);
+    if (pending.export > 0 || (pending.erase > 0 && archived > 0)) {
       if (!input.dryRun) storeOf(deps.store);
       if (deps.store) await deps.store.checkBucket({ prefix: subjectsPrefix(policy.name) });
     }
@@ -120,7 +130,8 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
     return {
       record: { tableName: tables.map((t) => t.qualified).join(', ') },
       cutoff,
-      plan: async () => subjectsPlan(cutoff, tables, pending, refusals, await unindexedKeys(db, tables)),
+      plan: async () =>
+        subjectsPlan(cutoff, archived, tables, pending, refusals, await unindexedKeys(db, tables)),
       initialBatchRows: async () => 1,
       beforeLease: async () => ({}),
     };
@@ -131,5 +142,9 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
     await resolveSubjectTables(db, policy);
   },
 
-  chunkAction: ({ deps, policy }) => new SubjectsChunkAction(deps, policy),
+  chunkAction: ({ deps, policy }) =>
+    new SubjectsChunkAction(deps, policy, {
+      beforeSwap: (key) => deps.hooks?.beforeRewriteSwap?.(key),
+      afterSwap: (key) => deps.hooks?.afterRewriteSwap?.(key),
+    }),
 };

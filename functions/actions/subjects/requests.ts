@@ -10,7 +10,8 @@ import { pgBool } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 
 export type RequestKind = 'erase' | 'export';
-export type RequestStatus = 'pending' | 'completed' | 'failed';
+/** waiting: an erasure whose remaining archive objects are being restored from Glacier (sql/013). */
+export type RequestStatus = 'pending' | 'waiting' | 'completed' | 'failed';
 
 export interface SubjectRequest {
   readonly requestId: string;
@@ -104,7 +105,10 @@ export async function listSubjectRequests(db: Queryable, policy?: string): Promi
   return rows.map(parseRequest);
 }
 
-/** The oldest pending request made before `bound`, locked for this transaction; undefined when none is left. */
+/**
+ * The oldest pending request made before `bound` and not yet in its archive phase (that one continues in the
+ * chunk's prepare: archive-erasure.ts), locked for this transaction; undefined when none is left.
+ */
 export async function takeNextRequest(
   tx: Queryable,
   policy: string,
@@ -113,6 +117,7 @@ export async function takeNextRequest(
   const { rows } = await tx.query<SubjectRequest>(
     `SELECT ${COLUMNS} FROM lifecycle.subject_requests
       WHERE policy = $1 AND status = 'pending' AND requested_at <= $2::timestamptz
+        AND (progress IS NULL OR progress->>'phase' IS DISTINCT FROM 'archives')
       ORDER BY requested_at, request_id
       LIMIT 1
       FOR UPDATE SKIP LOCKED`,

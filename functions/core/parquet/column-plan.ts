@@ -62,7 +62,7 @@ export interface PlanOptions {
 }
 
 /** How one primitive (a scalar column or a LIST element) is written. */
-interface LeafMapping {
+export interface LeafMapping {
   readonly element: Omit<SchemaElement, 'name' | 'repetition_type'>;
   readonly parquetType: string;
   readonly athenaType: string;
@@ -72,7 +72,7 @@ interface LeafMapping {
 const asText = (text: string): string => text;
 
 /** The lossless fallback, and the natural mapping of the string types. */
-const TEXT: LeafMapping = {
+export const TEXT: LeafMapping = {
   element: { type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } },
   parquetType: 'STRING',
   athenaType: 'string',
@@ -137,6 +137,11 @@ const FIXED_MAPPINGS: Readonly<Record<string, LeafMapping>> = {
 // Looked up through a Map: on the object, a user type called 'constructor' would find a prototype member.
 const FIXED: ReadonlyMap<string, LeafMapping> = new Map(Object.entries(FIXED_MAPPINGS));
 
+/** The typed mapping of a base type ('int8', 'date', 'timestamptz', ...), or undefined if it has none. */
+export function fixedLeafMapping(baseType: string): LeafMapping | undefined {
+  return FIXED.get(baseType);
+}
+
 /**
  * Element types whose arrays become LISTs: known types whose array_out delimiter is ','. Arrays of
  * any other type (box uses ';', extensions choose their own) keep the whole array text.
@@ -197,6 +202,11 @@ function decimalMapping(column: CatalogColumn): LeafMapping | undefined {
   const scale = Math.max(s, 0);
   const precision = s < 0 ? p - s : Math.max(p, s);
   if (precision > 38) return undefined; // beyond Athena's decimal(38)
+  return decimalLeafMapping(precision, scale);
+}
+
+/** DECIMAL(precision, scale) with 0 <= scale <= precision <= 38, stored as the spec's physical type. */
+export function decimalLeafMapping(precision: number, scale: number): LeafMapping {
   return {
     element: {
       ...decimalPhysicalType(precision),
@@ -237,7 +247,6 @@ function primitivePlan(column: CatalogColumn, leaf: LeafMapping): ParquetColumnP
 
 /** Standard three-level LIST (both converted and logical annotations, for older readers). */
 function listPlan(column: CatalogColumn, leaf: LeafMapping): ParquetColumnPlan {
-  const element = leaf.fromText;
   return {
     name: column.name,
     pgType: column.typeName,
@@ -255,14 +264,19 @@ function listPlan(column: CatalogColumn, leaf: LeafMapping): ParquetColumnPlan {
       // PostgreSQL arrays may always hold NULL elements, whatever the column's constraints.
       { ...leaf.element, name: 'element', repetition_type: 'OPTIONAL' },
     ],
-    fromText: (text) => {
-      const items = parsePgArray(text);
-      const values: Array<ParquetLeafValue | null> = new Array(items.length);
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i];
-        values[i] = item === null || item === undefined ? null : element(item);
-      }
-      return values;
-    },
+    fromText: listFromText(leaf.fromText),
+  };
+}
+
+/** Converts a one-dimensional array's text to a LIST value: each element by `element`, NULLs kept. */
+export function listFromText(element: (text: string) => ParquetLeafValue): (text: string) => ParquetValue {
+  return (text) => {
+    const items = parsePgArray(text);
+    const values: Array<ParquetLeafValue | null> = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      values[i] = item === null || item === undefined ? null : element(item);
+    }
+    return values;
   };
 }

@@ -1,0 +1,242 @@
+/**
+ * The archive phase of an erasure. Once a request's live rows are gone (that chunk committed), every Parquet object
+ * the ledger lists for the mapped tables is searched for the subject and rewritten without them
+ * (./object-rewrite.ts). Live rows first, archives second: an archive chunk that took the subject's rows before the
+ * live erasure committed has listed its object by then, and after it no new object can hold them.
+ *
+ * The walk spans chunks and runs, kept in the request's `progress` (sql/013): the last object_id searched, the
+ * rewrites done, old keys whose versions are still being deleted (finished first on every step, so a crash between
+ * the ledger swap and the deletion leaves nothing behind), and objects in Glacier Flexible Retrieval / Deep Archive.
+ * Those are never skipped: a restore is requested (Bulk tier, the cheapest: the request's due date is weeks away)
+ * and the request becomes 'waiting'; later runs look at those objects again and finish once S3 has a readable copy.
+ */
+import { RestoreObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { mapS3Error } from '../../adapters/archive-store.ts';
+import type { HashKey } from '../anonymize/hash-key.ts';
+import type { ResolvedSubjectTable } from './mapping.ts';
+import {
+  type ErasureObject,
+  eraseFromObject,
+  finishDeletion,
+  type RewriteHooks,
+  type RewriteRecord,
+} from './object-rewrite.ts';
+import type { TableOutcome } from './subject-work.ts';
+
+/** What the request keeps between steps (lifecycle.subject_requests.progress). */
+export interface ErasureProgress {
+  readonly phase: 'archives';
+  /** The live tables' outcome (with each table's keyed hash), for the proof. */
+  readonly live: ReadonlyArray<TableOutcome & { keyHash?: string | undefined }>;
+  /** The hash of the first table's key, which replaces the request's at completion. */
+  readonly subjectHash?: string | undefined;
+  /** object_id of the last object searched (text: bigserial). */
+  readonly cursor: string;
+  readonly searched: number;
+  readonly rewritten: readonly RewriteRecord[];
+  /** Old keys swapped out of the ledger whose versions are not all deleted yet. */
+  readonly deleting: ReadonlyArray<{ bucket: string; key: string }>;
+  /** Objects in a cold class, their restore requested. */
+  readonly waiting: ReadonlyArray<{ objectId: string; key: string; storageClass: string }>;
+  /** The run that last found the request waiting: it is not looked at again in that run. */
+  readonly checkedRun?: string | undefined;
+}
+
+export const RESTORE_DAYS = 2;
+export const RESTORE_TIER = 'Bulk';
+
+export function initialProgress(
+  live: ErasureProgress['live'],
+  subjectHash: string | undefined,
+): ErasureProgress {
+  return {
+    phase: 'archives',
+    live,
+    subjectHash,
+    cursor: '0',
+    searched: 0,
+    rewritten: [],
+    deleting: [],
+    waiting: [],
+  };
+}
+
+/** Archive copies listed for `tables` after `cursor`, in object_id order. */
+export async function listErasureObjects(
+  db: pg.ClientBase,
+  tables: readonly string[],
+  cursor: string,
+  limit: number,
+): Promise<ErasureObject[]> {
+  const { rows } = await db.query<{
+    object_id: string;
+    bucket: string;
+    key: string;
+    rows: string;
+    bytes: string;
+    sha256: string;
+    table_name: string;
+  }>(
+    `SELECT o.object_id::text, o.bucket, o.key, o.rows::text, o.bytes::text, o.sha256, r.table_name
+       FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
+      WHERE r.action = 'archive' AND o.kind = 'archive-copy' AND r.table_name = ANY ($1::text[])
+        AND o.object_id > $2::bigint
+      ORDER BY o.object_id
+      LIMIT $3`,
+    [tables, cursor, limit],
+  );
+  return rows.map((r) => ({
+    objectId: r.object_id,
+    bucket: r.bucket,
+    key: r.key,
+    rows: Number(r.rows),
+    bytes: Number(r.bytes),
+    sha256: r.sha256,
+    table: r.table_name,
+  }));
+}
+
+async function objectById(db: pg.ClientBase, objectId: string): Promise<ErasureObject | undefined> {
+  const { rows } = await db.query<{
+    bucket: string;
+    key: string;
+    rows: string;
+    bytes: string;
+    sha256: string;
+    table_name: string;
+  }>(
+    `SELECT o.bucket, o.key, o.rows::text, o.bytes::text, o.sha256, r.table_name
+       FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
+      WHERE o.object_id = $1::bigint`,
+    [objectId],
+  );
+  const r = rows[0];
+  return r
+    ? {
+        objectId,
+        bucket: r.bucket,
+        key: r.key,
+        rows: Number(r.rows),
+        bytes: Number(r.bytes),
+        sha256: r.sha256,
+        table: r.table_name,
+      }
+    : undefined;
+}
+
+async function requestRestore(s3: S3Client, object: ErasureObject): Promise<void> {
+  try {
+    await s3.send(
+      new RestoreObjectCommand({
+        Bucket: object.bucket,
+        Key: object.key,
+        RestoreRequest: { Days: RESTORE_DAYS, GlacierJobParameters: { Tier: RESTORE_TIER } },
+      }),
+    );
+  } catch (error) {
+    if (error instanceof S3ServiceException && error.name === 'RestoreAlreadyInProgress') return;
+    throw mapS3Error(error, `RestoreObject ${object.key}`);
+  }
+}
+
+async function saveProgress(
+  db: pg.ClientBase,
+  requestId: string,
+  patch: Partial<ErasureProgress>,
+): Promise<void> {
+  await db.query(
+    'UPDATE lifecycle.subject_requests SET progress = progress || $2::jsonb WHERE request_id = $1',
+    [requestId, JSON.stringify(patch)],
+  );
+}
+
+export async function readProgress(db: pg.ClientBase, requestId: string): Promise<ErasureProgress> {
+  const { rows } = await db.query<{ p: string }>(
+    'SELECT progress::text AS p FROM lifecycle.subject_requests WHERE request_id = $1',
+    [requestId],
+  );
+  return JSON.parse(rows[0]?.p ?? 'null') as ErasureProgress;
+}
+
+export interface ArchiveStepContext {
+  readonly s3: S3Client;
+  readonly db: pg.ClientBase;
+  readonly runId: string;
+  readonly key: HashKey | undefined;
+  readonly hooks?: RewriteHooks | undefined;
+  /** True while the step may start on another object. */
+  readonly hasTime: () => boolean;
+}
+
+export interface ArchiveStepResult {
+  /** 'done': nothing left; 'waiting': only restoring objects left; 'more': the step ran out of time. */
+  readonly state: 'done' | 'waiting' | 'more';
+  readonly rowsRemoved: number;
+  readonly progress: ErasureProgress;
+}
+
+/** Objects read per ledger query. */
+const PAGE = 200;
+
+/**
+ * One step of a request's archive phase, outside any chunk transaction (each swap is its own short one).
+ * @throws what eraseFromObject throws (integrity, storage): the request stays in its phase and is retried
+ */
+export async function continueArchiveErasure(
+  ctx: ArchiveStepContext,
+  requestId: string,
+  subjectKey: string,
+  tables: readonly ResolvedSubjectTable[],
+): Promise<ArchiveStepResult> {
+  const byName = new Map(tables.map((t) => [t.qualified, t]));
+  const rewrite = { s3: ctx.s3, db: ctx.db, runId: ctx.runId, requestId, key: ctx.key, hooks: ctx.hooks };
+  let rowsRemoved = 0;
+  const progress = await readProgress(ctx.db, requestId);
+  // Old keys a crash left between the swap and the deletion of their versions.
+  for (const old of progress.deleting) await finishDeletion(rewrite, old.bucket, old.key);
+
+  /** The object's storage class when it is cold (its restore requested), else undefined. */
+  const visit = async (object: ErasureObject): Promise<string | undefined> => {
+    const table = byName.get(object.table);
+    if (!table) return undefined;
+    const outcome = await eraseFromObject(rewrite, object, table, subjectKey);
+    if (outcome.kind === 'cold') {
+      await requestRestore(ctx.s3, object);
+      return outcome.storageClass;
+    }
+    if (outcome.kind === 'rewritten') rowsRemoved += outcome.rowsRemoved + outcome.rowsMasked;
+    return undefined;
+  };
+
+  // Objects that were restoring: read now if S3 has a copy.
+  const stillWaiting: Array<ErasureProgress['waiting'][number]> = [];
+  for (const entry of progress.waiting) {
+    const object = await objectById(ctx.db, entry.objectId);
+    if (!object || object.key !== entry.key) continue; // rewritten or gone meanwhile
+    if ((await visit(object)) !== undefined) stillWaiting.push(entry);
+  }
+  let waiting = stillWaiting;
+  let cursor = progress.cursor;
+  let searched = progress.searched;
+  let exhausted = false;
+  while (ctx.hasTime()) {
+    const page = await listErasureObjects(ctx.db, [...byName.keys()], cursor, PAGE);
+    if (page.length === 0) {
+      exhausted = true;
+      break;
+    }
+    for (const object of page) {
+      if (!ctx.hasTime()) break;
+      const storageClass = await visit(object);
+      if (storageClass !== undefined)
+        waiting = [...waiting, { objectId: object.objectId, key: object.key, storageClass }];
+      cursor = object.objectId;
+      searched++;
+      await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
+    }
+  }
+  await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
+  const state = !exhausted ? 'more' : waiting.length > 0 ? 'waiting' : 'done';
+  return { state, rowsRemoved, progress: await readProgress(ctx.db, requestId) };
+}

@@ -1,0 +1,448 @@
+/**
+ * One archive object rewritten without a subject (GDPR erasure): the object is read at the version the ledger
+ * lists (length and SHA-256), decoded to PostgreSQL text, the subject's rows found by the key column's own
+ * equality (as the live DELETE finds them), and the rest encoded again with the file's own Parquet schema,
+ * codec and row groups (core/parquet/file-plan.ts), so Glue and DuckDB see the same columns and types. For a
+ * table the mapping anonymizes, the subject's rows stay and their masked columns are masked by the database,
+ * with the same SQL the live UPDATE ran (a temporary table shaped like the live one).
+ *
+ * Order, so that no step can lose a row or keep the subject:
+ *   1. the new object (a new key beside the old one, the old one's storage class and encryption) is announced
+ *      as pending, written, read back and decoded again: its rows must be exactly the kept ones;
+ *   2. the old key is HEADed again: a version written by someone else since it was read means the rewrite read
+ *      stale bytes, so the new object is deleted and the rewrite starts over (up to three times);
+ *   3. one transaction swaps the ledger row (only if it still lists the old key and checksum), forgets the new
+ *      key's pending mark, marks the old key pending (an orphan to delete should this process die) and records
+ *      the old key in the request's progress;
+ *   4. every version of the old key is deleted (object-versions.ts), then its marks are cleared.
+ * An object left with no rows is deleted with its ledger row (archived_objects holds no empty objects).
+ */
+import { randomUUID } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
+import { mapS3Error, sha256Hex } from '../../adapters/archive-store.ts';
+import { deleteEveryVersion, headObject, type ObjectHead } from '../../adapters/object-versions.ts';
+import { TransientStorageError } from '../../core/errors.ts';
+import { encodeParquet } from '../../core/parquet/encode.ts';
+import { encodingOfArchiveFile, planFromArchiveFile } from '../../core/parquet/file-plan.ts';
+import { type HashKey, PLACEHOLDER_KEY } from '../anonymize/hash-key.ts';
+import { maskAssignments, pendingPredicate } from '../anonymize/masks.ts';
+import { ParamList } from '../anonymize/param-list.ts';
+import { ArchivedObjectIntegrityError } from '../restore-archive/errors.ts';
+import { readVerifiedObject } from '../restore-archive/object-reader.ts';
+import { decodeArchiveObject, readArchivedSchema } from '../restore-archive/parquet-decode.ts';
+import { matchingKeyTexts } from './archived-rows.ts';
+import type { ResolvedSubjectTable } from './mapping.ts';
+
+/** An archive object as the erasure walks them: the ledger's row. */
+export interface ErasureObject {
+  readonly objectId: string;
+  readonly bucket: string;
+  readonly key: string;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  /** `"schema"."table"` of the run that archived it. */
+  readonly table: string;
+}
+
+/** What the request's proof records of one rewrite: keys and counts, never values. */
+export interface RewriteRecord {
+  readonly table: string;
+  readonly oldKey: string;
+  /** null: every row was the subject's, the object and its ledger row are gone. */
+  readonly newKey: string | null;
+  readonly rowsRemoved: number;
+  readonly rowsMasked: number;
+  readonly rowsLeft: number;
+  readonly storageClass: string;
+}
+
+export type ObjectOutcome =
+  /** Searched: none of its rows is the subject's. */
+  | { readonly kind: 'absent' }
+  /** In Glacier Flexible Retrieval / Deep Archive and not restored: a restore was requested (or is under way). */
+  | { readonly kind: 'cold'; readonly storageClass: string }
+  | (RewriteRecord & { readonly kind: 'rewritten'; readonly versionsDeleted: number })
+  /** The ledger no longer lists it as read (another worker rewrote it first): nothing to do here. */
+  | { readonly kind: 'superseded' };
+
+/** Test seams: each may throw to inject a crash, or act as a concurrent writer. */
+export interface RewriteHooks {
+  /** After the new object is written and verified, before the old key is checked again and the ledger swapped. */
+  beforeSwap?(oldKey: string): Promise<void> | void;
+  /** After the ledger swap committed, before the old key's versions are deleted. */
+  afterSwap?(oldKey: string): Promise<void> | void;
+}
+
+export interface RewriteContext {
+  readonly s3: S3Client;
+  /** A connection of its own (not the chunk's, not the heartbeat's): the swap is a transaction on it. */
+  readonly db: pg.ClientBase;
+  readonly runId: string;
+  readonly requestId: string;
+  readonly key: HashKey | undefined;
+  readonly hooks?: RewriteHooks | undefined;
+}
+
+const ATTEMPTS = 3;
+const UUID_FILE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.parquet$/;
+
+/** Beside the old key (same Hive partition folder), a new unique name. */
+export function rewrittenKey(oldKey: string): string {
+  const id = randomUUID();
+  if (UUID_FILE.test(oldKey)) return oldKey.replace(UUID_FILE, `${id}.parquet`);
+  const slash = oldKey.lastIndexOf('/');
+  return `${oldKey.slice(0, slash + 1)}${id}.parquet`;
+}
+
+function isCold(head: ObjectHead): boolean {
+  if (head.storageClass !== 'GLACIER' && head.storageClass !== 'DEEP_ARCHIVE') return false;
+  // `ongoing-request="false"` once S3 holds a readable copy.
+  return !head.restore?.includes('ongoing-request="false"');
+}
+
+/**
+ * Rewrites `object` without the subject's rows (or with them masked, for a table the mapping anonymizes).
+ * @throws ArchivedObjectIntegrityError when the object is missing or not the ledger's bytes (nothing changed)
+ * @throws TransientStorageError when a concurrent writer kept changing the old key, or S3 failed
+ */
+export async function eraseFromObject(
+  ctx: RewriteContext,
+  object: ErasureObject,
+  table: ResolvedSubjectTable,
+  subjectKey: string,
+): Promise<ObjectOutcome> {
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const head = await headObject(ctx.s3, object.bucket, object.key);
+    if (!head) {
+      if (!(await stillListed(ctx.db, object))) return { kind: 'superseded' };
+      throw new ArchivedObjectIntegrityError(
+        `${object.key}: listed in the ledger but not in s3://${object.bucket}; the erasure cannot prove it gone`,
+      );
+    }
+    if (isCold(head)) return { kind: 'cold', storageClass: head.storageClass };
+    const read = await readVerifiedObject(ctx.s3, object);
+    const decoded = await decodeArchiveObject(read.body);
+    const keyIndex = decoded.columns.findIndex((c) => c.name === table.keyColumn.name);
+    if (keyIndex < 0) return { kind: 'absent' };
+    const keyTexts = new Set<string>();
+    for (const row of decoded.rows) {
+      const value = row[keyIndex];
+      if (value !== null && value !== undefined) keyTexts.add(value);
+    }
+    const matching = await matchingKeyTexts(ctx.db, table, [...keyTexts], subjectKey);
+    if (matching.size === 0) return { kind: 'absent' };
+    const isSubject = (row: ReadonlyArray<string | null>) => {
+      const value = row[keyIndex];
+      return value !== null && value !== undefined && matching.has(value);
+    };
+    const names = decoded.columns.map((c) => c.name);
+    const kept: Array<ReadonlyArray<string | null>> = [];
+    let removed = 0;
+    let masked = 0;
+    if (table.action === 'anonymize') {
+      const subjectRows = decoded.rows.filter(isSubject);
+      const maskedRows = await maskRows(ctx, table, names, subjectRows);
+      let next = 0;
+      for (const row of decoded.rows)
+        kept.push(isSubject(row) ? (maskedRows.rows[next++] as Array<string | null>) : row);
+      masked = maskedRows.changed;
+      // Every row of the subject already masked: the object holds nothing of theirs to rewrite.
+      if (masked === 0) return { kind: 'absent' };
+    } else {
+      for (const row of decoded.rows) if (isSubject(row)) removed++;
+      for (const row of decoded.rows) if (!isSubject(row)) kept.push(row);
+    }
+
+    const newKey = kept.length > 0 ? rewrittenKey(object.key) : null;
+    let written: { bytes: number; sha256: string } | undefined;
+    if (newKey) written = await writeVerified(ctx, object, head, read.body, newKey, kept);
+    await ctx.hooks?.beforeSwap?.(object.key);
+    // A version written since it was read: what was read may not be what is there now.
+    const now = await headObject(ctx.s3, object.bucket, object.key);
+    if (!now || now.versionId !== read.versionId || now.etag !== read.etag) {
+      if (newKey) await removeUnlisted(ctx, object.bucket, newKey);
+      if (attempt < ATTEMPTS) continue;
+      throw new TransientStorageError(
+        `${object.key} changed ${ATTEMPTS} times while it was being rewritten; the erasure will try again`,
+      );
+    }
+    const record: RewriteRecord = {
+      table: object.table,
+      oldKey: object.key,
+      newKey,
+      rowsRemoved: removed,
+      rowsMasked: masked,
+      rowsLeft: kept.length,
+      storageClass: head.storageClass,
+    };
+    const swapped = await swapLedger(ctx, object, newKey, written, record);
+    if (!swapped) {
+      if (newKey) await removeUnlisted(ctx, object.bucket, newKey);
+      return { kind: 'superseded' };
+    }
+    await ctx.hooks?.afterSwap?.(object.key);
+    const versionsDeleted = await finishDeletion(ctx, object.bucket, object.key);
+    return { kind: 'rewritten', ...record, versionsDeleted };
+  }
+  throw new Error('unreachable');
+}
+
+async function stillListed(db: pg.ClientBase, object: ErasureObject): Promise<boolean> {
+  const { rows } = await db.query(
+    'SELECT 1 FROM lifecycle.archived_objects WHERE object_id = $1 AND key = $2 AND sha256 = $3',
+    [object.objectId, object.key, object.sha256],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * The kept rows in the file's own schema, written beside the old object with its storage class, encryption and
+ * metadata, then read back and decoded: the bytes must be ours and the rows exactly the kept ones.
+ */
+async function writeVerified(
+  ctx: RewriteContext,
+  object: ErasureObject,
+  head: ObjectHead,
+  oldBody: Uint8Array,
+  newKey: string,
+  kept: ReadonlyArray<ReadonlyArray<string | null>>,
+): Promise<{ bytes: number; sha256: string }> {
+  const { columns, metadata } = readArchivedSchema(oldBody);
+  const plan = planFromArchiveFile(metadata, columns);
+  const encoding = encodingOfArchiveFile(metadata);
+  const body = encodeParquet(plan, kept, encoding);
+  const sha256 = sha256Hex(body);
+  await ctx.db.query('INSERT INTO lifecycle.pending_objects (bucket, key, run_id) VALUES ($1, $2, $3)', [
+    object.bucket,
+    newKey,
+    ctx.runId,
+  ]);
+  try {
+    await ctx.s3.send(
+      new PutObjectCommand({
+        Bucket: object.bucket,
+        Key: newKey,
+        Body: body,
+        ContentLength: body.byteLength,
+        ContentType: head.contentType ?? 'application/vnd.apache.parquet',
+        ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+        // STANDARD is S3's default; sending it would only differ from the original's absent header.
+        ...(head.storageClass !== 'STANDARD' ? { StorageClass: head.storageClass as 'GLACIER' } : {}),
+        ...(head.serverSideEncryption ? { ServerSideEncryption: head.serverSideEncryption } : {}),
+        ...(head.kmsKeyId ? { SSEKMSKeyId: head.kmsKeyId } : {}),
+        ...(head.bucketKeyEnabled !== undefined ? { BucketKeyEnabled: head.bucketKeyEnabled } : {}),
+        Metadata: {
+          ...head.metadata,
+          rows: String(kept.length),
+          sha256,
+          'rewritten-from': object.key.slice(object.key.lastIndexOf('/') + 1),
+          'erasure-request': ctx.requestId,
+        },
+      }),
+    );
+  } catch (error) {
+    throw mapS3Error(error, `upload of ${newKey}`);
+  }
+  const back = await readVerifiedObject(ctx.s3, {
+    bucket: object.bucket,
+    key: newKey,
+    bytes: body.byteLength,
+    sha256,
+  });
+  const again = await decodeArchiveObject(back.body);
+  const same =
+    again.rows.length === kept.length &&
+    again.rows.every((row, r) =>
+      row.every((value, c) => value === (kept[r] as ReadonlyArray<string | null>)[c]),
+    ) &&
+    JSON.stringify(readArchivedSchema(back.body).metadata.schema) === JSON.stringify(metadata.schema);
+  if (!same) {
+    await removeUnlisted(ctx, object.bucket, newKey);
+    throw new ArchivedObjectIntegrityError(
+      `${newKey}: the rewritten object does not read back as the kept rows in the original schema; ${object.key} is unchanged`,
+    );
+  }
+  return { bytes: body.byteLength, sha256 };
+}
+
+/** A new object the ledger never listed: deleted, its pending mark forgotten. */
+async function removeUnlisted(ctx: RewriteContext, bucket: string, key: string): Promise<void> {
+  await ctx.db.query('UPDATE lifecycle.pending_objects SET removing = true WHERE bucket = $1 AND key = $2', [
+    bucket,
+    key,
+  ]);
+  await deleteEveryVersion(ctx.s3, bucket, key);
+  await ctx.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [bucket, key]);
+}
+
+/**
+ * One transaction: the ledger row now lists the new object (or is gone with an emptied one), the old key is an
+ * orphan to delete and a key the request still has to delete. False when the ledger no longer lists the old key
+ * with the checksum that was read.
+ */
+async function swapLedger(
+  ctx: RewriteContext,
+  object: ErasureObject,
+  newKey: string | null,
+  written: { bytes: number; sha256: string } | undefined,
+  record: RewriteRecord,
+): Promise<boolean> {
+  await ctx.db.query('BEGIN');
+  try {
+    const detail = JSON.stringify({
+      rewrittenBy: ctx.requestId,
+      previousKey: object.key,
+      previousRows: object.rows,
+      previousSha256: object.sha256,
+    });
+    const { rowCount } =
+      newKey && written
+        ? await ctx.db.query(
+            `UPDATE lifecycle.archived_objects
+                SET key = $4, rows = $5, bytes = $6, sha256 = $7, detail = coalesce(detail, '{}') || $8::jsonb
+              WHERE object_id = $1 AND key = $2 AND sha256 = $3`,
+            [
+              object.objectId,
+              object.key,
+              object.sha256,
+              newKey,
+              record.rowsLeft,
+              written.bytes,
+              written.sha256,
+              detail,
+            ],
+          )
+        : await ctx.db.query(
+            'DELETE FROM lifecycle.archived_objects WHERE object_id = $1 AND key = $2 AND sha256 = $3',
+            [object.objectId, object.key, object.sha256],
+          );
+    if ((rowCount ?? 0) === 0) {
+      await ctx.db.query('ROLLBACK');
+      return false;
+    }
+    if (newKey)
+      await ctx.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [
+        object.bucket,
+        newKey,
+      ]);
+    await ctx.db.query(
+      `INSERT INTO lifecycle.pending_objects (bucket, key, run_id) VALUES ($1, $2, $3)
+       ON CONFLICT (bucket, key) DO UPDATE SET run_id = EXCLUDED.run_id`,
+      [object.bucket, object.key, ctx.runId],
+    );
+    // The request's record of it, in the same transaction: the proof lists every rewrite, and the old key stays
+    // in `deleting` until all of its versions are gone (a crash in between is finished by the next step).
+    await ctx.db.query(
+      `UPDATE lifecycle.subject_requests
+          SET progress = progress
+                || jsonb_build_object('rewritten', coalesce(progress->'rewritten', '[]') || jsonb_build_array($2::jsonb))
+                || jsonb_build_object('deleting', coalesce(progress->'deleting', '[]') || jsonb_build_array($3::jsonb))
+        WHERE request_id = $1`,
+      [ctx.requestId, JSON.stringify(record), JSON.stringify({ bucket: object.bucket, key: object.key })],
+    );
+    await ctx.db.query('COMMIT');
+    return true;
+  } catch (error) {
+    await ctx.db.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Every version of an old key deleted, then its marks cleared (the request's and the orphan one). */
+export async function finishDeletion(ctx: RewriteContext, bucket: string, key: string): Promise<number> {
+  const deleted = await deleteEveryVersion(ctx.s3, bucket, key);
+  await ctx.db.query('BEGIN');
+  try {
+    await ctx.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [bucket, key]);
+    await ctx.db.query(
+      `UPDATE lifecycle.subject_requests
+          SET progress = progress || jsonb_build_object('deleting',
+                coalesce((SELECT jsonb_agg(d) FROM jsonb_array_elements(progress->'deleting') AS d
+                           WHERE NOT (d->>'bucket' = $2 AND d->>'key' = $3)), '[]'))
+        WHERE request_id = $1`,
+      [ctx.requestId, bucket, key],
+    );
+    await ctx.db.query('COMMIT');
+  } catch (error) {
+    await ctx.db.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+  return deleted;
+}
+
+/**
+ * The subject's archived rows with the mapping's masks applied by the database: the rows go into a temporary
+ * table shaped like the live one (columns by name; a column the object lacks stays NULL and is not read back),
+ * the masks' UPDATE runs on it, and the masked values come back as text in the object's column order.
+ */
+async function maskRows(
+  ctx: RewriteContext,
+  table: ResolvedSubjectTable,
+  names: readonly string[],
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+): Promise<{ rows: Array<Array<string | null>>; changed: number }> {
+  const masks = table.masks;
+  if (!masks) throw new Error(`${table.qualified}: action anonymize without masks`);
+  const temp = { schema: 'pg_temp', table: 'pg_lifecycle_erasure_rows' };
+  const tempName = quoteQualified(temp.schema, temp.table);
+  const live = new Set(
+    (
+      await ctx.db.query<{ attname: string }>(
+        'SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped',
+        [table.table.oid],
+      )
+    ).rows.map((r) => r.attname),
+  );
+  const shared = names.filter((n) => live.has(n));
+  const cols = shared.map(quoteIdent).join(', ');
+  await ctx.db.query('BEGIN');
+  try {
+    // No constraints, defaults or identity copied: only the columns' types.
+    await ctx.db.query(
+      `CREATE TEMPORARY TABLE ${quoteIdent(temp.table)} (LIKE ${table.qualified}) ON COMMIT DROP`,
+    );
+    await ctx.db.query('ALTER TABLE pg_temp.pg_lifecycle_erasure_rows ADD COLUMN pg_lifecycle_row integer');
+    const params = new ParamList(1);
+    const assignments = maskAssignments(temp, masks, params, ctx.key)
+      .filter((a) => shared.includes(a.column))
+      .map((a) => `${quoteIdent(a.column)} = ${a.set}`);
+    const json = JSON.stringify(
+      rows.map((row, i) => ({
+        ...Object.fromEntries(names.map((n, c) => [n, row[c] ?? null])),
+        pg_lifecycle_row: i,
+      })),
+    );
+    // json_populate_recordset casts each text to the column's type with the type's own input function.
+    await ctx.db.query(
+      `INSERT INTO ${tempName} (${cols}, pg_lifecycle_row)
+       SELECT ${cols}, pg_lifecycle_row FROM json_populate_recordset(NULL::${tempName}, $1::json)`,
+      [json],
+    );
+    // Values already masked (the live table was anonymized before these rows were archived) stay as they are.
+    const updated =
+      assignments.length > 0
+        ? await ctx.db.query(
+            `UPDATE ${tempName} SET ${assignments.join(', ')} WHERE ${pendingPredicate(temp, masks, PLACEHOLDER_KEY)}`,
+            [...params.values],
+          )
+        : { rowCount: 0 };
+    const { rows: out } = await ctx.db.query<{ r: string }>(
+      `SELECT json_build_array(${shared.map((n) => `${quoteIdent(n)}::text`).join(', ')})::text AS r
+         FROM ${tempName} ORDER BY pg_lifecycle_row`,
+    );
+    await ctx.db.query('COMMIT');
+    const masked = out.map((o, i) => {
+      const values = JSON.parse(o.r) as Array<string | null>;
+      const byName = new Map(shared.map((n, c) => [n, values[c] ?? null]));
+      const original = rows[i] as ReadonlyArray<string | null>;
+      return names.map((n, c) => (byName.has(n) ? (byName.get(n) ?? null) : (original[c] ?? null)));
+    });
+    return { rows: masked, changed: updated.rowCount ?? 0 };
+  } catch (error) {
+    await ctx.db.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
