@@ -183,6 +183,27 @@ export interface RequestView {
   readonly overdue: boolean;
   readonly error: string | null;
   readonly proof: unknown;
+  /** An erasure in its archive phase: objects searched and rewritten, restores waited for (keys and counts). */
+  readonly archives?: {
+    readonly searched: number;
+    readonly rewritten: number;
+    readonly waitingFor: ReadonlyArray<{ key: string; storageClass: string }>;
+  };
+}
+
+function archivesOf(progress: unknown): RequestView['archives'] {
+  const p = progress as {
+    phase?: string;
+    searched?: number;
+    rewritten?: unknown[];
+    waiting?: Array<{ key: string; storageClass: string }>;
+  } | null;
+  if (p?.phase !== 'archives') return undefined;
+  return {
+    searched: p.searched ?? 0,
+    rewritten: p.rewritten?.length ?? 0,
+    waitingFor: (p.waiting ?? []).map((w) => ({ key: w.key, storageClass: w.storageClass })),
+  };
 }
 
 function publicView(r: SubjectRequest, now: Date): RequestView {
@@ -198,6 +219,7 @@ function publicView(r: SubjectRequest, now: Date): RequestView {
     overdue: r.status !== 'completed' && new Date(r.dueAt).getTime() < now.getTime(),
     error: r.error,
     proof: r.proof,
+    ...(r.status !== 'completed' && archivesOf(r.progress) ? { archives: archivesOf(r.progress) } : {}),
   };
 }
 
@@ -208,6 +230,7 @@ function formatStatus(views: readonly RequestView[]): string {
       const proof = v.proof as {
         tables?: Array<{ table: string; rows: number }>;
         export?: { key: string };
+        archives?: { rewritten?: boolean; objects?: Array<{ rowsRemoved: number; rowsMasked: number }> };
       } | null;
       const rows = proof?.tables?.map((t) => `${t.table} ${t.rows}`).join(', ');
       const parts = [
@@ -216,6 +239,21 @@ function formatStatus(views: readonly RequestView[]): string {
       ];
       if (rows) parts.push(`rows: ${rows}`);
       if (proof?.export) parts.push(`export: ${proof.export.key}`);
+      const rewrites = proof?.archives?.rewritten ? (proof.archives.objects ?? []) : undefined;
+      if (rewrites)
+        parts.push(
+          `archives: ${rewrites.length} object(s) rewritten, ` +
+            `${rewrites.reduce((sum, o) => sum + o.rowsRemoved, 0)} row(s) removed, ` +
+            `${rewrites.reduce((sum, o) => sum + o.rowsMasked, 0)} masked`,
+        );
+      if (v.archives)
+        parts.push(
+          `archives: ${v.archives.searched} object(s) searched, ${v.archives.rewritten} rewritten` +
+            (v.archives.waitingFor.length > 0
+              ? `; waiting for ${v.archives.waitingFor.length} Glacier restore(s): ` +
+                v.archives.waitingFor.map((w) => `${w.key} (${w.storageClass})`).join(', ')
+              : ''),
+        );
       if (v.error) parts.push(`error: ${v.error}`);
       return parts.join('\n  ');
     })

@@ -353,9 +353,9 @@ export async function runDemo(argv: string[]): Promise<number> {
       say(`${s.policy}  (subject requests)  ${s.status.toUpperCase()}`);
       say(`  erasure ${s.erased.requestId}: ${s.erased.tables}`);
       say(`  export ${s.exported.requestId}: ${s.exported.rows} rows in s3://${BUCKET}/${s.exported.key}`);
-      say(`  archived copies still holding the erased user (not rewritten yet): ${s.archives}`);
+      say(`  archives: ${s.archives}`);
       say(
-        `  verification ${s.verified ? "OK (erased user's rows gone or stripped, others untouched, export = live rows, no key in proofs)" : 'FAILED'}`,
+        `  verification ${s.verified ? "OK (erased user's rows gone or stripped, live and archived; others untouched; export = live rows; no key in proofs)" : 'FAILED'}`,
       );
       for (const problem of s.problems.slice(0, 10)) say(`    - ${problem}`);
     }

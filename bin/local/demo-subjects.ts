@@ -1,11 +1,13 @@
 /**
  * The demo's GDPR part: two users with sessions and (partly archived) audit rows; one asks for an export, the
  * other for erasure; the subjects policy processes both through the state machine, and what it did is checked
- * independently: the erased user's profile and sessions gone and audit rows stripped, everyone else's rows
- * untouched, the export in S3 holding exactly the exported user's live rows, the proofs free of the key.
+ * independently: the erased user's profile and sessions gone and audit rows stripped — live and in the archived
+ * Parquet objects (read back from S3 as the ledger lists them) —, everyone else's rows untouched in both, the
+ * export in S3 holding exactly the exported user's live rows, the proofs free of the key.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
+import { decodeArchiveObject } from '../../functions/actions/restore-archive/parquet-decode.ts';
 import { createSubjectRequest, listSubjectRequests } from '../../functions/actions/subjects/requests.ts';
 import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import type { SubjectsPolicy } from '../../lib/contracts/config.ts';
@@ -45,6 +47,22 @@ async function counts(db: pg.Client, user: string): Promise<Counts> {
   };
 }
 
+/** The audit rows in the archive objects the ledger lists for public.audit_logs, decoded (PostgreSQL text). */
+async function archivedAudits(db: pg.Client, s3: S3Client): Promise<Array<Record<string, string | null>>> {
+  const { rows: objects } = await db.query<{ bucket: string; key: string }>(
+    `SELECT o.bucket, o.key FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
+      WHERE o.kind = 'archive-copy' AND r.table_name = '"public"."audit_logs"' ORDER BY o.object_id`,
+  );
+  const rows: Array<Record<string, string | null>> = [];
+  for (const object of objects) {
+    const got = await s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
+    const decoded = await decodeArchiveObject((await got.Body?.transformToByteArray()) ?? new Uint8Array());
+    for (const row of decoded.rows)
+      rows.push(Object.fromEntries(decoded.columns.map((c, i) => [c.name, row[i] ?? null])));
+  }
+  return rows;
+}
+
 /** Rows of everyone but `user` in the mapped tables, as one hash: untouched by the erasure. */
 async function othersDigest(db: pg.Client, user: string): Promise<string> {
   const { rows } = await db.query<{ digest: string }>(
@@ -72,9 +90,22 @@ export async function demoSubjects(
       WHERE EXISTS (SELECT 1 FROM public.user_sessions s WHERE s.user_id = p.id)
       ORDER BY EXISTS (SELECT 1 FROM public.audit_logs a WHERE a.user_id = p.id) DESC, p.id LIMIT 2`,
   );
-  const [exportUser, eraseUser] = users.map((u) => u.id);
+  // The erased user has audit rows in the archives too (archived by audit-logs-archive before this runs).
+  const archivedBefore = await archivedAudits(db, s3);
+  const archivedUsers = new Set(archivedBefore.map((r) => r.user_id));
+  const { rows: archivedCandidates } = await db.query<{ id: string }>(
+    `SELECT p.id::text AS id FROM public.user_profiles p
+      WHERE EXISTS (SELECT 1 FROM public.user_sessions s WHERE s.user_id = p.id) AND p.id::text = ANY ($1::text[])
+      ORDER BY p.id`,
+    [[...archivedUsers].filter((u): u is string => u !== null)],
+  );
+  const exportUser = users.map((u) => u.id).find((id) => id !== archivedCandidates[0]?.id);
+  const eraseUser = archivedCandidates[0]?.id ?? users.map((u) => u.id).find((id) => id !== exportUser);
   if (!exportUser || !eraseUser)
     throw new Error('the demo data has no two users with a profile and sessions');
+  const othersArchived = (rows: Array<Record<string, string | null>>) =>
+    JSON.stringify(rows.filter((r) => r.user_id !== eraseUser));
+  const archivedOfErased = archivedBefore.filter((r) => r.user_id === eraseUser).length;
   const requestedAt = new Date(Date.now() - 1000);
   const ask = (kind: 'erase' | 'export', subjectKey: string) =>
     createSubjectRequest(db, {
@@ -101,6 +132,18 @@ export async function demoSubjects(
   if (erasedNow.auditsIdentifying !== 0)
     problems.push('audit rows of the erased user still hold an email or user agent');
   if ((await othersDigest(db, eraseUser)) !== othersBefore) problems.push("other users' rows changed");
+  // In the archives: the erased user's audit rows kept (the mapping anonymizes audit_logs) but stripped, nobody
+  // else's row changed, and the proof counts what was masked.
+  const archivedAfter = await archivedAudits(db, s3);
+  const erasedArchived = archivedAfter.filter((r) => r.user_id === eraseUser);
+  if (erasedArchived.length !== archivedOfErased)
+    problems.push(
+      `the archives hold ${erasedArchived.length} audit rows of the erased user, not ${archivedOfErased}`,
+    );
+  if (erasedArchived.some((r) => r.actor_email !== null || r.user_agent !== null))
+    problems.push('archived audit rows of the erased user still hold an email or user agent');
+  if (othersArchived(archivedAfter) !== othersArchived(archivedBefore))
+    problems.push("other users' archived rows changed");
   const requests = await listSubjectRequests(db, policy.name);
   const byId = new Map(requests.map((r) => [r.requestId, r]));
   const erased = byId.get(eraseRequest.requestId);
@@ -125,7 +168,7 @@ export async function demoSubjects(
   const erasedProof = erased?.proof as
     | {
         tables?: Array<{ table: string; rows: number }>;
-        archives?: { policies?: Array<{ policy: string; objects: number }> };
+        archives?: { objects?: Array<{ rowsRemoved: number; rowsMasked: number }>; objectsSearched?: number };
       }
     | undefined;
   return {
@@ -136,9 +179,9 @@ export async function demoSubjects(
       tables: (erasedProof?.tables ?? []).map((t) => `${t.table} ${t.rows}`).join(', '),
     },
     exported: { requestId: exportRequest.requestId, key: proof?.export?.key ?? '-', rows: exportedRows },
-    archives:
-      (erasedProof?.archives?.policies ?? []).map((a) => `${a.policy}: ${a.objects} objects`).join(', ') ||
-      'none',
+    archives: `${erasedProof?.archives?.objectsSearched ?? 0} archive objects searched, ${
+      erasedProof?.archives?.objects?.length ?? 0
+    } rewritten, ${(erasedProof?.archives?.objects ?? []).reduce((sum, o) => sum + o.rowsMasked, 0)} rows masked (of ${archivedOfErased} archived)`,
     verified: problems.length === 0,
     problems,
   };

@@ -219,7 +219,7 @@ async function subjectRequestCounts(
     completed: string;
   }>(
     `SELECT policy,
-            count(*) FILTER (WHERE status = 'pending')::text AS pending,
+            count(*) FILTER (WHERE status IN ('pending', 'waiting'))::text AS pending,
             count(*) FILTER (WHERE status <> 'completed' AND due_at < $1::timestamptz)::text AS overdue,
             count(*) FILTER (WHERE status = 'failed')::text AS failed,
             count(*) FILTER (WHERE status = 'completed' AND completed_at >= $2::timestamptz)::text AS completed

@@ -27,6 +27,8 @@ export interface SubjectRequest {
   readonly runId: string | null;
   readonly proof: unknown;
   readonly error: string | null;
+  /** An erasure's archive phase while it runs (sql/013; archive-erasure.ts): counts and keys, never values. */
+  readonly progress?: unknown;
 }
 
 /** Whether the ledger has the requests table (sql/012): a ledger migrated before it has no request at all. */
@@ -44,14 +46,17 @@ export function subjectHash(hashKey: string, subjectKey: string): string {
 
 const COLUMNS = `request_id::text AS "requestId", policy, kind, subject_hash AS "subjectHash",
   subject_key AS "subjectKey", requested_at::text AS "requestedAt", due_at::text AS "dueAt", status,
-  completed_at::text AS "completedAt", run_id::text AS "runId", proof::text AS proof, error`;
+  completed_at::text AS "completedAt", run_id::text AS "runId", proof::text AS proof, error,
+  (to_jsonb(subject_requests.*)->'progress')::text AS progress`;
 
 /**
  * A request row as read: `proof` arrives as JSON text (the steps' and the CLI's connections read every type as
  * text, a pool with type parsers would parse it; `::text` makes both the same) and is parsed here.
  */
 function parseRequest(row: SubjectRequest): SubjectRequest {
-  return { ...row, proof: typeof row.proof === 'string' ? (JSON.parse(row.proof) as unknown) : row.proof };
+  const json = (value: unknown) =>
+    typeof value === 'string' ? (JSON.parse(value) as unknown) : (value ?? null);
+  return { ...row, proof: json(row.proof), progress: json(row.progress) };
 }
 
 /**
@@ -73,7 +78,7 @@ export async function createSubjectRequest(
   const hash = subjectHash(request.hashKey, request.subjectKey);
   const existing = await db.query<SubjectRequest>(
     `SELECT ${COLUMNS} FROM lifecycle.subject_requests
-      WHERE policy = $1 AND kind = $2 AND subject_hash = $3 AND status = 'pending'`,
+      WHERE policy = $1 AND kind = $2 AND subject_hash = $3 AND status IN ('pending', 'waiting')`,
     [request.policy, request.kind, hash],
   );
   if (existing.rows[0]) return { request: parseRequest(existing.rows[0]), created: false };
