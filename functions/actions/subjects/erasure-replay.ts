@@ -1,7 +1,7 @@
 /**
  * A restored backup must not bring an erased subject back. Before a restored table commits (after its content
- * checksum proved it equal to the backup), every erasure completed since the backup was taken is done again on
- * it, from the requests' proofs: the subject's rows deleted, or masked with the strategies the erasure used.
+ * checksum proved it equal to the backup), every erasure completed since the backup was taken (or whose live rows
+ * are gone while its archive objects are still being rewritten) is done again on it, from the requests' proofs: the subject's rows deleted, or masked with the strategies the erasure used.
  * The ledger keeps no subject keys, only their keyed hashes, so rows are found by HMAC of the key column's text
  * (one pass over the restored table for all subjects at once: `encode(hmac, 'hex') = ANY(hashes)`).
  *
@@ -57,9 +57,16 @@ export async function loadErasureReplay(
 ): Promise<ErasureReplay | undefined> {
   if (!(await hasSubjectRequests(db))) return undefined;
   // proof as text, parsed here: the CLI's connections read jsonb as text, a pool with type parsers would not.
+  // Also erasures whose live rows are gone but whose archive walk is still under way (sql/013: it may wait days
+  // for Glacier restores): their live tables' outcome is in progress.live until the proof is written.
   const { rows } = await db.query<{ subject_hash: string; proof: string | null }>(
-    `SELECT subject_hash, proof::text AS proof FROM lifecycle.subject_requests
-      WHERE kind = 'erase' AND status = 'completed' AND completed_at >= $1::timestamptz - interval '1 hour'`,
+    `SELECT subject_hash,
+            CASE WHEN status = 'completed' THEN proof::text
+                 ELSE jsonb_build_object('tables', to_jsonb(r)->'progress'->'live')::text END AS proof
+       FROM lifecycle.subject_requests AS r
+      WHERE kind = 'erase'
+        AND ((status = 'completed' AND completed_at >= $1::timestamptz - interval '1 hour')
+          OR (status IN ('pending', 'waiting') AND to_jsonb(r)->'progress'->>'phase' = 'archives'))`,
     [since],
   );
   if (rows.length === 0) return undefined;
