@@ -6,7 +6,9 @@ import { Stack } from 'aws-cdk-lib';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { contractOf, type Policy, type SubjectsPolicy } from '../contracts/config.ts';
 import { glueTableName } from '../contracts/glue-table-name.ts';
+import { sameTable } from '../contracts/policy-base.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
 import type { StoringPolicy } from './archive-bucket.ts';
 import type { ChunkLoopFunctions } from './chunk-loop-state-machine.ts';
@@ -127,6 +129,130 @@ export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, pol
       `Object keys are generated per run and chunk (${prefix}<schema.table>/<partition>/<run>-<uuid>.parquet); ` +
         `the function of policy ${policy.name} ${what}, only under ${prefix} of the archive bucket.`,
     );
+  }
+}
+
+/** The objects of one archive policy that a subjects policy reads and rewrites. */
+export interface ArchivedTableObjects {
+  /** The archive policy. */
+  readonly policy: string;
+  /** Its table, as the config writes it. */
+  readonly table: string;
+  /** Its prefix (`archive/<policy>/`). */
+  readonly prefix: string;
+}
+
+/**
+ * The archive policies holding copies of a subjects policy's mapped tables: every archive policy whose table is
+ * one of `subjects.tables[].table`, compared as PostgreSQL reads them ({@link sameTable}: unquoted parts folded
+ * to lower case, no schema meaning public), so `"public"."users"` and `public.users` are one table. Disabled
+ * archive policies count too: the objects their runs listed stay in the bucket, and in the ledger an erasure
+ * walks. Archive policies of other tables are not returned.
+ */
+export function archivedTablesOf(
+  subjects: SubjectsPolicy,
+  policies: readonly Policy[],
+): ArchivedTableObjects[] {
+  const mapped = subjects.subjects.tables.map((entry) => entry.table);
+  return policies.flatMap((policy) => {
+    if (policy.action !== 'archive' || !mapped.some((table) => sameTable(table, policy.table))) return [];
+    const storage = contractOf(policy).storage(policy);
+    return storage ? [{ policy: policy.name, table: policy.table, prefix: storage.prefix }] : [];
+  });
+}
+
+/**
+ * S3 for a subjects policy over the archive objects of its mapped tables (`archives`, from
+ * {@link archivedTablesOf}), on their prefixes only, never another archive policy's:
+ *
+ * - Chunk exports a subject's archived rows (HEAD for the storage class, GET of the ledger's object) and, for an
+ *   erasure, rewrites each object holding them (functions/actions/subjects/object-rewrite.ts): HEAD and GET of
+ *   the old key, PUT of the new key beside it (same storage class and encryption), the exact key's versions
+ *   listed (ListObjectVersions, `s3:prefix` condition) and each deleted by its VersionId (DeleteObjectVersion;
+ *   DeleteObject without versions), RestoreObject for objects in Glacier Flexible Retrieval / Deep Archive.
+ *   ListBucket (same condition) makes S3 answer a HEAD or GET of a missing key 404 instead of 403: the rewrite
+ *   proves every version of an old key gone by a HEAD that must find nothing, and a missing object must fail
+ *   with the ledger's words, not as a storage configuration error. No GetObjectVersion: no read names a version.
+ * - Finish and RecordFailure delete the subjects run's orphans (functions/run/orphans.ts), which include a
+ *   rewrite's new key whose swap never committed and an old key swapped out of the ledger before its deletion.
+ *
+ * With a bucket encrypted by a customer-managed key the stack knows, Chunk may also decrypt and generate data
+ * keys with it, through S3 only. Nothing at all when no archive policy maps a table of the policy.
+ */
+export function grantArchiveErasure(
+  functions: StepFunctions,
+  bucket: IBucket,
+  subjectsPolicy: string,
+  archives: readonly ArchivedTableObjects[],
+): void {
+  if (archives.length === 0) return;
+  const { chunk, finish, recordFailure } = functions;
+  const prefixes = archives.map((archive) => `${archive.prefix}*`);
+  const objects = prefixes.map((prefix) => bucket.arnForObjects(prefix));
+  chunk.addToRolePolicy(
+    new PolicyStatement({
+      sid: 'ListArchivedObjectVersions',
+      effect: Effect.ALLOW,
+      actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+      resources: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': prefixes } },
+    }),
+  );
+  chunk.addToRolePolicy(
+    new PolicyStatement({
+      sid: 'ReadAndRewriteArchivedObjects',
+      effect: Effect.ALLOW,
+      actions: [
+        's3:GetObject',
+        's3:PutObject',
+        's3:DeleteObject',
+        's3:DeleteObjectVersion',
+        's3:RestoreObject',
+      ],
+      resources: objects,
+    }),
+  );
+  for (const fn of [finish, recordFailure]) {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'RemoveArchiveRewriteOrphans',
+        effect: Effect.ALLOW,
+        actions: ['s3:DeleteObject'],
+        resources: objects,
+      }),
+    );
+  }
+  const key = bucket.encryptionKey;
+  if (key) {
+    chunk.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'RewriteArchivedObjectsEncryption',
+        effect: Effect.ALLOW,
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: [key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(chunk).region}.amazonaws.com` } },
+      }),
+    );
+  }
+  for (const [index, archive] of archives.entries()) {
+    const resource = objects[index] as string;
+    for (const [fn, what] of [
+      [
+        chunk,
+        'reads the objects holding a subject (export, erasure), writes each rewritten object beside the old one ' +
+          'and deletes every version of the old one, or requests its restore from Glacier',
+      ],
+      [finish, 'deletes the objects a crashed rewrite left unlisted (orphans)'],
+      [recordFailure, 'deletes the objects a crashed rewrite of a failed run left unlisted (orphans)'],
+    ] as const) {
+      acknowledgeWildcardResource(
+        fn.role ?? fn,
+        resource,
+        `Object keys are generated per run and chunk (${archive.prefix}<schema.table>/<partition>/<run>-<uuid>.parquet); ` +
+          `the function of subjects policy ${subjectsPolicy} ${what}, only under ${archive.prefix} of the ` +
+          `archive bucket (archive policy ${archive.policy} of ${archive.table}, a table the subjects policy maps).`,
+      );
+    }
   }
 }
 

@@ -16,7 +16,14 @@ import { RDS_SNAPSHOT_EXECUTION_TIMEOUT_HOURS } from '../contracts/rds-snapshot-
 import { buildExecutionInput } from '../execution-input.ts';
 import { type ChunkLoopFunctions, ChunkLoopStateMachine } from './chunk-loop-state-machine.ts';
 import { LifecycleFunction } from './lifecycle-function.ts';
-import { grantCloudWatchLag, grantGlueTable, grantObjectAccess, grantSecretKey } from './policy-grants.ts';
+import {
+  archivedTablesOf,
+  grantArchiveErasure,
+  grantCloudWatchLag,
+  grantGlueTable,
+  grantObjectAccess,
+  grantSecretKey,
+} from './policy-grants.ts';
 import { grantRdsSnapshots } from './rds-snapshot-grants.ts';
 import { RestoreDrill } from './restore-drill.ts';
 import type { StarOnlyManagedPolicy } from './wildcard-confined-role.ts';
@@ -52,7 +59,10 @@ export interface PolicyRunnerProps {
   /** The policy this runner serves; it must be enabled. */
   readonly policy: Policy;
   readonly connectivity: DatabaseConnectivity;
-  /** The archive bucket (archive policies get access to their own prefix of it, purge policies none). */
+  /**
+   * The archive bucket (archive policies get access to their own prefix of it, purge policies none, a subjects
+   * policy its own prefix and those of the archive policies of the tables it maps).
+   */
   readonly bucket: IBucket;
   /** The Glue database archive tables are registered in. */
   readonly glueDatabaseName: string;
@@ -76,8 +86,9 @@ export interface PolicyRunnerProps {
  * asset per handler, shared by every policy) with their own roles, and its own chunk-loop state machine
  * named `<stack>-<policy>`. IAM therefore bounds a run to its policy whatever its input or the ledger say:
  * an archive policy's functions reach only `archive/<policy>/` of the bucket and the policy's Glue table,
- * a purge policy's functions no S3 object and no Glue table at all, and its Start function accepts only
- * this policy as deployed (digest).
+ * a purge policy's functions no S3 object and no Glue table at all, a subjects policy's `subjects/<policy>/` and
+ * the prefixes of the archive policies of the tables it maps (their rows are the subjects' data too), and its
+ * Start function accepts only this policy as deployed (digest).
  *
  * A backup policy may add two things its action contract asks for: with `rdsSnapshot`, a snapshot function
  * (outside the VPC, IAM bounded to the named database and the policy's snapshot prefix) and the snapshot
@@ -192,6 +203,14 @@ export class PolicyRunner extends Construct {
     grantSecretKey(functionList, config.database?.secretKmsKeyArn, stack.region);
     if (storage)
       grantObjectAccess(this.functions, props.bucket, { name: policy.name, action: policy.action, storage });
+    // A subjects policy exports and erases the archived rows of its tables: the archive policies' objects.
+    if (storage && policy.action === 'subjects')
+      grantArchiveErasure(
+        this.functions,
+        props.bucket,
+        policy.name,
+        archivedTablesOf(policy, config.policies),
+      );
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
     if (contract.usesHashKey?.(policy)) this.grantHashKey(config);
