@@ -178,6 +178,8 @@ export interface ArchiveStepResult {
 
 /** Objects read per ledger query. */
 const PAGE = 200;
+/** Objects searched between two writes of the cursor. */
+const SAVE_EVERY = 50;
 
 /**
  * One step of a request's archive phase, outside any chunk transaction (each swap is its own short one).
@@ -233,7 +235,10 @@ export async function continueArchiveErasure(
         waiting = [...waiting, { objectId: object.objectId, key: object.key, storageClass }];
       cursor = object.objectId;
       searched++;
-      await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
+      // The cursor only saves searching again (a searched object no longer holds the subject), so it is written
+      // every so often, and at once when the waiting list changed (that one must not be lost).
+      if (storageClass !== undefined || searched % SAVE_EVERY === 0)
+        await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
     }
   }
   await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
