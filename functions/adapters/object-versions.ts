@@ -29,6 +29,9 @@ export interface ObjectHead {
   readonly restore: string | undefined;
   /** Object Lock retention, when the version is locked. */
   readonly retainUntil: Date | undefined;
+  /** An Object Lock legal hold is on. */
+  readonly legalHold: boolean;
+  readonly contentLength: number | undefined;
 }
 
 /** HEAD of `key`; undefined when there is no current version. */
@@ -52,6 +55,8 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     metadata: head.Metadata ?? {},
     restore: head.Restore,
     retainUntil: head.ObjectLockRetainUntilDate,
+    legalHold: head.ObjectLockLegalHoldStatus === 'ON',
+    contentLength: head.ContentLength,
   };
 }
 

@@ -13,18 +13,32 @@
 import { RestoreObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { mapS3Error } from '../../adapters/archive-store.ts';
+import type { Queryable } from '../../adapters/transactions.ts';
+import { TransientStorageError } from '../../core/errors.ts';
 import type { HashKey } from '../anonymize/hash-key.ts';
 import type { ResolvedSubjectTable } from './mapping.ts';
 import {
   type ErasureObject,
   eraseFromObject,
   finishDeletion,
+  type RewriteContext,
   type RewriteHooks,
   type RewriteRecord,
 } from './object-rewrite.ts';
 import type { TableOutcome } from './subject-work.ts';
 
-/** What the request keeps between steps (lifecycle.subject_requests.progress). */
+/** An object the walk must come back to. */
+export interface WaitingObject {
+  readonly objectId: string;
+  readonly key: string;
+  /** restore: in a cold class, its restore requested; object-lock: its versions cannot be deleted yet. */
+  readonly reason: 'restore' | 'object-lock';
+  readonly storageClass?: string | undefined;
+  /** object-lock: when the retention ends (null: a legal hold, no date). */
+  readonly until?: string | null | undefined;
+}
+
+/** What the request keeps between steps (lifecycle.subject_requests.progress); rewrites are in subject_rewrites. */
 export interface ErasureProgress {
   readonly phase: 'archives';
   /** The live tables' outcome (with each table's keyed hash), for the proof. */
@@ -34,11 +48,7 @@ export interface ErasureProgress {
   /** object_id of the last object searched (text: bigserial). */
   readonly cursor: string;
   readonly searched: number;
-  readonly rewritten: readonly RewriteRecord[];
-  /** Old keys swapped out of the ledger whose versions are not all deleted yet. */
-  readonly deleting: ReadonlyArray<{ bucket: string; key: string }>;
-  /** Objects in a cold class, their restore requested. */
-  readonly waiting: ReadonlyArray<{ objectId: string; key: string; storageClass: string }>;
+  readonly waiting: readonly WaitingObject[];
   /** The run that last found the request waiting: it is not looked at again in that run. */
   readonly checkedRun?: string | undefined;
 }
@@ -56,8 +66,6 @@ export function initialProgress(
     subjectHash,
     cursor: '0',
     searched: 0,
-    rewritten: [],
-    deleting: [],
     waiting: [],
   };
 }
@@ -165,12 +173,13 @@ export interface ArchiveStepContext {
   readonly runId: string;
   readonly key: HashKey | undefined;
   readonly hooks?: RewriteHooks | undefined;
+  readonly now: () => Date;
   /** True while the step may start on another object. */
   readonly hasTime: () => boolean;
 }
 
 export interface ArchiveStepResult {
-  /** 'done': nothing left; 'waiting': only restoring objects left; 'more': the step ran out of time. */
+  /** 'done': nothing left; 'waiting': only waiting objects left; 'more': the step ran out of time. */
   readonly state: 'done' | 'waiting' | 'more';
   readonly rowsRemoved: number;
   readonly progress: ErasureProgress;
@@ -180,10 +189,52 @@ export interface ArchiveStepResult {
 const PAGE = 200;
 /** Objects searched between two writes of the cursor. */
 const SAVE_EVERY = 50;
+/** Times an object is looked up again when another writer changed its ledger row meanwhile. */
+const SUPERSEDED_RETRIES = 3;
+
+/** The request's changed objects whose old versions are not all deleted yet (a crash came in between). */
+async function undeleted(
+  db: pg.ClientBase,
+  requestId: string,
+): Promise<Array<{ bucket: string; key: string }>> {
+  const { rows } = await db.query<{ bucket: string; key: string }>(
+    'SELECT bucket, old_key AS key FROM lifecycle.subject_rewrites WHERE request_id = $1 AND NOT deleted',
+    [requestId],
+  );
+  return rows;
+}
+
+/** What the request changed in the archives, for its proof. */
+export async function readRewrites(db: Queryable, requestId: string): Promise<RewriteRecord[]> {
+  const { rows } = await db.query<{
+    table_name: string;
+    old_key: string;
+    new_key: string | null;
+    rows_removed: number | string;
+    rows_masked: number | string;
+    rows_left: number | string;
+    storage_class: string | null;
+    outcome: string;
+  }>(
+    `SELECT table_name, old_key, new_key, rows_removed, rows_masked, rows_left, storage_class, outcome
+       FROM lifecycle.subject_rewrites WHERE request_id = $1 ORDER BY rewritten_at, old_key`,
+    [requestId],
+  );
+  return rows.map((r) => ({
+    table: r.table_name,
+    oldKey: r.old_key,
+    newKey: r.new_key,
+    rowsRemoved: Number(r.rows_removed),
+    rowsMasked: Number(r.rows_masked),
+    rowsLeft: Number(r.rows_left),
+    storageClass: r.storage_class ?? 'none',
+    ...(r.outcome === 'gone' ? { gone: true } : {}),
+  }));
+}
 
 /**
  * One step of a request's archive phase, outside any chunk transaction (each swap is its own short one).
- * @throws what eraseFromObject throws (integrity, storage): the request stays in its phase and is retried
+ * @throws what eraseFromObject throws (integrity, storage, ArchiveErasureError): the request stays in its phase
  */
 export async function continueArchiveErasure(
   ctx: ArchiveStepContext,
@@ -192,33 +243,66 @@ export async function continueArchiveErasure(
   tables: readonly ResolvedSubjectTable[],
 ): Promise<ArchiveStepResult> {
   const byName = new Map(tables.map((t) => [t.qualified, t]));
-  const rewrite = { s3: ctx.s3, db: ctx.db, runId: ctx.runId, requestId, key: ctx.key, hooks: ctx.hooks };
+  const rewrite: RewriteContext = {
+    s3: ctx.s3,
+    db: ctx.db,
+    runId: ctx.runId,
+    requestId,
+    key: ctx.key,
+    hooks: ctx.hooks,
+    now: ctx.now,
+  };
   let rowsRemoved = 0;
   const progress = await readProgress(ctx.db, requestId);
   // Old keys a crash left between the swap and the deletion of their versions.
-  for (const old of progress.deleting) await finishDeletion(rewrite, old.bucket, old.key);
+  for (const old of await undeleted(ctx.db, requestId)) await finishDeletion(rewrite, old.bucket, old.key);
 
-  /** The object's storage class when it is cold (its restore requested), else undefined. */
-  const visit = async (object: ErasureObject): Promise<string | undefined> => {
-    const table = byName.get(object.table);
-    if (!table) return undefined;
-    const outcome = await eraseFromObject(rewrite, object, table, subjectKey);
-    if (outcome.kind === 'cold') {
-      await requestRestore(ctx.s3, object);
-      return outcome.storageClass;
+  /** The object's reason to wait, or undefined once it is searched (and rewritten if it held the subject). */
+  const visit = async (
+    first: ErasureObject,
+  ): Promise<Omit<WaitingObject, 'objectId' | 'key'> | undefined> => {
+    let object: ErasureObject | undefined = first;
+    for (let attempt = 0; object && attempt < SUPERSEDED_RETRIES; attempt++) {
+      const table = byName.get(object.table);
+      if (!table) return undefined;
+      const outcome = await eraseFromObject(rewrite, object, table, subjectKey);
+      switch (outcome.kind) {
+        case 'cold':
+          await requestRestore(ctx.s3, object);
+          return { reason: 'restore', storageClass: outcome.storageClass };
+        case 'locked':
+          return { reason: 'object-lock', until: outcome.until };
+        case 'rewritten':
+          rowsRemoved += outcome.rowsRemoved + outcome.rowsMasked;
+          return undefined;
+        case 'superseded':
+          // Another writer changed its ledger row (another erasure rewrote it): search what is listed now.
+          object = await objectById(ctx.db, object.objectId);
+          continue;
+        default:
+          return undefined;
+      }
     }
-    if (outcome.kind === 'rewritten') rowsRemoved += outcome.rowsRemoved + outcome.rowsMasked;
+    if (object)
+      throw new TransientStorageError(
+        `${object.key}: its ledger row kept changing while it was being searched`,
+      );
     return undefined;
   };
 
-  // Objects that were restoring: read now if S3 has a copy.
-  const stillWaiting: Array<ErasureProgress['waiting'][number]> = [];
-  for (const entry of progress.waiting) {
+  // Objects that were waiting: what the ledger lists for them now (a rewrite by another request changes the key).
+  let waiting: WaitingObject[] = [];
+  const recheck = [...progress.waiting];
+  while (recheck.length > 0) {
+    const entry = recheck[0] as WaitingObject;
+    if (!ctx.hasTime()) break;
+    recheck.shift();
     const object = await objectById(ctx.db, entry.objectId);
-    if (!object || object.key !== entry.key) continue; // rewritten or gone meanwhile
-    if ((await visit(object)) !== undefined) stillWaiting.push(entry);
+    if (!object) continue; // emptied by another erasure: nothing of it is left
+    const reason = await visit(object);
+    if (reason) waiting.push({ objectId: object.objectId, key: object.key, ...reason });
   }
-  let waiting = stillWaiting;
+  waiting = [...waiting, ...recheck];
   let cursor = progress.cursor;
   let searched = progress.searched;
   let exhausted = false;
@@ -230,18 +314,17 @@ export async function continueArchiveErasure(
     }
     for (const object of page) {
       if (!ctx.hasTime()) break;
-      const storageClass = await visit(object);
-      if (storageClass !== undefined)
-        waiting = [...waiting, { objectId: object.objectId, key: object.key, storageClass }];
+      const reason = await visit(object);
+      if (reason) waiting = [...waiting, { objectId: object.objectId, key: object.key, ...reason }];
       cursor = object.objectId;
       searched++;
       // The cursor only saves searching again (a searched object no longer holds the subject), so it is written
       // every so often, and at once when the waiting list changed (that one must not be lost).
-      if (storageClass !== undefined || searched % SAVE_EVERY === 0)
+      if (reason || searched % SAVE_EVERY === 0)
         await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
     }
   }
   await saveProgress(ctx.db, requestId, { cursor, searched, waiting });
-  const state = !exhausted ? 'more' : waiting.length > 0 ? 'waiting' : 'done';
+  const state = !exhausted || recheck.length > 0 ? 'more' : waiting.length > 0 ? 'waiting' : 'done';
   return { state, rowsRemoved, progress: await readProgress(ctx.db, requestId) };
 }

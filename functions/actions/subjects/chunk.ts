@@ -11,6 +11,8 @@ import type { Queryable } from '../../adapters/transactions.ts';
 import {
   classifyDatabaseError,
   HashKeyError,
+  LeaseLostError,
+  LifecycleError,
   StorageConfigurationError,
   TransientDatabaseError,
   TransientStorageError,
@@ -24,6 +26,7 @@ import {
   continueArchiveErasure,
   type ErasureProgress,
   initialProgress,
+  readRewrites,
 } from './archive-erasure.ts';
 import { type SubjectsPolicy, subjectsPrefix } from './contract.ts';
 import { type ResolvedSubjectTable, resolveSubjectTables } from './mapping.ts';
@@ -102,20 +105,47 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> 
       throw new StorageConfigurationError('subject erasure rewrites archive objects: it needs an S3 client');
     // Half of what is left for this step: the rest commits the chunk and leaves room for the next.
     const until = this.deps.remainingMs() / 2;
-    const result = await continueArchiveErasure(
-      {
-        s3,
-        db,
-        runId: input.runId,
-        key: this.key,
-        hooks: this.hooks,
-        hasTime: () => this.deps.remainingMs() > until,
-      },
-      request.request_id,
-      request.subject_key,
-      this.tables,
-    );
-    return { requestId: request.request_id, state: result.state, rowsRemoved: result.rowsRemoved };
+    try {
+      const result = await continueArchiveErasure(
+        {
+          s3,
+          db,
+          runId: input.runId,
+          key: this.key,
+          hooks: this.hooks,
+          now: () => this.deps.now(),
+          hasTime: () => this.deps.remainingMs() > until,
+        },
+        request.request_id,
+        request.subject_key,
+        this.tables,
+      );
+      return { requestId: request.request_id, state: result.state, rowsRemoved: result.rowsRemoved };
+    } catch (thrown) {
+      const error = classifyDatabaseError(thrown);
+      // Worth retrying as it is, or a problem of the whole policy (its bucket, its run): the step fails.
+      // Anything not one of ours is treated as a crash too: the request stays in its walk and resumes.
+      if (
+        !(error instanceof LifecycleError) ||
+        error instanceof TransientDatabaseError ||
+        error instanceof TransientStorageError ||
+        error instanceof LeaseLostError ||
+        error instanceof StorageConfigurationError
+      )
+        throw error;
+      // This request's own problem (an object not the ledger's, a key column the object lacks, a value its masks
+      // cannot take): it fails alone, with the reason (no values), and the others go on. `subject retry` resumes
+      // its walk where it stopped once the cause is fixed.
+      const reason = `${(error as Error).name ?? 'Error'}: ${describeError(error)}`;
+      await failRequest(db, request.request_id, input.runId, reason);
+      this.archivePhase.delete(request.request_id);
+      this.deps.log.warn('subject erasure failed in the archives', {
+        policy: this.policy.name,
+        requestId: request.request_id,
+        error: reason,
+      });
+      return undefined;
+    }
   }
 
   private async hasArchivePhase(): Promise<boolean> {
@@ -142,7 +172,8 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> 
     const request = await takeNextRequest(tx, this.policy.name, input.cutoff);
     if (!request) {
       // A request moved into its archive phase by a chunk that had not committed when this one looked.
-      return this.archivePhase.size > 0 ? emptyChunk('') : undefined;
+      const moved = [...this.archivePhase][0];
+      return moved ? emptyChunk(moved) : undefined;
     }
     await tx.query(`SAVEPOINT ${SAVEPOINT}`);
     try {
@@ -198,7 +229,7 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> 
     }
     const progress = JSON.parse(row.progress) as ErasureProgress;
     if (step.state === 'done') {
-      const proof = await this.erasureProof(tx, progress);
+      const proof = await this.erasureProof(tx, step.requestId, progress);
       await completeRequest(tx, step.requestId, input.runId, proof, progress.subjectHash);
       this.archivePhase.delete(step.requestId);
     } else if (step.state === 'waiting') {
@@ -222,8 +253,9 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> 
   }
 
   /** The completed erasure's proof: live tables, archive objects rewritten (keys, counts), backups. */
-  private async erasureProof(tx: Queryable, progress: ErasureProgress): Promise<unknown> {
+  private async erasureProof(tx: Queryable, requestId: string, progress: ErasureProgress): Promise<unknown> {
     const names = (this.tables ?? []).map((t) => t.qualified);
+    const objects = await readRewrites(tx, requestId);
     return {
       kind: 'erase',
       keyName: this.policy.subjects.keyName,
@@ -231,9 +263,9 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> 
       archives: {
         rewritten: true,
         objectsSearched: progress.searched,
-        objects: progress.rewritten,
-        rowsRemoved: progress.rewritten.reduce((sum, r) => sum + r.rowsRemoved, 0),
-        rowsMasked: progress.rewritten.reduce((sum, r) => sum + r.rowsMasked, 0),
+        objects,
+        rowsRemoved: objects.reduce((sum, r) => sum + r.rowsRemoved, 0),
+        rowsMasked: objects.reduce((sum, r) => sum + r.rowsMasked, 0),
         note: 'every version of each old object was deleted after its rewrite was verified and listed',
         policies: await readArchiveExposure(tx, names),
       },

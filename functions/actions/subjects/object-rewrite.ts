@@ -23,7 +23,7 @@ import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import { mapS3Error, sha256Hex } from '../../adapters/archive-store.ts';
 import { deleteEveryVersion, headObject, type ObjectHead } from '../../adapters/object-versions.ts';
-import { TransientStorageError } from '../../core/errors.ts';
+import { LeaseLostError, LifecycleError, TransientStorageError } from '../../core/errors.ts';
 import { encodeParquet } from '../../core/parquet/encode.ts';
 import { encodingOfArchiveFile, planFromArchiveFile } from '../../core/parquet/file-plan.ts';
 import { type HashKey, PLACEHOLDER_KEY } from '../anonymize/hash-key.ts';
@@ -62,8 +62,15 @@ export interface RewriteRecord {
 export type ObjectOutcome =
   /** Searched: none of its rows is the subject's. */
   | { readonly kind: 'absent' }
-  /** In Glacier Flexible Retrieval / Deep Archive and not restored: a restore was requested (or is under way). */
+  /** In Glacier Flexible Retrieval / Deep Archive and not restored: a restore must be requested (or is under way). */
   | { readonly kind: 'cold'; readonly storageClass: string }
+  /** Under S3 Object Lock (retention or legal hold): its versions cannot be deleted before `until` (null: hold). */
+  | { readonly kind: 'locked'; readonly until: string | null }
+  /**
+   * Listed, but no current version in S3 (expired by the bucket's lifecycle rule, or deleted): nothing of it can be
+   * read; its noncurrent versions, which may still hold the subject, were deleted.
+   */
+  | { readonly kind: 'gone'; readonly versionsDeleted: number }
   | (RewriteRecord & { readonly kind: 'rewritten'; readonly versionsDeleted: number })
   /** The ledger no longer lists it as read (another worker rewrote it first): nothing to do here. */
   | { readonly kind: 'superseded' };
@@ -84,6 +91,7 @@ export interface RewriteContext {
   readonly requestId: string;
   readonly key: HashKey | undefined;
   readonly hooks?: RewriteHooks | undefined;
+  readonly now: () => Date;
 }
 
 const ATTEMPTS = 3;
@@ -95,6 +103,23 @@ export function rewrittenKey(oldKey: string): string {
   if (UUID_FILE.test(oldKey)) return oldKey.replace(UUID_FILE, `${id}.parquet`);
   const slash = oldKey.lastIndexOf('/');
   return `${oldKey.slice(0, slash + 1)}${id}.parquet`;
+}
+
+/** The erasure cannot search an object (a permanent reason, not S3 or the database being unavailable). */
+export class ArchiveErasureError extends LifecycleError {
+  override readonly name = 'ArchiveErasureError';
+}
+
+/** Classes GetObject refuses until a restore: the rewrite is verified by HEAD there, not read back. */
+function isColdClass(storageClass: string): boolean {
+  return storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE';
+}
+
+function lockedUntil(head: ObjectHead, now: Date): { until: string | null } | undefined {
+  if (head.legalHold) return { until: null };
+  if (head.retainUntil && head.retainUntil.getTime() > now.getTime())
+    return { until: head.retainUntil.toISOString() };
+  return undefined;
 }
 
 function isCold(head: ObjectHead): boolean {
@@ -118,15 +143,21 @@ export async function eraseFromObject(
     const head = await headObject(ctx.s3, object.bucket, object.key);
     if (!head) {
       if (!(await stillListed(ctx.db, object))) return { kind: 'superseded' };
-      throw new ArchivedObjectIntegrityError(
-        `${object.key}: listed in the ledger but not in s3://${object.bucket}; the erasure cannot prove it gone`,
-      );
+      // Expired (a delete marker on top) or deleted: its noncurrent versions may still hold the subject.
+      return { kind: 'gone', versionsDeleted: await eraseGone(ctx, object) };
     }
+    // Object Lock refuses the deletion of the old versions: nothing is written until it ends.
+    const locked = lockedUntil(head, ctx.now());
+    if (locked) return { kind: 'locked', until: locked.until };
     if (isCold(head)) return { kind: 'cold', storageClass: head.storageClass };
     const read = await readVerifiedObject(ctx.s3, object);
     const decoded = await decodeArchiveObject(read.body);
     const keyIndex = decoded.columns.findIndex((c) => c.name === table.keyColumn.name);
-    if (keyIndex < 0) return { kind: 'absent' };
+    if (keyIndex < 0)
+      throw new ArchiveErasureError(
+        `${object.key} has no column ${quoteIdent(table.keyColumn.name)} (the mapping's key column of ${table.qualified}): ` +
+          'was it renamed or added after the object was archived? The subject cannot be searched for in it',
+      );
     const keyTexts = new Set<string>();
     for (const row of decoded.rows) {
       const value = row[keyIndex];
@@ -215,6 +246,12 @@ async function writeVerified(
   const encoding = encodingOfArchiveFile(metadata);
   const body = encodeParquet(plan, kept, encoding);
   const sha256 = sha256Hex(body);
+  // What is uploaded must read back as the kept rows in the original schema: checked on the bytes themselves, as
+  // an object written in a cold class cannot be read back from S3.
+  if (!(await readsBackAs(body, kept, metadata.schema)))
+    throw new ArchivedObjectIntegrityError(
+      `the rewrite of ${object.key} does not decode as the kept rows in the original schema; nothing was written`,
+    );
   await ctx.db.query('INSERT INTO lifecycle.pending_objects (bucket, key, run_id) VALUES ($1, $2, $3)', [
     object.bucket,
     newKey,
@@ -246,26 +283,35 @@ async function writeVerified(
   } catch (error) {
     throw mapS3Error(error, `upload of ${newKey}`);
   }
-  const back = await readVerifiedObject(ctx.s3, {
-    bucket: object.bucket,
-    key: newKey,
-    bytes: body.byteLength,
-    sha256,
-  });
-  const again = await decodeArchiveObject(back.body);
-  const same =
+  const stored = { bucket: object.bucket, key: newKey, bytes: body.byteLength, sha256 };
+  if (isColdClass(head.storageClass)) {
+    const written = await headObject(ctx.s3, object.bucket, newKey);
+    if (written?.contentLength !== body.byteLength || written.metadata.sha256 !== sha256) {
+      await removeUnlisted(ctx, object.bucket, newKey);
+      throw new TransientStorageError(
+        `${newKey}: S3 does not report the length and SHA-256 that were written`,
+      );
+    }
+  } else {
+    // Read back: S3 holds exactly these bytes.
+    await readVerifiedObject(ctx.s3, stored);
+  }
+  return { bytes: body.byteLength, sha256 };
+}
+
+async function readsBackAs(
+  body: Uint8Array,
+  kept: ReadonlyArray<ReadonlyArray<string | null>>,
+  schema: unknown,
+): Promise<boolean> {
+  const again = await decodeArchiveObject(body);
+  return (
     again.rows.length === kept.length &&
     again.rows.every((row, r) =>
       row.every((value, c) => value === (kept[r] as ReadonlyArray<string | null>)[c]),
     ) &&
-    JSON.stringify(readArchivedSchema(back.body).metadata.schema) === JSON.stringify(metadata.schema);
-  if (!same) {
-    await removeUnlisted(ctx, object.bucket, newKey);
-    throw new ArchivedObjectIntegrityError(
-      `${newKey}: the rewritten object does not read back as the kept rows in the original schema; ${object.key} is unchanged`,
-    );
-  }
-  return { bytes: body.byteLength, sha256 };
+    JSON.stringify(readArchivedSchema(body).metadata.schema) === JSON.stringify(schema)
+  );
 }
 
 /** A new object the ledger never listed: deleted, its pending mark forgotten. */
@@ -292,6 +338,27 @@ async function swapLedger(
 ): Promise<boolean> {
   await ctx.db.query('BEGIN');
   try {
+    // A step that outlived its run (the run failed or finished meanwhile, its orphans removed, perhaps this new
+    // key among them) must not list anything: the run row is locked against Finish / RecordFailure closing it.
+    const { rows: run } = await ctx.db.query<{ status: string }>(
+      'SELECT status FROM lifecycle.runs WHERE run_id = $1 FOR UPDATE',
+      [ctx.runId],
+    );
+    const stillPending =
+      newKey === null ||
+      (
+        await ctx.db.query(
+          'DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2 AND NOT removing',
+          [object.bucket, newKey],
+        )
+      ).rowCount === 1;
+    if (run[0]?.status !== 'running' || !stillPending) {
+      await ctx.db.query('ROLLBACK');
+      if (newKey) await removeUnlisted(ctx, object.bucket, newKey);
+      throw new LeaseLostError(
+        `run ${ctx.runId} ended while ${object.key} was being rewritten; nothing was swapped`,
+      );
+    }
     const detail = JSON.stringify({
       rewrittenBy: ctx.requestId,
       previousKey: object.key,
@@ -323,26 +390,14 @@ async function swapLedger(
       await ctx.db.query('ROLLBACK');
       return false;
     }
-    if (newKey)
-      await ctx.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [
-        object.bucket,
-        newKey,
-      ]);
     await ctx.db.query(
       `INSERT INTO lifecycle.pending_objects (bucket, key, run_id) VALUES ($1, $2, $3)
        ON CONFLICT (bucket, key) DO UPDATE SET run_id = EXCLUDED.run_id`,
       [object.bucket, object.key, ctx.runId],
     );
     // The request's record of it, in the same transaction: the proof lists every rewrite, and the old key stays
-    // in `deleting` until all of its versions are gone (a crash in between is finished by the next step).
-    await ctx.db.query(
-      `UPDATE lifecycle.subject_requests
-          SET progress = progress
-                || jsonb_build_object('rewritten', coalesce(progress->'rewritten', '[]') || jsonb_build_array($2::jsonb))
-                || jsonb_build_object('deleting', coalesce(progress->'deleting', '[]') || jsonb_build_array($3::jsonb))
-        WHERE request_id = $1`,
-      [ctx.requestId, JSON.stringify(record), JSON.stringify({ bucket: object.bucket, key: object.key })],
-    );
+    // `deleted = false` until all of its versions are gone (a crash in between is finished by the next step).
+    await recordRewrite(ctx, object.bucket, record, newKey ? 'rewritten' : 'emptied');
     await ctx.db.query('COMMIT');
     return true;
   } catch (error) {
@@ -351,18 +406,60 @@ async function swapLedger(
   }
 }
 
-/** Every version of an old key deleted, then its marks cleared (the request's and the orphan one). */
+/** One row of lifecycle.subject_rewrites (sql/013). */
+async function recordRewrite(
+  ctx: RewriteContext,
+  bucket: string,
+  record: RewriteRecord,
+  outcome: 'rewritten' | 'emptied' | 'gone',
+): Promise<void> {
+  await ctx.db.query(
+    `INSERT INTO lifecycle.subject_rewrites
+       (request_id, bucket, old_key, new_key, outcome, table_name, rows_removed, rows_masked, rows_left, storage_class)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (request_id, bucket, old_key) DO NOTHING`,
+    [
+      ctx.requestId,
+      bucket,
+      record.oldKey,
+      record.newKey,
+      outcome,
+      record.table,
+      record.rowsRemoved,
+      record.rowsMasked,
+      record.rowsLeft,
+      record.storageClass,
+    ],
+  );
+}
+
+/** A listed object with no current version: its noncurrent versions deleted, and the fact recorded. */
+async function eraseGone(ctx: RewriteContext, object: ErasureObject): Promise<number> {
+  await recordRewrite(
+    ctx,
+    object.bucket,
+    {
+      table: object.table,
+      oldKey: object.key,
+      newKey: null,
+      rowsRemoved: 0,
+      rowsMasked: 0,
+      rowsLeft: 0,
+      storageClass: 'none',
+    },
+    'gone',
+  );
+  return await finishDeletion(ctx, object.bucket, object.key);
+}
+
+/** Every version of an old key deleted, then its marks cleared (the rewrite's and the orphan one). */
 export async function finishDeletion(ctx: RewriteContext, bucket: string, key: string): Promise<number> {
   const deleted = await deleteEveryVersion(ctx.s3, bucket, key);
   await ctx.db.query('BEGIN');
   try {
     await ctx.db.query('DELETE FROM lifecycle.pending_objects WHERE bucket = $1 AND key = $2', [bucket, key]);
     await ctx.db.query(
-      `UPDATE lifecycle.subject_requests
-          SET progress = progress || jsonb_build_object('deleting',
-                coalesce((SELECT jsonb_agg(d) FROM jsonb_array_elements(progress->'deleting') AS d
-                           WHERE NOT (d->>'bucket' = $2 AND d->>'key' = $3)), '[]'))
-        WHERE request_id = $1`,
+      'UPDATE lifecycle.subject_rewrites SET deleted = true WHERE request_id = $1 AND bucket = $2 AND old_key = $3',
       [ctx.requestId, bucket, key],
     );
     await ctx.db.query('COMMIT');
@@ -374,9 +471,11 @@ export async function finishDeletion(ctx: RewriteContext, bucket: string, key: s
 }
 
 /**
- * The subject's archived rows with the mapping's masks applied by the database: the rows go into a temporary
- * table shaped like the live one (columns by name; a column the object lacks stays NULL and is not read back),
- * the masks' UPDATE runs on it, and the masked values come back as text in the object's column order.
+ * The subject's archived rows with the mapping's masks applied by the database. The rows go into a temporary table
+ * made from the live one's columns (CREATE TABLE AS: types only, no NOT NULL or other constraint, so a column added
+ * since is simply NULL), each archived text cast to its live column's type; the masks' UPDATE runs there (values
+ * already masked are left alone), and only the masked columns are taken back: every other column keeps the object's
+ * own text, whatever today's types would make of it.
  */
 async function maskRows(
   ctx: RewriteContext,
@@ -388,55 +487,44 @@ async function maskRows(
   if (!masks) throw new Error(`${table.qualified}: action anonymize without masks`);
   const temp = { schema: 'pg_temp', table: 'pg_lifecycle_erasure_rows' };
   const tempName = quoteQualified(temp.schema, temp.table);
-  const live = new Set(
-    (
-      await ctx.db.query<{ attname: string }>(
-        'SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped',
-        [table.table.oid],
-      )
-    ).rows.map((r) => r.attname),
+  const { rows: liveColumns } = await ctx.db.query<{ name: string; type: string }>(
+    `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+      WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`,
+    [table.table.oid],
   );
-  const shared = names.filter((n) => live.has(n));
-  const cols = shared.map(quoteIdent).join(', ');
+  const liveType = new Map(liveColumns.map((c) => [c.name, c.type]));
+  const shared = names.filter((n) => liveType.has(n));
+  const params = new ParamList(1);
+  const assignments = maskAssignments(temp, masks, params, ctx.key).filter((a) => shared.includes(a.column));
+  if (assignments.length === 0) return { rows: rows.map((r) => [...r]), changed: 0 };
+  const maskedNames = assignments.map((a) => a.column);
   await ctx.db.query('BEGIN');
   try {
-    // No constraints, defaults or identity copied: only the columns' types.
     await ctx.db.query(
-      `CREATE TEMPORARY TABLE ${quoteIdent(temp.table)} (LIKE ${table.qualified}) ON COMMIT DROP`,
+      `CREATE TEMPORARY TABLE ${quoteIdent(temp.table)} ON COMMIT DROP AS
+         SELECT *, 0 AS pg_lifecycle_row FROM ${table.qualified} WITH NO DATA`,
     );
-    await ctx.db.query('ALTER TABLE pg_temp.pg_lifecycle_erasure_rows ADD COLUMN pg_lifecycle_row integer');
-    const params = new ParamList(1);
-    const assignments = maskAssignments(temp, masks, params, ctx.key)
-      .filter((a) => shared.includes(a.column))
-      .map((a) => `${quoteIdent(a.column)} = ${a.set}`);
-    const json = JSON.stringify(
-      rows.map((row, i) => ({
-        ...Object.fromEntries(names.map((n, c) => [n, row[c] ?? null])),
-        pg_lifecycle_row: i,
-      })),
-    );
-    // json_populate_recordset casts each text to the column's type with the type's own input function.
+    const objects = rows.map((row) => Object.fromEntries(names.map((n, c) => [n, row[c] ?? null])));
+    // ->> gives each archived text back as text (json/jsonb included), cast by the live type's input function.
     await ctx.db.query(
-      `INSERT INTO ${tempName} (${cols}, pg_lifecycle_row)
-       SELECT ${cols}, pg_lifecycle_row FROM json_populate_recordset(NULL::${tempName}, $1::json)`,
-      [json],
+      `INSERT INTO ${tempName} (${shared.map(quoteIdent).join(', ')}, pg_lifecycle_row)
+       SELECT ${shared.map((n) => `(r.value->>${literal(n)})::${liveType.get(n)}`).join(', ')}, (r.ordinality - 1)::int
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS r`,
+      [JSON.stringify(objects)],
     );
-    // Values already masked (the live table was anonymized before these rows were archived) stay as they are.
-    const updated =
-      assignments.length > 0
-        ? await ctx.db.query(
-            `UPDATE ${tempName} SET ${assignments.join(', ')} WHERE ${pendingPredicate(temp, masks, PLACEHOLDER_KEY)}`,
-            [...params.values],
-          )
-        : { rowCount: 0 };
+    const updated = await ctx.db.query(
+      `UPDATE ${tempName} SET ${assignments.map((a) => `${quoteIdent(a.column)} = ${a.set}`).join(', ')}
+        WHERE ${pendingPredicate(temp, masks, PLACEHOLDER_KEY)}`,
+      [...params.values],
+    );
     const { rows: out } = await ctx.db.query<{ r: string }>(
-      `SELECT json_build_array(${shared.map((n) => `${quoteIdent(n)}::text`).join(', ')})::text AS r
+      `SELECT json_build_array(${maskedNames.map((n) => `${quoteIdent(n)}::text`).join(', ')})::text AS r
          FROM ${tempName} ORDER BY pg_lifecycle_row`,
     );
     await ctx.db.query('COMMIT');
     const masked = out.map((o, i) => {
       const values = JSON.parse(o.r) as Array<string | null>;
-      const byName = new Map(shared.map((n, c) => [n, values[c] ?? null]));
+      const byName = new Map(maskedNames.map((n, c) => [n, values[c] ?? null]));
       const original = rows[i] as ReadonlyArray<string | null>;
       return names.map((n, c) => (byName.has(n) ? (byName.get(n) ?? null) : (original[c] ?? null)));
     });
@@ -445,4 +533,9 @@ async function maskRows(
     await ctx.db.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/** A string literal for a column name inside SQL text (->> key): quotes doubled. */
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
