@@ -5,6 +5,7 @@
  *   purge     single DELETE vs the real chunked purge path on identical data; see purge.ts.
  *   backup    COPY TO / COPY FROM baselines vs the real backup path and a restore of its parts; see backup.ts.
  *   anonymize single UPDATE with the compiled masks vs the real chunked anonymize path; see anonymize.ts.
+ *   erasure   a subject's export vs its erasure over N archived objects (subjects policy); see erasure.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -25,6 +26,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   purge: async () => (await import('./purge.ts')).main,
   backup: async () => (await import('./backup.ts')).main,
   anonymize: async () => (await import('./anonymize.ts')).main,
+  erasure: async () => (await import('./erasure.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -46,6 +48,9 @@ benchmarks:
   anonymize one UPDATE … SET <the policy's compiled masks> vs chunked anonymize through the local state
             machine on identical data (bench.profiles); conservation: every row masked, a re-run updates 0
             --rows N (1000000)  --repeat K (1)  --json  --target-ms N (policy default 250)  --max-rows N
+  erasure   one subject (a row in each of N archived objects): export request (reads every object) vs erase
+            request (rewrites every object) through the subjects policy's local state machine
+            --objects N (1000)  --rows-per-object N (100)  --repeat K (1)  --json  --s3 child|inproc (child)
 `;
 
 const [name, ...rest] = process.argv.slice(2);
