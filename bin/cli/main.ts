@@ -60,6 +60,7 @@ const OPTIONS = {
   tier: { type: 'string' },
   erase: { type: 'string' },
   export: { type: 'string' },
+  presign: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 

@@ -7,6 +7,8 @@
  * `--policy` may be left out when the config has one subjects policy. The subject's key is never printed.
  */
 
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { type ResolvedSubjectTable, resolveSubjectTables } from '../../functions/actions/subjects/mapping.ts';
 import {
   createSubjectRequest,
@@ -19,6 +21,7 @@ import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import type { Queryable } from '../../functions/adapters/transactions.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { readHashKey } from '../../functions/commons/hash-key-secret.ts';
+import { createS3Client } from '../../functions/commons/s3.ts';
 import { describeError } from '../../functions/core/redact-database-error.ts';
 import type { LifecycleConfig, SubjectsPolicy } from '../../lib/contracts/config.ts';
 import { UsageError } from './errors.ts';
@@ -30,13 +33,15 @@ export interface SubjectCommandValues {
   readonly bucket?: string | undefined;
   readonly erase?: string | undefined;
   readonly export?: string | undefined;
+  /** status: seconds a presigned URL of each export document stays valid. */
+  readonly presign?: string | undefined;
   readonly json: boolean;
   readonly verbose: boolean;
 }
 
 const USAGE =
   'usage: pg-lifecycle subject request --erase KEY | --export KEY [--policy P] [--json]\n' +
-  '       pg-lifecycle subject status [--policy P] [--json]\n' +
+  '       pg-lifecycle subject status [--policy P] [--presign SECONDS] [--json]\n' +
   '       pg-lifecycle subject process [--policy P] --bucket B [--json]\n' +
   '       pg-lifecycle subject retry REQUEST_ID';
 
@@ -116,12 +121,26 @@ export async function subjectCommand(
     case 'status': {
       if (rest.length > 0) throw new UsageError(USAGE);
       const policy = values.policy === undefined ? undefined : subjectsPolicy(config, values.policy).name;
-      const requests = await withClient(await databaseConfig(), async (db) => {
+      const presignSeconds = presignOption(values.presign);
+      const { requests, exports } = await withClient(await databaseConfig(), async (db) => {
         await requireLedger(db);
-        return (await hasSubjectRequests(db)) ? listSubjectRequests(db, policy) : [];
+        if (!(await hasSubjectRequests(db))) return { requests: [], exports: new Map<string, string>() };
+        const listed = await listSubjectRequests(db, policy);
+        return {
+          requests: listed,
+          exports: presignSeconds ? await exportBuckets(db) : new Map<string, string>(),
+        };
       });
       const now = new Date();
-      const views = requests.map((r) => publicView(r, now));
+      const views = await Promise.all(
+        requests.map(async (r) => {
+          const view = publicView(r, now);
+          const key = (r.proof as { export?: { key?: string } } | null)?.export?.key;
+          const bucket = key ? exports.get(key) : undefined;
+          if (!presignSeconds || !key || !bucket) return view;
+          return { ...view, exportUrl: await presignExport(bucket, key, presignSeconds) };
+        }),
+      );
       print(values.json ? JSON.stringify(views) : formatStatus(views));
       return views.some((v) => v.overdue) ? 1 : 0;
     }
@@ -149,6 +168,40 @@ export async function subjectCommand(
     }
     default:
       throw new UsageError(USAGE);
+  }
+}
+
+/** S3 caps a SigV4 presigned URL at 7 days. */
+const PRESIGN_MAX_SECONDS = 7 * 24 * 3600;
+
+function presignOption(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (!/^\d+$/.test(text) || seconds < 1 || seconds > PRESIGN_MAX_SECONDS)
+    throw new UsageError(
+      `--presign takes the URL's lifetime in seconds, 1 to ${PRESIGN_MAX_SECONDS} (7 days)`,
+    );
+  return seconds;
+}
+
+/** The bucket of every export document the ledger lists (kind 'export'), by key. */
+async function exportBuckets(db: Queryable): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ bucket: string; key: string }>(
+    `SELECT bucket, key FROM lifecycle.archived_objects WHERE kind = 'export'`,
+  );
+  return new Map(rows.map((r) => [r.key, r.bucket]));
+}
+
+/**
+ * A GET URL of the export document, signed locally with the caller's credentials (nothing is sent to S3): whoever
+ * holds it may download the subject's data until it expires, so it is printed only when asked for.
+ */
+async function presignExport(bucket: string, key: string, seconds: number): Promise<string> {
+  const s3 = createS3Client();
+  try {
+    return await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: seconds });
+  } finally {
+    s3.destroy();
   }
 }
 
@@ -184,6 +237,8 @@ export interface RequestView {
   readonly error: string | null;
   readonly proof: unknown;
   /** An erasure in its archive phase: objects searched and rewritten, restores waited for (keys and counts). */
+  /** With --presign: a presigned GET URL of the export document. */
+  readonly exportUrl?: string;
   readonly archives?: {
     readonly searched: number;
     readonly rewritten: number;
@@ -239,6 +294,7 @@ function formatStatus(views: readonly RequestView[]): string {
       ];
       if (rows) parts.push(`rows: ${rows}`);
       if (proof?.export) parts.push(`export: ${proof.export.key}`);
+      if (v.exportUrl) parts.push(`export URL: ${v.exportUrl}`);
       const rewrites = proof?.archives?.rewritten ? (proof.archives.objects ?? []) : undefined;
       if (rewrites)
         parts.push(

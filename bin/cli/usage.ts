@@ -45,9 +45,10 @@ Commands
   subject request --erase KEY | --export KEY [--policy NAME] [--json]
                            Record a GDPR request of the subjects policy (asked twice: the same pending one);
                            needs the hash key (PG_LIFECYCLE_HASH_KEY): the ledger keeps the key's HMAC
-  subject status [--policy NAME] [--json]
-                           Every request: state, due date, OVERDUE, rows per table, export key; exit 1 if any
-                           is overdue
+  subject status [--policy NAME] [--presign SECONDS] [--json]
+                           Every request: state, due date, OVERDUE, rows per table, export key (with
+                           --presign, a presigned GET URL of each export valid that long, at most 7 days),
+                           an erasure's archive walk; exit 1 if any is overdue
   subject process [--policy NAME] --bucket B [--json]
                            Run the subjects policy locally (like run): each pending request erased (children
                            first) or exported to s3://B/subjects/<policy>/<request>/export.json

@@ -3,6 +3,7 @@
  * key, or a key that is not a value of the key column's type, is a clear usage error that records nothing; a request asked twice is one request; `status` never prints the
  * subject's key; `process` runs the subjects policy and the request completes.
  */
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,5 +114,78 @@ describe('pg-lifecycle subject', () => {
     expect(JSON.parse(after.stdout)[0]).toMatchObject({ status: 'completed' });
     const left = await db.pool.query('SELECT 1 FROM club.members WHERE id = 17');
     expect(left.rowCount).toBe(0);
+  });
+
+  it('status --presign gives a URL that downloads the export document exactly; a bad lifetime is a usage error', async ({
+    database: db,
+    bucket,
+  }) => {
+    // Prepare: an export request, processed.
+    await migrateLedger(db);
+    await db.pool.query(`CREATE SCHEMA IF NOT EXISTS club; CREATE TABLE IF NOT EXISTS club.members (id bigint PRIMARY KEY, name text);
+                         INSERT INTO club.members VALUES (5, 'member 5') ON CONFLICT DO NOTHING;`);
+    const config = writeConfig();
+    vi.stubEnv('PG_LIFECYCLE_HASH_KEY', KEY);
+    const made = await runCliInProcess(db, [
+      'subject',
+      'request',
+      '--export',
+      '5',
+      '--json',
+      '--config',
+      config,
+    ]);
+    expect(made.code).toBe(0);
+    vi.stubEnv('PG_LIFECYCLE_HASH_KEY', KEY);
+    const processed = await runCliInProcess(db, [
+      'subject',
+      'process',
+      '--bucket',
+      bucket,
+      '--json',
+      '--config',
+      config,
+    ]);
+    expect(processed.code).toBe(0);
+
+    // Act
+    const status = await runCliInProcess(db, [
+      'subject',
+      'status',
+      '--presign',
+      '600',
+      '--json',
+      '--config',
+      config,
+    ]);
+    const badLifetime = await runCliInProcess(db, [
+      'subject',
+      'status',
+      '--presign',
+      '8d',
+      '--config',
+      config,
+    ]);
+
+    // Assess: the URL serves the very document the proof names (length and SHA-256).
+    expect(status.code).toBe(0);
+    const view = (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find(
+      (v) => v.requestId === JSON.parse(made.stdout).requestId,
+    ) as { exportUrl: string; proof: { export: { key: string; bytes: number; sha256: string } } };
+    expect(view.exportUrl).toContain(encodeURI(view.proof.export.key).replace(/\//g, '/'));
+    expect(view.exportUrl).toMatch(/X-Amz-Expires=600/);
+    const response = await fetch(view.exportUrl);
+    expect(response.status).toBe(200);
+    const body = Buffer.from(await response.arrayBuffer());
+    expect(body.length).toBe(view.proof.export.bytes);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(view.proof.export.sha256);
+    expect(JSON.parse(body.toString('utf8')).tables['"club"."members"']).toEqual([
+      { id: 5, name: 'member 5' },
+    ]);
+    // Without --presign, no URL is printed (it would hand the subject's data to whoever reads the output).
+    const plain = await runCliInProcess(db, ['subject', 'status', '--json', '--config', config]);
+    expect(plain.stdout).not.toContain('X-Amz-Signature');
+    expect(badLifetime.code).toBe(2);
+    expect(badLifetime.stderr).toContain('--presign takes');
   });
 });
