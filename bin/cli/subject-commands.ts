@@ -100,12 +100,14 @@ export async function subjectCommand(
         await requireLedger(db);
         // Bad input stops here, before anything is recorded: the mapping must resolve and the key must be a value
         // of every key column's type (else each run would fail the request, later and further away).
-        await checkSubjectKey(db, await resolveSubjectTables(db, policy), subjectKey);
+        const tables = await resolveSubjectTables(db, policy);
+        await checkSubjectKey(db, tables, subjectKey);
         await applyMigrations(db);
         return createSubjectRequest(db, {
           policy: policy.name,
           kind: values.erase !== undefined ? 'erase' : 'export',
           subjectKey,
+          canonicalKey: await canonicalText(db, tables, subjectKey),
           hashKey,
           dueDays: policy.subjects.dueDays,
         });
@@ -203,6 +205,21 @@ async function presignExport(bucket: string, key: string, seconds: number): Prom
   } finally {
     s3.destroy();
   }
+}
+
+/** The key as the first mapped key column's type prints it (the table processing names the subject by). */
+async function canonicalText(
+  db: Queryable,
+  tables: readonly ResolvedSubjectTable[],
+  subjectKey: string,
+): Promise<string> {
+  const first = tables[0];
+  if (!first) return subjectKey;
+  const { rows } = await db.query<{ t: string }>(
+    `SELECT ($1::text::${first.keyColumn.typeName})::text AS t`,
+    [subjectKey],
+  );
+  return rows[0]?.t ?? subjectKey;
 }
 
 /** The key as a value of each mapped key column's type, or a UsageError naming the column and type. */

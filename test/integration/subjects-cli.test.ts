@@ -85,9 +85,21 @@ describe('pg-lifecycle subject', () => {
       '--config',
       config,
     ]);
+    // Another spelling of the same bigint key: the same subject, the same request.
+    vi.stubEnv('PG_LIFECYCLE_HASH_KEY', KEY);
+    const respelled = await runCliInProcess(db, [
+      'subject',
+      'request',
+      '--erase',
+      '017',
+      '--json',
+      '--config',
+      config,
+    ]);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(JSON.parse(second.stdout).requestId).toBe(JSON.parse(first.stdout).requestId);
+    expect(JSON.parse(respelled.stdout).requestId).toBe(JSON.parse(first.stdout).requestId);
     expect(await requests()).toBe(1);
 
     // status: no key field

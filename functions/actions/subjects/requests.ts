@@ -73,9 +73,15 @@ export async function createSubjectRequest(
     dueDays: number;
     /** When it was asked (an application recording an older request); default the database's clock. */
     requestedAt?: Date;
+    /**
+     * The text the subject is named by: the key as the first mapped key column's type prints it (`042` → `42`), so
+     * that two spellings of one subject are one request, and the hash is the one processing records. Default: the
+     * key as given.
+     */
+    canonicalKey?: string;
   },
 ): Promise<{ request: SubjectRequest; created: boolean }> {
-  const hash = subjectHash(request.hashKey, request.subjectKey);
+  const hash = subjectHash(request.hashKey, request.canonicalKey ?? request.subjectKey);
   const existing = await db.query<SubjectRequest>(
     `SELECT ${COLUMNS} FROM lifecycle.subject_requests
       WHERE policy = $1 AND kind = $2 AND subject_hash = $3 AND status IN ('pending', 'waiting')`,
