@@ -658,12 +658,9 @@ describe('a table the mapping anonymizes', () => {
     expect(await currentKeys(s3, bucket)).toEqual(keysAfterFirst);
   });
 
-  // Product bug (functions/actions/subjects/object-rewrite.ts, maskRows + writeVerified/readsBackAs): a masked
-  // column's value comes back from PostgreSQL as `col::text`, and a text[] renders `{erased}` where the archive
-  // decoder renders `{"erased"}`; the check that the new object decodes as the kept rows compares the two as
-  // strings, so the rewrite of every object with a masked array column throws ArchivedObjectIntegrityError and
-  // the request fails (its live rows already masked). Any mask on an array column (only null and fixed apply).
-  it.fails('masks an array column of the subject’s archived rows as the live row’s', async ({ services }) => {
+  // Was a bug: a text[] masked value printed `{erased}` by PostgreSQL decodes as `{"erased"}` from the object, and
+  // the read-back check compared them as strings (every object with a masked array column failed the request).
+  it('masks an array column of the subject’s archived rows as the live row’s', async ({ services }) => {
     // Prepare
     const { db, s3 } = services;
     const withTags = subjectArchiveConfig([
@@ -730,10 +727,8 @@ describe('an erasure with archive objects and no bucket or no S3 client', () => 
     expect(await currentKeys(s3, bucket)).toEqual(keysOf(before));
   });
 
-  // Product bug (functions/actions/subjects/index.ts, prepareStart): Start checks that there is a store, not that it
-  // has the S3 client the archive phase needs (chunk.ts, archiveStep): the run erases the live rows, then fails
-  // with StorageConfigurationError in the next chunk, and every later run again (the request stuck in its walk).
-  it.fails('is refused before anything changes when the store has no S3 client to rewrite objects with', async ({
+  // Was a bug: Start checked that there was a store, not that it had the S3 client the archive phase needs.
+  it('is refused before anything changes when the store has no S3 client to rewrite objects with', async ({
     services,
   }) => {
     // Prepare: a store that is not S3 (ObjectStore.s3Client absent), over the bucket the objects are in.

@@ -7,7 +7,7 @@
 import type { RunPlan } from '../../../lib/contracts/payloads.ts';
 import { pgBool } from '../../adapters/catalog.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
-import { CatalogError, HashKeyError } from '../../core/errors.ts';
+import { CatalogError, HashKeyError, StorageConfigurationError } from '../../core/errors.ts';
 import { subjectRequestsSource } from '../../sources/subject-requests.ts';
 import type { ActionModule } from '../action-module.ts';
 import { hashKeyFrom, PLACEHOLDER_KEY } from '../anonymize/hash-key.ts';
@@ -124,6 +124,12 @@ export const subjectsModule: ActionModule<SubjectsPolicy> = {
     ).reduce((sum, p) => sum + p.objects, 0);
     if (pending.export > 0 || (pending.erase > 0 && archived > 0)) {
       if (!input.dryRun) storeOf(deps.store);
+      // The archive phase reads, rewrites and deletes objects with S3 itself, not only through the store.
+      if (!input.dryRun && pending.erase > 0 && archived > 0 && !deps.store?.s3Client)
+        throw new StorageConfigurationError(
+          `subjects policy ${policy.name}: erasures rewrite ${archived} archive object(s) and the store has no S3 client`,
+          { policy: policy.name },
+        );
       if (deps.store) await deps.store.checkBucket({ prefix: subjectsPrefix(policy.name) });
     }
     const cutoff = this.source.bound(deps.now(), policy);

@@ -176,12 +176,13 @@ export async function eraseFromObject(
     if (table.action === 'anonymize') {
       const subjectRows = decoded.rows.filter(isSubject);
       const maskedRows = await maskRows(ctx, table, names, subjectRows);
-      let next = 0;
-      for (const row of decoded.rows)
-        kept.push(isSubject(row) ? (maskedRows.rows[next++] as Array<string | null>) : row);
       masked = maskedRows.changed;
       // Every row of the subject already masked: the object holds nothing of theirs to rewrite.
       if (masked === 0) return { kind: 'absent' };
+      const stored = await asStored(ctx, read.body, maskedRows.rows, maskedRows.columns, names);
+      let next = 0;
+      for (const row of decoded.rows)
+        kept.push(isSubject(row) ? (stored[next++] as Array<string | null>) : row);
     } else {
       for (const row of decoded.rows) if (isSubject(row)) removed++;
       for (const row of decoded.rows) if (!isSubject(row)) kept.push(row);
@@ -482,7 +483,12 @@ async function maskRows(
   table: ResolvedSubjectTable,
   names: readonly string[],
   rows: ReadonlyArray<ReadonlyArray<string | null>>,
-): Promise<{ rows: Array<Array<string | null>>; changed: number }> {
+): Promise<{
+  rows: Array<Array<string | null>>;
+  changed: number;
+  /** The masked columns and their live types. */
+  columns: Array<{ name: string; type: string }>;
+}> {
   const masks = table.masks;
   if (!masks) throw new Error(`${table.qualified}: action anonymize without masks`);
   const temp = { schema: 'pg_temp', table: 'pg_lifecycle_erasure_rows' };
@@ -496,7 +502,7 @@ async function maskRows(
   const shared = names.filter((n) => liveType.has(n));
   const params = new ParamList(1);
   const assignments = maskAssignments(temp, masks, params, ctx.key).filter((a) => shared.includes(a.column));
-  if (assignments.length === 0) return { rows: rows.map((r) => [...r]), changed: 0 };
+  if (assignments.length === 0) return { rows: rows.map((r) => [...r]), changed: 0, columns: [] };
   const maskedNames = assignments.map((a) => a.column);
   await ctx.db.query('BEGIN');
   try {
@@ -528,11 +534,51 @@ async function maskRows(
       const original = rows[i] as ReadonlyArray<string | null>;
       return names.map((n, c) => (byName.has(n) ? (byName.get(n) ?? null) : (original[c] ?? null)));
     });
-    return { rows: masked, changed: updated.rowCount ?? 0 };
+    return {
+      rows: masked,
+      changed: updated.rowCount ?? 0,
+      columns: maskedNames.map((name) => ({ name, type: liveType.get(name) as string })),
+    };
   } catch (error) {
     await ctx.db.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * The masked rows as the object will hold them: PostgreSQL prints a value in its own text form (`{erased}` for a
+ * text[]), the object's decoder in another (`{"erased"}`), so the masked rows go through the file's own encoding
+ * once, and each masked value read back must equal the database's under the column's type — a value the file's
+ * type cannot hold exactly (a precision narrower than the mask's output) is refused here, before anything is
+ * written.
+ */
+async function asStored(
+  ctx: RewriteContext,
+  oldBody: Uint8Array,
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+  columns: ReadonlyArray<{ name: string; type: string }>,
+  names: readonly string[],
+): Promise<Array<Array<string | null>>> {
+  const { columns: archived, metadata } = readArchivedSchema(oldBody);
+  const encoding = encodingOfArchiveFile(metadata);
+  const again = await decodeArchiveObject(
+    encodeParquet(planFromArchiveFile(metadata, archived), rows, encoding),
+  );
+  for (const { name, type } of columns) {
+    const c = names.indexOf(name);
+    const { rows: check } = await ctx.db.query<{ same: boolean | string | null }>(
+      `SELECT bool_and(x::${type} IS NOT DISTINCT FROM y::${type}) AS same
+         FROM unnest($1::text[], $2::text[]) AS t(x, y)`,
+      [rows.map((r) => r[c] ?? null), again.rows.map((r) => r[c] ?? null)],
+    );
+    const same = check[0]?.same;
+    if (!(same === true || same === 't' || same === null))
+      throw new ArchivedObjectIntegrityError(
+        `column ${quoteIdent(name)} of the archive object cannot hold its masked values exactly (its Parquet type is ` +
+          'narrower than the mask gives); nothing was written',
+      );
+  }
+  return again.rows.map((r) => [...r]);
 }
 
 /** A string literal for a column name inside SQL text (->> key): quotes doubled. */
