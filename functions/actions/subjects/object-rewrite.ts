@@ -396,6 +396,14 @@ async function swapLedger(
        ON CONFLICT (bucket, key) DO UPDATE SET run_id = EXCLUDED.run_id`,
       [object.bucket, object.key, ctx.runId],
     );
+    // A restore-archive that brought the old object back must recognize the new one as the same rows (minus the
+    // subject's): its record follows the object, else restoring the range again would insert the others twice.
+    if (newKey && written)
+      await ctx.db.query(
+        `UPDATE lifecycle.restored_objects SET key = $4, sha256 = $5
+          WHERE bucket = $1 AND key = $2 AND sha256 = $3`,
+        [object.bucket, object.key, object.sha256, newKey, written.sha256],
+      );
     // The request's record of it, in the same transaction: the proof lists every rewrite, and the old key stays
     // `deleted = false` until all of its versions are gone (a crash in between is finished by the next step).
     await recordRewrite(ctx, object.bucket, record, newKey ? 'rewritten' : 'emptied');
