@@ -25,9 +25,14 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import {
   ArchiveObjectMismatchError,
+  LifecycleError,
   StorageConfigurationError,
   TransientStorageError,
 } from '../core/errors.ts';
+import { deleteEveryVersion } from './object-versions.ts';
+import { mapS3Error } from './s3-errors.ts';
+
+export { mapS3Error } from './s3-errors.ts';
 
 /**
  * Default largest single PUT: bodies above it go up in parts. S3 takes 5 GiB in one PUT, local servers and
@@ -97,6 +102,13 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array, sha256: string, metadata: Record<string, string>): Promise<void>;
   verify(object: StoredObject, mode: VerifyMode): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Deletes every stored version and delete marker of `key`, then checks nothing of it is left: in a versioned
+   * bucket a plain {@link delete} only hides the bytes behind a delete marker, and they stay readable by
+   * VersionId until the noncurrent-version expiry. Without versioning it is the plain delete.
+   * @returns how many versions were deleted (1 for the plain delete of an unversioned object)
+   */
+  deleteEveryVersion(key: string): Promise<number>;
   /**
    * Locks the object S3 holds under `object.key`, after checking it is the ledger's (length, SHA-256), until
    * `retention.until`. Absent from stores that cannot lock; a policy with objectLock then fails.
@@ -248,6 +260,16 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async deleteEveryVersion(key: string): Promise<number> {
+    try {
+      return await deleteEveryVersion(this.client, this.bucket, key);
+    } catch (error) {
+      // The adapter maps S3's errors itself (mapS3Error); anything else is mapped here.
+      if (error instanceof LifecycleError) throw error;
+      throw mapS3Error(error, `delete of every version of ${key}`);
+    }
+  }
+
   async retain(object: StoredObject, retention: Retention): Promise<void> {
     let head: HeadObjectCommandOutput;
     try {
@@ -335,22 +357,4 @@ export function compareAttributes(
     compared: fullObject ? 'sha256' : 'size only',
     problems,
   };
-}
-
-/** Missing bucket / access denied are configuration problems; everything else is worth a retry. */
-export function mapS3Error(error: unknown, what: string): Error {
-  if (error instanceof S3ServiceException) {
-    const status = error.$metadata.httpStatusCode ?? 0;
-    if (
-      error.name === 'NoSuchBucket' ||
-      error.name === 'AccessDenied' ||
-      status === 403 ||
-      (status === 404 && what.startsWith('bucket'))
-    ) {
-      return new StorageConfigurationError(`${what}: ${error.name} (${status})`, { cause: error });
-    }
-    return new TransientStorageError(`${what}: ${error.name} (${status})`, { cause: error });
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return new TransientStorageError(`${what}: ${message}`, { cause: error });
 }

@@ -12,7 +12,7 @@ import {
   type S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { mapS3Error } from './archive-store.ts';
+import { mapS3Error } from './s3-errors.ts';
 
 /** What a rewrite must carry over to the new object, and the version it read. */
 export interface ObjectHead {
@@ -92,26 +92,52 @@ export async function listVersionIds(s3: S3Client, bucket: string, key: string):
 
 /**
  * Deletes every version and delete marker of `key`, then checks nothing of it is left.
- * @returns how many versions were deleted (1 for the plain delete of an unversioned object)
+ * @returns how many versions were deleted (1 for the plain delete of an unversioned object, 0 when none was there)
  * @throws TransientStorageError (via mapS3Error) when S3 refuses or a version is still listed (Object Lock)
  */
 export async function deleteEveryVersion(s3: S3Client, bucket: string, key: string): Promise<number> {
   const ids = await listVersionIds(s3, bucket, key);
-  try {
-    if (ids.length === 0) {
+  if (ids.length === 0) {
+    // S3 lists an unversioned bucket's objects too (VersionId 'null'): nothing listed is nothing stored. A server
+    // without the versions API (the local one) lists nothing either way, so HEAD says whether a plain object is
+    // there. A 403 there is S3 without s3:ListBucket on a missing key: the listing already said it is absent. No
+    // DELETE for an absent key: in a versioned bucket it would add a delete marker, a version of its own.
+    if (!(await headIfAllowed(s3, bucket, key))) return 0;
+    try {
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-    } else {
-      for (const versionId of ids)
-        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+    } catch (error) {
+      throw mapS3Error(error, `deleting ${key}`);
     }
+    if (await headIfAllowed(s3, bucket, key))
+      throw mapS3Error(new Error(`${key} is still stored after its deletion`), `deleting ${key}`);
+    return 1;
+  }
+  try {
+    for (const versionId of ids)
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
   } catch (error) {
     throw mapS3Error(error, `deleting the versions of ${key}`);
   }
+  // The listing is the proof (HEAD cannot see noncurrent versions, and a new one written meanwhile shows here).
   const left = await listVersionIds(s3, bucket, key);
-  if (left.length > 0 || (await headObject(s3, bucket, key)) !== undefined)
+  if (left.length > 0)
     throw mapS3Error(
       new Error(`${left.length} version(s) of ${key} are still stored after their deletion`),
       `deleting the versions of ${key}`,
     );
-  return Math.max(ids.length, 1);
+  return ids.length;
+}
+
+/** HEAD, with a 403 read as "not there" (only after a listing found nothing: see deleteEveryVersion). */
+async function headIfAllowed(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch (error) {
+    if (error instanceof S3ServiceException) {
+      if (error.name === 'NotFound' || error.name === 'NoSuchKey') return false;
+      if (error.$metadata.httpStatusCode === 403) return false;
+    }
+    throw mapS3Error(error, `HEAD ${key}`);
+  }
 }

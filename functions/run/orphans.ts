@@ -1,6 +1,9 @@
 /**
  * Orphans: objects announced in lifecycle.pending_objects before their upload whose chunk rolled back, so
  * the ledger never listed them. Finish and RecordFailure delete them once the run can no longer list any.
+ * An orphan holds copies of rows that are still live, and a subject's erasure walks only the objects the ledger
+ * lists: every version of it is deleted (in a versioned bucket a plain DeleteObject would leave its bytes in a
+ * noncurrent version, out of the erasure's reach, until the noncurrent-version expiry).
  */
 import type { ObjectStore } from '../adapters/archive-store.ts';
 import { Ledger } from '../adapters/ledger/index.ts';
@@ -29,7 +32,7 @@ export async function removeOrphans(
     // Marked first (committed: this connection autocommits): an uploader still running checks the mark
     // after its upload and deletes its own object, so an upload landing after this delete is not left over.
     await ledger.markRemoving(orphan.bucket, orphan.key);
-    await store.delete(orphan.key);
+    await store.deleteEveryVersion(orphan.key);
     await ledger.forgetPending(orphan.bucket, orphan.key);
     removed++;
   }

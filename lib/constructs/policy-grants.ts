@@ -48,12 +48,20 @@ export function grantSecretKey(
  * - Finish and RecordFailure delete orphans (objects never listed in the ledger); with objectLock they lock
  *   listed objects whose lock a crash left out.
  *
+ * An orphan, and a stale upload, holds copies of rows that are still live, and a subject's erasure walks only
+ * the objects the ledger lists: each is deleted with every version (functions/adapters/object-versions.ts), or
+ * its bytes would stay in a noncurrent version of the versioned bucket. So the deleters list the exact key's
+ * versions (ListBucketVersions, `s3:prefix` condition on the policy's own prefix), delete each by its VersionId
+ * (DeleteObjectVersion; DeleteObject in a bucket without versioning) and prove nothing is left by a HEAD
+ * (GetObject) that must find nothing; ListBucket (same condition) makes S3 answer that HEAD 404, not 403.
+ *
  * Nobody gets s3:BypassGovernanceRetention or s3:PutObjectLegalHold, and nobody may list or touch another
  * policy's prefix.
  */
 export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, policy: StoringPolicy): void {
   const { prefix, objectLock: locked } = policy.storage;
   const objects = bucket.arnForObjects(`${prefix}*`);
+  const ownPrefix = { StringLike: { 's3:prefix': [`${prefix}*`] } };
   const { start, chunk, finish, recordFailure } = functions;
 
   start.addToRolePolicy(
@@ -62,7 +70,7 @@ export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, pol
       effect: Effect.ALLOW,
       actions: ['s3:ListBucket'],
       resources: [bucket.bucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+      conditions: ownPrefix,
     }),
   );
   if (locked) {
@@ -80,8 +88,16 @@ export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, pol
     new PolicyStatement({
       sid: 'WriteVerifyAndLockArchives',
       effect: Effect.ALLOW,
-      // DeleteObject: an upload that finds its run ended (orphans already removed) deletes its own object.
-      actions: ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:DeleteObject', ...lockActions],
+      // DeleteObject(Version): an upload that finds its run ended (orphans already removed) deletes every
+      // version of its own object; GetObject also serves the HEAD proving none is left.
+      actions: [
+        's3:PutObject',
+        's3:GetObject',
+        's3:AbortMultipartUpload',
+        's3:DeleteObject',
+        's3:DeleteObjectVersion',
+        ...lockActions,
+      ],
       resources: [objects],
     }),
   );
@@ -90,24 +106,27 @@ export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, pol
       new PolicyStatement({
         sid: 'RemoveOrphansAndLockArchives',
         effect: Effect.ALLOW,
-        // GetObject (HEAD) checks an object against the ledger before locking that exact version.
-        actions: ['s3:DeleteObject', ...(locked ? ['s3:GetObject', ...lockActions] : [])],
+        // Every version of an orphan deleted, then a HEAD (GetObject) proves none is left; with objectLock the
+        // HEAD also checks an object against the ledger before locking that exact version.
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:GetObject', ...lockActions],
         resources: [objects],
       }),
     );
   }
+  // Chunk, Finish and RecordFailure list the versions of the keys they delete, on their own prefix only (a
+  // backup's Finish also lists its parts there).
+  for (const fn of [chunk, finish, recordFailure]) {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ListOwnObjectVersions',
+        effect: Effect.ALLOW,
+        actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+        resources: [bucket.bucketArn],
+        conditions: ownPrefix,
+      }),
+    );
+  }
   if (policy.storage.finishWrites) {
-    for (const fn of [finish, recordFailure]) {
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          sid: 'ListOwnPrefix',
-          effect: Effect.ALLOW,
-          actions: ['s3:ListBucket'],
-          resources: [bucket.bucketArn],
-          conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
-        }),
-      );
-    }
     finish.addToRolePolicy(
       new PolicyStatement({
         sid: 'WriteBackupManifest',
@@ -119,9 +138,12 @@ export function grantObjectAccess(functions: StepFunctions, bucket: IBucket, pol
     );
   }
   for (const [fn, what] of [
-    [chunk, 'writes one Parquet object per chunk, verifies it and removes it if its run already ended'],
-    [finish, 'deletes objects the ledger never listed (orphans) and locks listed ones'],
-    [recordFailure, 'deletes the orphaned objects of a failed run and locks listed ones'],
+    [
+      chunk,
+      'writes one Parquet object per chunk, verifies it and removes every version of it if its run already ended',
+    ],
+    [finish, 'deletes every version of objects the ledger never listed (orphans) and locks listed ones'],
+    [recordFailure, 'deletes every version of the orphaned objects of a failed run and locks listed ones'],
   ] as const) {
     acknowledgeWildcardResource(
       fn.role ?? fn,
@@ -174,7 +196,9 @@ export function archivedTablesOf(
  *   proves every version of an old key gone by a HEAD that must find nothing, and a missing object must fail
  *   with the ledger's words, not as a storage configuration error. No GetObjectVersion: no read names a version.
  * - Finish and RecordFailure delete the subjects run's orphans (functions/run/orphans.ts), which include a
- *   rewrite's new key whose swap never committed and an old key swapped out of the ledger before its deletion.
+ *   rewrite's new key whose swap never committed and an old key swapped out of the ledger before its deletion:
+ *   every version of each, as the rewrite deletes an old key (ListBucketVersions and ListBucket with the same
+ *   `s3:prefix` condition, DeleteObjectVersion, and GetObject for the HEAD that must find nothing left).
  *
  * With a bucket encrypted by a customer-managed key the stack knows, Chunk may also decrypt and generate data
  * keys with it, through S3 only. Nothing at all when no archive policy maps a table of the policy.
@@ -202,8 +226,12 @@ export function grantArchiveErasure(
     new PolicyStatement({
       sid: 'ReadAndRewriteArchivedObjects',
       effect: Effect.ALLOW,
+      // GetObjectRetention / GetObjectLegalHold: without them HEAD hides an object's Object Lock, and the rewrite
+      // would swap an object whose old versions it can then never delete.
       actions: [
         's3:GetObject',
+        's3:GetObjectRetention',
+        's3:GetObjectLegalHold',
         's3:PutObject',
         's3:DeleteObject',
         's3:DeleteObjectVersion',
@@ -215,9 +243,18 @@ export function grantArchiveErasure(
   for (const fn of [finish, recordFailure]) {
     fn.addToRolePolicy(
       new PolicyStatement({
+        sid: 'ListArchiveRewriteOrphanVersions',
+        effect: Effect.ALLOW,
+        actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+        resources: [bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': prefixes } },
+      }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({
         sid: 'RemoveArchiveRewriteOrphans',
         effect: Effect.ALLOW,
-        actions: ['s3:DeleteObject'],
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:GetObject'],
         resources: objects,
       }),
     );
@@ -242,8 +279,11 @@ export function grantArchiveErasure(
         'reads the objects holding a subject (export, erasure), writes each rewritten object beside the old one ' +
           'and deletes every version of the old one, or requests its restore from Glacier',
       ],
-      [finish, 'deletes the objects a crashed rewrite left unlisted (orphans)'],
-      [recordFailure, 'deletes the objects a crashed rewrite of a failed run left unlisted (orphans)'],
+      [finish, 'deletes every version of the objects a crashed rewrite left unlisted (orphans)'],
+      [
+        recordFailure,
+        'deletes every version of the objects a crashed rewrite of a failed run left unlisted (orphans)',
+      ],
     ] as const) {
       acknowledgeWildcardResource(
         fn.role ?? fn,

@@ -112,6 +112,10 @@ export class TimingStore implements ObjectStore {
   delete(key: string): Promise<void> {
     return this.timings.time('s3.other', () => this.inner.delete(key));
   }
+
+  deleteEveryVersion(key: string): Promise<number> {
+    return this.timings.time('s3.other', () => this.inner.deleteEveryVersion(key));
+  }
 }
 
 /** Step dependencies whose database clients are instrumented (the store is expected to be a TimingStore). */

@@ -139,24 +139,94 @@ describe('least-privilege IAM', () => {
           Condition: { StringLike: { 's3:prefix': [`archive/${policy}/*`] } },
         },
       ]);
+      // Every deleter lists the versions of the keys it deletes, on its own prefix only: a stale upload's
+      // Chunk and the orphans' Finish / RecordFailure delete every version (functions/adapters/object-versions.ts).
+      const ownVersions = {
+        Sid: 'ListOwnObjectVersions',
+        Effect: 'Allow',
+        Action: ['s3:ListBucket', 's3:ListBucketVersions'],
+        Resource: { 'Fn::GetAtt': [bucketId, 'Arn'] },
+        Condition: { StringLike: { 's3:prefix': [`archive/${policy}/*`] } },
+      };
       expect(s3Of(roleStatements(template, policy, 'Chunk'))).toEqual([
         {
           Sid: 'WriteVerifyAndLockArchives',
           Effect: 'Allow',
-          Action: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject'],
+          Action: [
+            's3:AbortMultipartUpload',
+            's3:DeleteObject',
+            's3:DeleteObjectVersion',
+            's3:GetObject',
+            's3:PutObject',
+          ],
           Resource: objects,
         },
+        ownVersions,
       ]);
       for (const step of ['Finish', 'RecordFailure'] as const) {
         expect(s3Of(roleStatements(template, policy, step)), step).toEqual([
           {
             Sid: 'RemoveOrphansAndLockArchives',
             Effect: 'Allow',
-            Action: 's3:DeleteObject',
+            // GetObject: the HEAD that proves no version of a deleted orphan is left.
+            Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:GetObject'],
             Resource: objects,
           },
+          ownVersions,
         ]);
       }
+    }
+  });
+
+  it('lets only the deleters delete or list object versions, each on its own prefix and never the whole bucket', () => {
+    // Prepare: every statement granting a version action, or a listing, to any role of the stack.
+    const versionActions = ['s3:DeleteObjectVersion', 's3:ListBucketVersions'];
+    const bucketArn = { 'Fn::GetAtt': [bucketId, 'Arn'] };
+
+    for (const policy of ['orders-archive', 'events-archive']) {
+      // Act
+      const byStep = Object.fromEntries(
+        STEPS.map((step) => [
+          step,
+          roleStatements(template, policy, step).filter((statement) =>
+            actionsOf(statement).some((a) => versionActions.includes(a) || a === 's3:ListBucket'),
+          ),
+        ]),
+      );
+
+      // Assess: Start lists (its bucket check) but never versions; each listing is bounded to the policy's own
+      // prefix by its s3:prefix condition, each version delete to the policy's own objects.
+      expect(byStep.Start?.flatMap(actionsOf)).toEqual(['s3:ListBucket']);
+      for (const step of ['Chunk', 'Finish', 'RecordFailure'] as const) {
+        const statements = byStep[step] ?? [];
+        expect(
+          statements
+            .flatMap(actionsOf)
+            .filter((a) => versionActions.includes(a))
+            .sort(),
+          step,
+        ).toEqual(versionActions);
+        for (const statement of statements) {
+          const listing = actionsOf(statement).some((a) => a.startsWith('s3:ListBucket'));
+          if (listing) {
+            expect(statement.Resource, step).toEqual(bucketArn);
+            expect(statement.Condition, step).toEqual({
+              StringLike: { 's3:prefix': [`archive/${policy}/*`] },
+            });
+          } else {
+            expect(statement.Resource, step).toEqual(objectsOf(policy));
+            expect(statement.Condition, step).toBeUndefined();
+          }
+        }
+      }
+    }
+    // Nobody else in the stack: purge policies have no S3 at all, and no statement grants a version action on
+    // a resource beyond one policy's own prefix.
+    for (const statement of allStatements(template)) {
+      if (!actionsOf(statement).some((a) => versionActions.includes(a))) continue;
+      const text = JSON.stringify(statement);
+      expect(text).toMatch(/archive\/(orders|events)-archive\//);
+      expect(text).not.toContain('"*"');
     }
   });
 
@@ -317,8 +387,15 @@ describe('least-privilege IAM', () => {
         {
           Sid: 'RemoveOrphansAndLockArchives',
           Effect: 'Allow',
-          Action: ['s3:DeleteObject', 's3:GetObject', 's3:PutObjectRetention'],
+          Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:GetObject', 's3:PutObjectRetention'],
           Resource: objects,
+        },
+        {
+          Sid: 'ListOwnObjectVersions',
+          Effect: 'Allow',
+          Action: ['s3:ListBucket', 's3:ListBucketVersions'],
+          Resource: { 'Fn::GetAtt': [bucket, 'Arn'] },
+          Condition: { StringLike: { 's3:prefix': ['archive/orders-archive/*'] } },
         },
       ]);
     }

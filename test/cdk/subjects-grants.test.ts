@@ -61,13 +61,19 @@ const mappingNothingArchived = configWith([
   subjectsPolicy(['public.accounts']),
 ]);
 
-const ERASURE_ACTIONS = [
-  's3:ListBucketVersions',
-  's3:DeleteObjectVersion',
-  's3:RestoreObject',
-  'kms:Decrypt',
-  'kms:GenerateDataKey',
-];
+/** What only a subjects policy's Chunk gets, on the archive prefixes of its mapped tables. */
+const ERASURE_ACTIONS = ['s3:RestoreObject', 'kms:Decrypt', 'kms:GenerateDataKey'];
+/**
+ * Deleting every version of a key: every storing policy's deleters get these on their own prefix (orphans, a stale
+ * upload), a subjects policy's also on the archive prefixes of its mapped tables; never on any other prefix.
+ */
+const VERSION_ACTIONS = ['s3:ListBucketVersions', 's3:DeleteObjectVersion'];
+
+/** The prefixes a statement names (its objects' ARN, or its s3:prefix condition). */
+const prefixesOf = (statement: Statement): string[] =>
+  [...JSON.stringify(statement).matchAll(/"\/?((?:archive|subjects)\/[^/"]+\/)\*"/g)].map(
+    (m) => m[1] as string,
+  );
 
 /** Every statement of a policy's four step roles, by step. */
 function stepStatements(template: Template, policy: string): Array<[string, Statement]> {
@@ -125,6 +131,8 @@ describe('a subjects policy mapping an archived table', () => {
         's3:DeleteObject',
         's3:DeleteObjectVersion',
         's3:GetObject',
+        's3:GetObjectLegalHold',
+        's3:GetObjectRetention',
         's3:PutObject',
         's3:RestoreObject',
       ],
@@ -135,13 +143,22 @@ describe('a subjects policy mapping an archived table', () => {
     expect(chunk.flatMap(actionsOf).filter((action) => action.startsWith('kms:'))).toEqual([]);
   });
 
-  it('lets its Finish and RecordFailure delete a crashed rewrite’s orphans there, and Start nothing', () => {
+  it('lets its Finish and RecordFailure delete every version of a crashed rewrite’s orphans there, and Start nothing', () => {
     for (const step of ['Finish', 'RecordFailure'] as const) {
-      expect(roleStatements(template, 'gdpr', step)).toContainEqual({
+      const statements = roleStatements(template, 'gdpr', step);
+      expect(statements).toContainEqual({
         Sid: 'RemoveArchiveRewriteOrphans',
         Effect: 'Allow',
-        Action: 's3:DeleteObject',
+        // GetObject: the HEAD proving no version of the deleted key is left.
+        Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:GetObject'],
         Resource: objectsOf('archive/users-archive/'),
+      });
+      expect(statements).toContainEqual({
+        Sid: 'ListArchiveRewriteOrphanVersions',
+        Effect: 'Allow',
+        Action: ['s3:ListBucket', 's3:ListBucketVersions'],
+        Resource: bucketArn,
+        Condition: { StringLike: { 's3:prefix': ['archive/users-archive/*'] } },
       });
     }
     expect(JSON.stringify(roleStatements(template, 'gdpr', 'Start'))).not.toContain('/archive/');
@@ -154,14 +171,29 @@ describe('a subjects policy mapping an archived table', () => {
     expect(archiveStatements.map(([step, s]) => `${step}:${s.Sid}`).sort()).toEqual([
       'Chunk:ListArchivedObjectVersions',
       'Chunk:ReadAndRewriteArchivedObjects',
+      'Finish:ListArchiveRewriteOrphanVersions',
       'Finish:RemoveArchiveRewriteOrphans',
+      'RecordFailure:ListArchiveRewriteOrphanVersions',
       'RecordFailure:RemoveArchiveRewriteOrphans',
     ]);
     expect(JSON.stringify(statements)).not.toContain('orders-archive');
-    // And no other role of the stack gets the erasure's actions.
+    // And no other role of the stack gets the erasure's actions; the version actions an archive policy's
+    // deleters have (orphans, stale uploads) name its own prefix only.
     for (const policy of ['users-archive', 'orders-archive']) {
-      const actions = stepStatements(template, policy).flatMap(([, s]) => actionsOf(s));
+      const own = stepStatements(template, policy);
+      const actions = own.flatMap(([, s]) => actionsOf(s));
       expect(actions.filter((action) => ERASURE_ACTIONS.includes(action))).toEqual([]);
+      const versioned = own.filter(([, s]) => actionsOf(s).some((a) => VERSION_ACTIONS.includes(a)));
+      expect(versioned.map(([step]) => step).sort()).toEqual([
+        'Chunk',
+        'Chunk',
+        'Finish',
+        'Finish',
+        'RecordFailure',
+        'RecordFailure',
+      ]);
+      for (const [step, statement] of versioned)
+        expect(prefixesOf(statement), `${policy} ${step}`).toEqual([`archive/${policy}/`]);
     }
   });
 });
@@ -179,6 +211,11 @@ describe('a subjects policy mapping no archived table', () => {
       statements.flatMap(([, s]) => actionsOf(s)).filter((action) => ERASURE_ACTIONS.includes(action)),
     ).toEqual([]);
     expect(statements.map(([, s]) => s.Sid)).not.toContain('ReadAndRewriteArchivedObjects');
+    // Its own orphans' versions only (Chunk, Finish, RecordFailure), under its own prefix.
+    const versioned = statements.filter(([, s]) => actionsOf(s).some((a) => VERSION_ACTIONS.includes(a)));
+    expect(new Set(versioned.map(([step]) => step))).toEqual(new Set(['Chunk', 'Finish', 'RecordFailure']));
+    for (const [step, statement] of versioned)
+      expect(prefixesOf(statement), step).toEqual(['subjects/gdpr/']);
   });
 });
 

@@ -84,10 +84,11 @@ describe('Finish racing a stale chunk', () => {
     // only once that attempt is over.
     const realStore = new S3ObjectStore(s3, bucket);
     const racingStore = Object.assign(Object.create(realStore) as S3ObjectStore, {
-      delete: async (key: string) => {
-        await realStore.delete(key);
+      deleteEveryVersion: async (key: string) => {
+        const deleted = await realStore.deleteEveryVersion(key);
         mayCommit();
         await chunkSettled;
+        return deleted;
       },
     });
 

@@ -114,6 +114,10 @@ class LockRecordingStore implements ObjectStore {
     return this.inner.delete(key);
   }
 
+  deleteEveryVersion(key: string): Promise<number> {
+    return this.inner.deleteEveryVersion(key);
+  }
+
   async retain(object: StoredObject, retention: Retention): Promise<void> {
     const { rowCount } = await this.ledger.query('SELECT 1 FROM lifecycle.archived_objects WHERE key = $1', [
       object.key,

@@ -226,6 +226,11 @@ export class FaultInjectingStore implements ObjectStore {
     this.deletedKeys.push(key);
     await this.inner.delete(key);
   }
+
+  async deleteEveryVersion(key: string): Promise<number> {
+    this.deletedKeys.push(key);
+    return await this.inner.deleteEveryVersion(key);
+  }
 }
 
 /**

@@ -69,8 +69,9 @@ export class ArchiveObjectWriter {
     await this.store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
     if (!(await this.pending.isStillPending(this.store.bucket, key))) {
       // A stale invocation: the run ended and removed its orphans while this upload ran. The orphan removal
-      // may have deleted the key before this PUT landed; delete it here, or nothing ever would.
-      await this.store.delete(key);
+      // may have deleted the key before this PUT landed; delete it here, or nothing ever would. Every version:
+      // in a versioned bucket a plain delete would keep these live rows' copy as a noncurrent version.
+      await this.store.deleteEveryVersion(key);
       throw new LeaseLostError(
         `run ${object.runId} ended while ${key} was uploading; the object was removed`,
       );
