@@ -4,6 +4,13 @@
  * policies, which the stack gives it in LIFECYCLE_COMPLIANCE_POLICIES, and publishes it as metrics (EMF,
  * namespace PgLifecycle) that the stack's alarms watch. The event is ignored. Logs carry counts and policy
  * names, never a row, a subject key or a request id.
+ *
+ * Before the report it applies the ledger migrations (as every step that touches the ledger does; sql/ ships
+ * beside the bundle) and records each deployed scheduled policy it has not seen before in
+ * lifecycle.policy_first_seen (sql/014): a policy that has never succeeded is overdue only two schedule periods
+ * after that, not from its first deploy. Both with the stack's database secret, as the other functions: no new
+ * IAM permission. A migration or the record that fails fails the invocation, as it fails a run's Start: no
+ * metric is published, and the overdue alarm (missing data breaching) says the check did not run.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
@@ -17,13 +24,14 @@ import {
   type CompliancePolicy,
   decodeCompliancePolicies,
 } from '../lib/contracts/compliance-check.ts';
+import { applyMigrations } from './adapters/migrations.ts';
 import { connect, resolveClientConfig } from './commons/database.ts';
 import { readEnv } from './commons/env.ts';
 import { explainTimeout } from './commons/lock-wait.ts';
 import { logger, metrics, stepLogger, tracer } from './commons/observability.ts';
 import { classifyDatabaseError } from './core/errors.ts';
 import { capToDeadline, DEFAULT_SESSION_TIMEOUTS } from './core/session-timeouts.ts';
-import { buildOverdueReport } from './reports/compliance.ts';
+import { buildOverdueReport, recordFirstSeen } from './reports/compliance.ts';
 import {
   type ComplianceDatum,
   complianceMetricData,
@@ -47,14 +55,23 @@ export interface ComplianceCheckResult {
   readonly policies: number;
   readonly overduePolicies: string[];
   readonly subjectRequests: { readonly overdue: number; readonly failed: number; readonly pending: number };
+  /** Policies this invocation saw for the first time (lifecycle.policy_first_seen); usually none. */
+  readonly firstSeen: string[];
 }
 
 const StackEnvSchema = z.object({ [COMPLIANCE_STACK_ENV]: z.string().min(1) });
 
-/** Builds the report, publishes its metrics, returns the counts. */
+/**
+ * Migrates the ledger, records first sightings, builds the report, publishes its metrics, returns the counts.
+ * The report reads the sightings just recorded: a policy deployed an hour ago is not overdue yet.
+ */
 export async function runComplianceCheck(deps: ComplianceCheckDependencies): Promise<ComplianceCheckResult> {
   const client = await deps.connect();
   try {
+    // The ledger's schema changes only through its migrations (under their advisory lock); a no-op once current.
+    const migrated = await applyMigrations(client);
+    if (migrated.length > 0) deps.log.info('ledger migrated', { versions: migrated });
+    const firstSeen = await recordFirstSeen(client, deps.policies);
     const report = await buildOverdueReport(
       client,
       deps.policies.map((policy) => ({ ...policy, enabled: true })),
@@ -62,7 +79,7 @@ export async function runComplianceCheck(deps: ComplianceCheckDependencies): Pro
     );
     const data = complianceMetricData(report);
     publishComplianceMetrics(deps.metrics, deps.stack, data);
-    const result = summarize(report.policies.length, data);
+    const result = { ...summarize(report.policies.length, data), firstSeen };
     deps.log.info('compliance check', { ...result });
     return result;
   } finally {
@@ -70,7 +87,10 @@ export async function runComplianceCheck(deps: ComplianceCheckDependencies): Pro
   }
 }
 
-function summarize(policies: number, data: readonly ComplianceDatum[]): ComplianceCheckResult {
+function summarize(
+  policies: number,
+  data: readonly ComplianceDatum[],
+): Omit<ComplianceCheckResult, 'firstSeen'> {
   const value = (name: ComplianceDatum['name']) => data.find((datum) => datum.name === name)?.value ?? 0;
   return {
     policies,

@@ -1,11 +1,13 @@
 /**
  * The compliance report (`pg-lifecycle report`): per enabled policy its schedule, the last successful run
- * the ledger holds and whether that is overdue (no success within two schedule periods); for the time-cutoff
+ * the ledger holds and whether that is overdue (no success within two schedule periods; for a policy that never
+ * succeeded, two periods from when the compliance check first saw it, see {@link isOverdue}); for the time-cutoff
  * policies (archive, purge, anonymize) the rows past retention still present (anonymize: still unmasked);
  * for subjects policies their requests (pending, overdue, failed, completed in the last 30 days).
  *
  * Read only: every count runs in a READ ONLY transaction under the policy's chunking statement_timeout, and
- * one too slow is reported as not counted instead of failing the report. Prints nothing.
+ * one too slow is reported as not counted instead of failing the report. Prints nothing. The one write,
+ * {@link recordFirstSeen}, is the scheduled check's (functions/compliance.ts), never the report's.
  */
 
 import type pg from 'pg';
@@ -14,7 +16,8 @@ import { resolveChunking } from '../../lib/contracts/config.ts';
 import { isTimeCutoffPolicy, type Policy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { moduleFor } from '../actions/registry.ts';
 import { hasSubjectRequests } from '../actions/subjects/requests.ts';
-import { readOnly } from '../adapters/transactions.ts';
+import { pgBool } from '../adapters/catalog.ts';
+import { type Queryable, readOnly } from '../adapters/transactions.ts';
 import { isTimeout } from '../commons/lock-wait.ts';
 import { buildCountEligibleStatement } from '../core/chunk-sql.ts';
 import { describeError } from '../core/redact-database-error.ts';
@@ -24,7 +27,10 @@ import { checkFilterCalls } from '../run/prepare-target.ts';
 /** How far back `completedRecently` looks. */
 export const RECENT_DAYS = 30;
 const DAY_MS = 86_400_000;
-/** A policy is overdue when its last success is older than this many schedule periods. */
+/**
+ * A policy is overdue when its last success is older than this many schedule periods (never succeeded: when it
+ * was first seen this many periods ago, see {@link isOverdue}).
+ */
 export const OVERDUE_PERIODS = 2;
 
 export interface ScheduleStatus {
@@ -65,8 +71,15 @@ export interface PolicyCompliance {
   /** finished_at of the newest succeeded (not dry) run, ISO UTC; null when none. */
   readonly lastSuccess: string | null;
   /**
-   * No success within {@link OVERDUE_PERIODS} periods. Never for a policy without a schedule, a disabled one, or
-   * one whose period is unknown (reported in `schedule.periodUnknown` instead of guessed).
+   * When the scheduled compliance check first saw the policy deployed (lifecycle.policy_first_seen, sql/014),
+   * ISO UTC; null when it has not (a policy not deployed with a schedule, a stack whose check has not run yet,
+   * or a ledger without that table).
+   */
+  readonly firstSeen: string | null;
+  /**
+   * No success within {@link OVERDUE_PERIODS} periods; for a policy that never succeeded, see {@link isOverdue}.
+   * Never for a policy without a schedule, a disabled one, or one whose period is unknown (reported in
+   * `schedule.periodUnknown` instead of guessed).
    */
   readonly overdue: boolean;
   /** Time-cutoff policies only. */
@@ -119,8 +132,9 @@ export type PolicyScheduleSummary = Pick<Policy, 'name' | 'action' | 'enabled' |
 
 /**
  * The report without rows past retention: overdue policies and subject requests only. Its queries read the
- * ledger alone (lifecycle.runs, lifecycle.subject_requests), never a policy's table, so it is cheap enough to
- * run every hour. Every given policy is reported (enabled or not; a disabled one is never overdue).
+ * ledger alone (lifecycle.runs, lifecycle.policy_first_seen, lifecycle.subject_requests), never a policy's
+ * table, so it is cheap enough to run every hour. Every given policy is reported (enabled or not; a disabled one
+ * is never overdue). It writes nothing: the check records first sightings before, with {@link recordFirstSeen}.
  */
 export async function buildOverdueReport(
   db: pg.ClientBase,
@@ -137,7 +151,8 @@ async function assembleReport(
   rowCounts: (policy: PolicyScheduleSummary) => Promise<Pick<PolicyCompliance, 'rowsPastRetention'>>,
 ): Promise<ComplianceReport> {
   const database = await currentDatabase(db);
-  const successes = await lastSuccesses(db);
+  const runs = await runTimes(db);
+  const sightings = await firstSightings(db);
   const requests = policies.some((p) => p.action === 'subjects')
     ? await subjectRequestCounts(db, now)
     : new Map<string, SubjectRequestCounts>();
@@ -145,18 +160,24 @@ async function assembleReport(
   const entries: PolicyCompliance[] = [];
   for (const policy of policies) {
     const schedule = scheduleStatus(policy, now);
-    const lastSuccess = successes.get(policy.name) ?? null;
-    const overdue =
-      policy.enabled &&
-      schedule.periodSeconds !== null &&
-      (lastSuccess === null ||
-        now.getTime() - new Date(lastSuccess).getTime() > OVERDUE_PERIODS * schedule.periodSeconds * 1000);
+    const times = runs.get(policy.name);
+    const lastSuccess = times?.lastSuccess ?? null;
+    const firstSeen = sightings.get(policy.name) ?? null;
+    const overdue = isOverdue({
+      enabled: policy.enabled,
+      periodSeconds: schedule.periodSeconds,
+      lastSuccess,
+      firstSeen,
+      firstRunStarted: times?.firstStarted ?? null,
+      now,
+    });
     entries.push({
       policy: policy.name,
       action: policy.action,
       enabled: policy.enabled,
       schedule,
       lastSuccess,
+      firstSeen,
       overdue,
       ...(await rowCounts(policy)),
       ...(policy.action === 'subjects' ? { requests: requests.get(policy.name) ?? noRequests() } : {}),
@@ -166,6 +187,47 @@ async function assembleReport(
     (e) => e.overdue || (e.requests !== undefined && (e.requests.overdue > 0 || e.requests.failed > 0)),
   );
   return { generatedAt: now.toISOString(), database, policies: entries, attention };
+}
+
+/** What {@link isOverdue} weighs; times are ISO strings as the report holds them. */
+export interface OverdueFacts {
+  readonly enabled: boolean;
+  /** One schedule period; null when manual or unknown (never overdue then). */
+  readonly periodSeconds: number | null;
+  /** finished_at of the newest succeeded real run. */
+  readonly lastSuccess: string | null;
+  /** lifecycle.policy_first_seen.first_seen. */
+  readonly firstSeen: string | null;
+  /** started_at of the policy's first real (not dry) run, whatever became of it. */
+  readonly firstRunStarted: string | null;
+  readonly now: Date;
+}
+
+/**
+ * Whether an enabled, scheduled policy with a known period is overdue:
+ *
+ * - it has succeeded: when the last success is more than {@link OVERDUE_PERIODS} periods old (as ever);
+ * - it never succeeded and the compliance check has seen it (`firstSeen`): when more than that many periods have
+ *   passed since the earlier of `firstSeen` and its first real run's start. The grace is for a policy that is
+ *   new, not for one that has been failing: a policy whose runs failed since before the check first saw it (a
+ *   stack upgraded to the release that records first sightings) is reckoned from its first run, so the upgrade
+ *   does not buy it two more periods;
+ * - it never succeeded and was never seen (the CLI on a ledger before sql/014, or a policy the deployed stack
+ *   does not schedule): overdue, the rule before first sightings were recorded. Nothing says since when it
+ *   should have run, and an unknown age must not read as compliant.
+ */
+export function isOverdue(facts: OverdueFacts): boolean {
+  const { periodSeconds } = facts;
+  if (!facts.enabled || periodSeconds === null) return false;
+  const limitMs = OVERDUE_PERIODS * periodSeconds * 1000;
+  const ageMs = (iso: string) => facts.now.getTime() - new Date(iso).getTime();
+  if (facts.lastSuccess !== null) return ageMs(facts.lastSuccess) > limitMs;
+  if (facts.firstSeen === null) return true;
+  const since =
+    facts.firstRunStarted !== null && ageMs(facts.firstRunStarted) > ageMs(facts.firstSeen)
+      ? facts.firstRunStarted
+      : facts.firstSeen;
+  return ageMs(since) > limitMs;
 }
 
 /** The policy's schedule and its period at `now`. */
@@ -190,15 +252,67 @@ async function currentDatabase(db: pg.ClientBase): Promise<string> {
   return rows[0]?.database ?? '?';
 }
 
-/** Per policy, the finished_at of its newest succeeded real run (ISO UTC with microseconds). */
-async function lastSuccesses(db: pg.ClientBase): Promise<Map<string, string>> {
-  const { rows } = await db.query<{ policy: string; finished: string }>(
-    `SELECT policy, to_char(max(finished_at) AT TIME ZONE 'UTC', ${ISO_UTC}) AS finished
+interface RunTimes {
+  readonly lastSuccess: string | null;
+  readonly firstStarted: string | null;
+}
+
+/**
+ * Per policy with real (not dry) runs: the finished_at of its newest succeeded one and the started_at of its
+ * first one, whatever its status (ISO UTC with microseconds).
+ */
+async function runTimes(db: pg.ClientBase): Promise<Map<string, RunTimes>> {
+  const { rows } = await db.query<{ policy: string; finished: string | null; started: string | null }>(
+    `SELECT policy,
+            to_char(max(finished_at) FILTER (WHERE status = 'succeeded') AT TIME ZONE 'UTC', ${ISO_UTC}) AS finished,
+            to_char(min(started_at) AT TIME ZONE 'UTC', ${ISO_UTC}) AS started
        FROM lifecycle.runs
-      WHERE status = 'succeeded' AND NOT dry_run AND finished_at IS NOT NULL
+      WHERE NOT dry_run
       GROUP BY policy`,
   );
-  return new Map(rows.map((r) => [r.policy, r.finished]));
+  return new Map(
+    rows.map((r) => [r.policy, { lastSuccess: r.finished ?? null, firstStarted: r.started ?? null }]),
+  );
+}
+
+/**
+ * Per policy, when the compliance check first saw it (ISO UTC with microseconds). None when the ledger
+ * predates sql/014 (the CLI migrates nothing) or this role may not read the table: the report then keeps the
+ * rule from before (never succeeded is overdue).
+ */
+async function firstSightings(db: pg.ClientBase): Promise<Map<string, string>> {
+  const { rows: readable } = await db.query<{ ok: boolean | string }>(
+    `SELECT CASE WHEN to_regclass('lifecycle.policy_first_seen') IS NULL THEN false
+                 ELSE has_table_privilege('lifecycle.policy_first_seen', 'SELECT') END AS ok`,
+  );
+  if (!pgBool(readable[0]?.ok)) return new Map();
+  const { rows } = await db.query<{ policy: string; first_seen: string }>(
+    `SELECT policy, to_char(first_seen AT TIME ZONE 'UTC', ${ISO_UTC}) AS first_seen
+       FROM lifecycle.policy_first_seen`,
+  );
+  return new Map(rows.map((r) => [r.policy, r.first_seen]));
+}
+
+/**
+ * Records, for each scheduled policy of `policies` the ledger has not seen yet, that it is seen now
+ * (lifecycle.policy_first_seen, sql/014; an earlier sighting is kept). The scheduled compliance check's, for
+ * the policies the stack deploys, on every invocation: the report itself writes nothing, and neither does
+ * `pg-lifecycle report` (a config on a laptop is not a deployment). Returns the policies recorded by this call.
+ */
+export async function recordFirstSeen(
+  db: Queryable,
+  policies: ReadonlyArray<Pick<Policy, 'name' | 'schedule'>>,
+): Promise<string[]> {
+  const names = policies.filter((p) => p.schedule !== undefined).map((p) => p.name);
+  if (names.length === 0) return [];
+  const { rows } = await db.query<{ policy: string }>(
+    `INSERT INTO lifecycle.policy_first_seen (policy)
+     SELECT unnest($1::text[])
+     ON CONFLICT (policy) DO NOTHING
+     RETURNING policy`,
+    [names],
+  );
+  return rows.map((r) => r.policy).sort();
 }
 
 function noRequests(): SubjectRequestCounts {

@@ -54,7 +54,10 @@ export interface ComplianceCheckProps {
   readonly vpc: IVpc;
   readonly subnets: SubnetSelection;
   readonly securityGroup: ISecurityGroup;
-  /** The database secret (the check reads the ledger). */
+  /**
+   * The database secret: the check reads the ledger, applies its pending migrations and records first sightings
+   * (lifecycle.policy_first_seen), as the same database role every other function of the stack uses.
+   */
   readonly secret: ISecret;
   /** Customer-managed key of the secret. @default - none */
   readonly secretKmsKeyArn?: string | undefined;
@@ -79,7 +82,11 @@ export interface ComplianceCheckProps {
  * overdue part of the compliance report for the deployed policies and publishes it as metrics in the
  * PgLifecycle namespace, dimension `stack` (EMF: the function's log group turns them into metrics, so it needs
  * no cloudwatch:PutMetricData); a schedule invoking it (the stack's shared schedule role and dead-letter
- * queue); and two alarms on the stack's topic:
+ * queue); and two alarms on the stack's topic. Before the report the function applies the ledger migrations
+ * (shipped beside its bundle in sql/, as for every LifecycleFunction) and records when it first saw each
+ * scheduled policy (lifecycle.policy_first_seen, sql/014): a policy that never succeeded is overdue only two
+ * schedule periods after that, so a first deploy does not page. That is database work under the secret's role,
+ * nothing new in IAM.
  *
  * - `<prefix>-compliance-policy-overdue`: OverduePolicies ≥ 1 in two hourly periods running. Missing data is
  *   breaching: a check that does not run (failing, cannot reach the database, schedule gone) must page too,
@@ -126,7 +133,8 @@ export class ComplianceCheck extends Construct {
         [COMPLIANCE_POLICIES_ENV]: encoded,
         [COMPLIANCE_STACK_ENV]: stack.stackName,
       },
-      // Two small ledger queries: little memory, and well within a minute (statements capped to the deadline).
+      // A few small ledger statements (the migrations a no-op once current, one INSERT … ON CONFLICT DO NOTHING,
+      // the report's reads): little memory, and well within a minute (statements capped to the deadline).
       memorySize: 256,
       timeout: Duration.minutes(2),
       logRetention: props.logRetention,

@@ -16,7 +16,10 @@ export const COMPLIANCE_STACK_ENV = 'LIFECYCLE_STACK_NAME';
 
 /** Metric names (namespace `PgLifecycle`, the one every handler publishes in). */
 export const ComplianceMetricNames = {
-  /** Enabled, scheduled policies without a success within two schedule periods. */
+  /**
+   * Enabled, scheduled policies without a success within two schedule periods (one that never succeeded: two
+   * periods after the check first saw it, lifecycle.policy_first_seen; functions/reports/compliance.ts isOverdue).
+   */
   overduePolicies: 'OverduePolicies',
   /** 1 when the policy (dimension `policy`) is overdue, else 0. */
   policyOverdue: 'PolicyOverdue',

@@ -191,7 +191,12 @@ describe('the compliance report', () => {
 
     // Manual (no schedule): never overdue, even never run; only rows not yet masked are counted.
     const masked = entry(result.policies, 'masked');
-    expect(masked).toMatchObject({ overdue: false, lastSuccess: null, schedule: { expression: null } });
+    expect(masked).toMatchObject({
+      overdue: false,
+      lastSuccess: null,
+      firstSeen: null,
+      schedule: { expression: null },
+    });
     expect(masked.rowsPastRetention).toMatchObject({ status: 'counted', rows: 20 });
 
     const gdpr = entry(result.policies, 'gdpr');

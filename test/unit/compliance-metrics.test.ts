@@ -7,8 +7,14 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { listMigrations } from '../../functions/adapters/migrations.ts';
 import { runComplianceCheck } from '../../functions/compliance.ts';
-import type { ComplianceReport, PolicyCompliance } from '../../functions/reports/compliance.ts';
+import {
+  type ComplianceReport,
+  isOverdue,
+  type OverdueFacts,
+  type PolicyCompliance,
+} from '../../functions/reports/compliance.ts';
 import {
   type ComplianceDatum,
   complianceMetricData,
@@ -31,6 +37,7 @@ function entry(policy: string, overrides: Partial<PolicyCompliance> = {}): Polic
     enabled: true,
     schedule: { expression: 'rate(1 hour)', timezone: 'UTC', periodSeconds: 3600 },
     lastSuccess: null,
+    firstSeen: null,
     overdue: false,
     ...overrides,
   };
@@ -208,18 +215,36 @@ describe('the policy list the stack passes', () => {
 });
 
 /**
- * A database stand-in answering the report's ledger queries (the check reads nothing else): runs and
+ * A database stand-in answering the check's ledger queries (it reads nothing else): a ledger already migrated
+ * (every migration of sql/ applied), first sightings (recorded ones come back from the INSERT), runs and
  * subject request counts as the SQL would return them, text values included.
  */
 function fakeLedger(answers: {
-  runs: Array<{ policy: string; finished: string }>;
+  runs: Array<{ policy: string; finished: string | null; started: string | null }>;
+  firstSeen?: Array<{ policy: string; first_seen: string }>;
   requests?: Array<{ policy: string; pending: string; overdue: string; failed: string; completed: string }>;
 }) {
   const queries: string[] = [];
+  const inserted: string[][] = [];
   let ended = false;
+  const sightings = [...(answers.firstSeen ?? [])];
   const client = {
-    query: async (text: string) => {
+    query: async (text: string, values?: unknown[]) => {
       queries.push(text);
+      if (/^(BEGIN|COMMIT|ROLLBACK)$/.test(text) || text.includes('pg_advisory_xact_lock'))
+        return { rows: [] };
+      if (text.includes("to_regnamespace('lifecycle')")) return { rows: [{ schema: 't', tracked: 't' }] };
+      if (text.includes('FROM lifecycle.schema_migrations'))
+        return { rows: listMigrations().map((m) => ({ version: m.version })) };
+      if (text.includes('INSERT INTO lifecycle.policy_first_seen')) {
+        const names = (values?.[0] ?? []) as string[];
+        inserted.push(names);
+        const fresh = names.filter((name) => !sightings.some((s) => s.policy === name));
+        for (const policy of fresh) sightings.push({ policy, first_seen: NOW.toISOString() });
+        return { rows: fresh.map((policy) => ({ policy })) };
+      }
+      if (text.includes("to_regclass('lifecycle.policy_first_seen')")) return { rows: [{ ok: 't' }] };
+      if (text.includes('FROM lifecycle.policy_first_seen')) return { rows: sightings };
       if (text.includes('current_database()')) return { rows: [{ database: 'app' }] };
       if (text.includes('FROM lifecycle.runs')) return { rows: answers.runs };
       if (text.includes("to_regclass('lifecycle.subject_requests')"))
@@ -231,7 +256,7 @@ function fakeLedger(answers: {
       ended = true;
     },
   };
-  return { client: client as unknown as pg.Client, queries, ended: () => ended };
+  return { client: client as unknown as pg.Client, queries, inserted, ended: () => ended };
 }
 
 describe('the compliance check (handler core)', () => {
@@ -239,9 +264,18 @@ describe('the compliance check (handler core)', () => {
     // Prepare: sessions-purge (hourly) last succeeded 3 h ago: overdue; orders-archive (daily) 1 h ago.
     const ledger = fakeLedger({
       runs: [
-        { policy: 'sessions-purge', finished: '2026-11-23T09:00:00.000000Z' },
-        { policy: 'orders-archive', finished: '2026-11-23T11:00:00.000000Z' },
+        {
+          policy: 'sessions-purge',
+          finished: '2026-11-23T09:00:00.000000Z',
+          started: '2026-01-01T00:00:00Z',
+        },
+        {
+          policy: 'orders-archive',
+          finished: '2026-11-23T11:00:00.000000Z',
+          started: '2026-01-01T00:00:00Z',
+        },
       ],
+      firstSeen: [{ policy: 'orders-archive', first_seen: '2026-10-01T00:00:00.000000Z' }],
       requests: [{ policy: 'gdpr', pending: '5', overdue: '2', failed: '1', completed: '9' }],
     });
     const { sink, emitted } = recordingSink();
@@ -272,7 +306,10 @@ describe('the compliance check (handler core)', () => {
       policies: 3,
       overduePolicies: ['sessions-purge'],
       subjectRequests: { overdue: 2, failed: 1, pending: 5 },
+      firstSeen: ['sessions-purge'],
     });
+    // Every scheduled policy is offered (the ledger keeps the first sighting); gdpr has no schedule.
+    expect(ledger.inserted).toEqual([['orders-archive', 'sessions-purge']]);
     expect(emitted.map((m) => [m.name, m.dimensions.policy ?? '', m.value])).toEqual([
       ['OverduePolicies', '', 1],
       ['PolicyOverdue', 'orders-archive', 0],
@@ -285,13 +322,19 @@ describe('the compliance check (handler core)', () => {
     expect(emitted.every((m) => m.dimensions.stack === 'PgLifecycle')).toBe(true);
     expect(logged).toEqual([['compliance check', result]]);
     // The ledger only: no policy table was counted.
-    expect(ledger.queries.every((q) => /lifecycle\.|current_database/.test(q))).toBe(true);
+    expect(ledger.queries.filter((q) => /public\.|\borders\b|\bsessions\b/.test(q))).toEqual([]);
+    expect(
+      ledger.queries
+        .filter((q) => /^\s*(SELECT|INSERT)/.test(q))
+        .every((q) => /lifecycle|current_database/.test(q)),
+    ).toBe(true);
     expect(ledger.ended()).toBe(true);
   });
 
   it('publishes nothing when the ledger cannot be read, and still ends the connection', async () => {
     // Prepare
     const ledger = fakeLedger({ runs: [] });
+    // The first statement (the migrations' BEGIN) already fails.
     const failing = Object.assign(ledger.client, {
       query: async () => {
         throw new Error('relation "lifecycle.runs" does not exist');
@@ -310,7 +353,56 @@ describe('the compliance check (handler core)', () => {
         now: () => NOW,
       }),
     ).rejects.toThrow(/lifecycle\.runs/);
+    expect(ledger.inserted).toEqual([]);
     expect(emitted).toEqual([]);
     expect(ledger.ended()).toBe(true);
+  });
+});
+
+describe('when a policy is overdue', () => {
+  const HOUR = 3600;
+  const ago = (hours: number) => new Date(NOW.getTime() - hours * HOUR * 1000).toISOString();
+  const facts = (overrides: Partial<OverdueFacts>): OverdueFacts => ({
+    enabled: true,
+    periodSeconds: 24 * HOUR,
+    lastSuccess: null,
+    firstSeen: null,
+    firstRunStarted: null,
+    now: NOW,
+    ...overrides,
+  });
+
+  it.each<[string, Partial<OverdueFacts>, boolean]>([
+    ['a success within two periods', { lastSuccess: ago(47) }, false],
+    ['a success older than two periods', { lastSuccess: ago(49) }, true],
+    [
+      'a success long ago, however recently first seen',
+      { lastSuccess: ago(24 * 30), firstSeen: ago(1) },
+      true,
+    ],
+    ['never succeeded, never seen (the rule before sql/014)', {}, true],
+    ['never succeeded, first seen just now', { firstSeen: ago(0) }, false],
+    ['never succeeded, first seen within two periods', { firstSeen: ago(47) }, false],
+    ['never succeeded, first seen three periods ago', { firstSeen: ago(72) }, true],
+    [
+      'never succeeded, first seen now, but failing since its first run three periods ago',
+      { firstSeen: ago(0), firstRunStarted: ago(72) },
+      true,
+    ],
+    [
+      'never succeeded, first seen now, first run started an hour ago',
+      { firstSeen: ago(0), firstRunStarted: ago(1) },
+      false,
+    ],
+    [
+      'never succeeded, first seen three periods ago, first run later (reckoned from the earlier)',
+      { firstSeen: ago(72), firstRunStarted: ago(1) },
+      true,
+    ],
+    ['a first run alone (never seen) does not grant the grace', { firstRunStarted: ago(1) }, true],
+    ['disabled', { enabled: false }, false],
+    ['manual or unknown period', { periodSeconds: null }, false],
+  ])('%s', (_name, overrides, expected) => {
+    expect(isOverdue(facts(overrides))).toBe(expected);
   });
 });
