@@ -124,19 +124,21 @@ export async function subjectCommand(
       if (rest.length > 0) throw new UsageError(USAGE);
       const policy = values.policy === undefined ? undefined : subjectsPolicy(config, values.policy).name;
       const presignSeconds = presignOption(values.presign);
-      const { requests, exports } = await withClient(await databaseConfig(), async (db) => {
+      const { requests, exports, rewrites } = await withClient(await databaseConfig(), async (db) => {
         await requireLedger(db);
-        if (!(await hasSubjectRequests(db))) return { requests: [], exports: new Map<string, string>() };
+        if (!(await hasSubjectRequests(db)))
+          return { requests: [], exports: new Map<string, string>(), rewrites: new Map<string, number>() };
         const listed = await listSubjectRequests(db, policy);
         return {
           requests: listed,
           exports: presignSeconds ? await exportBuckets(db) : new Map<string, string>(),
+          rewrites: await rewriteCounts(db),
         };
       });
       const now = new Date();
       const views = await Promise.all(
         requests.map(async (r) => {
-          const view = publicView(r, now);
+          const view = publicView(r, now, rewrites.get(r.requestId) ?? 0);
           const key = (r.proof as { export?: { key?: string } } | null)?.export?.key;
           const bucket = key ? exports.get(key) : undefined;
           if (!presignSeconds || !key || !bucket) return view;
@@ -253,32 +255,53 @@ export interface RequestView {
   readonly overdue: boolean;
   readonly error: string | null;
   readonly proof: unknown;
-  /** An erasure in its archive phase: objects searched and rewritten, restores waited for (keys and counts). */
   /** With --presign: a presigned GET URL of the export document. */
   readonly exportUrl?: string;
+  /** An erasure in its archive phase: objects searched and rewritten, objects waited for (keys and counts). */
   readonly archives?: {
     readonly searched: number;
     readonly rewritten: number;
-    readonly waitingFor: ReadonlyArray<{ key: string; storageClass: string }>;
+    readonly waitingFor: ReadonlyArray<{
+      key: string;
+      reason: string;
+      storageClass?: string | undefined;
+      until?: string | null | undefined;
+    }>;
   };
 }
 
-function archivesOf(progress: unknown): RequestView['archives'] {
+function archivesOf(progress: unknown, rewritten: number): RequestView['archives'] {
   const p = progress as {
     phase?: string;
     searched?: number;
-    rewritten?: unknown[];
-    waiting?: Array<{ key: string; storageClass: string }>;
+    waiting?: Array<{ key: string; reason?: string; storageClass?: string; until?: string | null }>;
   } | null;
   if (p?.phase !== 'archives') return undefined;
   return {
     searched: p.searched ?? 0,
-    rewritten: p.rewritten?.length ?? 0,
-    waitingFor: (p.waiting ?? []).map((w) => ({ key: w.key, storageClass: w.storageClass })),
+    rewritten,
+    waitingFor: (p.waiting ?? []).map((w) => ({
+      key: w.key,
+      reason: w.reason ?? 'restore',
+      ...(w.storageClass !== undefined ? { storageClass: w.storageClass } : {}),
+      ...(w.until !== undefined ? { until: w.until } : {}),
+    })),
   };
 }
 
-function publicView(r: SubjectRequest, now: Date): RequestView {
+/** Objects each request changed so far (lifecycle.subject_rewrites, sql/013; none before it). */
+async function rewriteCounts(db: Queryable): Promise<Map<string, number>> {
+  const { rows: exists } = await db.query<{ ok: string | null }>(
+    `SELECT to_regclass('lifecycle.subject_rewrites')::text AS ok`,
+  );
+  if (!exists[0]?.ok) return new Map();
+  const { rows } = await db.query<{ request_id: string; n: string }>(
+    'SELECT request_id::text, count(*)::text AS n FROM lifecycle.subject_rewrites GROUP BY request_id',
+  );
+  return new Map(rows.map((r) => [r.request_id, Number(r.n)]));
+}
+
+function publicView(r: SubjectRequest, now: Date, rewritten = 0): RequestView {
   return {
     requestId: r.requestId,
     policy: r.policy,
@@ -291,7 +314,9 @@ function publicView(r: SubjectRequest, now: Date): RequestView {
     overdue: r.status !== 'completed' && new Date(r.dueAt).getTime() < now.getTime(),
     error: r.error,
     proof: r.proof,
-    ...(r.status !== 'completed' && archivesOf(r.progress) ? { archives: archivesOf(r.progress) } : {}),
+    ...(r.status !== 'completed' && archivesOf(r.progress, rewritten)
+      ? { archives: archivesOf(r.progress, rewritten) }
+      : {}),
   };
 }
 
@@ -323,8 +348,14 @@ function formatStatus(views: readonly RequestView[]): string {
         parts.push(
           `archives: ${v.archives.searched} object(s) searched, ${v.archives.rewritten} rewritten` +
             (v.archives.waitingFor.length > 0
-              ? `; waiting for ${v.archives.waitingFor.length} Glacier restore(s): ` +
-                v.archives.waitingFor.map((w) => `${w.key} (${w.storageClass})`).join(', ')
+              ? `; waiting for ${v.archives.waitingFor.length} object(s): ` +
+                v.archives.waitingFor
+                  .map((w) =>
+                    w.reason === 'object-lock'
+                      ? `${w.key} (Object Lock ${w.until ? `until ${w.until}` : 'legal hold'})`
+                      : `${w.key} (${w.storageClass ?? 'cold'} restore)`,
+                  )
+                  .join(', ')
               : ''),
         );
       if (v.error) parts.push(`error: ${v.error}`);

@@ -32,12 +32,14 @@ export async function readVerifiedObject(
     if (error instanceof S3ServiceException && error.name === 'NoSuchKey') {
       throw new ArchivedObjectIntegrityError(
         `${object.key}: listed in the ledger but not in s3://${object.bucket} (deleted or expired)`,
+        { cause: error },
       );
     }
     if (error instanceof S3ServiceException && error.name === 'InvalidObjectState') {
       throw new ArchivedObjectIntegrityError(
         `${object.key}: in a cold storage class (Glacier Flexible Retrieval / Deep Archive) and not restored; ` +
           'restore it in S3 first (RestoreObject), then run restore-archive again',
+        { cause: error },
       );
     }
     throw mapS3Error(error, `reading ${object.key}`);

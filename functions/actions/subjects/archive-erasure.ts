@@ -53,7 +53,11 @@ export interface ErasureProgress {
   readonly checkedRun?: string | undefined;
 }
 
-export const RESTORE_DAYS = 2;
+/**
+ * Days S3 keeps a restored copy readable: long enough for a weekly schedule to find it (Bulk restores take up to
+ * 12 h from Glacier Flexible Retrieval, 48 h from Deep Archive); the copy is billed as STANDARD meanwhile.
+ */
+export const RESTORE_DAYS = 10;
 export const RESTORE_TIER = 'Bulk';
 
 export function initialProgress(
@@ -85,8 +89,10 @@ export async function listErasureObjects(
     bytes: string;
     sha256: string;
     table_name: string;
+    lock_until: string | null;
   }>(
-    `SELECT o.object_id::text, o.bucket, o.key, o.rows::text, o.bytes::text, o.sha256, r.table_name
+    `SELECT o.object_id::text, o.bucket, o.key, o.rows::text, o.bytes::text, o.sha256, r.table_name,
+            o.lock_until::text
        FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
       WHERE r.action = 'archive' AND o.kind = 'archive-copy' AND r.table_name = ANY ($1::text[])
         AND o.object_id > $2::bigint
@@ -102,6 +108,7 @@ export async function listErasureObjects(
     bytes: Number(r.bytes),
     sha256: r.sha256,
     table: r.table_name,
+    lockUntil: r.lock_until,
   }));
 }
 
@@ -113,8 +120,9 @@ async function objectById(db: pg.ClientBase, objectId: string): Promise<ErasureO
     bytes: string;
     sha256: string;
     table_name: string;
+    lock_until: string | null;
   }>(
-    `SELECT o.bucket, o.key, o.rows::text, o.bytes::text, o.sha256, r.table_name
+    `SELECT o.bucket, o.key, o.rows::text, o.bytes::text, o.sha256, r.table_name, o.lock_until::text
        FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
       WHERE o.object_id = $1::bigint`,
     [objectId],
@@ -129,6 +137,7 @@ async function objectById(db: pg.ClientBase, objectId: string): Promise<ErasureO
         bytes: Number(r.bytes),
         sha256: r.sha256,
         table: r.table_name,
+        lockUntil: r.lock_until,
       }
     : undefined;
 }
@@ -302,7 +311,8 @@ export async function continueArchiveErasure(
     const reason = await visit(object);
     if (reason) waiting.push({ objectId: object.objectId, key: object.key, ...reason });
   }
-  waiting = [...waiting, ...recheck];
+  // Not reached this step: first in line next time (the ones looked at now go after them).
+  waiting = [...recheck, ...waiting];
   let cursor = progress.cursor;
   let searched = progress.searched;
   let exhausted = false;

@@ -58,7 +58,8 @@ export async function loadErasureReplay(
   if (!(await hasSubjectRequests(db))) return undefined;
   // proof as text, parsed here: the CLI's connections read jsonb as text, a pool with type parsers would not.
   // Also erasures whose live rows are gone but whose archive walk is still under way (sql/013: it may wait days
-  // for Glacier restores): their live tables' outcome is in progress.live until the proof is written.
+  // for Glacier restores) or failed part-way (an object it could not rewrite): their live tables' outcome is in
+  // progress.live until the proof is written.
   const { rows } = await db.query<{ subject_hash: string; proof: string | null }>(
     `SELECT subject_hash,
             CASE WHEN status = 'completed' THEN proof::text
@@ -66,7 +67,7 @@ export async function loadErasureReplay(
        FROM lifecycle.subject_requests AS r
       WHERE kind = 'erase'
         AND ((status = 'completed' AND completed_at >= $1::timestamptz - interval '1 hour')
-          OR (status IN ('pending', 'waiting') AND to_jsonb(r)->'progress'->>'phase' = 'archives'))`,
+          OR (status IN ('pending', 'waiting', 'failed') AND to_jsonb(r)->'progress'->>'phase' = 'archives'))`,
     [since],
   );
   if (rows.length === 0) return undefined;

@@ -45,6 +45,8 @@ export interface ErasureObject {
   readonly sha256: string;
   /** `"schema"."table"` of the run that archived it. */
   readonly table: string;
+  /** The Object Lock retention the archive policy gives it (archived_objects.lock_until), when it has one. */
+  readonly lockUntil?: string | null | undefined;
 }
 
 /** What the request's proof records of one rewrite: keys and counts, never values. */
@@ -115,6 +117,12 @@ function isColdClass(storageClass: string): boolean {
   return storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE';
 }
 
+function ledgerLock(object: ErasureObject, now: Date): { until: string | null } | undefined {
+  if (!object.lockUntil) return undefined;
+  const until = new Date(object.lockUntil);
+  return until.getTime() > now.getTime() ? { until: until.toISOString() } : undefined;
+}
+
 function lockedUntil(head: ObjectHead, now: Date): { until: string | null } | undefined {
   if (head.legalHold) return { until: null };
   if (head.retainUntil && head.retainUntil.getTime() > now.getTime())
@@ -146,11 +154,22 @@ export async function eraseFromObject(
       // Expired (a delete marker on top) or deleted: its noncurrent versions may still hold the subject.
       return { kind: 'gone', versionsDeleted: await eraseGone(ctx, object) };
     }
-    // Object Lock refuses the deletion of the old versions: nothing is written until it ends.
-    const locked = lockedUntil(head, ctx.now());
+    // Object Lock refuses the deletion of the old versions: nothing is written until it ends. The ledger knows the
+    // locks the archive policy sets (HEAD shows them only with s3:GetObjectRetention); HEAD shows any other.
+    const locked = ledgerLock(object, ctx.now()) ?? lockedUntil(head, ctx.now());
     if (locked) return { kind: 'locked', until: locked.until };
     if (isCold(head)) return { kind: 'cold', storageClass: head.storageClass };
-    const read = await readVerifiedObject(ctx.s3, object);
+    let read: Awaited<ReturnType<typeof readVerifiedObject>>;
+    try {
+      read = await readVerifiedObject(ctx.s3, object);
+    } catch (error) {
+      // What changed since the HEAD is no fault of the object: a restored copy that expired meanwhile (restore it
+      // again), a key deleted or replaced meanwhile (look at it again).
+      const s3Name = ((error as Error).cause as { name?: string } | undefined)?.name;
+      if (s3Name === 'InvalidObjectState') return { kind: 'cold', storageClass: head.storageClass };
+      if (s3Name === 'NoSuchKey' && attempt < ATTEMPTS) continue;
+      throw error;
+    }
     const decoded = await decodeArchiveObject(read.body);
     const keyIndex = decoded.columns.findIndex((c) => c.name === table.keyColumn.name);
     if (keyIndex < 0)
@@ -520,9 +539,11 @@ async function maskRows(
     );
     const objects = rows.map((row) => Object.fromEntries(names.map((n, c) => [n, row[c] ?? null])));
     // ->> gives each archived text back as text (json/jsonb included), cast by the live type's input function.
+    // Only the masked columns are cast (their values are replaced anyway): another column's archived text need not
+    // be a value of today's type (an enum label renamed since, a narrower numeric).
     await ctx.db.query(
-      `INSERT INTO ${tempName} (${shared.map(quoteIdent).join(', ')}, pg_lifecycle_row)
-       SELECT ${shared.map((n) => `(r.value->>${literal(n)})::${liveType.get(n)}`).join(', ')}, (r.ordinality - 1)::int
+      `INSERT INTO ${tempName} (${maskedNames.map(quoteIdent).join(', ')}, pg_lifecycle_row)
+       SELECT ${maskedNames.map((n) => `(r.value->>${literal(n)})::${liveType.get(n)}`).join(', ')}, (r.ordinality - 1)::int
          FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS r`,
       [JSON.stringify(objects)],
     );
@@ -575,7 +596,8 @@ async function asStored(
   for (const { name, type } of columns) {
     const c = names.indexOf(name);
     const { rows: check } = await ctx.db.query<{ same: boolean | string | null }>(
-      `SELECT bool_and(x::${type} IS NOT DISTINCT FROM y::${type}) AS same
+      // Compared as the type's own output text: json, point or xml have no equality operator.
+      `SELECT bool_and(x::${type}::text IS NOT DISTINCT FROM y::${type}::text) AS same
          FROM unnest($1::text[], $2::text[]) AS t(x, y)`,
       [rows.map((r) => r[c] ?? null), again.rows.map((r) => r[c] ?? null)],
     );
