@@ -68,6 +68,11 @@ export interface ChunkAction<T extends TakenChunk = TakenChunk, R = unknown> {
    */
   readonly takeIsTransaction?: boolean;
   /**
+   * Share of `targetTransactionMs` the sizing aims at (core/batch-size.ts; default TARGET_HEADROOM): an action
+   * whose chunk times vary more around their median asks for less, so that its longest chunk stays under target.
+   */
+  readonly targetHeadroom?: number;
+  /**
    * Optional phase before BEGIN, outside any transaction (download and decode what a restore inserts): its
    * result is handed to `take`, so no transaction stays open during a download. Without it `take` gets
    * undefined.

@@ -8,14 +8,21 @@ import type { Chunking } from '../../lib/contracts/config.ts';
 export const TARGET_HEADROOM = 0.8;
 
 /**
- * Next chunk size, steering the chunk transaction towards TARGET_HEADROOM × `targetTransactionMs`.
+ * Next chunk size, steering the chunk transaction towards `headroom` (default TARGET_HEADROOM) ×
+ * `targetTransactionMs`; an action whose chunk times vary more asks for less (ChunkAction.targetHeadroom).
  * Growth and shrink per step are bounded (x2, /2) so one slow chunk (a checkpoint, a cold cache)
  * does not collapse the batch, and one fast chunk does not overshoot the lock-time budget.
  */
-export function nextBatchRows(current: number, elapsedMs: number, rows: number, chunking: Chunking): number {
+export function nextBatchRows(
+  current: number,
+  elapsedMs: number,
+  rows: number,
+  chunking: Chunking,
+  headroom: number = TARGET_HEADROOM,
+): number {
   // A short final chunk says nothing about the rate; keep the size.
   if (rows < current || elapsedMs <= 0) return current;
-  const aimMs = chunking.targetTransactionMs * TARGET_HEADROOM;
+  const aimMs = chunking.targetTransactionMs * headroom;
   const factor = Math.min(2, Math.max(0.5, aimMs / elapsedMs));
   return Math.min(chunking.maxRows, Math.max(chunking.minRows, Math.round(current * factor)));
 }

@@ -276,7 +276,13 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       // take time already says how big the next may be (otherwise sizes would only change every other chunk).
       const nextRows = chunkAction.takeIsTransaction
         ? capByBytes(
-            nextBatchRows(current.limit, performance.now() - current.startedAt, taken.rows, chunking),
+            nextBatchRows(
+              current.limit,
+              performance.now() - current.startedAt,
+              taken.rows,
+              chunking,
+              chunkAction.targetHeadroom,
+            ),
             bytesPerRow,
             chunking,
           )
@@ -348,7 +354,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       });
       if (taken.rowBytes !== undefined) bytesPerRow = taken.rowBytes / taken.rows;
       batchRows = capByBytes(
-        nextBatchRows(current.limit, durationMs, taken.rows, chunking),
+        nextBatchRows(current.limit, durationMs, taken.rows, chunking, chunkAction.targetHeadroom),
         bytesPerRow,
         chunking,
       );
