@@ -19,11 +19,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { RESTORE_DAYS } from '../../functions/actions/subjects/archive-erasure.ts';
-import {
-  createSubjectRequest,
-  listSubjectRequests,
-  type SubjectRequest,
-} from '../../functions/actions/subjects/requests.ts';
+import { createSubjectRequest, type SubjectRequest } from '../../functions/actions/subjects/requests.ts';
 import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
 import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import type { ChunkFaultHooks } from '../../functions/run/dependencies.ts';
@@ -34,12 +30,14 @@ import {
   AUDIT,
   AUDIT_QUOTED,
   decodedRows,
+  expectSubjectNowhere,
   HASH_KEY,
   ledgerObjects,
+  liveSubjectRows,
   objectBytes,
+  requestOf,
   SESSIONS_QUOTED,
   SUBJECT,
-  SUBJECT_MARKS,
   seedSubjectArchives,
   subjectArchiveConfig,
 } from '../support/subject-archives.ts';
@@ -130,26 +128,9 @@ async function requestErasure(services: Services): Promise<string> {
   return made.request.requestId;
 }
 
-async function requestOf(services: Services, requestId: string): Promise<SubjectRequest> {
-  const found = (await listSubjectRequests(services.db.pool, 'gdpr')).find((r) => r.requestId === requestId);
-  if (!found) throw new Error(`request ${requestId} not found`);
-  return found;
-}
-
 const rewritesOf = (request: SubjectRequest) =>
   (request.proof as { archives: { objects: RewriteProof[] } }).archives.objects;
 const progressOf = (request: SubjectRequest) => request.progress as Progress;
-
-/** The subject's live rows in the three mapped tables. */
-async function liveSubjectRows(services: Services): Promise<number> {
-  const { rows } = await services.db.pool.query<{ n: string }>(
-    `SELECT (SELECT count(*) FROM ${AUDIT} WHERE user_id = $1::bigint)
-          + (SELECT count(*) FROM public.sessions WHERE user_id = $1::bigint)
-          + (SELECT count(*) FROM public.users WHERE id = $1::bigint) AS n`,
-    [SUBJECT],
-  );
-  return Number(rows[0]?.n);
-}
 
 /** Current keys in the bucket (not the stub's shadows of noncurrent versions), sorted. */
 async function currentKeys(s3: S3Client, bucket: string): Promise<string[]> {
@@ -157,14 +138,6 @@ async function currentKeys(s3: S3Client, bucket: string): Promise<string[]> {
 }
 
 const keysOf = (ledger: Ledger) => ledger.map((o) => o.key).sort();
-
-/** No stored object of the bucket (noncurrent versions included) holds any of the subject's identifying values. */
-async function expectSubjectNowhere(s3: S3Client, bucket: string): Promise<void> {
-  for (const key of await listAllKeys(s3, bucket)) {
-    const text = Buffer.from(await objectBytes(s3, bucket, key)).toString('latin1');
-    for (const mark of SUBJECT_MARKS) expect(text, `${key} holds "${mark}"`).not.toContain(mark);
-  }
-}
 
 /**
  * A client over `inner` whose `send` asks `handle` first: a defined answer is returned (or its rejection thrown),

@@ -40,11 +40,7 @@ import {
 import type { SubjectsPolicy } from '../../functions/actions/subjects/contract.ts';
 import { loadErasureReplay } from '../../functions/actions/subjects/erasure-replay.ts';
 import { resolveSubjectTables } from '../../functions/actions/subjects/mapping.ts';
-import {
-  createSubjectRequest,
-  listSubjectRequests,
-  type SubjectRequest,
-} from '../../functions/actions/subjects/requests.ts';
+import { createSubjectRequest, type SubjectRequest } from '../../functions/actions/subjects/requests.ts';
 import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import type { LocalRunResult } from '../../functions/local-runner/local-runner.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
@@ -52,16 +48,18 @@ import { writeTestBackup } from '../support/backup-fixture.ts';
 import type { TestDatabase } from '../support/database.ts';
 import { describe, expect, it, NOW, type Services } from '../support/fixture.ts';
 import { openRun, runCliInProcess } from '../support/leases.ts';
-import { createTestBucket, listAllKeys } from '../support/s3.ts';
+import { createTestBucket } from '../support/s3.ts';
 import {
   AUDIT,
   AUDIT_QUOTED,
+  expectSubjectNowhere,
   HASH_KEY,
   ledgerObjects,
+  liveSubjectRows,
   objectBytes,
+  requestOf,
   SESSIONS_QUOTED,
   SUBJECT,
-  SUBJECT_MARKS,
   seedSubjectArchives,
   subjectArchiveConfig,
 } from '../support/subject-archives.ts';
@@ -167,12 +165,6 @@ async function request(services: Services, kind: 'erase' | 'export', subjectKey:
   return made.request.requestId;
 }
 
-async function requestOf(services: Services, requestId: string): Promise<SubjectRequest> {
-  const found = (await listSubjectRequests(services.db.pool, 'gdpr')).find((r) => r.requestId === requestId);
-  if (!found) throw new Error(`request ${requestId} not found`);
-  return found;
-}
-
 /** The keys an erasure in its archive phase waits for, in the order it will look at them. */
 async function waitingKeys(services: Services, requestId: string): Promise<string[]> {
   return ((await requestOf(services, requestId)).progress as ErasureProgress).waiting.map((w) => w.key);
@@ -180,23 +172,6 @@ async function waitingKeys(services: Services, requestId: string): Promise<strin
 
 const rewritesOf = (r: SubjectRequest) =>
   (r.proof as { archives: { objects: RewriteProof[] } }).archives.objects;
-
-/** The subject's live rows in the three mapped tables. */
-async function liveSubjectRows(services: Services): Promise<number> {
-  const { rows } = await services.db.pool.query<{ n: string }>(
-    `SELECT (SELECT count(*) FROM ${AUDIT} WHERE user_id = 7) + (SELECT count(*) FROM public.sessions WHERE user_id = 7)
-          + (SELECT count(*) FROM public.users WHERE id = 7) AS n`,
-  );
-  return Number(rows[0]?.n);
-}
-
-/** No stored object of the bucket (noncurrent versions included) holds any of subject 7's identifying values. */
-async function expectSubjectNowhere(s3: S3Client, bucket: string): Promise<void> {
-  for (const key of await listAllKeys(s3, bucket)) {
-    const text = Buffer.from(await objectBytes(s3, bucket, key)).toString('latin1');
-    for (const mark of SUBJECT_MARKS) expect(text, `${key} holds "${mark}"`).not.toContain(mark);
-  }
-}
 
 /** A client over `inner` whose `send` asks `handle` first: a defined answer is returned, undefined passes on. */
 function intercepted(inner: S3Client, handle: (command: unknown) => Promise<unknown> | undefined): S3Client {

@@ -5,11 +5,14 @@
  * of an object's raw bytes is as telling as its decoded rows.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { expect } from 'vitest';
 import { decodeArchiveObject } from '../../functions/actions/restore-archive/parquet-decode.ts';
+import { listSubjectRequests, type SubjectRequest } from '../../functions/actions/subjects/requests.ts';
 import type { StepLogger } from '../../functions/run/dependencies.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { testConfig } from './archive.ts';
 import { migrateLedger, type TestDatabase } from './database.ts';
+import { listAllKeys } from './s3.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
 export const HASH_KEY = 'test hash key for archive erasure';
@@ -111,4 +114,33 @@ export function capturingLogger(): StepLogger & { readonly lines: string[] } {
     lines.push(JSON.stringify({ message, ...fields }));
   };
   return { lines, info: keep, warn: keep, error: keep };
+}
+
+/** A request of the `gdpr` policy by id. */
+export async function requestOf(
+  services: { readonly db: TestDatabase },
+  requestId: string,
+): Promise<SubjectRequest> {
+  const found = (await listSubjectRequests(services.db.pool, 'gdpr')).find((r) => r.requestId === requestId);
+  if (!found) throw new Error(`request ${requestId} not found`);
+  return found;
+}
+
+/** The subject's live rows in the three mapped tables. */
+export async function liveSubjectRows(services: { readonly db: TestDatabase }): Promise<number> {
+  const { rows } = await services.db.pool.query<{ n: string }>(
+    `SELECT (SELECT count(*) FROM ${AUDIT} WHERE user_id = $1::bigint)
+          + (SELECT count(*) FROM public.sessions WHERE user_id = $1::bigint)
+          + (SELECT count(*) FROM public.users WHERE id = $1::bigint) AS n`,
+    [SUBJECT],
+  );
+  return Number(rows[0]?.n);
+}
+
+/** No stored object of the bucket (noncurrent versions included) holds any of the subject's identifying values. */
+export async function expectSubjectNowhere(s3: S3Client, bucket: string): Promise<void> {
+  for (const key of await listAllKeys(s3, bucket)) {
+    const text = Buffer.from(await objectBytes(s3, bucket, key)).toString('latin1');
+    for (const mark of SUBJECT_MARKS) expect(text, `${key} holds "${mark}"`).not.toContain(mark);
+  }
 }
