@@ -4,7 +4,8 @@
  * the live ones. Each of the table's objects is read exactly as restore-archive reads it (length and SHA-256
  * against the ledger, then decoded to PostgreSQL text), one object at a time, and only the subject's rows of
  * it are kept. An object in a cold storage class (Glacier Flexible Retrieval, Deep Archive, not restored) is
- * not read: it is reported as unread, with its key and class, for the operator to restore in S3 first.
+ * not read: it is reported as unread, with its key and class, for the operator to restore in S3 first. A listed
+ * object with no current version (expired by the bucket's rule) holds nothing any more: it is reported as expired.
  *
  * The key is matched like the live query matches it (`column = $1::text::<type>`): the archived key values
  * (PostgreSQL text) and the subject key are both cast to the key column's current type by the database and
@@ -12,6 +13,7 @@
  * archived rows exactly when they would match live ones.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { headObject } from '../../adapters/object-versions.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { StorageConfigurationError } from '../../core/errors.ts';
 import { readObjectStates } from '../restore-archive/cold-objects.ts';
@@ -33,6 +35,11 @@ export interface ArchivedRowsOfTable {
   /** Objects read and searched (not counting unread ones). */
   readonly objectsRead: number;
   readonly unread: UnreadObject[];
+  /**
+   * Listed objects S3 no longer has a current version of (the bucket's expiry rule deleted them, or an erasure
+   * found them so): their rows are gone, there is nothing to export.
+   */
+  readonly expired: string[];
 }
 
 /** One archive object of a table, as the ledger lists it. */
@@ -107,14 +114,19 @@ export async function readArchivedRows(
   const objects = await listTableArchiveObjects(db, table.qualified);
   const found: ArchivedRow[] = [];
   const unread: UnreadObject[] = [];
+  const expired: string[] = [];
   let objectsRead = 0;
-  if (objects.length === 0) return { rows: found, objectsRead, unread };
+  if (objects.length === 0) return { rows: found, objectsRead, unread, expired };
   if (!s3) {
     throw new StorageConfigurationError(
       `${table.qualified} has ${objects.length} archive object(s) and the export has no S3 client to read them`,
     );
   }
   for (const object of objects) {
+    if ((await headObject(s3, object.bucket, object.key)) === undefined) {
+      expired.push(object.key);
+      continue;
+    }
     const [state] = await readObjectStates(s3, [object]);
     if (state && state.state !== 'readable') {
       unread.push({ key: object.key, storageClass: state.storageClass });
@@ -140,5 +152,5 @@ export async function readArchivedRows(
       found.push(Object.fromEntries(decoded.columns.map((column, i) => [column.name, row[i] ?? null])));
     }
   }
-  return { rows: found, objectsRead, unread };
+  return { rows: found, objectsRead, unread, expired };
 }

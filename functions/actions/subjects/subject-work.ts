@@ -29,6 +29,8 @@ export interface TableOutcome {
   readonly objectsRead?: number;
   /** Export: archive objects in a cold storage class, not read (they need an S3 restore first). */
   readonly unread?: UnreadObject[];
+  /** Export: listed archive objects S3 no longer has (expired by the bucket's rule): nothing of them to export. */
+  readonly expired?: string[];
 }
 
 function keyMatch(t: ResolvedSubjectTable): string {
@@ -114,6 +116,7 @@ export async function exportSubject(
       archivedRows: archived.rows.length,
       objectsRead: archived.objectsRead,
       ...(archived.unread.length > 0 ? { unread: archived.unread } : {}),
+      ...(archived.expired.length > 0 ? { expired: archived.expired } : {}),
     });
     parts.push(`${JSON.stringify(t.qualified)}: ${rows[0]?.rows ?? '[]'}`);
     archivedParts.push(`${JSON.stringify(t.qualified)}: ${JSON.stringify(archived.rows)}`);
