@@ -6,7 +6,7 @@ import { Stack } from 'aws-cdk-lib';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { contractOf, type Policy, type SubjectsPolicy } from '../contracts/config.ts';
+import { contractOf, type Policy } from '../contracts/config.ts';
 import { glueTableName } from '../contracts/glue-table-name.ts';
 import { sameTable } from '../contracts/policy-base.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
@@ -172,12 +172,13 @@ export interface ArchivedTableObjects {
  * walks. Archive policies of other tables are not returned.
  */
 export function archivedTablesOf(
-  subjects: SubjectsPolicy,
+  mapped: readonly string[],
   policies: readonly Policy[],
 ): ArchivedTableObjects[] {
-  const mapped = subjects.subjects.tables.map((entry) => entry.table);
   return policies.flatMap((policy) => {
-    if (policy.action !== 'archive' || !mapped.some((table) => sameTable(table, policy.table))) return [];
+    // The policies whose rows are copied into the bucket before they leave their table (archive).
+    if (contractOf(policy).rowFate !== 'copied-then-deleted' || !('table' in policy)) return [];
+    if (!mapped.some((table) => sameTable(table, policy.table))) return [];
     const storage = contractOf(policy).storage(policy);
     return storage ? [{ policy: policy.name, table: policy.table, prefix: storage.prefix }] : [];
   });

@@ -203,13 +203,14 @@ export class PolicyRunner extends Construct {
     grantSecretKey(functionList, config.database?.secretKmsKeyArn, stack.region);
     if (storage)
       grantObjectAccess(this.functions, props.bucket, { name: policy.name, action: policy.action, storage });
-    // A subjects policy exports and erases the archived rows of its tables: the archive policies' objects.
-    if (storage && policy.action === 'subjects')
+    // A policy that reads and rewrites the archived rows of some tables (subjects: export and erasure).
+    const rewritten = contract.rewritesArchivesOf?.(policy);
+    if (storage && rewritten)
       grantArchiveErasure(
         this.functions,
         props.bucket,
         policy.name,
-        archivedTablesOf(policy, config.policies),
+        archivedTablesOf(rewritten, config.policies),
       );
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);

@@ -95,4 +95,9 @@ export interface ActionContract<P extends { readonly name: string; readonly acti
   workOnRows?(policy: P): string;
   /** The tables a policy without one `table` works on, for descriptions and logs (a backup's patterns). */
   tablesOf?(policy: P): string;
+  /**
+   * Tables whose archive copies (the objects of the archive policies of those tables) the policy's runs read,
+   * rewrite and delete (subjects: export and erasure): the stack grants its functions those prefixes.
+   */
+  rewritesArchivesOf?(policy: P): readonly string[];
 }

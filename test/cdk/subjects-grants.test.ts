@@ -95,7 +95,10 @@ describe('archivedTablesOf', () => {
     const subjects = config.policies.find((p) => p.name === 'gdpr') as SubjectsPolicy;
 
     // Act
-    const archives = archivedTablesOf(subjects, config.policies);
+    const archives = archivedTablesOf(
+      subjects.subjects.tables.map((t) => t.table),
+      config.policies,
+    );
 
     // Assess: "Public" quoted is another schema; USERS unquoted is public.users.
     expect(archives).toEqual([

@@ -296,7 +296,7 @@ export class SubjectsChunkAction implements ChunkAction<SubjectChunk, Prepared> 
       const erased = await eraseSubject(tx, tables, request.subjectKey, key);
       const outcomes = erased.map((o) => ({ ...o, keyHash: hashes.get(o.table) }));
       const subjectHash = hashes.get(tables[0]?.qualified ?? '');
-      if ((await listArchiveCopies(tx, names)) > 0) {
+      if ((await readArchiveExposure(tx, names)).some((p) => p.objects > 0)) {
         // The archives next, once these deletions committed (archive-erasure.ts): the request stays open.
         await tx.query(
           'UPDATE lifecycle.subject_requests SET progress = $2::jsonb, run_id = $3 WHERE request_id = $1',
@@ -377,16 +377,6 @@ function emptyChunk(requestId: string): SubjectChunk {
     minKey: null,
     maxKey: null,
   };
-}
-
-/** How many archive copies the ledger lists for the tables: none, and an erasure has no archive phase. */
-async function listArchiveCopies(db: Queryable, tables: readonly string[]): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(
-    `SELECT count(*)::text AS n FROM lifecycle.archived_objects o JOIN lifecycle.runs r ON r.run_id = o.run_id
-      WHERE r.action = 'archive' AND o.kind = 'archive-copy' AND r.table_name = ANY ($1::text[])`,
-    [tables],
-  );
-  return Number(rows[0]?.n ?? 0);
 }
 
 export function storeOf(store: ObjectStore | undefined): ObjectStore {

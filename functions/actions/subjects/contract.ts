@@ -62,6 +62,7 @@ export const subjectsContract: ActionContract<SubjectsPolicy> = {
   // Every erasure records the keyed hashes a restore finds the subject by.
   usesHashKey: () => true,
   tablesOf: (policy) => policy.subjects.tables.map((t) => t.table).join(', '),
+  rewritesArchivesOf: (policy) => policy.subjects.tables.map((t) => t.table),
   storage: (policy) => ({
     prefix: subjectsPrefix(policy.name),
     tiers: { transitions: [] },

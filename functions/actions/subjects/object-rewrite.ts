@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
-import { mapS3Error, sha256Hex } from '../../adapters/archive-store.ts';
+import { isColdStorageClass, mapS3Error, sha256Hex } from '../../adapters/archive-store.ts';
 import { deleteEveryVersion, headObject, type ObjectHead } from '../../adapters/object-versions.ts';
 import { LeaseLostError, LifecycleError, TransientStorageError } from '../../core/errors.ts';
 import { encodeParquet } from '../../core/parquet/encode.ts';
@@ -112,11 +112,6 @@ export class ArchiveErasureError extends LifecycleError {
   override readonly name = 'ArchiveErasureError';
 }
 
-/** Classes GetObject refuses until a restore: the rewrite is verified by HEAD there, not read back. */
-function isColdClass(storageClass: string): boolean {
-  return storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE';
-}
-
 function ledgerLock(object: ErasureObject, now: Date): { until: string | null } | undefined {
   if (!object.lockUntil) return undefined;
   const until = new Date(object.lockUntil);
@@ -131,7 +126,7 @@ function lockedUntil(head: ObjectHead, now: Date): { until: string | null } | un
 }
 
 function isCold(head: ObjectHead): boolean {
-  if (head.storageClass !== 'GLACIER' && head.storageClass !== 'DEEP_ARCHIVE') return false;
+  if (!isColdStorageClass(head.storageClass)) return false;
   // `ongoing-request="false"` once S3 holds a readable copy.
   return !head.restore?.includes('ongoing-request="false"');
 }
@@ -304,7 +299,8 @@ async function writeVerified(
     throw mapS3Error(error, `upload of ${newKey}`);
   }
   const stored = { bucket: object.bucket, key: newKey, bytes: body.byteLength, sha256 };
-  if (isColdClass(head.storageClass)) {
+  // GetObject refuses a cold class until a restore: the rewrite is verified by HEAD there, not read back.
+  if (isColdStorageClass(head.storageClass)) {
     const written = await headObject(ctx.s3, object.bucket, newKey);
     if (written?.contentLength !== body.byteLength || written.metadata.sha256 !== sha256) {
       await removeUnlisted(ctx, object.bucket, newKey);
