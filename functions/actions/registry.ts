@@ -8,6 +8,7 @@ import type { ActionModule } from './action-module.ts';
 import { anonymizeModule } from './anonymize/index.ts';
 import { archiveModule } from './archive/index.ts';
 import { backupModule } from './backup/index.ts';
+import { importModule } from './import/index.ts';
 import { purgeModule } from './purge/index.ts';
 import { subjectsModule } from './subjects/index.ts';
 
@@ -19,6 +20,7 @@ export const actionModules: ActionRegistry = {
   backup: backupModule,
   anonymize: anonymizeModule,
   subjects: subjectsModule,
+  import: importModule,
 };
 
 /** The module of a policy's action (`registry` lets tests run the generic steps with a fake action). */

@@ -109,6 +109,8 @@ export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial
   anonymize: { targetTransactionMs: 250, maxRows: 100_000, initialRows: 2_000 },
   // One request per chunk: the row sizing does not apply.
   subjects: {},
+  // Inserts into the target; the defaults' sizing (targetTransactionMs) bounds each transaction.
+  import: {},
 };
 
 type ChunkingField = 'initialRows' | 'minRows' | 'maxRows' | 'targetTransactionMs' | 'statementTimeoutMs';

@@ -103,6 +103,24 @@ export const RunPlanSchema = z.object({
   notIncluded: z.array(z.string()).optional(),
   /** Named errors a real run started the same way would stop with, before changing anything. */
   refusals: z.array(z.object({ error: z.string(), message: z.string() })),
+  /**
+   * Import: source rows, and of those validated by inserting them in a rolled-back transaction, how many
+   * would be imported, skipped (already in the target) and refused, by reason with a few source keys.
+   */
+  import: z
+    .object({
+      source: z.string(),
+      target: z.string(),
+      sourceRows: z.int().min(0),
+      validatedRows: z.int().min(0),
+      valid: z.int().min(0),
+      alreadyImported: z.int().min(0),
+      invalid: z.int().min(0),
+      reasons: z.array(
+        z.object({ reason: z.string(), rows: z.int().min(1), sampleKeys: z.array(z.array(z.string())) }),
+      ),
+    })
+    .optional(),
 });
 
 export const TotalsSchema = z.object({

@@ -20,6 +20,11 @@ import {
   backupContract,
 } from '../../functions/actions/backup/contract.ts';
 import {
+  type ImportPolicy,
+  ImportPolicySchema,
+  importContract,
+} from '../../functions/actions/import/contract.ts';
+import {
   type PurgePolicy,
   PurgePolicySchema,
   purgeContract,
@@ -37,6 +42,7 @@ export const PolicySchema = z.discriminatedUnion('action', [
   BackupPolicySchema,
   AnonymizePolicySchema,
   SubjectsPolicySchema,
+  ImportPolicySchema,
 ]);
 
 export type Policy = z.output<typeof PolicySchema>;
@@ -50,6 +56,7 @@ export const actionContracts: { readonly [A in PolicyAction]: ActionContract<Pol
   backup: backupContract,
   anonymize: anonymizeContract,
   subjects: subjectsContract,
+  import: importContract,
 };
 
 /** Policies of one table's rows by time (archive, purge, anonymize): a table, a time column and a retention. */
@@ -70,4 +77,4 @@ export function contractOf<P extends Policy>(policy: P): ActionContract<P> {
   return actionContracts[policy.action] as unknown as ActionContract<P>;
 }
 
-export type { AnonymizePolicy, ArchivePolicy, BackupPolicy, PurgePolicy, SubjectsPolicy };
+export type { AnonymizePolicy, ArchivePolicy, BackupPolicy, ImportPolicy, PurgePolicy, SubjectsPolicy };

@@ -1,0 +1,95 @@
+/**
+ * Import's configuration (pure: for the CDK app and `validate`): legacy rows moved from a source table into
+ * a target table in chunks, each target column given by a source column or a SQL expression over the
+ * source row. Rows the target refuses (NOT NULL, a failed cast, a CHECK, a foreign key, a unique key other
+ * than the import key) go to `lifecycle.import_rejects` with the reason instead of failing the chunk; rows
+ * already in the target (same import key) are skipped, so a re-run imports nothing twice.
+ */
+import { z } from 'zod';
+import type { ActionContract, ConfigProblem } from '../../../lib/contracts/action-contract.ts';
+import { FilterSchema, FunctionSignatureSchema } from '../../../lib/contracts/filter-screen.ts';
+import {
+  ColumnNameSchema,
+  PolicyCommonSchema,
+  QualifiedTableSchema,
+  sameTable,
+} from '../../../lib/contracts/policy-base.ts';
+
+/**
+ * One target column's value: an expression over the source row, screened like a filter (no statement
+ * separators, comments or escapes) and checked by PostgreSQL at Start (only immutable or stable functions,
+ * unless listed in `functions`). A plain column name is the simplest expression.
+ */
+const ExpressionSchema = FilterSchema;
+
+export const ImportOptionsSchema = z
+  .object({
+    /** The legacy table rows are read from (`schema.table`, quoted parts keep case). */
+    source: QualifiedTableSchema,
+    /** The table rows are inserted into. */
+    target: QualifiedTableSchema,
+    /** Target column → source expression. Target columns left out take their defaults. */
+    columns: z
+      .record(ColumnNameSchema, ExpressionSchema)
+      .refine((columns) => Object.keys(columns).length > 0, 'map at least one target column'),
+    /**
+     * Source columns the import walks in order (unique and NOT NULL together); default the source's primary
+     * key. Rejects are recorded by these values.
+     */
+    sourceKey: z.array(ColumnNameSchema).min(1).max(8).optional(),
+    /**
+     * Target columns that say "already imported" (`ON CONFLICT (…) DO NOTHING`: a unique index on exactly
+     * these columns); default the target's primary key.
+     */
+    targetKey: z.array(ColumnNameSchema).min(1).max(8).optional(),
+    /** Functions that are not PostgreSQL's own which the expressions may call (`schema.name(types)`). */
+    functions: z.array(FunctionSignatureSchema).max(50).optional(),
+    /**
+     * What a dry run (`plan`, `run --dry-run`) validates: at most this many source rows, inserted in a
+     * transaction that is always rolled back.
+     */
+    dryRunRows: z.int().min(1).max(10_000_000).default(100_000),
+  })
+  .strict();
+
+export const ImportPolicySchema = PolicyCommonSchema.omit({
+  table: true,
+  filter: true,
+  filterFunctions: true,
+  allowSeqScan: true,
+})
+  .extend({ action: z.literal('import'), import: ImportOptionsSchema })
+  .strict();
+
+export type ImportPolicy = z.output<typeof ImportPolicySchema>;
+export type ImportOptions = z.output<typeof ImportOptionsSchema>;
+
+function importProblems(policy: ImportPolicy): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (sameTable(policy.import.source, policy.import.target)) {
+    problems.push({ path: ['import', 'target'], message: 'must be another table than source' });
+  }
+  const seen = new Map<string, string>();
+  for (const column of Object.keys(policy.import.columns)) {
+    // Unquoted names fold to lower case: "ID" and id would be one column twice.
+    const folded = column.startsWith('"') ? column : column.toLowerCase();
+    const earlier = seen.get(folded);
+    if (earlier !== undefined) {
+      problems.push({
+        path: ['import', 'columns', column],
+        message: `names the same target column as ${earlier}`,
+      });
+    }
+    seen.set(folded, column);
+  }
+  return problems;
+}
+
+export const importContract: ActionContract<ImportPolicy> = {
+  action: 'import',
+  // Rows of the source stay where they are; the target only gains rows.
+  rowFate: 'kept',
+  tablesOf: (policy) => `${policy.import.source} → ${policy.import.target}`,
+  storage: () => undefined,
+  configProblems: (policy) => importProblems(policy),
+};
