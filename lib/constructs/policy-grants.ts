@@ -329,3 +329,39 @@ export function grantCloudWatchLag(
     }),
   );
 }
+
+/**
+ * S3 for a policy that reads objects outside the stack's bucket (an import's CSV or Parquet source): Start
+ * reads the object's header (HEAD, ranged GET), Chunk loads it; GetObject on exactly those keys and ListBucket
+ * of their own bucket only under the key itself (so that a missing object answers 404, not 403). Nothing else
+ * of those buckets; an object encrypted with a customer-managed KMS key also needs kms:Decrypt on that key,
+ * which the stack cannot know (add it to the Start and Chunk roles).
+ */
+export function grantObjectReads(
+  functions: StepFunctions,
+  objects: ReadonlyArray<{ readonly bucket: string; readonly key: string }>,
+): void {
+  if (objects.length === 0) return;
+  const partition = Stack.of(functions.start).partition;
+  for (const fn of [functions.start, functions.chunk]) {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'ReadImportSourceObjects',
+        effect: Effect.ALLOW,
+        actions: ['s3:GetObject'],
+        resources: objects.map((o) => `arn:${partition}:s3:::${o.bucket}/${o.key}`),
+      }),
+    );
+    for (const [index, object] of objects.entries()) {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          sid: `ListImportSourceObject${index}`,
+          effect: Effect.ALLOW,
+          actions: ['s3:ListBucket'],
+          resources: [`arn:${partition}:s3:::${object.bucket}`],
+          conditions: { StringEquals: { 's3:prefix': [object.key] } },
+        }),
+      );
+    }
+  }
+}

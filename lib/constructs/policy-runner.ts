@@ -22,6 +22,7 @@ import {
   grantCloudWatchLag,
   grantGlueTable,
   grantObjectAccess,
+  grantObjectReads,
   grantSecretKey,
 } from './policy-grants.ts';
 import { grantRdsSnapshots } from './rds-snapshot-grants.ts';
@@ -212,6 +213,7 @@ export class PolicyRunner extends Construct {
         policy.name,
         archivedTablesOf(rewritten, config.policies),
       );
+    grantObjectReads(this.functions, contract.readsObjects?.(policy) ?? []);
     if (storage?.glueTable) grantGlueTable(this.functions.start, props.glueDatabaseName, policy.name);
     if (cloudWatchLag) grantCloudWatchLag(this.functions.chunk);
     if (contract.usesHashKey?.(policy)) this.grantHashKey(config);

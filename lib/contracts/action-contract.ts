@@ -100,4 +100,9 @@ export interface ActionContract<P extends { readonly name: string; readonly acti
    * rewrite and delete (subjects: export and erasure): the stack grants its functions those prefixes.
    */
   rewritesArchivesOf?(policy: P): readonly string[];
+  /**
+   * Objects outside the stack's bucket the policy's runs read (an import's CSV or Parquet source): its Start and
+   * Chunk functions may GET exactly these keys, nothing else of those buckets.
+   */
+  readsObjects?(policy: P): ReadonlyArray<{ readonly bucket: string; readonly key: string }>;
 }

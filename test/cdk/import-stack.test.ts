@@ -36,6 +36,36 @@ describe('an import policy in the stack', () => {
     expect(machines.some((name) => name.includes('legacy-exceptions'))).toBe(true);
   });
 
+  it('lets Start and Chunk read exactly the source object of an S3 import, nothing else of its bucket', () => {
+    const { template } = synthesize(
+      configWith({
+        ...importPolicy,
+        import: {
+          ...importPolicy.import,
+          source: { object: 's3://legacy-dumps/2026/exceptions.csv', format: 'csv' },
+        },
+      }),
+    );
+
+    for (const step of STEPS) {
+      const statements = roleStatements(template, 'legacy-exceptions', step).filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('s3:')),
+      );
+      if (step === 'Start' || step === 'Chunk') {
+        const gets = statements.filter((s) => actionsOf(s).includes('s3:GetObject'));
+        expect(JSON.stringify(gets.map((s) => s.Resource))).toContain('legacy-dumps/2026/exceptions.csv');
+        expect(JSON.stringify(gets.map((s) => s.Resource))).not.toContain('*');
+        const lists = statements.filter((s) => actionsOf(s).includes('s3:ListBucket'));
+        expect(lists.map((s) => s.Condition)).toEqual([
+          { StringEquals: { 's3:prefix': ['2026/exceptions.csv'] } },
+        ]);
+        expect(statements.flatMap(actionsOf).sort()).toEqual(['s3:GetObject', 's3:ListBucket']);
+      } else {
+        expect(statements, step).toEqual([]);
+      }
+    }
+  });
+
   it.each([
     [{ ...importPolicy.import, target: 'legacy.exceptions' }, /must be another table than source/],
     [{ ...importPolicy.import, columns: { id: 'a', ID: 'b' } }, /names the same target column as id/],
@@ -43,6 +73,8 @@ describe('an import policy in the stack', () => {
     [{ ...importPolicy.import, columns: { id: 'a; DROP TABLE x' } }, /import\.columns\.id/],
     [{ ...importPolicy.import, source: 'lifecycle.runs' }, /no policy may touch it/],
     [{ ...importPolicy.import, batch: 5 }, /batch/],
+    [{ ...importPolicy.import, source: { object: 'http://x/y.csv', format: 'csv' } }, /s3:\/\/bucket\/key/],
+    [{ ...importPolicy.import, source: { object: 's3://b-1/y.csv', format: 'xlsx' } }, /csv|parquet/],
   ])('refuses %j', (options, message) => {
     expect(() => configWith({ ...importPolicy, import: options })).toThrow(ConfigError);
     expect(() => configWith({ ...importPolicy, import: options })).toThrow(message);

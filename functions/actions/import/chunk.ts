@@ -6,7 +6,13 @@
  */
 
 import type { Queryable } from '../../adapters/transactions.ts';
-import { type ChunkAction, type ChunkInput, keysetValues, type TakenChunk } from '../chunk-action.ts';
+import {
+  type ChunkAction,
+  type ChunkInput,
+  keysetValues,
+  type PreparedChunk,
+  type TakenChunk,
+} from '../chunk-action.ts';
 import type { ImportPolicy } from './contract.ts';
 import { type BatchOutcome, insertBatch, type RejectedRow } from './row-validation.ts';
 import { type ImportShape, insertRangeSql, nextKeysSql } from './statements.ts';
@@ -85,10 +91,23 @@ export class ImportChunkAction implements ChunkAction {
    * step (a chunk step has no other connection to read it on): a table dropped or renamed since Start
    * fails the step there.
    */
+  /** Before the step's first chunk, outside any transaction: staging an object source (index.ts). */
+  readonly prepare?: () => Promise<PreparedChunk<undefined>>;
+
   constructor(
     private readonly policy: ImportPolicy,
     private readonly resolveShape: (db: Queryable) => Promise<ImportShape>,
-  ) {}
+    beforeFirstChunk?: () => Promise<void>,
+  ) {
+    if (beforeFirstChunk) {
+      let done = false;
+      this.prepare = async () => {
+        if (!done) await beforeFirstChunk();
+        done = true;
+        return { ready: undefined };
+      };
+    }
+  }
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
     if (!this.statements) {

@@ -22,10 +22,52 @@ import {
  */
 const ExpressionSchema = FilterSchema;
 
+/** `s3://bucket/key`: the bucket as S3 names buckets, a key of at most 1024 characters. */
+const S3UriSchema = z
+  .string()
+  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.{1,1024}$/s, 'must be s3://bucket/key')
+  .refine((uri) => ![...uri].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters');
+
+/**
+ * A CSV or Parquet object in S3 as the source: loaded into a staging table of the run
+ * (`lifecycle.import_staging_<run>`, every column text, plus `import_line`: the data row's number, 1-based, its
+ * key) by the first Chunk step, dropped when the run ends. Expressions read its columns by the names of the
+ * CSV header or the Parquet schema.
+ */
+const ObjectSourceSchema = z
+  .object({
+    object: S3UriSchema,
+    format: z.enum(['csv', 'parquet']),
+    /** CSV: one character between fields (a header line names the columns). */
+    delimiter: z
+      .string()
+      .length(1)
+      .refine((d) => !/["\r\n]/.test(d), 'must not be a quote or a line break')
+      .default(','),
+    /** CSV: the text that means NULL (unquoted); by default an empty unquoted field. */
+    null: z.string().max(32).default(''),
+  })
+  .strict();
+
+export type ObjectSource = z.output<typeof ObjectSourceSchema>;
+
 export const ImportOptionsSchema = z
   .object({
-    /** The legacy table rows are read from (`schema.table`, quoted parts keep case). */
-    source: QualifiedTableSchema,
+    /**
+     * The legacy table rows are read from (`schema.table`, quoted parts keep case), or a CSV / Parquet object
+     * in S3 (`{ "object": "s3://bucket/key.csv", "format": "csv" }`).
+     */
+    // A plain union says only "Invalid input": name the problems of the form the value has (text or object).
+    source: z.union([QualifiedTableSchema, ObjectSourceSchema], {
+      error: (issue) => {
+        const asObject = typeof issue.input === 'object' && issue.input !== null;
+        const parsed = (asObject ? ObjectSourceSchema : QualifiedTableSchema).safeParse(issue.input);
+        if (parsed.success) return undefined;
+        return parsed.error.issues
+          .map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message))
+          .join('; ');
+      },
+    }),
     /** The table rows are inserted into. */
     target: QualifiedTableSchema,
     /** Target column → source expression. Target columns left out take their defaults. */
@@ -66,7 +108,8 @@ export type ImportOptions = z.output<typeof ImportOptionsSchema>;
 
 function importProblems(policy: ImportPolicy): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  if (sameTable(policy.import.source, policy.import.target)) {
+  const source = policy.import.source;
+  if (typeof source === 'string' && sameTable(source, policy.import.target)) {
     problems.push({ path: ['import', 'target'], message: 'must be another table than source' });
   }
   const seen = new Map<string, string>();
@@ -89,7 +132,21 @@ export const importContract: ActionContract<ImportPolicy> = {
   action: 'import',
   // Rows of the source stay where they are; the target only gains rows.
   rowFate: 'kept',
-  tablesOf: (policy) => `${policy.import.source} → ${policy.import.target}`,
+  tablesOf: (policy) => `${sourceName(policy.import.source)} → ${policy.import.target}`,
+  readsObjects: (policy) =>
+    typeof policy.import.source === 'string' ? [] : [parseS3Uri(policy.import.source.object)],
   storage: () => undefined,
   configProblems: (policy) => importProblems(policy),
 };
+
+/** The source as a name for messages: its table, or its object's URI. */
+export function sourceName(source: ImportOptions['source']): string {
+  return typeof source === 'string' ? source : source.object;
+}
+
+/** An `s3://bucket/key` URI's parts (already validated by the schema). */
+export function parseS3Uri(uri: string): { readonly bucket: string; readonly key: string } {
+  const rest = uri.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1) };
+}

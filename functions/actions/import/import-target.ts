@@ -18,7 +18,7 @@ import { resolveFilterFunctions } from '../../adapters/function-safety.ts';
 import { type Queryable, readOnly } from '../../adapters/transactions.ts';
 import { CatalogError, InsufficientPrivilegeError, InvalidFilterError } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
-import type { ImportPolicy } from './contract.ts';
+import { type ImportPolicy, sourceName } from './contract.ts';
 import { explainInsertSql, type ImportShape, type KeyColumn } from './statements.ts';
 
 const CHECK_TIMEOUT_MS = 10_000;
@@ -27,10 +27,20 @@ function nameOf(table: ResolvedTable): string {
   return quoteQualified(table.schema, table.table);
 }
 
-/** Resolves the policy's tables, keys and columns; throws the error a run would stop with. */
-export async function resolveImportShape(db: Queryable, policy: ImportPolicy): Promise<ImportShape> {
+/**
+ * Resolves the policy's tables, keys and columns; throws the error a run would stop with. `sourceTable`: the
+ * quoted name of the table an object source was staged in (or its stand-in at Start); required for one.
+ */
+export async function resolveImportShape(
+  db: Queryable,
+  policy: ImportPolicy,
+  sourceTable?: string,
+): Promise<ImportShape> {
   const options = policy.import;
-  const source = await resolveTable(db, options.source);
+  const table = sourceTable ?? (typeof options.source === 'string' ? options.source : undefined);
+  if (table === undefined)
+    throw new CatalogError(`import source ${sourceName(options.source)}: not staged in a table yet`);
+  const source = await resolveTable(db, table);
   const target = await resolveTable(db, options.target);
   if (source.oid === target.oid)
     throw new CatalogError(`import source and target are the same table ${nameOf(source)}`);
@@ -182,13 +192,15 @@ export async function checkImportExpressions(
   db: pg.ClientBase,
   shape: ImportShape,
   functions: readonly string[] = [],
+  /** Runs each check in a READ ONLY transaction; an object source's stand-in lives in the caller's own. */
+  inTransaction: <T>(work: () => Promise<T>) => Promise<T> = (work) => readOnly(db, CHECK_TIMEOUT_MS, work),
 ): Promise<void> {
   const sourceName = quoteQualified(shape.source.schema, shape.source.table);
   for (const column of shape.columns) {
     const describe = `import.columns ${JSON.stringify(column.target)} = ${JSON.stringify(column.expression)}`;
     let hazards: FilterHazard[];
     try {
-      hazards = await readOnly(db, CHECK_TIMEOUT_MS, async () =>
+      hazards = await inTransaction(async () =>
         findFilterHazards(db, {
           qualifiedName: sourceName,
           tableOid: shape.source.oid,
@@ -214,7 +226,7 @@ export async function checkImportExpressions(
     }
   }
   try {
-    await readOnly(db, CHECK_TIMEOUT_MS, () => db.query(explainInsertSql(shape)));
+    await inTransaction(() => db.query(explainInsertSql(shape)));
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('42'))
       throw new InvalidFilterError(

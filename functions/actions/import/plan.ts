@@ -18,10 +18,17 @@ const SAMPLE_KEYS = 5;
 
 export async function importPlan(
   db: pg.ClientBase,
-  shape: ImportShape,
-  options: { readonly dryRunRows: number; readonly cutoff: string; readonly timeoutMs: number },
+  /** The source as a table, inside the plan's transaction (an object source is staged there, then dropped). */
+  prepareSource: (db: pg.ClientBase) => Promise<ImportShape>,
+  options: {
+    readonly dryRunRows: number;
+    readonly cutoff: string;
+    readonly timeoutMs: number;
+    /** The source as the config names it (a table, or an object's URI). */
+    readonly source: string;
+  },
 ): Promise<RunPlan> {
-  const insertSql = insertRangeSql(shape);
+  let shape: ImportShape | undefined;
   const totals = { examined: 0, inserted: 0, skipped: 0, rejected: 0 };
   const reasons = new Map<string, { rows: number; sampleKeys: string[][] }>();
   let sourceRows = 0;
@@ -31,6 +38,8 @@ export async function importPlan(
   try {
     // statement_timeout bounds each statement; the deadline bounds the whole validation.
     await db.query(`SELECT set_config('statement_timeout', $1, true)`, [`${options.timeoutMs}ms`]);
+    shape = await prepareSource(db);
+    const insertSql = insertRangeSql(shape);
     const { rows } = await db.query<{ n: string }>(countSourceSql(shape));
     sourceRows = Number(rows[0]?.n ?? 0);
     let after: string[] = [];
@@ -57,6 +66,7 @@ export async function importPlan(
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }
+  if (!shape) throw new Error('import plan: no source');
   const warnings: string[] = [];
   if (totals.examined < sourceRows) {
     warnings.push(
@@ -78,7 +88,7 @@ export async function importPlan(
     warnings,
     refusals: [],
     import: {
-      source: quoteQualified(shape.source.schema, shape.source.table),
+      source: options.source,
       target: quoteQualified(shape.target.schema, shape.target.table),
       sourceRows,
       validatedRows: totals.examined,
