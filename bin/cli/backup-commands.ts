@@ -27,24 +27,24 @@ import {
 } from '../../functions/actions/backup/restore/index.ts';
 import { loadErasureReplay } from '../../functions/actions/subjects/erasure-replay.ts';
 import { Ledger } from '../../functions/adapters/ledger/index.ts';
-import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { createS3Client } from '../../functions/commons/s3.ts';
 import { StorageConfigurationError } from '../../functions/core/errors.ts';
 import { BucketNameSchema, PolicyNameSchema } from '../../lib/contracts/config.ts';
+import { withDatabase } from './database-target.ts';
 import { UsageError } from './errors.ts';
 import { formatBytes } from './format.ts';
 import { requireLedger, requireMigratedLedger } from './ledger-checks.ts';
 
-/** The options these commands read (main.ts parses them). */
+/** The options these commands read (program.ts parses them). */
 export interface BackupCommandValues {
   readonly policy?: string | undefined;
   readonly bucket?: string | undefined;
   readonly backup?: string | undefined;
   readonly table?: string[] | undefined;
   readonly mode?: string | undefined;
-  readonly 'into-schema'?: string | undefined;
-  readonly 'if-exists'?: string | undefined;
-  readonly json: boolean;
+  readonly intoSchema?: string | undefined;
+  readonly ifExists?: string | undefined;
+  readonly json?: boolean | undefined;
 }
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -97,14 +97,8 @@ function hasDatabase(): boolean {
   return Boolean(process.env.DATABASE_URL || process.env.PGHOST || process.env.PGDATABASE);
 }
 
-async function databaseConfig() {
-  return resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL });
-}
-
 /** `backups list [--policy P] --bucket B [--json]` */
-export async function backupsCommand(args: readonly string[], values: BackupCommandValues): Promise<number> {
-  if (args[0] !== 'list' || args.length > 1)
-    throw new UsageError(`usage: pg-lifecycle backups list [--policy NAME] --bucket B [--json]`);
+export async function backupsCommand(values: BackupCommandValues): Promise<number> {
   const bucket = bucketOf(values, 'backups list');
   const policy = policyOf(values, false);
   const backups = await withS3((s3) => listBackups(s3, bucket, { policy }));
@@ -143,17 +137,17 @@ export async function restoreCommand(values: BackupCommandValues): Promise<numbe
   const bucket = bucketOf(values, 'restore');
   const backup = backupOf(values);
   const mode: RestoreMode = choice(values.mode, RESTORE_MODES, '--mode', 'full');
-  const ifExists: IfExists = choice(values['if-exists'], IF_EXISTS_CHOICES, '--if-exists', 'fail');
+  const ifExists: IfExists = choice(values.ifExists, IF_EXISTS_CHOICES, '--if-exists', 'fail');
   // What the request says on its own is refused before the backup is read or the database reached.
   try {
-    checkRestoreRequest({ mode, ifExists, tables: values.table, intoSchema: values['into-schema'] });
+    checkRestoreRequest({ mode, ifExists, tables: values.table, intoSchema: values.intoSchema });
   } catch (error) {
     if (error instanceof BackupInputError) throw new UsageError(error.message);
     throw error;
   }
   const result = await withS3(async (s3) => {
     const manifest = await findBackup(s3, bucket, policy, backup);
-    return withClient(await databaseConfig(), async (db) =>
+    return withDatabase(async (db) =>
       restoreBackup({
         db,
         s3,
@@ -166,7 +160,7 @@ export async function restoreCommand(values: BackupCommandValues): Promise<numbe
             ? undefined
             : await loadErasureReplay(db, manifest.startedAt, process.env.PG_LIFECYCLE_HASH_KEY),
         tables: values.table,
-        intoSchema: values['into-schema'],
+        intoSchema: values.intoSchema,
         ifExists,
         // A long restore says what is done as it goes (stderr: stdout holds the result).
         ...(values.json
@@ -207,7 +201,7 @@ export async function verifyBackupCommand(values: BackupCommandValues): Promise<
       backup === 'latest' ? await findBackup(s3, bucket, policy, backup) : { policy, backupId: backup };
     if (!hasDatabase()) return verifyBackup(s3, bucket, target);
     // With a database, its ledger must hold the backup's run: a database without a ledger is the wrong one.
-    return withClient(await databaseConfig(), async (client) => {
+    return withDatabase(async (client) => {
       await requireLedger(client);
       return verifyBackup(s3, bucket, target, { ledger: new Ledger(client) });
     });
@@ -232,7 +226,7 @@ export async function drillCommand(values: BackupCommandValues): Promise<number>
   const policy = policyOf(values, true);
   const bucket = bucketOf(values, 'drill');
   const result = await withS3(async (s3) =>
-    withClient(await databaseConfig(), async (db) => {
+    withDatabase(async (db) => {
       const database = await requireLedger(db);
       // The drill records itself in lifecycle.restore_drills (sql/010): a ledger without it is asked to migrate.
       await requireMigratedLedger(db, database, 'drill');

@@ -3,7 +3,6 @@
  * config's enabled policies against the ledger of DATABASE_URL. Exit 1 when a policy or a subject request is
  * overdue or a request failed; 2 for a database without a ledger or an unknown policy.
  */
-import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import {
   buildComplianceReport,
   type ComplianceReport,
@@ -12,6 +11,7 @@ import {
 } from '../../functions/reports/compliance.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import { UnknownPolicyError } from '../../lib/execution-input.ts';
+import { withDatabase } from './database-target.ts';
 import { requireLedger } from './ledger-checks.ts';
 
 export interface ReportOptions {
@@ -29,16 +29,13 @@ export async function reportCommand(
     throw new UnknownPolicyError(
       `no policy named "${options.policy}" (known: ${config.policies.map((p) => p.name).join(', ')})`,
     );
-  const report = await withClient(
-    await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
-    async (client) => {
-      await requireLedger(client);
-      return buildComplianceReport(client, config, {
-        now: options.now ?? new Date(),
-        ...(options.policy !== undefined ? { policy: options.policy } : {}),
-      });
-    },
-  );
+  const report = await withDatabase(async (client) => {
+    await requireLedger(client);
+    return buildComplianceReport(client, config, {
+      now: options.now ?? new Date(),
+      ...(options.policy !== undefined ? { policy: options.policy } : {}),
+    });
+  });
   return {
     code: report.attention ? 1 : 0,
     output: options.json ? JSON.stringify(report) : formatComplianceReport(report),

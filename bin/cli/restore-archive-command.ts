@@ -14,14 +14,14 @@ import {
   type RetrievalTier,
   restoreArchive,
 } from '../../functions/actions/restore-archive/index.ts';
-import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { createS3Client } from '../../functions/commons/s3.ts';
 import { BucketNameSchema, PolicyNameSchema } from '../../lib/contracts/config.ts';
+import { withDatabase } from './database-target.ts';
 import { UsageError } from './errors.ts';
 import { formatBytes } from './format.ts';
 import { requireLedger } from './ledger-checks.ts';
 
-/** The options this command reads (main.ts parses them). */
+/** The options this command reads (program.ts parses them). */
 export interface RestoreArchiveCommandValues {
   readonly policy?: string | undefined;
   readonly bucket?: string | undefined;
@@ -29,9 +29,9 @@ export interface RestoreArchiveCommandValues {
   readonly to?: string | undefined;
   readonly where?: string | undefined;
   readonly into?: string | undefined;
-  readonly 'allow-no-key'?: boolean | undefined;
+  readonly allowNoKey?: boolean | undefined;
   readonly tier?: string | undefined;
-  readonly json: boolean;
+  readonly json?: boolean | undefined;
 }
 
 /** Exit code when objects wait for an S3 restore (Glacier Flexible Retrieval / Deep Archive): run again later. */
@@ -62,35 +62,32 @@ export async function restoreArchiveCommand(values: RestoreArchiveCommandValues)
   const s3 = createS3Client();
   let result: RestoreArchiveResult;
   try {
-    result = await withClient(
-      await resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL }),
-      async (db) => {
-        await requireLedger(db);
-        return restoreArchive({
-          db,
-          s3,
-          bucket,
-          policy,
-          from,
-          to,
-          where: values.where,
-          into: values.into,
-          allowNoKey: values['allow-no-key'] ?? false,
-          tier,
-          // A long restore says what is done as it goes (stderr: stdout holds the result).
-          ...(values.json
-            ? {}
-            : {
-                onObject: (o) =>
-                  process.stderr.write(
-                    o.status === 'skipped'
-                      ? `skipped ${o.key}: restored before\n`
-                      : `restored ${o.key}: ${o.rowsInserted} of ${o.rowsStaged} rows inserted\n`,
-                  ),
-              }),
-        });
-      },
-    );
+    result = await withDatabase(async (db) => {
+      await requireLedger(db);
+      return restoreArchive({
+        db,
+        s3,
+        bucket,
+        policy,
+        from,
+        to,
+        where: values.where,
+        into: values.into,
+        allowNoKey: values.allowNoKey ?? false,
+        tier,
+        // A long restore says what is done as it goes (stderr: stdout holds the result).
+        ...(values.json
+          ? {}
+          : {
+              onObject: (o) =>
+                process.stderr.write(
+                  o.status === 'skipped'
+                    ? `skipped ${o.key}: restored before\n`
+                    : `restored ${o.key}: ${o.rowsInserted} of ${o.rowsStaged} rows inserted\n`,
+                ),
+            }),
+      });
+    });
   } catch (error) {
     if (error instanceof RestoreArchiveInputError) throw new UsageError(`${error.name}: ${error.message}`);
     throw error;

@@ -3,9 +3,10 @@
  * (or PG*) and S3 from the standard AWS environment.
  */
 
+import type { Context } from 'aws-lambda';
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
-import { silentLogger } from '../../functions/run/dependencies.ts';
+import { type ChunkMetrics, type StepDependencies, silentLogger } from '../../functions/run/dependencies.ts';
 import { contractOf, type LifecycleConfig } from '../../lib/contracts/config.ts';
 import type { RunPlan } from '../../lib/contracts/payloads.ts';
 import { UsageError } from './errors.ts';
@@ -20,6 +21,8 @@ export interface RunCommandOptions {
   readonly force?: boolean | undefined;
   readonly verbose: boolean;
   readonly signal?: AbortSignal | undefined;
+  /** Called after each chunk commits (the steps' ChunkMetrics port): the CLI's progress line. */
+  readonly onChunk?: ChunkMetrics['recordChunk'] | undefined;
 }
 
 /** One JSON object per run: the contract of `run --json`. */
@@ -57,7 +60,10 @@ export interface RunReport {
   readonly manifestKey?: string | undefined;
 }
 
-export async function runCommand(options: RunCommandOptions): Promise<RunReport> {
+/** The policy to run, or a UsageError (exit 2) for an unknown policy or a missing bucket: before any I/O. */
+export function checkRunOptions(
+  options: Pick<RunCommandOptions, 'config' | 'policy' | 'bucket' | 'dryRun'>,
+): LifecycleConfig['policies'][number] {
   const policy = options.config.policies.find((p) => p.name === options.policy);
   if (!policy) {
     throw new UsageError(
@@ -67,19 +73,36 @@ export async function runCommand(options: RunCommandOptions): Promise<RunReport>
   if (contractOf(policy).storage(policy) && !options.bucket && !options.dryRun) {
     throw new UsageError(`${policy.action} policies need a bucket: --bucket B or PG_LIFECYCLE_BUCKET`);
   }
+  return policy;
+}
+
+export async function runCommand(options: RunCommandOptions): Promise<RunReport> {
+  const policy = checkRunOptions(options);
   const result = await runPolicyLocally({
     config: options.config,
     policyName: options.policy,
     dryRun: options.dryRun,
     force: options.force ?? false,
     signal: options.signal,
-    dependencies: localDependencies({
-      databaseUrl: process.env.DATABASE_URL,
-      bucket: options.bucket,
-      log: options.verbose ? stderrLogger : silentLogger,
-    }),
+    dependencies: withChunkMetrics(
+      localDependencies({
+        databaseUrl: process.env.DATABASE_URL,
+        bucket: options.bucket,
+        log: options.verbose ? stderrLogger : silentLogger,
+      }),
+      options.onChunk,
+    ),
   });
   return toReport(result, policy.action);
+}
+
+/** The steps' dependencies with `recordChunk` as their metrics port (the same samples a Lambda publishes). */
+function withChunkMetrics(
+  dependencies: (context: Context) => StepDependencies,
+  recordChunk: ChunkMetrics['recordChunk'] | undefined,
+): (context: Context) => StepDependencies {
+  if (!recordChunk) return dependencies;
+  return (context) => ({ ...dependencies(context), metrics: { recordChunk } });
 }
 
 export function toReport(result: LocalRunResult, action: string): RunReport {

@@ -19,14 +19,14 @@ import {
 } from '../../functions/actions/subjects/requests.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import type { Queryable } from '../../functions/adapters/transactions.ts';
-import { resolveClientConfig, withClient } from '../../functions/commons/database.ts';
 import { readHashKey } from '../../functions/commons/hash-key-secret.ts';
 import { createS3Client } from '../../functions/commons/s3.ts';
 import { describeError } from '../../functions/core/redact-database-error.ts';
 import type { LifecycleConfig, SubjectsPolicy } from '../../lib/contracts/config.ts';
+import { withDatabase } from './database-target.ts';
 import { UsageError } from './errors.ts';
+import { runLocally } from './handlers.ts';
 import { requireLedger } from './ledger-checks.ts';
-import { formatReport, runCommand, wouldRefuse } from './run-command.ts';
 
 export interface SubjectCommandValues {
   readonly policy?: string | undefined;
@@ -35,8 +35,8 @@ export interface SubjectCommandValues {
   readonly export?: string | undefined;
   /** status: seconds a presigned URL of each export document stays valid. */
   readonly presign?: string | undefined;
-  readonly json: boolean;
-  readonly verbose: boolean;
+  readonly json?: boolean | undefined;
+  readonly verbose?: boolean | undefined;
 }
 
 const USAGE =
@@ -80,8 +80,6 @@ async function hashKeyFor(config: LifecycleConfig): Promise<string> {
   return key;
 }
 
-const databaseConfig = () => resolveClientConfig({ DATABASE_URL: process.env.DATABASE_URL });
-
 export async function subjectCommand(
   config: LifecycleConfig,
   values: SubjectCommandValues,
@@ -96,7 +94,7 @@ export async function subjectCommand(
       const subjectKey = (values.erase ?? values.export) as string;
       if (subjectKey.trim() === '') throw new UsageError('the subject key is empty');
       const hashKey = await hashKeyFor(config);
-      const { request, created } = await withClient(await databaseConfig(), async (db) => {
+      const { request, created } = await withDatabase(async (db) => {
         await requireLedger(db);
         // Bad input stops here, before anything is recorded: the mapping must resolve and the key must be a value
         // of every key column's type (else each run would fail the request, later and further away).
@@ -124,7 +122,7 @@ export async function subjectCommand(
       if (rest.length > 0) throw new UsageError(USAGE);
       const policy = values.policy === undefined ? undefined : subjectsPolicy(config, values.policy).name;
       const presignSeconds = presignOption(values.presign);
-      const { requests, exports, rewrites } = await withClient(await databaseConfig(), async (db) => {
+      const { requests, exports, rewrites } = await withDatabase(async (db) => {
         await requireLedger(db);
         if (!(await hasSubjectRequests(db)))
           return { requests: [], exports: new Map<string, string>(), rewrites: new Map<string, number>() };
@@ -151,21 +149,18 @@ export async function subjectCommand(
     case 'process': {
       if (rest.length > 0) throw new UsageError(USAGE);
       const policy = subjectsPolicy(config, values.policy);
-      const report = await runCommand({
-        config,
+      // Like `run`: the database checked once up front, Ctrl-C stops cleanly, a progress line on a terminal.
+      return runLocally(config, {
         policy: policy.name,
         bucket: values.bucket ?? process.env.PG_LIFECYCLE_BUCKET,
-        dryRun: false,
-        force: false,
+        json: values.json,
         verbose: values.verbose,
       });
-      print(values.json ? JSON.stringify(report) : formatReport(report));
-      return report.status === 'failed' || wouldRefuse(report) ? 1 : 0;
     }
     case 'retry': {
       const [requestId, ...more] = rest;
       if (!requestId || more.length > 0 || !/^[0-9a-f-]{36}$/i.test(requestId)) throw new UsageError(USAGE);
-      const retried = await withClient(await databaseConfig(), (db) => retryRequest(db, requestId));
+      const retried = await withDatabase((db) => retryRequest(db, requestId));
       if (!retried) throw new UsageError(`no failed request ${requestId}`);
       print(`request ${requestId} is pending again`);
       return 0;

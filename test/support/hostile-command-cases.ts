@@ -222,16 +222,16 @@ const verify: HostileCase[] = [
 ];
 
 const usage: HostileCase[] = [
-  ['an unknown option (--polcy)', ['run', '--polcy', 'x'], /Unknown option '--polcy'/],
+  ['an unknown option (--polcy)', ['run', '--polcy', 'x'], /pg-lifecycle run: unknown option '--polcy'/],
   ['an option without its value (--policy)', ['run', '--policy'], /argument missing/i],
-  ['an unknown command', ['destroy'], /unknown command "destroy"/],
+  ['an unknown command', ['destroy'], /pg-lifecycle: unknown command 'destroy'/],
   ['run without --policy', ['run'], /--policy[^\n]*required/i],
   ['run of a policy the config does not have', ['run', '--policy', 'nope'], /no policy named "nope"/],
   ['status --limit 0', ['status', '--limit', '0'], /--limit must be/],
 ].map(([title, args, message], index) => ({
   section: 'CLI usage',
   title: title as string,
-  // The first in a child process: parseArgs' own error, printed with the usage and no stack trace.
+  // The first in a child process: commander's error, naming the command, and no stack trace.
   runAs: index === 0 ? ('child' as const) : ('in-process' as const),
   config: historyConfigFile,
   args: () => args as string[],
