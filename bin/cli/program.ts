@@ -7,6 +7,7 @@
 import { Command, type CommanderError, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { loadConfigFile } from '../../lib/config-file.ts';
 import { backupsCommand, drillCommand, restoreCommand, verifyBackupCommand } from './backup-commands.ts';
+import { UsageError } from './errors.ts';
 import {
   migrateCommand,
   planCommand,
@@ -19,6 +20,7 @@ import {
   validateCommand,
   verifyArchiveCommand,
 } from './handlers.ts';
+import { importReportCommand } from './import-commands.ts';
 import { reportCommand } from './report-command.ts';
 import { restoreArchiveCommand } from './restore-archive-command.ts';
 import { subjectCommand } from './subject-commands.ts';
@@ -168,6 +170,32 @@ export function buildProgram(outcome: Outcome): Command<[], { config: string }> 
         await (options.backup !== undefined ? verifyBackupCommand(options) : verifyArchiveCommand(options)),
       ),
     );
+
+  const imports = program.command('import').description('Legacy imports (report)');
+  imports
+    .command('report')
+    .description(
+      'Validation report of import policies from the ledger: each recent run (examined, imported, already ' +
+        'there, refused) and the source rows the target still refuses, by reason with a few source keys. ' +
+        'Exit 1 while refused rows remain',
+    )
+    .option('--policy <name>', `${POLICY} (default: every import policy)`)
+    .option('--samples <n>', 'source keys shown per reason', '5')
+    .option('--json', JSON_OUTPUT)
+    .addHelpText('after', examples('pg-lifecycle import report --policy legacy-exceptions'))
+    .action(async (_options, command) => {
+      const options = command.optsWithGlobals();
+      const samples = Number(options.samples);
+      if (!Number.isInteger(samples) || samples < 0 || samples > 1000)
+        throw new UsageError(`--samples must be a whole number from 0 to 1000, not ${options.samples}`);
+      const { code, output } = await importReportCommand(loadConfigFile(options.config), {
+        policy: options.policy,
+        json: options.json ?? false,
+        samples,
+      });
+      print(output);
+      done(code);
+    });
 
   const backups = program.command('backups').description('Backups in the bucket (list)');
   backups

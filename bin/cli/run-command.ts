@@ -158,7 +158,9 @@ export function formatReport(report: RunReport): string {
   if (report.status === 'dry_run') {
     const headline = report.plan?.tables
       ? `${report.policy}: dry run, backup of ${report.plan.tables.length} tables (nothing written)`
-      : `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
+      : report.plan?.import
+        ? `${report.policy}: dry run, import of ${report.plan.import.sourceRows} source rows (rolled back: nothing written)`
+        : `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
     return report.plan ? `${headline}\n${formatPlan(report.plan)}` : headline;
   }
   if (report.backupId !== undefined) {
@@ -183,6 +185,7 @@ const EXPLAIN_LINES_SHOWN = 12;
 /** The plan under a dry run's headline, indented, one fact per line. */
 export function formatPlan(plan: RunPlan): string {
   if (plan.tables) return formatBackupPlan(plan, plan.tables);
+  if (plan.import) return formatImportPlan(plan, plan.import);
   const lines = [
     `  eligible      ${plan.eligibleRows} rows, about ${formatBytes(plan.estimatedBytes)}, oldest ${plan.oldest ?? '-'}`,
   ];
@@ -237,6 +240,23 @@ function formatBackupPlan(plan: RunPlan, tables: NonNullable<RunPlan['tables']>)
     );
   }
   for (const item of plan.notIncluded ?? []) lines.push(`  not included  ${item}`);
+  for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
+  for (const refusal of plan.refusals)
+    lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
+  return lines.join('\n');
+}
+
+/** An import's dry run: what the validated rows would become, each refusal reason with a few source keys. */
+function formatImportPlan(plan: RunPlan, found: NonNullable<RunPlan['import']>): string {
+  const lines = [
+    `  source        ${found.source}: ${found.sourceRows} rows, ${found.validatedRows} validated`,
+    `  target        ${found.target}`,
+    `  would import  ${found.valid} rows; already there ${found.alreadyImported}; refused ${found.invalid}`,
+  ];
+  for (const reason of found.reasons) {
+    const keys = reason.sampleKeys.map((key) => `(${key.join(', ')})`).join(' ');
+    lines.push(`  refused       ${reason.rows} × ${reason.reason}; e.g. source keys ${keys}`);
+  }
   for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
   for (const refusal of plan.refusals)
     lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);

@@ -4,9 +4,13 @@
  * reasons, nothing written), bad config refused before anything is written, and mixed-case names.
  */
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { importReport } from '../../functions/reports/import-report.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { testConfig } from '../support/archive.ts';
+import { runCli } from '../support/cli.ts';
 import { describe, expect, it } from '../support/fixture.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
@@ -142,6 +146,38 @@ describe('import', () => {
       report.reasons.map((r) => [r.sqlstate, r.sampleKeys.map((k) => k[0]).sort()]),
     );
     expect(keysBySqlstate).toEqual({ '22P02': ['150', '33'], '23503': ['90', '91'], '23502': ['199'] });
+  });
+
+  it('pg-lifecycle plan and import report: counts and reasons as text and JSON, exit 1 while rows are refused', async ({
+    database: db,
+  }) => {
+    await db.pool.query(LEGACY);
+    await db.pool.query(`DELETE FROM lifecycle.import_rejects WHERE policy = 'legacy'`);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'import-cli-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ sandbox: true, policies: [importPolicy(MAPPING)] }));
+    const env = { DATABASE_URL: db.url };
+
+    const plan = await runCli(['plan', '--config', file, '--policy', 'legacy'], { env });
+    const run = await runCli(['run', '--config', file, '--policy', 'legacy', '--json'], { env });
+    const text = await runCli(['import', 'report', '--config', file], { env });
+    const json = await runCli(['import', 'report', '--config', file, '--policy', 'legacy', '--json'], {
+      env,
+    });
+    const wrong = await runCli(['import', 'report', '--config', file, '--policy', 'nope'], { env });
+
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain('would import  193 rows; already there 0; refused 7');
+    expect(plan.stdout).toMatch(/refused +2 × 22P02: .*e\.g\. source keys \(33\) \(150\)/);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ policy: 'legacy', action: 'import', rows: 193 });
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain('legacy: 7 source rows refused and not imported');
+    expect(text.stdout).toMatch(/examined 200, imported 193, already there 0, refused 7/);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.stdout) as { policies: Array<{ outstandingRejects: number }> };
+    expect(report.policies[0]?.outstandingRejects).toBe(7);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('no policy named "nope"');
   });
 
   it('a dry run counts valid, present and invalid rows with reasons and writes nothing', async ({
