@@ -3,6 +3,8 @@
  * seeds the AI-camera schema, runs every archive and purge policy of lifecycle.config.json through the
  * synthesized state machine (real handlers), verifies each run independently and prints a report.
  * `npm start -- --json` prints the report as JSON. Exit 1 when any verification fails.
+ * `npm start -- --keep` (`npm run demo:up`) leaves PostgreSQL and the S3 server running for the CLI
+ * (bin/local/kept-services.ts; `--persist` keeps their data across `npm run demo:down -- --persist`).
  */
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';

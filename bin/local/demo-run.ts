@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { resolveTable } from '../../functions/adapters/catalog.ts';
-import { PartitionLedger, type RetiredPartition } from '../../functions/adapters/ledger/index.ts';
+import { PartitionLedger } from '../../functions/adapters/ledger/index.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
 import { localDependencies, stderrLogger } from '../../functions/local-runner/local-dependencies.ts';
@@ -16,10 +16,21 @@ import { quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { Maintenance } from '../../lib/contracts/payloads.ts';
 import { isTimeCutoffPolicy, type TimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { formatBytes } from '../cli/format.ts';
-import { formatComplianceReport } from '../cli/report-command.ts';
+import {
+  type AnonymizeReport,
+  type BackupReport,
+  type PolicyReport,
+  printDemoReport,
+} from './demo-report.ts';
 import { applyDemoSchema, seedDemoData } from './demo-seed.ts';
+import {
+  type DemoServices,
+  describeKeptServices,
+  keptServicesJson,
+  startDemoServices,
+} from './demo-services.ts';
 import { demoSubjects, type SubjectsReport } from './demo-subjects.ts';
-import { startLocalPostgres, startLocalS3 } from './services.ts';
+import { DemoAlreadyRunningError } from './kept-services.ts';
 import { readRowVersions, verifyAnonymizeRun } from './verify-anonymize.ts';
 import { verifyArchiveRun } from './verify-archive.ts';
 import { verifyBackupRun } from './verify-backup.ts';
@@ -28,66 +39,6 @@ import { verifyPurgeRun } from './verify-purge.ts';
 const BUCKET = 'pg-lifecycle-demo';
 /** The demo's hash key (anonymize pseudonyms, subject hashes): a real deployment keeps one in Secrets Manager. */
 const HASH_KEY = 'pg-lifecycle demo hash key (not a secret)';
-
-interface PolicyReport {
-  policy: string;
-  action: string;
-  table: string;
-  status: string;
-  rowsBefore: number;
-  rowsAfter: number;
-  rowsArchived: number;
-  objects: number;
-  bytes: number;
-  chunks: number;
-  durationMs: number;
-  tierPrefix: string;
-  tiers: string;
-  verified: boolean;
-  problems: string[];
-  /** Purge only: the post-purge VACUUM, in words. */
-  maintenance?: string;
-  /** Partitions the run retired as whole units (archived, then detached and dropped or kept). */
-  partitions?: RetiredPartition[];
-}
-
-/** A backup policy's run, its independent verification and its restore drill. */
-interface AnonymizeReport {
-  readonly policy: string;
-  readonly table: string;
-  readonly status: string;
-  readonly rows: number;
-  readonly chunks: number;
-  readonly durationMs: number;
-  readonly rerunRows: number;
-  readonly columns: string[];
-  readonly verified: boolean;
-  readonly problems: string[];
-}
-
-interface BackupReport {
-  policy: string;
-  status: string;
-  backupId: string | undefined;
-  tables: number;
-  rows: number;
-  parts: number;
-  bytes: number;
-  consistency: string;
-  durationMs: number;
-  drill: { status: string; durationMs: number; scratchSchema: string; tables: number } | undefined;
-  verified: boolean;
-  problems: string[];
-}
-
-function describePartitions(retired: readonly RetiredPartition[]): string {
-  const first = retired[0];
-  const last = retired[retired.length - 1];
-  if (!first || !last) return 'none';
-  const rows = retired.reduce((sum, p) => sum + p.rows, 0);
-  const verb = retired.every((p) => p.state === 'dropped') ? 'dropped' : 'retired';
-  return `${retired.length} ${verb} (${first.partition} … ${last.partition}, ${first.boundFrom} → ${last.boundTo}, ${rows} rows)`;
-}
 
 async function countRows(client: pg.Client, policy: TimeCutoffPolicy): Promise<number> {
   const table = await resolveTable(client, policy.table);
@@ -164,22 +115,52 @@ export async function runDemo(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       config: { type: 'string', default: 'lifecycle.config.json' },
+      keep: { type: 'boolean', default: false },
+      persist: { type: 'boolean', default: false },
+      'services-only': { type: 'boolean', default: false },
     },
   });
   const say = (text: string) => {
     if (!values.json) process.stdout.write(`${text}\n`);
   };
+  if ((values.persist || values['services-only']) && !values.keep) {
+    process.stderr.write('--persist and --services-only go with --keep (npm run demo:up)\n');
+    return 2;
+  }
   const started = performance.now();
   const config = loadConfigFile(values.config);
-  say('Starting embedded PostgreSQL and a local S3 server…');
-  const [postgres, s3Server] = await Promise.all([startLocalPostgres(), startLocalS3()]);
+  let services: DemoServices;
+  try {
+    services = await startDemoServices({
+      keep: values.keep,
+      persist: values.persist,
+      bucket: BUCKET,
+      hashKey: HASH_KEY,
+      say,
+    });
+  } catch (error) {
+    if (!(error instanceof DemoAlreadyRunningError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 1;
+  }
+  const { kept } = services;
+  if (kept && (kept.resumed || values['services-only'])) {
+    if (values.json)
+      process.stdout.write(`${JSON.stringify({ ok: true, services: keptServicesJson(kept) }, null, 2)}\n`);
+    else {
+      if (kept.resumed)
+        say('Started on the data an earlier demo:down --persist kept (the demo does not run again).');
+      say(describeKeptServices(kept));
+    }
+    return 0;
+  }
   // The handlers build their own S3 clients from the standard AWS environment, as in Lambda.
-  process.env.AWS_ENDPOINT_URL_S3 = s3Server.endpoint;
+  process.env.AWS_ENDPOINT_URL_S3 = services.s3Endpoint;
   process.env.AWS_ACCESS_KEY_ID ??= 'demo';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'demo';
   process.env.AWS_REGION ??= 'us-east-1';
-  const s3 = new S3Client({ region: 'us-east-1', forcePathStyle: true, endpoint: s3Server.endpoint });
-  const client = new pg.Client({ connectionString: postgres.url });
+  const s3 = new S3Client({ region: 'us-east-1', forcePathStyle: true, endpoint: services.s3Endpoint });
+  const client = new pg.Client({ connectionString: services.databaseUrl });
   const reports: PolicyReport[] = [];
   const backups: BackupReport[] = [];
   const anonymized: AnonymizeReport[] = [];
@@ -190,7 +171,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     await applyMigrations(client);
     say('Seeding the AI-camera schema…');
-    const pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
+    const pool = new pg.Pool({ connectionString: services.databaseUrl, max: 4 });
     try {
       await applyDemoSchema(pool);
       await seedDemoData(pool);
@@ -206,7 +187,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         definition,
         pauseMs: 0,
         dependencies: localDependencies({
-          databaseUrl: postgres.url,
+          databaseUrl: services.databaseUrl,
           bucket: BUCKET,
           log: values.verbose ? stderrLogger : silentLogger,
           hashKey: HASH_KEY,
@@ -299,10 +280,14 @@ export async function runDemo(argv: string[]): Promise<number> {
       backups.push(await reportBackup(client, s3, policy.name, result));
     }
     compliance = await buildComplianceReport(client, config, { now: new Date() });
+  } catch (error) {
+    if (kept)
+      process.stderr.write(`\nThe demo failed; its services keep running. ${describeKeptServices(kept)}\n\n`);
+    throw error;
   } finally {
     await client.end().catch(() => undefined);
     s3.destroy();
-    await Promise.allSettled([postgres.stop(), s3Server.stop()]);
+    await services.release();
   }
   const ok =
     reports.every((r) => r.verified) &&
@@ -312,74 +297,16 @@ export async function runDemo(argv: string[]): Promise<number> {
   const totalMs = Math.round(performance.now() - started);
   if (values.json) {
     process.stdout.write(
-      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, anonymized, subjects, backups, compliance }, null, 2)}\n`,
+      `${JSON.stringify({ ok, durationMs: totalMs, bucket: BUCKET, policies: reports, anonymized, subjects, backups, compliance, ...(kept ? { services: keptServicesJson(kept) } : {}) }, null, 2)}\n`,
     );
   } else {
-    say('');
-    for (const r of reports) {
-      say(`${r.policy}  (${r.action} ${r.table})  ${r.status.toUpperCase()}`);
-      if (r.action === 'purge') {
-        say(
-          `  rows before ${r.rowsBefore}  after ${r.rowsAfter}  purged ${r.rowsArchived}  (${r.chunks} chunks, ${r.durationMs} ms)`,
-        );
-        say(`  maintenance ${r.maintenance}`);
-        say(`  verification ${r.verified ? 'OK (before = after + purged, no eligible row left)' : 'FAILED'}`);
-        for (const problem of r.problems.slice(0, 10)) say(`    - ${problem}`);
-        continue;
-      }
-      say(`  rows before ${r.rowsBefore}  after ${r.rowsAfter}  archived ${r.rowsArchived}`);
-      say(
-        `  ${r.objects} Parquet objects, ${(r.bytes / 1024).toFixed(0)} KiB, ${r.chunks} chunks, ${r.durationMs} ms`,
-      );
-      say(`  prefix ${r.tierPrefix}  tiers ${r.tiers}`);
-      if (r.partitions?.length) say(`  partitions ${describePartitions(r.partitions)}`);
-      say(
-        `  verification ${r.verified ? 'OK (lengths, SHA-256, Parquet row counts, no orphans, rows conserved)' : 'FAILED'}`,
-      );
-      for (const problem of r.problems.slice(0, 10)) say(`    - ${problem}`);
-    }
-    for (const a of anonymized) {
-      say(`${a.policy}  (anonymize ${a.table})  ${a.status.toUpperCase()}`);
-      say(`  ${a.columns.join(', ')}`);
-      say(
-        `  rows masked ${a.rows}  (${a.chunks} chunks, ${a.durationMs} ms); second run masked ${a.rerunRows}`,
-      );
-      say(
-        `  verification ${a.verified ? 'OK (changed rows = reported, all due, none left, second run changed no row version)' : 'FAILED'}`,
-      );
-      for (const problem of a.problems.slice(0, 10)) say(`    - ${problem}`);
-    }
-    for (const s of subjects) {
-      say(`${s.policy}  (subject requests)  ${s.status.toUpperCase()}`);
-      say(`  erasure ${s.erased.requestId}: ${s.erased.tables}`);
-      say(`  export ${s.exported.requestId}: ${s.exported.rows} rows in s3://${BUCKET}/${s.exported.key}`);
-      say(`  archives: ${s.archives}`);
-      say(
-        `  verification ${s.verified ? "OK (erased user's rows gone or stripped, live and archived; others untouched; export = live rows; no key in proofs)" : 'FAILED'}`,
-      );
-      for (const problem of s.problems.slice(0, 10)) say(`    - ${problem}`);
-    }
-    for (const b of backups) {
-      say(`${b.policy}  (backup ${b.backupId ?? '-'})  ${b.status.toUpperCase()}`);
-      say(
-        `  ${b.tables} tables, ${b.rows} rows in ${b.parts} parts, ${formatBytes(b.bytes)}, consistency ${b.consistency}, ${b.durationMs} ms`,
-      );
-      if (b.drill)
-        say(
-          `  restore drill ${b.drill.status.toUpperCase()}: ${b.drill.tables} tables into ${b.drill.scratchSchema} (dropped), ${b.drill.durationMs} ms`,
-        );
-      say(
-        `  verification ${b.verified ? 'OK (parts = manifest = ledger, row counts, drill checksums equal)' : 'FAILED'}`,
-      );
-      for (const problem of b.problems.slice(0, 10)) say(`    - ${problem}`);
-    }
-    if (compliance) {
-      say('');
-      say('Compliance report (pg-lifecycle report):');
-      say(formatComplianceReport(compliance));
-    }
-    say('');
-    say(`${ok ? 'All verifications passed' : 'VERIFICATION FAILED'} in ${(totalMs / 1000).toFixed(1)} s.`);
+    printDemoReport(
+      say,
+      { bucket: BUCKET, policies: reports, anonymized, subjects, backups, compliance },
+      ok,
+      totalMs,
+    );
+    if (kept) say(`\n${describeKeptServices(kept)}`);
   }
   return ok ? 0 : 1;
 }

