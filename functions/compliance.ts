@@ -21,9 +21,11 @@ import { z } from 'zod';
 import {
   COMPLIANCE_POLICIES_ENV,
   COMPLIANCE_STACK_ENV,
+  ComplianceDimensions,
   type CompliancePolicy,
   decodeCompliancePolicies,
 } from '../lib/contracts/compliance-check.ts';
+import { RunMetricDimensions, SECONDS_SINCE_LAST_SUCCESS } from '../lib/contracts/run-metrics.ts';
 import { applyMigrations } from './adapters/migrations.ts';
 import { connect, resolveClientConfig } from './commons/database.ts';
 import { readEnv } from './commons/env.ts';
@@ -31,7 +33,7 @@ import { explainTimeout } from './commons/lock-wait.ts';
 import { logger, metrics, stepLogger, tracer } from './commons/observability.ts';
 import { classifyDatabaseError } from './core/errors.ts';
 import { capToDeadline, DEFAULT_SESSION_TIMEOUTS } from './core/session-timeouts.ts';
-import { buildOverdueReport, recordFirstSeen } from './reports/compliance.ts';
+import { buildOverdueReport, type PolicyCompliance, recordFirstSeen } from './reports/compliance.ts';
 import {
   type ComplianceDatum,
   complianceMetricData,
@@ -40,12 +42,20 @@ import {
 } from './reports/compliance-metrics.ts';
 import type { StepLogger } from './run/dependencies.ts';
 
+/** Powertools Metrics as the check uses it: single metrics, counts (SingleMetricSink) and ages in seconds. */
+export interface ComplianceMetricSink extends SingleMetricSink {
+  singleMetric(): {
+    addDimension(name: string, value: string): void;
+    addMetric(name: string, unit: 'Count' | 'Seconds', value: number): void;
+  };
+}
+
 /** What the check works with; replaceable in tests. */
 export interface ComplianceCheckDependencies {
   readonly connect: () => Promise<pg.Client>;
   readonly policies: readonly CompliancePolicy[];
   readonly stack: string;
-  readonly metrics: SingleMetricSink;
+  readonly metrics: ComplianceMetricSink;
   readonly log: StepLogger;
   readonly now: () => Date;
 }
@@ -79,11 +89,39 @@ export async function runComplianceCheck(deps: ComplianceCheckDependencies): Pro
     );
     const data = complianceMetricData(report);
     publishComplianceMetrics(deps.metrics, deps.stack, data);
+    publishLastSuccessAges(deps.metrics, deps.stack, report.policies, deps.now());
     const result = { ...summarize(report.policies.length, data), firstSeen };
     deps.log.info('compliance check', { ...result });
     return result;
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * SecondsSinceLastSuccess per policy that has a succeeded run (dimensions stack, policy, action): the
+ * dashboard's "last successful run" age. A policy that never succeeded publishes none (PolicyOverdue says
+ * whether that is late); the per-policy overdue alarms watch PolicyOverdue, which knows schedules and time zones.
+ */
+export function publishLastSuccessAges(
+  sink: ComplianceMetricSink,
+  stack: string,
+  policies: readonly Pick<PolicyCompliance, 'policy' | 'action' | 'lastSuccess'>[],
+  now: Date,
+): void {
+  for (const entry of policies) {
+    if (entry.lastSuccess === null) continue;
+    const finished = Date.parse(entry.lastSuccess);
+    if (Number.isNaN(finished)) continue;
+    const single = sink.singleMetric();
+    single.addDimension(ComplianceDimensions.stack, stack);
+    single.addDimension(RunMetricDimensions.policy, entry.policy);
+    single.addDimension(RunMetricDimensions.action, entry.action);
+    single.addMetric(
+      SECONDS_SINCE_LAST_SUCCESS,
+      'Seconds',
+      Math.max(0, Math.round((now.getTime() - finished) / 1000)),
+    );
   }
 }
 

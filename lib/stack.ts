@@ -18,8 +18,10 @@ import type { Construct } from 'constructs';
 import { ArchiveBucket } from './constructs/archive-bucket.ts';
 import { STATE_MACHINE_STAR_ONLY_GRANTS } from './constructs/chunk-loop-state-machine.ts';
 import { ComplianceCheck } from './constructs/compliance-check.ts';
+import { LifecycleDashboard } from './constructs/dashboard.ts';
 import { FailureAlarm } from './constructs/failure-alarm.ts';
 import { LAMBDA_STAR_ONLY_GRANTS } from './constructs/lifecycle-function.ts';
+import { OverdueAlarms } from './constructs/overdue-alarms.ts';
 import { type DatabaseConnectivity, PolicyRunner } from './constructs/policy-runner.ts';
 import { PolicySchedules } from './constructs/policy-schedule.ts';
 import { SandboxDatabase } from './constructs/sandbox-database.ts';
@@ -50,8 +52,9 @@ export function glueDatabaseNameFor(stackName: string): string {
  * or a sandbox VPC + RDS with `sandbox: true`), the archive bucket, the Glue database the start steps
  * register archive tables in, one {@link PolicyRunner} per enabled policy (its own four step functions and
  * chunk-loop state machine, IAM bounded to that policy), one schedule per scheduled policy, the failure
- * alarms, the hourly compliance check (overdue policies and subject requests as metrics, two alarms), and the
- * state machines' execution log group.
+ * alarms, the hourly compliance check (overdue policies and subject requests as metrics, two alarms), an overdue
+ * alarm per scheduled policy, one dashboard (lib/constructs/dashboard.ts), and the state machines' execution log
+ * group.
  */
 export class PgLifecycleStack extends Stack {
   /** Each enabled policy's functions and state machine, by policy name. */
@@ -68,6 +71,9 @@ export class PgLifecycleStack extends Stack {
 
   /** The hourly compliance check: its function, schedule and alarms. */
   public readonly complianceCheck: ComplianceCheck;
+
+  /** The stack's CloudWatch dashboard: every alarm's state, and each policy's runs, chunks and executions. */
+  public readonly dashboard: LifecycleDashboard;
 
   public constructor(scope: Construct, id: string, props: PgLifecycleStackProps) {
     super(scope, id, {
@@ -162,8 +168,9 @@ export class PgLifecycleStack extends Stack {
       deadLetterQueue: schedules.deadLetterQueue,
       alarmEmail: config.alarmEmail,
     });
+    const watched = compliancePolicies(config);
     this.complianceCheck = new ComplianceCheck(this, 'ComplianceCheck', {
-      policies: compliancePolicies(config),
+      policies: watched,
       vpc: connectivity.vpc,
       subnets: connectivity.subnets,
       securityGroup: connectivity.securityGroup,
@@ -176,6 +183,37 @@ export class PgLifecycleStack extends Stack {
       deadLetterQueue: schedules.deadLetterQueue,
       alarmTopic: failureAlarm.topic,
       alarmNamePrefix: failureAlarm.alarmNamePrefix,
+    });
+    const overdueAlarms = new OverdueAlarms(this, 'OverdueAlarms', {
+      policies: watched,
+      alarmTopic: failureAlarm.topic,
+      alarmNamePrefix: failureAlarm.alarmNamePrefix,
+    });
+    const watchedNames = new Set(watched.map((policy) => policy.name));
+    this.dashboard = new LifecycleDashboard(this, 'Dashboard', {
+      policies: config.policies.flatMap((policy) => {
+        const stateMachine = stateMachines.get(policy.name);
+        return stateMachine
+          ? [
+              {
+                name: policy.name,
+                action: policy.action,
+                schedule: policy.schedule,
+                stateMachine,
+                drillStateMachine: drillStateMachines.get(policy.name),
+                watchedByComplianceCheck: watchedNames.has(policy.name),
+              },
+            ]
+          : [];
+      }),
+      alarms: [
+        ...failureAlarm.executionAlarms.values(),
+        ...overdueAlarms.alarms.values(),
+        ...failureAlarm.drillAlarms.values(),
+        ...(failureAlarm.deadLetterAlarm ? [failureAlarm.deadLetterAlarm] : []),
+        this.complianceCheck.policyOverdueAlarm,
+        this.complianceCheck.subjectRequestsAlarm,
+      ],
     });
 
     new CfnOutput(this, 'ArchiveBucketName', { value: bucket.bucketName, description: 'Archive bucket' });

@@ -17,8 +17,64 @@ export interface StepLogger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** One committed chunk, as the chunk loop measures it. */
+export interface ChunkSample {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly objects: number;
+  readonly durationMs: number;
+}
+
+/** What the chunk loop records (run-chunks.ts). */
 export interface ChunkMetrics {
-  recordChunk(sample: { rows: number; bytes: number; objects: number; durationMs: number }): void;
+  recordChunk(sample: ChunkSample): void;
+}
+
+/** A run that succeeded, as Finish summarizes it (the ledger's totals). */
+export interface RunOutcome {
+  readonly durationMs: number;
+  readonly rows: number;
+  readonly chunks: number;
+  readonly bytes: number;
+}
+
+/**
+ * The run's figures as metrics (names: lib/contracts/run-metrics.ts). The handlers record the run-level ones
+ * from their step's result, so the steps themselves only ever call `recordChunk`.
+ */
+export interface RunMetrics extends ChunkMetrics {
+  /** A Chunk step ended: `waitedForReplicaLag` when it stopped before a chunk because a replica lagged. */
+  recordChunkStep(step: { readonly waitedForReplicaLag: boolean }): void;
+  recordRunSucceeded(run: RunOutcome): void;
+  recordRunFailed(): void;
+}
+
+/** The policy a step works for: the dimensions `policy` and `action` of everything recorded for it. */
+export interface MetricsPolicy {
+  readonly name: string;
+  readonly action: string;
+}
+
+/**
+ * Where the steps' metrics go. A Lambda container serves one invocation after another (the local runner, many
+ * policies in one process), so the policy is never the container's: a handler binds the metrics to the policy
+ * of its input for one invocation (`forPolicy`), hands the bound metrics to its step, and publishes them when
+ * the step ends, error or not (functions/commons/observability.ts withPolicyMetrics). Unbound, each record goes
+ * out at once, without policy dimensions.
+ */
+export interface StepMetrics extends RunMetrics {
+  forPolicy(policy: MetricsPolicy): BoundStepMetrics;
+}
+
+/** Whether the dependencies' metrics can be bound to a policy (else they only receive chunks). */
+export function isStepMetrics(metrics: ChunkMetrics | undefined): metrics is StepMetrics {
+  return typeof (metrics as Partial<StepMetrics> | undefined)?.forPolicy === 'function';
+}
+
+/** Metrics bound to one policy for one invocation. */
+export interface BoundStepMetrics extends StepMetrics {
+  /** Emits what was recorded (nothing when nothing was) and forgets it. */
+  publish(): void;
 }
 
 /** Fault-injection points of the chunk loop (each may throw). */
@@ -59,7 +115,12 @@ export interface StepDependencies {
   /** Milliseconds left before the step must return (Lambda timeout minus a safety margin). */
   remainingMs(): number;
   log: StepLogger;
-  metrics?: ChunkMetrics | undefined;
+  /**
+   * Where the chunk loop records each chunk. A {@link StepMetrics} (CloudWatch EMF in a Lambda) is bound to the
+   * run's policy per invocation by the handlers, which then record the run-level figures too; a plain
+   * ChunkMetrics (the CLI's progress line) receives the chunks as they are. @default - nothing is recorded
+   */
+  metrics?: ChunkMetrics | StepMetrics | undefined;
   hooks?: ChunkFaultHooks | undefined;
   /**
    * Reads the replica lag the throttle compares with `maxReplicaLagSeconds` (seconds).

@@ -20,15 +20,23 @@ export const MAX_RESOURCES_PER_STACK = 500;
 export const BASE_RESOURCES_PER_POLICY = 4 * 3 + 1 + 3 + 1;
 
 /**
- * The most one enabled policy adds without the backup extras: the base, its schedule, and the chunk role's own
- * policy for cloudwatch:GetMetricData when its throttle reads replica lag there. A backup policy's rdsSnapshot
- * and drill add {@link RDS_SNAPSHOT_RESOURCES} and {@link RESTORE_DRILL_RESOURCES} (policyResourceCount).
+ * What a schedule adds to a policy: the schedule itself and the policy's overdue alarm
+ * (lib/constructs/overdue-alarms.ts; a policy run only by hand is never overdue).
  */
-export const RESOURCES_PER_POLICY = BASE_RESOURCES_PER_POLICY + 1 + 1;
+export const SCHEDULE_RESOURCES = 2;
+
+/**
+ * The most one enabled policy adds without the backup extras: the base, its schedule (+ overdue alarm), and the
+ * chunk role's own policy for cloudwatch:GetMetricData when its throttle reads replica lag there. A backup
+ * policy's rdsSnapshot and drill add {@link RDS_SNAPSHOT_RESOURCES} and {@link RESTORE_DRILL_RESOURCES}
+ * (policyResourceCount).
+ */
+export const RESOURCES_PER_POLICY = BASE_RESOURCES_PER_POLICY + SCHEDULE_RESOURCES + 1;
 
 /**
  * Resources that do not depend on the number of policies, in the largest variant (the sandbox: VPC,
- * endpoints, RDS: 44; the compliance check's function, role, policy, log group, schedule and two alarms: 7),
+ * endpoints, RDS: 44; the compliance check's function, role, policy, log group, schedule and two alarms: 7; the
+ * dashboard: 1),
  * with a margin for CDK's own additions.
  */
 export const FIXED_RESOURCES_MAX = 57;
@@ -66,7 +74,7 @@ export const RESTORE_DRILL_RESOURCES = 3 + 3 + 1 + 1;
 
 /** CloudFormation resources one enabled policy adds to the stack. */
 export function policyResourceCount(config: Pick<LifecycleConfig, 'defaults'>, policy: Policy): number {
-  const schedule = policy.schedule === undefined ? 0 : 1;
+  const schedule = policy.schedule === undefined ? 0 : SCHEDULE_RESOURCES;
   const cloudWatchLag = resolveThrottle(config.defaults.throttle, policy.throttle)?.cloudWatch ? 1 : 0;
   const contract = contractOf(policy);
   const rdsSnapshot = contract.rdsSnapshot?.(policy) ? RDS_SNAPSHOT_RESOURCES : 0;
@@ -89,10 +97,11 @@ export function stackLimitProblems(
   if (resources + FIXED_RESOURCES_MAX > MAX_RESOURCES_PER_STACK) {
     problems.push(
       `policies: ${enabled.length} enabled policies need ${resources} CloudFormation resources (each has its own ` +
-        `functions and state machine: ${BASE_RESOURCES_PER_POLICY}, +1 with a schedule, +1 with a CloudWatch ` +
-        `throttle, +${RDS_SNAPSHOT_RESOURCES} with rdsSnapshot, +${RESTORE_DRILL_RESOURCES} with a drill), and the ` +
-        `rest of the stack up to ${FIXED_RESOURCES_MAX}: more than the ${MAX_RESOURCES_PER_STACK} ` +
-        'one stack may hold; split them over two config files, each deployed as its own stack (-c stackName=…)',
+        `functions and state machine: ${BASE_RESOURCES_PER_POLICY}, +${SCHEDULE_RESOURCES} with a schedule (and its ` +
+        `overdue alarm), +1 with a CloudWatch throttle, +${RDS_SNAPSHOT_RESOURCES} with rdsSnapshot, ` +
+        `+${RESTORE_DRILL_RESOURCES} with a drill), and the rest of the stack up to ${FIXED_RESOURCES_MAX}: more ` +
+        `than the ${MAX_RESOURCES_PER_STACK} one stack may hold; ` +
+        'split them over two config files, each deployed as its own stack (-c stackName=…)',
     );
   }
   const ids = new Map<string, { name: string; index: number }>();

@@ -8,6 +8,8 @@ const topicId = logicalIdOf(template, 'AWS::SNS::Topic', 'FailureAlarmTopic');
 const keyId = logicalIdOf(template, 'AWS::KMS::Key', 'FailureAlarmTopicKey');
 const dlqId = logicalIdOf(template, 'AWS::SQS::Queue', 'SchedulesDeadLetterQueue');
 const enabled = config.policies.filter((policy) => policy.enabled).map((policy) => policy.name);
+/** Scheduled enabled policies: each also has its overdue alarm (test/cdk/overdue-alarms.test.ts). */
+const scheduled = config.policies.filter((policy) => policy.enabled && policy.schedule !== undefined).length;
 const stateMachineIdOf = (policy: string) =>
   logicalIdOf(template, 'AWS::StepFunctions::StateMachine', `Policy${pascal(policy)}ChunkLoop`);
 
@@ -60,8 +62,8 @@ describe('failure alarms', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       AlarmActions: [{ Ref: topicId }],
     });
-    // One per policy, this one, and the compliance check's two (test/cdk/compliance-check.test.ts).
-    template.resourceCountIs('AWS::CloudWatch::Alarm', enabled.length + 1 + 2);
+    // One per policy, this one, the compliance check's two (test/cdk/compliance-check.test.ts), the overdue ones.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', enabled.length + 1 + 2 + scheduled);
   });
 
   it("notifies a TLS-only topic encrypted with a rotated key that only this account's alarms of this stack may use", () => {
@@ -131,6 +133,8 @@ describe('failure alarms', () => {
       TopicArn: { Ref: topicId },
     });
     silent.resourceCountIs('AWS::SNS::Subscription', 0);
-    expect(Object.keys(silent.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(enabled.length + 1 + 2);
+    expect(Object.keys(silent.findResources('AWS::CloudWatch::Alarm'))).toHaveLength(
+      enabled.length + 1 + 2 + scheduled,
+    );
   });
 });

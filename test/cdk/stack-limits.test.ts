@@ -15,6 +15,7 @@ import {
   MAX_RESOURCES_PER_STACK,
   policyResourceCount,
   RESOURCES_PER_POLICY,
+  SCHEDULE_RESOURCES,
 } from '../../lib/contracts/stack-limits.ts';
 import { synthesize } from './synth.ts';
 
@@ -58,7 +59,7 @@ describe('stack size', () => {
     [
       'a scheduled archive policy',
       { action: 'archive', schedule: 'rate(1 hour)' },
-      BASE_RESOURCES_PER_POLICY + 1,
+      BASE_RESOURCES_PER_POLICY + SCHEDULE_RESOURCES,
     ],
     [
       'a policy whose throttle reads CloudWatch',

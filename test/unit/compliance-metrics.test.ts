@@ -318,6 +318,9 @@ describe('the compliance check (handler core)', () => {
       ['SubjectRequestsOverdue', '', 2],
       ['SubjectRequestsFailed', '', 1],
       ['SubjectRequestsPending', '', 5],
+      // The dashboard's last-success age, per policy that has a success (gdpr has none).
+      ['SecondsSinceLastSuccess', 'orders-archive', 3600],
+      ['SecondsSinceLastSuccess', 'sessions-purge', 10_800],
     ]);
     expect(emitted.every((m) => m.dimensions.stack === 'PgLifecycle')).toBe(true);
     expect(logged).toEqual([['compliance check', result]]);
