@@ -35,6 +35,11 @@ export interface TakenChunk {
    * `undefined` from `take`, never a count.
    */
   readonly rows: number;
+  /**
+   * Rows the chunk's time was spent on, when not `rows` (an import examines rows it skips or refuses): what the
+   * next chunk is sized from.
+   */
+  readonly sizingRows?: number;
   /** Size of the rows' data held in memory (characters of their text), when the action holds rows. */
   readonly rowBytes?: number;
   /** Where the run stands once this chunk commits. */

@@ -279,7 +279,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
             nextBatchRows(
               current.limit,
               performance.now() - current.startedAt,
-              taken.rows,
+              taken.sizingRows ?? taken.rows,
               chunking,
               chunkAction.targetHeadroom,
             ),
@@ -354,7 +354,13 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       });
       if (taken.rowBytes !== undefined) bytesPerRow = taken.rowBytes / taken.rows;
       batchRows = capByBytes(
-        nextBatchRows(current.limit, durationMs, taken.rows, chunking, chunkAction.targetHeadroom),
+        nextBatchRows(
+          current.limit,
+          durationMs,
+          taken.sizingRows ?? taken.rows,
+          chunking,
+          chunkAction.targetHeadroom,
+        ),
         bytesPerRow,
         chunking,
       );

@@ -75,6 +75,16 @@ describe('an import policy in the stack', () => {
     [{ ...importPolicy.import, batch: 5 }, /batch/],
     [{ ...importPolicy.import, source: { object: 'http://x/y.csv', format: 'csv' } }, /s3:\/\/bucket\/key/],
     [{ ...importPolicy.import, source: { object: 's3://b-1/y.csv', format: 'xlsx' } }, /csv|parquet/],
+    // The key becomes an IAM ARN: a wildcard would grant the whole bucket.
+    [{ ...importPolicy.import, source: { object: 's3://dumps/*', format: 'csv' } }, /no \*, \? or \$/],
+    [
+      { ...importPolicy.import, source: { object: 's3://dumps/a.csv', format: 'csv', delimiter: '§' } },
+      /single-byte/,
+    ],
+    [
+      { ...importPolicy.import, source: { object: 's3://dumps/a.csv', format: 'csv', null: 'a,b' } },
+      /delimiter/,
+    ],
   ])('refuses %j', (options, message) => {
     expect(() => configWith({ ...importPolicy, import: options })).toThrow(ConfigError);
     expect(() => configWith({ ...importPolicy, import: options })).toThrow(message);

@@ -15,7 +15,7 @@ import {
 } from '../chunk-action.ts';
 import type { ImportPolicy } from './contract.ts';
 import { type BatchOutcome, insertBatch, type RejectedRow } from './row-validation.ts';
-import { type ImportShape, insertRangeSql, nextKeysSql } from './statements.ts';
+import { alreadyImportedSql, type ImportShape, insertRangeSql, nextKeysSql } from './statements.ts';
 
 /** The next batch's source keys, as text, in walk order. */
 export async function nextKeys(
@@ -41,19 +41,26 @@ export async function recordRejects(
   keys: ReadonlyArray<ReadonlyArray<string>>,
   rejected: readonly RejectedRow[],
 ): Promise<void> {
-  // A row refused by an earlier run and imported now (the source or the target was fixed) is no reject any more.
+  // A row refused by an earlier run and imported (or found already there) now is no reject any more.
+  const refused = new Set(rejected.map((r) => JSON.stringify(r.key)));
+  const settled = keys.filter((key) => !refused.has(JSON.stringify(key)));
   await tx.query(
     `DELETE FROM lifecycle.import_rejects
       WHERE policy = $1 AND source_key IN (SELECT value FROM jsonb_array_elements($2::jsonb))`,
-    [policy, JSON.stringify(keys)],
+    [policy, JSON.stringify(settled)],
   );
   if (rejected.length === 0) return;
+  // Refused again: the latest reason and run, the first refusal's time kept.
   await tx.query(
     `INSERT INTO lifecycle.import_rejects AS r
             (policy, source_key, run_id, sqlstate, reason, column_name, constraint_name)
      SELECT $1, x.key, $2::uuid, x.sqlstate, x.reason, x.column_name, x.constraint_name
        FROM jsonb_to_recordset($3::jsonb)
-            AS x(key jsonb, sqlstate text, reason text, column_name text, constraint_name text)`,
+            AS x(key jsonb, sqlstate text, reason text, column_name text, constraint_name text)
+     ON CONFLICT (policy, source_key) DO UPDATE
+        SET run_id = excluded.run_id, sqlstate = excluded.sqlstate, reason = excluded.reason,
+            column_name = excluded.column_name, constraint_name = excluded.constraint_name,
+            rejected_at = now()`,
     [
       policy,
       runId,
@@ -67,6 +74,22 @@ export async function recordRejects(
         })),
       ),
     ],
+  );
+}
+
+/**
+ * Before a chunk reads anything: deferred constraints checked at once (a DEFERRABLE foreign key would otherwise
+ * fail the whole chunk at COMMIT, outside the savepoints that set a bad row aside), and the run's figures row
+ * locked, so that a pipelined chunk waits here until the previous one committed: its INSERTs then see the rows
+ * that one imported (a child row whose parent came in the chunk before is not refused by its foreign key).
+ */
+export async function prepareImportTransaction(tx: Queryable, runId: string | undefined): Promise<void> {
+  await tx.query('SET CONSTRAINTS ALL IMMEDIATE');
+  if (runId === undefined) return;
+  await tx.query(
+    `INSERT INTO lifecycle.import_runs AS r (run_id) VALUES ($1::uuid)
+     ON CONFLICT (run_id) DO UPDATE SET examined = r.examined`,
+    [runId],
   );
 }
 
@@ -84,7 +107,9 @@ async function addRunFigures(tx: Queryable, runId: string, outcome: BatchOutcome
 export class ImportChunkAction implements ChunkAction {
   // Nothing happens outside the database: the take is the whole chunk.
   readonly takeIsTransaction = true;
-  private statements: { readonly shape: ImportShape; readonly insertSql: string } | undefined;
+  private statements:
+    | { readonly shape: ImportShape; readonly insertSql: string; readonly alreadyImportedSql: string }
+    | undefined;
 
   /**
    * `resolveShape` reads the tables from the catalog on the chunk's connection at the first take of the
@@ -112,18 +137,24 @@ export class ImportChunkAction implements ChunkAction {
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
     if (!this.statements) {
       const shape = await this.resolveShape(tx);
-      this.statements = { shape, insertSql: insertRangeSql(shape) };
+      this.statements = {
+        shape,
+        insertSql: insertRangeSql(shape),
+        alreadyImportedSql: alreadyImportedSql(shape),
+      };
     }
-    const { shape, insertSql } = this.statements;
+    const { shape } = this.statements;
+    await prepareImportTransaction(tx, input.runId);
     const keys = await nextKeys(tx, shape, keysetValues(input.cursor), input.limit);
     if (keys.length === 0) return undefined;
-    const outcome = await insertBatch(tx, insertSql, keys);
+    const outcome = await insertBatch(tx, this.statements, keys);
     await recordRejects(tx, this.policy.name, input.runId, keys, outcome.rejected);
     await addRunFigures(tx, input.runId, outcome);
     const first = keys[0] as string[];
     const last = keys[keys.length - 1] as string[];
     return {
       rows: outcome.inserted,
+      sizingRows: outcome.examined,
       cursor: { kind: 'keyset', values: last },
       minTime: null,
       maxTime: null,

@@ -26,7 +26,10 @@ const ExpressionSchema = FilterSchema;
 const S3UriSchema = z
   .string()
   .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.{1,1024}$/s, 'must be s3://bucket/key')
-  .refine((uri) => ![...uri].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters');
+  .refine((uri) => ![...uri].some((c) => c.charCodeAt(0) < 0x20), 'must not contain control characters')
+  // The key becomes an IAM resource ARN: `*` and `?` are wildcards there and `${…}` a policy variable, so
+  // `s3://dumps/*` would grant the whole bucket.
+  .refine((uri) => !/[*?$]/.test(uri), 'must name one object: no *, ? or $ (IAM reads them as wildcards)');
 
 /**
  * A CSV or Parquet object in S3 as the source: loaded into a staging table of the run
@@ -41,13 +44,24 @@ const ObjectSourceSchema = z
     /** CSV: one character between fields (a header line names the columns). */
     delimiter: z
       .string()
-      .length(1)
-      .refine((d) => !/["\r\n]/.test(d), 'must not be a quote or a line break')
+      .refine(
+        (d) => Buffer.byteLength(d, 'utf8') === 1,
+        'must be one single-byte character (COPY takes no other)',
+      )
+      .refine((d) => !/["\r\n\\.]/.test(d), 'must not be a quote, backslash, period or line break')
       .default(','),
     /** CSV: the text that means NULL (unquoted); by default an empty unquoted field. */
-    null: z.string().max(32).default(''),
+    null: z
+      .string()
+      .max(32)
+      .refine((n) => !/["\r\n]/.test(n), 'must not contain a quote or a line break')
+      .default(''),
   })
-  .strict();
+  .strict()
+  .superRefine((source, ctx) => {
+    if (source.null.includes(source.delimiter))
+      ctx.addIssue({ code: 'custom', path: ['null'], message: 'must not contain the delimiter' });
+  });
 
 export type ObjectSource = z.output<typeof ObjectSourceSchema>;
 

@@ -47,10 +47,16 @@ export async function resolveImportShape(
   const castTypes = await columnTypes(db, target.oid, { modifiers: false });
   const columns = Object.entries(options.columns).map(([column, expression]) => {
     const name = resolveColumn(target, column, 'import.columns').name;
-    return { target: name, expression, castType: castTypes.get(name) ?? 'text' };
+    return { target: name, expression, castType: castTargetOf(castTypes.get(name) ?? 'text') };
   });
   const sourceKey = await resolveSourceKey(db, source, options.sourceKey);
   const targetKey = await resolveTargetKey(db, target, options.targetKey);
+  // A key the mapping does not fill (a serial id) never conflicts: every re-run would insert every row again.
+  const unmapped = targetKey.filter((k) => !columns.some((c) => c.target === k));
+  if (unmapped.length > 0)
+    throw new CatalogError(
+      `import.targetKey column ${unmapped.join(', ')} of ${nameOf(target)} is not in import.columns: rows would never be found already imported, and every re-run would insert them again (map it, or name as targetKey a unique key the mapping fills)`,
+    );
   return {
     source: { schema: source.schema, table: source.table, oid: source.oid },
     target: { schema: target.schema, table: target.table, oid: target.oid },
@@ -114,6 +120,12 @@ async function resolveTargetKey(
       `import.targetKey (${columns.join(', ')}) has no unique index on ${nameOf(target)} (ON CONFLICT needs one on exactly these columns)`,
     );
   }
+  const nullable = columns.filter((name) => !target.columns.find((c) => c.name === name)?.notNull);
+  if (nullable.length > 0 && !(await hasUniqueIndexOn(db, target.oid, columns, { nullsNotDistinct: true }))) {
+    throw new CatalogError(
+      `import.targetKey column ${nullable.join(', ')} of ${nameOf(target)} may be NULL: a row with a NULL key never conflicts, so every re-run would insert it again (make the column NOT NULL, or the index UNIQUE NULLS NOT DISTINCT)`,
+    );
+  }
   return columns;
 }
 
@@ -122,11 +134,13 @@ async function hasUniqueIndexOn(
   db: Queryable,
   tableOid: string,
   columns: readonly string[],
+  options: { readonly nullsNotDistinct?: boolean } = {},
 ): Promise<boolean> {
   const { rows } = await db.query<{ found: string }>(
     `SELECT EXISTS (
        SELECT 1 FROM pg_index i
         WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+          ${options.nullsNotDistinct ? 'AND i.indnullsnotdistinct' : ''}
           AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
           AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
                  FROM pg_attribute a
@@ -234,4 +248,14 @@ export async function checkImportExpressions(
       );
     throw error;
   }
+}
+
+/**
+ * The type an expression is cast to: the column's without its modifier, except `bit`, which without one means
+ * bit(1) (every longer value would be refused): `bit varying` then, and the assignment checks the length.
+ */
+function castTargetOf(typeWithoutModifier: string): string {
+  if (typeWithoutModifier === 'bit') return 'bit varying';
+  if (typeWithoutModifier === 'bit[]') return 'bit varying[]';
+  return typeWithoutModifier;
 }

@@ -30,6 +30,8 @@ import {
 import { importPlan } from './plan.ts';
 import type { ImportShape } from './statements.ts';
 
+/** Left of a step after loading an object: the first chunks and the step's own end. */
+const LOAD_MARGIN_MS = 15_000;
 /** How long a dry run may spend validating rows (a Start invocation must still answer). */
 const DRY_RUN_TIMEOUT_MS = 30_000;
 
@@ -134,7 +136,14 @@ export const importModule: ActionModule<ImportPolicy> = {
     return new ImportChunkAction(
       policy,
       (db) => resolveImportShape(db, policy, qualified),
-      () => ensureStaged(side, s3Of(deps), object, objectFactsOf(run.detail), staging),
+      () =>
+        ensureStaged(side, s3Of(deps), object, objectFactsOf(run.detail), {
+          staging,
+          policy: policy.name,
+          runId: run.runId,
+          // The load is one COPY: bounded by what is left of the step, not by the chunks' statement timeout.
+          timeoutMs: Math.max(1000, deps.remainingMs() - LOAD_MARGIN_MS),
+        }),
     );
   },
 
@@ -162,22 +171,46 @@ async function ensureStaged(
   s3: S3Client,
   object: ObjectSource,
   facts: ObjectFacts,
-  staging: { readonly schema: string; readonly table: string },
+  target: {
+    readonly staging: { readonly schema: string; readonly table: string };
+    readonly policy: string;
+    readonly runId: string;
+    readonly timeoutMs: number;
+  },
 ): Promise<void> {
-  const qualified = quoteQualified(staging.schema, staging.table);
+  const qualified = quoteQualified(target.staging.schema, target.staging.table);
   const { rows } = await client.query<{ found: string | null }>(`SELECT to_regclass($1)::text AS found`, [
     qualified,
   ]);
   if (rows[0]?.found) return;
+  await dropStaleStaging(client, target.policy, target.runId);
   await client.query('BEGIN');
   try {
-    await client.query(createStagingSql(staging, facts.columns, 'unlogged'));
+    await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${target.timeoutMs}ms`]);
+    await client.query(createStagingSql(target.staging, facts.columns, 'logged'));
     await loadObject(client, s3, object, facts, qualified);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Staging tables of this policy's earlier runs that ended without Finish or RecordFailure (an execution stopped
+ * or timed out, a lease released by unlock): each holds a whole copy of its object. This run holds the lease, so
+ * no other run of the policy is using one.
+ */
+async function dropStaleStaging(client: pg.ClientBase, policy: string, runId: string): Promise<void> {
+  const { rows } = await client.query<{ run_id: string }>(
+    `SELECT r.run_id::text
+       FROM lifecycle.runs r
+       JOIN pg_class c ON c.relname = 'import_staging_' || replace(r.run_id::text, '-', '')
+       JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'lifecycle'
+      WHERE r.policy = $1 AND r.action = 'import' AND r.run_id <> $2::uuid AND r.status <> 'running'`,
+    [policy, runId],
+  );
+  for (const row of rows) await dropStaging(client, row.run_id);
 }
 
 async function dropStaging(db: { query(sql: string): Promise<unknown> }, runId: string): Promise<void> {

@@ -16,13 +16,22 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { parquetMetadata, parquetRead } from 'hyparquet';
+import { type FileMetaData, parquetMetadata, parquetRead, type SchemaElement } from 'hyparquet';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import { LEDGER_SCHEMA } from '../../../lib/contracts/protected-schemas.ts';
 import { mapS3Error } from '../../adapters/s3-errors.ts';
 import { CatalogError, StorageConfigurationError } from '../../core/errors.ts';
+import { decompressors } from '../restore-archive/parquet-decode.ts';
+import {
+  bigIntFromBytes,
+  dateText,
+  decimalText,
+  float32Text,
+  floatText,
+  timestampText,
+} from '../restore-archive/pg-text-out.ts';
 import { type ObjectSource, parseS3Uri } from './contract.ts';
 
 /** A Parquet source is read into memory whole: bounded so that a Chunk invocation keeps room. */
@@ -71,7 +80,7 @@ export async function readObjectFacts(s3: S3Client, source: ObjectSource): Promi
   const columns =
     source.format === 'csv'
       ? await readCsvHeader(s3, source, etag)
-      : parquetColumns(await readWhole(s3, source, etag, bytes));
+      : topLevelColumns((await readParquetFooter(s3, source, etag, bytes)).schema).map((c) => c.name);
   checkColumnNames(source, columns);
   return { columns, etag, bytes };
 }
@@ -156,20 +165,107 @@ function changedOr(error: unknown, source: ObjectSource): Error {
   return mapS3Error(error, `import source ${source.object}`);
 }
 
-function parquetColumns(body: Uint8Array): string[] {
-  const metadata = parquetMetadata(toArrayBuffer(body));
-  // The root element's children, in order: the top-level fields.
-  const [root, ...rest] = metadata.schema;
-  const names: string[] = [];
+/** The footer alone (two ranged GETs: its length, then itself), so Start does not download the whole file. */
+async function readParquetFooter(
+  s3: S3Client,
+  source: ObjectSource,
+  etag: string,
+  bytes: number,
+): Promise<FileMetaData> {
+  const range = async (from: number): Promise<Uint8Array> => {
+    const { bucket, key } = parseS3Uri(source.object);
+    try {
+      const response = await s3.send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Range: `bytes=${from}-${bytes - 1}`,
+          IfMatch: etag,
+        }),
+      );
+      return (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+    } catch (error) {
+      throw changedOr(error, source);
+    }
+  };
+  try {
+    if (bytes < 12) throw new Error('too short for Parquet');
+    const tail = await range(bytes - 8);
+    const length = new DataView(tail.buffer, tail.byteOffset, tail.byteLength).getUint32(0, true);
+    if (length + 8 > bytes) throw new Error('footer length past the start of the file');
+    return parquetMetadata(toArrayBuffer(await range(bytes - 8 - length)));
+  } catch (error) {
+    if (
+      error instanceof StorageConfigurationError ||
+      (error as { name?: string }).name?.startsWith('Transient')
+    )
+      throw error;
+    throw new CatalogError(
+      `import source ${source.object} is not a readable Parquet file: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** A top-level field: its schema element and how many leaf columns it spans. */
+interface TopLevelColumn {
+  readonly name: string;
+  readonly element: SchemaElement;
+  readonly nested: boolean;
+}
+
+/** The root element's children, in order: the top-level fields. */
+function topLevelColumns(schema: readonly SchemaElement[]): TopLevelColumn[] {
+  const [root, ...rest] = schema;
+  const columns: TopLevelColumn[] = [];
   let index = 0;
   for (let child = 0; child < (root?.num_children ?? 0); child++) {
     const element = rest[index];
     if (!element) break;
-    names.push(element.name);
+    columns.push({ name: element.name, element, nested: (element.num_children ?? 0) > 0 });
     index += 1 + countDescendants(rest, index);
   }
-  return names;
+  return columns;
 }
+
+/** DECIMAL columns are read raw (hyparquet would make a float of them) and formatted exactly here. */
+function decimalScale(element: SchemaElement): number | undefined {
+  const logical = element.logical_type as { type?: string; scale?: number } | undefined;
+  if (logical?.type === 'DECIMAL') return logical.scale ?? element.scale ?? 0;
+  if (element.converted_type === 'DECIMAL') return element.scale ?? 0;
+  return undefined;
+}
+
+function withoutDecimal(element: SchemaElement): SchemaElement {
+  if (decimalScale(element) === undefined) return element;
+  const { converted_type: _c, logical_type: _l, scale: _s, precision: _p, ...rest } = element;
+  return rest;
+}
+
+/** How each top-level column's decoded value becomes text PostgreSQL reads exactly. */
+function columnFormatter(column: TopLevelColumn): (value: unknown) => string {
+  const scale = column.nested ? undefined : decimalScale(column.element);
+  if (scale !== undefined) {
+    return (value) =>
+      decimalText(
+        value instanceof Uint8Array ? bigIntFromBytes(value) : BigInt(value as number | bigint),
+        scale,
+      );
+  }
+  if (!column.nested && column.element.type === 'FLOAT') return (value) => float32Text(value as number);
+  if (!column.nested && column.element.type === 'DOUBLE') return (value) => floatText(value as number);
+  return textOf;
+}
+
+/**
+ * Timestamps to exact text (hyparquet's default is a millisecond `Date`): microseconds kept, nanoseconds cut to
+ * the microseconds PostgreSQL has; written with `+00`, which a timestamp without time zone ignores.
+ */
+const EXACT_PARSERS = {
+  timestampFromMilliseconds: (millis: bigint) => timestampText(millis * 1000n, true),
+  timestampFromMicroseconds: (micros: bigint) => timestampText(micros, true),
+  timestampFromNanoseconds: (nanos: bigint) => timestampText(nanos / 1000n, true),
+  dateFromDays: (days: number) => dateText(days),
+};
 
 /** How many schema elements follow `index` as its descendants (depth-first layout). */
 function countDescendants(
@@ -205,14 +301,18 @@ function checkColumnNames(source: ObjectSource, columns: readonly string[]): voi
     throw new CatalogError(`import source ${source.object} has ${problems.join(', ')}`);
 }
 
-/** `CREATE … TABLE` of the staging table: `import_line` (identity: COPY numbers rows in file order), text columns. */
+/**
+ * `CREATE … TABLE` of the staging table: `import_line` (identity: COPY numbers rows in file order), text columns.
+ * Logged, not UNLOGGED: crash recovery (a failover) empties an unlogged table but keeps it, and the run would
+ * then find no more rows and end "succeeded" with rows never imported.
+ */
 export function createStagingSql(
   name: { readonly schema: string; readonly table: string },
   columns: readonly string[],
-  kind: 'unlogged' | 'temporary',
+  kind: 'logged' | 'temporary',
 ): string {
   const qualified = kind === 'temporary' ? quoteIdent(name.table) : quoteQualified(name.schema, name.table);
-  return `CREATE ${kind === 'temporary' ? 'TEMPORARY' : 'UNLOGGED'} TABLE ${qualified} (
+  return `CREATE ${kind === 'temporary' ? 'TEMPORARY ' : ''}TABLE ${qualified} (
             ${quoteIdent(LINE_COLUMN)} bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             ${columns.map((c) => `${quoteIdent(c)} text`).join(',\n            ')})${kind === 'temporary' ? ' ON COMMIT DROP' : ''}`;
 }
@@ -244,19 +344,38 @@ export async function loadObject(
     await pipeline(response.Body as Readable, copy);
     return copy.rowCount ?? 0;
   }
-  const body = await readWhole(s3, source, facts.etag, facts.bytes);
-  let rows: unknown[][] = [];
-  await parquetRead({
-    file: toArrayBuffer(body),
-    // Binary columns stay bytes (bytea hex); only columns annotated as strings are decoded as UTF-8.
-    utf8: false,
-    onComplete: (decoded: unknown[][]) => {
-      rows = decoded;
-    },
-  });
+  const body = toArrayBuffer(await readWhole(s3, source, facts.etag, facts.bytes));
   const copy = client.query(copyFrom(`COPY ${qualified} (${columnList}) FROM STDIN`));
-  await pipeline(Readable.from(copyLines(rows)), copy);
+  await pipeline(Readable.from(parquetCopyText(body)), copy);
   return copy.rowCount ?? 0;
+}
+
+/** The file's rows as COPY text, one row group at a time (never every row decoded at once). */
+async function* parquetCopyText(file: ArrayBuffer): AsyncGenerator<string> {
+  const metadata = parquetMetadata(file);
+  const columns = topLevelColumns(metadata.schema);
+  const formatters = columns.map(columnFormatter);
+  const raw: FileMetaData = { ...metadata, schema: metadata.schema.map(withoutDecimal) };
+  let rowStart = 0;
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows);
+    let rows: unknown[][] = [];
+    await parquetRead({
+      file,
+      metadata: raw,
+      rowStart,
+      rowEnd,
+      // Binary columns stay bytes (bytea hex); only columns annotated as strings are decoded as UTF-8.
+      utf8: false,
+      compressors: decompressors(),
+      parsers: EXACT_PARSERS,
+      onComplete: (decoded: unknown[][]) => {
+        rows = decoded;
+      },
+    });
+    yield* copyLines(rows, formatters);
+    rowStart = rowEnd;
+  }
 }
 
 /** A SQL string literal (standard_conforming_strings is on in every session). */
@@ -269,10 +388,13 @@ function toArrayBuffer(body: Uint8Array): ArrayBuffer {
 }
 
 /** Decoded Parquet rows as COPY text lines, a few thousand rows per chunk. */
-function* copyLines(rows: readonly unknown[][]): Generator<string> {
+function* copyLines(
+  rows: readonly unknown[][],
+  formatters: ReadonlyArray<(value: unknown) => string>,
+): Generator<string> {
   const batch: string[] = [];
   for (const row of rows) {
-    batch.push(`${row.map(copyField).join('\t')}\n`);
+    batch.push(`${row.map((value, i) => copyField(value, formatters[i] ?? textOf)).join('\t')}\n`);
     if (batch.length >= 4096) {
       yield batch.join('');
       batch.length = 0;
@@ -282,9 +404,9 @@ function* copyLines(rows: readonly unknown[][]): Generator<string> {
 }
 
 /** One value as COPY text: `\N` for NULL, backslash, tab and line breaks escaped. */
-function copyField(value: unknown): string {
+function copyField(value: unknown, format: (value: unknown) => string): string {
   if (value === null || value === undefined) return '\\N';
-  return textOf(value)
+  return format(value)
     .replace(/\\/g, '\\\\')
     .replace(/\t/g, '\\t')
     .replace(/\n/g, '\\n')

@@ -8,9 +8,9 @@
 import type pg from 'pg';
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { RunPlan } from '../../../lib/contracts/payloads.ts';
-import { nextKeys } from './chunk.ts';
+import { nextKeys, prepareImportTransaction } from './chunk.ts';
 import { insertBatch } from './row-validation.ts';
-import { countSourceSql, type ImportShape, insertRangeSql } from './statements.ts';
+import { alreadyImportedSql, countSourceSql, type ImportShape, insertRangeSql } from './statements.ts';
 
 const BATCH = 1000;
 /** Keys shown per reason. */
@@ -39,7 +39,8 @@ export async function importPlan(
     // statement_timeout bounds each statement; the deadline bounds the whole validation.
     await db.query(`SELECT set_config('statement_timeout', $1, true)`, [`${options.timeoutMs}ms`]);
     shape = await prepareSource(db);
-    const insertSql = insertRangeSql(shape);
+    await prepareImportTransaction(db, undefined);
+    const statements = { insertSql: insertRangeSql(shape), alreadyImportedSql: alreadyImportedSql(shape) };
     const { rows } = await db.query<{ n: string }>(countSourceSql(shape));
     sourceRows = Number(rows[0]?.n ?? 0);
     let after: string[] = [];
@@ -50,7 +51,7 @@ export async function importPlan(
       }
       const keys = await nextKeys(db, shape, after, Math.min(BATCH, options.dryRunRows - totals.examined));
       if (keys.length === 0) break;
-      const outcome = await insertBatch(db, insertSql, keys);
+      const outcome = await insertBatch(db, statements, keys);
       totals.examined += outcome.examined;
       totals.inserted += outcome.inserted;
       totals.skipped += outcome.skipped;

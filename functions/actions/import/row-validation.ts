@@ -37,8 +37,8 @@ export interface BatchOutcome {
 function isRowError(error: unknown): boolean {
   if (!isPostgresError(error)) return false;
   const errorClass = error.code.slice(0, 2);
-  // 22 data exception, 23 integrity constraint violation, P0001 RAISE EXCEPTION in a trigger.
-  return errorClass === '22' || errorClass === '23' || error.code === 'P0001';
+  // 22 data exception, 23 integrity constraint violation, P0 a PL/pgSQL RAISE (a trigger refusing the row).
+  return errorClass === '22' || errorClass === '23' || errorClass === 'P0';
 }
 
 const SAVEPOINT = 'pg_lifecycle_import_rows';
@@ -49,22 +49,37 @@ const SAVEPOINT = 'pg_lifecycle_import_rows';
  */
 export async function insertBatch(
   tx: Queryable,
-  insertSql: string,
+  statements: { readonly insertSql: string; readonly alreadyImportedSql: string },
   keys: ReadonlyArray<ReadonlyArray<string>>,
 ): Promise<BatchOutcome> {
   const outcome: BatchOutcome = { examined: 0, inserted: 0, skipped: 0, rejected: [] };
-  if (keys.length > 0) await insertRange(tx, insertSql, keys, 0, keys.length - 1, outcome);
+  if (keys.length > 0) await insertRange(tx, statements, keys, 0, keys.length - 1, outcome);
   return outcome;
+}
+
+/** Whether the refused row is already in the target by its mapped key (a mapping that fails to compute is not). */
+async function alreadyImported(tx: Queryable, sql: string, key: ReadonlyArray<string>): Promise<boolean> {
+  await tx.query(`SAVEPOINT ${SAVEPOINT}`);
+  try {
+    const { rows } = await tx.query<{ found: string }>(sql, [...key]);
+    await tx.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    return rows[0]?.found === 'true';
+  } catch (error) {
+    if (!isRowError(error)) throw error;
+    await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}`);
+    return false;
+  }
 }
 
 async function insertRange(
   tx: Queryable,
-  insertSql: string,
+  statements: { readonly insertSql: string; readonly alreadyImportedSql: string },
   keys: ReadonlyArray<ReadonlyArray<string>>,
   low: number,
   high: number,
   outcome: BatchOutcome,
 ): Promise<void> {
+  const { insertSql } = statements;
   const lowKey = keys[low] as ReadonlyArray<string>;
   const highKey = keys[high] as ReadonlyArray<string>;
   await tx.query(`SAVEPOINT ${SAVEPOINT}`);
@@ -77,12 +92,13 @@ async function insertRange(
     await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT}`);
     if (low === high) {
       outcome.examined += 1;
-      outcome.rejected.push(rejectOf(lowKey, error));
+      if (await alreadyImported(tx, statements.alreadyImportedSql, lowKey)) outcome.skipped += 1;
+      else outcome.rejected.push(rejectOf(lowKey, error));
       return;
     }
     const middle = low + Math.floor((high - low) / 2);
-    await insertRange(tx, insertSql, keys, low, middle, outcome);
-    await insertRange(tx, insertSql, keys, middle + 1, high, outcome);
+    await insertRange(tx, statements, keys, low, middle, outcome);
+    await insertRange(tx, statements, keys, middle + 1, high, outcome);
     return;
   }
   await tx.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);

@@ -103,3 +103,24 @@ export function explainInsertSql(shape: ImportShape): string {
 export function countSourceSql(shape: ImportShape): string {
   return `SELECT count(*)::text AS n FROM ${quoteQualified(shape.source.schema, shape.source.table)}`;
 }
+
+/**
+ * Whether the target already holds the row the source row with key $1…$k maps to (its target key, computed by
+ * the mapping): a refused row that is already imported is a skip, not a reject (NOT NULL, CHECK and BEFORE
+ * triggers run before ON CONFLICT looks, so a row imported before a constraint tightened fails again).
+ */
+export function alreadyImportedSql(shape: ImportShape): string {
+  const keyColumns = shape.targetKey.map((name) => {
+    const column = shape.columns.find((c) => c.target === name);
+    if (!column) throw new RangeError(`target key column ${name} is not mapped`);
+    return { name, value: `CAST((${column.expression}) AS ${column.castType})` };
+  });
+  const mapped = keyColumns.map((k, i) => `${k.value} AS k${i}`).join(', ');
+  const match = keyColumns.map((k, i) => `t.${quoteIdent(k.name)} = m.k${i}`).join(' AND ');
+  return `SELECT EXISTS (
+            SELECT 1 FROM ${quoteQualified(shape.target.schema, shape.target.table)} AS t,
+                   (SELECT ${mapped}
+                      FROM ${quoteQualified(shape.source.schema, shape.source.table)} AS ${SOURCE_ALIAS}
+                     WHERE ${keyRow(shape)} = ${paramRow(shape, 1)}) AS m
+             WHERE ${match})::text AS found`;
+}

@@ -50,7 +50,7 @@ export interface DecodedObject {
 type Formatter = (value: unknown) => string;
 
 /** Parquet's GZIP is gzip (RFC 1952); ZSTD where node:zlib has it (Node >= 22.15, the Lambda runtime). */
-function decompressors(): Compressors {
+export function decompressors(): Compressors {
   const zstd = (zlib as unknown as { zstdDecompressSync?: (input: Uint8Array) => Uint8Array })
     .zstdDecompressSync;
   return {
