@@ -9,6 +9,7 @@ import { anonymizeModule } from './anonymize/index.ts';
 import { archiveModule } from './archive/index.ts';
 import { backupModule } from './backup/index.ts';
 import { importModule } from './import/index.ts';
+import { maintainModule } from './maintain/index.ts';
 import { purgeModule } from './purge/index.ts';
 import { subjectsModule } from './subjects/index.ts';
 
@@ -21,6 +22,7 @@ export const actionModules: ActionRegistry = {
   anonymize: anonymizeModule,
   subjects: subjectsModule,
   import: importModule,
+  maintain: maintainModule,
 };
 
 /** The module of a policy's action (`registry` lets tests run the generic steps with a fake action). */

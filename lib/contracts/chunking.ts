@@ -111,6 +111,11 @@ export const ACTION_CHUNKING_DEFAULTS: Readonly<Record<Policy['action'], Partial
   subjects: {},
   // Inserts into the target; the defaults' sizing (targetTransactionMs) bounds each transaction.
   import: {},
+  // One maintenance statement per chunk, run before the chunk transaction: the row sizing does not apply.
+  // REINDEX CONCURRENTLY waits (under lock_timeout) for every older transaction of the database to end, and
+  // its table lock (SHARE UPDATE EXCLUSIVE) queues ahead of no reader or writer: 2 s would fail it on any
+  // database with a longer transaction, where 30 s holds up only other DDL and maintenance meanwhile.
+  maintain: { lockTimeoutMs: 30_000 },
 };
 
 type ChunkingField = 'initialRows' | 'minRows' | 'maxRows' | 'targetTransactionMs' | 'statementTimeoutMs';

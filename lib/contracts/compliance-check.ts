@@ -49,7 +49,7 @@ export const SERVICE_NAME = 'pg-lifecycle';
 export const CompliancePolicySchema = z
   .object({
     name: PolicyNameSchema,
-    action: z.enum(['archive', 'purge', 'backup', 'anonymize', 'subjects', 'import']),
+    action: z.enum(['archive', 'purge', 'backup', 'anonymize', 'subjects', 'import', 'maintain']),
     schedule: ScheduleSchema.optional(),
     timezone: TimeZoneSchema.default('UTC'),
   })

@@ -5,6 +5,7 @@
  * Lambda tasks are invoked with `payloadResponseOnly`, so no `Payload` wrapper ever appears here.
  */
 import { z } from 'zod';
+import { MaintenancePlanItemSchema } from '../../functions/actions/maintain/plan-schema.ts';
 import { ChunkingSchema, PolicySchema } from './config.ts';
 import { RdsSnapshotProgressSchema } from './rds-snapshot-payloads.ts';
 import { StoredWorkCursorSchema } from './work-cursor.ts';
@@ -103,6 +104,8 @@ export const RunPlanSchema = z.object({
   notIncluded: z.array(z.string()).optional(),
   /** Named errors a real run started the same way would stop with, before changing anything. */
   refusals: z.array(z.object({ error: z.string(), message: z.string() })),
+  /** Maintain: per table and index, its figures and what a run would do now (and why). */
+  maintenance: z.array(MaintenancePlanItemSchema).optional(),
   /**
    * Import: source rows, and of those validated by inserting them in a rolled-back transaction, how many
    * would be imported, skipped (already in the target) and refused, by reason with a few source keys.

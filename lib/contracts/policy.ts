@@ -25,6 +25,11 @@ import {
   importContract,
 } from '../../functions/actions/import/contract.ts';
 import {
+  type MaintainPolicy,
+  MaintainPolicySchema,
+  maintainContract,
+} from '../../functions/actions/maintain/contract.ts';
+import {
   type PurgePolicy,
   PurgePolicySchema,
   purgeContract,
@@ -43,6 +48,7 @@ export const PolicySchema = z.discriminatedUnion('action', [
   AnonymizePolicySchema,
   SubjectsPolicySchema,
   ImportPolicySchema,
+  MaintainPolicySchema,
 ]);
 
 export type Policy = z.output<typeof PolicySchema>;
@@ -57,6 +63,7 @@ export const actionContracts: { readonly [A in PolicyAction]: ActionContract<Pol
   anonymize: anonymizeContract,
   subjects: subjectsContract,
   import: importContract,
+  maintain: maintainContract,
 };
 
 /** Policies of one table's rows by time (archive, purge, anonymize): a table, a time column and a retention. */
@@ -77,4 +84,12 @@ export function contractOf<P extends Policy>(policy: P): ActionContract<P> {
   return actionContracts[policy.action] as unknown as ActionContract<P>;
 }
 
-export type { AnonymizePolicy, ArchivePolicy, BackupPolicy, ImportPolicy, PurgePolicy, SubjectsPolicy };
+export type {
+  AnonymizePolicy,
+  ArchivePolicy,
+  BackupPolicy,
+  ImportPolicy,
+  MaintainPolicy,
+  PurgePolicy,
+  SubjectsPolicy,
+};
