@@ -160,7 +160,9 @@ export function formatReport(report: RunReport): string {
       ? `${report.policy}: dry run, backup of ${report.plan.tables.length} tables (nothing written)`
       : report.plan?.import
         ? `${report.policy}: dry run, import of ${report.plan.import.sourceRows} source rows (rolled back: nothing written)`
-        : `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
+        : report.plan?.maintenance
+          ? `${report.policy}: dry run, maintenance: ${report.plan.eligibleRows} statements due (nothing changed)`
+          : `${report.policy}: dry run, cutoff ${report.cutoff}, ${report.eligibleRows ?? 0} rows eligible (nothing changed)`;
     return report.plan ? `${headline}\n${formatPlan(report.plan)}` : headline;
   }
   if (report.backupId !== undefined) {
@@ -186,6 +188,7 @@ const EXPLAIN_LINES_SHOWN = 12;
 export function formatPlan(plan: RunPlan): string {
   if (plan.tables) return formatBackupPlan(plan, plan.tables);
   if (plan.import) return formatImportPlan(plan, plan.import);
+  if (plan.maintenance) return formatMaintainPlan(plan, plan.maintenance);
   const lines = [
     `  eligible      ${plan.eligibleRows} rows, about ${formatBytes(plan.estimatedBytes)}, oldest ${plan.oldest ?? '-'}`,
   ];
@@ -256,6 +259,27 @@ function formatImportPlan(plan: RunPlan, found: NonNullable<RunPlan['import']>):
   for (const reason of found.reasons) {
     const keys = reason.sampleKeys.map((key) => `(${key.join(', ')})`).join(' ');
     lines.push(`  refused       ${reason.rows} × ${reason.reason}; e.g. source keys ${keys}`);
+  }
+  for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
+  for (const refusal of plan.refusals)
+    lines.push(`  A RUN WOULD REFUSE: ${refusal.error}: ${refusal.message}`);
+  return lines.join('\n');
+}
+
+/** A maintain dry run: each table and index with its figures, what a run would do now and why. */
+function formatMaintainPlan(plan: RunPlan, items: NonNullable<RunPlan['maintenance']>): string {
+  const lines = [
+    `  statements    ${plan.eligibleRows} due, about ${formatBytes(plan.estimatedBytes)} of bloat to reclaim`,
+  ];
+  for (const item of items) {
+    const what = item.statement === 'none' ? 'nothing' : item.statement.toUpperCase();
+    const bloat =
+      item.bloatPercent === undefined
+        ? ''
+        : `, ${item.bloatPercent.toFixed(1)} % bloat (${item.method ?? 'estimate'})`;
+    lines.push(
+      `  ${what.padEnd(13)} ${item.table}${item.index ? ` index ${item.index}` : ''}: ${formatBytes(item.sizeBytes)}${bloat}: ${item.reason}`,
+    );
   }
   for (const warning of plan.warnings) lines.push(`  WARNING ${warning}`);
   for (const refusal of plan.refusals)
