@@ -104,9 +104,20 @@ export async function runLocally(
     interrupt.abort();
   };
   const line = options.json || options.verbose ? undefined : progressLine(progress, policy);
-  const done = { rows: 0, chunks: 0, bytes: 0 };
+  const done: { rows: number; chunks: number; bytes: number; eligible?: number } = {
+    rows: 0,
+    chunks: 0,
+    bytes: 0,
+  };
   process.on('SIGINT', onSigint);
   try {
+    if (line && !dryRun) {
+      const eligible = await eligibleRowsOf(config, policy, bucket, options.force ?? false, interrupt.signal);
+      if (eligible !== undefined) {
+        done.eligible = eligible;
+        line.update(done);
+      }
+    }
     const report = await runCommand({
       config,
       policy,
@@ -134,6 +145,28 @@ export async function runLocally(
     line?.end();
     process.off('SIGINT', onSigint);
   }
+}
+
+/** Actions whose plan counts the rows a run will take (a backup's are statistics; an import's include skips). */
+const COUNTED_ACTIONS: ReadonlySet<string> = new Set(['archive', 'purge', 'anonymize']);
+
+/**
+ * The plan's count of eligible rows, for the progress line's "done / eligible" and ETA: a dry run first (read
+ * only), only on a terminal. Undefined when the action's plan does not count rows, or the dry run would refuse
+ * (the real run then says why).
+ */
+async function eligibleRowsOf(
+  config: LifecycleConfig,
+  policy: string,
+  bucket: string | undefined,
+  force: boolean,
+  signal: AbortSignal,
+): Promise<number | undefined> {
+  const action = config.policies.find((p) => p.name === policy)?.action;
+  if (action === undefined || !COUNTED_ACTIONS.has(action)) return undefined;
+  const planned = await runCommand({ config, policy, bucket, dryRun: true, force, verbose: false, signal });
+  if (planned.status !== 'dry_run' || wouldRefuse(planned)) return undefined;
+  return planned.eligibleRows;
 }
 
 export interface PlanOptions extends GlobalOptions {

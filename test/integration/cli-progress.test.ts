@@ -1,6 +1,6 @@
 /**
- * `pg-lifecycle run` on a terminal shows a live progress line on stderr while the chunks commit — rows,
- * rows/s, chunks, bytes, elapsed — and clears it before the result, which stays alone on stdout. With
+ * `pg-lifecycle run` on a terminal shows a live progress line on stderr while the chunks commit — rows done of
+ * the plan's eligible count, rows/s, chunks, bytes, elapsed, ETA — and clears it before the result, which stays alone on stdout. With
  * --json, or when stderr is not a terminal (a pipe, a CI log), nothing of it is written.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -72,16 +72,22 @@ describe('run progress', () => {
     expect(result.code, result.stderr).toBe(0);
     const lines = result.stderr.split('\r\x1b[K').filter((line) => line !== '');
     expect(lines.length).toBeGreaterThan(2);
+    // While the plan counts, rows alone; from then on done / eligible, and an ETA while rows remain.
+    const eligible = ELIGIBLE.toLocaleString('en-US');
     for (const line of lines)
       expect(line).toMatch(
         new RegExp(
-          `^${POLICY}: [\\d,]+ rows · [\\d,]+ rows/s · \\d+ chunks · [\\d.]+ k?B · \\d+:\\d\\d elapsed$`,
+          `^${POLICY}: [\\d,]+( / ${eligible})? rows · [\\d,]+ rows/s · \\d+ chunks · [\\d.]+ k?B · \\d+:\\d\\d elapsed( · ETA \\d+:\\d\\d)?$`,
         ),
       );
+    const counted = lines.findIndex((line) => line.includes(` / ${eligible} rows`));
+    expect(counted).toBeGreaterThanOrEqual(0);
+    expect(lines.slice(counted).every((line) => line.includes(` / ${eligible} rows`))).toBe(true);
+    expect(lines.some((line) => line.includes(' · ETA '))).toBe(true);
     const report = /(\d+) rows in \d+ objects \(\d+ bytes, (\d+) chunks/.exec(result.stdout);
     expect(Number(report?.[1])).toBe(ELIGIBLE);
     // The last line counted every chunk the run committed, and the line was cleared after it.
-    expect(lines.at(-1)).toContain(`${POLICY}: ${ELIGIBLE.toLocaleString('en-US')} rows`);
+    expect(lines.at(-1)).toContain(`${POLICY}: ${eligible} / ${eligible} rows`);
     expect(lines.at(-1)).toContain(` ${report?.[2]} chunks`);
     expect(result.stderr.endsWith('\r\x1b[K')).toBe(true);
     expect(result.stdout).not.toContain('\r');
