@@ -9,7 +9,7 @@ import type { ActionContract, ConfigProblem } from '../../../lib/contracts/actio
 import { PolicyCommonSchema } from '../../../lib/contracts/policy-base.ts';
 import { ScheduleSchema, TimeZoneSchema } from '../../../lib/contracts/schedule.ts';
 import { RdsSnapshotOptionsSchema, rdsSnapshotNameProblem } from './rds-snapshot/contract.ts';
-import { excludesAllOf, parseTablePattern, samePattern, type TablePattern } from './table-pattern.ts';
+import { parseTablePattern, tablePatternProblems } from './table-pattern.ts';
 
 const TablePatternSchema = z.string().superRefine((value, ctx) => {
   try {
@@ -88,31 +88,7 @@ export function backupPrefix(policyName: string): string {
 
 /** Problems of the patterns among themselves: one listed twice, or exclusions that leave nothing. */
 export function backupPatternProblems(options: Pick<BackupOptions, 'tables' | 'exclude'>): ConfigProblem[] {
-  const parse = (list: readonly string[]) =>
-    list.map((text) => {
-      try {
-        return parseTablePattern(text);
-      } catch {
-        return undefined; // its own schema reports it
-      }
-    });
-  const tables = parse(options.tables);
-  const exclude = parse(options.exclude);
-  const problems: ConfigProblem[] = [];
-  const duplicates = (list: Array<TablePattern | undefined>, key: 'tables' | 'exclude') => {
-    list.forEach((pattern, index) => {
-      if (pattern && list.slice(0, index).some((other) => other && samePattern(other, pattern)))
-        problems.push({ path: ['backup', key, index], message: `${options[key][index]} is listed twice` });
-    });
-  };
-  duplicates(tables, 'tables');
-  duplicates(exclude, 'exclude');
-  const leftOut = (table: TablePattern | undefined) =>
-    table !== undefined && exclude.some((e) => e !== undefined && excludesAllOf(e, table));
-  if (tables.length > 0 && tables.every(leftOut)) {
-    problems.push({ path: ['backup', 'exclude'], message: 'excludes every table that tables names' });
-  }
-  return problems;
+  return tablePatternProblems('backup', options);
 }
 
 export const backupContract: ActionContract<BackupPolicy> = {

@@ -54,3 +54,45 @@ export function excludesAllOf(exclude: TablePattern, table: TablePattern): boole
     (exclude.kind === 'schema' && (table.schema ?? 'public') === exclude.schema)
   );
 }
+
+/** One problem of a policy's table patterns, at a path below the policy (`['backup', 'tables', 1]`). */
+export interface PatternProblem {
+  readonly path: ReadonlyArray<string | number>;
+  readonly message: string;
+}
+
+/**
+ * Problems of a `tables` / `exclude` pair among themselves (backup, maintain: `section` names the policy's
+ * field): a pattern listed twice, or exclusions that leave nothing. Patterns that do not parse are their own
+ * schema's problem and are passed over here.
+ */
+export function tablePatternProblems(
+  section: string,
+  options: { readonly tables: readonly string[]; readonly exclude: readonly string[] },
+): PatternProblem[] {
+  const parse = (list: readonly string[]) =>
+    list.map((text) => {
+      try {
+        return parseTablePattern(text);
+      } catch {
+        return undefined;
+      }
+    });
+  const tables = parse(options.tables);
+  const exclude = parse(options.exclude);
+  const problems: PatternProblem[] = [];
+  const duplicates = (list: Array<TablePattern | undefined>, key: 'tables' | 'exclude') => {
+    list.forEach((pattern, index) => {
+      if (pattern && list.slice(0, index).some((other) => other && samePattern(other, pattern)))
+        problems.push({ path: [section, key, index], message: `${options[key][index]} is listed twice` });
+    });
+  };
+  duplicates(tables, 'tables');
+  duplicates(exclude, 'exclude');
+  const leftOut = (table: TablePattern | undefined) =>
+    table !== undefined && exclude.some((e) => e !== undefined && excludesAllOf(e, table));
+  if (tables.length > 0 && tables.every(leftOut)) {
+    problems.push({ path: [section, 'exclude'], message: 'excludes every table that tables names' });
+  }
+  return problems;
+}
