@@ -1,9 +1,10 @@
 /**
- * Maintain where things get in its way: a REINDEX CONCURRENTLY that cannot finish within lockTimeoutMs is
- * recorded as such and leaves no invalid copy behind; tables the role does not own are skipped with the reason
+ * Maintain where things get in its way: no REINDEX CONCURRENTLY starts while an older transaction is open, and
+ * one that cannot finish within lockTimeoutMs leaves no invalid copy behind; tables the role does not own are skipped with the reason
  * while its own are maintained; a policy none of whose tables the role owns is refused before anything runs.
  */
 import pg from 'pg';
+import { reindexConcurrently } from '../../functions/actions/maintain/statements.ts';
 import { testConfig } from '../support/archive.ts';
 import { migrateLedger } from '../support/database.ts';
 import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
@@ -42,7 +43,7 @@ afterAll(async ({ database }) => {
 });
 
 describe('maintain, in the way', () => {
-  it('records a REINDEX that waited past lockTimeoutMs and drops the invalid copy it left', async ({
+  it('starts no REINDEX while an older transaction is open, and a REINDEX that waits past lockTimeoutMs drops its copy', async ({
     database,
     runPolicy,
   }) => {
@@ -59,9 +60,12 @@ describe('maintain, in the way', () => {
     const holder = await database.pool.connect();
     await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     await holder.query('SELECT 1');
+    await new Promise((resolve) => setTimeout(resolve, 600));
 
-    // Act
+    // Act: a run, then a REINDEX started anyway (as one the transaction began after would be).
     let result: Awaited<ReturnType<typeof runPolicy>>;
+    let direct: Awaited<ReturnType<typeof reindexConcurrently>>;
+    const client = await database.pool.connect();
     try {
       result = await runPolicy(
         testConfig([
@@ -74,23 +78,31 @@ describe('maintain, in the way', () => {
         ]),
         'held',
       );
+      const { rows } = await client.query<{ oid: string }>(`SELECT 'held.t'::regclass::oid::text AS oid`);
+      direct = await reindexConcurrently(client, { oid: rows[0]?.oid as string }, 'held.t_k', {
+        timeoutMs: 10_000,
+        lockTimeoutMs: 300,
+      });
     } finally {
+      client.release();
       await holder.query('ROLLBACK');
       holder.release();
     }
 
-    // Assess: the run goes on (a statement that could not finish is an outcome, not a failure).
+    // Assess: the run goes on and records why it did not rebuild (it would have waited for the transaction).
     expect(result.failure).toBeUndefined();
-    const reindexed = (await ledgerOf(database.pool, result.summary?.runId)).filter(
-      (r) => r.statement === 'reindex',
+    const rows = await ledgerOf(database.pool, result.summary?.runId);
+    expect(rows.filter((r) => r.statement === 'reindex')).toEqual([]);
+    expect(rows.map((r) => [r.index_name, r.statement])).toEqual([
+      ['"t_k"', 'skip'],
+      ['"t_pkey"', 'skip'],
+    ]);
+    for (const row of rows)
+      expect(row.reason).toMatch(/^REINDEX not run: a transaction of this database has been open for/);
+    expect(direct.outcome).toBe('lock-timeout');
+    expect(`${direct.error}; ${direct.cleanup}`).toMatch(
+      /^a lock was not granted within 300 ms \(lockTimeoutMs\); held\.t_k_ccnew dropped$/,
     );
-    expect(reindexed.length).toBeGreaterThan(0);
-    for (const row of reindexed) {
-      expect(row.outcome).toBe('lock-timeout');
-      expect(row.error).toMatch(
-        /^a lock was not granted within 300 ms \(lockTimeoutMs\); held\.t_(k|pkey)_ccnew dropped$/,
-      );
-    }
     const { rows: indexes } = await database.pool.query<{ name: string; valid: boolean }>(
       `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         WHERE i.indrelid = 'held.t'::regclass ORDER BY 1`,

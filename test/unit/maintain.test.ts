@@ -230,8 +230,27 @@ describe('maintain decisions', () => {
 
   it('vacuums over the threshold (the ANALYZE comes with it), analyzes when only the statistics are due', () => {
     const bloated = { method: 'statistics' as const, percent: 45, bytes: 45 * 1024 * 1024 };
-    expect(decideTable(table({ bloat: bloated, analyzedAgeDays: 30 }), options)).toMatchObject({
+    expect(
+      decideTable(table({ bloat: bloated, deadTuples: 500_000, analyzedAgeDays: 30 }), options),
+    ).toMatchObject({
       statement: 'vacuum',
+      reason: expect.stringMatching(
+        /^33\.3 % dead tuples \(pg_stat_user_tables\) at or above maxTableBloatPercent 20/,
+      ),
+    });
+    // Bloat with few dead tuples is free space VACUUM cannot reclaim: reported, never vacuumed.
+    expect(decideTable(table({ bloat: bloated, deadTuples: 1_000 }), options)).toMatchObject({
+      statement: 'none',
+      reason: expect.stringContaining('free space only VACUUM FULL or pg_repack reclaims'),
+    });
+    expect(
+      decideTable(
+        table({ bloat: { ...bloated, method: 'pgstattuple', deadTuplePercent: 25 }, deadTuples: 0 }),
+        options,
+      ),
+    ).toMatchObject({
+      statement: 'vacuum',
+      reason: expect.stringMatching(/^25\.0 % dead tuples \(pgstattuple\)/),
     });
     expect(decideTable(table({ analyzedAgeDays: 30 }), options)).toMatchObject({ statement: 'analyze' });
     expect(decideTable(table(), options)).toMatchObject({ statement: 'none' });

@@ -60,7 +60,10 @@ export const MaintainOptionsSchema = z
      * (pg_stat_user_tables.n_mod_since_analyze ÷ pg_class.reltuples), percent.
      */
     analyzeChangedPercent: percent('analyzeChangedPercent').default(10),
-    /** VACUUM (ANALYZE) a table whose estimated bloat (dead tuples and free space) is above this percent. */
+    /**
+     * VACUUM (ANALYZE) a table whose dead tuples make up at least this percent of its tuples (or of its bytes,
+     * read exactly); free space over it with few dead tuples is reported (VACUUM cannot reclaim it).
+     */
     maxTableBloatPercent: percent('maxTableBloatPercent').default(20),
     /** REINDEX INDEX CONCURRENTLY a btree index whose estimated bloat is above this percent. */
     maxIndexBloatPercent: percent('maxIndexBloatPercent').default(30),

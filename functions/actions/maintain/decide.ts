@@ -48,7 +48,29 @@ export function analyzeDue(facts: TableFacts, options: DecisionOptions): string 
   return undefined;
 }
 
-/** VACUUM (ANALYZE) over the bloat threshold, else ANALYZE when the statistics are due, else nothing. */
+/**
+ * The share of the table's tuples that are dead, percent: what a VACUUM reclaims. pgstattuple's
+ * dead_tuple_percent (of the table's bytes) when read exactly, else n_dead_tup ÷ (n_live_tup + n_dead_tup).
+ */
+export function deadShare(facts: TableFacts): { readonly percent: number; readonly source: string } {
+  const exact = facts.bloat?.method === 'pgstattuple' ? facts.bloat.deadTuplePercent : undefined;
+  if (exact !== undefined) return { percent: exact, source: 'pgstattuple' };
+  const total = Math.max(0, facts.liveRows) + Math.max(0, facts.deadTuples);
+  return {
+    percent: total > 0 ? (100 * Math.max(0, facts.deadTuples)) / total : 0,
+    source: 'pg_stat_user_tables',
+  };
+}
+
+function describeDead(dead: { percent: number; source: string }): string {
+  return `${dead.percent.toFixed(1)} % dead tuples (${dead.source})`;
+}
+
+/**
+ * VACUUM (ANALYZE) when dead tuples reach the threshold, else ANALYZE when the statistics are due, else
+ * nothing. Bloat that is free space (the estimate over the threshold, few dead tuples) is a finding in the
+ * reason, never a VACUUM: VACUUM reclaims dead tuples, not the free space in the middle of a table.
+ */
 export function decideTable(facts: TableFacts, options: DecisionOptions): TableDecision {
   if (!facts.canMaintain)
     return {
@@ -64,14 +86,24 @@ export function decideTable(facts: TableFacts, options: DecisionOptions): TableD
           reason: 'partitioned table: statistics current (its partitions are maintained on their own)',
         };
   const bloat = facts.bloat;
-  if (bloat && bloat.percent > options.maxTableBloatPercent) {
-    if (facts.sizeBytes >= options.minRelationBytes)
-      return {
-        statement: 'vacuum',
-        reason: `${describeBloat(bloat)} above maxTableBloatPercent ${options.maxTableBloatPercent}`,
-      };
-  }
-  if (analyze) return { statement: 'analyze', reason: analyze };
+  const dead = deadShare(facts);
+  const large = facts.sizeBytes >= options.minRelationBytes;
+  if (dead.percent >= options.maxTableBloatPercent && large)
+    return {
+      statement: 'vacuum',
+      reason: `${describeDead(dead)} at or above maxTableBloatPercent ${options.maxTableBloatPercent}${bloat ? `; ${describeBloat(bloat)}` : ''}`,
+    };
+  const freeSpace =
+    bloat && bloat.percent > options.maxTableBloatPercent && large
+      ? `${describeBloat(bloat)} above maxTableBloatPercent ${options.maxTableBloatPercent} with ${describeDead(dead)}: free space only VACUUM FULL or pg_repack reclaims, not vacuumed`
+      : undefined;
+  if (analyze) return { statement: 'analyze', reason: freeSpace ? `${analyze}; ${freeSpace}` : analyze };
+  if (freeSpace) return { statement: 'none', reason: freeSpace };
+  if (dead.percent >= options.maxTableBloatPercent)
+    return {
+      statement: 'none',
+      reason: `${describeDead(dead)}, but smaller than minRelationBytes (${options.minRelationBytes} bytes)`,
+    };
   if (!bloat) return { statement: 'none', reason: 'no bloat estimate (no column statistics)' };
   if (bloat.percent > options.maxTableBloatPercent)
     return {
@@ -79,6 +111,11 @@ export function decideTable(facts: TableFacts, options: DecisionOptions): TableD
       reason: `${describeBloat(bloat)}, but smaller than minRelationBytes (${options.minRelationBytes} bytes)`,
     };
   return { statement: 'none', reason: `${describeBloat(bloat)}, statistics current` };
+}
+
+/** Whether a decision's reason reports free space a VACUUM cannot reclaim (for the plan's warnings). */
+export function reportsFreeSpace(reason: string): boolean {
+  return reason.includes('free space only VACUUM FULL or pg_repack reclaims');
 }
 
 /** REINDEX CONCURRENTLY over the bloat threshold; invalid and leftover indexes are reported, never touched. */

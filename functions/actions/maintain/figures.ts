@@ -18,6 +18,8 @@ import type { BloatMethod } from './plan-schema.ts';
 
 export interface Bloat extends BloatFigure {
   readonly method: BloatMethod;
+  /** pgstattuple's dead_tuple_percent (of the table's bytes): a heap's exact reading only. */
+  readonly deadTuplePercent?: number;
 }
 
 export interface TableFacts {
@@ -185,8 +187,8 @@ async function readHeapBloat(
 ): Promise<Bloat | undefined> {
   if (exact && heap.sizeBytes > 0 && heap.sizeBytes <= exact.maxBytes) {
     const stat = await tryExact(db, savepoints, () =>
-      db.query<{ table_len: string; dead_tuple_len: string; free_space: string }>(
-        `SELECT table_len::text, dead_tuple_len::text, free_space::text
+      db.query<{ table_len: string; dead_tuple_len: string; free_space: string; dead_percent: string }>(
+        `SELECT table_len::text, dead_tuple_len::text, free_space::text, dead_tuple_percent::text AS dead_percent
            FROM ${exact.schema}.pgstattuple($1::oid::regclass)`,
         [oid],
       ),
@@ -201,7 +203,7 @@ async function readHeapBloat(
         },
         heap.fillfactor,
       );
-      return { method: 'pgstattuple', ...figure };
+      return { method: 'pgstattuple', ...figure, deadTuplePercent: Number(s.dead_percent) };
     }
   }
   // An empty table needs no statistics: every page it still has is slack.

@@ -66,3 +66,31 @@ export async function recordMaintenanceEntries(
     );
   }
 }
+
+/** The marker of a statement cut short by the step's deadline (not by timeoutMs): it is retried once. */
+export const RETRIED_MARK = 'retried in the next step';
+
+/** Whether this run already recorded `statement` of the unit as cut short by a step's deadline. */
+export async function cutShortBefore(
+  db: Queryable,
+  runId: string,
+  unit: { readonly table: string; readonly index?: string | undefined; readonly statement: string },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM lifecycle.maintenance_actions
+      WHERE run_id = $1 AND table_name = $2 AND index_name IS NOT DISTINCT FROM $3 AND statement = $4
+        AND outcome = 'timed-out' AND strpos(error, $5) > 0`,
+    [runId, unit.table, unit.index ?? null, unit.statement, RETRIED_MARK],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** Whether a REINDEX of the table earlier in this run could not drop the copy it left. */
+export async function cleanupFailedBefore(db: Queryable, runId: string, table: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM lifecycle.maintenance_actions
+      WHERE run_id = $1 AND table_name = $2 AND statement = 'reindex' AND strpos(error, ' not dropped') > 0`,
+    [runId, table],
+  );
+  return (rowCount ?? 0) > 0;
+}

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { RunPlan } from '../../../lib/contracts/payloads.ts';
 import { readOnly } from '../../adapters/transactions.ts';
 import type { MaintainOptions } from './contract.ts';
-import { decideIndex, decideTable } from './decide.ts';
+import { decideIndex, decideTable, reportsFreeSpace } from './decide.ts';
 import { findExactReader, readIndexFacts, readTableFacts } from './figures.ts';
 import type { MaintenancePlanItem } from './plan-schema.ts';
 import type { MaintainedTable } from './tables.ts';
@@ -66,9 +66,13 @@ export async function maintainPlan(
     explain: [],
     fullTableScan: false,
     partitions: [],
-    warnings: items
-      .filter((i) => i.statement === 'skip')
-      .map((i) => `${i.table}${i.index ? ` index ${i.index}` : ''} skipped: ${i.reason}`),
+    warnings: [
+      ...items
+        .filter((i) => i.statement === 'skip')
+        .map((i) => `${i.table}${i.index ? ` index ${i.index}` : ''} skipped: ${i.reason}`),
+      // Free space VACUUM cannot give back: a finding for the operator, never a statement of ours.
+      ...items.filter((i) => !i.index && reportsFreeSpace(i.reason)).map((i) => `${i.table}: ${i.reason}`),
+    ],
     refusals: request.refusals,
     maintenance: items,
   };
