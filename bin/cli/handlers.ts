@@ -8,6 +8,7 @@ import { Ledger } from '../../functions/adapters/ledger/index.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { deploymentIssues, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
 import { BucketNameSchema, type LifecycleConfig, PolicyNameSchema } from '../../lib/contracts/config.ts';
+import { isTimeCutoffPolicy } from '../../lib/contracts/policy.ts';
 import { visibleText } from '../../lib/json-source.ts';
 import {
   checkStateMachineArn,
@@ -147,9 +148,6 @@ export async function runLocally(
   }
 }
 
-/** Actions whose plan counts the rows a run will take (a backup's are statistics; an import's include skips). */
-const COUNTED_ACTIONS: ReadonlySet<string> = new Set(['archive', 'purge', 'anonymize']);
-
 /**
  * The plan's count of eligible rows, for the progress line's "done / eligible" and ETA: a dry run first (read
  * only), only on a terminal. Undefined when the action's plan does not count rows, or the dry run would refuse
@@ -162,8 +160,10 @@ async function eligibleRowsOf(
   force: boolean,
   signal: AbortSignal,
 ): Promise<number | undefined> {
-  const action = config.policies.find((p) => p.name === policy)?.action;
-  if (action === undefined || !COUNTED_ACTIONS.has(action)) return undefined;
+  // Only the time-cutoff source's plan counts the rows a run takes (a backup's are statistics, an import's
+  // count skips, a maintain plan counts statements).
+  const found = config.policies.find((p) => p.name === policy);
+  if (found === undefined || !isTimeCutoffPolicy(found)) return undefined;
   const planned = await runCommand({ config, policy, bucket, dryRun: true, force, verbose: false, signal });
   if (planned.status !== 'dry_run' || wouldRefuse(planned)) return undefined;
   return planned.eligibleRows;

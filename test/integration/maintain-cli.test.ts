@@ -7,25 +7,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../support/cli.ts';
 import { describe, expect, it } from '../support/fixture.ts';
+import { changeAndPublish } from '../support/maintain.ts';
 
 describe('pg-lifecycle plan (maintain)', () => {
   it('lists a VACUUM for the bloated table with its bloat and reason, and changes nothing', async ({
     database,
   }) => {
-    const client = await database.pool.connect();
-    try {
-      await client.query(`
-        DROP SCHEMA IF EXISTS "Maint Cli" CASCADE; CREATE SCHEMA "Maint Cli";
-        CREATE TABLE "Maint Cli"."Events" (id bigint PRIMARY KEY, payload text NOT NULL) WITH (autovacuum_enabled = off);
-        INSERT INTO "Maint Cli"."Events" SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
-        ANALYZE "Maint Cli"."Events";
-        DELETE FROM "Maint Cli"."Events" WHERE id % 10 <> 0;`);
-      // Publish this session's statistics now, not up to 10 s later.
-      await client.query('SELECT pg_stat_force_next_flush()');
-      await client.query('SELECT 1');
-    } finally {
-      client.release();
-    }
+    await changeAndPublish(
+      database.pool,
+      `DROP SCHEMA IF EXISTS "Maint Cli" CASCADE; CREATE SCHEMA "Maint Cli";
+       CREATE TABLE "Maint Cli"."Events" (id bigint PRIMARY KEY, payload text NOT NULL) WITH (autovacuum_enabled = off);
+       INSERT INTO "Maint Cli"."Events" SELECT g, md5(g::text) FROM generate_series(1, 100000) g;
+       ANALYZE "Maint Cli"."Events";
+       DELETE FROM "Maint Cli"."Events" WHERE id % 10 <> 0;`,
+    );
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'maintain-cli-')), 'config.json');
     const policy = {
       name: 'nightly',

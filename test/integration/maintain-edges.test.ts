@@ -8,28 +8,12 @@ import { reindexConcurrently } from '../../functions/actions/maintain/statements
 import { testConfig } from '../support/archive.ts';
 import { migrateLedger } from '../support/database.ts';
 import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
+import { changeAndPublish, maintenanceLedgerOf } from '../support/maintain.ts';
 
 const role = 'maintain_app';
 
-async function ledgerOf(pool: pg.Pool, runId: string | undefined) {
-  const { rows } = await pool.query<Record<string, string | null>>(
-    `SELECT table_name, index_name, statement, outcome, reason, error
-       FROM lifecycle.maintenance_actions WHERE run_id = $1 ORDER BY id`,
-    [runId],
-  );
-  return rows;
-}
-
-async function publish(pool: pg.Pool, sql: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query(sql);
-    await client.query('SELECT pg_stat_force_next_flush()');
-    await client.query('SELECT 1');
-  } finally {
-    client.release();
-  }
-}
+const ledgerOf = maintenanceLedgerOf;
+const publish = changeAndPublish;
 
 beforeAll(async ({ database }) => {
   await migrateLedger(database);

@@ -11,37 +11,10 @@ import { maintainIndex, type WorkContext } from '../../functions/actions/maintai
 import { testConfig } from '../support/archive.ts';
 import { migrateLedger } from '../support/database.ts';
 import { beforeAll, describe, expect, it } from '../support/fixture.ts';
+import { changeAndPublish, maintenanceLedgerOf } from '../support/maintain.ts';
 
-interface LedgerRow {
-  table_name: string;
-  index_name: string | null;
-  statement: string;
-  outcome: string;
-  reason: string;
-  duration_ms: number;
-  error: string | null;
-}
-
-async function ledgerOf(pool: pg.Pool, runId: string | undefined): Promise<LedgerRow[]> {
-  const { rows } = await pool.query<LedgerRow>(
-    `SELECT table_name, index_name, statement, outcome, reason, duration_ms, error
-       FROM lifecycle.maintenance_actions WHERE run_id = $1 ORDER BY id`,
-    [runId],
-  );
-  return rows;
-}
-
-/** Runs `sql` on one session and makes that session publish its statistics now (not up to 10 s later). */
-async function publish(pool: pg.Pool, sql: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query(sql);
-    await client.query('SELECT pg_stat_force_next_flush()');
-    await client.query('SELECT 1');
-  } finally {
-    client.release();
-  }
-}
+const ledgerOf = maintenanceLedgerOf;
+const publish = changeAndPublish;
 
 async function indexesOf(pool: pg.Pool, table: string) {
   const { rows } = await pool.query<{ name: string; valid: boolean }>(

@@ -9,47 +9,15 @@ import type pg from 'pg';
 import { testConfig } from '../support/archive.ts';
 import { migrateLedger } from '../support/database.ts';
 import { beforeAll, describe, expect, it } from '../support/fixture.ts';
+import { changeAndPublish, type MaintenanceLedgerRow, maintenanceLedgerOf } from '../support/maintain.ts';
 
-interface LedgerRow {
-  table_name: string;
-  index_name: string | null;
-  statement: string;
-  outcome: string;
-  reason: string;
-  estimate_method: string | null;
-  size_bytes_before: string;
-  size_bytes_after: string | null;
-  bloat_percent_before: string | null;
-  bloat_percent_after: string | null;
-  dead_tuples_before: string | null;
-  dead_tuples_after: string | null;
-  duration_ms: number;
-  error: string | null;
-}
+type LedgerRow = MaintenanceLedgerRow;
 
 function maintainConfig(name: string, maintain: { tables: string[] } & Record<string, unknown>) {
   return testConfig([{ name, action: 'maintain', maintain: { reindex: 'concurrently', ...maintain } }]);
 }
 
-async function ledgerOf(pool: pg.Pool, runId: string | undefined): Promise<LedgerRow[]> {
-  const { rows } = await pool.query<LedgerRow>(
-    'SELECT * FROM lifecycle.maintenance_actions WHERE run_id = $1 ORDER BY id',
-    [runId],
-  );
-  return rows;
-}
-
-/** Runs `sql` on one session and makes that session publish its statistics now (not up to 10 s later). */
-async function changeAndPublish(pool: pg.Pool, sql: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query(sql);
-    await client.query('SELECT pg_stat_force_next_flush()');
-    await client.query('SELECT 1');
-  } finally {
-    client.release();
-  }
-}
+const ledgerOf = maintenanceLedgerOf;
 
 async function tableStats(pool: pg.Pool, schema: string, table: string) {
   const { rows } = await pool.query<{

@@ -5,11 +5,11 @@
  * REINDEX are refused here, and every lock it does take is bounded by the policy's `lockTimeoutMs`.
  */
 import { z } from 'zod';
-import type { ActionContract, ConfigProblem } from '../../../lib/contracts/action-contract.ts';
+import type { ActionContract } from '../../../lib/contracts/action-contract.ts';
 import { parseQualifiedName } from '../../../lib/contracts/identifiers.ts';
 import { catalogName, PolicyCommonSchema } from '../../../lib/contracts/policy-base.ts';
 import { protectedSchemaReason } from '../../../lib/contracts/protected-schemas.ts';
-import { excludesAllOf, parseTablePattern, samePattern, type TablePattern } from '../backup/table-pattern.ts';
+import { parseTablePattern, tablePatternProblems } from '../backup/table-pattern.ts';
 
 /** The schema a pattern names (`schema.*`, `schema.table`; `public` when unqualified), or undefined. */
 function patternSchema(value: string): string | undefined {
@@ -129,37 +129,6 @@ export const MaintainPolicySchema = PolicyCommonSchema.omit({
 export type MaintainPolicy = z.output<typeof MaintainPolicySchema>;
 export type MaintainOptions = z.output<typeof MaintainOptionsSchema>;
 
-/** Problems of the patterns among themselves: one listed twice, or exclusions that leave nothing. */
-export function maintainPatternProblems(
-  options: Pick<MaintainOptions, 'tables' | 'exclude'>,
-): ConfigProblem[] {
-  const parse = (list: readonly string[]) =>
-    list.map((text) => {
-      try {
-        return parseTablePattern(text);
-      } catch {
-        return undefined; // its own schema reports it
-      }
-    });
-  const tables = parse(options.tables);
-  const exclude = parse(options.exclude);
-  const problems: ConfigProblem[] = [];
-  const duplicates = (list: Array<TablePattern | undefined>, key: 'tables' | 'exclude') => {
-    list.forEach((pattern, index) => {
-      if (pattern && list.slice(0, index).some((other) => other && samePattern(other, pattern)))
-        problems.push({ path: ['maintain', key, index], message: `${options[key][index]} is listed twice` });
-    });
-  };
-  duplicates(tables, 'tables');
-  duplicates(exclude, 'exclude');
-  const leftOut = (table: TablePattern | undefined) =>
-    table !== undefined && exclude.some((e) => e !== undefined && excludesAllOf(e, table));
-  if (tables.length > 0 && tables.every(leftOut)) {
-    problems.push({ path: ['maintain', 'exclude'], message: 'excludes every table that tables names' });
-  }
-  return problems;
-}
-
 export const maintainContract: ActionContract<MaintainPolicy> = {
   action: 'maintain',
   // Maintenance reads and rewrites storage, never a row's values.
@@ -167,5 +136,5 @@ export const maintainContract: ActionContract<MaintainPolicy> = {
   tablesOf: (policy) => policy.maintain.tables.join(', '),
   // No bucket: its functions get none.
   storage: () => undefined,
-  configProblems: (policy) => maintainPatternProblems(policy.maintain),
+  configProblems: (policy) => tablePatternProblems('maintain', policy.maintain),
 };
