@@ -91,24 +91,52 @@ export function eligibleWhere(
   firstCursorParam = 3,
   upperBoundParam?: number,
   atTimeParam?: number,
+  param: ParamReference = bindParam,
 ): string {
-  const parts = [cutoffPredicate(target)];
-  if (upperBoundParam !== undefined) parts.push(cutoffPredicate(target, `$${upperBoundParam}`));
+  const parts = [cutoffPredicate(target, param(1))];
+  if (upperBoundParam !== undefined) parts.push(cutoffPredicate(target, param(upperBoundParam)));
   if (atTimeParam !== undefined)
-    parts.push(`${quoteIdent(target.timeColumn.name)} = $${atTimeParam}::${target.timeColumn.kind}`);
+    parts.push(`${quoteIdent(target.timeColumn.name)} = ${param(atTimeParam)}::${target.timeColumn.kind}`);
   if (target.filter) parts.push(`(${target.filter})`);
   if (target.pending) parts.push(`(${target.pending})`);
   if (withCursor) {
     const terms = orderTerms(target);
     const left = terms.map((t) => t.expression).join(', ');
-    const right = terms.map((t, i) => `$${firstCursorParam + i}::${t.cast}`).join(', ');
+    const right = terms.map((t, i) => `${param(firstCursorParam + i)}::${t.cast}`).join(', ');
     parts.push(`(${left}) > (${right})`);
   }
   return parts.join('\n    AND ');
 }
 
+/** How a statement refers to its n-th parameter: `$n` (bound), or a literal where binding is impossible (COPY). */
+export type ParamReference = (n: number) => string;
+
+const bindParam: ParamReference = (n) => `$${n}`;
+
+/**
+ * Parameters written into the text as literals, for `COPY (…) TO STDOUT`, which takes no bind parameters.
+ * Strings become E'…' literals (backslashes and quotes doubled: safe whatever standard_conforming_strings
+ * says), numbers must be integers; the statement casts each reference as it would cast `$n`.
+ */
+export function inlineParams(values: ReadonlyArray<string | number | null>): ParamReference {
+  return (n) => {
+    const value = values[n - 1];
+    if (typeof value === 'number') {
+      if (!Number.isSafeInteger(value)) throw new Error(`parameter $${n} is not an integer`);
+      return String(value);
+    }
+    if (typeof value !== 'string') throw new Error(`parameter $${n} has no value to write as a literal`);
+    if (value.includes('\0')) throw new Error(`parameter $${n} contains NUL`);
+    return `E'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+  };
+}
+
 export interface ChunkStatement {
   readonly text: string;
+  /** `WITH deleted AS (…)`: the statement without its final SELECT, to select from `deleted` otherwise. */
+  readonly cte: string;
+  /** Each returned value's name in `deleted` (a quoted column name, or ctid / tableoid), in result order. */
+  readonly returnedNames: readonly string[];
   /** 0-based index in each result row of each order term's value (for the cursor and key ranges). */
   readonly orderPositions: readonly number[];
   /** Index of the table's first column in each result row (system columns come first, if any). */
@@ -129,8 +157,14 @@ export interface ChunkStatement {
 export function buildDeleteChunkStatement(
   target: ChunkTarget,
   withCursor: boolean,
-  options: { upperBound?: boolean; atTime?: boolean; returning?: 'all' | 'order' } = {},
+  options: {
+    upperBound?: boolean;
+    atTime?: boolean;
+    returning?: 'all' | 'order';
+    param?: ParamReference;
+  } = {},
 ): ChunkStatement {
+  const param = options.param ?? bindParam;
   // A leaf is read under its parent's name, so a filter that qualifies columns with the table's name (the
   // name EXPLAIN and the plan checked it with) means the same there.
   const from = target.leaf
@@ -142,7 +176,7 @@ export function buildDeleteChunkStatement(
   const afterCursor = 3 + (withCursor ? terms.length : 0);
   const upperBoundParam = options.upperBound ? afterCursor : undefined;
   const atTimeParam = options.atTime ? afterCursor + (options.upperBound ? 1 : 0) : undefined;
-  const where = eligibleWhere(target, withCursor, 3, upperBoundParam, atTimeParam);
+  const where = eligibleWhere(target, withCursor, 3, upperBoundParam, atTimeParam, param);
   let returnedColumns: string[];
   let orderPositions: number[];
   let leading: string[];
@@ -178,7 +212,7 @@ export function buildDeleteChunkStatement(
     SELECT tableoid AS lock_oid, ctid AS lock_tid FROM ${table}
     WHERE ${where}
     ORDER BY ${orderBy}
-    LIMIT $2
+    LIMIT ${param(2)}
     FOR UPDATE SKIP LOCKED
   ) AS ${LOCKED_ALIAS}
   WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid
@@ -191,13 +225,17 @@ export function buildDeleteChunkStatement(
     SELECT ctid FROM ${from}
     WHERE ${where}
     ORDER BY ${orderBy}
-    LIMIT $2
+    LIMIT ${param(2)}
     FOR UPDATE SKIP LOCKED
   ))
   ${returning}`;
 
+  const cte = `WITH deleted AS (\n  ${deleteStatement}\n)`;
   return {
-    text: `WITH deleted AS (\n  ${deleteStatement}\n)\nSELECT * FROM deleted ORDER BY ${resultOrder}`,
+    text: `${cte}\nSELECT * FROM deleted ORDER BY ${resultOrder}`,
+    cte,
+    returnedNames:
+      options.returning === 'order' ? returnedColumns.map((_, i) => `o${i + 1}`) : returnedColumns,
     orderPositions,
     firstColumnPosition: leading.length,
   };

@@ -61,7 +61,8 @@ export class Timings<K extends string = TimingKind> {
 
 export function classifyQuery(text: string): TimingKind {
   const sql = text.trimStart();
-  if (sql.startsWith('WITH deleted AS')) return 'db.delete_returning';
+  if (sql.startsWith('WITH deleted AS') || sql.startsWith('COPY (WITH deleted AS'))
+    return 'db.delete_returning';
   if (/^(BEGIN|COMMIT|ROLLBACK)\b/i.test(sql) || sql.startsWith(`SELECT set_config('lock_timeout'`))
     return 'db.begin_commit';
   if (sql.startsWith('INSERT INTO lifecycle.pending_objects')) return 'db.announce_pending';
@@ -80,6 +81,18 @@ export function instrumentClient(client: pg.Client, timings: Timings): pg.Client
     const result = original(...args);
     if (result instanceof Promise) {
       return result.finally(() => timings.add(classifyQuery(String(text)), performance.now() - started));
+    }
+    // A COPY stream (pg-copy-streams): timed from submission to its end.
+    const stream = result as { once?: (event: string, listener: () => void) => unknown } | undefined;
+    if (typeof stream?.once === 'function') {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        timings.add(classifyQuery(String(text)), performance.now() - started);
+      };
+      stream.once('end', finish);
+      stream.once('error', finish);
     }
     return result;
   };

@@ -6,25 +6,28 @@
  */
 import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
+import { copyOut } from '../../adapters/copy-out.ts';
 import type { ArchivedObject } from '../../adapters/ledger/index.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
-import { rowTextSize } from '../../core/batch-size.ts';
-import { buildDeleteChunkStatement } from '../../core/chunk-sql.ts';
+import type { CatalogColumn } from '../../core/catalog-column.ts';
+import { buildDeleteChunkStatement, type ChunkTarget, inlineParams } from '../../core/chunk-sql.ts';
 import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';
-import { planParquetColumns } from '../../core/parquet/column-plan.ts';
+import { type ParquetColumnPlan, planParquetColumns } from '../../core/parquet/column-plan.ts';
+import { decodeCopyBinary } from '../../core/parquet/copy-binary.ts';
+import { encodeParquetColumns } from '../../core/parquet/encode.ts';
 import type { StepLogger } from '../../run/dependencies.ts';
 import {
   type ChunkAction,
   type ChunkInput,
   type CompletedChunk,
   keysetValues,
-  summarizeTakenRows,
   type TakenChunk,
   targetOf,
 } from '../chunk-action.ts';
 import { NextEligibleLocator } from './next-eligible.ts';
 import { lockListedObjects } from './object-lock.ts';
 import { type ArchiveFaultHooks, ArchiveObjectWriter, type PendingRegistry } from './object-writer.ts';
+import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.ts';
 
 /** Where the objects of committed chunks are locked from (archive.objectLock): a connection outside the chunk transactions. */
 export interface CommittedObjectLocking {
@@ -82,58 +85,88 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenArchiveChunk | undefined> {
     const policy = input.policy as ArchivePolicy;
+    const { table, target } = targetOf(input);
     const withCursor = input.cursor !== null;
     const params: Array<string | number | null> = [input.cutoff, input.limit, ...keysetValues(input.cursor)];
+    const plan = planParquetColumns(table.columns);
 
     // Keep the chunk inside the Hive partition of the next eligible row, so the chunk is one object as
     // large as the chunk (S3 does not tier objects under 128 KB) rather than two pieces at every boundary.
-    const next = await this.locator.find(tx, targetOf(input).target, params, withCursor);
+    const next = await this.locator.find(tx, target, params, withCursor);
     if (next === undefined) return undefined;
-    let statement = buildDeleteChunkStatement(next.target, withCursor, { upperBound: true });
-    let result = await tx.query<Array<string | null>>({
-      text: statement.text,
-      values: [...params, partitionEndOf(next.time, policy.archive.partitionBy)],
-      rowMode: 'array',
-    });
-    if (result.rows.length === 0) {
+    const boundedParams = [...params, partitionEndOf(next.time, policy.archive.partitionBy)];
+    let taken = await this.deleteChunk(tx, next.target, withCursor, true, boundedParams, table.columns, plan);
+    if (taken.columns.rows === 0) {
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
-      statement = buildDeleteChunkStatement(targetOf(input).target, withCursor);
-      result = await tx.query<Array<string | null>>({
-        text: statement.text,
-        values: params,
-        rowMode: 'array',
-      });
+      taken = await this.deleteChunk(tx, target, withCursor, false, params, table.columns, plan);
     }
-    const rows = result.rows;
-    if (rows.length === 0) return undefined;
-    const [timeAt = 0, ...keyAt] = statement.orderPositions;
+    const { columns, bytes } = taken;
+    if (columns.rows === 0) return undefined;
+    const first = columns.orderTextAt(0);
+    const last = columns.orderTextAt(columns.rows - 1);
     return {
-      ...summarizeTakenRows(rows, statement.orderPositions),
-      rowBytes: textSize(rows),
-      values: rows,
-      timeAt,
-      keyAt,
-      firstColumnAt: statement.firstColumnPosition,
+      rows: columns.rows,
+      cursor: { kind: 'keyset', values: last },
+      minTime: first[0] ?? null,
+      maxTime: last[0] ?? null,
+      minKey: first.slice(1),
+      maxKey: last.slice(1),
+      rowBytes: bytes,
+      columns,
+      plan,
+    };
+  }
+
+  /**
+   * DELETE … RETURNING one chunk, read through COPY binary into column vectors (text values arrive in the
+   * client encoding, UTF-8, as on the row protocol: textsend converts).
+   */
+  private async deleteChunk(
+    tx: Queryable,
+    target: ChunkTarget,
+    withCursor: boolean,
+    upperBound: boolean,
+    params: ReadonlyArray<string | number | null>,
+    columns: readonly CatalogColumn[],
+    plan: readonly ParquetColumnPlan[],
+  ): Promise<{ columns: TakenColumns; bytes: number }> {
+    const statement = buildDeleteChunkStatement(target, withCursor, {
+      upperBound,
+      param: inlineParams(params),
+    });
+    const selection = copySelection(statement, columns, plan);
+    const data = await copyOut(tx, selection.text);
+    return {
+      columns: fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection),
+      bytes: data.length,
     };
   }
 
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {
     const policy = input.policy as ArchivePolicy;
-    const plan = planParquetColumns(targetOf(input).table.columns);
+    const { columns, plan } = taken;
     const objects: ArchivedObject[] = [];
     // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
-    for (const group of groupByPartition(taken.values, taken.timeAt, policy.archive.partitionBy)) {
+    for (const group of partitionRuns(columns.timeTexts, policy.archive.partitionBy)) {
+      const first = columns.orderTextAt(group.start);
+      const last = columns.orderTextAt(group.end - 1);
+      const slice = columns.values.map((vector) =>
+        group.start === 0 && group.end === columns.rows ? vector : vector.slice(group.start, group.end),
+      );
       objects.push(
         await this.writer.write({
           policy,
           table: targetOf(input).table,
           runId: input.runId,
           partition: group.partition,
-          plan,
-          rows: group.rows,
-          columnOffset: taken.firstColumnAt,
-          timeAt: taken.timeAt,
-          keyAt: taken.keyAt,
+          content: {
+            rows: group.end - group.start,
+            encode: (compression) => encodeParquetColumns(plan, slice, { compression }),
+            minTime: first[0] ?? '',
+            maxTime: last[0] ?? '',
+            minKey: first.slice(1),
+            maxKey: last.slice(1),
+          },
         }),
       );
     }
@@ -141,34 +174,24 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   }
 }
 
-/** The deleted rows, as returned, until they are encoded. */
+/** The deleted rows, column by column, until they are encoded. */
 export interface TakenArchiveChunk extends TakenChunk {
-  readonly values: ReadonlyArray<Array<string | null>>;
-  readonly timeAt: number;
-  readonly keyAt: readonly number[];
-  readonly firstColumnAt: number;
+  readonly columns: TakenColumns;
+  readonly plan: readonly ParquetColumnPlan[];
 }
 
-/** Characters of text the rows hold: what bounds a chunk's memory (see chunking.maxChunkBytes). */
-function textSize(rows: ReadonlyArray<ReadonlyArray<string | null>>): number {
-  let size = 0;
-  for (const row of rows) size += rowTextSize(row);
-  return size;
-}
-
-function* groupByPartition(
-  rows: ReadonlyArray<Array<string | null>>,
-  timeIndex: number,
+/** Contiguous runs of rows of one Hive partition (rows come ordered by time). */
+function* partitionRuns(
+  timeTexts: ReadonlyArray<string | null>,
   granularity: ArchivePolicy['archive']['partitionBy'],
-): Generator<{ partition: string; rows: Array<Array<string | null>> }> {
-  let current: { partition: string; rows: Array<Array<string | null>> } | undefined;
-  for (const row of rows) {
-    const partition = partitionOf(row[timeIndex] ?? '', granularity);
-    if (!current || current.partition !== partition) {
-      if (current) yield current;
-      current = { partition, rows: [] };
+): Generator<{ partition: string; start: number; end: number }> {
+  let current: { partition: string; start: number } | undefined;
+  for (let row = 0; row < timeTexts.length; row++) {
+    const partition = partitionOf(timeTexts[row] ?? '', granularity);
+    if (current?.partition !== partition) {
+      if (current) yield { ...current, end: row };
+      current = { partition, start: row };
     }
-    current.rows.push(row);
   }
-  if (current) yield current;
+  if (current) yield { ...current, end: timeTexts.length };
 }

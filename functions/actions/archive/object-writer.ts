@@ -11,7 +11,7 @@ import type { ArchivedObject } from '../../adapters/ledger/index.ts';
 import { LeaseLostError } from '../../core/errors.ts';
 import { objectKey } from '../../core/object-keys.ts';
 import type { ParquetColumnPlan } from '../../core/parquet/column-plan.ts';
-import { encodeParquet } from '../../core/parquet/encode.ts';
+import { encodeParquet, type ParquetCompression } from '../../core/parquet/encode.ts';
 
 /** Announces a key before upload on a connection outside the chunk transaction. */
 export interface PendingRegistry {
@@ -25,6 +25,16 @@ export interface ArchiveFaultHooks {
   afterUpload?(key: string): Promise<void> | void;
 }
 
+/** One object's rows: how many, how to encode them, and the ledger's ranges (order-term text). */
+export interface ObjectContent {
+  readonly rows: number;
+  encode(compression: ParquetCompression): Uint8Array;
+  readonly minTime: string;
+  readonly maxTime: string;
+  readonly minKey: Array<string | null> | null;
+  readonly maxKey: Array<string | null> | null;
+}
+
 export interface ObjectRows {
   readonly policy: ArchivePolicy;
   /** The configured (parent) table: its schema.table names the key prefix. */
@@ -32,13 +42,31 @@ export interface ObjectRows {
   readonly runId: string;
   /** Hive partition of every row (e.g. year=2024/month=03). */
   readonly partition: string;
-  readonly plan: readonly ParquetColumnPlan[];
-  readonly rows: ReadonlyArray<ReadonlyArray<string | null>>;
-  /** Values ahead of the table's columns in each row (ctid, tableoid). */
-  readonly columnOffset: number;
-  /** Index in each row of the time value and of the key values (for the ledger's ranges). */
-  readonly timeAt: number;
-  readonly keyAt: readonly number[];
+  readonly content: ObjectContent;
+}
+
+/**
+ * Text rows (table columns only, in plan order) as object content; `timeAt` / `keyAt` index the time and key
+ * columns in a row. Rows arrive in keyset order, so the first and last rows bound the ranges.
+ */
+export function rowsContent(
+  plan: readonly ParquetColumnPlan[],
+  rows: ReadonlyArray<ReadonlyArray<string | null>>,
+  timeAt: number,
+  keyAt: readonly number[],
+): ObjectContent {
+  const first = rows[0] ?? [];
+  const last = rows[rows.length - 1] ?? [];
+  const keyOf = (row: ReadonlyArray<string | null>) =>
+    keyAt.length > 0 ? keyAt.map((i) => row[i] ?? null) : null;
+  return {
+    rows: rows.length,
+    encode: (compression) => encodeParquet(plan, rows, { compression }),
+    minTime: first[timeAt] ?? '',
+    maxTime: last[timeAt] ?? '',
+    minKey: keyOf(first),
+    maxKey: keyOf(last),
+  };
 }
 
 export class ArchiveObjectWriter {
@@ -49,11 +77,8 @@ export class ArchiveObjectWriter {
   ) {}
 
   async write(object: ObjectRows): Promise<ArchivedObject> {
-    const { policy, rows } = object;
-    const body = encodeParquet(object.plan, rows, {
-      compression: policy.archive.compression,
-      columnOffset: object.columnOffset,
-    });
+    const { policy, content } = object;
+    const body = content.encode(policy.archive.compression);
     const sha256 = sha256Hex(body);
     const key = objectKey({
       policyName: policy.name,
@@ -64,7 +89,7 @@ export class ArchiveObjectWriter {
       unique: randomUUID(),
     });
     await this.pending.announcePending(this.store.bucket, key, object.runId);
-    await this.store.put(key, body, sha256, { rows: String(rows.length), run: object.runId });
+    await this.store.put(key, body, sha256, { rows: String(content.rows), run: object.runId });
     await this.hooks.afterUpload?.(key);
     await this.store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
     if (!(await this.pending.isStillPending(this.store.bucket, key))) {
@@ -76,21 +101,17 @@ export class ArchiveObjectWriter {
         `run ${object.runId} ended while ${key} was uploading; the object was removed`,
       );
     }
-    const first = rows[0] ?? [];
-    const last = rows[rows.length - 1] ?? [];
-    const keyOf = (row: ReadonlyArray<string | null>) =>
-      object.keyAt.length > 0 ? object.keyAt.map((i) => row[i] ?? null) : null;
     return {
       bucket: this.store.bucket,
       key,
-      rows: rows.length,
+      rows: content.rows,
       bytes: body.byteLength,
       sha256,
       partition: object.partition,
-      minTime: first[object.timeAt] ?? '',
-      maxTime: last[object.timeAt] ?? '',
-      minKey: keyOf(first),
-      maxKey: keyOf(last),
+      minTime: content.minTime,
+      maxTime: content.maxTime,
+      minKey: content.minKey,
+      maxKey: content.maxKey,
     };
   }
 }

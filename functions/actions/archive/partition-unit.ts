@@ -29,7 +29,7 @@ import {
   type UnitContext,
   type UnitStart,
 } from '../../run/partitions/strategy.ts';
-import { ArchiveObjectWriter } from './object-writer.ts';
+import { ArchiveObjectWriter, rowsContent } from './object-writer.ts';
 
 /** Rows per archive object at most (one row group); objects also end at each Hive partition boundary. */
 const OBJECT_MAX_ROWS = DEFAULT_ROW_GROUP_SIZE;
@@ -70,11 +70,7 @@ export const archivePartitions: PartitionStrategy = {
           table: prepared.table,
           runId: state.runId,
           partition: hive,
-          plan,
-          rows,
-          columnOffset: 0,
-          timeAt,
-          keyAt,
+          content: rowsContent(plan, rows, timeAt, keyAt),
         }),
       );
     };

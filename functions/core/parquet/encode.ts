@@ -46,6 +46,20 @@ export function encodeParquet(
 ): Uint8Array {
   const offset = options.columnOffset ?? 0;
   checkShape(plan, rows, offset);
+  const columns = plan.map((column, index) => convertColumn(column, index + offset, rows));
+  return encodeParquetColumns(plan, columns, options);
+}
+
+/**
+ * Encodes values already converted (one array per plan column, e.g. from `decodeCopyBinary`) as a Parquet
+ * file; `options.columnOffset` does not apply. Throws as {@link encodeParquet}.
+ */
+export function encodeParquetColumns(
+  plan: readonly ParquetColumnPlan[],
+  columns: ReadonlyArray<ReadonlyArray<ParquetValue | null>>,
+  options: EncodeParquetOptions,
+): Uint8Array {
+  checkColumns(plan, columns);
   const rowGroupSize = options.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE;
   // hyparquet-writer would loop forever on a zero step.
   if (!Number.isSafeInteger(rowGroupSize) || rowGroupSize < 1) {
@@ -56,7 +70,7 @@ export function encodeParquet(
   for (const column of plan) schema.push(...column.schema);
   const columnData = plan.map((column, index) => ({
     name: column.name,
-    data: convertColumn(column, index + offset, rows),
+    data: columns[index] as Array<ParquetValue | null>,
   }));
   // Ours last: a caller's key cannot replace the column types.
   const metadata = { ...options.metadata, [COLUMNS_METADATA_KEY]: describeColumns(plan) };
@@ -79,14 +93,18 @@ export function describeParquetSchema(
   return plan.map(({ name, athenaType }) => ({ name, athenaType }));
 }
 
+function checkPlan(plan: readonly ParquetColumnPlan[]): void {
+  if (plan.length === 0) throw new ParquetInputError('a Parquet file needs at least one column');
+  const names = new Set(plan.map((column) => column.name));
+  if (names.size !== plan.length) throw new ParquetInputError('column names must be unique');
+}
+
 function checkShape(
   plan: readonly ParquetColumnPlan[],
   rows: ReadonlyArray<ReadonlyArray<string | null>>,
   offset: number,
 ): void {
-  if (plan.length === 0) throw new ParquetInputError('a Parquet file needs at least one column');
-  const names = new Set(plan.map((column) => column.name));
-  if (names.size !== plan.length) throw new ParquetInputError('column names must be unique');
+  checkPlan(plan);
   for (let r = 0; r < rows.length; r++) {
     const width = rows[r]?.length;
     if (width !== plan.length + offset) {
@@ -94,6 +112,20 @@ function checkShape(
         `row ${r} has ${width} values; the plan has ${plan.length} columns after ${offset} skipped`,
       );
     }
+  }
+}
+
+function checkColumns(
+  plan: readonly ParquetColumnPlan[],
+  columns: ReadonlyArray<ReadonlyArray<ParquetValue | null>>,
+): void {
+  checkPlan(plan);
+  if (columns.length !== plan.length) {
+    throw new ParquetInputError(`${columns.length} columns of values for a plan of ${plan.length}`);
+  }
+  const rows = columns[0]?.length ?? 0;
+  if (columns.some((column) => column.length !== rows)) {
+    throw new ParquetInputError('columns of values differ in length');
   }
 }
 

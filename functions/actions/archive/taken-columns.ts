@@ -1,0 +1,137 @@
+/**
+ * An archive chunk's deleted rows as column vectors of Parquet values, read from
+ * `COPY (WITH deleted AS (DELETE … RETURNING …) SELECT …) TO STDOUT (FORMAT binary)`: every table column
+ * converted as the column plan says, and the order terms' text (time column, key columns, ctid) as
+ * PostgreSQL prints them, for the cursor, the ledger's ranges and the Hive partitions. The values are the
+ * ones the row protocol's text gives (test/integration/archive-copy-binary.test.ts compares both).
+ */
+import type { CatalogColumn } from '../../core/catalog-column.ts';
+import type { ChunkStatement } from '../../core/chunk-sql.ts';
+import { type ParquetColumnPlan, type ParquetValue, TEXT } from '../../core/parquet/column-plan.ts';
+import { binaryKindOf, type ColumnReader, type DecodedColumns } from '../../core/parquet/copy-binary.ts';
+
+/** Deleted rows, column by column. */
+export interface TakenColumns {
+  readonly rows: number;
+  /** One vector per table column (plan order). */
+  readonly values: ReadonlyArray<Array<ParquetValue | null>>;
+  /** Each row's time column text (Hive partition, ledger times). */
+  readonly timeTexts: ReadonlyArray<string | null>;
+  /** The order terms' text of one row (time, then key columns or [tableoid,] ctid): cursor and ledger keys. */
+  orderTextAt(row: number): Array<string | null>;
+}
+
+/** Base types whose binary send format is their text output, byte for byte (converted to the client encoding). */
+const SENT_AS_TEXT: ReadonlySet<string> = new Set(['text', 'varchar', 'bpchar', 'json']);
+
+/** What to SELECT from `deleted` and how to read each value. */
+export interface CopySelection {
+  readonly text: string;
+  readonly readers: readonly ColumnReader[];
+  /** Table columns start here in each row (system columns come first). */
+  readonly firstColumnAt: number;
+  readonly columnCount: number;
+  /** Where the time column's text is: after the table columns, apart from its value. */
+  readonly timeTextAt: number;
+}
+
+/**
+ * The COPY statement for a chunk statement. Fixed-width types and constrained numerics are sent in binary;
+ * text types as they are; every other type as its output function's text (`format('%s', v)`: a cast to text
+ * is not always the output function — bpchar trims, inet shows the mask, boolean spells true); key columns
+ * other than integers as text too, since the cursor needs their text. The time column's text is selected
+ * once more at the end (Hive partitions, ledger times): printing it costs PostgreSQL less than parsing it
+ * costs Node.
+ */
+export function copySelection(
+  statement: ChunkStatement,
+  columns: readonly CatalogColumn[],
+  plan: readonly ParquetColumnPlan[],
+): CopySelection {
+  const leading = statement.firstColumnPosition;
+  const [timeAt = 0, ...keyAt] = statement.orderPositions;
+  const select: string[] = [];
+  const readers: ColumnReader[] = [];
+  statement.returnedNames.forEach((name, position) => {
+    const source = `deleted.${name}`;
+    if (position < leading) {
+      // tableoid / ctid: only their text is used (cursor, ledger).
+      select.push(`${source}::text`);
+      readers.push({ name, kind: 'text', fromText: null, keepText: true });
+      return;
+    }
+    const column = columns[position - leading] as CatalogColumn;
+    const fromText = (plan[position - leading] as ParquetColumnPlan).fromText;
+    const binary = binaryKindOf(column.baseType, column.isArray);
+    const isKey = keyAt.includes(position);
+    const isString = fromText === TEXT.fromText;
+    const decimal = (plan[position - leading] as ParquetColumnPlan).schema[0];
+    if (binary && (!isKey || binary === 'int2' || binary === 'int4' || binary === 'int8')) {
+      select.push(source);
+      readers.push({ name: column.name, kind: binary });
+    } else if (
+      column.baseType === 'numeric' &&
+      !isKey &&
+      decimal?.converted_type === 'DECIMAL' &&
+      decimal.precision !== undefined &&
+      decimal.scale !== undefined
+    ) {
+      select.push(source);
+      readers.push({
+        name: column.name,
+        kind: 'decimal',
+        precision: decimal.precision,
+        scale: decimal.scale,
+      });
+    } else if (!column.isArray && (SENT_AS_TEXT.has(column.baseType) || column.baseType === 'jsonb')) {
+      select.push(source);
+      readers.push({
+        name: column.name,
+        kind: column.baseType === 'jsonb' ? 'jsonb' : 'text',
+        fromText,
+        keepText: isKey,
+        asBytes: isString,
+      });
+    } else {
+      select.push(`CASE WHEN ${source} IS NULL THEN NULL ELSE format('%s', ${source}) END`);
+      readers.push({ name: column.name, kind: 'text', fromText, keepText: isKey, asBytes: isString });
+    }
+  });
+  const time = `deleted.${statement.returnedNames[timeAt]}`;
+  select.push(`CASE WHEN ${time} IS NULL THEN NULL ELSE format('%s', ${time}) END`);
+  readers.push({ name: 'time', kind: 'text', fromText: null, keepText: true });
+  const order = statement.orderPositions.map((p) => `deleted.${statement.returnedNames[p]}`).join(', ');
+  return {
+    text: `COPY (${statement.cte}\nSELECT ${select.join(', ')}\n  FROM deleted ORDER BY ${order}) TO STDOUT (FORMAT binary)`,
+    readers,
+    firstColumnAt: leading,
+    columnCount: columns.length,
+    timeTextAt: readers.length - 1,
+  };
+}
+
+/** The decoded COPY output as taken columns. */
+export function fromDecoded(
+  decoded: DecodedColumns,
+  statement: ChunkStatement,
+  selection: CopySelection,
+): TakenColumns {
+  const timeTexts = decoded.texts[selection.timeTextAt] ?? [];
+  const termText = statement.orderPositions.map((p, term) => {
+    if (term === 0) return (row: number) => timeTexts[row] ?? null;
+    const texts = decoded.texts[p];
+    if (texts) return (row: number) => texts[row] ?? null;
+    // An integer key read in binary: its decimal text is PostgreSQL's.
+    const values = decoded.values[p] as ReadonlyArray<ParquetValue | null>;
+    return (row: number) => {
+      const value = values[row];
+      return value === null || value === undefined ? null : String(value);
+    };
+  });
+  return {
+    rows: decoded.rows,
+    values: decoded.values.slice(selection.firstColumnAt, selection.firstColumnAt + selection.columnCount),
+    timeTexts,
+    orderTextAt: (row) => termText.map((text) => text(row)),
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * Decodes the output of `COPY … TO STDOUT (FORMAT binary)` straight into column vectors of Parquet values.
+ *
+ * Why: the row protocol makes one JS array per row and one string per value, which the archive then converts
+ * again; on 1 M rows that allocation is most of the Node CPU the archive spends. Here fixed-width types
+ * (integers, floats, booleans, dates, timestamps) go from their binary send format to the value Parquet
+ * stores with no string in between, and every other column is sent as `::text` (binary `text` is its UTF-8
+ * bytes, no escaping) and converted by the column plan's own `fromText`, exactly as the row path does.
+ *
+ * The binary values are the ones the text parsers produce for the same datum (test/unit/copy-binary.test.ts
+ * compares both paths on every mapped type, infinities and range ends included).
+ * Binary `text` arrives in the client encoding (textsend converts, as the row protocol does): UTF-8 here.
+ */
+
+import { isUtf8 } from 'node:buffer';
+import type { ParquetValue } from './column-plan.ts';
+import { locateValueError, ParquetInputError, UnrepresentableValueError } from './errors.ts';
+import { DATE_INFINITY, DATE_NEG_INFINITY, INT64_MAX, TIMESTAMP_NEG_INFINITY } from './pg-text.ts';
+
+/** Types read from their binary form; every other column is selected as `::text`. */
+export type BinaryKind =
+  | 'int2'
+  | 'int4'
+  | 'int8'
+  | 'float4'
+  | 'float8'
+  | 'bool'
+  | 'date'
+  | 'timestamp'
+  | 'timestamptz';
+
+const BINARY_KINDS: ReadonlySet<string> = new Set<BinaryKind>([
+  'int2',
+  'int4',
+  'int8',
+  'float4',
+  'float8',
+  'bool',
+  'date',
+  'timestamp',
+  'timestamptz',
+]);
+
+/** How one selected column is read; `name` locates a bad value in errors. */
+export type ColumnReader =
+  | { readonly name: string; readonly kind: BinaryKind }
+  /** numeric read as DECIMAL(precision, scale)'s unscaled integer, as parseDecimalUnscaled reads its text. */
+  | { readonly name: string; readonly kind: 'decimal'; readonly precision: number; readonly scale: number }
+  | {
+      readonly name: string;
+      /** 'jsonb': its binary form is a version byte (1), then the text jsonb_out prints. */
+      readonly kind: 'text' | 'jsonb';
+      /** Null to keep the text itself (system columns, a cursor's terms); else the plan's converter. */
+      readonly fromText: ((text: string) => ParquetValue) | null;
+      /** Keep each row's text too (the time column: Hive partitions and the ledger read it). */
+      readonly keepText: boolean;
+      /** A STRING column (fromText is the identity): keep its UTF-8 bytes, which the Parquet writer stores as they are. */
+      readonly asBytes?: boolean;
+    };
+
+/** The binary reader for a scalar column of this base type, or undefined (then it is read as text). */
+export function binaryKindOf(baseType: string, isArray: boolean): BinaryKind | undefined {
+  return !isArray && BINARY_KINDS.has(baseType) ? (baseType as BinaryKind) : undefined;
+}
+
+export interface DecodedColumns {
+  readonly rows: number;
+  /** Per selected column, one value per row (null for SQL NULL). */
+  readonly values: Array<Array<ParquetValue | null>>;
+  /** Per selected column, each row's text where the reader kept it (else undefined). */
+  readonly texts: Array<Array<string | null> | undefined>;
+}
+
+const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+/** Microseconds from 1970-01-01 (Parquet's epoch) to 2000-01-01 (PostgreSQL's). */
+const POSTGRES_EPOCH_MICROS = 946_684_800_000_000n;
+/** Days from 1970-01-01 to 2000-01-01. */
+const POSTGRES_EPOCH_DAYS = 10_957;
+const INT64_MIN = -(2n ** 63n);
+const INT32_MAX = 2 ** 31 - 1;
+const INT32_MIN = -(2 ** 31);
+
+/**
+ * Decodes a whole COPY binary stream (header, tuples, trailer). Throws ParquetInputError for a stream that is
+ * not COPY binary or has another column count, UnrepresentableValueError for a timestamp Parquet's int64
+ * microseconds cannot hold (as the text parser does), and the converters' own errors for text columns.
+ */
+export function decodeCopyBinary(data: Buffer, readers: readonly ColumnReader[]): DecodedColumns {
+  if (data.length < 19 || !data.subarray(0, 11).equals(SIGNATURE)) {
+    throw new ParquetInputError('not a COPY binary stream');
+  }
+  const width = readers.length;
+  const values: Array<Array<ParquetValue | null>> = readers.map(() => []);
+  const texts: Array<Array<string | null> | undefined> = readers.map((r) =>
+    (r.kind === 'text' || r.kind === 'jsonb') && (r.keepText || r.fromText === null) ? [] : undefined,
+  );
+  let offset = 19 + data.readInt32BE(15); // signature, flags, header extension
+  let rows = 0;
+  let i = 0;
+  try {
+    for (;;) {
+      if (offset + 2 > data.length)
+        throw new ParquetInputError('COPY binary stream ends without its trailer');
+      const fields = (((data[offset] as number) << 24) >> 16) | (data[offset + 1] as number);
+      offset += 2;
+      if (fields === -1) break;
+      if (fields !== width) throw new ParquetInputError(`COPY row has ${fields} fields, expected ${width}`);
+      for (i = 0; i < width; i++) {
+        // Read by hand: Buffer's readInt32BE checks its argument on every call.
+        const length =
+          ((data[offset] as number) << 24) |
+          ((data[offset + 1] as number) << 16) |
+          ((data[offset + 2] as number) << 8) |
+          (data[offset + 3] as number);
+        offset += 4;
+        if (offset + length > data.length)
+          throw new ParquetInputError('COPY binary stream ends inside a value');
+        const column = values[i] as Array<ParquetValue | null>;
+        if (length === -1) {
+          column.push(null);
+          texts[i]?.push(null);
+          continue;
+        }
+        column.push(readValue(readers[i] as ColumnReader, data, offset, length, texts[i]));
+        offset += length;
+      }
+      rows++;
+    }
+  } catch (error) {
+    throw locateValueError(error, readers[i]?.name ?? `#${i + 1}`, rows);
+  }
+  return { rows, values, texts };
+}
+
+function readValue(
+  reader: ColumnReader,
+  data: Buffer,
+  offset: number,
+  length: number,
+  text: Array<string | null> | undefined,
+): ParquetValue {
+  switch (reader.kind) {
+    case 'text':
+    case 'jsonb': {
+      let start = offset;
+      if (reader.kind === 'jsonb') {
+        if (data[offset] !== 1) throw new ParquetInputError(`unknown jsonb binary version ${data[offset]}`);
+        start++;
+      }
+      if (reader.asBytes && text === undefined) {
+        // A STRING column stored as it came: its UTF-8 bytes, a view into the COPY buffer (no string made
+        // and encoded again). Bytes that are not UTF-8 (a SQL_ASCII database) are read as text instead, so
+        // they are replaced as the row path replaces them, and the file stays valid UTF-8.
+        const view = data.subarray(start, offset + length);
+        if (isUtf8(view)) return view;
+      }
+      const value = data.toString('utf8', start, offset + length);
+      text?.push(value);
+      return reader.fromText === null ? value : reader.fromText(value);
+    }
+    case 'int2':
+      return data.readInt16BE(offset);
+    case 'int4':
+      return data.readInt32BE(offset);
+    case 'int8':
+      return data.readBigInt64BE(offset);
+    case 'float4':
+      return data.readFloatBE(offset);
+    case 'float8':
+      return data.readDoubleBE(offset);
+    case 'bool':
+      return data[offset] !== 0;
+    case 'date': {
+      const days = data.readInt32BE(offset);
+      if (days === INT32_MAX) return DATE_INFINITY;
+      if (days === INT32_MIN) return DATE_NEG_INFINITY;
+      return days + POSTGRES_EPOCH_DAYS;
+    }
+    case 'timestamp':
+    case 'timestamptz': {
+      const micros = data.readBigInt64BE(offset);
+      if (micros === INT64_MAX) return INT64_MAX;
+      if (micros === INT64_MIN) return TIMESTAMP_NEG_INFINITY;
+      const value = micros + POSTGRES_EPOCH_MICROS;
+      // Finite values must stay strictly inside the infinities (see parseTimestampMicros).
+      if (value >= INT64_MAX || value <= TIMESTAMP_NEG_INFINITY) {
+        throw new UnrepresentableValueError(`a ${reader.kind} is outside the int64 microsecond range`);
+      }
+      return value;
+    }
+    case 'decimal':
+      return readDecimal(data, offset, reader.precision, reader.scale);
+    default: {
+      const unknown: never = reader;
+      throw new ParquetInputError(`unknown column reader ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+const NUMERIC_NEGATIVE = 0x4000;
+const NUMERIC_NAN = 0xc000;
+const NBASE_DIGITS = 4;
+
+/**
+ * numeric's binary form (ndigits, weight, sign, dscale, then base-10000 digits) as the unscaled integer of
+ * DECIMAL(precision, scale): the same value, and the same refusals, as {@link parseDecimalUnscaled} on its text
+ * (NaN/±Infinity, digits beyond the scale that are not zero, more digits than the precision).
+ */
+function readDecimal(data: Buffer, offset: number, precision: number, scale: number): bigint {
+  const ndigits = data.readInt16BE(offset);
+  const weight = data.readInt16BE(offset + 2);
+  const sign = data.readUInt16BE(offset + 4);
+  if (sign !== 0 && sign !== NUMERIC_NEGATIVE) {
+    const what = sign === NUMERIC_NAN ? 'NaN' : 'an infinity';
+    throw new UnrepresentableValueError(`${what} has no DECIMAL(${precision},${scale}) representation`);
+  }
+  // The digits as one integer D; the value is D × 10^exponent.
+  let digits = 0n;
+  let small = 0;
+  let useSmall = true;
+  for (let i = 0; i < ndigits; i++) {
+    const digit = data.readInt16BE(offset + 8 + 2 * i);
+    if (useSmall && small < 2 ** 39) small = small * 10_000 + digit;
+    else {
+      if (useSmall) {
+        digits = BigInt(small);
+        useSmall = false;
+      }
+      digits = digits * 10_000n + BigInt(digit);
+    }
+  }
+  if (useSmall) digits = BigInt(small);
+  let shift = NBASE_DIGITS * (weight - ndigits + 1) + scale;
+  let unscaled = digits;
+  if (shift >= 0) unscaled = digits * 10n ** BigInt(shift);
+  else {
+    // Trailing zeros of the last base-10000 group are no fraction digit.
+    while (shift < 0 && unscaled !== 0n && unscaled % 10n === 0n) {
+      unscaled /= 10n;
+      shift++;
+    }
+    if (shift < 0 && unscaled !== 0n) {
+      throw new UnrepresentableValueError(`a numeric has more than ${scale} fraction digits`);
+    }
+  }
+  if (unscaled >= 10n ** BigInt(precision)) {
+    throw new UnrepresentableValueError(`a numeric does not fit DECIMAL(${precision},${scale})`);
+  }
+  return sign === NUMERIC_NEGATIVE ? -unscaled : unscaled;
+}
