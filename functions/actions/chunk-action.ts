@@ -40,7 +40,7 @@ export interface TakenChunk {
    * next chunk is sized from.
    */
   readonly sizingRows?: number;
-  /** Size of the rows' data held in memory (characters of their text), when the action holds rows. */
+  /** Size of the rows' data held in memory (the archive: the COPY binary bytes read), when the action holds rows. */
   readonly rowBytes?: number;
   /** Where the run stands once this chunk commits. */
   readonly cursor: WorkCursor;

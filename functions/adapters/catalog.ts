@@ -106,6 +106,7 @@ interface ColumnRow {
   name: string;
   type_name: string;
   base_type: string;
+  base_builtin: string;
   /** 't' / 'f': the connection returns every value as text. */
   is_array: string;
   ndims: string;
@@ -128,6 +129,12 @@ export async function listColumns(db: Queryable, tableOid: string): Promise<Cata
                  THEN (SELECT CASE WHEN e.typtype = 'd' THEN (SELECT b.typname FROM pg_type b WHERE b.oid = e.typbasetype)
                                    ELSE e.typname END FROM pg_type e WHERE e.oid = t.typelem)
                  ELSE t.typname END AS base_type,
+            CASE WHEN t.typcategory = 'A' AND t.typelem <> 0
+                 THEN (SELECT CASE WHEN e.typtype = 'd'
+                                   THEN (SELECT b.typnamespace = 'pg_catalog'::regnamespace FROM pg_type b WHERE b.oid = e.typbasetype)
+                                   ELSE e.typnamespace = 'pg_catalog'::regnamespace END
+                         FROM pg_type e WHERE e.oid = t.typelem)
+                 ELSE t.typnamespace = 'pg_catalog'::regnamespace END AS base_builtin,
             c.attndims::text AS ndims, c.typmod::text AS typmod, c.attnotnull AS not_null
        FROM cols c JOIN pg_type t ON t.oid = c.typid
       ORDER BY c.attnum`,
@@ -139,6 +146,7 @@ export async function listColumns(db: Queryable, tableOid: string): Promise<Cata
       name: r.name,
       typeName: r.type_name,
       baseType: r.base_type,
+      baseTypeBuiltin: r.base_builtin === 't',
       isArray: r.is_array === 't',
       arrayDims: Number(r.ndims),
       notNull: r.not_null === 't',

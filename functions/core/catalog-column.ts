@@ -15,6 +15,12 @@ export interface CatalogColumn {
    * 'timestamptz', 'time', 'timetz', 'interval', 'inet', ...
    */
   readonly baseType: string;
+  /**
+   * The base type is pg_catalog's: false for a user type that merely shares a built-in's name (an enum called
+   * `bool` in another schema). Readers of binary send formats trust `baseType` only when this is true;
+   * undefined counts as false.
+   */
+  readonly baseTypeBuiltin?: boolean;
   /** True for array types (the element type is in `baseType`). */
   readonly isArray: boolean;
   /** `attndims` when known (often 0 even for arrays: PostgreSQL does not enforce it). */

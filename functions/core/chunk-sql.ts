@@ -114,21 +114,40 @@ export type ParamReference = (n: number) => string;
 const bindParam: ParamReference = (n) => `$${n}`;
 
 /**
- * Parameters written into the text as literals, for `COPY (…) TO STDOUT`, which takes no bind parameters.
- * Strings become E'…' literals (backslashes and quotes doubled: safe whatever standard_conforming_strings
- * says), numbers must be integers; the statement casts each reference as it would cast `$n`.
+ * Parameters for a statement that takes no bind parameters (`COPY (…) TO STDOUT`): `prelude` (run first, in the
+ * same transaction, with bound values) stores each string value as a transaction-local setting, and the
+ * statement reads it back with `current_setting(…)`, cast as it would cast `$n`. The values never enter the
+ * statement's text, which pg_stat_activity shows and the server logs on error (key values may be personal
+ * data). Integers (the row limit) are written as they are.
  */
-export function inlineParams(values: ReadonlyArray<string | number | null>): ParamReference {
-  return (n) => {
-    const value = values[n - 1];
-    if (typeof value === 'number') {
-      if (!Number.isSafeInteger(value)) throw new Error(`parameter $${n} is not an integer`);
-      return String(value);
+export function settingParams(values: ReadonlyArray<string | number | null>): {
+  readonly prelude: { readonly text: string; readonly values: string[] };
+  readonly param: ParamReference;
+} {
+  const settings: string[] = [];
+  const bound: string[] = [];
+  values.forEach((value, index) => {
+    if (typeof value === 'string') {
+      bound.push(value);
+      settings.push(`pg_catalog.set_config('${settingName(index + 1)}', $${bound.length}, true)`);
     }
-    if (typeof value !== 'string') throw new Error(`parameter $${n} has no value to write as a literal`);
-    if (value.includes('\0')) throw new Error(`parameter $${n} contains NUL`);
-    return `E'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+  });
+  return {
+    prelude: { text: `SELECT ${settings.length > 0 ? settings.join(', ') : 'NULL'}`, values: bound },
+    param: (n) => {
+      const value = values[n - 1];
+      if (typeof value === 'number') {
+        if (!Number.isSafeInteger(value)) throw new Error(`parameter $${n} is not an integer`);
+        return String(value);
+      }
+      if (typeof value !== 'string') throw new Error(`parameter $${n} has no value`);
+      return `pg_catalog.current_setting('${settingName(n)}')`;
+    },
   };
+}
+
+function settingName(n: number): string {
+  return `pg_lifecycle.chunk_param_${n}`;
 }
 
 export interface ChunkStatement {

@@ -228,7 +228,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let cursor = run.cursor;
     let batchRows = state.batchRows;
     let lastChunkMs = 0;
-    /** Text bytes per row of the last chunk that held rows (archive), for chunking.maxChunkBytes. */
+    /** Bytes per row of the last chunk that held rows (archive), for chunking.maxChunkBytes. */
     let bytesPerRow: number | undefined;
     let done = false;
     const totals = { ...state.totals };

@@ -14,8 +14,9 @@ const chunkingFields = {
   /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
   pauseSeconds: z.int().min(0).max(3600),
   /**
-   * Upper bound of one chunk's row data (as PostgreSQL text) held in memory: rows with large values
-   * (jsonb, bytea, long text) get fewer rows per chunk, whatever the row counts say.
+   * Upper bound of one chunk's row data held in memory (the archive: the bytes COPY binary sends for its rows;
+   * the first chunk is sized from a sample of the rows' text): rows with large values (jsonb, bytea, long
+   * text) get fewer rows per chunk, whatever the row counts say.
    */
   maxChunkBytes: z
     .int()

@@ -19,7 +19,7 @@ import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import {
   buildDeleteChunkStatement,
   type ChunkStatement,
-  inlineParams,
+  settingParams,
 } from '../../functions/core/chunk-sql.ts';
 import {
   type ParquetColumnPlan,
@@ -63,8 +63,10 @@ async function bothPaths(
   await client.query('BEGIN');
   let binary: TakenColumns;
   try {
-    const statement = buildDeleteChunkStatement(target, false, { param: inlineParams(params) });
+    const { prelude, param } = settingParams(params);
+    const statement = buildDeleteChunkStatement(target, false, { param });
     const selection = copySelection(statement, resolved.columns, plan);
+    await client.query(prelude);
     const data = await copyOut(client, selection.text);
     binary = fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection);
   } finally {

@@ -10,7 +10,7 @@ import { copyOut } from '../../adapters/copy-out.ts';
 import type { ArchivedObject } from '../../adapters/ledger/index.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import type { CatalogColumn } from '../../core/catalog-column.ts';
-import { buildDeleteChunkStatement, type ChunkTarget, inlineParams } from '../../core/chunk-sql.ts';
+import { buildDeleteChunkStatement, type ChunkTarget, settingParams } from '../../core/chunk-sql.ts';
 import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';
 import { type ParquetColumnPlan, planParquetColumns } from '../../core/parquet/column-plan.ts';
 import { decodeCopyBinary } from '../../core/parquet/copy-binary.ts';
@@ -130,11 +130,10 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     columns: readonly CatalogColumn[],
     plan: readonly ParquetColumnPlan[],
   ): Promise<{ columns: TakenColumns; bytes: number }> {
-    const statement = buildDeleteChunkStatement(target, withCursor, {
-      upperBound,
-      param: inlineParams(params),
-    });
+    const { prelude, param } = settingParams(params);
+    const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param });
     const selection = copySelection(statement, columns, plan);
+    await tx.query(prelude);
     const data = await copyOut(tx, selection.text);
     return {
       columns: fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection),

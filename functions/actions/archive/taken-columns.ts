@@ -62,7 +62,7 @@ export function copySelection(
     }
     const column = columns[position - leading] as CatalogColumn;
     const fromText = (plan[position - leading] as ParquetColumnPlan).fromText;
-    const binary = binaryKindOf(column.baseType, column.isArray);
+    const binary = binaryKindOf(column);
     const isKey = keyAt.includes(position);
     const isString = fromText === TEXT.fromText;
     const decimal = (plan[position - leading] as ParquetColumnPlan).schema[0];
@@ -71,6 +71,7 @@ export function copySelection(
       readers.push({ name: column.name, kind: binary });
     } else if (
       column.baseType === 'numeric' &&
+      column.baseTypeBuiltin === true &&
       !isKey &&
       decimal?.converted_type === 'DECIMAL' &&
       decimal.precision !== undefined &&
@@ -83,7 +84,11 @@ export function copySelection(
         precision: decimal.precision,
         scale: decimal.scale,
       });
-    } else if (!column.isArray && (SENT_AS_TEXT.has(column.baseType) || column.baseType === 'jsonb')) {
+    } else if (
+      !column.isArray &&
+      column.baseTypeBuiltin === true &&
+      (SENT_AS_TEXT.has(column.baseType) || column.baseType === 'jsonb')
+    ) {
       select.push(source);
       readers.push({
         name: column.name,
@@ -93,12 +98,12 @@ export function copySelection(
         asBytes: isString,
       });
     } else {
-      select.push(`CASE WHEN ${source} IS NULL THEN NULL ELSE format('%s', ${source}) END`);
+      select.push(outputText(source));
       readers.push({ name: column.name, kind: 'text', fromText, keepText: isKey, asBytes: isString });
     }
   });
   const time = `deleted.${statement.returnedNames[timeAt]}`;
-  select.push(`CASE WHEN ${time} IS NULL THEN NULL ELSE format('%s', ${time}) END`);
+  select.push(outputText(time));
   readers.push({ name: 'time', kind: 'text', fromText: null, keepText: true });
   const order = statement.orderPositions.map((p) => `deleted.${statement.returnedNames[p]}`).join(', ');
   return {
@@ -108,6 +113,15 @@ export function copySelection(
     columnCount: columns.length,
     timeTextAt: readers.length - 1,
   };
+}
+
+/**
+ * A value as its type's output function prints it, NULL kept. pg_catalog-qualified: a `format(text, <type>)` in
+ * a schema on the search_path would otherwise be chosen (and run with the archiver's rights). IS DISTINCT FROM,
+ * not IS NULL, which is true for a composite value whose fields are all NULL.
+ */
+function outputText(source: string): string {
+  return `CASE WHEN ${source} IS DISTINCT FROM NULL THEN pg_catalog.format('%s', ${source}) END`;
 }
 
 /** The decoded COPY output as taken columns. */

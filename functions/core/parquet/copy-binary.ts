@@ -2,13 +2,13 @@
  * Decodes the output of `COPY … TO STDOUT (FORMAT binary)` straight into column vectors of Parquet values.
  *
  * Why: the row protocol makes one JS array per row and one string per value, which the archive then converts
- * again; on 1 M rows that allocation is most of the Node CPU the archive spends. Here fixed-width types
- * (integers, floats, booleans, dates, timestamps) go from their binary send format to the value Parquet
- * stores with no string in between, and every other column is sent as `::text` (binary `text` is its UTF-8
- * bytes, no escaping) and converted by the column plan's own `fromText`, exactly as the row path does.
+ * again. Here fixed-width types (integers, floats, booleans, dates, timestamps) and constrained numerics go
+ * from their binary send format to the value Parquet stores with no string in between; text columns arrive as
+ * their bytes (binary `text` is its UTF-8 bytes, no escaping) and are converted by the column plan's own
+ * `fromText`, exactly as the row path does (the caller selects other types as their output function's text).
  *
- * The binary values are the ones the text parsers produce for the same datum (test/unit/copy-binary.test.ts
- * compares both paths on every mapped type, infinities and range ends included).
+ * The binary values are the ones the text parsers produce for the same datum
+ * (test/integration/archive-copy-binary.test.ts compares both paths on every mapped type, edges included).
  * Binary `text` arrives in the client encoding (textsend converts, as the row protocol does): UTF-8 here.
  */
 
@@ -59,9 +59,29 @@ export type ColumnReader =
     };
 
 /** The binary reader for a scalar column of this base type, or undefined (then it is read as text). */
-export function binaryKindOf(baseType: string, isArray: boolean): BinaryKind | undefined {
-  return !isArray && BINARY_KINDS.has(baseType) ? (baseType as BinaryKind) : undefined;
+export function binaryKindOf(column: {
+  readonly baseType: string;
+  readonly isArray: boolean;
+  readonly baseTypeBuiltin?: boolean;
+}): BinaryKind | undefined {
+  // Only pg_catalog's own types: a user enum called `bool` has another send format.
+  return !column.isArray && column.baseTypeBuiltin === true && BINARY_KINDS.has(column.baseType)
+    ? (column.baseType as BinaryKind)
+    : undefined;
 }
+
+/** Bytes of each fixed-width kind's send format: a field of another length is not that type. */
+const WIDTH: Readonly<Record<BinaryKind, number>> = {
+  int2: 2,
+  int4: 4,
+  int8: 8,
+  float4: 4,
+  float8: 8,
+  bool: 1,
+  date: 4,
+  timestamp: 8,
+  timestamptz: 8,
+};
 
 export interface DecodedColumns {
   readonly rows: number;
@@ -139,6 +159,12 @@ function readValue(
   length: number,
   text: Array<string | null> | undefined,
 ): ParquetValue {
+  if (reader.kind !== 'text' && reader.kind !== 'jsonb') {
+    const expected = reader.kind === 'decimal' ? 8 + 2 * data.readInt16BE(offset) : WIDTH[reader.kind];
+    if (length !== expected) {
+      throw new ParquetInputError(`a ${reader.kind} value of ${length} bytes (expected ${expected})`);
+    }
+  }
   switch (reader.kind) {
     case 'text':
     case 'jsonb': {
