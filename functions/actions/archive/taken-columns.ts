@@ -103,7 +103,8 @@ export function copySelection(
     }
   });
   const time = `deleted.${statement.returnedNames[timeAt]}`;
-  select.push(outputText(time));
+  // A time column is timestamptz, timestamp or date (or a domain over one): its cast to text is its output.
+  select.push(`${time}::text`);
   readers.push({ name: 'time', kind: 'text', fromText: null, keepText: true });
   const order = statement.orderPositions.map((p) => `deleted.${statement.returnedNames[p]}`).join(', ');
   return {

@@ -94,6 +94,7 @@ export interface DecodedColumns {
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 /** Microseconds from 1970-01-01 (Parquet's epoch) to 2000-01-01 (PostgreSQL's). */
 const POSTGRES_EPOCH_MICROS = 946_684_800_000_000n;
+const POSTGRES_EPOCH_MICROS_NUMBER = 946_684_800_000_000;
 /** Days from 1970-01-01 to 2000-01-01. */
 const POSTGRES_EPOCH_DAYS = 10_957;
 const INT64_MIN = -(2n ** 63n);
@@ -110,46 +111,73 @@ export function decodeCopyBinary(data: Buffer, readers: readonly ColumnReader[])
     throw new ParquetInputError('not a COPY binary stream');
   }
   const width = readers.length;
-  const values: Array<Array<ParquetValue | null>> = readers.map(() => []);
+  const start = 19 + data.readInt32BE(15); // signature, flags, header extension
+  // A first pass over the lengths alone: the stream's shape is checked before any value is read, and each
+  // vector is allocated once at its size (growing them row by row costs more than this pass).
+  const rows = countRows(data, start, width);
+  const values: Array<Array<ParquetValue | null>> = readers.map(() => new Array(rows));
   const texts: Array<Array<string | null> | undefined> = readers.map((r) =>
-    (r.kind === 'text' || r.kind === 'jsonb') && (r.keepText || r.fromText === null) ? [] : undefined,
+    (r.kind === 'text' || r.kind === 'jsonb') && (r.keepText || r.fromText === null)
+      ? new Array(rows)
+      : undefined,
   );
-  let offset = 19 + data.readInt32BE(15); // signature, flags, header extension
-  let rows = 0;
+  let offset = start;
+  let row = 0;
   let i = 0;
   try {
-    for (;;) {
-      if (offset + 2 > data.length)
-        throw new ParquetInputError('COPY binary stream ends without its trailer');
-      const fields = (((data[offset] as number) << 24) >> 16) | (data[offset + 1] as number);
+    for (; row < rows; row++) {
       offset += 2;
-      if (fields === -1) break;
-      if (fields !== width) throw new ParquetInputError(`COPY row has ${fields} fields, expected ${width}`);
       for (i = 0; i < width; i++) {
-        // Read by hand: Buffer's readInt32BE checks its argument on every call.
-        const length =
-          ((data[offset] as number) << 24) |
-          ((data[offset + 1] as number) << 16) |
-          ((data[offset + 2] as number) << 8) |
-          (data[offset + 3] as number);
+        const length = int32At(data, offset);
         offset += 4;
-        if (offset + length > data.length)
-          throw new ParquetInputError('COPY binary stream ends inside a value');
         const column = values[i] as Array<ParquetValue | null>;
         if (length === -1) {
-          column.push(null);
-          texts[i]?.push(null);
+          column[row] = null;
+          const text = texts[i];
+          if (text) text[row] = null;
           continue;
         }
-        column.push(readValue(readers[i] as ColumnReader, data, offset, length, texts[i]));
+        column[row] = readValue(readers[i] as ColumnReader, data, offset, length, texts[i], row);
         offset += length;
       }
-      rows++;
     }
   } catch (error) {
-    throw locateValueError(error, readers[i]?.name ?? `#${i + 1}`, rows);
+    throw locateValueError(error, readers[i]?.name ?? `#${i + 1}`, row);
   }
   return { rows, values, texts };
+}
+
+/** Read by hand: Buffer's readInt32BE checks its arguments on every call. */
+function int32At(data: Buffer, offset: number): number {
+  return (
+    ((data[offset] as number) << 24) |
+    ((data[offset + 1] as number) << 16) |
+    ((data[offset + 2] as number) << 8) |
+    (data[offset + 3] as number)
+  );
+}
+
+/** Rows in the stream, after checking every tuple has `width` fields inside the data and the trailer ends it. */
+function countRows(data: Buffer, start: number, width: number): number {
+  let offset = start;
+  let rows = 0;
+  for (;;) {
+    if (offset + 2 > data.length) throw new ParquetInputError('COPY binary stream ends without its trailer');
+    const fields = (((data[offset] as number) << 24) >> 16) | (data[offset + 1] as number);
+    offset += 2;
+    if (fields === -1) return rows;
+    if (fields !== width) throw new ParquetInputError(`COPY row has ${fields} fields, expected ${width}`);
+    for (let i = 0; i < width; i++) {
+      if (offset + 4 > data.length) throw new ParquetInputError('COPY binary stream ends inside a row');
+      const length = int32At(data, offset);
+      offset += 4;
+      if (length < -1 || offset + Math.max(length, 0) > data.length) {
+        throw new ParquetInputError('COPY binary stream ends inside a value');
+      }
+      if (length > 0) offset += length;
+    }
+    rows++;
+  }
 }
 
 function readValue(
@@ -158,6 +186,7 @@ function readValue(
   offset: number,
   length: number,
   text: Array<string | null> | undefined,
+  row: number,
 ): ParquetValue {
   if (reader.kind !== 'text' && reader.kind !== 'jsonb') {
     const expected = reader.kind === 'decimal' ? 8 + 2 * data.readInt16BE(offset) : WIDTH[reader.kind];
@@ -181,7 +210,7 @@ function readValue(
         if (isUtf8(view)) return view;
       }
       const value = data.toString('utf8', start, offset + length);
-      text?.push(value);
+      if (text) text[row] = value;
       return reader.fromText === null ? value : reader.fromText(value);
     }
     case 'int2':
@@ -204,6 +233,11 @@ function readValue(
     }
     case 'timestamp':
     case 'timestamptz': {
+      // Within ±285 years of 2000 the microseconds fit a double exactly: one BigInt instead of three.
+      const high = data.readInt32BE(offset);
+      if (high > -0x100000 && high < 0x100000) {
+        return BigInt(high * 0x1_0000_0000 + data.readUInt32BE(offset + 4) + POSTGRES_EPOCH_MICROS_NUMBER);
+      }
       const micros = data.readBigInt64BE(offset);
       if (micros === INT64_MAX) return INT64_MAX;
       if (micros === INT64_MIN) return TIMESTAMP_NEG_INFINITY;
@@ -226,6 +260,8 @@ function readValue(
 const NUMERIC_NEGATIVE = 0x4000;
 const NUMERIC_NAN = 0xc000;
 const NBASE_DIGITS = 4;
+/** 10^0 … 10^15, exact doubles. */
+const POWERS_OF_TEN: readonly number[] = Array.from({ length: 16 }, (_, i) => 10 ** i);
 
 /**
  * numeric's binary form (ndigits, weight, sign, dscale, then base-10000 digits) as the unscaled integer of
@@ -240,23 +276,19 @@ function readDecimal(data: Buffer, offset: number, precision: number, scale: num
     const what = sign === NUMERIC_NAN ? 'NaN' : 'an infinity';
     throw new UnrepresentableValueError(`${what} has no DECIMAL(${precision},${scale}) representation`);
   }
-  // The digits as one integer D; the value is D × 10^exponent.
-  let digits = 0n;
-  let small = 0;
-  let useSmall = true;
-  for (let i = 0; i < ndigits; i++) {
-    const digit = data.readInt16BE(offset + 8 + 2 * i);
-    if (useSmall && small < 2 ** 39) small = small * 10_000 + digit;
-    else {
-      if (useSmall) {
-        digits = BigInt(small);
-        useSmall = false;
-      }
-      digits = digits * 10_000n + BigInt(digit);
+  let shift = NBASE_DIGITS * (weight - ndigits + 1) + scale;
+  // Most values: every digit group and the scaling fit a double exactly (below 2^53), one BigInt at the end.
+  if (ndigits <= 3 && shift >= 0 && shift <= 15) {
+    let small = 0;
+    for (let i = 0; i < ndigits; i++) small = small * 10_000 + data.readInt16BE(offset + 8 + 2 * i);
+    const scaled = small * (POWERS_OF_TEN[shift] as number);
+    if (Number.isSafeInteger(scaled) && scaled < (POWERS_OF_TEN[precision] ?? Number.POSITIVE_INFINITY)) {
+      return BigInt(sign === NUMERIC_NEGATIVE ? -scaled : scaled);
     }
   }
-  if (useSmall) digits = BigInt(small);
-  let shift = NBASE_DIGITS * (weight - ndigits + 1) + scale;
+  // The digits as one integer D; the value is D × 10^exponent.
+  let digits = 0n;
+  for (let i = 0; i < ndigits; i++) digits = digits * 10_000n + BigInt(data.readInt16BE(offset + 8 + 2 * i));
   let unscaled = digits;
   if (shift >= 0) unscaled = digits * 10n ** BigInt(shift);
   else {
