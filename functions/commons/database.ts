@@ -185,8 +185,8 @@ async function open(config: pg.ClientConfig): Promise<pg.Client> {
 
 /**
  * Notes on each lock/statement timeout error what timed out, for how long, on which backend (see
- * lock-wait.ts): the step that fails with it can then name who held the lock. Only promise queries are
- * watched (the project uses no other form).
+ * lock-wait.ts): the step that fails with it can then name who held the lock. Promise queries and COPY
+ * streams (pg-copy-streams: the archive chunk) are watched.
  */
 function noteTimeouts(client: pg.Client, config: pg.ClientConfig): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
@@ -194,19 +194,26 @@ function noteTimeouts(client: pg.Client, config: pg.ClientConfig): void {
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
     const startedAt = performance.now();
     const result = query(...args);
-    if (!(result instanceof Promise)) return result;
-    return result.catch((error: unknown) => {
-      if (isTimeout(error)) {
-        const first = args[0] as string | { text?: unknown } | undefined;
-        noteTimeout(error, {
-          statement: typeof first === 'string' ? first : String(first?.text ?? ''),
-          elapsedMs: performance.now() - startedAt,
-          backendPid,
-          config,
-        });
-      }
-      throw error;
-    });
+    const note = (error: unknown) => {
+      if (!isTimeout(error)) return;
+      const first = args[0] as string | { text?: unknown } | undefined;
+      noteTimeout(error, {
+        statement: typeof first === 'string' ? first : String(first?.text ?? ''),
+        elapsedMs: performance.now() - startedAt,
+        backendPid,
+        config,
+      });
+    };
+    if (result instanceof Promise) {
+      return result.catch((error: unknown) => {
+        note(error);
+        throw error;
+      });
+    }
+    // A stream: noted by a listener added before its reader's, so the reader gets the noted error.
+    const stream = result as { once?: (event: string, listener: (error: unknown) => void) => unknown };
+    if (typeof stream?.once === 'function') stream.once('error', note);
+    return result;
   };
 }
 
