@@ -4,6 +4,7 @@
  * reaches SQL unquoted.
  */
 
+import pg from 'pg';
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
 import type { PartitionInfo } from '../core/partitions.ts';
 import { pgBool } from './catalog.ts';
@@ -112,6 +113,13 @@ export async function resolveSchemaName(
   return rows[0]?.nspname;
 }
 
+/** A table's rows: counted, or estimated without reading them. */
+export interface RowCount {
+  readonly rows: number;
+  /** Not counted: the planner's estimate (see PartitionOperations.estimateRows). */
+  readonly estimated: boolean;
+}
+
 /** Name of the write fence added to an archived partition until it is dropped. */
 export const FENCE_CONSTRAINT = 'pg_lifecycle_archived_fence';
 
@@ -136,15 +144,15 @@ export class PartitionOperations {
   }
 
   /**
-   * count(*) within `timeoutMs` (in a savepoint, inside the open transaction); past it, the planner's
-   * estimate (pg_class.reltuples, 0 when never analyzed), flagged. The transaction's statement_timeout is
-   * `restoreTimeoutMs` again afterwards.
+   * count(*) within `timeoutMs` (in a savepoint, inside the open transaction); past it, `estimateRows`,
+   * flagged. The transaction's statement_timeout is `restoreTimeoutMs` again afterwards.
    */
   async countRowsWithin(
     p: { schema: string; name: string },
+    timeColumn: string,
     timeoutMs: number,
     restoreTimeoutMs: number,
-  ): Promise<{ rows: number; estimated: boolean }> {
+  ): Promise<RowCount> {
     const counted = await withLocalTimeout(
       this.db,
       'count_rows',
@@ -152,28 +160,81 @@ export class PartitionOperations {
       () => this.countRows(p),
     );
     if (counted.done) return { rows: counted.value, estimated: false };
-    const { rows } = await this.db.query<{ n: string }>(
-      `SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`,
-      [this.name(p)],
-    );
-    return { rows: Number(rows[0]?.n ?? 0), estimated: true };
+    return this.estimateRows(p, timeColumn);
   }
 
   /**
-   * Whether the table holds a row the policy would not take. `eligible` is the cutoff predicate over the
-   * table's time column `column` ($1 = cutoff); written so that an index on the column answers it.
+   * The table's rows without reading them, as the planner estimates a relation's size: the density of the
+   * last VACUUM / ANALYZE (pg_class.reltuples ÷ relpages) times the heap's pages now, so a partition that
+   * grew since it was last analyzed is scaled up rather than under-counted. A heap without pages holds no
+   * row (exact). One never analyzed (reltuples -1), or analyzed while empty but no longer empty, is first
+   * analyzed on a small sample (statistics target 1: about 300 pages read, whatever its size; its time
+   * column only: a dropped table needs no statistics, and a kept one — keepDetached — has that coarse one
+   * until its next ANALYZE). Inside a transaction (ANALYZE may run in one; it needs the table's owner, as
+   * DROP does).
+   */
+  async estimateRows(p: { schema: string; name: string }, timeColumn: string): Promise<RowCount> {
+    let size = await this.relationSize(p);
+    if (size.pages === 0) return { rows: 0, estimated: false };
+    if (size.reltuples < 0 || size.relpages === 0) {
+      await this.db.query(
+        `SET LOCAL default_statistics_target = 1; ANALYZE ${this.name(p)} (${quoteIdent(timeColumn)}); SET LOCAL default_statistics_target TO DEFAULT`,
+      );
+      size = await this.relationSize(p);
+    }
+    const density = size.relpages > 0 ? Math.max(size.reltuples, 0) / size.relpages : 0;
+    return { rows: Math.round(density * size.pages), estimated: true };
+  }
+
+  private async relationSize(p: {
+    schema: string;
+    name: string;
+  }): Promise<{ reltuples: number; relpages: number; pages: number }> {
+    // pg_relation_size stats the heap's files: no page is read.
+    const { rows } = await this.db.query<{ reltuples: string; relpages: string; pages: string }>(
+      `SELECT c.reltuples::text AS reltuples, c.relpages::text AS relpages,
+              (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS pages
+         FROM pg_class c WHERE c.oid = $1::regclass`,
+      [this.name(p)],
+    );
+    const row = rows[0];
+    return {
+      reltuples: Number(row?.reltuples ?? -1),
+      relpages: Number(row?.relpages ?? 0),
+      pages: Number(row?.pages ?? 0),
+    };
+  }
+
+  /**
+   * Whether the table holds a row the policy would not take. `eligible(cutoff)` is the cutoff predicate over
+   * the table's time column `column`, given the cutoff's SQL text. Planned with constraint_exclusion = on,
+   * so that PostgreSQL answers it without reading a row when the table's own constraints rule such rows
+   * out: an attached partition's bound, and the CHECK constraint DETACH … CONCURRENTLY adds to the detached
+   * table (validated constraints only: a NOT VALID one proves nothing). Otherwise an index leading with the
+   * column answers it; without one it reads the table. The answer is PostgreSQL's either way: the setting
+   * only lets it skip a scan it can prove empty. One round trip: the setting is SET LOCAL in the same query
+   * string (its implicit transaction outside a transaction block), back to the default right after.
    */
   async holdsIneligibleRows(
     p: { schema: string; name: string },
     column: string,
-    eligible: string,
+    eligible: (cutoff: string) => string,
     cutoff: string,
   ): Promise<boolean> {
-    const { rows } = await this.db.query<{ found: string }>(
-      `SELECT EXISTS (SELECT 1 FROM ${this.name(p)} WHERE NOT (${eligible}) OR ${quoteIdent(column)} IS NULL) AS found`,
-      [cutoff],
-    );
-    return pgBool(rows[0]?.found);
+    // The cutoff is inlined (a multi-statement string takes no parameters); a constant the planner folds.
+    const results = (await this.db.query(
+      `SET LOCAL constraint_exclusion = on;
+       SELECT EXISTS (SELECT 1 FROM ${this.name(p)}
+                       WHERE NOT (${eligible(pg.escapeLiteral(cutoff))}) OR ${quoteIdent(column)} IS NULL) AS found;
+       SET LOCAL constraint_exclusion TO DEFAULT`,
+    )) as unknown as Array<pg.QueryResult<{ found?: string }>> | pg.QueryResult<{ found?: string }>;
+    // Fails closed: a result without the answer never reads as "no such row".
+    const found = (Array.isArray(results) ? results : [results])
+      .map((result) => result.rows?.[0]?.found)
+      .find((value) => value !== undefined && value !== null);
+    if (found === undefined)
+      throw new Error(`the check for rows at or after the cutoff in ${this.name(p)} returned no answer`);
+    return pgBool(found);
   }
 
   /**

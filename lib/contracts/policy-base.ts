@@ -91,45 +91,69 @@ const IdentifierSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** The options every action with partition retention has (archive, purge). */
+const partitionOptionsShape = {
+  /** Retire whole partitions when the table allows it; false: every row goes through chunks. */
+  enabled: z.boolean().default(true),
+  /** Detach retired partitions but keep them as tables instead of dropping them (pg_partman retention_keep_table). */
+  keepDetached: z.boolean().default(false),
+  /** With keepDetached: move detached partitions to this existing schema (pg_partman retention_schema). */
+  detachedSchema: IdentifierSchema.optional(),
+  /**
+   * Purge with `count: "exact"`: how long counting a detached partition's rows (for the ledger) may take. A
+   * partition too large to count in that time records the estimate (flagged `rows_estimated`) instead of
+   * holding the run (or failing it on statement_timeout). Accepted but unused by archive, whose units count
+   * every row they archive.
+   */
+  countTimeoutMs: z.int().min(1).max(600_000).default(10_000),
+};
+
+function partitionOptionsProblems(
+  options: { keepDetached: boolean; detachedSchema?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (options.detachedSchema !== undefined && !options.keepDetached) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['detachedSchema'],
+      message: 'only applies with keepDetached: true (dropped partitions are not moved)',
+    });
+  }
+  const [schema] = safeParseName(options.detachedSchema);
+  const reason = schema ? protectedSchemaReason(catalogName(schema)) : undefined;
+  if (reason) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['detachedSchema'],
+      message: `no partition may move there (${reason})`,
+    });
+  }
+}
+
 /**
  * Partition-aware retention, for tables RANGE-partitioned on `timeColumn`: partitions lying wholly before
  * the cutoff are retired as units (archived first by archive policies), detached and dropped instead of
  * going row by row. Only actions whose module has a partition strategy have this field.
  */
 export const PartitionOptionsSchema = z
-  .object({
-    /** Retire whole partitions when the table allows it; false: every row goes through chunks. */
-    enabled: z.boolean().default(true),
-    /** Detach retired partitions but keep them as tables instead of dropping them (pg_partman retention_keep_table). */
-    keepDetached: z.boolean().default(false),
-    /** With keepDetached: move detached partitions to this existing schema (pg_partman retention_schema). */
-    detachedSchema: IdentifierSchema.optional(),
-    /**
-     * Purge: how long counting a detached partition's rows (for the ledger) may take. A partition too large
-     * to count in that time records the planner's estimate (flagged `rows_estimated`) instead of holding
-     * the run (or failing it on statement_timeout).
-     */
-    countTimeoutMs: z.int().min(1).max(600_000).default(10_000),
-  })
+  .object(partitionOptionsShape)
   .strict()
-  .superRefine((options, ctx) => {
-    if (options.detachedSchema !== undefined && !options.keepDetached) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['detachedSchema'],
-        message: 'only applies with keepDetached: true (dropped partitions are not moved)',
-      });
-    }
-    const [schema] = safeParseName(options.detachedSchema);
-    const reason = schema ? protectedSchemaReason(catalogName(schema)) : undefined;
-    if (reason) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['detachedSchema'],
-        message: `no partition may move there (${reason})`,
-      });
-    }
-  });
+  .superRefine(partitionOptionsProblems);
+
+/**
+ * How a purge records the rows of a partition it drops, in lifecycle.partition_units and the run's totals.
+ * `estimate` (default): the planner's estimate (pg_class.reltuples ÷ relpages × the heap's pages now; a
+ * partition never analyzed gets a sampled ANALYZE first), flagged `rows_estimated`: a unit's cost does not
+ * grow with its rows. `exact`: count(*) of the detached partition under its lock (reads every row), within
+ * `countTimeoutMs`, else the estimate, flagged.
+ */
+export const PartitionRowCountSchema = z.enum(['estimate', 'exact']);
+
+/** Purge's partition options: the common ones and how dropped rows are counted. */
+export const PurgePartitionOptionsSchema = z
+  .object({ ...partitionOptionsShape, count: PartitionRowCountSchema.default('estimate') })
+  .strict()
+  .superRefine(partitionOptionsProblems);
 
 /** Fields every policy has, whatever its action and work source. */
 export const PolicyCommonSchema = z.object({
@@ -194,3 +218,4 @@ export function retentionSeconds(policy: { retention: string }): number {
   }
 }
 export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;
+export type PurgePartitionOptions = z.output<typeof PurgePartitionOptionsSchema>;

@@ -33,7 +33,14 @@ import {
   MONTHLY_EVENTS_TABLE,
   tableBytes,
 } from './dataset.ts';
+import { measurePeakRss } from './memory.ts';
 import { positiveInt, UsageError } from './options.ts';
+import {
+  reportStatementTimes,
+  type SlowStatements,
+  type StatementTimes,
+  timeStatements,
+} from './purge-statements.ts';
 import { startBenchServices } from './services.ts';
 import { median, medianIndex, round } from './stats.ts';
 import { timeTransactions } from './transactions.ts';
@@ -53,6 +60,10 @@ interface Options {
   targetMs: number;
   /** Chunk row cap; the policy's built-in default unless given. */
   maxRows: number | undefined;
+  /** `partitions`: only the partition-retention part (no single DELETE, no purge of `bench.events`). */
+  only: 'all' | 'partitions';
+  /** `partitions.count` of the partition run's policy (the product's default unless given). */
+  partitionCount: 'estimate' | 'exact' | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -65,14 +76,24 @@ function parseOptions(argv: string[]): Options {
       json: { type: 'boolean', default: false },
       'target-ms': { type: 'string' },
       'max-rows': { type: 'string' },
+      only: { type: 'string' },
+      'partition-count': { type: 'string' },
     },
   });
+  const partitionCount = values['partition-count'];
+  if (partitionCount !== undefined && partitionCount !== 'estimate' && partitionCount !== 'exact')
+    throw new UsageError(`--partition-count must be estimate or exact, got "${partitionCount}"`);
+  const only = values.only ?? 'all';
+  if (only !== 'all' && only !== 'partitions')
+    throw new UsageError(`--only must be partitions (or all), got "${only}"`);
   return {
     rows: positiveInt('rows', values.rows, 1_000_000),
     repeat: positiveInt('repeat', values.repeat, 1),
     json: values.json,
     targetMs: positiveInt('target-ms', values['target-ms'], 250),
     maxRows: values['max-rows'] === undefined ? undefined : positiveInt('max-rows', values['max-rows'], 1),
+    only,
+    partitionCount,
   };
 }
 
@@ -90,7 +111,18 @@ interface RunMeasurement {
   /** lifecycle.chunks.duration_ms: BEGIN to just before COMMIT, as the loop records it. */
   readonly ledger_chunk_ms: { readonly max: number; readonly p95: number };
   readonly chunk_rows: { readonly min: number; readonly max: number };
+  /** Peak RSS of this process (which runs the state machine and the handlers) during the run. */
+  readonly rss: RssMeasurement;
   readonly partitions: PartitionMeasurement;
+}
+
+/** What `measurePeakRss` saw during one run, in MiB. */
+interface RssMeasurement {
+  readonly peak_mb: number;
+  /** RSS at the run's start, after a full GC: the peak minus this is what the run added. */
+  readonly start_mb: number;
+  readonly p95_mb: number;
+  readonly method: 'vmhwm' | 'sampled';
 }
 
 /** Partition retention vs chunked purge of the same rows of `bench.events_by_month`. */
@@ -109,6 +141,15 @@ interface PartitionMeasurement {
   readonly chunked_chunks: number;
   /** partition_seconds ÷ chunked_seconds (goal ≤ 0.01). */
   readonly partition_time_share: number;
+  /** Seconds and calls per statement kind of the partition run (purge-statements.ts), all connections. */
+  readonly partition_statements: StatementTimes;
+  readonly partition_slowest_statements: SlowStatements;
+  /** The partition run's Finish maintenance (VACUUM (ANALYZE) of the parent, when the run took enough rows). */
+  readonly partition_vacuum_seconds: number;
+  /** Per dropped unit: rows recorded, whether estimated, and its seconds (started_at to finished_at). */
+  readonly units: ReadonlyArray<{ readonly rows: number; readonly estimated: boolean; readonly ms: number }>;
+  readonly partition_rss: RssMeasurement;
+  readonly chunked_rss: RssMeasurement;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -143,7 +184,10 @@ export async function main(argv: string[]): Promise<number> {
         targetTransactionMs: options.targetMs,
         ...(options.maxRows === undefined ? {} : { maxRows: options.maxRows }),
       },
-      partitions: { enabled: partitions },
+      partitions: {
+        enabled: partitions,
+        ...(options.partitionCount === undefined ? {} : { count: options.partitionCount }),
+      },
     });
     const config = LifecycleConfigSchema.parse({
       sandbox: true,
@@ -160,19 +204,34 @@ export async function main(argv: string[]): Promise<number> {
     progress('synthesizing the state machine (not timed)…');
     const definition = await synthesizeDefinition(config);
     const runs: RunMeasurement[] = [];
+    const partitionRuns: PartitionMeasurement[] = [];
     for (let i = 0; i < options.repeat; i++) {
       const label = options.repeat > 1 ? ` (run ${i + 1}/${options.repeat})` : '';
+      const configs = { config, chunkedConfig };
+      if (options.only === 'partitions') {
+        partitionRuns.push(
+          await measurePartitions(
+            admin,
+            services.databaseUrl,
+            configs,
+            definition,
+            options.rows,
+            label,
+            progress,
+          ),
+        );
+        continue;
+      }
       runs.push(
-        await measureOnce(
-          admin,
-          services.databaseUrl,
-          { config, chunkedConfig },
-          definition,
-          options,
-          label,
-          progress,
-        ),
+        await measureOnce(admin, services.databaseUrl, configs, definition, options, label, progress),
       );
+    }
+    if (options.only === 'partitions') {
+      const report = buildPartitionReport(options, partitionRuns);
+      process.stdout.write(
+        options.json ? `${JSON.stringify(report, null, 2)}\n` : formatPartitionReport(report),
+      );
+      return 0;
     }
     const report = buildReport(options, runs);
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
@@ -212,7 +271,7 @@ async function measureOnce(
   // Every row is older than any cutoff computed from now on (they end two days back, retention is one).
   const cutoff = computeCutoff(new Date(), RETENTION);
   progress('single DELETE … WHERE created_at < cutoff…');
-  let started = performance.now();
+  const started = performance.now();
   const deleted = await admin.query(`DELETE FROM ${EVENTS_TABLE} WHERE created_at < $1::timestamptz`, [
     cutoff,
   ]);
@@ -225,16 +284,20 @@ async function measureOnce(
   progress('chunked purge through the local state machine…');
   const transactions: number[] = [];
   const base = localDependencies({ databaseUrl });
-  started = performance.now();
-  const result = await runPolicyLocally({
-    config,
-    policyName: POLICY,
-    definition,
-    pauseMs: 0,
-    retryIntervalMs: 100,
-    dependencies: (context) => timeTransactions(base(context), transactions),
+  let purgeSeconds = 0;
+  const { result, rss } = await measurePeakRss(async () => {
+    const runStarted = performance.now();
+    const run = await runPolicyLocally({
+      config,
+      policyName: POLICY,
+      definition,
+      pauseMs: 0,
+      retryIntervalMs: 100,
+      dependencies: (context) => timeTransactions(base(context), transactions),
+    });
+    purgeSeconds = (performance.now() - runStarted) / 1000;
+    return run;
   });
-  const purgeSeconds = (performance.now() - started) / 1000;
   await checkConservation(admin, result, n, EVENTS_TABLE);
   await admin.query(`DROP TABLE ${EVENTS_TABLE}`);
   const partitions = await measurePartitions(
@@ -272,6 +335,7 @@ async function measureOnce(
     },
     ledger_chunk_ms: { max: Number(ledger?.max ?? 0), p95: round(Number(ledger?.p95 ?? 0), 1) },
     chunk_rows: { min: Number(ledger?.min_rows ?? 0), max: Number(ledger?.max_rows ?? 0) },
+    rss: rssMeasurement(rss),
     partitions,
   };
 }
@@ -291,15 +355,32 @@ async function measurePartitions(
 ): Promise<PartitionMeasurement> {
   const cutoff = computeCutoff(new Date(), RETENTION);
   const base = localDependencies({ databaseUrl });
-  const run = (policyName: string, transactions: number[]) =>
-    runPolicyLocally({
-      config: policyName === CHUNKED_POLICY ? configs.chunkedConfig : configs.config,
-      policyName,
-      definition,
-      pauseMs: 0,
-      retryIntervalMs: 100,
-      dependencies: (context) => timeTransactions(base(context), transactions),
+  // Timed inside measurePeakRss: its full GC before the run is not part of the run's seconds.
+  const run = async (
+    policyName: string,
+    transactions: number[],
+    statements?: { times: StatementTimes; slowest: SlowStatements },
+  ) => {
+    let seconds = 0;
+    const { result, rss } = await measurePeakRss(async () => {
+      const runStarted = performance.now();
+      const out = await runPolicyLocally({
+        config: policyName === CHUNKED_POLICY ? configs.chunkedConfig : configs.config,
+        policyName,
+        definition,
+        pauseMs: 0,
+        retryIntervalMs: 100,
+        dependencies: (context) => {
+          const deps = base(context);
+          const timed = statements ? timeStatements(deps, statements.times, statements.slowest) : deps;
+          return timeTransactions(timed, transactions);
+        },
+      });
+      seconds = (performance.now() - runStarted) / 1000;
+      return out;
     });
+    return { result, rss: rssMeasurement(rss), seconds };
+  };
 
   progress(
     `filling ${MONTHLY_EVENTS_TABLE} with ${n} rows over ${MONTHS - 1} of ${MONTHS} monthly partitions${label}…`,
@@ -307,10 +388,16 @@ async function measurePartitions(
   const partitionCount = await fillMonthlyEvents(admin, n, cutoff, MONTHS);
   progress('purge with partition retention through the local state machine…');
   const transactions: number[] = [];
-  let started = performance.now();
-  const retained = await run(PARTITION_POLICY, transactions);
-  const partitionSeconds = (performance.now() - started) / 1000;
-  await checkConservation(admin, retained, n, MONTHLY_EVENTS_TABLE);
+  const statements = { times: {} as StatementTimes, slowest: [] as SlowStatements };
+  const partitionRun = await run(PARTITION_POLICY, transactions, statements);
+  const retained = partitionRun.result;
+  const partitionSeconds = partitionRun.seconds;
+  const perUnit = await admin.query<{ rows: string; estimated: string; ms: string }>(
+    `SELECT rows::text AS rows, rows_estimated::text AS estimated,
+            (extract(epoch FROM finished_at - started_at) * 1000)::text AS ms
+       FROM lifecycle.partition_units WHERE finished_by = $1 AND state = 'dropped' ORDER BY bound_to`,
+    [retained.summary?.runId],
+  );
   const { rows } = await admin.query<{ dropped: string; rows: string; seconds: string | null }>(
     `SELECT count(*)::text AS dropped, coalesce(sum(rows), 0)::text AS rows,
             extract(epoch FROM max(finished_at) - min(started_at))::text AS seconds
@@ -320,15 +407,20 @@ async function measurePartitions(
   const units = rows[0];
   const dropped = Number(units?.dropped ?? 0);
   if (dropped !== MONTHS - 1) throw new Error(`${dropped} partitions dropped, expected ${MONTHS - 1}`);
-  if (Number(units?.rows) !== n)
-    throw new Error(`dropped partitions held ${units?.rows} rows, expected ${n}`);
+  // Estimated units (the default) record the planner's estimate: exact here after the fill's VACUUM,
+  // but only required within 1 %; counted units must hold exactly n.
+  const recorded = Number(units?.rows);
+  const estimated = perUnit.rows.some((u) => u.estimated === 'true');
+  if (estimated ? Math.abs(recorded - n) > n * 0.01 : recorded !== n)
+    throw new Error(`dropped partitions held ${recorded} rows, expected ${n}`);
+  await checkConservation(admin, retained, recorded, MONTHLY_EVENTS_TABLE);
 
   progress(`refilling ${MONTHLY_EVENTS_TABLE}${label}…`);
   await fillMonthlyEvents(admin, n, cutoff, MONTHS);
   progress('chunked purge of the same rows (partitions.enabled: false)…');
-  started = performance.now();
-  const chunked = await run(CHUNKED_POLICY, []);
-  const chunkedSeconds = (performance.now() - started) / 1000;
+  const chunkedRun = await run(CHUNKED_POLICY, []);
+  const chunked = chunkedRun.result;
+  const chunkedSeconds = chunkedRun.seconds;
   await checkConservation(admin, chunked, n, MONTHLY_EVENTS_TABLE);
   await admin.query(`DROP TABLE ${MONTHLY_EVENTS_TABLE}`);
   return {
@@ -341,9 +433,35 @@ async function measurePartitions(
     chunked_vacuum_seconds: round((chunked.summary?.maintenance?.durationMs ?? 0) / 1000),
     chunked_chunks: chunked.summary?.chunks ?? 0,
     partition_time_share: round(partitionSeconds / chunkedSeconds, 4),
+    partition_statements: reportStatementTimes(statements.times),
+    partition_slowest_statements: statements.slowest,
+    partition_vacuum_seconds: round((retained.summary?.maintenance?.durationMs ?? 0) / 1000),
+    units: perUnit.rows.map((u) => ({
+      rows: Number(u.rows),
+      estimated: u.estimated === 'true',
+      ms: round(Number(u.ms), 1),
+    })),
+    partition_rss: partitionRun.rss,
+    chunked_rss: chunkedRun.rss,
   };
 }
 
+function rssMeasurement(rss: {
+  peak_bytes: number;
+  start_bytes: number;
+  p95_bytes: number;
+  method: 'vmhwm' | 'sampled';
+}): RssMeasurement {
+  const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
+  return {
+    peak_mb: mb(rss.peak_bytes),
+    start_mb: mb(rss.start_bytes),
+    p95_mb: mb(rss.p95_bytes),
+    method: rss.method,
+  };
+}
+
+/** The run succeeded, the table is empty, and the run and its ledger chunks record `n` rows. */
 async function checkConservation(
   admin: pg.Client,
   result: LocalRunResult,
@@ -362,7 +480,42 @@ async function checkConservation(
   if (Number(rows[0]?.rows) !== n) throw new Error(`ledger chunks hold ${rows[0]?.rows} rows, expected ${n}`);
 }
 
-interface Report {
+/** Medians over the repetitions: partition retention vs chunked purge of the same rows. */
+interface PartitionSummary {
+  /** Partitions of `bench.events_by_month` and how many the partition run dropped (median run). */
+  readonly partitions: number;
+  readonly partitions_dropped: number;
+  readonly partition_seconds: number;
+  readonly partition_units_seconds: number;
+  readonly chunked_seconds: number;
+  /** partition_seconds ÷ chunked_seconds (goal ≤ 0.01); median over the runs. */
+  readonly partition_time_share: number;
+  /** partition_units_seconds ÷ chunked_seconds: the units alone, without the run's fixed cost. */
+  readonly partition_units_time_share: number;
+  readonly partition_within_goal: boolean;
+  /**
+   * Median of the units' own times (`started_at` to `finished_at`: check, DETACH, lock, re-check, count,
+   * DROP, ledger; not the COMMIT after the DROP, which `partition_statements.commit_after_drop` times).
+   */
+  readonly unit_ms_median: number;
+  /** The median partition run's statements by kind (purge-statements.ts). */
+  readonly partition_statements: StatementTimes;
+}
+
+interface PartitionReport extends PartitionSummary {
+  readonly rows: number;
+  readonly repeat: number;
+  readonly only: 'partitions';
+  /** `partitions.count` of the partition run (`estimate` is the product's default). */
+  readonly partition_count: 'estimate' | 'exact';
+  readonly cores: number;
+  readonly load_1m: number;
+  /** Highest RSS of this process during any measured run (partition and chunked), MiB. */
+  readonly peak_rss_mb: number;
+  readonly runs: PartitionMeasurement[];
+}
+
+interface Report extends PartitionSummary {
   readonly rows: number;
   readonly repeat: number;
   readonly cores: number;
@@ -382,28 +535,56 @@ interface Report {
   readonly max_transaction_ms: number;
   readonly max_ledger_chunk_ms: number;
   readonly within_target: boolean;
-  /** Partitions of `bench.events_by_month` and how many the partition run dropped (median run). */
-  readonly partitions: number;
-  readonly partitions_dropped: number;
-  /** Medians over the runs: partition retention vs chunked purge of the same rows. */
-  readonly partition_seconds: number;
-  readonly partition_units_seconds: number;
-  readonly chunked_seconds: number;
-  /** partition_seconds ÷ chunked_seconds (goal ≤ 0.01); median over the runs. */
-  readonly partition_time_share: number;
-  /** partition_units_seconds ÷ chunked_seconds: the units alone, without the run's fixed cost. */
-  readonly partition_units_time_share: number;
+  /**
+   * Highest RSS of this process (state machine, handlers, pg clients) during the chunked purge of
+   * `bench.events`, over the repetitions, MiB; `peak_rss_start_mb` is RSS at that run's start after a full GC.
+   */
+  readonly peak_rss_mb: number;
+  readonly peak_rss_start_mb: number;
   /**
    * partition_seconds ÷ the chunked purge (with its VACUUM) of as many rows of the unpartitioned
    * `bench.events` (`purge_seconds`): the chunked path on a partitioned parent is much slower per row.
    */
   readonly partition_time_share_vs_unpartitioned: number;
-  readonly partition_within_goal: boolean;
   readonly runs: RunMeasurement[];
 }
 
 function firstRunRatio(run: RunMeasurement | undefined): number {
   return run ? round(run.delete_seconds / (run.purge_seconds - run.vacuum_seconds)) : Number.NaN;
+}
+
+function summarizePartitions(runs: readonly PartitionMeasurement[]): PartitionSummary {
+  const medianRun = runs[medianIndex(runs, (r) => r.partition_seconds)] as PartitionMeasurement;
+  const share = round(median(runs.map((r) => r.partition_time_share)), 4);
+  return {
+    partitions: medianRun.partitions,
+    partitions_dropped: medianRun.partitions_dropped,
+    partition_seconds: round(median(runs.map((r) => r.partition_seconds))),
+    partition_units_seconds: round(median(runs.map((r) => r.partition_units_seconds))),
+    chunked_seconds: round(median(runs.map((r) => r.chunked_seconds))),
+    partition_time_share: share,
+    partition_units_time_share: round(
+      median(runs.map((r) => r.partition_units_seconds / r.chunked_seconds)),
+      4,
+    ),
+    partition_within_goal: share <= 0.01,
+    unit_ms_median: round(median(runs.flatMap((r) => r.units.map((u) => u.ms))), 1),
+    partition_statements: medianRun.partition_statements,
+  };
+}
+
+function buildPartitionReport(options: Options, runs: PartitionMeasurement[]): PartitionReport {
+  return {
+    rows: options.rows,
+    repeat: options.repeat,
+    only: 'partitions',
+    partition_count: options.partitionCount ?? 'estimate',
+    cores: availableParallelism(),
+    load_1m: round(loadavg()[0] ?? 0, 2),
+    ...summarizePartitions(runs),
+    peak_rss_mb: Math.max(...runs.flatMap((r) => [r.partition_rss.peak_mb, r.chunked_rss.peak_mb])),
+    runs,
+  };
 }
 
 function buildReport(options: Options, runs: RunMeasurement[]): Report {
@@ -413,7 +594,7 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
   const purgeWithVacuumRate = median(runs.map((r) => n / r.purge_seconds));
   const maxTransaction = Math.max(...runs.map((r) => r.transaction_ms.max));
   const medianRun = runs[medianIndex(runs, (r) => r.purge_seconds)] as RunMeasurement;
-  const share = round(median(runs.map((r) => r.partitions.partition_time_share)), 4);
+  const peakRun = runs.reduce((a, b) => (b.rss.peak_mb > a.rss.peak_mb ? b : a));
   return {
     rows: n,
     repeat: options.repeat,
@@ -430,23 +611,34 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
     max_transaction_ms: maxTransaction,
     max_ledger_chunk_ms: Math.max(...runs.map((r) => r.ledger_chunk_ms.max)),
     within_target: maxTransaction <= options.targetMs,
-    partitions: medianRun.partitions.partitions,
-    partitions_dropped: medianRun.partitions.partitions_dropped,
-    partition_seconds: round(median(runs.map((r) => r.partitions.partition_seconds))),
-    partition_units_seconds: round(median(runs.map((r) => r.partitions.partition_units_seconds))),
-    chunked_seconds: round(median(runs.map((r) => r.partitions.chunked_seconds))),
-    partition_time_share: share,
-    partition_units_time_share: round(
-      median(runs.map((r) => r.partitions.partition_units_seconds / r.partitions.chunked_seconds)),
-      4,
-    ),
+    peak_rss_mb: peakRun.rss.peak_mb,
+    peak_rss_start_mb: peakRun.rss.start_mb,
+    ...summarizePartitions(runs.map((r) => r.partitions)),
     partition_time_share_vs_unpartitioned: round(
       median(runs.map((r) => r.partitions.partition_seconds / r.purge_seconds)),
       4,
     ),
-    partition_within_goal: share <= 0.01,
     runs,
   };
+}
+
+function formatPartitionLines(report: PartitionSummary): string[] {
+  return [
+    `  partitions      ${report.partitions_dropped} of ${report.partitions} dropped in ${report.partition_seconds} s (units ${report.partition_units_seconds} s) vs chunked purge of the same rows ${report.chunked_seconds} s`,
+    `  time share      ${report.partition_time_share} (goal <= 0.01; units alone ${report.partition_units_time_share}; median unit ${report.unit_ms_median} ms)`,
+    `  statements      ${Object.entries(report.partition_statements)
+      .map(([kind, t]) => `${kind} ${t.seconds} s/${t.calls}`)
+      .join(', ')}`,
+  ];
+}
+
+function formatPartitionReport(report: PartitionReport): string {
+  return [
+    `partition retention on ${report.rows} rows (${report.repeat} run${report.repeat > 1 ? 's' : ''}, ${report.cores} cores, load ${report.load_1m})`,
+    ...formatPartitionLines(report),
+    `  peak RSS        ${report.peak_rss_mb} MiB`,
+    '',
+  ].join('\n');
 }
 
 function formatReport(report: Report): string {
@@ -456,8 +648,8 @@ function formatReport(report: Report): string {
     `  chunked purge   ${report.purge_rows_per_s} rows/s without VACUUM (${report.purge_with_vacuum_rows_per_s} with it)`,
     `  ratio           ${report.ratio} (goal >= 0.6; first run ${report.ratio_first_run}; with VACUUM ${report.ratio_with_vacuum})`,
     `  transactions    max ${report.max_transaction_ms} ms (target ${report.target_transaction_ms} ms), ledger max ${report.max_ledger_chunk_ms} ms`,
-    `  partitions      ${report.partitions_dropped} of ${report.partitions} dropped in ${report.partition_seconds} s (units ${report.partition_units_seconds} s) vs chunked purge of the same rows ${report.chunked_seconds} s`,
-    `  time share      ${report.partition_time_share} (goal <= 0.01; units alone ${report.partition_units_time_share})`,
+    `  peak RSS        ${report.peak_rss_mb} MiB (${report.peak_rss_start_mb} MiB at the run's start)`,
+    ...formatPartitionLines(report),
     '',
   ].join('\n');
 }

@@ -56,8 +56,17 @@ describe('partition retention: purge', () => {
     const eligible = await idsWhere(db, table, `created_at < '${PARTITION_CUTOFF}'`);
     const kept = await idsWhere(db, table, `created_at >= '${PARTITION_CUTOFF}'`);
 
-    // Act
-    const result = await runPartitionedTablePolicy({ runPolicy, definition }, 'purge', 'events-purge', table);
+    // Act: exact counts, so the units' rows can be checked against the rows seeded (the default records
+    // estimates: partition-retention-counts.test.ts).
+    const result = await runPartitionedTablePolicy(
+      { runPolicy, definition },
+      'purge',
+      'events-purge',
+      table,
+      {
+        overrides: { partitions: { count: 'exact' } },
+      },
+    );
 
     // Assess
     expect(result.failure).toBeUndefined();
@@ -113,7 +122,7 @@ describe('partition retention: purge', () => {
     expect(await units(db, result.summary?.runId)).toEqual([]);
   });
 
-  it('drops a partition too large to count in countTimeoutMs with the planner estimate, flagged', async ({
+  it('count: "exact" drops a partition too large to count in countTimeoutMs with the planner estimate, flagged', async ({
     database: db,
     runPolicy,
     definition,
@@ -138,7 +147,7 @@ describe('partition retention: purge', () => {
 
     // Act
     const result = await runPartitionedTablePolicy({ runPolicy, definition }, 'purge', 'big-purge', table, {
-      overrides: { partitions: { countTimeoutMs: 1 } },
+      overrides: { partitions: { count: 'exact', countTimeoutMs: 1 } },
     });
 
     // Assess: dropped, its rows recorded as the (flagged) estimate; the current partition untouched.

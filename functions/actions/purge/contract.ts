@@ -9,6 +9,7 @@ import {
   PartitionedTimeCutoffSchema,
   PolicyCommonSchema,
   PolicyNameSchema,
+  PurgePartitionOptionsSchema,
 } from '../../../lib/contracts/policy-base.ts';
 
 /** VACUUM (ANALYZE) after a purge that removed a large part of the table. */
@@ -24,6 +25,8 @@ export const VacuumOptionsSchema = z
 
 export const PurgePolicySchema = PolicyCommonSchema.extend({
   ...PartitionedTimeCutoffSchema.shape,
+  // Purge's own: the common partition options and how the rows of a dropped partition are counted.
+  partitions: PurgePartitionOptionsSchema.prefault({}),
   action: z.literal('purge'),
   vacuum: VacuumOptionsSchema.prefault({}),
   /**

@@ -1,8 +1,8 @@
 /**
  * Purge's partition strategy: a partition holding no row at or after the cutoff (checked attached, then
- * again detached under the drop's lock) is detached and dropped; its rows are counted for the ledger within
- * `partitions.countTimeoutMs`, or estimated from pg_class.reltuples (flagged `rows_estimated`) when the
- * partition is too large to count in time.
+ * again detached under the drop's lock) is detached and dropped. Its rows are recorded for the ledger as the
+ * planner's estimate, flagged `rows_estimated` (`partitions.count: "estimate"`, the default: no row is read),
+ * or counted exactly within `partitions.countTimeoutMs` (`count: "exact"`; past it, the estimate, flagged).
  */
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
@@ -21,12 +21,12 @@ export const purgePartitions: PartitionStrategy = {
   async start(ctx, p, bounds) {
     const { state, prepared } = ctx;
     const ops = new PartitionOperations(ctx.tx, prepared.table);
-    // Cheap (index) check on the attached partition; its bound already rules such rows out.
+    // Its bound already rules such rows out; PostgreSQL proves that from the bound without a scan.
     if (
       await ops.holdsIneligibleRows(
         p,
         prepared.target.timeColumn.name,
-        cutoffPredicate(prepared.target),
+        (cutoff) => cutoffPredicate(prepared.target, cutoff),
         state.cutoff,
       )
     ) {
@@ -44,27 +44,29 @@ export const purgePartitions: PartitionStrategy = {
 
   async checkBeforeDrop(ctx, ops, unit, table, startedAt) {
     const { state, prepared } = ctx;
-    const policy = state.policy as PurgePolicy;
-    // The count is for the ledger only, so a partition too large to count in time records the planner's
-    // estimate instead.
-    const { rows, estimated } = await ops.countRowsWithin(
-      table,
-      policy.partitions.countTimeoutMs,
-      state.chunking.statementTimeoutMs,
-    );
-    // Detached, it no longer has its bound: check again, under the lock, before dropping anything.
-    if (
-      await ops.holdsIneligibleRows(
-        table,
-        prepared.target.timeColumn.name,
-        cutoffPredicate(prepared.target),
-        state.cutoff,
-      )
-    ) {
+    const { partitions } = state.policy as PurgePolicy;
+    const timeColumn = prepared.target.timeColumn.name;
+    // Detached, it no longer has its bound: check again, under the lock, before dropping anything. After a
+    // DETACH … CONCURRENTLY the table carries its old bound as a CHECK constraint, which answers this
+    // without a scan; after a locked DETACH an index on the time column does (see holdsIneligibleRows).
+    const eligible = (cutoff: string) => cutoffPredicate(prepared.target, cutoff);
+    if (await ops.holdsIneligibleRows(table, timeColumn, eligible, state.cutoff)) {
       throw new PartitionRetentionError(
         `${unit.partitionName} holds rows at or after the cutoff ${state.cutoff}; it was not dropped`,
       );
     }
+    // The count is for the ledger only: by default the planner's estimate (flagged), which reads no row,
+    // so a unit costs the same whatever the partition holds; `count: "exact"` reads them all, within
+    // countTimeoutMs (past it, the estimate).
+    const { rows, estimated } =
+      partitions.count === 'exact'
+        ? await ops.countRowsWithin(
+            table,
+            timeColumn,
+            partitions.countTimeoutMs,
+            state.chunking.statementTimeoutMs,
+          )
+        : await ops.estimateRows(table, timeColumn);
     let seq: number | undefined;
     if (rows > 0) {
       seq = await new Ledger(ctx.tx).recordChunk({
