@@ -8,6 +8,7 @@
  * synthesized once, before anything is timed (in AWS it exists already).
  */
 
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
@@ -31,6 +32,7 @@ import { copyOut, orderedSelect, unorderedSelect } from './copy.ts';
 import { type CpuUsage, cpuBetween, postmasterOf, sampleCpu } from './cpu.ts';
 import { countEvents, EVENTS_TABLE, fillEvents, tableBytes } from './dataset.ts';
 import { instrumentDependencies, TimingStore, Timings } from './instrument.ts';
+import { collectGarbage } from './memory.ts';
 import { positiveInt, UsageError } from './options.ts';
 import { type ProbeMode, type ProbeResult, runArchiveProbe } from './pipeline-probe.ts';
 import { type ProfileSummary, profilePhase } from './profile.ts';
@@ -122,6 +124,57 @@ interface RunMeasurement {
   /** Share of the archive's wall time the event loop was busy. */
   readonly main_thread_busy_share: number;
   readonly probe: { sequential: ProbeResult; pipelined: ProbeResult } | undefined;
+  /** RSS of this process (the S3 server's child excluded) during the archive run; see `sampleRss`. */
+  readonly rss: RssDuringRun;
+}
+
+/** Resident memory of the benchmark process while the archive runs (bytes). */
+interface RssDuringRun {
+  /** Highest RSS during the run: the kernel's high-water mark (reset at the run's start), else the samples'. */
+  readonly peak_bytes: number;
+  /** RSS at the run's start, after a full GC: the process floor (tsx, handlers, pg, AWS SDK, aws-cdk-lib). */
+  readonly start_bytes: number;
+  /** 95th percentile of the RSS sampled every 50 ms during the run. */
+  readonly p95_bytes: number;
+  readonly method: 'vmhwm' | 'sampled';
+}
+
+/**
+ * Starts sampling this process's RSS every 50 ms and resets the kernel's high-water mark (VmHWM, Linux:
+ * `/proc/self/clear_refs` ← 5), so that `stop()` returns the peak of the run alone — not the fill, the COPY
+ * baselines or the synth before it, which process.resourceUsage().maxRSS (a lifetime peak) would include.
+ */
+function sampleRss(): () => RssDuringRun {
+  const hwm = () => {
+    try {
+      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+      return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+    } catch {
+      return undefined;
+    }
+  };
+  let kernel = false;
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    kernel = hwm() !== undefined;
+  } catch {
+    // Not Linux, or refused: the samples stand in (they can miss a spike shorter than 50 ms).
+  }
+  const start = process.memoryUsage.rss();
+  const samples = [start];
+  const timer = setInterval(() => samples.push(process.memoryUsage.rss()), 50);
+  return () => {
+    clearInterval(timer);
+    samples.push(process.memoryUsage.rss());
+    const peakHwm = kernel ? hwm() : undefined;
+    const sorted = samples.sort((a, b) => a - b);
+    return {
+      peak_bytes: Math.max(sorted[sorted.length - 1] ?? start, peakHwm ?? 0),
+      start_bytes: start,
+      p95_bytes: sorted[Math.min(sorted.length - 1, Math.floor(0.95 * sorted.length))] ?? start,
+      method: peakHwm === undefined ? 'sampled' : 'vmhwm',
+    };
+  };
 }
 
 interface Context {
@@ -263,6 +316,8 @@ async function measureOnce(
       pauseMs: 0,
       retryIntervalMs: 0,
     });
+  collectGarbage();
+  const stopRss = sampleRss();
   before = sampleCpu(postmasterPid, s3Pid);
   const elu = performance.eventLoopUtilization();
   started = performance.now();
@@ -278,6 +333,7 @@ async function measureOnce(
   const archiveSeconds = (performance.now() - started) / 1000;
   const archiveCpu = cpuBetween(before, sampleCpu(postmasterPid, s3Pid));
   const busyShare = performance.eventLoopUtilization(elu).utilization;
+  const rss = stopRss();
 
   await checkConservation(context, result, n);
   const summary = result.summary;
@@ -306,6 +362,7 @@ async function measureOnce(
     },
     profile,
     main_thread_busy_share: busyShare,
+    rss,
     probe: options.probe ? await runProbes(context, label, progress) : undefined,
   };
 }
@@ -421,6 +478,23 @@ interface Report {
   archive_cpu_bound_rows_per_s: number | undefined;
   /** Event-loop utilisation during the archive: the rest is Node waiting on PostgreSQL / S3. */
   main_thread_busy_share: number;
+  /**
+   * Peak RSS (MiB) of the benchmark process during the archive runs, highest over the repetitions (goal ≤ 256;
+   * the S3 server runs in its child process by default and is not in it; with `--s3 inproc` it is).
+   */
+  peak_rss_mb: number;
+  /**
+   * RSS (MiB) at the start of the archive run with the highest peak, after a full GC: the process floor (tsx,
+   * handlers, pg, AWS SDK, aws-cdk-lib from the in-process synth, and what the fill, COPY and stage sample left
+   * mapped: V8 and malloc rarely hand memory back).
+   */
+  rss_start_mb: number;
+  /** peak_rss_mb − rss_start_mb: what the archive run itself added to the process. */
+  rss_added_mb: number;
+  /** 95th percentile (MiB) of the 50 ms RSS samples of that run. */
+  rss_p95_mb: number;
+  /** `vmhwm`: kernel high-water mark reset at the run's start (exact); `sampled`: 50 ms samples only. */
+  rss_method: 'vmhwm' | 'sampled';
   stages: StageRates;
   breakdown: Breakdown;
   profile?: ProfileSummary;
@@ -434,7 +508,9 @@ interface Report {
     pipelined_main_thread_busy_share: number;
   };
   runs?: Array<
-    Pick<RunMeasurement, 'copy_seconds' | 'copy_unordered_seconds' | 'archive_seconds' | 'chunks'>
+    Pick<RunMeasurement, 'copy_seconds' | 'copy_unordered_seconds' | 'archive_seconds' | 'chunks'> & {
+      peak_rss_mb: number;
+    }
   >;
 }
 
@@ -461,6 +537,8 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
             ),
         );
   const profile = runs.find((r) => r.profile)?.profile;
+  const mib = (bytes: number) => round(bytes / 2 ** 20, 1);
+  const peakRun = runs.reduce((a, b) => (b.rss.peak_bytes > a.rss.peak_bytes ? b : a), typical);
   return {
     benchmark: 'archive',
     rows: n,
@@ -490,6 +568,11 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
     cpu: roundDeep(typical.cpu),
     archive_cpu_bound_rows_per_s: cpuBound,
     main_thread_busy_share: round(typical.main_thread_busy_share),
+    peak_rss_mb: mib(peakRun.rss.peak_bytes),
+    rss_start_mb: mib(peakRun.rss.start_bytes),
+    rss_added_mb: mib(peakRun.rss.peak_bytes - peakRun.rss.start_bytes),
+    rss_p95_mb: mib(peakRun.rss.p95_bytes),
+    rss_method: peakRun.rss.method,
     stages: roundDeep(typical.stages),
     breakdown: roundDeep(typical.breakdown),
     ...(profile ? { profile: roundDeep(profile) } : {}),
@@ -501,6 +584,7 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
             copy_unordered_seconds: round(r.copy_unordered_seconds),
             archive_seconds: round(r.archive_seconds),
             chunks: r.chunks,
+            peak_rss_mb: mib(r.rss.peak_bytes),
           })),
         }
       : {}),
@@ -543,6 +627,10 @@ function formatReport(report: Report): string {
         .join(' / '),
     ],
   ];
+  lines.push([
+    'peak RSS during archive',
+    `${report.peak_rss_mb} MiB (start ${report.rss_start_mb}, added ${report.rss_added_mb}, p95 ${report.rss_p95_mb}, ${report.rss_method})`,
+  ]);
   for (const [kind, { seconds: s, calls }] of Object.entries(report.breakdown.timed)) {
     lines.push([`  ${kind}`, `${seconds(s)}  (${calls} calls)`]);
   }

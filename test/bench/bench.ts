@@ -6,6 +6,7 @@
  *   backup    COPY TO / COPY FROM baselines vs the real backup path and a restore of its parts; see backup.ts.
  *   anonymize single UPDATE with the compiled masks vs the real chunked anonymize path; see anonymize.ts.
  *   erasure   a subject's export vs its erasure over N archived objects (subjects policy); see erasure.ts.
+ *   impact    an OLTP workload's latency alone vs during an archive / a purge, lock waits, WAL; see impact.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -27,6 +28,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   backup: async () => (await import('./backup.ts')).main,
   anonymize: async () => (await import('./anonymize.ts')).main,
   erasure: async () => (await import('./erasure.ts')).main,
+  impact: async () => (await import('./impact.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -40,6 +42,7 @@ benchmarks:
   purge     single DELETE … WHERE created_at < cutoff vs chunked purge through the local state machine,
             and partition retention vs chunked purge of the same rows (monthly partitions)
             --rows N (1000000)  --repeat K (1)  --json  --target-ms N (250)  --max-rows N (50000)
+            --only partitions (the partition part alone)  --partition-count estimate|exact (estimate)
   backup    COPY TO STDOUT baseline vs backup through the local state machine (ratio), and COPY FROM STDIN
             of the same rows vs restoring the backup's parts (restore_ratio); peak RSS of both
             --rows N (1000000)  --repeat K (1)  --json  --compression gzip|zstd (gzip)  --level N (1)
@@ -51,6 +54,11 @@ benchmarks:
   erasure   one subject (a row in each of N archived objects): export request (reads every object) vs erase
             request (rewrites every object) through the subjects policy's local state machine
             --objects N (1000)  --rows-per-object N (100)  --repeat K (1)  --json  --s3 child|inproc (child)
+  impact    an OLTP workload (child process, open loop) alone, then during an archive and during a purge of
+            the old rows (product defaults): latency p50/p99 and ratios, lock waits caused by the run, WAL
+            bytes per row; unpinned, and pinned with taskset (node + S3 on core 0, PostgreSQL + workload on 1)
+            --rows N (1000000)  --repeat K (1)  --json  --oltp-clients N (4)  --oltp-rate N per client (50)
+            --alone-seconds N (15)  --pin both|off|only (both)
 `;
 
 const [name, ...rest] = process.argv.slice(2);

@@ -11,3 +11,17 @@ export function positiveInt(name: string, text: string | undefined, fallback: nu
     throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
   return value;
 }
+
+/** `--name` as one of `choices`, `fallback` when absent. @throws UsageError */
+export function choice<T extends string>(
+  name: string,
+  text: string | undefined,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  if (text === undefined) return fallback;
+  const value = choices.find((c) => c === text);
+  if (value === undefined)
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${text}"`);
+  return value;
+}
