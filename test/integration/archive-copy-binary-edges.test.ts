@@ -6,28 +6,17 @@
  * output function, partitioned tables; and key values that never enter the statement's text.
  */
 import pg from 'pg';
-import { ArchiveAction } from '../../functions/actions/archive/chunk.ts';
-import {
-  copySelection,
-  fromDecoded,
-  type TakenColumns,
-} from '../../functions/actions/archive/taken-columns.ts';
-import { resolveTable, toChunkTarget } from '../../functions/adapters/catalog.ts';
+import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { copyOut } from '../../functions/adapters/copy-out.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import {
-  buildDeleteChunkStatement,
-  type ChunkStatement,
-  settingParams,
-} from '../../functions/core/chunk-sql.ts';
-import {
-  type ParquetColumnPlan,
-  type ParquetValue,
-  planParquetColumns,
-} from '../../functions/core/parquet/column-plan.ts';
-import { decodeCopyBinary } from '../../functions/core/parquet/copy-binary.ts';
-import { locateValueError } from '../../functions/core/parquet/errors.ts';
-import type { ArchivePolicy } from '../../lib/contracts/config.ts';
+  archiveTakeInput,
+  plainValue,
+  type Reading,
+  readBoth,
+  TEXT_TYPES,
+  takingArchiveAction,
+} from '../support/copy-binary.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
 
@@ -36,7 +25,7 @@ let client: pg.Client;
 
 beforeAll(async () => {
   db = await createTestDatabase('copy_binary_edges');
-  client = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS, types: TEXT });
+  client = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS, types: TEXT_TYPES });
   await client.connect();
 });
 
@@ -45,87 +34,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const CUTOFF = '2100-01-01T00:00:00Z';
-const TEXT = { getTypeParser: () => (value: string) => value };
-
-type Reading = { ok: true; taken: TakenColumns } | { ok: false; error: Error };
-
-async function settle(run: () => Promise<TakenColumns>): Promise<Reading> {
-  await client.query('BEGIN');
-  try {
-    return { ok: true, taken: await run() };
-  } catch (error) {
-    return { ok: false, error: error as Error };
-  } finally {
-    await client.query('ROLLBACK');
-  }
-}
-
-/** Both readings of one chunk of `table`, each in a transaction rolled back; errors kept, not thrown. */
-async function bothPaths(
-  table: string,
-  time: string,
-): Promise<{ binary: Reading; rows: Reading; plan: ParquetColumnPlan[]; names: string[] }> {
-  const resolved = await resolveTable(client, table);
-  const target = toChunkTarget(resolved, { name: time, kind: 'timestamptz' }, undefined);
-  const plan = planParquetColumns(resolved.columns);
-  const params = [CUTOFF, 1000];
-  const binary = await settle(async () => {
-    const { prelude, param } = settingParams(params);
-    const statement = buildDeleteChunkStatement(target, false, { param });
-    await client.query(prelude);
-    const selection = copySelection(statement, resolved.columns, plan);
-    const data = await copyOut(client, selection.text);
-    return fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection);
-  });
-  const rows = await settle(async () => {
-    const statement = buildDeleteChunkStatement(target, false);
-    const result = await client.query<Array<string | null>>({
-      text: statement.text,
-      values: params,
-      rowMode: 'array',
-    });
-    return fromRows(result.rows, statement, plan);
-  });
-  return { binary, rows, plan, names: resolved.columns.map((c) => c.name) };
-}
-
-function fromRows(
-  rows: ReadonlyArray<ReadonlyArray<string | null>>,
-  statement: ChunkStatement,
-  plan: readonly ParquetColumnPlan[],
-): TakenColumns {
-  const leading = statement.firstColumnPosition;
-  const [timeAt = 0] = statement.orderPositions;
-  const values = plan.map((column, index) => {
-    const vector: Array<ParquetValue | null> = new Array(rows.length);
-    let r = 0;
-    try {
-      for (; r < rows.length; r++) {
-        const text = (rows[r] as ReadonlyArray<string | null>)[leading + index];
-        vector[r] = text === null || text === undefined ? null : column.fromText(text);
-      }
-    } catch (error) {
-      throw locateValueError(error, column.name, r);
-    }
-    return vector;
-  });
-  return {
-    rows: rows.length,
-    values,
-    timeTexts: rows.map((row) => row[timeAt] ?? null),
-    orderTextAt: (row) => statement.orderPositions.map((p) => rows[row]?.[p] ?? null),
-  };
-}
-
-function plain(value: ParquetValue | null | undefined): unknown {
-  return value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value;
-}
-
 /** A column's values as plain JS (STRING bytes as text), or the error's name. */
 function column(reading: Reading, index: number): unknown {
   if (!reading.ok) return `refused: ${reading.error.name}`;
-  return reading.taken.values[index]?.map(plain);
+  return reading.taken.values[index]?.map(plainValue);
 }
 
 describe('COPY binary chunk reading: edges', () => {
@@ -135,7 +47,7 @@ describe('COPY binary chunk reading: edges', () => {
       CREATE TABLE public.with_composite (id int PRIMARY KEY, at timestamptz NOT NULL, p pair);
       INSERT INTO public.with_composite VALUES
         (1, '2020-01-01', ROW(1, 'x')), (2, '2020-01-02', ROW(NULL, NULL)), (3, '2020-01-03', NULL)`);
-    const { binary, rows, names } = await bothPaths('public.with_composite', 'at');
+    const { binary, rows, names } = await readBoth(client, 'public.with_composite', 'at');
     const p = names.indexOf('p');
     expect(column(rows, p)).toEqual(['(1,x)', '(,)', null]);
     // IS NULL is true for ROW(NULL, NULL): tested that way, the value would be archived as SQL NULL.
@@ -149,24 +61,8 @@ describe('COPY binary chunk reading: edges', () => {
       INSERT INTO public.composite_key VALUES
         (ROW(1, 2), '2020-01-01'), (ROW(NULL, NULL), '2020-01-01'), (ROW(3, 4), '2020-02-01')`);
     const resolved = await resolveTable(client, 'public.composite_key');
-    const action = new ArchiveAction({ bucket: 'unused' } as never, {
-      announcePending: async () => undefined,
-      isStillPending: async () => true,
-    });
-    const input = (cursor: unknown) =>
-      ({
-        policy: {
-          name: 'p',
-          action: 'archive',
-          archive: { partitionBy: 'year' },
-        } as unknown as ArchivePolicy,
-        runId: 'r',
-        cutoff: CUTOFF,
-        limit: 1,
-        cursor,
-        table: resolved,
-        target: toChunkTarget(resolved, { name: 'at', kind: 'timestamptz' }, undefined),
-      }) as never;
+    const action = takingArchiveAction();
+    const input = (cursor: unknown) => archiveTakeInput(resolved, cursor, 1);
     await client.query('BEGIN');
     try {
       // (1,2) sorts before (,) (NULL fields sort last): the second chunk takes the all-NULL key.
@@ -193,7 +89,7 @@ describe('COPY binary chunk reading: edges', () => {
        CREATE FUNCTION public.format(text, timestamptz) RETURNS text LANGUAGE sql AS $$ SELECT '1999-12-31 00:00:00+00' $$`,
     );
     try {
-      const { binary, rows, names } = await bothPaths('public.forged', 'at');
+      const { binary, rows, names } = await readBoth(client, 'public.forged', 'at');
       const amount = names.indexOf('amount');
       expect(column(rows, amount)).toEqual(['12.5', null]);
       // A public.format(text, numeric) is never called: the real value is archived, not the forged one.
@@ -236,7 +132,7 @@ describe('COPY binary chunk reading: edges', () => {
     await client.query(
       `INSERT INTO public.${table} VALUES ${values.map((v, i) => `(${i + 1}, '2020-01-0${i + 1}', ${v})`).join(', ')}`,
     );
-    const { binary, rows, names } = await bothPaths(`public.${table}`, 'at');
+    const { binary, rows, names } = await readBoth(client, `public.${table}`, 'at');
     const v = names.indexOf('v');
     // The row protocol either stores the value's text or refuses the chunk; the binary reading must agree.
     // Read by a built-in's send format, an enum 'no' would be boolean true, a composite its record_send bytes.
@@ -276,8 +172,8 @@ function same(a: Reading, b: Reading): void {
     return;
   }
   for (let c = 0; c < b.taken.values.length; c++) {
-    const x = (a.taken.values[c] ?? []).map(plain);
-    const y = (b.taken.values[c] ?? []).map(plain);
+    const x = (a.taken.values[c] ?? []).map(plainValue);
+    const y = (b.taken.values[c] ?? []).map(plainValue);
     for (let r = 0; r < y.length; r++) {
       if (
         !Object.is(x[r], y[r]) &&
@@ -311,7 +207,7 @@ describe('checked and sound: equivalence (passing)', () => {
         '4713-01-01 00:00:00 BC'::timestamp + random() * interval '100000 years',
         '4713-01-01 00:00:00+00 BC'::timestamptz + random() * interval '100000 years'
       FROM generate_series(1, 20000) g`);
-    const { binary, rows } = await bothPaths('public.rnd', 'at');
+    const { binary, rows } = await readBoth(client, 'public.rnd', 'at');
     same(binary, rows);
   });
 
@@ -334,7 +230,7 @@ describe('checked and sound: equivalence (passing)', () => {
         '{-9223372036854775808,NULL}', '{NaN,-0,Infinity}', '{infinity,4713-01-01 BC}', '{-infinity,"2020-01-01 00:00:00.5+00"}'),
        ('a', '2020-01-02', '', '', '(0)', 'empty', '{}', '', '0/0', B'', '{}', NULL, '{}', '0', '', '', '', '{}',
         '00:00+00', '0', '', 'null', 'null', 'Infinity', 0, '{}', '{}', '{}', '{}')`);
-    const { binary, rows } = await bothPaths('public.misc', 'at');
+    const { binary, rows } = await readBoth(client, 'public.misc', 'at');
     same(binary, rows);
   });
 
@@ -344,28 +240,12 @@ describe('checked and sound: equivalence (passing)', () => {
       CREATE TABLE public.parted_a PARTITION OF public.parted FOR VALUES FROM ('2019-01-01') TO ('2020-01-01');
       CREATE TABLE public.parted_b PARTITION OF public.parted FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
       INSERT INTO public.parted SELECT '2019-12-31'::timestamptz + (g % 3) * interval '12 hours', 'n''\\' || g, g / 100.0 FROM generate_series(1, 30) g`);
-    const { binary, rows } = await bothPaths('public.parted', 'at');
+    const { binary, rows } = await readBoth(client, 'public.parted', 'at');
     same(binary, rows);
     expect(binary.ok && binary.taken.orderTextAt(0).length).toBe(3);
     const resolved = await resolveTable(client, 'public.parted');
-    const action = new ArchiveAction({ bucket: 'unused' } as never, {
-      announcePending: async () => undefined,
-      isStillPending: async () => true,
-    });
-    const input = (cursor: unknown, limit: number) =>
-      ({
-        policy: {
-          name: 'p',
-          action: 'archive',
-          archive: { partitionBy: 'month' },
-        } as unknown as ArchivePolicy,
-        runId: 'r',
-        cutoff: CUTOFF,
-        limit,
-        cursor,
-        table: resolved,
-        target: toChunkTarget(resolved, { name: 'at', kind: 'timestamptz' }, undefined),
-      }) as never;
+    const action = takingArchiveAction();
+    const input = (cursor: unknown, limit: number) => archiveTakeInput(resolved, cursor, limit, 'month');
     await client.query('BEGIN');
     try {
       let cursor: unknown = null;
@@ -390,10 +270,7 @@ describe('checked and sound: equivalence (passing)', () => {
       CREATE TABLE public.by_email (email text PRIMARY KEY, at timestamptz NOT NULL);
       INSERT INTO public.by_email VALUES ('alice.o''hara@example.com', '2020-01-01'), ('bob@example.com', '2020-01-01')`);
     const resolved = await resolveTable(client, 'public.by_email');
-    const action = new ArchiveAction({ bucket: 'unused' } as never, {
-      announcePending: async () => undefined,
-      isStillPending: async () => true,
-    });
+    const action = takingArchiveAction();
     const texts: string[] = [];
     const recording = {
       query: (...args: unknown[]) => {
@@ -402,20 +279,7 @@ describe('checked and sound: equivalence (passing)', () => {
         return (client.query as (...a: unknown[]) => unknown)(...args);
       },
     };
-    const input = (cursor: unknown) =>
-      ({
-        policy: {
-          name: 'p',
-          action: 'archive',
-          archive: { partitionBy: 'year' },
-        } as unknown as ArchivePolicy,
-        runId: 'r',
-        cutoff: CUTOFF,
-        limit: 1,
-        cursor,
-        table: resolved,
-        target: toChunkTarget(resolved, { name: 'at', kind: 'timestamptz' }, undefined),
-      }) as never;
+    const input = (cursor: unknown) => archiveTakeInput(resolved, cursor, 1);
     await client.query('BEGIN');
     try {
       const first = await action.take(recording as never, input(null));

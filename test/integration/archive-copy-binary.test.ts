@@ -7,29 +7,20 @@
  * SQL_ASCII database's invalid bytes are replaced as the row protocol replaces them.
  */
 import pg from 'pg';
-import { ArchiveAction } from '../../functions/actions/archive/chunk.ts';
-import {
-  copySelection,
-  fromDecoded,
-  type TakenColumns,
-} from '../../functions/actions/archive/taken-columns.ts';
-import { resolveTable, toChunkTarget } from '../../functions/adapters/catalog.ts';
-import { copyOut } from '../../functions/adapters/copy-out.ts';
+import type { TakenColumns } from '../../functions/actions/archive/taken-columns.ts';
+import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
-import {
-  buildDeleteChunkStatement,
-  type ChunkStatement,
-  settingParams,
-} from '../../functions/core/chunk-sql.ts';
-import {
-  type ParquetColumnPlan,
-  type ParquetValue,
-  planParquetColumns,
-} from '../../functions/core/parquet/column-plan.ts';
-import { decodeCopyBinary } from '../../functions/core/parquet/copy-binary.ts';
+import type { ParquetColumnPlan } from '../../functions/core/parquet/column-plan.ts';
 import { encodeParquetColumns } from '../../functions/core/parquet/encode.ts';
-import { locateValueError, UnrepresentableValueError } from '../../functions/core/parquet/errors.ts';
-import type { ArchivePolicy } from '../../lib/contracts/config.ts';
+import { UnrepresentableValueError } from '../../functions/core/parquet/errors.ts';
+import {
+  archiveTakeInput,
+  plainValue,
+  readBoth,
+  TEXT_TYPES,
+  taken,
+  takingArchiveAction,
+} from '../support/copy-binary.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
 
@@ -38,7 +29,7 @@ let client: pg.Client;
 
 beforeAll(async () => {
   db = await createTestDatabase('copy_binary');
-  client = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS, types: TEXT });
+  client = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS, types: TEXT_TYPES });
   await client.connect();
 });
 
@@ -47,77 +38,23 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const CUTOFF = '2100-01-01T00:00:00Z';
-/** Every value as the server's text, as the product's connections read them. */
-const TEXT = { getTypeParser: () => (value: string) => value };
-
-/** Both readings of one chunk of `table` (ordered by `time`), each in a transaction rolled back. */
+/** Both readings of one chunk of `table` (ordered by `time`); either one's error is thrown. */
 async function bothPaths(
   table: string,
   time: string,
 ): Promise<{ binary: TakenColumns; rows: TakenColumns; plan: ParquetColumnPlan[] }> {
-  const resolved = await resolveTable(client, table);
-  const target = toChunkTarget(resolved, { name: time, kind: 'timestamptz' }, undefined);
-  const plan = planParquetColumns(resolved.columns);
-  const params = [CUTOFF, 1000];
-  await client.query('BEGIN');
-  let binary: TakenColumns;
-  try {
-    const { prelude, param } = settingParams(params);
-    const statement = buildDeleteChunkStatement(target, false, { param });
-    const selection = copySelection(statement, resolved.columns, plan);
-    await client.query(prelude);
-    const data = await copyOut(client, selection.text);
-    binary = fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection);
-  } finally {
-    await client.query('ROLLBACK');
-  }
-  await client.query('BEGIN');
-  try {
-    const statement = buildDeleteChunkStatement(target, false);
-    const result = await client.query<Array<string | null>>({
-      text: statement.text,
-      values: params,
-      rowMode: 'array',
-    });
-    return { binary, rows: fromRows(result.rows, statement, plan), plan };
-  } finally {
-    await client.query('ROLLBACK');
-  }
+  const both = await readBoth(client, table, time);
+  return { binary: taken(both.binary), rows: taken(both.rows), plan: both.plan };
 }
 
-/** The reference: rows from the row protocol (text, in `statement`'s result order) as taken columns. */
-function fromRows(
-  rows: ReadonlyArray<ReadonlyArray<string | null>>,
-  statement: ChunkStatement,
-  plan: readonly ParquetColumnPlan[],
-): TakenColumns {
-  const leading = statement.firstColumnPosition;
-  const [timeAt = 0] = statement.orderPositions;
-  const values = plan.map((column, index) => {
-    const vector: Array<ParquetValue | null> = new Array(rows.length);
-    let r = 0;
-    try {
-      for (; r < rows.length; r++) {
-        const text = (rows[r] as ReadonlyArray<string | null>)[leading + index];
-        vector[r] = text === null || text === undefined ? null : column.fromText(text);
-      }
-    } catch (error) {
-      throw locateValueError(error, column.name, r);
-    }
-    return vector;
-  });
-  return {
-    rows: rows.length,
-    values,
-    timeTexts: rows.map((row) => row[timeAt] ?? null),
-    orderTextAt: (row) => statement.orderPositions.map((p) => rows[row]?.[p] ?? null),
-  };
-}
-
-/** A STRING column's value (its UTF-8 bytes) as text. */
-function asText(value: ParquetValue | null | undefined): unknown {
-  return value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value;
+/** Both readings refuse the chunk, with the same error. */
+async function expectBothRefuse(
+  table: string,
+  error: RegExp | (new (...args: never[]) => Error),
+): Promise<void> {
+  const both = await readBoth(client, table, 'at');
+  expect(() => taken(both.binary)).toThrow(error);
+  expect(() => taken(both.rows)).toThrow(error);
 }
 
 function expectSame(
@@ -186,14 +123,14 @@ describe('COPY binary chunk reading', () => {
        '\\xdeadbeef', '-178000000 years', '12:34:56', '12:34:56-12', 'ok', '{0}', '{"\\\\"}', '{f}', '{"   "}',
        B'0000', '-92233720368547758.08', '(0,0)', 0, 0, 0, 10000 - 1)`);
     // Row 4's timestamp is beyond Parquet's int64 microseconds: both readings refuse it, naming the column.
-    await expect(bothPaths('public."Edge Rows"', 'at')).rejects.toThrow(UnrepresentableValueError);
+    await expectBothRefuse('public."Edge Rows"', UnrepresentableValueError);
     await client.query(`UPDATE public."Edge Rows" SET ts = '200000-01-01 00:00:00' WHERE "Id" = 4`);
     const { binary, rows, plan } = await bothPaths('public."Edge Rows"', 'at');
     expectSame(binary, rows, 4, plan);
     // char(n) keeps its padding (a cast to text would trim it); inet shows no /32 (its cast to text would).
     const names = (await resolveTable(client, 'public."Edge Rows"')).columns.map((c) => c.name);
-    expect(asText(binary.values[names.indexOf('c')]?.[0])).toBe('ab   ');
-    expect(asText(binary.values[names.indexOf('ip')]?.[0])).toBe('10.0.0.1');
+    expect(plainValue(binary.values[names.indexOf('c')]?.[0])).toBe('ab   ');
+    expect(plainValue(binary.values[names.indexOf('ip')]?.[0])).toBe('10.0.0.1');
     expect(binary.values[names.indexOf('wide')]?.slice(0, 2)).toEqual([
       12345678901234567890123456780123456789n,
       -1n,
@@ -201,7 +138,7 @@ describe('COPY binary chunk reading', () => {
     expect(binary.values[names.indexOf('frac')]?.slice(0, 2)).toEqual([999n, -1n]);
     // NaN has no DECIMAL form: both readings refuse it.
     await client.query(`UPDATE public."Edge Rows" SET n = 'NaN' WHERE "Id" = 2`);
-    await expect(bothPaths('public."Edge Rows"', 'at')).rejects.toThrow(/NaN has no DECIMAL/);
+    await expectBothRefuse('public."Edge Rows"', /NaN has no DECIMAL/);
   });
 
   it('keeps the order terms as PostgreSQL prints them: composite text/timestamp keys, no key (ctid)', async () => {
@@ -240,30 +177,19 @@ describe('COPY binary chunk reading', () => {
     );
     const url = new URL(db.url);
     url.pathname = `/${name}`;
-    const other = new pg.Client({ connectionString: url.toString(), options: SESSION_OPTIONS, types: TEXT });
+    const other = new pg.Client({
+      connectionString: url.toString(),
+      options: SESSION_OPTIONS,
+      types: TEXT_TYPES,
+    });
     try {
       await other.connect();
       await other.query(`CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL, note text)`);
       await other.query(`INSERT INTO t VALUES (1, '2020-01-01', ${stored}), (2, '2020-01-02', NULL)`);
       const resolved = await resolveTable(other, 'public.t');
-      const action = new ArchiveAction({ bucket: 'unused' } as never, {
-        announcePending: async () => undefined,
-        isStillPending: async () => true,
-      });
+      const action = takingArchiveAction();
       await other.query('BEGIN');
-      const taking = action.take(other, {
-        policy: {
-          name: 'p',
-          action: 'archive',
-          archive: { partitionBy: 'month' },
-        } as unknown as ArchivePolicy,
-        runId: 'r',
-        cutoff: CUTOFF,
-        limit: 100,
-        cursor: null,
-        table: resolved,
-        target: toChunkTarget(resolved, { name: 'at', kind: 'timestamptz' }, undefined),
-      } as never);
+      const taking = action.take(other, archiveTakeInput(resolved, null, 100, 'month'));
       if (read instanceof RegExp) {
         await expect(taking).rejects.toThrow(read);
         await other.query('ROLLBACK');
@@ -273,7 +199,7 @@ describe('COPY binary chunk reading', () => {
       const taken = await taking;
       await other.query('ROLLBACK');
       expect(taken?.rows).toBe(2);
-      expect(taken?.columns.values[2]?.map(asText)).toEqual([read, null]);
+      expect(taken?.columns.values[2]?.map(plainValue)).toEqual([read, null]);
     } finally {
       await other.end();
       await client.query(`DROP DATABASE ${pg.escapeIdentifier(name)} WITH (FORCE)`);
