@@ -120,6 +120,9 @@ export interface RowCount {
   readonly estimated: boolean;
 }
 
+/** Rows changed since the last ANALYZE, as a share of the rows it saw, above which its density is stale. */
+const STALE_STATISTICS_SHARE = 0.1;
+
 /** Name of the write fence added to an archived partition until it is dropped. */
 export const FENCE_CONSTRAINT = 'pg_lifecycle_archived_fence';
 
@@ -167,33 +170,52 @@ export class PartitionOperations {
    * The table's rows without reading them, as the planner estimates a relation's size: the density of the
    * last VACUUM / ANALYZE (pg_class.reltuples ÷ relpages) times the heap's pages now, so a partition that
    * grew since it was last analyzed is scaled up rather than under-counted. A heap without pages holds no
-   * row (exact). One never analyzed (reltuples -1), or analyzed while empty but no longer empty, is first
-   * analyzed on a small sample (statistics target 1: about 300 pages read, whatever its size; its time
-   * column only: a dropped table needs no statistics, and a kept one — keepDetached — has that coarse one
-   * until its next ANALYZE). Inside a transaction (ANALYZE may run in one; it needs the table's owner, as
-   * DROP does).
+   * row (exact). One never analyzed (reltuples -1), analyzed while empty but no longer empty, or changed by
+   * more than a tenth of its rows since its last ANALYZE (pg_stat_get_mod_since_analyze: refilled in the
+   * pages a VACUUM left, or emptied by the chunk loop — the density would be stale while the pages stay), is
+   * first analyzed on a small sample (statistics target 1: about 300 pages read unless the column has its
+   * own target; its time column only: a dropped table needs no statistics, and a kept one — keepDetached —
+   * has that coarse one until its next ANALYZE). Inside a transaction (ANALYZE may run in one). A role that
+   * does not own the table gets a warning, not an ANALYZE: then the statistics system's live-row count
+   * (pg_stat_get_live_tuples, no page read either).
    */
   async estimateRows(p: { schema: string; name: string }, timeColumn: string): Promise<RowCount> {
     let size = await this.relationSize(p);
     if (size.pages === 0) return { rows: 0, estimated: false };
-    if (size.reltuples < 0 || size.relpages === 0) {
+    const stale =
+      size.reltuples < 0 ||
+      size.relpages === 0 ||
+      size.modifiedSinceAnalyze > STALE_STATISTICS_SHARE * Math.max(size.reltuples, 0);
+    if (stale) {
       await this.db.query(
         `SET LOCAL default_statistics_target = 1; ANALYZE ${this.name(p)} (${quoteIdent(timeColumn)}); SET LOCAL default_statistics_target TO DEFAULT`,
       );
       size = await this.relationSize(p);
     }
+    if (size.reltuples < 0) return { rows: Math.max(size.liveTuples, 0), estimated: true };
     const density = size.relpages > 0 ? Math.max(size.reltuples, 0) / size.relpages : 0;
     return { rows: Math.round(density * size.pages), estimated: true };
   }
 
-  private async relationSize(p: {
-    schema: string;
-    name: string;
-  }): Promise<{ reltuples: number; relpages: number; pages: number }> {
-    // pg_relation_size stats the heap's files: no page is read.
-    const { rows } = await this.db.query<{ reltuples: string; relpages: string; pages: string }>(
+  private async relationSize(p: { schema: string; name: string }): Promise<{
+    reltuples: number;
+    relpages: number;
+    pages: number;
+    modifiedSinceAnalyze: number;
+    liveTuples: number;
+  }> {
+    // pg_relation_size stats the heap's files and the pg_stat_get_* read the statistics system: no page is read.
+    const { rows } = await this.db.query<{
+      reltuples: string;
+      relpages: string;
+      pages: string;
+      modified: string;
+      live: string;
+    }>(
       `SELECT c.reltuples::text AS reltuples, c.relpages::text AS relpages,
-              (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS pages
+              (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS pages,
+              pg_stat_get_mod_since_analyze(c.oid)::text AS modified,
+              pg_stat_get_live_tuples(c.oid)::text AS live
          FROM pg_class c WHERE c.oid = $1::regclass`,
       [this.name(p)],
     );
@@ -202,6 +224,8 @@ export class PartitionOperations {
       reltuples: Number(row?.reltuples ?? -1),
       relpages: Number(row?.relpages ?? 0),
       pages: Number(row?.pages ?? 0),
+      modifiedSinceAnalyze: Number(row?.modified ?? 0),
+      liveTuples: Number(row?.live ?? 0),
     };
   }
 

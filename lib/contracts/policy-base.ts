@@ -100,12 +100,13 @@ const partitionOptionsShape = {
   /** With keepDetached: move detached partitions to this existing schema (pg_partman retention_schema). */
   detachedSchema: IdentifierSchema.optional(),
   /**
-   * Purge with `count: "exact"`: how long counting a detached partition's rows (for the ledger) may take. A
-   * partition too large to count in that time records the estimate (flagged `rows_estimated`) instead of
-   * holding the run (or failing it on statement_timeout). Accepted but unused by archive, whose units count
-   * every row they archive.
+   * Purge with `count: "exact"`: how long counting a detached partition's rows (for the ledger) may take
+   * (default 10 000). A partition too large to count in that time records the estimate (flagged
+   * `rows_estimated`) instead of holding the run (or failing it on statement_timeout). Set without `count`,
+   * it means `count: "exact"` (what it meant before `count` existed). Accepted but unused by archive, whose
+   * units count every row they archive.
    */
-  countTimeoutMs: z.int().min(1).max(600_000).default(10_000),
+  countTimeoutMs: z.int().min(1).max(600_000).optional(),
 };
 
 function partitionOptionsProblems(
@@ -151,9 +152,27 @@ export const PartitionRowCountSchema = z.enum(['estimate', 'exact']);
 
 /** Purge's partition options: the common ones and how dropped rows are counted. */
 export const PurgePartitionOptionsSchema = z
-  .object({ ...partitionOptionsShape, count: PartitionRowCountSchema.default('estimate') })
+  .object({ ...partitionOptionsShape, count: PartitionRowCountSchema.optional() })
   .strict()
   .superRefine(partitionOptionsProblems);
+
+/** Default of `partitions.countTimeoutMs`. */
+const DEFAULT_COUNT_TIMEOUT_MS = 10_000;
+
+/**
+ * How a purge unit counts the rows it drops: `count` when given; else `exact` when `countTimeoutMs` is (a
+ * config written before `count` existed, when every unit counted exactly, keeps its exact counts); else
+ * `estimate`.
+ */
+export function purgeRowCounting(options: {
+  readonly count?: 'estimate' | 'exact' | undefined;
+  readonly countTimeoutMs?: number | undefined;
+}): { readonly count: 'estimate' | 'exact'; readonly countTimeoutMs: number } {
+  return {
+    count: options.count ?? (options.countTimeoutMs !== undefined ? 'exact' : 'estimate'),
+    countTimeoutMs: options.countTimeoutMs ?? DEFAULT_COUNT_TIMEOUT_MS,
+  };
+}
 
 /** Fields every policy has, whatever its action and work source. */
 export const PolicyCommonSchema = z.object({

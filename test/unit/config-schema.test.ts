@@ -460,7 +460,6 @@ describe('config schema: partitions', () => {
     expect(policy && 'partitions' in policy ? policy.partitions : undefined).toEqual({
       enabled: true,
       keepDetached: false,
-      countTimeoutMs: 10_000,
     });
   });
 

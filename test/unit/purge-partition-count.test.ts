@@ -1,6 +1,8 @@
 /** `partitions.count` of purge policies: estimate by default, exact on request, anything else refused. */
 import { describe, expect, it } from 'vitest';
 import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
+import type { PurgePolicy } from '../../lib/contracts/policy.ts';
+import { purgeRowCounting } from '../../lib/contracts/policy-base.ts';
 
 const purge = {
   name: 'old-events',
@@ -23,9 +25,18 @@ function issuesOf(policy: Record<string, unknown>): string[] {
 describe('config schema: purge partitions.count', () => {
   it('defaults to estimate', () => {
     const result = parse(purge);
-    expect(result.success && result.data.policies[0]).toMatchObject({
-      partitions: { enabled: true, count: 'estimate', countTimeoutMs: 10_000 },
-    });
+    const partitions = result.success ? (result.data.policies[0] as PurgePolicy).partitions : undefined;
+    expect(partitions).toMatchObject({ enabled: true });
+    expect(purgeRowCounting(partitions ?? {})).toEqual({ count: 'estimate', countTimeoutMs: 10_000 });
+  });
+
+  it('keeps exact counts for a config written before count existed (countTimeoutMs alone)', () => {
+    const result = parse({ ...purge, partitions: { countTimeoutMs: 5_000 } });
+    const partitions = result.success ? (result.data.policies[0] as PurgePolicy).partitions : undefined;
+    expect(purgeRowCounting(partitions ?? {})).toEqual({ count: 'exact', countTimeoutMs: 5_000 });
+    const estimate = parse({ ...purge, partitions: { count: 'estimate', countTimeoutMs: 5_000 } });
+    const chosen = estimate.success ? (estimate.data.policies[0] as PurgePolicy).partitions : undefined;
+    expect(purgeRowCounting(chosen ?? {}).count).toBe('estimate');
   });
 
   it('accepts exact, with countTimeoutMs bounding it', () => {

@@ -6,6 +6,7 @@
  */
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
+import { purgeRowCounting } from '../../../lib/contracts/policy-base.ts';
 import { Ledger, type PartitionUnit } from '../../adapters/ledger/index.ts';
 import { PartitionOperations } from '../../adapters/partitions.ts';
 import { cutoffPredicate } from '../../core/chunk-sql.ts';
@@ -58,12 +59,13 @@ export const purgePartitions: PartitionStrategy = {
     // The count is for the ledger only: by default the planner's estimate (flagged), which reads no row,
     // so a unit costs the same whatever the partition holds; `count: "exact"` reads them all, within
     // countTimeoutMs (past it, the estimate).
+    const counting = purgeRowCounting(partitions);
     const { rows, estimated } =
-      partitions.count === 'exact'
+      counting.count === 'exact'
         ? await ops.countRowsWithin(
             table,
             timeColumn,
-            partitions.countTimeoutMs,
+            counting.countTimeoutMs,
             state.chunking.statementTimeoutMs,
           )
         : await ops.estimateRows(table, timeColumn);
