@@ -108,7 +108,7 @@ export function eligibleWhere(
   return parts.join('\n    AND ');
 }
 
-/** How a statement refers to its n-th parameter: `$n` (bound), or a literal where binding is impossible (COPY). */
+/** How a statement refers to its n-th parameter: `$n` (bound), or where binding is impossible (COPY) a setting (settingParams). */
 export type ParamReference = (n: number) => string;
 
 const bindParam: ParamReference = (n) => `$${n}`;

@@ -162,6 +162,19 @@ describe('checked and sound (passing)', () => {
     expect((e2 as { code?: string }).code).toBe('55P03');
     expect((await client.query('SELECT 1 AS x')).rows[0]).toEqual({ x: '1' });
   });
+
+  it("gives the row count of the COPY's own command tag (what the chunk checks its decoded rows against)", async () => {
+    await client.query(`CREATE TABLE public.counted (id int PRIMARY KEY, at timestamptz)`);
+    await client.query(`INSERT INTO public.counted SELECT g, now() FROM generate_series(1, 1234) g`);
+    await client.query('BEGIN');
+    const { data, rows } = await copyOut(
+      client,
+      `COPY (WITH d AS (DELETE FROM public.counted WHERE id <= 777 RETURNING *) SELECT * FROM d) TO STDOUT (FORMAT binary)`,
+    );
+    await client.query('ROLLBACK');
+    expect(rows).toBe(777);
+    expect(data.length).toBeGreaterThan(777 * 8);
+  });
 });
 
 function same(a: Reading, b: Reading): void {

@@ -52,7 +52,7 @@ export async function readBoth(client: pg.Client, table: string, time: string): 
     const statement = buildDeleteChunkStatement(target, false, { param });
     const selection = copySelection(statement, resolved.columns, plan);
     await client.query(prelude);
-    const data = await copyOut(client, selection.text);
+    const { data } = await copyOut(client, selection.text);
     return fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection);
   });
   const rows = await rolledBack(client, async () => {

@@ -15,6 +15,7 @@ import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';
 import { type ParquetColumnPlan, planParquetColumns } from '../../core/parquet/column-plan.ts';
 import { decodeCopyBinary } from '../../core/parquet/copy-binary.ts';
 import { encodeParquetColumns } from '../../core/parquet/encode.ts';
+import { ParquetInputError } from '../../core/parquet/errors.ts';
 import type { StepLogger } from '../../run/dependencies.ts';
 import {
   type ChunkAction,
@@ -134,11 +135,15 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param });
     const selection = copySelection(statement, columns, plan);
     await tx.query(prelude);
-    const data = await copyOut(tx, selection.text);
-    return {
-      columns: fromDecoded(decodeCopyBinary(data, selection.readers), statement, selection),
-      bytes: data.length,
-    };
+    const { data, rows } = await copyOut(tx, selection.text);
+    const decoded = decodeCopyBinary(data, selection.readers);
+    // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
+    if (decoded.rows !== rows) {
+      throw new ParquetInputError(
+        `the chunk deleted ${rows} rows but ${decoded.rows} were read from its COPY`,
+      );
+    }
+    return { columns: fromDecoded(decoded, statement, selection), bytes: data.length };
   }
 
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { quoteIdent } from '../../../lib/contracts/identifiers.ts';
 import { mapS3Error } from '../../adapters/archive-store.ts';
+import { readyForQuery } from '../../adapters/copy-out.ts';
 import { TransientStorageError } from '../../core/errors.ts';
 import { createCompressor, type PartCompression } from './part-compression.ts';
 
@@ -161,18 +162,6 @@ class HashingCounter extends Transform {
     this.bytes += chunk.length;
     callback(null, chunk);
   }
-}
-
-/** Resolves when pg has handed the query its ReadyForQuery, i.e. after the command tag was read. */
-function readyForQuery(query: object): Promise<void> {
-  const patched = query as { handleReadyForQuery: (...args: unknown[]) => void };
-  const original = patched.handleReadyForQuery;
-  return new Promise((resolve) => {
-    patched.handleReadyForQuery = (...args: unknown[]) => {
-      original.apply(query, args);
-      resolve();
-    };
-  });
 }
 
 /**
