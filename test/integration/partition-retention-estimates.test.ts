@@ -7,38 +7,14 @@
  */
 import pg from 'pg';
 import { PartitionOperations } from '../../functions/adapters/partitions.ts';
-import type { TestDatabase } from '../support/database.ts';
 import { describe, expect, it } from '../support/fixture.ts';
-import { PARTITION_CUTOFF, partitionsOf, runPartitionedTablePolicy } from '../support/partitioned.ts';
-
-async function droppedUnits(db: TestDatabase, runId: string | undefined) {
-  const { rows } = await db.pool.query<{ partition_name: string; rows: string; rows_estimated: boolean }>(
-    `SELECT partition_name, rows::text, rows_estimated
-       FROM lifecycle.partition_units WHERE finished_by = $1 AND state IN ('dropped', 'kept') ORDER BY bound_to`,
-    [runId ?? '00000000-0000-0000-0000-000000000000'],
-  );
-  return rows.map((r) => ({ name: r.partition_name, rows: Number(r.rows), estimated: r.rows_estimated }));
-}
-
-/**
- * Waits until the statistics system shows the writes made to `table` (a backend reports them up to a second
- * after its transaction ends), as it long has for the old partitions a run drops.
- */
-async function statisticsReported(
-  db: TestDatabase,
-  table: string,
-  column: 'mod_since_analyze' | 'live_tuples',
-) {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const { rows } = await db.pool.query<{ n: string }>(
-      `SELECT pg_stat_get_${column}($1::regclass)::text AS n`,
-      [table],
-    );
-    if (Number(rows[0]?.n) > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the statistics system never showed the writes to ${table}`);
-}
+import {
+  finishedUnits,
+  PARTITION_CUTOFF,
+  partitionsOf,
+  runPartitionedTablePolicy,
+  statisticsReported,
+} from '../support/partitioned.ts';
 
 describe('the default estimate of a partition whose statistics are stale', () => {
   it('a partition vacuumed nearly empty (pages kept by a live row at its end) then refilled', async ({
@@ -88,7 +64,7 @@ describe('the default estimate of a partition whose statistics are stale', () =>
     // row over the same pages) times the same pages: about 1 row.
     expect(result.failure).toBeUndefined();
     expect(await partitionsOf(db, table)).toEqual([`${table}_2026_11`]);
-    const units = await droppedUnits(db, result.summary?.runId);
+    const units = await finishedUnits(db, result.summary?.runId);
     expect(units.map((u) => u.estimated)).toEqual([true]);
     expect(units[0]?.rows).toBeGreaterThan(50_001 * 0.5);
   });

@@ -115,3 +115,33 @@ export async function idsWhere(db: TestDatabase, table: string, where = 'true'):
   );
   return rows.map((r) => r.k);
 }
+
+/** The partition units a run finished (dropped or kept), by bound: name, rows recorded, whether estimated. */
+export async function finishedUnits(db: TestDatabase, runId: string | undefined) {
+  const { rows } = await db.pool.query<{ partition_name: string; rows: string; rows_estimated: boolean }>(
+    `SELECT partition_name, rows::text, rows_estimated
+       FROM lifecycle.partition_units WHERE finished_by = $1 AND state IN ('dropped', 'kept') ORDER BY bound_to`,
+    [runId ?? '00000000-0000-0000-0000-000000000000'],
+  );
+  return rows.map((r) => ({ name: r.partition_name, rows: Number(r.rows), estimated: r.rows_estimated }));
+}
+
+/**
+ * Waits until the statistics system shows the writes made to `table` (a backend reports them up to a second
+ * after its transaction ends), as it long has for the old partitions a run drops.
+ */
+export async function statisticsReported(
+  db: TestDatabase,
+  table: string,
+  column: 'mod_since_analyze' | 'live_tuples',
+): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const { rows } = await db.pool.query<{ n: string }>(
+      `SELECT pg_stat_get_${column}($1::regclass)::text AS n`,
+      [table],
+    );
+    if (Number(rows[0]?.n) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the statistics system never showed the writes to ${table}`);
+}
