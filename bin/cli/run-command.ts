@@ -208,6 +208,12 @@ export function formatPlan(plan: RunPlan): string {
       `  partitions    ${plan.partitions.length} retired as units (${first?.name} … ${last?.name}, ${first?.from} → ${last?.to})`,
     );
   }
+  if (plan.ranges && plan.ranges.length > 0) {
+    const bounds = plan.ranges.map((range) => range.from ?? 'the oldest row');
+    lines.push(
+      `  workers       ${plan.ranges.length} ranges, from ${bounds.join(', ')} (each to the next; the last to the cutoff)`,
+    );
+  }
   for (const mask of plan.masks ?? []) {
     const preview = mask.examples.map((e) => `${e.before ?? 'NULL'} → ${e.after ?? 'NULL'}`).join('; ');
     lines.push(

@@ -8,6 +8,7 @@
  * so no value ever passes through a lossy JS type (timestamptz microseconds, numeric, int8).
  */
 import { quoteIdent, quoteQualified } from '../../lib/contracts/identifiers.ts';
+import { InvalidPayloadError } from './errors.ts';
 
 /**
  * Aliases the statements give their own derived tables. A name that qualifies a column (`x.t`) resolves to
@@ -42,6 +43,12 @@ export interface ChunkTarget {
    * (tableoid, ctid). The keyset order keeps its terms, so cursors stay valid across leaves.
    */
   readonly leaf?: { readonly schema: string; readonly table: string } | undefined;
+  /**
+   * A parallel run's worker: the inclusive lower time bound of its range (ISO-8601 UTC text of whole seconds,
+   * fixed by Start from a sample, never a row's value; checked here to be that shape before it is spliced in as
+   * a literal). Its exclusive upper bound is the chunk's cutoff parameter.
+   */
+  readonly lowerBound?: string | undefined;
 }
 
 /** One element of the keyset order: how to select it and how to cast a cursor value back. */
@@ -94,6 +101,7 @@ export function eligibleWhere(
   param: ParamReference = bindParam,
 ): string {
   const parts = [cutoffPredicate(target, param(1))];
+  if (target.lowerBound !== undefined) parts.push(lowerBoundPredicate(target, target.lowerBound));
   if (upperBoundParam !== undefined) parts.push(cutoffPredicate(target, param(upperBoundParam)));
   if (atTimeParam !== undefined)
     parts.push(`${quoteIdent(target.timeColumn.name)} = ${param(atTimeParam)}::${target.timeColumn.kind}`);
@@ -106,6 +114,15 @@ export function eligibleWhere(
     parts.push(`(${left}) > (${right})`);
   }
   return parts.join('\n    AND ');
+}
+
+const RANGE_BOUND = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+/** `timeColumn >= bound`, the bound cast to the column's kind as the cutoff is (see ChunkTarget.lowerBound). */
+function lowerBoundPredicate(target: ChunkTarget, bound: string): string {
+  if (!RANGE_BOUND.test(bound))
+    throw new InvalidPayloadError(`range bound ${JSON.stringify(bound)} is not ISO-8601 UTC`);
+  return `${quoteIdent(target.timeColumn.name)} >= ${cutoffValue(target, `'${bound}'`)}`;
 }
 
 /** How a statement refers to its n-th parameter: `$n` (bound), or where binding is impossible (COPY) a setting (settingParams). */

@@ -10,7 +10,12 @@ import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type pg from 'pg';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
-import { type ExecutionInput, type RunSummary, StateNames } from '../../lib/contracts/payloads.ts';
+import {
+  type ExecutionInput,
+  type RunSummary,
+  StateNames,
+  WorkerStateNames,
+} from '../../lib/contracts/payloads.ts';
 import { contractOf } from '../../lib/contracts/policy.ts';
 import {
   RDS_SNAPSHOT_TASK_STATES,
@@ -94,6 +99,8 @@ export interface LocalRunResult {
   readonly executions: number;
   /** Chunk-step invocations across all executions. */
   readonly chunkInvocations: number;
+  /** Most Chunk steps running at once (a parallel run's workers; 1 otherwise). */
+  readonly maxConcurrentChunks: number;
   readonly input: ExecutionInput;
   /**
    * A failed or interrupted run's row in the ledger: what it committed before it stopped (rows, objects,
@@ -128,8 +135,16 @@ function lambdaContext(budgetMs: number, signal?: AbortSignal): Context {
 
 function withIterationBound(definition: AslDefinition, bound: number): AslDefinition {
   const copy = structuredClone(definition);
-  const choice = copy.States[StateNames.more] as { Choices?: Array<Record<string, unknown>> } | undefined;
-  for (const rule of choice?.Choices ?? []) {
+  type Choice = { Choices?: Array<Record<string, unknown>> } | undefined;
+  const workers = copy.States[WorkerStateNames.workers] as
+    | { ItemProcessor?: { States: Record<string, unknown> } }
+    | undefined;
+  // The run's own loop, and a parallel run's workers' loops.
+  const choices = [
+    copy.States[StateNames.more] as Choice,
+    workers?.ItemProcessor?.States[WorkerStateNames.workerMore] as Choice,
+  ];
+  for (const rule of choices.flatMap((choice) => choice?.Choices ?? [])) {
     if (rule.Variable === '$.iterations' && 'NumericGreaterThanEquals' in rule)
       rule.NumericGreaterThanEquals = bound;
   }
@@ -217,6 +232,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
       : undefined;
 
   let failure: FailureRecord | undefined;
+  let workerFailure: FailureRecord | undefined;
   let runId: string | undefined;
   let executions = 0;
   let chunkInvocations = 0;
@@ -229,12 +245,28 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     StateNames.chunk,
     StateNames.finish,
     StateNames.recordFailure,
+    WorkerStateNames.workerChunk,
+    WorkerStateNames.workerRecordFailure,
     ...snapshotStates,
   ];
   const waitStates = [
     StateNames.pause,
+    WorkerStateNames.workerPause,
     ...RDS_SNAPSHOT_WAIT_STATES.filter((name) => name in definition.States),
   ];
+
+  let maxConcurrentChunks = 0;
+  const invokeChunk = (event: unknown) => {
+    chunkInvocations++;
+    const invocation = chunk(event, lambdaContext(budget, options.signal));
+    chunksInFlight.add(invocation);
+    maxConcurrentChunks = Math.max(maxConcurrentChunks, chunksInFlight.size);
+    void invocation.then(
+      () => chunksInFlight.delete(invocation),
+      () => chunksInFlight.delete(invocation),
+    );
+    return invocation;
+  };
 
   const execute = async (executionInput: unknown): Promise<RunSummary | undefined> => {
     executions++;
@@ -248,20 +280,20 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
             runId = state.runId;
             return state;
           },
-          [StateNames.chunk]: (event: unknown) => {
-            chunkInvocations++;
-            const invocation = chunk(event, lambdaContext(budget, options.signal));
-            chunksInFlight.add(invocation);
-            void invocation.then(
-              () => chunksInFlight.delete(invocation),
-              () => chunksInFlight.delete(invocation),
-            );
-            return invocation;
-          },
+          [StateNames.chunk]: invokeChunk,
+          // A parallel run's workers: the Distributed Map's item processor runs inline here, the same states.
+          [WorkerStateNames.workerChunk]: invokeChunk,
           [StateNames.finish]: (event: unknown) => finish(event, lambdaContext(shortBudget)),
           [StateNames.recordFailure]: async (event: unknown) => {
-            failure = await recordFailure(event, lambdaContext(shortBudget));
-            return failure;
+            const recorded = await recordFailure(event, lambdaContext(shortBudget));
+            // After a worker's own record, the map's catch records the run again: the worker's error is the news.
+            failure = workerFailure ?? recorded;
+            return recorded;
+          },
+          [WorkerStateNames.workerRecordFailure]: async (event: unknown) => {
+            const recorded = await recordFailure(event, lambdaContext(shortBudget));
+            workerFailure ??= recorded;
+            return recorded;
           },
           ...Object.fromEntries(
             snapshotStates.map((name) => [
@@ -319,6 +351,9 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
         };
         return undefined;
       }
+      // The other workers of a failed parallel run were abandoned, not stopped (as Lambdas are): their chunks
+      // roll back at the ledger's fence (the run is failed). Let them end before the caller looks at the ledger.
+      await Promise.allSettled([...chunksInFlight]);
       // Normally RecordFailure has run; if even it failed (e.g. the database is gone), report the execution error.
       failure ??= {
         runId: undefined,
@@ -340,7 +375,7 @@ export async function runPolicyLocally(options: LocalRunOptions): Promise<LocalR
     if (failure && !failure.runId && runId) failure = { ...failure, runId };
     const failedRunId = input.dryRun ? undefined : failure?.runId;
     const ledger = failedRunId ? await readFailedRun(failedRunId, holding, connect) : {};
-    return { status, summary, failure, executions, chunkInvocations, input, ...ledger };
+    return { status, summary, failure, executions, chunkInvocations, maxConcurrentChunks, input, ...ledger };
   } finally {
     runEnded = true;
     await (await holding?.catch(() => undefined))?.close();

@@ -5,8 +5,9 @@
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { RunSummary } from '../../lib/contracts/payloads.ts';
 import { moduleFor } from '../actions/registry.ts';
-import { Ledger } from '../adapters/ledger/index.ts';
+import { Ledger, listRanges } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
+import { InvalidPayloadError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { removeOrphans } from './orphans.ts';
 import { parseRunState } from './payloads.ts';
@@ -41,6 +42,13 @@ export async function finishRun(deps: StepDependencies, input: unknown): Promise
     const extraSeconds = action.finishLeaseSeconds?.(state.policy, deps.remainingMs()) ?? 0;
     if ((await ledger.getRun(state.runId))?.status === 'running')
       await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds() + extraSeconds);
+    // A parallel run finishes once, after every worker: a range still open means work left undone.
+    const open = (await listRanges(db, state.runId)).filter((range) => !range.done);
+    if (open.length > 0) {
+      throw new InvalidPayloadError(
+        `run ${state.runId} has ranges not done (${open.map((range) => range.index).join(', ')}): it cannot finish`,
+      );
+    }
     // Before closing the run: the lease keeps another run of the policy off the table meanwhile.
     const { maintenance, backup } = (await action.finish?.({ deps, db, state })) ?? {};
     // Close the run before removing orphans: from here no chunk of it can commit (recordChunk requires

@@ -9,6 +9,7 @@ import {
   type RunState,
   RunStateSchema,
 } from '../../lib/contracts/payloads.ts';
+import { WorkerInputSchema } from '../../lib/contracts/work-range.ts';
 import { InvalidPayloadError } from '../core/errors.ts';
 
 function parsePayload<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
@@ -25,6 +26,15 @@ export function parseExecutionInput(input: unknown): ExecutionInput {
   return parsePayload(ExecutionInputSchema, input, 'execution input');
 }
 
+/**
+ * A RunState, or what the Workers map hands a worker of a parallel run (`{run, range}`, its ItemSelector): the
+ * run's state with the worker's range, its iterations counted from 0 (the worker's loop has its own bound).
+ */
 export function parseRunState(input: unknown): RunState {
+  const worker = WorkerInputSchema.safeParse(input);
+  if (worker.success) {
+    const { run, range } = worker.data;
+    return parsePayload(RunStateSchema, { ...run, range, iterations: 0 }, 'worker input');
+  }
   return parsePayload(RunStateSchema, input, 'run state');
 }

@@ -12,6 +12,7 @@ import type { FullScanDecision } from '../core/full-scan.ts';
 import { type PrivilegeFindings, privilegePlanEntries } from './check-privileges.ts';
 import { partitionsToRetire } from './partitions/eligibility.ts';
 import type { PreparedTarget } from './prepare-target.ts';
+import { parallelismOf, planWorkRanges } from './work-ranges.ts';
 
 /** Bound of each count of referencing rows; a slower count is reported as unknown, not as a failure. */
 const REFERENCING_COUNT_TIMEOUT_MS = 10_000;
@@ -30,6 +31,7 @@ export interface PlanRequest {
 export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise<RunPlan> {
   const { input, action, prepared, cutoff, scan } = request;
   const { policy, chunking } = input;
+  const parallelism = parallelismOf(policy);
   const eligible = await summarizeEligible(db, prepared.target, cutoff, chunking.statementTimeoutMs * 10);
 
   const references = await listReferencingForeignKeys(db, prepared.table.oid);
@@ -92,5 +94,6 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
     partitions: await partitionsToRetire(db, policy, prepared, action.partitions, cutoff),
     warnings,
     refusals,
+    ...(parallelism > 1 ? { ranges: await planWorkRanges(db, prepared, cutoff, parallelism) } : {}),
   };
 }

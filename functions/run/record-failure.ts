@@ -30,7 +30,19 @@ function readableCause(cause: string | undefined): string {
   }
 }
 
-export async function recordFailure(deps: StepDependencies, input: unknown): Promise<FailureRecord> {
+/**
+ * A worker's first step fails with its map item as input (`{run, range}`, see WorkerInputSchema): the run's
+ * state is under `run`.
+ */
+function flattenWorkerInput(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || 'policy' in input) return input;
+  const { run, range, error } = input as { run?: unknown; range?: unknown; error?: unknown };
+  if (typeof run !== 'object' || run === null || range === undefined) return input;
+  return { ...run, range, error };
+}
+
+export async function recordFailure(deps: StepDependencies, given: unknown): Promise<FailureRecord> {
+  const input = flattenWorkerInput(given);
   const failure = FailureInputSchema.parse(input);
   const record: FailureRecord = {
     runId: failure.runId,

@@ -12,7 +12,7 @@ import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
 import { moduleFor, moduleNamed } from '../actions/registry.ts';
 import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
-import { Ledger } from '../adapters/ledger/index.ts';
+import { finishRange, getRange, Ledger, listRanges, recordRangeChunk } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { beginBoundedTransaction } from '../adapters/transactions.ts';
@@ -43,7 +43,10 @@ interface InFlight {
 export async function runChunks(deps: StepDependencies, input: unknown): Promise<RunState> {
   const state = parseRunState(input);
   if (state.done) return state;
+  // A parallel run's own Chunk state runs after its Workers map: it only reads whether every range is done.
+  if (state.ranges && !state.range) return gatherRanges(deps, state);
   const { policy, chunking } = state;
+  const range = state.range;
   // Three connections: two alternate chunk transactions (one takes the next chunk while the other
   // completes), the third autocommits what must survive a rollback (lease renewals, pending keys).
   const clients: pg.Client[] = [];
@@ -77,6 +80,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     const run = await sideLedger.getRun(state.runId);
     if (run?.status !== 'running') {
       throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
+    }
+    // A worker's cursor is its range's (the run's stays NULL); a range found done ends the worker at once.
+    const rangeRow = range ? await getRange(side, state.runId, range.index) : undefined;
+    if (range && (rangeRow?.from !== range.from || rangeRow?.to !== range.to)) {
+      throw new InvalidPayloadError(`run ${state.runId} has no range ${range.index} as the step was given`);
     }
     if (run.cutoff !== state.cutoff || run.policy !== policy.name) {
       throw new InvalidPayloadError(
@@ -153,21 +161,33 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       await heartbeat(result.done ? 0 : result.waitSeconds);
       return result;
     };
+    const startCursor = rangeRow ? rangeRow.cursor : run.cursor;
+    if (rangeRow?.done) {
+      return await endStep({
+        cursor: startCursor,
+        batchRows: state.batchRows,
+        done: true,
+        totals: state.totals,
+      });
+    }
     const lagAtStart = await replicaLagging();
     if (lagAtStart !== undefined) {
       return await endStep(
-        { cursor: run.cursor, batchRows: state.batchRows, done: false, totals: state.totals },
+        { cursor: startCursor, batchRows: state.batchRows, done: false, totals: state.totals },
         lagAtStart,
       );
     }
     const chunkClients = await openChunkConnections();
 
+    // A worker sees its range only: the range's end as the cutoff, its start as a lower bound of every statement.
+    const target =
+      range?.from && prepared ? { ...prepared.target, lowerBound: range.from } : prepared?.target;
     const inputFor = (cursor: WorkCursor | null, limit: number): ChunkInput => ({
       runId: state.runId,
       policy,
       table: prepared?.table,
-      target: prepared?.target,
-      cutoff: state.cutoff,
+      target,
+      cutoff: range ? range.to : state.cutoff,
       cursor,
       limit,
       chunking,
@@ -225,7 +245,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     };
 
     // The ledger's cursor is authoritative: a retried step (crash after COMMIT) resumes after the last commit.
-    let cursor = run.cursor;
+    let cursor = startCursor;
     let batchRows = state.batchRows;
     let lastChunkMs = 0;
     /** Bytes per row of the last chunk that held rows (archive), for chunking.maxChunkBytes. */
@@ -233,10 +253,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     let done = false;
     const totals = { ...state.totals };
     // Partitions wholly before the cutoff go first, each as one unit (see run/partitions/driver.ts).
-    if (prepared) {
+    // A parallel run: range 0 alone, with its end as the cutoff (Start put every retirable leaf in it).
+    if (prepared && (!range || range.index === 0)) {
       const retired = await retirePartitions({
         deps,
-        state,
+        state: range ? { ...state, cutoff: range.to } : state,
         prepared,
         side,
         tx: chunkClients[0],
@@ -258,6 +279,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (!taken) {
         // Only an empty chunk proves the end: a chunk can delete fewer rows than it locked (a row updated by
         // another session after the statement's snapshot is locked but not visible to the DELETE).
+        if (range) await finishRange(current.client, state.runId, range.index);
         await deps.hooks?.beforeCommit?.();
         await current.client.query('COMMIT');
         await deps.hooks?.afterCommit?.();
@@ -309,9 +331,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           minKey: taken.minKey,
           maxKey: taken.maxKey,
           durationMs: Math.round(performance.now() - current.startedAt),
-          cursor: taken.cursor,
+          // A worker moves its range's cursor, never the run's.
+          cursor: range ? undefined : taken.cursor,
           stepToken,
         });
+        if (range) await recordRangeChunk(current.client, state.runId, range.index, taken.rows, taken.cursor);
         if (completed.objects.length > 0) {
           if (!completed.objectKind)
             throw new InvalidPayloadError(`${policy.action} listed objects without their kind`);
@@ -375,5 +399,45 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     await Promise.allSettled(chunkConnecting ?? []);
     await action?.close?.().catch(() => undefined);
     await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
+  }
+}
+
+/**
+ * The Chunk state of a parallel run, after its Workers map: done when every range is. A worker that stopped at
+ * its own bound (iterations, the execution's age) left its range open: the run pauses and maps again (ranges
+ * already done end at once), or continues as a new execution.
+ */
+async function gatherRanges(deps: StepDependencies, state: RunState): Promise<RunState> {
+  const db = await deps.connect(state.chunking);
+  try {
+    const ledger = new Ledger(db);
+    await applyMigrations(db);
+    const run = await ledger.getRun(state.runId);
+    if (run?.status !== 'running') {
+      throw new LeaseLostError(`run ${state.runId} is not running (${run?.status ?? 'missing'})`);
+    }
+    const ranges = await listRanges(db, state.runId);
+    if (ranges.length === 0) throw new InvalidPayloadError(`run ${state.runId} has no ranges in the ledger`);
+    const done = ranges.every((r) => r.done);
+    await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds());
+    const startedAt = state.executionStartedAt ? Date.parse(state.executionStartedAt) : Number.NaN;
+    deps.log.info('ranges gathered', {
+      runId: state.runId,
+      policy: state.policy.name,
+      ranges: ranges.length,
+      done: ranges.filter((r) => r.done).length,
+    });
+    return {
+      ...state,
+      done,
+      totals: { rows: run.rows, objects: run.objects, bytes: run.bytes, chunks: run.chunks },
+      iterations: state.iterations + 1,
+      continueNow: !done && deps.now().getTime() - startedAt > MAX_EXECUTION_AGE_MS,
+      waitSeconds: done ? 0 : state.chunking.pauseSeconds,
+    };
+  } catch (error) {
+    throw classifyDatabaseError(error);
+  } finally {
+    await db.end().catch(() => undefined);
   }
 }

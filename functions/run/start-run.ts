@@ -7,12 +7,14 @@ import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { ExecutionInput, RunState } from '../../lib/contracts/payloads.ts';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
+import type { WorkRange } from '../../lib/contracts/work-range.ts';
 import { moduleFor } from '../actions/registry.ts';
-import { Ledger } from '../adapters/ledger/index.ts';
+import { insertRanges, Ledger, listRanges } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { InvalidPayloadError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { parseExecutionInput } from './payloads.ts';
+import { parallelismOf, planWorkRanges } from './work-ranges.ts';
 
 export interface StartRequest {
   readonly input: unknown;
@@ -63,16 +65,19 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       await ledger.renewLease(policy.name, runId, leaseTtlSeconds());
       if (request.executionId) await ledger.setExecutionId(runId, request.executionId);
       deps.log.info('run continued', { runId, policy: policy.name, generation });
-      return baseState({
-        now: deps.now(),
-        runId,
-        input,
-        cutoff,
-        cursor,
-        batchRows,
-        generation,
-        done: false,
-      });
+      return withRanges(
+        baseState({
+          now: deps.now(),
+          runId,
+          input,
+          cutoff,
+          cursor,
+          batchRows,
+          generation,
+          done: false,
+        }),
+        await listRanges(db, runId),
+      );
     }
 
     // Every check before anything is written (migrations, lease, run row); the plan of a dry run.
@@ -98,6 +103,8 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         }),
         eligibleRows,
         plan,
+        // A parallel policy's machine maps Start's ranges: none in a dry run (the plan lists them).
+        ...(parallelismOf(policy) > 1 ? { ranges: [] } : {}),
       };
     }
 
@@ -110,20 +117,27 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       if (opened) {
         await ledger.renewLease(policy.name, opened.runId, leaseTtlSeconds());
         deps.log.info('run resumed by a retried start', { runId: opened.runId, policy: policy.name });
-        return baseState({
-          now: deps.now(),
-          runId: opened.runId,
-          input,
-          cutoff: opened.cutoff,
-          cursor: opened.cursor,
-          batchRows: chunking.initialRows,
-          generation: 1,
-          done: false,
-        });
+        return withRanges(
+          baseState({
+            now: deps.now(),
+            runId: opened.runId,
+            input,
+            cutoff: opened.cutoff,
+            cursor: opened.cursor,
+            batchRows: chunking.initialRows,
+            generation: 1,
+            done: false,
+          }),
+          await listRanges(db, opened.runId),
+        );
       }
     }
     // Idempotent, and before the lease: a failure here leaves nothing behind to clean up.
     const facts = await started.beforeLease();
+    // A parallel run's ranges: read-only (a sample), fixed before the run row exists and stored with it.
+    const parallelism = parallelismOf(policy);
+    const prepared = parallelism > 1 ? await action.source.prepare?.(db, policy) : undefined;
+    const ranges = prepared ? await planWorkRanges(db, prepared, cutoff, parallelism) : undefined;
     const holder = await deps.leaseHolder?.();
     await db.query('BEGIN');
     try {
@@ -144,6 +158,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       });
       if (facts.tableRowsBefore !== undefined)
         await ledger.recordTableRowsBefore(runId, facts.tableRowsBefore);
+      if (ranges) await insertRanges(db, runId, ranges);
       await db.query('COMMIT');
     } catch (error) {
       await db.query('ROLLBACK').catch(() => undefined);
@@ -156,20 +171,30 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       table: started.record.tableName,
       cutoff,
       batchRows,
+      ...(ranges ? { ranges: ranges.length } : {}),
     });
-    return baseState({
-      now: deps.now(),
-      runId,
-      input,
-      cutoff,
-      cursor: null,
-      batchRows,
-      generation: 1,
-      done: false,
-    });
+    return withRanges(
+      baseState({
+        now: deps.now(),
+        runId,
+        input,
+        cutoff,
+        cursor: null,
+        batchRows,
+        generation: 1,
+        done: false,
+      }),
+      ranges ?? [],
+    );
   } finally {
     await db.end().catch(() => undefined);
   }
+}
+
+/** A parallel run's state carries its ranges (bounds only: each range's cursor lives in the ledger). */
+function withRanges(state: RunState, ranges: readonly WorkRange[]): RunState {
+  if (ranges.length === 0) return state;
+  return { ...state, ranges: ranges.map(({ index, from, to }) => ({ index, from, to })) };
 }
 
 function baseState(parts: {

@@ -1,4 +1,4 @@
-import { Duration, Stack, Token } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Duration, Stack, Token } from 'aws-cdk-lib';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
@@ -6,6 +6,7 @@ import {
   Choice,
   Condition,
   DefinitionBody,
+  DistributedMap,
   Fail,
   JitterType,
   JsonPath,
@@ -20,7 +21,12 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { MAX_ITERATIONS_PER_EXECUTION, RetryableErrorNames, StateNames } from '../contracts/payloads.ts';
+import {
+  MAX_ITERATIONS_PER_EXECUTION,
+  RetryableErrorNames,
+  StateNames,
+  WorkerStateNames,
+} from '../contracts/payloads.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
 import { RdsSnapshotStage } from './rds-snapshot-stage.ts';
 import {
@@ -135,6 +141,14 @@ export interface ChunkLoopStateMachineProps {
    * @default - the machine ends at Finish
    */
   readonly rdsSnapshot?: { readonly function: IFunction; readonly copies: boolean };
+
+  /**
+   * Workers of a parallel run (the policy's `parallelism`): above 1, Start's ranges go to a Distributed Map
+   * (`Workers`, at most this many child executions at once), each a chunk loop of its own; the machine's own
+   * Chunk state then only gathers whether every range is done.
+   * @default 1 - one chunk loop in the execution itself
+   */
+  readonly parallelism?: number;
 }
 
 /**
@@ -258,9 +272,12 @@ export class ChunkLoopStateMachine extends Construct {
       .when(Condition.booleanEquals('$.continueNow', true), continueAsNew)
       .otherwise(pause);
 
-    start.next(chunk);
+    const parallelism = props.parallelism ?? 1;
+    const work = parallelism > 1 ? this.workers(functions, recordFailure, parallelism) : chunk;
+    if (work !== chunk) work.next(chunk);
+    start.next(work);
     chunk.next(moreWork);
-    pause.next(chunk);
+    pause.next(work);
     if (props.rdsSnapshot) {
       const stage = new RdsSnapshotStage(this, 'RdsSnapshot', {
         snapshotFunction: props.rdsSnapshot.function,
@@ -306,5 +323,83 @@ export class ChunkLoopStateMachine extends Construct {
         `lambda:InvokeFunction on the ${name} function's qualified ARNs (versions/aliases), added by LambdaInvoke.`,
       );
     }
+    if (parallelism > 1) {
+      // The ARNs exactly as DistributedMap's policy builds them (from the machine's ARN token).
+      const name = Arn.split(this.stateMachine.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName;
+      const executionArn = (resourceName: string) =>
+        Stack.of(this).formatArn({
+          service: 'states',
+          resource: 'execution',
+          resourceName,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        });
+      acknowledgeWildcardResource(
+        this.stateMachine,
+        `${executionArn(`${name}`)}:*`,
+        'states:DescribeExecution/StopExecution on this machine’s own executions (the Workers map’s child ' +
+          'executions), added by DistributedMap.',
+      );
+      acknowledgeWildcardResource(
+        this.stateMachine,
+        executionArn(`${name}/*:*`),
+        'states:RedriveExecution on this machine’s own Map Run executions, added by DistributedMap.',
+      );
+    }
+  }
+
+  /**
+   * The Workers map of a parallel run: one child execution per range (`$.ranges`, ItemSelector `{run, range}`),
+   * each `WorkerChunk` → `WorkerMoreWork` → (`WorkerPause` → `WorkerChunk` …) | `WorkerDone`. A worker stops
+   * at its iteration bound or when the run's execution is old (`continueNow`) with its range open: the machine's
+   * Chunk state sees that and maps again, or continues as new. A worker's terminal error is recorded by
+   * `WorkerRecordFailure` (the run fails with that error), then fails the map, whose catch records it again
+   * (a no-op on a failed run) and ends the run failed.
+   */
+  private workers(
+    functions: ChunkLoopFunctions,
+    recordFailure: LambdaInvoke,
+    parallelism: number,
+  ): DistributedMap {
+    const map = new DistributedMap(this, WorkerStateNames.workers, {
+      comment: 'One chunk loop per work range of the run, as child executions.',
+      itemsPath: '$.ranges',
+      itemSelector: { run: JsonPath.entirePayload, range: JsonPath.objectAt('$$.Map.Item.Value') },
+      maxConcurrency: parallelism,
+      mapExecutionType: StateMachineType.STANDARD,
+      resultPath: JsonPath.DISCARD,
+    });
+    map.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    const workerFailure = new LambdaInvoke(this, WorkerStateNames.workerRecordFailure, {
+      lambdaFunction: functions.recordFailure,
+      payloadResponseOnly: true,
+      retryOnServiceExceptions: false,
+      comment: 'Marks the run failed with this worker’s error and releases the policy lease.',
+    });
+    workerFailure.addRetry(LAMBDA_RETRY);
+    workerFailure.next(
+      new Fail(this, WorkerStateNames.workerFailed, { error: 'WorkerFailed', cause: RUN_FAILED_CAUSE }),
+    );
+    const workerChunk = new LambdaInvoke(this, WorkerStateNames.workerChunk, {
+      lambdaFunction: functions.chunk,
+      payloadResponseOnly: true,
+      retryOnServiceExceptions: false,
+      comment: 'RunState with its range → RunState: chunks of the range until done or time budget.',
+    });
+    workerChunk.addRetry(LAMBDA_RETRY);
+    workerChunk.addCatch(workerFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    const workerDone = new Succeed(this, WorkerStateNames.workerDone);
+    const workerPause = new Wait(this, WorkerStateNames.workerPause, {
+      time: WaitTime.secondsPath('$.waitSeconds'),
+      comment: 'pauseSeconds, or the replica-lag check interval, between this worker’s steps.',
+    });
+    const workerMore = new Choice(this, WorkerStateNames.workerMore)
+      .when(Condition.booleanEquals('$.done', true), workerDone)
+      .when(Condition.numberGreaterThanEquals('$.iterations', MAX_ITERATIONS_PER_EXECUTION), workerDone)
+      .when(Condition.booleanEquals('$.continueNow', true), workerDone)
+      .otherwise(workerPause);
+    workerChunk.next(workerMore);
+    workerPause.next(workerChunk);
+    map.itemProcessor(workerChunk);
+    return map;
   }
 }

@@ -243,6 +243,7 @@ export class PolicyRunner extends Construct {
       logGroup: props.stateMachineLogGroup,
       includeExecutionData: props.logExecutionData,
       sharedStarOnly: props.sharedStarOnly.stateMachine,
+      parallelism: 'parallelism' in policy ? (policy.parallelism ?? 1) : 1,
       ...(this.rdsSnapshotFunction
         ? {
             rdsSnapshot: {

@@ -7,8 +7,10 @@
 import { z } from 'zod';
 import { MaintenancePlanItemSchema } from '../../functions/actions/maintain/plan-schema.ts';
 import { ChunkingSchema, PolicySchema } from './config.ts';
+import { MAX_PARALLELISM } from './policy-base.ts';
 import { RdsSnapshotProgressSchema } from './rds-snapshot-payloads.ts';
 import { StoredWorkCursorSchema } from './work-cursor.ts';
+import { WorkRangeSchema } from './work-range.ts';
 
 export const TriggerSchema = z.enum(['schedule', 'manual', 'local']);
 
@@ -71,6 +73,11 @@ export const RunPlanSchema = z.object({
   partitions: z.array(z.object({ name: z.string(), from: z.string(), to: z.string() })).default([]),
   /** Things to look at before running; each one line. */
   warnings: z.array(z.string()),
+  /**
+   * A parallel policy: the time ranges a run started now would give its workers (from a sample of the
+   * eligible rows; range 0 also retires the partitions listed above).
+   */
+  ranges: z.array(WorkRangeSchema).optional(),
   /** Backup: each table, with the statistics' row and byte estimates and how it splits into parts. */
   tables: z
     .array(
@@ -179,6 +186,17 @@ export const RunStateSchema = z
     waitSeconds: z.int().min(0).optional(),
     /** Set by a Chunk step that ran no chunk because a replica lagged (seconds, at the last check). */
     replicaLagSeconds: z.number().min(0).optional(),
+    /**
+     * A parallel run (`parallelism` > 1): its work ranges, as Start fixed them in lifecycle.run_ranges; the
+     * Workers map runs one chunk loop per range.
+     */
+    // Empty for a dry run: its map runs no worker (the plan lists the ranges a real run would get).
+    ranges: z
+      .array(WorkRangeSchema)
+      .max(MAX_PARALLELISM + 1)
+      .optional(),
+    /** A worker of a parallel run: the range its chunk loop works through (cursor in lifecycle.run_ranges). */
+    range: WorkRangeSchema.optional(),
   })
   .strict();
 
@@ -276,6 +294,17 @@ export const StateNames = {
   finish: 'Finish',
   recordFailure: 'RecordFailure',
   failed: 'RunFailed',
+} as const;
+
+/** The states a parallel run's machine adds: its Distributed Map and, inside it, each worker's own loop. */
+export const WorkerStateNames = {
+  workers: 'Workers',
+  workerChunk: 'WorkerChunk',
+  workerMore: 'WorkerMoreWork',
+  workerPause: 'WorkerPause',
+  workerDone: 'WorkerDone',
+  workerRecordFailure: 'WorkerRecordFailure',
+  workerFailed: 'WorkerFailed',
 } as const;
 
 /**

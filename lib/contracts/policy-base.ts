@@ -200,6 +200,16 @@ export const PolicyCommonSchema = z.object({
   allowSeqScan: z.boolean().optional(),
 });
 
+/** Most workers one run may fan out to (Step Functions child executions, each one chunk loop). */
+export const MAX_PARALLELISM = 32;
+
+/**
+ * Workers of one run (archive, purge): Start splits the eligible rows into this many disjoint time ranges of
+ * about equal rows and a Distributed Map runs one chunk loop per range (at most this many at once). 1 (the
+ * default) is the single chunk loop.
+ */
+export const ParallelismSchema = z.int().min(1).max(MAX_PARALLELISM);
+
 /** The time-cutoff work source: rows whose `timeColumn` is older than `retention`, walked in time order. */
 export const TimeCutoffSchema = z.object({
   timeColumn: ColumnNameSchema,
@@ -213,6 +223,7 @@ export const TimeCutoffSchema = z.object({
  */
 export const PartitionedTimeCutoffSchema = TimeCutoffSchema.extend({
   partitions: PartitionOptionsSchema.prefault({}),
+  parallelism: ParallelismSchema.optional(),
 });
 
 /** Same table as PostgreSQL would resolve it (unquoted parts fold to lower case; no schema means public). */

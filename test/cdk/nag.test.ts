@@ -11,7 +11,7 @@ import { buildApp } from '../../lib/app.ts';
 import type { PolicyRunner } from '../../lib/constructs/policy-runner.ts';
 import type { LifecycleConfig } from '../../lib/contracts/config.ts';
 import type { PgLifecycleStack } from '../../lib/stack.ts';
-import { cloudWatchThrottleConfig, fixtureConfig, sandboxConfig } from './synth.ts';
+import { cloudWatchThrottleConfig, fixtureConfig, parallelConfig, sandboxConfig } from './synth.ts';
 
 const outdirs: string[] = [];
 afterAll(() => {
@@ -65,6 +65,7 @@ describe('cdk-nag AWS Solutions checks', () => {
     ['an existing bucket', { ...fixtureConfig(), bucketName: 'acme-archives' }],
     ['the sandbox database', sandboxConfig()],
     ['a throttle reading replica lag from CloudWatch', cloudWatchThrottleConfig()],
+    ['parallel workers (Distributed Map)', parallelConfig()],
   ])('leave no unacknowledged finding (errors or warnings) with %s', (_name, config) => {
     // Prepare
     const { app, outdir } = synthWithNag(config);

@@ -7,8 +7,9 @@ import {
   MAX_ITERATIONS_PER_EXECUTION,
   RetryableErrorNames,
   StateNames,
+  WorkerStateNames,
 } from '../../lib/contracts/payloads.ts';
-import { fixtureConfig, logicalIdOf, pascal, synthesize } from './synth.ts';
+import { fixtureConfig, logicalIdOf, parallelConfig, pascal, synthesize } from './synth.ts';
 
 const config = fixtureConfig();
 const { template, json } = synthesize(config);
@@ -338,5 +339,92 @@ describe('extractStateMachineDefinitions', () => {
     expect(() => extractStateMachineDefinitions(template)).toThrow(
       /Ref to unknown resource or parameter Missing/,
     );
+  });
+});
+
+describe('chunk-loop definition of a parallel policy', () => {
+  const parallel = parallelConfig();
+  const synthesized = synthesize(parallel);
+  const definitions = extractStateMachineDefinitions(synthesized.json);
+  const definitionOf = (policy: string) => {
+    const found = definitions.find((m) => m.logicalId.startsWith(`Policy${pascal(policy)}ChunkLoop`));
+    if (!found) throw new Error(`no state machine for ${policy}`);
+    return found.definition;
+  };
+  const archive = definitionOf('orders-archive');
+  const archiveState = (name: string) => archive.States[name] as State;
+  const workers = archiveState(WorkerStateNames.workers) as State & {
+    ItemProcessor: { ProcessorConfig: unknown; StartAt: string; States: Record<string, State> };
+  };
+  const { workers: _map, ...insideTheMap } = WorkerStateNames;
+
+  it('maps Start’s ranges onto child executions, at most `parallelism` at once, then gathers in Chunk', () => {
+    // Assess
+    expect(archiveState(StateNames.start).Next).toBe(WorkerStateNames.workers);
+    expect(workers).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.ranges',
+      ItemSelector: { 'run.$': '$', 'range.$': '$$.Map.Item.Value' },
+      MaxConcurrency: 8,
+      ResultPath: null,
+      Catch: catchIntoRecordFailure,
+      Next: StateNames.chunk,
+    });
+    // No tolerated failures (the service's default, which CDK leaves out): one failed worker fails the map.
+    expect(workers).not.toHaveProperty('ToleratedFailurePercentage');
+    expect(workers).not.toHaveProperty('ToleratedFailureCount');
+    expect(workers.ItemProcessor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(archiveState(StateNames.pause).Next).toBe(WorkerStateNames.workers);
+    expect(Object.keys(archive.States).sort()).toEqual(
+      [...Object.values(StateNames), WorkerStateNames.workers].sort(),
+    );
+    expect((definitionOf('sessions-purge').States[WorkerStateNames.workers] as State).MaxConcurrency).toBe(4);
+  });
+
+  it('runs each worker’s own loop, retried by error name, its terminal error recorded before the map fails', () => {
+    // Assess
+    const inner = workers.ItemProcessor.States;
+    expect(workers.ItemProcessor.StartAt).toBe(WorkerStateNames.workerChunk);
+    expect(Object.keys(inner).sort()).toEqual(Object.values(insideTheMap).sort());
+    expect(inner[WorkerStateNames.workerChunk]).toMatchObject({
+      Type: 'Task',
+      Retry: [lambdaRetry],
+      Catch: [
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: WorkerStateNames.workerRecordFailure },
+      ],
+      Next: WorkerStateNames.workerMore,
+    });
+    expect(inner[WorkerStateNames.workerMore]).toEqual({
+      Type: 'Choice',
+      Choices: [
+        { Variable: '$.done', BooleanEquals: true, Next: WorkerStateNames.workerDone },
+        {
+          Variable: '$.iterations',
+          NumericGreaterThanEquals: MAX_ITERATIONS_PER_EXECUTION,
+          Next: WorkerStateNames.workerDone,
+        },
+        { Variable: '$.continueNow', BooleanEquals: true, Next: WorkerStateNames.workerDone },
+      ],
+      Default: WorkerStateNames.workerPause,
+    });
+    expect(inner[WorkerStateNames.workerPause]).toMatchObject({
+      Type: 'Wait',
+      SecondsPath: '$.waitSeconds',
+      Next: WorkerStateNames.workerChunk,
+    });
+    expect(inner[WorkerStateNames.workerRecordFailure]).toMatchObject({
+      Retry: [lambdaRetry],
+      Next: WorkerStateNames.workerFailed,
+    });
+    expect(inner[WorkerStateNames.workerFailed]).toMatchObject({ Type: 'Fail' });
+  });
+
+  it('is valid ASL once resolved', () => {
+    // Act
+    const result = aslValidator(structuredClone(archive));
+
+    // Assess
+    expect(result.errorsText()).toBe('');
+    expect(result.isValid).toBe(true);
   });
 });

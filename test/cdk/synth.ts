@@ -67,6 +67,29 @@ export function cloudWatchThrottleConfig(): LifecycleConfig {
   );
 }
 
+/** The sandbox config with parallel workers: the archive policy with 8, a purge policy with 4. */
+export function parallelConfig(): LifecycleConfig {
+  const base = sandboxConfig();
+  return parseConfig(
+    {
+      sandbox: true,
+      policies: [
+        ...base.policies.map((policy) => ({ ...policy, parallelism: 8 })),
+        {
+          name: 'sessions-purge',
+          action: 'purge',
+          table: 'sessions',
+          timeColumn: 'last_seen',
+          retention: 'P30D',
+          schedule: 'rate(1 hour)',
+          parallelism: 4,
+        },
+      ],
+    },
+    'parallel config',
+  );
+}
+
 export interface Synthesized {
   readonly app: App;
   readonly stack: PgLifecycleStack;

@@ -34,6 +34,8 @@ export interface EventArchiveOptions {
   readonly chunking?: Readonly<Record<string, number>>;
   readonly filter?: string;
   readonly filterFunctions?: readonly string[];
+  /** Workers of a parallel run. @default none (one chunk loop) */
+  readonly parallelism?: number;
 }
 
 export interface PreparedEventArchive {
@@ -70,6 +72,7 @@ export function eventArchivePolicy(
     chunking: { ...(options.chunking ?? FIXED_CHUNKS) },
     ...(options.filter === undefined ? {} : { filter: options.filter }),
     ...(options.filterFunctions === undefined ? {} : { filterFunctions: [...options.filterFunctions] }),
+    ...(options.parallelism === undefined ? {} : { parallelism: options.parallelism }),
   };
 }
 

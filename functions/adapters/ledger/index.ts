@@ -44,6 +44,7 @@ export type { ChunkRecord } from './chunks.ts';
 export * from './leases.ts';
 export type { ArchivedObject, ListedObject, ObjectKind } from './objects.ts';
 export * from './partition-units.ts';
+export * from './ranges.ts';
 export type { NewRun, RunRow, RunStatus } from './runs.ts';
 
 export class Ledger {

@@ -113,7 +113,8 @@ export async function renewLease(
   ttlSeconds: number,
 ): Promise<void> {
   const { rowCount } = await db.query(
-    `UPDATE lifecycle.leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
+    // Never shortened: the workers of a parallel run renew it each for its own coming pause.
+    `UPDATE lifecycle.leases SET expires_at = greatest(expires_at, clock_timestamp() + make_interval(secs => $3))
       WHERE policy = $1 AND run_id = $2`,
     [policy, runId, ttlSeconds],
   );
