@@ -94,6 +94,11 @@ export async function buildRunPlan(db: Queryable, request: PlanRequest): Promise
     partitions: await partitionsToRetire(db, policy, prepared, action.partitions, cutoff),
     warnings,
     refusals,
-    ...(parallelism > 1 ? { ranges: await planWorkRanges(db, prepared, cutoff, parallelism) } : {}),
+    ...(parallelism > 1
+      ? {
+          ranges: (await planWorkRanges(db, { policy, prepared, strategy: action.partitions, cutoff }))
+            .ranges,
+        }
+      : {}),
   };
 }

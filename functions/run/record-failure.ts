@@ -3,10 +3,12 @@
  * the error, its orphans are removed and its lease released, so the next scheduled run can start.
  * Rows are safe whatever failed: every chunk either committed with its objects listed, or rolled back.
  */
+import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
 import { moduleNamed } from '../actions/registry.ts';
-import { Ledger } from '../adapters/ledger/index.ts';
+import { Ledger, listRanges } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
+import { LeaseLostError } from '../core/errors.ts';
 import { describeError } from '../core/redact-database-error.ts';
 import { timeoutsOfInput } from '../core/session-timeouts.ts';
 import type { StepDependencies } from './dependencies.ts';
@@ -73,7 +75,17 @@ export async function recordFailure(deps: StepDependencies, given: unknown): Pro
       runId: failure.runId,
       policy: failure.policy,
     });
-    await ledger.releaseLease(record.policy, failure.runId);
+    // A parallel run's other workers may still be in a chunk (their Lambdas run on after the map stopped
+    // them, until their commit fails at the fence): the lease is kept until the longest step could have ended,
+    // so that no new run meets their row locks, skips those rows and reports them done.
+    if ((await listRanges(db, failure.runId)).length > 0) {
+      await ledger.renewLease(record.policy, failure.runId, leaseTtlSeconds()).catch((error: unknown) => {
+        // Taken over meanwhile (it had expired): nothing of this run's to keep.
+        if (!(error instanceof LeaseLostError)) throw error;
+      });
+    } else {
+      await ledger.releaseLease(record.policy, failure.runId);
+    }
   } finally {
     await db.end().catch(() => undefined);
   }

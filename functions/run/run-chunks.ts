@@ -12,15 +12,42 @@ import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import type { ChunkAction, ChunkInput, TakenChunk } from '../actions/chunk-action.ts';
 import { moduleFor, moduleNamed } from '../actions/registry.ts';
 import { readCloudWatchReplicaLagSeconds } from '../adapters/cloudwatch-replica-lag.ts';
-import { finishRange, getRange, Ledger, listRanges, recordRangeChunk } from '../adapters/ledger/index.ts';
+import {
+  countRangeStep,
+  finishRange,
+  finishUnits,
+  getRange,
+  Ledger,
+  listRanges,
+  recordRangeChunk,
+  unitsPending,
+} from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
 import { readReplicaLagSeconds } from '../adapters/replication.ts';
+import { takeStepSlot } from '../adapters/step-slots.ts';
 import { beginBoundedTransaction } from '../adapters/transactions.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
+import { setRangeLowerBound } from '../core/chunk-sql.ts';
 import { classifyDatabaseError, InvalidPayloadError, LeaseLostError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { addTotals, retirePartitions } from './partitions/driver.ts';
 import { parseRunState } from './payloads.ts';
+
+/** A worker waiting for range 0's partition units polls this often (ms), within its step. */
+const UNITS_POLL_MS = 250;
+/** …for at most this long (ms) before its step ends and the state machine waits UNITS_WAIT_SECONDS. */
+const UNITS_WAIT_IN_STEP_MS = 30_000;
+const UNITS_WAIT_SECONDS = 10;
+
+/** True once range 0 has no partition left to retire; false if it still has after a while (the step ends). */
+async function waitForUnits(side: pg.Client, runId: string, deps: StepDependencies): Promise<boolean> {
+  const until = performance.now() + Math.min(UNITS_WAIT_IN_STEP_MS, deps.remainingMs() / 2);
+  for (;;) {
+    if (!(await unitsPending(side, runId))) return true;
+    if (performance.now() + UNITS_POLL_MS > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, UNITS_POLL_MS));
+  }
+}
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
@@ -66,7 +93,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   };
   try {
     const side = await open();
-    if (!chunking.throttle) void openChunkConnections().catch(() => undefined);
+    // With a guard that may end the step before any chunk, they are opened once it lets the step go on.
+    if (!chunking.throttle && !chunking.stepSlots) void openChunkConnections().catch(() => undefined);
     const sideLedger = new Ledger(side);
     // A run the previous release started continues on this code: its ledger may lack what this step reads
     // (the run row's columns included), so migrate first (a no-op once current, under an advisory lock).
@@ -162,6 +190,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       return result;
     };
     const startCursor = rangeRow ? rangeRow.cursor : run.cursor;
+    if (range) await countRangeStep(side, state.runId, range.index);
     if (rangeRow?.done) {
       return await endStep({
         cursor: startCursor,
@@ -177,7 +206,33 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         lagAtStart,
       );
     }
+    // The database-wide cap on chunk steps (every worker and policy that sets it): no free slot, no chunk.
+    const slots = chunking.stepSlots;
+    if (slots && (await takeStepSlot(side, slots.max)) === undefined) {
+      deps.log.info('every chunk step slot of the database is taken, waiting', {
+        runId: state.runId,
+        policy: policy.name,
+        maxConcurrentSteps: slots.max,
+        waitSeconds: slots.checkEverySeconds,
+      });
+      return await endStep(
+        { cursor: startCursor, batchRows: state.batchRows, done: false, totals: state.totals },
+        undefined,
+        slots.checkEverySeconds,
+      );
+    }
+    // The other ranges start once range 0 has retired its whole partitions: a DETACH waits for every open chunk
+    // transaction on the table, and a worker's next chunk is always open while the last one uploads.
+    if (range && range.index > 0 && !(await waitForUnits(side, state.runId, deps))) {
+      deps.log.info('range 0 is retiring partitions, waiting', { runId: state.runId, range: range.index });
+      return await endStep(
+        { cursor: startCursor, batchRows: state.batchRows, done: false, totals: state.totals },
+        undefined,
+        UNITS_WAIT_SECONDS,
+      );
+    }
     const chunkClients = await openChunkConnections();
+    if (range?.from) for (const client of chunkClients) await setRangeLowerBound(client, range.from);
 
     // A worker sees its range only: the range's end as the cutoff, its start as a lower bound of every statement.
     const target =
@@ -265,6 +320,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       });
       addTotals(totals, retired);
       if (!retired.complete) return await endStep({ cursor, batchRows, done, totals });
+      if (range) await finishUnits(side, state.runId);
     }
     let turn = 0;
     let lagged: number | undefined;
@@ -419,6 +475,15 @@ async function gatherRanges(deps: StepDependencies, state: RunState): Promise<Ru
     const ranges = await listRanges(db, state.runId);
     if (ranges.length === 0) throw new InvalidPayloadError(`run ${state.runId} has no ranges in the ledger`);
     const done = ranges.every((r) => r.done);
+    // Every map over open ranges runs at least one worker step: none since the last gather means the machine
+    // has no Workers map (a definition older than the policy's parallelism): fail rather than loop forever.
+    const rangeSteps = ranges.reduce((sum, r) => sum + r.steps, 0);
+    if (!done && rangeSteps === (state.rangeSteps ?? 0)) {
+      throw new InvalidPayloadError(
+        `run ${state.runId} of parallel policy ${state.policy.name}: no worker ran since the last look; ` +
+          'is the deployed state machine the one for this policy (cdk deploy)?',
+      );
+    }
     await ledger.renewLease(state.policy.name, state.runId, leaseTtlSeconds());
     const startedAt = state.executionStartedAt ? Date.parse(state.executionStartedAt) : Number.NaN;
     deps.log.info('ranges gathered', {
@@ -431,6 +496,7 @@ async function gatherRanges(deps: StepDependencies, state: RunState): Promise<Ru
       ...state,
       done,
       totals: { rows: run.rows, objects: run.objects, bytes: run.bytes, chunks: run.chunks },
+      rangeSteps,
       iterations: state.iterations + 1,
       continueNow: !done && deps.now().getTime() - startedAt > MAX_EXECUTION_AGE_MS,
       waitSeconds: done ? 0 : state.chunking.pauseSeconds,

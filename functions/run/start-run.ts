@@ -137,7 +137,9 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
     // A parallel run's ranges: read-only (a sample), fixed before the run row exists and stored with it.
     const parallelism = parallelismOf(policy);
     const prepared = parallelism > 1 ? await action.source.prepare?.(db, policy) : undefined;
-    const ranges = prepared ? await planWorkRanges(db, prepared, cutoff, parallelism) : undefined;
+    const planned = prepared
+      ? await planWorkRanges(db, { policy, prepared, strategy: action.partitions, cutoff })
+      : undefined;
     const holder = await deps.leaseHolder?.();
     await db.query('BEGIN');
     try {
@@ -158,7 +160,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       });
       if (facts.tableRowsBefore !== undefined)
         await ledger.recordTableRowsBefore(runId, facts.tableRowsBefore);
-      if (ranges) await insertRanges(db, runId, ranges);
+      if (planned) await insertRanges(db, runId, planned.ranges, planned.unitsPending);
       await db.query('COMMIT');
     } catch (error) {
       await db.query('ROLLBACK').catch(() => undefined);
@@ -171,7 +173,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
       table: started.record.tableName,
       cutoff,
       batchRows,
-      ...(ranges ? { ranges: ranges.length } : {}),
+      ...(planned ? { ranges: planned.ranges.length } : {}),
     });
     return withRanges(
       baseState({
@@ -184,7 +186,7 @@ export async function startRun(deps: StepDependencies, request: StartRequest): P
         generation: 1,
         done: false,
       }),
-      ranges ?? [],
+      planned?.ranges ?? [],
     );
   } finally {
     await db.end().catch(() => undefined);

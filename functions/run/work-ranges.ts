@@ -6,17 +6,19 @@
  * exactly one range whatever the bounds). Statistics would do too, but a partitioned parent has none unless
  * someone analyzed it, and they ignore the policy's filter.
  *
- * A table RANGE-partitioned on the time column keeps its partition units whole: the leaves a run would retire
- * (wholly before the cutoff) all fall in range 0, which alone runs the partition driver (with its upper bound as
- * its cutoff), and the sample covers only the rows after them.
+ * A table whose partitions the run retires keeps its units whole: the leaves a run would retire (wholly before
+ * the cutoff, as the plan lists them) all fall in range 0, which alone runs the partition driver (with its upper
+ * bound as its cutoff) before the other ranges start, and the sample cuts only the rows after them into the
+ * remaining parallelism - 1 ranges (so there are never more ranges than workers).
  */
 import { quoteIdent } from '../../lib/contracts/identifiers.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 import type { WorkRange } from '../../lib/contracts/work-range.ts';
-import { listPartitions } from '../adapters/partitions.ts';
 import type { Queryable } from '../adapters/transactions.ts';
-import { type ChunkTarget, eligibleWhere } from '../core/chunk-sql.ts';
-import { decidePartitions, timeToMicros } from '../core/partitions.ts';
+import { type ChunkTarget, eligibleWhere, setRangeLowerBound } from '../core/chunk-sql.ts';
+import { timeToMicros } from '../core/partitions.ts';
+import { type RetiringPartition, retiringPartitions } from './partitions/eligibility.ts';
+import type { PartitionStrategy } from './partitions/strategy.ts';
 import type { PreparedTarget } from './prepare-target.ts';
 
 /** Heap pages the sample reads at most (~24 MB at 8 kB pages): about a second of random reads on gp3. */
@@ -30,15 +32,33 @@ export function parallelismOf(policy: Policy): number {
   return 'parallelism' in policy ? (policy.parallelism ?? 1) : 1;
 }
 
+/** A parallel run's ranges, and whether range 0 has whole partitions to retire first. */
+export interface PlannedRanges {
+  readonly ranges: WorkRange[];
+  readonly unitsPending: boolean;
+}
+
 export async function planWorkRanges(
   db: Queryable,
-  prepared: PreparedTarget,
-  cutoff: string,
-  parallelism: number,
-): Promise<WorkRange[]> {
-  const unitsEnd = prepared.table.kind === 'p' ? await retiredPartitionsEnd(db, prepared, cutoff) : undefined;
-  const bounds = parallelism > 1 ? await sampledBounds(db, prepared, cutoff, parallelism, unitsEnd) : [];
-  return rangesFromBounds([...(unitsEnd ? [unitsEnd] : []), ...bounds], cutoff);
+  request: {
+    readonly policy: Policy;
+    readonly prepared: PreparedTarget;
+    readonly strategy: PartitionStrategy | undefined;
+    readonly cutoff: string;
+  },
+): Promise<PlannedRanges> {
+  const { policy, prepared, strategy, cutoff } = request;
+  const parallelism = parallelismOf(policy);
+  // The partitions the run would retire (none when retention by partition is blocked: a filter, a foreign key…).
+  const retiring = await retiringPartitions(db, policy, prepared, strategy, cutoff);
+  const unitsEnd = lastBound(retiring);
+  // Range 0 is the units' range when there are units: the sample then cuts the rest into parallelism - 1.
+  const sampled = unitsEnd ? parallelism - 1 : parallelism;
+  const bounds = sampled > 1 ? await sampledBounds(db, prepared, cutoff, sampled, unitsEnd) : [];
+  return {
+    ranges: rangesFromBounds([...(unitsEnd ? [unitsEnd] : []), ...bounds], cutoff),
+    unitsPending: unitsEnd !== undefined,
+  };
 }
 
 /**
@@ -56,30 +76,23 @@ export function rangesFromBounds(bounds: readonly string[], cutoff: string): Wor
   return edges.slice(1).map((to, index) => ({ index, from: edges[index] ?? null, to: to as string }));
 }
 
-/** The upper bound (ISO UTC) of the last leaf partition a run with this cutoff would retire, if any. */
-async function retiredPartitionsEnd(
-  db: Queryable,
-  prepared: PreparedTarget,
-  cutoff: string,
-): Promise<string | undefined> {
-  const partitions = await listPartitions(db, prepared.table.oid);
+/** The upper bound (ISO UTC) of the last of the partitions a run retires, if any. */
+function lastBound(retiring: readonly RetiringPartition[]): string | undefined {
   let end: bigint | undefined;
-  for (const decision of decidePartitions(partitions, cutoff, prepared.target.timeColumn.kind)) {
-    if (decision.action !== 'retire' || decision.bound?.kind !== 'range') continue;
-    const to = decision.bound.to;
-    if (to.kind !== 'value') continue;
-    const micros = timeToMicros(to.text);
+  for (const { bound } of retiring) {
+    if (bound.kind !== 'range' || bound.to.kind !== 'value') continue;
+    const micros = timeToMicros(bound.to.text);
     if (typeof micros === 'bigint' && (end === undefined || micros > end)) end = micros;
   }
   return end === undefined ? undefined : microsToIso(end);
 }
 
-/** `parallelism - 1` quantiles of the sampled eligible rows' times (at or after `from`), whole seconds. */
+/** `ranges - 1` quantiles of the sampled eligible rows' times (at or after `from`), whole seconds. */
 async function sampledBounds(
   db: Queryable,
   prepared: PreparedTarget,
   cutoff: string,
-  parallelism: number,
+  ranges: number,
   from: string | undefined,
 ): Promise<string[]> {
   const { rows: size } = await db.query<{ pages: string }>(
@@ -89,8 +102,9 @@ async function sampledBounds(
   );
   const pages = Math.max(1, Number(size[0]?.pages ?? 0));
   const percent = Math.min(100, (100 * SAMPLE_PAGES) / pages);
-  const fractions = Array.from({ length: parallelism - 1 }, (_, i) => (i + 1) / parallelism);
+  const fractions = Array.from({ length: ranges - 1 }, (_, i) => (i + 1) / ranges);
   const target: ChunkTarget = { ...prepared.target, ...(from ? { lowerBound: from } : {}) };
+  if (from) await setRangeLowerBound(db, from);
   const { rows } = await db.query<{ bound: string }>(
     `SELECT DISTINCT pg_catalog.to_char(pg_catalog.date_trunc('second', q AT TIME ZONE 'UTC'), ${ISO_UTC}) AS bound
        FROM (SELECT pg_catalog.unnest(percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY ${utcInstant(target)})) AS q

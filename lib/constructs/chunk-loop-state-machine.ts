@@ -11,6 +11,8 @@ import {
   JitterType,
   JsonPath,
   LogLevel,
+  Pass,
+  Result,
   type RetryProps,
   StateMachine,
   StateMachineType,
@@ -387,7 +389,12 @@ export class ChunkLoopStateMachine extends Construct {
     });
     workerChunk.addRetry(LAMBDA_RETRY);
     workerChunk.addCatch(workerFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    const workerDone = new Succeed(this, WorkerStateNames.workerDone);
+    // A child's output is gathered by the map (even with ResultPath null, against the 256 KiB payload limit):
+    // a worker ends with nothing, not with its RunState (the ledger holds what it did).
+    const workerDone = new Pass(this, WorkerStateNames.workerDone, {
+      result: Result.fromObject({}),
+      comment: 'Ends the worker with an empty output.',
+    });
     const workerPause = new Wait(this, WorkerStateNames.workerPause, {
       time: WaitTime.secondsPath('$.waitSeconds'),
       comment: 'pauseSeconds, or the replica-lag check interval, between this worker’s steps.',

@@ -59,7 +59,19 @@ export const ThrottleSchema = z
     checkEverySeconds: z.int().min(1).max(3600).optional(),
     /** Read the lag from CloudWatch (RDS ReplicaLag / AuroraReplicaLag) instead of pg_stat_replication. */
     cloudWatch: CloudWatchLagSchema.optional(),
+    /**
+     * At most this many Chunk steps, of every run of every policy that sets it (all the workers of parallel
+     * runs included), work against the database at once; a step that finds them all taken runs no chunk and
+     * the state machine waits `checkEverySeconds`. Counted with session advisory locks (one per step), so it
+     * holds across policies, workers and deployments sharing the database.
+     */
+    maxConcurrentSteps: z.int().min(1).max(1000).optional(),
   })
+  .strict();
+
+/** The database-wide cap on concurrent Chunk steps a run applies (from `throttle.maxConcurrentSteps`). */
+export const StepSlotsSchema = z
+  .object({ max: z.int().min(1).max(1000), checkEverySeconds: z.int().min(1).max(3600) })
   .strict();
 
 /** The guard a run applies: present only when `maxReplicaLagSeconds` is set. */
@@ -87,6 +99,8 @@ export const ChunkingSchema = z
     maxChunkBytes: chunkingFields.maxChunkBytes.default(64 * 1024 * 1024),
     /** Resolved from `throttle` (policy over defaults); absent when no replica-lag limit is set. */
     throttle: ResolvedThrottleSchema.optional(),
+    /** Resolved from `throttle.maxConcurrentSteps` (policy over defaults); absent when not set. */
+    stepSlots: StepSlotsSchema.optional(),
   })
   .strict();
 
@@ -177,10 +191,16 @@ export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, polic
   if (!merged || problems.length > 0)
     throw new Error(`policy ${policy.name}: chunking: ${problems.join('; ')}`);
   const throttle = resolveThrottle(config.defaults.throttle, policy.throttle);
+  const maxSteps = policy.throttle?.maxConcurrentSteps ?? config.defaults.throttle?.maxConcurrentSteps;
+  const checkEverySeconds =
+    policy.throttle?.checkEverySeconds ??
+    config.defaults.throttle?.checkEverySeconds ??
+    DEFAULT_THROTTLE_CHECK_EVERY_SECONDS;
   return {
     ...merged,
     initialRows: Math.min(Math.max(merged.initialRows, merged.minRows), merged.maxRows),
     ...(throttle ? { throttle } : {}),
+    ...(maxSteps === undefined ? {} : { stepSlots: { max: maxSteps, checkEverySeconds } }),
   };
 }
 

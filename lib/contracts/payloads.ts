@@ -197,6 +197,8 @@ export const RunStateSchema = z
       .optional(),
     /** A worker of a parallel run: the range its chunk loop works through (cursor in lifecycle.run_ranges). */
     range: WorkRangeSchema.optional(),
+    /** A parallel run: its workers' steps so far, at the last gather (a map that ran none is an error). */
+    rangeSteps: z.int().min(0).optional(),
   })
   .strict();
 

@@ -7,6 +7,7 @@
  *   anonymize single UPDATE with the compiled masks vs the real chunked anonymize path; see anonymize.ts.
  *   erasure   a subject's export vs its erasure over N archived objects (subjects policy); see erasure.ts.
  *   impact    an OLTP workload's latency alone vs during an archive / a purge, lock waits, WAL; see impact.ts.
+ *   workers   a parallel run (parallelism N) vs one worker on the same rows, archive and purge; see workers.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -29,6 +30,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   anonymize: async () => (await import('./anonymize.ts')).main,
   erasure: async () => (await import('./erasure.ts')).main,
   impact: async () => (await import('./impact.ts')).main,
+  workers: async () => (await import('./workers.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -59,6 +61,9 @@ benchmarks:
             bytes per row; unpinned, and pinned with taskset (node + S3 on core 0, PostgreSQL + workload on 1)
             --rows N (1000000)  --repeat K (1)  --json  --oltp-clients N (4)  --oltp-rate N per client (50)
             --alone-seconds N (15)  --pin both|off|only (both)
+  workers   parallelism N vs 1 worker on the same rows (archive, then purge): rows/s, speed-up, scaling
+            efficiency, rows per CPU-second; conservation (table empty, ranges done, S3 = ledger)
+            --rows N (1000000)  --workers N (4)  --repeat K (1)  --json  --only archive|purge
 `;
 
 const [name, ...rest] = process.argv.slice(2);

@@ -417,6 +417,8 @@ describe('chunk-loop definition of a parallel policy', () => {
       Next: WorkerStateNames.workerFailed,
     });
     expect(inner[WorkerStateNames.workerFailed]).toMatchObject({ Type: 'Fail' });
+    // Each child's output is gathered by the map: a worker ends with an empty one.
+    expect(inner[WorkerStateNames.workerDone]).toMatchObject({ Type: 'Pass', Result: {}, End: true });
   });
 
   it('is valid ASL once resolved', () => {

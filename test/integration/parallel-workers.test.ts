@@ -5,10 +5,13 @@
  * twice, S3 = ledger, lease released; plus what is new: the ranges are disjoint, ordered, cover every
  * eligible row, all done, and their workers really ran at the same time.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
+import { STEP_SLOT_NAMESPACE } from '../../functions/adapters/step-slots.ts';
 import { InvalidPayloadError, TransientDatabaseError } from '../../functions/core/errors.ts';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { WorkerStateNames } from '../../lib/contracts/payloads.ts';
 import { testConfig } from '../support/archive.ts';
 import {
@@ -201,12 +204,20 @@ describe('parallel workers', () => {
       deps: { store },
     });
     const afterFailure = await runRecord(services.db.pool, failed.failure?.runId);
+    // The failed run keeps its lease until its other workers' Lambdas could have ended; then it expires.
+    const kept = await services.db.pool.query(
+      `SELECT 1 FROM lifecycle.leases WHERE policy = 'parallel-terminal' AND expires_at > now() + interval '5 minutes'`,
+    );
+    await services.db.pool.query(
+      `UPDATE lifecycle.leases SET expires_at = now() - interval '1 second' WHERE policy = 'parallel-terminal'`,
+    );
     const second = await services.runPolicy(config, 'parallel-terminal', { chunkBudgetMs: 1_100 });
 
     // Assess: the worker's own error is the run's; then all is archived exactly once over the two runs.
     expect(failed.status).toBe('failed');
     expect(failed.failure?.error).toBe('InvalidPayloadError');
     expect(afterFailure).toMatchObject({ status: 'failed', error_name: 'InvalidPayloadError' });
+    expect(kept.rowCount, 'lease kept after the failure').toBe(1);
     expect(second.status).toBe('succeeded');
     const runs = await runsOfPolicy(services.db.pool, 'parallel-terminal');
     expect(runs.map((r) => r.status)).toEqual(['failed', 'succeeded']);
@@ -346,5 +357,77 @@ describe('parallel workers', () => {
     const ranges = await rangesOf(services.db.pool, result.summary?.runId);
     expect(ranges.every((r) => r.done)).toBe(true);
     expect(ranges.reduce((sum, r) => sum + r.rows, 0)).toBe(prepared.eligible.length);
+  });
+
+  it('caps the chunk steps working at once across workers (throttle.maxConcurrentSteps)', async ({
+    events,
+    services,
+  }) => {
+    // Prepare: 4 workers, at most 2 steps at once; the slots are watched from outside while the run goes on.
+    const prepared = await events.prepare('parallel-capped', { rows: 2000 });
+    const config = testConfig([
+      {
+        ...eventArchivePolicy('parallel-capped', prepared.table, { parallelism: 4 }),
+        throttle: { maxConcurrentSteps: 2, checkEverySeconds: 1 },
+      } as LifecycleConfigInput['policies'][number],
+    ]);
+    const seen: number[] = [];
+    let running = true;
+    const watching = (async () => {
+      while (running) {
+        const { rows } = await services.db.pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND classid = $1 AND objsubid = 2`,
+          [STEP_SLOT_NAMESPACE],
+        );
+        seen.push(Number(rows[0]?.n));
+        await sleep(5);
+      }
+    })();
+
+    // Act
+    const result = await services.runPolicy(config, 'parallel-capped', { chunkBudgetMs: 400 }).finally(() => {
+      running = false;
+    });
+    await watching;
+
+    // Assess
+    await expectCompleteArchive({ ...prepared, config }, result);
+    expect(Math.max(...seen), 'slots held at once').toBe(2);
+  });
+
+  it('waits while every slot is taken, then finishes the run', async ({ events, services }) => {
+    // Prepare: one slot, taken by another session.
+    const prepared = await events.prepare('parallel-blocked', { rows: 2000 });
+    const config = testConfig([
+      {
+        ...eventArchivePolicy('parallel-blocked', prepared.table, { parallelism: 2 }),
+        throttle: { maxConcurrentSteps: 1, checkEverySeconds: 1 },
+      } as LifecycleConfigInput['policies'][number],
+    ]);
+    const readRun = `SELECT rows::text, status FROM lifecycle.runs WHERE policy = 'parallel-blocked'`;
+    const holder = await services.db.pool.connect();
+    await holder.query('SELECT pg_advisory_lock($1, 0)', [STEP_SLOT_NAMESPACE]);
+
+    // Act: the run starts while the slot is held, and is let go after a second.
+    const running = services.runPolicy(config, 'parallel-blocked', { chunkBudgetMs: 400 });
+    let whileHeld: Array<{ rows: string; status: string }> = [];
+    try {
+      // Once the run is open (after the synth and Start), its workers get a second to try.
+      for (let waited = 0; waited < 60_000 && whileHeld.length === 0; waited += 50) {
+        await sleep(50);
+        whileHeld = (await services.db.pool.query(readRun)).rows;
+      }
+      await sleep(1_000);
+      whileHeld = (await services.db.pool.query(readRun)).rows;
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock($1, 0)', [STEP_SLOT_NAMESPACE]);
+      holder.release();
+    }
+    const result = await running;
+
+    // Assess: nothing was archived while the slot was held; then everything, once.
+    expect(whileHeld).toEqual([{ rows: '0', status: 'running' }]);
+    await expectCompleteArchive({ ...prepared, config }, result);
   });
 });

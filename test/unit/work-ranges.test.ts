@@ -64,7 +64,7 @@ describe('work ranges', () => {
     expect(microsToIso(0n)).toBe('1970-01-01T00:00:00.000000Z');
   });
 
-  it('bound every statement from below, cast to the time column’s kind as the cutoff is', () => {
+  it('bound every statement from below by the session’s range setting, cast as the cutoff is', () => {
     // Act
     const bound = '2026-03-01T00:00:00.000000Z';
     const timestamptz = eligibleWhere({ ...target, lowerBound: bound }, false);
@@ -73,9 +73,11 @@ describe('work ranges', () => {
       false,
     );
 
-    // Assess
-    expect(timestamptz).toContain(`"Created At" >= '${bound}'::timestamptz`);
-    expect(date).toContain(`"day" >= ('${bound}'::timestamptz AT TIME ZONE 'UTC')::date`);
+    // Assess: the bound itself never enters the statement's text.
+    const setting = "pg_catalog.current_setting('pg_lifecycle.range_from')";
+    expect(timestamptz).toContain(`"Created At" >= ${setting}::timestamptz`);
+    expect(date).toContain(`"day" >= (${setting}::timestamptz AT TIME ZONE 'UTC')::date`);
+    expect(timestamptz).not.toContain(bound);
     expect(eligibleWhere(target, false)).not.toContain('>=');
   });
 

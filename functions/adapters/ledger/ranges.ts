@@ -14,22 +14,26 @@ export interface RangeRow extends WorkRange {
   readonly done: boolean;
   readonly rows: number;
   readonly chunks: number;
+  /** Chunk steps its workers began. */
+  readonly steps: number;
 }
 
+/** The run's ranges; with `unitsPending`, range 0 has whole partitions to retire before the others start. */
 export async function insertRanges(
   db: Queryable,
   runId: string,
   ranges: readonly WorkRange[],
+  unitsPending: boolean,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO lifecycle.run_ranges (run_id, range_no, lower_bound, upper_bound)
-     SELECT $1, r.range_no, r.lower_bound, r.upper_bound
+    `INSERT INTO lifecycle.run_ranges (run_id, range_no, lower_bound, upper_bound, units_pending)
+     SELECT $1, r.range_no, r.lower_bound, r.upper_bound, $5 AND r.range_no = 0
        FROM unnest($2::int[], $3::text[], $4::text[]) AS r (range_no, lower_bound, upper_bound)`,
-    [runId, ranges.map((r) => r.index), ranges.map((r) => r.from), ranges.map((r) => r.to)],
+    [runId, ranges.map((r) => r.index), ranges.map((r) => r.from), ranges.map((r) => r.to), unitsPending],
   );
 }
 
-const RANGE_COLUMNS = 'range_no, lower_bound, upper_bound, cursor, done, rows, chunks';
+const RANGE_COLUMNS = 'range_no, lower_bound, upper_bound, cursor, done, rows, chunks, steps';
 
 function toRangeRow(runId: string, r: Record<string, string | null>): RangeRow {
   let cursor: WorkCursor | null = null;
@@ -47,6 +51,7 @@ function toRangeRow(runId: string, r: Record<string, string | null>): RangeRow {
     done: r.done === 't' || r.done === 'true',
     rows: Number(r.rows),
     chunks: Number(r.chunks),
+    steps: Number(r.steps),
   };
 }
 
@@ -91,5 +96,30 @@ export async function finishRange(db: Queryable, runId: string, index: number): 
     `UPDATE lifecycle.run_ranges SET done = true, finished_at = coalesce(finished_at, clock_timestamp())
       WHERE run_id = $1 AND range_no = $2`,
     [runId, index],
+  );
+}
+
+/** A worker's step began (autocommit): the gather tells a map that ran workers from one that ran none. */
+export async function countRangeStep(db: Queryable, runId: string, index: number): Promise<void> {
+  await db.query('UPDATE lifecycle.run_ranges SET steps = steps + 1 WHERE run_id = $1 AND range_no = $2', [
+    runId,
+    index,
+  ]);
+}
+
+/** Whether range 0 still has whole partitions to retire (the other ranges wait for it). */
+export async function unitsPending(db: Queryable, runId: string): Promise<boolean> {
+  const { rows } = await db.query<{ pending: string }>(
+    'SELECT units_pending AS pending FROM lifecycle.run_ranges WHERE run_id = $1 AND range_no = 0',
+    [runId],
+  );
+  return rows[0]?.pending === 't' || rows[0]?.pending === 'true';
+}
+
+/** Range 0's worker retired every partition it had to. */
+export async function finishUnits(db: Queryable, runId: string): Promise<void> {
+  await db.query(
+    'UPDATE lifecycle.run_ranges SET units_pending = false WHERE run_id = $1 AND range_no = 0 AND units_pending',
+    [runId],
   );
 }
