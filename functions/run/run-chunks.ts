@@ -206,6 +206,17 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         lagAtStart,
       );
     }
+    // The other ranges start once range 0 has retired its whole partitions: a DETACH waits for every open chunk
+    // transaction on the table, and a worker's next chunk is always open while the last one uploads. Before
+    // taking a step slot, which range 0 may be waiting for.
+    if (range && range.index > 0 && !(await waitForUnits(side, state.runId, deps))) {
+      deps.log.info('range 0 is retiring partitions, waiting', { runId: state.runId, range: range.index });
+      return await endStep(
+        { cursor: startCursor, batchRows: state.batchRows, done: false, totals: state.totals },
+        undefined,
+        UNITS_WAIT_SECONDS,
+      );
+    }
     // The database-wide cap on chunk steps (every worker and policy that sets it): no free slot, no chunk.
     const slots = chunking.stepSlots;
     if (slots && (await takeStepSlot(side, slots.max)) === undefined) {
@@ -219,16 +230,6 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         { cursor: startCursor, batchRows: state.batchRows, done: false, totals: state.totals },
         undefined,
         slots.checkEverySeconds,
-      );
-    }
-    // The other ranges start once range 0 has retired its whole partitions: a DETACH waits for every open chunk
-    // transaction on the table, and a worker's next chunk is always open while the last one uploads.
-    if (range && range.index > 0 && !(await waitForUnits(side, state.runId, deps))) {
-      deps.log.info('range 0 is retiring partitions, waiting', { runId: state.runId, range: range.index });
-      return await endStep(
-        { cursor: startCursor, batchRows: state.batchRows, done: false, totals: state.totals },
-        undefined,
-        UNITS_WAIT_SECONDS,
       );
     }
     const chunkClients = await openChunkConnections();
