@@ -4,7 +4,7 @@
  */
 import { userInfo } from 'node:os';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { Ledger } from '../../functions/adapters/ledger/index.ts';
+import { Ledger, listRanges } from '../../functions/adapters/ledger/index.ts';
 import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { deploymentIssues, loadConfigFile, writeConfigJsonSchema } from '../../lib/config-file.ts';
 import { BucketNameSchema, type LifecycleConfig, PolicyNameSchema } from '../../lib/contracts/config.ts';
@@ -290,10 +290,14 @@ export async function statusCommand(options: StatusOptions): Promise<number> {
     ? await withDatabase(async (client) => {
         const { database, present } = await ledgerPresence(client);
         if (!present) return { noLedger: noLedgerMessage(database), runs: undefined };
-        return {
-          noLedger: undefined,
-          runs: await new Ledger(client).listRuns({ policy: options.policy, limit }),
-        };
+        const listed = await new Ledger(client).listRuns({ policy: options.policy, limit });
+        // A parallel run: where each of its workers' ranges stands.
+        const withRanges = [];
+        for (const run of listed) {
+          const ranges = await listRanges(client, run.runId);
+          withRanges.push(ranges.length > 0 ? { ...run, ranges } : run);
+        }
+        return { noLedger: undefined, runs: withRanges };
       })
     : undefined;
   const runs = ledger?.runs;
@@ -317,8 +321,12 @@ export async function statusCommand(options: StatusOptions): Promise<number> {
     print('Runs (ledger)');
     for (const r of runs) {
       const error = r.errorName ? `  ${r.errorName}: ${r.errorCause ?? ''}` : '';
+      const ranges =
+        'ranges' in r
+          ? `, ranges ${r.ranges.filter((range) => range.done).length}/${r.ranges.length} done`
+          : '';
       print(
-        `  ${r.startedAt}  ${r.status.padEnd(10)} ${r.policy}  ${r.rows} rows, ${r.objects} objects, ${r.bytes} bytes${error}`,
+        `  ${r.startedAt}  ${r.status.padEnd(10)} ${r.policy}  ${r.rows} rows, ${r.objects} objects, ${r.bytes} bytes${ranges}${error}`,
       );
     }
   }

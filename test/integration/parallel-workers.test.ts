@@ -32,6 +32,7 @@ import {
   sorted,
 } from '../support/event-archive.ts';
 import { describe, expect, NOW } from '../support/fixture.ts';
+import { runCliInProcess } from '../support/leases.ts';
 import {
   finishedUnits,
   idsWhere,
@@ -121,6 +122,14 @@ describe('parallel workers', () => {
       expect(range.rows).toBeGreaterThan(prepared.eligible.length / 8);
     }
     expectRowsPerRange(ranges, times);
+    const status = await runCliInProcess(services.db, ['status', '--policy', 'parallel-archive', '--json']);
+    const listed = JSON.parse(status.stdout) as {
+      runs: Array<{ ranges?: Array<{ done: boolean; rows: number }> }>;
+    };
+    expect(listed.runs[0]?.ranges?.map((r) => [r.done, r.rows])).toEqual(ranges.map((r) => [true, r.rows]));
+    const text = await runCliInProcess(services.db, ['status', '--policy', 'parallel-archive']);
+    expect(text.stdout).toContain(`${prepared.eligible.length} rows`);
+    expect(text.stdout).toContain('ranges 4/4 done');
     const run = await services.db.pool.query<{ cursor: unknown }>(
       'SELECT cursor FROM lifecycle.runs WHERE run_id = $1',
       [result.summary?.runId],
