@@ -27,7 +27,11 @@ import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { connect, resolveClientConfig } from '../../functions/commons/database.ts';
 import { computeCutoff } from '../../functions/core/cutoff.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
-import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import {
+  type LocalRunResult,
+  prepareDefinition,
+  runPolicyLocally,
+} from '../../functions/local-runner/local-runner.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { resolveChunking } from '../../lib/contracts/chunking.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
@@ -410,6 +414,8 @@ export async function main(argv: string[]): Promise<number> {
     const policy = config.policies.find((p) => p.name === POLICY) as AnonymizePolicy;
     progress('synthesizing the state machine (not timed)…');
     const definition = await synthesizeDefinition(config);
+    // Validated once, as the service does when the machine is deployed: not part of any timed run.
+    prepareDefinition(definition);
     const { rows } = await admin.query<{ pid: number; version: string }>(
       'SELECT pg_backend_pid() AS pid, current_setting($1) AS version',
       ['server_version'],

@@ -21,7 +21,11 @@ import { computeCutoff } from '../../functions/core/cutoff.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
 import type { ParquetCompression } from '../../functions/core/parquet/encode.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
-import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import {
+  type LocalRunResult,
+  prepareDefinition,
+  runPolicyLocally,
+} from '../../functions/local-runner/local-runner.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import {
   type ArchivePolicy,
@@ -237,6 +241,8 @@ export async function main(argv: string[]): Promise<number> {
     });
     progress('synthesizing the state machine (not timed)…');
     const definition = await synthesizeDefinition(config);
+    // Validated once, as the service does when the machine is deployed: not part of any timed run.
+    prepareDefinition(definition);
     const { rows } = await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     const postmasterPid = services.localPostgres && rows[0] ? postmasterOf(Number(rows[0].pid)) : undefined;
     const context: Context = { options, services, admin, s3, config, definition, postmasterPid };

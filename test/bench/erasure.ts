@@ -36,7 +36,11 @@ import { connect, resolveClientConfig } from '../../functions/commons/database.t
 import { createS3Client } from '../../functions/commons/s3.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
-import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import {
+  type LocalRunResult,
+  prepareDefinition,
+  runPolicyLocally,
+} from '../../functions/local-runner/local-runner.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { type PhaseCpu, phaseCpuBetween, postmasterOf, samplePhase } from './cpu.ts';
@@ -565,6 +569,8 @@ export async function main(argv: string[]): Promise<number> {
     const config = configFor(options.rowsPerObject);
     progress('synthesizing the state machine (not timed)…');
     const definition = await synthesizeDefinition(config);
+    // Validated once, as the service does when the machine is deployed: not part of any timed run.
+    prepareDefinition(definition);
     const ctx: Context = {
       options,
       maintenanceUrl: services.databaseUrl,

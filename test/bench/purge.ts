@@ -22,7 +22,11 @@ import { applyMigrations } from '../../functions/adapters/migrations.ts';
 import { connect, resolveClientConfig } from '../../functions/commons/database.ts';
 import { computeCutoff } from '../../functions/core/cutoff.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
-import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import {
+  type LocalRunResult,
+  prepareDefinition,
+  runPolicyLocally,
+} from '../../functions/local-runner/local-runner.ts';
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import {
@@ -203,6 +207,8 @@ export async function main(argv: string[]): Promise<number> {
     });
     progress('synthesizing the state machine (not timed)…');
     const definition = await synthesizeDefinition(config);
+    // Validated once, as the service does when the machine is deployed: not part of any timed run.
+    prepareDefinition(definition);
     const runs: RunMeasurement[] = [];
     const partitionRuns: PartitionMeasurement[] = [];
     for (let i = 0; i < options.repeat; i++) {

@@ -21,7 +21,11 @@ import { connect, resolveClientConfig } from '../../functions/commons/database.t
 import { createS3Client } from '../../functions/commons/s3.ts';
 import { policyPrefix } from '../../functions/core/object-keys.ts';
 import { localDependencies } from '../../functions/local-runner/local-dependencies.ts';
-import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
+import {
+  type LocalRunResult,
+  prepareDefinition,
+  runPolicyLocally,
+} from '../../functions/local-runner/local-runner.ts';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { type CpuUsage, cpuBetween, postmasterOf, sampleCpu } from './cpu.ts';
@@ -189,6 +193,8 @@ async function measure(
   const config = configFor(action, workers);
   const policy = config.policies[0]?.name ?? '';
   const definition = await synthesizeDefinition(config);
+  // Validated once, as the service does when the machine is deployed: not part of any timed run.
+  prepareDefinition(definition);
   progress(`filling ${EVENTS_TABLE} with ${options.rows} rows for ${label}…`);
   await fillEvents(admin, options.rows);
   // The run's deletes would wake autovacuum during one run and not another, and its CPU counts in PostgreSQL's
