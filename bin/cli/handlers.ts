@@ -291,10 +291,14 @@ export async function statusCommand(options: StatusOptions): Promise<number> {
         const { database, present } = await ledgerPresence(client);
         if (!present) return { noLedger: noLedgerMessage(database), runs: undefined };
         const listed = await new Ledger(client).listRuns({ policy: options.policy, limit });
-        // A parallel run: where each of its workers' ranges stands.
+        // A parallel run: where each of its workers' ranges stands (a ledger older than sql/017 has none).
+        const { rows } = await client.query<{ present: string }>(
+          `SELECT (to_regclass('lifecycle.run_ranges') IS NOT NULL)::text AS present`,
+        );
+        const rangesKept = rows[0]?.present === 'true';
         const withRanges = [];
         for (const run of listed) {
-          const ranges = await listRanges(client, run.runId);
+          const ranges = rangesKept ? await listRanges(client, run.runId) : [];
           withRanges.push(ranges.length > 0 ? { ...run, ranges } : run);
         }
         return { noLedger: undefined, runs: withRanges };

@@ -118,29 +118,17 @@ export function eligibleWhere(
 
 const RANGE_BOUND = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
-/** The session setting a worker's connections hold its range's lower bound in (setRangeLowerBound). */
-const RANGE_FROM_SETTING = 'pg_lifecycle.range_from';
-
 /**
- * `timeColumn >= bound`, the bound cast to the column's kind as the cutoff is. The bound is read from a session
- * setting (never spliced into the text: pg_stat_activity and error logs show statements, and a bound is a
- * quantile of the table's times); a connection that runs such a statement must hold it (setRangeLowerBound), or
- * the statement fails ("unrecognized configuration parameter").
+ * `timeColumn >= bound`, the bound cast to the column's kind as the cutoff is. A literal, after the shape check
+ * (digits and fixed punctuation only: nothing else can be spliced in), so that the planner prunes a partitioned
+ * table's partitions outside the range when it plans the statement (a parameter or a setting would leave every
+ * partition below the cutoff planned and locked by every worker). The bound is a quantile of the table's times
+ * truncated to the second, also in lifecycle.run_ranges and the plan: not a row's value, never a key.
  */
 function lowerBoundPredicate(target: ChunkTarget, bound: string): string {
   if (!RANGE_BOUND.test(bound))
     throw new InvalidPayloadError(`range bound ${JSON.stringify(bound)} is not ISO-8601 UTC`);
-  return `${quoteIdent(target.timeColumn.name)} >= ${cutoffValue(target, `pg_catalog.current_setting('${RANGE_FROM_SETTING}')`)}`;
-}
-
-/** Sets the lower bound of a worker's range on a connection, for the session (outside any transaction). */
-export async function setRangeLowerBound(
-  db: { query(text: string, values: unknown[]): Promise<unknown> },
-  bound: string,
-): Promise<void> {
-  if (!RANGE_BOUND.test(bound))
-    throw new InvalidPayloadError(`range bound ${JSON.stringify(bound)} is not ISO-8601 UTC`);
-  await db.query(`SELECT pg_catalog.set_config('${RANGE_FROM_SETTING}', $1, false)`, [bound]);
+  return `${quoteIdent(target.timeColumn.name)} >= ${cutoffValue(target, `'${bound}'`)}`;
 }
 
 /** How a statement refers to its n-th parameter: `$n` (bound), or where binding is impossible (COPY) a setting (settingParams). */

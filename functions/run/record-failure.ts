@@ -43,6 +43,20 @@ function flattenWorkerInput(input: unknown): unknown {
   return { ...run, range, error };
 }
 
+/**
+ * A worker's own failure (its state has a range), or the map's after one (the worker's Fail state locally; the
+ * Distributed Map's threshold error in AWS): the other workers may still be in a chunk. Any other failure
+ * (Start, the gather, Finish, a local run interrupted after its chunks ended) leaves no worker running.
+ */
+function workerFailure(input: unknown): boolean {
+  const { range, error } = input as { range?: unknown; error?: { Error?: string } };
+  return (
+    range !== undefined ||
+    error?.Error === 'WorkerFailed' ||
+    error?.Error === 'States.ExceedToleratedFailureThreshold'
+  );
+}
+
 export async function recordFailure(deps: StepDependencies, given: unknown): Promise<FailureRecord> {
   const input = flattenWorkerInput(given);
   const failure = FailureInputSchema.parse(input);
@@ -78,7 +92,7 @@ export async function recordFailure(deps: StepDependencies, given: unknown): Pro
     // A parallel run's other workers may still be in a chunk (their Lambdas run on after the map stopped
     // them, until their commit fails at the fence): the lease is kept until the longest step could have ended,
     // so that no new run meets their row locks, skips those rows and reports them done.
-    if ((await listRanges(db, failure.runId)).length > 0) {
+    if (workerFailure(input) && (await listRanges(db, failure.runId)).length > 0) {
       await ledger.renewLease(record.policy, failure.runId, leaseTtlSeconds()).catch((error: unknown) => {
         // Taken over meanwhile (it had expired): nothing of this run's to keep.
         if (!(error instanceof LeaseLostError)) throw error;

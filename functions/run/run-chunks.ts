@@ -27,7 +27,6 @@ import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { takeStepSlot } from '../adapters/step-slots.ts';
 import { beginBoundedTransaction } from '../adapters/transactions.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
-import { setRangeLowerBound } from '../core/chunk-sql.ts';
 import { classifyDatabaseError, InvalidPayloadError, LeaseLostError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { addTotals, retirePartitions } from './partitions/driver.ts';
@@ -233,7 +232,6 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       );
     }
     const chunkClients = await openChunkConnections();
-    if (range?.from) for (const client of chunkClients) await setRangeLowerBound(client, range.from);
 
     // A worker sees its range only: the range's end as the cutoff, its start as a lower bound of every statement.
     const target =

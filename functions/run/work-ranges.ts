@@ -15,7 +15,7 @@ import { quoteIdent } from '../../lib/contracts/identifiers.ts';
 import type { Policy } from '../../lib/contracts/policy.ts';
 import type { WorkRange } from '../../lib/contracts/work-range.ts';
 import type { Queryable } from '../adapters/transactions.ts';
-import { type ChunkTarget, eligibleWhere, setRangeLowerBound } from '../core/chunk-sql.ts';
+import { type ChunkTarget, eligibleWhere } from '../core/chunk-sql.ts';
 import { timeToMicros } from '../core/partitions.ts';
 import { type RetiringPartition, retiringPartitions } from './partitions/eligibility.ts';
 import type { PartitionStrategy } from './partitions/strategy.ts';
@@ -104,7 +104,6 @@ async function sampledBounds(
   const percent = Math.min(100, (100 * SAMPLE_PAGES) / pages);
   const fractions = Array.from({ length: ranges - 1 }, (_, i) => (i + 1) / ranges);
   const target: ChunkTarget = { ...prepared.target, ...(from ? { lowerBound: from } : {}) };
-  if (from) await setRangeLowerBound(db, from);
   const { rows } = await db.query<{ bound: string }>(
     `SELECT DISTINCT pg_catalog.to_char(pg_catalog.date_trunc('second', q AT TIME ZONE 'UTC'), ${ISO_UTC}) AS bound
        FROM (SELECT pg_catalog.unnest(percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY ${utcInstant(target)})) AS q

@@ -60,10 +60,11 @@ export const ThrottleSchema = z
     /** Read the lag from CloudWatch (RDS ReplicaLag / AuroraReplicaLag) instead of pg_stat_replication. */
     cloudWatch: CloudWatchLagSchema.optional(),
     /**
-     * At most this many Chunk steps, of every run of every policy that sets it (all the workers of parallel
-     * runs included), work against the database at once; a step that finds them all taken runs no chunk and
-     * the state machine waits `checkEverySeconds`. Counted with session advisory locks (one per step), so it
-     * holds across policies, workers and deployments sharing the database.
+     * `defaults.throttle` only (one cap per database; a policy's own is a config error): at most this many
+     * Chunk steps of every run (all the workers of parallel runs included) work against the database at once; a
+     * step that finds them all taken runs no chunk and the state machine waits `checkEverySeconds`. Counted with
+     * session advisory locks (one per step), so it holds across policies, workers and deployments sharing the
+     * database and the same value.
      */
     maxConcurrentSteps: z.int().min(1).max(1000).optional(),
   })
@@ -191,7 +192,7 @@ export function resolveChunking(config: Pick<LifecycleConfig, 'defaults'>, polic
   if (!merged || problems.length > 0)
     throw new Error(`policy ${policy.name}: chunking: ${problems.join('; ')}`);
   const throttle = resolveThrottle(config.defaults.throttle, policy.throttle);
-  const maxSteps = policy.throttle?.maxConcurrentSteps ?? config.defaults.throttle?.maxConcurrentSteps;
+  const maxSteps = config.defaults.throttle?.maxConcurrentSteps;
   const checkEverySeconds =
     policy.throttle?.checkEverySeconds ??
     config.defaults.throttle?.checkEverySeconds ??

@@ -140,6 +140,16 @@ export const LifecycleConfigSchema = z
         }
       }
     });
+    // One database-wide cap: slots are numbered 0..max-1, so two values would not make one cap.
+    config.policies.forEach((policy, index) => {
+      if (policy.throttle?.maxConcurrentSteps !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policies', index, 'throttle', 'maxConcurrentSteps'],
+          message: 'is one cap for the whole database: set it in defaults.throttle',
+        });
+      }
+    });
     config.policies.forEach((policy, index) => {
       for (const message of chunkingProblems(config, policy)) {
         ctx.addIssue({ code: 'custom', path: ['policies', index, 'chunking'], message });

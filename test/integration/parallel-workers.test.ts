@@ -11,7 +11,6 @@ import { S3ObjectStore } from '../../functions/adapters/archive-store.ts';
 import { STEP_SLOT_NAMESPACE } from '../../functions/adapters/step-slots.ts';
 import { InvalidPayloadError, TransientDatabaseError } from '../../functions/core/errors.ts';
 import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
-import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { WorkerStateNames } from '../../lib/contracts/payloads.ts';
 import { testConfig } from '../support/archive.ts';
 import {
@@ -368,18 +367,15 @@ describe('parallel workers', () => {
     expect(ranges.reduce((sum, r) => sum + r.rows, 0)).toBe(prepared.eligible.length);
   });
 
-  it('caps the chunk steps working at once across workers (throttle.maxConcurrentSteps)', async ({
+  it('caps the chunk steps working at once across workers (defaults.throttle.maxConcurrentSteps)', async ({
     events,
     services,
   }) => {
     // Prepare: 4 workers, at most 2 steps at once; the slots are watched from outside while the run goes on.
     const prepared = await events.prepare('parallel-capped', { rows: 2000 });
-    const config = testConfig([
-      {
-        ...eventArchivePolicy('parallel-capped', prepared.table, { parallelism: 4 }),
-        throttle: { maxConcurrentSteps: 2, checkEverySeconds: 1 },
-      } as LifecycleConfigInput['policies'][number],
-    ]);
+    const config = testConfig([eventArchivePolicy('parallel-capped', prepared.table, { parallelism: 4 })], {
+      defaults: { throttle: { maxConcurrentSteps: 2, checkEverySeconds: 1 } },
+    });
     const seen: number[] = [];
     let running = true;
     const watching = (async () => {
@@ -408,12 +404,9 @@ describe('parallel workers', () => {
   it('waits while every slot is taken, then finishes the run', async ({ events, services }) => {
     // Prepare: one slot, taken by another session.
     const prepared = await events.prepare('parallel-blocked', { rows: 2000 });
-    const config = testConfig([
-      {
-        ...eventArchivePolicy('parallel-blocked', prepared.table, { parallelism: 2 }),
-        throttle: { maxConcurrentSteps: 1, checkEverySeconds: 1 },
-      } as LifecycleConfigInput['policies'][number],
-    ]);
+    const config = testConfig([eventArchivePolicy('parallel-blocked', prepared.table, { parallelism: 2 })], {
+      defaults: { throttle: { maxConcurrentSteps: 1, checkEverySeconds: 1 } },
+    });
     const readRun = `SELECT rows::text, status FROM lifecycle.runs WHERE policy = 'parallel-blocked'`;
     const holder = await services.db.pool.connect();
     await holder.query('SELECT pg_advisory_lock($1, 0)', [STEP_SLOT_NAMESPACE]);

@@ -81,14 +81,20 @@ export async function acquireLease(
   );
   const row = rows[0];
   if (!row) {
-    const held = await db.query<{ run_id: string; expires_at: string }>(
-      'SELECT run_id, expires_at::text FROM lifecycle.leases WHERE policy = $1',
+    const held = await db.query<{ run_id: string; expires_at: string; status: string | null }>(
+      `SELECT l.run_id, l.expires_at::text, r.status
+         FROM lifecycle.leases l LEFT JOIN lifecycle.runs r USING (run_id) WHERE l.policy = $1`,
       [lease.policy],
     );
     const holder = held.rows[0];
+    // A failed parallel run keeps its lease while its other workers may still be stopping (record-failure.ts).
+    const what =
+      holder?.status === 'failed'
+        ? `is held by failed run ${holder.run_id} until ${holder.expires_at} (its workers may still be stopping)`
+        : `is already running (run ${holder?.run_id ?? '?'}, lease until ${holder?.expires_at ?? '?'})`;
     throw new LeaseHeldError(
-      `policy ${lease.policy} is already running (run ${holder?.run_id ?? '?'}, lease until ${holder?.expires_at ?? '?'}); ` +
-        `one run per policy at a time. If that run is gone: pg-lifecycle unlock --policy ${lease.policy}`,
+      `policy ${lease.policy} ${what}; one run per policy at a time. If that run is gone: ` +
+        `pg-lifecycle unlock --policy ${lease.policy}`,
       { policy: lease.policy },
     );
   }
