@@ -1,9 +1,10 @@
 /**
- * The database-wide cap on concurrent Chunk steps (`throttle.maxConcurrentSteps`): slot k is the session
+ * The database-wide cap on concurrent Chunk steps (`defaults.throttle.maxConcurrentSteps`): slot k is the session
  * advisory lock (STEP_SLOT_NAMESPACE, k) held by a step's side connection until the step ends (the connection
  * closes; a crashed Lambda's backend ends with it, or at the server's TCP keepalive). The two-int4 key space is
  * PostgreSQL's own, apart from the bigint keys of the migrations and maintain locks.
  */
+import { pgBool } from './catalog.ts';
 import type { Queryable } from './transactions.ts';
 
 /** 'pglc' as a big-endian int4: the classid of every slot lock. */
@@ -18,7 +19,7 @@ export async function takeStepSlot(db: Queryable, max: number): Promise<number |
       STEP_SLOT_NAMESPACE,
       slot,
     ]);
-    if (rows[0]?.taken === 't' || rows[0]?.taken === 'true') return slot;
+    if (pgBool(rows[0]?.taken)) return slot;
   }
   return undefined;
 }

@@ -3,6 +3,7 @@
  * only. Every query runs in a READ ONLY transaction; nothing is created (not even the ledger schema).
  */
 import type { ExecutionInput, PlanForeignKey, RunPlan } from '../../lib/contracts/payloads.ts';
+import { parallelismOf } from '../../lib/contracts/policy.ts';
 import type { TimeCutoffHooks } from '../actions/action-module.ts';
 import { listReferencingForeignKeys, resolveTable } from '../adapters/catalog.ts';
 import { countReferencingRows, summarizeEligible } from '../adapters/plan-queries.ts';
@@ -12,7 +13,7 @@ import type { FullScanDecision } from '../core/full-scan.ts';
 import { type PrivilegeFindings, privilegePlanEntries } from './check-privileges.ts';
 import { partitionsToRetire } from './partitions/eligibility.ts';
 import type { PreparedTarget } from './prepare-target.ts';
-import { parallelismOf, planWorkRanges } from './work-ranges.ts';
+import { planWorkRanges } from './work-ranges.ts';
 
 /** Bound of each count of referencing rows; a slower count is reported as unknown, not as a failure. */
 const REFERENCING_COUNT_TIMEOUT_MS = 10_000;

@@ -1,10 +1,11 @@
 /**
  * RecordFailure step: any terminal error lands here (Catch → `$.error`). The run is marked failed with
- * the error, its orphans are removed and its lease released, so the next scheduled run can start.
+ * the error, its orphans are removed and its lease released, so the next scheduled run can start (a parallel
+ * run whose worker failed keeps it one more TTL: see workerFailure).
  * Rows are safe whatever failed: every chunk either committed with its objects listed, or rolled back.
  */
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
-import { FailureInputSchema } from '../../lib/contracts/payloads.ts';
+import { FailureInputSchema, WORKER_FAILED_ERROR } from '../../lib/contracts/payloads.ts';
 import { moduleNamed } from '../actions/registry.ts';
 import { Ledger, listRanges } from '../adapters/ledger/index.ts';
 import { applyMigrations } from '../adapters/migrations.ts';
@@ -52,7 +53,7 @@ function workerFailure(input: unknown): boolean {
   const { range, error } = input as { range?: unknown; error?: { Error?: string } };
   return (
     range !== undefined ||
-    error?.Error === 'WorkerFailed' ||
+    error?.Error === WORKER_FAILED_ERROR ||
     error?.Error === 'States.ExceedToleratedFailureThreshold'
   );
 }

@@ -216,7 +216,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         UNITS_WAIT_SECONDS,
       );
     }
-    // The database-wide cap on chunk steps (every worker and policy that sets it): no free slot, no chunk.
+    // The database-wide cap on chunk steps (every worker of every run, defaults.throttle): no free slot, no chunk.
     const slots = chunking.stepSlots;
     if (slots && (await takeStepSlot(side, slots.max)) === undefined) {
       deps.log.info('every chunk step slot of the database is taken, waiting', {

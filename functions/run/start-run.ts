@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import type { ExecutionInput, RunState } from '../../lib/contracts/payloads.ts';
+import { parallelismOf } from '../../lib/contracts/policy.ts';
 import { policyDigest } from '../../lib/contracts/policy-digest.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';
 import type { WorkRange } from '../../lib/contracts/work-range.ts';
@@ -14,7 +15,7 @@ import { applyMigrations } from '../adapters/migrations.ts';
 import { InvalidPayloadError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { parseExecutionInput } from './payloads.ts';
-import { parallelismOf, planWorkRanges } from './work-ranges.ts';
+import { planWorkRanges } from './work-ranges.ts';
 
 export interface StartRequest {
   readonly input: unknown;

@@ -12,7 +12,7 @@
  * remaining parallelism - 1 ranges (so there are never more ranges than workers).
  */
 import { quoteIdent } from '../../lib/contracts/identifiers.ts';
-import type { Policy } from '../../lib/contracts/policy.ts';
+import { type Policy, parallelismOf } from '../../lib/contracts/policy.ts';
 import type { WorkRange } from '../../lib/contracts/work-range.ts';
 import type { Queryable } from '../adapters/transactions.ts';
 import { type ChunkTarget, eligibleWhere } from '../core/chunk-sql.ts';
@@ -26,11 +26,6 @@ const SAMPLE_PAGES = 3_000;
 
 /** ISO-8601 UTC text with microseconds, the form of the run's cutoff (sortable as text for years 1–9999). */
 const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
-
-/** Workers of a run of this policy (1 unless an archive or purge policy asks for more). */
-export function parallelismOf(policy: Policy): number {
-  return 'parallelism' in policy ? (policy.parallelism ?? 1) : 1;
-}
 
 /** A parallel run's ranges, and whether range 0 has whole partitions to retire first. */
 export interface PlannedRanges {

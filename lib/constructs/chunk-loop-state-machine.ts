@@ -27,6 +27,7 @@ import {
   MAX_ITERATIONS_PER_EXECUTION,
   RetryableErrorNames,
   StateNames,
+  WORKER_FAILED_ERROR,
   WorkerStateNames,
 } from '../contracts/payloads.ts';
 import { acknowledgeWildcardResource } from '../nag.ts';
@@ -355,7 +356,8 @@ export class ChunkLoopStateMachine extends Construct {
    * at its iteration bound or when the run's execution is old (`continueNow`) with its range open: the machine's
    * Chunk state sees that and maps again, or continues as new. A worker's terminal error is recorded by
    * `WorkerRecordFailure` (the run fails with that error), then fails the map, whose catch records it again
-   * (a no-op on a failed run) and ends the run failed.
+   * (the run stays failed with the worker's error) and ends the run failed; both keep the lease one more TTL,
+   * since the other workers' Lambdas may still be in a chunk.
    */
   private workers(
     functions: ChunkLoopFunctions,
@@ -375,11 +377,11 @@ export class ChunkLoopStateMachine extends Construct {
       lambdaFunction: functions.recordFailure,
       payloadResponseOnly: true,
       retryOnServiceExceptions: false,
-      comment: 'Marks the run failed with this worker’s error and releases the policy lease.',
+      comment: 'Marks the run failed with this worker’s error; keeps the lease while other workers stop.',
     });
     workerFailure.addRetry(LAMBDA_RETRY);
     workerFailure.next(
-      new Fail(this, WorkerStateNames.workerFailed, { error: 'WorkerFailed', cause: RUN_FAILED_CAUSE }),
+      new Fail(this, WorkerStateNames.workerFailed, { error: WORKER_FAILED_ERROR, cause: RUN_FAILED_CAUSE }),
     );
     const workerChunk = new LambdaInvoke(this, WorkerStateNames.workerChunk, {
       lambdaFunction: functions.chunk,

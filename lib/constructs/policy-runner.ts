@@ -11,6 +11,7 @@ import {
   rdsSnapshotSettings,
 } from '../../functions/actions/backup/rds-snapshot/contract.ts';
 import { contractOf, type LifecycleConfig, type Policy, resolveChunking } from '../contracts/config.ts';
+import { parallelismOf } from '../contracts/policy.ts';
 import { DEPLOYED_POLICIES_ENV, policyDigest } from '../contracts/policy-digest.ts';
 import { RDS_SNAPSHOT_EXECUTION_TIMEOUT_HOURS } from '../contracts/rds-snapshot-payloads.ts';
 import { buildExecutionInput } from '../execution-input.ts';
@@ -243,7 +244,7 @@ export class PolicyRunner extends Construct {
       logGroup: props.stateMachineLogGroup,
       includeExecutionData: props.logExecutionData,
       sharedStarOnly: props.sharedStarOnly.stateMachine,
-      parallelism: 'parallelism' in policy ? (policy.parallelism ?? 1) : 1,
+      parallelism: parallelismOf(policy),
       ...(this.rdsSnapshotFunction
         ? {
             rdsSnapshot: {

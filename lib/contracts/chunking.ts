@@ -70,7 +70,7 @@ export const ThrottleSchema = z
   })
   .strict();
 
-/** The database-wide cap on concurrent Chunk steps a run applies (from `throttle.maxConcurrentSteps`). */
+/** The database-wide cap on concurrent Chunk steps a run applies (from `defaults.throttle.maxConcurrentSteps`). */
 export const StepSlotsSchema = z
   .object({ max: z.int().min(1).max(1000), checkEverySeconds: z.int().min(1).max(3600) })
   .strict();
@@ -100,7 +100,7 @@ export const ChunkingSchema = z
     maxChunkBytes: chunkingFields.maxChunkBytes.default(64 * 1024 * 1024),
     /** Resolved from `throttle` (policy over defaults); absent when no replica-lag limit is set. */
     throttle: ResolvedThrottleSchema.optional(),
-    /** Resolved from `throttle.maxConcurrentSteps` (policy over defaults); absent when not set. */
+    /** Resolved from `defaults.throttle.maxConcurrentSteps` (the policy's checkEverySeconds); absent when not set. */
     stepSlots: StepSlotsSchema.optional(),
   })
   .strict();

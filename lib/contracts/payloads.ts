@@ -188,9 +188,9 @@ export const RunStateSchema = z
     replicaLagSeconds: z.number().min(0).optional(),
     /**
      * A parallel run (`parallelism` > 1): its work ranges, as Start fixed them in lifecycle.run_ranges; the
-     * Workers map runs one chunk loop per range.
+     * Workers map runs one chunk loop per range. Empty for a dry run: its map runs no worker (the plan lists the
+     * ranges a real run would get).
      */
-    // Empty for a dry run: its map runs no worker (the plan lists the ranges a real run would get).
     ranges: z
       .array(WorkRangeSchema)
       .max(MAX_PARALLELISM + 1)
@@ -308,6 +308,12 @@ export const WorkerStateNames = {
   workerRecordFailure: 'WorkerRecordFailure',
   workerFailed: 'WorkerFailed',
 } as const;
+
+/**
+ * The error a worker's Fail state ends with, after WorkerRecordFailure has failed the run with the worker's own
+ * error: the map's catch then records the run again, and keeps its lease (other workers may still be in a chunk).
+ */
+export const WORKER_FAILED_ERROR = 'WorkerFailed';
 
 /**
  * Error names the state machine retries (with backoff and jitter). Anything else is terminal:

@@ -74,6 +74,11 @@ export function isTimeCutoffPolicy(policy: Policy): policy is TimeCutoffPolicy {
 }
 
 /** What a policy works on, for descriptions and logs: its table, or a backup's table patterns. */
+/** Workers of a run of this policy: its `parallelism` (archive and purge have one), else 1. */
+export function parallelismOf(policy: Policy): number {
+  return 'parallelism' in policy ? (policy.parallelism ?? 1) : 1;
+}
+
 export function policySubject(policy: Policy): string {
   if (isTimeCutoffPolicy(policy)) return policy.table;
   return contractOf(policy).tablesOf?.(policy) ?? policy.action;

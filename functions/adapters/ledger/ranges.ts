@@ -7,6 +7,7 @@
 import { StoredWorkCursorSchema, type WorkCursor } from '../../../lib/contracts/work-cursor.ts';
 import type { WorkRange } from '../../../lib/contracts/work-range.ts';
 import { InvalidPayloadError } from '../../core/errors.ts';
+import { pgBool } from '../catalog.ts';
 import type { Queryable } from '../transactions.ts';
 
 export interface RangeRow extends WorkRange {
@@ -48,7 +49,7 @@ function toRangeRow(runId: string, r: Record<string, string | null>): RangeRow {
     from: r.lower_bound ?? null,
     to: r.upper_bound as string,
     cursor,
-    done: r.done === 't' || r.done === 'true',
+    done: pgBool(r.done),
     rows: Number(r.rows),
     chunks: Number(r.chunks),
     steps: Number(r.steps),
@@ -113,7 +114,7 @@ export async function unitsPending(db: Queryable, runId: string): Promise<boolea
     'SELECT units_pending AS pending FROM lifecycle.run_ranges WHERE run_id = $1 AND range_no = 0',
     [runId],
   );
-  return rows[0]?.pending === 't' || rows[0]?.pending === 'true';
+  return pgBool(rows[0]?.pending);
 }
 
 /** Range 0's worker retired every partition it had to. */
