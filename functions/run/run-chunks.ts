@@ -74,7 +74,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   const { policy, chunking } = state;
   const range = state.range;
   // Three connections: two alternate chunk transactions (one takes the next chunk while the other
-  // completes), the third autocommits what must survive a rollback (lease renewals, pending keys).
+  // completes), the third autocommits what must survive a rollback (lease renewals, pending keys). An action
+  // with nothing to complete outside the database runs its chunks one after another on one connection.
+  const module = moduleFor(policy, deps.actions);
+  const overlapping = module.overlapsChunks !== false;
   const clients: pg.Client[] = [];
   let action: ChunkAction | undefined;
   const open = async () => {
@@ -84,11 +87,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   };
   // The chunk connections are opened while the side connection prepares the step (each costs a TCP, TLS and
   // SCRAM round trip); with a throttle, only once the lag allows a chunk.
-  let chunkConnecting: Array<Promise<pg.Client>> | undefined;
-  const openChunkConnections = async () => {
-    chunkConnecting ??= [open(), open()];
-    const [first, second] = (await Promise.all(chunkConnecting)) as [pg.Client, pg.Client];
-    return [first, second] as const;
+  let chunkConnecting: [Promise<pg.Client>, ...Array<Promise<pg.Client>>] | undefined;
+  const openChunkConnections = async (): Promise<readonly [pg.Client, ...pg.Client[]]> => {
+    chunkConnecting ??= overlapping ? [open(), open()] : [open()];
+    return Promise.all(chunkConnecting);
   };
   try {
     const side = await open();
@@ -101,7 +103,6 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     // An action that fences stale steps claims the run for this step before reading its cursor: an older
     // invocation that outlived its step commits nothing after this (recordChunk checks the token), and one
     // committing now is waited for.
-    const module = moduleFor(policy, deps.actions);
     const stepToken = module.fencesStaleSteps ? randomUUID() : undefined;
     if (stepToken) await sideLedger.claimStep(state.runId, stepToken);
     const run = await sideLedger.getRun(state.runId);
@@ -348,7 +349,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       const chunkMs = Math.max(lastChunkMs, performance.now() - current.preparedAt);
       const timeLeft = deps.remainingMs() >= 2 * chunkMs + 1000;
       lagged = timeLeft ? await replicaLagging() : undefined;
-      turn = 1 - turn;
+      if (overlapping) turn = 1 - turn;
       // The next chunk starts before this one commits; when this one's take was its transaction, its
       // take time already says how big the next may be (otherwise sizes would only change every other chunk).
       const nextRows = chunkAction.takeIsTransaction
@@ -364,10 +365,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
             chunking,
           )
         : batchRows;
+      const goOn = timeLeft && lagged === undefined;
       const next =
-        timeLeft && lagged === undefined
-          ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows)
-          : undefined;
+        goOn && overlapping ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows) : undefined;
       next?.catch(() => undefined);
       let completedAt: number;
       let bytes = 0;
@@ -443,8 +443,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         bytesPerRow,
         chunking,
       );
-      if (!next) break;
-      current = await next;
+      if (next) current = await next;
+      else if (goOn && !overlapping) current = await begin(chunkClients[0], taken.cursor, nextRows);
+      else break;
     }
     return await endStep({ cursor, batchRows, done, totals }, lagged);
   } catch (error) {

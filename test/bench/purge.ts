@@ -2,7 +2,8 @@
  * `npm run bench -- purge`: how fast the real purge path empties a table in short transactions, against one
  * `DELETE … WHERE created_at < cutoff` of the same rows, measured in the same run on identical data.
  *
- * Per repetition: fill `bench.events` → single DELETE (timed) → refill → purge through the synthesized
+ * Per repetition: fill `bench.events` → single DELETE in a fresh session (timed) → refill → the same DELETE in
+ * the session that filled it (timed; see fresh-session.ts) → refill → purge through the synthesized
  * state machine with the real handlers (`runPolicyLocally`, `targetTransactionMs` 250) → ledger and
  * conservation checks. Every chunk transaction is timed from BEGIN to the end of COMMIT by wrapping the
  * step dependencies' connections from outside (nothing in functions/ changes); the ledger's
@@ -37,6 +38,7 @@ import {
   MONTHLY_EVENTS_TABLE,
   tableBytes,
 } from './dataset.ts';
+import { timeInFreshSession, timeInSession } from './fresh-session.ts';
 import { measurePeakRss } from './memory.ts';
 import { positiveInt, UsageError } from './options.ts';
 import {
@@ -103,7 +105,13 @@ function parseOptions(argv: string[]): Options {
 
 interface RunMeasurement {
   readonly table_bytes: number;
+  /** The single DELETE in a fresh session (connecting not timed): the baseline of `ratio`. */
   readonly delete_seconds: number;
+  /** Minor page faults of that session's backend during the DELETE (null: the server's /proc is not readable). */
+  readonly delete_minor_faults: number | null;
+  /** The same DELETE in the session that filled the table (every shared buffer already mapped). */
+  readonly delete_warm_session_seconds: number;
+  readonly delete_warm_session_minor_faults: number | null;
   /** Wall time of the whole run: Start, every Chunk step, Finish (with its VACUUM), state machine. */
   readonly purge_seconds: number;
   /** The Finish step's VACUUM (ANALYZE) (the single DELETE leaves its dead tuples to autovacuum). */
@@ -276,14 +284,21 @@ async function measureOnce(
   const bytesOnDisk = await tableBytes(admin);
   // Every row is older than any cutoff computed from now on (they end two days back, retention is one).
   const cutoff = computeCutoff(new Date(), RETENTION);
-  progress('single DELETE … WHERE created_at < cutoff…');
-  const started = performance.now();
-  const deleted = await admin.query(`DELETE FROM ${EVENTS_TABLE} WHERE created_at < $1::timestamptz`, [
-    cutoff,
-  ]);
-  const deleteSeconds = (performance.now() - started) / 1000;
-  if (deleted.rowCount !== n)
-    throw new Error(`single DELETE removed ${deleted.rowCount} rows, expected ${n}`);
+  // The baseline twice: in a fresh session, as `psql -c` runs it and as the purge's steps run theirs, and in
+  // the session that filled the table, whose backend has every shared buffer mapped (see fresh-session.ts).
+  const singleDelete = async (db: pg.Client) => {
+    const deleted = await db.query(`DELETE FROM ${EVENTS_TABLE} WHERE created_at < $1::timestamptz`, [
+      cutoff,
+    ]);
+    if (deleted.rowCount !== n)
+      throw new Error(`single DELETE removed ${deleted.rowCount} rows, expected ${n}`);
+  };
+  progress('single DELETE … WHERE created_at < cutoff, in a fresh session…');
+  const fresh = await timeInFreshSession(databaseUrl, singleDelete);
+  progress(`refilling ${EVENTS_TABLE}${label}…`);
+  await fillEvents(admin, n);
+  progress('single DELETE again, in the session that filled the table…');
+  const warm = await timeInSession(admin, singleDelete);
 
   progress(`refilling ${EVENTS_TABLE}${label}…`);
   await fillEvents(admin, n);
@@ -329,7 +344,10 @@ async function measureOnce(
   const quantile = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
   return {
     table_bytes: bytesOnDisk,
-    delete_seconds: round(deleteSeconds),
+    delete_seconds: round(fresh.seconds),
+    delete_minor_faults: fresh.minorFaults ?? null,
+    delete_warm_session_seconds: round(warm.seconds),
+    delete_warm_session_minor_faults: warm.minorFaults ?? null,
     purge_seconds: round(purgeSeconds),
     vacuum_seconds: round((result.summary?.maintenance?.durationMs ?? 0) / 1000),
     chunks: result.summary?.chunks ?? 0,
@@ -528,7 +546,10 @@ interface Report extends PartitionSummary {
   readonly load_1m: number;
   readonly target_transaction_ms: number;
   readonly table_bytes: number;
+  /** The single DELETE in a fresh session (see fresh-session.ts). */
   readonly delete_rows_per_s: number;
+  /** The same in the session that filled the table: its backend had every shared buffer mapped already. */
+  readonly delete_warm_session_rows_per_s: number;
   /** Rows per second of the run without its VACUUM (the single DELETE has none either). */
   readonly purge_rows_per_s: number;
   readonly purge_with_vacuum_rows_per_s: number;
@@ -536,6 +557,9 @@ interface Report extends PartitionSummary {
   readonly ratio: number;
   /** The first (cold) repetition's ratio, against its own single DELETE: medians hide a slow start. */
   readonly ratio_first_run: number;
+  /** Both ratios against the single DELETE in the session that filled the table (the baseline until 2026-12-03). */
+  readonly ratio_warm_session: number;
+  readonly ratio_first_run_warm_session: number;
   readonly ratio_with_vacuum: number;
   /** Longest chunk transaction over all repetitions (BEGIN to the end of COMMIT). */
   readonly max_transaction_ms: number;
@@ -555,8 +579,10 @@ interface Report extends PartitionSummary {
   readonly runs: RunMeasurement[];
 }
 
-function firstRunRatio(run: RunMeasurement | undefined): number {
-  return run ? round(run.delete_seconds / (run.purge_seconds - run.vacuum_seconds)) : Number.NaN;
+function firstRunRatio(run: RunMeasurement | undefined, baseline: 'fresh' | 'warm' = 'fresh'): number {
+  if (!run) return Number.NaN;
+  const deleteSeconds = baseline === 'fresh' ? run.delete_seconds : run.delete_warm_session_seconds;
+  return round(deleteSeconds / (run.purge_seconds - run.vacuum_seconds));
 }
 
 function summarizePartitions(runs: readonly PartitionMeasurement[]): PartitionSummary {
@@ -596,6 +622,7 @@ function buildPartitionReport(options: Options, runs: PartitionMeasurement[]): P
 function buildReport(options: Options, runs: RunMeasurement[]): Report {
   const n = options.rows;
   const deleteRate = median(runs.map((r) => n / r.delete_seconds));
+  const warmDeleteRate = median(runs.map((r) => n / r.delete_warm_session_seconds));
   const purgeRate = median(runs.map((r) => n / (r.purge_seconds - r.vacuum_seconds)));
   const purgeWithVacuumRate = median(runs.map((r) => n / r.purge_seconds));
   const maxTransaction = Math.max(...runs.map((r) => r.transaction_ms.max));
@@ -609,10 +636,13 @@ function buildReport(options: Options, runs: RunMeasurement[]): Report {
     target_transaction_ms: options.targetMs,
     table_bytes: medianRun.table_bytes,
     delete_rows_per_s: Math.round(deleteRate),
+    delete_warm_session_rows_per_s: Math.round(warmDeleteRate),
     purge_rows_per_s: Math.round(purgeRate),
     purge_with_vacuum_rows_per_s: Math.round(purgeWithVacuumRate),
     ratio: round(purgeRate / deleteRate),
     ratio_first_run: firstRunRatio(runs[0]),
+    ratio_warm_session: round(purgeRate / warmDeleteRate),
+    ratio_first_run_warm_session: firstRunRatio(runs[0], 'warm'),
     ratio_with_vacuum: round(purgeWithVacuumRate / deleteRate),
     max_transaction_ms: maxTransaction,
     max_ledger_chunk_ms: Math.max(...runs.map((r) => r.ledger_chunk_ms.max)),
@@ -650,9 +680,9 @@ function formatPartitionReport(report: PartitionReport): string {
 function formatReport(report: Report): string {
   return [
     `purge of ${report.rows} rows (${report.repeat} run${report.repeat > 1 ? 's' : ''}, ${report.cores} cores, load ${report.load_1m})`,
-    `  single DELETE   ${report.delete_rows_per_s} rows/s`,
+    `  single DELETE   ${report.delete_rows_per_s} rows/s in a fresh session, ${report.delete_warm_session_rows_per_s} in the filling session`,
     `  chunked purge   ${report.purge_rows_per_s} rows/s without VACUUM (${report.purge_with_vacuum_rows_per_s} with it)`,
-    `  ratio           ${report.ratio} (goal >= 0.6; first run ${report.ratio_first_run}; with VACUUM ${report.ratio_with_vacuum})`,
+    `  ratio           ${report.ratio} (goal >= 0.6; first run ${report.ratio_first_run}; with VACUUM ${report.ratio_with_vacuum}; vs the filling session ${report.ratio_warm_session}, first run ${report.ratio_first_run_warm_session})`,
     `  transactions    max ${report.max_transaction_ms} ms (target ${report.target_transaction_ms} ms), ledger max ${report.max_ledger_chunk_ms} ms`,
     `  peak RSS        ${report.peak_rss_mb} MiB (${report.peak_rss_start_mb} MiB at the run's start)`,
     ...formatPartitionLines(report),

@@ -48,6 +48,8 @@ export const purgeModule: TimeCutoffModule<PurgePolicy> = {
   beforeLease: async ({ db, prepared }) => ({ tableRowsBefore: await readLiveRows(db, prepared.table.oid) }),
 
   chunkAction: () => new PurgeAction(),
+  // A purge chunk is done at its COMMIT: nothing to overlap with the next one.
+  overlapsChunks: false,
 
   partitions: purgePartitions,
 
