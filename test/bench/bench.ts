@@ -8,6 +8,7 @@
  *   erasure   a subject's export vs its erasure over N archived objects (subjects policy); see erasure.ts.
  *   impact    an OLTP workload's latency alone vs during an archive / a purge, lock waits, WAL; see impact.ts.
  *   workers   a parallel run (parallelism N) vs one worker on the same rows, archive and purge; see workers.ts.
+ *   memory    peak RSS of a fresh process running one archive / purge, at two table sizes; see step-memory.ts.
  *
  * Powertools is silenced before any handler module loads (as bin/pg-lifecycle.ts does), and Node 20 gets the
  * one polyfill aws-local-stepfunctions needs, so everything else is imported dynamically.
@@ -31,6 +32,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkMain>> = {
   erasure: async () => (await import('./erasure.ts')).main,
   impact: async () => (await import('./impact.ts')).main,
   workers: async () => (await import('./workers.ts')).main,
+  memory: async () => (await import('./step-memory.ts')).main,
 };
 
 const USAGE = `usage: npm run bench -- <benchmark> [options]
@@ -64,6 +66,9 @@ benchmarks:
   workers   parallelism N vs 1 worker on the same rows (archive, then purge): rows/s, speed-up, scaling
             efficiency, rows per CPU-second; conservation (table empty, ranges done, S3 = ledger)
             --rows N (1000000)  --workers N (4)  --repeat K (1)  --json  --only archive|purge
+  memory    peak RSS of a fresh process running one archive / purge policy (nothing else loaded), at each
+            row count: the chunk step's memory and its growth with the table
+            --rows N,N (1000000,4000000)  --only archive|purge  --json
 `;
 
 const [name, ...rest] = process.argv.slice(2);
