@@ -3,7 +3,7 @@
  * transaction, in two phases. The chunk loop (functions/run/run-chunks.ts) owns everything else: the
  * transaction and its timeouts, the lease, the ledger's chunk row and run totals, batch sizing, the time
  * budget, and pipelining (the next chunk's `take` runs in PostgreSQL while this chunk's `complete` runs
- * in Node).
+ * in Node; an action module with `overlapsChunks: false` runs its chunks one after another instead).
  */
 import type { Chunking, Policy } from '../../lib/contracts/config.ts';
 import type { WorkCursor } from '../../lib/contracts/work-cursor.ts';

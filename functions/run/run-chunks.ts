@@ -342,13 +342,17 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         done = true;
         break;
       }
-      // While this chunk is encoded and uploaded (Node), PostgreSQL already takes the next one on the other
-      // connection. It commits only after this one: its ledger update waits for this chunk's run-row lock.
+      // Overlapping: while this chunk is encoded and uploaded (Node), PostgreSQL already takes the next one on the
+      // other connection. It commits only after this one: its ledger update waits for this chunk's run-row lock.
       // What a chunk takes: the last one's whole time, or this one's so far when none has finished (a backup's
       // first batch is all in prepare: without it the second batch would start whatever time is left).
+      // The take's own time, before the lag reading below (a CloudWatch call) adds to the clock.
+      const takeMs = performance.now() - current.startedAt;
       const chunkMs = Math.max(lastChunkMs, performance.now() - current.preparedAt);
       const timeLeft = deps.remainingMs() >= 2 * chunkMs + 1000;
-      lagged = timeLeft ? await replicaLagging() : undefined;
+      // Overlapping, the next chunk starts now, before this one commits: decide with the lag now. Otherwise the
+      // lag is read after this chunk's COMMIT, with no transaction open.
+      lagged = timeLeft && overlapping ? await replicaLagging() : undefined;
       if (overlapping) turn = 1 - turn;
       // The next chunk starts before this one commits; when this one's take was its transaction, its
       // take time already says how big the next may be (otherwise sizes would only change every other chunk).
@@ -356,7 +360,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         ? capByBytes(
             nextBatchRows(
               current.limit,
-              performance.now() - current.startedAt,
+              takeMs,
               taken.sizingRows ?? taken.rows,
               chunking,
               chunkAction.targetHeadroom,
@@ -365,9 +369,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
             chunking,
           )
         : batchRows;
-      const goOn = timeLeft && lagged === undefined;
       const next =
-        goOn && overlapping ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows) : undefined;
+        overlapping && timeLeft && lagged === undefined
+          ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows)
+          : undefined;
       next?.catch(() => undefined);
       let completedAt: number;
       let bytes = 0;
@@ -443,9 +448,19 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         bytesPerRow,
         chunking,
       );
-      if (next) current = await next;
-      else if (goOn && !overlapping) current = await begin(chunkClients[0], taken.cursor, nextRows);
-      else break;
+      if (next) {
+        current = await next;
+        continue;
+      }
+      if (overlapping || deps.remainingMs() < 2 * lastChunkMs + 1000) break;
+      lagged = await replicaLagging();
+      if (lagged !== undefined) break;
+      // Without a take that was the transaction, the size learnt from this whole chunk.
+      current = await begin(
+        chunkClients[0],
+        taken.cursor,
+        chunkAction.takeIsTransaction ? nextRows : batchRows,
+      );
     }
     return await endStep({ cursor, batchRows, done, totals }, lagged);
   } catch (error) {
