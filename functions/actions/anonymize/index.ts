@@ -105,4 +105,6 @@ export const anonymizeModule: TimeCutoffModule<AnonymizePolicy> = {
   initialBatchRows: async ({ input }) => input.chunking.initialRows,
 
   chunkAction: ({ deps }) => new AnonymizeAction(deps),
+  // An anonymize chunk is done at its COMMIT: nothing to overlap with the next one.
+  overlapsChunks: false,
 };

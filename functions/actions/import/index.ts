@@ -126,6 +126,10 @@ export const importModule: ActionModule<ImportPolicy> = {
     if (!objectSourceOf(policy)) await checkImportPrivileges(db, await resolveImportShape(db, policy));
   },
 
+  // Each chunk locks the run's figures row first (prepareImportTransaction): an overlapped next chunk would only
+  // wait there with its transaction open. One after another on one connection.
+  overlapsChunks: false,
+
   chunkAction({ deps, policy, run, side }) {
     const object = objectSourceOf(policy);
     if (!object) return new ImportChunkAction(policy, (db) => resolveImportShape(db, policy));
