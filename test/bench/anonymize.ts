@@ -38,7 +38,7 @@ import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts
 import { quoteIdent } from '../../lib/contracts/identifiers.ts';
 import type { AnonymizePolicy } from '../../lib/contracts/policy.ts';
 import { type PhaseCpu, phaseCpuBetween, postmasterOf, samplePhase } from './cpu.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { startBenchServices } from './services.ts';
 import { median, medianIndex, round } from './stats.ts';
 import { emptyQueryTimes, type QueryTimes, timeTransactions } from './transactions.ts';
@@ -373,14 +373,9 @@ function checkRun(result: LocalRunResult, n: number): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench anonymize] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('anonymize');
   progress('starting PostgreSQL…');
   // Anonymize needs no S3; the in-process server is the cheapest thing startBenchServices offers.
   const services = await startBenchServices('inproc');

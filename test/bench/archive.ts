@@ -38,7 +38,7 @@ import { countEvents, EVENTS_TABLE, fillEvents, tableBytes } from './dataset.ts'
 import { timeInFreshSession } from './fresh-session.ts';
 import { instrumentDependencies, TimingStore, Timings } from './instrument.ts';
 import { collectGarbage } from './memory.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { type ProbeMode, type ProbeResult, runArchiveProbe } from './pipeline-probe.ts';
 import { type ProfileSummary, profilePhase } from './profile.ts';
 import { type BenchServices, type S3Mode, startBenchServices } from './services.ts';
@@ -198,14 +198,9 @@ interface Context {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench archive] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('archive');
 
   progress(`starting servers (S3: ${options.s3External ? 'AWS_ENDPOINT_URL_S3' : options.s3})…`);
   const services = await startBenchServices(options.s3);

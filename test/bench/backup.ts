@@ -38,7 +38,7 @@ import { measureCodecRates, zstdAvailable } from './codec-rates.ts';
 import { copyOutStream } from './copy.ts';
 import { phaseCpuBetween, postmasterOf, samplePhase } from './cpu.ts';
 import { BACKUP_COLUMNS, BACKUP_TABLE, fillBackupEvents } from './dataset.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { type BenchServices, type S3Mode, startBenchServices } from './services.ts';
 import { synthesizeInChild } from './synth-child.ts';
 
@@ -108,14 +108,9 @@ interface Context {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench backup] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('backup');
   progress(`starting servers (S3: ${options.s3External ? 'AWS_ENDPOINT_URL_S3' : options.s3})…`);
   const services = await startBenchServices(options.s3);
   const clients: pg.Client[] = [];

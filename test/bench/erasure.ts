@@ -44,7 +44,7 @@ import {
 import { type AslDefinition, synthesizeDefinition } from '../../functions/local-runner/synthesize.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { type PhaseCpu, phaseCpuBetween, postmasterOf, samplePhase } from './cpu.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { type S3Mode, startBenchServices } from './services.ts';
 import { median, round } from './stats.ts';
 
@@ -532,14 +532,9 @@ function roundCpu(cpu: PhaseCpu): PhaseCpu {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench erasure] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('erasure');
   const loadBefore = loadavg().map((v) => round(v, 2));
   const s3External = process.env.AWS_ENDPOINT_URL_S3 !== undefined;
   progress(`starting servers (S3: ${s3External ? 'AWS_ENDPOINT_URL_S3' : options.s3})…`);

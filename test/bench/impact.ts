@@ -45,7 +45,7 @@ import {
   samplerFigures,
 } from './impact-stats.ts';
 import { startWorkload, type WorkloadResult } from './impact-workload.ts';
-import { choice, positiveInt } from './options.ts';
+import { choice, commandLine, positiveInt, progressLine } from './options.ts';
 import { type BenchServices, startBenchServices } from './services.ts';
 import { median, round } from './stats.ts';
 import { synthesizeInChild } from './synth-child.ts';
@@ -198,14 +198,9 @@ interface LayoutRepetition {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench impact] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('impact');
   const loadBefore = round(loadavg()[0] ?? 0, 2);
   progress('starting servers (S3 in a child process)…');
   const services = await startBenchServices('child');

@@ -25,3 +25,18 @@ export function choice<T extends string>(
     throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${text}"`);
   return value;
 }
+
+/** `parse(argv)`, or undefined after printing why the command line is wrong (the benchmark then exits 2). */
+export function commandLine<T>(parse: (argv: string[]) => T, argv: string[]): T | undefined {
+  try {
+    return parse(argv);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    return undefined;
+  }
+}
+
+/** The benchmark's progress lines on stderr (stdout carries only the result). */
+export function progressLine(benchmark: string): (text: string) => void {
+  return (text) => process.stderr.write(`[bench ${benchmark}] ${text}\n`);
+}

@@ -40,7 +40,7 @@ import {
 } from './dataset.ts';
 import { timeInFreshSession, timeInSession } from './fresh-session.ts';
 import { measurePeakRss } from './memory.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import {
   reportStatementTimes,
   type SlowStatements,
@@ -165,14 +165,9 @@ interface PartitionMeasurement {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench purge] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('purge');
   progress('starting PostgreSQL…');
   // The purge path needs no S3; the in-process server is the cheapest thing startBenchServices offers.
   const services = await startBenchServices('inproc');

@@ -24,7 +24,7 @@ import type { AslDefinition } from '../../functions/local-runner/synthesize.ts';
 import { LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { countEvents, EVENTS_TABLE, fillEvents } from './dataset.ts';
 import type { PeakRss } from './memory.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { startBenchServices } from './services.ts';
 import { round } from './stats.ts';
 import { synthesizeInChild } from './synth-child.ts';
@@ -111,14 +111,9 @@ function configInput(action: Action) {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench memory] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('memory');
   progress('starting PostgreSQL and the S3 server (child process)…');
   const services = await startBenchServices('child');
   process.env.AWS_ENDPOINT_URL_S3 = services.s3Endpoint;

@@ -30,7 +30,7 @@ import { synthesizeDefinition } from '../../functions/local-runner/synthesize.ts
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { type CpuUsage, cpuBetween, postmasterOf, sampleCpu } from './cpu.ts';
 import { countEvents, EVENTS_TABLE, fillEvents } from './dataset.ts';
-import { positiveInt, UsageError } from './options.ts';
+import { commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { type BenchServices, startBenchServices } from './services.ts';
 import { median, round } from './stats.ts';
 
@@ -117,14 +117,9 @@ function configFor(action: Action, workers: number): LifecycleConfig {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const progress = (text: string) => process.stderr.write(`[bench workers] ${text}\n`);
+  const options = commandLine(parseOptions, argv);
+  if (!options) return 2;
+  const progress = progressLine('workers');
   progress('starting servers…');
   const services = await startBenchServices('child');
   let admin: pg.Client | undefined;
