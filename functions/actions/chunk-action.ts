@@ -25,6 +25,12 @@ export interface ChunkInput {
   readonly limit: number;
   /** The policy's resolved chunking (the transaction's lock and statement timeouts come from it). */
   readonly chunking: Chunking;
+  /**
+   * `take` calls this once its main statement is on its way to the server. The loop waits for it (briefly)
+   * before the previous chunk's `complete` holds this thread with CPU work (an archive encodes Parquet): the
+   * statements before it need the event loop, and the server would otherwise start only once that work ends.
+   */
+  readonly sent?: (() => void) | undefined;
 }
 
 /** What `take` locked and changed, still uncommitted. */

@@ -147,6 +147,12 @@ export interface StepDependencies {
    */
   chunkRetryBackoffMs?: number | undefined;
   /**
+   * How long (ms) an overlapping chunk loop waits for the next chunk's main statement to be sent before it
+   * completes the current chunk (see `ChunkInput.sent`); a test raises it so that the order it checks does not
+   * depend on the machine's load. @default 50
+   */
+  chunkSentWaitMs?: number | undefined;
+  /**
    * The action modules the steps run policies with.
    * @default actionModules (functions/actions/registry.ts); the contract tests register a fake action
    */

@@ -48,6 +48,24 @@ async function waitForUnits(side: pg.Client, runId: string, deps: StepDependenci
   }
 }
 
+/** Longest wait (ms) for the next chunk's main statement to be sent before this chunk completes (deps may say). */
+const SENT_WAIT_MS = 50;
+
+function noop(): void {}
+
+/** Resolves when the first of `promises` settles, or after `ms`. */
+async function firstOf(promises: ReadonlyArray<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([...promises, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
 /** Retry n of a chunk waits n times this (ms) unless the step's dependencies say otherwise. */
@@ -237,7 +255,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     // A worker sees its range only: the range's end as the cutoff, its start as a lower bound of every statement.
     const target =
       range?.from && prepared ? { ...prepared.target, lowerBound: range.from } : prepared?.target;
-    const inputFor = (cursor: WorkCursor | null, limit: number): ChunkInput => ({
+    const inputFor = (cursor: WorkCursor | null, limit: number, sent?: () => void): ChunkInput => ({
       runId: state.runId,
       policy,
       table: prepared?.table,
@@ -246,10 +264,16 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       cursor,
       limit,
       chunking,
+      sent,
     });
 
     /** BEGIN + take; statement/lock timeouts roll back and retry here with a smaller chunk. */
-    const begin = async (client: pg.Client, cursor: WorkCursor | null, limit: number): Promise<InFlight> => {
+    const begin = async (
+      client: pg.Client,
+      cursor: WorkCursor | null,
+      limit: number,
+      sent?: () => void,
+    ): Promise<InFlight> => {
       // Before BEGIN and once per chunk (a retry after a timeout reuses what was prepared).
       const preparedAt = performance.now();
       const prepared = await chunkAction.prepare?.(inputFor(cursor, limit));
@@ -268,7 +292,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       for (let attempt = 0; ; attempt++) {
         await heartbeat();
         const startedAt = performance.now();
-        const chunkInput = inputFor(cursor, limit);
+        const chunkInput = inputFor(cursor, limit, sent);
         try {
           await beginBoundedTransaction(client, chunking);
           const taken = await chunkAction.take(client, chunkInput, prepared?.ready);
@@ -369,15 +393,23 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
             chunking,
           )
         : batchRows;
+      let nextSent: (() => void) | undefined;
+      const nextOnItsWay = new Promise<void>((resolve) => {
+        nextSent = resolve;
+      });
       const next =
         overlapping && timeLeft && lagged === undefined
-          ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows)
+          ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows, nextSent)
           : undefined;
       next?.catch(() => undefined);
       let completedAt: number;
       let bytes = 0;
       let objects = 0;
       try {
+        // The next chunk's statement reaches the server before this one's completion holds the thread (Parquet
+        // encoding is CPU here): its BEGIN, settings and lookups each need the event loop. A take that never
+        // signals (or fails) costs at most SENT_WAIT_MS.
+        if (next) await firstOf([nextOnItsWay, next.then(noop, noop)], deps.chunkSentWaitMs ?? SENT_WAIT_MS);
         const completed = await chunkAction.complete(taken, current.input);
         await deps.hooks?.beforeLedger?.();
         const ledger = new Ledger(current.client);

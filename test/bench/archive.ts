@@ -300,10 +300,15 @@ async function measureOnce(
   // filled the table, whose backend has every shared buffer mapped already (see fresh-session.ts).
   progress('COPY TO STDOUT (ordered in a fresh session, ordered in the filling session, unordered)…');
   let before = sampleCpu(postmasterPid, s3Pid);
-  const fresh = await timeInFreshSession(context.services.databaseUrl, (db) =>
-    copyOut(db, orderedSelect(cutoff)),
+  let after = before;
+  const fresh = await timeInFreshSession(
+    context.services.databaseUrl,
+    (db) => copyOut(db, orderedSelect(cutoff)),
+    () => {
+      after = sampleCpu(postmasterPid, s3Pid);
+    },
   );
-  const copyCpu = cpuBetween(before, sampleCpu(postmasterPid, s3Pid));
+  const copyCpu = cpuBetween(before, after);
   const ordered = fresh.result;
   const warm = await copyOut(admin, orderedSelect(cutoff));
   const unordered = await copyOut(admin, unorderedSelect(cutoff));

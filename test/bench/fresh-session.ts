@@ -51,10 +51,14 @@ export async function timeInSession<T>(
   };
 }
 
-/** Times `work` in a new session on `databaseUrl` (connecting is not timed), then closes it. */
+/**
+ * Times `work` in a new session on `databaseUrl` (connecting is not timed), then closes it. `beforeClose` runs while
+ * the session's backend still exists (a CPU sample of the server's processes must see it).
+ */
 export async function timeInFreshSession<T>(
   databaseUrl: string,
   work: (db: pg.Client) => Promise<T>,
+  beforeClose?: () => void,
 ): Promise<SessionTiming<T>> {
   const db = await connect(
     await resolveClientConfig(
@@ -63,7 +67,9 @@ export async function timeInFreshSession<T>(
     ),
   );
   try {
-    return await timeInSession(db, work);
+    const timing = await timeInSession(db, work);
+    beforeClose?.();
+    return timing;
   } finally {
     await db.end().catch(() => undefined);
   }

@@ -96,10 +96,19 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     const next = await this.locator.find(tx, target, params, withCursor);
     if (next === undefined) return undefined;
     const boundedParams = [...params, partitionEndOf(next.time, policy.archive.partitionBy)];
-    let taken = await this.deleteChunk(tx, next.target, withCursor, true, boundedParams, table.columns, plan);
+    let taken = await this.deleteChunk(
+      tx,
+      next.target,
+      withCursor,
+      true,
+      boundedParams,
+      table.columns,
+      plan,
+      input.sent,
+    );
     if (taken.columns.rows === 0) {
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
-      taken = await this.deleteChunk(tx, target, withCursor, false, params, table.columns, plan);
+      taken = await this.deleteChunk(tx, target, withCursor, false, params, table.columns, plan, input.sent);
     }
     const { columns, bytes } = taken;
     if (columns.rows === 0) return undefined;
@@ -130,12 +139,16 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     params: ReadonlyArray<string | number | null>,
     columns: readonly CatalogColumn[],
     plan: readonly ParquetColumnPlan[],
+    sent: (() => void) | undefined,
   ): Promise<{ columns: TakenColumns; bytes: number }> {
     const { prelude, param } = settingParams(params);
     const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param });
     const selection = copySelection(statement, columns, plan);
     await tx.query(prelude);
-    const { data, rows } = await copyOut(tx, selection.text);
+    // copyOut sends the statement before its first await: the server works on the DELETE from here on.
+    const out = copyOut(tx, selection.text);
+    sent?.();
+    const { data, rows } = await out;
     const decoded = decodeCopyBinary(data, selection.readers);
     // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
     if (decoded.rows !== rows) {
