@@ -84,6 +84,11 @@ export interface ChunkAction<T extends TakenChunk = TakenChunk, R = unknown> {
    */
   readonly targetHeadroom?: number;
   /**
+   * `take` calls `ChunkInput.sent` (see there): the overlapping loop then waits for it before completing the
+   * previous chunk. Without it the loop does not wait.
+   */
+  readonly signalsSent?: boolean;
+  /**
    * Optional phase before BEGIN, outside any transaction (download and decode what a restore inserts): its
    * result is handed to `take`, so no transaction stays open during a download. Without it `take` gets
    * undefined.

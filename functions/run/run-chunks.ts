@@ -407,9 +407,10 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       let objects = 0;
       try {
         // The next chunk's statement reaches the server before this one's completion holds the thread (Parquet
-        // encoding is CPU here): its BEGIN, settings and lookups each need the event loop. A take that never
-        // signals (or fails) costs at most SENT_WAIT_MS.
-        if (next) await firstOf([nextOnItsWay, next.then(noop, noop)], deps.chunkSentWaitMs ?? SENT_WAIT_MS);
+        // encoding is CPU here): its BEGIN, settings and lookups each need the event loop. Only for an action that
+        // signals it; a take that fails first costs at most SENT_WAIT_MS.
+        if (next && chunkAction.signalsSent)
+          await firstOf([nextOnItsWay, next.then(noop, noop)], deps.chunkSentWaitMs ?? SENT_WAIT_MS);
         const completed = await chunkAction.complete(taken, current.input);
         await deps.hooks?.beforeLedger?.();
         const ledger = new Ledger(current.client);

@@ -217,13 +217,24 @@ function formatReport(report: ReturnType<typeof buildReport>): string {
   ].join('\n');
 }
 
+/** A measured run that takes longer than this is killed (a hung child would hang the benchmark). */
+const CHILD_TIMEOUT_MS = 30 * 60_000;
+
 function runInChild(request: ChildRequest): Promise<ChildResult> {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--memory-child'], {
     execArgv: ['--import', 'tsx'],
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
-  return new Promise((resolve, reject) => {
+  // The parent ending (an error, Ctrl-C) takes the child with it.
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  let timer: NodeJS.Timeout | undefined;
+  return new Promise<ChildResult>((resolve, reject) => {
+    timer = setTimeout(() => {
+      killChild();
+      reject(new Error(`memory child: no result after ${CHILD_TIMEOUT_MS / 60_000} minutes, killed`));
+    }, CHILD_TIMEOUT_MS);
     child.once('message', (message: { ok: boolean; value?: ChildResult; error?: string }) => {
       child.disconnect();
       if (message.ok && message.value) resolve(message.value);
@@ -231,6 +242,10 @@ function runInChild(request: ChildRequest): Promise<ChildResult> {
     });
     child.once('exit', (code) => reject(new Error(`memory child exited (${String(code)})`)));
     child.send(request);
+  }).finally(() => {
+    // Once it has answered it is disconnected and exits by itself; on a timeout it was killed.
+    clearTimeout(timer);
+    process.off('exit', killChild);
   });
 }
 
@@ -245,13 +260,11 @@ async function serve(request: ChildRequest): Promise<ChildResult> {
   const { runPolicyLocally, prepareDefinition } = await import(
     '../../functions/local-runner/local-runner.ts'
   );
-  const { collectGarbage, measurePeakRss } = await import('./memory.ts');
+  const { measurePeakRss } = await import('./memory.ts');
   const config = LifecycleConfigSchema.parse(request.configInput);
   const dependencies = localDependencies({ databaseUrl: request.databaseUrl, bucket: BUCKET });
   // Validated before the measurement, as the service does at deploy.
   prepareDefinition(request.definition);
-  collectGarbage();
-  const floor = process.memoryUsage().rss;
   const started = performance.now();
   const { result, rss } = await measurePeakRss(() =>
     runPolicyLocally({
@@ -264,7 +277,8 @@ async function serve(request: ChildRequest): Promise<ChildResult> {
     }),
   );
   return {
-    floor_bytes: floor,
+    // measurePeakRss collects garbage first: its start is the floor.
+    floor_bytes: rss.start_bytes,
     rss,
     seconds: (performance.now() - started) / 1000,
     status: result.status,

@@ -105,9 +105,15 @@ describe('chunk loop connections', () => {
             ...inner,
             takeIsTransaction: inner.takeIsTransaction,
             targetHeadroom: inner.targetHeadroom,
+            signalsSent: inner.signalsSent,
             take: async (tx, input: ChunkInput, ready) => {
               const n = takes++;
-              const taken = await inner.take(tx, { ...input, sent: () => events.push(`sent ${n}`) }, ready);
+              const sent = () => {
+                events.push(`sent ${n}`);
+                input.sent?.();
+              };
+              const taken = await inner.take(tx, { ...input, sent }, ready);
+              events.push(`taken ${n}`);
               if (taken) chunkOf.set(taken, n);
               return taken;
             },
@@ -144,10 +150,13 @@ describe('chunk loop connections', () => {
     expect(result.status).toBe('succeeded');
     expect(result.summary?.rows).toBe(ELIGIBLE);
     const chunks = ELIGIBLE / CHUNK_ROWS;
-    // Every chunk but the last had a successor whose statement was sent before its own completion began.
+    // Every chunk but the last had a successor whose statement was sent before its own completion began, and that
+    // completion began as soon as it was sent: before the successor's take ended (the loop's own signal, not the
+    // end of the take, released it; the wait above is long enough that only the signal can).
     for (let n = 0; n < chunks - 1; n++) {
       expect(events.indexOf(`sent ${n + 1}`)).toBeGreaterThanOrEqual(0);
       expect(events.indexOf(`sent ${n + 1}`)).toBeLessThan(events.indexOf(`complete ${n}`));
+      expect(events.indexOf(`complete ${n}`)).toBeLessThan(events.indexOf(`taken ${n + 1}`));
     }
     // Three sessions (side and two chunk connections), and at some COMMIT the next chunk's transaction was open.
     expect(Math.max(...seen.map((s) => s.open))).toBe(3);

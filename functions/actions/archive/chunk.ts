@@ -46,6 +46,8 @@ export interface CommittedObjectLocking {
 const AFTER_COMMIT_LOCK_RESERVE_MS = 10_000;
 
 export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
+  // Its complete encodes Parquet on this thread: the loop lets the next chunk's DELETE go out first.
+  readonly signalsSent = true;
   private readonly locator = new NextEligibleLocator();
   private readonly writer: ArchiveObjectWriter;
 
