@@ -393,10 +393,13 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
             chunking,
           )
         : batchRows;
+      // Only an action that signals its statement was sent is waited for (see below).
       let nextSent: (() => void) | undefined;
-      const nextOnItsWay = new Promise<void>((resolve) => {
-        nextSent = resolve;
-      });
+      const nextOnItsWay = chunkAction.signalsSent
+        ? new Promise<void>((resolve) => {
+            nextSent = resolve;
+          })
+        : undefined;
       const next =
         overlapping && timeLeft && lagged === undefined
           ? begin(chunkClients[turn] as pg.Client, taken.cursor, nextRows, nextSent)
@@ -409,7 +412,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         // The next chunk's statement reaches the server before this one's completion holds the thread (Parquet
         // encoding is CPU here): its BEGIN, settings and lookups each need the event loop. Only for an action that
         // signals it; a take that fails first costs at most SENT_WAIT_MS.
-        if (next && chunkAction.signalsSent)
+        if (next && nextOnItsWay)
           await firstOf([nextOnItsWay, next.then(noop, noop)], deps.chunkSentWaitMs ?? SENT_WAIT_MS);
         const completed = await chunkAction.complete(taken, current.input);
         await deps.hooks?.beforeLedger?.();

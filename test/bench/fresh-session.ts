@@ -10,14 +10,19 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { connect, resolveClientConfig } from '../../functions/commons/database.ts';
 
-/** Minor page faults of the connection's backend so far, when its /proc entry is readable (a local server). */
+/**
+ * Minor page faults of the connection's backend so far, when its /proc entry is readable and is a PostgreSQL
+ * process (a local server: with a remote DATABASE_URL the backend's pid may name an unrelated local process).
+ */
 export async function backendMinorFaults(db: pg.Client): Promise<() => number | undefined> {
   const { rows } = await db.query<{ pid: string }>('SELECT pg_backend_pid()::text AS pid');
   const path = `/proc/${rows[0]?.pid}/stat`;
   return () => {
     try {
       // Field 10 (minflt); the command name in field 2 may hold spaces, so count after its closing parenthesis.
-      const fields = readFileSync(path, 'utf8').split(') ')[1]?.split(' ');
+      const stat = readFileSync(path, 'utf8');
+      if (!/^\d+ \(postgres\) /.test(stat)) return undefined;
+      const fields = stat.split(') ')[1]?.split(' ');
       const value = Number(fields?.[7]);
       return Number.isFinite(value) ? value : undefined;
     } catch {
