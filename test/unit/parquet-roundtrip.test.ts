@@ -383,9 +383,14 @@ const PLAN = planParquetColumns(CASES.map((c) => c.column));
 /** Rows: case i's values down column i, NULL where a column has fewer values, then one all-NULL row. */
 const ROW_COUNT = Math.max(...CASES.map((c) => c.values.length)) + 1;
 const cell = (c: Case, row: number) => c.values[row] ?? null;
-const ROWS: Array<Array<string | null>> = Array.from({ length: ROW_COUNT }, (_, row) =>
-  CASES.map((c) => cell(c, row)?.[0] ?? null),
-);
+const rowsOf = (cases: readonly Case[]): Array<Array<string | null>> =>
+  Array.from({ length: ROW_COUNT }, (_, row) => cases.map((c) => cell(c, row)?.[0] ?? null));
+const ROWS = rowsOf(CASES);
+/**
+ * The cases without a LIST: a file of only these goes through the flat writer (./flat-writer.ts), the whole
+ * set through hyparquet-writer, so each writer reads back every value it can be given.
+ */
+const FLAT_CASES = CASES.filter((_, i) => PLAN[i]?.schema.length === 1);
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
@@ -462,19 +467,20 @@ function normalise(value: unknown, decimal: boolean): unknown {
   return value;
 }
 
-async function expectRoundTrip(options: EncodeParquetOptions, codec: string) {
-  const body = encodeParquet(PLAN, ROWS, options);
+async function expectRoundTrip(options: EncodeParquetOptions, codec: string, cases: readonly Case[] = CASES) {
+  const plan = planParquetColumns(cases.map((c) => c.column));
+  const body = encodeParquet(plan, rowsOf(cases), options);
   const file = writeTemp(body);
 
   const described = await query(`DESCRIBE SELECT * FROM read_parquet('${file}')`);
   expect(described.map((d) => [d.column_name, d.column_type])).toEqual(
-    CASES.map((c) => [c.column.name, c.duckType]),
+    cases.map((c) => [c.column.name, c.duckType]),
   );
 
   const codecs = await query(`SELECT DISTINCT compression FROM parquet_metadata('${file}')`);
   expect(codecs.map((r) => r.compression)).toEqual([codec]);
 
-  const select = CASES.map(
+  const select = cases.map(
     (c, i) => `${(c.duckSql ?? ((q) => `CAST(${q} AS VARCHAR)`))(quote(c.column.name))} AS c${i}`,
   );
   const duckRows = await query(
@@ -484,9 +490,9 @@ async function expectRoundTrip(options: EncodeParquetOptions, codec: string) {
   expect(duckRows).toHaveLength(ROW_COUNT);
   expect(hyRows).toHaveLength(ROW_COUNT);
 
-  CASES.forEach((c, i) => {
+  cases.forEach((c, i) => {
     const isList = c.duckSql === listAsText || c.column.name === 'blobs';
-    const decimal = c.column.baseType === 'numeric' && PLAN[i]?.parquetType.includes('DECIMAL') === true;
+    const decimal = c.column.baseType === 'numeric' && plan[i]?.parquetType.includes('DECIMAL') === true;
     for (let row = 0; row < ROW_COUNT; row++) {
       const [, duckExpected = null, hyExpected = null] = cell(c, row) ?? [];
       const duckText = duckRows[row]?.[`c${i}`] ?? null;
@@ -514,6 +520,20 @@ describe('encodeParquet round trip', () => {
 
   it('reads back every type exactly (uncompressed, one row per group)', async () => {
     await expectRoundTrip({ compression: 'uncompressed', rowGroupSize: 1 }, 'UNCOMPRESSED');
+  });
+
+  it('reads back every flat type exactly from the flat writer (snappy, gzip in row groups, uncompressed)', async () => {
+    expect(FLAT_CASES.length).toBeGreaterThan(20);
+    for (const [options, codec] of [
+      [{ compression: 'snappy' }, 'SNAPPY'],
+      [{ compression: 'gzip', rowGroupSize: 3 }, 'GZIP'],
+      [{ compression: 'uncompressed', rowGroupSize: 1 }, 'UNCOMPRESSED'],
+    ] as const) {
+      const file = await expectRoundTrip(options, codec, FLAT_CASES);
+      // The flat writer's pages: PLAIN values, RLE/bit-packed levels, no dictionary (hyparquet-writer's have one).
+      const encodings = await query(`SELECT DISTINCT encodings FROM parquet_metadata('${file}')`);
+      expect(encodings.map((r) => r.encodings)).toEqual(['PLAIN, RLE']);
+    }
   });
 
   it.runIf(zlibZstd.zstdCompressSync !== undefined)('reads back every type exactly (zstd)', async () => {

@@ -1,11 +1,15 @@
 /**
- * Encodes a batch of PostgreSQL text rows as one Parquet file in memory, following a column plan.
+ * Encodes a batch of PostgreSQL text rows (or column vectors already converted) as one Parquet file in
+ * memory, following a column plan: files of flat columns through ./flat-writer.ts, files with a LIST
+ * through hyparquet-writer.
  */
 import * as zlib from 'node:zlib';
 import type { CompressionCodec, SchemaElement } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import type { ParquetColumnPlan, ParquetValue } from './column-plan.ts';
 import { CompressionUnavailableError, locateValueError, ParquetInputError } from './errors.ts';
+import { isFlatSchema, writeFlatParquet } from './flat-writer.ts';
 
 export type ParquetCompression = 'snappy' | 'zstd' | 'gzip' | 'uncompressed';
 
@@ -27,6 +31,8 @@ export interface EncodeParquetOptions {
  * default would start every file with a 1,000-row group meant for previews.
  */
 export const DEFAULT_ROW_GROUP_SIZE = 100_000;
+
+const CREATED_BY = 'pg-lifecycle';
 
 /** Footer key holding each column's PostgreSQL type, so text-stored columns can be cast back. */
 export const COLUMNS_METADATA_KEY = 'pg_lifecycle.columns';
@@ -68,20 +74,31 @@ export function encodeParquetColumns(
   const { codec, compressors } = resolveCompression(options.compression);
   const schema: SchemaElement[] = [{ name: 'root', num_children: plan.length }];
   for (const column of plan) schema.push(...column.schema);
+  // Ours last: a caller's key cannot replace the column types.
+  const metadata = { ...options.metadata, [COLUMNS_METADATA_KEY]: describeColumns(plan) };
+  const kvMetadata = Object.entries(metadata).map(([key, value]) => ({ key, value }));
+  if (isFlatSchema(plan.map((column) => column.schema))) {
+    const compress = codec === 'UNCOMPRESSED' ? undefined : (compressors[codec] ?? snappyCompress);
+    return writeFlatParquet(schema, columns, {
+      codec,
+      compress,
+      rowGroupSize,
+      kvMetadata,
+      createdBy: CREATED_BY,
+    });
+  }
   const columnData = plan.map((column, index) => ({
     name: column.name,
     data: columns[index] as Array<ParquetValue | null>,
   }));
-  // Ours last: a caller's key cannot replace the column types.
-  const metadata = { ...options.metadata, [COLUMNS_METADATA_KEY]: describeColumns(plan) };
   const buffer = parquetWriteBuffer({
     columnData,
     schema,
     codec,
     compressors,
     rowGroupSize,
-    kvMetadata: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-    createdBy: 'pg-lifecycle',
+    kvMetadata,
+    createdBy: CREATED_BY,
   });
   return new Uint8Array(buffer);
 }
