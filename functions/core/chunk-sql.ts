@@ -183,6 +183,12 @@ export interface ChunkStatement {
   readonly orderPositions: readonly number[];
   /** Index of the table's first column in each result row (system columns come first, if any). */
   readonly firstColumnPosition: number;
+  /**
+   * The DELETE alone, without its RETURNING clause, and each returned value as an expression over the deleted
+   * row (in result order): to return other expressions of the same rows, unordered, with no CTE around it.
+   */
+  readonly bareDelete: string;
+  readonly returnedExpressions: readonly string[];
 }
 
 /**
@@ -244,9 +250,10 @@ export function buildDeleteChunkStatement(
     .map((c, i) => (options.returning === 'order' ? `${table}.${c} AS o${i + 1}` : `${table}.${c}`))
     .join(', ');
   const returning = `RETURNING ${returned}`;
+  const returnedExpressions = returnedColumns.map((c) => `${table}.${c}`);
   const resultOrder = orderPositions.map((p) => String(p + 1)).join(', ');
 
-  const deleteStatement =
+  const bareDelete =
     target.partitioned && !target.leaf
       ? // ctid is unique only within one partition: join on (tableoid, ctid).
         `DELETE FROM ${table}
@@ -259,8 +266,7 @@ export function buildDeleteChunkStatement(
   ) AS ${LOCKED_ALIAS}
   WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid
     -- Repeated so that the DELETE prunes partitions; without it each row probes every partition.
-    AND ${where}
-  ${returning}`
+    AND ${where}`
       : // ctid = ANY(ARRAY(...)) becomes a TID scan: the fastest way back to rows we just locked.
         `DELETE FROM ${from}
   WHERE ctid = ANY (ARRAY(
@@ -269,8 +275,8 @@ export function buildDeleteChunkStatement(
     ORDER BY ${orderBy}
     LIMIT ${param(2)}
     FOR UPDATE SKIP LOCKED
-  ))
-  ${returning}`;
+  ))`;
+  const deleteStatement = `${bareDelete}\n  ${returning}`;
 
   const cte = `WITH deleted AS (\n  ${deleteStatement}\n)`;
   return {
@@ -280,6 +286,8 @@ export function buildDeleteChunkStatement(
       options.returning === 'order' ? returnedColumns.map((_, i) => `o${i + 1}`) : returnedColumns,
     orderPositions,
     firstColumnPosition: leading.length,
+    bareDelete,
+    returnedExpressions,
   };
 }
 

@@ -40,6 +40,8 @@ interface KeyCase {
   readonly keyOf: (row: Record<string, unknown>) => string;
   /** A non-key column whose archived value must be the table's. */
   readonly check: string;
+  /** The keyset order as PostgreSQL sorts it (time, then the key or the system columns). */
+  readonly order: string;
   /** Every object key starts with this: `archive/<policy>/<encoded schema>.<encoded table>/`. */
   readonly prefix: string;
 }
@@ -64,6 +66,7 @@ const cases: KeyCase[] = [
     key: 'seq::text',
     keyOf: (row) => String(row.seq),
     check: 'note',
+    order: 'created_at, ctid',
     prefix: 'archive/no-pk/public.no_pk_events/',
   },
   {
@@ -85,6 +88,7 @@ const cases: KeyCase[] = [
     key: `region || '#' || n`,
     keyOf: (row) => `${String(row.region)}#${String(row.n)}`,
     check: 'note',
+    order: 'created_at, region, n',
     prefix: 'archive/composite-pk/public.composite_events/',
   },
   {
@@ -103,6 +107,7 @@ const cases: KeyCase[] = [
     key: 'id::text',
     keyOf: (row) => String(row.id),
     check: 'note',
+    order: 'created_at, id',
     prefix: 'archive/uuid-pk/public.uuid_events/',
   },
   {
@@ -125,6 +130,7 @@ const cases: KeyCase[] = [
     key: '"LineId"::text',
     keyOf: (row) => String(row.LineId),
     check: '"Amount"',
+    order: '"CreatedAt", "LineId"',
     prefix: 'archive/quoted-names/Sales.Order%20Lines/',
   },
   {
@@ -146,6 +152,7 @@ const cases: KeyCase[] = [
     key: 'id::text',
     keyOf: (row) => String(row.id),
     check: 'value',
+    order: 'created_at, id',
     prefix: 'archive/partitioned-pk/public.measurements/',
   },
   {
@@ -166,6 +173,7 @@ const cases: KeyCase[] = [
     key: 'n::text',
     keyOf: (row) => String(row.n),
     check: 'reading',
+    order: 'created_at, tableoid, ctid',
     prefix: 'archive/partitioned-no-pk/public.readings/',
   },
   {
@@ -187,6 +195,7 @@ const cases: KeyCase[] = [
     key: 'n::text',
     keyOf: (row) => String(row.n),
     check: 'note',
+    order: 'created_at, n',
     prefix: 'archive/hash-partitioned/public.hashed/',
   },
 ];
@@ -203,7 +212,7 @@ describe('archive keyset over every kind of row identity', () => {
       const before = await tableKeys(db.pool, tableKeysSql);
       const eligible = await db.pool.query<{ k: string; check: string | null }>(
         `SELECT ${c.key} AS k, ${c.check}::text AS check FROM ${c.from}
-        WHERE ${c.time} < $1::timestamptz - $2::interval`,
+        WHERE ${c.time} < $1::timestamptz - $2::interval ORDER BY ${c.order}`,
         [NOW.toISOString(), RETENTION],
       );
       expect(eligible.rowCount).toBeGreaterThan(3 * CHUNKING.maxRows);
@@ -233,7 +242,8 @@ describe('archive keyset over every kind of row identity', () => {
       expect(result.status).toBe('succeeded');
       const scope = { pool: db.pool, s3, bucket, policy: c.policy, tableKeysSql, keyOf: c.keyOf };
       const state = await expectArchiveGuarantees(scope, before);
-      expect([...state.archivedKeys].sort()).toEqual(eligible.rows.map((r) => r.k).sort());
+      // In keyset order, object after object: each object's first and last rows bound its ledger ranges.
+      expect(state.archivedKeys).toEqual(eligible.rows.map((r) => r.k));
       expect(result.summary?.rows).toBe(eligible.rowCount);
       const run = await runRecord(db.pool, result.summary?.runId);
       expect(Number(run?.chunks)).toBeGreaterThanOrEqual(
