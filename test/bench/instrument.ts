@@ -61,7 +61,7 @@ export class Timings<K extends string = TimingKind> {
 
 export function classifyQuery(text: string): TimingKind {
   const sql = text.trimStart();
-  if (/^(COPY \()?(WITH deleted AS|DELETE FROM)/.test(sql)) return 'db.delete_returning';
+  if (/^(COPY \()?(WITH deleted AS|DELETE FROM (?!lifecycle\.))/.test(sql)) return 'db.delete_returning';
   if (/^(BEGIN|COMMIT|ROLLBACK)\b/i.test(sql) || sql.startsWith(`SELECT set_config('lock_timeout'`))
     return 'db.begin_commit';
   if (sql.startsWith('INSERT INTO lifecycle.pending_objects')) return 'db.announce_pending';

@@ -5,10 +5,12 @@
  * COPY errors that keep their SQLSTATE, random values of every binary-read type, types read through their
  * output function, partitioned tables; and key values that never enter the statement's text.
  */
+
 import pg from 'pg';
 import { resolveTable } from '../../functions/adapters/catalog.ts';
 import { copyOut } from '../../functions/adapters/copy-out.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
+import { vectorToArray } from '../../functions/core/parquet/column-vector.ts';
 import {
   archiveTakeInput,
   plainValue,
@@ -16,6 +18,7 @@ import {
   readBoth,
   TEXT_TYPES,
   takingArchiveAction,
+  timeTexts,
 } from '../support/copy-binary.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { afterAll, beforeAll, describe, expect, it } from '../support/fixture.ts';
@@ -37,7 +40,7 @@ afterAll(async () => {
 /** A column's values as plain JS (STRING bytes as text), or the error's name. */
 function column(reading: Reading, index: number): unknown {
   if (!reading.ok) return `refused: ${reading.error.name}`;
-  return reading.taken.values[index]?.map(plainValue);
+  return vectorToArray(reading.taken.values[index] ?? []).map(plainValue);
 }
 
 describe('COPY binary chunk reading: edges', () => {
@@ -95,7 +98,7 @@ describe('COPY binary chunk reading: edges', () => {
       // A public.format(text, numeric) is never called: the real value is archived, not the forged one.
       expect(column(binary, amount)).toEqual(column(rows, amount));
       // Nor one for timestamptz: the time text feeds the Hive partition, the ledger's times and the cursor.
-      expect(binary.ok && binary.taken.timeTexts).toEqual(rows.ok && rows.taken.timeTexts);
+      expect(binary.ok && timeTexts(binary.taken)).toEqual(rows.ok && timeTexts(rows.taken));
     } finally {
       await client.query(
         'DROP FUNCTION public.format(text, numeric); DROP FUNCTION public.format(text, timestamptz)',
@@ -185,8 +188,8 @@ function same(a: Reading, b: Reading): void {
     return;
   }
   for (let c = 0; c < b.taken.values.length; c++) {
-    const x = (a.taken.values[c] ?? []).map(plainValue);
-    const y = (b.taken.values[c] ?? []).map(plainValue);
+    const x = vectorToArray(a.taken.values[c] ?? []).map(plainValue);
+    const y = vectorToArray(b.taken.values[c] ?? []).map(plainValue);
     for (let r = 0; r < y.length; r++) {
       if (
         !Object.is(x[r], y[r]) &&
@@ -196,7 +199,7 @@ function same(a: Reading, b: Reading): void {
         expect({ c, r, v: x[r] }).toEqual({ c, r, v: y[r] });
     }
   }
-  expect(a.taken.timeTexts).toEqual(b.taken.timeTexts);
+  expect(timeTexts(a.taken)).toEqual(timeTexts(b.taken));
   for (let r = 0; r < b.taken.rows; r++) expect(a.taken.orderTextAt(r)).toEqual(b.taken.orderTextAt(r));
 }
 

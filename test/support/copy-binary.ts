@@ -67,6 +67,11 @@ export async function readBoth(client: pg.Client, table: string, time: string): 
   return { binary, rows, plan, names: resolved.columns.map((c) => c.name) };
 }
 
+/** Every row's time text, as the Hive partitions, ledger ranges and cursor read it. */
+export function timeTexts(taken: TakenColumns): Array<string | null> {
+  return Array.from({ length: taken.rows }, (_, row) => taken.timeTextAt(row));
+}
+
 /** The reading's columns, or its error thrown. */
 export function taken(reading: Reading): TakenColumns {
   if (!reading.ok) throw reading.error;
@@ -139,7 +144,8 @@ function fromRows(
   return {
     rows: rows.length,
     values,
-    timeTexts: rows.map((row) => row[timeAt] ?? null),
+    timeTextAt: (row) => rows[row]?.[timeAt] ?? null,
+    dayAt: () => undefined,
     orderTextAt: (row) => statement.orderPositions.map((p) => rows[row]?.[p] ?? null),
   };
 }

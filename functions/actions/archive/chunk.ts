@@ -166,7 +166,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     const { columns, plan } = taken;
     const objects: ArchivedObject[] = [];
     // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
-    for (const group of partitionRuns(columns.timeTexts, policy.archive.partitionBy)) {
+    for (const group of partitionRuns(columns, policy.archive.partitionBy)) {
       const first = columns.orderTextAt(group.start);
       const last = columns.orderTextAt(group.end - 1);
       const slice = columns.values.map((vector) =>
@@ -199,18 +199,25 @@ export interface TakenArchiveChunk extends TakenChunk {
   readonly plan: readonly ParquetColumnPlan[];
 }
 
-/** Contiguous runs of rows of one Hive partition (rows come ordered by time). */
+/**
+ * Contiguous runs of rows of one Hive partition (rows come ordered by time). A row on the same day as the one
+ * before is in its partition: the partition's text is only worked out where the day changes.
+ */
 function* partitionRuns(
-  timeTexts: ReadonlyArray<string | null>,
+  columns: TakenColumns,
   granularity: ArchivePolicy['archive']['partitionBy'],
 ): Generator<{ partition: string; start: number; end: number }> {
   let current: { partition: string; start: number } | undefined;
-  for (let row = 0; row < timeTexts.length; row++) {
-    const partition = partitionOf(timeTexts[row] ?? '', granularity);
+  let previousDay: number | undefined;
+  for (let row = 0; row < columns.rows; row++) {
+    const day = columns.dayAt(row);
+    if (current && day !== undefined && day === previousDay) continue;
+    previousDay = day;
+    const partition = partitionOf(columns.timeTextAt(row) ?? '', granularity);
     if (current?.partition !== partition) {
       if (current) yield { ...current, end: row };
       current = { partition, start: row };
     }
   }
-  if (current) yield { ...current, end: timeTexts.length };
+  if (current) yield { ...current, end: columns.rows };
 }

@@ -8,15 +8,22 @@
 import type { CatalogColumn } from '../../core/catalog-column.ts';
 import type { ChunkStatement } from '../../core/chunk-sql.ts';
 import { type ParquetColumnPlan, type ParquetValue, TEXT } from '../../core/parquet/column-plan.ts';
+import { type ColumnVector, pickRows } from '../../core/parquet/column-vector.ts';
 import { binaryKindOf, type ColumnReader, type DecodedColumns } from '../../core/parquet/copy-binary.ts';
+import { dayOf, pgTimeText, type TimeKind } from '../../core/parquet/pg-time-text.ts';
 
 /** Deleted rows, column by column. */
 export interface TakenColumns {
   readonly rows: number;
   /** One vector per table column (plan order). */
-  readonly values: ReadonlyArray<Array<ParquetValue | null>>;
-  /** Each row's time column text (Hive partition, ledger times). */
-  readonly timeTexts: ReadonlyArray<string | null>;
+  readonly values: readonly ColumnVector[];
+  /** A row's time column text as PostgreSQL prints it (Hive partition, ledger times). */
+  timeTextAt(row: number): string | null;
+  /**
+   * The day (since 1970-01-01) of a row's time, undefined for ±infinity or a time read as text: rows of one day
+   * share their Hive partition, so the partition's text is only made where the day changes.
+   */
+  dayAt(row: number): number | undefined;
   /** The order terms' text of one row (time, then key columns or [tableoid,] ctid): cursor and ledger keys. */
   orderTextAt(row: number): Array<string | null>;
 }
@@ -31,14 +38,21 @@ export interface CopySelection {
   /** Table columns start here in each row (system columns come first). */
   readonly firstColumnAt: number;
   readonly columnCount: number;
-  /** Where the time column's text is: after the table columns, apart from its value. */
-  readonly timeTextAt: number;
+  /**
+   * Where the time column's text is selected (after the table columns), or undefined when it is made in Node
+   * from the column's binary value (./pg-time-text.ts) — every time column this product takes.
+   */
+  readonly timeTextAt: number | undefined;
+  /** The time column's kind when it is read in binary. */
+  readonly timeKind: TimeKind | undefined;
   /**
    * The rows come back in the DELETE's own order and {@link fromDecoded} puts them in keyset order: every order
    * term is one Node compares exactly as PostgreSQL orders it (see {@link copySelection}).
    */
   readonly ordersInNode: boolean;
 }
+
+const TIME_KINDS: ReadonlySet<string> = new Set<TimeKind>(['timestamptz', 'timestamp', 'date']);
 
 /** Integer and time kinds: their binary values (numbers, bigints) order as PostgreSQL orders the datums. */
 const NODE_ORDERED_KINDS: ReadonlySet<string> = new Set([
@@ -127,12 +141,16 @@ export function copySelection(
       readers.push({ name: column.name, kind: 'text', fromText, keepText: isKey, asBytes: isString });
     }
   });
-  const time = ordersInNode
-    ? (statement.returnedExpressions[timeAt] as string)
-    : `deleted.${statement.returnedNames[timeAt]}`;
-  // A time column is timestamptz, timestamp or date (or a domain over one): its cast to text is its output.
-  select.push(`${time}::text`);
-  readers.push({ name: 'time', kind: 'text', fromText: null, keepText: true });
+  const timeReader = readers[timeAt];
+  const timeKind = timeReader && TIME_KINDS.has(timeReader.kind) ? (timeReader.kind as TimeKind) : undefined;
+  if (timeKind === undefined) {
+    const time = ordersInNode
+      ? (statement.returnedExpressions[timeAt] as string)
+      : `deleted.${statement.returnedNames[timeAt]}`;
+    // A time column is timestamptz, timestamp or date (or a domain over one): its cast to text is its output.
+    select.push(`${time}::text`);
+    readers.push({ name: 'time', kind: 'text', fromText: null, keepText: true });
+  }
   const order = statement.orderPositions.map((p) => `deleted.${statement.returnedNames[p]}`).join(', ');
   return {
     text: ordersInNode
@@ -141,7 +159,8 @@ export function copySelection(
     readers,
     firstColumnAt: leading,
     columnCount: columns.length,
-    timeTextAt: readers.length - 1,
+    timeTextAt: timeKind === undefined ? readers.length - 1 : undefined,
+    timeKind,
     ordersInNode,
   };
 }
@@ -162,9 +181,23 @@ export function fromDecoded(
   selection: CopySelection,
 ): TakenColumns {
   const decoded = selection.ordersInNode ? inKeysetOrder(unordered, statement) : unordered;
-  const timeTexts = decoded.texts[selection.timeTextAt] ?? [];
+  const [timePosition = 0] = statement.orderPositions;
+  const timeValues = decoded.values[timePosition] as ReadonlyArray<ParquetValue | null>;
+  const { timeKind } = selection;
+  const timeTexts = selection.timeTextAt === undefined ? undefined : decoded.texts[selection.timeTextAt];
+  const timeTextAt = (row: number): string | null => {
+    if (timeTexts) return timeTexts[row] ?? null;
+    const value = timeValues[row];
+    return value === null || value === undefined ? null : pgTimeText(timeKind as TimeKind, value);
+  };
+  const dayAt = (row: number): number | undefined => {
+    const value = timeValues[row];
+    return timeKind === undefined || value === null || value === undefined
+      ? undefined
+      : dayOf(timeKind, value);
+  };
   const termText = statement.orderPositions.map((p, term) => {
-    if (term === 0) return (row: number) => timeTexts[row] ?? null;
+    if (term === 0) return timeTextAt;
     const texts = decoded.texts[p];
     if (texts) return (row: number) => texts[row] ?? null;
     // An integer key read in binary: its decimal text is PostgreSQL's.
@@ -177,7 +210,8 @@ export function fromDecoded(
   return {
     rows: decoded.rows,
     values: decoded.values.slice(selection.firstColumnAt, selection.firstColumnAt + selection.columnCount),
-    timeTexts,
+    timeTextAt,
+    dayAt,
     orderTextAt: (row) => termText.map((text) => text(row)),
   };
 }
@@ -201,11 +235,10 @@ function inKeysetOrder(decoded: DecodedColumns, statement: ChunkStatement): Deco
   for (let row = 1; row < decoded.rows && ordered; row++) ordered = compare(row - 1, row) <= 0;
   if (ordered) return decoded;
   const order = Array.from({ length: decoded.rows }, (_, row) => row).sort(compare);
-  const permute = <T>(vector: readonly T[]): T[] => order.map((row) => vector[row] as T);
   return {
     rows: decoded.rows,
-    values: decoded.values.map(permute),
-    texts: decoded.texts.map((texts) => (texts ? permute(texts) : undefined)),
+    values: decoded.values.map((vector) => pickRows(vector, order)),
+    texts: decoded.texts.map((texts) => (texts ? order.map((row) => texts[row] ?? null) : undefined)),
   };
 }
 

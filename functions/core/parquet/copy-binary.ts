@@ -14,6 +14,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import type { ParquetValue } from './column-plan.ts';
+import { ByteRanges, type ColumnVector } from './column-vector.ts';
 import { locateValueError, ParquetInputError, UnrepresentableValueError } from './errors.ts';
 import { DATE_INFINITY, DATE_NEG_INFINITY, INT64_MAX, TIMESTAMP_NEG_INFINITY } from './pg-text.ts';
 
@@ -85,8 +86,8 @@ const WIDTH: Readonly<Record<BinaryKind, number>> = {
 
 export interface DecodedColumns {
   readonly rows: number;
-  /** Per selected column, one value per row (null for SQL NULL). */
-  readonly values: Array<Array<ParquetValue | null>>;
+  /** Per selected column, one value per row (null for SQL NULL); a STRING column's as byte ranges. */
+  readonly values: ColumnVector[];
   /** Per selected column, each row's text where the reader kept it (else undefined). */
   readonly texts: Array<Array<string | null> | undefined>;
 }
@@ -115,11 +116,15 @@ export function decodeCopyBinary(data: Buffer, readers: readonly ColumnReader[])
   // A first pass over the lengths alone: the stream's shape is checked before any value is read, and each
   // vector is allocated once at its size (growing them row by row costs more than this pass).
   const rows = countRows(data, start, width);
-  const values: Array<Array<ParquetValue | null>> = readers.map(() => new Array(rows));
   const texts: Array<Array<string | null> | undefined> = readers.map((r) =>
     (r.kind === 'text' || r.kind === 'jsonb') && (r.keepText || r.fromText === null)
       ? new Array(rows)
       : undefined,
+  );
+  const values: ColumnVector[] = readers.map((r, i) =>
+    (r.kind === 'text' || r.kind === 'jsonb') && r.asBytes && texts[i] === undefined
+      ? new ByteRanges(data, new Int32Array(rows), new Int32Array(rows))
+      : new Array(rows),
   );
   let offset = start;
   let row = 0;
@@ -130,14 +135,26 @@ export function decodeCopyBinary(data: Buffer, readers: readonly ColumnReader[])
       for (i = 0; i < width; i++) {
         const length = int32At(data, offset);
         offset += 4;
-        const column = values[i] as Array<ParquetValue | null>;
+        const column = values[i] as ColumnVector;
+        if (column instanceof ByteRanges) {
+          const start = length === -1 ? -1 : utf8Start(readers[i] as ColumnReader, data, offset, length);
+          if (start !== undefined) {
+            column.starts[row] = start;
+            column.ends[row] = offset + length;
+            offset += Math.max(length, 0);
+            continue;
+          }
+          // Not UTF-8 (a SQL_ASCII database): the column becomes values, read as the row path reads them.
+          values[i] = Array.from({ length: rows }, (_, r) => (r < row ? column.at(r) : null));
+        }
+        const vector = values[i] as Array<ParquetValue | null>;
         if (length === -1) {
-          column[row] = null;
+          vector[row] = null;
           const text = texts[i];
           if (text) text[row] = null;
           continue;
         }
-        column[row] = readValue(readers[i] as ColumnReader, data, offset, length, texts[i], row);
+        vector[row] = readValue(readers[i] as ColumnReader, data, offset, length, texts[i], row);
         offset += length;
       }
     }
@@ -178,6 +195,20 @@ function countRows(data: Buffer, start: number, width: number): number {
     }
     rows++;
   }
+}
+
+/**
+ * Where a STRING value's UTF-8 bytes start (after jsonb's version byte), or undefined if they are not UTF-8.
+ */
+function utf8Start(reader: ColumnReader, data: Buffer, offset: number, length: number): number | undefined {
+  let start = offset;
+  if (reader.kind === 'jsonb') {
+    if (data[offset] !== 1) throw new ParquetInputError(`unknown jsonb binary version ${data[offset]}`);
+    start++;
+  }
+  return isUtf8(new Uint8Array(data.buffer, data.byteOffset + start, offset + length - start))
+    ? start
+    : undefined;
 }
 
 function readValue(

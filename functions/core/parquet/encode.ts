@@ -8,6 +8,7 @@ import type { CompressionCodec, SchemaElement } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import type { ParquetColumnPlan, ParquetValue } from './column-plan.ts';
+import { type ColumnVector, vectorToArray } from './column-vector.ts';
 import { CompressionUnavailableError, locateValueError, ParquetInputError } from './errors.ts';
 import { isFlatSchema, writeFlatParquet } from './flat-writer.ts';
 
@@ -62,7 +63,7 @@ export function encodeParquet(
  */
 export function encodeParquetColumns(
   plan: readonly ParquetColumnPlan[],
-  columns: ReadonlyArray<ReadonlyArray<ParquetValue | null>>,
+  columns: readonly ColumnVector[],
   options: EncodeParquetOptions,
 ): Uint8Array {
   checkColumns(plan, columns);
@@ -89,7 +90,7 @@ export function encodeParquetColumns(
   }
   const columnData = plan.map((column, index) => ({
     name: column.name,
-    data: columns[index] as Array<ParquetValue | null>,
+    data: vectorToArray(columns[index] as ColumnVector),
   }));
   const buffer = parquetWriteBuffer({
     columnData,
@@ -132,10 +133,7 @@ function checkShape(
   }
 }
 
-function checkColumns(
-  plan: readonly ParquetColumnPlan[],
-  columns: ReadonlyArray<ReadonlyArray<ParquetValue | null>>,
-): void {
+function checkColumns(plan: readonly ParquetColumnPlan[], columns: readonly ColumnVector[]): void {
   checkPlan(plan);
   if (columns.length !== plan.length) {
     throw new ParquetInputError(`${columns.length} columns of values for a plan of ${plan.length}`);

@@ -25,6 +25,7 @@ import { ByteWriter } from 'hyparquet-writer';
 import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
 import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
 import type { ParquetValue } from './column-plan.ts';
+import { ByteRanges, type ColumnVector } from './column-vector.ts';
 import { ParquetInputError } from './errors.ts';
 
 /** Uncompressed bytes of values per data page, as hyparquet-writer's default page size. */
@@ -78,7 +79,7 @@ export function isFlatSchema(columns: ReadonlyArray<readonly SchemaElement[]>): 
  */
 export function writeFlatParquet(
   schema: SchemaElement[],
-  columns: ReadonlyArray<ReadonlyArray<ParquetValue | null>>,
+  columns: readonly ColumnVector[],
   options: FlatFileOptions,
 ): Uint8Array {
   const leaves = schema.slice(1);
@@ -160,7 +161,7 @@ interface ChunkStatistics {
 function writeColumnChunk(
   writer: PartsWriter,
   element: SchemaElement,
-  values: ReadonlyArray<ParquetValue | null>,
+  values: ColumnVector,
   start: number,
   end: number,
   options: FlatFileOptions,
@@ -237,11 +238,13 @@ function footerStatistics(
  */
 function encodePage(
   element: SchemaElement,
-  values: ReadonlyArray<ParquetValue | null>,
+  vector: ColumnVector,
   start: number,
   limit: number,
   stats: ChunkStatistics,
 ): { body: Uint8Array; end: number } {
+  if (vector instanceof ByteRanges) return encodeRangesPage(vector, start, limit, stats);
+  const values = vector;
   const type = element.type as FlatType;
   const width = fixedWidth(element);
   // Byte arrays: their bytes (strings as UTF-8), found once and reused for size and copy.
@@ -274,10 +277,64 @@ function encodePage(
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   view.setUint32(0, levels, true);
   if (nulls === 0) writeRleRun(body, 4, count);
-  else writeBitPackedLevels(body, 4, values, start, end);
+  else writeBitPackedLevels(body, 4, start, end, (row) => values[row] !== null && values[row] !== undefined);
   const at = 4 + levels;
   if (bytes) writeByteArrays(body, view, at, bytes, stats);
   else writeFixed(element, body, view, at, values, start, end, stats);
+  return { body, end };
+}
+
+/**
+ * {@link encodePage} for a STRING column read as byte ranges: sizes, copies and min/max straight from the
+ * COPY buffer, no object per value.
+ */
+function encodeRangesPage(
+  vector: ByteRanges,
+  start: number,
+  limit: number,
+  stats: ChunkStatistics,
+): { body: Uint8Array; end: number } {
+  const { data, starts, ends } = vector;
+  let end = start;
+  let valueBytes = 0;
+  let nonNull = 0;
+  while (end < limit && (valueBytes < PAGE_BYTES || end === start)) {
+    const from = starts[end] as number;
+    if (from >= 0) {
+      valueBytes += 4 + (ends[end] as number) - from;
+      nonNull++;
+    }
+    end++;
+  }
+  const count = end - start;
+  const nulls = count - nonNull;
+  stats.nulls += nulls;
+  const levels = nulls === 0 ? rleRunSize(count) : bitPackedSize(count);
+  const body = new Uint8Array(4 + levels + valueBytes);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  view.setUint32(0, levels, true);
+  if (nulls === 0) writeRleRun(body, 4, count);
+  else writeBitPackedLevels(body, 4, start, end, (row) => (starts[row] as number) >= 0);
+  let offset = 4 + levels;
+  let min = -1;
+  let max = -1;
+  for (let row = start; row < end; row++) {
+    const from = starts[row] as number;
+    if (from < 0) continue;
+    const to = ends[row] as number;
+    view.setUint32(offset, to - from, true);
+    data.copy(body, offset + 4, from, to);
+    offset += 4 + to - from;
+    // Parquet orders byte arrays as unsigned bytes, which Buffer#compare does.
+    if (min < 0 || data.compare(data, starts[min], ends[min], from, to) < 0) min = row;
+    if (max < 0 || data.compare(data, starts[max], ends[max], from, to) > 0) max = row;
+  }
+  if (min >= 0) {
+    const low = vector.at(min) as Uint8Array;
+    const high = vector.at(max) as Uint8Array;
+    if (stats.min === undefined || Buffer.compare(low, stats.min as Uint8Array) < 0) stats.min = low;
+    if (stats.max === undefined || Buffer.compare(high, stats.max as Uint8Array) > 0) stats.max = high;
+  }
   return { body, end };
 }
 
@@ -466,14 +523,14 @@ function bitPackedSize(count: number): number {
 function writeBitPackedLevels(
   body: Uint8Array,
   at: number,
-  values: ReadonlyArray<ParquetValue | null>,
   start: number,
   end: number,
+  present: (row: number) => boolean,
 ): void {
   const groups = Math.ceil((end - start) / 8);
   const offset = writeVarint(body, at, groups * 2 + 1);
   for (let row = start; row < end; row++) {
-    if (values[row] === null || values[row] === undefined) continue;
+    if (!present(row)) continue;
     const bit = row - start;
     body[offset + (bit >> 3)] = (body[offset + (bit >> 3)] as number) | (1 << (bit & 7));
   }

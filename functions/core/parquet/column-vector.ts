@@ -1,0 +1,63 @@
+/**
+ * A column's values between reading and encoding: a plain array of Parquet values, or — for a STRING column
+ * read from COPY binary — {@link ByteRanges}, its values' places in the COPY buffer.
+ *
+ * Why ranges: an archive chunk's rows live until the chunk is encoded, past several young-generation
+ * collections, so every object made per value is copied into the old generation and collected there. A
+ * Buffer view per text value was the largest share of those objects, and garbage collection ≈ 1.4 CPU-s
+ * per million archived rows (test/bench/README.md); two Int32Arrays per column make none per value.
+ */
+import type { ParquetValue } from './column-plan.ts';
+
+/** Values of a STRING column as [start, end) byte ranges of one buffer; start -1 is NULL. */
+export class ByteRanges {
+  constructor(
+    readonly data: Buffer,
+    readonly starts: Int32Array,
+    readonly ends: Int32Array,
+  ) {}
+
+  get length(): number {
+    return this.starts.length;
+  }
+
+  /** The value's bytes (a view of the buffer), or null. */
+  at(row: number): Uint8Array | null {
+    const start = this.starts[row] as number;
+    return start < 0 ? null : this.data.subarray(start, this.ends[row]);
+  }
+
+  /** Rows [start, end), sharing the buffer and the ranges' memory. */
+  slice(start: number, end: number): ByteRanges {
+    return new ByteRanges(this.data, this.starts.subarray(start, end), this.ends.subarray(start, end));
+  }
+}
+
+export type ColumnVector = Array<ParquetValue | null> | ByteRanges;
+
+export function valueAt(vector: ColumnVector, row: number): ParquetValue | null {
+  return vector instanceof ByteRanges ? vector.at(row) : (vector[row] ?? null);
+}
+
+/** The values as an array (for writers and tests that take one). */
+export function vectorToArray(vector: ColumnVector): Array<ParquetValue | null> {
+  if (!(vector instanceof ByteRanges)) return vector;
+  return Array.from({ length: vector.length }, (_, row) => vector.at(row));
+}
+
+/** Rows [start, end). */
+export function sliceVector(vector: ColumnVector, start: number, end: number): ColumnVector {
+  return vector.slice(start, end);
+}
+
+/** The rows at `order`, in that order. */
+export function pickRows(vector: ColumnVector, order: readonly number[]): ColumnVector {
+  if (!(vector instanceof ByteRanges)) return order.map((row) => vector[row] ?? null);
+  const starts = new Int32Array(order.length);
+  const ends = new Int32Array(order.length);
+  order.forEach((row, i) => {
+    starts[i] = vector.starts[row] as number;
+    ends[i] = vector.ends[row] as number;
+  });
+  return new ByteRanges(vector.data, starts, ends);
+}
