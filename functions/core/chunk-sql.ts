@@ -200,7 +200,10 @@ export interface ChunkStatement {
  * FOR UPDATE SKIP LOCKED: rows another session holds are passed over (the cursor moves past them; the
  * next run picks them up) so the run never waits on hot rows. The rows returned are exactly the versions
  * deleted: a row updated concurrently is either locked by us first (then the update waits and finds it
- * gone) or its new version is not visible to the DELETE's snapshot and is left alone.
+ * gone) or its new version is not visible to the DELETE's snapshot and is left alone. Without the lock
+ * (`locking: 'none'`) the same holds: a row updated and committed after the statement's snapshot is not deleted
+ * (the DELETE rechecks `ctid = …` on the new version, whose ctid differs) and stays for a later run, and a row
+ * another session holds makes the DELETE wait, which the caller bounds.
  */
 export function buildDeleteChunkStatement(
   target: ChunkTarget,
@@ -210,9 +213,16 @@ export function buildDeleteChunkStatement(
     atTime?: boolean;
     returning?: 'all' | 'order';
     param?: ParamReference;
+    /**
+     * 'skip' (default): the slice is chosen with FOR UPDATE SKIP LOCKED. 'none': chosen without locking and
+     * deleted plainly, for a caller that bounds the DELETE's wait with lock_timeout and falls back to 'skip'
+     * (locking each row first costs PostgreSQL a WAL record per row: ≈ a quarter of the statement).
+     */
+    locking?: 'skip' | 'none';
   } = {},
 ): ChunkStatement {
   const param = options.param ?? bindParam;
+  const lock = options.locking === 'none' ? '' : '\n    FOR UPDATE SKIP LOCKED';
   // A leaf is read under its parent's name, so a filter that qualifies columns with the table's name (the
   // name EXPLAIN and the plan checked it with) means the same there.
   const from = target.leaf
@@ -261,8 +271,7 @@ export function buildDeleteChunkStatement(
     SELECT tableoid AS lock_oid, ctid AS lock_tid FROM ${table}
     WHERE ${where}
     ORDER BY ${orderBy}
-    LIMIT ${param(2)}
-    FOR UPDATE SKIP LOCKED
+    LIMIT ${param(2)}${lock}
   ) AS ${LOCKED_ALIAS}
   WHERE ${table}.tableoid = ${LOCKED_ALIAS}.lock_oid AND ${table}.ctid = ${LOCKED_ALIAS}.lock_tid
     -- Repeated so that the DELETE prunes partitions; without it each row probes every partition.
@@ -273,8 +282,7 @@ export function buildDeleteChunkStatement(
     SELECT ctid FROM ${from}
     WHERE ${where}
     ORDER BY ${orderBy}
-    LIMIT ${param(2)}
-    FOR UPDATE SKIP LOCKED
+    LIMIT ${param(2)}${lock}
   ))`;
   const deleteStatement = `${bareDelete}\n  ${returning}`;
 

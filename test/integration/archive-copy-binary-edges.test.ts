@@ -311,4 +311,48 @@ describe('checked and sound: equivalence (passing)', () => {
     expect(texts.some((text) => text.startsWith('COPY ('))).toBe(true);
     for (const text of texts) expect(text).not.toContain('example.com');
   });
+
+  it('deletes without row locks while no row is held, and passes over a held row with SKIP LOCKED', async () => {
+    await client.query(`
+      CREATE TABLE public.held (n integer PRIMARY KEY, at timestamptz NOT NULL);
+      INSERT INTO public.held VALUES (1, '2020-01-01'), (2, '2020-01-02'), (3, '2020-01-03'), (4, '2020-01-04')`);
+    const resolved = await resolveTable(client, 'public.held');
+    const action = takingArchiveAction();
+    const texts: string[] = [];
+    const recording = {
+      query: (...args: unknown[]) => {
+        const first = args[0] as string | { text?: string };
+        texts.push(typeof first === 'string' ? first : String(first.text ?? ''));
+        return (client.query as (...a: unknown[]) => unknown)(...args);
+      },
+    };
+    const copies = () => texts.filter((text) => text.startsWith('COPY ('));
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    const input = (cursor: unknown) => archiveTakeInput(resolved, cursor, 1);
+    await client.query('BEGIN');
+    try {
+      const first = await action.take(recording as never, input(null));
+      expect(first?.maxKey).toEqual(['1']);
+      expect(copies()).toHaveLength(1);
+      expect(copies()[0]).not.toContain('FOR UPDATE');
+      // Another session holds row 2: the plain DELETE waits 20 ms at most, then SKIP LOCKED takes row 3.
+      await holder.query('BEGIN; SELECT 1 FROM public.held WHERE n = 2 FOR UPDATE');
+      const second = await action.take(recording as never, input(first?.cursor));
+      expect(second?.maxKey).toEqual(['3']);
+      expect(copies()).toHaveLength(3);
+      expect(copies()[2]).toContain('FOR UPDATE SKIP LOCKED');
+      // And the next chunks go straight to SKIP LOCKED for a while.
+      const third = await action.take(recording as never, input(second?.cursor));
+      expect(third?.maxKey).toEqual(['4']);
+      expect(copies()).toHaveLength(4);
+      expect(copies()[3]).toContain('FOR UPDATE SKIP LOCKED');
+      // Row 2 is still in the table, untouched: the rolled-back plain DELETE took nothing.
+      const left = await client.query<{ n: number }>('SELECT n FROM public.held ORDER BY n');
+      expect(left.rows.map((r) => Number(r.n))).toEqual([2]);
+    } finally {
+      await client.query('ROLLBACK');
+      await holder.end();
+    }
+  });
 });

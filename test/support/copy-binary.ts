@@ -24,6 +24,7 @@ import {
 } from '../../functions/core/parquet/column-plan.ts';
 import { decodeCopyBinary } from '../../functions/core/parquet/copy-binary.ts';
 import { locateValueError } from '../../functions/core/parquet/errors.ts';
+import { ChunkingSchema } from '../../lib/contracts/chunking.ts';
 import type { ArchivePolicy } from '../../lib/contracts/config.ts';
 
 /** Every eligible row of the test tables is older than this. */
@@ -106,6 +107,7 @@ export function archiveTakeInput(
     cursor,
     table,
     target: toChunkTarget(table, { name: 'at', kind: 'timestamptz' }, undefined),
+    chunking: ChunkingSchema.parse({}),
   } as never;
 }
 

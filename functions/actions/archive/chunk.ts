@@ -1,5 +1,6 @@
 /**
- * Archive chunk: DELETE … RETURNING a bounded, ordered, SKIP LOCKED slice → Parquet per Hive partition
+ * Archive chunk: DELETE … RETURNING a bounded, ordered slice (plainly under a 20 ms lock_timeout; SKIP LOCKED once a
+ * row another session holds got in the way) → Parquet per Hive partition
  * → announce key (committed separately) → PutObject → verify → objects listed in the ledger by the
  * chunk loop in the same transaction. Any failure before COMMIT rolls the DELETE back: no row is lost;
  * an object uploaded for a rolled-back chunk stays announced-but-unlisted and is removed as an orphan.
@@ -8,7 +9,7 @@ import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
 import { copyOut } from '../../adapters/copy-out.ts';
 import type { ArchivedObject } from '../../adapters/ledger/index.ts';
-import type { Queryable } from '../../adapters/transactions.ts';
+import { type Queryable, withLocalTimeout } from '../../adapters/transactions.ts';
 import type { CatalogColumn } from '../../core/catalog-column.ts';
 import { buildDeleteChunkStatement, type ChunkTarget, settingParams } from '../../core/chunk-sql.ts';
 import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';
@@ -30,6 +31,10 @@ import { lockListedObjects } from './object-lock.ts';
 import { type ArchiveFaultHooks, ArchiveObjectWriter, type PendingRegistry } from './object-writer.ts';
 import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.ts';
 
+/** How long the plain (unlocked) chunk DELETE may wait for a row another session holds before SKIP LOCKED. */
+const OPTIMISTIC_LOCK_WAIT_MS = 20;
+const SKIP_LOCKED_CHUNKS_AFTER_CONFLICT = 8;
+
 /** Where the objects of committed chunks are locked from (archive.objectLock): a connection outside the chunk transactions. */
 export interface CommittedObjectLocking {
   readonly db: Queryable;
@@ -49,6 +54,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   // Its complete encodes Parquet on this thread: the loop lets the next chunk's DELETE go out first.
   readonly signalsSent = true;
   private readonly locator = new NextEligibleLocator();
+  /** After a slice met a row another session holds, this many are taken with SKIP LOCKED before trying plainly. */
+  private skipLockedChunksLeft = 0;
   private readonly writer: ArchiveObjectWriter;
 
   constructor(
@@ -98,19 +105,22 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     const next = await this.locator.find(tx, target, params, withCursor);
     if (next === undefined) return undefined;
     const boundedParams = [...params, partitionEndOf(next.time, policy.archive.partitionBy)];
-    let taken = await this.deleteChunk(
-      tx,
-      next.target,
+    const slice = {
       withCursor,
-      true,
-      boundedParams,
-      table.columns,
+      columns: table.columns,
       plan,
-      input.sent,
-    );
+      sent: input.sent,
+      lockTimeoutMs: input.chunking.lockTimeoutMs,
+    };
+    let taken = await this.deleteChunk(tx, {
+      ...slice,
+      target: next.target,
+      upperBound: true,
+      params: boundedParams,
+    });
     if (taken.columns.rows === 0) {
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
-      taken = await this.deleteChunk(tx, target, withCursor, false, params, table.columns, plan, input.sent);
+      taken = await this.deleteChunk(tx, { ...slice, target, upperBound: false, params });
     }
     const { columns, bytes } = taken;
     if (columns.rows === 0) return undefined;
@@ -135,22 +145,51 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
    */
   private async deleteChunk(
     tx: Queryable,
-    target: ChunkTarget,
-    withCursor: boolean,
-    upperBound: boolean,
-    params: ReadonlyArray<string | number | null>,
-    columns: readonly CatalogColumn[],
-    plan: readonly ParquetColumnPlan[],
-    sent: (() => void) | undefined,
+    slice: {
+      readonly target: ChunkTarget;
+      readonly withCursor: boolean;
+      readonly upperBound: boolean;
+      readonly params: ReadonlyArray<string | number | null>;
+      readonly columns: readonly CatalogColumn[];
+      readonly plan: readonly ParquetColumnPlan[];
+      readonly sent: (() => void) | undefined;
+      /** The policy's lock_timeout, restored after the optimistic DELETE's short one. */
+      readonly lockTimeoutMs: number;
+    },
   ): Promise<{ columns: TakenColumns; bytes: number }> {
+    const { target, withCursor, upperBound, params, columns, plan, sent, lockTimeoutMs } = slice;
     const { prelude, param } = settingParams(params);
-    const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param });
-    const selection = copySelection(statement, columns, plan);
+    const build = (locking: 'skip' | 'none') => {
+      const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param, locking });
+      return { statement, selection: copySelection(statement, columns, plan) };
+    };
     await tx.query(prelude);
     // copyOut sends the statement before its first await: the server works on the DELETE from here on.
-    const out = copyOut(tx, selection.text);
-    sent?.();
-    const { data, rows } = await out;
+    const run = async ({ selection }: ReturnType<typeof build>) => {
+      const out = copyOut(tx, selection.text);
+      sent?.();
+      return out;
+    };
+    let chosen = build('skip');
+    let result: Awaited<ReturnType<typeof copyOut>> | undefined;
+    if (this.skipLockedChunksLeft > 0) this.skipLockedChunksLeft--;
+    else {
+      // Optimistic: no row lock before the DELETE, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a row another
+      // session holds; then this slice again with SKIP LOCKED, and the next chunks straight away (as purge).
+      const optimistic = build('none');
+      const plain = await withLocalTimeout(
+        tx,
+        'archive_take',
+        { setting: 'lock_timeout', ms: OPTIMISTIC_LOCK_WAIT_MS, restoreMs: lockTimeoutMs },
+        () => run(optimistic),
+      );
+      if (plain.done) {
+        chosen = optimistic;
+        result = plain.value;
+      } else this.skipLockedChunksLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
+    }
+    const { statement, selection } = chosen;
+    const { data, rows } = result ?? (await run(chosen));
     const decoded = decodeCopyBinary(data, selection.readers);
     // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
     if (decoded.rows !== rows) {
