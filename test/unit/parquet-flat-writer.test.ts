@@ -109,8 +109,8 @@ describe('flat Parquet writer', () => {
     // bytes above 0x7f and pages split at ~1 MiB must all come out the same as from Uint8Array values.
     const rows = 90_000;
     const parts: Buffer[] = [];
-    const starts = new Int32Array(rows);
-    const ends = new Int32Array(rows);
+    const starts = new Float64Array(rows);
+    const ends = new Float64Array(rows);
     let at = 0;
     for (let i = 0; i < rows; i++) {
       const value =
@@ -187,7 +187,9 @@ describe('flat Parquet writer', () => {
       [0, 1.5, /column "Small", row 1/],
       [0, 'x', /column "Small", row 1: a string value/],
       [1, 2n ** 63n, /column "big", row 1/],
-      [1, 2 ** 60, /column "big", row 1/], // not a safe integer: its exact value is unknown
+      [1, 2 ** 60, /column "big", row 1/], // a number, not the bigint an INT64 column takes
+      [0, 1n, /column "Small", row 1: a bigint value/],
+      [2, 5, /column "d", row 1: a number value/], // a DECIMAL's value is its unscaled bigint, never a number
       [2, 10n ** 40n, /column "d", row 1/], // more than the 9 bytes of DECIMAL(20)
     ];
     for (const [index, value, message] of cases) {

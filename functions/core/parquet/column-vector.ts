@@ -5,16 +5,19 @@
  * Why ranges: an archive chunk's rows live until the chunk is encoded, past several young-generation
  * collections, so every object made per value is copied into the old generation and collected there. A
  * Buffer view per text value was the largest share of those objects, and garbage collection ≈ 1.4 CPU-s
- * per million archived rows (test/bench/README.md); two Int32Arrays per column make none per value.
+ * per million archived rows (test/bench/README.md); two typed arrays per column make none per value.
  */
 import type { ParquetValue } from './column-plan.ts';
 
-/** Values of a STRING column as [start, end) byte ranges of one buffer; start -1 is NULL. */
+/**
+ * Values of a STRING column as [start, end) byte ranges of one buffer; start -1 is NULL. Offsets are doubles:
+ * exact for any buffer, where 32-bit ones would wrap past 2 GiB (a chunk of large values can get there).
+ */
 export class ByteRanges {
   constructor(
     readonly data: Buffer,
-    readonly starts: Int32Array,
-    readonly ends: Int32Array,
+    readonly starts: Float64Array,
+    readonly ends: Float64Array,
   ) {}
 
   get length(): number {
@@ -53,8 +56,8 @@ export function sliceVector(vector: ColumnVector, start: number, end: number): C
 /** The rows at `order`, in that order. */
 export function pickRows(vector: ColumnVector, order: readonly number[]): ColumnVector {
   if (!(vector instanceof ByteRanges)) return order.map((row) => vector[row] ?? null);
-  const starts = new Int32Array(order.length);
-  const ends = new Int32Array(order.length);
+  const starts = new Float64Array(order.length);
+  const ends = new Float64Array(order.length);
   order.forEach((row, i) => {
     starts[i] = vector.starts[row] as number;
     ends[i] = vector.ends[row] as number;

@@ -123,7 +123,7 @@ export function decodeCopyBinary(data: Buffer, readers: readonly ColumnReader[])
   );
   const values: ColumnVector[] = readers.map((r, i) =>
     (r.kind === 'text' || r.kind === 'jsonb') && r.asBytes && texts[i] === undefined
-      ? new ByteRanges(data, new Int32Array(rows), new Int32Array(rows))
+      ? new ByteRanges(data, new Float64Array(rows), new Float64Array(rows))
       : new Array(rows),
   );
   let offset = start;

@@ -396,6 +396,7 @@ function writeFixed(
   stats: ChunkStatistics,
 ): void {
   const type = element.type as FlatType;
+  const decimal = element.converted_type === 'DECIMAL';
   let offset = at;
   let min = stats.min;
   let max = stats.max;
@@ -411,20 +412,23 @@ function writeFixed(
         break;
       }
       case 'INT32': {
-        const physical = typeof value === 'bigint' ? Number(value) : value;
+        // A DECIMAL's value is its unscaled bigint (as column-plan.ts makes it); a JS number there would be
+        // ambiguous (hyparquet-writer scales one), so each kind of column takes one kind of value.
+        const physical = decimal ? (typeof value === 'bigint' ? Number(value) : Number.NaN) : value;
         if (
+          typeof physical !== 'number' ||
           !Number.isInteger(physical) ||
-          (physical as number) < INT32_MIN ||
-          (physical as number) > INT32_MAX
+          physical < INT32_MIN ||
+          physical > INT32_MAX
         ) {
           throw badValue(element, row, value);
         }
-        view.setInt32(offset, physical as number, true);
+        view.setInt32(offset, physical, true);
         offset += 4;
         break;
       }
       case 'INT64': {
-        const physical = typeof value === 'number' && Number.isSafeInteger(value) ? BigInt(value) : value;
+        const physical = value;
         if (typeof physical !== 'bigint' || physical < INT64_MIN || physical > INT64_MAX) {
           throw badValue(element, row, value);
         }
