@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { copyOut } from '../../functions/adapters/copy-out.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
+import { valueAt } from '../../functions/core/parquet/column-vector.ts';
 import { decodeCopyBinary } from '../../functions/core/parquet/copy-binary.ts';
 import { dayOf, pgTimeText, type TimeKind } from '../../functions/core/parquet/pg-time-text.ts';
 import { TEXT_TYPES } from '../support/copy-binary.ts';
@@ -73,12 +74,12 @@ describe('time texts made from binary values', () => {
     const mismatches: string[] = [];
     rows.forEach((row, r) => {
       kinds.forEach((kind, k) => {
-        const value = (decoded.values[k] as unknown[])[r];
+        const value = valueAt(decoded.values[k] ?? [], r);
         const made = pgTimeText(kind, value as bigint | number);
         const server = row[kind === 'timestamptz' ? 'tz' : kind === 'timestamp' ? 'ts' : 'd'];
         if (made !== server) mismatches.push(`${kind} row ${r}: ${made} ≠ ${server}`);
       });
-      const day = dayOf('timestamptz', (decoded.values[0] as unknown[])[r] as bigint);
+      const day = dayOf('timestamptz', valueAt(decoded.values[0] ?? [], r) as bigint);
       if (String(day ?? null) !== String(row.days)) mismatches.push(`day row ${r}: ${day} ≠ ${row.days}`);
     });
     expect(mismatches.slice(0, 10)).toEqual([]);

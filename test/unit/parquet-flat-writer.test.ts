@@ -11,7 +11,7 @@ import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CatalogColumn } from '../../functions/core/catalog-column.ts';
 import { type ParquetValue, planParquetColumns } from '../../functions/core/parquet/column-plan.ts';
-import { ByteRanges, vectorToArray } from '../../functions/core/parquet/column-vector.ts';
+import { ByteRanges, Int64Values, vectorToArray } from '../../functions/core/parquet/column-vector.ts';
 import { encodeParquetColumns } from '../../functions/core/parquet/encode.ts';
 import { ParquetInputError } from '../../functions/core/parquet/errors.ts';
 
@@ -137,6 +137,48 @@ describe('flat Parquet writer', () => {
       expect(Buffer.from(sliced).equals(Buffer.from(slicedArray))).toBe(true);
     }
     expect(vectorToArray(ranges).filter((v) => v === null)).toHaveLength(rows / 9);
+  });
+
+  it('writes 64-bit integers from a typed array exactly as it writes the same bigints from an array', () => {
+    // The COPY path's int8, timestamp and DECIMAL(≤ 18) columns arrive as Int64Values (column-vector.ts): with
+    // and without NULLs, at the int64 edges, as INT64 and as a DECIMAL(9)'s INT32, sliced and whole.
+    const rows = 150_000; // more than one INT64 page (131 072 values)
+    const make = (withNulls: boolean, edge: bigint) => {
+      const values = new BigInt64Array(rows);
+      const vector = new Int64Values(values, undefined);
+      for (let i = 0; i < rows; i++) {
+        if (withNulls && i % 7 === 3) vector.setNull(i);
+        else values[i] = i === 5 ? edge : i === 6 ? -edge : BigInt(i) * 7_919n - 500_000_000n;
+      }
+      return vector;
+    };
+    const cases = [
+      { column: column('big', 'int8'), edge: 2n ** 63n - 1n },
+      { column: column('d', 'numeric', { numericPrecision: 9, numericScale: 2 }), edge: 999_999_999n },
+      { column: column('d18', 'numeric', { numericPrecision: 18, numericScale: 0 }), edge: 10n ** 18n - 1n },
+    ];
+    for (const { column: c, edge } of cases) {
+      const plan = planParquetColumns([c]);
+      for (const withNulls of [false, true]) {
+        const vector = make(withNulls, edge);
+        for (const [from, to] of [
+          [0, rows],
+          [1_000, 140_000],
+        ] as const) {
+          const typed = encodeParquetColumns(plan, [vector.slice(from, to)], { compression: 'snappy' });
+          const plain = encodeParquetColumns(plan, [vectorToArray(vector).slice(from, to)], {
+            compression: 'snappy',
+          });
+          expect(Buffer.from(typed).equals(Buffer.from(plain)), `${c.name} nulls ${withNulls} ${from}`).toBe(
+            true,
+          );
+        }
+      }
+    }
+    // A DECIMAL(9)'s INT32 refuses a value beyond 32 bits rather than wrapping it.
+    const wide = new Int64Values(BigInt64Array.of(1n, 2n ** 40n), undefined);
+    const plan = planParquetColumns([column('d', 'numeric', { numericPrecision: 9, numericScale: 0 })]);
+    expect(() => encodeParquetColumns(plan, [wide], { compression: 'snappy' })).toThrow(/column "d", row 1/);
   });
 
   it('writes footer statistics DuckDB reads as the true min and max', async () => {

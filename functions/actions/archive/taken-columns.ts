@@ -8,7 +8,7 @@
 import type { CatalogColumn } from '../../core/catalog-column.ts';
 import type { ChunkStatement } from '../../core/chunk-sql.ts';
 import { type ParquetColumnPlan, type ParquetValue, TEXT } from '../../core/parquet/column-plan.ts';
-import { type ColumnVector, pickRows } from '../../core/parquet/column-vector.ts';
+import { type ColumnVector, Int64Values, pickRows, valueAt } from '../../core/parquet/column-vector.ts';
 import { binaryKindOf, type ColumnReader, type DecodedColumns } from '../../core/parquet/copy-binary.ts';
 import { dayOf, pgTimeText, type TimeKind } from '../../core/parquet/pg-time-text.ts';
 
@@ -182,16 +182,16 @@ export function fromDecoded(
 ): TakenColumns {
   const decoded = selection.ordersInNode ? inKeysetOrder(unordered, statement) : unordered;
   const [timePosition = 0] = statement.orderPositions;
-  const timeValues = decoded.values[timePosition] as ReadonlyArray<ParquetValue | null>;
+  const timeValues = decoded.values[timePosition] as ColumnVector;
   const { timeKind } = selection;
   const timeTexts = selection.timeTextAt === undefined ? undefined : decoded.texts[selection.timeTextAt];
   const timeTextAt = (row: number): string | null => {
     if (timeTexts) return timeTexts[row] ?? null;
-    const value = timeValues[row];
+    const value = valueAt(timeValues, row);
     return value === null || value === undefined ? null : pgTimeText(timeKind as TimeKind, value);
   };
   const dayAt = (row: number): number | undefined => {
-    const value = timeValues[row];
+    const value = valueAt(timeValues, row);
     return timeKind === undefined || value === null || value === undefined
       ? undefined
       : dayOf(timeKind, value);
@@ -201,9 +201,9 @@ export function fromDecoded(
     const texts = decoded.texts[p];
     if (texts) return (row: number) => texts[row] ?? null;
     // An integer key read in binary: its decimal text is PostgreSQL's.
-    const values = decoded.values[p] as ReadonlyArray<ParquetValue | null>;
+    const values = decoded.values[p] as ColumnVector;
     return (row: number) => {
-      const value = values[row];
+      const value = valueAt(values, row);
       return value === null || value === undefined ? null : String(value);
     };
   });
@@ -250,9 +250,11 @@ function termValues(
   decoded: DecodedColumns,
   statement: ChunkStatement,
   position: number,
-): ReadonlyArray<number | bigint> {
+): ArrayLike<number | bigint> {
   if (position >= statement.firstColumnPosition) {
-    return decoded.values[position] as ReadonlyArray<number | bigint>;
+    const vector = decoded.values[position] as ColumnVector;
+    // An Int64Values' typed array indexes as its values (none NULL here); a plain array as it is.
+    return vector instanceof Int64Values ? vector.values : (vector as ReadonlyArray<number | bigint>);
   }
   const texts = decoded.texts[position] ?? [];
   return texts.map((text) => {

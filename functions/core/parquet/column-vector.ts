@@ -1,6 +1,7 @@
 /**
- * A column's values between reading and encoding: a plain array of Parquet values, or — for a STRING column
- * read from COPY binary — {@link ByteRanges}, its values' places in the COPY buffer.
+ * A column's values between reading and encoding: a plain array of Parquet values, or — for columns read from
+ * COPY binary — {@link ByteRanges} (a STRING column: its values' places in the COPY buffer) or
+ * {@link Int64Values} (64-bit integers in a typed array).
  *
  * Why ranges: an archive chunk's rows live until the chunk is encoded, past several young-generation
  * collections, so every object made per value is copied into the old generation and collected there. A
@@ -36,15 +37,47 @@ export class ByteRanges {
   }
 }
 
-export type ColumnVector = Array<ParquetValue | null> | ByteRanges;
+/**
+ * Values of a column stored as 64-bit integers (int8, timestamps, DECIMALs of up to 18 digits) in one
+ * BigInt64Array, NULL marked apart: a BigInt per value, kept until the chunk is encoded, was most of what the
+ * collector still had to move once STRING values became ranges.
+ */
+export class Int64Values {
+  constructor(
+    readonly values: BigInt64Array,
+    /** 1 where the value is NULL; undefined when none is. */
+    public nulls: Uint8Array | undefined,
+  ) {}
+
+  get length(): number {
+    return this.values.length;
+  }
+
+  setNull(row: number): void {
+    this.nulls ??= new Uint8Array(this.values.length);
+    this.nulls[row] = 1;
+  }
+
+  at(row: number): bigint | null {
+    return this.nulls?.[row] === 1 ? null : (this.values[row] as bigint);
+  }
+
+  slice(start: number, end: number): Int64Values {
+    return new Int64Values(this.values.subarray(start, end), this.nulls?.subarray(start, end));
+  }
+}
+
+export type ColumnVector = Array<ParquetValue | null> | ByteRanges | Int64Values;
 
 export function valueAt(vector: ColumnVector, row: number): ParquetValue | null {
-  return vector instanceof ByteRanges ? vector.at(row) : (vector[row] ?? null);
+  return vector instanceof ByteRanges || vector instanceof Int64Values
+    ? vector.at(row)
+    : (vector[row] ?? null);
 }
 
 /** The values as an array (for writers and tests that take one). */
 export function vectorToArray(vector: ColumnVector): Array<ParquetValue | null> {
-  if (!(vector instanceof ByteRanges)) return vector;
+  if (!(vector instanceof ByteRanges || vector instanceof Int64Values)) return vector;
   return Array.from({ length: vector.length }, (_, row) => vector.at(row));
 }
 
@@ -55,6 +88,15 @@ export function sliceVector(vector: ColumnVector, start: number, end: number): C
 
 /** The rows at `order`, in that order. */
 export function pickRows(vector: ColumnVector, order: readonly number[]): ColumnVector {
+  if (vector instanceof Int64Values) {
+    const values = new BigInt64Array(order.length);
+    const nulls = vector.nulls ? new Uint8Array(order.length) : undefined;
+    order.forEach((row, i) => {
+      values[i] = vector.values[row] as bigint;
+      if (nulls) nulls[i] = vector.nulls?.[row] as number;
+    });
+    return new Int64Values(values, nulls);
+  }
   if (!(vector instanceof ByteRanges)) return order.map((row) => vector[row] ?? null);
   const starts = new Float64Array(order.length);
   const ends = new Float64Array(order.length);

@@ -25,7 +25,7 @@ import { ByteWriter } from 'hyparquet-writer';
 import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
 import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
 import type { ParquetValue } from './column-plan.ts';
-import { ByteRanges, type ColumnVector } from './column-vector.ts';
+import { ByteRanges, type ColumnVector, Int64Values } from './column-vector.ts';
 import { ParquetInputError } from './errors.ts';
 
 /** Uncompressed bytes of values per data page, as hyparquet-writer's default page size. */
@@ -34,7 +34,11 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
+const INT32_MIN_BIG = BigInt(INT32_MIN);
+const INT32_MAX_BIG = BigInt(INT32_MAX);
 const PAR1 = 0x31524150;
+/** A BigInt64Array's memory is Parquet's INT64 bytes only on a little-endian machine. */
+const LITTLE_ENDIAN = new Uint8Array(new BigInt64Array([1n]).buffer)[0] === 1;
 
 export type Compressor = (input: Uint8Array) => Uint8Array;
 
@@ -244,6 +248,7 @@ function encodePage(
   stats: ChunkStatistics,
 ): { body: Uint8Array; end: number } {
   if (vector instanceof ByteRanges) return encodeRangesPage(vector, start, limit, stats);
+  if (vector instanceof Int64Values) return encodeInt64Page(element, vector, start, limit, stats);
   const values = vector;
   const type = element.type as FlatType;
   const width = fixedWidth(element);
@@ -281,6 +286,58 @@ function encodePage(
   const at = 4 + levels;
   if (bytes) writeByteArrays(body, view, at, bytes, stats);
   else writeFixed(element, body, view, at, values, start, end, stats);
+  return { body, end };
+}
+
+/**
+ * {@link encodePage} for 64-bit integers in a typed array: an INT64 page is their bytes as they lie in memory
+ * (Parquet's PLAIN INT64 is little-endian, as every platform Node runs this on), a DECIMAL(≤ 9)'s INT32 page
+ * their narrowing.
+ */
+function encodeInt64Page(
+  element: SchemaElement,
+  vector: Int64Values,
+  start: number,
+  limit: number,
+  stats: ChunkStatistics,
+): { body: Uint8Array; end: number } {
+  const { values, nulls } = vector;
+  const int32 = element.type === 'INT32';
+  if (!int32 && element.type !== 'INT64') throw badValue(element, start, values[start]);
+  const width = int32 ? 4 : 8;
+  const end = Math.min(limit, start + Math.max(1, Math.floor(PAGE_BYTES / width)));
+  const count = end - start;
+  let nullCount = 0;
+  if (nulls) for (let row = start; row < end; row++) nullCount += nulls[row] as number;
+  stats.nulls += nullCount;
+  const levels = nullCount === 0 ? rleRunSize(count) : bitPackedSize(count);
+  const body = new Uint8Array(4 + levels + (count - nullCount) * width);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  view.setUint32(0, levels, true);
+  if (nullCount === 0) writeRleRun(body, 4, count);
+  else writeBitPackedLevels(body, 4, start, end, (row) => nulls?.[row] !== 1);
+  let offset = 4 + levels;
+  let min = stats.min as bigint | undefined;
+  let max = stats.max as bigint | undefined;
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const copied = !int32 && nullCount === 0 && LITTLE_ENDIAN;
+  if (copied) body.set(bytes.subarray(start * 8, end * 8), offset);
+  for (let row = start; row < end; row++) {
+    if (nulls?.[row] === 1) continue;
+    const value = values[row] as bigint;
+    if (int32) {
+      if (value < INT32_MIN_BIG || value > INT32_MAX_BIG) throw badValue(element, row, value);
+      view.setInt32(offset, Number(value), true);
+      offset += 4;
+    } else if (!copied) {
+      view.setBigInt64(offset, value, true);
+      offset += 8;
+    }
+    if (min === undefined || value < min) min = value;
+    if (max === undefined || value > max) max = value;
+  }
+  stats.min = min;
+  stats.max = max;
   return { body, end };
 }
 
