@@ -46,15 +46,16 @@ const EXPIRED: Record<LocalTimeout['setting'], string> = {
 
 /**
  * Runs `work` in savepoint `name` with `timeout.setting` at `timeout.ms`, inside the open transaction.
- * Resolves `{ done: true, value }`, or `{ done: false }` when the timeout expired (the savepoint's work is
- * rolled back; ROLLBACK TO also undoes the SET LOCAL). Any other error passes through and leaves the
- * transaction aborted, as usual.
+ * Resolves `{ done: true, value }`, or `{ done: false }` when the timeout expired or `work` failed with one of
+ * `alsoOn`'s SQLSTATEs (the savepoint's work is rolled back; ROLLBACK TO also undoes the SET LOCAL). Any other
+ * error passes through and leaves the transaction aborted, as usual.
  */
 export async function withLocalTimeout<T>(
   db: Queryable,
   name: string,
   timeout: LocalTimeout,
   work: () => Promise<T>,
+  alsoOn: readonly string[] = [],
 ): Promise<{ done: true; value: T } | { done: false }> {
   await db.query(`SAVEPOINT ${name}; SET LOCAL ${timeout.setting} = '${Math.trunc(timeout.ms)}ms'`);
   try {
@@ -64,7 +65,8 @@ export async function withLocalTimeout<T>(
     );
     return { done: true, value };
   } catch (error) {
-    if ((error as { code?: string }).code !== EXPIRED[timeout.setting]) throw error;
+    const code = (error as { code?: string }).code;
+    if (code !== EXPIRED[timeout.setting] && !alsoOn.includes(code as string)) throw error;
     await db.query(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
     return { done: false };
   }

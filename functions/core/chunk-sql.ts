@@ -201,9 +201,12 @@ export interface ChunkStatement {
  * next run picks them up) so the run never waits on hot rows. The rows returned are exactly the versions
  * deleted: a row updated concurrently is either locked by us first (then the update waits and finds it
  * gone) or its new version is not visible to the DELETE's snapshot and is left alone. Without the lock
- * (`locking: 'none'`) the same holds: a row updated and committed after the statement's snapshot is not deleted
- * (the DELETE rechecks `ctid = …` on the new version, whose ctid differs) and stays for a later run, and a row
- * another session holds makes the DELETE wait, which the caller bounds.
+ * (`locking: 'none'`) the returned rows are still the versions deleted; a row updated and committed after the
+ * statement's snapshot is rechecked on its new version: against `ctid = …` (PostgreSQL 13–18 minors from late 2025
+ * on), so it stays for a later run, and always against the eligibility WHERE, repeated outside the subselect for
+ * that, so a row moved past the cutoff or the bound stays (on an older minor a row updated within them is taken in
+ * its new version, which can move the cursor forward past rows the next run takes). A row another session holds
+ * makes the DELETE wait, which the caller bounds.
  */
 export function buildDeleteChunkStatement(
   target: ChunkTarget,
@@ -283,7 +286,10 @@ export function buildDeleteChunkStatement(
     WHERE ${where}
     ORDER BY ${orderBy}
     LIMIT ${param(2)}${lock}
-  ))`;
+  ))
+    -- Repeated: a row updated after the subselect read it must still be eligible. PostgreSQL minors before
+    -- late 2025 do not recheck ctid on the new version, and the unlocked form would delete it wherever it went.
+    AND ${where}`;
   const deleteStatement = `${bareDelete}\n  ${returning}`;
 
   const cte = `WITH deleted AS (\n  ${deleteStatement}\n)`;

@@ -1,7 +1,8 @@
 /**
  * The resident memory of the chunk step's deployed form at rest: functions/chunk.ts bundled by esbuild with the
- * Lambda functions' settings (lib/constructs/lifecycle-function.ts: ESM, minified, names kept, the AWS SDK inside,
- * pg-native left out), imported by a fresh `node` and garbage-collected.
+ * Lambda functions' settings (lib/constructs/lifecycle-function.ts: ESM, `module` before `main`, minified, names
+ * kept, an external source map, the AWS SDK inside, pg-native left out), imported by a fresh `node` with source
+ * maps on and garbage-collected.
  *
  * Why: the memory benchmark's child runs the whole policy through tsx and the local interpreter, whose modules
  * are most of its floor (≈ 190 MiB); a Lambda holds one handler's bundle. The bundle's floor plus what the run
@@ -32,8 +33,12 @@ export async function measureHandlerFloor(): Promise<{ bundle_bytes: number; flo
       platform: 'node',
       format: 'esm',
       target: `node${process.versions.node.split('.')[0]}`,
+      // The construct's target is node24 (the Lambda runtime); here, the Node that loads the bundle.
+      mainFields: ['module', 'main'],
       minify: true,
       keepNames: true,
+      sourcemap: true,
+      sourcesContent: false,
       external: ['pg-native'],
       banner: {
         js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
@@ -43,7 +48,12 @@ export async function measureHandlerFloor(): Promise<{ bundle_bytes: number; flo
     writeFileSync(join(dir, 'measure.mjs'), LOAD_AND_MEASURE);
     const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', 'measure.mjs'], {
       cwd: dir,
-      env: { ...process.env, AWS_REGION: process.env.AWS_REGION ?? 'us-east-1' },
+      // As the construct's environment: source maps on (NODE_OPTIONS=--enable-source-maps).
+      env: {
+        ...process.env,
+        AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
     });
     const { rss } = JSON.parse(stdout) as { rss: number };
     return { bundle_bytes: statSync(outfile).size, floor_bytes: rss };

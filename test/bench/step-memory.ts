@@ -133,6 +133,9 @@ export async function main(argv: string[]): Promise<number> {
       if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
     });
     await applyMigrations(admin);
+    // First: a bundling failure must not throw away runs already measured.
+    progress('measuring the bundled chunk handler at rest (esbuild, as deployed)…');
+    const handler = await measureHandlerFloor();
     const measurements: Measurement[] = [];
     for (const action of options.only ? [options.only] : ACTIONS) {
       const input = configInput(action);
@@ -169,8 +172,6 @@ export async function main(argv: string[]): Promise<number> {
         progress(`  peak ${mib(result.rss.peak_bytes)} MiB (floor ${mib(result.floor_bytes)} MiB)`);
       }
     }
-    progress('measuring the bundled chunk handler at rest (esbuild, as deployed)…');
-    const handler = await measureHandlerFloor();
     const report = buildReport(options, measurements, handler);
     process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report));
     // As every benchmark: 0 once measured (the goal's verdict is `within_goal`), 1 only when a run failed.

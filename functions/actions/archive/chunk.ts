@@ -34,6 +34,8 @@ import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.t
 /** How long the plain (unlocked) chunk DELETE may wait for a row another session holds before SKIP LOCKED. */
 const OPTIMISTIC_LOCK_WAIT_MS = 20;
 const SKIP_LOCKED_CHUNKS_AFTER_CONFLICT = 8;
+/** SQLSTATE serialization_failure: under READ COMMITTED, a row moved to another partition by a concurrent UPDATE. */
+const SERIALIZATION_FAILURE = '40001';
 
 /** Where the objects of committed chunks are locked from (archive.objectLock): a connection outside the chunk transactions. */
 export interface CommittedObjectLocking {
@@ -56,6 +58,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private readonly locator = new NextEligibleLocator();
   /** After a slice met a row another session holds, this many are taken with SKIP LOCKED before trying plainly. */
   private skipLockedChunksLeft = 0;
+  /** COPY output bytes per row of the last chunk (0 before the first): the next chunk's buffer is sized from it. */
+  private copyBytesPerRow = 0;
   private readonly writer: ArchiveObjectWriter;
 
   constructor(
@@ -111,7 +115,10 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       plan,
       sent: input.sent,
       lockTimeoutMs: input.chunking.lockTimeoutMs,
+      skipLocked: this.skipLockedChunksLeft > 0,
     };
+    // Counted per chunk, not per statement: a chunk past a Hive partition boundary may take two.
+    if (slice.skipLocked) this.skipLockedChunksLeft--;
     let taken = await this.deleteChunk(tx, {
       ...slice,
       target: next.target,
@@ -155,9 +162,11 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       readonly sent: (() => void) | undefined;
       /** The policy's lock_timeout, restored after the optimistic DELETE's short one. */
       readonly lockTimeoutMs: number;
+      /** This chunk is one of those taken with SKIP LOCKED after a conflict. */
+      readonly skipLocked: boolean;
     },
   ): Promise<{ columns: TakenColumns; bytes: number }> {
-    const { target, withCursor, upperBound, params, columns, plan, sent, lockTimeoutMs } = slice;
+    const { target, withCursor, upperBound, params, columns, plan, sent, lockTimeoutMs, skipLocked } = slice;
     const { prelude, param } = settingParams(params);
     const build = (locking: 'skip' | 'none') => {
       const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param, locking });
@@ -165,23 +174,30 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     };
     await tx.query(prelude);
     // copyOut sends the statement before its first await: the server works on the DELETE from here on.
+    // Sized from the last chunk's bytes per row: the output is copied into place while it streams.
+    const expectedBytes = this.copyBytesPerRow * Number(params[1] ?? 0) * 1.05;
     const run = async ({ selection }: ReturnType<typeof build>) => {
-      const out = copyOut(tx, selection.text);
+      const out = copyOut(tx, selection.text, expectedBytes);
       sent?.();
       return out;
     };
     let chosen = build('skip');
     let result: Awaited<ReturnType<typeof copyOut>> | undefined;
-    if (this.skipLockedChunksLeft > 0) this.skipLockedChunksLeft--;
-    else {
+    if (!skipLocked && this.skipLockedChunksLeft === 0) {
       // Optimistic: no row lock before the DELETE, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a row another
       // session holds; then this slice again with SKIP LOCKED, and the next chunks straight away (as purge).
       const optimistic = build('none');
       const plain = await withLocalTimeout(
         tx,
         'archive_take',
-        { setting: 'lock_timeout', ms: OPTIMISTIC_LOCK_WAIT_MS, restoreMs: lockTimeoutMs },
+        {
+          setting: 'lock_timeout',
+          ms: Math.min(OPTIMISTIC_LOCK_WAIT_MS, lockTimeoutMs),
+          restoreMs: lockTimeoutMs,
+        },
         () => run(optimistic),
+        // 40001: a row another session moved to another partition meanwhile; SKIP LOCKED passes over it.
+        [SERIALIZATION_FAILURE],
       );
       if (plain.done) {
         chosen = optimistic;
@@ -190,6 +206,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     }
     const { statement, selection } = chosen;
     const { data, rows } = result ?? (await run(chosen));
+    if (rows > 0) this.copyBytesPerRow = data.length / rows;
     const decoded = decodeCopyBinary(data, selection.readers);
     // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
     if (decoded.rows !== rows) {
