@@ -33,7 +33,13 @@ class GrowingBuffer {
   private length = 0;
 
   constructor(expectedBytes: number) {
-    this.buffer = Buffer.allocUnsafe(Math.max(0, Math.ceil(expectedBytes)));
+    // A hint: an expectation that cannot be allocated (or is not a size) starts small and grows instead.
+    const size = Number.isFinite(expectedBytes) ? Math.max(0, Math.ceil(expectedBytes)) : 0;
+    try {
+      this.buffer = Buffer.allocUnsafe(size);
+    } catch {
+      this.buffer = Buffer.allocUnsafe(0);
+    }
   }
 
   append(chunk: Buffer): void {

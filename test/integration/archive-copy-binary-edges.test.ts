@@ -43,6 +43,17 @@ function column(reading: Reading, index: number): unknown {
   return vectorToArray(reading.taken.values[index] ?? []).map(plainValue);
 }
 
+/** `client`, recording the text of every statement it is given into `texts`. */
+function recordingClient(texts: string[]): { query: (...args: unknown[]) => unknown } {
+  return {
+    query: (...args: unknown[]) => {
+      const first = args[0] as string | { text?: string };
+      texts.push(typeof first === 'string' ? first : String(first.text ?? ''));
+      return (client.query as (...a: unknown[]) => unknown)(...args);
+    },
+  };
+}
+
 describe('COPY binary chunk reading: edges', () => {
   it('keeps a composite value whose fields are all NULL (IS NULL is true for it), as the row protocol does', async () => {
     await client.query(`
@@ -288,13 +299,7 @@ describe('checked and sound: equivalence (passing)', () => {
     const resolved = await resolveTable(client, 'public.by_email');
     const action = takingArchiveAction();
     const texts: string[] = [];
-    const recording = {
-      query: (...args: unknown[]) => {
-        const first = args[0] as string | { text?: string };
-        texts.push(typeof first === 'string' ? first : String(first.text ?? ''));
-        return (client.query as (...a: unknown[]) => unknown)(...args);
-      },
-    };
+    const recording = recordingClient(texts);
     const input = (cursor: unknown) => archiveTakeInput(resolved, cursor, 1);
     await client.query('BEGIN');
     try {
@@ -312,6 +317,27 @@ describe('checked and sound: equivalence (passing)', () => {
     for (const text of texts) expect(text).not.toContain('example.com');
   });
 
+  it('sizes the next COPY buffer within the byte budget after a chunk of one wide row', async () => {
+    // One 200 KB row alone in its Hive partition, then narrow rows: the next chunk's 50 000-row limit at the wide
+    // chunk's bytes per row asked for 21 GB (a RangeError, the run failed) before the estimate was capped.
+    await client.query(`
+      CREATE TABLE public.wide_then_narrow (id bigint PRIMARY KEY, at timestamptz NOT NULL, body bytea);
+      INSERT INTO public.wide_then_narrow VALUES (1, '2020-06-01', decode(repeat('ab', 200000), 'hex'));
+      INSERT INTO public.wide_then_narrow
+        SELECT g, '2021-01-01'::timestamptz + g * interval '1 s', '\\x00' FROM generate_series(2, 2001) AS g`);
+    const resolved = await resolveTable(client, 'public.wide_then_narrow');
+    const action = takingArchiveAction();
+    await client.query('BEGIN');
+    try {
+      const first = await action.take(client, archiveTakeInput(resolved, null, 50_000));
+      expect(first?.rows).toBe(1);
+      const second = await action.take(client, archiveTakeInput(resolved, first?.cursor, 50_000));
+      expect(second?.rows).toBe(2000);
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  });
+
   it('deletes without row locks while no row is held, and passes over a held row with SKIP LOCKED', async () => {
     await client.query(`
       CREATE TABLE public.held (n integer PRIMARY KEY, at timestamptz NOT NULL);
@@ -319,13 +345,7 @@ describe('checked and sound: equivalence (passing)', () => {
     const resolved = await resolveTable(client, 'public.held');
     const action = takingArchiveAction();
     const texts: string[] = [];
-    const recording = {
-      query: (...args: unknown[]) => {
-        const first = args[0] as string | { text?: string };
-        texts.push(typeof first === 'string' ? first : String(first.text ?? ''));
-        return (client.query as (...a: unknown[]) => unknown)(...args);
-      },
-    };
+    const recording = recordingClient(texts);
     const copies = () => texts.filter((text) => text.startsWith('COPY ('));
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();

@@ -116,6 +116,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       sent: input.sent,
       lockTimeoutMs: input.chunking.lockTimeoutMs,
       skipLocked: this.skipLockedChunksLeft > 0,
+      maxChunkBytes: input.chunking.maxChunkBytes,
     };
     // Counted per chunk, not per statement: a chunk past a Hive partition boundary may take two.
     if (slice.skipLocked) this.skipLockedChunksLeft--;
@@ -164,9 +165,22 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       readonly lockTimeoutMs: number;
       /** This chunk is one of those taken with SKIP LOCKED after a conflict. */
       readonly skipLocked: boolean;
+      /** The policy's byte budget of a chunk: the most the COPY buffer is sized for up front. */
+      readonly maxChunkBytes: number;
     },
   ): Promise<{ columns: TakenColumns; bytes: number }> {
-    const { target, withCursor, upperBound, params, columns, plan, sent, lockTimeoutMs, skipLocked } = slice;
+    const {
+      target,
+      withCursor,
+      upperBound,
+      params,
+      columns,
+      plan,
+      sent,
+      lockTimeoutMs,
+      skipLocked,
+      maxChunkBytes,
+    } = slice;
     const { prelude, param } = settingParams(params);
     const build = (locking: 'skip' | 'none') => {
       const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param, locking });
@@ -174,8 +188,13 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     };
     await tx.query(prelude);
     // copyOut sends the statement before its first await: the server works on the DELETE from here on.
-    // Sized from the last chunk's bytes per row: the output is copied into place while it streams.
-    const expectedBytes = this.copyBytesPerRow * Number(params[1] ?? 0) * 1.05;
+    // Sized from the last chunk's bytes per row: the output is copied into place while it streams. A hint only,
+    // capped by the chunk's byte budget: the last chunk may have been a few wide rows and this one's row limit
+    // sized for narrow ones (a 200 KB row alone before a partition boundary asked for 21 GB).
+    const expectedBytes = Math.min(
+      this.copyBytesPerRow * Number(params[1] ?? 0) * 1.05,
+      maxChunkBytes * 1.05,
+    );
     const run = async ({ selection }: ReturnType<typeof build>) => {
       const out = copyOut(tx, selection.text, expectedBytes);
       sent?.();

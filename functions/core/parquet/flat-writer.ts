@@ -274,16 +274,15 @@ function encodePage(
     for (let i = start; i < end; i++) if (values[i] !== null && values[i] !== undefined) nonNull++;
     valueBytes = type === 'BOOLEAN' ? Math.ceil(nonNull / 8) : (nonNull * (width as number)) / 8;
   }
-  const count = end - start;
-  const nulls = count - nonNull;
+  const nulls = end - start - nonNull;
   stats.nulls += nulls;
-  const levels = nulls === 0 ? rleRunSize(count) : bitPackedSize(count);
-  const body = new Uint8Array(4 + levels + valueBytes);
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  view.setUint32(0, levels, true);
-  if (nulls === 0) writeRleRun(body, 4, count);
-  else writeBitPackedLevels(body, 4, start, end, (row) => values[row] !== null && values[row] !== undefined);
-  const at = 4 + levels;
+  const { body, view, at } = pageWithLevels(
+    start,
+    end,
+    nulls,
+    valueBytes,
+    (row) => values[row] !== null && values[row] !== undefined,
+  );
   if (bytes) writeByteArrays(body, view, at, bytes, stats);
   else writeFixed(element, body, view, at, values, start, end, stats);
   return { body, end };
@@ -310,13 +309,15 @@ function encodeInt64Page(
   let nullCount = 0;
   if (nulls) for (let row = start; row < end; row++) nullCount += nulls[row] as number;
   stats.nulls += nullCount;
-  const levels = nullCount === 0 ? rleRunSize(count) : bitPackedSize(count);
-  const body = new Uint8Array(4 + levels + (count - nullCount) * width);
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  view.setUint32(0, levels, true);
-  if (nullCount === 0) writeRleRun(body, 4, count);
-  else writeBitPackedLevels(body, 4, start, end, (row) => nulls?.[row] !== 1);
-  let offset = 4 + levels;
+  const page = pageWithLevels(
+    start,
+    end,
+    nullCount,
+    (count - nullCount) * width,
+    (row) => nulls?.[row] !== 1,
+  );
+  const { body, view } = page;
+  let offset = page.at;
   let min = stats.min as bigint | undefined;
   let max = stats.max as bigint | undefined;
   const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -363,16 +364,11 @@ function encodeRangesPage(
     }
     end++;
   }
-  const count = end - start;
-  const nulls = count - nonNull;
+  const nulls = end - start - nonNull;
   stats.nulls += nulls;
-  const levels = nulls === 0 ? rleRunSize(count) : bitPackedSize(count);
-  const body = new Uint8Array(4 + levels + valueBytes);
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  view.setUint32(0, levels, true);
-  if (nulls === 0) writeRleRun(body, 4, count);
-  else writeBitPackedLevels(body, 4, start, end, (row) => (starts[row] as number) >= 0);
-  let offset = 4 + levels;
+  const page = pageWithLevels(start, end, nulls, valueBytes, (row) => (starts[row] as number) >= 0);
+  const { body, view } = page;
+  let offset = page.at;
   let min = -1;
   let max = -1;
   for (let row = start; row < end; row++) {
@@ -393,6 +389,27 @@ function encodeRangesPage(
     if (stats.max === undefined || Buffer.compare(high, stats.max as Uint8Array) > 0) stats.max = high;
   }
   return { body, end };
+}
+
+/**
+ * A page body of `count` rows with room for `valueBytes` of values: the definition levels' 4-byte length, then
+ * the levels (one RLE run when no row is NULL, else bit-packed from `present`). Returns where the values start.
+ */
+function pageWithLevels(
+  start: number,
+  end: number,
+  nulls: number,
+  valueBytes: number,
+  present: (row: number) => boolean,
+): { body: Uint8Array; view: DataView; at: number } {
+  const count = end - start;
+  const levels = nulls === 0 ? rleRunSize(count) : bitPackedSize(count);
+  const body = new Uint8Array(4 + levels + valueBytes);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  view.setUint32(0, levels, true);
+  if (nulls === 0) writeRleRun(body, 4, count);
+  else writeBitPackedLevels(body, 4, start, end, present);
+  return { body, view, at: 4 + levels };
 }
 
 /** Bits per value of a fixed-width type; undefined for BYTE_ARRAY. */
