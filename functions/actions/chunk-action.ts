@@ -152,3 +152,11 @@ export function keysetValues(cursor: WorkCursor | null): ReadonlyArray<string | 
     throw new InvalidPayloadError(`a keyset chunk cannot resume from a ${cursor.kind} cursor`);
   return cursor.values;
 }
+
+/**
+ * Chunks that delete plainly (purge windows, archive slices) wait at most this long for a row another session
+ * holds, inside a savepoint, before taking the chunk again with SKIP LOCKED …
+ */
+export const OPTIMISTIC_LOCK_WAIT_MS = 20;
+/** … and then take this many chunks with SKIP LOCKED before trying plainly again. */
+export const SKIP_LOCKED_CHUNKS_AFTER_CONFLICT = 8;

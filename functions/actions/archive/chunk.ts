@@ -23,6 +23,8 @@ import {
   type ChunkInput,
   type CompletedChunk,
   keysetValues,
+  OPTIMISTIC_LOCK_WAIT_MS,
+  SKIP_LOCKED_CHUNKS_AFTER_CONFLICT,
   type TakenChunk,
   targetOf,
 } from '../chunk-action.ts';
@@ -31,9 +33,6 @@ import { lockListedObjects } from './object-lock.ts';
 import { type ArchiveFaultHooks, ArchiveObjectWriter, type PendingRegistry } from './object-writer.ts';
 import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.ts';
 
-/** How long the plain (unlocked) chunk DELETE may wait for a row another session holds before SKIP LOCKED. */
-const OPTIMISTIC_LOCK_WAIT_MS = 20;
-const SKIP_LOCKED_CHUNKS_AFTER_CONFLICT = 8;
 /** SQLSTATE serialization_failure: under READ COMMITTED, a row moved to another partition by a concurrent UPDATE. */
 const SERIALIZATION_FAILURE = '40001';
 

@@ -7,7 +7,7 @@
  */
 import type { CatalogColumn } from '../../core/catalog-column.ts';
 import type { ChunkStatement } from '../../core/chunk-sql.ts';
-import { type ParquetColumnPlan, type ParquetValue, TEXT } from '../../core/parquet/column-plan.ts';
+import { type ParquetColumnPlan, TEXT } from '../../core/parquet/column-plan.ts';
 import { type ColumnVector, Int64Values, pickRows, valueAt } from '../../core/parquet/column-vector.ts';
 import { binaryKindOf, type ColumnReader, type DecodedColumns } from '../../core/parquet/copy-binary.ts';
 import { dayOf, pgTimeText, type TimeKind } from '../../core/parquet/pg-time-text.ts';

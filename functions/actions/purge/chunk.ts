@@ -27,6 +27,8 @@ import {
   type ChunkAction,
   type ChunkInput,
   type CompletedChunk,
+  OPTIMISTIC_LOCK_WAIT_MS,
+  SKIP_LOCKED_CHUNKS_AFTER_CONFLICT,
   summarizeTakenRows,
   type TakenChunk,
   targetOf,
@@ -35,10 +37,6 @@ import { softDeleteChunk } from './soft-delete.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
-/** How long the plain window DELETE may wait for a row another session holds before SKIP LOCKED takes over. */
-export const OPTIMISTIC_LOCK_WAIT_MS = 20;
-/** After meeting a held row, this many windows are deleted with SKIP LOCKED before trying plainly again. */
-const SKIP_LOCKED_WINDOWS_AFTER_CONFLICT = 8;
 
 interface Start {
   readonly kind: WindowStart;
@@ -158,7 +156,7 @@ export class PurgeAction implements ChunkAction {
       () => tx.query({ text: statements.remove, values: params }),
     );
     if (plain.done) return plain.value.rowCount ?? 0;
-    this.skipLockedWindowsLeft = SKIP_LOCKED_WINDOWS_AFTER_CONFLICT;
+    this.skipLockedWindowsLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
     return skippingLocked();
   }
 

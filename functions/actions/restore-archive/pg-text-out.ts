@@ -3,69 +3,9 @@
  * text PostgreSQL's input functions read as the same value. Pure; nothing passes through `Date` (millisecond
  * precision, narrower range) or a float where the archive kept an integer.
  */
-import {
-  DATE_INFINITY,
-  DATE_NEG_INFINITY,
-  INT64_MAX,
-  TIMESTAMP_NEG_INFINITY,
-} from '../../core/parquet/pg-text.ts';
 
-const MICROS_PER_DAY = 86_400_000_000n;
-
-/** Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's civil_from_days). */
-export function civilFromDays(days: number): { year: number; month: number; day: number } {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const dayOfEra = z - era * 146097;
-  const yearOfEra = Math.floor(
-    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) /
-      365,
-  );
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const mp = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day };
-}
-
-const pad = (value: number, width: number) => String(value).padStart(width, '0');
-
-/** 'YYYY-MM-DD' and the era suffix (astronomical year 0 is 1 BC), as PostgreSQL's ISO output writes them. */
-function civilText(days: number): { date: string; bc: boolean } {
-  const { year, month, day } = civilFromDays(days);
-  const bc = year <= 0;
-  return { date: `${pad(bc ? 1 - year : year, 4)}-${pad(month, 2)}-${pad(day, 2)}`, bc };
-}
-
-/** Days since 1970-01-01 (DATE) to date text; DuckDB's infinity encodings back to 'infinity'. */
-export function dateText(days: number): string {
-  if (days === DATE_INFINITY) return 'infinity';
-  if (days === DATE_NEG_INFINITY) return '-infinity';
-  const { date, bc } = civilText(days);
-  return bc ? `${date} BC` : date;
-}
-
-/**
- * Microseconds since the epoch (TIMESTAMP MICROS) to timestamp text with all six fraction digits; `withZone`
- * (timestamptz, stored UTC-adjusted) adds '+00'. ±(2^63 - 1) are 'infinity' / '-infinity'.
- */
-export function timestampText(micros: bigint, withZone: boolean): string {
-  if (micros === INT64_MAX) return 'infinity';
-  if (micros === TIMESTAMP_NEG_INFINITY) return '-infinity';
-  // Floor division: a negative instant belongs to the day before, at a positive time of day.
-  let days = micros / MICROS_PER_DAY;
-  let rest = micros - days * MICROS_PER_DAY;
-  if (rest < 0n) {
-    days -= 1n;
-    rest += MICROS_PER_DAY;
-  }
-  const { date, bc } = civilText(Number(days));
-  const ofDay = Number(rest);
-  const seconds = Math.floor(ofDay / 1_000_000);
-  const fraction = ofDay - seconds * 1_000_000;
-  const time = `${pad(Math.floor(seconds / 3600), 2)}:${pad(Math.floor(seconds / 60) % 60, 2)}:${pad(seconds % 60, 2)}.${pad(fraction, 6)}`;
-  return `${date} ${time}${withZone ? '+00' : ''}${bc ? ' BC' : ''}`;
-}
+// The time texts are the archive chunk's too: one implementation, in core.
+export { civilFromDays, dateText, timestampText } from '../../core/parquet/pg-time-text.ts';
 
 /** The unscaled integer of DECIMAL(p, scale) as numeric text with exactly `scale` fraction digits. */
 export function decimalText(unscaled: bigint, scale: number): string {

@@ -81,11 +81,6 @@ export function vectorToArray(vector: ColumnVector): Array<ParquetValue | null> 
   return Array.from({ length: vector.length }, (_, row) => vector.at(row));
 }
 
-/** Rows [start, end). */
-export function sliceVector(vector: ColumnVector, start: number, end: number): ColumnVector {
-  return vector.slice(start, end);
-}
-
 /** The rows at `order`, in that order. */
 export function pickRows(vector: ColumnVector, order: readonly number[]): ColumnVector {
   if (vector instanceof Int64Values) {
