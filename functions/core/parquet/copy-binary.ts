@@ -86,7 +86,10 @@ const WIDTH: Readonly<Record<BinaryKind, number>> = {
 
 export interface DecodedColumns {
   readonly rows: number;
-  /** Per selected column, one value per row (null for SQL NULL); a STRING column's as byte ranges. */
+  /**
+   * Per selected column, one value per row (null for SQL NULL): a STRING column's as byte ranges of the data, a
+   * 64-bit integer column's (int8, timestamps, DECIMAL(≤ 18)) in a typed array (./column-vector.ts).
+   */
   readonly values: ColumnVector[];
   /** Per selected column, each row's text where the reader kept it (else undefined). */
   readonly texts: Array<Array<string | null> | undefined>;
