@@ -83,6 +83,12 @@ function expectRowsPerRange(ranges: readonly RangeRecord[], times: readonly stri
 }
 
 /** The events archive of `prepared` with `parallelism` workers (same table, same chunks). */
+/**
+ * A step budget within which a step takes exactly one chunk whatever the machine's speed (another needs 1 s left
+ * plus twice the last chunk's time), and the most time that chunk can have before the step is aborted.
+ */
+const ONE_CHUNK_PER_STEP_MS = 1_000;
+
 function parallel(prepared: PreparedEventArchive, parallelism: number) {
   return testConfig([eventArchivePolicy(prepared.scope.policy, prepared.table, { parallelism })]);
 }
@@ -349,17 +355,18 @@ describe('parallel workers', () => {
     events,
     services,
   }) => {
-    // Prepare: 2 steps per worker and per execution (the bound lowered from 1000).
+    // Prepare: 2 steps per worker and per execution (the bound lowered from 1000), one chunk per step.
     const prepared = await events.prepare('parallel-bound', { rows: 2000 });
     const config = parallel(prepared, 2);
 
     // Act
     const result = await services.runPolicy(config, 'parallel-bound', {
-      chunkBudgetMs: 300,
+      chunkBudgetMs: ONE_CHUNK_PER_STEP_MS,
       maxIterationsOverride: 2,
     });
 
     // Assess: the same run over several executions, everything archived once.
+    expect(result.failure).toBeUndefined();
     expect(result.executions).toBeGreaterThan(1);
     await expectCompleteArchive({ ...prepared, config }, result);
     const ranges = await rangesOf(services.db.pool, result.summary?.runId);
@@ -391,9 +398,11 @@ describe('parallel workers', () => {
     })();
 
     // Act
-    const result = await services.runPolicy(config, 'parallel-capped', { chunkBudgetMs: 400 }).finally(() => {
-      running = false;
-    });
+    const result = await services
+      .runPolicy(config, 'parallel-capped', { chunkBudgetMs: ONE_CHUNK_PER_STEP_MS })
+      .finally(() => {
+        running = false;
+      });
     await watching;
 
     // Assess
@@ -412,7 +421,9 @@ describe('parallel workers', () => {
     await holder.query('SELECT pg_advisory_lock($1, 0)', [STEP_SLOT_NAMESPACE]);
 
     // Act: the run starts while the slot is held, and is let go after a second.
-    const running = services.runPolicy(config, 'parallel-blocked', { chunkBudgetMs: 400 });
+    const running = services.runPolicy(config, 'parallel-blocked', {
+      chunkBudgetMs: ONE_CHUNK_PER_STEP_MS,
+    });
     let whileHeld: Array<{ rows: string; status: string }> = [];
     try {
       // Once the run is open (after the synth and Start), its workers get a second to try.
