@@ -8,7 +8,7 @@
 
 import pg from 'pg';
 import { resolveTable } from '../../functions/adapters/catalog.ts';
-import { copyOut } from '../../functions/adapters/copy-out.ts';
+import { CopyBuffers, copyOut } from '../../functions/adapters/copy-out.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import { vectorToArray } from '../../functions/core/parquet/column-vector.ts';
 import {
@@ -175,6 +175,25 @@ describe('checked and sound (passing)', () => {
     holder.release();
     expect((e2 as { code?: string }).code).toBe('55P03');
     expect((await client.query('SELECT 1 AS x')).rows[0]).toEqual({ x: '1' });
+  });
+
+  it('writes a COPY into a buffer given back by an earlier one, never into one still held', async () => {
+    const buffers = new CopyBuffers();
+    const sql = (from: number) =>
+      `COPY (SELECT g, repeat('x', 40) FROM generate_series(${from}, ${from + 999}) g) TO STDOUT (FORMAT binary)`;
+    const first = await copyOut(client, sql(1), { expectedBytes: 100_000, buffers });
+    const kept = Buffer.from(first.data);
+    // Held: the second COPY gets other memory, and the first one's bytes stay as they were.
+    const second = await copyOut(client, sql(5001), { expectedBytes: 100_000, buffers });
+    expect(second.data.buffer).not.toBe(first.data.buffer);
+    expect(first.data.equals(kept)).toBe(true);
+    // Given back: the third COPY writes into the first one's memory, and reads its own rows.
+    first.release();
+    const third = await copyOut(client, sql(9001), { expectedBytes: 100_000, buffers });
+    expect(third.data.buffer).toBe(first.data.buffer);
+    expect(third.rows).toBe(1000);
+    expect(third.data.equals(second.data)).toBe(false);
+    expect(third.data.length).toBe(second.data.length);
   });
 
   it("gives the row count of the COPY's own command tag (what the chunk checks its decoded rows against)", async () => {

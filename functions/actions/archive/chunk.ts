@@ -7,7 +7,7 @@
  */
 import type { ArchivePolicy } from '../../../lib/contracts/config.ts';
 import type { ObjectStore } from '../../adapters/archive-store.ts';
-import { copyOut } from '../../adapters/copy-out.ts';
+import { CopyBuffers, copyOut } from '../../adapters/copy-out.ts';
 import type { ArchivedObject } from '../../adapters/ledger/index.ts';
 import { type Queryable, withLocalTimeout } from '../../adapters/transactions.ts';
 import type { CatalogColumn } from '../../core/catalog-column.ts';
@@ -59,6 +59,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private skipLockedChunksLeft = 0;
   /** COPY output bytes per row of the last chunk (0 before the first): the next chunk's buffer is sized from it. */
   private copyBytesPerRow = 0;
+  /** The COPY buffers of chunks already encoded, written again by the next chunks. */
+  private readonly copyBuffers = new CopyBuffers();
   private readonly writer: ArchiveObjectWriter;
 
   constructor(
@@ -126,11 +128,15 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       params: boundedParams,
     });
     if (taken.columns.rows === 0) {
+      taken.release();
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
       taken = await this.deleteChunk(tx, { ...slice, target, upperBound: false, params });
     }
-    const { columns, bytes } = taken;
-    if (columns.rows === 0) return undefined;
+    const { columns, bytes, release } = taken;
+    if (columns.rows === 0) {
+      release();
+      return undefined;
+    }
     const first = columns.orderTextAt(0);
     const last = columns.orderTextAt(columns.rows - 1);
     return {
@@ -143,6 +149,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       rowBytes: bytes,
       columns,
       plan,
+      release,
     };
   }
 
@@ -167,7 +174,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       /** The policy's byte budget of a chunk: the most the COPY buffer is sized for up front. */
       readonly maxChunkBytes: number;
     },
-  ): Promise<{ columns: TakenColumns; bytes: number }> {
+  ): Promise<{ columns: TakenColumns; bytes: number; release: () => void }> {
     const {
       target,
       withCursor,
@@ -195,7 +202,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       maxChunkBytes * 1.05,
     );
     const run = async ({ selection }: ReturnType<typeof build>) => {
-      const out = copyOut(tx, selection.text, expectedBytes);
+      const out = copyOut(tx, selection.text, { expectedBytes, buffers: this.copyBuffers });
       sent?.();
       return out;
     };
@@ -223,7 +230,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       } else this.skipLockedChunksLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
     }
     const { statement, selection } = chosen;
-    const { data, rows } = result ?? (await run(chosen));
+    const { data, rows, release } = result ?? (await run(chosen));
     if (rows > 0) this.copyBytesPerRow = data.length / rows;
     const decoded = decodeCopyBinary(data, selection.readers);
     // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
@@ -232,36 +239,41 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
         `the chunk deleted ${rows} rows but ${decoded.rows} were read from its COPY`,
       );
     }
-    return { columns: fromDecoded(decoded, statement, selection), bytes: data.length };
+    return { columns: fromDecoded(decoded, statement, selection), bytes: data.length, release };
   }
 
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {
     const policy = input.policy as ArchivePolicy;
     const { columns, plan } = taken;
     const objects: ArchivedObject[] = [];
-    // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
-    for (const group of partitionRuns(columns, policy.archive.partitionBy)) {
-      const first = columns.orderTextAt(group.start);
-      const last = columns.orderTextAt(group.end - 1);
-      const slice = columns.values.map((vector) =>
-        group.start === 0 && group.end === columns.rows ? vector : vector.slice(group.start, group.end),
-      );
-      objects.push(
-        await this.writer.write({
-          policy,
-          table: targetOf(input).table,
-          runId: input.runId,
-          partition: group.partition,
-          content: {
-            rows: group.end - group.start,
-            encode: (compression) => encodeParquetColumns(plan, slice, { compression }),
-            minTime: first[0] ?? '',
-            maxTime: last[0] ?? '',
-            minKey: first.slice(1),
-            maxKey: last.slice(1),
-          },
-        }),
-      );
+    try {
+      // Rows arrive ordered by time, so each Hive partition is one contiguous run of rows (normally one).
+      for (const group of partitionRuns(columns, policy.archive.partitionBy)) {
+        const first = columns.orderTextAt(group.start);
+        const last = columns.orderTextAt(group.end - 1);
+        const slice = columns.values.map((vector) =>
+          group.start === 0 && group.end === columns.rows ? vector : vector.slice(group.start, group.end),
+        );
+        objects.push(
+          await this.writer.write({
+            policy,
+            table: targetOf(input).table,
+            runId: input.runId,
+            partition: group.partition,
+            content: {
+              rows: group.end - group.start,
+              encode: (compression) => encodeParquetColumns(plan, slice, { compression }),
+              minTime: first[0] ?? '',
+              maxTime: last[0] ?? '',
+              minKey: first.slice(1),
+              maxKey: last.slice(1),
+            },
+          }),
+        );
+      }
+    } finally {
+      // Every object of the chunk is encoded (or the chunk failed): nothing reads its COPY output any more.
+      taken.release();
     }
     return { bytes: objects.reduce((sum, o) => sum + o.bytes, 0), objects, objectKind: 'archive-copy' };
   }
@@ -271,6 +283,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
 export interface TakenArchiveChunk extends TakenChunk {
   readonly columns: TakenColumns;
   readonly plan: readonly ParquetColumnPlan[];
+  /** Hands the COPY buffer `columns` reads from to the next chunks: once every object is encoded. */
+  readonly release: () => void;
 }
 
 /**
