@@ -376,11 +376,13 @@ function encodeRangesPage(
     if (from < 0) continue;
     const to = ends[row] as number;
     view.setUint32(offset, to - from, true);
-    data.copy(body, offset + 4, from, to);
+    copyBytes(data, from, to, body, offset + 4);
     offset += 4 + to - from;
-    // Parquet orders byte arrays as unsigned bytes, which Buffer#compare does.
-    if (min < 0 || data.compare(data, starts[min], ends[min], from, to) < 0) min = row;
-    if (max < 0 || data.compare(data, starts[max], ends[max], from, to) > 0) max = row;
+    if (min < 0) {
+      min = row;
+      max = row;
+    } else if (compareBytes(data, from, to, starts[min] as number, ends[min] as number) < 0) min = row;
+    else if (compareBytes(data, from, to, starts[max] as number, ends[max] as number) > 0) max = row;
   }
   if (min >= 0) {
     const low = vector.at(min) as Uint8Array;
@@ -389,6 +391,32 @@ function encodeRangesPage(
     if (stats.max === undefined || Buffer.compare(high, stats.max as Uint8Array) > 0) stats.max = high;
   }
   return { body, end };
+}
+
+/**
+ * Values shorter than this are copied byte by byte: a call into Buffer#copy (argument checks, then memcpy)
+ * costs more than the loop for them.
+ */
+const SHORT_COPY_BYTES = 64;
+
+function copyBytes(from: Buffer, start: number, end: number, to: Uint8Array, at: number): void {
+  if (end - start < SHORT_COPY_BYTES) {
+    for (let i = start; i < end; i++) to[at + i - start] = from[i] as number;
+  } else from.copy(to, at, start, end);
+}
+
+/**
+ * Two byte ranges of `data` in Parquet's order for byte arrays (unsigned bytes, then length), as Buffer#compare
+ * orders them: in JS, since most comparisons end within a few bytes and a native call per value cost ≈ 0.2 s
+ * per million rows of two string columns.
+ */
+function compareBytes(data: Buffer, aFrom: number, aTo: number, bFrom: number, bTo: number): number {
+  const length = Math.min(aTo - aFrom, bTo - bFrom);
+  for (let i = 0; i < length; i++) {
+    const difference = (data[aFrom + i] as number) - (data[bFrom + i] as number);
+    if (difference !== 0) return difference;
+  }
+  return aTo - aFrom - (bTo - bFrom);
 }
 
 /**
