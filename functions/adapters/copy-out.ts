@@ -70,7 +70,7 @@ class CopyOutQuery extends pg.Query {
 export class CopyBuffers {
   private static readonly KEEP = 2;
   /** Room left when a buffer is allocated, so a slightly larger next chunk still fits. */
-  private static readonly HEADROOM = 1.25;
+  private static readonly HEADROOM = 1.1;
   private readonly free: Buffer[] = [];
 
   /** A buffer of at least `bytes`: the smallest kept one that fits, else a new one with some headroom. */
