@@ -78,8 +78,6 @@ export class ArchiveObjectWriter {
 
   async write(object: ObjectRows): Promise<ArchivedObject> {
     const { policy, content } = object;
-    const body = content.encode(policy.archive.compression);
-    const sha256 = sha256Hex(body);
     const key = objectKey({
       policyName: policy.name,
       schema: object.table.schema,
@@ -88,7 +86,19 @@ export class ArchiveObjectWriter {
       runId: object.runId,
       unique: randomUUID(),
     });
-    await this.pending.announcePending(this.store.bucket, key, object.runId);
+    // Sent before the encoding holds the thread, so the server commits the announcement meanwhile (a commit's
+    // round trip less between chunks); awaited before any byte is uploaded. A key announced for an object that
+    // then fails to encode is never uploaded: orphan removal finds nothing under it.
+    const announced = this.pending.announcePending(this.store.bucket, key, object.runId);
+    let body: Uint8Array;
+    try {
+      body = content.encode(policy.archive.compression);
+    } catch (error) {
+      await announced.catch(() => undefined);
+      throw error;
+    }
+    const sha256 = sha256Hex(body);
+    await announced;
     await this.store.put(key, body, sha256, { rows: String(content.rows), run: object.runId });
     await this.hooks.afterUpload?.(key);
     await this.store.verify({ key, bytes: body.byteLength, sha256 }, policy.archive.verify);
