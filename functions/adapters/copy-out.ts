@@ -27,10 +27,18 @@ export interface CopiedOut {
 export function copyOut(
   db: Queryable,
   sql: string,
-  options: { readonly expectedBytes?: number; readonly buffers?: CopyBuffers } = {},
+  options: {
+    readonly expectedBytes?: number;
+    readonly buffers?: CopyBuffers;
+    /**
+     * Called after each piece arrives with the buffer holding the output so far and its length (the buffer may
+     * change as it grows; the bytes keep their offsets): to decode rows while the server sends the rest.
+     */
+    readonly onData?: (data: Buffer, length: number) => void;
+  } = {},
 ): Promise<CopiedOut> {
   const out = new GrowingBuffer(options.expectedBytes ?? 0, options.buffers);
-  const query = new CopyOutQuery(sql, out);
+  const query = new CopyOutQuery(sql, out, options.onData);
   const done = new Promise<CopiedOut>((resolve, reject) => {
     query.once('error', (error: Error) => {
       // Nothing will read what arrived before the error.
@@ -52,6 +60,7 @@ class CopyOutQuery extends pg.Query {
   constructor(
     text: string,
     private readonly out: GrowingBuffer,
+    private readonly onData: ((data: Buffer, length: number) => void) | undefined,
   ) {
     super(text);
   }
@@ -59,6 +68,7 @@ class CopyOutQuery extends pg.Query {
   /** Called by pg's Client for each CopyData message of the active query: one row of a COPY. */
   handleCopyData(message: { chunk: Buffer }): void {
     this.out.append(message.chunk);
+    this.onData?.(this.out.current, this.out.length);
   }
 }
 
@@ -100,7 +110,7 @@ export class CopyBuffers {
  */
 class GrowingBuffer {
   private buffer: Buffer;
-  private length = 0;
+  length = 0;
 
   constructor(
     expectedBytes: number,
@@ -119,12 +129,16 @@ class GrowingBuffer {
     if (this.length + chunk.length > this.buffer.length) {
       const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + chunk.length, 65_536));
       this.buffer.copy(grown, 0, 0, this.length);
-      // Nothing has read the outgrown buffer: it can serve a later COPY.
-      this.buffers?.give(this.buffer);
+      // Not given back to the buffers: a reader fed as rows arrive may hold views of it (collected with them).
       this.buffer = grown;
     }
     chunk.copy(this.buffer, this.length);
     this.length += chunk.length;
+  }
+
+  /** The buffer written now (its first `length` bytes are the output so far). */
+  get current(): Buffer {
+    return this.buffer;
   }
 
   bytes(): Buffer {

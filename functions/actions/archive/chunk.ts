@@ -14,7 +14,7 @@ import type { CatalogColumn } from '../../core/catalog-column.ts';
 import { buildDeleteChunkStatement, type ChunkTarget, settingParams } from '../../core/chunk-sql.ts';
 import { partitionEndOf, partitionOf } from '../../core/object-keys.ts';
 import { type ParquetColumnPlan, planParquetColumns } from '../../core/parquet/column-plan.ts';
-import { decodeCopyBinary } from '../../core/parquet/copy-binary.ts';
+import { CopyBinaryDecoder } from '../../core/parquet/copy-binary.ts';
 import { encodeParquetColumns } from '../../core/parquet/encode.ts';
 import { ParquetInputError } from '../../core/parquet/errors.ts';
 import type { StepLogger } from '../../run/dependencies.ts';
@@ -202,12 +202,18 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       maxChunkBytes * 1.05,
     );
     const run = async ({ selection }: ReturnType<typeof build>) => {
-      const out = copyOut(tx, selection.text, { expectedBytes, buffers: this.copyBuffers });
+      // Rows are decoded as they arrive, while the server deletes and sends the rest.
+      const decoder = new CopyBinaryDecoder(selection.readers, Number(params[1] ?? 0));
+      const out = copyOut(tx, selection.text, {
+        expectedBytes,
+        buffers: this.copyBuffers,
+        onData: (data, length) => decoder.feed(data, length),
+      });
       sent?.();
-      return out;
+      return { ...(await out), decoder };
     };
     let chosen = build('skip');
-    let result: Awaited<ReturnType<typeof copyOut>> | undefined;
+    let result: Awaited<ReturnType<typeof run>> | undefined;
     if (!skipLocked && this.skipLockedChunksLeft === 0) {
       // Optimistic: no row lock before the DELETE, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a row another
       // session holds; then this slice again with SKIP LOCKED, and the next chunks straight away (as purge).
@@ -230,9 +236,9 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       } else this.skipLockedChunksLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
     }
     const { statement, selection } = chosen;
-    const { data, rows, release } = result ?? (await run(chosen));
+    const { data, rows, release, decoder } = result ?? (await run(chosen));
     if (rows > 0) this.copyBytesPerRow = data.length / rows;
-    const decoded = decodeCopyBinary(data, selection.readers);
+    const decoded = decoder.finish(data);
     // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
     if (decoded.rows !== rows) {
       throw new ParquetInputError(

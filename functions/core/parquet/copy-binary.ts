@@ -117,77 +117,201 @@ export function decodeCopyBinary(data: Buffer, readers: readonly ColumnReader[])
   if (data.length < 19 || !data.subarray(0, 11).equals(SIGNATURE)) {
     throw new ParquetInputError('not a COPY binary stream');
   }
-  const width = readers.length;
-  const start = 19 + data.readInt32BE(15); // signature, flags, header extension
   // A first pass over the lengths alone: the stream's shape is checked before any value is read, and each
-  // vector is allocated once at its size (growing them row by row costs more than this pass).
-  const rows = countRows(data, start, width);
-  const texts: Array<Array<string | null> | undefined> = readers.map((r) =>
-    (r.kind === 'text' || r.kind === 'jsonb') && (r.keepText || r.fromText === null)
-      ? new Array(rows)
-      : undefined,
-  );
-  const values: ColumnVector[] = readers.map((r, i) => {
-    if ((r.kind === 'text' || r.kind === 'jsonb') && r.asBytes && texts[i] === undefined) {
-      return new ByteRanges(data, new Float64Array(rows), new Float64Array(rows));
+  // vector is allocated once at its size.
+  const rows = countRows(data, 19 + data.readInt32BE(15), readers.length);
+  return new CopyBinaryDecoder(readers, rows).finish(data);
+}
+
+/** A STRING column's ranges while rows arrive: the buffer they index is only final at the end. */
+class RangeSlots {
+  constructor(
+    public starts: Float64Array,
+    public ends: Float64Array,
+  ) {}
+}
+
+type Slot = RangeSlots | Int64Values | Array<ParquetValue | null>;
+
+/**
+ * Decodes a COPY binary stream as it arrives: {@link feed} after each piece with the buffer that holds the
+ * stream so far (it may be another, larger buffer each time, the same bytes at the same offsets), and
+ * {@link finish} with the whole stream. The rows are decoded while the server still sends the rest, so little
+ * is left to do when the statement ends. A value that cannot be read stops the decoding; {@link finish}
+ * throws it (feed never throws: it runs inside the connection's data handler).
+ */
+export class CopyBinaryDecoder {
+  private readonly width: number;
+  private readonly slots: Slot[];
+  private readonly texts: Array<Array<string | null> | undefined>;
+  private capacity: number;
+  /** Where the next row starts; -1 before the header is read. */
+  private offset = -1;
+  private rows = 0;
+  private ended = false;
+  private failure: { error: unknown } | undefined;
+
+  /** `expectedRows`: room allocated up front (a chunk's row limit); more rows grow the vectors. */
+  constructor(
+    private readonly readers: readonly ColumnReader[],
+    expectedRows: number,
+  ) {
+    this.width = readers.length;
+    this.capacity = Math.max(1, Math.floor(expectedRows));
+    const capacity = this.capacity;
+    this.texts = readers.map((r) =>
+      (r.kind === 'text' || r.kind === 'jsonb') && (r.keepText || r.fromText === null)
+        ? new Array(capacity)
+        : undefined,
+    );
+    this.slots = readers.map((r, i) => {
+      if ((r.kind === 'text' || r.kind === 'jsonb') && r.asBytes && this.texts[i] === undefined) {
+        return new RangeSlots(new Float64Array(capacity), new Float64Array(capacity));
+      }
+      if (INT64_KINDS.has(r.kind) || (r.kind === 'decimal' && r.precision <= 18)) {
+        return new Int64Values(new BigInt64Array(capacity), undefined);
+      }
+      return new Array(capacity);
+    });
+  }
+
+  /** Decodes every whole row in `data[0, length)` not decoded yet. */
+  feed(data: Buffer, length: number): void {
+    if (this.failure || this.ended) return;
+    try {
+      this.decodeAvailable(data, length);
+    } catch (error) {
+      this.failure = { error };
     }
-    if (INT64_KINDS.has(r.kind) || (r.kind === 'decimal' && r.precision <= 18)) {
-      return new Int64Values(new BigInt64Array(rows), undefined);
+  }
+
+  /** The columns of the whole stream `data`; throws what stopped the decoding, or a stream cut short. */
+  finish(data: Buffer): DecodedColumns {
+    this.feed(data, data.length);
+    if (this.failure) throw this.failure.error;
+    if (!this.ended) {
+      if (this.offset < 0) throw new ParquetInputError('not a COPY binary stream');
+      // What is left is not a whole row: say where the stream ends, as a shape check would.
+      countRows(data, this.offset, this.width);
+      throw new ParquetInputError('COPY binary stream ends without its trailer');
     }
-    return new Array(rows);
-  });
-  let offset = start;
-  let row = 0;
-  let i = 0;
-  try {
-    for (; row < rows; row++) {
+    const rows = this.rows;
+    const values: ColumnVector[] = this.slots.map((slot) => {
+      if (slot instanceof RangeSlots) {
+        return new ByteRanges(data, slot.starts.subarray(0, rows), slot.ends.subarray(0, rows));
+      }
+      if (slot instanceof Int64Values) return slot.slice(0, rows);
+      slot.length = rows;
+      return slot;
+    });
+    for (const text of this.texts) if (text) text.length = rows;
+    return { rows, values, texts: this.texts };
+  }
+
+  private decodeAvailable(data: Buffer, length: number): void {
+    if (this.offset < 0) {
+      if (length < 19) return;
+      if (!data.subarray(0, 11).equals(SIGNATURE)) throw new ParquetInputError('not a COPY binary stream');
+      const headerEnd = 19 + data.readInt32BE(15); // signature, flags, header extension
+      if (length < headerEnd) return;
+      this.offset = headerEnd;
+    }
+    const width = this.width;
+    for (;;) {
+      // The row's shape first: whole, with `width` fields, or wait for more.
+      let offset = this.offset;
+      if (offset + 2 > length) return;
+      const fields = (((data[offset] as number) << 24) >> 16) | (data[offset + 1] as number);
+      if (fields === -1) {
+        this.offset = offset + 2;
+        this.ended = true;
+        return;
+      }
+      if (fields !== width) throw new ParquetInputError(`COPY row has ${fields} fields, expected ${width}`);
       offset += 2;
-      for (i = 0; i < width; i++) {
+      for (let i = 0; i < width; i++) {
+        if (offset + 4 > length) return;
+        const size = int32At(data, offset);
+        if (size < -1) throw new ParquetInputError('COPY binary stream ends inside a value');
+        offset += 4 + Math.max(size, 0);
+        if (offset > length) return;
+      }
+      if (this.rows === this.capacity) this.grow();
+      this.decodeRow(data, this.offset + 2, this.rows);
+      this.offset = offset;
+      this.rows++;
+    }
+  }
+
+  private decodeRow(data: Buffer, from: number, row: number): void {
+    const readers = this.readers;
+    let offset = from;
+    let i = 0;
+    try {
+      for (; i < this.width; i++) {
         const length = int32At(data, offset);
         offset += 4;
-        const column = values[i] as ColumnVector;
-        if (column instanceof Int64Values) {
-          if (length === -1) column.setNull(row);
+        const slot = this.slots[i] as Slot;
+        const reader = readers[i] as ColumnReader;
+        if (slot instanceof Int64Values) {
+          if (length === -1) slot.setNull(row);
           else {
             // The bigint readValue makes dies here, young: nothing per value outlives the decoding.
-            column.values[row] = readValue(
-              readers[i] as ColumnReader,
-              data,
-              offset,
-              length,
-              undefined,
-              row,
-            ) as bigint;
+            slot.values[row] = readValue(reader, data, offset, length, undefined, row) as bigint;
             offset += length;
           }
           continue;
         }
-        if (column instanceof ByteRanges) {
-          const start = length === -1 ? -1 : utf8Start(readers[i] as ColumnReader, data, offset, length);
+        if (slot instanceof RangeSlots) {
+          const start = length === -1 ? -1 : utf8Start(reader, data, offset, length);
           if (start !== undefined) {
-            column.starts[row] = start;
-            column.ends[row] = offset + length;
+            slot.starts[row] = start;
+            slot.ends[row] = offset + length;
             offset += Math.max(length, 0);
             continue;
           }
           // Not UTF-8 (a SQL_ASCII database): the column becomes values, read as the row path reads them.
-          values[i] = Array.from({ length: rows }, (_, r) => (r < row ? column.at(r) : null));
+          const earlier = new ByteRanges(data, slot.starts, slot.ends);
+          this.slots[i] = Array.from({ length: this.capacity }, (_, r) => (r < row ? earlier.at(r) : null));
         }
-        const vector = values[i] as Array<ParquetValue | null>;
+        const vector = this.slots[i] as Array<ParquetValue | null>;
         if (length === -1) {
           vector[row] = null;
-          const text = texts[i];
+          const text = this.texts[i];
           if (text) text[row] = null;
           continue;
         }
-        vector[row] = readValue(readers[i] as ColumnReader, data, offset, length, texts[i], row);
+        vector[row] = readValue(reader, data, offset, length, this.texts[i], row);
         offset += length;
       }
+    } catch (error) {
+      throw locateValueError(error, readers[i]?.name ?? `#${i + 1}`, row);
     }
-  } catch (error) {
-    throw locateValueError(error, readers[i]?.name ?? `#${i + 1}`, row);
   }
-  return { rows, values, texts };
+
+  /** Twice the room, keeping what was read. */
+  private grow(): void {
+    const capacity = this.capacity * 2;
+    this.slots.forEach((slot, i) => {
+      if (slot instanceof RangeSlots) {
+        const starts = new Float64Array(capacity);
+        const ends = new Float64Array(capacity);
+        starts.set(slot.starts);
+        ends.set(slot.ends);
+        this.slots[i] = new RangeSlots(starts, ends);
+      } else if (slot instanceof Int64Values) {
+        const values = new BigInt64Array(capacity);
+        values.set(slot.values);
+        let nulls: Uint8Array | undefined;
+        if (slot.nulls) {
+          nulls = new Uint8Array(capacity);
+          nulls.set(slot.nulls);
+        }
+        this.slots[i] = new Int64Values(values, nulls);
+      }
+    });
+    this.capacity = capacity;
+  }
 }
 
 /** Read by hand: Buffer's readInt32BE checks its arguments on every call. */
