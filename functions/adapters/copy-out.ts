@@ -38,37 +38,65 @@ export function copyOut(
   } = {},
 ): Promise<CopiedOut> {
   const out = new GrowingBuffer(options.expectedBytes ?? 0, options.buffers);
-  const query = new CopyOutQuery(sql, out, options.onData);
   const done = new Promise<CopiedOut>((resolve, reject) => {
-    query.once('error', (error: Error) => {
+    const query = new CopyOutQuery(sql, out, options.onData, (error) => {
       // Nothing will read what arrived before the error.
       out.release();
       reject(error);
     });
+    // Errors settle through CopyOutQuery.handleError, whether pg then emits 'error' (no callback: the
+    // connection's timeout notes listen for it, commons/database.ts) or calls a callback (query_timeout adds one).
+    query.on('error', () => undefined);
     query.once('end', (result: pg.QueryResult) => {
-      const data = out.bytes();
-      resolve({ data, rows: result.rowCount ?? 0, release: () => out.release() });
+      if (query.failure) {
+        out.release();
+        reject(query.failure.error);
+        return;
+      }
+      resolve({ data: out.bytes(), rows: result.rowCount ?? 0, release: () => out.release() });
     });
+    (db as unknown as { query: (query: pg.Query) => unknown }).query(query);
   });
-  // No callback: pg then emits 'error', which the connection's timeout notes listen for (commons/database.ts).
-  (db as unknown as { query: (query: pg.Query) => unknown }).query(query);
   return done;
 }
 
 /** A Query whose COPY OUT data goes into a buffer (pg's own Query drops CopyData messages). */
 class CopyOutQuery extends pg.Query {
+  /** What failed while the output was kept (e.g. a buffer that could not be allocated): the COPY's result. */
+  failure: { readonly error: unknown } | undefined;
+
   constructor(
     text: string,
     private readonly out: GrowingBuffer,
     private readonly onData: ((data: Buffer, length: number) => void) | undefined,
+    private readonly onError: (error: unknown) => void,
   ) {
     super(text);
   }
 
-  /** Called by pg's Client for each CopyData message of the active query: one row of a COPY. */
+  /**
+   * Called by pg's Client for each CopyData message of the active query: one row of a COPY. Inside pg's socket
+   * handler, where a throw would escape as an uncaught exception and leave the query unsettled: a failure is
+   * kept, the rest of the output skipped, and the COPY rejected with it when it ends.
+   */
   handleCopyData(message: { chunk: Buffer }): void {
-    this.out.append(message.chunk);
-    this.onData?.(this.out.current, this.out.length);
+    if (this.failure) return;
+    try {
+      this.out.append(message.chunk);
+      this.onData?.(this.out.current, this.out.length);
+    } catch (error) {
+      this.failure = { error };
+    }
+  }
+
+  /** Called by pg's Client for an ErrorResponse or a lost connection: settles first, then pg's own handling. */
+  handleError(error: Error, connection: unknown): void {
+    this.onError(error);
+    (pg.Query.prototype as unknown as { handleError: (e: Error, c: unknown) => void }).handleError.call(
+      this,
+      error,
+      connection,
+    );
   }
 }
 
@@ -110,6 +138,7 @@ export class CopyBuffers {
  */
 class GrowingBuffer {
   private buffer: Buffer;
+  private released = false;
   length = 0;
 
   constructor(
@@ -145,7 +174,10 @@ class GrowingBuffer {
     return this.buffer.subarray(0, this.length);
   }
 
+  /** Gives the buffer back, once: a second call (after a later COPY took it) would hand it out twice. */
   release(): void {
+    if (this.released) return;
+    this.released = true;
     this.buffers?.give(this.buffer);
   }
 }

@@ -185,8 +185,8 @@ async function open(config: pg.ClientConfig): Promise<pg.Client> {
 
 /**
  * Notes on each lock/statement timeout error what timed out, for how long, on which backend (see
- * lock-wait.ts): the step that fails with it can then name who held the lock. Promise queries and COPY
- * streams (pg-copy-streams: the archive chunk) are watched.
+ * lock-wait.ts): the step that fails with it can then name who held the lock. Promise queries and submitted
+ * queries that emit 'error' (the archive chunk's COPY, adapters/copy-out.ts; pg-copy-streams) are watched.
  */
 function noteTimeouts(client: pg.Client, config: pg.ClientConfig): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;

@@ -196,6 +196,47 @@ describe('checked and sound (passing)', () => {
     expect(third.data.length).toBe(second.data.length);
   });
 
+  it('rejects, and leaves the connection usable, when pg has a callback on the query (query_timeout) or a piece cannot be kept', async () => {
+    // pg gives a query a callback when the client has query_timeout: the error must still settle the COPY.
+    const timed = new pg.Client({
+      connectionString: db.url,
+      options: SESSION_OPTIONS,
+      query_timeout: 30_000,
+    });
+    await timed.connect();
+    try {
+      const error = await copyOut(timed, 'COPY (SELECT 1 / 0) TO STDOUT (FORMAT binary)').catch((e) => e);
+      expect((error as { code?: string }).code).toBe('22012');
+      expect((await timed.query('SELECT 2 AS x')).rows[0]).toEqual({ x: 2 });
+    } finally {
+      await timed.end();
+    }
+    // A failure inside the data handler (here the caller's) is the COPY's rejection, not an uncaught exception.
+    const failing = await copyOut(
+      client,
+      'COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT (FORMAT binary)',
+      {
+        onData: () => {
+          throw new Error('cannot keep this piece');
+        },
+      },
+    ).catch((e) => e);
+    expect((failing as Error).message).toBe('cannot keep this piece');
+    expect((await client.query('SELECT 3 AS x')).rows[0]).toEqual({ x: '3' });
+  });
+
+  it('gives a buffer back once: a second release does not hand it to two COPYs', async () => {
+    const buffers = new CopyBuffers();
+    const sql = 'COPY (SELECT g FROM generate_series(1, 1000) g) TO STDOUT (FORMAT binary)';
+    const first = await copyOut(client, sql, { expectedBytes: 20_000, buffers });
+    first.release();
+    const second = await copyOut(client, sql, { expectedBytes: 20_000, buffers });
+    expect(second.data.buffer).toBe(first.data.buffer);
+    first.release(); // late and wrong: must not free the buffer `second` still uses
+    const third = await copyOut(client, sql, { expectedBytes: 20_000, buffers });
+    expect(third.data.buffer).not.toBe(second.data.buffer);
+  });
+
   it("gives the row count of the COPY's own command tag (what the chunk checks its decoded rows against)", async () => {
     await client.query(`CREATE TABLE public.counted (id int PRIMARY KEY, at timestamptz)`);
     await client.query(`INSERT INTO public.counted SELECT g, now() FROM generate_series(1, 1234) g`);

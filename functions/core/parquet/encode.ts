@@ -80,6 +80,8 @@ export function encodeParquetColumns(
   const kvMetadata = Object.entries(metadata).map(([key, value]) => ({ key, value }));
   if (isFlatSchema(plan.map((column) => column.schema))) {
     const compress = codec === 'UNCOMPRESSED' ? undefined : compressors[codec];
+    // Pages labelled with a codec must be compressed by it.
+    if (codec !== 'UNCOMPRESSED' && !compress) throw new ParquetInputError(`no compressor for ${codec}`);
     return writeFlatParquet(schema, columns, {
       codec,
       compress,
