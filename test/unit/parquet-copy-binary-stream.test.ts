@@ -100,6 +100,22 @@ describe('CopyBinaryDecoder fed as the COPY arrives', () => {
     expect(() => decodeCopyBinary(data, readers)).toThrow(/a int4 value of 3 bytes/);
   });
 
+  it('refuses an empty numeric or jsonb field instead of reading its header from bytes past it', () => {
+    // Rows are decoded in place in a reused buffer: past a field that has not arrived in full lie an earlier
+    // chunk's bytes. FF FC there would read as a numeric of -4 digits, i.e. a "complete" 0-byte value.
+    for (const reader of [
+      { name: 'd', kind: 'decimal', precision: 10, scale: 2 },
+      { name: 'j', kind: 'jsonb', fromText: null, keepText: false },
+    ] as ColumnReader[]) {
+      const row = Buffer.from([0, 1, 0, 0, 0, 0]); // one field, 0 bytes
+      const stream = Buffer.concat([SIGNATURE, Buffer.alloc(8), row, Buffer.from([0xff, 0xff])]);
+      const stale = Buffer.concat([SIGNATURE, Buffer.alloc(8), row, Buffer.from([0xff, 0xfc, 1, 0x7b])]);
+      const decoder = new CopyBinaryDecoder([reader], 4);
+      decoder.feed(stale, 19 + row.length);
+      expect(() => decoder.finish(stream)).toThrow(ParquetInputError);
+    }
+  });
+
   it('fails a stream cut short (inside a row, or before its trailer) instead of returning fewer rows', () => {
     const data = stream(20);
     for (const cut of [data.length - 2, data.length - 9, 30]) {

@@ -33,6 +33,9 @@ import { lockListedObjects } from './object-lock.ts';
 import { type ArchiveFaultHooks, ArchiveObjectWriter, type PendingRegistry } from './object-writer.ts';
 import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.ts';
 
+/** Rows a COPY's decoder has room for at first, whatever the last chunk was (it grows past them). */
+const MIN_DECODER_ROWS = 1_024;
+
 /** SQLSTATE serialization_failure: under READ COMMITTED, a row moved to another partition by a concurrent UPDATE. */
 const SERIALIZATION_FAILURE = '40001';
 
@@ -59,6 +62,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private skipLockedChunksLeft = 0;
   /** COPY output bytes per row of the last chunk (0 before the first): the next chunk's buffer is sized from it. */
   private copyBytesPerRow = 0;
+  /** Rows of the last chunk's COPY (0 before the first): the next decoder's room. */
+  private lastChunkRows = 0;
   /** The COPY buffers of chunks already encoded, written again by the next chunks. */
   private readonly copyBuffers = new CopyBuffers();
   private readonly writer: ArchiveObjectWriter;
@@ -201,15 +206,21 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       this.copyBytesPerRow * Number(params[1] ?? 0) * 1.05,
       maxChunkBytes * 1.05,
     );
+    const limit = Number(params[1] ?? 0);
     const run = async ({ selection }: ReturnType<typeof build>) => {
-      // Rows are decoded as they arrive, while the server deletes and sends the rest.
-      const decoder = new CopyBinaryDecoder(selection.readers, Number(params[1] ?? 0));
+      // Rows are decoded as they arrive, while the server deletes and sends the rest. The decoder is made once
+      // the statement is out (its first rows come in a later event), with room for about the last chunk's rows.
+      let decoder: CopyBinaryDecoder | undefined;
       const out = copyOut(tx, selection.text, {
         expectedBytes,
         buffers: this.copyBuffers,
-        onData: (data, length) => decoder.feed(data, length),
+        onData: (data, length) => decoder?.feed(data, length),
       });
       sent?.();
+      decoder = new CopyBinaryDecoder(
+        selection.readers,
+        Math.min(limit, Math.max(MIN_DECODER_ROWS, Math.ceil(this.lastChunkRows * 1.1))),
+      );
       return { ...(await out), decoder };
     };
     let chosen = build('skip');
@@ -237,7 +248,10 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     }
     const { statement, selection } = chosen;
     const { data, rows, release, decoder } = result ?? (await run(chosen));
-    if (rows > 0) this.copyBytesPerRow = data.length / rows;
+    if (rows > 0) {
+      this.copyBytesPerRow = data.length / rows;
+      this.lastChunkRows = rows;
+    }
     const decoded = decoder.finish(data);
     // Every row the DELETE removed must be in the object: a count that differs rolls the chunk back.
     if (decoded.rows !== rows) {

@@ -196,11 +196,14 @@ export class CopyBinaryDecoder {
       throw new ParquetInputError('COPY binary stream ends without its trailer');
     }
     const rows = this.rows;
+    // Views of the room allocated, or copies when most of it went unused (it lives until the chunk is encoded).
+    const trim = <T extends Float64Array | BigInt64Array | Uint8Array>(array: T): T =>
+      (rows < this.capacity / 2 ? array.slice(0, rows) : array.subarray(0, rows)) as T;
     const values: ColumnVector[] = this.slots.map((slot) => {
-      if (slot instanceof RangeSlots) {
-        return new ByteRanges(data, slot.starts.subarray(0, rows), slot.ends.subarray(0, rows));
+      if (slot instanceof RangeSlots) return new ByteRanges(data, trim(slot.starts), trim(slot.ends));
+      if (slot instanceof Int64Values) {
+        return new Int64Values(trim(slot.values), slot.nulls ? trim(slot.nulls) : undefined);
       }
-      if (slot instanceof Int64Values) return slot.slice(0, rows);
       slot.length = rows;
       return slot;
     });
@@ -271,8 +274,12 @@ export class CopyBinaryDecoder {
             continue;
           }
           // Not UTF-8 (a SQL_ASCII database): the column becomes values, read as the row path reads them.
+          // Copies: `data` may be a buffer the stream outgrows, and views of it would outlive it.
           const earlier = new ByteRanges(data, slot.starts, slot.ends);
-          this.slots[i] = Array.from({ length: this.capacity }, (_, r) => (r < row ? earlier.at(r) : null));
+          this.slots[i] = Array.from({ length: this.capacity }, (_, r) => {
+            const value = r < row ? earlier.at(r) : null;
+            return value === null ? null : Buffer.from(value);
+          });
         }
         const vector = this.slots[i] as Array<ParquetValue | null>;
         if (length === -1) {
@@ -353,7 +360,11 @@ function countRows(data: Buffer, start: number, width: number): number {
 function utf8Start(reader: ColumnReader, data: Buffer, offset: number, length: number): number | undefined {
   let start = offset;
   if (reader.kind === 'jsonb') {
-    if (data[offset] !== 1) throw new ParquetInputError(`unknown jsonb binary version ${data[offset]}`);
+    if (length < 1 || data[offset] !== 1) {
+      throw new ParquetInputError(
+        `unknown jsonb binary version ${length < 1 ? '(empty value)' : data[offset]}`,
+      );
+    }
     start++;
   }
   return isUtf8(new Uint8Array(data.buffer, data.byteOffset + start, offset + length - start))
@@ -370,7 +381,10 @@ function readValue(
   row: number,
 ): ParquetValue {
   if (reader.kind !== 'text' && reader.kind !== 'jsonb') {
-    const expected = reader.kind === 'decimal' ? 8 + 2 * data.readInt16BE(offset) : WIDTH[reader.kind];
+    // A numeric's digit count is read from its header only once the header is there (past the field lie
+    // another value's bytes, or an earlier chunk's).
+    const expected =
+      reader.kind === 'decimal' ? (length < 8 ? 8 : 8 + 2 * data.readInt16BE(offset)) : WIDTH[reader.kind];
     if (length !== expected) {
       throw new ParquetInputError(`a ${reader.kind} value of ${length} bytes (expected ${expected})`);
     }
@@ -380,15 +394,20 @@ function readValue(
     case 'jsonb': {
       let start = offset;
       if (reader.kind === 'jsonb') {
-        if (data[offset] !== 1) throw new ParquetInputError(`unknown jsonb binary version ${data[offset]}`);
+        if (length < 1 || data[offset] !== 1) {
+          throw new ParquetInputError(
+            `unknown jsonb binary version ${length < 1 ? '(empty value)' : data[offset]}`,
+          );
+        }
         start++;
       }
       if (reader.asBytes && text === undefined) {
-        // A STRING column stored as it came: its UTF-8 bytes, a view into the COPY buffer (no string made
-        // and encoded again). Bytes that are not UTF-8 (a SQL_ASCII database) are read as text instead, so
+        // A STRING column stored as it came: its UTF-8 bytes (no string made and encoded again); a column
+        // that left byte ranges for values after a byte sequence that is not UTF-8. Bytes that are not UTF-8 (a SQL_ASCII database) are read as text instead, so
         // they are replaced as the row path replaces them, and the file stays valid UTF-8.
         const view = data.subarray(start, offset + length);
-        if (isUtf8(view)) return view;
+        // A copy, not the view: `data` may be a buffer the stream outgrows.
+        if (isUtf8(view)) return Buffer.from(view);
       }
       const value = data.toString('utf8', start, offset + length);
       if (text) text[row] = value;
