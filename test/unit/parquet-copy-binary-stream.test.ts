@@ -100,6 +100,58 @@ describe('CopyBinaryDecoder fed as the COPY arrives', () => {
     expect(() => decodeCopyBinary(data, readers)).toThrow(/a int4 value of 3 bytes/);
   });
 
+  it('reads int8 and timestamps at their word edges exactly (no BigInt made for most of them)', () => {
+    const epoch = 946_684_800_000_000n; // 2000-01-01 in microseconds from 1970
+    const int8s = [
+      0n,
+      -1n,
+      1n,
+      2n ** 63n - 1n,
+      -(2n ** 63n),
+      2n ** 32n,
+      -(2n ** 32n),
+      2n ** 32n - 1n,
+      -(2n ** 31n),
+    ];
+    const edge = 0x100000n * 2n ** 32n; // where the word path hands over to BigInt arithmetic
+    const micros = [
+      0n,
+      -1n,
+      1n,
+      2n ** 32n - 1n,
+      2n ** 32n,
+      -(2n ** 32n),
+      edge - 1n,
+      edge,
+      -edge,
+      -edge + 1n,
+      -epoch - 1n,
+    ];
+    const rows = Math.max(int8s.length, micros.length);
+    const parts: Buffer[] = [SIGNATURE, Buffer.alloc(8)];
+    for (let r = 0; r < rows; r++) {
+      const row = Buffer.alloc(2 + 2 * 12);
+      row.writeInt16BE(2, 0);
+      row.writeInt32BE(8, 2);
+      row.writeBigInt64BE(int8s[r % int8s.length] as bigint, 6);
+      row.writeInt32BE(8, 14);
+      row.writeBigInt64BE(micros[r % micros.length] as bigint, 18);
+      parts.push(row);
+    }
+    parts.push(Buffer.from([0xff, 0xff]));
+    const decoded = decodeCopyBinary(Buffer.concat(parts), [
+      { name: 'i', kind: 'int8' },
+      { name: 't', kind: 'timestamptz' },
+    ]);
+    const expected = Array.from({ length: rows }, (_, r) => [
+      int8s[r % int8s.length],
+      (micros[r % micros.length] as bigint) + epoch,
+    ]);
+    expect(Array.from({ length: rows }, (_, r) => decoded.values.map((v) => vectorToArray(v)[r]))).toEqual(
+      expected,
+    );
+  });
+
   it('refuses an empty numeric or jsonb field instead of reading its header from bytes past it', () => {
     // Rows are decoded in place in a reused buffer: past a field that has not arrived in full lie an earlier
     // chunk's bytes. FF FC there would read as a numeric of -4 digits, i.e. a "complete" 0-byte value.
