@@ -20,9 +20,10 @@ const readers: ColumnReader[] = [
   { name: 'n', kind: 'int4' },
   { name: 's', kind: 'text', fromText: (text) => text, keepText: false, asBytes: true },
   { name: 'k', kind: 'text', fromText: null, keepText: true },
+  { name: 't', kind: 'timestamptz' },
 ];
 
-/** Fields per row: int8, int4, text, text (null: SQL NULL). */
+/** Fields per row: int8, int4, text, text, timestamptz (null: SQL NULL). */
 function stream(rows: number, options: { nullEvery?: number; badInt4At?: number } = {}): Buffer {
   const parts: Buffer[] = [SIGNATURE, Buffer.alloc(8)];
   for (let r = 0; r < rows; r++) {
@@ -31,11 +32,17 @@ function stream(rows: number, options: { nullEvery?: number; badInt4At?: number 
     int8.writeBigInt64BE(BigInt(r) * 1_000_003n - 7n);
     const int4 = Buffer.alloc(options.badInt4At === r ? 3 : 4);
     if (options.badInt4At !== r) int4.writeInt32BE(r * 31 - 5);
+    // Near and far from 2000 (two decoding paths), before and after it, and +infinity.
+    const far = r % 2 ? 2n ** 60n : -(2n ** 60n);
+    const micros = r === 99 ? 2n ** 63n - 1n : r % 50 === 7 ? far : 7_777_777_777n * BigInt(r % 2 ? r : -r);
+    const time = Buffer.alloc(8);
+    time.writeBigInt64BE(micros);
     const fields = [
       int8,
       int4,
       isNull ? null : Buffer.from(`välue ${r} ${'x'.repeat(r % 17)}`),
       Buffer.from(`k${r}`),
+      isNull && r % 2 === 0 ? null : time,
     ];
     const head = Buffer.alloc(2);
     head.writeInt16BE(fields.length);

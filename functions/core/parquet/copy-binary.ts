@@ -343,7 +343,7 @@ function wordsOf(slot: Slot, reader: ColumnReader): Uint32Array | undefined {
 }
 
 /**
- * An int8, or a timestamp within ±285 years of 2000 (shifted to Parquet's epoch), written into its 64-bit slot
+ * An int8, or a timestamp within ±142 years of 2000 (shifted to Parquet's epoch), written into its 64-bit slot
  * as two 32-bit words: no BigInt per value (≈ 2 per row of a typical table). False for what readValue must do
  * (infinities, far timestamps and their range checks).
  */
@@ -485,7 +485,8 @@ function readValue(
     }
     case 'timestamp':
     case 'timestamptz': {
-      // Within ±285 years of 2000 the microseconds fit a double exactly: one BigInt instead of three.
+      // Within ±142 years of 2000 (|high word| < 2^20) the microseconds fit a double exactly: one BigInt, not
+      // three.
       const high = data.readInt32BE(offset);
       if (high > -0x100000 && high < 0x100000) {
         return BigInt(high * 0x1_0000_0000 + data.readUInt32BE(offset + 4) + POSTGRES_EPOCH_MICROS_NUMBER);
