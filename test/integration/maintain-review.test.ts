@@ -377,7 +377,9 @@ describe('maintain, after the review', () => {
     database,
     runPolicy,
   }) => {
-    // Prepare: every other row deleted and vacuumed: half of each page free, no dead tuples.
+    // Prepare: every other row deleted and vacuumed: half of each page free, (almost) no dead tuples — a VACUUM
+    // leaves the few a concurrent snapshot can still see (0.3 % once, with other test files running):
+    // any share below the 20 % that would make it a VACUUM.
     await publish(
       database.pool,
       `CREATE SCHEMA holes;
@@ -403,7 +405,7 @@ describe('maintain, after the review', () => {
     expect(item).toMatchObject({
       statement: 'none',
       reason: expect.stringMatching(
-        /% bloat \(estimated from statistics\) above maxTableBloatPercent 20 with 0\.0 % dead tuples \(pg_stat_user_tables\): free space only VACUUM FULL or pg_repack reclaims/,
+        /% bloat \(estimated from statistics\) above maxTableBloatPercent 20 with 1?\d\.\d % dead tuples \(pg_stat_user_tables\): free space only VACUUM FULL or pg_repack reclaims/,
       ),
     });
     expect(plan.summary?.plan?.warnings).toEqual([
