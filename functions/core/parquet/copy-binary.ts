@@ -153,7 +153,7 @@ export class CopyBinaryDecoder {
   private ended = false;
   private failure: { error: unknown } | undefined;
 
-  /** `expectedRows`: room allocated up front (a chunk's row limit); more rows grow the vectors. */
+  /** `expectedRows`: room allocated up front (the archive: about its last chunk's rows); more rows grow the vectors. */
   constructor(
     private readonly readers: readonly ColumnReader[],
     expectedRows: number,
