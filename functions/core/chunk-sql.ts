@@ -100,17 +100,29 @@ export function eligibleWhere(
   atTimeParam?: number,
   param: ParamReference = bindParam,
 ): string {
-  const parts = [cutoffPredicate(target, param(1))];
+  // A setting read back (settingParams) is an expression PostgreSQL computes wherever it is reached: as a filter,
+  // once per row, parsing the text again each time (a row comparison over a single-column time index is
+  // rechecked as a filter on every row; it cost a quarter of an archive chunk's DELETE). Such values are
+  // computed once, in scalar subqueries, except the cutoff and the upper bound on a partitioned parent: the
+  // planner prunes its partitions before the scan only while they stay stable expressions.
+  const once = (value: string) => (param.readsSetting ? `(SELECT ${value})` : value);
+  const prunesPartitions = target.partitioned && target.leaf === undefined;
+  const time = quoteIdent(target.timeColumn.name);
+  const before = (n: number) => {
+    const bound = cutoffValue(target, param(n));
+    return `${time} < ${prunesPartitions ? bound : once(bound)}`;
+  };
+  const parts = [before(1)];
   if (target.lowerBound !== undefined) parts.push(lowerBoundPredicate(target, target.lowerBound));
-  if (upperBoundParam !== undefined) parts.push(cutoffPredicate(target, param(upperBoundParam)));
+  if (upperBoundParam !== undefined) parts.push(before(upperBoundParam));
   if (atTimeParam !== undefined)
-    parts.push(`${quoteIdent(target.timeColumn.name)} = ${param(atTimeParam)}::${target.timeColumn.kind}`);
+    parts.push(`${time} = ${once(`${param(atTimeParam)}::${target.timeColumn.kind}`)}`);
   if (target.filter) parts.push(`(${target.filter})`);
   if (target.pending) parts.push(`(${target.pending})`);
   if (withCursor) {
     const terms = orderTerms(target);
     const left = terms.map((t) => t.expression).join(', ');
-    const right = terms.map((t, i) => `${param(firstCursorParam + i)}::${t.cast}`).join(', ');
+    const right = terms.map((t, i) => once(`${param(firstCursorParam + i)}::${t.cast}`)).join(', ');
     parts.push(`(${left}) > (${right})`);
   }
   return parts.join('\n    AND ');
@@ -132,7 +144,11 @@ function lowerBoundPredicate(target: ChunkTarget, bound: string): string {
 }
 
 /** How a statement refers to its n-th parameter: `$n` (bound), or where binding is impossible (COPY) a setting (settingParams). */
-export type ParamReference = (n: number) => string;
+export interface ParamReference {
+  (n: number): string;
+  /** The reference is a setting read back, an expression PostgreSQL computes every time it is reached. */
+  readonly readsSetting?: boolean;
+}
 
 const bindParam: ParamReference = (n) => `$${n}`;
 
@@ -157,15 +173,18 @@ export function settingParams(values: ReadonlyArray<string | number | null>): {
   });
   return {
     prelude: { text: `SELECT ${settings.length > 0 ? settings.join(', ') : 'NULL'}`, values: bound },
-    param: (n) => {
-      const value = values[n - 1];
-      if (typeof value === 'number') {
-        if (!Number.isSafeInteger(value)) throw new Error(`parameter $${n} is not an integer`);
-        return String(value);
-      }
-      if (typeof value !== 'string') throw new Error(`parameter $${n} has no value`);
-      return `pg_catalog.current_setting('${settingName(n)}')`;
-    },
+    param: Object.assign(
+      (n: number) => {
+        const value = values[n - 1];
+        if (typeof value === 'number') {
+          if (!Number.isSafeInteger(value)) throw new Error(`parameter $${n} is not an integer`);
+          return String(value);
+        }
+        if (typeof value !== 'string') throw new Error(`parameter $${n} has no value`);
+        return `pg_catalog.current_setting('${settingName(n)}')`;
+      },
+      { readsSetting: true },
+    ),
   };
 }
 

@@ -435,4 +435,52 @@ describe('checked and sound: equivalence (passing)', () => {
       await holder.end();
     }
   });
+  it('computes the cutoff and the cursor once per chunk statement, not once per row; a partitioned parent still skips partitions', async () => {
+    // The COPY form reads its values back from settings, which PostgreSQL computes wherever they are reached:
+    // as a filter (a row comparison over a time-only index, a scan without an index), once per row.
+    await client.query(`
+      CREATE TABLE public.filtered (id int PRIMARY KEY, at timestamptz NOT NULL, v text);
+      CREATE INDEX ON public.filtered (at);
+      INSERT INTO public.filtered SELECT g, '2020-01-01'::timestamptz + g * interval '1 minute', 'v' || g
+        FROM generate_series(1, 2000) g;
+      ANALYZE public.filtered;
+      CREATE TABLE public.ranged (id int, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+      CREATE TABLE public.ranged_2030 PARTITION OF public.ranged FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
+      CREATE TABLE public.ranged_rest PARTITION OF public.ranged DEFAULT;
+      INSERT INTO public.ranged SELECT g, '2020-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 200) g;
+      INSERT INTO public.ranged VALUES (0, '2030-06-01')`);
+    const action = takingArchiveAction();
+    const plans: string[] = [];
+    /** The second chunk's DELETE (it has a cursor), explained in the chunk's own transaction and settings. */
+    const explainSecondChunk = async (table: string, scans: 'index' | 'seq') => {
+      const resolved = await resolveTable(client, table);
+      const texts: string[] = [];
+      const recording = recordingClient(texts);
+      await client.query('BEGIN');
+      try {
+        if (scans === 'seq')
+          await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off');
+        const first = await action.take(recording as never, archiveTakeInput(resolved, null, 100));
+        await action.take(recording as never, archiveTakeInput(resolved, first?.cursor, 100));
+        const copy = texts.filter((text) => text.startsWith('COPY (')).at(-1) ?? '';
+        const deletion = copy.slice('COPY ('.length, copy.lastIndexOf(') TO STDOUT'));
+        const plan = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${deletion}`);
+        return plan.rows.map((row) => row['QUERY PLAN']).join('\n');
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    };
+    for (const scans of ['index', 'seq'] as const) {
+      const plan = await explainSecondChunk('public.filtered', scans);
+      plans.push(plan);
+      expect(plan).toMatch(/Filter: .*ROW\(at, id\) > ROW\(\$\d+, \$\d+\)/);
+      expect(plan).not.toContain('current_setting');
+    }
+    // On a partitioned parent (here no leaf is used: the rows are in the DEFAULT partition) the cutoff and the
+    // chunk's upper bound (the end of the year 2020) stay stable expressions, which the planner uses to skip the
+    // 2030 partition before the scan; the cursor is computed once all the same.
+    const parent = await explainSecondChunk('public.ranged', 'index');
+    expect(parent).toMatch(/ROW\(at, tableoid, ctid\) > ROW\(\$\d+, \$\d+, \$\d+\)/);
+    expect(parent).toContain('Subplans Removed: 1');
+  });
 });
