@@ -241,6 +241,12 @@ export function buildDeleteChunkStatement(
      * (locking each row first costs PostgreSQL a WAL record per row: ≈ a quarter of the statement).
      */
     locking?: 'skip' | 'none';
+    /**
+     * With locking 'none': a range DELETE of the eligible rows after the cursor that come before the time of the
+     * (limit+1)-th one, instead of the ordered selection joined back by ctid (no sort, no TID array: an index range
+     * scan, as purge's windows). For a time column with an index: without one the window reads the table twice.
+     */
+    window?: boolean;
   } = {},
 ): ChunkStatement {
   const param = options.param ?? bindParam;
@@ -293,8 +299,20 @@ export function buildDeleteChunkStatement(
     ...(target.filter ? [`(${target.filter})`] : []),
     ...(target.pending ? [`(${target.pending})`] : []),
   ].join('\n    AND ');
-  const bareDelete =
-    target.partitioned && !target.leaf
+  const time = quoteIdent(target.timeColumn.name);
+  if (options.window && options.locking !== 'none') throw new Error('a window DELETE takes no row locks');
+  const bareDelete = options.window
+    ? // The window's end is read in the DELETE's own snapshot: it holds at most limit rows, whatever was inserted
+      // meanwhile, and none when more than limit rows share the first time (the caller then takes a keyset slice).
+      // No recheck needed: a row updated meanwhile is deleted only if its new version passes this whole WHERE.
+      `DELETE FROM ${from}
+  WHERE ${where}
+    AND ${time} < coalesce((
+      SELECT ${time} FROM ${from}
+      WHERE ${where}
+      ORDER BY ${time}
+      OFFSET ${param(2)} LIMIT 1), 'infinity'::${target.timeColumn.kind})`
+    : target.partitioned && !target.leaf
       ? // ctid is unique only within one partition: join on (tableoid, ctid).
         `DELETE FROM ${table}
   USING (

@@ -237,7 +237,13 @@ export class FaultInjectingStore implements ObjectStore {
  * `public.<table>`: `rows` events, one every 6 hours back from `now` (so ~15 months fall before a 90-day
  * cutoff, several Hive month partitions), with a `counter` the concurrency tests bump.
  */
-export async function seedEvents(pool: pg.Pool, table: string, rows: number, now: Date): Promise<void> {
+export async function seedEvents(
+  pool: pg.Pool,
+  table: string,
+  rows: number,
+  now: Date,
+  options: { readonly timeIndex?: boolean } = {},
+): Promise<void> {
   const name = `public.${quoteIdentifier(table)}`;
   await pool.query(`DROP TABLE IF EXISTS ${name}`);
   await pool.query(`
@@ -252,6 +258,8 @@ export async function seedEvents(pool: pg.Pool, table: string, rows: number, now
        FROM generate_series(1, $1) AS g`,
     [rows, now.toISOString()],
   );
+  // With it, archive chunks are window DELETEs (an index range scan); without it, keyset slices.
+  if (options.timeIndex) await pool.query(`CREATE INDEX ON ${name} (created_at)`);
 }
 
 /** Keys of the events rows that a policy with `retention` would archive at `now`. */

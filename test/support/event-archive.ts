@@ -36,6 +36,8 @@ export interface EventArchiveOptions {
   readonly filterFunctions?: readonly string[];
   /** Workers of a parallel run. @default none (one chunk loop) */
   readonly parallelism?: number;
+  /** An index on `created_at`: the archive's chunks are then window DELETEs. @default false */
+  readonly timeIndex?: boolean;
 }
 
 export interface PreparedEventArchive {
@@ -85,7 +87,7 @@ export async function prepareEventArchive(
   const { db } = services;
   const table = options.table ?? policy.replaceAll('-', '_');
   const retention = options.retention ?? 'P90D';
-  await seedEvents(db.pool, table, options.rows ?? 2000, NOW);
+  await seedEvents(db.pool, table, options.rows ?? 2000, NOW, { timeIndex: options.timeIndex ?? false });
   const scope = idKeyedScope(services, policy, table);
   return {
     table,

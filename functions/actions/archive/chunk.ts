@@ -36,6 +36,12 @@ import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.t
 /** Rows a COPY's decoder has room for at first, whatever the last chunk was (it grows past them). */
 const MIN_DECODER_ROWS = 1_024;
 
+/**
+ * After a window came back empty while rows were eligible (more than a chunk's rows share one time), this many
+ * chunks are keyset slices before a window is tried again.
+ */
+const KEYSET_CHUNKS_AFTER_TIE = 8;
+
 /** SQLSTATE serialization_failure: under READ COMMITTED, a row moved to another partition by a concurrent UPDATE. */
 const SERIALIZATION_FAILURE = '40001';
 
@@ -60,6 +66,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private readonly locator = new NextEligibleLocator();
   /** After a slice met a row another session holds, this many are taken with SKIP LOCKED before trying plainly. */
   private skipLockedChunksLeft = 0;
+  /** After an empty window (a tie longer than a chunk), this many chunks are keyset slices. */
+  private keysetChunksLeft = 0;
   /** COPY output bytes per row of the last chunk (0 before the first): the next chunk's buffer is sized from it. */
   private copyBytesPerRow = 0;
   /** Rows of the last chunk's COPY (0 before the first): the next decoder's room. */
@@ -123,9 +131,11 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       lockTimeoutMs: input.chunking.lockTimeoutMs,
       skipLocked: this.skipLockedChunksLeft > 0,
       maxChunkBytes: input.chunking.maxChunkBytes,
+      windowed: next.timeIndexed,
     };
     // Counted per chunk, not per statement: a chunk past a Hive partition boundary may take two.
     if (slice.skipLocked) this.skipLockedChunksLeft--;
+    if (this.keysetChunksLeft > 0) this.keysetChunksLeft--;
     let taken = await this.deleteChunk(tx, {
       ...slice,
       target: next.target,
@@ -178,6 +188,8 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       readonly skipLocked: boolean;
       /** The policy's byte budget of a chunk: the most the COPY buffer is sized for up front. */
       readonly maxChunkBytes: number;
+      /** The time column is indexed: the optimistic DELETE may be a window (an index range scan). */
+      readonly windowed: boolean;
     },
   ): Promise<{ columns: TakenColumns; bytes: number; release: () => void }> {
     const {
@@ -191,10 +203,16 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       lockTimeoutMs,
       skipLocked,
       maxChunkBytes,
+      windowed,
     } = slice;
     const { prelude, param } = settingParams(params);
-    const build = (locking: 'skip' | 'none') => {
-      const statement = buildDeleteChunkStatement(target, withCursor, { upperBound, param, locking });
+    const build = (shape: 'skip' | 'none' | 'window') => {
+      const statement = buildDeleteChunkStatement(target, withCursor, {
+        upperBound,
+        param,
+        locking: shape === 'skip' ? 'skip' : 'none',
+        window: shape === 'window',
+      });
       return { statement, selection: copySelection(statement, columns, plan) };
     };
     await tx.query(prelude);
@@ -228,23 +246,37 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     if (!skipLocked && this.skipLockedChunksLeft === 0) {
       // Optimistic: no row lock before the DELETE, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a row another
       // session holds; then this slice again with SKIP LOCKED, and the next chunks straight away (as purge).
-      const optimistic = build('none');
-      const plain = await withLocalTimeout(
-        tx,
-        'archive_take',
-        {
-          setting: 'lock_timeout',
-          ms: Math.min(OPTIMISTIC_LOCK_WAIT_MS, lockTimeoutMs),
-          restoreMs: lockTimeoutMs,
-        },
-        () => run(optimistic),
-        // 40001: a row another session moved to another partition meanwhile; SKIP LOCKED passes over it.
-        [SERIALIZATION_FAILURE],
-      );
-      if (plain.done) {
+      // A window first where the time column is indexed; when it is empty (more than a chunk's rows share the
+      // next time), the ordered keyset slice, which splits a tie.
+      const shapes =
+        windowed && this.keysetChunksLeft === 0 ? (['window', 'none'] as const) : (['none'] as const);
+      for (const shape of shapes) {
+        const optimistic = build(shape);
+        const plain = await withLocalTimeout(
+          tx,
+          'archive_take',
+          {
+            setting: 'lock_timeout',
+            ms: Math.min(OPTIMISTIC_LOCK_WAIT_MS, lockTimeoutMs),
+            restoreMs: lockTimeoutMs,
+          },
+          () => run(optimistic),
+          // 40001: a row another session moved to another partition meanwhile; SKIP LOCKED passes over it.
+          [SERIALIZATION_FAILURE],
+        );
+        if (!plain.done) {
+          this.skipLockedChunksLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
+          break;
+        }
+        if (shape === 'window' && plain.value.rows === 0) {
+          plain.value.release();
+          this.keysetChunksLeft = KEYSET_CHUNKS_AFTER_TIE;
+          continue;
+        }
         chosen = optimistic;
         result = plain.value;
-      } else this.skipLockedChunksLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
+        break;
+      }
     }
     const { statement, selection } = chosen;
     const { data, rows, release, decoder } = result ?? (await run(chosen));

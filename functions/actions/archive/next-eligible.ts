@@ -16,11 +16,15 @@ export interface NextEligible {
   readonly time: string;
   /** The target narrowed to the leaf partition when that is safe, else the target itself. */
   readonly target: ChunkTarget;
+  /** The relation the chunk reads (leaf or table) has a valid btree index led by the time column. */
+  readonly timeIndexed: boolean;
 }
 
 export class NextEligibleLocator {
   /** Per table: RANGE-partitioned on exactly the time column (read once per step). */
   private readonly rangeOnTime = new Map<string, boolean>();
+  /** Per relation read (table or leaf): whether an index is led by the time column (read once per step). */
+  private readonly timeIndexed = new Map<string, boolean>();
 
   /** Undefined when no eligible row is left after the cursor. Params as for the chunk statement. */
   async find(
@@ -35,8 +39,12 @@ export class NextEligibleLocator {
     );
     const row = next.rows[0];
     if (!row) return undefined;
-    if (!target.partitioned || !(await this.isRangeOnTime(tx, target)))
-      return { time: row.next_time, target };
+    const found = await this.narrowed(tx, target, row.leaf_oid);
+    return { time: row.next_time, target: found, timeIndexed: await this.isTimeIndexed(tx, found) };
+  }
+
+  private async narrowed(tx: Queryable, target: ChunkTarget, leafOid: string): Promise<ChunkTarget> {
+    if (!target.partitioned || !(await this.isRangeOnTime(tx, target))) return target;
     const parent = quoteQualified(target.schema, target.table);
     const leaf = await tx.query<{ schema: string; table: string; is_default: string; direct: string }>(
       `SELECT n.nspname AS schema, c.relname AS table,
@@ -46,12 +54,38 @@ export class NextEligibleLocator {
          JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_inherits i ON i.inhrelid = c.oid
         WHERE c.oid = $1::oid`,
-      [row.leaf_oid, parent],
+      [leafOid, parent],
     );
     const found = leaf.rows[0];
     // The connection returns every value as text: booleans are 't' / 'f'.
-    if (!found || found.is_default === 't' || found.direct !== 't') return { time: row.next_time, target };
-    return { time: row.next_time, target: { ...target, leaf: { schema: found.schema, table: found.table } } };
+    if (!found || found.is_default === 't' || found.direct !== 't') return target;
+    return { ...target, leaf: { schema: found.schema, table: found.table } };
+  }
+
+  /**
+   * A valid, ready, whole-table btree index whose first column is the time column, on the relation the chunk
+   * reads (a partitioned parent's index is valid only once every partition has it).
+   */
+  private async isTimeIndexed(tx: Queryable, target: ChunkTarget): Promise<boolean> {
+    const relation = target.leaf
+      ? quoteQualified(target.leaf.schema, target.leaf.table)
+      : quoteQualified(target.schema, target.table);
+    let known = this.timeIndexed.get(relation);
+    if (known === undefined) {
+      const { rows } = await tx.query<{ indexed: string }>(
+        `SELECT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_index i
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+             JOIN pg_catalog.pg_am am ON am.oid = c.relam
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = $1::regclass AND a.attname = $2
+              AND i.indisvalid AND i.indisready AND i.indpred IS NULL AND am.amname = 'btree') AS indexed`,
+        [relation, target.timeColumn.name],
+      );
+      known = rows[0]?.indexed === 't' || (rows[0]?.indexed as unknown) === true;
+      this.timeIndexed.set(relation, known);
+    }
+    return known;
   }
 
   private async isRangeOnTime(tx: Queryable, target: ChunkTarget): Promise<boolean> {
