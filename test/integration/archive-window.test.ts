@@ -5,7 +5,8 @@
  */
 
 import pg from 'pg';
-import { resolveTable } from '../../functions/adapters/catalog.ts';
+import { KEYSET_CHUNKS_AFTER_TIE } from '../../functions/actions/archive/chunk.ts';
+import { resolveTable, toChunkTarget } from '../../functions/adapters/catalog.ts';
 import { SESSION_OPTIONS } from '../../functions/commons/database.ts';
 import { archiveTakeInput, TEXT_TYPES, takingArchiveAction } from '../support/copy-binary.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -49,8 +50,17 @@ interface Taken {
  * Every chunk `take` gives for `table` (time column `at`, key `id`) with `limit` rows per chunk, in one
  * transaction rolled back afterwards: the ids of the rows each chunk deleted (from the table, before and after).
  */
-async function takeAll(table: string, limit: number): Promise<Taken> {
+async function takeAll(
+  table: string,
+  limit: number,
+  options: { filter?: string; time?: string; kind?: 'timestamptz' | 'timestamp' | 'date' } = {},
+): Promise<Taken> {
   const resolved = await resolveTable(client, table);
+  const time = { name: options.time ?? 'at', kind: options.kind ?? 'timestamptz' };
+  const input = (cursor: unknown) => ({
+    ...(archiveTakeInput(resolved, cursor, limit) as object),
+    target: toChunkTarget(resolved, time, options.filter),
+  });
   const action = takingArchiveAction();
   const copies: string[] = [];
   const recording = recordingClient(copies);
@@ -64,7 +74,7 @@ async function takeAll(table: string, limit: number): Promise<Taken> {
   try {
     let cursor: unknown = null;
     for (let chunk = 0; chunk < 1000; chunk++) {
-      const taken = await action.take(recording as never, archiveTakeInput(resolved, cursor, limit));
+      const taken = await action.take(recording as never, input(cursor) as never);
       if (!taken) break;
       rows.push(taken.rows);
       cursor = taken.cursor;
@@ -86,42 +96,122 @@ describe('archive window DELETE', () => {
       CREATE INDEX ON public.w_second (id, at);
       CREATE TABLE public.w_partial (id int PRIMARY KEY, at timestamptz NOT NULL);
       CREATE INDEX ON public.w_partial (at) WHERE id > 0;
+      CREATE TABLE public.w_nulls_first (id int PRIMARY KEY, at timestamptz NOT NULL);
+      CREATE INDEX ON public.w_nulls_first (at NULLS FIRST);
+      CREATE TABLE public.w_desc (id int PRIMARY KEY, at timestamptz NOT NULL);
+      CREATE INDEX ON public.w_desc (at DESC);
+      CREATE TABLE public.w_invalid (id int PRIMARY KEY, at timestamptz NOT NULL);
+      CREATE INDEX w_invalid_at ON public.w_invalid (at);
+      -- As a failed CREATE INDEX CONCURRENTLY leaves it: there, but not to be used.
+      UPDATE pg_catalog.pg_index SET indisvalid = false WHERE indexrelid = 'public.w_invalid_at'::regclass;
       INSERT INTO public.w_indexed SELECT g, '2020-01-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 50) g;
       INSERT INTO public.w_bare SELECT * FROM public.w_indexed;
       INSERT INTO public.w_second SELECT * FROM public.w_indexed;
-      INSERT INTO public.w_partial SELECT * FROM public.w_indexed`);
+      INSERT INTO public.w_partial SELECT * FROM public.w_indexed;
+      INSERT INTO public.w_nulls_first SELECT * FROM public.w_indexed;
+      INSERT INTO public.w_desc SELECT * FROM public.w_indexed;
+      INSERT INTO public.w_invalid SELECT * FROM public.w_indexed`);
     const indexed = await takeAll('public.w_indexed', 20);
     expect(indexed.rows).toEqual([20, 20, 10]);
     expect(indexed.ids).toHaveLength(50);
     expect(indexed.copies.map(isWindow)).toEqual([true, true, true]);
-    // Without an index led by the time column the window would read the table twice.
-    for (const table of ['public.w_bare', 'public.w_second', 'public.w_partial']) {
+    // DESC (NULLS FIRST, its default) serves ORDER BY at read backwards.
+    expect((await takeAll('public.w_desc', 20)).copies.map(isWindow)).toEqual([true, true, true]);
+    // Without an index led by the time column, in an order that serves ORDER BY at, the window would read the
+    // table twice (or sort it).
+    for (const table of [
+      'public.w_bare',
+      'public.w_second',
+      'public.w_partial',
+      'public.w_nulls_first',
+      'public.w_invalid',
+    ]) {
       const other = await takeAll(table, 20);
       expect(other.rows).toEqual([20, 20, 10]);
       expect(other.copies.some(isWindow), table).toBe(false);
     }
   });
 
-  it('moves on past a tie longer than a chunk (the window is empty: a keyset slice splits it), each row taken once', async () => {
-    // 3 rows, then 45 sharing one time, then 7: with 10 rows per chunk the second window ends at that time.
+  it('moves on past a tie longer than a chunk (the window is empty: keyset slices split it), each row taken once', async () => {
+    // 45 rows sharing the first time, then 200 one minute apart: with 10 rows per chunk the first window is empty.
     await client.query(`
       CREATE TABLE public.w_tie (id int PRIMARY KEY, at timestamptz NOT NULL);
       CREATE INDEX ON public.w_tie (at);
-      INSERT INTO public.w_tie SELECT g, '2020-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 3) g;
-      INSERT INTO public.w_tie SELECT g, '2020-02-01' FROM generate_series(4, 48) g;
-      INSERT INTO public.w_tie SELECT g, '2020-03-01'::timestamptz + g * interval '1 minute' FROM generate_series(49, 55) g`);
+      INSERT INTO public.w_tie SELECT g, '2020-02-01' FROM generate_series(1, 45) g;
+      INSERT INTO public.w_tie SELECT g, '2020-03-01'::timestamptz + g * interval '1 minute' FROM generate_series(46, 245) g`);
     const taken = await takeAll('public.w_tie', 10);
-    expect(taken.ids).toHaveLength(55);
-    expect(taken.rows.reduce((sum, n) => sum + n, 0)).toBe(55);
-    // The first window stops before the tie (3 rows); the tie goes in keyset slices of 10 (the next chunks too).
-    expect(taken.rows).toEqual([3, 10, 10, 10, 10, 10, 2]);
-    expect(taken.rows.every((n) => n <= 10)).toBe(true);
-    expect(taken.copies.filter(isWindow).length).toBeGreaterThan(0);
-    expect(taken.copies.some((copy) => !isWindow(copy))).toBe(true);
+    expect(taken.ids).toHaveLength(245);
+    expect(taken.rows.every((n) => n === 10 || n === 5)).toBe(true);
+    expect(taken.rows.reduce((sum, n) => sum + n, 0)).toBe(245);
+    // The empty window, then keyset slices for this chunk and the next ones, then windows again.
+    const keyset = Array<boolean>(KEYSET_CHUNKS_AFTER_TIE).fill(false);
+    expect(taken.copies.map(isWindow).slice(0, KEYSET_CHUNKS_AFTER_TIE + 3)).toEqual([
+      true,
+      ...keyset,
+      true,
+      true,
+    ]);
+  });
+
+  it('takes keyset slices after a window a run of equal times cut short, not after one its Hive partition ended', async () => {
+    // 3 rows, then 45 sharing one time, then 200: the first window stops before the tie (3 rows of 10).
+    await client.query(`
+      CREATE TABLE public.w_short (id int PRIMARY KEY, at timestamptz NOT NULL);
+      CREATE INDEX ON public.w_short (at);
+      INSERT INTO public.w_short SELECT g, '2020-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 3) g;
+      INSERT INTO public.w_short SELECT g, '2020-02-01' FROM generate_series(4, 48) g;
+      INSERT INTO public.w_short SELECT g, '2020-03-01'::timestamptz + g * interval '1 minute' FROM generate_series(49, 248) g;
+      -- Five rows in 2019: a window its year's end cuts short.
+      INSERT INTO public.w_short SELECT g, '2019-12-31'::timestamptz + (g - 248) * interval '1 hour' FROM generate_series(249, 253) g`);
+    const taken = await takeAll('public.w_short', 10);
+    expect(taken.ids).toHaveLength(253);
+    // 2019's 5 rows (its end: windows go on), 3 rows (a tie: keyset slices split it), 10 per chunk after.
+    expect(taken.rows.slice(0, 4)).toEqual([5, 3, 10, 10]);
+    const keyset = Array<boolean>(KEYSET_CHUNKS_AFTER_TIE).fill(false);
+    expect(taken.copies.map(isWindow).slice(0, KEYSET_CHUNKS_AFTER_TIE + 3)).toEqual([
+      true,
+      true,
+      ...keyset,
+      true,
+    ]);
+  });
+
+  it('takes keyset slices for a policy with a filter (a window would walk the rows it rejects twice)', async () => {
+    await client.query(`
+      CREATE TABLE public.w_filtered (id int PRIMARY KEY, at timestamptz NOT NULL, kind int NOT NULL);
+      CREATE INDEX ON public.w_filtered (at);
+      INSERT INTO public.w_filtered SELECT g, '2020-01-01'::timestamptz + g * interval '1 minute', g % 10 FROM generate_series(1, 100) g`);
+    const taken = await takeAll('public.w_filtered', 4, { filter: 'kind = 3' });
+    expect(taken.ids).toEqual(Array.from({ length: 10 }, (_, i) => String(10 * i + 3)));
+    expect(taken.copies.some(isWindow)).toBe(false);
+  });
+
+  it('takes every row once from timestamp and date columns with ±infinity, NULLs and a table without a key', async () => {
+    // More -infinity rows than a chunk (an empty first window), then days of 3 rows: windows end between days.
+    await client.query(`
+      CREATE TABLE public.w_kinds (id int NOT NULL, ts timestamp, d date);
+      CREATE INDEX ON public.w_kinds (ts);
+      CREATE INDEX ON public.w_kinds (d);
+      INSERT INTO public.w_kinds SELECT g, '-infinity', '-infinity' FROM generate_series(1, 12) g;
+      INSERT INTO public.w_kinds SELECT g, '2020-01-01'::timestamp + (g / 3) * interval '1 day', '2020-01-01'::date + g / 3
+        FROM generate_series(13, 112) g;
+      INSERT INTO public.w_kinds VALUES (113, NULL, NULL), (114, 'infinity', 'infinity')`);
+    for (const [time, kind] of [
+      ['ts', 'timestamp'],
+      ['d', 'date'],
+    ] as const) {
+      const taken = await takeAll('public.w_kinds', 10, { time, kind });
+      // NULL and +infinity are never before the cutoff.
+      expect(taken.ids.map(Number).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 112 }, (_, i) => i + 1),
+      );
+      expect(taken.rows.every((n) => n <= 10)).toBe(true);
+      expect(taken.copies.some(isWindow), kind).toBe(true);
+    }
   });
 
   it('keeps every chunk within its rows when the times repeat in short runs', async () => {
-    // Runs of 1 to 6 rows per time: windows end where a run starts, never splitting one.
+    // Runs of 1 to 6 rows per time: a window ends where a run starts, never splitting one.
     await client.query(`
       CREATE TABLE public.w_runs (id int PRIMARY KEY, at timestamptz NOT NULL);
       CREATE INDEX ON public.w_runs (at);
@@ -130,7 +220,8 @@ describe('archive window DELETE', () => {
     const taken = await takeAll('public.w_runs', 13);
     expect(taken.ids).toHaveLength(400);
     expect(taken.rows.every((n) => n >= 1 && n <= 13)).toBe(true);
-    expect(taken.copies.every(isWindow)).toBe(true);
+    // Windows, and keyset slices for a while after one a run cut short.
+    expect(taken.copies.some(isWindow)).toBe(true);
   });
 
   it('works in a leaf partition and on a parent with a DEFAULT partition', async () => {

@@ -37,10 +37,14 @@ import { copySelection, fromDecoded, type TakenColumns } from './taken-columns.t
 const MIN_DECODER_ROWS = 1_024;
 
 /**
- * After a window came back empty while rows were eligible (more than a chunk's rows share one time), this many
- * chunks are keyset slices before a window is tried again.
+ * After a window came back empty while rows were eligible (more than a chunk's rows share one time), or short with
+ * rows of its Hive partition left (a run of equal times held its end back), this many chunks are keyset slices
+ * before a window is tried again: a keyset slice splits a run of equal times, a window never does.
  */
-const KEYSET_CHUNKS_AFTER_TIE = 8;
+export const KEYSET_CHUNKS_AFTER_TIE = 8;
+
+/** A window with fewer rows than this share of its limit ended early, unless its Hive partition (or the run) did. */
+const SHORT_WINDOW_SHARE = 0.9;
 
 /** SQLSTATE serialization_failure: under READ COMMITTED, a row moved to another partition by a concurrent UPDATE. */
 const SERIALIZATION_FAILURE = '40001';
@@ -66,8 +70,10 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
   private readonly locator = new NextEligibleLocator();
   /** After a slice met a row another session holds, this many are taken with SKIP LOCKED before trying plainly. */
   private skipLockedChunksLeft = 0;
-  /** After an empty window (a tie longer than a chunk), this many chunks are keyset slices. */
+  /** After an empty or short window (see KEYSET_CHUNKS_AFTER_TIE), this many chunks are keyset slices. */
   private keysetChunksLeft = 0;
+  /** The Hive partition end of the last chunk when it was a short window: the next chunk there says why. */
+  private shortWindowBefore: string | undefined;
   /** COPY output bytes per row of the last chunk (0 before the first): the next chunk's buffer is sized from it. */
   private copyBytesPerRow = 0;
   /** Rows of the last chunk's COPY (0 before the first): the next decoder's room. */
@@ -122,7 +128,12 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     // large as the chunk (S3 does not tier objects under 128 KB) rather than two pieces at every boundary.
     const next = await this.locator.find(tx, target, params, withCursor);
     if (next === undefined) return undefined;
-    const boundedParams = [...params, partitionEndOf(next.time, policy.archive.partitionBy)];
+    const partitionEnd = partitionEndOf(next.time, policy.archive.partitionBy);
+    const boundedParams = [...params, partitionEnd];
+    // The last chunk was a short window and this one starts in the same Hive partition: not the partition's end
+    // but a run of equal times cut the window short.
+    if (this.shortWindowBefore === partitionEnd) this.keysetChunksLeft = KEYSET_CHUNKS_AFTER_TIE + 1;
+    this.shortWindowBefore = undefined;
     const slice = {
       withCursor,
       columns: table.columns,
@@ -131,7 +142,9 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       lockTimeoutMs: input.chunking.lockTimeoutMs,
       skipLocked: this.skipLockedChunksLeft > 0,
       maxChunkBytes: input.chunking.maxChunkBytes,
-      windowed: next.timeIndexed,
+      // A filter the index does not serve would be walked twice (the window's end, then its rows): with a
+      // selective one that costs more than the keyset slice saves.
+      windowed: next.timeIndexed && !target.filter && !target.pending,
     };
     // Counted per chunk, not per statement: a chunk past a Hive partition boundary may take two.
     if (slice.skipLocked) this.skipLockedChunksLeft--;
@@ -145,8 +158,10 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
     if (taken.columns.rows === 0) {
       taken.release();
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
-      taken = await this.deleteChunk(tx, { ...slice, target, upperBound: false, params });
+      taken = await this.deleteChunk(tx, { ...slice, target, upperBound: false, params, windowed: false });
     }
+    if (taken.window && taken.columns.rows < input.limit * SHORT_WINDOW_SHARE)
+      this.shortWindowBefore = partitionEnd;
     const { columns, bytes, release } = taken;
     if (columns.rows === 0) {
       release();
@@ -191,7 +206,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       /** The time column is indexed: the optimistic DELETE may be a window (an index range scan). */
       readonly windowed: boolean;
     },
-  ): Promise<{ columns: TakenColumns; bytes: number; release: () => void }> {
+  ): Promise<{ columns: TakenColumns; bytes: number; release: () => void; window: boolean }> {
     const {
       target,
       withCursor,
@@ -242,6 +257,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       return { ...(await out), decoder };
     };
     let chosen = build('skip');
+    let window = false;
     let result: Awaited<ReturnType<typeof run>> | undefined;
     if (!skipLocked && this.skipLockedChunksLeft === 0) {
       // Optimistic: no row lock before the DELETE, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a row another
@@ -275,6 +291,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
         }
         chosen = optimistic;
         result = plain.value;
+        window = shape === 'window';
         break;
       }
     }
@@ -291,7 +308,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
         `the chunk deleted ${rows} rows but ${decoded.rows} were read from its COPY`,
       );
     }
-    return { columns: fromDecoded(decoded, statement, selection), bytes: data.length, release };
+    return { columns: fromDecoded(decoded, statement, selection), bytes: data.length, release, window };
   }
 
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {

@@ -63,8 +63,9 @@ export class NextEligibleLocator {
   }
 
   /**
-   * A valid, ready, whole-table btree index whose first column is the time column, on the relation the chunk
-   * reads (a partitioned parent's index is valid only once every partition has it).
+   * A valid, ready, whole-table btree index whose first column is the time column in an order that serves
+   * `ORDER BY time`, on the relation the chunk reads (a partitioned parent's index is valid only once every
+   * partition has it).
    */
   private async isTimeIndexed(tx: Queryable, target: ChunkTarget): Promise<boolean> {
     const relation = target.leaf
@@ -79,7 +80,9 @@ export class NextEligibleLocator {
              JOIN pg_catalog.pg_am am ON am.oid = c.relam
              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
             WHERE i.indrelid = $1::regclass AND a.attname = $2
-              AND i.indisvalid AND i.indisready AND i.indpred IS NULL AND am.amname = 'btree') AS indexed`,
+              AND i.indisvalid AND i.indisready AND i.indpred IS NULL AND am.amname = 'btree'
+              -- ASC NULLS LAST or DESC NULLS FIRST: either serves ORDER BY time (NULLS LAST) without a sort.
+              AND (i.indoption[0] & 3) IN (0, 3)) AS indexed`,
         [relation, target.timeColumn.name],
       );
       known = rows[0]?.indexed === 't' || (rows[0]?.indexed as unknown) === true;
