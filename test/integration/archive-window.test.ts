@@ -239,6 +239,36 @@ describe('archive window DELETE', () => {
     expect(taken.copies[1]).not.toContain('"w_parted_2020"');
   });
 
+  it('keeps a filter qualified with the schema on the parent-wide statement: the leaf is read under the bare name', async () => {
+    await client.query(`
+      CREATE TABLE public.w_pq (id int, at timestamptz NOT NULL, k int) PARTITION BY RANGE (at);
+      CREATE TABLE public.w_pq_2020 PARTITION OF public.w_pq FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+      CREATE INDEX ON public.w_pq (at);
+      INSERT INTO public.w_pq SELECT g, '2020-01-01'::timestamptz + g * interval '1 hour', g % 3 FROM generate_series(1, 100) g`);
+    const kept = async (filter: string) => {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM public.w_pq WHERE ${filter}`,
+      );
+      return Number(rows[0]?.n);
+    };
+    const eligible = 100 - (await kept('k = 2'));
+    for (const [filter, inLeaf] of [
+      ['public.w_pq.k <> 2', false],
+      ['"public"."w_pq".k <> 2', false],
+      ['w_pq.k <> 2', true],
+    ] as const) {
+      const taken = await takeAll('public.w_pq', 30, { filter });
+      expect(
+        taken.rows.reduce((sum, n) => sum + n, 0),
+        filter,
+      ).toBe(eligible);
+      expect(
+        taken.copies.every((copy) => copy.includes('"w_pq_2020"') === inLeaf),
+        filter,
+      ).toBe(true);
+    }
+  });
+
   it('passes over a row another session holds: the window waits 20 ms, then SKIP LOCKED takes the rest', async () => {
     await client.query(`
       CREATE TABLE public.w_held (id int PRIMARY KEY, at timestamptz NOT NULL);

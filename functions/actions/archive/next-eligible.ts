@@ -7,7 +7,7 @@
  * time inside it cannot step the cursor over another leaf's rows. A DEFAULT partition (rows in every gap),
  * list/hash partitioning or a sub-partitioned leaf keep the parent-wide statement.
  */
-import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
+import { quoteIdent, quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import { readPartitioning } from '../../adapters/partitions.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { buildNextEligibleTimeStatement, type ChunkTarget } from '../../core/chunk-sql.ts';
@@ -23,6 +23,8 @@ export interface NextEligible {
 export class NextEligibleLocator {
   /** Per table: RANGE-partitioned on exactly the time column (read once per step). */
   private readonly rangeOnTime = new Map<string, boolean>();
+  /** Per leaf: whether the policy's filter plans with the leaf under the parent's bare name (once per step). */
+  private readonly filterPlans = new Map<string, boolean>();
   /** Per relation read (table or leaf): whether an index is led by the time column (read once per step). */
   private readonly timeIndexed = new Map<string, boolean>();
 
@@ -59,7 +61,33 @@ export class NextEligibleLocator {
     const found = leaf.rows[0];
     // The connection returns every value as text: booleans are 't' / 'f'.
     if (!found || found.is_default === 't' || found.direct !== 't') return target;
-    return { ...target, leaf: { schema: found.schema, table: found.table } };
+    const narrowed = { ...target, leaf: { schema: found.schema, table: found.table } };
+    return (await this.filterPlansInLeaf(tx, narrowed)) ? narrowed : target;
+  }
+
+  /**
+   * The leaf is read under the parent's bare name, which a filter that qualifies columns with the schema as well
+   * (`public.orders.status`) cannot reach: such a filter stays with the parent-wide statement (Start planned it
+   * there). Planned once per leaf and step, in a savepoint: a failed EXPLAIN must not abort the chunk.
+   */
+  private async filterPlansInLeaf(tx: Queryable, narrowed: ChunkTarget): Promise<boolean> {
+    const { filter, leaf } = narrowed;
+    if (filter === undefined || leaf === undefined) return true;
+    const name = quoteQualified(leaf.schema, leaf.table);
+    let known = this.filterPlans.get(name);
+    if (known === undefined) {
+      await tx.query('SAVEPOINT archive_leaf_filter');
+      try {
+        await tx.query(`EXPLAIN SELECT 1 FROM ${name} AS ${quoteIdent(narrowed.table)} WHERE (${filter})`);
+        await tx.query('RELEASE SAVEPOINT archive_leaf_filter');
+        known = true;
+      } catch {
+        await tx.query('ROLLBACK TO SAVEPOINT archive_leaf_filter; RELEASE SAVEPOINT archive_leaf_filter');
+        known = false;
+      }
+      this.filterPlans.set(name, known);
+    }
+    return known;
   }
 
   /**
