@@ -54,7 +54,15 @@ export interface TakenChunk {
   readonly maxTime: string | null;
   readonly minKey: ReadonlyArray<string | null> | null;
   readonly maxKey: ReadonlyArray<string | null> | null;
+  /**
+   * How the chunk's statement chose its rows, where the action has more than one way (logged with the chunk):
+   * 'window' (a time range), 'keyset' (an ordered slice) or 'skip-locked' (an ordered slice passing over rows
+   * other sessions hold, after one got in the way).
+   */
+  readonly selection?: ChunkSelection;
 }
+
+export type ChunkSelection = 'window' | 'keyset' | 'skip-locked';
 
 /** The non-database work's result, recorded in the ledger in the chunk's transaction. */
 export interface CompletedChunk {

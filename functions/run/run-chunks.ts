@@ -471,6 +471,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         batchRows: current.limit,
         minTime: taken.minTime,
         maxTime: taken.maxTime,
+        ...(taken.selection === undefined ? {} : { selection: taken.selection }),
       });
       if (taken.rowBytes !== undefined) bytesPerRow = taken.rowBytes / taken.rows;
       batchRows = capByBytes(

@@ -11,6 +11,14 @@ import { expectArchiveGuarantees, runsOfPolicy } from '../support/archive-guaran
 import { eventArchivePolicy, FIXED_CHUNKS, it, sorted } from '../support/event-archive.ts';
 import { describe, expect } from '../support/fixture.ts';
 import { openSession } from '../support/sessions.ts';
+import { capturingLogger } from '../support/subject-archives.ts';
+
+/** The `selection` of every chunk the run's log reports ('window', 'keyset', 'skip-locked'). */
+const selectionsIn = (lines: readonly string[]): string[] =>
+  lines
+    .map((line) => JSON.parse(line) as { message: string; selection?: string })
+    .filter((line) => line.message === 'chunk committed')
+    .map((line) => String(line.selection));
 
 /** Holds each chunk's locks a little longer, so other sessions really overlap with open chunks. */
 const slowCommit = (ms: number): ChunkFaultHooks => ({ beforeCommit: () => sleep(ms) });
@@ -55,9 +63,10 @@ for (const timeIndex of [false, true]) {
 
       // Act
       let result: LocalRunResult;
+      const log = capturingLogger();
       try {
         running = true;
-        result = await events.run(prepared, { hooks: slowCommit(15) });
+        result = await events.run(prepared, { hooks: slowCommit(15), log });
         running = false;
       } finally {
         stop = true;
@@ -68,6 +77,11 @@ for (const timeIndex of [false, true]) {
       // Assess
       expect(result.status).toBe('succeeded');
       expect(updatedDuringRun.size).toBeGreaterThan(0);
+      // The chunks were of the kind this case is about: windows with the index, keyset slices without (either
+      // turns to SKIP LOCKED for a while after an update held a row past the 20 ms lock_timeout).
+      const selections = selectionsIn(log.lines);
+      expect(selections.length).toBeGreaterThan(0);
+      expect(selections).not.toContain(timeIndex ? 'keyset' : 'window');
       const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
       const mismatches = state.archived
         .map((row) => ({
@@ -213,6 +227,7 @@ for (const timeIndex of [false, true]) {
         chunking: { ...FIXED_CHUNKS, lockTimeoutMs: 20_000 },
       });
       const eligible = prepared.eligible;
+      const log = capturingLogger();
       const selectedForUpdate = [eligible[5], eligible[700], eligible[1400]] as string[];
       const updatedUncommitted = [eligible[6], eligible[701], eligible[eligible.length - 1]] as string[];
       const held = [...selectedForUpdate, ...updatedUncommitted];
@@ -233,7 +248,7 @@ for (const timeIndex of [false, true]) {
         );
 
         // Act
-        const run = events.run(prepared);
+        const run = events.run(prepared, { log });
         result = await Promise.race([run, sleep(10_000).then(() => 'timed out' as const)]);
         const activity = await db.pool.query<{ state: string }>(
           'SELECT state FROM pg_stat_activity WHERE pid = $1',
@@ -249,8 +264,9 @@ for (const timeIndex of [false, true]) {
         await locker.end();
       }
 
-      // Assess: finished while the other transaction still held its locks
+      // Assess: finished while the other transaction still held its locks, passing over them with SKIP LOCKED
       expect(result).not.toBe('timed out');
+      expect(selectionsIn(log.lines)).toContain('skip-locked');
       expect(lockerState).toBe('idle in transaction');
       if (result === 'timed out') return;
       expect(result.status).toBe('succeeded');

@@ -44,6 +44,8 @@ interface Taken {
   readonly ids: string[];
   readonly rows: number[];
   readonly copies: string[];
+  /** Each chunk's `selection` (what the run's log reports). */
+  readonly selections: Array<string | undefined>;
 }
 
 /**
@@ -70,6 +72,7 @@ async function takeAll(
     );
   const all = await ids();
   const rows: number[] = [];
+  const selections: Array<string | undefined> = [];
   await client.query('BEGIN');
   try {
     let cursor: unknown = null;
@@ -77,10 +80,11 @@ async function takeAll(
       const taken = await action.take(recording as never, input(cursor) as never);
       if (!taken) break;
       rows.push(taken.rows);
+      selections.push(taken.selection);
       cursor = taken.cursor;
     }
     const left = new Set(await ids());
-    return { ids: all.filter((id) => !left.has(id)), rows, copies };
+    return { ids: all.filter((id) => !left.has(id)), rows, copies, selections };
   } finally {
     await client.query('ROLLBACK');
   }
@@ -115,6 +119,7 @@ describe('archive window DELETE', () => {
     expect(indexed.rows).toEqual([20, 20, 10]);
     expect(indexed.ids).toHaveLength(50);
     expect(indexed.copies.map(isWindow)).toEqual([true, true, true]);
+    expect(indexed.selections).toEqual(['window', 'window', 'window']);
     // DESC (NULLS FIRST, its default) serves ORDER BY at read backwards.
     expect((await takeAll('public.w_desc', 20)).copies.map(isWindow)).toEqual([true, true, true]);
     // Without an index led by the time column, in an order that serves ORDER BY at, the window would read the
@@ -129,6 +134,7 @@ describe('archive window DELETE', () => {
       const other = await takeAll(table, 20);
       expect(other.rows).toEqual([20, 20, 10]);
       expect(other.copies.some(isWindow), table).toBe(false);
+      expect(other.selections, table).toEqual(['keyset', 'keyset', 'keyset']);
     }
   });
 
@@ -284,6 +290,7 @@ describe('archive window DELETE', () => {
       );
       expect(isWindow(taken.copies[0] ?? '')).toBe(true);
       expect(taken.copies[1]).toContain('FOR UPDATE SKIP LOCKED');
+      expect(taken.selections[0]).toBe('skip-locked');
     } finally {
       await holder.end();
     }

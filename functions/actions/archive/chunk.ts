@@ -21,6 +21,7 @@ import type { StepLogger } from '../../run/dependencies.ts';
 import {
   type ChunkAction,
   type ChunkInput,
+  type ChunkSelection,
   type CompletedChunk,
   keysetValues,
   OPTIMISTIC_LOCK_WAIT_MS,
@@ -160,7 +161,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       // Every eligible row of that partition is locked by other sessions: go on past the boundary.
       taken = await this.deleteChunk(tx, { ...slice, target, upperBound: false, params, windowed: false });
     }
-    if (taken.window && taken.columns.rows < input.limit * SHORT_WINDOW_SHARE)
+    if (taken.selection === 'window' && taken.columns.rows < input.limit * SHORT_WINDOW_SHARE)
       this.shortWindowBefore = partitionEnd;
     const { columns, bytes, release } = taken;
     if (columns.rows === 0) {
@@ -177,6 +178,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       minKey: first.slice(1),
       maxKey: last.slice(1),
       rowBytes: bytes,
+      selection: taken.selection,
       columns,
       plan,
       release,
@@ -206,7 +208,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       /** The time column is indexed: the optimistic DELETE may be a window (an index range scan). */
       readonly windowed: boolean;
     },
-  ): Promise<{ columns: TakenColumns; bytes: number; release: () => void; window: boolean }> {
+  ): Promise<{ columns: TakenColumns; bytes: number; release: () => void; selection: ChunkSelection }> {
     const {
       target,
       withCursor,
@@ -257,7 +259,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
       return { ...(await out), decoder };
     };
     let chosen = build('skip');
-    let window = false;
+    let chosenBy: ChunkSelection = 'skip-locked';
     let result: Awaited<ReturnType<typeof run>> | undefined;
     if (!skipLocked && this.skipLockedChunksLeft === 0) {
       // Optimistic: no row lock before the DELETE, waiting at most OPTIMISTIC_LOCK_WAIT_MS on a row another
@@ -291,7 +293,7 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
         }
         chosen = optimistic;
         result = plain.value;
-        window = shape === 'window';
+        chosenBy = shape === 'window' ? 'window' : 'keyset';
         break;
       }
     }
@@ -308,7 +310,12 @@ export class ArchiveAction implements ChunkAction<TakenArchiveChunk> {
         `the chunk deleted ${rows} rows but ${decoded.rows} were read from its COPY`,
       );
     }
-    return { columns: fromDecoded(decoded, statement, selection), bytes: data.length, release, window };
+    return {
+      columns: fromDecoded(decoded, statement, selection),
+      bytes: data.length,
+      release,
+      selection: chosenBy,
+    };
   }
 
   async complete(taken: TakenArchiveChunk, input: ChunkInput): Promise<CompletedChunk> {
