@@ -55,9 +55,9 @@ export interface TakenChunk {
   readonly minKey: ReadonlyArray<string | null> | null;
   readonly maxKey: ReadonlyArray<string | null> | null;
   /**
-   * How the chunk's statement chose its rows, where the action has more than one way (logged with the chunk):
-   * 'window' (a time range), 'keyset' (an ordered slice) or 'skip-locked' (an ordered slice passing over rows
-   * other sessions hold, after one got in the way).
+   * How the chunk's statement chose its rows, where the action has more than one way (archive, purge; logged with
+   * the chunk): 'window' (a time range), 'keyset' (an ordered slice, e.g. through a run of equal times) or
+   * 'skip-locked' (rows other sessions hold passed over, after one got in the way).
    */
   readonly selection?: ChunkSelection;
 }

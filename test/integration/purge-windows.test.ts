@@ -8,6 +8,7 @@ import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { type runLocally, testConfig } from '../support/archive.ts';
 import type { TestDatabase } from '../support/database.ts';
 import { describe, expect, it, NOW } from '../support/fixture.ts';
+import { capturingLogger } from '../support/subject-archives.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
@@ -310,8 +311,9 @@ describe('purge windows', () => {
 
     // Act
     let result: Awaited<ReturnType<typeof runLocally>>;
+    const log = capturingLogger();
     try {
-      result = await runPolicy(testConfig([policy]), 'sessions-purge');
+      result = await runPolicy(testConfig([policy]), 'sessions-purge', { deps: { log } });
     } finally {
       await holder.query('ROLLBACK');
       holder.release();
@@ -322,5 +324,12 @@ describe('purge windows', () => {
     expect(result.summary?.rows).toBe(2998);
     const left = await db.pool.query<{ id: number }>(`SELECT id FROM public.sessions ORDER BY id`);
     expect(left.rows.map((r) => r.id)).toEqual([250, 1700]);
+    // The log says how: keyset slices through the 500 rows of one instant, then windows, turned to SKIP LOCKED
+    // at the held row.
+    const selections = log.lines
+      .map((line) => JSON.parse(line) as { message: string; selection?: string })
+      .filter((line) => line.message === 'chunk committed')
+      .map((line) => line.selection);
+    expect(new Set(selections)).toEqual(new Set(['keyset', 'window', 'skip-locked']));
   }, 20_000);
 });

@@ -26,6 +26,7 @@ import { describeError } from '../../core/redact-database-error.ts';
 import {
   type ChunkAction,
   type ChunkInput,
+  type ChunkSelection,
   type CompletedChunk,
   OPTIMISTIC_LOCK_WAIT_MS,
   SKIP_LOCKED_CHUNKS_AFTER_CONFLICT,
@@ -119,12 +120,16 @@ export class PurgeAction implements ChunkAction {
         start = { kind: 'after', time: firstTime };
         continue;
       }
-      const rows = await this.removeWindow(tx, input, statements, [input.cutoff, end, ...startParams]);
+      const { rows, selection } = await this.removeWindow(tx, input, statements, [
+        input.cutoff,
+        end,
+        ...startParams,
+      ]);
       if (rows > 0) {
         // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
         const lastRow = last[0] === null || last[0] === undefined ? first : last;
         const ends = summarizeTakenRows([first, lastRow], [...first.keys()]);
-        return { ...ends, rows, cursor: { kind: 'window', end } };
+        return { ...ends, rows, cursor: { kind: 'window', end }, selection };
       }
       start = { kind: 'at', time: end };
     }
@@ -136,14 +141,14 @@ export class PurgeAction implements ChunkAction {
     input: ChunkInput,
     statements: ReturnType<typeof buildPurgeWindowStatements>,
     params: Array<string | undefined>,
-  ): Promise<number> {
+  ): Promise<{ rows: number; selection: ChunkSelection }> {
     const skippingLocked = async () => {
       const { rows } = await tx.query<Row>({
         text: statements.removeSkippingLocked,
         values: params,
         rowMode: 'array',
       });
-      return Number(rows[0]?.[0] ?? 0);
+      return { rows: Number(rows[0]?.[0] ?? 0), selection: 'skip-locked' as const };
     };
     if (this.skipLockedWindowsLeft > 0) {
       this.skipLockedWindowsLeft--;
@@ -155,7 +160,7 @@ export class PurgeAction implements ChunkAction {
       { setting: 'lock_timeout', ms: OPTIMISTIC_LOCK_WAIT_MS, restoreMs: input.chunking.lockTimeoutMs },
       () => tx.query({ text: statements.remove, values: params }),
     );
-    if (plain.done) return plain.value.rowCount ?? 0;
+    if (plain.done) return { rows: plain.value.rowCount ?? 0, selection: 'window' };
     this.skipLockedWindowsLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
     return skippingLocked();
   }
@@ -181,6 +186,7 @@ export class PurgeAction implements ChunkAction {
     const first = summary.slice(1, 1 + statement.terms);
     const last = summary.slice(1 + statement.terms);
     const ends = summarizeTakenRows([first, last], [...first.keys()]);
-    return { ...ends, rows: Number(summary[0]) };
+    // Always with SKIP LOCKED: an ordered slice of one instant's rows, as the archive's keyset slices.
+    return { ...ends, rows: Number(summary[0]), selection: 'keyset' };
   }
 }
