@@ -11,14 +11,7 @@ import { expectArchiveGuarantees, runsOfPolicy } from '../support/archive-guaran
 import { eventArchivePolicy, FIXED_CHUNKS, it, sorted } from '../support/event-archive.ts';
 import { describe, expect } from '../support/fixture.ts';
 import { openSession } from '../support/sessions.ts';
-import { capturingLogger } from '../support/subject-archives.ts';
-
-/** The `selection` of every chunk the run's log reports ('window', 'keyset', 'skip-locked'). */
-const selectionsIn = (lines: readonly string[]): string[] =>
-  lines
-    .map((line) => JSON.parse(line) as { message: string; selection?: string })
-    .filter((line) => line.message === 'chunk committed')
-    .map((line) => String(line.selection));
+import { capturingLogger, chunkSelections } from '../support/subject-archives.ts';
 
 /** Holds each chunk's locks a little longer, so other sessions really overlap with open chunks. */
 const slowCommit = (ms: number): ChunkFaultHooks => ({ beforeCommit: () => sleep(ms) });
@@ -79,7 +72,7 @@ for (const timeIndex of [false, true]) {
       expect(updatedDuringRun.size).toBeGreaterThan(0);
       // The chunks were of the kind this case is about: windows with the index, keyset slices without (either
       // turns to SKIP LOCKED for a while after an update held a row past the 20 ms lock_timeout).
-      const selections = selectionsIn(log.lines);
+      const selections = chunkSelections(log.lines);
       expect(selections.length).toBeGreaterThan(0);
       expect(selections).not.toContain(timeIndex ? 'keyset' : 'window');
       const state = await expectArchiveGuarantees(prepared.scope, prepared.before);
@@ -266,7 +259,7 @@ for (const timeIndex of [false, true]) {
 
       // Assess: finished while the other transaction still held its locks, passing over them with SKIP LOCKED
       expect(result).not.toBe('timed out');
-      expect(selectionsIn(log.lines)).toContain('skip-locked');
+      expect(chunkSelections(log.lines)).toContain('skip-locked');
       expect(lockerState).toBe('idle in transaction');
       if (result === 'timed out') return;
       expect(result.status).toBe('succeeded');

@@ -8,7 +8,7 @@ import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { type runLocally, testConfig } from '../support/archive.ts';
 import type { TestDatabase } from '../support/database.ts';
 import { describe, expect, it, NOW } from '../support/fixture.ts';
-import { capturingLogger } from '../support/subject-archives.ts';
+import { capturingLogger, chunkSelections } from '../support/subject-archives.ts';
 
 type PolicyInput = LifecycleConfigInput['policies'][number];
 
@@ -326,10 +326,7 @@ describe('purge windows', () => {
     expect(left.rows.map((r) => r.id)).toEqual([250, 1700]);
     // The log says how: keyset slices through the 500 rows of one instant, then windows, turned to SKIP LOCKED
     // at the held row.
-    const selections = log.lines
-      .map((line) => JSON.parse(line) as { message: string; selection?: string })
-      .filter((line) => line.message === 'chunk committed')
-      .map((line) => line.selection);
+    const selections = chunkSelections(log.lines);
     expect(new Set(selections)).toEqual(new Set(['keyset', 'window', 'skip-locked']));
   }, 20_000);
 });

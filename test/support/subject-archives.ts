@@ -116,6 +116,14 @@ export function capturingLogger(): StepLogger & { readonly lines: string[] } {
   return { lines, info: keep, warn: keep, error: keep };
 }
 
+/** The `selection` of every chunk a captured run log reports ('window', 'keyset', 'skip-locked'). */
+export function chunkSelections(lines: readonly string[]): string[] {
+  return lines
+    .map((line) => JSON.parse(line) as { message: string; selection?: string })
+    .filter((line) => line.message === 'chunk committed')
+    .map((line) => String(line.selection));
+}
+
 /** A request of the `gdpr` policy by id. */
 export async function requestOf(
   services: { readonly db: TestDatabase },
