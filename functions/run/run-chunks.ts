@@ -93,9 +93,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
   const range = state.range;
   // Three connections: two alternate chunk transactions (one takes the next chunk while the other
   // completes), the third autocommits what must survive a rollback (lease renewals, pending keys). An action
-  // with nothing to complete outside the database runs its chunks one after another on one connection.
+  // with nothing to complete outside the database runs its chunks one after another on one connection, and so
+  // does a paced run (chunking.sleepCoefficient): an overlapped next chunk would hold its transaction, and the
+  // locks on the rows it took, through the rest.
   const module = moduleFor(policy, deps.actions);
-  const overlapping = module.overlapsChunks !== false;
+  const restCoefficient = chunking.sleepCoefficient;
+  const overlapping = module.overlapsChunks !== false && restCoefficient === 0;
   const clients: pg.Client[] = [];
   let action: ChunkAction | undefined;
   const open = async () => {
@@ -348,6 +351,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
     }
     let turn = 0;
     let lagged: number | undefined;
+    /** Pacing's rest after the step's last chunk, left to the Pause state (s). */
+    let restSeconds: number | undefined;
     let current: InFlight = await begin(chunkClients[0], cursor, batchRows);
 
     for (;;) {
@@ -455,6 +460,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       const durationMs = Math.round(completedAt - current.startedAt);
       // The time budget counts the action's prepare too (a backup writes its parts there).
       lastChunkMs = Math.round(completedAt - current.preparedAt);
+      // Pacing: the rest after this chunk, in proportion to all it took of the database (prepare included).
+      const restMs = Math.round(restCoefficient * lastChunkMs);
       cursor = taken.cursor;
       totals.rows += taken.rows;
       totals.bytes += bytes;
@@ -472,6 +479,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         minTime: taken.minTime,
         maxTime: taken.maxTime,
         ...(taken.selection === undefined ? {} : { selection: taken.selection }),
+        ...(restMs > 0 ? { sleepMs: restMs } : {}),
       });
       if (taken.rowBytes !== undefined) bytesPerRow = taken.rowBytes / taken.rows;
       batchRows = capByBytes(
@@ -489,7 +497,13 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         current = await next;
         continue;
       }
-      if (overlapping || deps.remainingMs() < 2 * lastChunkMs + 1000) break;
+      if (overlapping) break;
+      if (deps.remainingMs() < 2 * lastChunkMs + 1000 + restMs) {
+        // The rest that no longer fits this step is the Pause state's: no Lambda time is spent waiting.
+        restSeconds = Math.ceil(restMs / 1000);
+        break;
+      }
+      if (restMs > 0) await new Promise((resolve) => setTimeout(resolve, restMs));
       lagged = await replicaLagging();
       if (lagged !== undefined) break;
       // Without a take that was the transaction, the size learnt from this whole chunk.
@@ -499,7 +513,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         chunkAction.takeIsTransaction ? nextRows : batchRows,
       );
     }
-    return await endStep({ cursor, batchRows, done, totals }, lagged);
+    return await endStep({ cursor, batchRows, done, totals }, lagged, restSeconds);
   } catch (error) {
     throw classifyDatabaseError(error);
   } finally {

@@ -14,6 +14,13 @@ const chunkingFields = {
   /** Pause between chunk batches (a Wait state: no transaction or connection is held). */
   pauseSeconds: z.int().min(0).max(3600),
   /**
+   * Pacing, as pt-archiver's `--sleep-coef`: after each chunk the step rests this many times the chunk's own
+   * time (its preparation and transaction) before the next, with no transaction open, so the run keeps the
+   * database busy at most 1 ÷ (1 + coefficient) of its wall time. 0 (the default) runs chunks back to back
+   * (an archive overlaps each chunk's upload with the next one's DELETE); above 0 chunks run one after another.
+   */
+  sleepCoefficient: z.number().min(0).max(10),
+  /**
    * Upper bound of one chunk's row data held in memory (the archive: the bytes COPY binary sends for its rows;
    * the first chunk is sized from a sample of the rows' text): rows with large values (jsonb, bytea, long
    * text) get fewer rows per chunk, whatever the row counts say.
@@ -97,6 +104,7 @@ export const ChunkingSchema = z
     lockTimeoutMs: chunkingFields.lockTimeoutMs.default(2_000),
     statementTimeoutMs: chunkingFields.statementTimeoutMs.default(60_000),
     pauseSeconds: chunkingFields.pauseSeconds.default(0),
+    sleepCoefficient: chunkingFields.sleepCoefficient.default(0),
     maxChunkBytes: chunkingFields.maxChunkBytes.default(64 * 1024 * 1024),
     /** Resolved from `throttle` (policy over defaults); absent when no replica-lag limit is set. */
     throttle: ResolvedThrottleSchema.optional(),

@@ -18,6 +18,9 @@ export interface LatencyFigures {
   readonly statements: number;
   readonly failed: number;
   readonly p50_ms: number;
+  /** p90 and p95: how far up the distribution a run's harm reaches (pacing makes it rarer, not milder). */
+  readonly p90_ms: number;
+  readonly p95_ms: number;
   readonly p99_ms: number;
   readonly max_ms: number;
   /** Send → response, without the wait behind the client's previous statement. */
@@ -47,6 +50,8 @@ export function latencyFigures(data: WorkloadResult, start: number, end: number)
     statements: latency.length,
     failed,
     p50_ms: round(quantile(latency, 0.5), 2),
+    p90_ms: round(quantile(latency, 0.9), 2),
+    p95_ms: round(quantile(latency, 0.95), 2),
     p99_ms: round(quantile(latency, 0.99), 2),
     max_ms: round(latency[latency.length - 1] ?? 0, 2),
     service_p50_ms: round(quantile(service, 0.5), 2),

@@ -72,6 +72,8 @@ interface Options {
   oltpRate: number;
   aloneSeconds: number;
   pin: 'both' | 'off' | 'only';
+  /** Both policies' `chunking.sleepCoefficient` (0: the product's default, chunks back to back). */
+  sleepCoefficient: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -86,6 +88,7 @@ function parseOptions(argv: string[]): Options {
       'oltp-rate': { type: 'string' },
       'alone-seconds': { type: 'string' },
       pin: { type: 'string' },
+      'sleep-coef': { type: 'string' },
     },
   });
   return {
@@ -96,7 +99,17 @@ function parseOptions(argv: string[]): Options {
     oltpRate: positiveInt('oltp-rate', values['oltp-rate'], 50),
     aloneSeconds: positiveInt('alone-seconds', values['alone-seconds'], 15),
     pin: choice('pin', values.pin, ['both', 'off', 'only'], 'both'),
+    sleepCoefficient: sleepCoefficientOption(values['sleep-coef']),
   };
+}
+
+/** `--sleep-coef`: a number from 0 to 10, as the config's `chunking.sleepCoefficient` takes. */
+function sleepCoefficientOption(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const coefficient = Number(value);
+  if (value.trim() === '' || !Number.isFinite(coefficient) || coefficient < 0 || coefficient > 10)
+    throw new Error(`--sleep-coef must be a number from 0 to 10, got ${JSON.stringify(value)}`);
+  return coefficient;
 }
 
 interface Context {
@@ -222,13 +235,15 @@ export async function main(argv: string[]): Promise<number> {
       ),
     );
     await applyMigrations(admin);
-    // The product's defaults: no chunking, throttle or pause settings (issue 10: what a user gets).
+    // The product's defaults: no chunking, throttle or pause settings (issue 10: what a user gets), but for
+    // the pacing `--sleep-coef` asks for.
     const policy = (name: string, action: 'archive' | 'purge') => ({
       name,
       action,
       table: EVENTS_TABLE,
       timeColumn: 'created_at',
       retention: RETENTION,
+      ...(options.sleepCoefficient > 0 ? { chunking: { sleepCoefficient: options.sleepCoefficient } } : {}),
     });
     const archiveInput = { sandbox: true, policies: [policy(ARCHIVE_POLICY, 'archive')] };
     // Its own config: one config may not hold a purge that would take rows before the archive has them.
@@ -646,6 +661,7 @@ interface Report extends Omit<LayoutReport, 'runs'> {
     statement_mix: string;
     latency: string;
     policies: string;
+    sleep_coefficient: number;
     server: Record<string, string>;
   };
   /** Top-level figures are the unpinned layout's (or the pinned one's with `--pin only`). */
@@ -719,7 +735,10 @@ function buildReport(
       sampler_interval_ms: SAMPLER_INTERVAL_MS,
       statement_mix: 'insert, read by key, update by key, read newest 10 (one each per 4 statements)',
       latency: 'from when the statement was due (open loop) to its response',
-      policies: `archive and purge of ${EVENTS_TABLE}, retention ${RETENTION}, product default chunking, no pause`,
+      policies: `archive and purge of ${EVENTS_TABLE}, retention ${RETENTION}, product default chunking, no pause${
+        options.sleepCoefficient > 0 ? `, but sleepCoefficient ${options.sleepCoefficient}` : ''
+      }`,
+      sleep_coefficient: options.sleepCoefficient,
       server: extra.settings,
     },
     layout: primary,

@@ -49,6 +49,26 @@ describe('config schema', () => {
     expect(chunking.initialRows).toBe(10_000);
   });
 
+  it('paces chunks only when asked: sleepCoefficient 0 by default, from defaults or the policy, 0 to 10', () => {
+    const paced = LifecycleConfigSchema.parse({
+      ...withPolicy({ chunking: { sleepCoefficient: 1.5 } }),
+      defaults: { chunking: { sleepCoefficient: 4 } },
+    });
+    expect(resolveChunking(paced, paced.policies[0] as never).sleepCoefficient).toBe(1.5);
+    const inherited = LifecycleConfigSchema.parse({
+      ...withPolicy({}),
+      defaults: { chunking: { sleepCoefficient: 4 } },
+    });
+    expect(resolveChunking(inherited, inherited.policies[0] as never).sleepCoefficient).toBe(4);
+    const plain = LifecycleConfigSchema.parse(withPolicy({}));
+    expect(resolveChunking(plain, plain.policies[0] as never).sleepCoefficient).toBe(0);
+    for (const bad of [-1, 10.5, '2', null]) {
+      expect(issuesOf(withPolicy({ chunking: { sleepCoefficient: bad } })), String(bad)).toEqual([
+        expect.stringMatching(/^policies\.0\.chunking\.sleepCoefficient: /),
+      ]);
+    }
+  });
+
   it('keeps purge transactions short by default (250 ms), unless the config says otherwise', () => {
     const purge = { ...validPolicy, action: 'purge', filter: undefined, name: 'p', table: 'public.sessions' };
     const plain = LifecycleConfigSchema.parse({ sandbox: true, policies: [validPolicy, purge] });

@@ -1,0 +1,188 @@
+/**
+ * Pacing (`chunking.sleepCoefficient`, pt-archiver's `--sleep-coef`) through the synthesized state machine with
+ * the real handlers: after each chunk the run rests that many times the chunk's own time, with no chunk
+ * transaction open — in the Chunk step while it has time, else in the Pause state — and still moves every row.
+ */
+import type pg from 'pg';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { ledgerObjects, readArchivedRows, testConfig } from '../support/archive.ts';
+import { beforeEach, describe, expect, it, NOW } from '../support/fixture.ts';
+import { capturingLogger } from '../support/subject-archives.ts';
+
+type Policy = LifecycleConfigInput['policies'][number];
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Each chunk's transaction lasts at least this long (a hook before its ledger rows), so rests are measurable. */
+const CHUNK_FLOOR_MS = 15;
+
+beforeEach(async ({ database: db }) => {
+  await db.pool.query(`
+    DROP TABLE IF EXISTS public."Paced Samples";
+    CREATE TABLE public."Paced Samples" (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+    CREATE INDEX ON public."Paced Samples" (created_at);`);
+  // 600 rows, one a day back from NOW: 500 older than the 100-day retention (ids 101-600), 100 not.
+  await db.pool.query(
+    `INSERT INTO public."Paced Samples"
+     SELECT g, $1::timestamptz - g * interval '1 day', 'n' || g FROM generate_series(1, 600) g`,
+    [NOW.toISOString()],
+  );
+});
+
+function pacedPolicy(action: 'archive' | 'purge', sleepCoefficient?: number): Policy {
+  return {
+    name: `paced-${action}`,
+    action,
+    table: 'public."Paced Samples"',
+    timeColumn: 'created_at',
+    retention: 'P100D',
+    chunking: {
+      initialRows: 100,
+      minRows: 100,
+      maxRows: 100,
+      ...(sleepCoefficient === undefined ? {} : { sleepCoefficient }),
+    },
+    ...(action === 'purge' ? { vacuum: { enabled: false } } : {}),
+  };
+}
+
+interface LedgerChunk {
+  seq: number;
+  rows: number;
+  /** BEGIN of the chunk transaction (its ledger row's time less its recorded duration), ms since the epoch. */
+  begunAt: number;
+  committedAt: number;
+  durationMs: number;
+}
+
+async function ledgerChunks(pool: pg.Pool, runId: string | undefined): Promise<LedgerChunk[]> {
+  const { rows } = await pool.query<{ seq: number; rows: number; duration_ms: number; at: string }>(
+    `SELECT seq, rows, duration_ms, (extract(epoch FROM committed_at) * 1000)::float8::text AS at
+       FROM lifecycle.chunks WHERE run_id = $1 ORDER BY seq`,
+    [runId],
+  );
+  return rows.map((r) => ({
+    seq: r.seq,
+    rows: r.rows,
+    durationMs: r.duration_ms,
+    committedAt: Number(r.at),
+    begunAt: Number(r.at) - r.duration_ms,
+  }));
+}
+
+/** Time from each chunk's ledger row to the next chunk's BEGIN, against the rest the coefficient asks for. */
+function restsAfterChunks(chunks: readonly LedgerChunk[], coefficient: number) {
+  return chunks.slice(1).map((next, i) => {
+    const chunk = chunks[i] as LedgerChunk;
+    return { gapMs: next.begunAt - chunk.committedAt, owedMs: coefficient * chunk.durationMs };
+  });
+}
+
+describe('chunk pacing (sleepCoefficient)', () => {
+  it('purge: rests the coefficient times each chunk before the next, logs the rest, deletes every old row', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare
+    const config = testConfig([pacedPolicy('purge', 3)]);
+    const log = capturingLogger();
+
+    // Act
+    const result = await runPolicy(config, 'paced-purge', {
+      deps: { log, hooks: { beforeLedger: () => sleep(CHUNK_FLOOR_MS) } },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(500);
+    expect(await db.pool.query(`SELECT count(*)::int AS n FROM public."Paced Samples"`)).toMatchObject({
+      rows: [{ n: 100 }],
+    });
+    const chunks = await ledgerChunks(db.pool, result.summary?.runId);
+    expect(chunks.map((c) => c.rows)).toEqual([100, 100, 100, 100, 100]);
+    // Timers may fire up to 1 ms early and the ledger rounds durations: 2 ms of slack.
+    for (const { gapMs, owedMs } of restsAfterChunks(chunks, 3)) {
+      expect(owedMs).toBeGreaterThanOrEqual(3 * CHUNK_FLOOR_MS);
+      expect(gapMs).toBeGreaterThanOrEqual(owedMs - 2);
+    }
+    const committed = log.lines
+      .map((line) => JSON.parse(line) as { message: string; durationMs?: number; sleepMs?: number })
+      .filter((line) => line.message === 'chunk committed');
+    expect(committed).toHaveLength(5);
+    for (const line of committed) expect(line.sleepMs).toBeGreaterThanOrEqual(3 * (line.durationMs ?? 0));
+  });
+
+  it('archive: paced chunks never overlap (each begins after the last committed); unpaced ones do', async ({
+    database: db,
+    s3,
+    bucket,
+    runPolicy,
+  }) => {
+    // Prepare: the same rows archived twice, unpaced then paced.
+    const hooks = { beforeLedger: () => sleep(CHUNK_FLOOR_MS) };
+    const unpaced = await runPolicy(testConfig([pacedPolicy('archive')]), 'paced-archive', {
+      deps: { hooks },
+    });
+    expect(unpaced.failure).toBeUndefined();
+    await db.pool.query(`TRUNCATE public."Paced Samples"`);
+    await db.pool.query(
+      `INSERT INTO public."Paced Samples"
+       SELECT g, $1::timestamptz - g * interval '1 day', 'n' || g FROM generate_series(1, 600) g`,
+      [NOW.toISOString()],
+    );
+
+    // Act
+    const paced = await runPolicy(testConfig([pacedPolicy('archive', 2)]), 'paced-archive', {
+      deps: { hooks },
+    });
+
+    // Assess: every old row in S3 once, none left in the table.
+    expect(paced.failure).toBeUndefined();
+    expect(paced.summary?.rows).toBe(500);
+    const archived = await readArchivedRows(s3, bucket, await ledgerObjects(db.pool, paced.summary?.runId));
+    expect(new Set(archived.map((row) => String(row.id))).size).toBe(500);
+    expect(
+      await db.pool.query(`SELECT min(id)::int AS min, count(*)::int AS n FROM public."Paced Samples"`),
+    ).toMatchObject({ rows: [{ min: 1, n: 100 }] });
+    // Unpaced, the next chunk's DELETE runs while this one uploads: it begins before this one's ledger row.
+    const unpacedRests = restsAfterChunks(await ledgerChunks(db.pool, unpaced.summary?.runId), 0);
+    expect(unpacedRests.some(({ gapMs }) => gapMs < 0)).toBe(true);
+    const pacedChunks = await ledgerChunks(db.pool, paced.summary?.runId);
+    // An archive chunk also ends at its object's Hive partition (a month of these rows): more than 5 chunks.
+    expect(pacedChunks.reduce((sum, c) => sum + c.rows, 0)).toBe(500);
+    expect(pacedChunks.length).toBeGreaterThanOrEqual(5);
+    for (const { gapMs, owedMs } of restsAfterChunks(pacedChunks, 2)) {
+      expect(owedMs).toBeGreaterThanOrEqual(2 * CHUNK_FLOOR_MS);
+      expect(gapMs).toBeGreaterThanOrEqual(owedMs - 2);
+    }
+  });
+
+  it('a rest the Chunk step has no time left for is the Pause state’s: the next step begins after it', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: chunks of ≥ 150 ms at coefficient 4 owe ≥ 600 ms; a 1.5 s step budget never has room for it
+    // (a step needs twice its last chunk plus 1 s left, the rest included), so every chunk ends its step.
+    const config = testConfig([pacedPolicy('purge', 4)]);
+
+    // Act: the Pause state's own wait (no pauseMs override).
+    const result = await runPolicy(config, 'paced-purge', {
+      pauseMs: undefined,
+      chunkBudgetMs: 1_500,
+      deps: { hooks: { beforeLedger: () => sleep(150) } },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(500);
+    const chunks = await ledgerChunks(db.pool, result.summary?.runId);
+    expect(chunks).toHaveLength(5);
+    // One step per chunk, and the final step that finds no row.
+    expect(result.chunkInvocations).toBeGreaterThanOrEqual(6);
+    for (const { gapMs, owedMs } of restsAfterChunks(chunks, 4)) {
+      expect(owedMs).toBeGreaterThanOrEqual(600);
+      // The Pause state waits whole seconds: at least the rest owed.
+      expect(gapMs).toBeGreaterThanOrEqual(Math.max(owedMs, 1000) - 2);
+    }
+  });
+});
