@@ -66,6 +66,12 @@ async function firstOf(promises: ReadonlyArray<Promise<unknown>>, ms: number): P
   }
 }
 
+/**
+ * Pacing's longest rest (ms) taken inside the Chunk step, on its idle connections; a longer one ends the step and
+ * the Pause state waits it (whole seconds), which a few hundred ms of reconnecting then costs nothing against.
+ */
+const REST_IN_STEP_MAX_MS = 10_000;
+
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
 /** Retry n of a chunk waits n times this (ms) unless the step's dependencies say otherwise. */
@@ -460,7 +466,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       const durationMs = Math.round(completedAt - current.startedAt);
       // The time budget counts the action's prepare too (a backup writes its parts there).
       lastChunkMs = Math.round(completedAt - current.preparedAt);
-      // Pacing: the rest after this chunk, in proportion to all it took of the database (prepare included).
+      // Pacing: the rest after this chunk, in proportion to the chunk's whole time — prepare, transaction and,
+      // for an archive, the upload outside the database: it errs towards resting longer.
       const restMs = Math.round(restCoefficient * lastChunkMs);
       cursor = taken.cursor;
       totals.rows += taken.rows;
@@ -498,8 +505,9 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         continue;
       }
       if (overlapping) break;
-      if (deps.remainingMs() < 2 * lastChunkMs + 1000 + restMs) {
-        // The rest that no longer fits this step is the Pause state's: no Lambda time is spent waiting.
+      if (restMs >= REST_IN_STEP_MAX_MS || deps.remainingMs() < 2 * lastChunkMs + 1000 + restMs) {
+        // A long rest, or one that no longer fits this step, is the Pause state's: no Lambda time is spent
+        // waiting, and the step's connections and its step slot (maxConcurrentSteps) are given back meanwhile.
         restSeconds = Math.ceil(restMs / 1000);
         break;
       }

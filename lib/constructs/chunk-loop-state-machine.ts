@@ -118,7 +118,7 @@ export interface ChunkLoopStateMachineProps {
 
   /**
    * Timeout of one execution (a run spans several executions past `MAX_ITERATIONS_PER_EXECUTION` chunks).
-   * Keep it above `MAX_ITERATIONS_PER_EXECUTION × (chunk duration + pauseSeconds)`.
+   * Keep it above `MAX_ITERATIONS_PER_EXECUTION × (chunk duration × (1 + sleepCoefficient) + pauseSeconds)`.
    * @default Duration.hours(24)
    */
   readonly executionTimeout?: Duration;
@@ -261,8 +261,8 @@ export class ChunkLoopStateMachine extends Construct {
     continueAsNew.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
     continueAsNew.next(new Succeed(this, StateNames.continued));
 
-    // Every Chunk step sets waitSeconds: pauseSeconds, the throttle's check interval while a replica lags, or
-    // what the action's prepare phase asked to wait for (a restore in progress).
+    // Every Chunk step sets waitSeconds: pauseSeconds (or a longer pacing rest left to this state), the throttle's
+    // check interval while a replica lags, or what the action's prepare phase asked to wait for (a restore).
     const pause = new Wait(this, StateNames.pause, {
       time: WaitTime.secondsPath('$.waitSeconds'),
       comment:

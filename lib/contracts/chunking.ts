@@ -15,11 +15,19 @@ const chunkingFields = {
   pauseSeconds: z.int().min(0).max(3600),
   /**
    * Pacing, as pt-archiver's `--sleep-coef`: after each chunk the step rests this many times the chunk's own
-   * time (its preparation and transaction) before the next, with no transaction open, so the run keeps the
-   * database busy at most 1 ÷ (1 + coefficient) of its wall time. 0 (the default) runs chunks back to back
-   * (an archive overlaps each chunk's upload with the next one's DELETE); above 0 chunks run one after another.
+   * time (its preparation, transaction and upload) before the next, with no transaction open, so each worker
+   * keeps the database busy at most 1 ÷ (1 + coefficient) of its wall time. 0 (the default) runs chunks back to
+   * back (an archive overlaps each chunk's upload with the next one's DELETE); above 0 chunks run one after
+   * another. Rests of 10 s or more, and those the step has no time left for, are the Pause state's wait.
    */
-  sleepCoefficient: z.number().min(0).max(10),
+  sleepCoefficient: z
+    .number()
+    .min(0)
+    .max(10)
+    .refine((c) => c <= 0 || c >= 0.1, {
+      message:
+        'must be 0 (no pacing) or from 0.1 to 10: a smaller rest is a few ms and only ends the overlap',
+    }),
   /**
    * Upper bound of one chunk's row data held in memory (the archive: the bytes COPY binary sends for its rows;
    * the first chunk is sized from a sample of the rows' text): rows with large values (jsonb, bytea, long

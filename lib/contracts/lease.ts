@@ -12,8 +12,9 @@
  *     before its first heartbeat
  *   = LEASE_TTL_SECONDS                                                                     420 s (7 min)
  *
- * and the renewal at the end of a Chunk step adds the coming Pause (`waitSeconds`: pauseSeconds or the
- * throttle's check interval) on top. ContinueAsNew fits too: StartExecution retries wait at most
+ * and the renewal at the end of a Chunk step adds the coming Pause (`waitSeconds`: pauseSeconds, a pacing rest
+ * left to the Pause state, or the throttle's check interval) on top; a pacing rest inside a step is part of the
+ * step's own time. ContinueAsNew fits too: StartExecution retries wait at most
  * 2 + 4 + 8 + 16 + 32 + 60 s, and the new execution's Start renews the lease.
  *
  * A run that stalls longer (several Lambda timeouts in a row) keeps its lease until another run claims the

@@ -180,8 +180,9 @@ export const RunStateSchema = z
     /** Dry runs only: the plan. */
     plan: RunPlanSchema.optional(),
     /**
-     * Seconds the Pause state waits before the next Chunk step (set by every Chunk step): `pauseSeconds`,
-     * or the throttle's `checkEverySeconds` while a replica lags.
+     * Seconds the Pause state waits before the next Chunk step (set by every Chunk step): the larger of
+     * `pauseSeconds` and a pacing rest the step left to it (`sleepCoefficient`), or the throttle's
+     * `checkEverySeconds` while a replica lags.
      */
     waitSeconds: z.int().min(0).optional(),
     /** Set by a Chunk step that ran no chunk because a replica lagged (seconds, at the last check). */

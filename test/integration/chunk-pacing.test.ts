@@ -83,14 +83,35 @@ describe('chunk pacing (sleepCoefficient)', () => {
     database: db,
     runPolicy,
   }) => {
-    // Prepare
+    // Prepare: a sampler of the locks other sessions hold on the table (a chunk transaction holds one to its end).
     const config = testConfig([pacedPolicy('purge', 3)]);
     const log = capturingLogger();
+    const sampler = await db.pool.connect();
+    const samples: Array<{ at: number; held: number }> = [];
+    let sampling = true;
+    const sampled = (async () => {
+      while (sampling) {
+        const { rows } = await sampler.query<{ at: number; held: number }>(
+          `SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS at,
+                  (SELECT count(*) FROM pg_locks
+                    WHERE relation = 'public."Paced Samples"'::regclass AND pid <> pg_backend_pid())::int AS held`,
+        );
+        samples.push(...rows);
+        await sleep(2);
+      }
+    })();
 
     // Act
-    const result = await runPolicy(config, 'paced-purge', {
-      deps: { log, hooks: { beforeLedger: () => sleep(CHUNK_FLOOR_MS) } },
-    });
+    let result: Awaited<ReturnType<typeof runPolicy>>;
+    try {
+      result = await runPolicy(config, 'paced-purge', {
+        deps: { log, hooks: { beforeLedger: () => sleep(CHUNK_FLOOR_MS) } },
+      });
+    } finally {
+      sampling = false;
+      await sampled;
+      sampler.release();
+    }
 
     // Assess
     expect(result.failure).toBeUndefined();
@@ -105,6 +126,16 @@ describe('chunk pacing (sleepCoefficient)', () => {
       expect(owedMs).toBeGreaterThanOrEqual(3 * CHUNK_FLOOR_MS);
       expect(gapMs).toBeGreaterThanOrEqual(owedMs - 2);
     }
+    // During the rests (from 5 ms after a chunk's ledger row, which COMMIT follows, to the next BEGIN) no
+    // session held a lock on the table: the rest comes after COMMIT, not inside the transaction.
+    const inRests = samples.filter((sample) =>
+      chunks.slice(1).some((next, i) => {
+        const chunk = chunks[i] as LedgerChunk;
+        return sample.at > chunk.committedAt + 5 && sample.at < next.begunAt - 1;
+      }),
+    );
+    expect(inRests.length).toBeGreaterThanOrEqual(4);
+    expect(inRests.filter((sample) => sample.held > 0)).toEqual([]);
     const committed = log.lines
       .map((line) => JSON.parse(line) as { message: string; durationMs?: number; sleepMs?: number })
       .filter((line) => line.message === 'chunk committed');

@@ -62,7 +62,7 @@ describe('config schema', () => {
     expect(resolveChunking(inherited, inherited.policies[0] as never).sleepCoefficient).toBe(4);
     const plain = LifecycleConfigSchema.parse(withPolicy({}));
     expect(resolveChunking(plain, plain.policies[0] as never).sleepCoefficient).toBe(0);
-    for (const bad of [-1, 10.5, '2', null]) {
+    for (const bad of [-1, 0.05, 10.5, '2', null]) {
       expect(issuesOf(withPolicy({ chunking: { sleepCoefficient: bad } })), String(bad)).toEqual([
         expect.stringMatching(/^policies\.0\.chunking\.sleepCoefficient: /),
       ]);
