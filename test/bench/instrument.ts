@@ -139,7 +139,8 @@ export function instrumentDependencies(
     const deps = base(context);
     return {
       ...deps,
-      connect: async () => instrumentClient(await timings.time('db.connect', () => deps.connect()), timings),
+      connect: async (timeouts) =>
+        instrumentClient(await timings.time('db.connect', () => deps.connect(timeouts)), timings),
     };
   };
 }

@@ -17,6 +17,10 @@ const KINDS: ReadonlyArray<readonly [string, RegExp]> = [
   ['lock', /^LOCK TABLE/],
   ['begin_commit', /^(BEGIN|COMMIT|ROLLBACK)$/],
   ['ledger', /lifecycle\./],
+  // The chunked purge's own statements (core/chunk-sql.ts): the window's end found by an index probe, its DELETE.
+  ['window_probe', /^WITH pg_lifecycle_bound AS MATERIALIZED/],
+  ['window_delete', /^DELETE FROM|^WITH deleted AS/],
+  ['vacuum', /^VACUUM/],
   ['explain', /^EXPLAIN/],
   ['settings', /^(SET|RESET|SHOW)\b|set_config|current_setting/],
   ['catalog', /\bpg_[a-z_]+\b|::regclass|has_[a-z_]+_privilege/],
@@ -47,9 +51,10 @@ export function timeStatements(
 ): StepDependencies {
   return {
     ...deps,
-    connect: async () => {
+    // The step's session timeouts (its policy's chunking) go through: only the timing is added.
+    connect: async (timeouts) => {
       const connectStarted = performance.now();
-      const client = await deps.connect();
+      const client = await deps.connect(timeouts);
       add(times, 'connect', (performance.now() - connectStarted) / 1000);
       const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
       // The COMMIT of a transaction that dropped a table is where PostgreSQL drops its buffers and

@@ -123,6 +123,11 @@ interface RunMeasurement {
   /** lifecycle.chunks.duration_ms: BEGIN to just before COMMIT, as the loop records it. */
   readonly ledger_chunk_ms: { readonly max: number; readonly p95: number };
   readonly chunk_rows: { readonly min: number; readonly max: number };
+  /**
+   * Seconds and calls per statement kind over every connection of the run (purge-statements.ts): what of
+   * `purge_seconds` PostgreSQL answered; the rest is connecting (`connect`), the handlers and the state machine.
+   */
+  readonly statements: StatementTimes;
   /** Peak RSS of this process (which runs the state machine and the handlers) during the run. */
   readonly rss: RssMeasurement;
   readonly partitions: PartitionMeasurement;
@@ -299,6 +304,7 @@ async function measureOnce(
   await fillEvents(admin, n);
   progress('chunked purge through the local state machine…');
   const transactions: number[] = [];
+  const statementTimes: StatementTimes = {};
   const base = localDependencies({ databaseUrl });
   let purgeSeconds = 0;
   const { result, rss } = await measurePeakRss(async () => {
@@ -309,7 +315,8 @@ async function measureOnce(
       definition,
       pauseMs: 0,
       retryIntervalMs: 100,
-      dependencies: (context) => timeTransactions(base(context), transactions),
+      dependencies: (context) =>
+        timeTransactions(timeStatements(base(context), statementTimes), transactions),
     });
     purgeSeconds = (performance.now() - runStarted) / 1000;
     return run;
@@ -355,6 +362,7 @@ async function measureOnce(
     ledger_chunk_ms: { max: Number(ledger?.max ?? 0), p95: round(Number(ledger?.p95 ?? 0), 1) },
     chunk_rows: { min: Number(ledger?.min_rows ?? 0), max: Number(ledger?.max_rows ?? 0) },
     rss: rssMeasurement(rss),
+    statements: reportStatementTimes(statementTimes),
     partitions,
   };
 }

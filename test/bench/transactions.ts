@@ -46,9 +46,10 @@ export function timeTransactions(
 ): StepDependencies {
   return {
     ...deps,
-    connect: async () => {
+    // The step's session timeouts (its policy's chunking) go through: only the timing is added.
+    connect: async (timeouts) => {
       const connectStarted = performance.now();
-      const client = await deps.connect();
+      const client = await deps.connect(timeouts);
       if (times) {
         times.connections += 1;
         times.connect_s += (performance.now() - connectStarted) / 1000;
