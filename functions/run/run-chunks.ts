@@ -29,6 +29,7 @@ import { beginBoundedTransaction } from '../adapters/transactions.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
 import { classifyDatabaseError, InvalidPayloadError, LeaseLostError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
+import { rest, restAfter, restSecondsForPause, restsInStep } from './pacing.ts';
 import { addTotals, retirePartitions } from './partitions/driver.ts';
 import { parseRunState } from './payloads.ts';
 
@@ -65,12 +66,6 @@ async function firstOf(promises: ReadonlyArray<Promise<unknown>>, ms: number): P
     clearTimeout(timer);
   }
 }
-
-/**
- * Pacing's longest rest (ms) taken inside the Chunk step, on its idle connections; a longer one ends the step and
- * the Pause state waits it (whole seconds), which a few hundred ms of reconnecting then costs nothing against.
- */
-const REST_IN_STEP_MAX_MS = 10_000;
 
 /** Local retries of a chunk that hit a lock or statement timeout before the step gives up (Step Functions retries it). */
 const MAX_LOCAL_RETRIES = 3;
@@ -352,7 +347,8 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         strategyOf: (name) => moduleNamed(name, deps.actions)?.partitions,
       });
       addTotals(totals, retired);
-      if (!retired.complete) return await endStep({ cursor, batchRows, done, totals });
+      if (!retired.complete)
+        return await endStep({ cursor, batchRows, done, totals }, undefined, retired.restSeconds);
       if (range) await finishUnits(side, state.runId);
     }
     let turn = 0;
@@ -468,7 +464,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       lastChunkMs = Math.round(completedAt - current.preparedAt);
       // Pacing: the rest after this chunk, in proportion to the chunk's whole time — prepare, transaction and,
       // for an archive, the upload outside the database: it errs towards resting longer.
-      const restMs = Math.round(restCoefficient * lastChunkMs);
+      const restMs = restAfter(restCoefficient, lastChunkMs);
       cursor = taken.cursor;
       totals.rows += taken.rows;
       totals.bytes += bytes;
@@ -505,13 +501,12 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         continue;
       }
       if (overlapping) break;
-      if (restMs >= REST_IN_STEP_MAX_MS || deps.remainingMs() < 2 * lastChunkMs + 1000 + restMs) {
-        // A long rest, or one that no longer fits this step, is the Pause state's: no Lambda time is spent
-        // waiting, and the step's connections and its step slot (maxConcurrentSteps) are given back meanwhile.
-        restSeconds = Math.ceil(restMs / 1000);
+      if (!restsInStep(restMs, deps.remainingMs(), lastChunkMs)) {
+        // A long rest, or one that no longer fits this step, is the Pause state's (see pacing.ts).
+        restSeconds = restSecondsForPause(restMs);
         break;
       }
-      if (restMs > 0) await new Promise((resolve) => setTimeout(resolve, restMs));
+      if (restMs > 0) await rest(restMs);
       lagged = await replicaLagging();
       if (lagged !== undefined) break;
       // Without a take that was the transaction, the size learnt from this whole chunk.

@@ -18,7 +18,8 @@ const chunkingFields = {
    * time (its preparation, transaction and upload) before the next, with no transaction open, so each worker
    * keeps the database busy at most 1 ÷ (1 + coefficient) of its wall time. 0 (the default) runs chunks back to
    * back (an archive overlaps each chunk's upload with the next one's DELETE); above 0 chunks run one after
-   * another. Rests of 10 s or more, and those the step has no time left for, are the Pause state's wait.
+   * another; partition units rest between them too. Rests of 10 s or more, and those the step has no time left
+   * for, are the Pause state’s wait.
    */
   sleepCoefficient: z
     .number()

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { ledgerObjects, readArchivedRows, testConfig } from '../support/archive.ts';
 import { beforeEach, describe, expect, it, NOW } from '../support/fixture.ts';
+import { partitionsOf, runPartitionedTablePolicy, seedPartitioned } from '../support/partitioned.ts';
 import { capturingLogger } from '../support/subject-archives.ts';
 
 type Policy = LifecycleConfigInput['policies'][number];
@@ -215,5 +216,82 @@ describe('chunk pacing (sleepCoefficient)', () => {
       // The Pause state waits whole seconds: at least the rest owed.
       expect(gapMs).toBeGreaterThanOrEqual(Math.max(owedMs, 1000) - 2);
     }
+  });
+  it('partition units rest between them as chunks do: each unit starts c × the last one’s time after it', async ({
+    services,
+  }) => {
+    // Prepare: March to July 2026 lie wholly before the cutoff (five units), August straddles it.
+    const { db } = services;
+    await seedPartitioned(db.pool, 'paced_months', {
+      first: '2026-03-01',
+      last: '2026-12-01',
+      from: '2026-03-01',
+    });
+
+    // Act
+    const result = await runPartitionedTablePolicy(services, 'purge', 'paced-months', 'paced_months', {
+      overrides: { chunking: { sleepCoefficient: 10 }, vacuum: { enabled: false } },
+    });
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(await partitionsOf(db, 'paced_months')).not.toContain('paced_months_2026_07');
+    const { rows: units } = await db.pool.query<{ started: number; finished: number }>(
+      `SELECT (extract(epoch FROM started_at) * 1000)::float8 AS started,
+              (extract(epoch FROM finished_at) * 1000)::float8 AS finished
+         FROM lifecycle.partition_units WHERE run_id = $1 AND state = 'dropped' ORDER BY started_at`,
+      [result.summary?.runId],
+    );
+    expect(units).toHaveLength(5);
+    // A unit's ledger times leave out its DROP's COMMIT, which its rest counts: the gap is at least 10 × them.
+    units.slice(1).forEach((unit, i) => {
+      const previous = units[i] as { started: number; finished: number };
+      expect(unit.started - previous.finished).toBeGreaterThanOrEqual(
+        10 * (previous.finished - previous.started) - 2,
+      );
+    });
+  });
+  it('a rest between units the step has no time for is the Pause state’s, as after a chunk', async ({
+    services,
+  }) => {
+    // Prepare: a 1.1 s step budget never leaves room for a unit's rest (twice the unit, 1 s and the rest).
+    const { db } = services;
+    await seedPartitioned(db.pool, 'paced_months_pause', {
+      first: '2026-05-01',
+      last: '2026-12-01',
+      from: '2026-05-01',
+    });
+    const config = testConfig([
+      {
+        name: 'paced-months-pause',
+        action: 'purge',
+        table: 'public.paced_months_pause',
+        timeColumn: 'created_at',
+        retention: 'P90D',
+        chunking: { sleepCoefficient: 10 },
+        vacuum: { enabled: false },
+      },
+    ]);
+
+    // Act: the Pause state's own wait (no pauseMs override).
+    const result = await services.runPolicy(config, 'paced-months-pause', {
+      pauseMs: undefined,
+      chunkBudgetMs: 1_100,
+    });
+
+    // Assess: May, June and July went as units, one per step, a whole-second Pause between them.
+    expect(result.failure).toBeUndefined();
+    const { rows: units } = await db.pool.query<{ started: number; finished: number }>(
+      `SELECT (extract(epoch FROM started_at) * 1000)::float8 AS started,
+              (extract(epoch FROM finished_at) * 1000)::float8 AS finished
+         FROM lifecycle.partition_units WHERE run_id = $1 AND state = 'dropped' ORDER BY started_at`,
+      [result.summary?.runId],
+    );
+    expect(units).toHaveLength(3);
+    expect(result.chunkInvocations).toBeGreaterThanOrEqual(3);
+    units.slice(1).forEach((unit, i) => {
+      const previous = units[i] as { started: number; finished: number };
+      expect(unit.started - previous.finished).toBeGreaterThanOrEqual(1000 - 2);
+    });
   });
 });

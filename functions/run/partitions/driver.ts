@@ -21,6 +21,7 @@ import { beginBoundedTransaction } from '../../adapters/transactions.ts';
 import { CatalogError } from '../../core/errors.ts';
 import { decidePartitions, describeBoundValue, type PartitionInfo } from '../../core/partitions.ts';
 import type { StepDependencies } from '../dependencies.ts';
+import { rest, restAfter, restSecondsForPause, restsInStep } from '../pacing.ts';
 import type { PreparedTarget } from '../prepare-target.ts';
 import { partitionRetentionBlocker } from './eligibility.ts';
 import {
@@ -35,6 +36,8 @@ import {
 export interface PartitionRetentionResult extends Totals {
   /** False when the step ran out of time with partitions left to retire (the step returns, not done). */
   readonly complete: boolean;
+  /** Not complete: pacing's rest before the next unit, left to the Pause state (s). */
+  readonly restSeconds?: number;
 }
 
 export interface PartitionRetentionContext {
@@ -84,7 +87,13 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
   let started = 0;
   for (const decision of decidePartitions(partitions, state.cutoff, prepared.target.timeColumn.kind)) {
     if (decision.action !== 'retire' || leftToChunks.has(decision.partition.oid)) continue;
-    if (started > 0 && deps.remainingMs() < 2 * lastUnitMs + 1_000) return { ...totals, complete: false };
+    if (started > 0) {
+      // Pacing rests between units as between chunks: an archive unit reads its whole partition at once.
+      const restMs = restAfter(state.chunking.sleepCoefficient, lastUnitMs);
+      if (!restsInStep(restMs, deps.remainingMs(), lastUnitMs))
+        return { ...totals, complete: false, restSeconds: restSecondsForPause(restMs) };
+      if (restMs > 0) await rest(restMs);
+    }
     started++;
     const unitStarted = performance.now();
     await new Ledger(ctx.side).renewLease(policy.name, state.runId, leaseTtlSeconds());
