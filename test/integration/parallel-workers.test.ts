@@ -82,13 +82,14 @@ function expectRowsPerRange(ranges: readonly RangeRecord[], times: readonly stri
   }
 }
 
-/** The events archive of `prepared` with `parallelism` workers (same table, same chunks). */
 /**
  * A step budget within which a step takes exactly one chunk whatever the machine's speed (another needs 1 s left
- * plus twice the last chunk's time), and the most time that chunk can have before the step is aborted.
+ * plus twice the last chunk's time: run-chunks.ts, pacing.ts `restsInStep`), and the most time that chunk can
+ * have before the step is aborted.
  */
 const ONE_CHUNK_PER_STEP_MS = 1_000;
 
+/** The events archive of `prepared` with `parallelism` workers (same table, same chunks). */
 function parallel(prepared: PreparedEventArchive, parallelism: number) {
   return testConfig([eventArchivePolicy(prepared.scope.policy, prepared.table, { parallelism })]);
 }
