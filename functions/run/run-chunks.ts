@@ -350,6 +350,14 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (!retired.complete)
         return await endStep({ cursor, batchRows, done, totals }, undefined, retired.restSeconds);
       if (range) await finishUnits(side, state.runId);
+      // Pacing: the rest owed after the last unit comes before the first chunk (the other ranges go on meanwhile).
+      // Left to the Pause state, the next step retires nothing and owes nothing: its chunks then go on.
+      const owed = retired.restMs ?? 0;
+      if (owed > 0) {
+        if (!restsInStep(owed, deps.remainingMs(), 0))
+          return await endStep({ cursor, batchRows, done, totals }, undefined, restSecondsForPause(owed));
+        await rest(owed);
+      }
     }
     let turn = 0;
     let lagged: number | undefined;

@@ -124,8 +124,8 @@ interface RunMeasurement {
   readonly ledger_chunk_ms: { readonly max: number; readonly p95: number };
   readonly chunk_rows: { readonly min: number; readonly max: number };
   /**
-   * Seconds and calls per statement kind over every connection of the run (purge-statements.ts): what of
-   * `purge_seconds` PostgreSQL answered; the rest is connecting (`connect`), the handlers and the state machine.
+   * Seconds and calls per statement kind over every connection of the run (purge-statements.ts), connecting
+   * included (`connect`): what of `purge_seconds` went to PostgreSQL; the rest is the handlers and the state machine.
    */
   readonly statements: StatementTimes;
   /** Peak RSS of this process (which runs the state machine and the handlers) during the run. */

@@ -250,6 +250,20 @@ describe('chunk pacing (sleepCoefficient)', () => {
         10 * (previous.finished - previous.started) - 2,
       );
     });
+    // The last unit's rest comes before the first chunk (August's rows before the cutoff).
+    const { rows: firstChunks } = await db.pool.query<{ begun: number }>(
+      `SELECT (extract(epoch FROM committed_at) * 1000)::float8 - duration_ms AS begun
+         FROM lifecycle.chunks c
+        WHERE run_id = $1 AND rows > 0
+          AND NOT EXISTS (SELECT 1 FROM lifecycle.partition_units u WHERE u.run_id = c.run_id AND u.chunk_seq = c.seq)
+        ORDER BY seq LIMIT 1`,
+      [result.summary?.runId],
+    );
+    const last = units[units.length - 1] as { started: number; finished: number };
+    expect(firstChunks).toHaveLength(1);
+    expect((firstChunks[0]?.begun ?? 0) - last.finished).toBeGreaterThanOrEqual(
+      10 * (last.finished - last.started) - 2,
+    );
   });
   it('a rest between units the step has no time for is the Pause state’s, as after a chunk', async ({
     services,

@@ -38,6 +38,8 @@ export interface PartitionRetentionResult extends Totals {
   readonly complete: boolean;
   /** Not complete: pacing's rest before the next unit, left to the Pause state (s). */
   readonly restSeconds?: number;
+  /** Complete: pacing's rest owed after the step's last unit, before its first chunk (ms; 0 when none ran). */
+  readonly restMs?: number;
 }
 
 export interface PartitionRetentionContext {
@@ -85,11 +87,12 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
   const leftToChunks = await driver.units.chunkedPartitions(state.runId);
   let lastUnitMs = 0;
   let started = 0;
+  const owedRest = () => restAfter(state.chunking.sleepCoefficient, lastUnitMs);
   for (const decision of decidePartitions(partitions, state.cutoff, prepared.target.timeColumn.kind)) {
     if (decision.action !== 'retire' || leftToChunks.has(decision.partition.oid)) continue;
     if (started > 0) {
       // Pacing rests between units as between chunks: an archive unit reads its whole partition at once.
-      const restMs = restAfter(state.chunking.sleepCoefficient, lastUnitMs);
+      const restMs = owedRest();
       if (!restsInStep(restMs, deps.remainingMs(), lastUnitMs))
         return { ...totals, complete: false, restSeconds: restSecondsForPause(restMs) };
       if (restMs > 0) await rest(restMs);
@@ -115,9 +118,10 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
     }
     lastUnitMs = performance.now() - unitStarted;
     addTotals(totals, outcome);
-    if (outcome.outOfTime) return { ...totals, complete: false };
+    if (outcome.outOfTime)
+      return { ...totals, complete: false, restSeconds: restSecondsForPause(owedRest()) };
   }
-  return { ...totals, complete: true };
+  return { ...totals, complete: true, restMs: owedRest() };
 }
 
 /** Adds what a unit (or the partition units of a step) did to running totals. */
