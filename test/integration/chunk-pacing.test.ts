@@ -284,7 +284,8 @@ describe('chunk pacing (sleepCoefficient)', () => {
   it('a rest between units the step has no time for is the Pause state’s, as after a chunk', async ({
     services,
   }) => {
-    // Prepare: a 1.1 s step budget never leaves room for a unit's rest (twice the unit, 1 s and the rest).
+    // Prepare: a 1 s step budget never leaves room for a unit's rest (it needs 1 s left, twice the unit and the
+    // rest), however fast the units are.
     const { db } = services;
     await seedPartitioned(db.pool, 'paced_months_pause', {
       first: '2026-05-01',
@@ -306,7 +307,7 @@ describe('chunk pacing (sleepCoefficient)', () => {
     // Act: the Pause state's own wait (no pauseMs override).
     const result = await services.runPolicy(config, 'paced-months-pause', {
       pauseMs: undefined,
-      chunkBudgetMs: 1_100,
+      chunkBudgetMs: 1_000,
     });
 
     // Assess: May, June and July went as units, one per step, a whole-second Pause between them.
