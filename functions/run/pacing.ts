@@ -25,7 +25,3 @@ export function restsInStep(restMs: number, remainingMs: number, lastWorkMs: num
 export function restSecondsForPause(restMs: number): number {
   return Math.ceil(restMs / 1000);
 }
-
-export function rest(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -5,6 +5,7 @@
  * cursor; between steps no transaction or connection is held (the state machine waits).
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { leaseTtlSeconds } from '../../lib/contracts/lease.ts';
 import { MAX_EXECUTION_AGE_MS, type RunState } from '../../lib/contracts/payloads.ts';
@@ -29,7 +30,7 @@ import { beginBoundedTransaction } from '../adapters/transactions.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
 import { classifyDatabaseError, InvalidPayloadError, LeaseLostError } from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
-import { rest, restAfter, restSecondsForPause, restsInStep } from './pacing.ts';
+import { restAfter, restSecondsForPause, restsInStep } from './pacing.ts';
 import { addTotals, retirePartitions } from './partitions/driver.ts';
 import { parseRunState } from './payloads.ts';
 
@@ -45,7 +46,7 @@ async function waitForUnits(side: pg.Client, runId: string, deps: StepDependenci
   for (;;) {
     if (!(await unitsPending(side, runId))) return true;
     if (performance.now() + UNITS_POLL_MS > until) return false;
-    await new Promise((resolve) => setTimeout(resolve, UNITS_POLL_MS));
+    await sleep(UNITS_POLL_MS);
   }
 }
 
@@ -315,7 +316,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
               attempt,
               backoffMs,
             });
-            await new Promise((resolve) => setTimeout(resolve, backoffMs));
+            await sleep(backoffMs);
             continue;
           }
           throw error;
@@ -356,7 +357,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
       if (owed > 0) {
         if (!restsInStep(owed, deps.remainingMs(), 0))
           return await endStep({ cursor, batchRows, done, totals }, undefined, restSecondsForPause(owed));
-        await rest(owed);
+        await sleep(owed);
       }
     }
     let turn = 0;
@@ -514,7 +515,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
         restSeconds = restSecondsForPause(restMs);
         break;
       }
-      if (restMs > 0) await rest(restMs);
+      if (restMs > 0) await sleep(restMs);
       lagged = await replicaLagging();
       if (lagged !== undefined) break;
       // Without a take that was the transaction, the size learnt from this whole chunk.

@@ -24,6 +24,7 @@ import { localDependencies } from '../../functions/local-runner/local-dependenci
 import { type LocalRunResult, runPolicyLocally } from '../../functions/local-runner/local-runner.ts';
 import type { AslDefinition } from '../../functions/local-runner/synthesize.ts';
 import type { StepDependencies } from '../../functions/run/dependencies.ts';
+import { ChunkingOverridesSchema } from '../../lib/contracts/chunking.ts';
 import { type LifecycleConfig, LifecycleConfigSchema } from '../../lib/contracts/config.ts';
 import { machineBusySeconds, postmasterOf, sampleCpu } from './cpu.ts';
 import { EVENTS_TABLE, fillEvents } from './dataset.ts';
@@ -45,7 +46,7 @@ import {
   samplerFigures,
 } from './impact-stats.ts';
 import { startWorkload, type WorkloadResult } from './impact-workload.ts';
-import { choice, commandLine, positiveInt, progressLine } from './options.ts';
+import { choice, commandLine, positiveInt, progressLine, UsageError } from './options.ts';
 import { type BenchServices, startBenchServices } from './services.ts';
 import { median, round } from './stats.ts';
 import { synthesizeInChild } from './synth-child.ts';
@@ -103,13 +104,15 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-/** `--sleep-coef`: a number from 0 to 10, as the config's `chunking.sleepCoefficient` takes. */
+/** `--sleep-coef`: checked by the config's own `chunking.sleepCoefficient` schema. @throws UsageError */
 function sleepCoefficientOption(value: string | undefined): number {
   if (value === undefined) return 0;
-  const coefficient = Number(value);
-  if (value.trim() === '' || !Number.isFinite(coefficient) || coefficient < 0 || coefficient > 10)
-    throw new Error(`--sleep-coef must be a number from 0 to 10, got ${JSON.stringify(value)}`);
-  return coefficient;
+  const parsed = ChunkingOverridesSchema.shape.sleepCoefficient.safeParse(
+    value.trim() === '' ? Number.NaN : Number(value),
+  );
+  if (!parsed.success || parsed.data === undefined)
+    throw new UsageError(`--sleep-coef ${parsed.error?.issues[0]?.message ?? 'is required'}, got "${value}"`);
+  return parsed.data;
 }
 
 interface Context {

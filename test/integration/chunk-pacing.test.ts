@@ -3,6 +3,7 @@
  * the real handlers: after each chunk the run rests that many times the chunk's own time, with no chunk
  * transaction open — in the Chunk step while it has time, else in the Pause state — and still moves every row.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { ledgerObjects, readArchivedRows, testConfig } from '../support/archive.ts';
@@ -11,8 +12,6 @@ import { partitionsOf, runPartitionedTablePolicy, seedPartitioned } from '../sup
 import { capturingLogger } from '../support/subject-archives.ts';
 
 type Policy = LifecycleConfigInput['policies'][number];
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Each chunk's transaction lasts at least this long (a hook before its ledger rows), so rests are measurable. */
 const CHUNK_FLOOR_MS = 30;

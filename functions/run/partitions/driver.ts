@@ -5,6 +5,7 @@
  * exists), then in one transaction locks, checks, records and drops (or keeps) it. A unit an interrupted
  * step started is finished first, by the strategy of the action that started it.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { parseQualifiedName, quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import { leaseTtlSeconds } from '../../../lib/contracts/lease.ts';
@@ -21,7 +22,7 @@ import { beginBoundedTransaction } from '../../adapters/transactions.ts';
 import { CatalogError } from '../../core/errors.ts';
 import { decidePartitions, describeBoundValue, type PartitionInfo } from '../../core/partitions.ts';
 import type { StepDependencies } from '../dependencies.ts';
-import { rest, restAfter, restSecondsForPause, restsInStep } from '../pacing.ts';
+import { restAfter, restSecondsForPause, restsInStep } from '../pacing.ts';
 import type { PreparedTarget } from '../prepare-target.ts';
 import { partitionRetentionBlocker } from './eligibility.ts';
 import {
@@ -95,7 +96,7 @@ export async function retirePartitions(ctx: PartitionRetentionContext): Promise<
       const restMs = owedRest();
       if (!restsInStep(restMs, deps.remainingMs(), lastUnitMs))
         return { ...totals, complete: false, restSeconds: restSecondsForPause(restMs) };
-      if (restMs > 0) await rest(restMs);
+      if (restMs > 0) await sleep(restMs);
     }
     started++;
     const unitStarted = performance.now();
