@@ -9,7 +9,7 @@ import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { ledgerObjects, readArchivedRows, testConfig } from '../support/archive.ts';
 import { beforeEach, describe, expect, it, NOW } from '../support/fixture.ts';
 import { partitionsOf, runPartitionedTablePolicy, seedPartitioned } from '../support/partitioned.ts';
-import { capturingLogger } from '../support/subject-archives.ts';
+import { capturingLogger, committedChunkLines } from '../support/subject-archives.ts';
 
 type Policy = LifecycleConfigInput['policies'][number];
 
@@ -155,9 +155,7 @@ describe('chunk pacing (sleepCoefficient)', () => {
     );
     expect(inRests.length).toBeGreaterThanOrEqual(4);
     expect(inRests.filter((sample) => sample.held > 0)).toEqual([]);
-    const committed = log.lines
-      .map((line) => JSON.parse(line) as { message: string; durationMs?: number; sleepMs?: number })
-      .filter((line) => line.message === 'chunk committed');
+    const committed = committedChunkLines(log.lines);
     expect(committed).toHaveLength(5);
     for (const line of committed) expect(line.sleepMs).toBeGreaterThanOrEqual(3 * (line.durationMs ?? 0));
   });

@@ -116,12 +116,21 @@ export function capturingLogger(): StepLogger & { readonly lines: string[] } {
   return { lines, info: keep, warn: keep, error: keep };
 }
 
+/** The `chunk committed` lines of a captured run log, with the fields the tests read. */
+export function committedChunkLines(
+  lines: readonly string[],
+): Array<{ durationMs?: number; selection?: string; sleepMs?: number }> {
+  return lines
+    .map(
+      (line) =>
+        JSON.parse(line) as { message: string; durationMs?: number; selection?: string; sleepMs?: number },
+    )
+    .filter((line) => line.message === 'chunk committed');
+}
+
 /** The `selection` of every chunk a captured run log reports ('window', 'keyset', 'skip-locked'). */
 export function chunkSelections(lines: readonly string[]): string[] {
-  return lines
-    .map((line) => JSON.parse(line) as { message: string; selection?: string })
-    .filter((line) => line.message === 'chunk committed')
-    .map((line) => String(line.selection));
+  return committedChunkLines(lines).map((line) => String(line.selection));
 }
 
 /** A request of the `gdpr` policy by id. */
