@@ -47,3 +47,16 @@ export function rowTextSize(row: ReadonlyArray<string | null>): number {
   for (const value of row) if (value !== null) size += value.length;
   return size;
 }
+
+/**
+ * Time (ms) a chunk's main statement may still take when the action holds its transaction to
+ * `targetTransactionMs` (purge): the target less what the transaction has spent and a reserve for the ledger
+ * rows and COMMIT after it (a tenth of the target, at least 10 ms), at least 1 ms. Undefined for a chunk
+ * already at `minRows`: the smallest chunk runs whatever it costs (a table whose rows each cost more than
+ * the target, say through ON DELETE triggers, must still be purged), bounded by `statementTimeoutMs` only.
+ */
+export function statementBudgetMs(chunking: Chunking, limit: number, elapsedMs: number): number | undefined {
+  if (limit <= chunking.minRows) return undefined;
+  const reserveMs = Math.max(10, Math.round(chunking.targetTransactionMs / 10));
+  return Math.max(1, Math.floor(chunking.targetTransactionMs - elapsedMs - reserveMs));
+}

@@ -50,6 +50,16 @@ export class TransientDatabaseError extends LifecycleError {
   override readonly name = 'TransientDatabaseError';
 }
 
+/**
+ * A chunk's statement ran past the time its transaction had left of `targetTransactionMs` (the statement
+ * timeout the action set from core/batch-size.ts statementBudgetMs fired). The chunk loop rolls the chunk
+ * back and takes it again at half the rows, at once: sizing from the last chunks said it would fit, the
+ * server is slower now. `cause` is the server's statement-timeout error.
+ */
+export class TransactionBudgetError extends LifecycleError {
+  override readonly name = 'TransactionBudgetError';
+}
+
 /** S3 throttling, 5xx, network errors, or an uploaded object that failed verification: try again. */
 export class TransientStorageError extends LifecycleError {
   override readonly name = 'TransientStorageError';

@@ -28,7 +28,12 @@ import { readReplicaLagSeconds } from '../adapters/replication.ts';
 import { takeStepSlot } from '../adapters/step-slots.ts';
 import { beginBoundedTransaction } from '../adapters/transactions.ts';
 import { capByBytes, nextBatchRows, shrinkAfterTimeout } from '../core/batch-size.ts';
-import { classifyDatabaseError, InvalidPayloadError, LeaseLostError } from '../core/errors.ts';
+import {
+  classifyDatabaseError,
+  InvalidPayloadError,
+  LeaseLostError,
+  TransactionBudgetError,
+} from '../core/errors.ts';
 import type { StepDependencies } from './dependencies.ts';
 import { restAfter, restSecondsForPause, restsInStep } from './pacing.ts';
 import { addTotals, retirePartitions } from './partitions/driver.ts';
@@ -294,7 +299,7 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           ...prepared,
         };
       }
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0; ; ) {
         await heartbeat();
         const startedAt = performance.now();
         const chunkInput = inputFor(cursor, limit, sent);
@@ -302,13 +307,26 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
           await beginBoundedTransaction(client, chunking);
           const taken = await chunkAction.take(client, chunkInput, prepared?.ready);
           return { client, startedAt, preparedAt, limit, input: chunkInput, taken } satisfies InFlight;
-        } catch (error) {
+        } catch (thrown) {
           await client.query('ROLLBACK').catch(() => undefined);
+          if (thrown instanceof TransactionBudgetError && limit > chunking.minRows) {
+            // Over the transaction's budget: half the rows, at once and uncounted (halving ends at minRows,
+            // where the action sets no budget). No backoff: nothing was in the way, the chunk was too big.
+            limit = shrinkAfterTimeout(limit, chunking);
+            deps.log.warn('chunk over its transaction budget, rolled back; retrying smaller', {
+              runId: state.runId,
+              targetTransactionMs: chunking.targetTransactionMs,
+              limit,
+            });
+            continue;
+          }
+          // A budget error that cannot shrink further is the statement timeout it wraps.
+          const error = thrown instanceof TransactionBudgetError ? thrown.cause : thrown;
           const code = (error as { code?: string }).code;
-          if ((code === '57014' || code === '55P03') && attempt < MAX_LOCAL_RETRIES) {
+          if ((code === '57014' || code === '55P03') && attempt++ < MAX_LOCAL_RETRIES) {
             // Statement timeout: too big for the server right now. Lock timeout: a DDL lock; wait a bit.
             if (code === '57014') limit = shrinkAfterTimeout(limit, chunking);
-            const backoffMs = (deps.chunkRetryBackoffMs ?? DEFAULT_CHUNK_RETRY_BACKOFF_MS) * (attempt + 1);
+            const backoffMs = (deps.chunkRetryBackoffMs ?? DEFAULT_CHUNK_RETRY_BACKOFF_MS) * attempt;
             deps.log.warn('chunk rolled back, retrying', {
               runId: state.runId,
               sqlstate: code,

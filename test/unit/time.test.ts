@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { capByBytes, nextBatchRows } from '../../functions/core/batch-size.ts';
+import { capByBytes, nextBatchRows, statementBudgetMs } from '../../functions/core/batch-size.ts';
 import { computeCutoff } from '../../functions/core/cutoff.ts';
 import { ChunkingSchema } from '../../lib/contracts/config.ts';
 import { parseIsoDuration, subtractDuration } from '../../lib/contracts/iso-duration.ts';
@@ -52,6 +52,18 @@ describe('adaptive batch size', () => {
     expect(nextBatchRows(30_000, 10, 30_000, chunking)).toBe(40_000);
     expect(nextBatchRows(150, 60_000, 150, chunking)).toBe(100);
     expect(nextBatchRows(10_000, 5, 12, chunking)).toBe(10_000);
+  });
+
+  it("gives a chunk's statement what its transaction has left of the target, less a tenth for ledger and COMMIT", () => {
+    expect(statementBudgetMs(chunking, 10_000, 0)).toBe(900);
+    expect(statementBudgetMs(chunking, 10_000, 250.4)).toBe(649);
+    // Never 0 (statement_timeout 0 would mean no limit): a transaction already past its budget gets 1 ms.
+    expect(statementBudgetMs(chunking, 10_000, 2_000)).toBe(1);
+    // The reserve is at least 10 ms.
+    expect(statementBudgetMs(ChunkingSchema.parse({ targetTransactionMs: 50 }), 10_000, 0)).toBe(40);
+    // A chunk at minRows runs whatever it costs (bounded by statementTimeoutMs alone).
+    expect(statementBudgetMs(chunking, 100, 0)).toBeUndefined();
+    expect(statementBudgetMs(chunking, 101, 0)).toBe(900);
   });
 });
 

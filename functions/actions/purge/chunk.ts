@@ -9,6 +9,11 @@
  * holds, the window is deleted again with FOR UPDATE SKIP LOCKED (the held rows stay for the next run), and
  * the next windows go straight to SKIP LOCKED for a while.
  *
+ * Every transaction stays within `targetTransactionMs`: sizing from the last chunks aims at 0.7 of it, and each
+ * DELETE runs with a statement timeout of what the transaction has left (core/batch-size.ts statementBudgetMs),
+ * so a window the server has grown slower for is rolled back and taken again at half the rows
+ * (TransactionBudgetError) instead of holding its locks and its snapshot longer than the target.
+ *
  * Cursors: `[end]` after a window (every row before `end` is done), or the keyset `[time, key…]` inside a
  * run of rows that share one time value and outnumber a chunk (then keyset chunks, ordered and locked,
  * take them; see buildPurgeChunkStatement).
@@ -16,12 +21,13 @@
 
 import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
 import { type Queryable, withLocalTimeout } from '../../adapters/transactions.ts';
+import { statementBudgetMs } from '../../core/batch-size.ts';
 import {
   buildPurgeChunkStatement,
   buildPurgeWindowStatements,
   type WindowStart,
 } from '../../core/chunk-sql.ts';
-import { ForeignKeyError, InvalidPayloadError } from '../../core/errors.ts';
+import { ForeignKeyError, InvalidPayloadError, TransactionBudgetError } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
 import {
   type ChunkAction,
@@ -38,6 +44,8 @@ import { softDeleteChunk } from './soft-delete.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
+/** SQLSTATE query_canceled: here, the statement timeout set from the transaction's budget. */
+const STATEMENT_TIMEOUT = '57014';
 
 interface Start {
   readonly kind: WindowStart;
@@ -83,6 +91,7 @@ export class PurgeAction implements ChunkAction {
   }
 
   private async takeChunk(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
+    const began = performance.now();
     let start: Start = { kind: 'first' };
     const cursor = input.cursor;
     if (cursor?.kind === 'window') {
@@ -90,7 +99,7 @@ export class PurgeAction implements ChunkAction {
     } else if (cursor?.kind === 'keyset') {
       // Inside a run of rows sharing one time value: go on after the cursor's key, then past that time.
       const time = cursor.values[0] as string;
-      const taken = await this.takeSameTime(tx, input, time, cursor.values);
+      const taken = await this.takeSameTime(tx, input, time, cursor.values, began);
       if (taken) return taken;
       start = { kind: 'after', time };
     } else if (cursor !== null) {
@@ -115,16 +124,18 @@ export class PurgeAction implements ChunkAction {
       if (firstTime === null || end === null) return undefined;
       if (bound === firstTime) {
         // More eligible rows share this time value than one chunk takes: keyset chunks through them.
-        const taken = await this.takeSameTime(tx, input, firstTime, null);
+        const taken = await this.takeSameTime(tx, input, firstTime, null, began);
         if (taken) return taken;
         start = { kind: 'after', time: firstTime };
         continue;
       }
-      const { rows, selection } = await this.removeWindow(tx, input, statements, [
-        input.cutoff,
-        end,
-        ...startParams,
-      ]);
+      const { rows, selection } = await this.removeWindow(
+        tx,
+        input,
+        statements,
+        [input.cutoff, end, ...startParams],
+        began,
+      );
       if (rows > 0) {
         // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
         const lastRow = last[0] === null || last[0] === undefined ? first : last;
@@ -141,24 +152,25 @@ export class PurgeAction implements ChunkAction {
     input: ChunkInput,
     statements: ReturnType<typeof buildPurgeWindowStatements>,
     params: Array<string | undefined>,
+    began: number,
   ): Promise<{ rows: number; selection: ChunkSelection }> {
     const skippingLocked = async () => {
-      const { rows } = await tx.query<Row>({
-        text: statements.removeSkippingLocked,
-        values: params,
-        rowMode: 'array',
-      });
+      const { rows } = await withinBudget(tx, input, began, () =>
+        tx.query<Row>({ text: statements.removeSkippingLocked, values: params, rowMode: 'array' }),
+      );
       return { rows: Number(rows[0]?.[0] ?? 0), selection: 'skip-locked' as const };
     };
     if (this.skipLockedWindowsLeft > 0) {
       this.skipLockedWindowsLeft--;
       return skippingLocked();
     }
-    const plain = await withLocalTimeout(
-      tx,
-      'purge_window',
-      { setting: 'lock_timeout', ms: OPTIMISTIC_LOCK_WAIT_MS, restoreMs: input.chunking.lockTimeoutMs },
-      () => tx.query({ text: statements.remove, values: params }),
+    const plain = await withinBudget(tx, input, began, () =>
+      withLocalTimeout(
+        tx,
+        'purge_window',
+        { setting: 'lock_timeout', ms: OPTIMISTIC_LOCK_WAIT_MS, restoreMs: input.chunking.lockTimeoutMs },
+        () => tx.query({ text: statements.remove, values: params }),
+      ),
     );
     if (plain.done) return { rows: plain.value.rowCount ?? 0, selection: 'window' };
     this.skipLockedWindowsLeft = SKIP_LOCKED_CHUNKS_AFTER_CONFLICT;
@@ -174,13 +186,16 @@ export class PurgeAction implements ChunkAction {
     input: ChunkInput,
     time: string,
     cursor: ReadonlyArray<string | null> | null,
+    began: number,
   ): Promise<TakenChunk | undefined> {
     const statement = buildPurgeChunkStatement(targetOf(input).target, cursor !== null, { atTime: true });
-    const { rows } = await tx.query<Row>({
-      text: statement.text,
-      values: [input.cutoff, input.limit, ...(cursor ?? []), time],
-      rowMode: 'array',
-    });
+    const { rows } = await withinBudget(tx, input, began, () =>
+      tx.query<Row>({
+        text: statement.text,
+        values: [input.cutoff, input.limit, ...(cursor ?? []), time],
+        rowMode: 'array',
+      }),
+    );
     const summary = rows[0];
     if (!summary || Number(summary[0]) === 0) return undefined;
     const first = summary.slice(1, 1 + statement.terms);
@@ -189,4 +204,34 @@ export class PurgeAction implements ChunkAction {
     // Always with SKIP LOCKED: an ordered slice of one instant's rows, as the archive's keyset slices.
     return { ...ends, rows: Number(summary[0]), selection: 'keyset' };
   }
+}
+
+/**
+ * Runs a chunk's DELETE with the statement timeout set to what its transaction (begun at `began`) has left of
+ * `targetTransactionMs`, then back to the policy's `statementTimeoutMs` for the ledger rows and COMMIT. The
+ * timeout expiring becomes TransactionBudgetError (the chunk loop takes the chunk again, smaller).
+ */
+async function withinBudget<T>(
+  tx: Queryable,
+  input: ChunkInput,
+  began: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  const budgetMs = statementBudgetMs(input.chunking, input.limit, performance.now() - began);
+  if (budgetMs === undefined) return work();
+  const setTimeoutTo = (ms: number) =>
+    tx.query(`SELECT set_config('statement_timeout', $1, true)`, [`${ms}ms`]);
+  await setTimeoutTo(budgetMs);
+  let value: T;
+  try {
+    value = await work();
+  } catch (error) {
+    if ((error as { code?: string }).code !== STATEMENT_TIMEOUT) throw error;
+    throw new TransactionBudgetError(
+      `a purge chunk of ${input.limit} rows ran past the ${budgetMs} ms left of its ${input.chunking.targetTransactionMs} ms transaction`,
+      { policy: input.policy.name, sqlstate: STATEMENT_TIMEOUT, cause: error },
+    );
+  }
+  await setTimeoutTo(input.chunking.statementTimeoutMs);
+  return value;
 }
