@@ -56,13 +56,15 @@ export interface TakenChunk {
   readonly maxKey: ReadonlyArray<string | null> | null;
   /**
    * How the chunk's statement chose its rows, where the action has more than one way (archive, purge; logged with
-   * the chunk): 'window' (a time range), 'keyset' (an ordered slice, e.g. through a run of equal times) or
+   * the chunk): 'window' (a time range), 'predicted-window' (a purge's time range whose end was predicted from
+   * the last window's rows per second, without the probe that counts its rows), 'keyset' (an ordered slice,
+   * e.g. through a run of equal times) or
    * 'skip-locked' (rows other sessions hold passed over, after one got in the way).
    */
   readonly selection?: ChunkSelection;
 }
 
-export type ChunkSelection = 'window' | 'keyset' | 'skip-locked';
+export type ChunkSelection = 'window' | 'predicted-window' | 'keyset' | 'skip-locked';
 
 /** The non-database work's result, recorded in the ledger in the chunk's transaction. */
 export interface CompletedChunk {

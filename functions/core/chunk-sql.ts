@@ -390,9 +390,16 @@ export interface PurgeWindowStatements {
   /**
    * Params: $1 cutoff, $2 rows per window, $3 start (unless 'first'). One row: [bound (the (limit+1)-th
    * eligible row's time, or null), end (bound, else the cutoff as the column's kind), first row's order
-   * values…, last row's (before end) order values…]; all text, first/last null when nothing is eligible.
+   * values…, last row's (before end) order values…, span (end − first row's time in seconds, null for a
+   * `date` column or an infinite time)]; all text, first/last null when nothing is eligible.
    */
   readonly probe: string;
+  /**
+   * The window without the probe's scan of its rows: its end is the first eligible row's time plus $2 seconds
+   * (text of a float8; 'timestamp'/'timestamptz' columns only). Params and row as `probe`'s; bound is null
+   * when the first row's time is infinite (no end can be predicted from it: probe that window instead).
+   */
+  readonly predicted: string;
   /** Params: $1 cutoff, $2 end, $3 start (unless 'first'). Plain DELETE: the command's row count. */
   readonly remove: string;
   /** The same window with FOR UPDATE SKIP LOCKED (rows other sessions hold are left). One row: [count]. */
@@ -412,24 +419,38 @@ export function buildPurgeWindowStatements(target: ChunkTarget, start: WindowSta
   const lower = start === 'first' ? '' : `\n    AND ${time} ${start === 'at' ? '>=' : '>'} $3::${kind}`;
   const selectTerms = (prefix: string) =>
     qualified.map((q, i) => `${q}::text AS ${prefix}${i + 1}`).join(', ');
+  const outputTerms = (alias: string, prefix: string) =>
+    terms.map((_, i) => `${alias}.${prefix}${i + 1}`).join(', ');
+  const end = `coalesce(${BOUND_ALIAS}.t, ${cutoffValue(target)})`;
+  const span =
+    kind === 'date'
+      ? 'NULL::text'
+      : `CASE WHEN isfinite(first_row.first_time) AND isfinite(${end})
+              THEN extract(epoch FROM ${end} - first_row.first_time)::text END`;
   // MATERIALIZED: the bound is read three times; inlined, its OFFSET scan would run three times.
-  const probe = `WITH ${BOUND_ALIAS} AS MATERIALIZED (
-  SELECT (SELECT ${time} FROM ${table}
-           WHERE ${eligible}${lower}
-           ORDER BY ${table}.${time} OFFSET $2 LIMIT 1) AS t
+  const windowStatement = (bound: string) => `WITH ${BOUND_ALIAS} AS MATERIALIZED (
+  SELECT ${bound} AS t
 )
-SELECT ${BOUND_ALIAS}.t::text AS bound, coalesce(${BOUND_ALIAS}.t, ${cutoffValue(target)})::text AS window_end,
-       first_row.*, last_row.*
+SELECT ${BOUND_ALIAS}.t::text AS bound, ${end}::text AS window_end,
+       ${outputTerms('first_row', 'f')}, ${outputTerms('last_row', 'l')}, ${span} AS span_seconds
   FROM ${BOUND_ALIAS}
   LEFT JOIN LATERAL (
-    SELECT ${selectTerms('f')} FROM ${table}
+    SELECT ${selectTerms('f')}, ${table}.${time} AS first_time FROM ${table}
      WHERE ${eligible}${lower}
      ORDER BY ${qualified.join(', ')} LIMIT 1) AS first_row ON true
   LEFT JOIN LATERAL (
     SELECT ${selectTerms('l')} FROM ${table}
      WHERE ${eligible}${lower}
-       AND ${time} < coalesce(${BOUND_ALIAS}.t, ${cutoffValue(target)})
+       AND ${time} < ${end}
      ORDER BY ${qualified.map((q) => `${q} DESC`).join(', ')} LIMIT 1) AS last_row ON true`;
+  const probe = windowStatement(`(SELECT ${time} FROM ${table}
+           WHERE ${eligible}${lower}
+           ORDER BY ${table}.${time} OFFSET $2 LIMIT 1)`);
+  const predicted = windowStatement(`(SELECT CASE WHEN isfinite(${BOUND_ALIAS}_first.t)
+                  THEN ${BOUND_ALIAS}_first.t + make_interval(secs => $2::float8) END
+             FROM (SELECT ${time} AS t FROM ${table}
+                    WHERE ${eligible}${lower}
+                    ORDER BY ${table}.${time} LIMIT 1) AS ${BOUND_ALIAS}_first)`);
   const window = `${eligible}\n    AND ${time} < $2::${kind}${lower}`;
   const remove = `DELETE FROM ${table}\n  WHERE ${window}`;
   const locked = `SELECT ${target.partitioned ? 'tableoid AS lock_oid, ' : ''}ctid AS lock_tid FROM ${table}
@@ -448,7 +469,7 @@ ${
   RETURNING 1
 )
 SELECT count(*)::text AS n FROM deleted`;
-  return { probe, remove, removeSkippingLocked, terms: terms.length };
+  return { probe, predicted, remove, removeSkippingLocked, terms: terms.length };
 }
 
 /** One row: [count, first row's order values…, last row's order values…]; no row when nothing was deleted. */

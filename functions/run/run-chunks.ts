@@ -320,9 +320,11 @@ export async function runChunks(deps: StepDependencies, input: unknown): Promise
             });
             continue;
           }
-          // A budget error that cannot shrink further is the statement timeout it wraps.
-          const error = thrown instanceof TransactionBudgetError ? thrown.cause : thrown;
-          const code = (error as { code?: string }).code;
+          // At minRows a budget error is retried as a statement timeout is (counted, with backoff); one that is
+          // still there after that leaves as the statement timeout it wraps, when it wraps one.
+          const overBudget = thrown instanceof TransactionBudgetError;
+          const error = overBudget ? (thrown.cause ?? thrown) : thrown;
+          const code = overBudget ? '57014' : (error as { code?: string }).code;
           if ((code === '57014' || code === '55P03') && attempt++ < MAX_LOCAL_RETRIES) {
             // Statement timeout: too big for the server right now. Lock timeout: a DDL lock; wait a bit.
             if (code === '57014') limit = shrinkAfterTimeout(limit, chunking);

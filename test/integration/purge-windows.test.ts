@@ -324,9 +324,9 @@ describe('purge windows', () => {
     expect(result.summary?.rows).toBe(2998);
     const left = await db.pool.query<{ id: number }>(`SELECT id FROM public.sessions ORDER BY id`);
     expect(left.rows.map((r) => r.id)).toEqual([250, 1700]);
-    // The log says how: keyset slices through the 500 rows of one instant, then windows, turned to SKIP LOCKED
-    // at the held row.
+    // The log says how: keyset slices through the 500 rows of one instant, then windows (probed, then predicted
+    // from the last one's rows per second), turned to SKIP LOCKED at the held row.
     const selections = chunkSelections(log.lines);
-    expect(new Set(selections)).toEqual(new Set(['keyset', 'window', 'skip-locked']));
+    expect(new Set(selections)).toEqual(new Set(['keyset', 'window', 'predicted-window', 'skip-locked']));
   }, 20_000);
 });

@@ -25,6 +25,7 @@ import { statementBudgetMs } from '../../core/batch-size.ts';
 import {
   buildPurgeChunkStatement,
   buildPurgeWindowStatements,
+  type PurgeWindowStatements,
   type WindowStart,
 } from '../../core/chunk-sql.ts';
 import { ForeignKeyError, InvalidPayloadError, TransactionBudgetError } from '../../core/errors.ts';
@@ -44,6 +45,10 @@ import { softDeleteChunk } from './soft-delete.ts';
 
 /** SQLSTATE foreign_key_violation: a row still referenced by a NO ACTION / RESTRICT foreign key. */
 const FOREIGN_KEY_VIOLATION = '23503';
+/** A predicted window with at least this share of `limit` rows sizes the next chunk as a full one. */
+const PREDICTED_FULL = 0.95;
+/** Longest predicted window (s), about 31 years: a longer one could overflow the time type. */
+const MAX_PREDICTED_SPAN_SECONDS = 1e9;
 /** SQLSTATE query_canceled: here, the statement timeout set from the transaction's budget. */
 const STATEMENT_TIMEOUT = '57014';
 
@@ -63,6 +68,10 @@ export class PurgeAction implements ChunkAction {
    */
   readonly targetHeadroom = 0.7;
   private skipLockedWindowsLeft = 0;
+  /** Eligible rows per second of time in the last window (what a predicted window's span is sized from). */
+  private rowsPerSecond: number | undefined;
+  /** Off once a predicted window went wrong in this step (each Chunk step has its own action). */
+  private predicting = true;
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
     if ((input.policy as PurgePolicy).softDelete) return softDeleteChunk(tx, input);
@@ -107,21 +116,31 @@ export class PurgeAction implements ChunkAction {
     }
     // Each pass moves `start` strictly forward, so this ends; it loops only past windows whose every row
     // another session holds (or that vanished since the probe).
+    const target = targetOf(input).target;
+    let mayPredict = true;
     for (;;) {
-      const statements = buildPurgeWindowStatements(targetOf(input).target, start.kind);
+      const statements = buildPurgeWindowStatements(target, start.kind);
       const startParams = start.kind === 'first' ? [] : [start.time];
+      const spanSeconds = mayPredict ? this.predictedSpanSeconds(input) : undefined;
+      const predicted = spanSeconds !== undefined;
       const probe = (
         await tx.query<Row>({
-          text: statements.probe,
-          values: [input.cutoff, input.limit, ...startParams],
+          text: predicted ? statements.predicted : statements.probe,
+          values: [input.cutoff, predicted ? String(spanSeconds) : input.limit, ...startParams],
           rowMode: 'array',
         })
       ).rows[0] as Row;
       const [bound = null, end = null] = probe;
       const first = probe.slice(2, 2 + statements.terms);
-      const last = probe.slice(2 + statements.terms);
+      const last = probe.slice(2 + statements.terms, 2 + 2 * statements.terms);
+      const span = probe[2 + 2 * statements.terms] ?? null;
       const firstTime = first[0] ?? null;
       if (firstTime === null || end === null) return undefined;
+      if (predicted && bound === null) {
+        // An infinite first time: no end follows from it. Probe this window.
+        mayPredict = false;
+        continue;
+      }
       if (bound === firstTime) {
         // More eligible rows share this time value than one chunk takes: keyset chunks through them.
         const taken = await this.takeSameTime(tx, input, firstTime, null, began);
@@ -129,20 +148,74 @@ export class PurgeAction implements ChunkAction {
         start = { kind: 'after', time: firstTime };
         continue;
       }
-      const { rows, selection } = await this.removeWindow(
+      const { rows, selection } = await this.removePredictedOrProbed(
         tx,
         input,
         statements,
         [input.cutoff, end, ...startParams],
         began,
+        predicted,
       );
       if (rows > 0) {
+        const spanValue = span === null ? 0 : Number(span);
+        if (spanValue > 0) this.rowsPerSecond = rows / spanValue;
         // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
         const lastRow = last[0] === null || last[0] === undefined ? first : last;
         const ends = summarizeTakenRows([first, lastRow], [...first.keys()]);
-        return { ...ends, rows, cursor: { kind: 'window', end }, selection };
+        return {
+          ...ends,
+          rows,
+          // A predicted window holds the rows of its time span, not `limit` exactly: within PREDICTED_FULL of it,
+          // it sizes the next chunk as a full one would (fewer rows keep the size, as a short last chunk does).
+          ...(predicted && rows >= input.limit * PREDICTED_FULL
+            ? { sizingRows: Math.max(rows, input.limit) }
+            : {}),
+          cursor: { kind: 'window', end },
+          selection: predicted && selection === 'window' ? 'predicted-window' : selection,
+        };
       }
       start = { kind: 'at', time: end };
+    }
+  }
+
+  /**
+   * Seconds of the next window when its end can be predicted: `limit` rows at the last window's rows per
+   * second, for a `timestamp`/`timestamptz` column, unless a predicted window went wrong in this step.
+   */
+  private predictedSpanSeconds(input: ChunkInput): number | undefined {
+    if (!this.predicting || this.rowsPerSecond === undefined) return undefined;
+    if (targetOf(input).target.timeColumn.kind === 'date') return undefined;
+    const seconds = input.limit / this.rowsPerSecond;
+    // Under a millisecond: rows bunch up at single instants (the probe finds runs of equal times); over
+    // MAX_PREDICTED_SPAN_SECONDS a sparse table's window could run past the type's range.
+    if (!(seconds >= 0.001) || seconds > MAX_PREDICTED_SPAN_SECONDS) return undefined;
+    return seconds;
+  }
+
+  /**
+   * The window's DELETE. A predicted window that ran over its budget or held more than `maxRows` (the rows grew
+   * denser than the last window's) turns prediction off for the rest of the step, and the chunk loop takes the
+   * chunk again, smaller: the probe then finds each window's exact end.
+   */
+  private async removePredictedOrProbed(
+    tx: Queryable,
+    input: ChunkInput,
+    statements: PurgeWindowStatements,
+    params: Array<string | undefined>,
+    began: number,
+    predicted: boolean,
+  ): Promise<{ rows: number; selection: ChunkSelection }> {
+    try {
+      const removed = await this.removeWindow(tx, input, statements, params, began);
+      if (predicted && removed.rows > input.chunking.maxRows)
+        throw new TransactionBudgetError(
+          `a predicted purge window held ${removed.rows} rows, over maxRows (${input.chunking.maxRows})`,
+          { policy: input.policy.name },
+        );
+      return removed;
+    } catch (error) {
+      if (predicted && error instanceof TransactionBudgetError) this.predicting = false;
+      throw error;
     }
   }
 
@@ -150,7 +223,7 @@ export class PurgeAction implements ChunkAction {
   private async removeWindow(
     tx: Queryable,
     input: ChunkInput,
-    statements: ReturnType<typeof buildPurgeWindowStatements>,
+    statements: PurgeWindowStatements,
     params: Array<string | undefined>,
     began: number,
   ): Promise<{ rows: number; selection: ChunkSelection }> {

@@ -1,0 +1,135 @@
+/**
+ * Predicted purge windows (functions/actions/purge/chunk.ts): after a probed window, the next window's end is
+ * its first row's time plus `limit` rows at the last window's rows per second, with no scan counting its rows.
+ * On shapes where that guess goes wrong — rows that grow denser, gaps of a year, times at -infinity — every
+ * eligible row must still go, no chunk may hold more than `maxRows`, and the run must not crawl.
+ */
+
+import type pg from 'pg';
+import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
+import { testConfig } from '../support/archive.ts';
+import { beforeEach, describe, expect, it, NOW } from '../support/fixture.ts';
+import { capturingLogger, chunkSelections } from '../support/subject-archives.ts';
+
+type Policy = LifecycleConfigInput['policies'][number];
+
+beforeEach(async ({ database: db }) => {
+  await db.pool.query(`
+    DROP TABLE IF EXISTS public."Sensor Log";
+    CREATE TABLE public."Sensor Log" ("Logged At" timestamptz NOT NULL, reading integer NOT NULL);
+    CREATE INDEX ON public."Sensor Log" ("Logged At");`);
+});
+
+function purgePolicy(chunking: Record<string, number>): Policy {
+  return {
+    name: 'sensor-purge',
+    action: 'purge',
+    table: 'public."Sensor Log"',
+    timeColumn: '"Logged At"',
+    retention: 'P30D',
+    chunking,
+    vacuum: { enabled: false },
+  };
+}
+
+async function chunkRows(pool: pg.Pool, runId: string | undefined): Promise<number[]> {
+  const { rows } = await pool.query<{ rows: number }>(
+    `SELECT rows FROM lifecycle.chunks WHERE run_id = $1 AND rows > 0 ORDER BY seq`,
+    [runId],
+  );
+  return rows.map((r) => r.rows);
+}
+
+/** Rows left older than the 30-day retention, and newer. */
+async function remaining(pool: pg.Pool) {
+  const { rows } = await pool.query<{ old: number; recent: number }>(
+    `SELECT count(*) FILTER (WHERE "Logged At" < $1::timestamptz - interval '30 days')::int AS old,
+            count(*) FILTER (WHERE "Logged At" >= $1::timestamptz - interval '30 days')::int AS recent
+       FROM public."Sensor Log"`,
+    [NOW.toISOString()],
+  );
+  return rows[0];
+}
+
+describe('predicted purge windows', () => {
+  it('predicts windows on evenly spaced rows, and probes again when the rows grow denser than predicted', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: 3 000 rows a minute apart, then 3 000 rows a millisecond apart (a burst), then 1 000 a minute
+    // apart again, all past retention; 100 recent rows.
+    await db.pool.query(
+      `INSERT INTO public."Sensor Log"
+       SELECT $1::timestamptz - interval '200 days' + g * interval '1 minute', 1 FROM generate_series(1, 3000) g
+       UNION ALL
+       SELECT $1::timestamptz - interval '190 days' + g * interval '1 millisecond', 2 FROM generate_series(1, 3000) g
+       UNION ALL
+       SELECT $1::timestamptz - interval '180 days' + g * interval '1 minute', 3 FROM generate_series(1, 1000) g
+       UNION ALL
+       SELECT $1::timestamptz - g * interval '1 hour', 4 FROM generate_series(1, 100) g`,
+      [NOW.toISOString()],
+    );
+    const log = capturingLogger();
+
+    // Act
+    const result = await runPolicy(
+      testConfig([purgePolicy({ initialRows: 100, minRows: 50, maxRows: 400 })]),
+      'sensor-purge',
+      { deps: { log } },
+    );
+
+    // Assess: every old row gone, no chunk over maxRows although a window predicted from the sparse rows spans
+    // the whole burst; that window was rolled back, and probed windows took the burst.
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(7000);
+    expect(await remaining(db.pool)).toEqual({ old: 0, recent: 100 });
+    const sizes = await chunkRows(db.pool, result.summary?.runId);
+    expect(sizes.reduce((sum, n) => sum + n, 0)).toBe(7000);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(400);
+    const selections = chunkSelections(log.lines);
+    expect(selections[0]).toBe('window');
+    expect(selections).toContain('predicted-window');
+    expect(selections.slice(selections.indexOf('predicted-window'))).toContain('window');
+    const overMaxRows = log.lines.filter((line) => line.includes('chunk over its transaction budget'));
+    expect(overMaxRows.length).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+
+  it('crosses a year without rows in one window, and takes a run of -infinity times by keyset', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: 250 rows at -infinity, 1 000 rows a second apart, a year with none, 1 000 more a second apart.
+    await db.pool.query(
+      `INSERT INTO public."Sensor Log"
+       SELECT '-infinity', 0 FROM generate_series(1, 250)
+       UNION ALL
+       SELECT $1::timestamptz - interval '500 days' + g * interval '1 second', 1 FROM generate_series(1, 1000) g
+       UNION ALL
+       SELECT $1::timestamptz - interval '100 days' + g * interval '1 second', 2 FROM generate_series(1, 1000) g
+       UNION ALL
+       SELECT $1::timestamptz - g * interval '1 hour', 3 FROM generate_series(1, 100) g`,
+      [NOW.toISOString()],
+    );
+    const log = capturingLogger();
+
+    // Act
+    const result = await runPolicy(
+      testConfig([purgePolicy({ initialRows: 100, minRows: 100, maxRows: 100 })]),
+      'sensor-purge',
+      { deps: { log } },
+    );
+
+    // Assess: chunks of exactly 100 rows through the -infinity run (keyset) and both seconds-apart stretches:
+    // the predicted window after the gap starts at the first row after it, not where the last window ended.
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.rows).toBe(2250);
+    expect(await remaining(db.pool)).toEqual({ old: 0, recent: 100 });
+    const sizes = await chunkRows(db.pool, result.summary?.runId);
+    expect(sizes.reduce((sum, n) => sum + n, 0)).toBe(2250);
+    expect(sizes.length).toBeLessThanOrEqual(25);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(100);
+    const selections = chunkSelections(log.lines);
+    expect(selections.slice(0, 2)).toEqual(['keyset', 'keyset']);
+    expect(selections.filter((s) => s === 'predicted-window').length).toBeGreaterThanOrEqual(15);
+  }, 30_000);
+});
