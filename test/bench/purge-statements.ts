@@ -17,7 +17,9 @@ const KINDS: ReadonlyArray<readonly [string, RegExp]> = [
   ['lock', /^LOCK TABLE/],
   ['begin_commit', /^(BEGIN|COMMIT|ROLLBACK)$/],
   ['ledger', /lifecycle\./],
-  // The chunked purge's own statements (core/chunk-sql.ts): the window's end found by an index probe, its DELETE.
+  // The chunked purge's own statements (core/chunk-sql.ts): the window's end found by an index probe, or
+  // predicted from the last window's rows per second (its first and last rows looked up), and its DELETE.
+  ['window_predicted', /^WITH pg_lifecycle_bound AS MATERIALIZED[\s\S]*make_interval/],
   ['window_probe', /^WITH pg_lifecycle_bound AS MATERIALIZED/],
   ['window_delete', /^DELETE FROM|^WITH deleted AS/],
   ['vacuum', /^VACUUM/],

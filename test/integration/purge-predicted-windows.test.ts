@@ -114,7 +114,7 @@ describe('predicted purge windows', () => {
 
     // Act
     const result = await runPolicy(
-      testConfig([purgePolicy({ initialRows: 100, minRows: 100, maxRows: 100 })]),
+      testConfig([purgePolicy({ initialRows: 100, minRows: 50, maxRows: 100 })]),
       'sensor-purge',
       { deps: { log } },
     );
@@ -131,5 +131,35 @@ describe('predicted purge windows', () => {
     const selections = chunkSelections(log.lines);
     expect(selections.slice(0, 2)).toEqual(['keyset', 'keyset']);
     expect(selections.filter((s) => s === 'predicted-window').length).toBeGreaterThanOrEqual(15);
+  }, 30_000);
+
+  it('never predicts a window for a chunk at minRows, which no transaction budget would cut short', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: 1 000 rows a second apart, then a burst of 3 000 rows a millisecond apart.
+    await db.pool.query(
+      `INSERT INTO public."Sensor Log"
+       SELECT $1::timestamptz - interval '100 days' + g * interval '1 second', 1 FROM generate_series(1, 1000) g
+       UNION ALL
+       SELECT $1::timestamptz - interval '99 days' + g * interval '1 millisecond', 2 FROM generate_series(1, 3000) g`,
+      [NOW.toISOString()],
+    );
+    const log = capturingLogger();
+
+    // Act: every chunk is at minRows.
+    const result = await runPolicy(
+      testConfig([purgePolicy({ initialRows: 100, minRows: 100, maxRows: 100 })]),
+      'sensor-purge',
+      { deps: { log } },
+    );
+
+    // Assess: probed windows only (a predicted one would have spanned the burst and deleted it whole before its
+    // row count could refuse it), 100 rows each, nothing rolled back.
+    expect(result.failure).toBeUndefined();
+    expect(await remaining(db.pool)).toEqual({ old: 0, recent: 0 });
+    expect(await chunkRows(db.pool, result.summary?.runId)).toEqual(Array.from({ length: 40 }, () => 100));
+    expect(new Set(chunkSelections(log.lines))).toEqual(new Set(['window']));
+    expect(log.lines.filter((line) => line.includes('rolled back'))).toEqual([]);
   }, 30_000);
 });

@@ -180,11 +180,15 @@ export class PurgeAction implements ChunkAction {
 
   /**
    * Seconds of the next window when its end can be predicted: `limit` rows at the last window's rows per
-   * second, for a `timestamp`/`timestamptz` column, unless a predicted window went wrong in this step.
+   * second, for a `timestamp`/`timestamptz` column, above minRows, unless a predicted window went wrong in this
+   * step.
    */
   private predictedSpanSeconds(input: ChunkInput): number | undefined {
     if (!this.predicting || this.rowsPerSecond === undefined) return undefined;
     if (targetOf(input).target.timeColumn.kind === 'date') return undefined;
+    // At minRows no transaction budget cuts a window short (core/batch-size.ts statementBudgetMs): a predicted
+    // one spanning a burst of rows would be deleted whole before its row count could refuse it.
+    if (input.limit <= input.chunking.minRows) return undefined;
     const seconds = input.limit / this.rowsPerSecond;
     // Under a millisecond: rows bunch up at single instants (the probe finds runs of equal times); over
     // MAX_PREDICTED_SPAN_SECONDS a sparse table's window could run past the type's range.
