@@ -23,7 +23,9 @@ export function nextBatchRows(
   // A short final chunk says nothing about the rate; keep the size.
   if (rows < current || elapsedMs <= 0) return current;
   const aimMs = chunking.targetTransactionMs * headroom;
-  const factor = Math.min(2, Math.max(0.5, aimMs / elapsedMs));
+  // More rows than the size (a purge window predicted from the last one's rows per second): the time `current`
+  // rows would have taken.
+  const factor = Math.min(2, Math.max(0.5, aimMs / ((elapsedMs * current) / rows)));
   return Math.min(chunking.maxRows, Math.max(chunking.minRows, Math.round(current * factor)));
 }
 

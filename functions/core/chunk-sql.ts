@@ -390,8 +390,8 @@ export interface PurgeWindowStatements {
   /**
    * Params: $1 cutoff, $2 rows per window, $3 start (unless 'first'). One row: [bound (the (limit+1)-th
    * eligible row's time, or null), end (bound, else the cutoff as the column's kind), first row's order
-   * values…, last row's (before end) order values…, span (end − first row's time in seconds, null for a
-   * `date` column or an infinite time)]; all text, first/last null when nothing is eligible.
+   * values…, last row's (before end) order values…, span (last row's time − first row's, in seconds; null for
+   * a `date` column or an infinite time)]; all text, first/last null when nothing is eligible.
    */
   readonly probe: string;
   /**
@@ -425,8 +425,8 @@ export function buildPurgeWindowStatements(target: ChunkTarget, start: WindowSta
   const span =
     kind === 'date'
       ? 'NULL::text'
-      : `CASE WHEN isfinite(first_row.first_time) AND isfinite(${end})
-              THEN extract(epoch FROM ${end} - first_row.first_time)::text END`;
+      : `CASE WHEN isfinite(first_row.first_time) AND isfinite(last_row.last_time)
+              THEN extract(epoch FROM last_row.last_time - first_row.first_time)::text END`;
   // MATERIALIZED: the bound is read three times; inlined, its OFFSET scan would run three times.
   const windowStatement = (bound: string) => `WITH ${BOUND_ALIAS} AS MATERIALIZED (
   SELECT ${bound} AS t
@@ -439,7 +439,7 @@ SELECT ${BOUND_ALIAS}.t::text AS bound, ${end}::text AS window_end,
      WHERE ${eligible}${lower}
      ORDER BY ${qualified.join(', ')} LIMIT 1) AS first_row ON true
   LEFT JOIN LATERAL (
-    SELECT ${selectTerms('l')} FROM ${table}
+    SELECT ${selectTerms('l')}, ${table}.${time} AS last_time FROM ${table}
      WHERE ${eligible}${lower}
        AND ${time} < ${end}
      ORDER BY ${qualified.map((q) => `${q} DESC`).join(', ')} LIMIT 1) AS last_row ON true`;

@@ -114,23 +114,57 @@ describe('predicted purge windows', () => {
 
     // Act
     const result = await runPolicy(
-      testConfig([purgePolicy({ initialRows: 100, minRows: 50, maxRows: 100 })]),
+      testConfig([purgePolicy({ initialRows: 100, minRows: 50, maxRows: 125 })]),
       'sensor-purge',
       { deps: { log } },
     );
 
-    // Assess: chunks of exactly 100 rows through the -infinity run (keyset) and both seconds-apart stretches:
-    // the predicted window after the gap starts at the first row after it, not where the last window ended.
+    // Assess: the -infinity run in keyset chunks, both seconds-apart stretches in windows of about 100 rows
+    // (predicted ones aim at 0.8 × maxRows): the predicted window after the gap starts at the first row after it,
+    // not where the last window ended (a 100-second window from there would take a year of empty windows).
     expect(result.failure).toBeUndefined();
     expect(result.summary?.rows).toBe(2250);
     expect(await remaining(db.pool)).toEqual({ old: 0, recent: 100 });
     const sizes = await chunkRows(db.pool, result.summary?.runId);
     expect(sizes.reduce((sum, n) => sum + n, 0)).toBe(2250);
-    expect(sizes.length).toBeLessThanOrEqual(25);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(100);
+    expect(sizes.length).toBeLessThanOrEqual(30);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(125);
     const selections = chunkSelections(log.lines);
     expect(selections.slice(0, 2)).toEqual(['keyset', 'keyset']);
     expect(selections.filter((s) => s === 'predicted-window').length).toBeGreaterThanOrEqual(15);
+  }, 30_000);
+
+  it('keeps predicting once chunks reach maxRows on randomly spaced rows: windows aim below maxRows', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: 20 000 rows spaced 0–2 s apart (a fixed pseudo-random spacing), a second apart on average.
+    await db.pool.query(
+      `INSERT INTO public."Sensor Log"
+       SELECT $1::timestamptz - interval '100 days'
+                + sum((abs(hashtext(g::text)) % 2000) / 1000.0) OVER (ORDER BY g) * interval '1 second', 1
+         FROM generate_series(1, 20000) g`,
+      [NOW.toISOString()],
+    );
+    const log = capturingLogger();
+
+    // Act: the first chunk is already at maxRows.
+    const result = await runPolicy(
+      testConfig([purgePolicy({ initialRows: 2000, minRows: 50, maxRows: 2000 })]),
+      'sensor-purge',
+      { deps: { log } },
+    );
+
+    // Assess: a window predicted for maxRows rows would hold more than that about every other time (then rolled
+    // back, and prediction off); aimed at 0.8 × maxRows, none is rolled back and every window after the first is
+    // predicted.
+    expect(result.failure).toBeUndefined();
+    expect(await remaining(db.pool)).toEqual({ old: 0, recent: 0 });
+    expect(Math.max(...(await chunkRows(db.pool, result.summary?.runId)))).toBeLessThanOrEqual(2000);
+    expect(log.lines.filter((line) => line.includes('rolled back'))).toEqual([]);
+    const selections = chunkSelections(log.lines);
+    expect(selections[0]).toBe('window');
+    expect(new Set(selections.slice(1))).toEqual(new Set(['predicted-window']));
   }, 30_000);
 
   it('never predicts a window for a chunk at minRows, which no transaction budget would cut short', async ({

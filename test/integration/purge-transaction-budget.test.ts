@@ -4,6 +4,7 @@
  * budget and taken again smaller. The slowdown is injected: a statement-level ON DELETE trigger sleeps a set
  * time per deleted row, and the test raises that time between two chunks.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { testConfig } from '../support/archive.ts';
@@ -115,6 +116,54 @@ describe('purge transaction budget', () => {
     const overBudget = budgetWarnings(log.lines);
     expect(overBudget.length).toBeGreaterThanOrEqual(1);
     expect(overBudget[0]).toMatchObject({ targetTransactionMs: TARGET_MS, limit: 4000 });
+    expect(Math.max(...chunks.map((c) => c.duration_ms))).toBeLessThanOrEqual(TARGET_MS);
+  }, 30_000);
+
+  it('bounds a wait for a table lock by the budget too, as a lock timeout: retried with backoff, the size kept', async ({
+    database: db,
+    runPolicy,
+  }) => {
+    // Prepare: deleting is cheap; after the second chunk another session holds a SHARE lock on the table (as a
+    // CREATE INDEX without CONCURRENTLY does) for 600 ms, well inside the policy's 2 s lock_timeout.
+    await seed(db.pool, 20_000, 0);
+    const holder = await db.pool.connect();
+    let commits = 0;
+    let released: Promise<void> = Promise.resolve();
+    const hooks = {
+      afterCommit: async () => {
+        if (++commits !== 2) return;
+        await holder.query(`BEGIN; LOCK TABLE public."Meter Readings" IN SHARE MODE`);
+        released = sleep(600).then(async () => {
+          await holder.query('COMMIT');
+        });
+      },
+    };
+    const log = capturingLogger();
+
+    // Act
+    let result: Awaited<ReturnType<typeof runPolicy>>;
+    try {
+      result = await runPolicy(
+        testConfig([purgePolicy({ initialRows: 1000, minRows: 500, maxRows: 40_000 })]),
+        'readings-purge',
+        { deps: { log, hooks } },
+      );
+    } finally {
+      await released;
+      holder.release();
+    }
+
+    // Assess: every old row gone; the wait failed as the lock timeout it was (55P03, within the transaction's
+    // budget rather than the policy's 2 s), never as a chunk too big, and the retried chunk kept its size.
+    expect(result.failure).toBeUndefined();
+    expect(await remaining(db.pool)).toEqual({ old: 0, recent: 100 });
+    expect(budgetWarnings(log.lines)).toEqual([]);
+    const retries = log.lines
+      .map((line) => JSON.parse(line) as { message: string; sqlstate?: string; limit?: number })
+      .filter((line) => line.message === 'chunk rolled back, retrying');
+    expect(retries.length).toBeGreaterThanOrEqual(1);
+    expect(retries.every((line) => line.sqlstate === '55P03' && line.limit === 4000)).toBe(true);
+    const chunks = await ledgerChunks(db.pool, result.summary?.runId);
     expect(Math.max(...chunks.map((c) => c.duration_ms))).toBeLessThanOrEqual(TARGET_MS);
   }, 30_000);
 

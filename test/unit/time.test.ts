@@ -54,6 +54,11 @@ describe('adaptive batch size', () => {
     expect(nextBatchRows(10_000, 5, 12, chunking)).toBe(10_000);
   });
 
+  it('sizes from the time its size would have taken when a chunk held more rows (a predicted purge window)', () => {
+    // 20 000 rows in 1 000 ms: 10 000 would have taken 500 ms; aiming at 800 ms grows by 1.6.
+    expect(nextBatchRows(10_000, 1_000, 20_000, chunking)).toBe(16_000);
+  });
+
   it("gives a chunk's statement what its transaction has left of the target, less a tenth for ledger and COMMIT", () => {
     expect(statementBudgetMs(chunking, 10_000, 0)).toBe(900);
     expect(statementBudgetMs(chunking, 10_000, 250.4)).toBe(649);

@@ -9,7 +9,8 @@
  * holds, the window is deleted again with FOR UPDATE SKIP LOCKED (the held rows stay for the next run), and
  * the next windows go straight to SKIP LOCKED for a while.
  *
- * Every transaction stays within `targetTransactionMs`: sizing from the last chunks aims at 0.7 of it, and each
+ * Every window and keyset transaction (not soft delete's UPDATE, which anonymize shares) stays within
+ * `targetTransactionMs`: sizing from the last chunks aims at 0.7 of it, and each
  * DELETE runs with a statement timeout of what the transaction has left (core/batch-size.ts statementBudgetMs),
  * so a window the server has grown slower for is rolled back and taken again at half the rows
  * (TransactionBudgetError) instead of holding its locks and its snapshot longer than the target.
@@ -49,6 +50,10 @@ const FOREIGN_KEY_VIOLATION = '23503';
 const PREDICTED_FULL = 0.95;
 /** Longest predicted window (s), about 31 years: a longer one could overflow the time type. */
 const MAX_PREDICTED_SPAN_SECONDS = 1e9;
+/** A lock wait inside a budgeted DELETE times out this much (ms) before the statement would. */
+const LOCK_BEFORE_BUDGET_MS = 5;
+/** A predicted window aims at no more than this share of `maxRows`: it holds more rows than aimed at half the time. */
+const PREDICTED_MAX_ROWS_SHARE = 0.8;
 /** SQLSTATE query_canceled: here, the statement timeout set from the transaction's budget. */
 const STATEMENT_TIMEOUT = '57014';
 
@@ -157,8 +162,10 @@ export class PurgeAction implements ChunkAction {
         predicted,
       );
       if (rows > 0) {
+        // Rows per second between the window's first and last rows: n rows span n − 1 gaps (the window's end
+        // would count the time after its last row too, a gap before a stretch of rows included).
         const spanValue = span === null ? 0 : Number(span);
-        if (spanValue > 0) this.rowsPerSecond = rows / spanValue;
+        if (spanValue > 0 && rows > 1) this.rowsPerSecond = (rows - 1) / spanValue;
         // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
         const lastRow = last[0] === null || last[0] === undefined ? first : last;
         const ends = summarizeTakenRows([first, lastRow], [...first.keys()]);
@@ -189,7 +196,8 @@ export class PurgeAction implements ChunkAction {
     // At minRows no transaction budget cuts a window short (core/batch-size.ts statementBudgetMs): a predicted
     // one spanning a burst of rows would be deleted whole before its row count could refuse it.
     if (input.limit <= input.chunking.minRows) return undefined;
-    const seconds = input.limit / this.rowsPerSecond;
+    const seconds =
+      Math.min(input.limit, input.chunking.maxRows * PREDICTED_MAX_ROWS_SHARE) / this.rowsPerSecond;
     // Under a millisecond: rows bunch up at single instants (the probe finds runs of equal times); over
     // MAX_PREDICTED_SPAN_SECONDS a sparse table's window could run past the type's range.
     if (!(seconds >= 0.001) || seconds > MAX_PREDICTED_SPAN_SECONDS) return undefined;
@@ -286,7 +294,11 @@ export class PurgeAction implements ChunkAction {
 /**
  * Runs a chunk's DELETE with the statement timeout set to what its transaction (begun at `began`) has left of
  * `targetTransactionMs`, then back to the policy's `statementTimeoutMs` for the ledger rows and COMMIT. The
- * timeout expiring becomes TransactionBudgetError (the chunk loop takes the chunk again, smaller).
+ * timeout expiring becomes TransactionBudgetError (the chunk loop takes the chunk again, smaller). A lock wait
+ * is bounded by the same budget, a little earlier, so that it fails as the lock timeout it is (55P03: retried
+ * with backoff, the chunk's size kept) rather than as a chunk too big. When the statements before the DELETE
+ * (probe, lookups) already took half the target, they are what is slow, not the DELETE: a smaller chunk would
+ * pay them again, so the DELETE runs unbudgeted and the sizing shrinks the next chunk.
  */
 async function withinBudget<T>(
   tx: Queryable,
@@ -294,11 +306,18 @@ async function withinBudget<T>(
   began: number,
   work: () => Promise<T>,
 ): Promise<T> {
-  const budgetMs = statementBudgetMs(input.chunking, input.limit, performance.now() - began);
-  if (budgetMs === undefined) return work();
-  const setTimeoutTo = (ms: number) =>
-    tx.query(`SELECT set_config('statement_timeout', $1, true)`, [`${ms}ms`]);
-  await setTimeoutTo(budgetMs);
+  const elapsedMs = performance.now() - began;
+  const budgetMs = statementBudgetMs(input.chunking, input.limit, elapsedMs);
+  if (budgetMs === undefined || elapsedMs > input.chunking.targetTransactionMs / 2) return work();
+  const setTimeouts = (statementMs: number, lockMs: number) =>
+    tx.query(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)`, [
+      `${statementMs}ms`,
+      `${lockMs}ms`,
+    ]);
+  await setTimeouts(
+    budgetMs,
+    Math.min(input.chunking.lockTimeoutMs, Math.max(1, budgetMs - LOCK_BEFORE_BUDGET_MS)),
+  );
   let value: T;
   try {
     value = await work();
@@ -309,6 +328,6 @@ async function withinBudget<T>(
       { policy: input.policy.name, sqlstate: STATEMENT_TIMEOUT, cause: error },
     );
   }
-  await setTimeoutTo(input.chunking.statementTimeoutMs);
+  await setTimeouts(input.chunking.statementTimeoutMs, input.chunking.lockTimeoutMs);
   return value;
 }
