@@ -54,6 +54,8 @@ const MAX_PREDICTED_SPAN_SECONDS = 1e9;
 const LOCK_BEFORE_BUDGET_MS = 5;
 /** A predicted window aims at no more than this share of `maxRows`: it holds more rows than aimed at half the time. */
 const PREDICTED_MAX_ROWS_SHARE = 0.8;
+/** A predicted window holding fewer than this share of the rows it aimed at forgets the rate. */
+const SPARSER_THAN_PREDICTED = 0.5;
 /** SQLSTATE query_canceled: here, the statement timeout set from the transaction's budget. */
 const STATEMENT_TIMEOUT = '57014';
 
@@ -73,10 +75,11 @@ export class PurgeAction implements ChunkAction {
    */
   readonly targetHeadroom = 0.7;
   private skipLockedWindowsLeft = 0;
-  /** Eligible rows per second of time in the last window (what a predicted window's span is sized from). */
+  /**
+   * Eligible rows per second of time in the last window (what a predicted window's span is sized from); unknown
+   * at a step's start (each Chunk step has its own action) and after a predicted window went wrong.
+   */
   private rowsPerSecond: number | undefined;
-  /** Off once a predicted window went wrong in this step (each Chunk step has its own action). */
-  private predicting = true;
 
   async take(tx: Queryable, input: ChunkInput): Promise<TakenChunk | undefined> {
     if ((input.policy as PurgePolicy).softDelete) return softDeleteChunk(tx, input);
@@ -164,8 +167,12 @@ export class PurgeAction implements ChunkAction {
       if (rows > 0) {
         // Rows per second between the window's first and last rows: n rows span n − 1 gaps (the window's end
         // would count the time after its last row too, a gap before a stretch of rows included).
+        // A predicted window far sparser than aimed at (the rows thinned out, after a burst say) forgets the rate:
+        // measured from its few rows, the next windows would hold a row or two each. The next window is probed.
         const spanValue = span === null ? 0 : Number(span);
-        if (spanValue > 0 && rows > 1) this.rowsPerSecond = (rows - 1) / spanValue;
+        if (predicted && rows < this.aimedRows(input) * SPARSER_THAN_PREDICTED)
+          this.rowsPerSecond = undefined;
+        else if (spanValue > 0 && rows > 1) this.rowsPerSecond = (rows - 1) / spanValue;
         // Time and key ranges as the probe saw the window: its first and last rows in keyset order.
         const lastRow = last[0] === null || last[0] === undefined ? first : last;
         const ends = summarizeTakenRows([first, lastRow], [...first.keys()]);
@@ -187,27 +194,31 @@ export class PurgeAction implements ChunkAction {
 
   /**
    * Seconds of the next window when its end can be predicted: `limit` rows at the last window's rows per
-   * second, for a `timestamp`/`timestamptz` column, above minRows, unless a predicted window went wrong in this
-   * step.
+   * second, for a `timestamp`/`timestamptz` column, above minRows, once a probed window has measured the rate.
    */
   private predictedSpanSeconds(input: ChunkInput): number | undefined {
-    if (!this.predicting || this.rowsPerSecond === undefined) return undefined;
+    if (this.rowsPerSecond === undefined) return undefined;
     if (targetOf(input).target.timeColumn.kind === 'date') return undefined;
     // At minRows no transaction budget cuts a window short (core/batch-size.ts statementBudgetMs): a predicted
     // one spanning a burst of rows would be deleted whole before its row count could refuse it.
     if (input.limit <= input.chunking.minRows) return undefined;
-    const seconds =
-      Math.min(input.limit, input.chunking.maxRows * PREDICTED_MAX_ROWS_SHARE) / this.rowsPerSecond;
+    const seconds = this.aimedRows(input) / this.rowsPerSecond;
     // Under a millisecond: rows bunch up at single instants (the probe finds runs of equal times); over
     // MAX_PREDICTED_SPAN_SECONDS a sparse table's window could run past the type's range.
     if (!(seconds >= 0.001) || seconds > MAX_PREDICTED_SPAN_SECONDS) return undefined;
     return seconds;
   }
 
+  /** Rows a predicted window aims at. */
+  private aimedRows(input: ChunkInput): number {
+    return Math.min(input.limit, input.chunking.maxRows * PREDICTED_MAX_ROWS_SHARE);
+  }
+
   /**
    * The window's DELETE. A predicted window that ran over its budget or held more than `maxRows` (the rows grew
-   * denser than the last window's) turns prediction off for the rest of the step, and the chunk loop takes the
-   * chunk again, smaller: the probe then finds each window's exact end.
+   * denser than the last window's, or the server slower) forgets the rate, and the chunk loop takes the chunk
+   * again, smaller: the probe then finds that window's exact end (or a run of equal times) and measures the rate
+   * the next prediction starts from.
    */
   private async removePredictedOrProbed(
     tx: Queryable,
@@ -226,7 +237,7 @@ export class PurgeAction implements ChunkAction {
         );
       return removed;
     } catch (error) {
-      if (predicted && error instanceof TransactionBudgetError) this.predicting = false;
+      if (predicted && error instanceof TransactionBudgetError) this.rowsPerSecond = undefined;
       throw error;
     }
   }
