@@ -116,16 +116,18 @@ export function capturingLogger(): StepLogger & { readonly lines: string[] } {
   return { lines, info: keep, warn: keep, error: keep };
 }
 
+/** The lines of a captured run log with `message`, parsed: their fields as `T` says. */
+export function logLinesOf<T extends object>(lines: readonly string[], message: string): Array<T> {
+  return lines
+    .map((line) => JSON.parse(line) as T & { message: string })
+    .filter((line) => line.message === message);
+}
+
 /** The `chunk committed` lines of a captured run log, with the fields the tests read. */
 export function committedChunkLines(
   lines: readonly string[],
 ): Array<{ durationMs?: number; selection?: string; sleepMs?: number }> {
-  return lines
-    .map(
-      (line) =>
-        JSON.parse(line) as { message: string; durationMs?: number; selection?: string; sleepMs?: number },
-    )
-    .filter((line) => line.message === 'chunk committed');
+  return logLinesOf(lines, 'chunk committed');
 }
 
 /** The `selection` of every chunk a captured run log reports ('window', 'keyset', 'skip-locked'). */
