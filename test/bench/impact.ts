@@ -184,6 +184,11 @@ interface RunFigures extends PhaseFigures {
     readonly max_transaction_ms: number;
     readonly vacuum_seconds?: number;
   };
+  /**
+   * Purge only: the workload's latencies split at the run's VACUUM (the Finish step's, timed from the statement
+   * sent to its response): `chunks` = due from the run's start to the VACUUM's start, `vacuum` = due while it ran.
+   */
+  readonly split?: { readonly chunks: SplitFigures; readonly vacuum: SplitFigures };
   readonly wal: {
     /** pg_current_wal_lsn() difference from the run's start to its end, everything included. */
     readonly bytes: number;
@@ -201,6 +206,15 @@ interface RunFigures extends PhaseFigures {
      */
     readonly fpi_heap_bytes_per_row: number;
   };
+}
+
+interface SplitFigures {
+  readonly window_s: number;
+  readonly statements: number;
+  readonly p95_ms: number;
+  readonly p99_ms: number;
+  readonly max_ms: number;
+  readonly p99_ratio: number;
 }
 
 interface AloneFigures extends PhaseFigures {
@@ -385,6 +399,7 @@ async function measureRepetition(context: Context, target: Layout, label: string
       [EVENTS_TABLE],
     );
     const transactions: number[] = [];
+    const vacuums: { start: number; end: number }[] = [];
     const base = localDependencies({
       databaseUrl: context.services.databaseUrl,
       ...(action === 'archive' ? { bucket: BUCKET } : {}),
@@ -394,7 +409,7 @@ async function measureRepetition(context: Context, target: Layout, label: string
         config: context.configs[action],
         policyName: action === 'archive' ? ARCHIVE_POLICY : PURGE_POLICY,
         definition: context.definition,
-        dependencies: (lambda) => timeTransactions(base(lambda), transactions),
+        dependencies: (lambda) => timeTransactions(base(lambda), transactions, vacuums),
       }),
     );
     recentRows += measured.phase.workload.inserted;
@@ -411,9 +426,31 @@ async function measureRepetition(context: Context, target: Layout, label: string
     const workloadBytes = walPerStatement * (figures.statements - figures.failed);
     const runBytes = measured.phase.walBytes - workloadBytes;
     const summary = measured.result.summary;
+    const vacuum = vacuums[0];
+    const splitFigures = (from: number, to: number): SplitFigures => {
+      const part = latencyFigures(measured.phase.workload, from, to);
+      return {
+        window_s: round((to - from) / 1000),
+        statements: part.statements,
+        p95_ms: part.p95_ms,
+        p99_ms: part.p99_ms,
+        max_ms: part.max_ms,
+        p99_ratio: round(part.p99_ms / aloneFigures.p99_ms),
+      };
+    };
+    const split =
+      vacuum === undefined
+        ? undefined
+        : {
+            chunks: splitFigures(measured.phase.start, vacuum.start),
+            vacuum: splitFigures(vacuum.start, vacuum.end),
+          };
     progress(
       `${action}: ${round((measured.phase.end - measured.phase.start) / 1000, 2)} s, p99 ${figures.p99_ms} ms ` +
-        `(alone ${aloneFigures.p99_ms} ms), ${figures.lock_waits.by_run} lock waits caused by the run`,
+        `(alone ${aloneFigures.p99_ms} ms), ${figures.lock_waits.by_run} lock waits caused by the run` +
+        (split === undefined
+          ? ''
+          : `; before its VACUUM p99 ${split.chunks.p99_ms} ms, during it (${split.vacuum.window_s} s) ${split.vacuum.p99_ms} ms`),
     );
     return {
       ...figures,
@@ -429,6 +466,7 @@ async function measureRepetition(context: Context, target: Layout, label: string
           ? { vacuum_seconds: round((summary?.maintenance?.durationMs ?? 0) / 1000) }
           : {}),
       },
+      ...(split === undefined ? {} : { split }),
       wal: {
         bytes: Math.round(measured.phase.walBytes),
         workload_estimate_bytes: Math.round(workloadBytes),
@@ -457,7 +495,11 @@ async function measureRepetition(context: Context, target: Layout, label: string
  * session timeouts on to `connect` and hands back a submittable query (the archive streams its chunk's rows
  * through one) untouched.
  */
-function timeTransactions(deps: StepDependencies, transactions: number[]): StepDependencies {
+function timeTransactions(
+  deps: StepDependencies,
+  transactions: number[],
+  vacuums: { start: number; end: number }[],
+): StepDependencies {
   return {
     ...deps,
     connect: async (timeouts) => {
@@ -470,6 +512,12 @@ function timeTransactions(deps: StepDependencies, transactions: number[]): StepD
         const text = typeof first === 'string' ? first : '';
         if (text === 'BEGIN') begunAt = performance.now();
         const result = original(...args);
+        if (/^VACUUM\b/i.test(text) && result instanceof Promise) {
+          const start = performance.timeOrigin + performance.now();
+          result
+            .finally(() => vacuums.push({ start, end: performance.timeOrigin + performance.now() }))
+            .catch(() => {});
+        }
         if ((text === 'COMMIT' || text === 'ROLLBACK') && result instanceof Promise) {
           const begun = begunAt;
           begunAt = undefined;
