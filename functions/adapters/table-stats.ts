@@ -2,7 +2,9 @@
  * Table statistics and VACUUM for post-purge maintenance. For a partitioned table the numbers are the
  * sums over its leaf partitions (the parent itself holds no rows).
  */
+import type { VacuumCostDelay } from '../../lib/contracts/policy-base.ts';
 import type { Queryable } from './transactions.ts';
+import { type VacuumCost, withVacuumCostDelay } from './vacuum-cost.ts';
 
 export interface TableStats {
   /** Estimated live rows: n_live_tup when the statistics have it, else pg_class.reltuples, else 0. */
@@ -87,16 +89,19 @@ export async function vacuumAnalyze(
   db: Queryable,
   qualifiedName: string,
   timeoutMs: number,
-): Promise<{ timedOut: boolean }> {
-  await db.query(`SELECT set_config('statement_timeout', $1, false)`, [`${timeoutMs}ms`]);
-  try {
-    // A simple-protocol, single statement: VACUUM refuses to run inside a transaction block.
-    await db.query(`VACUUM (ANALYZE) ${qualifiedName}`);
-    return { timedOut: false };
-  } catch (error) {
-    if ((error as { code?: string }).code === '57014') return { timedOut: true };
-    throw error;
-  } finally {
-    await db.query('RESET statement_timeout').catch(() => undefined);
-  }
+  costDelay: VacuumCostDelay,
+): Promise<{ timedOut: boolean; cost: VacuumCost }> {
+  return withVacuumCostDelay(db, costDelay, async (cost) => {
+    await db.query(`SELECT set_config('statement_timeout', $1, false)`, [`${timeoutMs}ms`]);
+    try {
+      // A simple-protocol, single statement: VACUUM refuses to run inside a transaction block.
+      await db.query(`VACUUM (ANALYZE) ${qualifiedName}`);
+      return { timedOut: false, cost };
+    } catch (error) {
+      if ((error as { code?: string }).code === '57014') return { timedOut: true, cost };
+      throw error;
+    } finally {
+      await db.query('RESET statement_timeout').catch(() => undefined);
+    }
+  });
 }

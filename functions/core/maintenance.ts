@@ -13,7 +13,7 @@ export type VacuumDecision =
  * analyzed, statistics reset) with rows deleted means the estimate is stale: vacuum, which also analyzes.
  */
 export function decideVacuum(
-  options: VacuumOptions,
+  options: Pick<VacuumOptions, 'enabled' | 'afterFraction'>,
   rowsDeleted: number,
   rowsBefore: number,
 ): VacuumDecision {
@@ -27,6 +27,10 @@ export function decideVacuum(
  * The VACUUM's statement_timeout: the policy's, but never past the step's own deadline (a Finish Lambda
  * killed mid-VACUUM would be retried and vacuum again), keeping `marginMs` to record the outcome.
  */
-export function vacuumTimeoutMs(options: VacuumOptions, remainingMs: number, marginMs = 10_000): number {
+export function vacuumTimeoutMs(
+  options: Pick<VacuumOptions, 'timeoutMs'>,
+  remainingMs: number,
+  marginMs = 10_000,
+): number {
   return Math.max(0, Math.min(options.timeoutMs, Math.floor(remainingMs - marginMs)));
 }

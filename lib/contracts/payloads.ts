@@ -237,6 +237,9 @@ export const MaintenanceSchema = z.object({
    */
   estimatedBloatBytesBefore: z.int().min(0).optional(),
   estimatedBloatBytesAfter: z.int().min(0).optional(),
+  /** The VACUUM's vacuum_cost_delay (ms; 0 = unthrottled) and vacuum_cost_limit, as the server applied them. */
+  costDelayMs: z.number().min(0).optional(),
+  costLimit: z.int().min(0).optional(),
   error: z.string().optional(),
 });
 

@@ -174,6 +174,38 @@ export function purgeRowCounting(options: {
   };
 }
 
+/**
+ * Cost-based delay of the VACUUMs and ANALYZEs a run issues (PostgreSQL's `vacuum_cost_delay` and
+ * `vacuum_cost_limit` for that statement). A manual VACUUM runs unthrottled by default, and one that follows
+ * a purge of millions of rows reads and dirties every page as fast as the server allows, next to the
+ * application. `autovacuum` (default): the server's `autovacuum_vacuum_cost_delay` and
+ * `autovacuum_vacuum_cost_limit` (where -1, the plain settings), the pace the DBA gave autovacuum. `off`: no
+ * delay. `{ delayMs, limit }`: these values.
+ */
+export const VacuumCostDelaySchema = z
+  .union(
+    [
+      z.enum(['autovacuum', 'off']),
+      z
+        .object({
+          delayMs: z
+            .number({ error: () => 'delayMs (vacuum_cost_delay, ms) must be a number from 0 to 100' })
+            .min(0, 'delayMs must be 0 or more')
+            .max(100, 'delayMs is at most 100 (PostgreSQL’s limit for vacuum_cost_delay)'),
+          limit: z
+            .int({ error: () => 'limit (vacuum_cost_limit) must be an integer from 1 to 10000' })
+            .min(1, 'limit must be at least 1')
+            .max(10_000, 'limit is at most 10000 (PostgreSQL’s limit for vacuum_cost_limit)'),
+        })
+        .strict(),
+    ],
+    {
+      error: () =>
+        'must be "autovacuum", "off" or { "delayMs": 0–100, "limit": 1–10000 } (vacuum_cost_delay, vacuum_cost_limit)',
+    },
+  )
+  .default('autovacuum');
+
 /** Fields every policy has, whatever its action and work source. */
 export const PolicyCommonSchema = z.object({
   name: PolicyNameSchema,
@@ -249,3 +281,4 @@ export function retentionSeconds(policy: { retention: string }): number {
 }
 export type PartitionOptions = z.output<typeof PartitionOptionsSchema>;
 export type PurgePartitionOptions = z.output<typeof PurgePartitionOptionsSchema>;
+export type VacuumCostDelay = z.output<typeof VacuumCostDelaySchema>;

@@ -168,7 +168,12 @@ describe('config schema', () => {
     });
     const [parent, child] = config.policies;
     if (parent?.action !== 'purge' || child?.action !== 'purge') throw new Error('unreachable');
-    expect(parent.vacuum).toEqual({ enabled: true, afterFraction: 0.2, timeoutMs: 600_000 });
+    expect(parent.vacuum).toEqual({
+      enabled: true,
+      afterFraction: 0.2,
+      timeoutMs: 600_000,
+      costDelay: 'autovacuum',
+    });
     expect(parent.children).toEqual(['events']);
     expect(child.children).toBeUndefined();
   });
@@ -223,6 +228,21 @@ describe('config schema', () => {
       /policies\.0\.vacuum\.timeoutMs/,
     ],
     ['vacuum enabled as text', purge({ vacuum: { enabled: 'yes' } }), /policies\.0\.vacuum\.enabled/],
+    [
+      'vacuum cost delay of unknown name',
+      purge({ vacuum: { costDelay: 'gentle' } }),
+      /policies\.0\.vacuum\.costDelay: must be "autovacuum", "off" or \{ "delayMs": 0–100, "limit": 1–10000 \}/,
+    ],
+    [
+      'vacuum cost delay over PostgreSQL’s 100 ms',
+      purge({ vacuum: { costDelay: { delayMs: 250, limit: 200 } } }),
+      /policies\.0\.vacuum\.costDelay\.delayMs: delayMs is at most 100/,
+    ],
+    [
+      'vacuum cost delay without its limit',
+      purge({ vacuum: { costDelay: { delayMs: 2 } } }),
+      /policies\.0\.vacuum\.costDelay: must be "autovacuum", "off" or \{ "delayMs": 0–100, "limit": 1–10000 \}/,
+    ],
     [
       'unknown vacuum key',
       purge({ vacuum: { full: true } }),

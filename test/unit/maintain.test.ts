@@ -48,6 +48,7 @@ describe('maintain config', () => {
       maxIndexBloatPercent: 30,
       reindex: 'concurrently',
       vacuumTruncate: true,
+      vacuumCostDelay: 'autovacuum',
       timeoutMs: 600_000,
       minRelationBytes: 1024 * 1024,
       exactBelowBytes: 1024 * 1024 * 1024,

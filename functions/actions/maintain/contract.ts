@@ -7,7 +7,11 @@
 import { z } from 'zod';
 import type { ActionContract } from '../../../lib/contracts/action-contract.ts';
 import { parseQualifiedName } from '../../../lib/contracts/identifiers.ts';
-import { catalogName, PolicyCommonSchema } from '../../../lib/contracts/policy-base.ts';
+import {
+  catalogName,
+  PolicyCommonSchema,
+  VacuumCostDelaySchema,
+} from '../../../lib/contracts/policy-base.ts';
 import { protectedSchemaReason } from '../../../lib/contracts/protected-schemas.ts';
 import { parseTablePattern, tablePatternProblems } from '../backup/table-pattern.ts';
 
@@ -93,6 +97,8 @@ export const MaintainOptionsSchema = z
      * lock is replayed on hot standbys, where it can cancel queries: false keeps VACUUM from truncating.
      */
     vacuumTruncate: z.boolean().default(true),
+    /** Throttle of its VACUUMs and ANALYZEs (not REINDEX, which has none): paced like autovacuum by default. */
+    vacuumCostDelay: VacuumCostDelaySchema,
     /** Longest run of one ANALYZE, VACUUM or REINDEX (statement_timeout; the step's deadline bounds it too). */
     timeoutMs: z.int().min(1000).max(MAX_MAINTENANCE_TIMEOUT_MS).default(600_000),
     /**

@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
+import { withVacuumCostDelay } from '../../adapters/vacuum-cost.ts';
 import type { MaintainOptions } from './contract.ts';
 import { decideIndex, decideTable } from './decide.ts';
 import {
@@ -111,10 +112,12 @@ async function runTableStatement(
   table: string,
 ): Promise<Ran> {
   const available = ctx.availableMs();
-  const result = await runBounded(ctx.db, sqlOf(statement, table, ctx.options), {
-    timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.min(ctx.options.timeoutMs, available)),
-    lockTimeoutMs: ctx.lockTimeoutMs,
-  });
+  const result = await withVacuumCostDelay(ctx.db, ctx.options.vacuumCostDelay, () =>
+    runBounded(ctx.db, sqlOf(statement, table, ctx.options), {
+      timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.min(ctx.options.timeoutMs, available)),
+      lockTimeoutMs: ctx.lockTimeoutMs,
+    }),
+  );
   return { result, cappedByStep: available < ctx.options.timeoutMs };
 }
 

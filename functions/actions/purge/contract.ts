@@ -10,6 +10,7 @@ import {
   PolicyCommonSchema,
   PolicyNameSchema,
   PurgePartitionOptionsSchema,
+  VacuumCostDelaySchema,
 } from '../../../lib/contracts/policy-base.ts';
 
 /** VACUUM (ANALYZE) after a purge that removed a large part of the table. */
@@ -20,6 +21,8 @@ export const VacuumOptionsSchema = z
     afterFraction: z.number().gt(0, 'must be greater than 0').max(1, 'must be at most 1').default(0.2),
     /** statement_timeout of the VACUUM; also capped by the Finish step's remaining time. A timeout is recorded, not fatal. */
     timeoutMs: z.int().min(1_000).max(3_600_000).default(600_000),
+    /** Throttle of the VACUUM (ANALYZE): paced like autovacuum by default. */
+    costDelay: VacuumCostDelaySchema,
   })
   .strict();
 

@@ -11,6 +11,7 @@ import { Ledger } from '../../adapters/ledger/index.ts';
 import { readTablePrivileges } from '../../adapters/privileges.ts';
 import { readTableStats, vacuumAnalyze } from '../../adapters/table-stats.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
+import type { VacuumCost } from '../../adapters/vacuum-cost.ts';
 import { decideVacuum, vacuumTimeoutMs } from '../../core/maintenance.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
 import { timeCutoffSource } from '../../sources/time-cutoff.ts';
@@ -39,6 +40,7 @@ export async function maintainAfterPurge(
   let reason: Maintenance['reason'] = decision.vacuum ? 'done' : decision.reason;
   let error: string | undefined;
   let durationMs = 0;
+  let cost: VacuumCost | undefined;
   // PostgreSQL skips a VACUUM the role may not run with only a WARNING: without this it would read as done.
   const privileges = decision.vacuum ? await readTablePrivileges(db, prepared.table.oid) : undefined;
   if (decision.vacuum) {
@@ -51,10 +53,16 @@ export async function maintainAfterPurge(
     } else {
       const started = performance.now();
       try {
-        const { timedOut } = await vacuumAnalyze(db, prepared.qualifiedName, timeoutMs);
+        const { timedOut, cost: applied } = await vacuumAnalyze(
+          db,
+          prepared.qualifiedName,
+          timeoutMs,
+          policy.vacuum.costDelay,
+        );
+        cost = applied;
         if (timedOut) {
           reason = 'timed-out';
-          error = `VACUUM exceeded ${timeoutMs} ms`;
+          error = `VACUUM exceeded ${timeoutMs} ms${throttleNote(applied)}`;
         }
       } catch (caught) {
         reason = 'failed';
@@ -82,6 +90,7 @@ export async function maintainAfterPurge(
     ...(after.estimatedBloatBytes !== undefined
       ? { estimatedBloatBytesAfter: after.estimatedBloatBytes }
       : {}),
+    ...(cost ? { costDelayMs: cost.delayMs, costLimit: cost.limit } : {}),
     ...(error ? { error } : {}),
   };
   await ledger.recordMaintenance(state.runId, maintenance);
@@ -89,4 +98,11 @@ export async function maintainAfterPurge(
   if (reason === 'timed-out' || reason === 'failed') deps.log.warn('table maintenance incomplete', fields);
   else deps.log.info('table maintenance', fields);
   return maintenance;
+}
+
+/** A timed-out VACUUM that was throttled says so: the operator's first lever is the pace, not the timeout alone. */
+function throttleNote(cost: VacuumCost): string {
+  return cost.delayMs > 0
+    ? ` (throttled: vacuum_cost_delay ${cost.delayMs} ms per ${cost.limit} cost units; vacuum.costDelay)`
+    : '';
 }
