@@ -3,6 +3,7 @@
  * sums over its leaf partitions (the parent itself holds no rows).
  */
 import type { VacuumCostDelay } from '../../lib/contracts/policy-base.ts';
+import { type Watcher, type YieldedTo, yieldingToLockWaiters } from './lock-yield.ts';
 import type { Queryable } from './transactions.ts';
 import { type VacuumCost, withVacuumCostDelay } from './vacuum-cost.ts';
 
@@ -82,23 +83,30 @@ export async function readTableStats(db: Queryable, tableOid: string): Promise<T
 }
 
 /**
- * `VACUUM (ANALYZE)` outside any transaction, bounded by a session statement_timeout that is reset
- * afterwards. Resolves with whether it completed; a timeout (57014) resolves `timedOut`, other errors throw.
+ * `VACUUM (ANALYZE)` outside any transaction, paced by `costDelay`, bounded by a session statement_timeout that
+ * is reset afterwards, giving way to lock waiters (lock-yield.ts). A timeout (57014) or a yield resolves with
+ * its outcome; other errors throw.
  */
 export async function vacuumAnalyze(
   db: Queryable,
-  qualifiedName: string,
-  timeoutMs: number,
-  costDelay: VacuumCostDelay,
-): Promise<{ timedOut: boolean; cost: VacuumCost }> {
-  return withVacuumCostDelay(db, costDelay, async (cost) => {
-    await db.query(`SELECT set_config('statement_timeout', $1, false)`, [`${timeoutMs}ms`]);
+  table: { readonly qualifiedName: string; readonly oid: string },
+  options: {
+    readonly timeoutMs: number;
+    readonly costDelay: VacuumCostDelay;
+    readonly openWatcher: () => Promise<Watcher>;
+  },
+): Promise<{ outcome: 'done' | 'timed-out' | 'yielded'; cost: VacuumCost; yielded?: YieldedTo }> {
+  return withVacuumCostDelay(db, options.costDelay, table.oid, async (cost) => {
+    await db.query(`SELECT set_config('statement_timeout', $1, false)`, [`${options.timeoutMs}ms`]);
     try {
       // A simple-protocol, single statement: VACUUM refuses to run inside a transaction block.
-      await db.query(`VACUUM (ANALYZE) ${qualifiedName}`);
-      return { timedOut: false, cost };
+      const result = await yieldingToLockWaiters(db, options.openWatcher, () =>
+        db.query(`VACUUM (ANALYZE) ${table.qualifiedName}`),
+      );
+      if ('yielded' in result) return { outcome: 'yielded' as const, cost, yielded: result.yielded };
+      return { outcome: 'done' as const, cost };
     } catch (error) {
-      if ((error as { code?: string }).code === '57014') return { timedOut: true, cost };
+      if ((error as { code?: string }).code === '57014') return { outcome: 'timed-out' as const, cost };
       throw error;
     } finally {
       await db.query('RESET statement_timeout').catch(() => undefined);

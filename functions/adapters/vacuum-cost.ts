@@ -1,7 +1,10 @@
 /**
  * The cost-based delay a run's VACUUM or ANALYZE runs with: `vacuum_cost_delay` and `vacuum_cost_limit` set
  * for the session around that one statement, then reset (the connection goes on to ledger work). Resolved by
- * the server, so `autovacuum` is whatever this server gives autovacuum (an RDS parameter group included).
+ * the server, so `autovacuum` is whatever autovacuum would use on this table: the table's own
+ * `autovacuum_vacuum_cost_*` storage parameters, else the server's (an RDS parameter group included), where -1
+ * means the next one down, as in PostgreSQL. Unlike autovacuum's workers, which share their cost limit, the
+ * statement has the whole limit to itself.
  */
 import type { VacuumCostDelay } from '../../lib/contracts/policy-base.ts';
 import type { Queryable } from './transactions.ts';
@@ -17,26 +20,35 @@ export interface VacuumCost {
 export async function withVacuumCostDelay<T>(
   db: Queryable,
   setting: VacuumCostDelay,
+  tableOid: string | undefined,
   work: (cost: VacuumCost) => Promise<T>,
 ): Promise<T> {
   const mode = typeof setting === 'string' ? setting : 'custom';
   const custom = typeof setting === 'string' ? undefined : setting;
   // -1 in an autovacuum_* setting means "use the plain one" (PostgreSQL's own rule for autovacuum workers).
   await db.query(
-    `WITH wanted AS (
+    `WITH own AS (
+       SELECT nullif(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_cost_delay'), '-1') AS delay,
+              nullif(max(option_value) FILTER (WHERE option_name = 'autovacuum_vacuum_cost_limit'), '-1') AS cost_limit
+         FROM pg_class c, pg_options_to_table(c.reloptions)
+        WHERE c.oid = $4::oid),
+     wanted AS (
        SELECT CASE $1::text
-                WHEN 'autovacuum' THEN coalesce(nullif(current_setting('autovacuum_vacuum_cost_delay'), '-1'),
+                WHEN 'autovacuum' THEN coalesce(own.delay,
+                                                nullif(current_setting('autovacuum_vacuum_cost_delay'), '-1'),
                                                 current_setting('vacuum_cost_delay'))
                 WHEN 'off' THEN '0'
                 ELSE $2::text END AS delay,
               CASE $1::text
-                WHEN 'autovacuum' THEN coalesce(nullif(current_setting('autovacuum_vacuum_cost_limit'), '-1'),
+                WHEN 'autovacuum' THEN coalesce(own.cost_limit,
+                                                nullif(current_setting('autovacuum_vacuum_cost_limit'), '-1'),
                                                 current_setting('vacuum_cost_limit'))
                 WHEN 'off' THEN current_setting('vacuum_cost_limit')
-                ELSE $3::text END AS cost_limit)
+                ELSE $3::text END AS cost_limit
+         FROM own)
      SELECT set_config('vacuum_cost_delay', delay, false), set_config('vacuum_cost_limit', cost_limit, false)
        FROM wanted`,
-    [mode, String(custom?.delayMs ?? 0), String(custom?.limit ?? 200)],
+    [mode, String(custom?.delayMs ?? 0), String(custom?.limit ?? 200), tableOid ?? null],
   );
   try {
     const { rows } = await db.query<{ delay: number; cost_limit: number }>(

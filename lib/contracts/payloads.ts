@@ -217,8 +217,11 @@ export const FailureInputSchema = z.looseObject({
 /** Post-purge VACUUM (ANALYZE), as recorded in `lifecycle.runs.maintenance`. */
 export const MaintenanceSchema = z.object({
   vacuumed: z.boolean(),
-  /** Why it ran or not: below-threshold, disabled, no-rows, done, timed-out, failed. */
-  reason: z.enum(['below-threshold', 'disabled', 'no-rows', 'done', 'timed-out', 'failed']),
+  /**
+   * Why it ran or not: below-threshold, disabled, no-rows, done, timed-out, failed, or yielded (cancelled for
+   * a session that waited for a lock on the table, as autovacuum would be).
+   */
+  reason: z.enum(['below-threshold', 'disabled', 'no-rows', 'done', 'timed-out', 'failed', 'yielded']),
   rowsDeleted: z.int().min(0),
   /** Estimated live rows when the run started (n_live_tup, else reltuples). */
   rowsBefore: z.int().min(0),

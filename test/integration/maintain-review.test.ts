@@ -144,6 +144,11 @@ describe('maintain, after the review', () => {
       availableMs: () => 600_000,
       stepMs: () => 600_000,
       fits: () => 'now',
+      openWatcher: async () => {
+        const watcher = new pg.Client({ connectionString: database.url });
+        await watcher.connect();
+        return watcher;
+      },
       exact: undefined,
     };
 

@@ -5,7 +5,8 @@
  * what they say. Seen from outside: the VACUUM's backend waits on `VacuumDelay` (pg_stat_activity) when
  * throttled, never when not, and the purge's ledger records the pace the server applied.
  */
-import type pg from 'pg';
+import pg from 'pg';
+import { withVacuumCostDelay } from '../../functions/adapters/vacuum-cost.ts';
 import type { LifecycleConfigInput } from '../../lib/contracts/config.ts';
 import { testConfig } from '../support/archive.ts';
 import { migrateLedger } from '../support/database.ts';
@@ -78,6 +79,34 @@ async function setting(pool: pg.Pool, name: string): Promise<number> {
     name,
   ]);
   return Number(rows[0]?.setting);
+}
+
+/** Resolves once a VACUUM runs in this database (from another session), with its backend's pid. */
+async function vacuumRunning(pool: pg.Pool): Promise<number> {
+  for (let i = 0; i < 1000; i++) {
+    const { rows } = await pool.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND query ILIKE 'VACUUM%' AND state = 'active'`,
+    );
+    if (rows[0]) return rows[0].pid;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no VACUUM started');
+}
+
+/**
+ * What a migration does while the VACUUM runs: ALTER TABLE under a 3 s lock_timeout. Without the VACUUM giving
+ * way it would wait for all of it (the VACUUM is paced to take minutes) and fail with 55P03.
+ */
+async function alterWhileVacuuming(pool: pg.Pool, table: string): Promise<void> {
+  await vacuumRunning(pool);
+  const client = await pool.connect();
+  try {
+    await client.query(`SET lock_timeout = '3s'`);
+    await client.query(`ALTER TABLE ${table} ADD COLUMN added_by_migration integer`);
+  } finally {
+    client.release();
+  }
 }
 
 beforeAll(async ({ database }) => {
@@ -153,6 +182,51 @@ describe('VACUUM cost-based delay', () => {
     expect(result.summary?.maintenance).toMatchObject({ vacuumed: true, reason: 'done', costDelayMs: 0 });
   });
 
+  it("takes the table's own autovacuum cost settings first", async ({ database, runPolicy }) => {
+    // Prepare
+    await seedLogs(database.pool);
+    await database.pool.query(
+      'ALTER TABLE public.vac_logs SET (autovacuum_vacuum_cost_delay = 7, autovacuum_vacuum_cost_limit = 777)',
+    );
+
+    // Act
+    const result = await runPolicy(testConfig([purgePolicy()]), 'vac-purge');
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    expect(result.summary?.maintenance).toMatchObject({ reason: 'done', costDelayMs: 7, costLimit: 777 });
+  });
+
+  it("gives way to a session waiting for the table's lock, as autovacuum does (purge)", async ({
+    database,
+    runPolicy,
+  }) => {
+    // Prepare: paced to take minutes (50 ms per 10 cost units).
+    await seedLogs(database.pool);
+
+    // Act
+    const [result] = await Promise.all([
+      runPolicy(testConfig([purgePolicy({ delayMs: 50, limit: 10 })]), 'vac-purge'),
+      alterWhileVacuuming(database.pool, 'public.vac_logs'),
+    ]);
+
+    // Assess: the migration got its lock within its 3 s; the run succeeded, its VACUUM recorded as yielded.
+    expect(result.failure).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.summary?.maintenance).toMatchObject({
+      vacuumed: false,
+      reason: 'yielded',
+      costDelayMs: 50,
+    });
+    expect(result.summary?.maintenance?.error).toMatch(
+      /VACUUM gave way to a session waiting for AccessExclusiveLock/,
+    );
+    const { rows } = await database.pool.query(
+      `SELECT 1 FROM information_schema.columns WHERE table_name = 'vac_logs' AND column_name = 'added_by_migration'`,
+    );
+    expect(rows).toHaveLength(1);
+  });
+
   for (const [label, vacuumCostDelay, throttled] of [
     ['explicit values', { delayMs: 10, limit: 150 }, true],
     ['off', 'off', false],
@@ -181,12 +255,101 @@ describe('VACUUM cost-based delay', () => {
       // Assess
       expect(watched.result.failure).toBeUndefined();
       const { rows } = await database.pool.query<{ statement: string; outcome: string }>(
-        'SELECT statement, outcome FROM lifecycle.maintenance_actions WHERE run_id = $1',
+        'SELECT statement, outcome, cost_delay_ms, cost_limit FROM lifecycle.maintenance_actions WHERE run_id = $1',
         [watched.result.summary?.runId],
       );
-      expect(rows).toEqual([expect.objectContaining({ statement: 'vacuum', outcome: 'done' })]);
+      expect(rows).toEqual([
+        {
+          statement: 'vacuum',
+          outcome: 'done',
+          cost_delay_ms: throttled ? 10 : 0,
+          cost_limit: throttled ? 150 : await setting(database.pool, 'vacuum_cost_limit'),
+        },
+      ]);
       expect(watched.sawVacuum).toBe(true);
       expect(watched.sawDelay).toBe(throttled);
     });
   }
+
+  it("gives way to a session waiting for the table's lock, as autovacuum does (maintain)", async ({
+    database,
+    runPolicy,
+  }) => {
+    // Prepare
+    await database.pool.query(`
+      DROP SCHEMA IF EXISTS vac_yield CASCADE;
+      CREATE SCHEMA vac_yield;
+      CREATE TABLE vac_yield.events (id bigint PRIMARY KEY, payload text NOT NULL) WITH (autovacuum_enabled = off);
+      INSERT INTO vac_yield.events SELECT g, md5(g::text) FROM generate_series(1, 60000) g;
+      ANALYZE vac_yield.events;`);
+    await changeAndPublish(database.pool, 'DELETE FROM vac_yield.events WHERE id % 10 <> 0');
+    const config = testConfig([
+      {
+        name: 'vac-maintain',
+        action: 'maintain',
+        maintain: { tables: ['vac_yield.*'], reindex: 'skip', vacuumCostDelay: { delayMs: 50, limit: 10 } },
+      },
+    ]);
+
+    // Act
+    const [result] = await Promise.all([
+      runPolicy(config, 'vac-maintain'),
+      alterWhileVacuuming(database.pool, 'vac_yield.events'),
+    ]);
+
+    // Assess
+    expect(result.failure).toBeUndefined();
+    const { rows } = await database.pool.query(
+      'SELECT statement, outcome, error, cost_delay_ms FROM lifecycle.maintenance_actions WHERE run_id = $1',
+      [result.summary?.runId],
+    );
+    expect(rows).toEqual([
+      {
+        statement: 'vacuum',
+        outcome: 'yielded',
+        error: expect.stringMatching(/^VACUUM gave way to a session waiting for AccessExclusiveLock/),
+        cost_delay_ms: 50,
+      },
+    ]);
+  });
+
+  it("restores the session's own settings afterwards, also when the statement fails", async ({
+    database,
+  }) => {
+    // Prepare: a session whose own vacuum_cost_delay (9 ms) and limit (99) come from its startup options.
+    const client = new pg.Client({
+      connectionString: database.url,
+      options: '-c vacuum_cost_delay=9 -c vacuum_cost_limit=99',
+    });
+    await client.connect();
+    const show = async () =>
+      (
+        await client.query('SELECT current_setting($1) AS d, current_setting($2) AS l', [
+          'vacuum_cost_delay',
+          'vacuum_cost_limit',
+        ])
+      ).rows[0];
+    try {
+      // Act
+      const inside = await withVacuumCostDelay(
+        client,
+        { delayMs: 3, limit: 33 },
+        undefined,
+        async (cost) => ({
+          cost,
+          seen: await show(),
+        }),
+      );
+      const failed = await withVacuumCostDelay(client, 'off', undefined, async () => {
+        await client.query('VACUUM public.no_such_table');
+      }).catch((error: { code?: string }) => error.code);
+
+      // Assess
+      expect(inside).toEqual({ cost: { delayMs: 3, limit: 33 }, seen: { d: '3ms', l: '33' } });
+      expect(failed).toBe('42P01');
+      expect(await show()).toEqual({ d: '9ms', l: '99' });
+    } finally {
+      await client.end();
+    }
+  });
 });

@@ -32,6 +32,9 @@ import { type Fit, maintainIndex, maintainTable, type UnitResult, type WorkConte
 const STEP_MARGIN_MS = 15_000;
 /** Below this no statement is started but in a step's first chunk: it would likely be cancelled. */
 const MIN_STATEMENT_MS = 5_000;
+/** statement_timeout and lock_timeout of the connection that watches a VACUUM or ANALYZE for lock waiters. */
+const WATCHER_TIMEOUT_MS = 5_000;
+
 /** statement_timeout 0 would mean no limit. */
 const MIN_TIMEOUT_MS = 1_000;
 /**
@@ -229,6 +232,8 @@ export class MaintainChunkAction implements ChunkAction<TakenChunk, Prepared> {
       availableMs: () => this.availableMs(),
       stepMs: () => this.stepAvailableMs ?? this.availableMs(),
       fits: (statement) => this.fits(statement),
+      openWatcher: () =>
+        this.deps.connect({ lockTimeoutMs: WATCHER_TIMEOUT_MS, statementTimeoutMs: WATCHER_TIMEOUT_MS }),
       exact: this.exact,
     };
   }

@@ -5,6 +5,7 @@
  * looked at again by the next step (and redone only if it is still due). Never a row's values.
  */
 import type { Queryable } from '../../adapters/transactions.ts';
+import type { VacuumCost } from '../../adapters/vacuum-cost.ts';
 import type { BloatMethod } from './plan-schema.ts';
 import type { StatementOutcome } from './statements.ts';
 
@@ -28,6 +29,8 @@ export interface MaintenanceEntry {
   readonly after?: MaintenanceFigures | undefined;
   readonly durationMs: number;
   readonly error?: string | undefined;
+  /** The pace of a VACUUM or ANALYZE (vacuum_cost_delay, vacuum_cost_limit), as the server applied it. */
+  readonly cost?: VacuumCost | undefined;
 }
 
 export async function recordMaintenanceEntries(
@@ -41,8 +44,9 @@ export async function recordMaintenanceEntries(
       `INSERT INTO lifecycle.maintenance_actions
          (run_id, policy, table_name, index_name, statement, outcome, reason, estimate_method,
           size_bytes_before, size_bytes_after, bloat_percent_before, bloat_percent_after,
-          bloat_bytes_before, bloat_bytes_after, dead_tuples_before, dead_tuples_after, duration_ms, error)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+          bloat_bytes_before, bloat_bytes_after, dead_tuples_before, dead_tuples_after, duration_ms, error,
+          cost_delay_ms, cost_limit)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
       [
         runId,
         policy,
@@ -62,6 +66,8 @@ export async function recordMaintenanceEntries(
         entry.after?.deadTuples ?? null,
         entry.durationMs,
         entry.error ?? null,
+        entry.cost?.delayMs ?? null,
+        entry.cost?.limit ?? null,
       ],
     );
   }

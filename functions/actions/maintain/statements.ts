@@ -6,6 +6,7 @@
  * the run; only a lost connection (or the like) is thrown, for the step to be retried.
  */
 import { pgBool } from '../../adapters/catalog.ts';
+import { describeYield, type Watcher, yieldingToLockWaiters } from '../../adapters/lock-yield.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
 import { classifyDatabaseError, TransientDatabaseError } from '../../core/errors.ts';
 import { describeError } from '../../core/redact-database-error.ts';
@@ -13,7 +14,7 @@ import { describeError } from '../../core/redact-database-error.ts';
 /** Time a failed REINDEX's clean-up may take; the caller keeps it back from the REINDEX's own bound. */
 export const CLEANUP_TIMEOUT_MS = 20_000;
 
-export type StatementOutcome = 'done' | 'timed-out' | 'lock-timeout' | 'failed';
+export type StatementOutcome = 'done' | 'timed-out' | 'lock-timeout' | 'failed' | 'yielded';
 
 export interface StatementResult {
   readonly outcome: StatementOutcome;
@@ -54,6 +55,8 @@ const noticeSource = (db: Queryable): NoticeSource | undefined => {
 export interface StatementBounds {
   readonly timeoutMs: number;
   readonly lockTimeoutMs: number;
+  /** Give way to lock waiters (VACUUM, ANALYZE), watched from a connection this opens: lock-yield.ts. */
+  readonly yieldTo?: () => Promise<Watcher>;
 }
 
 /** Runs one statement (simple protocol: no parameters) under `bounds`, then restores the session's own. */
@@ -75,7 +78,18 @@ export async function runBounded(
   const notices = noticeSource(db);
   notices?.on('notice', onNotice);
   try {
-    await db.query(sql);
+    const openWatcher = bounds.yieldTo;
+    if (openWatcher) {
+      const result = await yieldingToLockWaiters(db, openWatcher, () => db.query(sql));
+      if ('yielded' in result)
+        return {
+          outcome: 'yielded',
+          durationMs: elapsed(),
+          error: describeYield(sql.split(' ')[0] ?? 'statement', result.yielded),
+        };
+    } else {
+      await db.query(sql);
+    }
     return {
       outcome: 'done',
       durationMs: elapsed(),

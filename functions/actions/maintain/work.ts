@@ -7,7 +7,8 @@
  */
 import type pg from 'pg';
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
-import { withVacuumCostDelay } from '../../adapters/vacuum-cost.ts';
+import type { Watcher } from '../../adapters/lock-yield.ts';
+import { type VacuumCost, withVacuumCostDelay } from '../../adapters/vacuum-cost.ts';
 import type { MaintainOptions } from './contract.ts';
 import { decideIndex, decideTable } from './decide.ts';
 import {
@@ -48,6 +49,8 @@ export interface WorkContext {
   readonly stepMs: () => number;
   /** Whether a statement of this kind has the time it needs in this step (see chunk.ts). */
   readonly fits: (statement: 'vacuum' | 'analyze' | 'reindex') => Fit;
+  /** A second connection, for watching a VACUUM or ANALYZE for lock waiters (adapters/lock-yield.ts). */
+  readonly openWatcher: () => Promise<Watcher>;
   readonly exact: ExactReader | undefined;
 }
 
@@ -83,7 +86,7 @@ const indexFigures = (facts: IndexFacts): MaintenanceFigures => ({
 });
 
 interface Ran {
-  readonly result: StatementResult;
+  readonly result: StatementResult & { readonly cost?: VacuumCost };
   /** The statement_timeout was the step's time left, below timeoutMs. */
   readonly cappedByStep: boolean;
 }
@@ -109,15 +112,17 @@ async function cutShort(
 async function runTableStatement(
   ctx: WorkContext,
   statement: 'vacuum' | 'analyze',
-  table: string,
+  table: { readonly table: string; readonly oid: string },
 ): Promise<Ran> {
   const available = ctx.availableMs();
-  const result = await withVacuumCostDelay(ctx.db, ctx.options.vacuumCostDelay, () =>
-    runBounded(ctx.db, sqlOf(statement, table, ctx.options), {
+  const result = await withVacuumCostDelay(ctx.db, ctx.options.vacuumCostDelay, table.oid, async (cost) => {
+    const ran = await runBounded(ctx.db, sqlOf(statement, table.table, ctx.options), {
       timeoutMs: Math.max(MIN_TIMEOUT_MS, Math.min(ctx.options.timeoutMs, available)),
       lockTimeoutMs: ctx.lockTimeoutMs,
-    }),
-  );
+      yieldTo: ctx.openWatcher,
+    });
+    return { ...ran, cost };
+  });
   return { result, cappedByStep: available < ctx.options.timeoutMs };
 }
 
@@ -155,7 +160,7 @@ export async function maintainTable(ctx: WorkContext, target: MaintainedTable): 
   let statement = decision.statement;
   let reason = decision.reason;
   let before = facts;
-  let ran = await runTableStatement(ctx, statement, facts.table);
+  let ran = await runTableStatement(ctx, statement, facts);
   let after = await readTableFacts(ctx.db, facts.oid, ctx.exact);
   // Never analyzed, so no estimate: once the statistics exist, the table may turn out to need a VACUUM too.
   if (
@@ -172,7 +177,7 @@ export async function maintainTable(ctx: WorkContext, target: MaintainedTable): 
       statement = 'vacuum';
       reason = next.reason;
       before = after;
-      ran = await runTableStatement(ctx, statement, facts.table);
+      ran = await runTableStatement(ctx, statement, facts);
       after = await readTableFacts(ctx.db, facts.oid, ctx.exact);
     }
   }
@@ -313,7 +318,12 @@ function entryOf(
   after: TableFacts | undefined,
   statement: 'vacuum' | 'analyze',
   reason: string,
-  result: { outcome: MaintenanceEntry['outcome']; durationMs: number; error?: string },
+  result: {
+    outcome: MaintenanceEntry['outcome'];
+    durationMs: number;
+    error?: string | undefined;
+    cost?: VacuumCost | undefined;
+  },
 ): MaintenanceEntry {
   return {
     table: before.table,
@@ -325,6 +335,7 @@ function entryOf(
     after: after ? tableFigures(after) : undefined,
     durationMs: result.durationMs,
     error: result.error,
+    cost: result.cost,
   };
 }
 

@@ -8,6 +8,7 @@ import type { Maintenance, RunState } from '../../../lib/contracts/payloads.ts';
 import { MaintenanceSchema } from '../../../lib/contracts/payloads.ts';
 import type { PurgePolicy } from '../../../lib/contracts/policy.ts';
 import { Ledger } from '../../adapters/ledger/index.ts';
+import { describeYield } from '../../adapters/lock-yield.ts';
 import { readTablePrivileges } from '../../adapters/privileges.ts';
 import { readTableStats, vacuumAnalyze } from '../../adapters/table-stats.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
@@ -18,6 +19,9 @@ import { timeCutoffSource } from '../../sources/time-cutoff.ts';
 
 /** Below this the VACUUM would only be cancelled; PostgreSQL reads statement_timeout 0 as "no limit". */
 const MIN_VACUUM_TIMEOUT_MS = 1_000;
+
+/** statement_timeout and lock_timeout of the connection that watches the VACUUM for lock waiters. */
+const WATCHER_TIMEOUT_MS = 5_000;
 
 export async function maintainAfterPurge(
   deps: StepDependencies,
@@ -53,16 +57,24 @@ export async function maintainAfterPurge(
     } else {
       const started = performance.now();
       try {
-        const { timedOut, cost: applied } = await vacuumAnalyze(
+        const result = await vacuumAnalyze(
           db,
-          prepared.qualifiedName,
-          timeoutMs,
-          policy.vacuum.costDelay,
+          { qualifiedName: prepared.qualifiedName, oid: prepared.table.oid },
+          {
+            timeoutMs,
+            costDelay: policy.vacuum.costDelay,
+            // Its own session: the watcher's polls must not wait behind anything on the finish connection.
+            openWatcher: () =>
+              deps.connect({ lockTimeoutMs: WATCHER_TIMEOUT_MS, statementTimeoutMs: WATCHER_TIMEOUT_MS }),
+          },
         );
-        cost = applied;
-        if (timedOut) {
+        cost = result.cost;
+        if (result.outcome === 'timed-out') {
           reason = 'timed-out';
-          error = `VACUUM exceeded ${timeoutMs} ms${throttleNote(applied)}`;
+          error = `VACUUM exceeded ${timeoutMs} ms${throttleNote(result.cost)}`;
+        } else if (result.yielded) {
+          reason = 'yielded';
+          error = describeYield('VACUUM', result.yielded);
         }
       } catch (caught) {
         reason = 'failed';
@@ -95,7 +107,8 @@ export async function maintainAfterPurge(
   };
   await ledger.recordMaintenance(state.runId, maintenance);
   const fields = { runId: state.runId, policy: policy.name, table: prepared.qualifiedName, ...maintenance };
-  if (reason === 'timed-out' || reason === 'failed') deps.log.warn('table maintenance incomplete', fields);
+  if (reason === 'timed-out' || reason === 'failed' || reason === 'yielded')
+    deps.log.warn('table maintenance incomplete', fields);
   else deps.log.info('table maintenance', fields);
   return maintenance;
 }
