@@ -23,12 +23,32 @@ export interface Watcher extends Queryable {
   end(): Promise<void>;
 }
 
-export type YieldingResult<T> = { readonly value: T } | { readonly yielded: YieldedTo };
+export type YieldingResult<T> =
+  | {
+      readonly value: T;
+      /** The watcher could not be opened or failed: the statement ran (or went on) unwatched. */
+      readonly unwatched?: string;
+    }
+  | { readonly yielded: YieldedTo };
+
+/**
+ * Lock modes whose waiters a VACUUM or ANALYZE gives way to: those that conflict with the SHARE UPDATE
+ * EXCLUSIVE lock it holds for its whole run (DDL, CREATE INDEX, another VACUUM). Not the short ACCESS EXCLUSIVE
+ * of VACUUM's truncation, which lets go by itself as soon as anyone (a plain SELECT) queues for it.
+ */
+const YIELD_TO_MODES = [
+  'ShareUpdateExclusiveLock',
+  'ShareLock',
+  'ShareRowExclusiveLock',
+  'ExclusiveLock',
+  'AccessExclusiveLock',
+];
 
 /**
  * Runs `work` (one statement on `db`) while a watcher connection polls for waiters. A cancelled statement
  * fails with 57014 like a statement timeout: the result tells them apart by whether the watcher cancelled it.
- * Any other outcome of `work` (value or error) is passed through.
+ * Any other outcome of `work` (value or error) is passed through. A watcher that cannot be opened or fails
+ * never costs the statement: it runs on unwatched.
  */
 export async function yieldingToLockWaiters<T>(
   db: Queryable,
@@ -36,44 +56,90 @@ export async function yieldingToLockWaiters<T>(
   work: () => Promise<T>,
   pollMs = YIELD_POLL_MS,
 ): Promise<YieldingResult<T>> {
-  const { rows } = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const pid = rows[0]?.pid;
-  if (pid === undefined) throw new Error('pg_backend_pid() returned no row');
-  const watcher = await openWatcher();
+  const { rows } = await db.query<{ pid: number | string }>('SELECT pg_backend_pid() AS pid');
+  const pid = Number(rows[0]?.pid);
+  if (!Number.isInteger(pid)) throw new Error('pg_backend_pid() returned no pid');
+  let watcher: Watcher | undefined;
+  let unwatched: string | undefined;
+  try {
+    watcher = await openWatcher();
+  } catch (error) {
+    unwatched = `lock waiters not watched: ${error instanceof Error ? error.message : String(error)}`;
+  }
   let running = true;
   let yielded: YieldedTo | undefined;
-  const watch = (async () => {
-    while (running) {
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-      if (!running) return;
-      const waiting = await watcher.query<{ pid: number; mode: string; waited_ms: number }>(
-        `SELECT l.pid, l.mode,
-                coalesce(extract(epoch FROM clock_timestamp() - l.waitstart) * 1000, 0)::float8 AS waited_ms
-           FROM pg_locks l
-          WHERE NOT l.granted AND $1::int = ANY (pg_blocking_pids(l.pid))
-          ORDER BY l.waitstart NULLS LAST
-          LIMIT 1`,
-        [pid],
-      );
-      const waiter = waiting.rows[0];
-      // The statement may have ended while we looked: an idle backend ignores a cancel, a later one would not.
-      if (waiter === undefined || !running) continue;
-      yielded = { pid: waiter.pid, mode: waiter.mode, waitedMs: Math.round(waiter.waited_ms) };
-      await watcher.query('SELECT pg_cancel_backend($1::int)', [pid]);
-      return;
-    }
-  })();
+  const watch = watcher
+    ? watchWaiters(
+        watcher,
+        pid,
+        pollMs,
+        () => running,
+        (to) => {
+          yielded = to;
+        },
+      ).catch((error: unknown) => {
+        unwatched = `lock waiters no longer watched: ${error instanceof Error ? error.message : String(error)}`;
+      })
+    : Promise.resolve();
   try {
     const value = await work();
-    return { value };
+    return unwatched === undefined ? { value } : { value, unwatched };
   } catch (error) {
+    running = false;
+    // A cancel's 57014 can arrive before the watcher has the answer to its pg_cancel_backend: wait for it.
+    await watch;
     if (yielded !== undefined && (error as { code?: string }).code === '57014') return { yielded };
     throw error;
   } finally {
     running = false;
     // Waited for before anything else runs on `db`, so a cancel can only reach the statement it was meant for.
-    await watch.catch(() => undefined);
-    await watcher.end().catch(() => undefined);
+    await watch;
+    await watcher?.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Polls until `running()` turns false or it has cancelled the statement. A waiter counts when it waits in a
+ * mode of YIELD_TO_MODES for a relation the statement's backend holds a granted lock on, and that backend
+ * blocks it: a VACUUM still queued for its own lock is not cancelled for those queued behind it (they would
+ * wait on anyway). The cancel goes only to a backend still running a VACUUM or ANALYZE: behind a pooler the
+ * pid may have moved on to another session's statement.
+ */
+async function watchWaiters(
+  watcher: Watcher,
+  pid: number,
+  pollMs: number,
+  running: () => boolean,
+  onYield: (to: YieldedTo) => void,
+): Promise<void> {
+  while (running()) {
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    if (!running()) return;
+    const waiting = await watcher.query<{ pid: number | string; mode: string; waited_ms: number | string }>(
+      `SELECT w.pid, w.mode,
+              coalesce(extract(epoch FROM clock_timestamp() - w.waitstart) * 1000, 0)::float8 AS waited_ms
+         FROM pg_locks w
+        WHERE NOT w.granted AND w.locktype = 'relation' AND w.mode = ANY ($2::text[])
+          AND EXISTS (SELECT 1 FROM pg_locks h
+                       WHERE h.pid = $1::int AND h.granted AND h.locktype = 'relation'
+                         AND h.database IS NOT DISTINCT FROM w.database AND h.relation = w.relation)
+          AND $1::int = ANY (pg_blocking_pids(w.pid))
+        ORDER BY w.waitstart NULLS LAST
+        LIMIT 1`,
+      [pid, YIELD_TO_MODES],
+    );
+    const waiter = waiting.rows[0];
+    // The statement may have ended while we looked: an idle backend ignores a cancel, a later one would not.
+    if (waiter === undefined || !running()) continue;
+    // Text, not booleans or numbers: the product's connections hand every value back unparsed.
+    const cancelled = await watcher.query<{ cancelled: string }>(
+      `SELECT pg_cancel_backend(pid)::text AS cancelled FROM pg_stat_activity
+        WHERE pid = $1::int AND state = 'active' AND query ~* '^\\s*(VACUUM|ANALYZE)\\M'`,
+      [pid],
+    );
+    if (cancelled.rows[0]?.cancelled !== 'true') continue;
+    onYield({ pid: Number(waiter.pid), mode: waiter.mode, waitedMs: Math.round(Number(waiter.waited_ms)) });
+    return;
   }
 }
 

@@ -95,7 +95,13 @@ export async function vacuumAnalyze(
     readonly costDelay: VacuumCostDelay;
     readonly openWatcher: () => Promise<Watcher>;
   },
-): Promise<{ outcome: 'done' | 'timed-out' | 'yielded'; cost: VacuumCost; yielded?: YieldedTo }> {
+): Promise<{
+  outcome: 'done' | 'timed-out' | 'yielded';
+  cost: VacuumCost;
+  yielded?: YieldedTo;
+  /** Why lock waiters were not watched (the watcher connection failed), when they were not. */
+  unwatched?: string;
+}> {
   return withVacuumCostDelay(db, options.costDelay, table.oid, async (cost) => {
     await db.query(`SELECT set_config('statement_timeout', $1, false)`, [`${options.timeoutMs}ms`]);
     try {
@@ -104,7 +110,7 @@ export async function vacuumAnalyze(
         db.query(`VACUUM (ANALYZE) ${table.qualifiedName}`),
       );
       if ('yielded' in result) return { outcome: 'yielded' as const, cost, yielded: result.yielded };
-      return { outcome: 'done' as const, cost };
+      return { outcome: 'done' as const, cost, ...(result.unwatched ? { unwatched: result.unwatched } : {}) };
     } catch (error) {
       if ((error as { code?: string }).code === '57014') return { outcome: 'timed-out' as const, cost };
       throw error;

@@ -80,6 +80,8 @@ export async function runBounded(
   try {
     const openWatcher = bounds.yieldTo;
     if (openWatcher) {
+      // A watcher that could not be opened leaves the statement unwatched (result.unwatched), as before this
+      // existed: not worth failing a maintenance statement for.
       const result = await yieldingToLockWaiters(db, openWatcher, () => db.query(sql));
       if ('yielded' in result)
         return {

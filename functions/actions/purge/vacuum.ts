@@ -69,6 +69,12 @@ export async function maintainAfterPurge(
           },
         );
         cost = result.cost;
+        if (result.unwatched)
+          deps.log.warn('VACUUM ran without giving way to lock waiters', {
+            runId: state.runId,
+            policy: policy.name,
+            reason: result.unwatched,
+          });
         if (result.outcome === 'timed-out') {
           reason = 'timed-out';
           error = `VACUUM exceeded ${timeoutMs} ms${throttleNote(result.cost)}`;
