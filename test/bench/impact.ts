@@ -75,6 +75,8 @@ interface Options {
   pin: 'both' | 'off' | 'only';
   /** Both policies' `chunking.sleepCoefficient` (0: the product's default, chunks back to back). */
   sleepCoefficient: number;
+  /** Both policies' `chunking.targetTransactionMs` (undefined: the product's defaults, 2 s archive, 250 ms purge). */
+  targetTransactionMs: number | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -90,6 +92,7 @@ function parseOptions(argv: string[]): Options {
       'alone-seconds': { type: 'string' },
       pin: { type: 'string' },
       'sleep-coef': { type: 'string' },
+      'target-ms': { type: 'string' },
     },
   });
   return {
@@ -101,7 +104,19 @@ function parseOptions(argv: string[]): Options {
     aloneSeconds: positiveInt('alone-seconds', values['alone-seconds'], 15),
     pin: choice('pin', values.pin, ['both', 'off', 'only'], 'both'),
     sleepCoefficient: sleepCoefficientOption(values['sleep-coef']),
+    targetTransactionMs: targetOption(values['target-ms']),
   };
+}
+
+/** `--target-ms`: checked by the config's own `chunking.targetTransactionMs` schema. @throws UsageError */
+function targetOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = ChunkingOverridesSchema.shape.targetTransactionMs.safeParse(
+    value.trim() === '' ? Number.NaN : Number(value),
+  );
+  if (!parsed.success || parsed.data === undefined)
+    throw new UsageError(`--target-ms ${parsed.error?.issues[0]?.message ?? 'is required'}, got "${value}"`);
+  return parsed.data;
 }
 
 /** `--sleep-coef`: checked by the config's own `chunking.sleepCoefficient` schema. @throws UsageError */
@@ -260,7 +275,12 @@ export async function main(argv: string[]): Promise<number> {
       table: EVENTS_TABLE,
       timeColumn: 'created_at',
       retention: RETENTION,
-      ...(options.sleepCoefficient > 0 ? { chunking: { sleepCoefficient: options.sleepCoefficient } } : {}),
+      chunking: {
+        ...(options.sleepCoefficient > 0 ? { sleepCoefficient: options.sleepCoefficient } : {}),
+        ...(options.targetTransactionMs !== undefined
+          ? { targetTransactionMs: options.targetTransactionMs }
+          : {}),
+      },
     });
     const archiveInput = { sandbox: true, policies: [policy(ARCHIVE_POLICY, 'archive')] };
     // Its own config: one config may not hold a purge that would take rows before the archive has them.
@@ -713,6 +733,7 @@ interface Report extends Omit<LayoutReport, 'runs'> {
     latency: string;
     policies: string;
     sleep_coefficient: number;
+    target_transaction_ms: number | null;
     server: Record<string, string>;
   };
   /** Top-level figures are the unpinned layout's (or the pinned one's with `--pin only`). */
@@ -788,8 +809,9 @@ function buildReport(
       latency: 'from when the statement was due (open loop) to its response',
       policies: `archive and purge of ${EVENTS_TABLE}, retention ${RETENTION}, product default chunking, no pause${
         options.sleepCoefficient > 0 ? `, but sleepCoefficient ${options.sleepCoefficient}` : ''
-      }`,
+      }${options.targetTransactionMs !== undefined ? `, targetTransactionMs ${options.targetTransactionMs}` : ''}`,
       sleep_coefficient: options.sleepCoefficient,
+      target_transaction_ms: options.targetTransactionMs ?? null,
       server: extra.settings,
     },
     layout: primary,
