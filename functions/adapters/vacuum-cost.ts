@@ -60,3 +60,13 @@ export async function withVacuumCostDelay<T>(
     await db.query('RESET vacuum_cost_delay; RESET vacuum_cost_limit').catch(() => undefined);
   }
 }
+
+/**
+ * What a timed-out VACUUM or ANALYZE adds to its error when it was throttled: the operator's first lever is the
+ * pace, not the timeout alone. Empty when unthrottled.
+ */
+export function describePace(cost: VacuumCost): string {
+  return cost.delayMs > 0
+    ? ` (throttled: vacuum_cost_delay ${cost.delayMs} ms per ${cost.limit} cost units)`
+    : '';
+}

@@ -197,6 +197,53 @@ describe('VACUUM cost-based delay', () => {
     expect(result.summary?.maintenance).toMatchObject({ reason: 'done', costDelayMs: 7, costLimit: 777 });
   });
 
+  it('names the pace when a throttled VACUUM runs out of time (purge and maintain)', async ({
+    database,
+    runPolicy,
+  }) => {
+    // Prepare: paced to take minutes, given one second.
+    await seedLogs(database.pool);
+    const slow = { delayMs: 50, limit: 10 };
+    const purge = {
+      ...purgePolicy(),
+      vacuum: { costDelay: slow, timeoutMs: 1_000 },
+    } as PolicyInput;
+    const maintain = testConfig([
+      {
+        name: 'vac-maintain',
+        action: 'maintain',
+        maintain: { tables: ['public.vac_logs'], reindex: 'skip', vacuumCostDelay: slow, timeoutMs: 1_000 },
+      },
+    ]);
+
+    // Act
+    const purged = await runPolicy(testConfig([purge]), 'vac-purge');
+    await changeAndPublish(database.pool, 'DELETE FROM public.vac_logs WHERE id % 2 = 0');
+    const maintained = await runPolicy(maintain, 'vac-maintain');
+
+    // Assess: both runs succeed; each records the timeout with the pace that made it slow.
+    expect(purged.failure).toBeUndefined();
+    expect(purged.summary?.maintenance).toMatchObject({
+      reason: 'timed-out',
+      error: expect.stringMatching(
+        /^VACUUM exceeded 1000 ms \(throttled: vacuum_cost_delay 50 ms per 10 cost units\); vacuum\.costDelay/,
+      ),
+    });
+    expect(maintained.failure).toBeUndefined();
+    const { rows } = await database.pool.query(
+      'SELECT outcome, error FROM lifecycle.maintenance_actions WHERE run_id = $1',
+      [maintained.summary?.runId],
+    );
+    expect(rows).toEqual([
+      {
+        outcome: 'timed-out',
+        error: expect.stringMatching(
+          /^exceeded 1000 ms \(throttled: vacuum_cost_delay 50 ms per 10 cost units\)/,
+        ),
+      },
+    ]);
+  });
+
   it("gives way to a session waiting for the table's lock, as autovacuum does (purge)", async ({
     database,
     runPolicy,

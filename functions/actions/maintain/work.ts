@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { quoteQualified } from '../../../lib/contracts/identifiers.ts';
 import type { Watcher } from '../../adapters/lock-yield.ts';
-import { type VacuumCost, withVacuumCostDelay } from '../../adapters/vacuum-cost.ts';
+import { describePace, type VacuumCost, withVacuumCostDelay } from '../../adapters/vacuum-cost.ts';
 import type { MaintainOptions } from './contract.ts';
 import { decideIndex, decideTable } from './decide.ts';
 import {
@@ -121,7 +121,10 @@ async function runTableStatement(
       lockTimeoutMs: ctx.lockTimeoutMs,
       yieldTo: ctx.openWatcher,
     });
-    return { ...ran, cost };
+    // A throttled statement that ran out of time says so (the pace is the first lever).
+    return ran.outcome === 'timed-out'
+      ? { ...ran, cost, error: `${ran.error ?? 'timed out'}${describePace(cost)}` }
+      : { ...ran, cost };
   });
   return { result, cappedByStep: available < ctx.options.timeoutMs };
 }

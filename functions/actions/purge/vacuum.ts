@@ -12,7 +12,7 @@ import { describeYield } from '../../adapters/lock-yield.ts';
 import { readTablePrivileges } from '../../adapters/privileges.ts';
 import { readTableStats, vacuumAnalyze } from '../../adapters/table-stats.ts';
 import type { Queryable } from '../../adapters/transactions.ts';
-import type { VacuumCost } from '../../adapters/vacuum-cost.ts';
+import { describePace, type VacuumCost } from '../../adapters/vacuum-cost.ts';
 import { decideVacuum, vacuumTimeoutMs } from '../../core/maintenance.ts';
 import type { StepDependencies } from '../../run/dependencies.ts';
 import { timeCutoffSource } from '../../sources/time-cutoff.ts';
@@ -77,7 +77,7 @@ export async function maintainAfterPurge(
           });
         if (result.outcome === 'timed-out') {
           reason = 'timed-out';
-          error = `VACUUM exceeded ${timeoutMs} ms${throttleNote(result.cost)}`;
+          error = `VACUUM exceeded ${timeoutMs} ms${describePace(result.cost)}; vacuum.costDelay sets the pace`;
         } else if (result.yielded) {
           reason = 'yielded';
           error = describeYield('VACUUM', result.yielded);
@@ -117,11 +117,4 @@ export async function maintainAfterPurge(
     deps.log.warn('table maintenance incomplete', fields);
   else deps.log.info('table maintenance', fields);
   return maintenance;
-}
-
-/** A timed-out VACUUM that was throttled says so: the operator's first lever is the pace, not the timeout alone. */
-function throttleNote(cost: VacuumCost): string {
-  return cost.delayMs > 0
-    ? ` (throttled: vacuum_cost_delay ${cost.delayMs} ms per ${cost.limit} cost units; vacuum.costDelay)`
-    : '';
 }
